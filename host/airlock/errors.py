@@ -1,0 +1,78 @@
+"""Airlock's exception tree, in one place.
+
+Every failure says which side is at fault: the guest (untrusted component), the operator (configuration),
+or the host (a bug in Airlock). Messages never carry secret values, stack traces or host paths that a guest
+or a platform could see; details go to the host log only.
+
+    AirlockError
+    ├── ConfigError                  operator input is wrong (capabilities file, host config, CLI args)
+    │   └── CapabilitiesError        a capabilities file failed validation: "<file>: <json path>: <problem>"
+    ├── SecretStoreError             the encrypted secret store cannot be opened or decrypted
+    ├── PairingError                 an unknown or expired pairing code (operator-facing)
+    ├── ComponentError               a .wasm file cannot be loaded (not a component, unsupported world)
+    ├── GuestError                   the guest misbehaved during a callback (its fault, never the host's)
+    │   ├── GuestTrap                a trap; .kind classifies it:
+    │   │     "timeout" (epoch deadline), "fuel" (fuel exhausted), "memory" (memory limit),
+    │   │     "panic" (unreachable / guest abort), "trap" (any other wasm trap)
+    │   └── GuestReturnedError       the callback returned a WIT error (e.g. on-start -> err(msg))
+    ├── HostBug                      Airlock itself failed during a callback (a defect to report)
+    └── BackpressureError            the message bus is full; the caller should retry later
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+TrapKind = Literal["timeout", "fuel", "memory", "panic", "trap"]
+
+
+class AirlockError(Exception):
+    """Base of every error Airlock raises on purpose."""
+
+
+class ConfigError(AirlockError):
+    """Operator configuration is invalid."""
+
+
+class CapabilitiesError(ConfigError):
+    """A capabilities file is invalid. The message is one line: ``<file>: <json path>: <problem>``."""
+
+
+class SecretStoreError(AirlockError):
+    """The secret store cannot be read (wrong master key, corrupt file)."""
+
+
+class PairingError(AirlockError):
+    """A pairing code is unknown or expired."""
+
+
+class ComponentError(AirlockError):
+    """A .wasm file is not a loadable component of a supported world."""
+
+
+class GuestError(AirlockError):
+    """The guest component misbehaved during a callback."""
+
+
+class GuestTrap(GuestError):
+    """The guest trapped. ``kind`` classifies the trap (see the module docstring)."""
+
+    def __init__(self, kind: TrapKind, message: str) -> None:
+        super().__init__(f"guest trap ({kind}): {message}")
+        self.kind: TrapKind = kind
+
+
+class GuestReturnedError(GuestError):
+    """A callback returned ``err(message)``."""
+
+
+class HostBug(AirlockError):
+    """Airlock failed while serving a callback; the guest is not at fault."""
+
+
+class BackpressureError(AirlockError):
+    """The agent is lagging and the inbound queue is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"message bus full; retry after {retry_after}s")
+        self.retry_after = retry_after
