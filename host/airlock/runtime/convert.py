@@ -1,0 +1,129 @@
+"""The only module that touches wasmtime component values and WIT kebab-case names.
+
+Records cross as ``wasmtime.component.Record`` objects whose attributes carry the WIT field names with
+hyphens; ``option<T>`` is ``None`` or the value; enums are ``str``; ``list<u8>`` is ``bytes``. A
+``result<T, E>`` whose cases lower to distinct Python classes is untagged (ok value or err value);
+otherwise it is a ``Variant`` (source: wasmtime-py 50.0.1 ``component/_types.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasmtime.component import Record, Variant
+
+from .values import (
+    AgentResponse,
+    ChannelConfig,
+    EmittedMessage,
+    HttpEndpoint,
+    HttpResponse,
+    InboundAttachment,
+    IncomingHttpRequest,
+    OutgoingHttpResponse,
+    PollConfig,
+    StatusUpdate,
+)
+
+
+def _record(**fields: Any) -> Record:
+    rec = Record()
+    for name, value in fields.items():
+        setattr(rec, name.replace("_", "-"), value)
+    return rec
+
+
+def _get(rec: Any, name: str) -> Any:
+    return getattr(rec, name)
+
+
+# ---- host -> guest (export arguments) ---------------------------------------------------------------
+
+
+def incoming_request_to_wit(req: IncomingHttpRequest) -> Record:
+    return _record(
+        method=req.method, path=req.path, headers_json=req.headers_json, query_json=req.query_json,
+        body=req.body, secret_validated=req.secret_validated,
+    )
+
+
+def agent_response_to_wit(resp: AgentResponse) -> Record:
+    attachments = [
+        _record(filename=a.filename, mime_type=a.mime_type, data=a.data) for a in resp.attachments
+    ]
+    return _record(
+        message_id=resp.message_id, content=resp.content, thread_id=resp.thread_id,
+        metadata_json=resp.metadata_json, attachments=attachments,
+    )
+
+
+def status_update_to_wit(update: StatusUpdate) -> Record:
+    return _record(status=update.status, message=update.message, metadata_json=update.metadata_json)
+
+
+# ---- guest -> host (export results) -----------------------------------------------------------------
+
+
+def channel_config_from_wit(rec: Any) -> ChannelConfig:
+    endpoints = tuple(
+        HttpEndpoint(
+            path=_get(e, "path"), methods=tuple(_get(e, "methods")),
+            require_secret=bool(_get(e, "require-secret")),
+        )
+        for e in _get(rec, "http-endpoints")
+    )
+    poll_rec = _get(rec, "poll")
+    poll = None
+    if poll_rec is not None:
+        poll = PollConfig(interval_ms=int(_get(poll_rec, "interval-ms")), enabled=bool(_get(poll_rec, "enabled")))
+    return ChannelConfig(display_name=_get(rec, "display-name"), http_endpoints=endpoints, poll=poll)
+
+
+def outgoing_response_from_wit(rec: Any) -> OutgoingHttpResponse:
+    return OutgoingHttpResponse(
+        status=int(_get(rec, "status")), headers_json=_get(rec, "headers-json"), body=bytes(_get(rec, "body"))
+    )
+
+
+def unit_result_from_wit(value: Any) -> str | None:
+    """``result<_, string>`` lifted untagged: ``None`` is ok, a ``str`` is the error."""
+    return None if value is None else str(value)
+
+
+# ---- guest -> host (import arguments) ---------------------------------------------------------------
+
+
+def emitted_message_from_wit(rec: Any) -> EmittedMessage:
+    attachments = tuple(
+        InboundAttachment(
+            id=_get(a, "id"), mime_type=_get(a, "mime-type"), filename=_get(a, "filename"),
+            size_bytes=_get(a, "size-bytes"), source_url=_get(a, "source-url"),
+            storage_key=_get(a, "storage-key"), extracted_text=_get(a, "extracted-text"),
+            extras_json=_get(a, "extras-json"),
+        )
+        for a in _get(rec, "attachments")
+    )
+    return EmittedMessage(
+        user_id=_get(rec, "user-id"), user_name=_get(rec, "user-name"), content=_get(rec, "content"),
+        thread_id=_get(rec, "thread-id"), metadata_json=_get(rec, "metadata-json"), attachments=attachments,
+    )
+
+
+# ---- host -> guest (import results) -----------------------------------------------------------------
+
+
+def http_response_to_wit(resp: HttpResponse) -> Record:
+    return _record(status=resp.status, headers_json=resp.headers_json, body=resp.body)
+
+
+def pairing_upsert_to_wit(code: str, created: bool) -> Record:
+    return _record(code=code, created=created)
+
+
+def tagged_ok(value: Any) -> Variant:
+    """``ok(value)`` for a result whose ok and err lower to the same Python class."""
+    return Variant("ok", value)
+
+
+def tagged_err(message: str) -> Variant:
+    return Variant("err", message)

@@ -1,0 +1,183 @@
+"""One wasmtime engine per process: fuel, epoch interruption, a ticker thread, and a compile cache.
+
+Compiled components are cached on disk under ``<cache_dir>/<key>.cwasm`` where the key hashes the
+component bytes, the wasmtime-py version and the engine settings (an artifact compiled under one Config
+does not load into an engine with another: wasmtime-py-notes.md). A cache hit is a memory-mapped
+``deserialize_file`` (a few ms); a miss compiles (seconds for a CPython guest) and writes atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+from wasmtime.component import Component
+
+from ..errors import ComponentError
+from . import wasmtime_fixes
+
+log = logging.getLogger("airlock.runtime")
+
+EPOCH_TICK_S = 0.01
+"""The ticker increments the engine epoch every 10 ms; deadlines are counted in these ticks."""
+
+SUPPORTED_WORLDS: dict[str, str] = {
+    "airlock:channel/channel-host@0.1.0": "airlock:channel/channel@0.1.0",
+    "near:agent/channel-host@0.3.1": "near:agent/channel@0.3.1",
+    "near:agent/channel-host@0.3.0": "near:agent/channel@0.3.0",
+}
+"""Host interface a component imports -> channel interface it must export."""
+
+CALLBACKS: tuple[str, ...] = (
+    "on-start", "on-http-request", "on-poll", "on-respond", "on-status", "on-broadcast", "on-shutdown",
+)
+
+
+@dataclass(frozen=True)
+class World:
+    """Which channel world a component was built against."""
+
+    host_interface: str
+    channel_interface: str
+
+    @property
+    def name(self) -> str:
+        pkg, rest = self.channel_interface.split("/", 1)
+        return f"{pkg}/sandboxed-channel@{rest.split('@', 1)[1]}"
+
+
+@dataclass(frozen=True)
+class LoadedComponent:
+    """A compiled component plus what the host learned about it at load time."""
+
+    path: Path
+    component: Component
+    world: World
+    exports: dict[str, object]  # callback name -> ComponentExportIndex
+    imports: tuple[str, ...]
+    imports_wasi: bool
+    size_bytes: int
+    sha256: str
+    load_ms: float
+    from_cache: bool
+
+
+class Runtime:
+    """The process-wide engine. Thread-safe; create one and ``close()`` it at shutdown.
+
+    Args:
+        cache_dir: where compiled artifacts are kept (created if missing).
+    """
+
+    def __init__(self, cache_dir: Path) -> None:
+        wasmtime_fixes.apply()
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        self.settings_tag = "fuel=1;epoch=1;pool=0"
+        self.engine = wasmtime.Engine(config)
+        self.cache_dir = cache_dir
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="airlock-epoch", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        # Epoch interruption needs someone to advance the epoch; it fires even while another thread
+        # is inside wasm (wasmtime-py-notes.md, "Traps and limits").
+        while not self._stop.wait(EPOCH_TICK_S):
+            self.engine.increment_epoch()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ticker.join(timeout=1)
+
+    def deadline_ticks(self, timeout_s: float) -> int:
+        """Epoch ticks for a callback timeout in seconds (at least 1)."""
+        return max(1, int(timeout_s / EPOCH_TICK_S) + 1)
+
+    def _cache_key(self, wasm: bytes) -> str:
+        h = hashlib.sha256()
+        h.update(wasm)
+        h.update(f"|wasmtime-py={wasmtime_fixes.EXPECTED_VERSION}|{self.settings_tag}".encode())
+        return h.hexdigest()
+
+    def load(self, path: Path) -> LoadedComponent:
+        """Compile (or load from cache) the component at ``path`` and check its world.
+
+        Raises:
+            ComponentError: unreadable file, not a component, or a world Airlock does not run.
+        """
+        start = time.perf_counter()
+        try:
+            wasm = path.read_bytes()
+        except OSError as exc:
+            raise ComponentError(f"{path.name}: cannot read: {exc.strerror}") from None
+        key = self._cache_key(wasm)
+        cached = self.cache_dir / f"{key}.cwasm"
+        from_cache = cached.exists()
+        component = self._deserialize(cached) if from_cache else None
+        if component is None:
+            from_cache = False
+            component = self._compile(path.name, wasm, cached)
+        world, imports, exports = self._inspect(path.name, component)
+        return LoadedComponent(
+            path=path, component=component, world=world, exports=exports, imports=imports,
+            imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
+            sha256=hashlib.sha256(wasm).hexdigest(), load_ms=(time.perf_counter() - start) * 1000,
+            from_cache=from_cache,
+        )
+
+    def _deserialize(self, cached: Path) -> Component | None:
+        try:
+            return Component.deserialize_file(self.engine, str(cached))
+        except wasmtime.WasmtimeError:
+            log.warning("compile cache entry %s is unusable; recompiling", cached.name)
+            return None
+
+    def _compile(self, name: str, wasm: bytes, cached: Path) -> Component:
+        try:
+            component = Component(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+            raise ComponentError(f"{name}: not a loadable WebAssembly component: {first}") from None
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(component.serialize())
+            os.replace(tmp, cached)
+        except OSError:
+            log.warning("could not write compile cache for %s", name)
+            Path(tmp).unlink(missing_ok=True)
+        return component
+
+    def _inspect(self, name: str, component: Component) -> tuple[World, tuple[str, ...], dict[str, object]]:
+        ctype = component.type
+        imports = tuple(sorted(ctype.imports(self.engine).keys()))
+        hosts = [i for i in imports if i in SUPPORTED_WORLDS]
+        if len(hosts) != 1:
+            raise ComponentError(
+                f"{name}: imports no supported channel-host interface "
+                f"(expected one of {', '.join(SUPPORTED_WORLDS)})"
+            )
+        others = [i for i in imports if i not in SUPPORTED_WORLDS and not i.startswith("wasi:")]
+        if others:
+            raise ComponentError(f"{name}: imports interfaces Airlock does not provide: {', '.join(others)}")
+        world = World(host_interface=hosts[0], channel_interface=SUPPORTED_WORLDS[hosts[0]])
+        iface = component.get_export_index(world.channel_interface)
+        if iface is None:
+            raise ComponentError(f"{name}: does not export {world.channel_interface}")
+        exports: dict[str, object] = {}
+        for cb in CALLBACKS:
+            idx = component.get_export_index(cb, iface)
+            if idx is None:
+                raise ComponentError(f"{name}: {world.channel_interface} lacks the export {cb}")
+            exports[cb] = idx
+        return world, imports, exports

@@ -1,0 +1,146 @@
+"""Binds the channel-host WIT functions to the host API of the callback running on this thread.
+
+Linkers are built once per (host interface, WASI or not) and shared by every callback; each WIT import
+is a small trampoline that finds the current callback's ``HostApi`` in a thread-local (a callback runs
+start to finish on one worker thread) and converts values through ``convert``.
+
+Blame (Spin's rule): a host function answers a guest mistake with a WIT error (``GuestFault`` raised by
+the host API becomes ``err(message)``, or is swallowed for functions without a result); any other
+exception is a host bug: it is recorded on the call and the guest is trapped, so the callback fails as
+``HostBug`` and applies nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import wasmtime
+from wasmtime.component import Linker
+
+from . import convert
+from .values import EmittedMessage, HttpResponse, LogLevel
+
+log = logging.getLogger("airlock.runtime")
+
+
+class GuestFault(Exception):  # noqa: N818 - a signal, not an error of the host
+    """Raised by a host API method when the guest's input is refused; becomes the WIT error string."""
+
+
+class HostApi(Protocol):
+    """What a callback's host functions do. Implemented per callback by ``channels.callstate``."""
+
+    host_bug: str | None
+
+    def log(self, level: LogLevel, message: str) -> None: ...
+    def now_millis(self) -> int: ...
+    def workspace_read(self, path: str) -> str | None: ...
+    def workspace_write(self, path: str, content: str) -> None: ...
+    def http_request(
+        self, method: str, url: str, headers_json: str, body: bytes | None, timeout_ms: int | None
+    ) -> HttpResponse: ...
+    def secret_exists(self, name: str) -> bool: ...
+    def store_attachment_data(self, attachment_id: str, data: bytes) -> None: ...
+    def emit_message(self, msg: EmittedMessage) -> None: ...
+    def websocket_send_text(self, payload: str) -> None: ...
+    def pairing_upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]: ...
+    def pairing_resolve_identity(self, channel: str, external_id: str) -> str | None: ...
+    def pairing_read_allow_from(self, channel: str) -> list[str]: ...
+
+
+_current = threading.local()
+
+
+def bind(api: HostApi | None) -> None:
+    """Make ``api`` the host API for callbacks on this thread (``None`` to clear)."""
+    _current.api = api
+
+
+def _api() -> HostApi:
+    api: HostApi | None = getattr(_current, "api", None)
+    if api is None:  # a guest call outside a callback: cannot happen unless the host is broken
+        raise wasmtime.WasmtimeError("host function called outside a callback")
+    return api
+
+
+class _HostBugTrap(wasmtime.WasmtimeError):
+    pass
+
+
+def _guard(fn: Callable[..., Any], *, err: Callable[[str], Any] | None) -> Callable[..., Any]:
+    """Wrap a trampoline: GuestFault -> WIT error (or ignored), anything else -> recorded host bug + trap."""
+
+    def trampoline(_store: Any, *args: Any) -> Any:
+        api = _api()
+        try:
+            return fn(api, *args)
+        except GuestFault as fault:
+            if err is None:
+                api.log("warn", f"host refused call: {fault}")
+                return None
+            return err(str(fault))
+        except Exception as exc:
+            log.exception("host bug in %s", getattr(fn, "__name__", "host function"))
+            api.host_bug = f"{type(exc).__name__} in {getattr(fn, '__name__', 'host function')}"
+            # Raising WasmtimeError (not a plain exception) keeps wasmtime-py's process-global
+            # LAST_EXCEPTION slot untouched, which is not safe across worker threads.
+            raise _HostBugTrap("host function failed") from None
+
+    return trampoline
+
+
+def _untagged_err(message: str) -> str:
+    return message
+
+
+def _http_request(api: HostApi, method: str, url: str, headers: str, body: bytes | None, t: int | None) -> Any:
+    return convert.http_response_to_wit(api.http_request(method, url, headers, body, t))
+
+
+def _emit(api: HostApi, rec: Any) -> None:
+    api.emit_message(convert.emitted_message_from_wit(rec))
+
+
+def _pairing_upsert(api: HostApi, channel: str, ext: str, meta: str) -> Any:
+    code, created = api.pairing_upsert_request(channel, ext, meta)
+    return convert.pairing_upsert_to_wit(code, created)
+
+
+def _pairing_resolve(api: HostApi, channel: str, ext: str) -> Any:
+    # result<option<string>, string>: both cases lower to str, so the value must be tagged.
+    return convert.tagged_ok(api.pairing_resolve_identity(channel, ext))
+
+
+_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[[str], Any] | None]] = {
+    "log": (lambda api, level, msg: api.log(level, msg), None),
+    "now-millis": (lambda api: api.now_millis(), None),
+    "workspace-read": (lambda api, path: api.workspace_read(path), None),
+    "workspace-write": (lambda api, path, content: api.workspace_write(path, content), _untagged_err),
+    "http-request": (_http_request, _untagged_err),
+    "secret-exists": (lambda api, name: api.secret_exists(name), None),
+    "store-attachment-data": (lambda api, i, data: api.store_attachment_data(i, data), _untagged_err),
+    "emit-message": (_emit, None),
+    "websocket-send-text": (lambda api, payload: api.websocket_send_text(payload), _untagged_err),
+    "pairing-upsert-request": (_pairing_upsert, _untagged_err),
+    "pairing-resolve-identity": (_pairing_resolve, convert.tagged_err),
+    "pairing-read-allow-from": (lambda api, channel: api.pairing_read_allow_from(channel), _untagged_err),
+}
+"""WIT function name -> (implementation, how a GuestFault becomes the WIT error; None: no error case)."""
+
+
+def build_linker(engine: wasmtime.Engine, host_interface: str, *, wasi: bool) -> Linker:
+    """A linker that provides ``host_interface`` (and WASI p2 when ``wasi``) to components."""
+    linker = Linker(engine)
+    if wasi:
+        linker.add_wasip2()
+    with linker.root() as root, root.add_instance(host_interface) as inst:
+        for name, (fn, err) in _FUNCTIONS.items():
+            inst.add_func(name, _guard(fn, err=err))
+    return linker
+
+
+def is_host_bug_trap(exc: BaseException) -> bool:
+    return isinstance(exc, _HostBugTrap)
