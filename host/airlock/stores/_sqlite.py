@@ -1,0 +1,61 @@
+"""Shared SQLite plumbing for the stores: one WAL connection guarded by a lock, explicit transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["SqliteDb"]
+
+
+class SqliteDb:
+    """One ``sqlite3`` connection usable from any thread, serialised by a :class:`threading.Lock`.
+
+    The connection is in autocommit mode (``isolation_level=None``); :meth:`transaction` wraps a block in
+    ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception). The database uses WAL journaling
+    and a 5 s busy timeout so that another process (the CLI) can use the same file.
+
+    Args:
+        db_path: the database file; its parent directory is created (mode 0700) if missing.
+        schema: SQL script run once at open (``CREATE TABLE IF NOT EXISTS ...``).
+    """
+
+    def __init__(self, db_path: Path, schema: str) -> None:
+        self.path = Path(db_path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction() as conn:
+            for statement in schema.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and run the block in one ``BEGIN IMMEDIATE`` transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock for a read-only block (autocommit; each statement sees a consistent snapshot)."""
+        with self._lock:
+            yield self._conn
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._conn.close()
