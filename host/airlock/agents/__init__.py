@@ -1,0 +1,1 @@
+"""The agent side: the bounded message bus and the built-in echo agent."""

@@ -1,0 +1,58 @@
+"""The ``pairing-*`` host functions: DM pairing backed by the SQLite ``PairingStore``.
+
+A guest may only act for its own channel (the ``channel`` argument must be the channel's name); ids are
+1-256 bytes; ``meta-json`` must be a JSON object of at most 4 KB. Codes: 8 characters from
+``ABCDEFGHJKLMNPQRSTUVWXYZ23456789`` (CSPRNG), valid 15 minutes; upsert is idempotent (``created=false``
+while a live request exists). Upserts apply immediately, even if the callback later fails, because the
+guest usually tells the user the code in the same callback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from ..runtime.linker import GuestFault
+
+MAX_ID_BYTES = 256
+MAX_META_BYTES = 4096
+
+
+class PairingBackend(Protocol):
+    def upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]: ...
+    def resolve_identity(self, channel: str, external_id: str) -> str | None: ...
+    def allow_from(self, channel: str) -> list[str]: ...
+
+
+class PairingCapability:
+    """One channel's view of the pairing store."""
+
+    def __init__(self, channel: str, store: PairingBackend) -> None:
+        self.channel = channel
+        self.store = store
+
+    def _check(self, channel: str, external_id: str | None = None) -> None:
+        if channel != self.channel:
+            raise GuestFault(f"pairing is only available for this channel ({self.channel!r})")
+        if external_id is not None and not (0 < len(external_id.encode()) <= MAX_ID_BYTES):
+            raise GuestFault(f"pairing id must be 1-{MAX_ID_BYTES} bytes")
+
+    def upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]:
+        self._check(channel, external_id)
+        if len(meta_json.encode()) > MAX_META_BYTES:
+            raise GuestFault(f"pairing meta-json larger than {MAX_META_BYTES} bytes")
+        try:
+            meta = json.loads(meta_json or "{}")
+        except ValueError:
+            raise GuestFault("pairing meta-json is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise GuestFault("pairing meta-json must be a JSON object")
+        return self.store.upsert_request(channel, external_id, meta_json or "{}")
+
+    def resolve_identity(self, channel: str, external_id: str) -> str | None:
+        self._check(channel, external_id)
+        return self.store.resolve_identity(channel, external_id)
+
+    def read_allow_from(self, channel: str) -> list[str]:
+        self._check(channel)
+        return self.store.allow_from(channel)

@@ -1,0 +1,129 @@
+"""The ``workspace-read`` / ``workspace-write`` host functions: a per-channel key-value store.
+
+Paths are relative keys such as ``state/offset``: absolute paths, ``..`` segments, NUL, backslashes,
+empty segments and paths over 256 bytes are refused with a WIT error; values over 1 MiB are refused.
+Keys are namespaced per channel (one ``Workspace`` per channel; the durable store keys rows by channel).
+
+Consistency: a callback reads from a snapshot taken when it starts and buffers its writes; on success the
+writes are committed atomically under the channel's lock, on failure they are dropped. Commits use
+optimistic concurrency: a key the callback read and then wrote must not have been changed by another
+commit since the snapshot, otherwise the commit is refused with ``WorkspaceConflict`` and the caller
+re-runs the callback (no lost update). Blind writes (written without reading) never conflict.
+Paths listed in ``durable_workspace_paths`` (exact, or a prefix ending in ``/``) are persisted through
+the ``DurableWorkspaceStore`` in the same commit; other paths live in memory only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..runtime.linker import GuestFault
+
+MAX_PATH_BYTES = 256
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_WRITES_PER_CALLBACK = 1000
+
+
+class WorkspaceConflict(Exception):  # noqa: N818 - a retry signal
+    """Another commit changed a key this callback read and wrote; re-run the callback."""
+
+
+class DurableBackend(Protocol):
+    def load(self, channel: str) -> dict[str, str]: ...
+    def save(self, channel: str, items: dict[str, str], deleted: Iterable[str] = ()) -> None: ...
+
+
+def validate_path(path: str) -> str:
+    """Return ``path`` if it is an acceptable workspace key, else raise ``GuestFault``."""
+    if not path:
+        raise GuestFault("workspace path is empty")
+    if len(path.encode("utf-8")) > MAX_PATH_BYTES:
+        raise GuestFault(f"workspace path longer than {MAX_PATH_BYTES} bytes")
+    if "\x00" in path:
+        raise GuestFault("workspace path contains NUL")
+    if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        raise GuestFault("workspace path must be relative")
+    parts = path.split("/")
+    if any(p in ("..", ".") for p in parts):
+        raise GuestFault("workspace path may not contain '.' or '..' segments")
+    if any(p == "" for p in parts):
+        raise GuestFault("workspace path has an empty segment")
+    return path
+
+
+class Workspace:
+    """One channel's workspace: committed values with per-key versions. Thread-safe."""
+
+    def __init__(
+        self, channel: str, durable_paths: Iterable[str] = (), backend: DurableBackend | None = None
+    ) -> None:
+        self.channel = channel
+        self._durable = tuple(durable_paths)
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._values: dict[str, str] = backend.load(channel) if backend is not None else {}
+        self._versions: dict[str, int] = dict.fromkeys(self._values, 0)
+        self._clock = 0
+
+    def is_durable(self, path: str) -> bool:
+        return any(path == d or (d.endswith("/") and path.startswith(d)) for d in self._durable)
+
+    def snapshot(self) -> tuple[dict[str, str], dict[str, int]]:
+        with self._lock:
+            return dict(self._values), dict(self._versions)
+
+    def get(self, path: str) -> str | None:
+        with self._lock:
+            return self._values.get(path)
+
+    def commit(self, txn: WorkspaceTxn) -> None:
+        """Apply ``txn``'s writes atomically. Raises WorkspaceConflict (see module docstring)."""
+        if not txn.writes:
+            return
+        with self._lock:
+            for key in txn.reads.keys() & txn.writes.keys():
+                if self._versions.get(key, -1) != txn.reads[key]:
+                    raise WorkspaceConflict(key)
+            durable = {k: v for k, v in txn.writes.items() if self.is_durable(k)}
+            if durable and self._backend is not None:
+                self._backend.save(self.channel, durable)
+            self._clock += 1
+            for key, value in txn.writes.items():
+                self._values[key] = value
+                self._versions[key] = self._clock
+
+
+@dataclass
+class WorkspaceTxn:
+    """One callback's view: a snapshot, the versions of keys it read, and its buffered writes."""
+
+    values: dict[str, str]
+    versions: dict[str, int]
+    reads: dict[str, int] = field(default_factory=dict)
+    writes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def begin(cls, workspace: Workspace) -> WorkspaceTxn:
+        values, versions = workspace.snapshot()
+        return cls(values=values, versions=versions)
+
+    def read(self, path: str) -> str | None:
+        validate_path(path)
+        if path in self.writes:
+            return self.writes[path]
+        self.reads.setdefault(path, self.versions.get(path, -1))
+        return self.values.get(path)
+
+    def write(self, path: str, content: str) -> None:
+        validate_path(path)
+        if len(content.encode("utf-8")) > MAX_VALUE_BYTES:
+            raise GuestFault(f"workspace value larger than {MAX_VALUE_BYTES} bytes")
+        if path not in self.writes and len(self.writes) >= MAX_WRITES_PER_CALLBACK:
+            raise GuestFault(f"more than {MAX_WRITES_PER_CALLBACK} workspace writes in one callback")
+        self.writes[path] = content
+
+
+ReadFn = Callable[[str], str | None]

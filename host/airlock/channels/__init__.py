@@ -1,0 +1,1 @@
+"""Channels: a loaded, configured component (``Channel``) and the manager that runs them."""

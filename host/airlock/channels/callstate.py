@@ -1,0 +1,150 @@
+"""``CallState``: the host API of one callback, composed from the channel's capabilities.
+
+It buffers everything a callback does (logs, emits, workspace writes, attachment bytes) so the channel
+can apply it only if the callback succeeds, and keeps a trace of every host call for ``airlock invoke``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..capabilities.attachments import AttachmentBuffer
+from ..capabilities.emit import EmitBuffer
+from ..capabilities.logging import LogBuffer
+from ..capabilities.workspace import WorkspaceTxn
+from ..runtime.linker import GuestFault
+from ..runtime.values import EmittedMessage, HttpResponse, LogLevel
+
+if TYPE_CHECKING:
+    from ..capabilities.http import HttpAudit
+    from .channel import Channel
+
+MAX_TRACE = 2000
+
+
+@dataclass(frozen=True)
+class HostCall:
+    """One host function call, for reports. ``detail`` never carries a secret value."""
+
+    function: str
+    detail: dict[str, Any]
+    ok: bool = True
+    error: str | None = None
+
+
+@dataclass
+class CallState:
+    """Per-callback buffers plus the channel's capabilities (implements ``runtime.linker.HostApi``)."""
+
+    channel: Channel
+    deadline: float
+    workspace: WorkspaceTxn
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    emits: EmitBuffer = field(default_factory=lambda: EmitBuffer(65536))
+    attachments: AttachmentBuffer = field(default_factory=AttachmentBuffer)
+    http_audit: list[HttpAudit] = field(default_factory=list)
+    trace: list[HostCall] = field(default_factory=list)
+    host_bug: str | None = None
+    http_wait_s: float = 0.0
+
+    def _record(self, function: str, detail: dict[str, Any], error: str | None = None) -> None:
+        if len(self.trace) < MAX_TRACE:
+            self.trace.append(HostCall(function, detail, ok=error is None, error=error))
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self.logs.add(level, message)
+        self._record("log", {"level": level, "message": message[:200]})
+
+    def now_millis(self) -> int:
+        return int(time.time() * 1000)
+
+    def workspace_read(self, path: str) -> str | None:
+        try:
+            value = self.workspace.read(path)
+        except GuestFault as fault:
+            # workspace-read has no error case in the WIT: a refused path reads as absent.
+            self._record("workspace-read", {"path": path[:256]}, str(fault))
+            return None
+        self._record("workspace-read", {"path": path, "found": value is not None})
+        return value
+
+    def workspace_write(self, path: str, content: str) -> None:
+        try:
+            self.workspace.write(path, content)
+        except GuestFault as fault:
+            self._record("workspace-write", {"path": path[:256]}, str(fault))
+            raise
+        self._record("workspace-write", {"path": path, "bytes": len(content.encode())})
+
+    def http_request(
+        self, method: str, url: str, headers_json: str, body: bytes | None, timeout_ms: int | None
+    ) -> HttpResponse:
+        http = self.channel.http
+        if http is None:
+            self._record("http-request", {"method": method}, "this channel has no http capability")
+            raise GuestFault("this channel has no http capability")
+        from ..capabilities.http_policy import HttpRefused
+
+        start = time.monotonic()
+        try:
+            result = http.request(method, url, headers_json, body, timeout_ms, deadline=self.deadline,
+                                  audit=self.http_audit)
+        except HttpRefused as refused:
+            self._record("http-request", self._last_audit(method), str(refused))
+            raise GuestFault(str(refused)) from None
+        finally:
+            self.http_wait_s = max(self.http_wait_s, time.monotonic() - start)
+        self._record("http-request", self._last_audit(method))
+        return HttpResponse(status=result.status, headers_json=result.headers_json, body=result.body)
+
+    def _last_audit(self, method: str) -> dict[str, Any]:
+        if not self.http_audit:
+            return {"method": method}
+        a = self.http_audit[-1]
+        return {"method": a.method, "url": a.url, "allowed": a.allowed, "status": a.status,
+                "elapsed_ms": round(a.elapsed_s * 1000, 1)}
+
+    def secret_exists(self, name: str) -> bool:
+        found = self.channel.secrets.exists(name)
+        self._record("secret-exists", {"name": name[:128], "exists": found})
+        return found
+
+    def store_attachment_data(self, attachment_id: str, data: bytes) -> None:
+        try:
+            self.attachments.store(attachment_id, data)
+        except GuestFault as fault:
+            self._record("store-attachment-data", {"id": attachment_id[:128], "bytes": len(data)}, str(fault))
+            raise
+        self._record("store-attachment-data", {"id": attachment_id, "bytes": len(data)})
+
+    def emit_message(self, msg: EmittedMessage) -> None:
+        before = len(self.emits.messages)
+        self.emits.add(msg)
+        dropped = len(self.emits.messages) == before
+        self._record("emit-message", {"user_id": msg.user_id, "content": msg.content[:200]},
+                     "dropped (limit)" if dropped else None)
+
+    def websocket_send_text(self, payload: str) -> None:
+        try:
+            self.channel.websocket.send_text(payload)
+        except GuestFault as fault:
+            self._record("websocket-send-text", {"bytes": len(payload)}, str(fault))
+            raise
+        self._record("websocket-send-text", {"bytes": len(payload)})
+
+    def pairing_upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]:
+        code, created = self.channel.pairing.upsert_request(channel, external_id, meta_json)
+        self._record("pairing-upsert-request", {"id": external_id, "created": created})
+        return code, created
+
+    def pairing_resolve_identity(self, channel: str, external_id: str) -> str | None:
+        owner = self.channel.pairing.resolve_identity(channel, external_id)
+        self._record("pairing-resolve-identity", {"id": external_id, "paired": owner is not None})
+        return owner
+
+    def pairing_read_allow_from(self, channel: str) -> list[str]:
+        ids = self.channel.pairing.read_allow_from(channel)
+        self._record("pairing-read-allow-from", {"count": len(ids)})
+        return ids

@@ -1,0 +1,340 @@
+"""``ChannelManager``: starts installed channels, runs their callbacks in worker threads, polls them,
+admits what they emit, and carries the agent's replies back.
+
+Concurrency per channel: two lanes. The poll lane runs ``on-poll`` and never overlaps itself; the main
+lane serializes everything else (webhooks, respond, status, broadcast). So a reply never waits behind a
+long poll, and the only concurrent pair (a poll and one main-lane callback) is kept consistent by the
+workspace's optimistic commit (``capabilities.workspace``).
+
+Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
+``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
+``owner_id``, ids in ``allow_from``, and ids paired through ``airlock pairing approve``. A message whose
+metadata marks a group chat (``chat_type`` group/supergroup/channel, or ``is_group: true``) is left to the
+guest's mention rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..agents.bus import MessageBus
+from ..config import CapabilitiesFile, load_capabilities
+from ..errors import AirlockError, ConfigError
+from ..runtime.engine import Runtime
+from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, StatusUpdate
+from .channel import CallOutcome, Channel, HostServices, InboundMessage
+
+log = logging.getLogger("airlock.channels")
+
+PRODUCTION_MIN_POLL_MS = 30_000
+LONG_POLL_WAIT_S = 1.0
+"""A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
+TYPING_REFRESH_S = 4.0
+TYPING_MAX_S = 300.0
+GROUP_CHAT_TYPES = frozenset({"group", "supergroup", "channel"})
+
+T = TypeVar("T")
+
+
+@dataclass
+class ChannelSlot:
+    """A channel and its runtime state inside the manager."""
+
+    channel: Channel
+    active: bool = False
+    reason: str = ""
+    endpoints: dict[str, HttpEndpoint] = field(default_factory=dict)
+    poll_interval_s: float | None = None
+    main_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
+    poll_task: asyncio.Task[None] | None = None
+    polls: int = 0
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message handed to the agent, with the id the agent uses to reply."""
+
+    id: str
+    inbound: InboundMessage
+
+    @property
+    def channel(self) -> str:
+        return self.inbound.channel
+
+    @property
+    def content(self) -> str:
+        return self.inbound.message.content
+
+    @property
+    def user_id(self) -> str:
+        return self.inbound.message.user_id
+
+    @property
+    def user_name(self) -> str | None:
+        return self.inbound.message.user_name
+
+    @property
+    def thread_id(self) -> str | None:
+        return self.inbound.message.thread_id
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.inbound.message.metadata_json or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+class ChannelManager:
+    """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
+
+    def __init__(
+        self, runtime: Runtime, services: HostServices, bus: MessageBus, *,
+        min_poll_interval_override_ms: int | None = None, workers: int = 8,
+    ) -> None:
+        self.runtime = runtime
+        self.services = services
+        self.bus = bus
+        self.min_poll_override_ms = min_poll_interval_override_ms
+        self.slots: dict[str, ChannelSlot] = {}
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
+        self._typing: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self.secret_exists: Callable[[str], bool] = lambda name: services.secret_lookup(name) is not None
+
+    # ---- loading and starting --------------------------------------------------------------------
+
+    def discover(self, channels_dir: Path) -> list[tuple[Path, Path]]:
+        """Pairs of (<name>.wasm, <name>.capabilities.json) in ``channels_dir``, sorted by name."""
+        if not channels_dir.is_dir():
+            return []
+        pairs = []
+        for caps in sorted(channels_dir.glob("*.capabilities.json")):
+            wasm = caps.with_name(caps.name.removesuffix(".capabilities.json") + ".wasm")
+            if wasm.exists():
+                pairs.append((wasm, caps))
+            else:
+                log.warning("%s has no component beside it (%s); skipped", caps.name, wasm.name)
+        return pairs
+
+    async def load_dir(self, channels_dir: Path) -> None:
+        for wasm, caps in self.discover(channels_dir):
+            try:
+                await self.add(wasm, caps)
+            except AirlockError as exc:
+                log.error("channel %s not loaded: %s", wasm.stem, exc)
+
+    async def add(self, wasm: Path, caps_path: Path | CapabilitiesFile) -> ChannelSlot:
+        """Load and start one channel. Raises ConfigError / ComponentError for bad files."""
+        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else load_capabilities(caps_path)
+        if caps.name in self.slots:
+            raise ConfigError(f"channel {caps.name!r} is already loaded")
+        loaded = await asyncio.to_thread(self.runtime.load, wasm)
+        slot = ChannelSlot(Channel(caps, loaded, self.services))
+        self.slots[caps.name] = slot
+        log.info("channel %s: %s (%s, %d KB, %.0f ms%s)", caps.name, loaded.world.name, wasm.name,
+                 loaded.size_bytes // 1024, loaded.load_ms, ", from cache" if loaded.from_cache else "")
+        await self._activate(slot)
+        return slot
+
+    def missing_secrets(self, caps: CapabilitiesFile) -> list[str]:
+        if caps.setup is None:
+            return []
+        return [s.name for s in caps.setup.required_secrets if not s.optional and not self.secret_exists(s.name)]
+
+    async def _activate(self, slot: ChannelSlot) -> None:
+        ch = slot.channel
+        missing = self.missing_secrets(ch.caps)
+        if missing:
+            slot.reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
+            log.warning("channel %s %s", ch.name, slot.reason)
+            return
+        out = await self._run(ch.start, json.dumps(ch.caps.config))
+        if not out.ok:
+            slot.reason = f"inactive: on-start failed: {out.error}"
+            log.error("channel %s %s", ch.name, slot.reason)
+            return
+        assert isinstance(out.value, ChannelConfig)
+        self._register(slot, out.value)
+        slot.active, slot.reason = True, "active"
+        if slot.poll_interval_s is not None:
+            slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
+
+    def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
+        chan = slot.channel.caps.capabilities.channel
+        for ep in cfg.http_endpoints:
+            if ep.path not in chan.allowed_paths:
+                log.warning("channel %s asked for %s, not in allowed_paths; not registered", slot.channel.name,
+                            ep.path)
+                continue
+            owner = self.route(ep.path)
+            if owner is not None:
+                log.warning("channel %s asked for %s, already taken by %s", slot.channel.name, ep.path,
+                            owner[0].channel.name)
+                continue
+            slot.endpoints[ep.path] = ep
+            log.info("channel %s: webhook %s %s", slot.channel.name, ",".join(ep.methods), ep.path)
+        if cfg.poll is not None and cfg.poll.enabled:
+            if not chan.allow_polling:
+                log.warning("channel %s wants polling but allow_polling is false", slot.channel.name)
+                return
+            slot.poll_interval_s = self._clamp_poll(slot.channel.name, cfg.poll.interval_ms,
+                                                    chan.min_poll_interval_ms) / 1000
+
+    def _clamp_poll(self, name: str, wanted_ms: int, cap_min_ms: int) -> int:
+        floor = max(cap_min_ms, PRODUCTION_MIN_POLL_MS)
+        if self.min_poll_override_ms is not None:
+            floor = self.min_poll_override_ms
+            log.warning("channel %s: TEST SETTING min poll interval lowered to %d ms", name, floor)
+        interval = max(wanted_ms, floor)
+        log.info("channel %s: polling every %d ms (asked %d)", name, interval, wanted_ms)
+        return interval
+
+    def route(self, path: str) -> tuple[ChannelSlot, HttpEndpoint] | None:
+        for slot in self.slots.values():
+            if slot.active and path in slot.endpoints:
+                return slot, slot.endpoints[path]
+        return None
+
+    # ---- running callbacks -----------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def run_main(self, slot: ChannelSlot, fn: Callable[..., CallOutcome], *args: Any) -> CallOutcome:
+        """Run a main-lane callback (serialized per channel) and dispatch what it emitted."""
+        async with slot.main_lane:
+            out = await self._run(fn, *args)
+        if not out.ok:
+            slot.failures += 1
+        self.dispatch(slot, out)
+        return out
+
+    def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:
+        for msg in out.messages:
+            if self.admit(slot.channel, msg):
+                self.bus.put(msg)
+
+    def admit(self, channel: Channel, msg: InboundMessage) -> bool:
+        """Host-side re-check of owner / dm_policy / allow_from (see the module docstring)."""
+        config = channel.caps.config
+        policy = str(config.get("dm_policy") or "open")
+        if policy == "open" or self._is_group(msg):
+            return True
+        user = msg.message.user_id
+        owner = config.get("owner_id")
+        allow = {str(x) for x in (config.get("allow_from") or [])}
+        if (owner is not None and str(owner) == user) or user in allow:
+            return True
+        paired = channel.pairing.store
+        if paired.resolve_identity(channel.name, user) is not None or user in paired.allow_from(channel.name):
+            return True
+        log.warning("[%s] message from %s refused by the host (dm_policy %s)", channel.name, user, policy)
+        return False
+
+    @staticmethod
+    def _is_group(msg: InboundMessage) -> bool:
+        try:
+            meta = json.loads(msg.message.metadata_json or "{}")
+        except ValueError:
+            return False
+        if not isinstance(meta, dict):
+            return False
+        return meta.get("chat_type") in GROUP_CHAT_TYPES or meta.get("is_group") is True
+
+    async def _poll_loop(self, slot: ChannelSlot) -> None:
+        interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
+        while not self._stopping.is_set():
+            await self.bus.wait_for_room()
+            out = await self._run(slot.channel.poll)
+            slot.polls += 1
+            if not out.ok:
+                slot.failures += 1
+            self.dispatch(slot, out)
+            waited = out.state.http_wait_s if out.state is not None else 0.0
+            if out.ok and (waited >= LONG_POLL_WAIT_S or out.messages):
+                continue  # a long poll, or a poll that found work: follow it at once
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    # ---- agent side --------------------------------------------------------------------------------
+
+    def slot_for(self, name: str) -> ChannelSlot:
+        slot = self.slots.get(name)
+        if slot is None or not slot.active:
+            raise ConfigError(f"channel {name!r} is not active")
+        return slot
+
+    async def respond(self, delivery: Delivery, content: str, *, thread_id: str | None = None) -> CallOutcome:
+        """Deliver the agent's reply through on-respond with the ORIGINAL message's metadata."""
+        self._stop_typing(delivery.id)
+        slot = self.slot_for(delivery.channel)
+        response = AgentResponse(
+            message_id=delivery.id, content=content, thread_id=thread_id or delivery.thread_id,
+            metadata_json=delivery.inbound.message.metadata_json,
+        )
+        out = await self.run_main(slot, slot.channel.respond, response)
+        if not out.ok:
+            log.warning("[%s] reply to %s not delivered: %s", delivery.channel, delivery.id, out.error)
+        return out
+
+    async def broadcast(self, channel: str, user_id: str, content: str) -> CallOutcome:
+        slot = self.slot_for(channel)
+        response = AgentResponse(message_id=str(uuid.uuid4()), content=content, thread_id=None, metadata_json="{}")
+        return await self.run_main(slot, slot.channel.broadcast, user_id, response)
+
+    async def send_status(self, delivery: Delivery, status: str, message: str = "") -> CallOutcome:
+        """on-status; a "thinking" status is refreshed every 4 s until the reply (at most 5 minutes)."""
+        slot = self.slot_for(delivery.channel)
+        update = StatusUpdate(status=status, message=message, metadata_json=delivery.inbound.message.metadata_json)
+        out = await self.run_main(slot, slot.channel.status, update)
+        if status == "thinking" and delivery.id not in self._typing:
+            self._typing[delivery.id] = asyncio.create_task(self._refresh_typing(slot, update))
+        elif status != "thinking":
+            self._stop_typing(delivery.id)
+        return out
+
+    async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
+        elapsed = 0.0
+        while elapsed < TYPING_MAX_S:
+            await asyncio.sleep(TYPING_REFRESH_S)
+            elapsed += TYPING_REFRESH_S
+            await self.run_main(slot, slot.channel.status, update)
+
+    def _stop_typing(self, delivery_id: str) -> None:
+        task = self._typing.pop(delivery_id, None)
+        if task is not None:
+            task.cancel()
+
+    # ---- shutdown ----------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._typing.values():
+            task.cancel()
+        for slot in self.slots.values():
+            if slot.poll_task is not None:
+                slot.poll_task.cancel()
+        for slot in self.slots.values():
+            if slot.poll_task is not None:
+                try:
+                    await slot.poll_task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            if slot.active:
+                await self.run_main(slot, slot.channel.shutdown)
+                slot.active = False
+        self._executor.shutdown(wait=False, cancel_futures=True)

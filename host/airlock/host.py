@@ -1,0 +1,140 @@
+"""``AirlockHost``: the gateway in one object, and the agent-side Python API.
+
+    async with AirlockHost(HostConfig.build(home=...)) as host:
+        async for message in host.messages():
+            await host.send_status(message, "thinking")
+            await host.respond(message, f"echo: {message.content}")
+
+Start-up: open the secret store, pairing and workspace databases (under ``config.home``), generate any
+missing ``auto_generate`` secrets, load every channel in ``config.channels_dir`` (compile cache under
+``config.cache_dir``), call ``on-start``, register webhooks and pollers, and serve HTTP on
+``listen_host:listen_port`` (port 0 picks a free one; see ``port``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as pysecrets
+import string
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from aiohttp import web
+
+from .agents.bus import MessageBus
+from .capabilities.egress import Egress
+from .channels.channel import CallOutcome, HostServices
+from .channels.manager import ChannelManager, Delivery
+from .config import HostConfig
+from .inbound.server import build_app
+from .runtime.engine import Runtime
+from .runtime.instance import Sandbox
+from .stores import DurableWorkspaceStore, PairingStore, SecretStore
+
+log = logging.getLogger("airlock")
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class AirlockHost:
+    """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
+
+    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
+        self.config = config
+        config.home.mkdir(parents=True, exist_ok=True)
+        self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
+        self.pairing = PairingStore(config.pairing_db)
+        self.durable = DurableWorkspaceStore(config.workspace_db)
+        self.runtime = Runtime(config.cache_dir)
+        self.egress = Egress(upstream_overrides=config.upstream_overrides,
+                             allow_private_hosts=config.allow_private_hosts)
+        self.bus = MessageBus(config.bus_capacity)
+        services = HostServices(
+            sandbox=Sandbox(self.runtime), secret_lookup=self.secrets.get, pairing=self.pairing,
+            durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
+            fuel_per_callback=config.fuel_per_callback,
+        )
+        self.manager = ChannelManager(self.runtime, services, self.bus,
+                                      min_poll_interval_override_ms=config.min_poll_interval_override_ms)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.listen_host}:{self.port}"
+
+    async def start(self, *, serve_http: bool = True) -> None:
+        """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
+        self._generate_missing_secrets()
+        if serve_http:
+            await self._serve()
+        await self.manager.load_dir(self.config.channels_dir)
+        active = [n for n, s in self.manager.slots.items() if s.active]
+        log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
+
+    def _generate_missing_secrets(self) -> None:
+        for wasm, caps_path in self.manager.discover(self.config.channels_dir):
+            del wasm
+            from .config import load_capabilities
+
+            try:
+                caps = load_capabilities(caps_path)
+            except Exception:
+                continue  # reported when the channel is loaded
+            for spec in caps.setup.required_secrets if caps.setup else []:
+                if spec.auto_generate is not None and not self.secrets.exists(spec.name):
+                    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))
+                    self.secrets.set(spec.name, value)
+                    log.info("generated secret %s (%d characters)", spec.name, spec.auto_generate.length)
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(build_app(self.manager), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.listen_port
+        log.info("listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """on-shutdown for every channel, then close the server, the egress and the stores."""
+        await self.manager.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.egress.close()
+        self.runtime.close()
+        self.pairing.close()
+        self.durable.close()
+
+    async def __aenter__(self) -> AirlockHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    # ---- the agent-side API ----------------------------------------------------------------------
+
+    async def messages(self) -> AsyncIterator[Delivery]:
+        """Yield every admitted inbound message, in arrival order, forever."""
+        while True:
+            inbound = await self.bus.get()
+            yield Delivery(id=f"{inbound.channel}:{id(inbound):x}:{self.bus.delivered}", inbound=inbound)
+
+    async def next_message(self) -> Delivery:
+        inbound = await self.bus.get()
+        return Delivery(id=f"{inbound.channel}:{id(inbound):x}:{self.bus.delivered}", inbound=inbound)
+
+    async def respond(self, message: Delivery, reply: str) -> CallOutcome:
+        """Send ``reply`` through the channel's on-respond with ``message``'s original metadata."""
+        return await self.manager.respond(message, reply)
+
+    async def broadcast(self, channel: str, user_id: str, content: str) -> CallOutcome:
+        """A proactive message to ``user_id`` on ``channel`` (on-broadcast)."""
+        return await self.manager.broadcast(channel, user_id, content)
+
+    async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
+        """on-status; "thinking" refreshes typing every 4 s until the reply."""
+        return await self.manager.send_status(message, status, text)

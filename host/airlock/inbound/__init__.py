@@ -1,0 +1,1 @@
+"""Inbound paths: the webhook server (polling lives in ``channels.manager``)."""
