@@ -1,0 +1,408 @@
+"""The ``http-request`` host function: policy checks, secret injection, redaction, rate limits, redirects.
+
+``HttpCapability.request`` is what the runtime calls (from a worker thread, while a wasm callback runs)
+for ``http-request(method, url, headers-json, body, timeout-ms) -> result<http-response, string>``
+(``wit/channel.wit``). The order of the rules, and where each comes from:
+
+1. method, URL, headers and body are validated (``http_policy``; the WIT says "Outbound HTTPS to the
+   allow-list");
+2. the allow-list is checked on the URL exactly as the guest sent it (``capabilities.http.allowlist``);
+3. credentials are injected after that check (``capabilities.http.credentials`` and the spec's
+   ``{UPPER_SNAKE_NAME}`` placeholders, allowed by ``capabilities.secrets.allowed_names``);
+4. the per-channel rate limit is applied (``capabilities.http.rate_limit``);
+5. ``Egress`` applies upstream overrides and the SSRF check and sends; same-host redirects are followed
+   here, at most ``MAX_REDIRECTS`` times, re-checking the allow-list on every hop;
+6. every secret value used is redacted from what the guest gets back and from the audit trail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, quote_plus, urljoin
+
+from .egress import Egress, EgressResponse
+from .http_policy import (
+    ALLOWED_METHODS,
+    PLACEHOLDER_RE,
+    AllowRule,
+    CredentialRule,
+    HttpPolicy,
+    HttpRefused,
+    TargetUrl,
+    check_allowed,
+    check_path_segments,
+    parse_headers_json,
+    parse_https_url,
+    select_credentials,
+)
+
+__all__ = [
+    "MAX_REDIRECTS",
+    "REDACTED",
+    "AllowRule",
+    "CredentialRule",
+    "HttpAudit",
+    "HttpCapability",
+    "HttpPolicy",
+    "HttpRefused",
+    "HttpResult",
+]
+
+logger = logging.getLogger("airlock.http")
+
+#: Same-host redirects followed per request; the next 3xx is refused as "too many redirects".
+MAX_REDIRECTS = 5
+#: What a secret value is replaced with wherever the guest or the audit trail could see it.
+REDACTED = "[REDACTED]"
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_AUDIT_URL_CHARS = 2048
+# Characters a secret may keep unescaped when it is put into a URL path segment (RFC 3986 pchar).
+_PATH_SAFE = "!$&'()*+,;=:@"
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """The guest-visible response: ``status``; ``headers_json``, a JSON object of lower-cased header
+    names to values (duplicates joined with ``", "``); ``body`` bytes (decoded if the server compressed
+    it). Secret values used by the request are replaced by ``[REDACTED]`` in headers and body."""
+
+    status: int
+    headers_json: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HttpAudit:
+    """One outbound attempt, for the host's audit log. ``url`` is redacted; ``allowed`` is false when the
+    policy refused the request before any network traffic; ``status`` is the HTTP status if a response
+    arrived; ``error`` the guest-visible refusal message; ``elapsed_s`` wall seconds for this attempt."""
+
+    method: str
+    url: str
+    allowed: bool
+    status: int | None
+    error: str | None
+    elapsed_s: float
+
+
+class _Redactor:
+    """Collects the secret values a request uses and erases every known encoding of them."""
+
+    def __init__(self) -> None:
+        self._forms: set[str] = set()
+
+    def add(self, secret: str, *extra_forms: str) -> None:
+        forms = {
+            secret,
+            quote(secret),
+            quote(secret, safe=""),
+            quote(secret, safe=_PATH_SAFE),
+            quote_plus(secret),
+            json.dumps(secret)[1:-1],
+            *extra_forms,
+        }
+        self._forms.update(f for f in forms if f)
+
+    def _ordered(self) -> list[str]:
+        return sorted(self._forms, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for form in self._ordered():
+            value = value.replace(form, REDACTED)
+        return value
+
+    def data(self, value: bytes) -> bytes:
+        for form in self._ordered():
+            value = value.replace(form.encode("utf-8"), REDACTED.encode("ascii"))
+        return value
+
+
+class _RateLimiter:
+    """Sliding one-minute and one-hour windows over the instants of admitted requests."""
+
+    def __init__(self, per_minute: int, per_hour: int, clock: Callable[[], float]) -> None:
+        self._per_minute = per_minute
+        self._per_hour = per_hour
+        self._clock = clock
+        self._stamps: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def admit(self) -> None:
+        with self._lock:
+            now = self._clock()
+            while self._stamps and self._stamps[0] <= now - 3600.0:
+                self._stamps.popleft()
+            in_minute = sum(1 for t in self._stamps if t > now - 60.0)
+            if in_minute >= self._per_minute:
+                raise HttpRefused(f"rate limit exceeded ({self._per_minute} requests per minute)")
+            if len(self._stamps) >= self._per_hour:
+                raise HttpRefused(f"rate limit exceeded ({self._per_hour} requests per hour)")
+            self._stamps.append(now)
+
+
+@dataclass(frozen=True)
+class _Hop:
+    method: str
+    url: TargetUrl
+    headers: list[tuple[str, str]]  # guest headers after placeholder substitution, before credentials
+    body: bytes | None
+
+
+class HttpCapability:
+    """``http-request`` for one channel; holds the channel's rate-limit windows across callbacks.
+
+    ``secrets(name)`` returns a secret value or ``None`` if none is stored; ``secret_allowed(name)`` says
+    whether ``capabilities.secrets.allowed_names`` admits the name for placeholders. ``clock`` (seconds,
+    monotonic) drives the rate limiter only. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        policy: HttpPolicy,
+        secrets: Callable[[str], str | None],
+        secret_allowed: Callable[[str], bool],
+        egress: Egress,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.channel = channel
+        self._policy = policy
+        self._secrets = secrets
+        self._secret_allowed = secret_allowed
+        self._egress = egress
+        self._limiter = _RateLimiter(policy.requests_per_minute, policy.requests_per_hour, clock)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers_json: str,
+        body: bytes | None,
+        timeout_ms: int | None,
+        *,
+        deadline: float,
+        audit: list[HttpAudit],
+    ) -> HttpResult:
+        """Perform one guest ``http-request``; blocks until the response is read.
+
+        ``method``: any case, one of ``ALLOWED_METHODS``. ``url``: ``https`` only (see
+        ``parse_https_url``). ``headers_json``: JSON object string -> string, at most 100 entries.
+        ``body``: at most ``policy.max_request_bytes``. ``timeout_ms``: per-request timeout in milliseconds
+        (``None`` or 0: ``policy.timeout_secs``), further capped by ``deadline`` (a ``time.monotonic()``
+        instant: the callback's deadline) and covering every redirect hop. One ``HttpAudit`` is appended
+        to ``audit`` per attempt (a refusal before the network, or each hop sent).
+
+        Returns an ``HttpResult``; a cross-host redirect (or one the allow-list refuses) is returned as
+        the 3xx response itself. Raises ``HttpRefused`` (guest-safe message, secrets redacted) for a
+        policy refusal, a missing secret, the rate limit, an SSRF-blocked address, a connection error,
+        an over-size response, more than ``MAX_REDIRECTS`` redirects, or "timed out after N ms".
+        """
+        started = time.monotonic()
+        redactor = _Redactor()
+        method = method.upper()
+        audit_url = url
+        try:
+            hop = self._prepare(method, url, headers_json, body, redactor)
+            audit_url = hop.url.geturl()
+            first = self._with_credentials(hop, redactor)
+            self._limiter.admit()  # counted only once the request passed every policy check
+        except HttpRefused as exc:
+            refused = HttpRefused(redactor.text(str(exc)))
+            audit.append(self._audit(method, redactor.text(audit_url), False, None, str(refused), started))
+            raise refused from None
+        return self._send_hops(hop, first, redactor, timeout_ms, deadline, audit)
+
+    # -- policy ---------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, method: str, url: str, headers_json: str, body: bytes | None, redactor: _Redactor
+    ) -> _Hop:
+        if method not in ALLOWED_METHODS:
+            raise HttpRefused(f"method {method[:16]} is not allowed")
+        target = parse_https_url(url)
+        headers = parse_headers_json(headers_json)
+        if body is not None and len(body) > self._policy.max_request_bytes:
+            raise HttpRefused(
+                f"request body is {len(body)} bytes; max_request_bytes is {self._policy.max_request_bytes}"
+            )
+        check_allowed(self._policy, method, target)
+        # Credentials only after the allow-list admitted the URL as the guest wrote it.
+        path, query = target.path, target.query
+        for rule in select_credentials(self._policy, target):
+            if rule.location != "url_path" or rule.placeholder not in path + query:
+                continue
+            value = self._credential_value(rule, target, redactor)
+            if value is not None:
+                path = path.replace(rule.placeholder, quote(value, safe=_PATH_SAFE))
+                query = query.replace(rule.placeholder, quote(value, safe=""))
+
+        def fill(safe: str) -> Callable[[re.Match[str]], str]:
+            return lambda m: quote(self._placeholder(m.group(1), redactor), safe=safe)
+
+        path = PLACEHOLDER_RE.sub(fill(_PATH_SAFE), path)
+        query = PLACEHOLDER_RE.sub(fill(""), query)
+        filled: list[tuple[str, str]] = []
+        for name, value in headers:
+            value = PLACEHOLDER_RE.sub(lambda m: self._placeholder(m.group(1), redactor), value)
+            if any(c in value for c in "\r\n\0"):
+                raise HttpRefused(f"a secret used in header {name} contains CR, LF or NUL")
+            filled.append((name, value))
+        check_path_segments(path)
+        return _Hop(method, TargetUrl(target.host, path, query), filled, body)
+
+    def _placeholder(self, name: str, redactor: _Redactor) -> str:
+        secret_name = name.lower()
+        value = self._secrets(secret_name) if self._secret_allowed(secret_name) else None
+        if value is None:
+            raise HttpRefused(f"http-request may not use secret placeholder {{{name}}}")
+        redactor.add(value)
+        return value
+
+    def _credential_value(self, rule: CredentialRule, url: TargetUrl, redactor: _Redactor) -> str | None:
+        value = self._secrets(rule.secret_name)
+        if value is None:
+            if rule.optional:
+                return None
+            raise HttpRefused(f"a credential required for host {url.host} is not configured")
+        redactor.add(value)
+        return value
+
+    def _with_credentials(self, hop: _Hop, redactor: _Redactor) -> tuple[str, list[tuple[str, str]]]:
+        """The URL and headers to send: header and query credentials applied over the guest's values."""
+        rules = [r for r in select_credentials(self._policy, hop.url) if r.location != "url_path"]
+        taken = {r.slot[1] for r in rules if r.slot[0] == "header"}
+        headers = [(n, v) for n, v in hop.headers if n.lower() not in taken]
+        query = hop.url.query
+        for rule in rules:
+            value = self._credential_value(rule, hop.url, redactor)
+            if value is None:
+                continue
+            if rule.location == "bearer":
+                headers.append(("Authorization", f"Bearer {value}"))
+            elif rule.location == "basic":
+                encoded = base64.b64encode(f"{rule.username}:{value}".encode()).decode("ascii")
+                redactor.add(value, encoded)
+                headers.append(("Authorization", f"Basic {encoded}"))
+            elif rule.location == "header":
+                headers.append((rule.name, rule.prefix + value))
+            else:  # query_param: the guest's own values for that name are dropped
+                kept = [p for p in query.split("&") if p and _query_name(p) != rule.name]
+                kept.append(f"{quote(rule.name, safe='')}={quote(value, safe='')}")
+                query = "&".join(kept)
+        if any(c in v for _, v in headers for c in "\r\n\0"):
+            raise HttpRefused(f"a credential for host {hop.url.host} contains CR, LF or NUL")
+        return TargetUrl(hop.url.host, hop.url.path, query).geturl(), headers
+
+    # -- network --------------------------------------------------------------------------------------
+
+    def _send_hops(
+        self,
+        hop: _Hop,
+        first: tuple[str, list[tuple[str, str]]],
+        redactor: _Redactor,
+        timeout_ms: int | None,
+        deadline: float,
+        audit: list[HttpAudit],
+    ) -> HttpResult:
+        requested = timeout_ms / 1000.0 if timeout_ms else self._policy.timeout_secs
+        timeout_s = min(requested, deadline - time.monotonic())
+        timeout_text = f"timed out after {max(0, round(timeout_s * 1000))} ms"
+        end = time.monotonic() + timeout_s
+        for redirects in range(MAX_REDIRECTS + 1):
+            started = time.monotonic()
+            if redirects == 0:
+                url, headers = first
+            else:
+                try:
+                    url, headers = self._with_credentials(hop, redactor)
+                except HttpRefused as exc:
+                    refused = HttpRefused(redactor.text(str(exc)))
+                    shown = redactor.text(hop.url.geturl())
+                    audit.append(self._audit(hop.method, shown, False, None, str(refused), started))
+                    raise refused from None
+            shown_url = redactor.text(url)
+            try:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                response = self._egress.fetch(
+                    hop.method,
+                    url,
+                    headers,
+                    hop.body,
+                    max_response_bytes=self._policy.max_response_bytes,
+                    timeout_s=remaining,
+                    redact=redactor.text,
+                )
+            except TimeoutError:
+                audit.append(self._audit(hop.method, shown_url, True, None, timeout_text, started))
+                raise HttpRefused(timeout_text) from None
+            except HttpRefused as exc:
+                refused = HttpRefused(redactor.text(str(exc)))
+                audit.append(self._audit(hop.method, shown_url, True, None, str(refused), started))
+                raise refused from None
+            audit.append(self._audit(hop.method, shown_url, True, response.status, None, started))
+            if response.status not in _REDIRECT_STATUSES:
+                return _result(response, redactor)
+            following = self._next_hop(hop, response)
+            if following is None:
+                return _result(response, redactor)
+            if redirects == MAX_REDIRECTS:
+                break
+            hop = following
+        raise HttpRefused(f"too many redirects (more than {MAX_REDIRECTS})")
+
+    def _next_hop(self, hop: _Hop, response: EgressResponse) -> _Hop | None:
+        """The same-host redirect target, or ``None`` if the 3xx goes back to the guest unfollowed."""
+        location = next((v for n, v in response.headers if n.lower() == "location"), None)
+        if location is None:
+            return None
+        try:
+            target = parse_https_url(urljoin(hop.url.geturl(), location))
+        except HttpRefused:
+            return None
+        if target.host != hop.url.host:
+            return None
+        method, body, headers = hop.method, hop.body, hop.headers
+        to_get = response.status == 303 and method != "HEAD"
+        if to_get or (response.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+            headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
+        try:
+            check_allowed(self._policy, method, target)
+        except HttpRefused:
+            return None
+        return _Hop(method, target, headers, body)
+
+    def _audit(
+        self, method: str, url: str, allowed: bool, status: int | None, error: str | None, started: float
+    ) -> HttpAudit:
+        if len(url) > _AUDIT_URL_CHARS:
+            url = url[:_AUDIT_URL_CHARS] + "..."
+        return HttpAudit(method[:16], url, allowed, status, error, time.monotonic() - started)
+
+
+def _query_name(pair: str) -> str:
+    parsed = parse_qsl(pair, keep_blank_values=True)
+    return parsed[0][0] if parsed else pair.split("=", 1)[0]
+
+
+def _result(response: EgressResponse, redactor: _Redactor) -> HttpResult:
+    body = redactor.data(response.body)
+    merged: dict[str, str] = {}
+    for name, value in response.headers:
+        key = redactor.text(name.lower())
+        value = redactor.text(value)
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    if body != response.body and "content-length" in merged:
+        merged["content-length"] = str(len(body))
+    return HttpResult(status=response.status, headers_json=json.dumps(merged), body=body)

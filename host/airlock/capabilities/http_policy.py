@@ -1,0 +1,371 @@
+"""The HTTP policy of one channel and the pure checks behind the ``http-request`` host function.
+
+Nothing in this module does I/O. It holds:
+
+- the policy dataclasses (``HttpPolicy``, ``AllowRule``, ``CredentialRule``), built by the integrator from
+  the ``capabilities.http`` section of a channel's capabilities file (see
+  ``/work/shared/spec/capabilities-file.md``);
+- ``HttpRefused``, the one error the ``http-request`` host function reports to the guest;
+- URL parsing (``parse_https_url``), the allow-list check (``check_allowed``), credential selection
+  (``select_credentials``) and guest header parsing (``parse_headers_json``).
+
+Every ``HttpRefused`` raised here carries a message that is safe to hand to the guest: it names only what
+the guest itself sent (host, path, method, header names), never a secret value, a host path or a trace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote, unquote, urlsplit
+
+from airlock.errors import AirlockError, ConfigError
+
+__all__ = [
+    "ALLOWED_METHODS",
+    "HOST_SET_HEADERS",
+    "MAX_GUEST_HEADERS",
+    "PLACEHOLDER_RE",
+    "AllowRule",
+    "CredentialLocation",
+    "CredentialRule",
+    "HttpPolicy",
+    "HttpRefused",
+    "TargetUrl",
+    "check_allowed",
+    "host_matches",
+    "parse_headers_json",
+    "parse_https_url",
+    "select_credentials",
+]
+
+
+class HttpRefused(AirlockError):
+    """``http-request`` refused or failed; ``str(err)`` is safe to return to the guest as ``err(message)``.
+
+    The message never contains a secret value (callers redact every secret used by the request), a host
+    filesystem path or a stack trace.
+    """
+
+
+CredentialLocation = Literal["bearer", "basic", "header", "query_param", "url_path"]
+_LOCATIONS: frozenset[str] = frozenset({"bearer", "basic", "header", "query_param", "url_path"})
+
+#: Methods a guest may use. CONNECT and TRACE are never allowed (tunnels, header reflection).
+ALLOWED_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+#: Headers the host sets itself; a guest-supplied value is dropped. Lower-case.
+HOST_SET_HEADERS: frozenset[str] = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+        "accept-encoding",
+    }
+)
+
+#: At most this many entries in a guest's ``headers_json``.
+MAX_GUEST_HEADERS = 100
+#: At most this many characters in a guest's ``headers_json`` (64 KiB).
+MAX_HEADERS_JSON_CHARS = 65536
+#: At most this many characters in a guest URL (16 KiB).
+MAX_URL_CHARS = 16384
+
+#: A secret placeholder in a URL or header value: ``{UPPER_SNAKE_NAME}`` -> secret ``upper_snake_name``.
+PLACEHOLDER_RE = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+
+_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+# Characters left as they are when a guest URL's path or query is re-encoded: printable ASCII except space.
+# Everything else (non-ASCII text, space, controls) is percent-encoded as UTF-8; existing escapes stay.
+_URL_KEEP = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """One allow-list entry (``capabilities.http.allowlist[]``).
+
+    ``host``: exact name (case-insensitive) or ``*.example.com`` (any subdomain, not the apex).
+    ``path_prefix``: plain string prefix of the request path (``/bot`` allows ``/bot123:abc/getMe``).
+    ``methods``: upper-case method names, or ``None`` for every method in ``ALLOWED_METHODS``.
+    """
+
+    host: str
+    path_prefix: str = "/"
+    methods: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CredentialRule:
+    """One credential the host injects (``capabilities.http.credentials{id: ...}``).
+
+    ``secret_name``: the secret store name whose value is injected.
+    ``location``: ``bearer`` (``Authorization: Bearer v``), ``basic`` (``Authorization: Basic
+    base64(username:v)``), ``header`` (``name: prefix+v``), ``query_param`` (``name=v`` appended to the
+    query) or ``url_path`` (``placeholder`` in the URL replaced by ``v``).
+    ``host_patterns``: hosts the rule applies to (same syntax as ``AllowRule.host``).
+    ``path_patterns``: if non-empty, path prefixes the rule is limited to.
+    ``optional``: if true, a missing secret skips the rule instead of refusing the request.
+    ``username`` (basic), ``name`` (header / query_param), ``prefix`` (header), ``placeholder`` (url_path,
+    including the braces, e.g. ``{TELEGRAM_BOT_TOKEN}``). ``id`` is the credential's key, for logs only.
+
+    Raises ``ConfigError`` if a location lacks the field it needs.
+    """
+
+    secret_name: str
+    location: CredentialLocation
+    host_patterns: tuple[str, ...]
+    path_patterns: tuple[str, ...] = ()
+    optional: bool = False
+    username: str = ""
+    name: str = ""
+    prefix: str = ""
+    placeholder: str = ""
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"credential {self.id or self.secret_name}"
+        if self.location not in _LOCATIONS:
+            raise ConfigError(f"{where}: unknown location type {self.location!r}")
+        if not self.secret_name:
+            raise ConfigError(f"{where}: empty secret_name")
+        if self.location == "header":
+            if not _TOKEN_RE.match(self.name):
+                raise ConfigError(f"{where}: header location needs a valid header name")
+            if self.name.lower() in HOST_SET_HEADERS:
+                raise ConfigError(f"{where}: header {self.name} is set by the host")
+        if self.location == "query_param" and not self.name:
+            raise ConfigError(f"{where}: query_param location needs a name")
+        if self.location == "url_path" and not self.placeholder:
+            raise ConfigError(f"{where}: url_path location needs a placeholder")
+        if any(c in self.prefix + self.username for c in "\r\n\0"):
+            raise ConfigError(f"{where}: control characters in prefix or username")
+
+    @property
+    def slot(self) -> tuple[str, str]:
+        """What the rule writes: a header, a query parameter or a URL placeholder. One rule per slot wins."""
+        if self.location in ("bearer", "basic"):
+            return ("header", "authorization")
+        if self.location == "header":
+            return ("header", self.name.lower())
+        if self.location == "query_param":
+            return ("query", self.name)
+        return ("url_path", self.placeholder)
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """A channel's ``capabilities.http`` section, with the spec's defaults.
+
+    ``allowlist``/``credentials``: see ``AllowRule`` / ``CredentialRule``; an empty allow-list refuses all.
+    ``requests_per_minute`` / ``requests_per_hour``: sliding-window limits on requests that pass the policy.
+    ``max_request_bytes`` (default 1 MiB) bounds the request body; ``max_response_bytes`` (default 10 MiB)
+    the (decoded) response body; ``timeout_secs`` (default 30 s) is the request timeout when the guest
+    gives none.
+    """
+
+    allowlist: tuple[AllowRule, ...] = ()
+    credentials: tuple[CredentialRule, ...] = ()
+    requests_per_minute: int = 60
+    requests_per_hour: int = 1000
+    max_request_bytes: int = 1024 * 1024
+    max_response_bytes: int = 10 * 1024 * 1024
+    timeout_secs: float = 30.0
+
+
+@dataclass(frozen=True)
+class TargetUrl:
+    """A parsed, validated ``https`` URL: lower-case ASCII ``host`` (IPv6 without brackets, no trailing
+    dot), percent-encoded ``path`` (starts with ``/``) and ``query`` (without ``?``). Port is always 443;
+    the fragment is dropped."""
+
+    host: str
+    path: str
+    query: str = ""
+
+    def geturl(self) -> str:
+        """The URL as it is sent: ``https://host/path?query``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}{self.path}" + (f"?{self.query}" if self.query else "")
+
+
+def parse_https_url(url: str) -> TargetUrl:
+    """Parse and validate a guest URL (or a redirect target).
+
+    Rules (spec: "HTTPS only"; hardening against allow-list bypasses): scheme ``https``; no userinfo; port
+    absent or 443; a valid DNS name (IDNA-encoded) or IP literal; at most ``MAX_URL_CHARS`` characters; no
+    space, control character or backslash; no ``.`` or ``..`` path segment, literal or percent-encoded
+    (``%2e%2e``, ``%252e%252e``, ``..%2f``). Non-ASCII text in the path and query is percent-encoded.
+
+    Raises ``HttpRefused``.
+    """
+    if len(url) > MAX_URL_CHARS:
+        raise HttpRefused(f"URL is longer than {MAX_URL_CHARS} characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url) or "\\" in url:
+        raise HttpRefused("URL contains whitespace, control characters or a backslash")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise HttpRefused("URL cannot be parsed") from None
+    if parts.scheme.lower() != "https":
+        raise HttpRefused("only https URLs are allowed")
+    if "@" in parts.netloc:
+        raise HttpRefused("credentials (userinfo) in the URL are not allowed")
+    try:
+        port = parts.port
+    except ValueError:
+        raise HttpRefused("URL has an invalid port") from None
+    if port not in (None, 443):
+        raise HttpRefused("only the default https port (443) is allowed")
+    host = _normalize_host(parts.hostname or "", bracketed=parts.netloc.startswith("["))
+    path = quote(parts.path or "/", safe=_URL_KEEP)
+    if not path.startswith("/"):
+        raise HttpRefused("URL path must start with /")
+    check_path_segments(path)
+    return TargetUrl(host=host, path=path, query=quote(parts.query, safe=_URL_KEEP))
+
+
+def _normalize_host(host: str, *, bracketed: bool) -> str:
+    if not host:
+        raise HttpRefused("URL has no host")
+    if bracketed:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise HttpRefused("URL has an invalid IPv6 host") from None
+    if host.endswith("."):
+        host = host[:-1]
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise HttpRefused("URL has an invalid host name") from None
+    host = host.lower()
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL_RE.match(label) for label in labels):
+        raise HttpRefused("URL has an invalid host name")
+    return host
+
+
+def check_path_segments(path: str) -> None:
+    """Refuse ``.``/``..`` segments in ``path`` or in any of up to three percent-decodings of it."""
+    current = path
+    for _ in range(4):
+        if "\\" in current or any(seg in (".", "..") for seg in current.split("/")):
+            raise HttpRefused("URL path may not contain '.' or '..' segments (plain or percent-encoded)")
+        decoded = unquote(current)
+        if decoded == current:
+            return
+        current = decoded
+    raise HttpRefused("URL path is percent-encoded too many times")
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """``pattern`` is an exact host (case-insensitive) or ``*.suffix`` (subdomains of suffix, not suffix)."""
+    pattern = pattern.lower().rstrip(".")
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+def _path_has_prefix(url: TargetUrl, prefix: str) -> bool:
+    if not prefix.startswith("/"):
+        prefix = "/" + prefix
+    # Both the path as sent and its decoding must match, so an escape cannot dodge the prefix.
+    return url.path.startswith(prefix) and unquote(url.path).startswith(prefix)
+
+
+def check_allowed(policy: HttpPolicy, method: str, url: TargetUrl) -> AllowRule:
+    """Return the first allow-list rule that admits ``method`` (upper-case) on ``url``.
+
+    Source: ``capabilities.http.allowlist`` (host, path_prefix, methods). Raises ``HttpRefused`` naming the
+    first thing that failed: host, then path, then method.
+    """
+    by_host = [r for r in policy.allowlist if host_matches(r.host, url.host)]
+    if not by_host:
+        raise HttpRefused(f"host {url.host} is not in the channel's HTTP allow-list")
+    by_path = [r for r in by_host if _path_has_prefix(url, r.path_prefix)]
+    if not by_path:
+        shown = url.path if len(url.path) <= 200 else url.path[:200] + "..."
+        raise HttpRefused(f"path {shown} is not allowed for host {url.host}")
+    for rule in by_path:
+        if rule.methods is None or method in {m.upper() for m in rule.methods}:
+            return rule
+    raise HttpRefused(f"method {method} is not allowed for host {url.host} on this path")
+
+
+def _specificity(rule: CredentialRule, url: TargetUrl) -> tuple[int, int, int] | None:
+    best: tuple[int, int] | None = None
+    for pattern in rule.host_patterns:
+        if host_matches(pattern, url.host):
+            key = (0 if pattern.startswith("*.") else 1, len(pattern))
+            best = key if best is None or key > best else best
+    if best is None:
+        return None
+    path_len = 0
+    if rule.path_patterns:
+        matching = [len(p) for p in rule.path_patterns if _path_has_prefix(url, p)]
+        if not matching:
+            return None
+        path_len = 1 + max(matching)
+    return (best[0], best[1], path_len)
+
+
+def select_credentials(policy: HttpPolicy, url: TargetUrl) -> list[CredentialRule]:
+    """The credential rules that apply to ``url``: one per slot (header name, query parameter, URL
+    placeholder), the most specific match winning: exact host beats wildcard, then the longer host pattern,
+    then the longer matching path pattern (a rule with path patterns beats one without); ties go to the
+    rule declared first. Source: ``capabilities.http.credentials`` ("the most specific match wins")."""
+    best: dict[tuple[str, str], tuple[tuple[int, int, int], CredentialRule]] = {}
+    for rule in policy.credentials:
+        spec = _specificity(rule, url)
+        if spec is None:
+            continue
+        held = best.get(rule.slot)
+        if held is None or spec > held[0]:
+            best[rule.slot] = (spec, rule)
+    return [rule for _, rule in best.values()]
+
+
+def parse_headers_json(headers_json: str) -> list[tuple[str, str]]:
+    """Parse the guest's ``headers_json``: a JSON object of string -> string (an empty string means ``{}``).
+
+    Limits: at most ``MAX_GUEST_HEADERS`` entries and ``MAX_HEADERS_JSON_CHARS`` characters; names must be
+    RFC 9110 tokens; values may not contain CR, LF or NUL. Headers in ``HOST_SET_HEADERS`` are dropped (the
+    host sets them). Raises ``HttpRefused``.
+    """
+    if not headers_json.strip():
+        return []
+    if len(headers_json) > MAX_HEADERS_JSON_CHARS:
+        raise HttpRefused(f"headers_json is longer than {MAX_HEADERS_JSON_CHARS} characters")
+    try:
+        raw = json.loads(headers_json)
+    except (ValueError, RecursionError):
+        raise HttpRefused("headers_json is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise HttpRefused("headers_json must be a JSON object of string to string")
+    if len(raw) > MAX_GUEST_HEADERS:
+        raise HttpRefused(f"too many headers ({len(raw)}; at most {MAX_GUEST_HEADERS})")
+    headers: list[tuple[str, str]] = []
+    for name, value in raw.items():
+        if not isinstance(value, str):
+            raise HttpRefused("headers_json must be a JSON object of string to string")
+        if not _TOKEN_RE.match(name):
+            raise HttpRefused("invalid header name in headers_json")
+        if any(c in value for c in "\r\n\0"):
+            raise HttpRefused(f"header {name} contains CR, LF or NUL")
+        if name.lower() not in HOST_SET_HEADERS:
+            headers.append((name, value))
+    return headers
