@@ -37,7 +37,7 @@ class LogBuffer:
     dropped: int = 0
 
     def add(self, level: str, message: str) -> None:
-        lvl: LogLevel = level if level in LOG_LEVELS else "info"  # type: ignore[assignment]
+        lvl: LogLevel = level if level in LOG_LEVELS else "info"
         if len(self.entries) >= MAX_ENTRIES:
             self.dropped += 1
             return

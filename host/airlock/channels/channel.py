@@ -19,7 +19,8 @@ from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability
 from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
-from ..config import CapabilitiesFile, HttpCapability as HttpSpec
+from ..config import CapabilitiesFile
+from ..config import HttpCapability as HttpSpec
 from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
 from ..runtime import convert
 from ..runtime.engine import LoadedComponent
@@ -29,7 +30,6 @@ from ..runtime.values import (
     ChannelConfig,
     EmittedMessage,
     IncomingHttpRequest,
-    OutgoingHttpResponse,
     StatusUpdate,
 )
 from .callstate import CallState

@@ -16,6 +16,7 @@ guest's mention rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -265,10 +266,8 @@ class ChannelManager:
             waited = out.state.http_wait_s if out.state is not None else 0.0
             if out.ok and (waited >= LONG_POLL_WAIT_S or out.messages):
                 continue  # a long poll, or a poll that found work: follow it at once
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=interval)
-            except TimeoutError:
-                pass
 
     # ---- agent side --------------------------------------------------------------------------------
 
@@ -330,10 +329,8 @@ class ChannelManager:
                 slot.poll_task.cancel()
         for slot in self.slots.values():
             if slot.poll_task is not None:
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await slot.poll_task
-                except (asyncio.CancelledError, Exception):
-                    pass
             if slot.active:
                 await self.run_main(slot, slot.channel.shutdown)
                 slot.active = False

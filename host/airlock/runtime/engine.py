@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
-from wasmtime.component import Component
+from wasmtime.component import Component, ExportIndex
 
 from ..errors import ComponentError
 from . import wasmtime_fixes
@@ -60,7 +60,7 @@ class LoadedComponent:
     path: Path
     component: Component
     world: World
-    exports: dict[str, object]  # callback name -> ComponentExportIndex
+    exports: dict[str, ExportIndex]  # callback name -> export index, computed once per component
     imports: tuple[str, ...]
     imports_wasi: bool
     size_bytes: int
@@ -158,7 +158,7 @@ class Runtime:
             Path(tmp).unlink(missing_ok=True)
         return component
 
-    def _inspect(self, name: str, component: Component) -> tuple[World, tuple[str, ...], dict[str, object]]:
+    def _inspect(self, name: str, component: Component) -> tuple[World, tuple[str, ...], dict[str, ExportIndex]]:
         ctype = component.type
         imports = tuple(sorted(ctype.imports(self.engine).keys()))
         hosts = [i for i in imports if i in SUPPORTED_WORLDS]
@@ -174,7 +174,7 @@ class Runtime:
         iface = component.get_export_index(world.channel_interface)
         if iface is None:
             raise ComponentError(f"{name}: does not export {world.channel_interface}")
-        exports: dict[str, object] = {}
+        exports: dict[str, ExportIndex] = {}
         for cb in CALLBACKS:
             idx = component.get_export_index(cb, iface)
             if idx is None:

@@ -26,7 +26,7 @@ from .values import EmittedMessage, HttpResponse, LogLevel
 log = logging.getLogger("airlock.runtime")
 
 
-class GuestFault(Exception):  # noqa: N818 - a signal, not an error of the host
+class GuestFault(Exception):
     """Raised by a host API method when the guest's input is refused; becomes the WIT error string."""
 
 

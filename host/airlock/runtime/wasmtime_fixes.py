@@ -64,6 +64,7 @@ def _bytes_to_c(val: Any, ptr: Any) -> None:
         # array through a strided memoryview: no per-element Python work, no temporary copy. The other
         # bytes of each element are never read for a u8 value.
         addr = ctypes.cast(raw.data, ctypes.c_void_p).value
+        assert addr is not None  # new_uninit(n > 0) returned a buffer
         view = memoryview((ctypes.c_ubyte * (n * VAL_SIZE)).from_address(addr)).cast("B")
         view[0::VAL_SIZE] = _KIND_U8_BYTE * n
         view[_PAYLOAD_OFFSET::VAL_SIZE] = data

@@ -1,0 +1,43 @@
+# Airlock: two commands do all the set-up on a fresh machine.
+#   make run   - the gateway with the bundled Telegram channel, a local fake Telegram Bot API and the echo agent
+#   make test  - venv, Python deps, guest toolchains, guest builds, lint, types, all tests
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deps-stamp
+CHANNELS := build/channels
+
+.PHONY: all venv guests run test lint typecheck pytest bench clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+guests: $(STAMP)
+	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm
+
+run: guests
+	$(BIN)/python -m airlock.demo --channels-dir $(CHANNELS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check host tests sdk guest-plugins bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict host/airlock
+
+pytest: guests
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: guests
+	$(BIN)/python bench/callbacks.py
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,45 @@
+"""Airlock: run chat-channel integrations as sandboxed WebAssembly components.
+
+The public surface is what ``__all__`` lists; everything else is internal and may change.
+"""
+
+from __future__ import annotations
+
+from .channels.channel import CallOutcome, InboundMessage
+from .channels.manager import Delivery
+from .config import CapabilitiesFile, HostConfig, load_capabilities
+from .errors import (
+    AirlockError,
+    BackpressureError,
+    CapabilitiesError,
+    ComponentError,
+    ConfigError,
+    GuestError,
+    GuestReturnedError,
+    GuestTrap,
+    HostBug,
+    PairingError,
+    SecretStoreError,
+)
+from .host import AirlockHost
+
+__all__ = [
+    "AirlockError",
+    "AirlockHost",
+    "BackpressureError",
+    "CallOutcome",
+    "CapabilitiesError",
+    "CapabilitiesFile",
+    "ComponentError",
+    "ConfigError",
+    "Delivery",
+    "GuestError",
+    "GuestReturnedError",
+    "GuestTrap",
+    "HostBug",
+    "HostConfig",
+    "InboundMessage",
+    "PairingError",
+    "SecretStoreError",
+    "load_capabilities",
+]

@@ -1,0 +1,102 @@
+"""The main job without any account: the gateway, the bundled Telegram channel, an embedded fake
+Telegram Bot API on 127.0.0.1, and the built-in echo agent.
+
+A scripted user writes to the bot; as the channel's ``dm_policy`` is ``pairing``, the first message
+gets a pairing code, the operator approves it, and the next message goes platform -> channel -> agent ->
+channel -> platform. The transcript is printed one line per side: ``user> ...``, ``bot> ...``.
+
+Run: ``python -m airlock.demo [--channels-dir build/channels]`` (``make run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import HostConfig
+from .fakes.telegram import FakeTelegram
+from .host import AirlockHost
+from .stores import SecretStore
+
+USER_ID = 4242
+WAIT_S = 30.0
+
+
+def _install(channels_src: Path, home: Path) -> None:
+    dst = home / "channels"
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(channels_src / "telegram.wasm", dst / "telegram.wasm")
+    caps = json.loads((channels_src / "telegram.capabilities.json").read_text())
+    caps["config"]["polling_enabled"] = True
+    caps["config"]["bot_username"] = "airlock_demo_bot"
+    (dst / "telegram.capabilities.json").write_text(json.dumps(caps, indent=2))
+
+
+async def _say(fake: FakeTelegram, text: str, seen: int) -> str:
+    print(f"user> {text}", flush=True)
+    fake.push_message(text, chat_id=USER_ID, user_id=USER_ID, username="demo_user", first_name="Demo")
+    sent = await fake.wait_for_sent(seen + 1, timeout=WAIT_S)
+    reply = str(sent[seen].get("text", ""))
+    print(f"bot> {reply}", flush=True)
+    return reply
+
+
+async def run_demo(channels_src: Path) -> int:
+    """Run the scripted conversation; returns a process exit code (0 when the echo came back)."""
+    home = Path(tempfile.mkdtemp(prefix="airlock-demo-"))
+    try:
+        os.environ.setdefault("AIRLOCK_MASTER_KEY", secrets.token_hex(32))
+        _install(channels_src, home)
+        async with FakeTelegram(bot_username="airlock_demo_bot") as fake:
+            store = SecretStore.open(home)
+            store.set("telegram_bot_token", fake.token)
+            config = HostConfig.build(home=home, listen_port=0,
+                                      upstream_overrides={"api.telegram.org": fake.base_url})
+            async with AirlockHost(config, secrets=store) as host:
+                from .agents.echo import echo_agent
+
+                agent = asyncio.create_task(echo_agent(host))
+                try:
+                    return await _conversation(fake, host)
+                finally:
+                    agent.cancel()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _conversation(fake: FakeTelegram, host: AirlockHost) -> int:
+    await _say(fake, "hello", 0)
+    pending = host.pairing.pending("telegram")
+    if not pending:
+        print("demo: no pairing request was created", file=sys.stderr)
+        return 1
+    code = pending[0].code
+    print(f"operator> airlock pairing approve telegram {code}", flush=True)
+    host.pairing.approve("telegram", code)
+    reply = await _say(fake, "hello from Telegram, through the sandbox", 1)
+    return 0 if reply.startswith("echo: ") else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--channels-dir", type=Path, default=Path("build/channels"))
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (args.channels_dir / "telegram.wasm").exists():
+        print(f"error: {args.channels_dir}/telegram.wasm not built (run make guests)", file=sys.stderr)
+        raise SystemExit(1)
+    raise SystemExit(asyncio.run(run_demo(args.channels_dir)))
+
+
+if __name__ == "__main__":
+    main()
