@@ -1,0 +1,74 @@
+"""Shared fixtures: a per-test Airlock home whose compile cache is shared by the whole session (so the
+18 MB CPython guest compiles once), a master key in the environment, and paths to built guests."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+BUILT_CHANNELS = REPO / "build" / "channels"
+sys.path.insert(0, str(Path(__file__).parent / "guests"))
+sys.path.insert(0, str(Path(__file__).parent / "fakes"))
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("compile-cache")
+
+
+@pytest.fixture(autouse=True)
+def master_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = secrets.token_hex(32)
+    monkeypatch.setenv("AIRLOCK_MASTER_KEY", key)
+    return key
+
+
+@pytest.fixture
+def airlock_home(tmp_path: Path, compile_cache: Path) -> Path:
+    """An empty Airlock home (channels/ inside) sharing the session's compile cache."""
+    home = tmp_path / "home"
+    (home / "channels").mkdir(parents=True)
+    (home / "cache").symlink_to(compile_cache, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def wat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wat-guests")
+
+
+InstallFn = Callable[..., Path]
+
+
+@pytest.fixture
+def install_channel(airlock_home: Path) -> Iterator[InstallFn]:
+    """install_channel(wasm, caps_dict_or_path, name=None, **config_overrides) -> caps path in the home."""
+
+    def install(wasm: Path, caps: dict[str, Any] | Path, **config: Any) -> Path:
+        data = json.loads(caps.read_text()) if isinstance(caps, Path) else json.loads(json.dumps(caps))
+        data.setdefault("config", {}).update(config)
+        name = data["name"]
+        dest = airlock_home / "channels"
+        shutil.copy(wasm, dest / f"{name}.wasm")
+        path = dest / f"{name}.capabilities.json"
+        path.write_text(json.dumps(data, indent=2))
+        return path
+
+    yield install
+
+
+def minimal_caps(name: str = "minimal", **channel: Any) -> dict[str, Any]:
+    """A capabilities file for the WAT test guest (open DMs, its webhook allowed)."""
+    chan = {"allowed_paths": [f"/webhook/{name}"], "allow_polling": True}
+    chan.update(channel)
+    return {"name": name, "version": "0.1.0", "wit_version": "0.1.0",
+            "capabilities": {"channel": chan}, "config": {"dm_policy": "open"}}
