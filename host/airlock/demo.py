@@ -49,10 +49,15 @@ async def _say(fake: FakeTelegram, text: str, seen: int) -> str:
     return reply
 
 
-async def run_demo(channels_src: Path) -> int:
-    """Run the scripted conversation; returns a process exit code (0 when the echo came back)."""
+async def run_demo(channels_src: Path, cache_dir: Path) -> int:
+    """Run the scripted conversation; returns a process exit code (0 when the echo came back).
+
+    The home is temporary; the compile cache is ``cache_dir`` so only the first run compiles the guest.
+    """
     home = Path(tempfile.mkdtemp(prefix="airlock-demo-"))
     try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        (home / "cache").symlink_to(cache_dir.resolve(), target_is_directory=True)
         os.environ.setdefault("AIRLOCK_MASTER_KEY", secrets.token_hex(32))
         _install(channels_src, home)
         async with FakeTelegram(bot_username="airlock_demo_bot") as fake:
@@ -88,6 +93,7 @@ async def _conversation(fake: FakeTelegram, host: AirlockHost) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--channels-dir", type=Path, default=Path("build/channels"))
+    parser.add_argument("--cache-dir", type=Path, default=Path("build/compile-cache"))
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -95,7 +101,7 @@ def main() -> None:
     if not (args.channels_dir / "telegram.wasm").exists():
         print(f"error: {args.channels_dir}/telegram.wasm not built (run make guests)", file=sys.stderr)
         raise SystemExit(1)
-    raise SystemExit(asyncio.run(run_demo(args.channels_dir)))
+    raise SystemExit(asyncio.run(run_demo(args.channels_dir, args.cache_dir)))
 
 
 if __name__ == "__main__":

@@ -263,11 +263,19 @@ class ChannelManager:
             if not out.ok:
                 slot.failures += 1
             self.dispatch(slot, out)
-            waited = out.state.http_wait_s if out.state is not None else 0.0
-            if out.ok and (waited >= LONG_POLL_WAIT_S or out.messages):
-                continue  # a long poll, or a poll that found work: follow it at once
+            if out.ok and self._poll_again_now(out):
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+
+    @staticmethod
+    def _poll_again_now(out: CallOutcome) -> bool:
+        """A poll that waited (a long poll the platform held) or found work (emitted, or advanced its
+        workspace cursor) is followed at once; an idle short poll waits the interval."""
+        state = out.state
+        if state is None:
+            return False
+        return state.http_wait_s >= LONG_POLL_WAIT_S or bool(out.messages) or bool(state.workspace.writes)
 
     # ---- agent side --------------------------------------------------------------------------------
 
