@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from airlock.config import (
     MIN_POLL_INTERVAL_MS,
     BearerLocation,

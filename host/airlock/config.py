@@ -26,8 +26,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from airlock.errors import CapabilitiesError, ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from airlock.errors import CapabilitiesError, ConfigError
 
 __all__ = [
     "MAX_CAPABILITIES_FILE_BYTES",

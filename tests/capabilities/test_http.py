@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import web
+
 from airlock.capabilities.egress import Egress, is_forbidden_address
 from airlock.capabilities.http import (
     AllowRule,

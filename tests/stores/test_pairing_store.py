@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from airlock.errors import PairingError
 from airlock.stores import PairingRequest, PairingStore
 from airlock.stores.pairing import PAIRING_CODE_ALPHABET, PAIRING_TTL_SECS

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from airlock.errors import SecretStoreError
 from airlock.stores import SecretStore
 from airlock.stores.secrets import KEY_ENV_VAR, parse_master_key

@@ -31,8 +31,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from airlock.errors import ConfigError
 from yarl import URL
+
+from airlock.errors import ConfigError
 
 from .http_policy import HttpRefused
 

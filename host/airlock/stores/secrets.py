@@ -30,9 +30,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from airlock.errors import SecretStoreError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from airlock.errors import SecretStoreError
 
 __all__ = [
     "KEY_ENV_VAR",
