@@ -55,9 +55,13 @@ def classify_trap(message: str) -> TrapKind:
     return "trap"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _trap_reason(exc: BaseException) -> str:
+    """One line saying why wasmtime failed. A trap's text starts with "error while executing at wasm
+    backtrace:" and names the reason only at the end, after "Caused by:"; other errors lead with it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if "Caused by:" in lines else lines[0]
 
 
 class Sandbox:
@@ -114,6 +118,8 @@ class Sandbox:
         except wasmtime.WasmtimeError as exc:
             if api.host_bug is not None or host_linker.is_host_bug_trap(exc):
                 raise HostBug(api.host_bug or "host function failed") from None
-            raise GuestTrap(classify_trap(str(exc)), _first_line(exc)) from None
+            # Classify the reason only: the backtrace carries guest-chosen function names.
+            reason = _trap_reason(exc)
+            raise GuestTrap(classify_trap(reason), reason) from None
         finally:
             store.close() if hasattr(store, "close") else None

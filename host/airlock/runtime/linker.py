@@ -70,8 +70,9 @@ class _HostBugTrap(wasmtime.WasmtimeError):
     pass
 
 
-def _guard(fn: Callable[..., Any], *, err: Callable[[str], Any] | None) -> Callable[..., Any]:
-    """Wrap a trampoline: GuestFault -> WIT error (or ignored), anything else -> recorded host bug + trap."""
+def _guard(name: str, fn: Callable[..., Any], *, err: Callable[[str], Any] | None) -> Callable[..., Any]:
+    """Wrap the trampoline of WIT function ``name``: GuestFault -> WIT error (or ignored), anything else ->
+    recorded host bug + trap."""
 
     def trampoline(_store: Any, *args: Any) -> Any:
         api = _api()
@@ -83,8 +84,8 @@ def _guard(fn: Callable[..., Any], *, err: Callable[[str], Any] | None) -> Calla
                 return None
             return err(str(fault))
         except Exception as exc:
-            log.exception("host bug in %s", getattr(fn, "__name__", "host function"))
-            api.host_bug = f"{type(exc).__name__} in {getattr(fn, '__name__', 'host function')}"
+            log.exception("host bug in %s", name)
+            api.host_bug = f"{type(exc).__name__} in {name}"
             # Raising WasmtimeError (not a plain exception) keeps wasmtime-py's process-global
             # LAST_EXCEPTION slot untouched, which is not safe across worker threads.
             raise _HostBugTrap("host function failed") from None
@@ -138,7 +139,7 @@ def build_linker(engine: wasmtime.Engine, host_interface: str, *, wasi: bool) ->
         linker.add_wasip2()
     with linker.root() as root, root.add_instance(host_interface) as inst:
         for name, (fn, err) in _FUNCTIONS.items():
-            inst.add_func(name, _guard(fn, err=err))
+            inst.add_func(name, _guard(name, fn, err=err))
     return linker
 
 

@@ -1,0 +1,429 @@
+"""Runtime + Sandbox through real components and real wasmtime, with a HostApi test double.
+
+Covers: the three supported worlds; no WASI for a guest that imports none; the limits (epoch timeout,
+fuel, memory growth, initial memory above the limit) and how their traps are classified; blame (host
+exception -> HostBug, GuestFault -> WIT error); a fresh store per callback; the compile cache; and
+refusing files that are not components of a supported world.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+import watguest
+
+from airlock.errors import ComponentError, GuestError, GuestTrap, HostBug
+from airlock.runtime import convert
+from airlock.runtime.engine import LoadedComponent, Runtime
+from airlock.runtime.instance import Limits, Sandbox, classify_trap
+from airlock.runtime.linker import GuestFault
+from airlock.runtime.values import (
+    AgentResponse,
+    EmittedMessage,
+    HttpResponse,
+    IncomingHttpRequest,
+    LogLevel,
+)
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class FakeHostApi:
+    """A ``HostApi`` double: records calls; ``fail`` makes a named method raise the given exception."""
+
+    def __init__(self, **fail: BaseException) -> None:
+        self.host_bug: str | None = None
+        self.fail = fail
+        self.logs: list[tuple[str, str]] = []
+        self.emitted: list[EmittedMessage] = []
+        self.workspace: dict[str, str] = {}
+        self.reads: list[str] = []
+
+    def _maybe_fail(self, name: str) -> None:
+        if name in self.fail:
+            raise self.fail[name]
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self._maybe_fail("log")
+        self.logs.append((level, message))
+
+    def now_millis(self) -> int:
+        return int(time.time() * 1000)
+
+    def workspace_read(self, path: str) -> str | None:
+        self.reads.append(path)
+        return self.workspace.get(path)
+
+    def workspace_write(self, path: str, content: str) -> None:
+        self._maybe_fail("workspace_write")
+        self.workspace[path] = content
+
+    def http_request(
+        self, method: str, url: str, headers_json: str, body: bytes | None, timeout_ms: int | None
+    ) -> HttpResponse:
+        raise GuestFault("no http capability")
+
+    def secret_exists(self, name: str) -> bool:
+        return False
+
+    def store_attachment_data(self, attachment_id: str, data: bytes) -> None:
+        raise GuestFault("no attachments")
+
+    def emit_message(self, msg: EmittedMessage) -> None:
+        self._maybe_fail("emit_message")
+        self.emitted.append(msg)
+
+    def websocket_send_text(self, payload: str) -> None:
+        raise GuestFault("no websocket")
+
+    def pairing_upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]:
+        return "CODE", True
+
+    def pairing_resolve_identity(self, channel: str, external_id: str) -> str | None:
+        return None
+
+    def pairing_read_allow_from(self, channel: str) -> list[str]:
+        return []
+
+
+@pytest.fixture(scope="module")
+def runtime(compile_cache: Path) -> Iterator[Runtime]:
+    rt = Runtime(compile_cache)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(runtime: Runtime) -> Sandbox:
+    return Sandbox(runtime)
+
+
+@pytest.fixture(scope="module")
+def guest(runtime: Runtime, wat_dir: Path) -> LoadedComponent:
+    return runtime.load(watguest.build_component(wat_dir, "sbx"))
+
+
+def _request(body: bytes, path: str = "/webhook/sbx") -> Any:
+    return convert.incoming_request_to_wit(IncomingHttpRequest(
+        method="POST", path=path, headers_json="{}", query_json="{}", body=body, secret_validated=False))
+
+
+def _response(content: str) -> Any:
+    return convert.agent_response_to_wit(AgentResponse(
+        message_id="m1", content=content, thread_id=None, metadata_json="{}"))
+
+
+def _wasm_tools_parse(tmp: Path, name: str, wat: str) -> Path:
+    src, out = tmp / f"{name}.wat", tmp / f"{name}.wasm"
+    src.write_text(wat)
+    subprocess.run([watguest._wasm_tools(), "parse", str(src), "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+# ---- worlds -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("world", "host_interface", "world_name"), [
+    ("airlock", "airlock:channel/channel-host@0.1.0", "airlock:channel/sandboxed-channel@0.1.0"),
+    ("near-0.3.1", "near:agent/channel-host@0.3.1", "near:agent/sandboxed-channel@0.3.1"),
+    ("near-0.3.0", "near:agent/channel-host@0.3.0", "near:agent/sandboxed-channel@0.3.0"),
+])
+def test_each_world_runs_its_callbacks(
+    runtime: Runtime, sandbox: Sandbox, wat_dir: Path, world: str, host_interface: str, world_name: str
+) -> None:
+    loaded = runtime.load(watguest.build_component(wat_dir, "worlds", world=world))
+    assert loaded.world.host_interface == host_interface
+    assert loaded.world.name == world_name
+    assert loaded.imports == (host_interface,)
+
+    value, stats = sandbox.call(loaded, "on-start", ("{}",), FakeHostApi(), Limits())
+    cfg = convert.channel_config_from_wit(value)
+    assert cfg.display_name == "worlds" and [e.path for e in cfg.http_endpoints] == ["/webhook/worlds"]
+    assert stats.fuel_used > 0
+
+    api = FakeHostApi()
+    value, _ = sandbox.call(loaded, "on-http-request", (_request(b"hi there", "/webhook/worlds"),), api, Limits())
+    out = convert.outgoing_response_from_wit(value)
+    assert (out.status, out.body) == (200, b"ok")
+    assert api.logs == [("info", "/webhook/worlds")]
+    assert [(m.user_id, m.content, m.user_name, m.thread_id) for m in api.emitted] == [("u1", "hi there", None, None)]
+
+    value, _ = sandbox.call(loaded, "on-respond", (_response("the reply"),), api, Limits())
+    assert convert.unit_result_from_wit(value) is None
+    assert api.workspace == {"last-reply": "the reply"}
+
+
+def test_guest_without_wasi_gets_no_wasi(
+    sandbox: Sandbox, guest: LoadedComponent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Any] = []
+    real = wasmtime.Store.set_wasi
+
+    def spy(self: wasmtime.Store, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(wasmtime.Store, "set_wasi", spy)
+    assert guest.imports_wasi is False
+    assert not any(i.startswith("wasi:") for i in guest.imports)
+    for callback, args in (("on-start", ("{}",)), ("on-poll", ()), ("on-http-request", (_request(b"x"),))):
+        sandbox.call(guest, callback, args, FakeHostApi(), Limits())
+    assert calls == []
+    assert sandbox.linker_for(guest) is sandbox.linker_for(guest)  # one shared linker, built without WASI
+
+
+# ---- limits and traps -----------------------------------------------------------------------------
+
+
+def test_infinite_loop_hits_the_epoch_deadline(runtime: Runtime, sandbox: Sandbox, wat_dir: Path) -> None:
+    spinner = runtime.load(watguest.build_component(wat_dir, "sbx", mode="loop"))
+    start = time.perf_counter()
+    with pytest.raises(GuestTrap) as info:
+        sandbox.call(spinner, "on-poll", (), FakeHostApi(), Limits(timeout_s=0.3))
+    elapsed = time.perf_counter() - start
+    assert info.value.kind == "timeout"
+    assert "interrupt" in str(info.value)
+    assert 0.25 <= elapsed < 0.8, elapsed
+
+
+def test_infinite_loop_runs_out_of_fuel(runtime: Runtime, sandbox: Sandbox, wat_dir: Path) -> None:
+    spinner = runtime.load(watguest.build_component(wat_dir, "sbx", mode="loop"))
+    start = time.perf_counter()
+    with pytest.raises(GuestTrap) as info:
+        sandbox.call(spinner, "on-http-request", (_request(b"x"),), FakeHostApi(),
+                     Limits(timeout_s=600, fuel=2_000_000))
+    assert info.value.kind == "fuel"
+    assert "all fuel consumed" in str(info.value)
+    assert time.perf_counter() - start < 2
+
+
+def test_memory_bomb_stops_at_the_limit(runtime: Runtime, sandbox: Sandbox, wat_dir: Path) -> None:
+    """The "grow" guest grows 1 MiB at a time. wasmtime refuses growth past the store limit by returning
+    -1 from memory.grow (it does not trap), and the guest then aborts with ``unreachable``, as a Rust
+    guest does on allocation failure: so the trap is classified "panic". A guest that trapped in the
+    grow itself would be "memory"; both mean the bomb was contained."""
+    bomb = runtime.load(watguest.build_component(wat_dir, "sbx", mode="grow"))
+    start = time.perf_counter()
+    with pytest.raises(GuestTrap) as info:
+        sandbox.call(bomb, "on-poll", (), FakeHostApi(), Limits(memory_bytes=4 * MIB))
+    assert info.value.kind in ("memory", "panic")
+    assert info.value.kind == "panic" and "unreachable" in str(info.value)  # what wasmtime 50 does today
+    assert time.perf_counter() - start < 1
+
+
+def test_initial_memory_above_the_limit_fails_at_instantiation(
+    sandbox: Sandbox, guest: LoadedComponent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAT guest declares 2 pages (128 KiB); a 64 KiB limit refuses it before any export runs."""
+    entered: list[str] = []
+    real_get_func = wasmtime.component.Instance.get_func
+
+    def spy(self: Any, *args: Any) -> Any:
+        entered.append("get_func")
+        return real_get_func(self, *args)
+
+    monkeypatch.setattr(wasmtime.component.Instance, "get_func", spy)
+    api = FakeHostApi()
+    with pytest.raises(GuestTrap) as info:
+        sandbox.call(guest, "on-poll", (), api, Limits(memory_bytes=64 * KIB))
+    assert info.value.kind == "memory"
+    assert "memory" in str(info.value) and "limit" in str(info.value)
+    assert entered == [] and api.logs == []
+    # Exactly at the declared size it instantiates and runs.
+    sandbox.call(guest, "on-poll", (), api, Limits(memory_bytes=128 * KIB))
+    assert api.logs == [("info", "poll")]
+
+
+@pytest.mark.parametrize(("message", "kind"), [
+    ("error while executing at wasm backtrace:\n    0: 0x4f8 - <unknown>!<wasm function 6>\n\nCaused by:\n"
+     "    wasm trap: interrupt\n", "timeout"),
+    ("wasm trap: all fuel consumed by WebAssembly", "fuel"),
+    ("memory minimum size of 2 pages exceeds memory limits", "memory"),
+    ("wasm trap: wasm `unreachable` instruction executed", "panic"),
+    ("wasm trap: integer divide by zero", "trap"),
+    ("cannot enter component instance", "trap"),
+])
+def test_classify_trap_matches_wasmtime_wording(message: str, kind: str) -> None:
+    assert classify_trap(message) == kind
+
+
+def test_trap_kind_ignores_guest_chosen_names_in_the_backtrace(
+    runtime: Runtime, sandbox: Sandbox, wat_dir: Path
+) -> None:
+    """A guest that panics inside a function named like a timeout/memory trap is still a "panic" (the
+    backtrace carries guest function names; only the trap reason may decide the kind)."""
+    src = watguest.wat_source("named")
+    export = '(func (export "airlock:channel/channel@0.1.0#on-poll")'
+    assert src.count(export) == 1
+    src = src.replace(export, "(func $interrupt_all_fuel_consumed_memory_limit_exceeds unreachable)\n  "
+                      f"{export} (call $interrupt_all_fuel_consumed_memory_limit_exceeds)")
+    core, out = wat_dir / "named-trap.core.wasm", wat_dir / "named-trap.wasm"
+    (wat_dir / "named-trap.wat").write_text(src)
+    tool = watguest._wasm_tools()
+    subprocess.run([tool, "component", "embed", str(watguest.WIT_DIR), "--world", watguest.WORLDS["airlock"][2],
+                    str(wat_dir / "named-trap.wat"), "-o", str(core)], check=True, capture_output=True)
+    subprocess.run([tool, "component", "new", str(core), "-o", str(out)], check=True, capture_output=True)
+    with pytest.raises(GuestTrap) as info:
+        sandbox.call(runtime.load(out), "on-poll", (), FakeHostApi(), Limits())
+    assert info.value.kind == "panic"
+    assert str(info.value) == "guest trap (panic): wasm trap: wasm `unreachable` instruction executed"
+
+
+# ---- blame ------------------------------------------------------------------------------------------
+
+
+def test_host_exception_is_a_host_bug_without_details(sandbox: Sandbox, guest: LoadedComponent) -> None:
+    api = FakeHostApi(log=RuntimeError("boom in /home/op/secret-dir/airlock.py token=hunter2"))
+    with pytest.raises(HostBug) as info:
+        sandbox.call(guest, "on-http-request", (_request(b"payload"),), api, Limits())
+    err = info.value
+    assert not isinstance(err, GuestError)
+    text = str(err)
+    assert "\n" not in text and "Traceback" not in text
+    for leak in ("/", ".py", "boom", "hunter2", "secret-dir", "wasm backtrace"):
+        assert leak not in text, (leak, text)
+    assert text == "RuntimeError in log"  # the exception type and the WIT function, nothing more
+    assert api.emitted == []  # the guest was stopped at the failing host call
+
+
+def test_guest_fault_becomes_the_wit_error_string(sandbox: Sandbox, guest: LoadedComponent) -> None:
+    api = FakeHostApi(workspace_write=GuestFault("workspace path is refused"))
+    value, _ = sandbox.call(guest, "on-respond", (_response("x"),), api, Limits())
+    assert convert.unit_result_from_wit(value) == "workspace path is refused"
+    assert api.host_bug is None and api.workspace == {}
+
+
+# ---- a fresh store per callback -------------------------------------------------------------------------
+
+
+def test_each_callback_gets_a_fresh_store(
+    sandbox: Sandbox, guest: LoadedComponent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guest's bump allocator never frees: every argument it receives stays in its linear memory.
+    Ten 400 KB bodies under a 1 MiB limit only fit if no memory or allocator state survives a callback;
+    one 1.1 MB body shows the limit is real."""
+    stores: list[int] = []
+    real_init = wasmtime.Store.__init__
+
+    def counting_init(self: wasmtime.Store, *args: Any, **kwargs: Any) -> None:
+        stores.append(id(self))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(wasmtime.Store, "__init__", counting_init)
+    limits = Limits(memory_bytes=1 * MIB)
+    for i in range(10):
+        api = FakeHostApi()
+        body = bytes([ord("a") + i]) * 400_000
+        value, _ = sandbox.call(guest, "on-http-request", (_request(body),), api, limits)
+        assert convert.outgoing_response_from_wit(value).status == 200
+        assert [m.content.encode() for m in api.emitted] == [body]
+    assert len(stores) == 10
+    with pytest.raises(GuestTrap):
+        sandbox.call(guest, "on-http-request", (_request(b"z" * 1_100_000),), FakeHostApi(), limits)
+
+
+def test_no_state_crosses_callbacks(sandbox: Sandbox, guest: LoadedComponent) -> None:
+    """Two callbacks on one host API: the second sees only what the host gave it (the workspace the
+    double keeps), never the first call's guest-side state."""
+    api = FakeHostApi()
+    sandbox.call(guest, "on-respond", (_response("first"),), api, Limits())
+    sandbox.call(guest, "on-respond", (_response("second"),), api, Limits())
+    assert api.workspace == {"last-reply": "second"}
+    other = FakeHostApi()
+    sandbox.call(guest, "on-poll", (), other, Limits())
+    assert other.workspace == {} and other.logs == [("info", "poll")]
+
+
+# ---- the compile cache ------------------------------------------------------------------------------
+
+
+def test_compile_cache_hit_on_a_fresh_runtime(tmp_path: Path, wat_dir: Path) -> None:
+    wasm = watguest.build_component(wat_dir, "cache")
+    cache = tmp_path / "cache"
+    first_rt = Runtime(cache)
+    try:
+        first = first_rt.load(wasm)
+    finally:
+        first_rt.close()
+    second_rt = Runtime(cache)
+    try:
+        second = second_rt.load(wasm)
+        Sandbox(second_rt).call(second, "on-poll", (), FakeHostApi(), Limits())  # the cached code runs
+    finally:
+        second_rt.close()
+    assert (first.from_cache, second.from_cache) == (False, True)
+    assert len(list(cache.glob("*.cwasm"))) == 1
+    assert second.sha256 == first.sha256 and second.world == first.world
+    assert second.load_ms < first.load_ms, (first.load_ms, second.load_ms)
+    print(f"compile {first.load_ms:.1f} ms, cache hit {second.load_ms:.1f} ms")
+
+
+def test_corrupt_cache_entry_is_recompiled_with_a_warning(
+    tmp_path: Path, wat_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wasm = watguest.build_component(wat_dir, "cache")
+    cache = tmp_path / "cache"
+    rt = Runtime(cache)
+    try:
+        rt.load(wasm)
+        [entry] = cache.glob("*.cwasm")
+        entry.write_bytes(b"\x7fELF but not really" + bytes(200))
+        with caplog.at_level(logging.WARNING, logger="airlock.runtime"):
+            again = rt.load(wasm)
+        assert again.from_cache is False
+        assert any("unusable" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+        Sandbox(rt).call(again, "on-poll", (), FakeHostApi(), Limits())
+        assert rt.load(wasm).from_cache is True  # the entry was rewritten
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("text.wasm", b"this is not webassembly\nat all\n"),
+    ("core-module.wasm", b"\x00asm\x01\x00\x00\x00"),
+    ("truncated.wasm", b"\x00asm\x0d\x00\x01\x00\x07"),
+    ("empty.wasm", b""),
+])
+def test_non_component_file_is_a_one_line_component_error(
+    runtime: Runtime, tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ComponentError) as info:
+        runtime.load(path)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"{name}: ")
+    assert str(tmp_path) not in text
+
+
+def test_missing_file_is_a_component_error(runtime: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(ComponentError, match=r"^gone\.wasm: cannot read"):
+        runtime.load(tmp_path / "gone.wasm")
+
+
+@pytest.mark.parametrize(("wat", "expected"), [
+    ("(component)", "imports no supported channel-host interface"),
+    ('(component (import "near:agent/channel-host@0.2.0" (instance)))', "imports no supported channel-host"),
+    ('(component (import "airlock:channel/channel-host@0.1.0" (instance))'
+     ' (import "near:agent/channel-host@0.3.1" (instance)))', "imports no supported channel-host"),
+    ('(component (import "airlock:channel/channel-host@0.1.0" (instance))'
+     ' (import "evil:net/raw-sockets@1.0.0" (instance)))', "imports interfaces Airlock does not provide"),
+    ('(component (import "airlock:channel/channel-host@0.1.0" (instance)))',
+     "does not export airlock:channel/channel@0.1.0"),
+])
+def test_component_of_an_unknown_world_is_refused(
+    runtime: Runtime, tmp_path: Path, wat: str, expected: str
+) -> None:
+    path = _wasm_tools_parse(tmp_path, "odd", wat)
+    with pytest.raises(ComponentError) as info:
+        runtime.load(path)
+    text = str(info.value)
+    assert expected in text and "\n" not in text and text.startswith("odd.wasm: ")
