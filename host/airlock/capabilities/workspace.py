@@ -27,7 +27,7 @@ MAX_VALUE_BYTES = 1024 * 1024
 MAX_WRITES_PER_CALLBACK = 1000
 
 
-class WorkspaceConflict(Exception):  # noqa: N818 - a retry signal
+class WorkspaceConflict(Exception):
     """Another commit changed a key this callback read and wrote; re-run the callback."""
 
 

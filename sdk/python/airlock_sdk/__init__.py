@@ -1,0 +1,127 @@
+"""Airlock guest SDK for Python channels (bundled into the component by componentize-py).
+
+A channel is one class::
+
+    from airlock_sdk import Channel, ChannelConfig, Poll, export, host
+
+    class Echo(Channel):
+        def on_start(self, config):
+            return ChannelConfig(display_name="Echo", poll=Poll(interval_ms=30_000))
+
+        def on_poll(self):
+            host.info("tick")
+
+    Channel = export(Echo)   # last line of the app module given to componentize-py
+
+Every callback runs on a fresh instance; an uncaught exception becomes a defined failure (500 for a
+webhook, an error result for on_start/on_respond/on_broadcast, an error log line otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import host
+from .channel import Channel
+from .errors import (
+    AttachmentError,
+    HostError,
+    HttpError,
+    PairingError,
+    WebsocketError,
+    WorkspaceError,
+)
+from .host import (
+    debug,
+    emit,
+    error,
+    http,
+    info,
+    log,
+    now_millis,
+    pairing_allow_from,
+    pairing_resolve,
+    pairing_upsert,
+    secret_exists,
+    store_attachment,
+    trace,
+    warn,
+    websocket_send,
+    workspace_read,
+    workspace_read_json,
+    workspace_write,
+    workspace_write_json,
+)
+from .types import (
+    AgentReply,
+    Attachment,
+    ChannelConfig,
+    Endpoint,
+    HttpResponse,
+    InboundAttachment,
+    Message,
+    Poll,
+    Request,
+    Response,
+    Status,
+    StatusUpdate,
+)
+
+__version__ = "0.1.0"
+
+
+def export(cls: type[Channel]) -> type[Any]:
+    """Wrap a ``Channel`` subclass as the class componentize-py exports.
+
+    Bind the result to the name ``Channel`` in the app module: ``Channel = export(MyChannel)``.
+    Only works inside a component build (it imports the generated ``wit_world`` bindings).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Channel)):
+        raise TypeError("export() takes a subclass of airlock_sdk.Channel")
+    from ._wit import make_export
+
+    return make_export(cls)
+
+
+__all__ = [
+    "AgentReply",
+    "Attachment",
+    "AttachmentError",
+    "Channel",
+    "ChannelConfig",
+    "Endpoint",
+    "HostError",
+    "HttpError",
+    "HttpResponse",
+    "InboundAttachment",
+    "Message",
+    "PairingError",
+    "Poll",
+    "Request",
+    "Response",
+    "Status",
+    "StatusUpdate",
+    "WebsocketError",
+    "WorkspaceError",
+    "debug",
+    "emit",
+    "error",
+    "export",
+    "host",
+    "http",
+    "info",
+    "log",
+    "now_millis",
+    "pairing_allow_from",
+    "pairing_resolve",
+    "pairing_upsert",
+    "secret_exists",
+    "store_attachment",
+    "trace",
+    "warn",
+    "websocket_send",
+    "workspace_read",
+    "workspace_read_json",
+    "workspace_write",
+    "workspace_write_json",
+]

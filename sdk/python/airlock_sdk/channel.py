@@ -1,0 +1,309 @@
+"""The ``Channel`` base class and the pure-Python callback dispatch.
+
+The ``call_*`` functions take and return plain values; ``airlock_sdk._wit`` only converts WIT records
+to and from them. Each callback runs on a fresh instance of the author's class (every WIT callback
+runs in a fresh component instance anyway, so nothing may be kept in memory between callbacks; use
+the workspace instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from . import host
+from ._stdio import callback_scope
+from .types import (
+    AgentReply,
+    Attachment,
+    ChannelConfig,
+    Endpoint,
+    Poll,
+    Request,
+    Response,
+    StatusUpdate,
+)
+
+__all__ = [
+    "INTERNAL_ERROR_BODY",
+    "CallbackFailed",
+    "Channel",
+    "call_on_broadcast",
+    "call_on_http_request",
+    "call_on_poll",
+    "call_on_respond",
+    "call_on_shutdown",
+    "call_on_start",
+    "call_on_status",
+    "make_reply",
+    "make_status_update",
+    "status_name",
+]
+
+U32_MAX = 0xFFFFFFFF
+INTERNAL_ERROR_BODY = b'{"error":"internal error"}'
+
+
+class Channel:
+    """Base class of a channel. Override the callbacks you need.
+
+    A fresh instance is created for every callback: store anything that must survive in the
+    workspace (``host.workspace_write``), never on ``self`` between callbacks.
+    """
+
+    #: Default display name when ``on_start`` is not overridden.
+    display_name: str = ""
+
+    def on_start(self, config: dict[str, Any]) -> ChannelConfig:
+        """Called on activation with the ``config`` object of the capabilities file."""
+        return ChannelConfig(display_name=self.display_name or type(self).__name__)
+
+    def on_http_request(self, req: Request) -> Response:
+        """One request to a path returned by ``on_start``."""
+        return Response(status=404, body=b"not found")
+
+    def on_poll(self) -> None:
+        """One polling tick."""
+
+    def on_respond(self, reply: AgentReply) -> None:
+        """Deliver the agent's reply; raise to report a failure to the host."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement on_respond")
+
+    def on_status(self, update: StatusUpdate) -> None:
+        """Typing indicators / progress. Must be idempotent."""
+
+    def on_broadcast(self, user_id: str, reply: AgentReply) -> None:
+        """Proactive message to a user without an inbound message."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement on_broadcast")
+
+    def on_shutdown(self) -> None:
+        """Cleanup on unload."""
+
+
+class CallbackFailed(Exception):
+    """A callback failed; ``message`` becomes the WIT ``err(string)``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: message`` (no traceback) for an error result."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _log_failure(callback: str, exc: BaseException) -> None:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    head = f"{callback} raised {describe(exc)}"
+    text = f"{head}\n{tb}"
+    limit = host.MAX_LOG_BYTES - 64
+    if len(text.encode("utf-8")) > limit:
+        # keep the head and the innermost frames (the end of the traceback)
+        tail = tb.encode("utf-8")[-(limit - len(head.encode("utf-8")) - 8) :].decode("utf-8", "ignore")
+        text = f"{head}\n...\n{tail}"
+    with contextlib.suppress(Exception):  # logging must never turn a defined failure into a trap
+        host.error(text)
+
+
+def _json_object(raw: str, what: str) -> dict[str, Any]:
+    if not raw or not raw.strip():
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return value
+
+
+def _string_map(raw: str) -> dict[str, str]:
+    """A lenient ``{name: value}`` parse for headers/query JSON: lists are joined, bad JSON is empty."""
+    try:
+        value = json.loads(raw) if raw and raw.strip() else {}
+    except ValueError:
+        return {}
+    out: dict[str, str] = {}
+    items: list[Any]
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = [tuple(p) for p in value if isinstance(p, list | tuple) and len(p) == 2]
+    else:
+        return {}
+    for k, v in items:
+        if isinstance(v, list):
+            v = ", ".join(map(str, v)) if v else ""
+        out[str(k)] = "" if v is None else str(v)
+    return out
+
+
+def _validate_config(cfg: Any) -> ChannelConfig:
+    if not isinstance(cfg, ChannelConfig):
+        raise TypeError(f"on_start must return a ChannelConfig, not {type(cfg).__name__}")
+    endpoints: list[Endpoint] = []
+    for ep in cfg.endpoints:
+        if not isinstance(ep, Endpoint):
+            raise TypeError(f"ChannelConfig.endpoints must hold Endpoint, not {type(ep).__name__}")
+        if not str(ep.path).startswith("/"):
+            raise ValueError(f"endpoint path {ep.path!r} must start with '/'")
+        methods = [str(m).upper() for m in ep.methods]
+        endpoints.append(Endpoint(path=str(ep.path), methods=methods, require_secret=bool(ep.require_secret)))
+    poll: Poll | None = None
+    if cfg.poll is not None:
+        if not isinstance(cfg.poll, Poll):
+            raise TypeError(f"ChannelConfig.poll must be a Poll or None, not {type(cfg.poll).__name__}")
+        interval = int(cfg.poll.interval_ms)
+        if not 0 <= interval <= U32_MAX:
+            raise ValueError(f"poll interval {interval} ms is out of range")
+        poll = Poll(interval_ms=interval, enabled=bool(cfg.poll.enabled))
+    return ChannelConfig(display_name=str(cfg.display_name), endpoints=endpoints, poll=poll)
+
+
+def make_reply(
+    message_id: str,
+    content: str,
+    thread_id: str | None,
+    metadata_json: str,
+    attachments: list[tuple[str, str, bytes]],
+) -> AgentReply:
+    """Build an ``AgentReply`` from the WIT fields (raises ValueError on bad metadata JSON)."""
+    return AgentReply(
+        message_id=message_id,
+        content=content,
+        thread_id=thread_id,
+        metadata=_json_object(metadata_json, "metadata-json"),
+        attachments=[Attachment(filename=f, mime_type=m, data=bytes(d)) for f, m, d in attachments],
+    )
+
+
+def make_status_update(status: str, message: str, metadata_json: str) -> StatusUpdate:
+    return StatusUpdate(status=status, message=message, metadata=_json_object(metadata_json, "metadata-json"))
+
+
+# --------------------------------------------------------------------------- dispatch
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _scoped(fn: _F) -> _F:
+    """Run a dispatch function with print()/stderr routed to the host log (inside a component)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with callback_scope():
+            return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
+@_scoped
+def call_on_start(cls: type[Channel], config_json: str) -> ChannelConfig:
+    """Run ``on_start``; any exception becomes ``CallbackFailed`` (the WIT err)."""
+    try:
+        config = _json_object(config_json, "config-json")
+        return _validate_config(cls().on_start(config))
+    except Exception as exc:
+        _log_failure("on_start", exc)
+        raise CallbackFailed(describe(exc)) from None
+
+
+@_scoped
+def call_on_http_request(
+    cls: type[Channel],
+    method: str,
+    path: str,
+    headers_json: str,
+    query_json: str,
+    body: bytes,
+    secret_validated: bool,
+) -> tuple[int, str, bytes]:
+    """Run ``on_http_request``; returns ``(status, headers_json, body)``. Failures become a 500."""
+    try:
+        req = Request(
+            method=method.upper(),
+            path=path,
+            headers={k.lower(): v for k, v in _string_map(headers_json).items()},
+            query=_string_map(query_json),
+            body=bytes(body),
+            secret_validated=bool(secret_validated),
+        )
+        resp = cls().on_http_request(req)
+        if not isinstance(resp, Response):
+            raise TypeError(f"on_http_request must return a Response, not {type(resp).__name__}")
+        status, headers, data = resp.encoded()
+        return status, json.dumps(headers), data
+    except Exception as exc:
+        _log_failure("on_http_request", exc)
+        return 500, json.dumps({"content-type": "application/json"}), INTERNAL_ERROR_BODY
+
+
+def _run_logged(name: str, fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:
+        _log_failure(name, exc)
+
+
+@_scoped
+def call_on_poll(cls: type[Channel]) -> None:
+    """Run ``on_poll``; an exception is logged at error level and the callback returns normally."""
+    _run_logged("on_poll", lambda: cls().on_poll())
+
+
+@_scoped
+def call_on_status(cls: type[Channel], status: str, message: str, metadata_json: str) -> None:
+    def run() -> None:
+        cls().on_status(make_status_update(status, message, metadata_json))
+
+    _run_logged("on_status", run)
+
+
+@_scoped
+def call_on_shutdown(cls: type[Channel]) -> None:
+    _run_logged("on_shutdown", lambda: cls().on_shutdown())
+
+
+@_scoped
+def call_on_respond(
+    cls: type[Channel],
+    message_id: str,
+    content: str,
+    thread_id: str | None,
+    metadata_json: str,
+    attachments: list[tuple[str, str, bytes]],
+) -> None:
+    """Run ``on_respond``; any exception becomes ``CallbackFailed("Type: message")``."""
+    try:
+        cls().on_respond(make_reply(message_id, content, thread_id, metadata_json, attachments))
+    except Exception as exc:
+        _log_failure("on_respond", exc)
+        raise CallbackFailed(describe(exc)) from None
+
+
+@_scoped
+def call_on_broadcast(
+    cls: type[Channel],
+    user_id: str,
+    message_id: str,
+    content: str,
+    thread_id: str | None,
+    metadata_json: str,
+    attachments: list[tuple[str, str, bytes]],
+) -> None:
+    try:
+        cls().on_broadcast(user_id, make_reply(message_id, content, thread_id, metadata_json, attachments))
+    except Exception as exc:
+        _log_failure("on_broadcast", exc)
+        raise CallbackFailed(describe(exc)) from None
+
+
+def status_name(wit_enum_name: str) -> str:
+    """``TOOL_STARTED`` (generated enum member name) -> ``tool-started``."""
+    return wit_enum_name.lower().replace("_", "-")
