@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 CHANNELS := build/channels
 
-.PHONY: all venv guests run test lint typecheck pytest bench clean
+.PHONY: all venv guests test-guests run test lint typecheck pytest bench clean
 
 all: test
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 guests: $(STAMP)
 	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm
 
+test-guests: $(STAMP)
+	bash scripts/build-python-guest.sh tests/guests/probe build/test-guests/probe.wasm
+
 run: guests
 	$(BIN)/python -m airlock.demo --channels-dir $(CHANNELS)
 
@@ -31,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock
 
-pytest: guests
+pytest: guests test-guests
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
