@@ -422,7 +422,8 @@ def wait_for_health(url: str, proc: subprocess.Popen[str], timeout: float = 30.0
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 doc: dict[str, Any] = json.loads(resp.read())
-            if "minimal" in doc["channels"]:
+            # The server answers before channels finish on-start; wait until the channel is active.
+            if doc["channels"].get("minimal", {}).get("active"):
                 return doc
         except (urllib.error.URLError, ConnectionError):
             pass

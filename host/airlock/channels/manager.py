@@ -51,7 +51,7 @@ class ChannelSlot:
 
     channel: Channel
     active: bool = False
-    reason: str = ""
+    reason: str = "starting"
     endpoints: dict[str, HttpEndpoint] = field(default_factory=dict)
     poll_interval_s: float | None = None
     main_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
