@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from airlock.runtime.engine import Runtime
+from airlock.runtime.instance import Sandbox
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 BUILT_CHANNELS = REPO / "build" / "channels"
@@ -23,6 +26,19 @@ sys.path.insert(0, str(Path(__file__).parent / "fakes"))
 @pytest.fixture(scope="session")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("compile-cache")
+
+
+@pytest.fixture(scope="module")
+def runtime(compile_cache: Path) -> Iterator[Runtime]:
+    """A Runtime (engine + epoch ticker) on the session's compile cache, one per test module."""
+    rt = Runtime(compile_cache)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(runtime: Runtime) -> Sandbox:
+    return Sandbox(runtime)
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from .agents.bus import MessageBus
 from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
-from .config import HostConfig
+from .config import HostConfig, load_capabilities
 from .inbound.server import build_app
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
@@ -73,10 +73,7 @@ class AirlockHost:
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
     def _generate_missing_secrets(self) -> None:
-        for wasm, caps_path in self.manager.discover(self.config.channels_dir):
-            del wasm
-            from .config import load_capabilities
-
+        for _wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
                 caps = load_capabilities(caps_path)
             except Exception:
@@ -120,12 +117,12 @@ class AirlockHost:
     async def messages(self) -> AsyncIterator[Delivery]:
         """Yield every admitted inbound message, in arrival order, forever."""
         while True:
-            inbound = await self.bus.get()
-            yield Delivery(id=f"{inbound.channel}:{id(inbound):x}:{self.bus.delivered}", inbound=inbound)
+            yield await self.next_message()
 
     async def next_message(self) -> Delivery:
+        """Wait for the next admitted inbound message. Its ``id`` is unique within this host's run."""
         inbound = await self.bus.get()
-        return Delivery(id=f"{inbound.channel}:{id(inbound):x}:{self.bus.delivered}", inbound=inbound)
+        return Delivery(id=f"{inbound.channel}:{self.bus.delivered}", inbound=inbound)
 
     async def respond(self, message: Delivery, reply: str) -> CallOutcome:
         """Send ``reply`` through the channel's on-respond with ``message``'s original metadata."""

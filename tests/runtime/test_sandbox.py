@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,18 +91,6 @@ class FakeHostApi:
 
     def pairing_read_allow_from(self, channel: str) -> list[str]:
         return []
-
-
-@pytest.fixture(scope="module")
-def runtime(compile_cache: Path) -> Iterator[Runtime]:
-    rt = Runtime(compile_cache)
-    yield rt
-    rt.close()
-
-
-@pytest.fixture(scope="module")
-def sandbox(runtime: Runtime) -> Sandbox:
-    return Sandbox(runtime)
 
 
 @pytest.fixture(scope="module")

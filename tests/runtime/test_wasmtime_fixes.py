@@ -139,18 +139,6 @@ def options_guest_source() -> str:
 
 
 @pytest.fixture(scope="module")
-def runtime(compile_cache: Path) -> Iterator[Runtime]:
-    rt = Runtime(compile_cache)
-    yield rt
-    rt.close()
-
-
-@pytest.fixture(scope="module")
-def sandbox(runtime: Runtime) -> Sandbox:
-    return Sandbox(runtime)
-
-
-@pytest.fixture(scope="module")
 def normal(runtime: Runtime, wat_dir: Path) -> LoadedComponent:
     return runtime.load(watguest.build_component(wat_dir, "fixes"))
 

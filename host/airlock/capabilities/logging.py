@@ -43,7 +43,7 @@ class LogBuffer:
             return
         self.entries.append((lvl, _truncate(message)))
 
-    def flush(self, channel: str, redact: object = None) -> None:
+    def flush(self, channel: str) -> None:
         """Write the entries to the ``airlock.guest`` logger as ``[channel] message``."""
         for level, message in self.entries:
             guest_log.log(_PY_LEVELS[level], "[%s] %s", channel, message)

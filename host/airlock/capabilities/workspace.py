@@ -16,7 +16,7 @@ the ``DurableWorkspaceStore`` in the same commit; other paths live in memory onl
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -125,5 +125,3 @@ class WorkspaceTxn:
             raise GuestFault(f"more than {MAX_WRITES_PER_CALLBACK} workspace writes in one callback")
         self.writes[path] = content
 
-
-ReadFn = Callable[[str], str | None]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..capabilities.attachments import AttachmentBuffer
 from ..capabilities.emit import EmitBuffer
+from ..capabilities.http_policy import HttpRefused
 from ..capabilities.logging import LogBuffer
 from ..capabilities.workspace import WorkspaceTxn
 from ..runtime.linker import GuestFault
@@ -85,8 +86,6 @@ class CallState:
         if http is None:
             self._record("http-request", {"method": method}, "this channel has no http capability")
             raise GuestFault("this channel has no http capability")
-        from ..capabilities.http_policy import HttpRefused
-
         start = time.monotonic()
         try:
             result = http.request(method, url, headers_json, body, timeout_ms, deadline=self.deadline,

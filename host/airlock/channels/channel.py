@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ class HostServices:
     """Host-wide services a channel's capabilities are built from."""
 
     sandbox: Sandbox
-    secret_lookup: Any  # Callable[[str], str | None]
+    secret_lookup: Callable[[str], str | None]
     pairing: PairingBackend
     durable: DurableBackend | None
     egress: Egress | None

@@ -122,4 +122,4 @@ class Sandbox:
             reason = _trap_reason(exc)
             raise GuestTrap(classify_trap(reason), reason) from None
         finally:
-            store.close() if hasattr(store, "close") else None
+            store.close()
