@@ -1,0 +1,281 @@
+"""A fake Slack Web API on 127.0.0.1, plus builders for signed Events API requests.
+
+Web API wire format (https://api.slack.com/web, "Basics"): every method is ``POST /api/<method>`` (``GET`` is
+accepted too); arguments come as a query string, ``application/x-www-form-urlencoded``, ``multipart/form-data``
+or a JSON object (JSON only with the token in ``Authorization: Bearer ...``). Every answer is HTTP 200 with a
+JSON object ``{"ok": true, ...}`` or ``{"ok": false, "error": "<code>"}``.
+
+Implemented methods:
+
+* ``auth.test`` -> ``{ok, url, team, user, team_id, user_id, bot_id}``.
+* ``chat.postMessage`` (``channel`` + ``text``/``blocks``/``attachments``, optional ``thread_ts``) ->
+  ``{ok, channel, ts, message}``. Errors: ``channel_not_found`` (no channel), ``no_text``, ``msg_too_long``
+  (text over 40,000 characters, Slack's documented limit).
+
+Authentication: ``not_authed`` without a token, ``invalid_auth`` with a wrong one (both HTTP 200, as Slack does).
+Deliberate differences from Slack: an unknown method answers ``{"ok": false, "error": "unknown_method"}`` with
+HTTP 404; any channel id is accepted; markup is not parsed; no rate limiting unless a test queues an error with
+:meth:`FakeSlack.fail_next`.
+
+Events API side (what Slack POSTs to the app): :func:`url_verification`, :func:`message_event`,
+:func:`app_mention_event` build envelopes shaped like the samples on https://api.slack.com/apis/events-api,
+https://api.slack.com/events/message and https://api.slack.com/events/app_mention; :func:`signed_headers` signs a
+body with slack_sdk's own ``SignatureVerifier.generate_signature`` (``v0=`` HMAC-SHA256 of
+``v0:{timestamp}:{body}``), never with Airlock's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
+
+__all__ = [
+    "BOT_ID",
+    "BOT_USER_ID",
+    "DEFAULT_TOKEN",
+    "MAX_TEXT_CHARS",
+    "TEAM_ID",
+    "ApiCall",
+    "FakeSlack",
+    "app_mention_event",
+    "message_event",
+    "signed_headers",
+    "url_verification",
+]
+
+JsonDict = dict[str, Any]
+
+DEFAULT_TOKEN = "xoxb-1111-2222-fakeslacktoken"
+TEAM_ID = "T0AIRLOCK"
+BOT_USER_ID = "U0AIRBOT"
+BOT_ID = "B0AIRBOT"
+API_APP_ID = "A0AIRLOCK"
+MAX_TEXT_CHARS = 40_000
+"""chat.postMessage: "messages over 40,000 characters" are refused (Slack docs, chat.postMessage, msg_too_long)."""
+
+
+@dataclass
+class ApiCall:
+    """One request to ``/api/<method>``, accepted or not."""
+
+    method: str
+    params: JsonDict
+    authorization: str | None
+    content_type: str
+    error: str | None = None
+
+
+class FakeSlack:
+    """The fake Web API server. ``async with FakeSlack() as slack:``, then point a client at
+    ``slack.api_url`` (``slack_sdk.WebClient(token=slack.token, base_url=slack.api_url)``).
+
+    Records (read them directly): ``calls`` (every :class:`ApiCall`, rejected ones included) and ``posted``
+    (the parameters of every accepted chat.postMessage plus ``"ts"``, the id the fake gave the message).
+    """
+
+    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        self.token = token
+        self.calls: list[ApiCall] = []
+        self.posted: list[JsonDict] = []
+        self._queued: dict[str, list[str]] = {}
+        self._ts = itertools.count(1)
+        self._event = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Serve on 127.0.0.1 (a free port); returns the base URL without a trailing slash."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runner = runner
+        port = runner.addresses[0][1]
+        self._base_url = f"http://127.0.0.1:{port}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("FakeSlack is not started")
+        return self._base_url
+
+    @property
+    def api_url(self) -> str:
+        """``<base_url>/api/``: slack_sdk's ``base_url``."""
+        return f"{self.base_url}/api/"
+
+    # ---- control -----------------------------------------------------------------------------------
+
+    def fail_next(self, method: str, error: str) -> None:
+        """The next authenticated call of ``method`` answers ``{"ok": false, "error": error}``."""
+        self._queued.setdefault(method, []).append(error)
+
+    async def wait_for_posted(self, n: int, timeout: float = 5.0) -> list[JsonDict]:
+        """The first ``n`` accepted chat.postMessage calls; TimeoutError if fewer arrive in ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while len(self.posted) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"expected {n} chat.postMessage calls, got {len(self.posted)}: {self.posted}")
+            self._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), min(remaining, 0.1))
+        return self.posted[:n]
+
+    # ---- the Web API -----------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        ctype = request.content_type
+        try:
+            params = await _read_params(request)
+        except ValueError:
+            return self._answer(ApiCall(method, {}, None, ctype), {"ok": False, "error": "invalid_json"})
+        auth = request.headers.get("Authorization")
+        call = ApiCall(method, params, auth, ctype)
+        token = _bearer(auth) or (params.get("token") if ctype != "application/json" else None)
+        if not token:
+            return self._answer(call, {"ok": False, "error": "not_authed"})
+        if token != self.token:
+            return self._answer(call, {"ok": False, "error": "invalid_auth"})
+        handler = {"auth.test": self._auth_test, "chat.postMessage": self._post_message}.get(method)
+        if handler is None:
+            return self._answer(call, {"ok": False, "error": "unknown_method"}, status=404)
+        queued = self._queued.get(method)
+        if queued:
+            return self._answer(call, {"ok": False, "error": queued.pop(0)})
+        return self._answer(call, handler(params))
+
+    def _answer(self, call: ApiCall, body: JsonDict, status: int = 200) -> web.Response:
+        call.error = None if body.get("ok") else str(body.get("error"))
+        self.calls.append(call)
+        self._event.set()
+        return web.json_response(body, status=status)
+
+    def _auth_test(self, _params: JsonDict) -> JsonDict:
+        return {"ok": True, "url": "https://airlock-test.slack.com/", "team": "Airlock Test", "user": "airlock",
+                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def _post_message(self, params: JsonDict) -> JsonDict:
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        text = params.get("text")
+        if not text and not params.get("blocks") and not params.get("attachments"):
+            return {"ok": False, "error": "no_text"}
+        if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+            return {"ok": False, "error": "msg_too_long"}
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
+        message: JsonDict = {"type": "message", "subtype": "bot_message", "text": text or "", "ts": ts,
+                             "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        self.posted.append({**params, "ts": ts})
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+async def _read_params(request: web.Request) -> JsonDict:
+    params: JsonDict = dict(request.query)
+    if request.method != "POST":
+        return params
+    if request.content_type == "application/json":
+        raw = await request.read()
+        data = json.loads(raw) if raw else {}
+        if not isinstance(data, dict):
+            raise ValueError("JSON body is not an object")
+        params.update(data)
+    else:
+        form = await request.post()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+# ---- Events API requests (Slack -> app) ------------------------------------------------------------
+
+_event_ids = itertools.count(1)
+
+
+def _now_ts() -> str:
+    return f"{time.time():.6f}"
+
+
+def url_verification(challenge: str) -> JsonDict:
+    """The handshake Slack sends when the Request URL is set (Events API docs, "url_verification")."""
+    return {"token": "deprecated-verification-token", "challenge": challenge, "type": "url_verification"}
+
+
+def _envelope(event: JsonDict) -> JsonDict:
+    n = next(_event_ids)
+    return {
+        "token": "deprecated-verification-token", "team_id": TEAM_ID, "api_app_id": API_APP_ID, "event": event,
+        "type": "event_callback", "event_id": f"Ev{n:08d}", "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def message_event(text: str, *, user: str = "U0ALICE", channel: str = "D0ALICE", channel_type: str = "im",
+                  ts: str | None = None, thread_ts: str | None = None, **extra: Any) -> JsonDict:
+    """An ``event_callback`` carrying a ``message`` event; ``extra`` adds or overrides event keys
+    (``subtype``, ``bot_id``, ...; a value of None removes the key)."""
+    event: JsonDict = {"type": "message", "channel": channel, "user": user, "text": text,
+                       "ts": ts or _now_ts(), "event_ts": ts or _now_ts(), "channel_type": channel_type,
+                       "team": TEAM_ID}
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    for key, value in extra.items():
+        if value is None:
+            event.pop(key, None)
+        else:
+            event[key] = value
+    return _envelope(event)
+
+
+def app_mention_event(text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL", ts: str | None = None,
+                      thread_ts: str | None = None) -> JsonDict:
+    """An ``event_callback`` carrying an ``app_mention`` (text contains ``<@BOT_USER_ID>``)."""
+    event: JsonDict = {"type": "app_mention", "user": user, "text": text, "ts": ts or _now_ts(),
+                       "channel": channel, "event_ts": ts or _now_ts(), "team": TEAM_ID}
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    return _envelope(event)
+
+
+def signed_headers(signing_secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` for ``body``, computed by slack_sdk."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=ts, body=body)
+    assert signature is not None
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature, "Content-Type": "application/json"}
