@@ -26,13 +26,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from airlock.errors import CapabilitiesError, ConfigError
 
 __all__ = [
     "MAX_CAPABILITIES_FILE_BYTES",
     "MIN_POLL_INTERVAL_MS",
+    "WEBHOOK_SCHEMES",
     "AllowlistEntry",
     "AuthSpec",
     "AutoGenerate",
@@ -367,28 +376,93 @@ class EmitRateLimit(_Model):
     messages_per_hour: PositiveInt = 5000
 
 
+#: The host-side webhook verification schemes (``channel.webhook.scheme``); see ``airlock.inbound.verifiers``.
+WEBHOOK_SCHEMES: tuple[str, ...] = ("header", "slack", "discord", "meta", "feishu")
+
+#: Keys an explicitly declared scheme needs: each inner tuple is "one of these keys".
+_SCHEME_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "header": (("secret_header",), ("secret_name",)),
+    "slack": (("hmac_secret_name",),),
+    "discord": (("signature_key_secret_name",),),
+    "meta": (("secret_name", "app_secret_name"),),
+    "feishu": (("verification_token_secret_name", "secret_name"),),
+}
+
+
 class WebhookSpec(_ExtensibleModel):
     """``channel.webhook``: how the host authenticates inbound webhooks before the guest sees them.
 
-    ``secret_header`` + ``secret_name``: a shared secret compared in constant time;
-    ``signature_key_secret_name``: an Ed25519 public key (Discord style);
-    ``hmac_secret_name``: an HMAC-SHA256 signing secret (Slack style);
-    ``verify_token_param``: query parameter carrying a verify token (WhatsApp style).
+    ``scheme`` (Airlock extension) is one of :data:`WEBHOOK_SCHEMES`; when absent it is inferred
+    (:attr:`effective_scheme`): ``hmac_secret_name`` -> slack, ``signature_key_secret_name`` -> discord,
+    ``verify_token_param`` or ``app_secret_name`` -> meta, ``verification_token_secret_name`` or
+    ``encrypt_key_secret_name`` -> feishu, ``secret_header`` + ``secret_name`` -> header, else none.
+    Keys per scheme (values are secret names in the host's store):
+
+    * header: ``secret_header`` + ``secret_name``: a shared secret compared in constant time;
+    * slack: ``hmac_secret_name``: the HMAC-SHA256 signing secret;
+    * discord: ``signature_key_secret_name``: the application's Ed25519 public key (64 hex characters);
+    * meta: ``secret_name`` (GET handshake verify token, read from query parameter ``verify_token_param``,
+      default ``hub.verify_token``) and ``app_secret_name`` (HMAC-SHA256 app secret for POST signatures);
+    * feishu: ``verification_token_secret_name`` (or ``secret_name``) and optional ``encrypt_key_secret_name``.
+
+    ``managed_by_host: false`` turns host verification off (the guest gets secret-validated = false).
     ``methods`` are uppercased (``None`` = any). Other keys are kept.
+
+    Raises (through the loader): an unknown ``scheme``, or an explicit scheme without the keys it needs.
     """
 
+    scheme: str | None = None
     secret_header: str | None = None
     secret_name: str | None = None
     signature_key_secret_name: str | None = None
     hmac_secret_name: str | None = None
+    app_secret_name: str | None = None
+    verification_token_secret_name: str | None = None
+    encrypt_key_secret_name: str | None = None
     managed_by_host: bool = True
     methods: list[str] | None = None
     verify_token_param: str | None = None
+
+    @field_validator("scheme")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and v not in WEBHOOK_SCHEMES:
+            raise ValueError(f"unknown webhook scheme {v!r} (expected one of: {', '.join(WEBHOOK_SCHEMES)})")
+        return v
 
     @field_validator("methods")
     @classmethod
     def _methods(cls, v: list[str] | None) -> list[str] | None:
         return _upper_methods(v)
+
+    @model_validator(mode="after")
+    def _scheme_keys(self) -> WebhookSpec:
+        for choices in _SCHEME_NEEDS.get(self.scheme or "", ()):
+            if not any(getattr(self, key) for key in choices):
+                raise ValueError(f"scheme {self.scheme!r} needs key {' or '.join(choices)}")
+        return self
+
+    @property
+    def effective_scheme(self) -> str | None:
+        """The declared ``scheme``, else the one inferred from the keys present (see the class doc), else None."""
+        if self.scheme is not None:
+            return self.scheme
+        if self.hmac_secret_name:
+            return "slack"
+        if self.signature_key_secret_name:
+            return "discord"
+        if self.verify_token_param or self.app_secret_name:
+            return "meta"
+        if self.verification_token_secret_name or self.encrypt_key_secret_name:
+            return "feishu"
+        if self.secret_header and self.secret_name:
+            return "header"
+        return None
+
+    @property
+    def verify_token_query_param(self) -> str:
+        """The Meta handshake's verify-token query parameter (``hub.verify_token`` unless overridden)."""
+        return self.verify_token_param or "hub.verify_token"
 
 
 class ChannelCapability(_Model):
