@@ -8,7 +8,10 @@ for ``http-request(method, url, headers-json, body, timeout-ms) -> result<http-r
    allow-list");
 2. the allow-list is checked on the URL exactly as the guest sent it (``capabilities.http.allowlist``);
 3. credentials are injected after that check (``capabilities.http.credentials`` and the spec's
-   ``{UPPER_SNAKE_NAME}`` placeholders, allowed by ``capabilities.secrets.allowed_names``);
+   ``{UPPER_SNAKE_NAME}`` placeholders, allowed by ``capabilities.secrets.allowed_names``, and sent only
+   to the hosts of a credential rule naming the same secret, if there is one). Placeholders in the BODY
+   are filled only when the guest lists them in ``X-Airlock-Body-Secrets`` (``http_policy``), encoded for
+   the body's content type (JSON string escapes, form encoding, or raw);
 4. the per-channel rate limit is applied (``capabilities.http.rate_limit``);
 5. ``Egress`` applies upstream overrides and the SSRF check and sends; same-host redirects are followed
    here, at most ``MAX_REDIRECTS`` times, re-checking the allow-list on every hop;
@@ -39,9 +42,11 @@ from .http_policy import (
     TargetUrl,
     check_allowed,
     check_path_segments,
+    check_placeholder_host,
     parse_headers_json,
     parse_https_url,
     select_credentials,
+    take_body_secret_names,
 )
 
 __all__ = [
@@ -107,7 +112,7 @@ class _Redactor:
             quote(secret, safe=""),
             quote(secret, safe=_PATH_SAFE),
             quote_plus(secret),
-            json.dumps(secret)[1:-1],
+            *_json_forms(secret),
             *extra_forms,
         }
         self._forms.update(f for f in forms if f)
@@ -124,6 +129,14 @@ class _Redactor:
         for form in self._ordered():
             value = value.replace(form.encode("utf-8"), REDACTED.encode("ascii"))
         return value
+
+
+def _json_forms(secret: str) -> set[str]:
+    """The secret as it appears inside a JSON string, ASCII-escaped or not, and inside a JSON string that
+    itself holds JSON (a platform echoing a JSON request body in its JSON error): body secrets need both."""
+    once = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    twice = {json.dumps(form, ensure_ascii=ascii)[1:-1] for form in once for ascii in (True, False)}
+    return once | twice
 
 
 class _RateLimiter:
@@ -229,11 +242,8 @@ class HttpCapability:
         if method not in ALLOWED_METHODS:
             raise HttpRefused(f"method {method[:16]} is not allowed")
         target = parse_https_url(url)
-        headers = parse_headers_json(headers_json)
-        if body is not None and len(body) > self._policy.max_request_bytes:
-            raise HttpRefused(
-                f"request body is {len(body)} bytes; max_request_bytes is {self._policy.max_request_bytes}"
-            )
+        headers, body_names = take_body_secret_names(parse_headers_json(headers_json))
+        self._check_body_size(body)
         check_allowed(self._policy, method, target)
         # Credentials only after the allow-list admitted the URL as the guest wrote it.
         path, query = target.path, target.query
@@ -246,26 +256,55 @@ class HttpCapability:
                 query = query.replace(rule.placeholder, quote(value, safe=""))
 
         def fill(safe: str) -> Callable[[re.Match[str]], str]:
-            return lambda m: quote(self._placeholder(m.group(1), redactor), safe=safe)
+            return lambda m: quote(self._placeholder(m.group(1), target, redactor), safe=safe)
 
         path = PLACEHOLDER_RE.sub(fill(_PATH_SAFE), path)
         query = PLACEHOLDER_RE.sub(fill(""), query)
         filled: list[tuple[str, str]] = []
         for name, value in headers:
-            value = PLACEHOLDER_RE.sub(lambda m: self._placeholder(m.group(1), redactor), value)
+            value = PLACEHOLDER_RE.sub(lambda m: self._placeholder(m.group(1), target, redactor), value)
             if any(c in value for c in "\r\n\0"):
                 raise HttpRefused(f"a secret used in header {name} contains CR, LF or NUL")
             filled.append((name, value))
         check_path_segments(path)
+        if body is not None and body_names:
+            body = self._fill_body(body, body_names, _content_type(filled), target, redactor)
         return _Hop(method, TargetUrl(target.host, path, query), filled, body)
 
-    def _placeholder(self, name: str, redactor: _Redactor) -> str:
+    def _check_body_size(self, body: bytes | None) -> None:
+        if body is not None and len(body) > self._policy.max_request_bytes:
+            raise HttpRefused(
+                f"request body is {len(body)} bytes; max_request_bytes is {self._policy.max_request_bytes}"
+            )
+
+    def _placeholder(self, name: str, target: TargetUrl, redactor: _Redactor) -> str:
         secret_name = name.lower()
         value = self._secrets(secret_name) if self._secret_allowed(secret_name) else None
         if value is None:
             raise HttpRefused(f"http-request may not use secret placeholder {{{name}}}")
+        check_placeholder_host(self._policy, secret_name, target)
         redactor.add(value)
         return value
+
+    def _fill_body(
+        self, body: bytes, names: tuple[str, ...], content_type: str, target: TargetUrl, redactor: _Redactor
+    ) -> bytes:
+        """Replace ``{NAME}`` for each opted-in name, escaped so the value cannot break out of its place:
+        inside a JSON string (``application/json``, ``*+json``), as a form value
+        (``application/x-www-form-urlencoded``), else as raw UTF-8. Every name is checked first, so a
+        refused name never leaves a half-filled body behind; the filled body must still fit
+        ``max_request_bytes``."""
+        values = {name: self._placeholder(name, target, redactor) for name in names}
+        for name, value in values.items():
+            if content_type == "application/json" or content_type.endswith("+json"):
+                encoded = json.dumps(value)[1:-1]
+            elif content_type == "application/x-www-form-urlencoded":
+                encoded = quote_plus(value)
+            else:
+                encoded = value
+            body = body.replace(f"{{{name}}}".encode("ascii"), encoded.encode("utf-8"))
+        self._check_body_size(body)
+        return body
 
     def _credential_value(self, rule: CredentialRule, url: TargetUrl, redactor: _Redactor) -> str | None:
         value = self._secrets(rule.secret_name)
@@ -389,6 +428,12 @@ class HttpCapability:
         if len(url) > _AUDIT_URL_CHARS:
             url = url[:_AUDIT_URL_CHARS] + "..."
         return HttpAudit(method[:16], url, allowed, status, error, time.monotonic() - started)
+
+
+def _content_type(headers: list[tuple[str, str]]) -> str:
+    """The media type of the guest's ``Content-Type`` header, lower-case, without parameters."""
+    value = next((v for n, v in headers if n.lower() == "content-type"), "")
+    return value.split(";", 1)[0].strip().lower()
 
 
 def _query_name(pair: str) -> str:

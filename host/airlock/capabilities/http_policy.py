@@ -7,7 +7,8 @@ Nothing in this module does I/O. It holds:
   ``/work/shared/spec/capabilities-file.md``);
 - ``HttpRefused``, the one error the ``http-request`` host function reports to the guest;
 - URL parsing (``parse_https_url``), the allow-list check (``check_allowed``), credential selection
-  (``select_credentials``) and guest header parsing (``parse_headers_json``).
+  (``select_credentials``), guest header parsing (``parse_headers_json``), the host binding of secret
+  placeholders (``check_placeholder_host``) and the body-placeholder opt-in (``take_body_secret_names``).
 
 Every ``HttpRefused`` raised here carries a message that is safe to hand to the guest: it names only what
 the guest itself sent (host, path, method, header names), never a secret value, a host path or a trace.
@@ -26,7 +27,9 @@ from airlock.errors import AirlockError, ConfigError
 
 __all__ = [
     "ALLOWED_METHODS",
+    "BODY_SECRETS_HEADER",
     "HOST_SET_HEADERS",
+    "MAX_BODY_PLACEHOLDERS",
     "MAX_GUEST_HEADERS",
     "PLACEHOLDER_RE",
     "AllowRule",
@@ -36,10 +39,12 @@ __all__ = [
     "HttpRefused",
     "TargetUrl",
     "check_allowed",
+    "check_placeholder_host",
     "host_matches",
     "parse_headers_json",
     "parse_https_url",
     "select_credentials",
+    "take_body_secret_names",
 ]
 
 
@@ -84,6 +89,15 @@ MAX_URL_CHARS = 16384
 
 #: A secret placeholder in a URL or header value: ``{UPPER_SNAKE_NAME}`` -> secret ``upper_snake_name``.
 PLACEHOLDER_RE = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+
+#: Request header (any case) by which a guest names the placeholders the host fills in its request BODY,
+#: e.g. ``X-Airlock-Body-Secrets: FEISHU_APP_ID, FEISHU_APP_SECRET``. The host removes it before sending.
+#: Bodies are opt-in, unlike URLs and headers, because bodies carry user text: an agent tricked into
+#: replying "{DISCORD_BOT_TOKEN}" must not have the host post the token into the chat.
+BODY_SECRETS_HEADER = "x-airlock-body-secrets"
+#: At most this many names in ``BODY_SECRETS_HEADER``.
+MAX_BODY_PLACEHOLDERS = 8
+_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
@@ -369,3 +383,37 @@ def parse_headers_json(headers_json: str) -> list[tuple[str, str]]:
         if name.lower() not in HOST_SET_HEADERS:
             headers.append((name, value))
     return headers
+
+
+def take_body_secret_names(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], tuple[str, ...]]:
+    """Split ``BODY_SECRETS_HEADER`` off the guest's headers.
+
+    Returns the remaining headers and the placeholder names listed (comma and/or space separated,
+    ``UPPER_SNAKE`` like the placeholders themselves, duplicates dropped, order kept). At most
+    ``MAX_BODY_PLACEHOLDERS`` names. Raises ``HttpRefused`` for a malformed name or too many names.
+    """
+    kept: list[tuple[str, str]] = []
+    names: list[str] = []
+    for name, value in headers:
+        if name.lower() != BODY_SECRETS_HEADER:
+            kept.append((name, value))
+            continue
+        for item in re.split(r"[,\s]+", value.strip()):
+            if not item:
+                continue
+            if not _NAME_RE.match(item) or len(item) > 128:
+                raise HttpRefused(f"{BODY_SECRETS_HEADER} lists an invalid placeholder name")
+            if item not in names:
+                names.append(item)
+    if len(names) > MAX_BODY_PLACEHOLDERS:
+        raise HttpRefused(f"{BODY_SECRETS_HEADER} lists {len(names)} names; at most {MAX_BODY_PLACEHOLDERS}")
+    return kept, tuple(names)
+
+
+def check_placeholder_host(policy: HttpPolicy, secret_name: str, url: TargetUrl) -> None:
+    """A secret that a credential rule binds to hosts (``host_patterns``) may be sent by placeholder only to
+    those hosts, even if the allow-list admits others. Secrets named by no credential rule are limited by
+    the allow-list alone. Raises ``HttpRefused`` naming the placeholder and the host, never the value."""
+    bound = [r for r in policy.credentials if r.secret_name == secret_name]
+    if bound and not any(host_matches(p, url.host) for r in bound for p in r.host_patterns):
+        raise HttpRefused(f"secret placeholder {{{secret_name.upper()}}} may not be sent to host {url.host}")
