@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ConfigError
+from ..inbound.verifiers import Verifier, build_verifier
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, StatusUpdate
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
@@ -58,6 +59,8 @@ class ChannelSlot:
     poll_task: asyncio.Task[None] | None = None
     polls: int = 0
     failures: int = 0
+    verifier: Verifier | None = None
+    """Webhook check built at registration (``inbound.verifiers``); None until then."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ class ChannelManager:
 
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
+        if cfg.http_endpoints:  # built once here; it reads secrets per request (airlock secrets set applies live)
+            slot.verifier = build_verifier(chan.webhook, self.services.secret_lookup, channel=slot.channel.name)
         for ep in cfg.http_endpoints:
             if ep.path not in chan.allowed_paths:
                 log.warning("channel %s asked for %s, not in allowed_paths; not registered", slot.channel.name,

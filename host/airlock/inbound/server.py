@@ -1,17 +1,18 @@
 """One aiohttp server for every channel: ``/webhook/...`` routed by path, plus health endpoints.
 
 Order of checks for a webhook, each before the guest runs (so a refused request costs no sandbox):
-404 unknown path -> 405 method not registered -> 413 body over ``MAX_BODY_BYTES`` -> 401 missing /
-403 wrong webhook secret (constant-time compare, when the capabilities file's ``webhook`` block names a
-``secret_header`` and ``secret_name`` and ``managed_by_host`` is true) -> 503 + Retry-After when the agent
-lags. A guest that fails gives a generic 500; details go to the host log only.
+404 unknown path -> 405 method not registered -> 413 body over ``MAX_BODY_BYTES`` -> 401 / 403 from the
+channel's webhook verifier (``inbound.verifiers``: header secret, Slack, Discord, Meta or Feishu, chosen by the
+capabilities file's ``webhook`` block; a generic body, the reason in the host log) -> 503 + Retry-After when the
+agent lags. The guest gets secret-validated = true only when the host verified the request, and a body the
+verifier replaced (a decrypted Feishu event). A guest that fails gives a generic 500; details go to the host log.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp import web
 from ..agents.bus import RETRY_AFTER_S
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
+from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, build_verifier
 
 log = logging.getLogger("airlock.inbound")
 
@@ -32,29 +34,35 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-def _secret_check(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request) -> web.Response | bool:
-    """Return an error response, or whether the host validated a secret."""
-    webhook = slot.channel.caps.capabilities.channel.webhook
-    configured = webhook is not None and webhook.secret_header and webhook.secret_name
-    if not configured or webhook is None or not webhook.managed_by_host:
-        if endpoint.require_secret and not configured:
-            log.error("[%s] %s requires a secret but the capabilities file names none", slot.channel.name,
-                      endpoint.path)
-            return _error(403, "forbidden")
-        return False
-    assert webhook.secret_header is not None and webhook.secret_name is not None
-    expected = slot.channel.services.secret_lookup(webhook.secret_name)
-    given = request.headers.get(webhook.secret_header)
-    if expected is None:
-        log.error("[%s] webhook secret %s is not stored; refusing", slot.channel.name, webhook.secret_name)
+def _verifier(slot: ChannelSlot) -> Verifier:
+    if slot.verifier is None:  # normally built at registration by the manager
+        caps = slot.channel.caps.capabilities.channel
+        slot.verifier = build_verifier(caps.webhook, slot.channel.services.secret_lookup, channel=slot.channel.name)
+    return slot.verifier
+
+
+def _verify(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request, body: bytes) -> web.Response | Accept:
+    """Return an error response, or the verifier's acceptance (secret-validated flag, maybe a new body)."""
+    verifier = _verifier(slot)
+    name = slot.channel.name
+    if isinstance(verifier, Unverified) and endpoint.require_secret and not verifier.declared:
+        log.error("[%s] %s requires a secret but the capabilities file names none", name, endpoint.path)
         return _error(403, "forbidden")
-    if given is None:
-        log.warning("[%s] webhook without %s header refused", slot.channel.name, webhook.secret_header)
-        return _error(401, "unauthorized")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        log.warning("[%s] webhook with a wrong %s refused", slot.channel.name, webhook.secret_header)
-        return _error(403, "forbidden")
-    return True
+    req = WebhookRequest.build(request.method, request.path, request.headers.items(), request.query.items(), body,
+                               time.time())
+    verdict = verifier.verify(req)
+    if isinstance(verdict, Reject):
+        log.warning("[%s] webhook %s %s refused with %d (%s): %s", name, request.method, request.path,
+                    verdict.status, verifier.scheme, verdict.reason)
+        return _error(verdict.status, "unauthorized" if verdict.status == 401 else "forbidden")
+    return verdict
+
+
+def _guest_headers(request: web.Request, body: bytes, replaced: bool) -> str:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if replaced:  # the guest sees the verifier's body (e.g. decrypted JSON): keep its length header honest
+        headers["content-length"] = str(len(body))
+    return json.dumps(headers)
 
 
 def _response(out: OutgoingHttpResponse) -> web.Response:
@@ -86,15 +94,17 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         return _error(400, "bad request")
     if len(body) > MAX_BODY_BYTES:
         return _error(413, "payload too large")
-    checked = _secret_check(slot, endpoint, request)
+    checked = _verify(slot, endpoint, request, body)
     if isinstance(checked, web.Response):
         return checked
     if not manager.bus.has_room():
         return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
+    if checked.body is not None:
+        body = checked.body
     req = IncomingHttpRequest(
         method=request.method, path=request.path,
-        headers_json=json.dumps({k.lower(): v for k, v in request.headers.items()}),
-        query_json=json.dumps(dict(request.query)), body=body, secret_validated=checked,
+        headers_json=_guest_headers(request, body, checked.body is not None),
+        query_json=json.dumps(dict(request.query)), body=body, secret_validated=checked.validated,
     )
     out = await manager.run_main(slot, slot.channel.http_request, req)
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
