@@ -40,6 +40,7 @@ from rich.text import Text
 from . import cli_report as report
 from .config import CapabilitiesFile, HostConfig, load_capabilities
 from .errors import AirlockError, ComponentError, ConfigError, SecretStoreError
+from .runtime import pooling
 from .runtime.engine import CALLBACKS, LoadedComponent, Runtime
 from .runtime.values import STATUS_TYPES, AgentResponse, IncomingHttpRequest, StatusUpdate
 from .stores import PairingStore, SecretStore
@@ -194,7 +195,7 @@ def _require_file(path: Path, what: str) -> None:
 
 @contextlib.contextmanager
 def _runtime(config: HostConfig) -> Iterator[Runtime]:
-    runtime = Runtime(config.cache_dir)
+    runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
     try:
         yield runtime
     finally:

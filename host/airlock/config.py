@@ -704,7 +704,11 @@ class HostConfig(BaseModel):
         upstream_overrides: ``host -> base URL`` (e.g. ``"api.telegram.org": "http://127.0.0.1:8081"``) to
             send a channel's allow-listed traffic to a local fake instead of the real platform.
         allow_private_hosts: hosts allowed to resolve to private/loopback addresses.
-        memory_limit_bytes: per-instance linear-memory cap (bytes, default 50 MiB).
+        memory_limit_bytes: per-instance linear-memory cap (bytes, default 50 MiB); also the size of a
+            memory slot in the instance pool.
+        pooling: take instances from wasmtime's pooling allocator (default on; ``runtime.pooling``).
+        pool_slots: instances the pool holds at once (1..100000); ``None`` sizes it to the installed
+            channels x 2 lanes, at least 32 (``runtime.pooling.slots_for``).
         fuel_per_callback: wasmtime fuel units per guest callback.
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
@@ -723,6 +727,8 @@ class HostConfig(BaseModel):
     upstream_overrides: dict[str, str] = Field(default_factory=dict)
     allow_private_hosts: list[str] = Field(default_factory=list)
     memory_limit_bytes: PositiveInt = 50 * 1024 * 1024
+    pooling: bool = True
+    pool_slots: Annotated[int, Field(ge=1, le=100_000)] | None = None
     fuel_per_callback: PositiveInt = 5_000_000_000
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000

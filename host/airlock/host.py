@@ -27,6 +27,7 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
 from .config import HostConfig, load_capabilities
 from .inbound.server import build_app
+from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .stores import DurableWorkspaceStore, PairingStore, SecretStore
@@ -45,7 +46,7 @@ class AirlockHost:
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
         self.durable = DurableWorkspaceStore(config.workspace_db)
-        self.runtime = Runtime(config.cache_dir)
+        self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
                              allow_private_hosts=config.allow_private_hosts)
         self.bus = MessageBus(config.bus_capacity)

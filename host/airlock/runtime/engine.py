@@ -4,6 +4,10 @@ Compiled components are cached on disk under ``<cache_dir>/<key>.cwasm`` where t
 component bytes, the wasmtime-py version and the engine settings (an artifact compiled under one Config
 does not load into an engine with another: wasmtime-py-notes.md). A cache hit is a memory-mapped
 ``deserialize_file`` (a few ms); a miss compiles (seconds for a CPython guest) and writes atomically.
+
+Instances come from wasmtime's pooling allocator when the runtime is given :class:`PoolingSettings`
+(``runtime.pooling``; falls back to on-demand allocation, logged, when it cannot be used). The allocator
+does not change compiled code, so it is not part of the cache key.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import wasmtime
 from wasmtime.component import Component, ExportIndex
 
 from ..errors import ComponentError
+from . import pooling as pool
 from . import wasmtime_fixes
+from .pooling import PoolingSettings, PoolingUnavailable
 
 log = logging.getLogger("airlock.runtime")
 
@@ -74,20 +80,44 @@ class Runtime:
 
     Args:
         cache_dir: where compiled artifacts are kept (created if missing).
+        pooling: size of the pooling instance allocator, or ``None`` for on-demand allocation. When the
+            pool cannot be used (``runtime.pooling_unavailable`` says why, also logged as a warning) the
+            runtime still works, with on-demand allocation; ``runtime.pooling`` is then ``None``.
     """
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, pooling: PoolingSettings | None = None) -> None:
         wasmtime_fixes.apply()
-        config = wasmtime.Config()
-        config.consume_fuel = True
-        config.epoch_interruption = True
-        self.settings_tag = "fuel=1;epoch=1;pool=0"
-        self.engine = wasmtime.Engine(config)
+        # Compiled code depends on fuel and epochs; not on the allocator (pooling.py, tested).
+        self.settings_tag = "fuel=1;epoch=1"
+        self.pooling: PoolingSettings | None = None
+        self.pooling_unavailable: str | None = None
+        self.engine = self._make_engine(pooling)
         self.cache_dir = cache_dir
         cache_dir.mkdir(parents=True, exist_ok=True)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="airlock-epoch", daemon=True)
         self._ticker.start()
+
+    @staticmethod
+    def _config() -> wasmtime.Config:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        return config
+
+    def _make_engine(self, pooling: PoolingSettings | None) -> wasmtime.Engine:
+        config = self._config()
+        if pooling is not None:
+            try:
+                pool.configure(config, pooling)
+            except PoolingUnavailable as exc:
+                self.pooling_unavailable = str(exc)
+                log.warning("pooling allocator unavailable (%s); instances are allocated on demand", exc)
+                return wasmtime.Engine(self._config())
+            self.pooling = pooling
+            log.info("pooling allocator: %d instance slots, %d MiB per linear memory",
+                     pooling.slots, pooling.max_memory_bytes // 2**20)
+        return wasmtime.Engine(config)
 
     def _tick(self) -> None:
         # Epoch interruption needs someone to advance the epoch; it fires even while another thread
@@ -113,7 +143,8 @@ class Runtime:
         """Compile (or load from cache) the component at ``path`` and check its world.
 
         Raises:
-            ComponentError: unreadable file, not a component, or a world Airlock does not run.
+            ComponentError: unreadable file, not a component, a world Airlock does not run, or (pooling on)
+                a component over the pool's per-component limits (``runtime.pooling`` module docstring).
         """
         start = time.perf_counter()
         try:
@@ -123,7 +154,10 @@ class Runtime:
         key = self._cache_key(wasm)
         cached = self.cache_dir / f"{key}.cwasm"
         from_cache = cached.exists()
-        component = self._deserialize(cached) if from_cache else None
+        try:
+            component = self._deserialize(cached) if from_cache else None
+        except ComponentError as exc:
+            raise ComponentError(f"{path.name}: {exc}") from None
         if component is None:
             from_cache = False
             component = self._compile(path.name, wasm, cached)
@@ -138,7 +172,10 @@ class Runtime:
     def _deserialize(self, cached: Path) -> Component | None:
         try:
             return Component.deserialize_file(self.engine, str(cached))
-        except wasmtime.WasmtimeError:
+        except wasmtime.WasmtimeError as exc:
+            refusal = pool.refusal(str(exc))
+            if refusal is not None:  # recompiling cannot help: the same code would not fit either
+                raise ComponentError(refusal) from None
             log.warning("compile cache entry %s is unusable; recompiling", cached.name)
             return None
 
@@ -146,6 +183,9 @@ class Runtime:
         try:
             component = Component(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
+            refusal = pool.refusal(str(exc))
+            if refusal is not None:
+                raise ComponentError(f"{name}: {refusal}") from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
             raise ComponentError(f"{name}: not a loadable WebAssembly component: {first}") from None
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
