@@ -1,6 +1,7 @@
 """Runtime + Sandbox through real components and real wasmtime, with a HostApi test double.
 
-Covers: the three supported worlds; no WASI for a guest that imports none; the limits (epoch timeout,
+Covers: the three supported worlds; no WASI for a guest that imports none (and one empty WASI context per
+callback for a guest that does); the limits (epoch timeout,
 fuel, memory growth, initial memory above the limit) and how their traps are classified; blame (host
 exception -> HostBug, GuestFault -> WIT error); a fresh store per callback; the compile cache; and
 refusing files that are not components of a supported world.
@@ -9,6 +10,7 @@ refusing files that are not components of a supported world.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -165,6 +167,68 @@ def test_guest_without_wasi_gets_no_wasi(
         sandbox.call(guest, callback, args, FakeHostApi(), Limits())
     assert calls == []
     assert sandbox.linker_for(guest) is sandbox.linker_for(guest)  # one shared linker, built without WASI
+
+
+_CLOCK_WIT = """package wasi:clocks@0.2.0;
+
+interface monotonic-clock {
+    type instant = u64;
+    now: func() -> instant;
+}
+"""
+
+
+def _wasi_clock_guest(wat_dir: Path) -> Path:
+    """The WAT guest plus one WASI import (``wasi:clocks/monotonic-clock@0.2.0#now``, called by on-poll)."""
+    out = wat_dir / "wasi-clock.wasm"
+    if out.exists():
+        return out
+    wit = wat_dir / "wit-wasi-clock"
+    shutil.copytree(watguest.WIT_DIR, wit, dirs_exist_ok=True)
+    (wit / "deps" / "wasi-clocks").mkdir(parents=True, exist_ok=True)
+    (wit / "deps" / "wasi-clocks" / "monotonic-clock.wit").write_text(_CLOCK_WIT)
+    (wit / "clocked.wit").write_text("package airlock:channel@0.1.0;\n\nworld clocked-channel {\n"
+                                     "    include sandboxed-channel;\n"
+                                     "    import wasi:clocks/monotonic-clock@0.2.0;\n}\n")
+    src = watguest.wat_source("clocked")
+    anchor = '(memory (export "memory") 2)'
+    poll = '(func (export "airlock:channel/channel@0.1.0#on-poll")'
+    assert src.count(anchor) == 1 and src.count(poll) == 1
+    src = src.replace(anchor, '(import "wasi:clocks/monotonic-clock@0.2.0" "now" (func $now (result i64)))\n  '
+                      + anchor)
+    src = src.replace(poll, f"{poll}\n    (drop (call $now))")
+    (wat_dir / "wasi-clock.wat").write_text(src)
+    core = wat_dir / "wasi-clock.core.wasm"
+    tool = watguest._wasm_tools()
+    subprocess.run([tool, "component", "embed", str(wit), "--world", "airlock:channel/clocked-channel",
+                    str(wat_dir / "wasi-clock.wat"), "-o", str(core)], check=True, capture_output=True)
+    subprocess.run([tool, "component", "new", str(core), "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_guest_importing_wasi_gets_an_empty_wasi_context_per_callback(
+    runtime: Runtime, sandbox: Sandbox, wat_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the rule above: a guest that imports WASI gets exactly one (empty) WASI context per
+    callback, on a separate linker that provides WASI, and its WASI call works."""
+    loaded = runtime.load(_wasi_clock_guest(wat_dir))
+    assert loaded.imports_wasi is True
+    assert "wasi:clocks/monotonic-clock@0.2.0" in loaded.imports
+    calls: list[Any] = []
+    real = wasmtime.Store.set_wasi
+
+    def spy(self: wasmtime.Store, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(wasmtime.Store, "set_wasi", spy)
+    for _ in range(3):
+        api = FakeHostApi()
+        sandbox.call(loaded, "on-poll", (), api, Limits())
+        assert api.logs == [("info", "poll")]  # after the guest's call to wasi:clocks/monotonic-clock#now
+    assert len(calls) == 3 and all(isinstance(args[0], wasmtime.WasiConfig) for args in calls)
+    no_wasi = runtime.load(watguest.build_component(wat_dir, "sbx"))
+    assert sandbox.linker_for(loaded) is not sandbox.linker_for(no_wasi)
 
 
 # ---- limits and traps -----------------------------------------------------------------------------
