@@ -38,6 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import cli_report as report
+from .channels.socket_runtime import start_blocker
 from .config import CapabilitiesFile, HostConfig, load_capabilities
 from .errors import AirlockError, ComponentError, ConfigError, SecretStoreError
 from .runtime import pooling
@@ -446,6 +447,10 @@ def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretSt
         return [stem, doc.version, "?", report.human_size(wasm.stat().st_size), f"invalid: {exc}"]
     missing = _missing_secrets(doc, store)
     status = f"inactive: missing secrets {', '.join(missing)}" if missing else "active"
+    socket = doc.capabilities.websocket
+    blocker = None if missing or socket is None else start_blocker(socket, lambda n: store().exists(n))
+    if blocker is not None:
+        status = f"active; websocket not opened: {blocker}"
     return [stem, doc.version, loaded.world.name, report.human_size(loaded.size_bytes), status]
 
 
@@ -468,7 +473,7 @@ def channels_list(ctx: typer.Context) -> None:
     with _runtime(config) as runtime:
         for caps_path in caps_files:
             row = _channel_row(runtime, caps_path, store)
-            style = "green" if row[4] == "active" else "yellow" if row[4].startswith("inactive") else "red"
+            style = "green" if row[4] == "active" else "yellow" if row[4].startswith(("inactive", "active;")) else "red"
             table.add_row(*(Text(report.safe(c)) for c in row[:4]), Text(report.safe(row[4]), style=style))
     for wasm in orphans:
         table.add_row(Text(wasm.stem), "?", "?", report.human_size(wasm.stat().st_size),

@@ -25,6 +25,7 @@ from .agents.bus import MessageBus
 from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
+from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
 from .inbound.server import build_app
 from .runtime import pooling
@@ -55,8 +56,11 @@ class AirlockHost:
             durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback,
         )
+        sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
+                                 allow_private_hosts=config.allow_private_hosts)
         self.manager = ChannelManager(self.runtime, services, self.bus,
-                                      min_poll_interval_override_ms=config.min_poll_interval_override_ms)
+                                      min_poll_interval_override_ms=config.min_poll_interval_override_ms,
+                                      sockets=sockets)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 

@@ -11,6 +11,11 @@ Admission (host-side, after the guest): for a direct message, ``dm_policy`` from
 ``owner_id``, ids in ``allow_from``, and ids paired through ``airlock pairing approve``. A message whose
 metadata marks a group chat (``chat_type`` group/supergroup/channel, or ``is_group: true``) is left to the
 guest's mention rules.
+
+Websockets: a channel whose capabilities file has ``capabilities.websocket`` gets a host-owned socket
+(``socket_runtime.SocketRuntime``), started after a successful on-start and stopped first at shutdown. Its
+inbound frames run as synthetic on-http-request callbacks on the main lane, in order; its state is in
+``ChannelSlot.socket.status`` (shown by ``/health``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..inbound.verifiers import Verifier, build_verifier
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, StatusUpdate
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
+from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
 log = logging.getLogger("airlock.channels")
 
@@ -57,6 +63,7 @@ class ChannelSlot:
     poll_interval_s: float | None = None
     main_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
     poll_task: asyncio.Task[None] | None = None
+    socket: SocketRuntime | None = None
     polls: int = 0
     failures: int = 0
     verifier: Verifier | None = None
@@ -105,11 +112,13 @@ class ChannelManager:
     def __init__(
         self, runtime: Runtime, services: HostServices, bus: MessageBus, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
+        sockets: SocketSettings | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
         self.bus = bus
         self.min_poll_override_ms = min_poll_interval_override_ms
+        self.sockets = sockets if sockets is not None else SocketSettings()
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -145,6 +154,7 @@ class ChannelManager:
             raise ConfigError(f"channel {caps.name!r} is already loaded")
         loaded = await asyncio.to_thread(self.runtime.load, wasm)
         slot = ChannelSlot(Channel(caps, loaded, self.services))
+        slot.socket = self._socket_for(slot)
         self.slots[caps.name] = slot
         log.info("channel %s: %s (%s, %d KB, %.0f ms%s)", caps.name, loaded.world.name, wasm.name,
                  loaded.size_bytes // 1024, loaded.load_ms, ", from cache" if loaded.from_cache else "")
@@ -173,6 +183,20 @@ class ChannelManager:
         slot.active, slot.reason = True, "active"
         if slot.poll_interval_s is not None:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
+        if slot.socket is not None:
+            await slot.socket.start()
+
+    def _socket_for(self, slot: ChannelSlot) -> SocketRuntime | None:
+        spec = slot.channel.caps.capabilities.websocket
+        if spec is None:
+            return None
+
+        async def deliver(text: str) -> None:
+            await self.run_main(slot, slot.channel.http_request, frame_request(text))
+
+        return SocketRuntime(slot.channel.name, spec, secret_lookup=self.services.secret_lookup,
+                             capability=slot.channel.websocket, deliver=deliver, settings=self.sockets,
+                             wait_for_room=self.bus.wait_for_room)
 
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
@@ -335,6 +359,7 @@ class ChannelManager:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await asyncio.gather(*(s.socket.stop() for s in self.slots.values() if s.socket is not None))
         for task in self._typing.values():
             task.cancel()
         for slot in self.slots.values():

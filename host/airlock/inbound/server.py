@@ -129,7 +129,8 @@ async def channel_health(request: web.Request) -> web.Response:
 def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
     return {"active": slot.active, "status": slot.reason, "endpoints": sorted(slot.endpoints),
             "polling": slot.poll_interval_s is not None, "polls": slot.polls, "failures": slot.failures,
-            "world": slot.channel.loaded.world.name}
+            "world": slot.channel.loaded.world.name,
+            "websocket": slot.socket.status.as_dict() if slot.socket is not None else None}
 
 
 def build_app(manager: ChannelManager) -> web.Application:
