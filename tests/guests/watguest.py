@@ -5,8 +5,8 @@ model's canonical ABI for the channel world, embeds the world's WIT with ``wasm-
 wraps it with ``wasm-tools component new``. The guest imports no WASI.
 
 Behaviour (mode ``normal``):
-- on-start: ok({display-name: <name>, http-endpoints: [{path: "/webhook/<name>", methods: ["POST"],
-  require-secret: false}], poll: <some({interval-ms, enabled: true}) if poll_ms else none>})
+- on-start: ok({display-name: <name>, http-endpoints: [{path: "/webhook/<name>", methods: <methods, default
+  ["POST"]>, require-secret: false}], poll: <some({interval-ms, enabled: true}) if poll_ms else none>})
 - on-http-request: log(info, path); emit-message(user-id "u1", content = body); 200 "ok"
 - on-poll: log(info, "poll")
 - on-respond: workspace-write("last-reply", content) and returns its result
@@ -69,8 +69,21 @@ def _spin_or_grow(mode: str) -> str:
     return ""
 
 
-def wat_source(name: str, *, mode: str = "normal", world: str = "airlock", poll_ms: int = 0) -> str:
-    """Return the core-module WAT for a channel guest named ``name``."""
+def _methods_data(methods: tuple[str, ...]) -> str:
+    """The endpoint's list<string> of methods: (ptr, len) pairs at STATIC["methods"], the names from STATIC["post"]."""
+    pairs, names, addr = b"", b"", STATIC["post"]
+    for m in methods:
+        pairs += struct.pack("<II", addr + len(names), len(m))
+        names += m.encode()
+    if len(names) > STATIC["ok"] - STATIC["post"] or len(pairs) > STATIC["post"] - STATIC["methods"]:
+        raise ValueError("too many methods for the WAT guest's static data")
+    return _data(STATIC["methods"], pairs) + _data(STATIC["post"], names)
+
+
+def wat_source(
+    name: str, *, mode: str = "normal", world: str = "airlock", poll_ms: int = 0, methods: tuple[str, ...] = ("POST",)
+) -> str:
+    """Return the core-module WAT for a channel guest named ``name`` (its webhook accepts ``methods``)."""
     pkg, version, _ = WORLDS[world]
     host = f"{pkg}/channel-host@{version}"
     exp = f"{pkg}/channel@{version}"
@@ -79,10 +92,9 @@ def wat_source(name: str, *, mode: str = "normal", world: str = "airlock", poll_
     data = "".join(
         [
             _data(s["name"], name.encode()),
-            _data(s["endpoints"], struct.pack("<IIIIB", s["path"], len(path), s["methods"], 1, 0)),
+            _data(s["endpoints"], struct.pack("<IIIIB", s["path"], len(path), s["methods"], len(methods), 0)),
             _data(s["path"], path),
-            _data(s["methods"], struct.pack("<II", s["post"], 4)),
-            _data(s["post"], b"POST"),
+            _methods_data(methods),
             _data(s["ok"], b"ok"),
             _data(s["empty_json"], b"{}"),
             _data(s["user"], b"u1"),
@@ -167,16 +179,17 @@ def _wit_dir_for(world: str, tmp: Path) -> Path:
 
 
 def build_component(
-    tmp: Path, name: str = "minimal", *, mode: str = "normal", world: str = "airlock", poll_ms: int = 0
+    tmp: Path, name: str = "minimal", *, mode: str = "normal", world: str = "airlock", poll_ms: int = 0,
+    methods: tuple[str, ...] = ("POST",),
 ) -> Path:
     """Build the guest into ``tmp`` and return the component's path. Raises CalledProcessError."""
     tmp.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}-{mode}-{world}-{poll_ms}"
+    stem = f"{name}-{mode}-{world}-{poll_ms}" + ("" if methods == ("POST",) else "-" + "-".join(methods))
     out = tmp / f"{stem}.wasm"
     if out.exists():
         return out
     wat = tmp / f"{stem}.wat"
-    wat.write_text(wat_source(name, mode=mode, world=world, poll_ms=poll_ms))
+    wat.write_text(wat_source(name, mode=mode, world=world, poll_ms=poll_ms, methods=methods))
     core = tmp / f"{stem}.core.wasm"
     tool = _wasm_tools()
     wit = _wit_dir_for(world, tmp)
