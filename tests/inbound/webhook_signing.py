@@ -69,7 +69,9 @@ def feishu_encrypt(encrypt_key: str, plaintext: bytes, iv: bytes | None = None) 
     return json.dumps({"encrypt": base64.b64encode(data).decode()}).encode()
 
 
-def feishu_headers(encrypt_key: str, body: bytes, timestamp: str = "1750000000", nonce: str = "n0nce") -> dict[str, str]:
+def feishu_headers(
+    encrypt_key: str, body: bytes, timestamp: str = "1750000000", nonce: str = "n0nce"
+) -> dict[str, str]:
     sig = hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
     return {"X-Lark-Signature": sig, "X-Lark-Request-Timestamp": timestamp, "X-Lark-Request-Nonce": nonce}
 
