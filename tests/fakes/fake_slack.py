@@ -11,6 +11,8 @@ Implemented methods:
 * ``chat.postMessage`` (``channel`` + ``text``/``blocks``/``attachments``, optional ``thread_ts``) ->
   ``{ok, channel, ts, message}``. Errors: ``channel_not_found`` (no channel), ``no_text``, ``msg_too_long``
   (text over 40,000 characters, Slack's documented limit).
+* ``users.info`` (``user``) -> ``{ok, user: {id, name, real_name, profile: {display_name, real_name}}}`` for users
+  added with :meth:`FakeSlack.add_user`; ``user_not_found`` otherwise.
 
 Authentication: ``not_authed`` without a token, ``invalid_auth`` with a wrong one (both HTTP 200, as Slack does).
 Deliberate differences from Slack: an unknown method answers ``{"ok": false, "error": "unknown_method"}`` with
@@ -86,6 +88,7 @@ class FakeSlack:
         self.token = token
         self.calls: list[ApiCall] = []
         self.posted: list[JsonDict] = []
+        self.users: dict[str, JsonDict] = {}
         self._queued: dict[str, list[str]] = {}
         self._ts = itertools.count(1)
         self._event = asyncio.Event()
@@ -133,6 +136,11 @@ class FakeSlack:
 
     # ---- control -----------------------------------------------------------------------------------
 
+    def add_user(self, user_id: str, name: str, display_name: str = "", real_name: str = "") -> None:
+        """Make ``users.info`` know ``user_id``."""
+        self.users[user_id] = {"id": user_id, "team_id": TEAM_ID, "name": name, "real_name": real_name,
+                               "is_bot": False, "profile": {"display_name": display_name, "real_name": real_name}}
+
     def fail_next(self, method: str, error: str) -> None:
         """The next authenticated call of ``method`` answers ``{"ok": false, "error": error}``."""
         self._queued.setdefault(method, []).append(error)
@@ -165,7 +173,9 @@ class FakeSlack:
             return self._answer(call, {"ok": False, "error": "not_authed"})
         if token != self.token:
             return self._answer(call, {"ok": False, "error": "invalid_auth"})
-        handler = {"auth.test": self._auth_test, "chat.postMessage": self._post_message}.get(method)
+        handlers = {"auth.test": self._auth_test, "chat.postMessage": self._post_message,
+                    "users.info": self._users_info}
+        handler = handlers.get(method)
         if handler is None:
             return self._answer(call, {"ok": False, "error": "unknown_method"}, status=404)
         queued = self._queued.get(method)
@@ -182,6 +192,10 @@ class FakeSlack:
     def _auth_test(self, _params: JsonDict) -> JsonDict:
         return {"ok": True, "url": "https://airlock-test.slack.com/", "team": "Airlock Test", "user": "airlock",
                 "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def _users_info(self, params: JsonDict) -> JsonDict:
+        user = self.users.get(str(params.get("user", "")))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
 
     def _post_message(self, params: JsonDict) -> JsonDict:
         channel = params.get("channel")

@@ -41,6 +41,12 @@ async def test_sync_webclient_posts_and_auth_test(fake: FakeSlack) -> None:
     assert posted[0]["channel"] == "D0ALICE" and posted[0]["text"] == "hi" and posted[0]["ts"] == resp["ts"]
     assert fake.calls[-1].authorization == f"Bearer {fake.token}"
     assert fake.calls[-1].content_type == "application/json"
+    fake.add_user("U0ALICE", "alice", display_name="Alice A.")
+    info = await asyncio.to_thread(client.users_info, user="U0ALICE")
+    assert info["user"]["profile"]["display_name"] == "Alice A."
+    with pytest.raises(SlackApiError) as err:
+        await asyncio.to_thread(client.users_info, user="U0NOBODY")
+    assert err.value.response["error"] == "user_not_found"
 
 
 async def test_async_webclient_errors(fake: FakeSlack) -> None:

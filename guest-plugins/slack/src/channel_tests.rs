@@ -1,0 +1,179 @@
+//! Unit tests of `channel.rs` over the recording `FakeEnv`.
+
+use serde_json::{json, Value};
+
+use crate::channel::*;
+use crate::env::Level;
+use crate::testing::FakeEnv;
+
+fn started(config: Value) -> FakeEnv {
+    let mut env = FakeEnv::default();
+    env.answer(200, r#"{"ok": true, "user_id": "UBOT"}"#);
+    start(&mut env, &config.to_string()).unwrap();
+    env.posts.clear();
+    env
+}
+
+fn request(env: &mut FakeEnv, body: &Value) -> Response {
+    let body = body.to_string();
+    handle_request(env, &Request { method: "POST", path: WEBHOOK_PATH, body: body.as_bytes(), secret_validated: true })
+}
+
+fn dm(text: &str, user: &str, event_id: &str) -> Value {
+    json!({"type": "event_callback", "event_id": event_id, "team_id": "T1",
+           "event": {"type": "message", "channel": "D1", "user": user, "text": text, "ts": "10.000100",
+                     "channel_type": "im"}})
+}
+
+#[test]
+fn start_learns_the_bot_id_and_rejects_bad_config() {
+    let env = started(json!({"dm_policy": "open"}));
+    assert_eq!(env.workspace.get(BOT_USER_PATH).map(String::as_str), Some("UBOT"));
+    let mut env = FakeEnv::default();
+    assert!(start(&mut env, r#"{"dm_policy": "nobody"}"#).unwrap_err().contains("dm_policy"));
+    let mut env = FakeEnv::default();
+    env.answer(200, r#"{"ok": false, "error": "invalid_auth"}"#);
+    start(&mut env, "{}").unwrap();
+    assert!(env.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("invalid_auth")));
+}
+
+#[test]
+fn challenge_and_refusals() {
+    let mut env = started(json!({}));
+    let r = request(&mut env, &json!({"type": "url_verification", "challenge": "c-123"}));
+    assert_eq!((r.status, r.body.clone()), (200, json!({"challenge": "c-123"})));
+    let unverified = Request { method: "POST", path: WEBHOOK_PATH, body: b"{}", secret_validated: false };
+    assert_eq!(handle_request(&mut env, &unverified).status, 401);
+    let get = Request { method: "GET", path: WEBHOOK_PATH, body: b"", secret_validated: true };
+    assert_eq!(handle_request(&mut env, &get).status, 405);
+    let other = Request { method: "POST", path: "/webhook/other", body: b"", secret_validated: true };
+    assert_eq!(handle_request(&mut env, &other).status, 404);
+    let junk = Request { method: "POST", path: WEBHOOK_PATH, body: b"{junk", secret_validated: true };
+    assert_eq!(handle_request(&mut env, &junk).status, 200);
+    assert!(env.emitted.is_empty());
+}
+
+#[test]
+fn open_dm_is_emitted_once_with_name_and_metadata() {
+    let mut env = started(json!({"dm_policy": "open"}));
+    env.answer(200, r#"{"ok": true, "user": {"id": "U1", "name": "alice", "profile": {"display_name": "Alice"}}}"#);
+    assert_eq!(request(&mut env, &dm("hello", "U1", "Ev1")).status, 200);
+    assert_eq!(request(&mut env, &dm("hello", "U1", "Ev1")).status, 200); // Slack's retry
+    assert_eq!(env.emitted.len(), 1);
+    let m = &env.emitted[0];
+    assert_eq!((m.user_id.as_str(), m.user_name.as_deref(), m.content.as_str()), ("U1", Some("Alice"), "hello"));
+    assert_eq!(m.metadata["channel"], "D1");
+    assert_eq!(m.metadata["is_group"], false);
+    assert_eq!(m.thread_id, None);
+    assert_eq!(env.posts.len(), 1, "users.info once");
+    assert!(env.posts[0].0.ends_with("/users.info") && env.posts[0].2 == "user=U1");
+    // The name is cached: a second message makes no call.
+    request(&mut env, &dm("again", "U1", "Ev2"));
+    assert_eq!((env.posts.len(), env.emitted[1].user_name.as_deref()), (1, Some("Alice")));
+}
+
+#[test]
+fn self_and_bot_messages_ignored() {
+    let mut env = started(json!({"dm_policy": "open", "resolve_user_names": false}));
+    request(&mut env, &dm("echo of myself", "UBOT", "Ev1"));
+    let mut bot = dm("from a bot", "U2", "Ev2");
+    bot["event"]["bot_id"] = json!("B9");
+    request(&mut env, &bot);
+    assert!(env.emitted.is_empty() && env.posts.is_empty());
+}
+
+#[test]
+fn pairing_sends_a_code_once_then_admits_after_approval() {
+    let mut env = started(json!({"dm_policy": "pairing", "resolve_user_names": false}));
+    request(&mut env, &dm("let me in", "U7", "Ev1"));
+    request(&mut env, &dm("please", "U7", "Ev2"));
+    assert!(env.emitted.is_empty());
+    assert_eq!(env.posts.len(), 1, "one code, not one per message");
+    let sent = env.posted_json(0);
+    assert_eq!(sent["channel"], "D1");
+    assert!(sent["text"].as_str().unwrap().contains("CODE1"));
+    env.paired.insert("U7".into());
+    request(&mut env, &dm("now?", "U7", "Ev3"));
+    assert_eq!(env.emitted.len(), 1);
+}
+
+#[test]
+fn allowlist_denies_strangers_and_admits_owner() {
+    let mut env = started(json!({"dm_policy": "allowlist", "owner_id": "UOWN", "resolve_user_names": false}));
+    request(&mut env, &dm("hi", "U7", "Ev1"));
+    assert!(env.emitted.is_empty() && env.posts.is_empty());
+    request(&mut env, &dm("hi", "UOWN", "Ev2"));
+    assert_eq!(env.emitted.len(), 1);
+}
+
+#[test]
+fn mention_replies_in_thread() {
+    let mut env = started(json!({"dm_policy": "allowlist", "resolve_user_names": false}));
+    let body = json!({"type": "event_callback", "event_id": "Ev1",
+                      "event": {"type": "app_mention", "channel": "C1", "user": "U5", "ts": "20.000200",
+                                "text": "<@UBOT> status?"}});
+    request(&mut env, &body);
+    let m = env.emitted[0].clone();
+    assert_eq!((m.content.as_str(), m.thread_id.as_deref()), ("status?", Some("20.000200")));
+    assert_eq!(m.metadata["is_group"], true);
+    let meta = m.metadata.to_string();
+    respond(&mut env, &Reply { content: "all good", thread_id: None, metadata_json: &meta, attachments: 0 }).unwrap();
+    let sent = env.posted_json(0);
+    assert_eq!((sent["channel"].as_str(), sent["thread_ts"].as_str()), (Some("C1"), Some("20.000200")));
+    assert!(env.posts[0].0 == "https://slack.com/api/chat.postMessage");
+}
+
+#[test]
+fn respond_errors_are_reported() {
+    let mut env = FakeEnv::default();
+    let meta = json!({"channel": "D1", "reply_thread_ts": null}).to_string();
+    let reply = Reply { content: "hi", thread_id: None, metadata_json: &meta, attachments: 0 };
+    env.answer(200, r#"{"ok": false, "error": "channel_not_found"}"#);
+    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage failed: channel_not_found");
+    env.answer(500, "oops");
+    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage: HTTP 500");
+    env.answer(429, "");
+    assert!(respond(&mut env, &reply).unwrap_err().contains("rate limited"));
+    env.answers.push_back(Err("host refused: not allowed".into()));
+    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage: host refused: not allowed");
+    env.answer(200, r#"{"ok": false, "error": "xoxb-secret-looking <script>"}"#);
+    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage failed: unknown_error");
+    let no_channel = Reply { content: "hi", thread_id: None, metadata_json: "{}", attachments: 0 };
+    assert!(respond(&mut env, &no_channel).is_err());
+    let sent = env.posted_json(0);
+    assert!(sent.get("thread_ts").is_none());
+}
+
+#[test]
+fn long_reply_split_and_thread_from_reply_when_metadata_lacks_it() {
+    let mut env = FakeEnv::default();
+    let text = "word ".repeat(MAX_TEXT_CHARS / 4);
+    let meta = json!({"channel": "D1"}).to_string();
+    respond(&mut env, &Reply { content: &text, thread_id: Some("5.5"), metadata_json: &meta, attachments: 1 }).unwrap();
+    assert_eq!(env.posts.len(), 2);
+    assert!((0..2).all(|i| env.posted_json(i)["thread_ts"] == "5.5"));
+    assert!(env.logs.iter().any(|(_, m)| m.contains("attachment")));
+    let bad_thread = Reply { content: "x", thread_id: Some("../etc"), metadata_json: &meta, attachments: 0 };
+    respond(&mut env, &bad_thread).unwrap();
+    assert!(env.posted_json(2).get("thread_ts").is_none());
+}
+
+#[test]
+fn broadcast_checks_the_id() {
+    let mut env = FakeEnv::default();
+    let reply = Reply { content: "news", thread_id: None, metadata_json: "{}", attachments: 0 };
+    broadcast(&mut env, "U123", &reply).unwrap();
+    assert_eq!(env.posted_json(0)["channel"], "U123");
+    assert!(broadcast(&mut env, "U1&x=2", &reply).is_err());
+}
+
+#[test]
+fn recent_events_are_bounded() {
+    let mut env = started(json!({"dm_policy": "open", "resolve_user_names": false}));
+    for i in 0..(MAX_RECENT_EVENTS + 10) {
+        request(&mut env, &dm("x", "U1", &format!("Ev{i}")));
+    }
+    let kept: Vec<String> = serde_json::from_str(&env.workspace[RECENT_EVENTS_PATH]).unwrap();
+    assert_eq!(kept.len(), MAX_RECENT_EVENTS);
+    assert_eq!(kept[0], "Ev10");
+}
