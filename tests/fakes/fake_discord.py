@@ -268,15 +268,18 @@ class FakeDiscord:
         self.connections.append(conn)
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms}, "s": None, "t": None})
         try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
+            while not ws.closed:
+                msg = await ws.receive()
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_frame(conn, msg.data)
+                elif msg.type == WSMsgType.CLOSE:
+                    conn.client_close_code = msg.data
+                elif msg.type == WSMsgType.BINARY:
                     await self._close(conn, 4002)
+                else:
                     break
-                await self._on_frame(conn, msg.data)
         finally:
             conn.closed = True
-            if conn.server_close_code is None:
-                conn.client_close_code = ws.close_code
             if conn.session is not None and conn.session.connection is conn:
                 conn.session.connection = None
         return ws

@@ -12,8 +12,9 @@ Per connection:
    :data:`HELLO_TIMEOUT_S`.
 2. Op 11 (heartbeat ACK) clears the missed count. When ``max_missed_heartbeat_acks`` (default 1: "no ACK
    between two heartbeats") heartbeats in a row were not acknowledged, the connection is a zombie: the host
-   closes it with 4000 (so the session stays resumable) and reconnects. Op 1 from the gateway gets an
-   immediate heartbeat.
+   closes it with 4000 (so the session stays resumable) and reconnects; no verdict is taken over an interval in
+   which reading waited for a slow guest (the ACK may be unread). Op 1 from the gateway gets an immediate
+   heartbeat.
 3. With no session, the host sends IDENTIFY (op 2): ``d`` is the capabilities file's ``identify`` object (keys
    starting with ``_`` are comments and dropped; ``intents`` is required) plus ``token`` = the secret named by
    ``identify_secret_name`` and default ``properties``. The guest never holds the token.
@@ -215,7 +216,10 @@ class DiscordGatewayDriver:
     async def _heartbeat(self, link: Link, interval: float) -> None:
         await asyncio.sleep(interval * link.rand())
         while True:
-            if self._unacked >= self.max_missed_acks:
+            if link.take_paused():
+                # ACKs may be waiting, unread, behind frames the guest has not taken yet: no verdict.
+                self._unacked = 0
+            elif self._unacked >= self.max_missed_acks:
                 self._zombie = True
                 log.warning("[%s] discord gateway: %d heartbeat(s) not acknowledged; reconnecting",
                             self.channel, self._unacked)

@@ -53,7 +53,9 @@ class Link:
     """One open websocket as a driver uses it: send, receive, close, and forward frames to the guest.
 
     ``forward`` waits while the guest's frame queue is full (so a slow guest slows reading instead of losing
-    frames). ``rand`` returns a float in [0, 1); ``clock`` is monotonic seconds. Sends are serialized.
+    frames); the runtime marks that in ``reader_blocked`` / ``reader_paused`` so a driver does not mistake
+    replies it could not read yet for a dead peer. ``rand`` returns a float in [0, 1); ``clock`` is monotonic
+    seconds. Sends are serialized.
     """
 
     def __init__(
@@ -69,6 +71,13 @@ class Link:
         self.rand = rand
         self.clock = clock
         self._send_lock = asyncio.Lock()
+        self.reader_blocked = False
+        self.reader_paused = False
+
+    def take_paused(self) -> bool:
+        """True if reading waited for the guest since the last call (or is waiting now); clears the mark."""
+        paused, self.reader_paused = self.reader_paused or self.reader_blocked, False
+        return paused
 
     async def send(self, text: str) -> None:
         """Send one text frame. Raises ``ConnectionError`` if the socket is closed or closing."""

@@ -62,7 +62,7 @@ from ..runtime.linker import GuestFault
 from ..runtime.values import IncomingHttpRequest
 from .discord_gateway import DiscordGatewayDriver, is_discord_spec
 from .generic_socket import GenericDriver
-from .socket_base import CLOSE_TIMEOUT_S, MAX_INBOUND_FRAME_BYTES, ConnectionEnd, Driver, Link
+from .socket_base import CLOSE_TIMEOUT_S, MAX_INBOUND_FRAME_BYTES, RESUMABLE_CLOSE, ConnectionEnd, Driver, Link
 
 log = logging.getLogger("airlock.websocket")
 
@@ -201,6 +201,7 @@ class CheckedResolver(AbstractResolver):
         if not addrs:
             raise OSError(f"could not resolve {host}")
         if host.lower().rstrip(".") not in self._exempt and any(is_forbidden_address(a) for a in addrs):
+            log.warning("websocket host %s resolves to a non-public address %s; refused", host, addrs)
             raise OSError(f"{host} resolves to a non-public address; refused")
         return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
                  "proto": 0, "flags": socket.AI_NUMERICHOST} for a in addrs]
@@ -281,6 +282,7 @@ class SocketRuntime:
         self._run_task: asyncio.Task[None] | None = None
         self._deliver_task: asyncio.Task[None] | None = None
         self._in_callback = False
+        self._stopping = False
         self._logged_overrides: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -316,6 +318,7 @@ class SocketRuntime:
 
     async def stop(self) -> None:
         """Close the socket and end every task this runtime started. Idempotent."""
+        self._stopping = True
         self._capability.sender = None
         if self._run_task is not None:
             self._run_task.cancel()
@@ -415,15 +418,26 @@ class SocketRuntime:
         finally:
             self._link = None
             if not ws.closed:
+                # 1000 only when the host stops: Discord ends a session closed with 1000/1001, and every
+                # other end here is followed by a reconnect that may resume it.
+                code = 1000 if self._stopping else RESUMABLE_CLOSE
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(ws.close(code=1000))
+                    await asyncio.shield(ws.close(code=code))
         return end
 
     # ---- frames to the guest -----------------------------------------------------------------------
 
     async def _enqueue(self, text: str) -> None:
         self.status.frames_in += 1
-        await self._frames.put(text)
+        link = self._link
+        if not self._frames.full() or link is None:
+            self._frames.put_nowait(text)
+            return
+        link.reader_blocked = link.reader_paused = True
+        try:
+            await self._frames.put(text)
+        finally:
+            link.reader_blocked = False
 
     async def _deliver_loop(self) -> None:
         while True:
