@@ -89,7 +89,8 @@ def test_query_repeats_refused() -> None:
         dup.query_value("a")
 
 
-@pytest.mark.parametrize(("text", "status"), [("abc", 401), ("", 401), ("1e9", 401), (str(int(NOW) - 301), 403),
+@pytest.mark.parametrize(("text", "status"), [("abc", 401), ("", 401), ("1e9", 401), (f"{int(NOW)}\n", 401),
+                                              (f" {int(NOW)}", 401), (str(int(NOW) - 301), 403),
                                               (str(int(NOW) + 301), 403)])
 def test_fresh_timestamp_rejections(text: str, status: int) -> None:
     with pytest.raises(Rejected) as err:

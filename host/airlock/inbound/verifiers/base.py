@@ -136,7 +136,7 @@ def fresh_timestamp(text: str, now: float, what: str, window_s: int = TIMESTAMP_
 
     Raises :class:`Rejected`: 401 when it is not 1-12 ASCII digits, 403 when it is outside the window.
     """
-    if not _UNIX_SECONDS.match(text):
+    if not _UNIX_SECONDS.fullmatch(text):
         raise unauthorized(f"{what} is not a Unix timestamp")
     when = int(text)
     skew = now - when

@@ -56,13 +56,13 @@ class DiscordVerifier(Verifier):
 
     def check(self, req: WebhookRequest) -> Accept:
         key_hex = self.secret(self.key_name, "public key").strip()
-        if not _HEX_KEY.match(key_hex):
+        if not _HEX_KEY.fullmatch(key_hex):
             raise forbidden(f"stored {self.key_name} is not 64 hex characters")
         signature = req.header("X-Signature-Ed25519")
         timestamp = req.header("X-Signature-Timestamp")
         if signature is None or timestamp is None:
             raise unauthorized("no X-Signature-Ed25519 or X-Signature-Timestamp header")
-        if not _HEX_SIGNATURE.match(signature):
+        if not _HEX_SIGNATURE.fullmatch(signature):
             raise unauthorized("X-Signature-Ed25519 is not 128 hex characters")
         when = fresh_timestamp(timestamp, req.now, "X-Signature-Timestamp", self.window_s)
         try:

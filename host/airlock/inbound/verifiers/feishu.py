@@ -110,7 +110,7 @@ class FeishuVerifier(Verifier):
             return False
         if signature is None or timestamp is None or nonce is None:
             raise unauthorized("incomplete X-Lark-Signature / -Request-Timestamp / -Request-Nonce headers")
-        if not _HEX_SIGNATURE.match(signature):
+        if not _HEX_SIGNATURE.fullmatch(signature):
             raise unauthorized("X-Lark-Signature is not 64 hex characters")
         expected = hashlib.sha256((timestamp + nonce + key).encode() + req.body).hexdigest()
         if not same(expected, signature.lower()):

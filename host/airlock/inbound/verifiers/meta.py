@@ -71,7 +71,7 @@ class MetaVerifier(Verifier):
         signature = req.header("X-Hub-Signature-256")
         if signature is None:
             raise unauthorized("no X-Hub-Signature-256 header")
-        if not _SIGNATURE.match(signature):
+        if not _SIGNATURE.fullmatch(signature):
             raise unauthorized("X-Hub-Signature-256 is not sha256=<64 hex>")
         expected = "sha256=" + hmac.new(key.encode(), req.body, hashlib.sha256).hexdigest()
         if not same(expected, signature.lower()):

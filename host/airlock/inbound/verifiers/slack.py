@@ -49,7 +49,7 @@ class SlackVerifier(Verifier):
         signature = req.header("X-Slack-Signature")
         if timestamp is None or signature is None:
             raise unauthorized("no X-Slack-Request-Timestamp or X-Slack-Signature header")
-        if not _SIGNATURE.match(signature):
+        if not _SIGNATURE.fullmatch(signature):
             raise unauthorized("X-Slack-Signature is not v0=<64 hex>")
         when = fresh_timestamp(timestamp, req.now, "X-Slack-Request-Timestamp", self.window_s)
         base = b"v0:" + timestamp.encode() + b":" + req.body
