@@ -1,0 +1,99 @@
+//! Discord REST calls (API v10). The host adds `Authorization: Bot <token>` to every request for
+//! discord.com (the capabilities file's credential); the channel never sees the token.
+//!
+//! Replies never ping anyone: `allowed_mentions.parse` is empty, so an agent tricked into writing
+//! `@everyone` cannot notify a server.
+
+use airlock_channel::{bail, http, Context, Result};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::text::{is_interaction_token, is_snowflake, split, MAX_CONTENT_CHARS};
+
+pub const API: &str = "https://discord.com/api/v10";
+/// Per-request timeout (the host caps it by the callback's deadline).
+const TIMEOUT_MS: u32 = 15_000;
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+fn no_pings() -> Value {
+    json!({"parse": [], "replied_user": false})
+}
+
+fn send(req: http::Request, what: &str) -> Result<http::Response> {
+    req.timeout_ms(TIMEOUT_MS)
+        .send()?
+        .error_for_status()
+        .context(what)
+}
+
+/// `POST /channels/{channel_id}/messages` for each chunk of `text`; the first chunk answers `reply_to`
+/// (a message id) when given. Returns the ids of the messages created.
+pub fn send_message(channel_id: &str, text: &str, reply_to: Option<&str>) -> Result<Vec<String>> {
+    if !is_snowflake(channel_id) {
+        bail!("invalid Discord channel id");
+    }
+    let mut ids = Vec::new();
+    for (i, chunk) in split(text, MAX_CONTENT_CHARS).iter().enumerate() {
+        let mut body = json!({"content": chunk, "allowed_mentions": no_pings()});
+        if let (0, Some(message_id)) = (i, reply_to.filter(|id| is_snowflake(id))) {
+            body["message_reference"] =
+                json!({"message_id": message_id, "fail_if_not_exists": false});
+        }
+        let resp = send(
+            http::post(&format!("{API}/channels/{channel_id}/messages")).json(&body),
+            "create message",
+        )?;
+        ids.push(resp.json::<Created>()?.id);
+    }
+    Ok(ids)
+}
+
+/// Answer a deferred interaction: the first chunk replaces the "thinking..." message
+/// (`PATCH /webhooks/{application_id}/{token}/messages/@original`), further chunks are follow-up messages
+/// (`POST /webhooks/{application_id}/{token}`). Interaction tokens are valid for 15 minutes.
+pub fn answer_interaction(application_id: &str, token: &str, text: &str) -> Result<()> {
+    if !is_snowflake(application_id) || !is_interaction_token(token) {
+        bail!("invalid interaction application id or token");
+    }
+    let hook = format!("{API}/webhooks/{application_id}/{token}");
+    for (i, chunk) in split(text, MAX_CONTENT_CHARS).iter().enumerate() {
+        let body = json!({"content": chunk, "allowed_mentions": no_pings()});
+        if i == 0 {
+            send(
+                http::patch(&format!("{hook}/messages/@original")).json(&body),
+                "edit interaction response",
+            )?;
+        } else {
+            send(http::post(&hook).json(&body), "interaction follow-up")?;
+        }
+    }
+    Ok(())
+}
+
+/// `POST /channels/{channel_id}/typing`: "typing..." for about 10 seconds.
+pub fn trigger_typing(channel_id: &str) -> Result<()> {
+    if !is_snowflake(channel_id) {
+        bail!("invalid Discord channel id");
+    }
+    send(
+        http::post(&format!("{API}/channels/{channel_id}/typing")),
+        "trigger typing",
+    )
+    .map(|_| ())
+}
+
+/// `POST /users/@me/channels` with `recipient_id`: the DM channel with a user (created if needed).
+pub fn open_dm(user_id: &str) -> Result<String> {
+    if !is_snowflake(user_id) {
+        bail!("invalid Discord user id");
+    }
+    let resp = send(
+        http::post(&format!("{API}/users/@me/channels")).json(&json!({"recipient_id": user_id})),
+        "open DM",
+    )?;
+    Ok(resp.json::<Created>()?.id)
+}
