@@ -26,6 +26,7 @@ from airlock.inbound.verifiers import (
     Unverified,
     WebhookRequest,
     build_verifier,
+    verifier_for,
 )
 from airlock.inbound.verifiers.base import Rejected, fresh_timestamp
 
@@ -202,3 +203,19 @@ def test_unmanaged_scheme_logged_and_unverified(caplog: pytest.LogCaptureFixture
         v = build_verifier(spec, Secrets(s="x").lookup, channel="c")
     assert isinstance(v, Unverified) and v.declared
     assert any("managed_by_host false" in r.getMessage() for r in caplog.records)
+
+
+def test_verifier_for_takes_optional_secrets_from_setup() -> None:
+    doc = json.loads(caps_with({"scheme": "feishu", "verification_token_secret_name": "t",
+                                "encrypt_key_secret_name": "k"}))
+    required = parse_capabilities(json.dumps(doc), "f.json")
+    doc["setup"] = {"required_secrets": [{"name": "t"}, {"name": "k", "optional": True}]}
+    optional = parse_capabilities(json.dumps(doc), "f.json")
+    strict, lenient = verifier_for(required, Secrets().lookup), verifier_for(optional, Secrets().lookup)
+    assert isinstance(strict, FeishuVerifier) and strict.encrypt_key_optional is False
+    assert isinstance(lenient, FeishuVerifier) and lenient.encrypt_key_optional is True
+    # A declared, required encrypt key that is not stored refuses even a request with the right token.
+    body = json.dumps({"type": "url_verification", "token": "tok", "challenge": "c"}).encode()
+    store = Secrets(t="tok")
+    assert isinstance(verifier_for(required, store.lookup).verify(request(body)), Reject)
+    assert verifier_for(optional, store.lookup).verify(request(body)) == Accept(validated=True)

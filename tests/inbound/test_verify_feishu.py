@@ -149,3 +149,16 @@ def test_decrypted_garbage_is_403() -> None:
 def test_missing_stored_encrypt_key_is_403() -> None:
     body = feishu_encrypt(KEY, dumps(URL_CHECK))
     assert status(verifier(Secrets(feishu_verification_token=TOKEN)).verify(request(body, {}))) == 403
+
+
+def test_optional_encrypt_key_not_stored_means_token_only_until_stored() -> None:
+    store = Secrets(feishu_verification_token=TOKEN)
+    v = FeishuVerifier("feishu", store.lookup, token_name="feishu_verification_token",
+                       encrypt_key_name="feishu_encrypt_key", encrypt_key_optional=True)
+    plain = dumps(feishu_v2_event(TOKEN))
+    encrypted = feishu_encrypt(KEY, plain)
+    assert v.verify(request(plain)) == Accept(validated=True)
+    assert status(v.verify(request(encrypted, feishu_headers(KEY, encrypted)))) == 401  # no plaintext token
+    store["feishu_encrypt_key"] = KEY
+    assert v.verify(request(encrypted, feishu_headers(KEY, encrypted))) == Accept(validated=True, body=plain)
+    assert status(v.verify(request(plain, feishu_headers(KEY, plain)))) == 401  # now encryption is required

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ConfigError
-from ..inbound.verifiers import Verifier, build_verifier
+from ..inbound.verifiers import Verifier, verifier_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, StatusUpdate
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
@@ -201,7 +201,7 @@ class ChannelManager:
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
         if cfg.http_endpoints:  # built once here; it reads secrets per request (airlock secrets set applies live)
-            slot.verifier = build_verifier(chan.webhook, self.services.secret_lookup, channel=slot.channel.name)
+            slot.verifier = verifier_for(slot.channel.caps, self.services.secret_lookup)
         for ep in cfg.http_endpoints:
             if ep.path not in chan.allowed_paths:
                 log.warning("channel %s asked for %s, not in allowed_paths; not registered", slot.channel.name,

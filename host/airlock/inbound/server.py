@@ -20,7 +20,7 @@ from aiohttp import web
 from ..agents.bus import RETRY_AFTER_S
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
-from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, build_verifier
+from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, verifier_for
 
 log = logging.getLogger("airlock.inbound")
 
@@ -36,8 +36,7 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 def _verifier(slot: ChannelSlot) -> Verifier:
     if slot.verifier is None:  # normally built at registration by the manager
-        caps = slot.channel.caps.capabilities.channel
-        slot.verifier = build_verifier(caps.webhook, slot.channel.services.secret_lookup, channel=slot.channel.name)
+        slot.verifier = verifier_for(slot.channel.caps, slot.channel.services.secret_lookup)
     return slot.verifier
 
 

@@ -31,7 +31,7 @@ from .base import (
     WebhookRequest,
 )
 from .discord import DiscordVerifier
-from .factory import build_verifier
+from .factory import build_verifier, verifier_for
 from .feishu import FeishuVerifier
 from .meta import MetaVerifier
 from .simple import HeaderVerifier, Unverified
@@ -54,4 +54,5 @@ __all__ = [
     "Verifier",
     "WebhookRequest",
     "build_verifier",
+    "verifier_for",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ...config import WebhookSpec
+from ...config import CapabilitiesFile, WebhookSpec
 from .base import MAX_REPLAY_ENTRIES, ReplayCache, SecretLookup, Verifier
 from .discord import DiscordVerifier
 from .feishu import FeishuVerifier
@@ -15,13 +15,23 @@ from .slack import SlackVerifier
 log = logging.getLogger("airlock.inbound")
 
 
+def verifier_for(caps: CapabilitiesFile, lookup: SecretLookup) -> Verifier:
+    """The verifier for a whole capabilities file: its ``channel.webhook`` block, with the secrets that
+    ``setup.required_secrets`` marks optional (see :func:`build_verifier`)."""
+    optional = frozenset(s.name for s in caps.setup.required_secrets if s.optional) if caps.setup else frozenset()
+    return build_verifier(caps.capabilities.channel.webhook, lookup, channel=caps.name, optional=optional)
+
+
 def build_verifier(
     spec: WebhookSpec | None, lookup: SecretLookup, *, channel: str, replay_max: int = MAX_REPLAY_ENTRIES,
+    optional: frozenset[str] = frozenset(),
 ) -> Verifier:
     """The verifier for ``spec.effective_scheme`` (declared ``scheme`` or inferred, see :class:`WebhookSpec`).
 
     ``lookup`` is called on every request, so secrets stored later take effect without a restart.
-    ``replay_max`` bounds the Slack/Discord replay cache (entries per channel).
+    ``replay_max`` bounds the Slack/Discord replay cache (entries per channel). ``optional`` names secrets the file
+    marks optional: only the Feishu Encrypt Key uses it (token-only checks while it is not stored); every other
+    secret a check needs refuses requests while it is missing.
     No block, no scheme, or ``managed_by_host: false`` gives :class:`Unverified` (secret-validated = false).
     Logs (``airlock.inbound``) which check applies, and a warning when Meta POSTs cannot be verified.
     Never raises for a validated spec (the loader already checked the keys an explicit scheme needs).
@@ -33,8 +43,11 @@ def build_verifier(
         log.info("channel %s: webhook %s check left to the guest (managed_by_host false; secret-validated=false)",
                  channel, scheme)
         return Unverified(channel, lookup, declared=True)
-    verifier = _build(scheme, spec, lookup, channel, replay_max)
+    verifier = _build(scheme, spec, lookup, channel, replay_max, optional)
     log.info("channel %s: webhooks verified by the host (%s)", channel, scheme)
+    if isinstance(verifier, FeishuVerifier) and verifier.encrypt_key_optional:
+        log.info("channel %s: while the optional %s is not stored, Feishu webhooks are checked by token only",
+                 channel, verifier.encrypt_key_name)
     if isinstance(verifier, MetaVerifier) and not verifier.verifies_posts:
         log.warning("channel %s: webhook.app_secret_name is not set, so Meta POST signatures (X-Hub-Signature-256) "
                     "are NOT verified; POSTs reach the guest with secret-validated=false. Add app_secret_name to "
@@ -42,7 +55,9 @@ def build_verifier(
     return verifier
 
 
-def _build(scheme: str, spec: WebhookSpec, lookup: SecretLookup, channel: str, replay_max: int) -> Verifier:
+def _build(
+    scheme: str, spec: WebhookSpec, lookup: SecretLookup, channel: str, replay_max: int, optional: frozenset[str],
+) -> Verifier:
     if scheme == "slack":
         return SlackVerifier(channel, lookup, secret_name=spec.hmac_secret_name or "",
                              replay=ReplayCache(replay_max))
@@ -53,8 +68,9 @@ def _build(scheme: str, spec: WebhookSpec, lookup: SecretLookup, channel: str, r
         return MetaVerifier(channel, lookup, verify_token_name=spec.secret_name,
                             token_param=spec.verify_token_query_param, app_secret_name=spec.app_secret_name)
     if scheme == "feishu":
+        key_name = spec.encrypt_key_secret_name
         return FeishuVerifier(channel, lookup, token_name=spec.verification_token_secret_name or spec.secret_name
-                              or "", encrypt_key_name=spec.encrypt_key_secret_name)
+                              or "", encrypt_key_name=key_name, encrypt_key_optional=key_name in optional)
     if scheme == "header":
         return HeaderVerifier(channel, lookup, header=spec.secret_header or "", secret_name=spec.secret_name or "")
     raise ValueError(f"unknown webhook scheme {scheme!r}")  # unreachable: WebhookSpec validates the name

@@ -17,6 +17,10 @@ With an Encrypt Key, the body must be ``{"encrypt": "<base64>"}``:
 3. A request without a signature is accepted only when the plaintext's ``type`` is ``url_verification``: Feishu
    sends its URL check unsigned but encrypted and carrying the token. Any other unsigned request is refused.
 
+When the Encrypt Key is declared optional in ``setup.required_secrets`` and is not stored, the token-only rules
+apply (an operator may leave encryption off in Feishu); an encrypted body then fails them (no plaintext token).
+A declared, non-optional Encrypt Key that is not stored refuses every request.
+
 The guest then sees the decrypted JSON as the body (and secret-validated = true). There is no timestamp window:
 Feishu's docs define none; a replayed signed event is left to the guest's ``event_id`` de-duplication.
 """
@@ -79,17 +83,21 @@ class FeishuVerifier(Verifier):
 
     scheme: ClassVar[str] = "feishu"
 
-    def __init__(self, channel: str, lookup: SecretLookup, *, token_name: str, encrypt_key_name: str | None) -> None:
+    def __init__(
+        self, channel: str, lookup: SecretLookup, *, token_name: str, encrypt_key_name: str | None,
+        encrypt_key_optional: bool = False,
+    ) -> None:
         super().__init__(channel, lookup)
         self.token_name = token_name
         self.encrypt_key_name = encrypt_key_name
+        self.encrypt_key_optional = encrypt_key_optional
 
     def check(self, req: WebhookRequest) -> Accept:
         token = self.secret(self.token_name, "verification token")
-        if not self.encrypt_key_name:
+        key = self._encrypt_key()
+        if key is None:
             self._check_token(_json_object(req.body, 401, "body"), token)
             return Accept(validated=True)
-        key = self.secret(self.encrypt_key_name, "encrypt key")
         signed = self._check_signature(req, key)
         envelope = _json_object(req.body, 401, "body")
         encrypted = envelope.get("encrypt")
@@ -101,6 +109,14 @@ class FeishuVerifier(Verifier):
         if not signed and doc.get("type") != "url_verification":
             raise unauthorized("event without X-Lark-Signature")
         return Accept(validated=True, body=plain)
+
+    def _encrypt_key(self) -> str | None:
+        """The stored Encrypt Key; None for token-only mode (none declared, or optional and not stored)."""
+        if not self.encrypt_key_name:
+            return None
+        if self.encrypt_key_optional and not self._lookup(self.encrypt_key_name):
+            return None
+        return self.secret(self.encrypt_key_name, "encrypt key")
 
     @staticmethod
     def _check_signature(req: WebhookRequest, key: str) -> bool:
