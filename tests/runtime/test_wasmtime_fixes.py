@@ -139,6 +139,12 @@ def options_guest_source() -> str:
 
 
 @pytest.fixture(scope="module")
+def sandbox(runtime: Runtime) -> Sandbox:
+    """These fixes patch the stock conversion path, so the calls here must take it (no fast path)."""
+    return Sandbox(runtime, fastpath=False)
+
+
+@pytest.fixture(scope="module")
 def normal(runtime: Runtime, wat_dir: Path) -> LoadedComponent:
     return runtime.load(watguest.build_component(wat_dir, "fixes"))
 
@@ -155,7 +161,8 @@ def options_guest(runtime: Runtime, wat_dir: Path) -> LoadedComponent:
 
 @pytest.fixture
 def stock() -> Iterator[None]:
-    """Stock wasmtime-py for the duration of a test; the fixes are re-applied afterwards."""
+    """Stock wasmtime-py for the duration of a test; the fixes are re-applied afterwards. Request it before
+    fixtures that patch wasmtime-py themselves (``u8_calls``), so their patch wraps the stock function."""
     assert wasmtime_fixes.is_applied()
     wasmtime_fixes._unapply_for_tests()
     try:
@@ -251,7 +258,7 @@ def test_multibyte_utf8_body_is_exact(sandbox: Sandbox, normal: LoadedComponent,
 
 
 def test_stock_list_u8_converts_every_byte(
-    sandbox: Sandbox, normal: LoadedComponent, u8_calls: dict[str, int], stock: None
+    sandbox: Sandbox, normal: LoadedComponent, stock: None, u8_calls: dict[str, int]
 ) -> None:
     """The same assertion as above fails without the fix (a small body keeps stock fast)."""
     body = b"stock wasmtime-py " * 60

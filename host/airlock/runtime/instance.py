@@ -3,10 +3,15 @@
 Nothing survives in guest memory between callbacks: every call gets a new ``Store`` with a memory limit,
 fuel and an epoch deadline, and an empty WASI context only when the component imports WASI (no preopens,
 no environment, no inherited stdio). Blocking; run it in a worker thread, never on the event loop.
+
+Values cross through ``fastpath`` (compiled converters, read once per component) unless the sandbox is
+built with ``fastpath=False`` or ``AIRLOCK_FASTPATH=0``; then through stock wasmtime-py (with
+``wasmtime_fixes``). Both paths give the same values and the same errors.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -15,9 +20,12 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Linker
 
-from ..errors import GuestTrap, HostBug, TrapKind
+from ..errors import AirlockError, GuestTrap, HostBug, TrapKind
+from . import fastpath as fp
 from . import linker as host_linker
 from .engine import LoadedComponent, Runtime
+
+log = logging.getLogger("airlock.runtime")
 
 DEFAULT_MEMORY_LIMIT = 50 * 1024 * 1024
 DEFAULT_FUEL = 5_000_000_000
@@ -64,20 +72,62 @@ def _trap_reason(exc: BaseException) -> str:
     return lines[-1] if "Caused by:" in lines else lines[0]
 
 
-class Sandbox:
-    """Runs callbacks of loaded components; holds the shared linkers. Thread-safe."""
+def classify_failure(exc: BaseException, api: host_linker.HostApi, callback: str) -> AirlockError:
+    """How Airlock reports a callback that raised ``exc`` (both call paths go through here).
 
-    def __init__(self, runtime: Runtime) -> None:
+    A trap is the guest's fault (``GuestTrap`` with the reason's kind), unless a host function recorded a
+    host bug first; any other exception is a host value wasmtime could not take (``HostBug``, named by
+    ``linker.conversion_failure``).
+    """
+    if isinstance(exc, AirlockError):
+        return exc
+    if isinstance(exc, wasmtime.WasmtimeError):
+        if api.host_bug is not None or host_linker.is_host_bug_trap(exc):
+            return HostBug(api.host_bug or "host function failed")
+        # Classify the reason only: the backtrace carries guest-chosen function names.
+        reason = _trap_reason(exc)
+        return GuestTrap(classify_trap(reason), reason)
+    return HostBug(api.host_bug or host_linker.conversion_failure(exc, callback))
+
+
+class Sandbox:
+    """Runs callbacks of loaded components; holds the shared linkers and compiled converters. Thread-safe.
+
+    Args:
+        runtime: the process-wide engine.
+        fastpath: use the fast call path; ``None`` follows ``AIRLOCK_FASTPATH`` (on unless "0").
+    """
+
+    def __init__(self, runtime: Runtime, fastpath: bool | None = None) -> None:
         self.runtime = runtime
-        self._linkers: dict[tuple[str, bool], Linker] = {}
+        self.fastpath = fp.enabled(fastpath)
+        self._linkers: dict[tuple[str, bool, bool], Linker] = {}
+        self._fast: dict[str, fp.FastComponent] = {}
         self._lock = threading.Lock()
 
+    def fast_component(self, loaded: LoadedComponent) -> fp.FastComponent | None:
+        """The component's compiled converters (built on first use), or ``None`` with the fast path off."""
+        if not self.fastpath:
+            return None
+        key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        with self._lock:
+            fc = self._fast.get(key)
+            if fc is None:
+                fc = fp.compile_component(
+                    loaded.component, self.runtime.engine, export_interface=loaded.world.channel_interface,
+                    export_names=loaded.exports, import_interface=loaded.world.host_interface,
+                    label=loaded.path.name,
+                )
+                self._fast[key] = fc
+            return fc
+
     def linker_for(self, loaded: LoadedComponent) -> Linker:
-        key = (loaded.world.host_interface, loaded.imports_wasi)
+        fc = self.fast_component(loaded)
+        key = (loaded.world.host_interface, loaded.imports_wasi, fc is not None and fc.imports_ok)
         with self._lock:
             linker = self._linkers.get(key)
             if linker is None:
-                linker = host_linker.build_linker(self.runtime.engine, key[0], wasi=key[1])
+                linker = host_linker.build_linker(self.runtime.engine, key[0], wasi=key[1], fast=key[2])
                 self._linkers[key] = linker
             return linker
 
@@ -92,9 +142,12 @@ class Sandbox:
         Raises:
             GuestTrap: the guest trapped (kind: timeout, fuel, memory, panic, trap), including at
                 instantiation (e.g. initial memory above the limit).
-            HostBug: a host function failed unexpectedly.
+            HostBug: a host function failed unexpectedly, or a host value (an argument, a host function's
+                result) does not fit its WIT type.
         """
+        fc = self.fast_component(loaded)
         linker = self.linker_for(loaded)
+        export = fc.exports.get(callback) if fc is not None else None
         store = wasmtime.Store(self.runtime.engine)
         start = time.perf_counter()
         try:
@@ -105,21 +158,22 @@ class Sandbox:
                 # Forgetting this after add_wasip2() aborts the process (wasmtime-py-notes.md).
                 store.set_wasi(wasmtime.WasiConfig())
             host_linker.bind(api)
+            fp.bind_imports(fc.imports if fc is not None else None)
             try:
                 instance = linker.instantiate(store, loaded.component)
                 func = instance.get_func(store, loaded.exports[callback])
                 if func is None:
                     raise HostBug(f"export {callback} vanished after load")
-                result = func(store, *args)
+                result = export.call(store, func, args) if export is not None else func(store, *args)
             finally:
                 host_linker.bind(None)
+                fp.bind_imports(None)
             stats = CallStats(fuel_used=limits.fuel - store.get_fuel(), elapsed_s=time.perf_counter() - start)
             return result, stats
-        except wasmtime.WasmtimeError as exc:
-            if api.host_bug is not None or host_linker.is_host_bug_trap(exc):
-                raise HostBug(api.host_bug or "host function failed") from None
-            # Classify the reason only: the backtrace carries guest-chosen function names.
-            reason = _trap_reason(exc)
-            raise GuestTrap(classify_trap(reason), reason) from None
+        except Exception as exc:
+            failure = classify_failure(exc, api, callback)
+            if isinstance(failure, HostBug) and not isinstance(exc, AirlockError | wasmtime.WasmtimeError):
+                log.error("host bug in %s: %s: %s", callback, type(exc).__name__, exc)
+            raise failure from None
         finally:
             store.close()

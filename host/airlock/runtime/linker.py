@@ -1,8 +1,10 @@
 """Binds the channel-host WIT functions to the host API of the callback running on this thread.
 
-Linkers are built once per (host interface, WASI or not) and shared by every callback; each WIT import
-is a small trampoline that finds the current callback's ``HostApi`` in a thread-local (a callback runs
-start to finish on one worker thread) and converts values through ``convert``.
+Linkers are built once per (host interface, WASI or not, fast path or not) and shared by every
+callback; each WIT import is a small trampoline that finds the current callback's ``HostApi`` in a
+thread-local (a callback runs start to finish on one worker thread) and converts values through
+``convert``. The same trampolines serve both call paths: on a fast linker, ``fastpath`` converts the WIT
+values around them; on a stock linker, wasmtime-py does.
 
 Blame (Spin's rule): a host function answers a guest mistake with a WIT error (``GuestFault`` raised by
 the host API becomes ``err(message)``, or is swallowed for functions without a result); any other
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 import wasmtime
 from wasmtime.component import Linker
 
-from . import convert
+from . import convert, fastpath
 from .values import EmittedMessage, HttpResponse, LogLevel
 
 log = logging.getLogger("airlock.runtime")
@@ -57,6 +59,23 @@ _current = threading.local()
 def bind(api: HostApi | None) -> None:
     """Make ``api`` the host API for callbacks on this thread (``None`` to clear)."""
     _current.api = api
+    _current.returning = None
+
+
+def conversion_failure(exc: BaseException, callback: str) -> str:
+    """Name a host value wasmtime could not take, for ``HostBug``: the result of the host function that
+    last returned on this thread (stock path: wasmtime-py converts it after the trampoline returned), or
+    else the arguments of the ``callback`` being called."""
+    name: str | None = getattr(_current, "returning", None)
+    return f"{type(exc).__name__} in {name or callback + ' arguments'}"
+
+
+def _conversion_failed(name: str, exc: BaseException) -> None:
+    # Fast path: a host function's result did not fit its WIT type. Same blame as a failing host function.
+    api: HostApi | None = getattr(_current, "api", None)
+    log.error("host bug in %s: %s: %s", name, type(exc).__name__, exc)
+    if api is not None and api.host_bug is None:
+        api.host_bug = f"{type(exc).__name__} in {name}"
 
 
 def _api() -> HostApi:
@@ -76,6 +95,7 @@ def _guard(name: str, fn: Callable[..., Any], *, err: Callable[[str], Any] | Non
 
     def trampoline(_store: Any, *args: Any) -> Any:
         api = _api()
+        _current.returning = name  # wasmtime-py converts what this returns after it returned
         try:
             return fn(api, *args)
         except GuestFault as fault:
@@ -132,14 +152,31 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[[str], Any] | None]] = 
 """WIT function name -> (implementation, how a GuestFault becomes the WIT error; None: no error case)."""
 
 
-def build_linker(engine: wasmtime.Engine, host_interface: str, *, wasi: bool) -> Linker:
-    """A linker that provides ``host_interface`` (and WASI p2 when ``wasi``) to components."""
+HostFunctions = dict[str, tuple[Callable[..., Any], Callable[[str], Any] | None]]
+
+_keep_alive: list[Any] = []  # fast trampolines live as long as the process (linkers are few and long-lived)
+
+
+def build_linker(
+    engine: wasmtime.Engine, host_interface: str, *, wasi: bool, fast: bool = False,
+    functions: HostFunctions | None = None,
+) -> Linker:
+    """A linker that provides ``host_interface`` (and WASI p2 when ``wasi``) to components.
+
+    ``fast``: convert values with ``fastpath`` (the component's converters must then be bound with
+    ``fastpath.bind_imports`` around each call). ``functions``: WIT name -> (implementation taking the
+    ``HostApi`` first, GuestFault -> WIT error mapping); default: the channel-host functions.
+    """
     linker = Linker(engine)
     if wasi:
         linker.add_wasip2()
+    guarded = {name: _guard(name, fn, err=err) for name, (fn, err) in (functions or _FUNCTIONS).items()}
     with linker.root() as root, root.add_instance(host_interface) as inst:
-        for name, (fn, err) in _FUNCTIONS.items():
-            inst.add_func(name, _guard(name, fn, err=err))
+        if fast:
+            _keep_alive.extend(fastpath.add_host_funcs(inst, guarded, _conversion_failed))
+        else:
+            for name, trampoline in guarded.items():
+                inst.add_func(name, trampoline)
     return linker
 
 

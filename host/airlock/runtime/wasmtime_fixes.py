@@ -17,6 +17,12 @@ component value crosses the boundary; ``airlock.runtime`` calls it on import. Ea
    wasmtime still owns and later drops the parent. The fix frees the box with
    ``wasmtime_component_val_free`` and then marks the parent "moved" (kind ``bool``), so whoever drops
    the parent later drops nothing.
+
+3. Host values that do not fit their WIT type reach wasmtime unchecked: an integer out of range is
+   silently truncated by ctypes (70000 as a ``u16`` became 4464), and an enum string that names no case
+   is refused by wasmtime as a trap, which blames the guest for the host's value. The fix checks both in
+   Python and raises ``ValueError`` (``int_range_error`` / ``enum_case_error``; the fast call path raises
+   the same), so the callback fails as a host bug.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 from wasmtime import _ffi as ffi
 from wasmtime.component import _types as wt_types
 
-__all__ = ["VAL_SIZE", "apply", "is_applied"]
+__all__ = ["VAL_SIZE", "apply", "enum_case_error", "int_range_error", "is_applied"]
 
 EXPECTED_VERSION = "50.0.1"
 VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
@@ -40,6 +46,23 @@ _KIND_U8_BYTE = bytes([_KIND_U8])
 
 _applied = False
 _originals: dict[str, Any] = {}
+
+_INT_RANGES: dict[type, tuple[int, int]] = {
+    wt_types.U8: (0, 2**8 - 1), wt_types.U16: (0, 2**16 - 1), wt_types.U32: (0, 2**32 - 1),
+    wt_types.U64: (0, 2**64 - 1), wt_types.S8: (-(2**7), 2**7 - 1), wt_types.S16: (-(2**15), 2**15 - 1),
+    wt_types.S32: (-(2**31), 2**31 - 1), wt_types.S64: (-(2**63), 2**63 - 1),
+}
+
+
+def int_range_error(type_name: str, value: int) -> ValueError:
+    """The error for an integer that does not fit ``type_name`` (wasmtime-py's class name, e.g. "U16")."""
+    return ValueError(f"{value} is out of range for {type_name.lower()}")
+
+
+def enum_case_error(value: str) -> ValueError:
+    """The error for a string that names no case of the enum it is lowered as."""
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    return ValueError(f"{shown!r} is not a case of the enum")
 
 
 def _is_byte_list(ty: Any) -> bool:
@@ -130,6 +153,31 @@ def _wrap_from_c(key: str) -> Any:
     return convert_from_c
 
 
+def _checked_int(cls: type, lo: int, hi: int) -> Any:
+    original = _originals[cls.__name__]
+
+    def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+        if isinstance(val, int) and not lo <= val <= hi:
+            raise int_range_error(cls.__name__, val)
+        original(self, store, val, ptr)
+
+    return convert_to_c
+
+
+def _enum_names(ty: Any) -> frozenset[str]:
+    cached = getattr(ty, "_airlock_names", None)
+    if cached is None:
+        cached = frozenset(ty.names)
+        ty._airlock_names = cached
+    return frozenset(cached)
+
+
+def _checked_enum_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+    if isinstance(val, str) and val not in _enum_names(self):
+        raise enum_case_error(val)
+    _originals["enum_to_c"](self, store, val, ptr)
+
+
 def apply() -> None:
     """Install both fixes into wasmtime-py. Idempotent.
 
@@ -148,11 +196,17 @@ def apply() -> None:
     _originals["lift"] = wt_types.VariantLikeType._lift
     for cls in (wt_types.OptionType, wt_types.ResultType, wt_types.VariantType):
         _originals[cls.__name__] = cls.convert_from_c
+    for int_cls in _INT_RANGES:
+        _originals[int_cls.__name__] = getattr(int_cls, "convert_to_c")  # noqa: B009 (typed as type)
+    _originals["enum_to_c"] = wt_types.EnumType.convert_to_c
     wt_types.ListType.convert_to_c = _patched_list_to_c  # type: ignore[method-assign]
     wt_types.ListType.convert_from_c = _patched_list_from_c  # type: ignore[method-assign]
     wt_types.VariantLikeType._lift = _patched_lift  # type: ignore[method-assign]
     for cls in (wt_types.OptionType, wt_types.ResultType, wt_types.VariantType):
         cls.convert_from_c = _wrap_from_c(cls.__name__)  # type: ignore[method-assign]
+    for int_cls, (lo, hi) in _INT_RANGES.items():
+        setattr(int_cls, "convert_to_c", _checked_int(int_cls, lo, hi))  # noqa: B010 (typed as type)
+    wt_types.EnumType.convert_to_c = _checked_enum_to_c  # type: ignore[method-assign]
     _applied = True
 
 
@@ -171,4 +225,7 @@ def _unapply_for_tests() -> None:
     wt_types.VariantLikeType._lift = _originals["lift"]  # type: ignore[method-assign]
     for cls in (wt_types.OptionType, wt_types.ResultType, wt_types.VariantType):
         cls.convert_from_c = _originals[cls.__name__]  # type: ignore[method-assign]
+    for int_cls in _INT_RANGES:
+        setattr(int_cls, "convert_to_c", _originals[int_cls.__name__])  # noqa: B010 (typed as type)
+    wt_types.EnumType.convert_to_c = _originals["enum_to_c"]  # type: ignore[method-assign]
     _applied = False
