@@ -6,8 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 CHANNELS := build/channels
+# Rust channel crates (guest-plugins/<name>, package <name>-channel), built to $(CHANNELS)/<name>.wasm.
+# Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
+RUST_CHANNELS := template-rust
 
-.PHONY: all venv guests test-guests run test lint typecheck pytest bench clean
+.PHONY: all venv guests rust-toolchain rust-guests test-guests run test lint typecheck pytest bench clean
 
 all: test
 
@@ -19,8 +22,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-guests: $(STAMP)
+guests: $(STAMP) rust-guests
 	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm
+
+# Prints the route (rustup wasm32 target, else Debian rustc-web + build-std; installs the Debian packages
+# when neither is there) and the environment cargo gets.
+rust-toolchain:
+	bash scripts/rust-toolchain.sh
+
+# Each crate is skipped when its component is newer than every input (scripts/build-rust-guest.sh).
+rust-guests: $(STAMP)
+	@set -e; for c in $(RUST_CHANNELS); do \
+		bash scripts/build-rust-guest.sh guest-plugins/$$c $(CHANNELS)/$$c.wasm; \
+	done
 
 test-guests: $(STAMP)
 	bash scripts/build-python-guest.sh tests/guests/probe build/test-guests/probe.wasm

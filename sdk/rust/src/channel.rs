@@ -1,0 +1,229 @@
+//! The [`Channel`] trait and the glue between it and the generated WIT exports.
+
+use crate::error::Result;
+use crate::types::{AgentResponse, ChannelConfig, Config, Request, Response, StatusUpdate};
+
+/// A channel: implement this on one type and export it with [`export_channel!`](crate::export_channel).
+///
+/// Every callback runs in a fresh component instance, so the methods take no `self`: nothing in memory
+/// survives between callbacks. Keep state in the [`workspace`](crate::workspace). Host effects (emitted
+/// messages, workspace writes) are applied only when the callback succeeds.
+///
+/// A panic aborts the instance (the host reports it as a trap); prefer returning an [`Error`](crate::Error).
+///
+/// ```no_run
+/// use airlock_channel::{export_channel, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request,
+///                       Response, Result};
+///
+/// struct Echo;
+///
+/// impl Channel for Echo {
+///     fn on_start(_config: Config) -> Result<ChannelConfig> {
+///         Ok(ChannelConfig::new("Echo").endpoint(Endpoint::post("/webhook/echo")))
+///     }
+///     fn on_http_request(req: &Request) -> Response {
+///         Response::text(200, req.text().unwrap_or(""))
+///     }
+///     fn on_respond(_response: &AgentResponse) -> Result<()> {
+///         Ok(())
+///     }
+/// }
+///
+/// export_channel!(Echo);
+/// ```
+pub trait Channel {
+    /// Called once when the channel is activated, with the `config` object of its capabilities file.
+    /// Return the display name, endpoints and polling schedule; an `Err` keeps the channel inactive and
+    /// its message is logged by the host.
+    fn on_start(config: Config) -> Result<ChannelConfig>;
+
+    /// One request to an endpoint returned by [`on_start`](Channel::on_start), or a websocket frame
+    /// ([`Request::is_websocket_frame`]). Default: 404.
+    fn on_http_request(req: &Request) -> Response {
+        let _ = req;
+        Response::not_found()
+    }
+
+    /// One polling tick. An `Err` is logged at error level. Default: nothing.
+    fn on_poll() -> Result<()> {
+        Ok(())
+    }
+
+    /// Deliver the agent's reply to the platform; `response.metadata` is the metadata of the message being
+    /// answered. An `Err` tells the host the delivery failed (its text is the WIT error).
+    fn on_respond(response: &AgentResponse) -> Result<()>;
+
+    /// Agent progress (typing indicators). Must be idempotent; an `Err` is logged at warn level.
+    /// Default: nothing.
+    fn on_status(update: &StatusUpdate) -> Result<()> {
+        let _ = update;
+        Ok(())
+    }
+
+    /// A message the agent sends to `user_id` without an inbound message. Default: an error saying the
+    /// channel does not support broadcasts.
+    fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
+        let _ = (user_id, response);
+        Err(crate::Error::new("this channel does not support broadcasts"))
+    }
+
+    /// The channel is being unloaded. An `Err` is logged at warn level. Default: nothing.
+    fn on_shutdown() -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Export `$ty` (a type implementing [`Channel`]) as the component's `airlock:channel/channel` interface.
+/// Use it once, in the channel crate's `lib.rs` (crate-type `cdylib`).
+///
+/// ```no_run
+/// # use airlock_channel::*;
+/// # struct MyChannel;
+/// # impl Channel for MyChannel {
+/// #     fn on_start(_: Config) -> Result<ChannelConfig> { Ok(ChannelConfig::new("x")) }
+/// #     fn on_respond(_: &AgentResponse) -> Result<()> { Ok(()) }
+/// # }
+/// airlock_channel::export_channel!(MyChannel);
+/// ```
+#[macro_export]
+macro_rules! export_channel {
+    ($ty:ty) => {
+        const _: () = {
+            use $crate::__private::wit as __wit;
+            struct __AirlockChannelExport;
+            impl __wit::Guest for __AirlockChannelExport {
+                fn on_start(config_json: ::std::string::String) -> ::core::result::Result<__wit::ChannelConfig, ::std::string::String> {
+                    $crate::__private::on_start::<$ty>(&config_json)
+                }
+                fn on_http_request(req: __wit::IncomingHttpRequest) -> __wit::OutgoingHttpResponse {
+                    $crate::__private::on_http_request::<$ty>(req)
+                }
+                fn on_poll() {
+                    $crate::__private::on_poll::<$ty>()
+                }
+                fn on_respond(response: __wit::AgentResponse) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::on_respond::<$ty>(response)
+                }
+                fn on_status(update: __wit::StatusUpdate) {
+                    $crate::__private::on_status::<$ty>(update)
+                }
+                fn on_broadcast(user_id: ::std::string::String, response: __wit::AgentResponse) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::on_broadcast::<$ty>(&user_id, response)
+                }
+                fn on_shutdown() {
+                    $crate::__private::on_shutdown::<$ty>()
+                }
+            }
+            $crate::bindings::__export_sandboxed_channel!(__AirlockChannelExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Conversions between the generated WIT types and the SDK's; used by [`export_channel!`]. Not public API.
+#[doc(hidden)]
+pub mod dispatch {
+    use super::Channel;
+    use crate::bindings::exports::airlock::channel::channel as wit;
+    use crate::types::{metadata_object, string_map, Attachment, Status, INTERNAL_ERROR_BODY};
+    use crate::{AgentResponse, Config, Request, StatusUpdate};
+
+    /// `on-start`: parse the config, run the channel, validate and convert its answer.
+    pub fn on_start<C: Channel>(config_json: &str) -> Result<wit::ChannelConfig, String> {
+        let config = Config::from_json(config_json).map_err(|e| e.context("config").to_string())?;
+        let cfg = C::on_start(config).map_err(|e| e.to_string())?;
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(wit::ChannelConfig {
+            display_name: cfg.display_name,
+            http_endpoints: cfg
+                .endpoints
+                .into_iter()
+                .map(|ep| wit::HttpEndpointConfig { path: ep.path, methods: ep.methods, require_secret: ep.require_secret })
+                .collect(),
+            poll: cfg.poll.map(|p| wit::PollConfig { interval_ms: p.interval_ms, enabled: p.enabled }),
+        })
+    }
+
+    /// `on-http-request`: the host's record as a [`Request`]; the channel's [`Response`](crate::Response)
+    /// back as the WIT record (headers as a JSON object).
+    pub fn on_http_request<C: Channel>(req: wit::IncomingHttpRequest) -> wit::OutgoingHttpResponse {
+        let request = Request {
+            method: req.method.to_ascii_uppercase(),
+            path: req.path,
+            headers: string_map(&req.headers_json, true),
+            query: string_map(&req.query_json, false),
+            body: req.body,
+            secret_validated: req.secret_validated,
+        };
+        let resp = C::on_http_request(&request);
+        match serde_json::to_string(&resp.headers) {
+            Ok(headers_json) => wit::OutgoingHttpResponse { status: resp.status, headers_json, body: resp.body },
+            Err(_) => wit::OutgoingHttpResponse {
+                status: 500,
+                headers_json: r#"{"content-type":"application/json"}"#.into(),
+                body: INTERNAL_ERROR_BODY.to_vec(),
+            },
+        }
+    }
+
+    /// `on-poll`: an error is logged.
+    pub fn on_poll<C: Channel>() {
+        if let Err(e) = C::on_poll() {
+            crate::log::error(&format!("on_poll failed: {e}"));
+        }
+    }
+
+    fn agent_response(r: wit::AgentResponse) -> crate::Result<AgentResponse> {
+        Ok(AgentResponse {
+            message_id: r.message_id,
+            content: r.content,
+            thread_id: r.thread_id,
+            metadata: metadata_object(&r.metadata_json, "response metadata-json")?,
+            attachments: r
+                .attachments
+                .into_iter()
+                .map(|a| Attachment { filename: a.filename, mime_type: a.mime_type, data: a.data })
+                .collect(),
+        })
+    }
+
+    /// `on-respond`: the error's text becomes the WIT error.
+    pub fn on_respond<C: Channel>(response: wit::AgentResponse) -> Result<(), String> {
+        let response = agent_response(response).map_err(|e| e.to_string())?;
+        C::on_respond(&response).map_err(|e| e.to_string())
+    }
+
+    /// `on-broadcast`: the error's text becomes the WIT error.
+    pub fn on_broadcast<C: Channel>(user_id: &str, response: wit::AgentResponse) -> Result<(), String> {
+        let response = agent_response(response).map_err(|e| e.to_string())?;
+        C::on_broadcast(user_id, &response).map_err(|e| e.to_string())
+    }
+
+    /// `on-status`: bad metadata or an error is logged at warn level.
+    pub fn on_status<C: Channel>(update: wit::StatusUpdate) {
+        let status = match update.status {
+            wit::StatusType::Thinking => Status::Thinking,
+            wit::StatusType::Done => Status::Done,
+            wit::StatusType::Interrupted => Status::Interrupted,
+            wit::StatusType::ToolStarted => Status::ToolStarted,
+            wit::StatusType::ToolCompleted => Status::ToolCompleted,
+            wit::StatusType::ToolResult => Status::ToolResult,
+            wit::StatusType::ApprovalNeeded => Status::ApprovalNeeded,
+            wit::StatusType::Status => Status::Status,
+            wit::StatusType::JobStarted => Status::JobStarted,
+            wit::StatusType::AuthRequired => Status::AuthRequired,
+            wit::StatusType::AuthCompleted => Status::AuthCompleted,
+        };
+        let result = metadata_object(&update.metadata_json, "status metadata-json")
+            .and_then(|metadata| C::on_status(&StatusUpdate { status, message: update.message, metadata }));
+        if let Err(e) = result {
+            crate::log::warn(&format!("on_status failed: {e}"));
+        }
+    }
+
+    /// `on-shutdown`: an error is logged at warn level.
+    pub fn on_shutdown<C: Channel>() {
+        if let Err(e) = C::on_shutdown() {
+            crate::log::warn(&format!("on_shutdown failed: {e}"));
+        }
+    }
+}
