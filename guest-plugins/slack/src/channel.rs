@@ -60,20 +60,16 @@ pub struct Request<'a> {
 pub struct Reply<'a> {
     pub content: &'a str,
     pub thread_id: Option<&'a str>,
-    pub metadata_json: &'a str,
+    /// The original message's metadata (a JSON object).
+    pub metadata: &'a Value,
     pub attachments: usize,
 }
 
 // ---- on-start --------------------------------------------------------------------------------------------
 
 /// Check the config, keep it for later callbacks, and learn the bot's user id (config, else `auth.test`).
-pub fn start(env: &mut dyn Env, config_json: &str) -> Result<(), String> {
-    let raw: Value = if config_json.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(config_json).map_err(|e| format!("config is not JSON: {e}"))?
-    };
-    let cfg = Config::from_json(&raw)?;
+pub fn start(env: &mut dyn Env, raw: &Value) -> Result<(), String> {
+    let cfg = Config::from_json(raw)?;
     env.write(CONFIG_PATH, &cfg.to_state().to_string())?;
     if cfg.bot_user_id.is_none() {
         match auth_test(env) {
@@ -303,7 +299,7 @@ fn is_ts(text: &str) -> bool {
 
 /// on-respond: post the reply where the original message came from.
 pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
-    let meta: Value = serde_json::from_str(reply.metadata_json).unwrap_or(Value::Null);
+    let meta = reply.metadata;
     let channel = meta.get("channel").and_then(Value::as_str).filter(|c| !c.is_empty())
         .ok_or_else(|| "the original message's metadata has no slack channel".to_string())?;
     let thread = meta.get("reply_thread_ts").and_then(Value::as_str).or(reply.thread_id).filter(|t| is_ts(t));

@@ -9,7 +9,7 @@ use crate::testing::FakeEnv;
 fn started(config: Value) -> FakeEnv {
     let mut env = FakeEnv::default();
     env.answer(200, r#"{"ok": true, "user_id": "UBOT"}"#);
-    start(&mut env, &config.to_string()).unwrap();
+    start(&mut env, &config).unwrap();
     env.posts.clear();
     env
 }
@@ -30,10 +30,10 @@ fn start_learns_the_bot_id_and_rejects_bad_config() {
     let env = started(json!({"dm_policy": "open"}));
     assert_eq!(env.workspace.get(BOT_USER_PATH).map(String::as_str), Some("UBOT"));
     let mut env = FakeEnv::default();
-    assert!(start(&mut env, r#"{"dm_policy": "nobody"}"#).unwrap_err().contains("dm_policy"));
+    assert!(start(&mut env, &json!({"dm_policy": "nobody"})).unwrap_err().contains("dm_policy"));
     let mut env = FakeEnv::default();
     env.answer(200, r#"{"ok": false, "error": "invalid_auth"}"#);
-    start(&mut env, "{}").unwrap();
+    start(&mut env, &json!({})).unwrap();
     assert!(env.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("invalid_auth")));
 }
 
@@ -116,8 +116,8 @@ fn mention_replies_in_thread() {
     let m = env.emitted[0].clone();
     assert_eq!((m.content.as_str(), m.thread_id.as_deref()), ("status?", Some("20.000200")));
     assert_eq!(m.metadata["is_group"], true);
-    let meta = m.metadata.to_string();
-    respond(&mut env, &Reply { content: "all good", thread_id: None, metadata_json: &meta, attachments: 0 }).unwrap();
+    let meta = m.metadata.clone();
+    respond(&mut env, &Reply { content: "all good", thread_id: None, metadata: &meta, attachments: 0 }).unwrap();
     let sent = env.posted_json(0);
     assert_eq!((sent["channel"].as_str(), sent["thread_ts"].as_str()), (Some("C1"), Some("20.000200")));
     assert!(env.posts[0].0 == "https://slack.com/api/chat.postMessage");
@@ -126,8 +126,8 @@ fn mention_replies_in_thread() {
 #[test]
 fn respond_errors_are_reported() {
     let mut env = FakeEnv::default();
-    let meta = json!({"channel": "D1", "reply_thread_ts": null}).to_string();
-    let reply = Reply { content: "hi", thread_id: None, metadata_json: &meta, attachments: 0 };
+    let meta = json!({"channel": "D1", "reply_thread_ts": null});
+    let reply = Reply { content: "hi", thread_id: None, metadata: &meta, attachments: 0 };
     env.answer(200, r#"{"ok": false, "error": "channel_not_found"}"#);
     assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage failed: channel_not_found");
     env.answer(500, "oops");
@@ -138,7 +138,7 @@ fn respond_errors_are_reported() {
     assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage: host refused: not allowed");
     env.answer(200, r#"{"ok": false, "error": "xoxb-secret-looking <script>"}"#);
     assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage failed: unknown_error");
-    let no_channel = Reply { content: "hi", thread_id: None, metadata_json: "{}", attachments: 0 };
+    let no_channel = Reply { content: "hi", thread_id: None, metadata: &json!({}), attachments: 0 };
     assert!(respond(&mut env, &no_channel).is_err());
     let sent = env.posted_json(0);
     assert!(sent.get("thread_ts").is_none());
@@ -148,12 +148,12 @@ fn respond_errors_are_reported() {
 fn long_reply_split_and_thread_from_reply_when_metadata_lacks_it() {
     let mut env = FakeEnv::default();
     let text = "word ".repeat(MAX_TEXT_CHARS / 4);
-    let meta = json!({"channel": "D1"}).to_string();
-    respond(&mut env, &Reply { content: &text, thread_id: Some("5.5"), metadata_json: &meta, attachments: 1 }).unwrap();
+    let meta = json!({"channel": "D1"});
+    respond(&mut env, &Reply { content: &text, thread_id: Some("5.5"), metadata: &meta, attachments: 1 }).unwrap();
     assert_eq!(env.posts.len(), 2);
     assert!((0..2).all(|i| env.posted_json(i)["thread_ts"] == "5.5"));
     assert!(env.logs.iter().any(|(_, m)| m.contains("attachment")));
-    let bad_thread = Reply { content: "x", thread_id: Some("../etc"), metadata_json: &meta, attachments: 0 };
+    let bad_thread = Reply { content: "x", thread_id: Some("../etc"), metadata: &meta, attachments: 0 };
     respond(&mut env, &bad_thread).unwrap();
     assert!(env.posted_json(2).get("thread_ts").is_none());
 }
@@ -161,7 +161,7 @@ fn long_reply_split_and_thread_from_reply_when_metadata_lacks_it() {
 #[test]
 fn broadcast_checks_the_id() {
     let mut env = FakeEnv::default();
-    let reply = Reply { content: "news", thread_id: None, metadata_json: "{}", attachments: 0 };
+    let reply = Reply { content: "news", thread_id: None, metadata: &json!({}), attachments: 0 };
     broadcast(&mut env, "U123", &reply).unwrap();
     assert_eq!(env.posted_json(0)["channel"], "U123");
     assert!(broadcast(&mut env, "U1&x=2", &reply).is_err());

@@ -69,19 +69,15 @@ pub struct Request<'a> {
 
 pub struct Reply<'a> {
     pub content: &'a str,
-    pub metadata_json: &'a str,
+    /// The original message's metadata (a JSON object).
+    pub metadata: &'a Value,
     pub attachments: usize,
 }
 
 // ---- on-start --------------------------------------------------------------------------------------------
 
-pub fn start(env: &mut dyn Env, config_json: &str) -> Result<(), String> {
-    let raw: Value = if config_json.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(config_json).map_err(|e| format!("config is not JSON: {e}"))?
-    };
-    let cfg = Config::from_json(&raw)?;
+pub fn start(env: &mut dyn Env, raw: &Value) -> Result<(), String> {
+    let cfg = Config::from_json(raw)?;
     env.write(CONFIG_PATH, &cfg.to_state().to_string())
 }
 
@@ -286,7 +282,7 @@ pub fn send_text(env: &mut dyn Env, cfg: &Config, phone_number_id: &str, to: &st
 }
 
 pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
-    let meta: Value = serde_json::from_str(reply.metadata_json).unwrap_or(Value::Null);
+    let meta = reply.metadata;
     let number = meta["phone_number_id"].as_str().ok_or("the original message's metadata has no phone_number_id")?;
     let to = meta["from"].as_str().ok_or("the original message's metadata has no sender")?;
     let cfg = load_config(env);

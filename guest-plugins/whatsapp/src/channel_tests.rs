@@ -7,7 +7,7 @@ use crate::testing::FakeEnv;
 
 fn started(config: Value) -> FakeEnv {
     let mut env = FakeEnv::default();
-    start(&mut env, &config.to_string()).unwrap();
+    start(&mut env, &config).unwrap();
     env
 }
 
@@ -110,9 +110,9 @@ fn allowlist_normalises_numbers() {
 #[test]
 fn respond_quotes_the_message_and_splits() {
     let mut env = started(json!({"api_version": "v21.0"}));
-    let meta = json!({"phone_number_id": "106", "from": "4917", "message_id": "wamid.1"}).to_string();
+    let meta = json!({"phone_number_id": "106", "from": "4917", "message_id": "wamid.1"});
     let long = "a ".repeat(MAX_TEXT_CHARS);
-    respond(&mut env, &Reply { content: &long, metadata_json: &meta, attachments: 0 }).unwrap();
+    respond(&mut env, &Reply { content: &long, metadata: &meta, attachments: 0 }).unwrap();
     assert_eq!(env.posts.len(), 2);
     assert_eq!(env.posts[0].0, "https://graph.facebook.com/v21.0/106/messages");
     let (first, second) = (env.posted_json(0), env.posted_json(1));
@@ -120,30 +120,30 @@ fn respond_quotes_the_message_and_splits() {
     assert!(second.get("context").is_none());
     assert!(first["text"]["body"].as_str().unwrap().chars().count() <= MAX_TEXT_CHARS);
     let mut env = started(json!({"reply_to_message": false}));
-    respond(&mut env, &Reply { content: "x", metadata_json: &meta, attachments: 0 }).unwrap();
+    respond(&mut env, &Reply { content: "x", metadata: &meta, attachments: 0 }).unwrap();
     assert!(env.posted_json(0).get("context").is_none());
 }
 
 #[test]
 fn respond_errors() {
     let mut env = started(json!({}));
-    let meta = json!({"phone_number_id": "106", "from": "4917", "message_id": "wamid.1"}).to_string();
-    let reply = Reply { content: "x", metadata_json: &meta, attachments: 0 };
+    let meta = json!({"phone_number_id": "106", "from": "4917", "message_id": "wamid.1"});
+    let reply = Reply { content: "x", metadata: &meta, attachments: 0 };
     env.answer(401, r#"{"error": {"message": "Invalid OAuth access token EAAG-secret", "type": "OAuthException", "code": 190}}"#);
     let err = respond(&mut env, &reply).unwrap_err();
     assert_eq!(err, "whatsapp send failed: HTTP 401 code 190 OAuthException");
     env.answers.push_back(Err("host refused".into()));
     assert_eq!(respond(&mut env, &reply).unwrap_err(), "whatsapp send: host refused");
-    assert!(respond(&mut env, &Reply { content: "x", metadata_json: "{}", attachments: 0 }).is_err());
-    let bad = json!({"phone_number_id": "106/../../me", "from": "4917"}).to_string();
-    assert!(respond(&mut env, &Reply { content: "x", metadata_json: &bad, attachments: 0 }).is_err());
+    assert!(respond(&mut env, &Reply { content: "x", metadata: &json!({}), attachments: 0 }).is_err());
+    let bad = json!({"phone_number_id": "106/../../me", "from": "4917"});
+    assert!(respond(&mut env, &Reply { content: "x", metadata: &bad, attachments: 0 }).is_err());
     assert_eq!(env.posts.len(), 2);
 }
 
 #[test]
 fn broadcast_needs_a_number() {
     let mut env = started(json!({}));
-    let reply = Reply { content: "news", metadata_json: "{}", attachments: 0 };
+    let reply = Reply { content: "news", metadata: &json!({}), attachments: 0 };
     assert!(broadcast(&mut env, "4917", &reply).is_err());
     let mut env = started(json!({"phone_number_id": "106"}));
     broadcast(&mut env, "+49 17", &reply).unwrap();
