@@ -1,0 +1,77 @@
+//! Feishu / Lark channel for Airlock.
+//!
+//! In: event subscription callbacks on `POST /webhook/feishu`, verified (and decrypted, when an Encrypt
+//! Key is set) by the host (`webhook.scheme: "feishu"`). `url_verification` is answered with its
+//! challenge; `im.message.receive_v1` text messages are emitted: p2p chats subject to `dm_policy`, group
+//! chats only when the bot is @-mentioned; messages from apps (the bot itself included) are ignored.
+//!
+//! Out: `POST /open-apis/im/v1/messages/{message_id}/reply` with the tenant access token, which is fetched
+//! with the app id and secret filled in by the host and cached in the workspace (see `token`).
+
+mod api;
+mod event;
+mod settings;
+mod text;
+mod token;
+
+use airlock_channel::{
+    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request,
+    Response, Result,
+};
+
+use settings::Settings;
+
+pub const WEBHOOK_PATH: &str = "/webhook/feishu";
+const APP_SECRETS: [&str; 2] = ["feishu_app_id", "feishu_app_secret"];
+
+pub struct Feishu;
+
+impl Channel for Feishu {
+    fn on_start(config: Config) -> Result<ChannelConfig> {
+        let settings = Settings::from_config(&config)?;
+        settings.save()?;
+        for name in APP_SECRETS {
+            if !secrets::exists(name) {
+                warn!("secret {name} is not set: replies will fail until it is stored");
+            }
+        }
+        Ok(
+            ChannelConfig::new("Feishu")
+                .endpoint(Endpoint::post(WEBHOOK_PATH).require_secret(true)),
+        )
+    }
+
+    fn on_http_request(req: &Request) -> Response {
+        if req.path != WEBHOOK_PATH {
+            return Response::not_found();
+        }
+        if req.method != "POST" {
+            return Response::new(405);
+        }
+        if !req.secret_validated {
+            warn!("event callback not verified by the host: refused");
+            return Response::unauthorized();
+        }
+        event::handle(&req.body)
+    }
+
+    fn on_respond(response: &AgentResponse) -> Result<()> {
+        if response.content.trim().is_empty() {
+            debug!("reply {} is empty: nothing sent", response.message_id);
+            return Ok(());
+        }
+        let Some(message_id) = response.metadata_str("message_id") else {
+            bail!("the original message's metadata has no Feishu message_id");
+        };
+        let in_thread = response.metadata_str("thread_id").is_some();
+        api::reply(&Settings::load()?, message_id, &response.content, in_thread).map(|_| ())
+    }
+
+    fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
+        api::send_to_user(&Settings::load()?, user_id, &response.content)
+    }
+}
+
+// Native builds (`cargo test`) skip the export: its WIT symbol names are not valid in a native linker script.
+#[cfg(target_arch = "wasm32")]
+airlock_channel::export_channel!(Feishu);
