@@ -35,7 +35,13 @@ REST (``/api/v10``), every request recorded in ``requests``:
   callback types) -> 204;
 - ``POST /webhooks/{app_id}/{token}`` (followup; only after the interaction was acknowledged) -> the message;
   ``PATCH /webhooks/{app_id}/{token}/messages/@original`` or ``/{message_id}`` -> the edited message;
-- ``GET /gateway/bot`` and ``GET /users/@me`` (bot auth).
+- ``GET /gateway/bot`` and ``GET /users/@me`` (bot auth);
+- ``POST /users/@me/channels`` with ``recipient_id`` (bot auth) -> the DM channel (one stable id per recipient,
+  in ``dm_channels``); ``POST /channels/{id}/typing`` (bot auth) -> 204, recorded in ``typing``.
+
+Delivering interactions: :meth:`deliver_interaction` POSTs a signed interaction to the app's endpoint as Discord
+does; a 200 answer with a callback ``type`` acknowledges the interaction (the HTTP answer is the initial
+response on Discord), so follow-ups and edits are accepted afterwards.
 
 Signing: :class:`InteractionSigner` signs interaction requests with PyNaCl (Ed25519 over timestamp + body,
 headers ``X-Signature-Ed25519`` / ``X-Signature-Timestamp``), as Discord does.
@@ -53,6 +59,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiohttp import WSMsgType, web
 from nacl.signing import SigningKey
 
@@ -155,6 +162,8 @@ class FakeDiscord:
         self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
         self.interactions: dict[str, Interaction] = {}
+        self.dm_channels: dict[str, str] = {}
+        self.typing: list[str] = []
         self.identify_count = self.resume_count = self.ready_count = self.refused_upgrades = 0
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -175,6 +184,8 @@ class FakeDiscord:
         app.router.add_patch(api + "/webhooks/{app_id}/{token}/messages/{message_id}", self._edit_followup)
         app.router.add_get(api + "/gateway/bot", self._gateway_bot)
         app.router.add_get(api + "/users/@me", self._me)
+        app.router.add_post(api + "/users/@me/channels", self._open_dm)
+        app.router.add_post(api + "/channels/{channel_id}/typing", self._typing)
         app.router.add_route("*", "/api/{tail:.*}", self._unknown_api)
         app.router.add_get("/{tail:.*}", self._gateway)
         self._runner = web.AppRunner(app, access_log=None)
@@ -537,6 +548,46 @@ class FakeDiscord:
     async def _me(self, request: web.Request) -> web.Response:
         await self._record(request)
         return self._unauthorized(request) or web.json_response(self.bot_user)
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
+        recipient = body.get("recipient_id") if isinstance(body, dict) else None
+        if not isinstance(recipient, str) or not recipient.isdigit():
+            return self._form_error("recipient_id", "Value is not snowflake.")
+        channel_id = self.dm_channels.setdefault(recipient, self.snowflake())
+        return web.json_response({"id": channel_id, "type": 1, "last_message_id": None, "flags": 0,
+                                  "recipients": [{"id": recipient, "username": "user", "discriminator": "0"}]})
+
+    async def _typing(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
+        self.typing.append(request.match_info["channel_id"])
+        return web.Response(status=204)
+
+    async def deliver_interaction(self, url: str, payload: dict[str, Any], signer: InteractionSigner, *,
+                                  timestamp: str | None = None,
+                                  headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """POST ``payload`` (from :meth:`new_interaction`) to the app's interactions endpoint ``url``, signed by
+        ``signer`` (``headers`` replaces the signed headers, e.g. to drop or forge them). A 200 answer whose JSON
+        ``type`` is a callback type acknowledges the interaction. Returns (status, JSON body or text)."""
+        body = json.dumps(payload).encode()
+        sent = headers if headers is not None else signer.headers(body, timestamp)
+        async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=sent) as resp:
+            text = await resp.text()
+            status = resp.status
+        try:
+            answer: Any = json.loads(text)
+        except ValueError:
+            answer = text
+        found = self.interactions.get(str(payload.get("id")))
+        if status == 200 and found is not None and isinstance(answer, dict) and answer.get("type") in CALLBACK_TYPES:
+            found.callbacks.append(answer)
+        return status, answer
 
     async def _unknown_api(self, request: web.Request) -> web.Response:
         await self._record(request)
