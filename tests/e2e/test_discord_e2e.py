@@ -1,0 +1,271 @@
+"""End to end: the real Discord component (Rust) in the real host, against the fake Discord (gateway + REST) on
+127.0.0.1. Interactions are signed with PyNaCl (the fake's InteractionSigner) and checked by the host; the gateway
+session (HELLO, IDENTIFY with the stored token, heartbeats) is run by the host, dispatches reach the guest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BUILT_CHANNELS, InstallFn
+from fake_discord import FakeDiscord, InteractionSigner
+
+from airlock.channels.manager import Delivery
+from airlock.config import HostConfig
+from airlock.host import AirlockHost
+from airlock.stores import SecretStore
+
+pytestmark = pytest.mark.e2e
+
+WASM = BUILT_CHANNELS / "discord.wasm"
+CAPS = BUILT_CHANNELS / "discord.capabilities.json"
+USER = "80351110224678912"
+DM_CHANNEL = "1200000000000000001"
+GUILD = "1300000000000000001"
+THREAD = "1300000000000000777"
+
+StartHost = Callable[..., Awaitable[AirlockHost]]
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(heartbeat_interval_ms=500, expected_intents=4609) as fake:
+        yield fake
+
+
+@pytest.fixture
+def signer() -> InteractionSigner:
+    return InteractionSigner()
+
+
+@pytest.fixture
+async def start_host(airlock_home: Path, install_channel: InstallFn, discord: FakeDiscord,
+                     signer: InteractionSigner) -> AsyncIterator[StartHost]:
+    """start_host(token=True, **config) -> a started host with the Discord channel (stopped at teardown)."""
+    hosts: list[AirlockHost] = []
+
+    async def start(*, token: bool = True, **config: Any) -> AirlockHost:
+        install_channel(WASM, CAPS, **{"dm_policy": "open", **config})
+        store = SecretStore.open(airlock_home)
+        if token:
+            store.set("discord_bot_token", discord.bot_token)
+        store.set("discord_public_key", signer.public_key_hex)
+        overrides = {"gateway.discord.gg": discord.base_url, "discord.com": discord.base_url}
+        host = AirlockHost(HostConfig.build(home=airlock_home, listen_port=0, upstream_overrides=overrides),
+                           secrets=store)
+        hosts.append(host)
+        await host.start()
+        return host
+
+    yield start
+    for host in hosts:
+        await host.stop()
+
+
+async def next_message(host: AirlockHost, timeout: float = 15.0) -> Delivery:
+    return await asyncio.wait_for(host.next_message(), timeout)
+
+
+async def assert_no_message(host: AirlockHost, wait: float = 0.5) -> None:
+    await asyncio.sleep(wait)
+    assert host.bus.qsize() == 0
+
+
+def workspace(host: AirlockHost) -> dict[str, str]:
+    return host.manager.slots["discord"].channel.workspace.snapshot()[0]
+
+
+async def gateway_ready(host: AirlockHost, discord: FakeDiscord) -> None:
+    """The host identified, READY was dispatched and the guest stored its bot user id."""
+    await discord.wait_for(lambda: discord.ready_count >= 1, "READY")
+    deadline = time.monotonic() + 10
+    while "state/bot_user" not in workspace(host):
+        assert time.monotonic() < deadline, "the guest never stored the bot user from READY"
+        await asyncio.sleep(0.02)
+
+
+def endpoint(host: AirlockHost) -> str:
+    return f"{host.base_url}/webhook/discord"
+
+
+def ask(value: str) -> dict[str, Any]:
+    return {"id": "1400000000000000001", "name": "ask", "type": 1,
+            "options": [{"name": "question", "type": 3, "value": value}]}
+
+
+# ---- interactions webhook ---------------------------------------------------------------------------------
+
+
+async def test_ping_is_answered_with_pong(start_host: StartHost, discord: FakeDiscord,
+                                          signer: InteractionSigner) -> None:
+    host = await start_host()
+    status, answer = await discord.deliver_interaction(endpoint(host), discord.new_interaction(type=1), signer)
+    assert (status, answer) == (200, {"type": 1})
+    await assert_no_message(host, 0.2)
+
+
+async def test_bad_missing_and_stale_signatures_rejected_before_the_guest(
+        start_host: StartHost, discord: FakeDiscord, signer: InteractionSigner,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    host = await start_host()
+    channel = host.manager.slots["discord"].channel
+    calls: list[object] = []
+    original = channel.http_request
+    # Gateway frames also arrive as requests (POST /__websocket): only webhook calls count here.
+    monkeypatch.setattr(channel, "http_request",
+                        lambda req: (req.path == "/webhook/discord" and calls.append(req)) or original(req))
+    payload = discord.new_interaction(data=ask("sneaky"))
+    body = json.dumps(payload).encode()
+    forged = InteractionSigner().headers(body)  # a valid signature, by a key that is not the application's
+    missing = {"Content-Type": "application/json"}
+    tampered = signer.headers(body)
+    tampered["X-Signature-Ed25519"] = ("0" if tampered["X-Signature-Ed25519"][0] != "0" else "1") + tampered[
+        "X-Signature-Ed25519"][1:]
+    for headers in (forged, missing, tampered):
+        status, _ = await discord.deliver_interaction(endpoint(host), payload, signer, headers=headers)
+        assert status == 401
+    stale = str(int(time.time()) - 600)  # correctly signed, ten minutes old
+    status, answer = await discord.deliver_interaction(endpoint(host), payload, signer, timestamp=stale)
+    assert status == 401 and "sneaky" not in json.dumps(answer)
+    assert calls == []
+    await assert_no_message(host, 0.3)
+
+
+async def test_slash_command_is_deferred_then_answered_by_editing(
+        start_host: StartHost, discord: FakeDiscord, signer: InteractionSigner) -> None:
+    host = await start_host()
+    payload = discord.new_interaction(data=ask("what is the weather"), user_id=USER, channel_id=THREAD,
+                                      guild_id=GUILD)
+    status, answer = await discord.deliver_interaction(endpoint(host), payload, signer)
+    assert (status, answer) == (200, {"type": 5})
+    msg = await next_message(host)
+    assert (msg.channel, msg.content, msg.user_id, msg.user_name) == ("discord", "what is the weather", USER, "alice")
+    meta = msg.metadata
+    assert meta["application_id"] == discord.application_id and meta["interaction_token"] == payload["token"]
+    assert (meta["channel_id"], meta["guild_id"], meta["command"]) == (THREAD, GUILD, "ask")
+    long_reply = "first part. " + "x" * 1980 + "\n\n" + "second part"  # 2005 characters: two messages
+    out = await host.respond(msg, long_reply)
+    assert out.ok, out.error
+    interaction = discord.interactions[payload["id"]]
+    assert [e["message_id"] for e in interaction.edits] == ["@original"]
+    assert interaction.edits[0]["content"].startswith("first part.")
+    assert [f["content"] for f in interaction.followups] == ["second part"]
+    assert interaction.edits[0]["allowed_mentions"] == {"parse": [], "replied_user": False}
+
+
+async def test_slash_command_in_dm_from_stranger_gets_ephemeral_pairing_code(
+        start_host: StartHost, discord: FakeDiscord, signer: InteractionSigner) -> None:
+    host = await start_host(dm_policy="pairing")
+    payload = discord.new_interaction(data=ask("hello?"), user_id=USER, channel_id=DM_CHANNEL)
+    status, answer = await discord.deliver_interaction(endpoint(host), payload, signer)
+    assert status == 200 and answer["type"] == 4 and answer["data"]["flags"] == 64
+    pending = host.pairing.pending("discord")
+    assert len(pending) == 1 and pending[0].code in answer["data"]["content"]
+    await assert_no_message(host, 0.3)
+    host.pairing.approve("discord", pending[0].code)
+    again = discord.new_interaction(data=ask("now?"), user_id=USER, channel_id=DM_CHANNEL)
+    assert (await discord.deliver_interaction(endpoint(host), again, signer)) == (200, {"type": 5})
+    assert (await next_message(host)).content == "now?"
+
+
+# ---- gateway ------------------------------------------------------------------------------------------------
+
+
+async def test_gateway_identify_ready_dm_round_trip(start_host: StartHost, discord: FakeDiscord) -> None:
+    host = await start_host()
+    await gateway_ready(host, discord)
+    identify = discord.connections[0].identify
+    assert identify is not None and identify["token"] == discord.bot_token and identify["intents"] == 4609
+    assert json.loads(workspace(host)["state/bot_user"])["id"] == discord.bot_user["id"]
+    assert discord.bot_token not in json.dumps(workspace(host))  # the token never reached the guest
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("hello bot", author_id=USER,
+                                                                    channel_id=DM_CHANNEL))
+    msg = await next_message(host)
+    assert (msg.content, msg.user_id, msg.thread_id) == ("hello bot", USER, None)
+    assert msg.metadata["channel_id"] == DM_CHANNEL and msg.metadata["is_group"] is False
+    assert (await host.send_status(msg, "thinking")).ok
+    out = await host.respond(msg, "hi alice")
+    assert out.ok, out.error
+    await discord.wait_for(lambda: len(discord.messages) == 1, "the reply")
+    reply = discord.messages[0]
+    assert (reply["channel_id"], reply["content"]) == (DM_CHANNEL, "hi alice")
+    assert "message_reference" not in reply
+    assert DM_CHANNEL in discord.typing
+    sent = [r for r in discord.requests if r.path.endswith("/messages") and r.method == "POST"]
+    assert sent[0].headers["Authorization"] == f"Bot {discord.bot_token}"  # injected by the host
+
+
+async def test_guild_mentions_only_and_threads_kept(start_host: StartHost, discord: FakeDiscord) -> None:
+    host = await start_host()
+    await gateway_ready(host, discord)
+    bot_id = discord.bot_user["id"]
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create(
+        "chatter among humans", author_id=USER, channel_id=THREAD, guild_id=GUILD))
+    mention = discord.message_create(f"<@{bot_id}> what time is it", author_id=USER, channel_id=THREAD,
+                                     guild_id=GUILD, mentions=[{"id": bot_id, "username": "airlock-test"}])
+    await discord.dispatch("MESSAGE_CREATE", mention)
+    msg = await next_message(host)
+    assert (msg.content, msg.thread_id) == ("what time is it", THREAD)
+    assert msg.metadata["guild_id"] == GUILD and msg.metadata["message_id"] == mention["id"]
+    await assert_no_message(host, 0.3)  # the message without a mention was not emitted
+    assert (await host.respond(msg, "noon")).ok
+    await discord.wait_for(lambda: len(discord.messages) == 1, "the reply")
+    reply = discord.messages[0]
+    assert reply["channel_id"] == THREAD
+    assert reply["message_reference"] == {"message_id": mention["id"], "fail_if_not_exists": False}
+
+
+async def test_bot_and_own_messages_ignored(start_host: StartHost, discord: FakeDiscord) -> None:
+    host = await start_host()
+    await gateway_ready(host, discord)
+    bot_id = discord.bot_user["id"]
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("beep", author_id="999", author_bot=True,
+                                                                    channel_id=DM_CHANNEL))
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create(f"<@{bot_id}> echo", author_id=bot_id,
+                                                                    channel_id=THREAD, guild_id=GUILD))
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("real person", author_id=USER,
+                                                                    channel_id=DM_CHANNEL))
+    # Frames are delivered in order: once the third is emitted, the first two were seen and dropped.
+    assert (await next_message(host)).content == "real person"
+    await assert_no_message(host, 0.3)
+
+
+async def test_dm_pairing_code_sent_by_rest_then_approval_admits(start_host: StartHost,
+                                                                  discord: FakeDiscord) -> None:
+    host = await start_host(dm_policy="pairing")
+    await gateway_ready(host, discord)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("let me in", author_id=USER,
+                                                                    channel_id=DM_CHANNEL))
+    await discord.wait_for(lambda: len(discord.messages) == 1, "the pairing code")
+    pending = host.pairing.pending("discord")
+    assert len(pending) == 1 and pending[0].code in discord.messages[0]["content"]
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("again", author_id=USER, channel_id=DM_CHANNEL))
+    await assert_no_message(host, 0.5)
+    assert len(discord.messages) == 1  # the code is sent once
+    host.pairing.approve("discord", pending[0].code)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("now?", author_id=USER, channel_id=DM_CHANNEL))
+    assert (await next_message(host)).content == "now?"
+
+
+async def test_broadcast_opens_a_dm(start_host: StartHost, discord: FakeDiscord) -> None:
+    host = await start_host()
+    out = await host.broadcast("discord", USER, "scheduled hello")
+    assert out.ok, out.error
+    assert discord.messages[0]["channel_id"] == discord.dm_channels[USER]
+    assert discord.messages[0]["content"] == "scheduled hello"
+
+
+async def test_without_a_token_the_gateway_is_never_opened(start_host: StartHost, discord: FakeDiscord,
+                                                           signer: InteractionSigner) -> None:
+    host = await start_host(token=False)
+    await asyncio.sleep(0.5)
+    assert discord.connections == []
+    slot = host.manager.slots["discord"]
+    assert not slot.active and "discord_bot_token" in slot.reason  # said in the log and `channels list`
+    status, _ = await discord.deliver_interaction(endpoint(host), discord.new_interaction(type=1), signer)
+    assert status == 404  # an inactive channel has no endpoint
