@@ -74,7 +74,8 @@ pub trait Channel {
 }
 
 /// Export `$ty` (a type implementing [`Channel`]) as the component's `airlock:channel/channel` interface.
-/// Use it once, in the channel crate's `lib.rs` (crate-type `cdylib`).
+/// Use it once, in the channel crate's `lib.rs` (crate-type `cdylib`). It expands to nothing on targets
+/// other than wasm32, so the crate's unit tests build natively.
 ///
 /// ```no_run
 /// # use airlock_channel::*;
@@ -88,11 +89,16 @@ pub trait Channel {
 #[macro_export]
 macro_rules! export_channel {
     ($ty:ty) => {
+        // Only inside a component: on the build machine (`cargo test` of a cdylib crate) the WIT export
+        // names ("airlock:channel/channel@0.1.0#on-start") are not valid in a native linker's symbol list.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::__private::wit as __wit;
             struct __AirlockChannelExport;
             impl __wit::Guest for __AirlockChannelExport {
-                fn on_start(config_json: ::std::string::String) -> ::core::result::Result<__wit::ChannelConfig, ::std::string::String> {
+                fn on_start(
+                    config_json: ::std::string::String,
+                ) -> ::core::result::Result<__wit::ChannelConfig, ::std::string::String> {
                     $crate::__private::on_start::<$ty>(&config_json)
                 }
                 fn on_http_request(req: __wit::IncomingHttpRequest) -> __wit::OutgoingHttpResponse {
@@ -107,9 +113,12 @@ macro_rules! export_channel {
                 fn on_status(update: __wit::StatusUpdate) {
                     $crate::__private::on_status::<$ty>(update)
                 }
-                fn on_broadcast(user_id: ::std::string::String, response: __wit::AgentResponse) -> ::core::result::Result<(), ::std::string::String> {
+                fn on_broadcast(
+                    user_id: ::std::string::String,
+                    response: __wit::AgentResponse,
+                ) -> ::core::result::Result<(), ::std::string::String> {
                     $crate::__private::on_broadcast::<$ty>(&user_id, response)
-                }
+        }
                 fn on_shutdown() {
                     $crate::__private::on_shutdown::<$ty>()
                 }
@@ -137,7 +146,11 @@ pub mod dispatch {
             http_endpoints: cfg
                 .endpoints
                 .into_iter()
-                .map(|ep| wit::HttpEndpointConfig { path: ep.path, methods: ep.methods, require_secret: ep.require_secret })
+                .map(|ep| wit::HttpEndpointConfig {
+                    path: ep.path,
+                    methods: ep.methods,
+                    require_secret: ep.require_secret,
+                })
                 .collect(),
             poll: cfg.poll.map(|p| wit::PollConfig { interval_ms: p.interval_ms, enabled: p.enabled }),
         })

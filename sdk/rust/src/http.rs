@@ -171,7 +171,8 @@ impl Response {
 
     /// The body parsed as JSON into `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::new(format!("http: response body (status {}): {e}", self.status)))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::new(format!("http: response body (status {}): {e}", self.status)))
     }
 
     /// `Ok(self)` for a 2xx status, else an error `"http: status 404: <start of the body>"`.

@@ -121,7 +121,9 @@ pub mod testing;
 
 pub use channel::Channel;
 pub use error::{Context, Error, Result};
-pub use types::{AgentResponse, Attachment, ChannelConfig, Config, Endpoint, Poll, Request, Response, Status, StatusUpdate};
+pub use types::{
+    AgentResponse, Attachment, ChannelConfig, Config, Endpoint, Poll, Request, Response, Status, StatusUpdate,
+};
 
 /// Re-exported so channels and the macros use the same serde_json as the SDK.
 pub use serde_json;

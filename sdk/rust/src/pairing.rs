@@ -82,6 +82,16 @@ impl DmPolicy {
             other => Err(Error::new(format!("dm_policy must be open, allowlist, pairing or disabled, not {other:?}"))),
         }
     }
+
+    /// The config spelling: `"open"`, `"allowlist"`, `"pairing"` or `"disabled"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmPolicy::Open => "open",
+            DmPolicy::Allowlist => "allowlist",
+            DmPolicy::Pairing => "pairing",
+            DmPolicy::Disabled => "disabled",
+        }
+    }
 }
 
 /// Decision of [`DmGate::decide`] made from configuration alone.
@@ -230,6 +240,9 @@ mod tests {
     fn parse_policy() {
         assert_eq!(DmPolicy::parse(" Open ").unwrap(), DmPolicy::Open);
         assert!(DmPolicy::parse("everyone").is_err());
+        for p in [DmPolicy::Open, DmPolicy::Allowlist, DmPolicy::Pairing, DmPolicy::Disabled] {
+            assert_eq!(DmPolicy::parse(p.as_str()).unwrap(), p);
+        }
     }
 
     #[test]

@@ -49,8 +49,11 @@ mod imp {
         body: Option<&[u8]>,
         timeout_ms: Option<u32>,
     ) -> Result<RawResponse, String> {
-        wit::http_request(method, url, headers_json, body, timeout_ms)
-            .map(|r| RawResponse { status: r.status, headers_json: r.headers_json, body: r.body })
+        wit::http_request(method, url, headers_json, body, timeout_ms).map(|r| RawResponse {
+            status: r.status,
+            headers_json: r.headers_json,
+            body: r.body,
+        })
     }
 
     pub fn secret_exists(name: &str) -> bool {

@@ -245,7 +245,12 @@ impl MockHost {
         Ok(())
     }
 
-    pub(crate) fn pairing_upsert_request(&self, channel: &str, id: &str, meta_json: &str) -> Result<(String, bool), String> {
+    pub(crate) fn pairing_upsert_request(
+        &self,
+        channel: &str,
+        id: &str,
+        meta_json: &str,
+    ) -> Result<(String, bool), String> {
         let mut s = self.state.borrow_mut();
         let key = (channel.to_string(), id.to_string());
         if let Some((_, code)) = s.pairing_requests.get(&key) {
@@ -261,6 +266,13 @@ impl MockHost {
     }
 
     pub(crate) fn pairing_read_allow_from(&self, channel: &str) -> Result<Vec<String>, String> {
-        Ok(self.state.borrow().pairing_approved.keys().filter(|(c, _)| c == channel).map(|(_, id)| id.clone()).collect())
+        Ok(self
+            .state
+            .borrow()
+            .pairing_approved
+            .keys()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, id)| id.clone())
+            .collect())
     }
 }
