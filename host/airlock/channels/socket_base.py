@@ -133,5 +133,6 @@ def closed_end(link: Link, msg: aiohttp.WSMessage) -> tuple[int | None, str]:
     if msg.type == aiohttp.WSMsgType.CLOSE and isinstance(msg.data, int):
         code = msg.data
     if msg.type == aiohttp.WSMsgType.ERROR:
-        return code, f"connection error ({type(msg.data).__name__})"
+        suffix = f", code {code}" if code is not None else ""
+        return code, f"connection error ({type(msg.data).__name__}{suffix})"
     return code, f"closed by the server (code {code})" if code is not None else "connection closed"

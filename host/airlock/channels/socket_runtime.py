@@ -398,7 +398,8 @@ class SocketRuntime:
             target = self._target(driver.url())
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 ws = await self._session.ws_connect(
-                    target, heartbeat=driver.ws_ping_interval_s, autoping=True, max_msg_size=MAX_INBOUND_FRAME_BYTES,
+                    target, heartbeat=driver.ws_ping_interval_s, autoping=True,
+                    max_msg_size=MAX_INBOUND_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
                     timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S))
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
