@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_discord import FakeDiscord, InteractionSigner
 
 from airlock.channels.manager import Delivery
+from airlock.channels.socket_runtime import SocketSettings
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
@@ -43,21 +45,39 @@ def signer() -> InteractionSigner:
     return InteractionSigner()
 
 
+class Backoff:
+    """Backoff sleeps of the socket runtime: recorded, and cut to a few milliseconds."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def record(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(min(delay, 0.005))
+
+
+@pytest.fixture
+def backoff() -> Backoff:
+    return Backoff()
+
+
 @pytest.fixture
 async def start_host(airlock_home: Path, install_channel: InstallFn, discord: FakeDiscord,
-                     signer: InteractionSigner) -> AsyncIterator[StartHost]:
-    """start_host(token=True, **config) -> a started host with the Discord channel (stopped at teardown)."""
+                     signer: InteractionSigner, backoff: Backoff) -> AsyncIterator[StartHost]:
+    """start_host(token=<the fake's>, **config) -> a started host with the Discord channel (stopped at teardown)."""
     hosts: list[AirlockHost] = []
 
-    async def start(*, token: bool = True, **config: Any) -> AirlockHost:
+    async def start(*, token: str | None = discord.bot_token, **config: Any) -> AirlockHost:
         install_channel(WASM, CAPS, **{"dm_policy": "open", **config})
         store = SecretStore.open(airlock_home)
-        if token:
-            store.set("discord_bot_token", discord.bot_token)
+        if token is not None:
+            store.set("discord_bot_token", token)
         store.set("discord_public_key", signer.public_key_hex)
         overrides = {"gateway.discord.gg": discord.base_url, "discord.com": discord.base_url}
         host = AirlockHost(HostConfig.build(home=airlock_home, listen_port=0, upstream_overrides=overrides),
                            secrets=store)
+        # Backoff delays are recorded, not waited for (the real schedule is the runtime's business).
+        host.manager.sockets = SocketSettings(upstream_overrides=overrides, sleep=backoff.record, rand=lambda: 0.5)
         hosts.append(host)
         await host.start()
         return host
@@ -262,10 +282,45 @@ async def test_broadcast_opens_a_dm(start_host: StartHost, discord: FakeDiscord)
 
 async def test_without_a_token_the_gateway_is_never_opened(start_host: StartHost, discord: FakeDiscord,
                                                            signer: InteractionSigner) -> None:
-    host = await start_host(token=False)
+    host = await start_host(token=None)
     await asyncio.sleep(0.5)
     assert discord.connections == []
     slot = host.manager.slots["discord"]
     assert not slot.active and "discord_bot_token" in slot.reason  # said in the log and `channels list`
     status, _ = await discord.deliver_interaction(endpoint(host), discord.new_interaction(type=1), signer)
     assert status == 404  # an inactive channel has no endpoint
+
+
+async def socket_state(host: AirlockHost) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as s, s.get(f"{host.base_url}/health/discord") as r:
+        doc: dict[str, Any] = await r.json()
+        return doc
+
+
+async def test_resumable_close_reconnects_and_messages_keep_flowing(start_host: StartHost, discord: FakeDiscord,
+                                                                    backoff: Backoff) -> None:
+    host = await start_host()
+    await gateway_ready(host, discord)
+    await discord.close_current(4000)
+    await discord.wait_for(lambda: discord.resume_count == 1 and discord.current is not None, "RESUME")
+    assert discord.identify_count == 1 and len(backoff.delays) == 1  # one backoff, then resumed (no new IDENTIFY)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("after resume", author_id=USER,
+                                                                    channel_id=DM_CHANNEL))
+    msg = await next_message(host)
+    assert msg.content == "after resume"
+    assert (await host.respond(msg, "still here")).ok
+    await discord.wait_for(lambda: len(discord.messages) == 1, "the reply")
+
+
+async def test_authentication_failure_stops_the_gateway_without_a_storm(start_host: StartHost, discord: FakeDiscord,
+                                                                        backoff: Backoff) -> None:
+    host = await start_host(token="not-the-bot-token")
+    for _ in range(500):
+        doc = await socket_state(host)
+        if doc["websocket"]["state"] == "stopped":
+            break
+        await asyncio.sleep(0.02)
+    assert doc["websocket"]["state"] == "stopped" and "4004" in doc["websocket"]["reason"]
+    await asyncio.sleep(0.5)  # with the cut backoff, a retrying runtime would reconnect dozens of times
+    assert len(discord.connections) == 1 and backoff.delays == []
+    assert "not-the-bot-token" not in json.dumps(doc)
