@@ -347,10 +347,19 @@ class SecretsCapability(_Model):
 
 
 class WebsocketCapability(_ExtensibleModel):
-    """``capabilities.websocket``: a host-managed outbound WebSocket (``wss://`` only).
+    """``capabilities.websocket``: a host-managed outbound WebSocket (``wss://`` only), run by
+    ``airlock.channels.socket_runtime``.
 
-    ``heartbeat_interval_ms`` is milliseconds. ``protocol`` names a built-in protocol driver (e.g.
-    ``wecom_aibot``); its own keys (e.g. ``bot_id_secret_name``) are kept in ``model_extra``.
+    ``protocol``: ``"discord"`` (also inferred for ``wss://gateway.discord.gg`` with an ``identify`` block) or
+    absent for the generic driver; any other name is kept but not run (the socket is not opened and the
+    channel's status says why). A protocol's own keys are kept in ``model_extra``.
+    ``connect_on_start``: open the socket once the channel is active (false: never opened).
+    ``identify_secret_name``: the secret the host needs before opening the socket; Discord sends it as the
+    IDENTIFY token, the generic driver substitutes it for ``{UPPER_SNAKE_NAME}`` in ``identify``'s strings.
+    ``identify``: the identify frame (keys starting with ``_`` are comments and never sent).
+    ``heartbeat_interval_ms`` (ms): websocket-level ping interval of the generic driver (default 30000);
+    Discord uses the interval its HELLO gives. ``max_missed_heartbeat_acks``: Discord heartbeats in a row
+    without ACK before the connection counts as dead (default 1).
     """
 
     url: str
