@@ -77,7 +77,8 @@ def classify_failure(exc: BaseException, api: host_linker.HostApi, callback: str
 
     A trap is the guest's fault (``GuestTrap`` with the reason's kind), unless a host function recorded a
     host bug first; any other exception is a host value wasmtime could not take (``HostBug``, named by
-    ``linker.conversion_failure``).
+    ``linker.conversion_failure`` and recorded on ``api`` as a failing host function's bug is, so later
+    failures of the same instance keep the blame).
     """
     if isinstance(exc, AirlockError):
         return exc
@@ -87,7 +88,9 @@ def classify_failure(exc: BaseException, api: host_linker.HostApi, callback: str
         # Classify the reason only: the backtrace carries guest-chosen function names.
         reason = _trap_reason(exc)
         return GuestTrap(classify_trap(reason), reason)
-    return HostBug(api.host_bug or host_linker.conversion_failure(exc, callback))
+    if api.host_bug is None:
+        api.host_bug = host_linker.conversion_failure(exc, callback)
+    return HostBug(api.host_bug)
 
 
 class Sandbox:
@@ -96,11 +99,15 @@ class Sandbox:
     Args:
         runtime: the process-wide engine.
         fastpath: use the fast call path; ``None`` follows ``AIRLOCK_FASTPATH`` (on unless "0").
+        host_functions: the host interface's functions (``linker.build_linker``); default: channel-host.
     """
 
-    def __init__(self, runtime: Runtime, fastpath: bool | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, fastpath: bool | None = None, host_functions: host_linker.HostFunctions | None = None,
+    ) -> None:
         self.runtime = runtime
         self.fastpath = fp.enabled(fastpath)
+        self._functions = host_functions
         self._linkers: dict[tuple[str, bool, bool], Linker] = {}
         self._fast: dict[str, fp.FastComponent] = {}
         self._lock = threading.Lock()
@@ -127,7 +134,9 @@ class Sandbox:
         with self._lock:
             linker = self._linkers.get(key)
             if linker is None:
-                linker = host_linker.build_linker(self.runtime.engine, key[0], wasi=key[1], fast=key[2])
+                linker = host_linker.build_linker(
+                    self.runtime.engine, key[0], wasi=key[1], fast=key[2], functions=self._functions
+                )
                 self._linkers[key] = linker
             return linker
 
@@ -150,6 +159,8 @@ class Sandbox:
         export = fc.exports.get(callback) if fc is not None else None
         store = wasmtime.Store(self.runtime.engine)
         start = time.perf_counter()
+        host_linker.bind(api)
+        fp.bind_imports(fc.imports if fc is not None else None)
         try:
             store.set_fuel(limits.fuel)
             store.set_epoch_deadline(self.runtime.deadline_ticks(limits.timeout_s))
@@ -157,23 +168,20 @@ class Sandbox:
             if loaded.imports_wasi:
                 # Forgetting this after add_wasip2() aborts the process (wasmtime-py-notes.md).
                 store.set_wasi(wasmtime.WasiConfig())
-            host_linker.bind(api)
-            fp.bind_imports(fc.imports if fc is not None else None)
-            try:
-                instance = linker.instantiate(store, loaded.component)
-                func = instance.get_func(store, loaded.exports[callback])
-                if func is None:
-                    raise HostBug(f"export {callback} vanished after load")
-                result = export.call(store, func, args) if export is not None else func(store, *args)
-            finally:
-                host_linker.bind(None)
-                fp.bind_imports(None)
+            instance = linker.instantiate(store, loaded.component)
+            func = instance.get_func(store, loaded.exports[callback])
+            if func is None:
+                raise HostBug(f"export {callback} vanished after load")
+            result = export.call(store, func, args) if export is not None else func(store, *args)
             stats = CallStats(fuel_used=limits.fuel - store.get_fuel(), elapsed_s=time.perf_counter() - start)
             return result, stats
         except Exception as exc:
+            # Classified while the call is still bound: a conversion failure is named from that state.
             failure = classify_failure(exc, api, callback)
             if isinstance(failure, HostBug) and not isinstance(exc, AirlockError | wasmtime.WasmtimeError):
                 log.error("host bug in %s: %s: %s", callback, type(exc).__name__, exc)
             raise failure from None
         finally:
+            host_linker.bind(None)
+            fp.bind_imports(None)
             store.close()
