@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu
 
-.PHONY: all venv guests rust-toolchain rust-guests test-guests run test lint typecheck pytest bench clean
+.PHONY: all venv guests rust-toolchain rust-guests test-guests bench-guest wrk run test lint typecheck pytest bench clean
 
 all: test
 
@@ -39,6 +39,16 @@ rust-guests: $(STAMP)
 test-guests: $(STAMP)
 	bash scripts/build-python-guest.sh tests/guests/probe build/test-guests/probe.wasm
 
+# The benchmark's small Rust guest (bench/guests/telegram-min), also used by the bench smoke test.
+bench-guest: $(STAMP)
+	bash scripts/build-rust-guest.sh bench/guests/telegram-min build/bench/telegram-min.wasm
+
+# wrk drives the HTTP benchmark when it can be installed; otherwise bench/loadgen.py does (slower client).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
+		|| echo "wrk could not be installed: the HTTP benchmark uses bench/loadgen.py"
+
 run: guests
 	$(BIN)/python -m airlock.demo --channels-dir $(CHANNELS)
 
@@ -48,13 +58,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock
 
-pytest: guests test-guests
+pytest: guests test-guests bench-guest
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
-bench: guests
-	$(BIN)/python bench/callbacks.py
+# One run on this machine (~3-4 minutes): callback level and HTTP end to end for (a)-(d), RSS, start-up,
+# component sizes; writes BENCHMARKS.md, bench/results/chart.png and bench/out/results.json.
+bench: guests bench-guest wrk
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,209 +1,304 @@
-"""Callback benchmark: prints figures (see the closing note of the core issue for measured values).
+"""Callback-level benchmark: the same Telegram webhook work through every variant, single-threaded.
 
-Measures, on this machine, single-threaded:
-- fresh-store callbacks (new Store + instantiate + call + commit, through ``Channel``) for the minimal WAT
-  guest and the CPython Telegram guest: p50, p99, callbacks/s;
-- the same export called on one reused instance, for the fresh/reused ratio (target: minimal <= 1.5x);
-- a 1 MB ``list<u8>`` body crossing the boundary (target < 10 ms; wasmtime-py's C API lowers one 32-byte
-  value per byte, see the note in the output);
-- RSS after 1k, 10k and 50k fresh callbacks (target: no growth trend from 10k to 50k);
-- webhook requests/s end to end (aiohttp server -> guest -> bus -> echo agent -> on-respond) at
-  concurrency 8, with the client in this process.
+Variants (bench/work.py defines the work):
+- ``a_fresh``: Airlock, the small Rust guest (build/bench/telegram-min.wasm), a fresh store per callback,
+  through ``Channel.http_request`` (the host's real callback path: capability state, commit, emit limiter),
+  pooling allocator on (the host default); ``a_fresh_nopool`` the same with on-demand allocation;
+- ``a_reused``: the same, but every callback on one long-lived instance (``ReusingSandbox``);
+- ``b_fresh``: the CPython Telegram guest (build/channels/telegram.wasm), fresh store per callback;
+- ``c_jsonrpc``: a persistent subprocess plugin over JSON-RPC 2.0 on stdio (bench/plugin_peer.py);
+- ``d_inproc``: the work as an in-process Python function (the physical limit);
+- ``minimal_fresh``: the hand-written WAT guest (tests/guests/watguest.py), for issue 3's "within 2x" target;
+- ``slack_fresh``: the Rust Slack guest (build/channels/slack.wasm) when it is built.
 
-Run: ``make bench`` (or ``python bench/callbacks.py [--quick]``). Results also go to bench/out/.
+Rounds alternate the variants so that noise from a shared machine spreads over all of them. Before timing,
+(a), (c) and (d) must emit the identical message for every payload (same work, checked).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import os
-import shutil
-import statistics
-import sys
-import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "guests"))
+import wasmtime
+import work
+from common import (
+    BENCH_GUEST,
+    BUILT_CHANNELS,
+    MIB,
+    Summary,
+    bench_guest_caps,
+    minimal_caps,
+    summarize,
+    telegram_caps,
+    wat_guest,
+)
+from plugin_client import SyncPlugin
 
-import aiohttp  # noqa: E402
-import wasmtime  # noqa: E402
-import watguest  # noqa: E402
+from airlock.channels.channel import Channel, HostServices
+from airlock.config import parse_capabilities
+from airlock.runtime import fastpath as fp
+from airlock.runtime import linker as host_linker
+from airlock.runtime.engine import LoadedComponent, Runtime
+from airlock.runtime.instance import CallStats, Limits, Sandbox
+from airlock.runtime.pooling import PoolingSettings, slots_for
+from airlock.runtime.values import EmittedMessage, IncomingHttpRequest
+from airlock.stores import PairingStore
 
-from airlock.channels.channel import Channel, HostServices  # noqa: E402
-from airlock.config import HostConfig, parse_capabilities  # noqa: E402
-from airlock.host import AirlockHost  # noqa: E402
-from airlock.runtime import linker as host_linker  # noqa: E402
-from airlock.runtime.engine import Runtime  # noqa: E402
-from airlock.runtime.instance import Sandbox  # noqa: E402
-from airlock.runtime.values import IncomingHttpRequest  # noqa: E402
-from airlock.stores import PairingStore  # noqa: E402
+HEADERS = {"content-type": "application/json", "host": "127.0.0.1:8080", "user-agent": "bench"}
+MEMORY_LIMIT = 50 * MIB
+FUEL = 5_000_000_000
 
-UPDATE = {"update_id": 1, "message": {"message_id": 5, "date": 1700000000, "text": "hello bot",
-                                      "from": {"id": 42, "is_bot": False, "first_name": "A", "username": "a"},
-                                      "chat": {"id": 42, "type": "private", "first_name": "A"}}}
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def summarize(samples: list[float]) -> dict[str, float]:
-    s = sorted(samples)
-    return {"p50_us": s[len(s) // 2] * 1e6, "p99_us": s[int(len(s) * 0.99)] * 1e6,
-            "per_s": len(s) / sum(s)}
-
-
-def make_channel(runtime: Runtime, wasm: Path, caps: dict[str, Any], tmp: Path) -> Channel:
-    services = HostServices(sandbox=Sandbox(runtime), secret_lookup=lambda _n: None,
-                            pairing=PairingStore(tmp / f"{caps['name']}-pairing.db"), durable=None, egress=None,
-                            memory_limit_bytes=50 * 2**20, fuel_per_callback=5_000_000_000)
-    return Channel(parse_capabilities(json.dumps(caps), caps["name"]), runtime.load(wasm), services)
-
-
-def fresh(channel: Channel, req: IncomingHttpRequest, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        result = channel.http_request(req)
-        out.append(time.perf_counter() - t)
-        assert result.ok, result.error
-    return out
+# A Slack Events API message event (shape from api.slack.com/events/message, values made up).
+SLACK_EVENT: dict[str, Any] = {
+    "token": "XXYYZZ", "team_id": "T0001", "api_app_id": "A0001", "type": "event_callback",
+    "event_id": "Ev0001", "event_time": 1700000000,
+    "event": {"type": "message", "channel": "D0001", "channel_type": "im", "user": "U0001",
+              "text": "hello bot", "ts": "1700000000.000100", "event_ts": "1700000000.000100"},
+}
 
 
-def reused(runtime: Runtime, channel: Channel, req: IncomingHttpRequest, n: int) -> list[float]:
-    from airlock.runtime import convert
+@dataclass(frozen=True)
+class Plan:
+    """Calls per variant (spread over ``rounds`` alternating rounds)."""
 
-    loaded = channel.loaded
-    linker = Sandbox(runtime).linker_for(loaded)
-    store = wasmtime.Store(runtime.engine)
-    store.set_fuel(2**62)
-    store.set_epoch_deadline(10**9)
-    if loaded.imports_wasi:
-        store.set_wasi(wasmtime.WasiConfig())
-    from airlock.capabilities.workspace import WorkspaceTxn
-    from airlock.channels.callstate import CallState
-
-    state = CallState(channel=channel, deadline=time.monotonic() + 3600,
-                      workspace=WorkspaceTxn.begin(channel.workspace))
-    host_linker.bind(state)
-    instance = linker.instantiate(store, loaded.component)
-    func = instance.get_func(store, loaded.exports["on-http-request"])
-    assert func is not None
-    out = []
-    for _ in range(n):
-        arg = convert.incoming_request_to_wit(req)
-        t = time.perf_counter()
-        func(store, arg)
-        func.post_return(store)
-        out.append(time.perf_counter() - t)
-    host_linker.bind(None)
-    return out
+    rounds: int = 5
+    fast: int = 5000  # (a), (c), minimal, slack
+    inproc: int = 20000  # (d)
+    cpython: int = 500  # (b): ~2 ms each
 
 
-async def end_to_end(tmp: Path, requests: int, concurrency: int = 8) -> dict[str, Any]:
-    home = tmp / "e2e-home"
-    (home / "channels").mkdir(parents=True)
-    shutil.copy(watguest.build_component(tmp / "wat"), home / "channels" / "minimal.wasm")
-    caps = {"name": "minimal", "version": "0.1.0", "wit_version": "0.1.0", "config": {"dm_policy": "open"},
-            "capabilities": {"channel": {"allowed_paths": ["/webhook/minimal"],
-                                         "emit_rate_limit": {"messages_per_minute": 10**6,
-                                                             "messages_per_hour": 10**7}}}}
-    (home / "channels" / "minimal.capabilities.json").write_text(json.dumps(caps))
-    from airlock.agents.echo import echo_agent
+@dataclass
+class Variant:
+    name: str
+    calls: int
+    fn: Callable[[], None]
+    samples: list[float] = field(default_factory=list)
 
-    # A large bus: this measures throughput, not backpressure (which answers 503 + Retry-After).
-    async with AirlockHost(HostConfig.build(home=home, listen_port=0, bus_capacity=10**6)) as host:
-        agent = asyncio.create_task(echo_agent(host))
-        url = f"{host.base_url}/webhook/minimal"
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        remaining = requests
 
-        async def worker(session: aiohttp.ClientSession) -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                t = time.perf_counter()
-                async with session.post(url, data=b"hello") as r:
-                    await r.read()
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
-                latencies.append(time.perf_counter() - t)
+def runtime_for(cache: Path, pooled: bool) -> Runtime:
+    pool = PoolingSettings(slots=slots_for(0), max_memory_bytes=MEMORY_LIMIT) if pooled else None
+    return Runtime(cache, pooling=pool)
 
+
+def make_channel(runtime: Runtime, wasm: Path, caps: dict[str, Any], tmp: Path,
+                 sandbox: Sandbox | None = None) -> Channel:
+    """A ``Channel`` as the host builds it (no egress: the benchmark's work makes no outbound call)."""
+    services = HostServices(sandbox=sandbox or Sandbox(runtime), secret_lookup=lambda _n: "bench-secret",
+                            pairing=PairingStore(tmp / f"{caps['name']}-{id(runtime)}-pairing.db"), durable=None,
+                            egress=None, memory_limit_bytes=MEMORY_LIMIT, fuel_per_callback=FUEL)
+    channel = Channel(parse_capabilities(json.dumps(caps), caps["name"]), runtime.load(wasm), services)
+    started = channel.start(json.dumps(caps.get("config", {})))
+    if not started.ok:
+        raise RuntimeError(f"{caps['name']}: on-start failed: {started.error}")
+    return channel
+
+
+def request(path: str, body: bytes) -> IncomingHttpRequest:
+    return IncomingHttpRequest("POST", path, json.dumps(HEADERS), "{}", body, True)
+
+
+def fresh_messages(channel: Channel, req: IncomingHttpRequest) -> list[EmittedMessage]:
+    out = channel.http_request(req)
+    if not out.ok:
+        raise RuntimeError(f"{channel.name}: callback failed: {out.error}")
+    return [m.message for m in out.messages]
+
+
+class ReusingSandbox(Sandbox):
+    """A ``Sandbox`` that instantiates each component once and calls that one instance again and again.
+
+    Given to a ``Channel`` in place of the real sandbox, it makes "reused" go through exactly the same host
+    path as "fresh" (``Channel.http_request``: call state, conversions, commit, emit limiter) and differ only
+    in the store: the fresh/reused ratio is then the price of a fresh store + instantiation. Calls are made
+    as ``Sandbox.call`` makes them (the fast path's compiled converters when it is on).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self._live: dict[str, tuple[wasmtime.Store, Any]] = {}
+
+    def _instance(self, loaded: LoadedComponent, api: host_linker.HostApi) -> tuple[wasmtime.Store, Any]:
+        live = self._live.get(loaded.sha256)
+        if live is None:
+            store = wasmtime.Store(self.runtime.engine)
+            store.set_fuel(2**62)
+            store.set_epoch_deadline(10**9)
+            if loaded.imports_wasi:
+                store.set_wasi(wasmtime.WasiConfig())
+            fc = self.fast_component(loaded)
+            host_linker.bind(api)
+            fp.bind_imports(fc.imports if fc is not None else None)
+            live = (store, self.linker_for(loaded).instantiate(store, loaded.component))
+            self._live[loaded.sha256] = live
+        return live
+
+    def call(self, loaded: LoadedComponent, callback: str, args: tuple[Any, ...], api: host_linker.HostApi,
+             limits: Limits) -> tuple[Any, CallStats]:
         start = time.perf_counter()
-        async with aiohttp.ClientSession() as session:
-            await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        accepted = time.perf_counter() - start
-        while host.bus.delivered < statuses.get(200, 0) or host.bus.qsize():
-            await asyncio.sleep(0.01)
-        while host.manager.slots["minimal"].main_lane.locked():
-            await asyncio.sleep(0.01)
-        drained = time.perf_counter() - start
-        agent.cancel()
-        await asyncio.sleep(0.05)
-    s = sorted(latencies)
-    return {"webhooks_accepted_per_s": requests / accepted, "webhook_p50_ms": s[len(s) // 2] * 1e3,
-            "webhook_p99_ms": s[int(len(s) * 0.99)] * 1e3, "round_trips_per_s": requests / drained,
-            "statuses": statuses}
+        store, instance = self._instance(loaded, api)
+        fc = self.fast_component(loaded)
+        export = fc.exports.get(callback) if fc is not None else None
+        host_linker.bind(api)
+        fp.bind_imports(fc.imports if fc is not None else None)
+        try:
+            func = instance.get_func(store, loaded.exports[callback])
+            result = export.call(store, func, args) if export is not None else func(store, *args)
+            func.post_return(store)
+        finally:
+            host_linker.bind(None)
+            fp.bind_imports(None)
+        return result, CallStats(fuel_used=0, elapsed_s=time.perf_counter() - start)
+
+    def close(self) -> None:
+        for store, _ in self._live.values():
+            store.close()
+        self._live.clear()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
-    args = parser.parse_args()
-    n = 300 if args.quick else 3000
-    rss_points = (1000, 2000) if args.quick else (1000, 10_000, 50_000)
-    tmp = Path(tempfile.mkdtemp(prefix="airlock-bench-"))
-    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
-    runtime = Runtime(REPO / "build" / "compile-cache")
+def _normal(messages: list[EmittedMessage]) -> list[tuple[Any, ...]]:
+    """Messages compared by value (metadata parsed: key order is not part of the work)."""
+    return [(m.user_id, m.user_name, m.content, m.thread_id, json.loads(m.metadata_json), m.attachments)
+            for m in messages]
+
+
+def check_same_work(rust: Channel, plugin: SyncPlugin) -> None:
+    """(a), (c) and (d) must emit the identical message for every payload."""
+    for body in work.BODIES:
+        a = fresh_messages(rust, request("/webhook/telegram-min", body))
+        _, _, c = plugin.call(body, "/webhook/plugin", HEADERS)
+        _, _, emission = work.handle(body)
+        assert emission is not None
+        d = [EmittedMessage(user_id=emission.user_id, user_name=emission.user_name, content=emission.content,
+                            thread_id=emission.thread_id, metadata_json=emission.metadata_json)]
+        if not _normal(a) == _normal(c) == _normal(d):
+            raise AssertionError(f"variants disagree on {body[:60]!r}: a={a} c={c} d={d}")
+
+
+def inproc_call(body: bytes) -> list[EmittedMessage]:
+    """(d): the work plus building the host's message object, as a host with in-process plugins would."""
+    _, _, emission = work.handle(body)
+    if emission is None:
+        return []
+    return [EmittedMessage(user_id=emission.user_id, user_name=emission.user_name, content=emission.content,
+                           thread_id=emission.thread_id, metadata_json=emission.metadata_json)]
+
+
+def _cycle(fn: Callable[[Any], object], path: str | None = None) -> Callable[[], None]:
+    """A zero-argument call that alternates the two payloads."""
+    reqs = [request(path, b) for b in work.BODIES] if path is not None else None
+    state = {"i": 0}
+
+    def call() -> None:
+        state["i"] ^= 1
+        fn(reqs[state["i"]] if reqs is not None else work.BODIES[state["i"]])
+
+    return call
+
+
+def run_rounds(variants: list[Variant], rounds: int) -> None:
+    for v in variants:  # warm-up: caches, pool slots, the plugin's interpreter
+        for _ in range(min(50, max(1, v.calls // 10))):
+            v.fn()
+    for _ in range(rounds):
+        for v in variants:
+            per_round = max(1, v.calls // rounds)
+            samples = v.samples
+            fn = v.fn
+            for _ in range(per_round):
+                t = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - t)
+
+
+def run(plan: Plan, cache: Path, tmp: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the callback-level benchmark; returns {variant: Summary dict} plus notes and ratios' inputs."""
+    results: dict[str, Any] = {"notes": []}
+    pooled, plain = runtime_for(cache, True), runtime_for(cache, False)
+    plugin = SyncPlugin()
+    reusing = ReusingSandbox(pooled)
     try:
-        minimal_caps = {"name": "minimal", "version": "0.1.0", "wit_version": "0.1.0",
-                        "capabilities": {"channel": {"emit_rate_limit": {"messages_per_minute": 10**9,
-                                                                         "messages_per_hour": 10**9}}}}
-        minimal = make_channel(runtime, watguest.build_component(tmp / "wat"), minimal_caps, tmp)
-        req = IncomingHttpRequest("POST", "/webhook/minimal", "{}", "{}", json.dumps(UPDATE).encode(), True)
-        fresh(minimal, req, 50)
-        results["minimal_fresh"] = summarize(fresh(minimal, req, n))
-        results["minimal_reused"] = summarize(reused(runtime, minimal, req, n))
-        results["minimal_fresh_over_reused_p50"] = (results["minimal_fresh"]["p50_us"]
-                                                    / results["minimal_reused"]["p50_us"])
-        # The guest emits the body as message content; over 64 KB that message is dropped (and logged).
-        big = IncomingHttpRequest("POST", "/webhook/minimal", "{}", "{}", b"a" * 1_000_000, True)
-        base_ms = results["minimal_fresh"]["p50_us"] / 1e3
-        results["body_1mb_ms"] = statistics.median(fresh(minimal, big, 5)) * 1e3 - base_ms
-
-        tg_wasm = REPO / "build" / "channels" / "telegram.wasm"
+        variants: list[Variant] = []
+        if BENCH_GUEST.exists():
+            rust = make_channel(pooled, BENCH_GUEST, bench_guest_caps(), tmp)
+            rust_nopool = make_channel(plain, BENCH_GUEST, bench_guest_caps(), tmp)
+            check_same_work(rust, plugin)
+            rust_reused = make_channel(pooled, BENCH_GUEST, bench_guest_caps(), tmp, sandbox=reusing)
+            variants += [
+                Variant("a_fresh", plan.fast, _cycle(lambda r: fresh_messages(rust, r), "/webhook/telegram-min")),
+                Variant("a_fresh_nopool", plan.fast,
+                        _cycle(lambda r: fresh_messages(rust_nopool, r), "/webhook/telegram-min")),
+                Variant("a_reused", plan.fast,
+                        _cycle(lambda r: fresh_messages(rust_reused, r), "/webhook/telegram-min")),
+            ]
+            results["component_bytes_a"] = BENCH_GUEST.stat().st_size
+        else:
+            results["notes"].append(f"(a) skipped: {BENCH_GUEST.relative_to(BENCH_GUEST.parents[2])} not built")
+        tg_wasm = BUILT_CHANNELS / "telegram.wasm"
         if tg_wasm.exists():
-            tg_caps = json.loads((REPO / "build" / "channels" / "telegram.capabilities.json").read_text())
-            tg_caps["config"]["dm_policy"] = "open"
-            telegram = make_channel(runtime, tg_wasm, tg_caps, tmp)
-            assert telegram.start(json.dumps(tg_caps["config"])).ok
-            tg_req = IncomingHttpRequest("POST", "/webhook/telegram", "{}", "{}", json.dumps(UPDATE).encode(), True)
-            fresh(telegram, tg_req, 10)
-            results["telegram_fresh"] = summarize(fresh(telegram, tg_req, max(100, n // 10)))
-            results["telegram_reused"] = summarize(reused(runtime, telegram, tg_req, max(100, n // 10)))
-
-        rss: dict[str, float] = {}
-        done = 0
-        for point in rss_points:
-            fresh(minimal, req, point - done)
-            done = point
-            rss[str(point)] = round(rss_mb(), 1)
-        results["rss_mb_after_callbacks"] = rss
-        results["webhook_e2e"] = asyncio.run(end_to_end(tmp, 500 if args.quick else 3000))
+            telegram = make_channel(pooled, tg_wasm, telegram_caps(), tmp)
+            probe = fresh_messages(telegram, request("/webhook/telegram", work.BODIES[0]))
+            assert [m.content for m in probe] == ["hello bot"], probe
+            variants.append(Variant("b_fresh", plan.cpython,
+                                    _cycle(lambda r: fresh_messages(telegram, r), "/webhook/telegram")))
+        else:
+            results["notes"].append("(b) skipped: build/channels/telegram.wasm not built")
+        variants.append(Variant("c_jsonrpc", plan.fast,
+                                _cycle(lambda b: plugin.call(b, "/webhook/plugin", HEADERS))))
+        variants.append(Variant("d_inproc", plan.inproc, _cycle(inproc_call)))
+        minimal = make_channel(pooled, wat_guest(tmp / "wat"), minimal_caps(), tmp)
+        variants.append(Variant("minimal_fresh", plan.fast,
+                                _cycle(lambda r: fresh_messages(minimal, r), "/webhook/minimal")))
+        variants += _slack_variant(pooled, tmp, plan, results)
+        log(f"callbacks: {', '.join(v.name for v in variants)} in {plan.rounds} alternating rounds")
+        run_rounds(variants, plan.rounds)
+        for v in variants:
+            s: Summary = summarize(v.samples)
+            results[v.name] = s.as_dict()
+            log(f"  {v.name:15s} p50 {s.p50_us:8.1f} us  p99 {s.p99_us:8.1f} us  {s.per_s:9.0f} calls/s")
     finally:
-        runtime.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-    out = REPO / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "callbacks.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+        reusing.close()
+        plugin.close()
+        pooled.close()
+        plain.close()
+    return results
 
 
-if __name__ == "__main__":
-    main()
+def slack_request_body() -> bytes:
+    return json.dumps(SLACK_EVENT).encode()
+
+
+def slack_caps() -> dict[str, Any] | None:
+    path = BUILT_CHANNELS / "slack.capabilities.json"
+    if not path.exists():
+        return None
+    caps: dict[str, Any] = json.loads(path.read_text())
+    caps.setdefault("config", {})["dm_policy"] = "open"
+    caps["capabilities"]["channel"]["emit_rate_limit"] = {"messages_per_minute": 10**8, "messages_per_hour": 10**9}
+    return caps
+
+
+def _slack_variant(runtime: Runtime, tmp: Path, plan: Plan, results: dict[str, Any]) -> list[Variant]:
+    wasm, caps = BUILT_CHANNELS / "slack.wasm", slack_caps()
+    if not wasm.exists() or caps is None:
+        results["notes"].append("slack guest not built")
+        return []
+    try:
+        slack = make_channel(runtime, wasm, caps, tmp)
+        path = slack.config.http_endpoints[0].path if slack.config and slack.config.http_endpoints else "/webhook/slack"
+        req = request(path, slack_request_body())
+        emitted = fresh_messages(slack, req)
+    except (RuntimeError, OSError) as exc:
+        results["notes"].append(f"slack guest not measured: {exc}")
+        return []
+    if [m.content for m in emitted] != ["hello bot"]:
+        results["notes"].append(f"slack guest emitted {emitted!r} for a DM; measured anyway")
+
+    def call() -> None:
+        fresh_messages(slack, req)
+
+    return [Variant("slack_fresh", plan.fast, call)]
