@@ -93,7 +93,9 @@ fn auth_test(env: &mut dyn Env) -> Result<String, String> {
 /// Slack error codes are short snake_case words; anything else in that field is not echoed.
 fn safe_code(value: Option<&Value>) -> String {
     match value.and_then(Value::as_str) {
-        Some(code) if !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+        Some(code)
+            if !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
             code.to_string()
         }
         _ => "unknown_error".into(),
@@ -101,9 +103,16 @@ fn safe_code(value: Option<&Value>) -> String {
 }
 
 /// One Web API call; `Ok` is the response object when HTTP was 2xx and `ok` was true.
-fn api_call(env: &mut dyn Env, method: &str, content_type: &str, body: &[u8], timeout_ms: u32) -> Result<Value, String> {
+fn api_call(
+    env: &mut dyn Env,
+    method: &str,
+    content_type: &str,
+    body: &[u8],
+    timeout_ms: u32,
+) -> Result<Value, String> {
     let url = format!("{API}/{method}");
-    let HttpReply { status, body } = env.post(&url, content_type, body, timeout_ms).map_err(|e| format!("{method}: {e}"))?;
+    let HttpReply { status, body } =
+        env.post(&url, content_type, body, timeout_ms).map_err(|e| format!("{method}: {e}"))?;
     if status == 429 {
         return Err(format!("{method}: rate limited by Slack (HTTP 429)"));
     }
@@ -118,7 +127,12 @@ fn api_call(env: &mut dyn Env, method: &str, content_type: &str, body: &[u8], ti
 }
 
 /// Post `text` (split if long) to `channel`, in `thread_ts` when given. Returns the ts of each message.
-pub fn post_message(env: &mut dyn Env, channel: &str, text: &str, thread_ts: Option<&str>) -> Result<Vec<String>, String> {
+pub fn post_message(
+    env: &mut dyn Env,
+    channel: &str,
+    text: &str,
+    thread_ts: Option<&str>,
+) -> Result<Vec<String>, String> {
     let mut sent = Vec::new();
     for piece in text::split(text, MAX_TEXT_CHARS) {
         let mut payload = json!({"channel": channel, "text": piece});
@@ -126,7 +140,13 @@ pub fn post_message(env: &mut dyn Env, channel: &str, text: &str, thread_ts: Opt
             payload["thread_ts"] = json!(ts);
         }
         let body = payload.to_string();
-        let data = api_call(env, "chat.postMessage", "application/json; charset=utf-8", body.as_bytes(), REPLY_HTTP_TIMEOUT_MS)?;
+        let data = api_call(
+            env,
+            "chat.postMessage",
+            "application/json; charset=utf-8",
+            body.as_bytes(),
+            REPLY_HTTP_TIMEOUT_MS,
+        )?;
         sent.push(data.get("ts").and_then(Value::as_str).unwrap_or("").to_string());
     }
     Ok(sent)
@@ -225,7 +245,9 @@ fn request_pairing(env: &mut dyn Env, msg: &Incoming) {
 }
 
 pub fn pairing_text(code: &str) -> String {
-    format!("To chat with this bot, ask the operator to approve pairing code {code} (airlock pairing approve slack {code})")
+    format!(
+        "To chat with this bot, ask the operator to approve pairing code {code} (airlock pairing approve slack {code})"
+    )
 }
 
 /// The sender's name: the event's `user_profile`, else the workspace cache, else one `users.info` call
@@ -239,7 +261,13 @@ fn user_name(env: &mut dyn Env, cfg: &Config, msg: &Incoming) -> Option<String> 
         return cached.get("name").and_then(Value::as_str).map(str::to_string);
     }
     let form = format!("user={}", form_escape(&msg.user));
-    let name = match api_call(env, "users.info", "application/x-www-form-urlencoded", form.as_bytes(), INBOUND_HTTP_TIMEOUT_MS) {
+    let name = match api_call(
+        env,
+        "users.info",
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+        INBOUND_HTTP_TIMEOUT_MS,
+    ) {
         Ok(data) => name_of(&data["user"]),
         Err(e) => {
             env.log(Level::Debug, &format!("no name for {}: {e}", msg.user));
@@ -261,7 +289,13 @@ fn name_of(user: &Value) -> Option<String> {
 
 fn form_escape(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -293,14 +327,18 @@ pub fn to_outgoing(cfg: &Config, msg: &Incoming, user_name: Option<String>) -> O
 /// A Slack timestamp id: digits, one dot, digits (e.g. `1712345678.000100`).
 fn is_ts(text: &str) -> bool {
     let mut parts = text.split('.');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
 /// on-respond: post the reply where the original message came from.
 pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
     let meta = reply.metadata;
-    let channel = meta.get("channel").and_then(Value::as_str).filter(|c| !c.is_empty())
+    let channel = meta
+        .get("channel")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
         .ok_or_else(|| "the original message's metadata has no slack channel".to_string())?;
     let thread = meta.get("reply_thread_ts").and_then(Value::as_str).or(reply.thread_id).filter(|t| is_ts(t));
     send(env, channel, reply, thread)
@@ -317,7 +355,10 @@ pub fn broadcast(env: &mut dyn Env, user_id: &str, reply: &Reply<'_>) -> Result<
 
 fn send(env: &mut dyn Env, channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<(), String> {
     if reply.attachments > 0 {
-        env.log(Level::Warn, &format!("{} attachment(s) not sent: the slack channel sends text only", reply.attachments));
+        env.log(
+            Level::Warn,
+            &format!("{} attachment(s) not sent: the slack channel sends text only", reply.attachments),
+        );
     }
     if reply.content.trim().is_empty() {
         env.log(Level::Warn, "empty reply: nothing sent");
@@ -325,4 +366,3 @@ fn send(env: &mut dyn Env, channel: &str, reply: &Reply<'_>, thread: Option<&str
     }
     post_message(env, channel, reply.content, thread).map(|_| ())
 }
-

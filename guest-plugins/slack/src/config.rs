@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn defaults_and_round_trip() {
-        let cfg = Config::from_json(&json!({"owner_id": null, "dm_policy": "allowlist", "allow_from": ["U1", 7]}))
-            .unwrap();
+        let cfg =
+            Config::from_json(&json!({"owner_id": null, "dm_policy": "allowlist", "allow_from": ["U1", 7]})).unwrap();
         assert_eq!(cfg.dm_policy, DmPolicy::Allowlist);
         assert_eq!(cfg.allow_from, vec!["U1", "7"]);
         assert!(cfg.reply_in_thread);
@@ -195,7 +195,8 @@ mod tests {
 
     #[test]
     fn admission_rules() {
-        let mut cfg = Config { owner_id: Some("UOWNER".into()), allow_from: vec!["UFRIEND".into()], ..Config::default() };
+        let mut cfg =
+            Config { owner_id: Some("UOWNER".into()), allow_from: vec!["UFRIEND".into()], ..Config::default() };
         assert_eq!(cfg.admission("UOWNER"), Admission::Allow);
         assert_eq!(cfg.admission("UFRIEND"), Admission::Allow);
         assert_eq!(cfg.admission("USTRANGER"), Admission::Pairing);

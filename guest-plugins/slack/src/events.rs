@@ -123,9 +123,9 @@ fn parse_event(envelope: &Value, event: &Value, bot_user: Option<&str>) -> Parse
         text,
         ts,
         thread_ts: owned(event, "thread_ts"),
-        profile_name: event.get("user_profile").and_then(|p| {
-            owned(p, "display_name").or_else(|| owned(p, "real_name")).or_else(|| owned(p, "name"))
-        }),
+        profile_name: event
+            .get("user_profile")
+            .and_then(|p| owned(p, "display_name").or_else(|| owned(p, "real_name")).or_else(|| owned(p, "name"))),
     })
 }
 

@@ -16,9 +16,7 @@ mod channel_tests;
 #[cfg(test)]
 mod testing;
 
-use airlock_channel::{
-    AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result,
-};
+use airlock_channel::{AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result};
 use serde_json::Value;
 
 use crate::channel::{Reply, WEBHOOK_PATH};
@@ -65,6 +63,4 @@ impl Channel for Slack {
     }
 }
 
-// Native builds (cargo test) skip the export: its WIT export names are not valid native symbol names.
-#[cfg(target_arch = "wasm32")]
 airlock_channel::export_channel!(Slack);

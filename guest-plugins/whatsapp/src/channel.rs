@@ -129,7 +129,10 @@ fn notification(env: &mut dyn Env, req: &Request<'_>) -> Response {
         env.log(Level::Debug, &format!("{} delivery status(es) ignored", parsed.statuses));
     }
     if parsed.truncated {
-        env.log(Level::Warn, &format!("notification has more than {} messages: the rest is dropped", webhook::MAX_ITEMS));
+        env.log(
+            Level::Warn,
+            &format!("notification has more than {} messages: the rest is dropped", webhook::MAX_ITEMS),
+        );
     }
     if parsed.items.is_empty() {
         return Response::ok();
@@ -235,7 +238,13 @@ pub fn to_outgoing(msg: &TextMessage) -> Outgoing {
         "name": msg.name,
         "context_id": msg.context_id,
     });
-    Outgoing { user_id: msg.from.clone(), user_name: msg.name.clone(), content: msg.text.clone(), thread_id: None, metadata }
+    Outgoing {
+        user_id: msg.from.clone(),
+        user_name: msg.name.clone(),
+        content: msg.text.clone(),
+        thread_id: None,
+        metadata,
+    }
 }
 
 // ---- outbound --------------------------------------------------------------------------------------------
@@ -256,8 +265,15 @@ fn graph_error(status: u16, body: &[u8]) -> String {
 
 /// Send `body` (split at 4096 characters) to `to` from the business number `phone_number_id`; the first part
 /// quotes `context` when given. Returns the wamids.
-pub fn send_text(env: &mut dyn Env, cfg: &Config, phone_number_id: &str, to: &str, body: &str, context: Option<&str>,
-                 timeout_ms: u32) -> Result<Vec<String>, String> {
+pub fn send_text(
+    env: &mut dyn Env,
+    cfg: &Config,
+    phone_number_id: &str,
+    to: &str,
+    body: &str,
+    context: Option<&str>,
+    timeout_ms: u32,
+) -> Result<Vec<String>, String> {
     if !is_numeric_id(phone_number_id) || !is_numeric_id(to) {
         return Err("phone number id and recipient must be numeric WhatsApp ids".into());
     }
@@ -294,15 +310,27 @@ pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
 /// received a message. (WhatsApp only delivers free-form text inside the 24-hour customer service window.)
 pub fn broadcast(env: &mut dyn Env, user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
     let cfg = load_config(env);
-    let number = cfg.phone_number_id.clone().or_else(|| env.read(LAST_NUMBER_PATH))
+    let number = cfg
+        .phone_number_id
+        .clone()
+        .or_else(|| env.read(LAST_NUMBER_PATH))
         .ok_or("no phone_number_id configured and no message received yet")?;
     deliver(env, &cfg, &number, &normalize_id(user_id), reply, None)
 }
 
-fn deliver(env: &mut dyn Env, cfg: &Config, number: &str, to: &str, reply: &Reply<'_>, context: Option<&str>)
-           -> Result<(), String> {
+fn deliver(
+    env: &mut dyn Env,
+    cfg: &Config,
+    number: &str,
+    to: &str,
+    reply: &Reply<'_>,
+    context: Option<&str>,
+) -> Result<(), String> {
     if reply.attachments > 0 {
-        env.log(Level::Warn, &format!("{} attachment(s) not sent: the whatsapp channel sends text only", reply.attachments));
+        env.log(
+            Level::Warn,
+            &format!("{} attachment(s) not sent: the whatsapp channel sends text only", reply.attachments),
+        );
     }
     if reply.content.trim().is_empty() {
         env.log(Level::Warn, "empty reply: nothing sent");

@@ -21,8 +21,10 @@ fn text_note(from: &str, body: &str, id: &str) -> Value {
 fn post(env: &mut FakeEnv, body: &Value) -> Response {
     let body = body.to_string();
     let query = json!({});
-    handle_request(env, &Request { method: "POST", path: WEBHOOK_PATH, query: &query, body: body.as_bytes(),
-                                   secret_validated: true })
+    handle_request(
+        env,
+        &Request { method: "POST", path: WEBHOOK_PATH, query: &query, body: body.as_bytes(), secret_validated: true },
+    )
 }
 
 fn get(query: &Value, ok: bool) -> Request<'_> {
@@ -36,9 +38,12 @@ fn handshake() {
     let r = handle_request(&mut env, &get(&q, true));
     assert_eq!((r.status, r.content_type, r.body.as_slice()), (200, "text/plain", b"1158201444".as_slice()));
     assert_eq!(handle_request(&mut env, &get(&q, false)).status, 403);
-    for bad in [json!({"hub.mode": "unsubscribe", "hub.challenge": "1"}), json!({"hub.mode": "subscribe"}),
-                json!({"hub.mode": "subscribe", "hub.challenge": "<script>alert(1)</script> x"}),
-                json!({"hub.mode": "subscribe", "hub.challenge": "9".repeat(MAX_CHALLENGE_CHARS + 1)})] {
+    for bad in [
+        json!({"hub.mode": "unsubscribe", "hub.challenge": "1"}),
+        json!({"hub.mode": "subscribe"}),
+        json!({"hub.mode": "subscribe", "hub.challenge": "<script>alert(1)</script> x"}),
+        json!({"hub.mode": "subscribe", "hub.challenge": "9".repeat(MAX_CHALLENGE_CHARS + 1)}),
+    ] {
         assert_eq!(handle_request(&mut env, &get(&bad, true)).status, 400, "{bad}");
     }
 }
@@ -64,7 +69,10 @@ fn open_text_emitted_once() {
     assert_eq!(env.emitted.len(), 1);
     let m = &env.emitted[0];
     assert_eq!((m.user_id.as_str(), m.user_name.as_deref(), m.content.as_str()), ("4917", Some("Alice"), "hello"));
-    assert_eq!((m.metadata["phone_number_id"].as_str(), m.metadata["message_id"].as_str()), (Some("106"), Some("wamid.1")));
+    assert_eq!(
+        (m.metadata["phone_number_id"].as_str(), m.metadata["message_id"].as_str()),
+        (Some("106"), Some("wamid.1"))
+    );
     assert_eq!(env.workspace[LAST_NUMBER_PATH], "106");
     assert!(env.posts.is_empty());
 }
@@ -73,7 +81,8 @@ fn open_text_emitted_once() {
 fn unsupported_and_status_skipped() {
     let mut env = started(json!({"dm_policy": "open"}));
     let mut image = text_note("4917", "x", "wamid.2");
-    image["entry"][0]["changes"][0]["value"]["messages"][0] = json!({"from": "4917", "id": "wamid.2", "type": "sticker"});
+    image["entry"][0]["changes"][0]["value"]["messages"][0] =
+        json!({"from": "4917", "id": "wamid.2", "type": "sticker"});
     post(&mut env, &image);
     let status = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages",
         "value": {"metadata": {"phone_number_id": "106"}, "statuses": [{"id": "wamid.OUT", "status": "read"}]}}]}]});
@@ -129,7 +138,10 @@ fn respond_errors() {
     let mut env = started(json!({}));
     let meta = json!({"phone_number_id": "106", "from": "4917", "message_id": "wamid.1"});
     let reply = Reply { content: "x", metadata: &meta, attachments: 0 };
-    env.answer(401, r#"{"error": {"message": "Invalid OAuth access token EAAG-secret", "type": "OAuthException", "code": 190}}"#);
+    env.answer(
+        401,
+        r#"{"error": {"message": "Invalid OAuth access token EAAG-secret", "type": "OAuthException", "code": 190}}"#,
+    );
     let err = respond(&mut env, &reply).unwrap_err();
     assert_eq!(err, "whatsapp send failed: HTTP 401 code 190 OAuthException");
     env.answers.push_back(Err("host refused".into()));

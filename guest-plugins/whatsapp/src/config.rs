@@ -202,9 +202,10 @@ mod tests {
 
     #[test]
     fn parse_and_round_trip() {
-        let cfg = Config::from_json(&json!({"api_version": "v21.0", "phone_number_id": "1065", "owner_id": "+49 170-1",
+        let cfg =
+            Config::from_json(&json!({"api_version": "v21.0", "phone_number_id": "1065", "owner_id": "+49 170-1",
                                             "allow_from": ["+1 (555) 01", 42], "dm_policy": "allowlist"}))
-        .unwrap();
+            .unwrap();
         assert_eq!((cfg.api_version.as_str(), cfg.owner_id.as_deref()), ("v21.0", Some("491701")));
         assert_eq!(cfg.allow_from, vec!["155501", "42"]);
         assert_eq!(Config::from_state(Some(&cfg.to_state().to_string())), cfg);
@@ -213,8 +214,14 @@ mod tests {
 
     #[test]
     fn rejects_what_would_reach_a_url() {
-        for bad in [json!({"api_version": "v20.0/../x"}), json!({"api_version": "20"}), json!({"phone_number_id": "12/ab"}),
-                    json!({"dm_policy": "all"}), json!({"reply_to_message": 1}), json!({"allow_from": 5})] {
+        for bad in [
+            json!({"api_version": "v20.0/../x"}),
+            json!({"api_version": "20"}),
+            json!({"phone_number_id": "12/ab"}),
+            json!({"dm_policy": "all"}),
+            json!({"reply_to_message": 1}),
+            json!({"allow_from": 5}),
+        ] {
             assert!(Config::from_json(&bad).is_err(), "{bad}");
         }
         assert!(is_api_version("v9.0") && !is_api_version("v100.0") && !is_api_version("v20.00"));
@@ -223,8 +230,10 @@ mod tests {
     #[test]
     fn admission() {
         let cfg = Config { owner_id: Some("1".into()), allow_from: vec!["2".into()], ..Config::default() };
-        assert_eq!((cfg.admission("1"), cfg.admission("2"), cfg.admission("3")),
-                   (Admission::Allow, Admission::Allow, Admission::Pairing));
+        assert_eq!(
+            (cfg.admission("1"), cfg.admission("2"), cfg.admission("3")),
+            (Admission::Allow, Admission::Allow, Admission::Pairing)
+        );
         let cfg = Config { dm_policy: DmPolicy::Allowlist, ..cfg };
         assert_eq!(cfg.admission("3"), Admission::Deny);
         let cfg = Config { dm_policy: DmPolicy::Disabled, ..cfg };

@@ -16,9 +16,7 @@ mod channel_tests;
 #[cfg(test)]
 mod testing;
 
-use airlock_channel::{
-    AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result,
-};
+use airlock_channel::{AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result};
 use serde_json::Value;
 
 use crate::channel::{Reply, WEBHOOK_PATH};
@@ -63,6 +61,4 @@ impl Channel for WhatsApp {
     }
 }
 
-// Native builds (cargo test) skip the export: its WIT export names are not valid native symbol names.
-#[cfg(target_arch = "wasm32")]
 airlock_channel::export_channel!(WhatsApp);

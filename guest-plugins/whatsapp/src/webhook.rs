@@ -138,9 +138,14 @@ mod tests {
         let mut media = text_value("4917", "x");
         media["messages"][0] = json!({"from": "4917", "id": "wamid.I", "type": "image", "image": {"id": "9"}});
         assert!(matches!(parse(&note(media)).items.as_slice(), [Item::Unsupported { kind, .. }] if kind == "image"));
-        for junk in [json!([]), json!({"object": "page"}), note(text_value("49/17", "x")), note(text_value("4917", "  ")),
-                     note(json!({"metadata": {"phone_number_id": "../x"}, "messages": [{"from": "1", "id": "a",
-                                 "type": "text", "text": {"body": "x"}}]}))] {
+        for junk in [
+            json!([]),
+            json!({"object": "page"}),
+            note(text_value("49/17", "x")),
+            note(text_value("4917", "  ")),
+            note(json!({"metadata": {"phone_number_id": "../x"}, "messages": [{"from": "1", "id": "a",
+                                 "type": "text", "text": {"body": "x"}}]})),
+        ] {
             assert!(parse(&junk).items.is_empty(), "{junk}");
         }
     }
