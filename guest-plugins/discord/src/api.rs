@@ -24,10 +24,7 @@ fn no_pings() -> Value {
 }
 
 fn send(req: http::Request, what: &str) -> Result<http::Response> {
-    req.timeout_ms(TIMEOUT_MS)
-        .send()?
-        .error_for_status()
-        .context(what)
+    req.timeout_ms(TIMEOUT_MS).send()?.error_for_status().context(what)
 }
 
 /// `POST /channels/{channel_id}/messages` for each chunk of `text`; the first chunk answers `reply_to`
@@ -40,13 +37,9 @@ pub fn send_message(channel_id: &str, text: &str, reply_to: Option<&str>) -> Res
     for (i, chunk) in split(text, MAX_CONTENT_CHARS).iter().enumerate() {
         let mut body = json!({"content": chunk, "allowed_mentions": no_pings()});
         if let (0, Some(message_id)) = (i, reply_to.filter(|id| is_snowflake(id))) {
-            body["message_reference"] =
-                json!({"message_id": message_id, "fail_if_not_exists": false});
+            body["message_reference"] = json!({"message_id": message_id, "fail_if_not_exists": false});
         }
-        let resp = send(
-            http::post(&format!("{API}/channels/{channel_id}/messages")).json(&body),
-            "create message",
-        )?;
+        let resp = send(http::post(&format!("{API}/channels/{channel_id}/messages")).json(&body), "create message")?;
         ids.push(resp.json::<Created>()?.id);
     }
     Ok(ids)
@@ -63,10 +56,7 @@ pub fn answer_interaction(application_id: &str, token: &str, text: &str) -> Resu
     for (i, chunk) in split(text, MAX_CONTENT_CHARS).iter().enumerate() {
         let body = json!({"content": chunk, "allowed_mentions": no_pings()});
         if i == 0 {
-            send(
-                http::patch(&format!("{hook}/messages/@original")).json(&body),
-                "edit interaction response",
-            )?;
+            send(http::patch(&format!("{hook}/messages/@original")).json(&body), "edit interaction response")?;
         } else {
             send(http::post(&hook).json(&body), "interaction follow-up")?;
         }
@@ -79,11 +69,7 @@ pub fn trigger_typing(channel_id: &str) -> Result<()> {
     if !is_snowflake(channel_id) {
         bail!("invalid Discord channel id");
     }
-    send(
-        http::post(&format!("{API}/channels/{channel_id}/typing")),
-        "trigger typing",
-    )
-    .map(|_| ())
+    send(http::post(&format!("{API}/channels/{channel_id}/typing")), "trigger typing").map(|_| ())
 }
 
 /// `POST /users/@me/channels` with `recipient_id`: the DM channel with a user (created if needed).
@@ -91,9 +77,7 @@ pub fn open_dm(user_id: &str) -> Result<String> {
     if !is_snowflake(user_id) {
         bail!("invalid Discord user id");
     }
-    let resp = send(
-        http::post(&format!("{API}/users/@me/channels")).json(&json!({"recipient_id": user_id})),
-        "open DM",
-    )?;
+    let resp =
+        send(http::post(&format!("{API}/users/@me/channels")).json(&json!({"recipient_id": user_id})), "open DM")?;
     Ok(resp.json::<Created>()?.id)
 }

@@ -88,10 +88,7 @@ pub struct Referenced {
 pub fn handle(body: &[u8]) -> Result<()> {
     let frame: Frame = serde_json::from_slice(body)?;
     if frame.op != 0 {
-        debug!(
-            "gateway op {} ignored (the host owns non-dispatch ops)",
-            frame.op
-        );
+        debug!("gateway op {} ignored (the host owns non-dispatch ops)", frame.op);
         return Ok(());
     }
     match frame.t.as_deref() {
@@ -113,10 +110,7 @@ fn ready(d: Value) -> Result<()> {
     let bot = BotUser {
         id: ready.user.id,
         username: ready.user.username.unwrap_or_default(),
-        application_id: ready
-            .application
-            .map(|a| a.id)
-            .filter(|id| is_snowflake(id)),
+        application_id: ready.application.map(|a| a.id).filter(|id| is_snowflake(id)),
     };
     if BotUser::load().as_ref() != Some(&bot) {
         info!("gateway ready as {} ({})", bot.username, bot.id);
@@ -146,11 +140,7 @@ fn skip_reason(msg: &Message, bot: Option<&BotUser>) -> Option<&'static str> {
 fn addressed(msg: &Message, bot: &BotUser) -> bool {
     msg.mentions.iter().any(|m| m.id == bot.id)
         || mentions(&msg.content, &bot.id)
-        || msg
-            .referenced_message
-            .as_ref()
-            .and_then(|r| r.author.as_ref())
-            .is_some_and(|a| a.id == bot.id)
+        || msg.referenced_message.as_ref().and_then(|r| r.author.as_ref()).is_some_and(|a| a.id == bot.id)
 }
 
 fn message_create(msg: Message) -> Result<()> {
@@ -163,10 +153,7 @@ fn message_create(msg: Message) -> Result<()> {
     let in_guild = msg.guild_id.is_some();
     let content = if in_guild {
         let Some(bot) = bot.as_ref() else {
-            debug!(
-                "guild message {} ignored: bot user unknown until READY",
-                msg.id
-            );
+            debug!("guild message {} ignored: bot user unknown until READY", msg.id);
             return Ok(());
         };
         if !settings.respond_to_mentions || !addressed(&msg, bot) {
@@ -196,12 +183,7 @@ fn message_create(msg: Message) -> Result<()> {
         metadata["message_reference"] = reference.clone();
     }
     let mut message = emit::Message::new(&msg.author.id, content).metadata(metadata);
-    let name = msg
-        .author
-        .global_name
-        .as_deref()
-        .or(msg.author.username.as_deref())
-        .filter(|n| !n.is_empty());
+    let name = msg.author.global_name.as_deref().or(msg.author.username.as_deref()).filter(|n| !n.is_empty());
     if let Some(name) = name {
         message = message.user_name(name);
     }
@@ -216,10 +198,7 @@ fn message_create(msg: Message) -> Result<()> {
 /// `dm_policy` for a direct message; sends the pairing code (once) to a new sender.
 fn admit_dm(settings: &Settings, msg: &Message) -> bool {
     let meta = json!({"username": msg.author.username, "name": msg.author.global_name, "channel_id": msg.channel_id});
-    match settings
-        .gate
-        .admit(&msg.author.id, msg.author.username.as_deref(), &meta)
-    {
+    match settings.gate.admit(&msg.author.id, msg.author.username.as_deref(), &meta) {
         Admission::Allowed => true,
         Admission::Denied => {
             info!("DM from Discord user {} dropped (dm_policy)", msg.author.id);
@@ -227,15 +206,9 @@ fn admit_dm(settings: &Settings, msg: &Message) -> bool {
         }
         Admission::Pairing { code, created } => {
             if created && !code.is_empty() {
-                info!(
-                    "pairing requested by Discord user {}: code {code}",
-                    msg.author.id
-                );
+                info!("pairing requested by Discord user {}: code {code}", msg.author.id);
                 if let Err(e) = api::send_message(&msg.channel_id, &pairing_text(&code), None) {
-                    warn!(
-                        "could not send the pairing code to user {}: {e}",
-                        msg.author.id
-                    );
+                    warn!("could not send the pairing code to user {}: {e}", msg.author.id);
                 }
             }
             false
@@ -253,10 +226,7 @@ mod tests {
 
     #[test]
     fn skips_bots_webhooks_self_and_system_messages() {
-        let bot = BotUser {
-            id: "9".into(),
-            ..BotUser::default()
-        };
+        let bot = BotUser { id: "9".into(), ..BotUser::default() };
         let base = json!({"id": "1", "channel_id": "2", "author": {"id": "3"}, "content": "hi"});
         assert_eq!(skip_reason(&msg(base.clone()), Some(&bot)), None);
         let mut from_bot = base.clone();
@@ -270,10 +240,7 @@ mod tests {
         assert!(skip_reason(&msg(hook), Some(&bot)).is_some());
         let mut join = base.clone();
         join["type"] = json!(7);
-        assert_eq!(
-            skip_reason(&msg(join), Some(&bot)),
-            Some("not a user message")
-        );
+        assert_eq!(skip_reason(&msg(join), Some(&bot)), Some("not a user message"));
         let mut bad = base;
         bad["channel_id"] = json!("../x");
         assert_eq!(skip_reason(&msg(bad), None), Some("malformed ids"));
@@ -281,12 +248,8 @@ mod tests {
 
     #[test]
     fn addressed_by_mention_or_reply() {
-        let bot = BotUser {
-            id: "9".into(),
-            ..BotUser::default()
-        };
-        let plain =
-            json!({"id": "1", "channel_id": "2", "author": {"id": "3"}, "content": "hi all"});
+        let bot = BotUser { id: "9".into(), ..BotUser::default() };
+        let plain = json!({"id": "1", "channel_id": "2", "author": {"id": "3"}, "content": "hi all"});
         assert!(!addressed(&msg(plain.clone()), &bot));
         let mut mention = plain.clone();
         mention["mentions"] = json!([{"id": "9"}]);

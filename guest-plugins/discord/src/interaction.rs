@@ -64,10 +64,7 @@ pub struct User {
 
 impl User {
     pub fn display_name(&self) -> Option<&str> {
-        self.global_name
-            .as_deref()
-            .or(self.username.as_deref())
-            .filter(|n| !n.is_empty())
+        self.global_name.as_deref().or(self.username.as_deref()).filter(|n| !n.is_empty())
     }
 }
 
@@ -132,10 +129,7 @@ fn reply(kind: u8, data: Option<Value>) -> Response {
 }
 
 fn ephemeral(text: &str) -> Response {
-    reply(
-        4,
-        Some(json!({"content": text, "flags": EPHEMERAL, "allowed_mentions": {"parse": []}})),
-    )
+    reply(4, Some(json!({"content": text, "flags": EPHEMERAL, "allowed_mentions": {"parse": []}})))
 }
 
 pub fn pairing_text(code: &str) -> String {
@@ -167,11 +161,7 @@ fn command(interaction: &Interaction) -> Response {
     let Some(data) = interaction.data.as_ref() else {
         return Response::bad_request("command without data");
     };
-    let user = interaction
-        .member
-        .as_ref()
-        .and_then(|m| m.user.clone())
-        .or_else(|| interaction.user.clone());
+    let user = interaction.member.as_ref().and_then(|m| m.user.clone()).or_else(|| interaction.user.clone());
     let Some(user) = user.filter(|u| is_snowflake(&u.id)) else {
         return Response::bad_request("command without a user");
     };
@@ -188,24 +178,14 @@ fn command(interaction: &Interaction) -> Response {
     let in_guild = interaction.guild_id.is_some();
     if !in_guild {
         let meta = json!({"username": user.username, "name": user.display_name(), "source": "slash command"});
-        match settings
-            .gate
-            .admit(&user.id, user.username.as_deref(), &meta)
-        {
+        match settings.gate.admit(&user.id, user.username.as_deref(), &meta) {
             Admission::Allowed => {}
             Admission::Denied => {
-                info!(
-                    "slash command from Discord user {} refused (dm_policy)",
-                    user.id
-                );
+                info!("slash command from Discord user {} refused (dm_policy)", user.id);
                 return ephemeral("You are not allowed to use this bot.");
             }
-            Admission::Pairing { code, .. } if !code.is_empty() => {
-                return ephemeral(&pairing_text(&code))
-            }
-            Admission::Pairing { .. } => {
-                return ephemeral("Pairing is unavailable right now; try again later.")
-            }
+            Admission::Pairing { code, .. } if !code.is_empty() => return ephemeral(&pairing_text(&code)),
+            Admission::Pairing { .. } => return ephemeral("Pairing is unavailable right now; try again later."),
         }
     }
     let mut metadata = json!({
@@ -244,20 +224,13 @@ mod tests {
     #[test]
     fn command_text_from_options() {
         assert_eq!(
-            command_text(&data(
-                r#"{"name":"ask","options":[{"name":"q","type":3,"value":"what is up"}]}"#
-            )),
+            command_text(&data(r#"{"name":"ask","options":[{"name":"q","type":3,"value":"what is up"}]}"#)),
             "what is up"
         );
         assert_eq!(command_text(&data(r#"{"name":"help"}"#)), "/help");
         let nested = r#"{"name":"todo","options":[{"name":"add","type":1,"options":[{"name":"item","value":"milk"},{"name":"n","value":2}]}]}"#;
         assert_eq!(command_text(&data(nested)), "milk 2");
         assert_eq!(command_parts(&data(nested)).0, "todo add");
-        assert_eq!(
-            command_text(&data(
-                r#"{"name":"todo","options":[{"name":"list","type":1}]}"#
-            )),
-            "/todo list"
-        );
+        assert_eq!(command_text(&data(r#"{"name":"todo","options":[{"name":"list","type":1}]}"#)), "/todo list");
     }
 }

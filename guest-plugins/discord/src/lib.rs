@@ -19,8 +19,8 @@ mod settings;
 mod text;
 
 use airlock_channel::{
-    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request,
-    Response, Result, Status, StatusUpdate,
+    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request, Response, Result,
+    Status, StatusUpdate,
 };
 
 use settings::Settings;
@@ -36,12 +36,9 @@ impl Channel for Discord {
         let settings = Settings::from_config(&config)?;
         settings.save()?;
         if !secrets::exists(TOKEN_SECRET) {
-            warn!(
-                "secret {TOKEN_SECRET} is not set: the gateway stays closed and replies will fail"
-            );
+            warn!("secret {TOKEN_SECRET} is not set: the gateway stays closed and replies will fail");
         }
-        Ok(ChannelConfig::new("Discord")
-            .endpoint(Endpoint::post(WEBHOOK_PATH).require_secret(true)))
+        Ok(ChannelConfig::new("Discord").endpoint(Endpoint::post(WEBHOOK_PATH).require_secret(true)))
     }
 
     fn on_http_request(req: &Request) -> Response {
@@ -72,23 +69,13 @@ impl Channel for Discord {
         match response.metadata_str("source") {
             Some("interaction") => {
                 let app = response.metadata_str("application_id").unwrap_or_default();
-                let token = response
-                    .metadata_str("interaction_token")
-                    .unwrap_or_default();
+                let token = response.metadata_str("interaction_token").unwrap_or_default();
                 api::answer_interaction(app, token, &response.content)
             }
             Some("gateway") => {
                 let channel_id = response.metadata_str("channel_id").unwrap_or_default();
-                let in_guild = response
-                    .metadata
-                    .get("is_group")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false);
-                let reply_to = if in_guild {
-                    response.metadata_str("message_id")
-                } else {
-                    None
-                };
+                let in_guild = response.metadata.get("is_group").and_then(|v| v.as_bool()).unwrap_or(false);
+                let reply_to = if in_guild { response.metadata_str("message_id") } else { None };
                 api::send_message(channel_id, &response.content, reply_to).map(|_| ())
             }
             _ => bail!("the original message's metadata has no Discord source"),
@@ -112,6 +99,4 @@ impl Channel for Discord {
     }
 }
 
-// Native builds (`cargo test`) skip the export: its WIT symbol names are not valid in a native linker script.
-#[cfg(target_arch = "wasm32")]
 airlock_channel::export_channel!(Discord);

@@ -29,11 +29,9 @@ impl Settings {
         let owner = config.get("owner_id").and_then(id_text);
         let allow = match config.get("allow_from") {
             None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::String(text)) => text
-                .split([',', ' ', '\n'])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            Some(serde_json::Value::String(text)) => {
+                text.split([',', ' ', '\n']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+            }
             Some(serde_json::Value::Array(items)) => items.iter().filter_map(id_text).collect(),
             Some(_) => airlock_channel::bail!("allow_from must be a list of user ids"),
         };
@@ -49,8 +47,7 @@ impl Settings {
 
     /// The saved settings; an error if `on-start` never ran (the host calls it first, so this means a bug).
     pub fn load() -> Result<Self> {
-        workspace::read_json(SETTINGS_PATH)?
-            .context("channel settings missing (on-start has not run)")
+        workspace::read_json(SETTINGS_PATH)?.context("channel settings missing (on-start has not run)")
     }
 }
 
@@ -89,10 +86,8 @@ mod tests {
 
     #[test]
     fn parses_config() {
-        let config = Config::from_json(
-            r#"{"dm_policy": "allowlist", "owner_id": 123, "allow_from": "4, @ada"}"#,
-        )
-        .unwrap();
+        let config =
+            Config::from_json(r#"{"dm_policy": "allowlist", "owner_id": 123, "allow_from": "4, @ada"}"#).unwrap();
         let s = Settings::from_config(&config).unwrap();
         assert_eq!(s.gate.policy, DmPolicy::Allowlist);
         assert_eq!(s.gate.owner_id.as_deref(), Some("123"));
@@ -100,11 +95,7 @@ mod tests {
         assert!(s.respond_to_mentions);
         let defaults = Settings::from_config(&Config::from_json("{}").unwrap()).unwrap();
         assert_eq!(defaults.gate.policy, DmPolicy::Pairing);
-        assert!(
-            Settings::from_config(&Config::from_json(r#"{"dm_policy": "all"}"#).unwrap()).is_err()
-        );
-        assert!(
-            Settings::from_config(&Config::from_json(r#"{"allow_from": 5}"#).unwrap()).is_err()
-        );
+        assert!(Settings::from_config(&Config::from_json(r#"{"dm_policy": "all"}"#).unwrap()).is_err());
+        assert!(Settings::from_config(&Config::from_json(r#"{"allow_from": 5}"#).unwrap()).is_err());
     }
 }

@@ -18,9 +18,7 @@ pub fn is_snowflake(id: &str) -> bool {
 pub fn is_interaction_token(token: &str) -> bool {
     !token.is_empty()
         && token.len() <= 500
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// True when `content` mentions the user `bot_id` (`<@id>` or the legacy nickname form `<@!id>`).
@@ -31,24 +29,11 @@ pub fn mentions(content: &str, bot_id: &str) -> bool {
 /// `content` without mentions of `bot_id`, with runs of spaces collapsed and leading `,`/`:` dropped
 /// ("<@1>, do x" -> "do x").
 pub fn strip_mention(content: &str, bot_id: &str) -> String {
-    let without = content
-        .replace(&format!("<@!{bot_id}>"), " ")
-        .replace(&format!("<@{bot_id}>"), " ");
-    let lines: Vec<String> = without
-        .lines()
-        .map(|line| {
-            line.split(' ')
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let without = content.replace(&format!("<@!{bot_id}>"), " ").replace(&format!("<@{bot_id}>"), " ");
+    let lines: Vec<String> =
+        without.lines().map(|line| line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")).collect();
     let joined = lines.join("\n");
-    joined
-        .trim()
-        .trim_start_matches([',', ':'])
-        .trim()
-        .to_string()
+    joined.trim().trim_start_matches([',', ':']).trim().to_string()
 }
 
 /// Split `text` into chunks of at most `limit` characters, preferring paragraph, line, then word
@@ -70,12 +55,9 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
         let hard = byte_index_of_char(rest, limit);
         let window = &rest[..hard];
         let floor = hard / 4;
-        let cut = ["\n\n", "\n", " "].iter().find_map(|sep| {
-            window
-                .rfind(sep)
-                .filter(|&pos| pos > floor)
-                .map(|pos| (pos, pos + sep.len()))
-        });
+        let cut = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|sep| window.rfind(sep).filter(|&pos| pos > floor).map(|pos| (pos, pos + sep.len())));
         let (end, start) = cut.unwrap_or((hard, hard));
         let piece = rest[..end].trim_end();
         if !piece.is_empty() {
@@ -98,32 +80,17 @@ mod tests {
     #[test]
     fn ids_and_tokens() {
         assert!(is_snowflake("80351110224678912"));
-        assert!(
-            !is_snowflake("")
-                && !is_snowflake("12a")
-                && !is_snowflake("../x")
-                && !is_snowflake(&"1".repeat(21))
-        );
+        assert!(!is_snowflake("") && !is_snowflake("12a") && !is_snowflake("../x") && !is_snowflake(&"1".repeat(21)));
         assert!(is_interaction_token("aW50ZXJhY3Rpb246MTIz.abc-_"));
-        assert!(
-            !is_interaction_token("a/b")
-                && !is_interaction_token("a?b")
-                && !is_interaction_token("")
-        );
+        assert!(!is_interaction_token("a/b") && !is_interaction_token("a?b") && !is_interaction_token(""));
     }
 
     #[test]
     fn mention_handling() {
         assert!(mentions("hey <@42> there", "42") && mentions("<@!42>", "42"));
         assert!(!mentions("<@421>", "42") && !mentions("@42", "42"));
-        assert_eq!(
-            strip_mention("<@42>, what   time is it?", "42"),
-            "what time is it?"
-        );
-        assert_eq!(
-            strip_mention("ask <@!42> about\n<@42> this", "42"),
-            "ask about\nthis"
-        );
+        assert_eq!(strip_mention("<@42>, what   time is it?", "42"), "what time is it?");
+        assert_eq!(strip_mention("ask <@!42> about\n<@42> this", "42"), "ask about\nthis");
         assert_eq!(strip_mention("<@42>", "42"), "");
     }
 
@@ -139,10 +106,7 @@ mod tests {
         assert_eq!(chunks.join(" ").split_whitespace().count(), 1000);
         let wide = "é".repeat(4500); // multi-byte, no boundary: hard cuts on characters
         let chunks = split(&wide, 2000);
-        assert_eq!(
-            chunks.iter().map(|c| c.chars().count()).collect::<Vec<_>>(),
-            vec![2000, 2000, 500]
-        );
+        assert_eq!(chunks.iter().map(|c| c.chars().count()).collect::<Vec<_>>(), vec![2000, 2000, 500]);
     }
 
     #[test]
@@ -151,8 +115,6 @@ mod tests {
         let chunks = split(&huge, MAX_CONTENT_CHARS);
         assert_eq!(chunks.len(), MAX_CHUNKS);
         assert!(chunks.last().unwrap().ends_with("[truncated]"));
-        assert!(chunks
-            .iter()
-            .all(|c| c.chars().count() <= MAX_CONTENT_CHARS));
+        assert!(chunks.iter().all(|c| c.chars().count() <= MAX_CONTENT_CHARS));
     }
 }

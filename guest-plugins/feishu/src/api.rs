@@ -37,13 +37,7 @@ pub struct BotInfo {
 }
 
 /// One call with the tenant token; on a token error, once more with a fresh token.
-fn call(
-    settings: &Settings,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-    what: &str,
-) -> Result<Answer> {
+fn call(settings: &Settings, method: &str, path: &str, body: Option<&Value>, what: &str) -> Result<Answer> {
     let mut retried = false;
     loop {
         let bearer = token::tenant_token(&settings.api_base)?;
@@ -72,12 +66,7 @@ fn text_body(text: &str) -> Value {
 
 /// `POST /open-apis/im/v1/messages/{message_id}/reply`, one call per chunk. `in_thread` keeps the reply in
 /// the topic thread of the original message. Returns the ids of the messages created.
-pub fn reply(
-    settings: &Settings,
-    message_id: &str,
-    text: &str,
-    in_thread: bool,
-) -> Result<Vec<String>> {
+pub fn reply(settings: &Settings, message_id: &str, text: &str, in_thread: bool) -> Result<Vec<String>> {
     if !is_feishu_id(message_id) {
         bail!("invalid Feishu message id");
     }
@@ -87,21 +76,9 @@ pub fn reply(
         if in_thread {
             body["reply_in_thread"] = json!(true);
         }
-        let answer = call(
-            settings,
-            "POST",
-            &format!("/open-apis/im/v1/messages/{message_id}/reply"),
-            Some(&body),
-            "reply",
-        )?;
-        ids.push(
-            answer
-                .data
-                .get("message_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        );
+        let answer =
+            call(settings, "POST", &format!("/open-apis/im/v1/messages/{message_id}/reply"), Some(&body), "reply")?;
+        ids.push(answer.data.get("message_id").and_then(Value::as_str).unwrap_or_default().to_string());
     }
     Ok(ids)
 }
@@ -114,13 +91,7 @@ pub fn send_to_user(settings: &Settings, open_id: &str, text: &str) -> Result<()
     for chunk in split(text, MAX_CHUNK_BYTES) {
         let mut body = text_body(&chunk);
         body["receive_id"] = json!(open_id);
-        call(
-            settings,
-            "POST",
-            "/open-apis/im/v1/messages?receive_id_type=open_id",
-            Some(&body),
-            "send message",
-        )?;
+        call(settings, "POST", "/open-apis/im/v1/messages?receive_id_type=open_id", Some(&body), "send message")?;
     }
     Ok(())
 }
@@ -136,10 +107,7 @@ pub fn bot_open_id(settings: &Settings) -> Result<String> {
         }
     }
     let answer = call(settings, "GET", "/open-apis/bot/v3/info", None, "bot info")?;
-    let bot = answer
-        .bot
-        .filter(|b| is_feishu_id(&b.open_id))
-        .context("bot info: no open_id")?;
+    let bot = answer.bot.filter(|b| is_feishu_id(&b.open_id)).context("bot info: no open_id")?;
     workspace::write_json(BOT_PATH, &bot)?;
     Ok(bot.open_id)
 }
@@ -169,33 +137,18 @@ mod tests {
         host.on_http(move |call| {
             if call.url.ends_with("/tenant_access_token/internal") {
                 seen.set(seen.get() + 1);
-                let body = format!(
-                    r#"{{"code":0,"tenant_access_token":"t-{}","expire":7200}}"#,
-                    seen.get()
-                );
+                let body = format!(r#"{{"code":0,"tenant_access_token":"t-{}","expire":7200}}"#, seen.get());
                 return Ok((200, BTreeMap::new(), body.into_bytes()));
             }
             if call.headers["Authorization"] == "Bearer t-1" {
-                return Ok((
-                    400,
-                    BTreeMap::new(),
-                    br#"{"code":99991677,"msg":"expired"}"#.to_vec(),
-                ));
+                return Ok((400, BTreeMap::new(), br#"{"code":99991677,"msg":"expired"}"#.to_vec()));
             }
-            Ok((
-                200,
-                BTreeMap::new(),
-                br#"{"code":0,"data":{"message_id":"om_new"}}"#.to_vec(),
-            ))
+            Ok((200, BTreeMap::new(), br#"{"code":0,"data":{"message_id":"om_new"}}"#.to_vec()))
         });
         let ids = reply(&settings(), "om_1", "hello", false).unwrap();
         assert_eq!(ids, vec!["om_new"]);
         assert_eq!(issued.get(), 2);
-        let sent = host
-            .http_calls()
-            .into_iter()
-            .filter(|c| c.url.ends_with("/reply"))
-            .collect::<Vec<_>>();
+        let sent = host.http_calls().into_iter().filter(|c| c.url.ends_with("/reply")).collect::<Vec<_>>();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[1].json()["content"], r#"{"text":"hello"}"#);
         assert!(reply(&settings(), "om_1/../x", "hello", false).is_err());
@@ -206,17 +159,9 @@ mod tests {
         let host = MockHost::install();
         host.on_http(|call| {
             if call.url.ends_with("/bot/v3/info") {
-                return Ok((
-                    200,
-                    BTreeMap::new(),
-                    br#"{"code":0,"bot":{"open_id":"ou_bot","app_name":"A"}}"#.to_vec(),
-                ));
+                return Ok((200, BTreeMap::new(), br#"{"code":0,"bot":{"open_id":"ou_bot","app_name":"A"}}"#.to_vec()));
             }
-            Ok((
-                200,
-                BTreeMap::new(),
-                br#"{"code":0,"tenant_access_token":"t","expire":7200}"#.to_vec(),
-            ))
+            Ok((200, BTreeMap::new(), br#"{"code":0,"tenant_access_token":"t","expire":7200}"#.to_vec()))
         });
         let mut configured = settings();
         configured.bot_open_id = Some("ou_cfg".into());
@@ -224,12 +169,6 @@ mod tests {
         assert_eq!(host.http_calls().len(), 0);
         assert_eq!(bot_open_id(&settings()).unwrap(), "ou_bot");
         assert_eq!(bot_open_id(&settings()).unwrap(), "ou_bot");
-        assert_eq!(
-            host.http_calls()
-                .iter()
-                .filter(|c| c.url.ends_with("/bot/v3/info"))
-                .count(),
-            1
-        );
+        assert_eq!(host.http_calls().iter().filter(|c| c.url.ends_with("/bot/v3/info")).count(), 1);
     }
 }

@@ -122,10 +122,7 @@ pub fn handle(body: &[u8]) -> Response {
             None => Response::bad_request("url_verification without a challenge"),
         };
     }
-    let Some(header) = envelope
-        .header
-        .filter(|_| envelope.schema.as_deref() == Some("2.0"))
-    else {
+    let Some(header) = envelope.header.filter(|_| envelope.schema.as_deref() == Some("2.0")) else {
         debug!("event without a schema 2.0 header ignored");
         return ok();
     };
@@ -151,10 +148,7 @@ fn first_delivery(event_id: &str) -> bool {
     if event_id.is_empty() {
         return true;
     }
-    let mut seen: Vec<String> = workspace::read_json(SEEN_PATH)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let mut seen: Vec<String> = workspace::read_json(SEEN_PATH).ok().flatten().unwrap_or_default();
     if seen.iter().any(|id| id == event_id) {
         return false;
     }
@@ -176,10 +170,7 @@ fn skip_reason(event: &MessageEvent) -> Option<&'static str> {
         return Some("not a text message");
     }
     let m = &event.message;
-    if !is_feishu_id(&m.message_id)
-        || !is_feishu_id(&event.sender.sender_id.open_id)
-        || !is_feishu_id(&m.chat_id)
-    {
+    if !is_feishu_id(&m.message_id) || !is_feishu_id(&event.sender.sender_id.open_id) || !is_feishu_id(&m.chat_id) {
         return Some("malformed ids");
     }
     None
@@ -197,15 +188,8 @@ fn message_received(event: &MessageEvent) -> Result<()> {
         debug!("message {} ignored: no text", msg.message_id);
         return Ok(());
     };
-    let mentions: Vec<Mention<'_>> = msg
-        .mentions
-        .iter()
-        .map(|m| Mention {
-            key: &m.key,
-            open_id: &m.id.open_id,
-            name: &m.name,
-        })
-        .collect();
+    let mentions: Vec<Mention<'_>> =
+        msg.mentions.iter().map(|m| Mention { key: &m.key, open_id: &m.id.open_id, name: &m.name }).collect();
     let group = msg.chat_type != "p2p";
     let text = if group {
         let bot = api::bot_open_id(&settings)?;
@@ -282,10 +266,7 @@ mod tests {
     fn skips_apps_and_non_text() {
         assert_eq!(skip_reason(&event("user", "text")), None);
         assert!(skip_reason(&event("app", "text")).is_some());
-        assert_eq!(
-            skip_reason(&event("user", "image")),
-            Some("not a text message")
-        );
+        assert_eq!(skip_reason(&event("user", "image")), Some("not a text message"));
     }
 
     #[test]
@@ -293,10 +274,7 @@ mod tests {
         let _host = MockHost::install();
         let resp = handle(br#"{"type":"url_verification","challenge":"c-1","token":"t"}"#);
         assert_eq!(resp.status, 200);
-        assert_eq!(
-            serde_json::from_slice::<Value>(&resp.body).unwrap(),
-            json!({"challenge": "c-1"})
-        );
+        assert_eq!(serde_json::from_slice::<Value>(&resp.body).unwrap(), json!({"challenge": "c-1"}));
         assert!(first_delivery("e1"));
         assert!(!first_delivery("e1"));
         for i in 0..SEEN_CAPACITY {

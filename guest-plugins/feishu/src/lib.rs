@@ -15,8 +15,7 @@ mod text;
 mod token;
 
 use airlock_channel::{
-    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request,
-    Response, Result,
+    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request, Response, Result,
 };
 
 use settings::Settings;
@@ -35,10 +34,7 @@ impl Channel for Feishu {
                 warn!("secret {name} is not set: replies will fail until it is stored");
             }
         }
-        Ok(
-            ChannelConfig::new("Feishu")
-                .endpoint(Endpoint::post(WEBHOOK_PATH).require_secret(true)),
-        )
+        Ok(ChannelConfig::new("Feishu").endpoint(Endpoint::post(WEBHOOK_PATH).require_secret(true)))
     }
 
     fn on_http_request(req: &Request) -> Response {
@@ -72,6 +68,4 @@ impl Channel for Feishu {
     }
 }
 
-// Native builds (`cargo test`) skip the export: its WIT symbol names are not valid in a native linker script.
-#[cfg(target_arch = "wasm32")]
 airlock_channel::export_channel!(Feishu);

@@ -24,12 +24,7 @@ impl Settings {
     /// Parse `config`: `api_base` (one of [`API_BASES`], trailing `/` ignored), `bot_open_id`, `dm_policy`
     /// (default `pairing`), `owner_id` (an open_id), `allow_from` (list, or one comma/space separated string).
     pub fn from_config(config: &Config) -> Result<Self> {
-        let api_base = config
-            .str("api_base")
-            .unwrap_or(API_BASES[0])
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
+        let api_base = config.str("api_base").unwrap_or(API_BASES[0]).trim().trim_end_matches('/').to_string();
         if !API_BASES.contains(&api_base.as_str()) {
             bail!("api_base must be {} or {}", API_BASES[0], API_BASES[1]);
         }
@@ -39,11 +34,9 @@ impl Settings {
         };
         let allow = match config.get("allow_from") {
             None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::String(text)) => text
-                .split([',', ' ', '\n'])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            Some(serde_json::Value::String(text)) => {
+                text.split([',', ' ', '\n']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+            }
             Some(serde_json::Value::Array(items)) => items
                 .iter()
                 .filter_map(|v| v.as_str())
@@ -52,21 +45,9 @@ impl Settings {
                 .collect(),
             Some(_) => bail!("allow_from must be a list of open_ids"),
         };
-        let owner = config
-            .str("owner_id")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        let bot_open_id = config
-            .str("bot_open_id")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        Ok(Settings {
-            gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow),
-            api_base,
-            bot_open_id,
-        })
+        let owner = config.str("owner_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let bot_open_id = config.str("bot_open_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(Settings { gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow), api_base, bot_open_id })
     }
 
     pub fn save(&self) -> Result<()> {
@@ -74,8 +55,7 @@ impl Settings {
     }
 
     pub fn load() -> Result<Self> {
-        workspace::read_json(SETTINGS_PATH)?
-            .context("channel settings missing (on-start has not run)")
+        workspace::read_json(SETTINGS_PATH)?.context("channel settings missing (on-start has not run)")
     }
 }
 
@@ -85,22 +65,16 @@ mod tests {
 
     #[test]
     fn parses_config() {
-        let c = Config::from_json(r#"{"api_base": "https://open.larksuite.com/", "allow_from": ["ou_a", " "], "owner_id": "ou_o"}"#)
-            .unwrap();
+        let c = Config::from_json(
+            r#"{"api_base": "https://open.larksuite.com/", "allow_from": ["ou_a", " "], "owner_id": "ou_o"}"#,
+        )
+        .unwrap();
         let s = Settings::from_config(&c).unwrap();
         assert_eq!(s.api_base, "https://open.larksuite.com");
         assert_eq!(s.gate.allow_from, vec!["ou_a"]);
         assert_eq!(s.gate.owner_id.as_deref(), Some("ou_o"));
         assert_eq!(s.gate.policy, DmPolicy::Pairing);
-        assert_eq!(
-            Settings::from_config(&Config::from_json("{}").unwrap())
-                .unwrap()
-                .api_base,
-            API_BASES[0]
-        );
-        assert!(Settings::from_config(
-            &Config::from_json(r#"{"api_base": "https://evil.example"}"#).unwrap()
-        )
-        .is_err());
+        assert_eq!(Settings::from_config(&Config::from_json("{}").unwrap()).unwrap().api_base, API_BASES[0]);
+        assert!(Settings::from_config(&Config::from_json(r#"{"api_base": "https://evil.example"}"#).unwrap()).is_err());
     }
 }

@@ -13,11 +13,7 @@ pub const MAX_CHUNKS: usize = 10;
 /// A Feishu id used in a REST path or query (`om_...` message ids, `ou_...` open ids, `oc_...` chat ids):
 /// 1 to 128 ASCII letters, digits, `_` or `-`. Anything else from a payload or metadata is refused.
 pub fn is_feishu_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The text of a `text` message: `content` is a JSON string `{"text": "..."}` (Feishu docs, "Message
@@ -42,22 +38,11 @@ pub fn resolve_mentions(text: &str, mentions: &[Mention<'_>], bot_open_id: Optio
     let mut ordered: Vec<&Mention<'_>> = mentions.iter().filter(|m| !m.key.is_empty()).collect();
     ordered.sort_by_key(|m| std::cmp::Reverse(m.key.len()));
     for m in ordered {
-        let replacement = if Some(m.open_id) == bot_open_id {
-            String::new()
-        } else {
-            format!("@{}", m.name)
-        };
+        let replacement = if Some(m.open_id) == bot_open_id { String::new() } else { format!("@{}", m.name) };
         out = out.replace(m.key, &replacement);
     }
-    let lines: Vec<String> = out
-        .lines()
-        .map(|line| {
-            line.split(' ')
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let lines: Vec<String> =
+        out.lines().map(|line| line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")).collect();
     lines.join("\n").trim().to_string()
 }
 
@@ -69,10 +54,7 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
     while !rest.is_empty() {
         if chunks.len() + 1 == MAX_CHUNKS && rest.len() > limit {
             let marker = "\n[truncated]";
-            chunks.push(format!(
-                "{}{marker}",
-                &rest[..floor_boundary(rest, limit - marker.len())]
-            ));
+            chunks.push(format!("{}{marker}", &rest[..floor_boundary(rest, limit - marker.len())]));
             break;
         }
         if rest.len() <= limit {
@@ -81,12 +63,9 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
         }
         let hard = floor_boundary(rest, limit);
         let window = &rest[..hard];
-        let cut = ["\n\n", "\n", " "].iter().find_map(|sep| {
-            window
-                .rfind(sep)
-                .filter(|&pos| pos > hard / 4)
-                .map(|pos| (pos, pos + sep.len()))
-        });
+        let cut = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|sep| window.rfind(sep).filter(|&pos| pos > hard / 4).map(|pos| (pos, pos + sep.len())));
         let (end, start) = cut.unwrap_or((hard, hard));
         let piece = rest[..end].trim_end();
         if !piece.is_empty() {
@@ -117,19 +96,13 @@ mod tests {
                 && is_feishu_id("ou_7d8a6e6df7621556ce0d21922b676706ccs")
         );
         assert!(
-            !is_feishu_id("")
-                && !is_feishu_id("om_1/../x")
-                && !is_feishu_id("om 1")
-                && !is_feishu_id(&"a".repeat(129))
+            !is_feishu_id("") && !is_feishu_id("om_1/../x") && !is_feishu_id("om 1") && !is_feishu_id(&"a".repeat(129))
         );
     }
 
     #[test]
     fn content_text() {
-        assert_eq!(
-            text_of(r#"{"text":"hi there"}"#).as_deref(),
-            Some("hi there")
-        );
+        assert_eq!(text_of(r#"{"text":"hi there"}"#).as_deref(), Some("hi there"));
         assert_eq!(text_of(r#"{"image_key":"x"}"#), None);
         assert_eq!(text_of("not json"), None);
     }
@@ -137,21 +110,10 @@ mod tests {
     #[test]
     fn mentions() {
         let m = [
-            Mention {
-                key: "@_user_1",
-                open_id: "ou_bot",
-                name: "Bot",
-            },
-            Mention {
-                key: "@_user_10",
-                open_id: "ou_tom",
-                name: "Tom",
-            },
+            Mention { key: "@_user_1", open_id: "ou_bot", name: "Bot" },
+            Mention { key: "@_user_10", open_id: "ou_tom", name: "Tom" },
         ];
-        assert_eq!(
-            resolve_mentions("@_user_1  ask @_user_10 about it", &m, Some("ou_bot")),
-            "ask @Tom about it"
-        );
+        assert_eq!(resolve_mentions("@_user_1  ask @_user_10 about it", &m, Some("ou_bot")), "ask @Tom about it");
         assert_eq!(resolve_mentions("@_user_1", &m, Some("ou_bot")), "");
         assert_eq!(resolve_mentions("@_user_1 hi", &m, None), "@Bot hi");
     }
@@ -166,9 +128,6 @@ mod tests {
         let huge = "word ".repeat(MAX_CHUNK_BYTES * 3);
         let chunks = split(&huge, MAX_CHUNK_BYTES);
         assert_eq!(chunks.len(), MAX_CHUNKS);
-        assert!(
-            chunks.last().unwrap().ends_with("[truncated]")
-                && chunks.iter().all(|c| c.len() <= MAX_CHUNK_BYTES)
-        );
+        assert!(chunks.last().unwrap().ends_with("[truncated]") && chunks.iter().all(|c| c.len() <= MAX_CHUNK_BYTES));
     }
 }

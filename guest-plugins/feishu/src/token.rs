@@ -62,27 +62,14 @@ fn fetch(api_base: &str) -> Result<String> {
         .send()?;
     let answer: TokenAnswer = resp.json().context("tenant_access_token")?;
     if answer.code != 0 {
-        bail!(
-            "tenant_access_token refused: code {} ({})",
-            answer.code,
-            answer.msg
-        );
+        bail!("tenant_access_token refused: code {} ({})", answer.code, answer.msg);
     }
-    let token = answer
-        .tenant_access_token
-        .filter(|t| !t.is_empty())
-        .context("tenant_access_token: no token")?;
+    let token = answer.tenant_access_token.filter(|t| !t.is_empty()).context("tenant_access_token: no token")?;
     let lifetime_ms = answer.expire.unwrap_or(0).saturating_mul(1000);
     let margin = REFRESH_MARGIN_MS.min(lifetime_ms / 4);
-    let cached = CachedToken {
-        token: token.clone(),
-        refresh_after_ms: now_millis() + lifetime_ms - margin,
-    };
+    let cached = CachedToken { token: token.clone(), refresh_after_ms: now_millis() + lifetime_ms - margin };
     workspace::write_json(TOKEN_PATH, &cached)?;
-    info!(
-        "tenant access token obtained (valid {} s)",
-        lifetime_ms / 1000
-    );
+    info!("tenant access token obtained (valid {} s)", lifetime_ms / 1000);
     Ok(token)
 }
 
@@ -98,25 +85,14 @@ mod tests {
         host.set_now(1_000_000);
         host.on_http(|call| {
             assert_eq!(call.body.as_deref(), Some(BODY.as_bytes()));
-            assert_eq!(
-                call.headers["X-Airlock-Body-Secrets"],
-                "FEISHU_APP_ID, FEISHU_APP_SECRET"
-            );
-            Ok((
-                200,
-                BTreeMap::new(),
-                br#"{"code":0,"msg":"ok","tenant_access_token":"t-1","expire":7200}"#.to_vec(),
-            ))
+            assert_eq!(call.headers["X-Airlock-Body-Secrets"], "FEISHU_APP_ID, FEISHU_APP_SECRET");
+            Ok((200, BTreeMap::new(), br#"{"code":0,"msg":"ok","tenant_access_token":"t-1","expire":7200}"#.to_vec()))
         });
         assert_eq!(tenant_token("https://open.feishu.cn").unwrap(), "t-1");
         assert_eq!(tenant_token("https://open.feishu.cn").unwrap(), "t-1");
         assert_eq!(host.http_calls().len(), 1);
-        assert_eq!(
-            host.http_calls()[0].url,
-            "https://open.feishu.cn/open-apis/auth/v3/tenant_access_token/internal"
-        );
-        let cached: CachedToken =
-            serde_json::from_str(&host.workspace_get(TOKEN_PATH).unwrap()).unwrap();
+        assert_eq!(host.http_calls()[0].url, "https://open.feishu.cn/open-apis/auth/v3/tenant_access_token/internal");
+        let cached: CachedToken = serde_json::from_str(&host.workspace_get(TOKEN_PATH).unwrap()).unwrap();
         assert_eq!(cached.refresh_after_ms, 1_000_000 + 7_200_000 - 60_000);
         host.set_now(cached.refresh_after_ms);
         tenant_token("https://open.feishu.cn").unwrap();
@@ -127,32 +103,17 @@ mod tests {
     fn short_lifetimes_keep_three_quarters() {
         let host = MockHost::install();
         host.set_now(0);
-        host.on_http(|_| {
-            Ok((
-                200,
-                BTreeMap::new(),
-                br#"{"code":0,"tenant_access_token":"t-2","expire":8}"#.to_vec(),
-            ))
-        });
+        host.on_http(|_| Ok((200, BTreeMap::new(), br#"{"code":0,"tenant_access_token":"t-2","expire":8}"#.to_vec())));
         tenant_token("https://open.feishu.cn").unwrap();
-        let cached: CachedToken =
-            serde_json::from_str(&host.workspace_get(TOKEN_PATH).unwrap()).unwrap();
+        let cached: CachedToken = serde_json::from_str(&host.workspace_get(TOKEN_PATH).unwrap()).unwrap();
         assert_eq!(cached.refresh_after_ms, 6_000);
     }
 
     #[test]
     fn refusal_is_an_error_and_nothing_is_cached() {
         let host = MockHost::install();
-        host.on_http(|_| {
-            Ok((
-                400,
-                BTreeMap::new(),
-                br#"{"code":10014,"msg":"app secret invalid"}"#.to_vec(),
-            ))
-        });
-        let err = tenant_token("https://open.feishu.cn")
-            .unwrap_err()
-            .to_string();
+        host.on_http(|_| Ok((400, BTreeMap::new(), br#"{"code":10014,"msg":"app secret invalid"}"#.to_vec())));
+        let err = tenant_token("https://open.feishu.cn").unwrap_err().to_string();
         assert!(err.contains("10014"), "{err}");
         assert_eq!(host.workspace_get(TOKEN_PATH), None);
     }
