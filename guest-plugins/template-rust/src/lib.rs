@@ -95,7 +95,6 @@ fn handle(message: &Inbound) -> Result<Response> {
             // The code is shown once, when the request is created; the operator approves it.
             let mut body = json!({"status": "pairing"});
             if created && !code.is_empty() {
-                info!("pairing requested by {}: code {code}", message.user);
                 body["code"] = json!(code);
                 body["approve_with"] = json!(format!("airlock pairing approve {CHANNEL} {code}"));
             }

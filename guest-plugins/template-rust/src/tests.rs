@@ -63,10 +63,10 @@ fn pairing_code_once_then_approval_admits() {
 
 #[test]
 fn allowlist_and_disabled_policies() {
-    let host = start(json!({"reply_url": URL, "dm_policy": "allowlist", "allow_from": ["@ada", 7]}));
-    assert_eq!(post(json!({"user": "x", "name": "Ada", "text": "a"})).0, 200);
+    let host = start(json!({"reply_url": URL, "dm_policy": "allowlist", "allow_from": ["ada", 7]}));
+    assert_eq!(post(json!({"user": "ada", "text": "a"})).0, 200);
     assert_eq!(post(json!({"user": 7, "text": "b"})).0, 200);
-    assert_eq!(post(json!({"user": "z", "text": "c"})).0, 403);
+    assert_eq!(post(json!({"user": "z", "name": "ada", "text": "c"})).0, 403);
     assert_eq!(host.emitted().len(), 2);
     let host = start(json!({"reply_url": URL, "dm_policy": "disabled", "owner_id": "boss", "allow_from": ["*"]}));
     assert_eq!(post(json!({"user": "z", "text": "c"})).0, 403);

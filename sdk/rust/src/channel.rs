@@ -118,12 +118,12 @@ macro_rules! export_channel {
                     response: __wit::AgentResponse,
                 ) -> ::core::result::Result<(), ::std::string::String> {
                     $crate::__private::on_broadcast::<$ty>(&user_id, response)
-        }
+                }
                 fn on_shutdown() {
                     $crate::__private::on_shutdown::<$ty>()
                 }
             }
-            $crate::bindings::__export_sandboxed_channel!(__AirlockChannelExport with_types_in $crate::bindings);
+    $crate::bindings::__export_sandboxed_channel!(__AirlockChannelExport with_types_in $crate::bindings);
         };
     };
 }

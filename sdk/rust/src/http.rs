@@ -1,6 +1,8 @@
 //! Outbound HTTP through the host. Only URLs on the capabilities file's `http.allowlist` are allowed
-//! (HTTPS, unless the operator configured an override); `{SECRET_NAME}` placeholders in the URL, headers
-//! and body are filled in by the host where a credential permits; private addresses are refused;
+//! (HTTPS, unless the operator configured an override); `{SECRET_NAME}` placeholders in the URL and
+//! headers are filled in by the host for secrets the channel may use (and, for a secret a credential binds
+//! to hosts, only towards those hosts); in the body only the names listed with
+//! [`Request::body_secrets`]; private addresses are refused;
 //! responses above `max_response_bytes` and requests over the rate limit fail. Host refusals and transport
 //! failures are [`Error`]s starting with `"http: "`; an HTTP error status is a normal [`Response`].
 //!
@@ -31,6 +33,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::types::string_map;
+
+/// The request header naming the body placeholders the host fills in (see [`Request::body_secrets`]).
+pub const BODY_SECRETS_HEADER: &str = "X-Airlock-Body-Secrets";
 
 /// Most bytes of a body quoted in [`Response::error_for_status`]'s error.
 const ERROR_BODY_PREVIEW: usize = 200;
@@ -90,6 +95,25 @@ impl Request {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.insert(name.to_string(), value.to_string());
         self
+    }
+
+    /// Ask the host to fill these `{NAME}` placeholders in the body (sent as the `X-Airlock-Body-Secrets`
+    /// header, which the host removes). Bodies are opt-in because they often carry user text: a reply
+    /// quoting "{SOME_TOKEN}" must never have a secret put into it. Names are `UPPER_SNAKE` without braces,
+    /// at most 8; the host escapes each value for the body's `Content-Type` (JSON string, form, or raw).
+    ///
+    /// ```no_run
+    /// # fn main() -> airlock_channel::Result<()> {
+    /// let token = airlock_channel::http::post("https://open.feishu.cn/open-apis/auth/v3/tenant_access_token/internal")
+    ///     .header("Content-Type", "application/json")
+    ///     .body(r#"{"app_id":"{FEISHU_APP_ID}","app_secret":"{FEISHU_APP_SECRET}"}"#)
+    ///     .body_secrets(&["FEISHU_APP_ID", "FEISHU_APP_SECRET"])
+    ///     .send()?;
+    /// # let _ = token; Ok(()) }
+    /// ```
+    pub fn body_secrets(self, names: &[&str]) -> Self {
+        let list = names.join(", ");
+        self.header(BODY_SECRETS_HEADER, &list)
     }
 
     /// Set a raw body.
@@ -242,6 +266,13 @@ mod tests {
         assert_eq!(err, "http: GET https://denied.example.com/p: url not on the allow-list");
         let err = get("https://ok.example.com/").send().unwrap().error_for_status().unwrap_err();
         assert_eq!(err.to_string(), "http: status 404: no such chat");
+    }
+
+    #[test]
+    fn body_secrets_header() {
+        let host = MockHost::install();
+        let _ = post("https://x.example/").body("{A}{B}").body_secrets(&["A", "B"]).send();
+        assert_eq!(host.http_calls()[0].headers[BODY_SECRETS_HEADER], "A, B");
     }
 
     #[test]

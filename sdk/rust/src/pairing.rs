@@ -7,9 +7,14 @@
 //! | policy      | who gets through                                                                 |
 //! |-------------|----------------------------------------------------------------------------------|
 //! | `open`      | everyone                                                                         |
-//! | `allowlist` | the owner and `allow_from` entries (`"*"`, an id, or `"@name"`); others dropped   |
+//! | `allowlist` | the owner and the ids in `allow_from`; others dropped                            |
 //! | `pairing`   | as `allowlist`, plus senders approved through pairing; others get a pairing code  |
 //! | `disabled`  | only the owner                                                                    |
+//!
+//! `allow_from` entries are platform user ids, compared exactly. The host re-checks every emitted direct
+//! message with the same rule (`owner_id`, `allow_from` ids, approved pairings; messages whose metadata
+//! has `"is_group": true` or a group `chat_type` are exempt), so a broader rule in a guest (wildcards,
+//! user names) would only be overruled there: the message would be dropped with a host warning.
 //!
 //! ```no_run
 //! use airlock_channel::pairing::{Admission, DmGate, DmPolicy};
@@ -132,8 +137,7 @@ pub struct DmGate {
     /// The owner's platform id: always allowed.
     #[serde(default)]
     pub owner_id: Option<String>,
-    /// Extra allowed senders: `"*"`, a platform id, or `"@name"` (compared case-insensitively with the
-    /// sender's name).
+    /// Extra allowed senders: platform user ids, compared exactly.
     #[serde(default)]
     pub allow_from: Vec<String>,
 }
@@ -156,15 +160,17 @@ impl DmGate {
         self
     }
 
-    /// The decision from configuration alone (no host calls).
+    /// The decision from configuration alone (no host calls). `sender_name` is not used for the decision
+    /// (names are not identities); it is accepted so callers can pass what they pass to [`admit`](DmGate::admit).
     pub fn decide(&self, sender_id: &str, sender_name: Option<&str>) -> Decision {
+        let _ = sender_name;
         let is_owner = self.owner_id.as_deref() == Some(sender_id);
         match self.policy {
             DmPolicy::Open => return Decision::Allow,
             DmPolicy::Disabled => return if is_owner { Decision::Allow } else { Decision::Deny },
             DmPolicy::Allowlist | DmPolicy::Pairing => {}
         }
-        if is_owner || self.allow_from.iter().any(|e| allow_entry_matches(e, sender_id, sender_name)) {
+        if is_owner || self.allow_from.iter().any(|e| e.trim() == sender_id) {
             return Decision::Allow;
         }
         if self.policy == DmPolicy::Allowlist {
@@ -175,8 +181,9 @@ impl DmGate {
     }
 
     /// The full decision: [`decide`](DmGate::decide), then (policy `pairing`) the pairing store: an
-    /// approved sender is allowed, anyone else gets a pairing request with `meta` for the operator.
-    /// Pairing-store failures are logged as warnings and never let a message through.
+    /// approved sender is allowed, anyone else gets a pairing request with `meta` for the operator (and a
+    /// newly created request is logged at info level with `sender_name`). Pairing-store failures are logged
+    /// as warnings and never let a message through.
     pub fn admit(&self, sender_id: &str, sender_name: Option<&str>, meta: &Value) -> Admission {
         match self.decide(sender_id, sender_name) {
             Decision::Allow => return Admission::Allowed,
@@ -194,23 +201,21 @@ impl DmGate {
             Err(e) => crate::log::warn(&format!("{e} (reading allow_from)")),
         }
         match upsert(&self.channel, sender_id, meta) {
-            Ok(Upsert { code, created }) => Admission::Pairing { code, created },
+            Ok(Upsert { code, created }) => {
+                if created {
+                    let name = sender_name.map(|n| format!(" ({n})")).unwrap_or_default();
+                    crate::log::info(&format!(
+                        "pairing requested by {sender_id}{name} on {}: code {code}",
+                        self.channel
+                    ));
+                }
+                Admission::Pairing { code, created }
+            }
             Err(e) => {
                 crate::log::warn(&format!("{e} (pairing request of {sender_id})"));
                 Admission::Pairing { code: String::new(), created: false }
             }
         }
-    }
-}
-
-fn allow_entry_matches(entry: &str, sender_id: &str, sender_name: Option<&str>) -> bool {
-    let entry = entry.trim();
-    if entry == "*" || entry == sender_id {
-        return true;
-    }
-    match (entry.strip_prefix('@'), sender_name) {
-        (Some(name), Some(sender)) => !name.is_empty() && name.eq_ignore_ascii_case(sender.trim_start_matches('@')),
-        _ => false,
     }
 }
 
@@ -220,7 +225,7 @@ mod tests {
     use crate::testing::MockHost;
 
     fn gate(policy: DmPolicy) -> DmGate {
-        DmGate::new("c", policy).owner(Some("owner".into())).allow(vec!["friend".into(), "@Ada".into()])
+        DmGate::new("c", policy).owner(Some("owner".into())).allow(vec!["friend".into(), " pal ".into()])
     }
 
     #[test]
@@ -229,11 +234,11 @@ mod tests {
         assert_eq!(gate(DmPolicy::Disabled).decide("owner", None), Decision::Allow);
         assert_eq!(gate(DmPolicy::Disabled).decide("friend", None), Decision::Deny);
         assert_eq!(gate(DmPolicy::Allowlist).decide("friend", None), Decision::Allow);
-        assert_eq!(gate(DmPolicy::Allowlist).decide("u9", Some("ada")), Decision::Allow);
-        assert_eq!(gate(DmPolicy::Allowlist).decide("u9", Some("bob")), Decision::Deny);
+        assert_eq!(gate(DmPolicy::Allowlist).decide("pal", None), Decision::Allow);
+        assert_eq!(gate(DmPolicy::Allowlist).decide("u9", Some("friend")), Decision::Deny, "names are not ids");
         assert_eq!(gate(DmPolicy::Pairing).decide("u9", None), Decision::AskPairing);
-        assert_eq!(DmGate::new("c", DmPolicy::Allowlist).allow(vec!["*".into()]).decide("z", None), Decision::Allow);
-        assert_eq!(DmGate::new("c", DmPolicy::Allowlist).allow(vec!["@".into()]).decide("z", Some("")), Decision::Deny);
+        // The host's re-check knows no wildcard, so neither does the gate.
+        assert_eq!(DmGate::new("c", DmPolicy::Allowlist).allow(vec!["*".into()]).decide("z", None), Decision::Deny);
     }
 
     #[test]
@@ -250,8 +255,9 @@ mod tests {
         let host = MockHost::install();
         let g = gate(DmPolicy::Pairing);
         let meta = serde_json::json!({"name": "Zed"});
-        let first = g.admit("u9", None, &meta);
+        let first = g.admit("u9", Some("Zed"), &meta);
         assert!(matches!(first, Admission::Pairing { created: true, .. }));
+        assert!(host.logs().iter().any(|(_, l)| l.starts_with("pairing requested by u9 (Zed) on c: code ")));
         let second = g.admit("u9", None, &meta);
         assert!(matches!(second, Admission::Pairing { created: false, .. }));
         assert_eq!(host.pairing_requests()[0].2, r#"{"name":"Zed"}"#);
