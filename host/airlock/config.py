@@ -719,6 +719,9 @@ class HostConfig(BaseModel):
         pool_slots: instances the pool holds at once (1..100000); ``None`` sizes it to the installed
             channels x 2 lanes, at least 32 (``runtime.pooling.slots_for``).
         fuel_per_callback: wasmtime fuel units per guest callback.
+        fastpath: convert WIT values with the fast call path (``runtime.fastpath``); ``None`` (default)
+            follows the environment variable ``AIRLOCK_FASTPATH`` (on unless ``0``); ``False`` uses stock
+            wasmtime-py conversion (same values and errors, slower).
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
 
@@ -739,6 +742,7 @@ class HostConfig(BaseModel):
     pooling: bool = True
     pool_slots: Annotated[int, Field(ge=1, le=100_000)] | None = None
     fuel_per_callback: PositiveInt = 5_000_000_000
+    fastpath: bool | None = None
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
 

@@ -117,6 +117,9 @@ class Sandbox:
         if not self.fastpath:
             return None
         key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        fc = self._fast.get(key)  # a dict read is atomic; the lock only guards building
+        if fc is not None:
+            return fc
         with self._lock:
             fc = self._fast.get(key)
             if fc is None:
@@ -128,9 +131,13 @@ class Sandbox:
                 self._fast[key] = fc
             return fc
 
-    def linker_for(self, loaded: LoadedComponent) -> Linker:
-        fc = self.fast_component(loaded)
+    def linker_for(self, loaded: LoadedComponent, fc: fp.FastComponent | None = None) -> Linker:
+        """The shared linker for ``loaded`` (fast trampolines when its converters ``fc`` allow them)."""
+        fc = fc or self.fast_component(loaded)
         key = (loaded.world.host_interface, loaded.imports_wasi, fc is not None and fc.imports_ok)
+        linker = self._linkers.get(key)
+        if linker is not None:
+            return linker
         with self._lock:
             linker = self._linkers.get(key)
             if linker is None:
@@ -155,7 +162,7 @@ class Sandbox:
                 result) does not fit its WIT type.
         """
         fc = self.fast_component(loaded)
-        linker = self.linker_for(loaded)
+        linker = self.linker_for(loaded, fc)
         export = fc.exports.get(callback) if fc is not None else None
         store = wasmtime.Store(self.runtime.engine)
         start = time.perf_counter()
