@@ -56,8 +56,8 @@ pub fn forget() -> Result<()> {
 fn fetch(api_base: &str) -> Result<String> {
     let resp = http::post(&format!("{api_base}{TOKEN_ENDPOINT}"))
         .header("Content-Type", "application/json; charset=utf-8")
-        .header("X-Airlock-Body-Secrets", "FEISHU_APP_ID, FEISHU_APP_SECRET")
         .body(BODY)
+        .body_secrets(&["FEISHU_APP_ID", "FEISHU_APP_SECRET"])
         .timeout_ms(TIMEOUT_MS)
         .send()?;
     let answer: TokenAnswer = resp.json().context("tenant_access_token")?;
