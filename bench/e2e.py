@@ -9,6 +9,12 @@ routes for the comparison, each doing what a host with that plugin model would d
   response validated, the emitted messages put on the same bus;
 - ``POST /bench/inproc``: the work (bench/work.py) as a Python function in the handler, messages on the bus.
 An agent task drains the bus throughout, so every variant pays for delivering its messages.
+
+Two diagnostics (labelled as such in the report, never used for a target) split Airlock's gap to (d):
+- ``d_thread``: the in-process work run the way Airlock runs a callback, on a worker thread behind a per-channel
+  lock (the cost of the hand-off alone);
+- ``a_inline``: (a)'s real ``Channel.http_request`` called on the event loop itself, no worker thread (what the
+  sandbox costs without the hand-off; not something the host may do, since a guest can run for seconds).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +44,7 @@ from airlock.channels.channel import InboundMessage
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.inbound.server import MAX_BODY_BYTES, build_app
-from airlock.runtime.values import EmittedMessage
+from airlock.runtime.values import EmittedMessage, IncomingHttpRequest, OutgoingHttpResponse
 from airlock.stores import SecretStore
 
 TELEGRAM_SECRET = "bench-telegram-webhook-secret"
@@ -89,6 +96,9 @@ def prepare_home(home: Path, cache: Path, notes: list[str]) -> list[Target]:
                               {**_json_headers(), "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}))
     targets.append(Target("c", "/bench/jsonrpc", _json_headers()))
     targets.append(Target("d", "/bench/inproc", _json_headers()))
+    targets.append(Target("d_thread", "/bench/inproc-thread", _json_headers()))
+    if BENCH_GUEST.exists():
+        targets.append(Target("a_inline", "/bench/airlock-inline", _json_headers()))
     caps = slack_caps()
     if caps is not None and (BUILT_CHANNELS / "slack.wasm").exists():
         install(channels, "slack", BUILT_CHANNELS / "slack.wasm", caps)
@@ -145,8 +155,39 @@ def comparison_routes(app: web.Application, host: AirlockHost, plugin: AsyncPlug
             bus.put(InboundMessage(channel="inproc", message=_message(emission)))
         return web.Response(status=status, body=out, content_type="application/json")
 
+    lane = asyncio.Lock()
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bench-inproc")
+
+    async def inproc_thread(request: web.Request) -> web.Response:
+        body = await read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        async with lane:
+            status, out, emission = await asyncio.get_running_loop().run_in_executor(executor, work.handle, body)
+        if emission is not None:
+            bus.put(InboundMessage(channel="inproc", message=_message(emission)))
+        return web.Response(status=status, body=out, content_type="application/json")
+
+    async def airlock_inline(request: web.Request) -> web.Response:
+        body = await read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        found = host.manager.route("/webhook/telegram-min")
+        assert found is not None
+        slot, _ = found
+        req = IncomingHttpRequest(method=request.method, path=request.path,
+                                  headers_json=json.dumps({k.lower(): v for k, v in request.headers.items()}),
+                                  query_json=json.dumps(dict(request.query)), body=body, secret_validated=False)
+        out = slot.channel.http_request(req)
+        host.manager.dispatch(slot, out)
+        if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
+            return web.json_response({"error": "internal error"}, status=500)
+        return web.Response(status=out.value.status, body=out.value.body, content_type="application/json")
+
     app.router.add_post("/bench/jsonrpc", jsonrpc)
     app.router.add_post("/bench/inproc", inproc)
+    app.router.add_post("/bench/inproc-thread", inproc_thread)
+    app.router.add_post("/bench/airlock-inline", airlock_inline)
 
 
 async def _drain(host: AirlockHost) -> None:

@@ -27,7 +27,9 @@ LABELS = {
     "slack_fresh": "Slack Rust guest, fresh store",
 }
 E2E_LABELS = {"a": "(a) Airlock, Rust guest", "b": "(b) Airlock, Python Telegram guest",
-              "c": "(c) JSON-RPC stdio plugin", "d": "(d) in-process handler", "slack": "Slack, signed webhooks"}
+              "c": "(c) JSON-RPC stdio plugin", "d": "(d) in-process handler", "slack": "Slack, signed webhooks",
+              "d_thread": "diagnostic: (d) on a worker thread behind a lane lock",
+              "a_inline": "diagnostic: (a)'s callback on the event loop, no worker thread"}
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def test_quick_run_measures_every_piece(quick_run: tuple[dict[str, Any], Path]) 
         s = cb[key]
         assert s["n"] > 0 and 0 < s["p50_us"] <= s["p99_us"] and s["per_s"] > 0, (key, s)
     e2e = results["e2e"]
-    for key in ("c", "d") + (("a",) if BENCH_GUEST.exists() else ()):
+    for key in ("c", "d", "d_thread") + (("a", "a_inline") if BENCH_GUEST.exists() else ()):
         assert e2e[key]["requests"] > 0 and e2e[key]["non2xx"] == 0 and e2e[key]["errors"] == 0, (key, e2e[key])
         assert e2e[key]["delivered"] > 0, (key, e2e[key])  # the messages reached the bus
     if "slack" in e2e:
