@@ -19,8 +19,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Parse the capabilities file's `config`: `dm_policy` (default `pairing`), `owner_id`, `allow_from`
-    /// (list of ids or `@names`, or one comma/space separated string), `respond_to_mentions`.
+    /// Parse the capabilities file's `config`: `dm_policy` (default `pairing`), `owner_id`, `allow_from` (a list
+    /// of user ids, exact matches, as the host's own re-check reads it), `respond_to_mentions`.
     pub fn from_config(config: &Config) -> Result<Self> {
         let policy = match config.str("dm_policy") {
             Some(text) => DmPolicy::parse(text)?,
@@ -29,9 +29,6 @@ impl Settings {
         let owner = config.get("owner_id").and_then(id_text);
         let allow = match config.get("allow_from") {
             None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::String(text)) => {
-                text.split([',', ' ', '\n']).filter(|s| !s.is_empty()).map(str::to_string).collect()
-            }
             Some(serde_json::Value::Array(items)) => items.iter().filter_map(id_text).collect(),
             Some(_) => airlock_channel::bail!("allow_from must be a list of user ids"),
         };
@@ -87,15 +84,16 @@ mod tests {
     #[test]
     fn parses_config() {
         let config =
-            Config::from_json(r#"{"dm_policy": "allowlist", "owner_id": 123, "allow_from": "4, @ada"}"#).unwrap();
+            Config::from_json(r#"{"dm_policy": "allowlist", "owner_id": 123, "allow_from": ["4", 5, " "]}"#).unwrap();
         let s = Settings::from_config(&config).unwrap();
         assert_eq!(s.gate.policy, DmPolicy::Allowlist);
         assert_eq!(s.gate.owner_id.as_deref(), Some("123"));
-        assert_eq!(s.gate.allow_from, vec!["4", "@ada"]);
+        assert_eq!(s.gate.allow_from, vec!["4", "5"]);
         assert!(s.respond_to_mentions);
         let defaults = Settings::from_config(&Config::from_json("{}").unwrap()).unwrap();
         assert_eq!(defaults.gate.policy, DmPolicy::Pairing);
         assert!(Settings::from_config(&Config::from_json(r#"{"dm_policy": "all"}"#).unwrap()).is_err());
         assert!(Settings::from_config(&Config::from_json(r#"{"allow_from": 5}"#).unwrap()).is_err());
+        assert!(Settings::from_config(&Config::from_json(r#"{"allow_from": "4, 5"}"#).unwrap()).is_err());
     }
 }

@@ -22,7 +22,7 @@ pub struct Settings {
 
 impl Settings {
     /// Parse `config`: `api_base` (one of [`API_BASES`], trailing `/` ignored), `bot_open_id`, `dm_policy`
-    /// (default `pairing`), `owner_id` (an open_id), `allow_from` (list, or one comma/space separated string).
+    /// (default `pairing`), `owner_id` (an open_id), `allow_from` (a list of open_ids, exact matches, as the host's own re-check reads it).
     pub fn from_config(config: &Config) -> Result<Self> {
         let api_base = config.str("api_base").unwrap_or(API_BASES[0]).trim().trim_end_matches('/').to_string();
         if !API_BASES.contains(&api_base.as_str()) {
@@ -34,9 +34,6 @@ impl Settings {
         };
         let allow = match config.get("allow_from") {
             None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::String(text)) => {
-                text.split([',', ' ', '\n']).filter(|s| !s.is_empty()).map(str::to_string).collect()
-            }
             Some(serde_json::Value::Array(items)) => items
                 .iter()
                 .filter_map(|v| v.as_str())
