@@ -25,17 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import echogen
 import pytest
 import wasmtime
 from conftest import BUILT_CHANNELS
-from wasmtime.component import Component, Record, Variant
+from echohost import ECHO_FUNCTIONS, EchoApi, load_echo
+from wasmtime.component import Record, Variant
 
 from airlock.errors import GuestTrap, HostBug
 from airlock.runtime import convert
 from airlock.runtime import fastpath as fp
 from airlock.runtime import linker as host_linker
-from airlock.runtime.engine import LoadedComponent, Runtime, World
+from airlock.runtime.engine import LoadedComponent, Runtime
 from airlock.runtime.instance import Limits, Sandbox, classify_failure
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import AgentResponse, EmittedMessage, HttpResponse, IncomingHttpRequest, StatusUpdate
@@ -44,65 +44,12 @@ MB = 1024 * 1024
 KIB = 1024
 PATHS = ("fast", "stock")
 
-# ---- the echo host ---------------------------------------------------------------------------------
-
-
-class EchoApi:
-    """The host side of the echo world: records every call; answers with the argument(s) unless an
-    override says otherwise (a wrong value, an exception)."""
-
-    def __init__(self, overrides: dict[str, Callable[..., Any]] | None = None) -> None:
-        self.host_bug: str | None = None
-        self.trace: list[tuple[str, tuple[Any, ...]]] = []
-        self.logs: list[tuple[str, str]] = []
-        self.overrides = overrides or {}
-
-    def log(self, level: str, message: str) -> None:
-        self.logs.append((level, message))
-
-    def echo(self, name: str, *args: Any) -> Any:
-        self.trace.append((name, args))
-        override = self.overrides.get(name)
-        if override is not None:
-            return override(*args)
-        if name == "note":
-            return None
-        return args[0] if len(args) == 1 else tuple(args)
-
-
-def _echo_impl(name: str) -> Callable[..., Any]:
-    return lambda api, *args: api.echo(name, *args)
-
-
-def _err_mapping(name: str) -> Callable[[str], Any] | None:
-    if name == "echo-res-unit-string":
-        return lambda message: message  # untagged: a str is the err case
-    if name == "echo-res-string-string":
-        return lambda message: Variant("err", message)
-    return None
-
-
-ECHO_NAMES = [f"echo-{n}" for n in echogen.ECHOES] + [*echogen.MULTI, "note", "echo-then-boom"]
-ECHO_FUNCTIONS: host_linker.HostFunctions = {name: (_echo_impl(name), _err_mapping(name)) for name in ECHO_NAMES}
+# ---- fixtures ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def echo(runtime: Runtime, wat_dir: Path) -> LoadedComponent:
-    path = echogen.build_component(wat_dir / "echo")
-    wasm = path.read_bytes()
-    component = Component(runtime.engine, wasm)
-    iface = component.get_export_index(echogen.GUEST)
-    assert iface is not None
-    exports = {}
-    for name in [*ECHO_NAMES, "boom", "spin", "grow"]:
-        idx = component.get_export_index(name, iface)
-        assert idx is not None, name
-        exports[name] = idx
-    return LoadedComponent(
-        path=path, component=component, world=World(echogen.HOST, echogen.GUEST), exports=exports,
-        imports=(echogen.HOST,), imports_wasi=False, size_bytes=len(wasm), sha256=hashlib.sha256(wasm).hexdigest(),
-        load_ms=0.0, from_cache=False,
-    )
+    return load_echo(runtime, wat_dir / "echo")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ conversion (``U8.convert_to_c`` / ``convert_from_c`` are never called); with the
 counters are non-zero. Fix 2 (option/result payload boxes): the boxes are freed (the native heap stays
 flat over 100k lifts, where stock wasmtime-py grows by ~48 bytes a lift) without double-freeing host-import
 arguments (a guest passing ``some(...)`` top-level and nested arguments runs hundreds of times and every
-lifted parent is left "moved").
+lifted parent is left "moved"). Fix 3 (host values checked before wasmtime): an out-of-range integer and an
+unknown enum case are host bugs; unfixed, the integer silently wraps and the enum traps as the guest's fault.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any
 import pytest
 import wasmtime
 import watguest
+from echohost import ECHO_FUNCTIONS, EchoApi, load_echo
 from wasmtime import _ffi as ffi
 from wasmtime.component import _types as wt
 
+from airlock.errors import GuestTrap, HostBug
 from airlock.runtime import convert, wasmtime_fixes
 from airlock.runtime.engine import LoadedComponent, Runtime
 from airlock.runtime.instance import Limits, Sandbox
@@ -456,3 +459,34 @@ def test_on_start_result_with_nested_option_lifted_2000_times(
         else:
             assert cfg.poll is None
     print(f"2000 on-start calls: {time.perf_counter() - start:.2f} s")
+
+
+# ---- fix 3: host values checked before wasmtime ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def echo(runtime: Runtime, wat_dir: Path) -> tuple[Sandbox, LoadedComponent]:
+    """The echo component (tests/guests/echogen.py) on the stock path."""
+    return Sandbox(runtime, fastpath=False, host_functions=ECHO_FUNCTIONS), load_echo(runtime, wat_dir / "echo")
+
+
+def _echo_u16_answering_70000(echo: tuple[Sandbox, LoadedComponent]) -> Any:
+    sandbox, loaded = echo
+    value, _ = sandbox.call(loaded, "echo-u16", (1,), EchoApi({"echo-u16": lambda _v: 70000}), Limits())
+    return value
+
+
+def test_out_of_range_int_and_unknown_enum_are_host_bugs(echo: tuple[Sandbox, LoadedComponent]) -> None:
+    sandbox, loaded = echo
+    with pytest.raises(HostBug, match=r"^ValueError in echo-u16$"):
+        _echo_u16_answering_70000(echo)
+    with pytest.raises(HostBug, match=r"^ValueError in echo-color arguments$"):
+        sandbox.call(loaded, "echo-color", ("purple",), EchoApi(), Limits())
+
+
+def test_unfixed_ints_wrap_and_unknown_enums_blame_the_guest(echo: tuple[Sandbox, LoadedComponent],
+                                                             stock: None) -> None:
+    sandbox, loaded = echo
+    assert _echo_u16_answering_70000(echo) == 70000 % 65536  # what ctypes does with a u16 field
+    with pytest.raises(GuestTrap, match="purple"):
+        sandbox.call(loaded, "echo-color", ("purple",), EchoApi(), Limits())
