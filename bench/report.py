@@ -207,7 +207,10 @@ def _rss_section(r: dict[str, Any]) -> list[str]:
     rows = ["| fresh callbacks | RSS (MiB) |", "| ---: | ---: |",
             *[f"| {int(n):,} | {v:.2f} |" for n, v in points.items()]]
     return ["## Memory", "", f"RSS of a process running only (a)'s guest ({rss.get('guest')}), fresh store "
-            f"per callback, after each count ({rss.get('seconds')} s in all):", "", *rows, ""]
+            f"per callback, after each count ({rss.get('seconds')} s in all). Emit rate limit: "
+            f"{rss.get('emit_limit', '?')}: the limiter keeps one timestamp per admitted message for an hour by "
+            "design, so with the throughput runs' raised limit it would grow by ~40 bytes per message "
+            "(`python bench/rss.py --raised-emit-limit` shows it).", "", *rows, ""]
 
 
 def _startup_section(r: dict[str, Any]) -> list[str]:
