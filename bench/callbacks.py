@@ -160,6 +160,14 @@ class ReusingSandbox(Sandbox):
         self._live.clear()
 
 
+def fuel_of(channel: Channel, req: IncomingHttpRequest) -> int:
+    """Fuel (about one unit per wasm instruction) one callback burns: a figure machine load cannot skew."""
+    out = channel.http_request(req)
+    if not out.ok or out.stats is None:
+        raise RuntimeError(f"{channel.name}: callback failed: {out.error}")
+    return out.stats.fuel_used
+
+
 def _normal(messages: list[EmittedMessage]) -> list[tuple[Any, ...]]:
     """Messages compared by value (metadata parsed: key order is not part of the work)."""
     return [(m.user_id, m.user_name, m.content, m.thread_id, json.loads(m.metadata_json), m.attachments)
@@ -217,7 +225,7 @@ def run_rounds(variants: list[Variant], rounds: int) -> None:
 
 def run(plan: Plan, cache: Path, tmp: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the callback-level benchmark; returns {variant: Summary dict} plus notes and ratios' inputs."""
-    results: dict[str, Any] = {"notes": []}
+    results: dict[str, Any] = {"notes": [], "fuel": {}}
     pooled, plain = runtime_for(cache, True), runtime_for(cache, False)
     plugin = SyncPlugin()
     reusing = ReusingSandbox(pooled)
@@ -236,6 +244,7 @@ def run(plan: Plan, cache: Path, tmp: Path, log: Callable[[str], None] = print) 
                         _cycle(lambda r: fresh_messages(rust_reused, r), "/webhook/telegram-min")),
             ]
             results["component_bytes_a"] = BENCH_GUEST.stat().st_size
+            results["fuel"]["a"] = fuel_of(rust, request("/webhook/telegram-min", work.BODIES[1]))
         else:
             results["notes"].append(f"(a) skipped: {BENCH_GUEST.relative_to(BENCH_GUEST.parents[2])} not built")
         tg_wasm = BUILT_CHANNELS / "telegram.wasm"
@@ -243,6 +252,7 @@ def run(plan: Plan, cache: Path, tmp: Path, log: Callable[[str], None] = print) 
             telegram = make_channel(pooled, tg_wasm, telegram_caps(), tmp)
             probe = fresh_messages(telegram, request("/webhook/telegram", work.BODIES[0]))
             assert [m.content for m in probe] == ["hello bot"], probe
+            results["fuel"]["b"] = fuel_of(telegram, request("/webhook/telegram", work.BODIES[1]))
             variants.append(Variant("b_fresh", plan.cpython,
                                     _cycle(lambda r: fresh_messages(telegram, r), "/webhook/telegram")))
         else:
@@ -251,6 +261,7 @@ def run(plan: Plan, cache: Path, tmp: Path, log: Callable[[str], None] = print) 
                                 _cycle(lambda b: plugin.call(b, "/webhook/plugin", HEADERS))))
         variants.append(Variant("d_inproc", plan.inproc, _cycle(inproc_call)))
         minimal = make_channel(pooled, wat_guest(tmp / "wat"), minimal_caps(), tmp)
+        results["fuel"]["minimal"] = fuel_of(minimal, request("/webhook/minimal", work.BODIES[1]))
         variants.append(Variant("minimal_fresh", plan.fast,
                                 _cycle(lambda r: fresh_messages(minimal, r), "/webhook/minimal")))
         variants += _slack_variant(pooled, tmp, plan, results)
@@ -295,6 +306,7 @@ def _slack_variant(runtime: Runtime, tmp: Path, plan: Plan, results: dict[str, A
     except (RuntimeError, OSError) as exc:
         results["notes"].append(f"slack guest not measured: {exc}")
         return []
+    results["fuel"]["slack"] = fuel_of(slack, req)
     if [m.content for m in emitted] != ["hello bot"]:
         results["notes"].append(f"slack guest emitted {emitted!r} for a DM; measured anyway")
 

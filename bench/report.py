@@ -159,6 +159,13 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
     ]
     if cb.get("component_bytes_a"):
         lines += [f"(a)'s component is {cb['component_bytes_a']:,} bytes.", ""]
+    fuel = cb.get("fuel") or {}
+    if fuel:
+        names = {"a": "(a) Rust guest", "b": "(b) Python Telegram guest", "minimal": "minimal WAT guest",
+                 "slack": "Slack Rust guest"}
+        lines += ["Wasm work per callback (fuel, about one unit per instruction; not skewed by machine load, "
+                  "the ~400-byte update): " + ", ".join(f"{names.get(k, k)} {v:,}" for k, v in fuel.items()) + ".",
+                  ""]
     lines += [
         "## End to end over HTTP", "",
         f"All variants behind the same aiohttp server (Airlock's route is the real `AirlockHost` webhook path), "
@@ -200,17 +207,20 @@ def _slack_section(r: dict[str, Any]) -> list[str]:
 
 
 def _rss_section(r: dict[str, Any]) -> list[str]:
-    rss = r.get("rss")
+    rss, raised = r.get("rss"), r.get("rss_raised")
     if not isinstance(rss, dict):
         return []
     points = rss.get("rss_mib", {})
-    rows = ["| fresh callbacks | RSS (MiB) |", "| ---: | ---: |",
-            *[f"| {int(n):,} | {v:.2f} |" for n, v in points.items()]]
+    other = raised.get("rss_mib", {}) if isinstance(raised, dict) else {}
+    rows = ["| fresh callbacks | RSS (MiB), default emit limit | RSS (MiB), raised emit limit |",
+            "| ---: | ---: | ---: |",
+            *[f"| {int(n):,} | {v:.2f} | {_fmt(other.get(n))} |" for n, v in points.items()]]
     return ["## Memory", "", f"RSS of a process running only (a)'s guest ({rss.get('guest')}), fresh store "
-            f"per callback, after each count ({rss.get('seconds')} s in all). Emit rate limit: "
-            f"{rss.get('emit_limit', '?')}: the limiter keeps one timestamp per admitted message for an hour by "
-            "design, so with the throughput runs' raised limit it would grow by ~40 bytes per message "
-            "(`python bench/rss.py --raised-emit-limit` shows it).", "", *rows, ""]
+            f"per callback, after each count ({rss.get('seconds')} s in all). The target uses the capabilities "
+            f"file's default emit rate limit ({rss.get('emit_limit', '?')}; messages past it are dropped and "
+            "counted). The limiter keeps one timestamp per admitted message for an hour, by design, so with the "
+            "throughput runs' raised limit (last column) RSS also grows by that window, ~40 bytes per message.",
+            "", *rows, ""]
 
 
 def _startup_section(r: dict[str, Any]) -> list[str]:
