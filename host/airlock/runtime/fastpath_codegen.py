@@ -24,6 +24,7 @@ class Module:
         self._const_ids: dict[int, str] = {}
         self._pending: list[str] = []
         self.cache: dict[Any, str] = {}
+        self.sources: list[str] = []  # everything defined, for reading what was generated
 
     def fresh(self, prefix: str) -> str:
         """A new unique identifier."""
@@ -43,6 +44,7 @@ class Module:
     def define(self, source: str) -> None:
         """Queue one function's source; it is compiled by ``build``."""
         self._pending.append(source)
+        self.sources.append(source)
 
     def build(self) -> None:
         """Compile every queued function into the namespace."""
@@ -59,7 +61,10 @@ class Module:
 
 
 def function(name: str, params: str, body: list[str]) -> str:
-    """Source of ``def name(params):`` with ``body`` (lines already indented by one level or more)."""
+    """Source of ``def name(params):`` with ``body`` (lines already indented by one level or more). A
+    ``kp = ...`` binding that nothing uses is dropped."""
+    if body and body[0].strip().startswith("kp = ") and not any("kp(" in line for line in body[1:]):
+        body = body[1:]
     lines = [f"def {name}({params}):", *(body or [f"{INDENT}pass"])]
     return "\n".join(lines)
 

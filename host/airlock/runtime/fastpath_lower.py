@@ -146,7 +146,8 @@ class Lowerer:
                 body.append(f"{INDENT}{v} = getattr(v, {field!r})")
                 pfmt, exprs = self._payload(ft_, v, body, INDENT)
                 fmt += "QQB7x" + pfmt
-                values += [str(len(encoded)), f"id({const}) + {BYTES_DATA_OFFSET}", str(_kind_of(ft_)), *exprs]
+                # The name's bytes live in the namespace for good, so its address is a literal.
+                values += [str(len(encoded)), str(id(self.m.ns[const]) + BYTES_DATA_OFFSET), str(_kind_of(ft_)), *exprs]
             body.append(f"{INDENT}pack_into({fmt!r}, MEM, a, {', '.join(values)})")
             body.append(f"{INDENT}return a")
             self.m.define(function(name, "v, ar", body))
@@ -284,4 +285,4 @@ class Lowerer:
             return "None"
         encoded = case.encode("utf-8")
         const = self.m.const(encoded, "N")
-        return f"({len(encoded)}, id({const}) + {BYTES_DATA_OFFSET})"
+        return f"({len(encoded)}, {id(self.m.ns[const]) + BYTES_DATA_OFFSET})"

@@ -128,6 +128,41 @@ def _patterned(n: int) -> bytearray:
     return buf
 
 
+class _PatternPool:
+    """Large pre-patterned ``list<u8>`` buffers, shared by all threads and reused: writing the kind byte of
+    every slot is most of the cost of laying out a big list, so it is done once per buffer. Capacities are
+    powers of two (at least 128 Ki slots); at most ``CACHE_BYTES`` are kept, and a list too big to cache
+    gets a buffer of its own."""
+
+    CACHE_BYTES = 64 << 20
+
+    def __init__(self) -> None:
+        self._free: list[bytearray] = []
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bytearray:
+        need = n * VAL_SIZE
+        with self._lock:
+            fits = [b for b in self._free if len(b) >= need]
+            if fits:
+                buf = min(fits, key=len)
+                self._free.remove(buf)
+                self._cached -= len(buf)
+                return buf
+        slots = max(1 << 17, 1 << (n - 1).bit_length())
+        return _patterned(slots if slots * VAL_SIZE <= self.CACHE_BYTES else n)
+
+    def give(self, buf: bytearray) -> None:
+        with self._lock:
+            if self._cached + len(buf) <= self.CACHE_BYTES:
+                self._free.append(buf)
+                self._cached += len(buf)
+
+
+_pattern_pool = _PatternPool()
+
+
 def bytes_from_list(data: int, n: int) -> bytes:
     """Lift a ``list<u8>`` whose ``n`` values start at ``data``: one C-level copy and one strided slice per
     64 Ki elements (no Python object per byte)."""
@@ -145,7 +180,7 @@ def bytes_from_list(data: int, n: int) -> bytes:
 _CHUNK = 1 << 16  # bytes per arena chunk
 _U8_SLOTS = 1 << 16  # list<u8> slots kept pre-patterned per thread (2 MiB)
 
-Mark = tuple[int, int, int, int, int]
+Mark = tuple[int, int, int, int, int, int]
 
 
 class Arena:
@@ -159,6 +194,7 @@ class Arena:
     def __init__(self) -> None:
         self._chunks: list[Any] = []
         self._big: list[Any] = []
+        self._pooled: list[bytearray] = []  # taken from the pattern pool, given back on release
         self.keep: list[Any] = []
         self._chunk_index = -1
         self._top = 0
@@ -199,16 +235,18 @@ class Arena:
             self._u8[start:start + n * VAL_SIZE:VAL_SIZE] = data
             self._u8_used = used + n
             return n, self._u8_addr + used * VAL_SIZE
-        buf = _patterned(n)
-        buf[PAYLOAD::VAL_SIZE] = data
-        self._big.append(buf)
+        buf = _pattern_pool.take(n)
+        self._pooled.append(buf)
+        buf[PAYLOAD:PAYLOAD + n * VAL_SIZE:VAL_SIZE] = data
         return n, ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
 
     def mark(self) -> Mark:
-        return (self._chunk_index, self._top, len(self.keep), len(self._big), self._u8_used)
+        return (self._chunk_index, self._top, len(self.keep), len(self._big), self._u8_used, len(self._pooled))
 
     def release(self, mark: Mark) -> None:
-        chunk_index, top, keep, big, u8_used = mark
+        chunk_index, top, keep, big, u8_used, pooled = mark
+        while len(self._pooled) > pooled:
+            _pattern_pool.give(self._pooled.pop())
         if chunk_index != self._chunk_index:
             self._chunk_index = chunk_index
             base = ctypes.addressof(self._chunks[chunk_index])
