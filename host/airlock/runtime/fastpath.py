@@ -101,17 +101,17 @@ class ExportCall:
         mark = ar.mark()
         try:
             params = self._lower(args, ar)
-            result, nresults = 0, 0
-            if self._lift is not None:
-                result, nresults = ar.alloc(VAL_SIZE), 1
-                MEM[result] = 0  # a bool: wasmtime drops the slot's old value before writing the result
-            err = func_call(byref(func._func), store._context(), params, n, result, nresults)
+            # A real slot even without a result: Rust builds a slice from it, and a NULL base is undefined.
+            result = ar.alloc(VAL_SIZE)
+            MEM[result] = 0  # a bool: wasmtime drops the slot's old value before writing the result
+            lift = self._lift
+            err = func_call(byref(func._func), store._context(), params, n, result, 0 if lift is None else 1)
             if err:
                 _raise_call_error(err)
-            if not result:
+            if lift is None:
                 return None
             try:
-                return self._lift(result)  # type: ignore[misc]
+                return lift(result)
             finally:
                 val_delete(result)
         finally:
