@@ -17,9 +17,9 @@ from echohost import ECHO_FUNCTIONS, EchoApi, load_echo
 from wasmtime.component import Record, Variant
 
 from airlock.config import HostConfig
+from airlock.errors import GuestTrap
 from airlock.runtime import fastpath as fp
 from airlock.runtime import fastpath_types as ft
-from airlock.runtime import linker as host_linker
 from airlock.runtime.engine import LoadedComponent, Runtime
 from airlock.runtime.fastpath_memory import MEM, VAL_SIZE, Arena, bytes_from_list, kind
 from airlock.runtime.instance import Limits, Sandbox
@@ -147,33 +147,13 @@ def _native_heap_in_use() -> int:
 
 def _session(sandbox: Sandbox, loaded: LoadedComponent, calls: list[tuple[str, tuple[Any, ...]]], repeat: int,
              check: Any) -> None:
-    """Call ``calls`` ``repeat`` times on one instance (post-return after each)."""
-    fc = sandbox.fast_component(loaded)
-    assert fc is not None
-    linker = sandbox.linker_for(loaded)
-    store = wasmtime.Store(sandbox.runtime.engine)
-    store.set_fuel(10**15)
-    store.set_epoch_deadline(10**9)
+    """Call ``calls`` ``repeat`` times on one instance."""
     api = EchoApi()
-    host_linker.bind(api)
-    fp.bind_imports(fc.imports)
-    try:
-        instance = linker.instantiate(store, loaded.component)
-        funcs = []
-        for name, args in calls:
-            func = instance.get_func(store, loaded.exports[name])
-            export = fc.exports[name]
-            assert func is not None and export is not None
-            funcs.append((func, export, args))
+    with sandbox.reused_instance(loaded, api, Limits(fuel=10**15, timeout_s=3600)) as call:
         for _ in range(repeat):
-            for func, export, args in funcs:
-                check(args, export.call(store, func, args))
-                func.post_return(store)
+            for name, args in calls:
+                check(args, call(name, args))
             api.trace.clear()
-    finally:
-        host_linker.bind(None)
-        fp.bind_imports(None)
-        store.close()
 
 
 def test_no_native_leak_over_100k_option_and_result_lifts(runtime: Runtime, echo: LoadedComponent) -> None:
@@ -298,3 +278,16 @@ def test_one_megabyte_lowered_without_per_byte_python(runtime: Runtime, echo: Lo
     body = bytes(range(256)) * (MB // 256)
     value, _ = fast_sandbox(runtime).call(echo, "echo-bytes", (body,), EchoApi(), Limits())
     assert value == body
+
+
+def test_reused_instance_serves_several_calls_and_reports_instantiation_failures(
+    runtime: Runtime, echo: LoadedComponent
+) -> None:
+    api = EchoApi()
+    with fast_sandbox(runtime).reused_instance(echo, api, Limits()) as call:
+        assert [call("echo-u8", (i,)) for i in range(3)] == [0, 1, 2]
+    assert api.trace == [("echo-u8", (0,)), ("echo-u8", (1,)), ("echo-u8", (2,))]
+    with pytest.raises(GuestTrap) as info, fast_sandbox(runtime).reused_instance(echo, EchoApi(),
+                                                                                  Limits(memory_bytes=64 * 1024)):
+        pass
+    assert info.value.kind == "memory"

@@ -21,22 +21,19 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import wasmtime
 from conftest import BUILT_CHANNELS
 from echohost import ECHO_FUNCTIONS, EchoApi, load_echo
 from wasmtime.component import Record, Variant
 
 from airlock.errors import GuestTrap, HostBug
 from airlock.runtime import convert
-from airlock.runtime import fastpath as fp
-from airlock.runtime import linker as host_linker
 from airlock.runtime.engine import LoadedComponent, Runtime
-from airlock.runtime.instance import Limits, Sandbox, classify_failure
+from airlock.runtime.instance import Limits, Sandbox
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import AgentResponse, EmittedMessage, HttpResponse, IncomingHttpRequest, StatusUpdate
 
@@ -355,47 +352,22 @@ def test_host_result_too_big_for_guest_memory(sandboxes: dict[str, Sandbox], ech
 # ---- several calls on one instance -------------------------------------------------------------------
 
 
-@dataclass
-class Session:
-    """One instance, several calls (as a reused instance would see them), through a sandbox's linker and
-    converters, with Airlock's classification of each failure."""
-
-    sandbox: Sandbox
-    loaded: LoadedComponent
-    api: EchoApi = field(default_factory=EchoApi)
-
-    def calls(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        sandbox, loaded = self.sandbox, self.loaded
-        fc = sandbox.fast_component(loaded)
-        linker = sandbox.linker_for(loaded)
-        store = wasmtime.Store(sandbox.runtime.engine)
-        store.set_fuel(10**9)
-        store.set_epoch_deadline(10**6)
-        host_linker.bind(self.api)
-        fp.bind_imports(fc.imports if fc is not None else None)
-        results: list[Any] = []
-        try:
-            instance = linker.instantiate(store, loaded.component)
-            for name, args in calls:
-                func = instance.get_func(store, loaded.exports[name])
-                assert func is not None
-                export = fc.exports.get(name) if fc is not None else None
-                try:
-                    value = export.call(store, func, args) if export is not None else func(store, *args)
-                    func.post_return(store)
-                    results.append(("ok", norm(value)))
-                except Exception as exc:
-                    results.append(_error(classify_failure(exc, self.api, name)))
-        finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
-            store.close()
-        return results
+def session(sandbox: Sandbox, loaded: LoadedComponent, calls: list[tuple[str, tuple[Any, ...]]],
+            api: EchoApi) -> list[Any]:
+    """``calls`` on one instance (``Sandbox.reused_instance``), each outcome as Airlock classifies it."""
+    results: list[Any] = []
+    with sandbox.reused_instance(loaded, api, Limits()) as call:
+        for name, args in calls:
+            try:
+                results.append(("ok", norm(call(name, args))))
+            except (GuestTrap, HostBug) as exc:
+                results.append(_error(exc))
+    return results
 
 
 def _session_both(sandboxes: dict[str, Sandbox], echo: LoadedComponent,
                   calls: list[tuple[str, tuple[Any, ...]]], overrides: dict[str, Any] | None = None) -> list[Any]:
-    outs = {p: Session(sandboxes[p], echo, EchoApi(overrides)).calls(calls) for p in PATHS}
+    outs = {p: session(sandboxes[p], echo, calls, EchoApi(overrides)) for p in PATHS}
     assert outs["fast"] == outs["stock"]
     return outs["fast"]
 

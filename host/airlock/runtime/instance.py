@@ -11,14 +11,16 @@ built with ``fastpath=False`` or ``AIRLOCK_FASTPATH=0``; then through stock wasm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
-from wasmtime.component import Linker
+from wasmtime.component import Func, Linker
 
 from ..errors import AirlockError, GuestTrap, HostBug, TrapKind
 from . import fastpath as fp
@@ -163,11 +165,62 @@ class Sandbox:
         """
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
-        export = fc.exports.get(callback) if fc is not None else None
-        store = wasmtime.Store(self.runtime.engine)
+        store = self._store(loaded, limits)
         start = time.perf_counter()
         host_linker.bind(api)
         fp.bind_imports(fc.imports if fc is not None else None)
+        try:
+            instance = linker.instantiate(store, loaded.component)
+            result, _func = self._invoke(fc, loaded, store, instance, callback, args)
+            stats = CallStats(fuel_used=limits.fuel - store.get_fuel(), elapsed_s=time.perf_counter() - start)
+            return result, stats
+        except Exception as exc:
+            raise _failure(exc, api, callback) from None
+        finally:
+            host_linker.bind(None)
+            fp.bind_imports(None)
+            store.close()
+
+    @contextlib.contextmanager
+    def reused_instance(
+        self, loaded: LoadedComponent, api: host_linker.HostApi, limits: Limits,
+    ) -> Iterator[Callable[[str, tuple[Any, ...]], Any]]:
+        """One instance serving several calls, for benchmarks and tests (Airlock's callbacks always get a
+        fresh one). Yields ``call(callback, args) -> result``, which raises like ``call`` (``GuestTrap``,
+        ``HostBug``) and runs the export's post-return after a success. ``limits`` cover the instance's
+        whole life (fuel and the deadline are not reset per call). Use it on one thread: ``api`` is bound
+        to the calling thread for the duration of the block.
+
+        Raises:
+            GuestTrap: instantiation failed (e.g. initial memory above the limit).
+        """
+        fc = self.fast_component(loaded)
+        linker = self.linker_for(loaded, fc)
+        store = self._store(loaded, limits)
+        host_linker.bind(api)
+        fp.bind_imports(fc.imports if fc is not None else None)
+        try:
+            try:
+                instance = linker.instantiate(store, loaded.component)
+            except Exception as exc:
+                raise _failure(exc, api, "instantiate") from None
+
+            def call(callback: str, args: tuple[Any, ...]) -> Any:
+                try:
+                    result, func = self._invoke(fc, loaded, store, instance, callback, args)
+                    func.post_return(store)
+                    return result
+                except Exception as exc:
+                    raise _failure(exc, api, callback) from None
+
+            yield call
+        finally:
+            host_linker.bind(None)
+            fp.bind_imports(None)
+            store.close()
+
+    def _store(self, loaded: LoadedComponent, limits: Limits) -> wasmtime.Store:
+        store = wasmtime.Store(self.runtime.engine)
         try:
             store.set_fuel(limits.fuel)
             store.set_epoch_deadline(self.runtime.deadline_ticks(limits.timeout_s))
@@ -175,20 +228,27 @@ class Sandbox:
             if loaded.imports_wasi:
                 # Forgetting this after add_wasip2() aborts the process (wasmtime-py-notes.md).
                 store.set_wasi(wasmtime.WasiConfig())
-            instance = linker.instantiate(store, loaded.component)
-            func = instance.get_func(store, loaded.exports[callback])
-            if func is None:
-                raise HostBug(f"export {callback} vanished after load")
-            result = export.call(store, func, args) if export is not None else func(store, *args)
-            stats = CallStats(fuel_used=limits.fuel - store.get_fuel(), elapsed_s=time.perf_counter() - start)
-            return result, stats
-        except Exception as exc:
-            # Classified while the call is still bound: a conversion failure is named from that state.
-            failure = classify_failure(exc, api, callback)
-            if isinstance(failure, HostBug) and not isinstance(exc, AirlockError | wasmtime.WasmtimeError):
-                log.error("host bug in %s: %s: %s", callback, type(exc).__name__, exc)
-            raise failure from None
-        finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
+        except BaseException:
             store.close()
+            raise
+        return store
+
+    @staticmethod
+    def _invoke(
+        fc: fp.FastComponent | None, loaded: LoadedComponent, store: wasmtime.Store, instance: Any, callback: str,
+        args: tuple[Any, ...],
+    ) -> tuple[Any, Func]:
+        """Call ``callback`` on ``instance`` (fast or stock, as compiled); returns (result, the export)."""
+        func = instance.get_func(store, loaded.exports[callback])
+        if func is None:
+            raise HostBug(f"export {callback} vanished after load")
+        export = fc.exports.get(callback) if fc is not None else None
+        return (export.call(store, func, args) if export is not None else func(store, *args)), func
+
+
+def _failure(exc: Exception, api: host_linker.HostApi, callback: str) -> AirlockError:
+    # Classified while the call is still bound: a conversion failure is named from that state.
+    failure = classify_failure(exc, api, callback)
+    if isinstance(failure, HostBug) and not isinstance(exc, AirlockError | wasmtime.WasmtimeError):
+        log.error("host bug in %s: %s: %s", callback, type(exc).__name__, exc)
+    return failure
