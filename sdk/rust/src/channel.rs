@@ -125,6 +125,11 @@ macro_rules! export_channel {
             }
     $crate::bindings::__export_sandboxed_channel!(__AirlockChannelExport with_types_in $crate::bindings);
         };
+        // Natively nothing is exported, but the type must still be a Channel (and counts as used).
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = <$ty as $crate::Channel>::on_start;
+        };
     };
 }
 
