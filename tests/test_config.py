@@ -476,3 +476,32 @@ def test_host_config_build_errors() -> None:
         HostConfig.build(upstream_overrides={"api.example.com": "ftp://x"})
     with pytest.raises(ConfigError, match="bus_capacity"):
         HostConfig.build(bus_capacity=0)
+
+
+# ---------------------------------------------------------------------------------------- admission keys
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ({"dm_policy": "Pairing"}, "dm_policy"),
+        ({"dm_policy": 1}, "dm_policy"),
+        ({"allow_from": "12345"}, "allow_from must be a list"),
+        ({"allow_from": [["1"]]}, "allow_from must be a list"),
+        ({"allow_from": [True]}, "allow_from must be a list"),
+        ({"owner_id": {"id": 1}}, "owner_id"),
+        ({"owner_id": False}, "owner_id"),
+    ],
+)
+def test_admission_keys_are_typed(config: dict[str, Any], needle: str) -> None:
+    msg = _error(_minimal(config=config))
+    assert msg.startswith("demo.capabilities.json: $.config: "), msg
+    assert needle in msg, msg
+
+
+@pytest.mark.parametrize("policy", ["open", "allowlist", "pairing", "disabled"])
+def test_admission_keys_accept_documented_values(policy: str) -> None:
+    doc = parse_capabilities(
+        json.dumps(_minimal(config={"dm_policy": policy, "allow_from": ["u1", 2], "owner_id": 7})), "demo"
+    )
+    assert doc.config["dm_policy"] == policy

@@ -510,6 +510,11 @@ class Capabilities(_Model):
     websocket: WebsocketCapability | None = None
 
 
+DM_POLICIES = frozenset({"open", "allowlist", "pairing", "disabled"})
+"""``config.dm_policy`` values: ``open`` admits every DM; ``allowlist`` and ``pairing`` admit the owner, ``allow_from``
+and paired ids; ``disabled`` refuses every DM (group messages are left to the guest's mention rules)."""
+
+
 class CapabilitiesFile(_Model):
     """A whole ``<name>.capabilities.json``.
 
@@ -532,6 +537,24 @@ class CapabilitiesFile(_Model):
     def _name(cls, v: str) -> str:
         if not _NAME_RE.match(v):
             raise ValueError(f"name {v!r} must match ^[a-z0-9][a-z0-9_-]{{0,62}}$")
+        return v
+
+    @field_validator("config")
+    @classmethod
+    def _admission_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """The keys the host itself enforces must have exact types: a string ``allow_from`` would otherwise be
+        read character by character and admit one-character ids."""
+        policy = v.get("dm_policy")
+        if policy is not None and policy not in DM_POLICIES:
+            raise ValueError(f"dm_policy {policy!r} must be one of {', '.join(sorted(DM_POLICIES))}")
+        allow = v.get("allow_from")
+        if allow is not None and not (
+            isinstance(allow, list) and all(isinstance(x, str | int) and not isinstance(x, bool) for x in allow)
+        ):
+            raise ValueError("allow_from must be a list of user ids (strings or integers)")
+        owner = v.get("owner_id")
+        if owner is not None and (isinstance(owner, bool) or not isinstance(owner, str | int)):
+            raise ValueError("owner_id must be a user id (string or integer) or null")
         return v
 
 

@@ -8,9 +8,9 @@ workspace's optimistic commit (``capabilities.workspace``).
 
 Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
 ``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
-``owner_id``, ids in ``allow_from``, and ids paired through ``airlock pairing approve``. A message whose
-metadata marks a group chat (``chat_type`` group/supergroup/channel, or ``is_group: true``) is left to the
-guest's mention rules.
+``owner_id``, ids in ``allow_from``, and ids paired through ``airlock pairing approve``; ``disabled``
+refuses every DM. A message whose metadata marks a group chat (``chat_type`` group/supergroup/channel, or
+``is_group: true``) is left to the guest's mention rules.
 
 Websockets: a channel whose capabilities file has ``capabilities.websocket`` gets a host-owned socket
 (``socket_runtime.SocketRuntime``), started after a successful on-start and stopped first at shutdown. Its
@@ -263,6 +263,9 @@ class ChannelManager:
         if policy == "open" or self._is_group(msg):
             return True
         user = msg.message.user_id
+        if policy == "disabled":
+            log.warning("[%s] message from %s refused by the host (dm_policy disabled)", channel.name, user)
+            return False
         owner = config.get("owner_id")
         allow = {str(x) for x in (config.get("allow_from") or [])}
         if (owner is not None and str(owner) == user) or user in allow:
