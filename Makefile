@@ -1,5 +1,5 @@
 # Airlock: two commands do all the set-up on a fresh machine.
-#   make run   - the gateway with the bundled Telegram channel, a local fake Telegram Bot API and the echo agent
+#   make run   - the gateway with every bundled channel, a local fake Telegram Bot API and the echo agent
 #   make test  - venv, Python deps, guest toolchains, guest builds, lint, types, all tests
 PY ?= python3
 VENV := .venv

@@ -1,11 +1,16 @@
-"""The main job without any account: the gateway, the bundled Telegram channel, an embedded fake
-Telegram Bot API on 127.0.0.1, and the built-in echo agent.
+"""The main job without any account: the gateway with every bundled channel, an embedded fake Telegram
+Bot API on 127.0.0.1, and the built-in echo agent.
 
-A scripted user writes to the bot; as the channel's ``dm_policy`` is ``pairing``, the first message
+Every ``<name>.wasm`` + ``<name>.capabilities.json`` pair in ``--channels-dir`` is installed. Only Telegram gets
+a (fake) token, so it is the one active channel; the others stay inactive until their secrets are stored,
+and the status table printed at start says which secrets each one needs.
+
+A scripted user writes to the Telegram bot; as the channel's ``dm_policy`` is ``pairing``, the first message
 gets a pairing code, the operator approves it, and the next message goes platform -> channel -> agent ->
-channel -> platform. The transcript is printed one line per side: ``user> ...``, ``bot> ...``.
+channel -> platform. The transcript is printed one line per side: ``user> ...``, ``bot> ...``. Then the
+gateway keeps serving (``/health``, the webhooks) until Ctrl-C, unless ``--once`` is given.
 
-Run: ``python -m airlock.demo [--channels-dir build/channels]`` (``make run``).
+Run: ``python -m airlock.demo [--channels-dir build/channels] [--once]`` (``make run``).
 """
 
 from __future__ import annotations
@@ -30,14 +35,29 @@ USER_ID = 4242
 WAIT_S = 30.0
 
 
-def _install(channels_src: Path, home: Path) -> None:
+def _install(channels_src: Path, home: Path) -> list[str]:
+    """Copy every bundled channel into the demo home; returns the installed names, sorted."""
     dst = home / "channels"
     dst.mkdir(parents=True, exist_ok=True)
-    shutil.copy(channels_src / "telegram.wasm", dst / "telegram.wasm")
-    caps = json.loads((channels_src / "telegram.capabilities.json").read_text())
-    caps["config"]["polling_enabled"] = True
-    caps["config"]["bot_username"] = "airlock_demo_bot"
-    (dst / "telegram.capabilities.json").write_text(json.dumps(caps, indent=2))
+    names = []
+    for wasm in sorted(channels_src.glob("*.wasm")):
+        caps_path = channels_src / f"{wasm.stem}.capabilities.json"
+        if not caps_path.exists():
+            continue
+        caps = json.loads(caps_path.read_text())
+        if wasm.stem == "telegram":
+            caps["config"]["polling_enabled"] = True
+            caps["config"]["bot_username"] = "airlock_demo_bot"
+        shutil.copy(wasm, dst / wasm.name)
+        (dst / caps_path.name).write_text(json.dumps(caps, indent=2))
+        names.append(wasm.stem)
+    return names
+
+
+def _print_status(host: AirlockHost) -> None:
+    print(f"airlock> gateway on {host.base_url}", flush=True)
+    for name, slot in sorted(host.manager.slots.items()):
+        print(f"airlock> channel {name}: {slot.reason}", flush=True)
 
 
 async def _say(fake: FakeTelegram, text: str, seen: int) -> str:
@@ -49,10 +69,11 @@ async def _say(fake: FakeTelegram, text: str, seen: int) -> str:
     return reply
 
 
-async def run_demo(channels_src: Path, cache_dir: Path) -> int:
+async def run_demo(channels_src: Path, cache_dir: Path, *, serve: bool = False) -> int:
     """Run the scripted conversation; returns a process exit code (0 when the echo came back).
 
-    The home is temporary; the compile cache is ``cache_dir`` so only the first run compiles the guest.
+    With ``serve``, the gateway keeps running after the conversation until the task is cancelled (Ctrl-C).
+    The home is temporary; the compile cache is ``cache_dir`` so only the first run compiles the guests.
     """
     home = Path(tempfile.mkdtemp(prefix="airlock-demo-"))
     try:
@@ -70,7 +91,12 @@ async def run_demo(channels_src: Path, cache_dir: Path) -> int:
 
                 agent = asyncio.create_task(echo_agent(host))
                 try:
-                    return await _conversation(fake, host)
+                    _print_status(host)
+                    code = await _conversation(fake, host)
+                    if serve and code == 0:
+                        print(f"airlock> serving on {host.base_url} (Ctrl-C to stop)", flush=True)
+                        await asyncio.Event().wait()
+                    return code
                 finally:
                     agent.cancel()
     finally:
@@ -94,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--channels-dir", type=Path, default=Path("build/channels"))
     parser.add_argument("--cache-dir", type=Path, default=Path("build/compile-cache"))
+    parser.add_argument("--once", action="store_true", help="exit after the scripted conversation")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -101,7 +128,11 @@ def main() -> None:
     if not (args.channels_dir / "telegram.wasm").exists():
         print(f"error: {args.channels_dir}/telegram.wasm not built (run make guests)", file=sys.stderr)
         raise SystemExit(1)
-    raise SystemExit(asyncio.run(run_demo(args.channels_dir, args.cache_dir)))
+    try:
+        code = asyncio.run(run_demo(args.channels_dir, args.cache_dir, serve=not args.once))
+    except KeyboardInterrupt:
+        code = 0
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
