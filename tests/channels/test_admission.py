@@ -39,6 +39,9 @@ def _admit(tmp_path: Path, config: dict[str, Any], user: str, meta: dict[str, An
         ({"dm_policy": "allowlist", "allow_from": ["u1", 9]}, "9", True),
         ({"dm_policy": "allowlist", "allow_from": ["u1"]}, "u", False),
         ({"dm_policy": "disabled", "owner_id": "u9", "allow_from": ["u9"]}, "u9", False),
+        ({"dm_policy": "allowlist", "allow_from": ["*"]}, "u9", True),
+        ({"dm_policy": "pairing", "allow_from": ["@u9"]}, "u9", False),
+        ({"dm_policy": "disabled", "allow_from": ["*"]}, "u9", False),
     ],
 )
 def test_dm_policy(tmp_path: Path, config: dict[str, Any], user: str, expected: bool) -> None:

@@ -8,7 +8,9 @@ workspace's optimistic commit (``capabilities.workspace``).
 
 Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
 ``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
-``owner_id``, ids in ``allow_from``, and ids paired through ``airlock pairing approve``; ``disabled``
+``owner_id``, ids in ``allow_from`` (``"*"`` admits everyone; ``"@name"`` entries are platform
+usernames the host cannot check, so they admit no one here), and ids paired through
+``airlock pairing approve``; ``disabled``
 refuses every DM. A message whose metadata marks a group chat (``chat_type`` group/supergroup/channel, or
 ``is_group: true``) is left to the guest's mention rules.
 
@@ -268,7 +270,7 @@ class ChannelManager:
             return False
         owner = config.get("owner_id")
         allow = {str(x) for x in (config.get("allow_from") or [])}
-        if (owner is not None and str(owner) == user) or user in allow:
+        if (owner is not None and str(owner) == user) or user in allow or "*" in allow:
             return True
         paired = channel.pairing.store
         if paired.resolve_identity(channel.name, user) is not None or user in paired.allow_from(channel.name):
