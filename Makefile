@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu
 
-.PHONY: all venv guests rust-toolchain rust-guests test-guests bench-guest wrk run test lint typecheck pytest bench clean
+.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk run test lint typecheck pytest bench clean
 
 all: test
 
@@ -61,7 +61,12 @@ typecheck: $(STAMP)
 pytest: guests test-guests bench-guest
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+# Native unit tests and doctests of the Rust SDK and channels (their platform rules run against the SDK's
+# testing::MockHost); the host toolchain is enough, no wasm target needed.
+rust-test:
+	cargo test --workspace --quiet
+
+test: lint typecheck rust-test pytest
 
 # One run on this machine (~3-4 minutes): callback level and HTTP end to end for (a)-(d), RSS, start-up,
 # component sizes; writes BENCHMARKS.md, bench/results/chart.png and bench/out/results.json.
