@@ -32,6 +32,12 @@ class GuestFault(Exception):
     """Raised by a host API method when the guest's input is refused; becomes the WIT error string."""
 
 
+class CallAbandoned(Exception):
+    """Raised by a host API method, before it does anything, to stop the callback without blame: the guest
+    is trapped, nothing is logged as a host bug, and the host runs the callback again elsewhere (an inline
+    attempt on the event loop that needs a worker thread: ``channels.manager``)."""
+
+
 class HostApi(Protocol):
     """What a callback's host functions do. Implemented per callback by ``channels.callstate``."""
 
@@ -89,9 +95,13 @@ class _HostBugTrap(wasmtime.WasmtimeError):
     pass
 
 
+class _AbandonTrap(wasmtime.WasmtimeError):
+    pass
+
+
 def _guard(name: str, fn: Callable[..., Any], *, err: Callable[[str], Any] | None) -> Callable[..., Any]:
-    """Wrap the trampoline of WIT function ``name``: GuestFault -> WIT error (or ignored), anything else ->
-    recorded host bug + trap."""
+    """Wrap the trampoline of WIT function ``name``: GuestFault -> WIT error (or ignored), CallAbandoned -> trap
+    without blame, anything else -> recorded host bug + trap."""
 
     def trampoline(_store: Any, *args: Any) -> Any:
         api = _api()
@@ -103,6 +113,8 @@ def _guard(name: str, fn: Callable[..., Any], *, err: Callable[[str], Any] | Non
                 api.log("warn", f"host refused call: {fault}")
                 return None
             return err(str(fault))
+        except CallAbandoned:
+            raise _AbandonTrap("callback abandoned by the host") from None
         except Exception as exc:
             log.exception("host bug in %s", name)
             api.host_bug = f"{type(exc).__name__} in {name}"
