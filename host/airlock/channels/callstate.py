@@ -2,6 +2,13 @@
 
 It buffers everything a callback does (logs, emits, workspace writes, attachment bytes) so the channel
 can apply it only if the callback succeeds, and keeps a trace of every host call for ``airlock invoke``.
+
+Inline attempts (``inline=True``: the callback runs on the event loop thread, see ``channels.manager``): a host
+function that would block or act outside the callback before it ends — ``http-request`` (network, rate-limit
+counters), ``pairing-upsert-request`` (creates a code at once), ``websocket-send-text`` (sends at once) — records
+why in ``abandoned`` and raises ``CallAbandoned`` before doing anything, so the attempt can be dropped and the
+callback run again on a worker thread. Everything else is buffered already, or a quick local read (secret
+names, the pairing store's reads, which the host's admission check also does on the loop).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from ..capabilities.emit import EmitBuffer
 from ..capabilities.http_policy import HttpRefused
 from ..capabilities.logging import LogBuffer
 from ..capabilities.workspace import WorkspaceTxn
-from ..runtime.linker import GuestFault
+from ..runtime.linker import CallAbandoned, GuestFault
 from ..runtime.values import EmittedMessage, HttpResponse, LogLevel
 
 if TYPE_CHECKING:
@@ -49,6 +56,16 @@ class CallState:
     trace: list[HostCall] = field(default_factory=list)
     host_bug: str | None = None
     http_wait_s: float = 0.0
+    inline: bool = False
+    """True for an inline attempt on the event loop (see the module docstring)."""
+    abandoned: str | None = None
+    """The host function that ended an inline attempt (the callback must run again on a worker), else None."""
+
+    def _needs_worker(self, function: str) -> None:
+        """In an inline attempt, stop the callback before ``function`` does anything (module docstring)."""
+        if self.inline:
+            self.abandoned = function
+            raise CallAbandoned(function)
 
     def _record(self, function: str, detail: dict[str, Any], error: str | None = None) -> None:
         if len(self.trace) < MAX_TRACE:
@@ -82,6 +99,7 @@ class CallState:
     def http_request(
         self, method: str, url: str, headers_json: str, body: bytes | None, timeout_ms: int | None
     ) -> HttpResponse:
+        self._needs_worker("http-request")
         http = self.channel.http
         if http is None:
             self._record("http-request", {"method": method}, "this channel has no http capability")
@@ -126,6 +144,7 @@ class CallState:
                      "dropped (limit)" if dropped else None)
 
     def websocket_send_text(self, payload: str) -> None:
+        self._needs_worker("websocket-send-text")
         try:
             self.channel.websocket.send_text(payload)
         except GuestFault as fault:
@@ -134,6 +153,7 @@ class CallState:
         self._record("websocket-send-text", {"bytes": len(payload)})
 
     def pairing_upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]:
+        self._needs_worker("pairing-upsert-request")
         code, created = self.channel.pairing.upsert_request(channel, external_id, meta_json)
         self._record("pairing-upsert-request", {"id": external_id, "created": created})
         return code, created

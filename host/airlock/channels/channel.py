@@ -5,6 +5,13 @@ Every callback runs in a fresh sandbox (``runtime.instance.Sandbox``). On succes
 are committed (optimistically: see ``capabilities.workspace``; a conflicting callback is re-run, at most
 ``MAX_ATTEMPTS`` times), emitted messages pass the per-channel emit rate limit and are returned with their
 attachment bytes; on failure nothing is applied (logs are still flushed, for diagnosis).
+
+Inline attempts (``http_request(req, inline=True)``, made by ``channels.manager`` on the event loop thread): the
+same callback with a deadline of ``INLINE_DEADLINE_TICKS`` epoch ticks instead of the channel's timeout (fuel
+and memory limits unchanged). An attempt that hits that deadline, or calls a host function that needs a worker
+(``channels.callstate``), comes back ``abandoned``: nothing applied, nothing logged, not a failure; the caller
+runs the callback again normally. A successful attempt with durable workspace writes comes back ``pending``: its
+commit writes SQLite, so the caller applies it on a worker thread with ``complete``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
 from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
 from ..runtime import convert
-from ..runtime.engine import LoadedComponent
+from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
 from ..runtime.instance import CallStats, Limits, Sandbox
 from ..runtime.values import (
     AgentResponse,
@@ -42,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("airlock.channel")
 
 MAX_ATTEMPTS = 3
+INLINE_DEADLINE_TICKS = 2
+"""Epoch deadline of an inline attempt: 2 ticks of the runtime's 10 ms ticker, so 10-20 ms of wall time."""
+INLINE_DEADLINE = "inline deadline"
+"""``CallOutcome.abandoned`` when an inline attempt ran out of its deadline."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,18 @@ class CallOutcome:
     stats: CallStats | None = None
     attempts: int = 1
     elapsed_s: float = 0.0
+    abandoned: str | None = None
+    """Inline attempts only: why the attempt was dropped (the host function that needs a worker, or
+    ``INLINE_DEADLINE``). Nothing was applied or logged; run the callback again on a worker."""
+    pending: bool = False
+    """Inline attempts only: the guest succeeded but its durable workspace writes are not applied yet
+    (``Channel.complete``, on a worker thread)."""
+    args: tuple[Any, ...] = ()
+    """The WIT arguments of a ``pending`` outcome (a conflicting commit re-runs the callback with them)."""
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and self.abandoned is None and not self.pending
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,9 @@ class Channel:
             memory_bytes=services.memory_limit_bytes, fuel=services.fuel_per_callback,
             timeout_s=float(chan.callback_timeout_secs),
         )
+        # deadline_ticks(t) = int(t / tick) + 1, so half a tick below the count gives exactly that count.
+        self.inline_limits = Limits(memory_bytes=self.limits.memory_bytes, fuel=self.limits.fuel,
+                                    timeout_s=(INLINE_DEADLINE_TICKS - 0.5) * EPOCH_TICK_S)
         self.workspace = Workspace(self.name, chan.durable_workspace_paths, services.durable)
         self.emit_limiter = EmitLimiter(
             self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
@@ -160,8 +182,24 @@ class Channel:
                 self.config = out.value
         return out
 
-    def http_request(self, req: IncomingHttpRequest) -> CallOutcome:
-        out = self._call("on-http-request", (convert.incoming_request_to_wit(req),))
+    def http_request(self, req: IncomingHttpRequest, *, inline: bool = False) -> CallOutcome:
+        """on-http-request; ``value`` is the OutgoingHttpResponse. ``inline``: an inline attempt (module
+        docstring), whose outcome may be ``abandoned`` or ``pending``."""
+        return self._http_value(self._call("on-http-request", (convert.incoming_request_to_wit(req),), inline))
+
+    def complete(self, out: CallOutcome) -> CallOutcome:
+        """Apply a ``pending`` inline outcome of on-http-request. Blocking (durable writes): call it from a
+        worker thread. A conflicting workspace commit runs the callback again in full, here."""
+        assert out.pending and out.state is not None
+        out.pending = False
+        self._apply(out, out.state)
+        if isinstance(out.error, _Conflict):
+            log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback, str(out.error))
+            return self._http_value(self._call(out.callback, out.args))
+        return self._http_value(out)
+
+    @staticmethod
+    def _http_value(out: CallOutcome) -> CallOutcome:
         if out.ok:
             out.value = convert.outgoing_response_from_wit(out.value)
         return out
@@ -192,10 +230,10 @@ class Channel:
 
     # ---- the machinery ---------------------------------------------------------------------------
 
-    def _call(self, callback: str, args: tuple[Any, ...]) -> CallOutcome:
+    def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
         start = time.perf_counter()
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            out = self._attempt(callback, args)
+            out = self._attempt(callback, args, inline)
             out.attempts = attempt
             if not isinstance(out.error, _Conflict):
                 break
@@ -205,18 +243,39 @@ class Channel:
         out.elapsed_s = time.perf_counter() - start
         return out
 
-    def _attempt(self, callback: str, args: tuple[Any, ...]) -> CallOutcome:
+    def _attempt(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
+        limits = self.inline_limits if inline else self.limits
         state = CallState(
-            channel=self, deadline=time.monotonic() + self.limits.timeout_s,
+            channel=self, deadline=time.monotonic() + limits.timeout_s,
             workspace=WorkspaceTxn.begin(self.workspace),
-            emits=EmitBuffer(self.caps.capabilities.channel.max_message_size),
+            emits=EmitBuffer(self.caps.capabilities.channel.max_message_size), inline=inline,
         )
         out = CallOutcome(callback=callback, state=state)
         try:
-            out.value, out.stats = self.services.sandbox.call(self.loaded, callback, args, state, self.limits)
+            out.value, out.stats = self.services.sandbox.call(self.loaded, callback, args, state, limits)
         except (GuestTrap, HostBug) as exc:
             out.error = exc
-            self._log_failure(callback, exc)
+        if inline and self._abandon(out, state):
+            return out
+        if inline and out.error is None and any(self.workspace.is_durable(k) for k in state.workspace.writes):
+            out.pending, out.args = True, args
+            return out
+        return self._apply(out, state)
+
+    @staticmethod
+    def _abandon(out: CallOutcome, state: CallState) -> bool:
+        """Mark an inline attempt that needs a worker (a host call said so, or it hit the inline deadline: any
+        epoch interrupt of an inline attempt is that deadline, the shorter one) as ``abandoned``."""
+        if state.abandoned is None and not (isinstance(out.error, GuestTrap) and out.error.kind == "timeout"):
+            return False
+        out.abandoned = state.abandoned or INLINE_DEADLINE
+        out.value = None
+        return True
+
+    def _apply(self, out: CallOutcome, state: CallState) -> CallOutcome:
+        """Log a failure, flush the guest's logs and, on success, commit the workspace and admit the emits."""
+        if out.error is not None:
+            self._log_failure(out.callback, out.error)
         state.logs.flush(self.name)
         if out.error is None:
             try:
