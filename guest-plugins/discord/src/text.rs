@@ -1,5 +1,7 @@
 //! Pure text helpers: Discord ids, bot mentions, and splitting replies into Discord-sized messages.
 
+use airlock_channel::text::{Splitter, Unit};
+
 /// Discord refuses a message `content` longer than 2000 characters (API reference, "Create Message").
 pub const MAX_CONTENT_CHARS: usize = 2000;
 
@@ -39,38 +41,7 @@ pub fn strip_mention(content: &str, bot_id: &str) -> String {
 /// Split `text` into chunks of at most `limit` characters, preferring paragraph, line, then word
 /// boundaries; at most [`MAX_CHUNKS`] chunks (the last one then ends with a "[truncated]" marker).
 pub fn split(text: &str, limit: usize) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut rest = text.trim_end();
-    while !rest.is_empty() {
-        if chunks.len() + 1 == MAX_CHUNKS && rest.chars().count() > limit {
-            let marker = "\n[truncated]";
-            let keep = byte_index_of_char(rest, limit - marker.chars().count());
-            chunks.push(format!("{}{marker}", &rest[..keep]));
-            break;
-        }
-        if rest.chars().count() <= limit {
-            chunks.push(rest.to_string());
-            break;
-        }
-        let hard = byte_index_of_char(rest, limit);
-        let window = &rest[..hard];
-        let floor = hard / 4;
-        let cut = ["\n\n", "\n", " "]
-            .iter()
-            .find_map(|sep| window.rfind(sep).filter(|&pos| pos > floor).map(|pos| (pos, pos + sep.len())));
-        let (end, start) = cut.unwrap_or((hard, hard));
-        let piece = rest[..end].trim_end();
-        if !piece.is_empty() {
-            chunks.push(piece.to_string());
-        }
-        rest = rest[start..].trim_start_matches('\n');
-    }
-    chunks
-}
-
-/// The byte index of the `n`th character of `text` (or its length).
-fn byte_index_of_char(text: &str, n: usize) -> usize {
-    text.char_indices().nth(n).map_or(text.len(), |(i, _)| i)
+    Splitter::new(limit, Unit::Chars).max_pieces(MAX_CHUNKS).split(text)
 }
 
 #[cfg(test)]

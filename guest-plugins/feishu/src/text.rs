@@ -1,5 +1,6 @@
 //! Pure text helpers: Feishu ids, message content, mentions, and splitting long replies.
 
+use airlock_channel::text::{Splitter, Unit};
 use serde_json::Value;
 
 /// Most UTF-8 bytes of text in one reply. Feishu refuses a message whose request body is over 150 KB;
@@ -47,42 +48,10 @@ pub fn resolve_mentions(text: &str, mentions: &[Mention<'_>], bot_open_id: Optio
 }
 
 /// Split `text` into chunks of at most `limit` UTF-8 bytes, preferring paragraph, line, then word
-/// boundaries, never inside a character; at most [`MAX_CHUNKS`] chunks.
+/// boundaries, never inside a character; at most [`MAX_CHUNKS`] chunks (the last one then ends with a
+/// "[truncated]" marker).
 pub fn split(text: &str, limit: usize) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut rest = text.trim_end();
-    while !rest.is_empty() {
-        if chunks.len() + 1 == MAX_CHUNKS && rest.len() > limit {
-            let marker = "\n[truncated]";
-            chunks.push(format!("{}{marker}", &rest[..floor_boundary(rest, limit - marker.len())]));
-            break;
-        }
-        if rest.len() <= limit {
-            chunks.push(rest.to_string());
-            break;
-        }
-        let hard = floor_boundary(rest, limit);
-        let window = &rest[..hard];
-        let cut = ["\n\n", "\n", " "]
-            .iter()
-            .find_map(|sep| window.rfind(sep).filter(|&pos| pos > hard / 4).map(|pos| (pos, pos + sep.len())));
-        let (end, start) = cut.unwrap_or((hard, hard));
-        let piece = rest[..end].trim_end();
-        if !piece.is_empty() {
-            chunks.push(piece.to_string());
-        }
-        rest = rest[start..].trim_start_matches('\n');
-    }
-    chunks
-}
-
-/// The largest index `<= at` that is a character boundary of `text`.
-fn floor_boundary(text: &str, at: usize) -> usize {
-    let mut i = at.min(text.len());
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    Splitter::new(limit, Unit::Bytes).max_pieces(MAX_CHUNKS).split(text)
 }
 
 #[cfg(test)]

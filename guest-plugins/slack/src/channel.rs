@@ -1,4 +1,4 @@
-//! The Slack channel's behaviour, over the [`Env`] trait (no SDK types here).
+//! The Slack channel's behaviour over the SDK's host wrappers; unit-tested natively with the SDK's `MockHost`.
 //!
 //! Inbound: the host has verified `X-Slack-Signature` (v0 HMAC-SHA256 of `v0:{timestamp}:{body}`, 5-minute
 //! window, replays refused) before [`handle_request`] runs; requests it did not verify are refused again here.
@@ -10,13 +10,16 @@
 //! message's metadata, with the bot token added by the host (`Authorization: Bearer`, credential `slack_bot`):
 //! the guest never sees it. A response with `ok: false` becomes an error naming Slack's error code.
 
+use airlock_channel::log::{self, Level};
+use airlock_channel::text::{self as split_text, Unit};
+use airlock_channel::{emit, http, pairing, workspace};
 use serde_json::{json, Value};
 
 use crate::config::{Admission, Config};
-use crate::env::{Env, HttpReply, Level, Outgoing};
 use crate::events::{self, Incoming, Kind, Parsed};
-use crate::text;
 
+/// The pairing namespace (the channel's name).
+pub const CHANNEL: &str = "slack";
 pub const WEBHOOK_PATH: &str = "/webhook/slack";
 pub const API: &str = "https://slack.com/api";
 pub const CONFIG_PATH: &str = "state/config";
@@ -68,23 +71,23 @@ pub struct Reply<'a> {
 // ---- on-start --------------------------------------------------------------------------------------------
 
 /// Check the config, keep it for later callbacks, and learn the bot's user id (config, else `auth.test`).
-pub fn start(env: &mut dyn Env, raw: &Value) -> Result<(), String> {
+pub fn start(raw: &Value) -> Result<(), String> {
     let cfg = Config::from_json(raw)?;
-    env.write(CONFIG_PATH, &cfg.to_state().to_string())?;
+    workspace::write(CONFIG_PATH, &cfg.to_state().to_string()).map_err(|e| e.to_string())?;
     if cfg.bot_user_id.is_none() {
-        match auth_test(env) {
+        match auth_test() {
             Ok(user) => {
-                env.write(BOT_USER_PATH, &user)?;
-                env.log(Level::Info, &format!("slack bot user is {user}"));
+                workspace::write(BOT_USER_PATH, &user).map_err(|e| e.to_string())?;
+                log::log(Level::Info, &format!("slack bot user is {user}"));
             }
-            Err(e) => env.log(Level::Warn, &format!("auth.test failed ({e}); the bot's id will be taken from events")),
+            Err(e) => log::log(Level::Warn, &format!("auth.test failed ({e}); the bot's id will be taken from events")),
         }
     }
     Ok(())
 }
 
-fn auth_test(env: &mut dyn Env) -> Result<String, String> {
-    let data = api_call(env, "auth.test", "application/json; charset=utf-8", b"{}", INBOUND_HTTP_TIMEOUT_MS)?;
+fn auth_test() -> Result<String, String> {
+    let data = api_call("auth.test", "application/json; charset=utf-8", b"{}", INBOUND_HTTP_TIMEOUT_MS)?;
     data.get("user_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| "no user_id".into())
 }
 
@@ -103,16 +106,14 @@ fn safe_code(value: Option<&Value>) -> String {
 }
 
 /// One Web API call; `Ok` is the response object when HTTP was 2xx and `ok` was true.
-fn api_call(
-    env: &mut dyn Env,
-    method: &str,
-    content_type: &str,
-    body: &[u8],
-    timeout_ms: u32,
-) -> Result<Value, String> {
+fn api_call(method: &str, content_type: &str, body: &[u8], timeout_ms: u32) -> Result<Value, String> {
     let url = format!("{API}/{method}");
-    let HttpReply { status, body } =
-        env.post(&url, content_type, body, timeout_ms).map_err(|e| format!("{method}: {e}"))?;
+    let http::Response { status, body, .. } = http::post(&url)
+        .header("Content-Type", content_type)
+        .body(body)
+        .timeout_ms(timeout_ms)
+        .send()
+        .map_err(|e| format!("{method}: {e}"))?;
     if status == 429 {
         return Err(format!("{method}: rate limited by Slack (HTTP 429)"));
     }
@@ -127,26 +128,16 @@ fn api_call(
 }
 
 /// Post `text` (split if long) to `channel`, in `thread_ts` when given. Returns the ts of each message.
-pub fn post_message(
-    env: &mut dyn Env,
-    channel: &str,
-    text: &str,
-    thread_ts: Option<&str>,
-) -> Result<Vec<String>, String> {
+pub fn post_message(channel: &str, text: &str, thread_ts: Option<&str>) -> Result<Vec<String>, String> {
     let mut sent = Vec::new();
-    for piece in text::split(text, MAX_TEXT_CHARS) {
+    for piece in split_text::split(text, MAX_TEXT_CHARS, Unit::Chars) {
         let mut payload = json!({"channel": channel, "text": piece});
         if let Some(ts) = thread_ts {
             payload["thread_ts"] = json!(ts);
         }
         let body = payload.to_string();
-        let data = api_call(
-            env,
-            "chat.postMessage",
-            "application/json; charset=utf-8",
-            body.as_bytes(),
-            REPLY_HTTP_TIMEOUT_MS,
-        )?;
+        let data =
+            api_call("chat.postMessage", "application/json; charset=utf-8", body.as_bytes(), REPLY_HTTP_TIMEOUT_MS)?;
         sent.push(data.get("ts").and_then(Value::as_str).unwrap_or("").to_string());
     }
     Ok(sent)
@@ -154,13 +145,13 @@ pub fn post_message(
 
 // ---- inbound ---------------------------------------------------------------------------------------------
 
-fn load_config(env: &mut dyn Env) -> Config {
-    let text = env.read(CONFIG_PATH);
+fn load_config() -> Config {
+    let text = workspace::read(CONFIG_PATH);
     Config::from_state(text.as_deref())
 }
 
 /// Handle one webhook request (see the module docs). Never fails: Slack retries anything but a 2xx.
-pub fn handle_request(env: &mut dyn Env, req: &Request<'_>) -> Response {
+pub fn handle_request(req: &Request<'_>) -> Response {
     if req.path != WEBHOOK_PATH {
         return Response::error(404, "not found");
     }
@@ -168,24 +159,28 @@ pub fn handle_request(env: &mut dyn Env, req: &Request<'_>) -> Response {
         return Response::error(405, "method not allowed");
     }
     if !req.secret_validated {
-        env.log(Level::Warn, "slack request the host did not verify: refused");
+        log::log(Level::Warn, "slack request the host did not verify: refused");
         return Response::error(401, "unauthorized");
     }
     let Ok(value) = serde_json::from_slice::<Value>(req.body) else {
-        env.log(Level::Warn, &format!("malformed slack request ({} bytes): ignored", req.body.len()));
+        log::log(Level::Warn, &format!("malformed slack request ({} bytes): ignored", req.body.len()));
         return Response::ok();
     };
-    let cfg = load_config(env);
-    let bot = cfg.bot_user_id.clone().or_else(|| env.read(BOT_USER_PATH)).or_else(|| events::envelope_bot_user(&value));
+    let cfg = load_config();
+    let bot = cfg
+        .bot_user_id
+        .clone()
+        .or_else(|| workspace::read(BOT_USER_PATH))
+        .or_else(|| events::envelope_bot_user(&value));
     match events::parse(&value, bot.as_deref()) {
         Parsed::Challenge(challenge) => Response { status: 200, body: json!({ "challenge": challenge }) },
         Parsed::Ignored(why) => {
-            env.log(Level::Debug, &format!("slack event ignored: {why}"));
+            log::log(Level::Debug, &format!("slack event ignored: {why}"));
             Response::ok()
         }
         Parsed::Message(msg) => {
-            if first_delivery(env, msg.event_id.as_deref()) {
-                admit_and_emit(env, &cfg, &msg);
+            if first_delivery(msg.event_id.as_deref()) {
+                admit_and_emit(&cfg, &msg);
             }
             Response::ok()
         }
@@ -193,54 +188,54 @@ pub fn handle_request(env: &mut dyn Env, req: &Request<'_>) -> Response {
 }
 
 /// False for a redelivery of an event already handled; records the id otherwise.
-fn first_delivery(env: &mut dyn Env, event_id: Option<&str>) -> bool {
+fn first_delivery(event_id: Option<&str>) -> bool {
     let Some(id) = event_id else { return true };
     let mut recent: Vec<String> =
-        env.read(RECENT_EVENTS_PATH).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        workspace::read(RECENT_EVENTS_PATH).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     if recent.iter().any(|r| r == id) {
-        env.log(Level::Info, &format!("slack event {id} delivered again: dropped"));
+        log::log(Level::Info, &format!("slack event {id} delivered again: dropped"));
         return false;
     }
     recent.push(id.to_string());
     let excess = recent.len().saturating_sub(MAX_RECENT_EVENTS);
     recent.drain(..excess);
-    if let Err(e) = env.write(RECENT_EVENTS_PATH, &json!(recent).to_string()) {
-        env.log(Level::Warn, &format!("could not record event {id}: {e}"));
+    if let Err(e) = workspace::write(RECENT_EVENTS_PATH, &json!(recent).to_string()) {
+        log::log(Level::Warn, &format!("could not record event {id}: {e}"));
     }
     true
 }
 
-fn admit_and_emit(env: &mut dyn Env, cfg: &Config, msg: &Incoming) {
+fn admit_and_emit(cfg: &Config, msg: &Incoming) {
     if msg.kind == Kind::DirectMessage {
         let decision = match cfg.admission(&msg.user) {
-            Admission::Pairing if env.pairing_allowed(&msg.user) => Admission::Allow,
+            Admission::Pairing if pairing::is_approved(CHANNEL, &msg.user) => Admission::Allow,
             other => other,
         };
         match decision {
             Admission::Allow => {}
             Admission::Deny => {
-                env.log(Level::Info, &format!("DM from {} dropped: not allowed ({})", msg.user, cfg.policy_name()));
+                log::log(Level::Info, &format!("DM from {} dropped: not allowed ({})", msg.user, cfg.policy_name()));
                 return;
             }
-            Admission::Pairing => return request_pairing(env, msg),
+            Admission::Pairing => return request_pairing(msg),
         }
     }
-    let user_name = user_name(env, cfg, msg);
-    env.emit(to_outgoing(cfg, msg, user_name));
+    let user_name = user_name(cfg, msg);
+    to_outgoing(cfg, msg, user_name).emit();
 }
 
-fn request_pairing(env: &mut dyn Env, msg: &Incoming) {
+fn request_pairing(msg: &Incoming) {
     let meta = json!({"channel": msg.channel, "team": msg.team});
-    match env.pairing_upsert(&msg.user, &meta) {
+    match pairing::upsert(CHANNEL, &msg.user, &meta).map(|u| (u.code, u.created)) {
         Ok((code, true)) => {
-            env.log(Level::Info, &format!("pairing requested by slack user {}: code {code}", msg.user));
+            log::log(Level::Info, &format!("pairing requested by slack user {}: code {code}", msg.user));
             let text = pairing_text(&code);
-            if let Err(e) = post_message(env, &msg.channel, &text, None) {
-                env.log(Level::Warn, &format!("could not send the pairing code to {}: {e}", msg.user));
+            if let Err(e) = post_message(&msg.channel, &text, None) {
+                log::log(Level::Warn, &format!("could not send the pairing code to {}: {e}", msg.user));
             }
         }
-        Ok((_, false)) => env.log(Level::Debug, &format!("slack user {} is still waiting for approval", msg.user)),
-        Err(e) => env.log(Level::Warn, &format!("pairing request for {} failed: {e}", msg.user)),
+        Ok((_, false)) => log::log(Level::Debug, &format!("slack user {} is still waiting for approval", msg.user)),
+        Err(e) => log::log(Level::Warn, &format!("pairing request for {} failed: {e}", msg.user)),
     }
 }
 
@@ -252,30 +247,25 @@ pub fn pairing_text(code: &str) -> String {
 
 /// The sender's name: the event's `user_profile`, else the workspace cache, else one `users.info` call
 /// (cached, a failure too, so a missing `users:read` scope costs one call per user, not one per message).
-fn user_name(env: &mut dyn Env, cfg: &Config, msg: &Incoming) -> Option<String> {
+fn user_name(cfg: &Config, msg: &Incoming) -> Option<String> {
     if msg.profile_name.is_some() || !cfg.resolve_user_names {
         return msg.profile_name.clone();
     }
     let path = format!("{USER_CACHE_PREFIX}{}", msg.user);
-    if let Some(cached) = env.read(&path).and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+    if let Some(cached) = workspace::read(&path).and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
         return cached.get("name").and_then(Value::as_str).map(str::to_string);
     }
     let form = format!("user={}", form_escape(&msg.user));
-    let name = match api_call(
-        env,
-        "users.info",
-        "application/x-www-form-urlencoded",
-        form.as_bytes(),
-        INBOUND_HTTP_TIMEOUT_MS,
-    ) {
-        Ok(data) => name_of(&data["user"]),
-        Err(e) => {
-            env.log(Level::Debug, &format!("no name for {}: {e}", msg.user));
-            None
-        }
-    };
-    if let Err(e) = env.write(&path, &json!({ "name": name }).to_string()) {
-        env.log(Level::Debug, &format!("could not cache the name of {}: {e}", msg.user));
+    let name =
+        match api_call("users.info", "application/x-www-form-urlencoded", form.as_bytes(), INBOUND_HTTP_TIMEOUT_MS) {
+            Ok(data) => name_of(&data["user"]),
+            Err(e) => {
+                log::log(Level::Debug, &format!("no name for {}: {e}", msg.user));
+                None
+            }
+        };
+    if let Err(e) = workspace::write(&path, &json!({ "name": name }).to_string()) {
+        log::log(Level::Debug, &format!("could not cache the name of {}: {e}", msg.user));
     }
     name
 }
@@ -301,7 +291,7 @@ fn form_escape(text: &str) -> String {
 
 /// The message for the agent. `reply_thread_ts` in the metadata is where the answer goes: the thread the
 /// message was in, or (for an @mention with `reply_in_thread`) a new thread under the mention itself.
-pub fn to_outgoing(cfg: &Config, msg: &Incoming, user_name: Option<String>) -> Outgoing {
+pub fn to_outgoing(cfg: &Config, msg: &Incoming, user_name: Option<String>) -> emit::Message {
     let reply_thread = match (&msg.thread_ts, msg.kind) {
         (Some(t), _) => Some(t.clone()),
         (None, Kind::Mention) if cfg.reply_in_thread => Some(msg.ts.clone()),
@@ -319,7 +309,7 @@ pub fn to_outgoing(cfg: &Config, msg: &Incoming, user_name: Option<String>) -> O
         // Mentions come from shared channels: the host leaves their admission to the mention rule.
         "is_group": msg.kind == Kind::Mention,
     });
-    Outgoing { user_id: msg.user.clone(), user_name, content: msg.text.clone(), thread_id: reply_thread, metadata }
+    emit::Message { user_name, thread_id: reply_thread, ..emit::Message::new(&msg.user, &msg.text).metadata(metadata) }
 }
 
 // ---- outbound --------------------------------------------------------------------------------------------
@@ -333,7 +323,7 @@ fn is_ts(text: &str) -> bool {
 }
 
 /// on-respond: post the reply where the original message came from.
-pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
+pub fn respond(reply: &Reply<'_>) -> Result<(), String> {
     let meta = reply.metadata;
     let channel = meta
         .get("channel")
@@ -341,28 +331,28 @@ pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
         .filter(|c| !c.is_empty())
         .ok_or_else(|| "the original message's metadata has no slack channel".to_string())?;
     let thread = meta.get("reply_thread_ts").and_then(Value::as_str).or(reply.thread_id).filter(|t| is_ts(t));
-    send(env, channel, reply, thread)
+    send(channel, reply, thread)
 }
 
 /// on-broadcast: a new message to `user_id` (Slack opens the app's DM with that user when the channel is a
 /// user id).
-pub fn broadcast(env: &mut dyn Env, user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
+pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
     if user_id.is_empty() || user_id.len() > 32 || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err("not a slack user or channel id".into());
     }
-    send(env, user_id, reply, None)
+    send(user_id, reply, None)
 }
 
-fn send(env: &mut dyn Env, channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<(), String> {
+fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<(), String> {
     if reply.attachments > 0 {
-        env.log(
+        log::log(
             Level::Warn,
             &format!("{} attachment(s) not sent: the slack channel sends text only", reply.attachments),
         );
     }
     if reply.content.trim().is_empty() {
-        env.log(Level::Warn, "empty reply: nothing sent");
+        log::log(Level::Warn, "empty reply: nothing sent");
         return Ok(());
     }
-    post_message(env, channel, reply.content, thread).map(|_| ())
+    post_message(channel, reply.content, thread).map(|_| ())
 }

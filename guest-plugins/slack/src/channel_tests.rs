@@ -1,22 +1,39 @@
-//! Unit tests of `channel.rs` over the recording `FakeEnv`.
+//! Unit tests of `channel.rs` over the SDK's `MockHost` (every outbound call is answered with
+//! `200 {"ok": true, "ts": "9.000001"}` unless a test queues another answer).
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use crate::channel::*;
-use crate::env::Level;
-use crate::testing::FakeEnv;
+use airlock_channel::log::Level;
+use std::rc::Rc;
 
-fn started(config: Value) -> FakeEnv {
-    let mut env = FakeEnv::default();
-    env.answer(200, r#"{"ok": true, "user_id": "UBOT"}"#);
-    start(&mut env, &config).unwrap();
-    env.posts.clear();
+use airlock_channel::testing::MockHost;
+
+/// A fresh mock host whose outbound calls succeed by default.
+fn fake() -> Rc<MockHost> {
+    let host = MockHost::install();
+    host.on_http(|_| Ok((200, BTreeMap::new(), br#"{"ok": true, "ts": "9.000001"}"#.to_vec())));
+    host
+}
+
+/// The body of the `i`th outbound request, as JSON.
+fn posted_json(host: &MockHost, i: usize) -> Value {
+    host.http_calls()[i].json()
+}
+
+fn started(config: Value) -> Rc<MockHost> {
+    let env = fake();
+    env.queue_http(200, r#"{"ok": true, "user_id": "UBOT"}"#);
+    start(&config).unwrap();
+    env.take_http_calls();
     env
 }
 
-fn request(env: &mut FakeEnv, body: &Value) -> Response {
+fn request(body: &Value) -> Response {
     let body = body.to_string();
-    handle_request(env, &Request { method: "POST", path: WEBHOOK_PATH, body: body.as_bytes(), secret_validated: true })
+    handle_request(&Request { method: "POST", path: WEBHOOK_PATH, body: body.as_bytes(), secret_validated: true })
 }
 
 fn dm(text: &str, user: &str, event_id: &str) -> Value {
@@ -28,152 +45,158 @@ fn dm(text: &str, user: &str, event_id: &str) -> Value {
 #[test]
 fn start_learns_the_bot_id_and_rejects_bad_config() {
     let env = started(json!({"dm_policy": "open"}));
-    assert_eq!(env.workspace.get(BOT_USER_PATH).map(String::as_str), Some("UBOT"));
-    let mut env = FakeEnv::default();
-    assert!(start(&mut env, &json!({"dm_policy": "nobody"})).unwrap_err().contains("dm_policy"));
-    let mut env = FakeEnv::default();
-    env.answer(200, r#"{"ok": false, "error": "invalid_auth"}"#);
-    start(&mut env, &json!({})).unwrap();
-    assert!(env.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("invalid_auth")));
+    assert_eq!(env.workspace_get(BOT_USER_PATH).as_deref(), Some("UBOT"));
+    let _host = fake();
+    assert!(start(&json!({"dm_policy": "nobody"})).unwrap_err().contains("dm_policy"));
+    let env = fake();
+    env.queue_http(200, r#"{"ok": false, "error": "invalid_auth"}"#);
+    start(&json!({})).unwrap();
+    assert!(env.logs().iter().any(|(l, m)| *l == Level::Warn && m.contains("invalid_auth")));
 }
 
 #[test]
 fn challenge_and_refusals() {
-    let mut env = started(json!({}));
-    let r = request(&mut env, &json!({"type": "url_verification", "challenge": "c-123"}));
+    let env = started(json!({}));
+    let r = request(&json!({"type": "url_verification", "challenge": "c-123"}));
     assert_eq!((r.status, r.body.clone()), (200, json!({"challenge": "c-123"})));
     let unverified = Request { method: "POST", path: WEBHOOK_PATH, body: b"{}", secret_validated: false };
-    assert_eq!(handle_request(&mut env, &unverified).status, 401);
+    assert_eq!(handle_request(&unverified).status, 401);
     let get = Request { method: "GET", path: WEBHOOK_PATH, body: b"", secret_validated: true };
-    assert_eq!(handle_request(&mut env, &get).status, 405);
+    assert_eq!(handle_request(&get).status, 405);
     let other = Request { method: "POST", path: "/webhook/other", body: b"", secret_validated: true };
-    assert_eq!(handle_request(&mut env, &other).status, 404);
+    assert_eq!(handle_request(&other).status, 404);
     let junk = Request { method: "POST", path: WEBHOOK_PATH, body: b"{junk", secret_validated: true };
-    assert_eq!(handle_request(&mut env, &junk).status, 200);
-    assert!(env.emitted.is_empty());
+    assert_eq!(handle_request(&junk).status, 200);
+    assert!(env.emitted().is_empty());
 }
 
 #[test]
 fn open_dm_is_emitted_once_with_name_and_metadata() {
-    let mut env = started(json!({"dm_policy": "open"}));
-    env.answer(200, r#"{"ok": true, "user": {"id": "U1", "name": "alice", "profile": {"display_name": "Alice"}}}"#);
-    assert_eq!(request(&mut env, &dm("hello", "U1", "Ev1")).status, 200);
-    assert_eq!(request(&mut env, &dm("hello", "U1", "Ev1")).status, 200); // Slack's retry
-    assert_eq!(env.emitted.len(), 1);
-    let m = &env.emitted[0];
+    let env = started(json!({"dm_policy": "open"}));
+    env.queue_http(200, r#"{"ok": true, "user": {"id": "U1", "name": "alice", "profile": {"display_name": "Alice"}}}"#);
+    assert_eq!(request(&dm("hello", "U1", "Ev1")).status, 200);
+    assert_eq!(request(&dm("hello", "U1", "Ev1")).status, 200); // Slack's retry
+    assert_eq!(env.emitted().len(), 1);
+    let m = &env.emitted()[0];
     assert_eq!((m.user_id.as_str(), m.user_name.as_deref(), m.content.as_str()), ("U1", Some("Alice"), "hello"));
     assert_eq!(m.metadata["channel"], "D1");
     assert_eq!(m.metadata["is_group"], false);
     assert_eq!(m.thread_id, None);
-    assert_eq!(env.posts.len(), 1, "users.info once");
-    assert!(env.posts[0].0.ends_with("/users.info") && env.posts[0].2 == "user=U1");
+    assert_eq!(env.http_calls().len(), 1, "users.info once");
+    assert!(
+        env.http_calls()[0].url.ends_with("/users.info")
+            && env.http_calls()[0].body.as_deref() == Some(&b"user=U1"[..])
+    );
     // The name is cached: a second message makes no call.
-    request(&mut env, &dm("again", "U1", "Ev2"));
-    assert_eq!((env.posts.len(), env.emitted[1].user_name.as_deref()), (1, Some("Alice")));
+    request(&dm("again", "U1", "Ev2"));
+    assert_eq!((env.http_calls().len(), env.emitted()[1].user_name.as_deref()), (1, Some("Alice")));
 }
 
 #[test]
 fn self_and_bot_messages_ignored() {
-    let mut env = started(json!({"dm_policy": "open", "resolve_user_names": false}));
-    request(&mut env, &dm("echo of myself", "UBOT", "Ev1"));
+    let env = started(json!({"dm_policy": "open", "resolve_user_names": false}));
+    request(&dm("echo of myself", "UBOT", "Ev1"));
     let mut bot = dm("from a bot", "U2", "Ev2");
     bot["event"]["bot_id"] = json!("B9");
-    request(&mut env, &bot);
-    assert!(env.emitted.is_empty() && env.posts.is_empty());
+    request(&bot);
+    assert!(env.emitted().is_empty() && env.http_calls().is_empty());
 }
 
 #[test]
 fn pairing_sends_a_code_once_then_admits_after_approval() {
-    let mut env = started(json!({"dm_policy": "pairing", "resolve_user_names": false}));
-    request(&mut env, &dm("let me in", "U7", "Ev1"));
-    request(&mut env, &dm("please", "U7", "Ev2"));
-    assert!(env.emitted.is_empty());
-    assert_eq!(env.posts.len(), 1, "one code, not one per message");
-    let sent = env.posted_json(0);
+    let env = started(json!({"dm_policy": "pairing", "resolve_user_names": false}));
+    request(&dm("let me in", "U7", "Ev1"));
+    request(&dm("please", "U7", "Ev2"));
+    assert!(env.emitted().is_empty());
+    assert_eq!(env.http_calls().len(), 1, "one code, not one per message");
+    let sent = posted_json(&env, 0);
     assert_eq!(sent["channel"], "D1");
-    assert!(sent["text"].as_str().unwrap().contains("CODE1"));
-    env.paired.insert("U7".into());
-    request(&mut env, &dm("now?", "U7", "Ev3"));
-    assert_eq!(env.emitted.len(), 1);
+    assert!(sent["text"].as_str().unwrap().contains("CODE0001"));
+    env.approve_pairing(CHANNEL, "U7", "owner");
+    request(&dm("now?", "U7", "Ev3"));
+    assert_eq!(env.emitted().len(), 1);
 }
 
 #[test]
 fn allowlist_denies_strangers_and_admits_owner() {
-    let mut env = started(json!({"dm_policy": "allowlist", "owner_id": "UOWN", "resolve_user_names": false}));
-    request(&mut env, &dm("hi", "U7", "Ev1"));
-    assert!(env.emitted.is_empty() && env.posts.is_empty());
-    request(&mut env, &dm("hi", "UOWN", "Ev2"));
-    assert_eq!(env.emitted.len(), 1);
+    let env = started(json!({"dm_policy": "allowlist", "owner_id": "UOWN", "resolve_user_names": false}));
+    request(&dm("hi", "U7", "Ev1"));
+    assert!(env.emitted().is_empty() && env.http_calls().is_empty());
+    request(&dm("hi", "UOWN", "Ev2"));
+    assert_eq!(env.emitted().len(), 1);
 }
 
 #[test]
 fn mention_replies_in_thread() {
-    let mut env = started(json!({"dm_policy": "allowlist", "resolve_user_names": false}));
+    let env = started(json!({"dm_policy": "allowlist", "resolve_user_names": false}));
     let body = json!({"type": "event_callback", "event_id": "Ev1",
                       "event": {"type": "app_mention", "channel": "C1", "user": "U5", "ts": "20.000200",
                                 "text": "<@UBOT> status?"}});
-    request(&mut env, &body);
-    let m = env.emitted[0].clone();
+    request(&body);
+    let m = env.emitted()[0].clone();
     assert_eq!((m.content.as_str(), m.thread_id.as_deref()), ("status?", Some("20.000200")));
     assert_eq!(m.metadata["is_group"], true);
     let meta = m.metadata.clone();
-    respond(&mut env, &Reply { content: "all good", thread_id: None, metadata: &meta, attachments: 0 }).unwrap();
-    let sent = env.posted_json(0);
+    respond(&Reply { content: "all good", thread_id: None, metadata: &meta, attachments: 0 }).unwrap();
+    let sent = posted_json(&env, 0);
     assert_eq!((sent["channel"].as_str(), sent["thread_ts"].as_str()), (Some("C1"), Some("20.000200")));
-    assert!(env.posts[0].0 == "https://slack.com/api/chat.postMessage");
+    assert!(env.http_calls()[0].url == "https://slack.com/api/chat.postMessage");
 }
 
 #[test]
 fn respond_errors_are_reported() {
-    let mut env = FakeEnv::default();
+    let env = fake();
     let meta = json!({"channel": "D1", "reply_thread_ts": null});
     let reply = Reply { content: "hi", thread_id: None, metadata: &meta, attachments: 0 };
-    env.answer(200, r#"{"ok": false, "error": "channel_not_found"}"#);
-    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage failed: channel_not_found");
-    env.answer(500, "oops");
-    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage: HTTP 500");
-    env.answer(429, "");
-    assert!(respond(&mut env, &reply).unwrap_err().contains("rate limited"));
-    env.answers.push_back(Err("host refused: not allowed".into()));
-    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage: host refused: not allowed");
-    env.answer(200, r#"{"ok": false, "error": "xoxb-secret-looking <script>"}"#);
-    assert_eq!(respond(&mut env, &reply).unwrap_err(), "chat.postMessage failed: unknown_error");
+    env.queue_http(200, r#"{"ok": false, "error": "channel_not_found"}"#);
+    assert_eq!(respond(&reply).unwrap_err(), "chat.postMessage failed: channel_not_found");
+    env.queue_http(500, "oops");
+    assert_eq!(respond(&reply).unwrap_err(), "chat.postMessage: HTTP 500");
+    env.queue_http(429, "");
+    assert!(respond(&reply).unwrap_err().contains("rate limited"));
+    env.queue_http_error("host refused: not allowed");
+    assert_eq!(
+        respond(&reply).unwrap_err(),
+        "chat.postMessage: http: POST https://slack.com/api/chat.postMessage: host refused: not allowed"
+    );
+    env.queue_http(200, r#"{"ok": false, "error": "xoxb-secret-looking <script>"}"#);
+    assert_eq!(respond(&reply).unwrap_err(), "chat.postMessage failed: unknown_error");
     let no_channel = Reply { content: "hi", thread_id: None, metadata: &json!({}), attachments: 0 };
-    assert!(respond(&mut env, &no_channel).is_err());
-    let sent = env.posted_json(0);
+    assert!(respond(&no_channel).is_err());
+    let sent = posted_json(&env, 0);
     assert!(sent.get("thread_ts").is_none());
 }
 
 #[test]
 fn long_reply_split_and_thread_from_reply_when_metadata_lacks_it() {
-    let mut env = FakeEnv::default();
+    let env = fake();
     let text = "word ".repeat(MAX_TEXT_CHARS / 4);
     let meta = json!({"channel": "D1"});
-    respond(&mut env, &Reply { content: &text, thread_id: Some("5.5"), metadata: &meta, attachments: 1 }).unwrap();
-    assert_eq!(env.posts.len(), 2);
-    assert!((0..2).all(|i| env.posted_json(i)["thread_ts"] == "5.5"));
-    assert!(env.logs.iter().any(|(_, m)| m.contains("attachment")));
+    respond(&Reply { content: &text, thread_id: Some("5.5"), metadata: &meta, attachments: 1 }).unwrap();
+    assert_eq!(env.http_calls().len(), 2);
+    assert!((0..2).all(|i| posted_json(&env, i)["thread_ts"] == "5.5"));
+    assert!(env.logs().iter().any(|(_, m)| m.contains("attachment")));
     let bad_thread = Reply { content: "x", thread_id: Some("../etc"), metadata: &meta, attachments: 0 };
-    respond(&mut env, &bad_thread).unwrap();
-    assert!(env.posted_json(2).get("thread_ts").is_none());
+    respond(&bad_thread).unwrap();
+    assert!(posted_json(&env, 2).get("thread_ts").is_none());
 }
 
 #[test]
 fn broadcast_checks_the_id() {
-    let mut env = FakeEnv::default();
+    let env = fake();
     let reply = Reply { content: "news", thread_id: None, metadata: &json!({}), attachments: 0 };
-    broadcast(&mut env, "U123", &reply).unwrap();
-    assert_eq!(env.posted_json(0)["channel"], "U123");
-    assert!(broadcast(&mut env, "U1&x=2", &reply).is_err());
+    broadcast("U123", &reply).unwrap();
+    assert_eq!(posted_json(&env, 0)["channel"], "U123");
+    assert!(broadcast("U1&x=2", &reply).is_err());
 }
 
 #[test]
 fn recent_events_are_bounded() {
-    let mut env = started(json!({"dm_policy": "open", "resolve_user_names": false}));
+    let env = started(json!({"dm_policy": "open", "resolve_user_names": false}));
     for i in 0..(MAX_RECENT_EVENTS + 10) {
-        request(&mut env, &dm("x", "U1", &format!("Ev{i}")));
+        request(&dm("x", "U1", &format!("Ev{i}")));
     }
-    let kept: Vec<String> = serde_json::from_str(&env.workspace[RECENT_EVENTS_PATH]).unwrap();
+    let kept: Vec<String> = serde_json::from_str(&env.workspace_get(RECENT_EVENTS_PATH).unwrap()).unwrap();
     assert_eq!(kept.len(), MAX_RECENT_EVENTS);
     assert_eq!(kept[0], "Ev10");
 }

@@ -1,30 +1,20 @@
 //! Slack channel for Airlock: the Events API webhook in, `chat.postMessage` out.
 //!
-//! Behaviour lives in [`channel`] (over the [`env::Env`] trait, unit-tested natively); this file only binds
+//! Behaviour lives in [`channel`] (over the SDK's host wrappers, unit-tested natively with `airlock_channel::testing::MockHost`); this file only binds
 //! it to the SDK's [`Channel`] trait. `on-status` does nothing: a Slack bot has no typing indicator in the
 //! Events API, and posting "thinking..." messages would add noise to the conversation.
 
 pub mod channel;
 pub mod config;
-pub mod env;
 pub mod events;
-mod sdk_env;
-pub mod text;
 
 #[cfg(test)]
 mod channel_tests;
-#[cfg(test)]
-mod testing;
 
 use airlock_channel::{AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result};
 use serde_json::Value;
 
 use crate::channel::{Reply, WEBHOOK_PATH};
-use crate::sdk_env::SdkEnv;
-
-fn env() -> SdkEnv {
-    SdkEnv { channel: "slack" }
-}
 
 fn reply(response: &AgentResponse) -> Reply<'_> {
     Reply {
@@ -39,7 +29,7 @@ pub struct Slack;
 
 impl Channel for Slack {
     fn on_start(config: Config) -> Result<ChannelConfig> {
-        channel::start(&mut env(), &Value::Object(config.as_map().clone())).map_err(Error::new)?;
+        channel::start(&Value::Object(config.as_map().clone())).map_err(Error::new)?;
         Ok(ChannelConfig::new("Slack").endpoint(Endpoint::post(WEBHOOK_PATH).require_secret(true)))
     }
 
@@ -50,16 +40,16 @@ impl Channel for Slack {
             body: &req.body,
             secret_validated: req.secret_validated,
         };
-        let out = channel::handle_request(&mut env(), &request);
+        let out = channel::handle_request(&request);
         Response::json(out.status, &out.body)
     }
 
     fn on_respond(response: &AgentResponse) -> Result<()> {
-        channel::respond(&mut env(), &reply(response)).map_err(Error::new)
+        channel::respond(&reply(response)).map_err(Error::new)
     }
 
     fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
-        channel::broadcast(&mut env(), user_id, &reply(response)).map_err(Error::new)
+        channel::broadcast(user_id, &reply(response)).map_err(Error::new)
     }
 }
 

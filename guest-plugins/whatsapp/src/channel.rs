@@ -1,4 +1,4 @@
-//! The WhatsApp channel's behaviour, over the [`Env`] trait (no SDK types here).
+//! The WhatsApp channel's behaviour over the SDK's host wrappers; unit-tested natively with the SDK's `MockHost`.
 //!
 //! Inbound: the host has checked the request before [`handle_request`] runs (GET: `hub.mode=subscribe` and
 //! `hub.verify_token` equal to the stored `whatsapp_verify_token`; POST: `X-Hub-Signature-256` = `sha256=`
@@ -15,13 +15,16 @@
 //! the access token added by the host (`Authorization: Bearer`, credential `whatsapp_access`); the reply goes
 //! to the sender, quoting the original message (`context.message_id`) when `reply_to_message` is on.
 
+use airlock_channel::log::{self, Level};
+use airlock_channel::text::{self as split_text, Unit};
+use airlock_channel::{emit, http, pairing, workspace};
 use serde_json::{json, Value};
 
 use crate::config::{is_numeric_id, normalize_id, Admission, Config};
-use crate::env::{Env, HttpReply, Level, Outgoing};
-use crate::text;
 use crate::webhook::{self, Item, TextMessage};
 
+/// The pairing namespace (the channel's name).
+pub const CHANNEL: &str = "whatsapp";
 pub const WEBHOOK_PATH: &str = "/webhook/whatsapp";
 pub const GRAPH: &str = "https://graph.facebook.com";
 pub const CONFIG_PATH: &str = "state/config";
@@ -76,33 +79,33 @@ pub struct Reply<'a> {
 
 // ---- on-start --------------------------------------------------------------------------------------------
 
-pub fn start(env: &mut dyn Env, raw: &Value) -> Result<(), String> {
+pub fn start(raw: &Value) -> Result<(), String> {
     let cfg = Config::from_json(raw)?;
-    env.write(CONFIG_PATH, &cfg.to_state().to_string())
+    workspace::write(CONFIG_PATH, &cfg.to_state().to_string()).map_err(|e| e.to_string())
 }
 
-fn load_config(env: &mut dyn Env) -> Config {
-    let text = env.read(CONFIG_PATH);
+fn load_config() -> Config {
+    let text = workspace::read(CONFIG_PATH);
     Config::from_state(text.as_deref())
 }
 
 // ---- inbound ---------------------------------------------------------------------------------------------
 
-pub fn handle_request(env: &mut dyn Env, req: &Request<'_>) -> Response {
+pub fn handle_request(req: &Request<'_>) -> Response {
     if req.path != WEBHOOK_PATH {
         return Response::error(404, "not found");
     }
     match req.method {
-        "GET" => handshake(env, req),
-        "POST" => notification(env, req),
+        "GET" => handshake(req),
+        "POST" => notification(req),
         _ => Response::error(405, "method not allowed"),
     }
 }
 
 /// Meta's subscription check: echo `hub.challenge` once the host has matched the verify token.
-fn handshake(env: &mut dyn Env, req: &Request<'_>) -> Response {
+fn handshake(req: &Request<'_>) -> Response {
     if !req.secret_validated {
-        env.log(Level::Warn, "whatsapp handshake the host did not verify: refused");
+        log::log(Level::Warn, "whatsapp handshake the host did not verify: refused");
         return Response::error(403, "forbidden");
     }
     let mode = req.query.get("hub.mode").and_then(Value::as_str);
@@ -111,25 +114,25 @@ fn handshake(env: &mut dyn Env, req: &Request<'_>) -> Response {
     if mode != Some("subscribe") || challenge.is_empty() || challenge.len() > MAX_CHALLENGE_CHARS || !printable {
         return Response::error(400, "bad handshake");
     }
-    env.log(Level::Info, "whatsapp webhook subscription verified");
+    log::log(Level::Info, "whatsapp webhook subscription verified");
     Response { status: 200, content_type: "text/plain", body: challenge.as_bytes().to_vec() }
 }
 
-fn notification(env: &mut dyn Env, req: &Request<'_>) -> Response {
+fn notification(req: &Request<'_>) -> Response {
     if !req.secret_validated {
-        env.log(Level::Warn, "whatsapp notification without a verified signature: refused");
+        log::log(Level::Warn, "whatsapp notification without a verified signature: refused");
         return Response::error(401, "unauthorized");
     }
     let Ok(body) = serde_json::from_slice::<Value>(req.body) else {
-        env.log(Level::Warn, &format!("malformed whatsapp notification ({} bytes): ignored", req.body.len()));
+        log::log(Level::Warn, &format!("malformed whatsapp notification ({} bytes): ignored", req.body.len()));
         return Response::ok();
     };
     let parsed = webhook::parse(&body);
     if parsed.statuses > 0 {
-        env.log(Level::Debug, &format!("{} delivery status(es) ignored", parsed.statuses));
+        log::log(Level::Debug, &format!("{} delivery status(es) ignored", parsed.statuses));
     }
     if parsed.truncated {
-        env.log(
+        log::log(
             Level::Warn,
             &format!("notification has more than {} messages: the rest is dropped", webhook::MAX_ITEMS),
         );
@@ -137,23 +140,23 @@ fn notification(env: &mut dyn Env, req: &Request<'_>) -> Response {
     if parsed.items.is_empty() {
         return Response::ok();
     }
-    let cfg = load_config(env);
-    let mut recent = RecentIds::load(env);
+    let cfg = load_config();
+    let mut recent = RecentIds::load();
     for item in parsed.items {
         match item {
             Item::Text(msg) => {
                 if recent.first_time(&msg.message_id) {
-                    admit_and_emit(env, &cfg, &msg);
+                    admit_and_emit(&cfg, &msg);
                 }
             }
             Item::Unsupported { kind, from, message_id } => {
                 if recent.first_time(&message_id) {
-                    env.log(Level::Info, &format!("unsupported message type {kind} from {from}: skipped"));
+                    log::log(Level::Info, &format!("unsupported message type {kind} from {from}: skipped"));
                 }
             }
         }
     }
-    recent.save(env);
+    recent.save();
     Response::ok()
 }
 
@@ -164,8 +167,8 @@ struct RecentIds {
 }
 
 impl RecentIds {
-    fn load(env: &mut dyn Env) -> Self {
-        let ids = env.read(RECENT_MESSAGES_PATH).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    fn load() -> Self {
+        let ids = workspace::read(RECENT_MESSAGES_PATH).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         Self { ids, changed: false }
     }
 
@@ -178,51 +181,51 @@ impl RecentIds {
         true
     }
 
-    fn save(mut self, env: &mut dyn Env) {
+    fn save(mut self) {
         if !self.changed {
             return;
         }
         let excess = self.ids.len().saturating_sub(MAX_RECENT_MESSAGES);
         self.ids.drain(..excess);
-        if let Err(e) = env.write(RECENT_MESSAGES_PATH, &json!(self.ids).to_string()) {
-            env.log(Level::Warn, &format!("could not record message ids: {e}"));
+        if let Err(e) = workspace::write(RECENT_MESSAGES_PATH, &json!(self.ids).to_string()) {
+            log::log(Level::Warn, &format!("could not record message ids: {e}"));
         }
     }
 }
 
-fn admit_and_emit(env: &mut dyn Env, cfg: &Config, msg: &TextMessage) {
+fn admit_and_emit(cfg: &Config, msg: &TextMessage) {
     let decision = match cfg.admission(&msg.from) {
-        Admission::Pairing if env.pairing_allowed(&msg.from) => Admission::Allow,
+        Admission::Pairing if pairing::is_approved(CHANNEL, &msg.from) => Admission::Allow,
         other => other,
     };
     match decision {
         Admission::Allow => {
-            if env.read(LAST_NUMBER_PATH).as_deref() != Some(msg.phone_number_id.as_str()) {
+            if workspace::read(LAST_NUMBER_PATH).as_deref() != Some(msg.phone_number_id.as_str()) {
                 // Best effort: only on-broadcast without a configured number needs it.
-                let _ = env.write(LAST_NUMBER_PATH, &msg.phone_number_id);
+                let _ = workspace::write(LAST_NUMBER_PATH, &msg.phone_number_id);
             }
-            env.emit(to_outgoing(msg));
+            to_outgoing(msg).emit();
         }
         Admission::Deny => {
-            env.log(Level::Info, &format!("message from {} dropped: not allowed ({})", msg.from, cfg.policy_name()));
+            log::log(Level::Info, &format!("message from {} dropped: not allowed ({})", msg.from, cfg.policy_name()));
         }
-        Admission::Pairing => request_pairing(env, cfg, msg),
+        Admission::Pairing => request_pairing(cfg, msg),
     }
 }
 
-fn request_pairing(env: &mut dyn Env, cfg: &Config, msg: &TextMessage) {
+fn request_pairing(cfg: &Config, msg: &TextMessage) {
     let meta = json!({"name": msg.name, "phone_number_id": msg.phone_number_id});
-    match env.pairing_upsert(&msg.from, &meta) {
+    match pairing::upsert(CHANNEL, &msg.from, &meta).map(|u| (u.code, u.created)) {
         Ok((code, true)) => {
-            env.log(Level::Info, &format!("pairing requested by whatsapp user {}: code {code}", msg.from));
+            log::log(Level::Info, &format!("pairing requested by whatsapp user {}: code {code}", msg.from));
             let body = pairing_text(&code);
-            let sent = send_text(env, cfg, &msg.phone_number_id, &msg.from, &body, None, INBOUND_HTTP_TIMEOUT_MS);
+            let sent = send_text(cfg, &msg.phone_number_id, &msg.from, &body, None, INBOUND_HTTP_TIMEOUT_MS);
             if let Err(e) = sent {
-                env.log(Level::Warn, &format!("could not send the pairing code to {}: {e}", msg.from));
+                log::log(Level::Warn, &format!("could not send the pairing code to {}: {e}", msg.from));
             }
         }
-        Ok((_, false)) => env.log(Level::Debug, &format!("whatsapp user {} is still waiting for approval", msg.from)),
-        Err(e) => env.log(Level::Warn, &format!("pairing request for {} failed: {e}", msg.from)),
+        Ok((_, false)) => log::log(Level::Debug, &format!("whatsapp user {} is still waiting for approval", msg.from)),
+        Err(e) => log::log(Level::Warn, &format!("pairing request for {} failed: {e}", msg.from)),
     }
 }
 
@@ -230,7 +233,7 @@ pub fn pairing_text(code: &str) -> String {
     format!("To chat with this assistant, ask its operator to approve pairing code {code} (airlock pairing approve whatsapp {code})")
 }
 
-pub fn to_outgoing(msg: &TextMessage) -> Outgoing {
+pub fn to_outgoing(msg: &TextMessage) -> emit::Message {
     let metadata = json!({
         "phone_number_id": msg.phone_number_id,
         "from": msg.from,
@@ -238,13 +241,7 @@ pub fn to_outgoing(msg: &TextMessage) -> Outgoing {
         "name": msg.name,
         "context_id": msg.context_id,
     });
-    Outgoing {
-        user_id: msg.from.clone(),
-        user_name: msg.name.clone(),
-        content: msg.text.clone(),
-        thread_id: None,
-        metadata,
-    }
+    emit::Message { user_name: msg.name.clone(), ..emit::Message::new(&msg.from, &msg.text).metadata(metadata) }
 }
 
 // ---- outbound --------------------------------------------------------------------------------------------
@@ -266,7 +263,6 @@ fn graph_error(status: u16, body: &[u8]) -> String {
 /// Send `body` (split at 4096 characters) to `to` from the business number `phone_number_id`; the first part
 /// quotes `context` when given. Returns the wamids.
 pub fn send_text(
-    env: &mut dyn Env,
     cfg: &Config,
     phone_number_id: &str,
     to: &str,
@@ -279,15 +275,14 @@ pub fn send_text(
     }
     let url = format!("{GRAPH}/{}/{phone_number_id}/messages", cfg.api_version);
     let mut ids = Vec::new();
-    for (i, piece) in text::split(body, MAX_TEXT_CHARS).into_iter().enumerate() {
+    for (i, piece) in split_text::split(body, MAX_TEXT_CHARS, Unit::Chars).into_iter().enumerate() {
         let mut payload = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                                  "type": "text", "text": {"body": piece, "preview_url": false}});
         if let (0, Some(id)) = (i, context) {
             payload["context"] = json!({ "message_id": id });
         }
-        let HttpReply { status, body } = env
-            .post(&url, "application/json", payload.to_string().as_bytes(), timeout_ms)
-            .map_err(|e| format!("whatsapp send: {e}"))?;
+        let http::Response { status, body, .. } =
+            http::post(&url).json(&payload).timeout_ms(timeout_ms).send().map_err(|e| format!("whatsapp send: {e}"))?;
         if !(200..300).contains(&status) {
             return Err(format!("whatsapp send failed: {}", graph_error(status, &body)));
         }
@@ -297,44 +292,37 @@ pub fn send_text(
     Ok(ids)
 }
 
-pub fn respond(env: &mut dyn Env, reply: &Reply<'_>) -> Result<(), String> {
+pub fn respond(reply: &Reply<'_>) -> Result<(), String> {
     let meta = reply.metadata;
     let number = meta["phone_number_id"].as_str().ok_or("the original message's metadata has no phone_number_id")?;
     let to = meta["from"].as_str().ok_or("the original message's metadata has no sender")?;
-    let cfg = load_config(env);
+    let cfg = load_config();
     let context = if cfg.reply_to_message { meta["message_id"].as_str() } else { None };
-    deliver(env, &cfg, number, to, reply, context)
+    deliver(&cfg, number, to, reply, context)
 }
 
 /// on-broadcast: a message to `user_id` from `phone_number_id` in the config, else from the number that last
 /// received a message. (WhatsApp only delivers free-form text inside the 24-hour customer service window.)
-pub fn broadcast(env: &mut dyn Env, user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
-    let cfg = load_config(env);
+pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
+    let cfg = load_config();
     let number = cfg
         .phone_number_id
         .clone()
-        .or_else(|| env.read(LAST_NUMBER_PATH))
+        .or_else(|| workspace::read(LAST_NUMBER_PATH))
         .ok_or("no phone_number_id configured and no message received yet")?;
-    deliver(env, &cfg, &number, &normalize_id(user_id), reply, None)
+    deliver(&cfg, &number, &normalize_id(user_id), reply, None)
 }
 
-fn deliver(
-    env: &mut dyn Env,
-    cfg: &Config,
-    number: &str,
-    to: &str,
-    reply: &Reply<'_>,
-    context: Option<&str>,
-) -> Result<(), String> {
+fn deliver(cfg: &Config, number: &str, to: &str, reply: &Reply<'_>, context: Option<&str>) -> Result<(), String> {
     if reply.attachments > 0 {
-        env.log(
+        log::log(
             Level::Warn,
             &format!("{} attachment(s) not sent: the whatsapp channel sends text only", reply.attachments),
         );
     }
     if reply.content.trim().is_empty() {
-        env.log(Level::Warn, "empty reply: nothing sent");
+        log::log(Level::Warn, "empty reply: nothing sent");
         return Ok(());
     }
-    send_text(env, cfg, number, to, reply.content, context, REPLY_HTTP_TIMEOUT_MS).map(|_| ())
+    send_text(cfg, number, to, reply.content, context, REPLY_HTTP_TIMEOUT_MS).map(|_| ())
 }

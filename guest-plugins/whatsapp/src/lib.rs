@@ -1,30 +1,20 @@
 //! WhatsApp Cloud API channel for Airlock: the signed webhook in, the Graph messages endpoint out.
 //!
-//! Behaviour lives in [`channel`] (over the [`env::Env`] trait, unit-tested natively); this file only binds
+//! Behaviour lives in [`channel`] (over the SDK's host wrappers, unit-tested natively with `airlock_channel::testing::MockHost`); this file only binds
 //! it to the SDK's [`Channel`] trait. `on-status` does nothing: the Cloud API's typing indicator needs the
 //! id of a message to mark as read, and a read receipt the user did not expect is worse than none.
 
 pub mod channel;
 pub mod config;
-pub mod env;
-mod sdk_env;
-pub mod text;
 pub mod webhook;
 
 #[cfg(test)]
 mod channel_tests;
-#[cfg(test)]
-mod testing;
 
 use airlock_channel::{AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result};
 use serde_json::Value;
 
 use crate::channel::{Reply, WEBHOOK_PATH};
-use crate::sdk_env::SdkEnv;
-
-fn env() -> SdkEnv {
-    SdkEnv { channel: "whatsapp" }
-}
 
 fn reply(response: &AgentResponse) -> Reply<'_> {
     Reply { content: &response.content, metadata: &response.metadata, attachments: response.attachments.len() }
@@ -34,7 +24,7 @@ pub struct WhatsApp;
 
 impl Channel for WhatsApp {
     fn on_start(config: Config) -> Result<ChannelConfig> {
-        channel::start(&mut env(), &Value::Object(config.as_map().clone())).map_err(Error::new)?;
+        channel::start(&Value::Object(config.as_map().clone())).map_err(Error::new)?;
         let endpoint = Endpoint::new(WEBHOOK_PATH, &["GET", "POST"]).require_secret(true);
         Ok(ChannelConfig::new("WhatsApp").endpoint(endpoint))
     }
@@ -48,16 +38,16 @@ impl Channel for WhatsApp {
             body: &req.body,
             secret_validated: req.secret_validated,
         };
-        let out = channel::handle_request(&mut env(), &request);
+        let out = channel::handle_request(&request);
         Response::new(out.status).with_header("Content-Type", out.content_type).with_body(out.body)
     }
 
     fn on_respond(response: &AgentResponse) -> Result<()> {
-        channel::respond(&mut env(), &reply(response)).map_err(Error::new)
+        channel::respond(&reply(response)).map_err(Error::new)
     }
 
     fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
-        channel::broadcast(&mut env(), user_id, &reply(response)).map_err(Error::new)
+        channel::broadcast(user_id, &reply(response)).map_err(Error::new)
     }
 }
 

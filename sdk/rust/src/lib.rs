@@ -74,6 +74,7 @@
 //! | [`log`] | host log, plus the [`info!`]/[`warn!`]/[`error!`]/[`debug!`]/[`trace!`] macros |
 //! | [`secrets`] | whether a secret is stored (values are never visible) |
 //! | [`websocket`] | send frames on the host-managed socket; inbound frames are [`Request`]s |
+//! | [`text`] | splitting long replies into platform-sized messages (pure, no host call) |
 //! | [`now_millis`] | wall clock |
 //!
 //! ## Errors
@@ -113,6 +114,7 @@ pub mod http;
 pub mod log;
 pub mod pairing;
 pub mod secrets;
+pub mod text;
 pub mod websocket;
 pub mod workspace;
 

@@ -61,6 +61,23 @@ pub fn allow_from(channel: &str) -> Result<Vec<String>> {
     sys::pairing_read_allow_from(channel).map_err(|e| Error::new(format!("pairing: {e}")))
 }
 
+/// True when `external_id` was approved through pairing: it [`resolve`]s to an owner or is listed by
+/// [`allow_from`]. Store failures are logged as warnings and count as "not approved" (fail closed).
+pub fn is_approved(channel: &str, external_id: &str) -> bool {
+    match resolve(channel, external_id) {
+        Ok(Some(_)) => return true,
+        Ok(None) => {}
+        Err(e) => crate::log::warn(&format!("{e} (resolving {external_id})")),
+    }
+    match allow_from(channel) {
+        Ok(ids) => ids.iter().any(|id| id == external_id),
+        Err(e) => {
+            crate::log::warn(&format!("{e} (reading allow_from)"));
+            false
+        }
+    }
+}
+
 /// The `dm_policy` config value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -190,15 +207,8 @@ impl DmGate {
             Decision::Deny => return Admission::Denied,
             Decision::AskPairing => {}
         }
-        match resolve(&self.channel, sender_id) {
-            Ok(Some(_)) => return Admission::Allowed,
-            Ok(None) => {}
-            Err(e) => crate::log::warn(&format!("{e} (resolving {sender_id})")),
-        }
-        match allow_from(&self.channel) {
-            Ok(ids) if ids.iter().any(|id| id == sender_id) => return Admission::Allowed,
-            Ok(_) => {}
-            Err(e) => crate::log::warn(&format!("{e} (reading allow_from)")),
+        if is_approved(&self.channel, sender_id) {
+            return Admission::Allowed;
         }
         match upsert(&self.channel, sender_id, meta) {
             Ok(Upsert { code, created }) => {
@@ -239,6 +249,15 @@ mod tests {
         assert_eq!(gate(DmPolicy::Pairing).decide("u9", None), Decision::AskPairing);
         // The host's re-check knows no wildcard, so neither does the gate.
         assert_eq!(DmGate::new("c", DmPolicy::Allowlist).allow(vec!["*".into()]).decide("z", None), Decision::Deny);
+    }
+
+    #[test]
+    fn is_approved_reads_the_store_of_the_channel() {
+        let host = MockHost::install();
+        assert!(!is_approved("c", "U1"));
+        host.approve_pairing("c", "U1", "owner");
+        assert!(is_approved("c", "U1"));
+        assert!(!is_approved("other", "U1") && !is_approved("c", "U2"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Install a [`MockHost`] on the test's thread, call your channel's callbacks directly, then look at what
 //! they did. Unlike the real host, the mock applies workspace writes and emits at once (the real host
 //! applies them only when the callback succeeds), performs no capability checks, and answers HTTP with the
-//! handler you give it (`502` "no handler" otherwise).
+//! answers you queue, then the handler you give it (`502` "no handler" otherwise).
 //!
 //! ```
 //! use airlock_channel::testing::MockHost;
@@ -18,7 +18,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use crate::emit::Message;
@@ -58,6 +58,7 @@ struct State {
     workspace: BTreeMap<String, String>,
     secrets: BTreeSet<String>,
     http_calls: Vec<HttpCall>,
+    http_queue: VecDeque<HttpResult>,
     emitted: Vec<Message>,
     attachments: BTreeMap<String, Vec<u8>>,
     websocket_open: bool,
@@ -105,6 +106,18 @@ impl MockHost {
         *self.handler.borrow_mut() = Some(Box::new(handler));
     }
 
+    /// Answer the next outbound request with `status` and `body` (no headers). Queued answers are used
+    /// in order, before the [`on_http`](MockHost::on_http) handler, which answers once the queue is empty.
+    pub fn queue_http(&self, status: u16, body: &str) {
+        self.state.borrow_mut().http_queue.push_back(Ok((status, BTreeMap::new(), body.as_bytes().to_vec())));
+    }
+
+    /// Answer the next outbound request (after those already queued) with a host refusal or transport
+    /// error: `http::Request::send` fails with `message`.
+    pub fn queue_http_error(&self, message: &str) {
+        self.state.borrow_mut().http_queue.push_back(Err(message.to_string()));
+    }
+
     /// Set the wall clock (milliseconds since the Unix epoch).
     pub fn set_now(&self, millis: u64) {
         self.state.borrow_mut().now = millis;
@@ -145,6 +158,11 @@ impl MockHost {
     /// Outbound HTTP requests so far.
     pub fn http_calls(&self) -> Vec<HttpCall> {
         self.state.borrow().http_calls.clone()
+    }
+
+    /// Outbound HTTP requests so far, forgetting them (the next call starts a fresh list).
+    pub fn take_http_calls(&self) -> Vec<HttpCall> {
+        std::mem::take(&mut self.state.borrow_mut().http_calls)
     }
 
     /// Messages emitted so far.
@@ -211,10 +229,15 @@ impl MockHost {
             body: body.map(<[u8]>::to_vec),
             timeout_ms,
         };
-        self.state.borrow_mut().http_calls.push(call.clone());
-        let result = match &*self.handler.borrow() {
-            Some(handler) => handler(&call),
-            None => Ok((502, BTreeMap::new(), b"no handler".to_vec())),
+        let queued = {
+            let mut s = self.state.borrow_mut();
+            s.http_calls.push(call.clone());
+            s.http_queue.pop_front()
+        };
+        let result = match (queued, &*self.handler.borrow()) {
+            (Some(answer), _) => answer,
+            (None, Some(handler)) => handler(&call),
+            (None, None) => Ok((502, BTreeMap::new(), b"no handler".to_vec())),
         };
         result.map(|(status, headers, body)| RawResponse {
             status,
@@ -274,5 +297,33 @@ impl MockHost {
             .filter(|(c, _)| c == channel)
             .map(|(_, id)| id.clone())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http;
+
+    #[test]
+    fn queued_answers_come_first_then_the_handler() {
+        let host = MockHost::install();
+        host.on_http(|_| Ok((200, BTreeMap::new(), b"handler".to_vec())));
+        host.queue_http(429, "slow down");
+        host.queue_http_error("not on the allow-list");
+        let first = http::post("https://a.example/1").send().unwrap();
+        assert_eq!((first.status, first.body.as_slice()), (429, &b"slow down"[..]));
+        let second = http::post("https://a.example/2").send().unwrap_err().to_string();
+        assert!(second.ends_with("not on the allow-list"), "{second}");
+        assert_eq!(http::get("https://a.example/3").send().unwrap().body, b"handler");
+        let urls: Vec<String> = host.take_http_calls().into_iter().map(|c| c.url).collect();
+        assert_eq!(urls, ["https://a.example/1", "https://a.example/2", "https://a.example/3"]);
+        assert!(host.http_calls().is_empty());
+    }
+
+    #[test]
+    fn without_a_handler_the_answer_is_502() {
+        let _host = MockHost::install();
+        assert_eq!(http::get("https://a.example/").send().unwrap().status, 502);
     }
 }
