@@ -29,9 +29,7 @@ body) with hashlib, never with Airlock's code.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import itertools
 import json
@@ -39,12 +37,12 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from fake_base import FakeServer, bearer_token
 
 __all__ = [
     "APP_ID",
@@ -96,7 +94,7 @@ class _Token:
 
 
 @dataclass
-class FakeFeishu:
+class FakeFeishu(FakeServer):
     """The fake Open Platform. ``async with FakeFeishu() as feishu:``; point ``open.feishu.cn`` at
     ``feishu.base_url``.
 
@@ -117,45 +115,17 @@ class FakeFeishu:
     tokens_issued: list[str] = field(default_factory=list)
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _event: asyncio.Event = field(default_factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
-    _base_url: str | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Serve on 127.0.0.1 (a free port); returns the base URL without a trailing slash."""
-        app = web.Application()
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/open-apis/auth/v3/tenant_access_token/internal", self._tenant_token)
         app.router.add_get("/open-apis/bot/v3/info", self._bot_info)
         app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._reply)
         app.router.add_post("/open-apis/im/v1/messages", self._create)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        return self._base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeFeishu is not started")
-        return self._base_url
 
     # ---- control -----------------------------------------------------------------------------------
 
@@ -167,15 +137,7 @@ class FakeFeishu:
     async def wait_for(self, what: str, n: int, timeout: float = 5.0) -> list[JsonDict]:
         """The first ``n`` entries of ``replies`` or ``sent`` (``what``); TimeoutError if fewer arrive."""
         records: list[JsonDict] = getattr(self, what)
-        deadline = time.monotonic() + timeout
-        while len(records) < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"expected {n} {what}, got {len(records)}: {records}")
-            self._event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), min(remaining, 0.1))
-        return records[:n]
+        return await self.wait_for_records(records, n, timeout, what)
 
     # ---- the Open API ------------------------------------------------------------------------------
 
@@ -192,7 +154,7 @@ class FakeFeishu:
 
     def _answer(self, call: ApiCall, code: int, msg: str, status: int = 200, **extra: Any) -> web.Response:
         call.code = code
-        self._event.set()
+        self.notify()
         return web.json_response({"code": code, "msg": msg, **extra}, status=status)
 
     async def _tenant_token(self, request: web.Request) -> web.Response:
@@ -210,11 +172,11 @@ class FakeFeishu:
         return self._answer(call, 0, "ok", tenant_access_token=token, expire=self.token_ttl_s)
 
     def _bearer_error(self, call: ApiCall) -> web.Response | None:
-        auth = call.authorization or ""
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
+        presented = bearer_token(call.authorization)
+        if presented is None:
             kind = "missing"
         else:
-            token = self._tokens.get(auth[7:].strip())
+            token = self._tokens.get(presented)
             if token is None:
                 kind = "invalid"
             elif token.expires_at <= time.time():

@@ -28,16 +28,14 @@ body with slack_sdk's own ``SignatureVerifier.generate_signature`` (``v0=`` HMAC
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+from fake_base import FakeServer, bearer_token
 from slack_sdk.signature import SignatureVerifier
 
 __all__ = [
@@ -76,7 +74,7 @@ class ApiCall:
     error: str | None = None
 
 
-class FakeSlack:
+class FakeSlack(FakeServer):
     """The fake Web API server. ``async with FakeSlack() as slack:``, then point a client at
     ``slack.api_url`` (``slack_sdk.WebClient(token=slack.token, base_url=slack.api_url)``).
 
@@ -85,49 +83,18 @@ class FakeSlack:
     """
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.calls: list[ApiCall] = []
         self.posted: list[JsonDict] = []
         self.users: dict[str, JsonDict] = {}
         self._queued: dict[str, list[str]] = {}
         self._ts = itertools.count(1)
-        self._event = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Serve on 127.0.0.1 (a free port); returns the base URL without a trailing slash."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._handle)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        port = runner.addresses[0][1]
-        self._base_url = f"http://127.0.0.1:{port}"
-        return self._base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeSlack is not started")
-        return self._base_url
 
     @property
     def api_url(self) -> str:
@@ -147,15 +114,7 @@ class FakeSlack:
 
     async def wait_for_posted(self, n: int, timeout: float = 5.0) -> list[JsonDict]:
         """The first ``n`` accepted chat.postMessage calls; TimeoutError if fewer arrive in ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while len(self.posted) < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"expected {n} chat.postMessage calls, got {len(self.posted)}: {self.posted}")
-            self._event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), min(remaining, 0.1))
-        return self.posted[:n]
+        return await self.wait_for_records(self.posted, n, timeout, "chat.postMessage calls")
 
     # ---- the Web API -----------------------------------------------------------------------------
 
@@ -168,7 +127,7 @@ class FakeSlack:
             return self._answer(ApiCall(method, {}, None, ctype), {"ok": False, "error": "invalid_json"})
         auth = request.headers.get("Authorization")
         call = ApiCall(method, params, auth, ctype)
-        token = _bearer(auth) or (params.get("token") if ctype != "application/json" else None)
+        token = bearer_token(auth) or (params.get("token") if ctype != "application/json" else None)
         if not token:
             return self._answer(call, {"ok": False, "error": "not_authed"})
         if token != self.token:
@@ -186,7 +145,7 @@ class FakeSlack:
     def _answer(self, call: ApiCall, body: JsonDict, status: int = 200) -> web.Response:
         call.error = None if body.get("ok") else str(body.get("error"))
         self.calls.append(call)
-        self._event.set()
+        self.notify()
         return web.json_response(body, status=status)
 
     def _auth_test(self, _params: JsonDict) -> JsonDict:
@@ -213,12 +172,6 @@ class FakeSlack:
             message["thread_ts"] = params["thread_ts"]
         self.posted.append({**params, "ts": ts})
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
-
-
-def _bearer(header: str | None) -> str | None:
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    return None
 
 
 async def _read_params(request: web.Request) -> JsonDict:

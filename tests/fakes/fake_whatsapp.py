@@ -19,8 +19,6 @@ with the app secret, Meta's "Verifying payloads" reference algorithm), independe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -28,10 +26,10 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+from fake_base import FakeServer, bearer_token
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -73,61 +71,25 @@ def _graph_error(status: int, code: int, message: str, kind: str = "OAuthExcepti
     return web.json_response({"error": err}, status=status)
 
 
-class FakeWhatsApp:
+class FakeWhatsApp(FakeServer):
     """The fake Graph server. ``async with FakeWhatsApp() as wa:``; point ``graph.facebook.com`` at
     ``wa.base_url``. Records: ``calls`` (every :class:`GraphCall`) and ``sent`` (accepted message bodies, each
     plus ``"id"``, the wamid the fake returned)."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, phone_number_ids: tuple[str, ...] = (PHONE_NUMBER_ID,)) -> None:
+        super().__init__()
         self.token = token
         self.phone_number_ids = set(phone_number_ids)
         self.calls: list[GraphCall] = []
         self.sent: list[JsonDict] = []
         self._ids = itertools.count(1)
-        self._event = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    async def start(self) -> str:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{phone_number_id}/messages", self._messages)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._runner = runner
-        self._base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        return self._base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeWhatsApp is not started")
-        return self._base_url
 
     async def wait_for_sent(self, n: int, timeout: float = 5.0) -> list[JsonDict]:
         """The first ``n`` accepted messages; TimeoutError if fewer arrive within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while len(self.sent) < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"expected {n} sent messages, got {len(self.sent)}: {self.sent}")
-            self._event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), min(remaining, 0.1))
-        return self.sent[:n]
+        return await self.wait_for_records(self.sent, n, timeout, "sent messages")
 
     async def _messages(self, request: web.Request) -> web.Response:
         version, number = request.match_info["version"], request.match_info["phone_number_id"]
@@ -140,14 +102,14 @@ class FakeWhatsApp:
         resp = self._answer(call)
         call.status = resp.status
         self.calls.append(call)
-        self._event.set()
+        self.notify()
         return resp
 
     def _answer(self, call: GraphCall) -> web.Response:
-        auth = call.authorization or ""
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+        token = bearer_token(call.authorization)
+        if token is None:
             return _graph_error(400, 2500, "An active access token must be used to query information.")
-        if auth[7:].strip() != self.token:
+        if token != self.token:
             return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
         if not _VERSION.fullmatch(call.version) or call.phone_number_id not in self.phone_number_ids:
             return _graph_error(400, 100, f"Unsupported post request. Object with ID '{call.phone_number_id}' "
