@@ -745,6 +745,9 @@ class HostConfig(BaseModel):
         fastpath: convert WIT values with the fast call path (``runtime.fastpath``); ``None`` (default)
             follows the environment variable ``AIRLOCK_FASTPATH`` (on unless ``0``); ``False`` uses stock
             wasmtime-py conversion (same values and errors, slower).
+        inline_callbacks: attempt webhooks on the event loop first, falling back to a worker thread when the
+            guest needs one (``channels.manager``, ``channels.inline``); default on, ``False`` runs every
+            callback on a worker thread.
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
 
@@ -766,6 +769,7 @@ class HostConfig(BaseModel):
     pool_slots: Annotated[int, Field(ge=1, le=100_000)] | None = None
     fuel_per_callback: PositiveInt = 5_000_000_000
     fastpath: bool | None = None
+    inline_callbacks: bool = True
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
 

@@ -61,7 +61,7 @@ class AirlockHost:
                                  allow_private_hosts=config.allow_private_hosts)
         self.manager = ChannelManager(self.runtime, services, self.bus,
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
-                                      sockets=sockets)
+                                      sockets=sockets, inline=config.inline_callbacks)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 

@@ -77,9 +77,9 @@ async def running(home: Path, monkeypatch: pytest.MonkeyPatch,
             original = slot.channel.http_request
 
             def spy(req: IncomingHttpRequest, _calls: list[IncomingHttpRequest] = calls,
-                    _original: Any = original) -> Any:
+                    _original: Any = original, **how: Any) -> Any:  # how: inline=True for inline attempts
                 _calls.append(req)
-                return _original(req)
+                return _original(req, **how)
 
             monkeypatch.setattr(slot.channel, "http_request", spy)
         yield host, seen

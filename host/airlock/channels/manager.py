@@ -6,6 +6,15 @@ lane serializes everything else (webhooks, respond, status, broadcast). So a rep
 long poll, and the only concurrent pair (a poll and one main-lane callback) is kept consistent by the
 workspace's optimistic commit (``capabilities.workspace``).
 
+Webhooks inline: a webhook is first attempted on the event loop thread itself (``Channel.http_request(req,
+inline=True)``: a 10-20 ms deadline, normal fuel and memory), because the hand-off to a worker thread costs more
+than a small guest's whole run. An attempt that needs a worker (an outbound call, a pairing code, a websocket
+send, or the deadline) is dropped without trace and the webhook runs on the worker as before; a success with
+durable workspace writes is committed on a worker. ``ChannelSlot.inline`` (``channels.inline.InlineGuard``)
+switches a channel whose attempts mostly abort off inline for a while, and counts hits and aborts (``/health``);
+``HostConfig.inline_callbacks`` turns it off. Polls, websocket frames and the agent-side callbacks (respond,
+status, broadcast: nearly always an outbound call) always run on worker threads.
+
 Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
 ``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
 ``owner_id``, ids in ``allow_from`` (``"*"`` admits everyone; ``"@name"`` entries are platform
@@ -38,8 +47,9 @@ from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ConfigError
 from ..inbound.verifiers import Verifier, verifier_for
 from ..runtime.engine import Runtime
-from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, StatusUpdate
+from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
+from .inline import InlineGuard
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
 log = logging.getLogger("airlock.channels")
@@ -70,6 +80,8 @@ class ChannelSlot:
     failures: int = 0
     verifier: Verifier | None = None
     """Webhook check built at registration (``inbound.verifiers``); None until then."""
+    inline: InlineGuard = field(default_factory=InlineGuard)
+    """Whether webhooks are attempted inline, with counters (module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -114,13 +126,14 @@ class ChannelManager:
     def __init__(
         self, runtime: Runtime, services: HostServices, bus: MessageBus, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
-        sockets: SocketSettings | None = None,
+        sockets: SocketSettings | None = None, inline: bool = True,
     ) -> None:
         self.runtime = runtime
         self.services = services
         self.bus = bus
         self.min_poll_override_ms = min_poll_interval_override_ms
         self.sockets = sockets if sockets is not None else SocketSettings()
+        self.inline = inline
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -155,7 +168,7 @@ class ChannelManager:
         if caps.name in self.slots:
             raise ConfigError(f"channel {caps.name!r} is already loaded")
         loaded = await asyncio.to_thread(self.runtime.load, wasm)
-        slot = ChannelSlot(Channel(caps, loaded, self.services))
+        slot = ChannelSlot(Channel(caps, loaded, self.services), inline=InlineGuard(self.inline))
         slot.socket = self._socket_for(slot)
         self.slots[caps.name] = slot
         log.info("channel %s: %s (%s, %d KB, %.0f ms%s)", caps.name, loaded.world.name, wasm.name,
@@ -251,6 +264,30 @@ class ChannelManager:
         if not out.ok:
             slot.failures += 1
         self.dispatch(slot, out)
+        return out
+
+    async def run_webhook(self, slot: ChannelSlot, req: IncomingHttpRequest) -> CallOutcome:
+        """Run on-http-request on the main lane, inline first when the channel's guard allows it (module
+        docstring), and dispatch what it emitted."""
+        async with slot.main_lane:
+            out = self._try_inline(slot, req) if slot.inline.should_try() else None
+            if out is not None and out.pending:
+                out = await self._run(slot.channel.complete, out)
+            if out is None:
+                out = await self._run(slot.channel.http_request, req)
+        if not out.ok:
+            slot.failures += 1
+        self.dispatch(slot, out)
+        return out
+
+    @staticmethod
+    def _try_inline(slot: ChannelSlot, req: IncomingHttpRequest) -> CallOutcome | None:
+        """One inline attempt on this (the event loop's) thread; None if it was abandoned."""
+        out = slot.channel.http_request(req, inline=True)
+        slot.inline.record(out.abandoned)
+        if out.abandoned is not None:
+            log.debug("[%s] webhook moved to a worker (%s)", slot.channel.name, out.abandoned)
+            return None
         return out
 
     def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:

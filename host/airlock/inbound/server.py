@@ -6,6 +6,8 @@ channel's webhook verifier (``inbound.verifiers``: header secret, Slack, Discord
 capabilities file's ``webhook`` block; a generic body, the reason in the host log) -> 503 + Retry-After when the
 agent lags. The guest gets secret-validated = true only when the host verified the request, and a body the
 verifier replaced (a decrypted Feishu event). A guest that fails gives a generic 500; details go to the host log.
+The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
+shows each channel's inline hits, aborts and trips).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         headers_json=_guest_headers(request, body, checked.body is not None),
         query_json=json.dumps(dict(request.query)), body=body, secret_validated=checked.validated,
     )
-    out = await manager.run_main(slot, slot.channel.http_request, req)
+    out = await manager.run_webhook(slot, req)
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
     return _response(out.value)
@@ -129,7 +131,8 @@ def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
     return {"active": slot.active, "status": slot.reason, "endpoints": sorted(slot.endpoints),
             "polling": slot.poll_interval_s is not None, "polls": slot.polls, "failures": slot.failures,
             "world": slot.channel.loaded.world.name,
-            "websocket": slot.socket.status.as_dict() if slot.socket is not None else None}
+            "websocket": slot.socket.status.as_dict() if slot.socket is not None else None,
+            "inline": slot.inline.as_dict()}
 
 
 def build_app(manager: ChannelManager) -> web.Application:
