@@ -22,6 +22,7 @@ import watguest
 
 from airlock.errors import ComponentError, GuestError, GuestTrap, HostBug
 from airlock.runtime import convert
+from airlock.runtime import fastpath_store as fps
 from airlock.runtime.engine import LoadedComponent, Runtime
 from airlock.runtime.instance import Limits, Sandbox, classify_trap
 from airlock.runtime.linker import GuestFault
@@ -150,17 +151,31 @@ def test_each_world_runs_its_callbacks(
     assert api.workspace == {"last-reply": "the reply"}
 
 
+def _spy_wasi_contexts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every WASI context given to a store, on both store paths: wasmtime-py's ``Store.set_wasi``
+    (stock) and ``fastpath_store``'s direct ``wasmtime_context_set_wasi`` (fast); one entry per context."""
+    calls: list[str] = []
+    real = wasmtime.Store.set_wasi
+    real_c = fps._set_wasi
+
+    def spy(self: wasmtime.Store, *args: Any, **kwargs: Any) -> Any:
+        calls.append(type(args[0]).__name__)
+        return real(self, *args, **kwargs)
+
+    def spy_c(ctx: int, config: int) -> Any:
+        assert config, "a WASI context must be a fresh wasi_config_t"
+        calls.append("wasi_config_t")
+        return real_c(ctx, config)
+
+    monkeypatch.setattr(wasmtime.Store, "set_wasi", spy)
+    monkeypatch.setattr(fps, "_set_wasi", spy_c)
+    return calls
+
+
 def test_guest_without_wasi_gets_no_wasi(
     sandbox: Sandbox, guest: LoadedComponent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[Any] = []
-    real = wasmtime.Store.set_wasi
-
-    def spy(self: wasmtime.Store, *args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(wasmtime.Store, "set_wasi", spy)
+    calls = _spy_wasi_contexts(monkeypatch)
     assert guest.imports_wasi is False
     assert not any(i.startswith("wasi:") for i in guest.imports)
     for callback, args in (("on-start", ("{}",)), ("on-poll", ()), ("on-http-request", (_request(b"x"),))):
@@ -214,19 +229,12 @@ def test_guest_importing_wasi_gets_an_empty_wasi_context_per_callback(
     loaded = runtime.load(_wasi_clock_guest(wat_dir))
     assert loaded.imports_wasi is True
     assert "wasi:clocks/monotonic-clock@0.2.0" in loaded.imports
-    calls: list[Any] = []
-    real = wasmtime.Store.set_wasi
-
-    def spy(self: wasmtime.Store, *args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(wasmtime.Store, "set_wasi", spy)
+    calls = _spy_wasi_contexts(monkeypatch)
     for _ in range(3):
         api = FakeHostApi()
         sandbox.call(loaded, "on-poll", (), api, Limits())
         assert api.logs == [("info", "poll")]  # after the guest's call to wasi:clocks/monotonic-clock#now
-    assert len(calls) == 3 and all(isinstance(args[0], wasmtime.WasiConfig) for args in calls)
+    assert len(calls) == 3 and all(kind in ("WasiConfig", "wasi_config_t") for kind in calls)
     no_wasi = runtime.load(watguest.build_component(wat_dir, "sbx"))
     assert sandbox.linker_for(loaded) is not sandbox.linker_for(no_wasi)
 
@@ -363,12 +371,19 @@ def test_each_callback_gets_a_fresh_store(
     one 1.1 MB body shows the limit is real."""
     stores: list[int] = []
     real_init = wasmtime.Store.__init__
+    real_new = fps._store_new
 
     def counting_init(self: wasmtime.Store, *args: Any, **kwargs: Any) -> None:
         stores.append(id(self))
         real_init(self, *args, **kwargs)
 
+    def counting_new(engine: int, data: Any, finalizer: Any) -> Any:  # the fast path's direct store_new
+        ptr = real_new(engine, data, finalizer)
+        stores.append(ptr)
+        return ptr
+
     monkeypatch.setattr(wasmtime.Store, "__init__", counting_init)
+    monkeypatch.setattr(fps, "_store_new", counting_new)
     limits = Limits(memory_bytes=1 * MIB)
     for i in range(10):
         api = FakeHostApi()

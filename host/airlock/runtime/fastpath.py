@@ -94,6 +94,10 @@ class ExportCall:
         self._lift = lift
 
     def call(self, store: wasmtime.Store, func: Func, args: tuple[Any, ...]) -> Any:
+        return self.call_raw(store._context(), byref(func._func), args)
+
+    def call_raw(self, ctx: Any, func: Any, args: tuple[Any, ...]) -> Any:
+        """``call`` with the store context and the function slot as C addresses (``fastpath_store``)."""
         n = self.nparams
         if len(args) != n:
             raise TypeError(f"wrong number of parameters provided: given {len(args)}, expected {n}")
@@ -105,7 +109,7 @@ class ExportCall:
             result = ar.alloc(VAL_SIZE)
             MEM[result] = 0  # a bool: wasmtime drops the slot's old value before writing the result
             lift = self._lift
-            err = func_call(byref(func._func), store._context(), params, n, result, 0 if lift is None else 1)
+            err = func_call(func, ctx, params, n, result, 0 if lift is None else 1)
             if err:
                 _raise_call_error(err)
             if lift is None:

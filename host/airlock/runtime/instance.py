@@ -24,6 +24,7 @@ from wasmtime.component import Func, Linker
 
 from ..errors import AirlockError, GuestTrap, HostBug, TrapKind
 from . import fastpath as fp
+from . import fastpath_store as fps
 from . import linker as host_linker
 from .engine import LoadedComponent, Runtime
 
@@ -42,6 +43,24 @@ class Limits:
     memory_bytes: int = DEFAULT_MEMORY_LIMIT
     fuel: int = DEFAULT_FUEL
     timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What a fresh-store fast call needs, read once per component: C addresses and compiled converters.
+
+    Holds ``component``, ``linker`` and the export indices so the addresses stay valid while it is cached.
+    """
+
+    component: Any
+    linker: Linker
+    indices: tuple[Any, ...]
+    engine_addr: int
+    component_addr: int
+    linker_addr: int
+    wasi: bool
+    imports: dict[str, fp.ImportConv]
+    exports: dict[str, tuple[fp.ExportCall, int]]  # callback -> (converters, export index address)
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,7 @@ class Sandbox:
         self._functions = host_functions
         self._linkers: dict[tuple[str, bool, bool], Linker] = {}
         self._fast: dict[str, fp.FastComponent] = {}
+        self._prepared: dict[str, _Prepared | None] = {}
         self._lock = threading.Lock()
 
     def fast_component(self, loaded: LoadedComponent) -> fp.FastComponent | None:
@@ -149,6 +169,31 @@ class Sandbox:
                 self._linkers[key] = linker
             return linker
 
+    def prepared(self, loaded: LoadedComponent) -> _Prepared | None:
+        """The component's C-level call plan (built on first use), or ``None`` when its calls go through
+        wasmtime-py's objects (fast path off, or a host import the fast path does not convert)."""
+        key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        if key in self._prepared:
+            prep = self._prepared[key]
+            if prep is None or prep.component is loaded.component:
+                return prep
+        fc = self.fast_component(loaded)
+        built: _Prepared | None = None
+        if fc is not None and fc.imports_ok:
+            linker = self.linker_for(loaded, fc)
+            exports = {
+                name: (call, fps.address(loaded.exports[name]))
+                for name, call in fc.exports.items() if call is not None and name in loaded.exports
+            }
+            built = _Prepared(
+                component=loaded.component, linker=linker, indices=tuple(loaded.exports.values()),
+                engine_addr=fps.address(self.runtime.engine), component_addr=fps.address(loaded.component),
+                linker_addr=fps.address(linker), wasi=loaded.imports_wasi, imports=fc.imports, exports=exports,
+            )
+        with self._lock:  # another LoadedComponent of the same bytes replaces the plan (and frees the old one)
+            self._prepared[key] = built
+        return built
+
     def call(
         self, loaded: LoadedComponent, callback: str, args: tuple[Any, ...], api: host_linker.HostApi,
         limits: Limits,
@@ -163,6 +208,11 @@ class Sandbox:
             HostBug: a host function failed unexpectedly, or a host value (an argument, a host function's
                 result) does not fit its WIT type.
         """
+        prep = self.prepared(loaded)
+        if prep is not None:
+            export = prep.exports.get(callback)
+            if export is not None:
+                return self._call_fresh(prep, export, callback, args, api, limits)
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
@@ -181,6 +231,31 @@ class Sandbox:
             fp.bind_imports(None)
             store.close()
 
+    def _call_fresh(
+        self, prep: _Prepared, export: tuple[fp.ExportCall, int], callback: str, args: tuple[Any, ...],
+        api: host_linker.HostApi, limits: Limits,
+    ) -> tuple[Any, CallStats]:
+        """``call`` through ``fastpath_store``: the same C calls and limits, without wasmtime-py's wrappers."""
+        store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
+                               limits.memory_bytes, prep.wasi)
+        start = time.perf_counter()
+        host_linker.bind(api)
+        fp.bind_imports(prep.imports)
+        try:
+            instance = store.instantiate(prep.linker_addr, prep.component_addr)
+            func = store.func(instance, export[1])
+            if func is None:
+                raise HostBug(f"export {callback} vanished after load")
+            result = export[0].call_raw(store.ctx, func, args)
+            return result, CallStats(fuel_used=limits.fuel - store.fuel_left(),
+                                     elapsed_s=time.perf_counter() - start)
+        except Exception as exc:
+            raise _failure(exc, api, callback) from None
+        finally:
+            host_linker.bind(None)
+            fp.bind_imports(None)
+            store.close()
+
     @contextlib.contextmanager
     def reused_instance(
         self, loaded: LoadedComponent, api: host_linker.HostApi, limits: Limits,
@@ -189,7 +264,7 @@ class Sandbox:
         fresh one). Yields ``call(callback, args) -> result``, which raises like ``call`` (``GuestTrap``,
         ``HostBug``) and runs the export's post-return after a success. ``limits`` cover the instance's
         whole life (fuel and the deadline are not reset per call). Use it on one thread: ``api`` is bound
-        to the calling thread for the duration of the block.
+        to the calling thread for each call (fresh callbacks may run on the same thread in between).
 
         Raises:
             GuestTrap: instantiation failed (e.g. initial memory above the limit).
@@ -206,6 +281,9 @@ class Sandbox:
                 raise _failure(exc, api, "instantiate") from None
 
             def call(callback: str, args: tuple[Any, ...]) -> Any:
+                # Bound again per call: a fresh callback on this thread in between clears the binding.
+                host_linker.bind(api)
+                fp.bind_imports(fc.imports if fc is not None else None)
                 try:
                     result, func = self._invoke(fc, loaded, store, instance, callback, args)
                     func.post_return(store)
