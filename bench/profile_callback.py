@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import work
-from callbacks import MEMORY_LIMIT, make_channel, request, runtime_for
+from callbacks import FUEL, MEMORY_LIMIT, make_channel, request, runtime_for
 from common import BENCH_GUEST, bench_guest_caps
 
 from airlock.capabilities.emit import EmitBuffer
