@@ -81,3 +81,16 @@ def test_switched_off_by_the_host_never_tries() -> None:
     guard = InlineGuard(enabled=False)
     assert not guard.should_try()
     assert guard.as_dict()["enabled"] is False
+
+
+def test_mostly_slow_inline_runs_switch_inline_off() -> None:
+    guard = InlineGuard(clock=Clock())
+    for _ in range(inline.MIN_SAMPLES):
+        assert guard.should_try()
+        guard.record(None, elapsed_s=inline.SLOW_S * 3)
+    assert (guard.hits, guard.slow, guard.trips) == (inline.MIN_SAMPLES, inline.MIN_SAMPLES, 1)
+    assert not guard.should_try()
+    fast = InlineGuard(clock=Clock())
+    for i in range(inline.WINDOW):  # an occasional slow run (a preempted one) changes nothing
+        fast.record(None, elapsed_s=inline.SLOW_S * 3 if i % 4 == 0 else inline.SLOW_S / 10)
+    assert fast.trips == 0 and fast.should_try()

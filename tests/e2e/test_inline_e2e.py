@@ -79,8 +79,8 @@ async def test_webhook_without_outbound_call_completes_inline_on_the_loop(
         assert msg.content == "hello"
         assert threading.current_thread().name == LOOP_THREAD
         assert calls == [(LOOP_THREAD, True)]  # no second run on a worker
-        assert (await health(host, "fast"))["inline"] == {"enabled": True, "hits": 1, "aborts": {}, "trips": 0,
-                                                         "off_for_s": 0.0}
+        shown = (await health(host, "fast"))["inline"]
+        assert (shown["enabled"], shown["hits"], shown["aborts"], shown["trips"]) == (True, 1, {}, 0)
         await asyncio.sleep(0.1)
         assert host.bus.qsize() == 0 and host.manager.slots["fast"].failures == 0
 

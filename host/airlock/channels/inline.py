@@ -3,8 +3,11 @@
 Why inline: handing a callback to a worker thread costs more than a small guest's whole sandboxed run on two
 cores (executor wake-up plus GIL hand-offs; ``make bench``'s e2e diagnostics). An inline attempt blocks the loop
 for at most one inline deadline (``channel.INLINE_DEADLINE_TICKS``: 10-20 ms) and is dropped, without trace,
-when the guest needs a worker (``channels.channel``). The guard keeps that rare: over the channel's last
-``WINDOW`` attempts, more than ``MAX_ABORT_RATIO`` abandoned (once at least ``MIN_SAMPLES`` were made), or
+when the guest needs a worker (``channels.channel``). An attempt that completes but took longer than
+``SLOW_S`` counts against inline too: for a long guest the hand-off is cheap next to its run, and on a worker
+the wasm runs outside the GIL, in parallel with the loop's HTTP work (measured: the Python Telegram guest, ~3 ms
+a callback, serves fewer requests/s inline). The guard keeps all that rare: over the channel's last
+``WINDOW`` attempts, more than ``MAX_ABORT_RATIO`` abandoned or slow (once at least ``MIN_SAMPLES`` were made), or
 ``MAX_DEADLINE_HITS`` attempts that ran into the deadline, switch inline off for the channel for
 ``COOLDOWN_S`` seconds, doubling on each consecutive trip up to ``MAX_COOLDOWN_S``. After a cooldown the window
 starts empty; a window that fills up without a trip resets the cooldown to ``COOLDOWN_S``.
@@ -25,6 +28,10 @@ MIN_SAMPLES = 8
 """Attempts needed before the abort ratio can switch inline off."""
 MAX_ABORT_RATIO = 0.5
 """More than this share of abandoned attempts in the window switches inline off."""
+SLOW_S = 0.001
+"""An inline attempt that took longer than this (seconds, guest run plus its host work) counts as slow."""
+SLOW = "slow"
+"""The window's mark of a completed but slow attempt."""
 MAX_DEADLINE_HITS = 2
 """This many attempts in the window that ran into the inline deadline switch inline off (each blocked the
 event loop for a whole deadline, the costly kind of abort)."""
@@ -52,6 +59,8 @@ class InlineGuard:
         """Inline attempts that completed (the callback's real run, success or guest failure)."""
         self.aborts: Counter[str] = Counter()
         """Abandoned attempts by reason (host function name or ``channel.INLINE_DEADLINE``)."""
+        self.slow = 0
+        """Completed inline attempts that took longer than ``SLOW_S``."""
         self.trips = 0
         """Times the guard switched inline off."""
 
@@ -64,16 +73,21 @@ class InlineGuard:
         self._off_until = 0.0
         return True
 
-    def record(self, abandoned: str | None) -> None:
-        """Count one inline attempt: ``abandoned`` is its abort reason, or None if it completed inline."""
+    def record(self, abandoned: str | None, elapsed_s: float = 0.0) -> None:
+        """Count one inline attempt: ``abandoned`` is its abort reason, or None if it completed inline
+        (``elapsed_s``: how long it took, in seconds)."""
+        mark = abandoned
         if abandoned is None:
             self.hits += 1
+            if elapsed_s > SLOW_S:
+                self.slow += 1
+                mark = SLOW
         else:
             self.aborts[abandoned] += 1
-        self._window.append(abandoned)
-        if abandoned is not None and self._too_many_aborts():
+        self._window.append(mark)
+        if mark is not None and self._too_many_aborts():
             self._trip()
-        elif len(self._window) == WINDOW and abandoned is None:
+        elif len(self._window) == WINDOW and mark is None:
             self._cooldown = COOLDOWN_S
 
     def _too_many_aborts(self) -> bool:
@@ -96,5 +110,5 @@ class InlineGuard:
 
     def as_dict(self) -> dict[str, Any]:
         """For ``/health``: switch, counters, and how long inline stays off."""
-        return {"enabled": self.enabled, "hits": self.hits, "aborts": dict(self.aborts), "trips": self.trips,
-                "off_for_s": round(self.off_for_s, 1)}
+        return {"enabled": self.enabled, "hits": self.hits, "slow": self.slow, "aborts": dict(self.aborts),
+                "trips": self.trips, "off_for_s": round(self.off_for_s, 1)}

@@ -11,9 +11,10 @@ inline=True)``: a 10-20 ms deadline, normal fuel and memory), because the hand-o
 than a small guest's whole run. An attempt that needs a worker (an outbound call, a pairing code, a websocket
 send, or the deadline) is dropped without trace and the webhook runs on the worker as before; a success with
 durable workspace writes is committed on a worker. ``ChannelSlot.inline`` (``channels.inline.InlineGuard``)
-switches a channel whose attempts mostly abort off inline for a while, and counts hits and aborts (``/health``);
-``HostConfig.inline_callbacks`` turns it off. Polls, websocket frames and the agent-side callbacks (respond,
-status, broadcast: nearly always an outbound call) always run on worker threads.
+switches a channel whose attempts mostly abort, or mostly take over a millisecond, off inline for a while, and
+counts hits and aborts (``/health``); ``HostConfig.inline_callbacks`` turns it off. Polls, websocket frames
+and the agent-side callbacks (respond, status, broadcast: nearly always an outbound call) always run on worker
+threads.
 
 Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
 ``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
@@ -284,7 +285,7 @@ class ChannelManager:
     def _try_inline(slot: ChannelSlot, req: IncomingHttpRequest) -> CallOutcome | None:
         """One inline attempt on this (the event loop's) thread; None if it was abandoned."""
         out = slot.channel.http_request(req, inline=True)
-        slot.inline.record(out.abandoned)
+        slot.inline.record(out.abandoned, out.elapsed_s)
         if out.abandoned is not None:
             log.debug("[%s] webhook moved to a worker (%s)", slot.channel.name, out.abandoned)
             return None
