@@ -13,10 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_discord import FakeDiscord, InteractionSigner
 
-from airlock.channels.manager import Delivery
 from airlock.channels.socket_runtime import SocketSettings
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
@@ -85,15 +85,6 @@ async def start_host(airlock_home: Path, install_channel: InstallFn, discord: Fa
     yield start
     for host in hosts:
         await host.stop()
-
-
-async def next_message(host: AirlockHost, timeout: float = 15.0) -> Delivery:
-    return await asyncio.wait_for(host.next_message(), timeout)
-
-
-async def assert_no_message(host: AirlockHost, wait: float = 0.5) -> None:
-    await asyncio.sleep(wait)
-    assert host.bus.qsize() == 0
 
 
 def workspace(host: AirlockHost) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_feishu import (
     BOT_OPEN_ID,
@@ -26,7 +27,6 @@ from fake_feishu import (
     url_verification,
 )
 
-from airlock.channels.manager import Delivery
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
@@ -106,15 +106,6 @@ async def post_event(host: AirlockHost, payload: dict[str, Any], *, encrypt_key:
             return r.status, json.loads(text)
         except ValueError:
             return r.status, text
-
-
-async def next_message(host: AirlockHost, timeout: float = 15.0) -> Delivery:
-    return await asyncio.wait_for(host.next_message(), timeout)
-
-
-async def assert_no_message(host: AirlockHost, wait: float = 0.4) -> None:
-    await asyncio.sleep(wait)
-    assert host.bus.qsize() == 0
 
 
 def dm(text: str, **kw: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 
 from airlock.config import HostConfig
@@ -110,15 +111,6 @@ async def post(host: AirlockHost, payload: Any, secret: str | None = None) -> tu
             return r.status, json.loads(text)
         except ValueError:
             return r.status, text
-
-
-async def next_message(host: AirlockHost, timeout: float = 10.0) -> Any:
-    return await asyncio.wait_for(host.next_message(), timeout)
-
-
-async def assert_no_message(host: AirlockHost, wait: float = 0.5) -> None:
-    await asyncio.sleep(wait)
-    assert host.bus.qsize() == 0
 
 
 async def test_round_trip_with_host_injected_reply_token(

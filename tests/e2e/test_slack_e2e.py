@@ -6,16 +6,17 @@ on the http-request host function shows what the guest itself sent (no token).""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import channel_e2e
 import pytest
+from channel_e2e import GuestHttp, assert_no_message, next_message, record_guest_http, spy_guest
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_slack import (
     BOT_ID,
@@ -27,11 +28,7 @@ from fake_slack import (
     url_verification,
 )
 
-from airlock.channels.callstate import CallState
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
-from airlock.runtime.values import IncomingHttpRequest
-from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
 
@@ -52,48 +49,18 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-def guest_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, bytes]]]:
-    """Every http-request the guest makes, as the guest made it: (url, headers-json, body)."""
-    seen: list[tuple[str, str, bytes]] = []
-    original = CallState.http_request
-
-    def spy(self: CallState, method: str, url: str, headers_json: str, body: bytes | None,
-            timeout_ms: int | None) -> Any:
-        seen.append((url, headers_json, body or b""))
-        return original(self, method, url, headers_json, body, timeout_ms)
-
-    monkeypatch.setattr(CallState, "http_request", spy)
-    yield seen
+def guest_http(monkeypatch: pytest.MonkeyPatch) -> GuestHttp:
+    return record_guest_http(monkeypatch)
 
 
-@asynccontextmanager
-async def running_host(home: Path, fake: FakeSlack) -> AsyncIterator[AirlockHost]:
-    store = SecretStore.open(home)
-    store.set("slack_bot_token", fake.token)
-    store.set("slack_signing_secret", SIGNING_SECRET)
-    config = HostConfig.build(home=home, listen_port=0, upstream_overrides={"slack.com": fake.base_url})
-    async with AirlockHost(config, secrets=store) as host:
-        slot = host.manager.slots["slack"]
-        assert slot.active, slot.reason
-        yield host
+def running_host(home: Path, fake: FakeSlack) -> AbstractAsyncContextManager[AirlockHost]:
+    secrets = {"slack_bot_token": fake.token, "slack_signing_secret": SIGNING_SECRET}
+    return channel_e2e.running_host(home, "slack", secrets,
+                                    {"slack.com": fake.base_url})
 
 
 def install_slack(install: InstallFn, **config: Any) -> None:
     install(WASM, CAPS, **config)
-
-
-def spy_guest(host: AirlockHost, monkeypatch: pytest.MonkeyPatch) -> list[IncomingHttpRequest]:
-    """Record each request that reaches the guest's on-http-request."""
-    channel = host.manager.slots["slack"].channel
-    calls: list[IncomingHttpRequest] = []
-    original = channel.http_request
-
-    def spy(req: IncomingHttpRequest) -> Any:
-        calls.append(req)
-        return original(req)
-
-    monkeypatch.setattr(channel, "http_request", spy)
-    return calls
 
 
 async def post_event(host: AirlockHost, payload: Any, *, headers: dict[str, str] | None = None,
@@ -102,15 +69,6 @@ async def post_event(host: AirlockHost, payload: Any, *, headers: dict[str, str]
     sent = headers if headers is not None else signed_headers(SIGNING_SECRET, raw, timestamp)
     async with aiohttp.ClientSession() as s, s.post(f"{host.base_url}/webhook/slack", data=raw, headers=sent) as r:
         return r.status, await r.text()
-
-
-async def next_message(host: AirlockHost, timeout: float = 10.0) -> Any:
-    return await asyncio.wait_for(host.next_message(), timeout)
-
-
-async def assert_no_message(host: AirlockHost, wait: float = 0.5) -> None:
-    await asyncio.sleep(wait)
-    assert host.bus.qsize() == 0
 
 
 async def test_url_verification_answered(fake: FakeSlack, airlock_home: Path, install_channel: InstallFn) -> None:
@@ -149,7 +107,7 @@ async def test_signature_missing_bad_or_stale_rejected_before_guest(
 ) -> None:
     install_slack(install_channel, dm_policy="open")
     async with running_host(airlock_home, fake) as host:
-        calls = spy_guest(host, monkeypatch)
+        calls = spy_guest(host, "slack", monkeypatch)
         event = message_event("sneaky", user=ALICE, channel=DM)
         raw = json.dumps(event).encode()
         good = signed_headers(SIGNING_SECRET, raw)
@@ -182,7 +140,7 @@ async def test_replayed_request_rejected_by_host(
 ) -> None:
     install_slack(install_channel, dm_policy="open")
     async with running_host(airlock_home, fake) as host:
-        calls = spy_guest(host, monkeypatch)
+        calls = spy_guest(host, "slack", monkeypatch)
         raw = json.dumps(message_event("once", user=ALICE, channel=DM)).encode()
         headers = signed_headers(SIGNING_SECRET, raw)
         first = await post_event(host, None, body=raw, headers=headers)

@@ -7,15 +7,16 @@ on the http-request host function shows what the guest itself sent (no token).""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import channel_e2e
 import pytest
+from channel_e2e import GuestHttp, assert_no_message, next_message, record_guest_http, spy_guest
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_whatsapp import (
     PHONE_NUMBER_ID,
@@ -27,11 +28,7 @@ from fake_whatsapp import (
     text_notification,
 )
 
-from airlock.channels.callstate import CallState
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
-from airlock.runtime.values import IncomingHttpRequest
-from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
 
@@ -49,47 +46,18 @@ async def fake() -> AsyncIterator[FakeWhatsApp]:
 
 
 @pytest.fixture
-def guest_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, bytes]]]:
-    """Every http-request the guest makes, as the guest made it: (url, headers-json, body)."""
-    seen: list[tuple[str, str, bytes]] = []
-    original = CallState.http_request
-
-    def spy(self: CallState, method: str, url: str, headers_json: str, body: bytes | None,
-            timeout_ms: int | None) -> Any:
-        seen.append((url, headers_json, body or b""))
-        return original(self, method, url, headers_json, body, timeout_ms)
-
-    monkeypatch.setattr(CallState, "http_request", spy)
-    yield seen
+def guest_http(monkeypatch: pytest.MonkeyPatch) -> GuestHttp:
+    return record_guest_http(monkeypatch)
 
 
-@asynccontextmanager
-async def running_host(home: Path, fake: FakeWhatsApp) -> AsyncIterator[AirlockHost]:
-    store = SecretStore.open(home)
-    store.set("whatsapp_access_token", fake.token)
-    store.set("whatsapp_app_secret", APP_SECRET)
-    config = HostConfig.build(home=home, listen_port=0, upstream_overrides={"graph.facebook.com": fake.base_url})
-    async with AirlockHost(config, secrets=store) as host:
-        slot = host.manager.slots["whatsapp"]
-        assert slot.active, slot.reason
-        yield host
+def running_host(home: Path, fake: FakeWhatsApp) -> AbstractAsyncContextManager[AirlockHost]:
+    secrets = {"whatsapp_access_token": fake.token, "whatsapp_app_secret": APP_SECRET}
+    return channel_e2e.running_host(home, "whatsapp", secrets,
+                                    {"graph.facebook.com": fake.base_url})
 
 
 def install_whatsapp(install: InstallFn, **config: Any) -> None:
     install(WASM, CAPS, **config)
-
-
-def spy_guest(host: AirlockHost, monkeypatch: pytest.MonkeyPatch) -> list[IncomingHttpRequest]:
-    channel = host.manager.slots["whatsapp"].channel
-    calls: list[IncomingHttpRequest] = []
-    original = channel.http_request
-
-    def spy(req: IncomingHttpRequest) -> Any:
-        calls.append(req)
-        return original(req)
-
-    monkeypatch.setattr(channel, "http_request", spy)
-    return calls
 
 
 async def post_note(host: AirlockHost, payload: Any = None, *, body: bytes | None = None,
@@ -109,15 +77,6 @@ async def handshake(host: AirlockHost, params: dict[str, str]) -> tuple[int, str
         return r.status, await r.text()
 
 
-async def next_message(host: AirlockHost, timeout: float = 10.0) -> Any:
-    return await asyncio.wait_for(host.next_message(), timeout)
-
-
-async def assert_no_message(host: AirlockHost, wait: float = 0.5) -> None:
-    await asyncio.sleep(wait)
-    assert host.bus.qsize() == 0
-
-
 async def test_handshake_echoes_challenge_only_with_the_verify_token(
     fake: FakeWhatsApp, airlock_home: Path, install_channel: InstallFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,7 +84,7 @@ async def test_handshake_echoes_challenge_only_with_the_verify_token(
     async with running_host(airlock_home, fake) as host:
         token = host.secrets.get("whatsapp_verify_token")
         assert token and len(token) == 32  # auto-generated from the capabilities file
-        calls = spy_guest(host, monkeypatch)
+        calls = spy_guest(host, "whatsapp", monkeypatch)
         wrong = await handshake(host, {"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"})
         missing = await handshake(host, {"hub.mode": "subscribe", "hub.challenge": "1"})
         assert (wrong[0], missing[0]) == (403, 401) and calls == []
@@ -163,7 +122,7 @@ async def test_bad_or_missing_signature_rejected_before_guest(
 ) -> None:
     install_whatsapp(install_channel, dm_policy="open")
     async with running_host(airlock_home, fake) as host:
-        calls = spy_guest(host, monkeypatch)
+        calls = spy_guest(host, "whatsapp", monkeypatch)
         raw = json.dumps(text_notification("sneaky", wa_id=ALICE)).encode()
         results = [
             await post_note(host, body=raw, signature=None),
