@@ -16,7 +16,8 @@ or a platform could see; details go to the host log only.
     │   │     "panic" (unreachable / guest abort), "trap" (any other wasm trap)
     │   └── GuestReturnedError       the callback returned a WIT error (e.g. on-start -> err(msg))
     ├── HostBug                      Airlock itself failed during a callback (a defect to report)
-    └── BackpressureError            the message bus is full; the caller should retry later
+    ├── BackpressureError            the message bus is full; the caller should retry later
+    └── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
 """
 
 from __future__ import annotations
@@ -75,4 +76,14 @@ class BackpressureError(AirlockError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"message bus full; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class SandboxBusy(AirlockError):
+    """Every instance slot of the pooling allocator is in use (more callbacks in flight than the pool's
+    ``slots``): the callback did not start, nothing was applied; retry after ``retry_after`` seconds. Neither
+    the guest's fault nor a host defect (webhooks answer 503 with Retry-After)."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(f"no sandbox slot free ({reason}); retry after {retry_after}s")
         self.retry_after = retry_after

@@ -1,7 +1,8 @@
 """The pooling instance allocator (runtime/pooling.py), proved by what only a pool does:
 
 - it caps live instances at its slot count ("maximum concurrent limit of N for component instances"), where
-  on-demand allocation takes any number, and the real host's webhook path hits that cap too;
+  on-demand allocation takes any number, and the real host's webhook path hits that cap too (``SandboxBusy``:
+  503 + Retry-After, not a guest trap);
 - it refuses at load time a component whose initial memory does not fit a memory slot;
 and that the host works (a real webhook round trip) with the pool on and off, that a missing C symbol or a
 too-small address space falls back cleanly with the reason logged (no process abort), and that compiled
@@ -27,7 +28,7 @@ from conftest import REPO, InstallFn, minimal_caps
 from test_sandbox import FakeHostApi
 
 from airlock.config import HostConfig
-from airlock.errors import ComponentError, ConfigError, GuestTrap
+from airlock.errors import ComponentError, ConfigError, GuestError, HostBug, SandboxBusy
 from airlock.host import AirlockHost
 from airlock.runtime import pooling
 from airlock.runtime.engine import LoadedComponent, Runtime
@@ -76,8 +77,12 @@ def test_pool_caps_live_instances_at_its_slots(compile_cache: Path, wat_dir: Pat
             with pytest.raises(wasmtime.WasmtimeError, match=POOL_FULL):
                 sandbox.linker_for(loaded).instantiate(store, loaded.component)
             store.close()
-            with pytest.raises(GuestTrap, match=POOL_FULL):  # the callback path meets the same wall
+            # The callback path meets the same wall, reported as the host being busy, not as a guest trap.
+            with pytest.raises(SandboxBusy, match=POOL_FULL) as busy:
                 sandbox.call(loaded, "on-poll", (), FakeHostApi(), Limits())
+            assert busy.value.retry_after == 1 and not isinstance(busy.value, GuestError | HostBug)
+            with pytest.raises(SandboxBusy, match=POOL_FULL), sandbox.reused_instance(loaded, FakeHostApi(), Limits()):
+                pass
         # Slots come back when stores close: the next callbacks run.
         for _ in range(5):
             api = FakeHostApi()
@@ -220,6 +225,11 @@ def test_refusal_recognises_pool_errors_only() -> None:
 # ---- the real host, pooling on and off ------------------------------------------------------------------
 
 
+async def _post_full(url: str, body: bytes) -> tuple[int, str, str | None]:
+    async with aiohttp.ClientSession() as s, s.post(url, data=body) as r:
+        return r.status, await r.text(), r.headers.get("Retry-After")
+
+
 async def _post(url: str, body: bytes) -> tuple[int, str]:
     async with aiohttp.ClientSession() as s, s.post(url, data=body) as r:
         return r.status, await r.text()
@@ -244,9 +254,12 @@ async def test_host_round_trip_with_pooling_on_and_off(
         await _round_trip(host)
         loaded = host.manager.slots["minimal"].channel.loaded
         with live_instances(host.runtime, loaded, 2):
-            status, body = await _post(f"{host.base_url}/webhook/minimal", b"while full")
-            # A full pool fails the callback (generic 500, details in the log); on demand it just runs.
-            assert (status, body) == ((500, json.dumps({"error": "internal error"})) if enabled else (200, "ok"))
+            status, body, retry = await _post_full(f"{host.base_url}/webhook/minimal", b"while full")
+            # A full pool is the host being busy: 503 + Retry-After, the guest not run and not blamed (the
+            # platform redelivers). On demand it just runs.
+            assert (status, body, retry) == (
+                (503, json.dumps({"error": "busy"}), "1") if enabled else (200, "ok", None)
+            )
         if not enabled:
             await host.next_message()
         await _round_trip(host)

@@ -29,7 +29,7 @@ from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
-from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
+from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
 from ..runtime.instance import CallStats, Limits, Sandbox
@@ -253,7 +253,7 @@ class Channel:
         out = CallOutcome(callback=callback, state=state)
         try:
             out.value, out.stats = self.services.sandbox.call(self.loaded, callback, args, state, limits)
-        except (GuestTrap, HostBug) as exc:
+        except (GuestTrap, HostBug, SandboxBusy) as exc:
             out.error = exc
         if inline and self._abandon(out, state):
             return out
@@ -295,6 +295,8 @@ class Channel:
     def _log_failure(self, callback: str, exc: AirlockError) -> None:
         if isinstance(exc, HostBug):
             log.error("[%s] %s failed: host bug: %s", self.name, callback, exc)
+        elif isinstance(exc, SandboxBusy):
+            log.warning("[%s] %s not run: %s", self.name, callback, exc)
         else:
             log.warning("[%s] %s failed: %s", self.name, callback, exc)
 

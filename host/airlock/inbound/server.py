@@ -4,8 +4,9 @@ Order of checks for a webhook, each before the guest runs (so a refused request 
 404 unknown path -> 405 method not registered -> 413 body over ``MAX_BODY_BYTES`` -> 401 / 403 from the
 channel's webhook verifier (``inbound.verifiers``: header secret, Slack, Discord, Meta or Feishu, chosen by the
 capabilities file's ``webhook`` block; a generic body, the reason in the host log) -> 503 + Retry-After when the
-agent lags. The guest gets secret-validated = true only when the host verified the request, and a body the
-verifier replaced (a decrypted Feishu event). A guest that fails gives a generic 500; details go to the host log.
+agent lags, or when every sandbox slot is in use (``SandboxBusy``). The guest gets secret-validated = true only
+when the host verified the request, and a body the verifier replaced (a decrypted Feishu event). A guest that
+fails gives a generic 500; details go to the host log.
 The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
 shows each channel's inline hits, aborts and trips).
 """
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from ..agents.bus import RETRY_AFTER_S
 from ..channels.manager import ChannelManager, ChannelSlot
+from ..errors import SandboxBusy
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
 from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, verifier_for
 
@@ -108,6 +110,8 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         query_json=json.dumps(dict(request.query)), body=body, secret_validated=checked.validated,
     )
     out = await manager.run_webhook(slot, req)
+    if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
+        return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
     return _response(out.value)

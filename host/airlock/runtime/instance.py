@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import wasmtime
 from wasmtime.component import Func, Linker
 
-from ..errors import AirlockError, GuestTrap, HostBug, TrapKind
+from ..errors import AirlockError, GuestTrap, HostBug, SandboxBusy, TrapKind
 from . import fastpath as fp
 from . import fastpath_store as fps
 from . import linker as host_linker
@@ -91,6 +91,20 @@ def _trap_reason(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     return lines[-1] if "Caused by:" in lines else lines[0]
+
+
+def pool_full(exc: BaseException) -> SandboxBusy | None:
+    """``SandboxBusy`` if ``exc`` is the pooling allocator refusing an instantiation because every slot of some
+    kind is taken ("maximum concurrent limit of N for component instances reached", and the same for core
+    instances, memories, tables); else None. Only instantiation errors are passed here: a guest cannot
+    raise them."""
+    if not isinstance(exc, wasmtime.WasmtimeError):
+        return None
+    for line in str(exc).splitlines():
+        text = line.strip()
+        if text.startswith("maximum concurrent") and text.endswith("reached"):
+            return SandboxBusy(text)
+    return None
 
 
 def classify_failure(exc: BaseException, api: host_linker.HostApi, callback: str) -> AirlockError:
@@ -205,6 +219,7 @@ class Sandbox:
         Raises:
             GuestTrap: the guest trapped (kind: timeout, fuel, memory, panic, trap), including at
                 instantiation (e.g. initial memory above the limit).
+            SandboxBusy: every slot of the pooling allocator is in use; the guest did not run.
             HostBug: a host function failed unexpectedly, or a host value (an argument, a host function's
                 result) does not fit its WIT type.
         """
@@ -220,7 +235,7 @@ class Sandbox:
         host_linker.bind(api)
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
-            instance = linker.instantiate(store, loaded.component)
+            instance = _instantiated(lambda: linker.instantiate(store, loaded.component))
             result, _func = self._invoke(fc, loaded, store, instance, callback, args)
             stats = CallStats(fuel_used=limits.fuel - store.get_fuel(), elapsed_s=time.perf_counter() - start)
             return result, stats
@@ -242,7 +257,7 @@ class Sandbox:
         host_linker.bind(api)
         fp.bind_imports(prep.imports)
         try:
-            instance = store.instantiate(prep.linker_addr, prep.component_addr)
+            instance = _instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
             func = store.func(instance, export[1])
             if func is None:
                 raise HostBug(f"export {callback} vanished after load")
@@ -268,6 +283,7 @@ class Sandbox:
 
         Raises:
             GuestTrap: instantiation failed (e.g. initial memory above the limit).
+            SandboxBusy: every slot of the pooling allocator is in use.
         """
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
@@ -276,7 +292,7 @@ class Sandbox:
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
             try:
-                instance = linker.instantiate(store, loaded.component)
+                instance = _instantiated(lambda: linker.instantiate(store, loaded.component))
             except Exception as exc:
                 raise _failure(exc, api, "instantiate") from None
 
@@ -322,6 +338,20 @@ class Sandbox:
             raise HostBug(f"export {callback} vanished after load")
         export = fc.exports.get(callback) if fc is not None else None
         return (export.call(store, func, args) if export is not None else func(store, *args)), func
+
+
+_T = TypeVar("_T")
+
+
+def _instantiated(instantiate: Callable[[], _T]) -> _T:
+    """Run ``instantiate``; a full instance pool becomes ``SandboxBusy`` (not a guest trap)."""
+    try:
+        return instantiate()
+    except wasmtime.WasmtimeError as exc:
+        busy = pool_full(exc)
+        if busy is not None:
+            raise busy from None
+        raise
 
 
 def _failure(exc: Exception, api: host_linker.HostApi, callback: str) -> AirlockError:
