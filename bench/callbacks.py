@@ -4,7 +4,8 @@ Variants (bench/work.py defines the work):
 - ``a_fresh``: Airlock, the small Rust guest (build/bench/telegram-min.wasm), a fresh store per callback,
   through ``Channel.http_request`` (the host's real callback path: capability state, commit, emit limiter),
   pooling allocator on (the host default); ``a_fresh_nopool`` the same with on-demand allocation;
-- ``a_reused``: the same, but every callback on one long-lived instance (``ReusingSandbox``);
+- ``a_reused``: the same, but every callback on one long-lived instance (``ReusingSandbox``, built on
+  ``Sandbox.reused_instance``);
 - ``b_fresh``: the CPython Telegram guest (build/channels/telegram.wasm), fresh store per callback;
 - ``c_jsonrpc``: a persistent subprocess plugin over JSON-RPC 2.0 on stdio (bench/plugin_peer.py);
 - ``d_inproc``: the work as an in-process Python function (the physical limit);
@@ -17,6 +18,7 @@ Rounds alternate the variants so that noise from a shared machine spreads over a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import wasmtime
 import work
 from common import (
     BENCH_GUEST,
@@ -41,10 +42,9 @@ from plugin_client import SyncPlugin
 
 from airlock.channels.channel import Channel, HostServices
 from airlock.config import parse_capabilities
-from airlock.runtime import fastpath as fp
 from airlock.runtime import linker as host_linker
 from airlock.runtime.engine import LoadedComponent, Runtime
-from airlock.runtime.instance import CallStats, Limits, Sandbox
+from airlock.runtime.instance import CallStats, Limits, ReusedCall, Sandbox
 from airlock.runtime.pooling import PoolingSettings, slots_for
 from airlock.runtime.values import EmittedMessage, IncomingHttpRequest
 from airlock.stores import PairingStore
@@ -109,55 +109,38 @@ def fresh_messages(channel: Channel, req: IncomingHttpRequest) -> list[EmittedMe
     return [m.message for m in out.messages]
 
 
+REUSED_LIMITS = Limits(memory_bytes=MEMORY_LIMIT, fuel=2**62, timeout_s=10.0**6)
+"""The reused instance's limits cover its whole life (thousands of callbacks), so they are far larger."""
+
+
 class ReusingSandbox(Sandbox):
-    """A ``Sandbox`` that instantiates each component once and calls that one instance again and again.
+    """A ``Sandbox`` whose ``call`` serves every callback of a component from one long-lived instance, through
+    ``Sandbox.reused_instance`` (the same call route, converters and blame rules as a fresh callback).
 
     Given to a ``Channel`` in place of the real sandbox, it makes "reused" go through exactly the same host
-    path as "fresh" (``Channel.http_request``: call state, conversions, commit, emit limiter) and differ only
-    in the store: the fresh/reused ratio is then the price of a fresh store + instantiation. Calls are made
-    as ``Sandbox.call`` makes them (the fast path's compiled converters when it is on).
+    path as "fresh" (``Channel.http_request``: call state, conversions, commit, emit limiter), each call with
+    its own host state, and differ only in the store: the fresh/reused ratio is then the price of a fresh
+    store + instantiation.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        self._live: dict[str, tuple[wasmtime.Store, Any]] = {}
-
-    def _instance(self, loaded: LoadedComponent, api: host_linker.HostApi) -> tuple[wasmtime.Store, Any]:
-        live = self._live.get(loaded.sha256)
-        if live is None:
-            store = wasmtime.Store(self.runtime.engine)
-            store.set_fuel(2**62)
-            store.set_epoch_deadline(10**9)
-            if loaded.imports_wasi:
-                store.set_wasi(wasmtime.WasiConfig())
-            fc = self.fast_component(loaded)
-            host_linker.bind(api)
-            fp.bind_imports(fc.imports if fc is not None else None)
-            live = (store, self.linker_for(loaded).instantiate(store, loaded.component))
-            self._live[loaded.sha256] = live
-        return live
+        self._stack = contextlib.ExitStack()
+        self._live: dict[str, ReusedCall] = {}
 
     def call(self, loaded: LoadedComponent, callback: str, args: tuple[Any, ...], api: host_linker.HostApi,
              limits: Limits) -> tuple[Any, CallStats]:
         start = time.perf_counter()
-        store, instance = self._instance(loaded, api)
-        fc = self.fast_component(loaded)
-        export = fc.exports.get(callback) if fc is not None else None
-        host_linker.bind(api)
-        fp.bind_imports(fc.imports if fc is not None else None)
-        try:
-            func = instance.get_func(store, loaded.exports[callback])
-            result = export.call(store, func, args) if export is not None else func(store, *args)
-            func.post_return(store)
-        finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
+        live = self._live.get(loaded.sha256)
+        if live is None:
+            live = self._stack.enter_context(self.reused_instance(loaded, api, REUSED_LIMITS))
+            self._live[loaded.sha256] = live
+        result = live(callback, args, api)
         return result, CallStats(fuel_used=0, elapsed_s=time.perf_counter() - start)
 
     def close(self) -> None:
-        for store, _ in self._live.values():
-            store.close()
         self._live.clear()
+        self._stack.close()
 
 
 def fuel_of(channel: Channel, req: IncomingHttpRequest) -> int:

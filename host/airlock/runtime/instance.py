@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import wasmtime
 from wasmtime.component import Func, Linker
@@ -43,6 +43,12 @@ class Limits:
     memory_bytes: int = DEFAULT_MEMORY_LIMIT
     fuel: int = DEFAULT_FUEL
     timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+class ReusedCall(Protocol):
+    """``Sandbox.reused_instance``'s call: ``(callback, WIT args, host API for this call or None) -> result``."""
+
+    def __call__(self, callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -274,17 +280,26 @@ class Sandbox:
     @contextlib.contextmanager
     def reused_instance(
         self, loaded: LoadedComponent, api: host_linker.HostApi, limits: Limits,
-    ) -> Iterator[Callable[[str, tuple[Any, ...]], Any]]:
+    ) -> Iterator[ReusedCall]:
         """One instance serving several calls, for benchmarks and tests (Airlock's callbacks always get a
-        fresh one). Yields ``call(callback, args) -> result``, which raises like ``call`` (``GuestTrap``,
-        ``HostBug``) and runs the export's post-return after a success. ``limits`` cover the instance's
-        whole life (fuel and the deadline are not reset per call). Use it on one thread: ``api`` is bound
-        to the calling thread for each call (fresh callbacks may run on the same thread in between).
+        fresh one). Yields ``call(callback, args, api=None) -> result``, which raises like ``call``
+        (``GuestTrap``, ``HostBug``) and runs the export's post-return after a success; ``api`` given to it
+        replaces the block's for that call (a benchmark passes each callback's own host state). The calls
+        take the same route as fresh callbacks (``fastpath_store`` when the component has a call plan for
+        every export, else wasmtime-py's objects), so fresh vs reused compares only the store and the
+        instantiation. ``limits`` cover the instance's whole life (fuel and the deadline are not reset per
+        call). Use it on one thread: the host API is bound to the calling thread for each call (fresh
+        callbacks may run on the same thread in between).
 
         Raises:
             GuestTrap: instantiation failed (e.g. initial memory above the limit).
             SandboxBusy: every slot of the pooling allocator is in use.
         """
+        prep = self.prepared(loaded)
+        if prep is not None and len(prep.exports) == len(loaded.exports):
+            with self._reused_fast(prep, api, limits) as fast_call:
+                yield fast_call
+            return
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
@@ -296,16 +311,50 @@ class Sandbox:
             except Exception as exc:
                 raise _failure(exc, api, "instantiate") from None
 
-            def call(callback: str, args: tuple[Any, ...]) -> Any:
+            def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 # Bound again per call: a fresh callback on this thread in between clears the binding.
-                host_linker.bind(api)
+                bound = call_api or api
+                host_linker.bind(bound)
                 fp.bind_imports(fc.imports if fc is not None else None)
                 try:
                     result, func = self._invoke(fc, loaded, store, instance, callback, args)
                     func.post_return(store)
                     return result
                 except Exception as exc:
-                    raise _failure(exc, api, callback) from None
+                    raise _failure(exc, bound, callback) from None
+
+            yield call
+        finally:
+            host_linker.bind(None)
+            fp.bind_imports(None)
+            store.close()
+
+    @contextlib.contextmanager
+    def _reused_fast(self, prep: _Prepared, api: host_linker.HostApi, limits: Limits) -> Iterator[ReusedCall]:
+        store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
+                               limits.memory_bytes, prep.wasi)
+        host_linker.bind(api)
+        fp.bind_imports(prep.imports)
+        try:
+            try:
+                instance = _instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
+            except Exception as exc:
+                raise _failure(exc, api, "instantiate") from None
+
+            def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
+                bound = call_api or api
+                host_linker.bind(bound)
+                fp.bind_imports(prep.imports)
+                try:
+                    export, index = prep.exports[callback]
+                    func = store.func(instance, index)
+                    if func is None:
+                        raise HostBug(f"export {callback} vanished after load")
+                    result = export.call_raw(store.ctx, func, args)
+                    store.post_return(func)
+                    return result
+                except Exception as exc:
+                    raise _failure(exc, bound, callback) from None
 
             yield call
         finally:
