@@ -48,6 +48,8 @@ CONFIG_PATH = "state/config"
 OFFSET_PATH = "state/offset"
 LAST_REPLY_PREFIX = "state/last_reply/"
 TOKEN_SECRET = "telegram_bot_token"
+OK_BODY = b'{"ok": true}'  # json.dumps({"ok": True}), built once: the answer to every accepted webhook
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 class TelegramApiError(Exception):
@@ -285,7 +287,7 @@ class TelegramChannel(Channel):
         if not req.secret_validated:
             host.warn("webhook request without a validated secret token: rejected")
             return Response.json({"ok": False, "error": "unauthorized"}, status=401)
-        ok = Response.json({"ok": True})
+        ok = Response(status=200, headers=dict(JSON_HEADERS), body=OK_BODY)
         try:
             update = req.json()
         except ValueError:

@@ -19,6 +19,7 @@ webhook, an error result for on_start/on_respond/on_broadcast, an error log line
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import host
@@ -83,6 +84,21 @@ def export(cls: type[Channel]) -> type[Any]:
     return make_export(cls)
 
 
+def prewarm(
+    exported: type[Any], requests: Sequence[Request], workspace: dict[str, str] | None = None, rounds: int = 3
+) -> None:
+    """Run made-up ``requests`` through ``exported`` (what ``export`` returned) at build time, so the
+    component's snapshot holds warm interpreter state and every callback is cheaper.
+
+    Only inside a component build; call it last in the app module. See ``airlock_sdk._wit.prewarm``:
+    the host is in memory (``workspace``: path -> content; no HTTP, pairing or websocket), nothing leaves
+    it, and the data stays in the snapshot, so never pass secrets or real users' data.
+    """
+    from ._wit import prewarm as _prewarm
+
+    _prewarm(exported, requests, workspace, rounds)
+
+
 __all__ = [
     "AgentReply",
     "Attachment",
@@ -115,6 +131,7 @@ __all__ = [
     "pairing_allow_from",
     "pairing_resolve",
     "pairing_upsert",
+    "prewarm",
     "secret_exists",
     "store_attachment",
     "trace",

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 
 from . import host
 
-__all__ = ["STDERR", "STDOUT", "HostLogStream", "callback_scope"]
+__all__ = ["STDERR", "STDOUT", "HostLogStream", "begin_callback", "callback_scope", "end_callback"]
 
 _MAX_PENDING = 64 * 1024
 
@@ -58,14 +58,24 @@ STDOUT = HostLogStream("info", "<stdout>")
 STDERR = HostLogStream("warn", "<stderr>")
 
 
+def begin_callback() -> None:
+    """Route output to the host log from now on (call ``end_callback`` in a ``finally``)."""
+    STDOUT.active = STDERR.active = True
+
+
+def end_callback() -> None:
+    """Flush what the callback printed and stop routing output to the host log."""
+    with suppress(Exception):  # logging must never turn a callback result into a trap
+        STDOUT.flush()
+        STDERR.flush()
+    STDOUT.active = STDERR.active = False
+
+
 @contextmanager
 def callback_scope() -> Iterator[None]:
     """Route output to the host log for the duration of one callback."""
-    STDOUT.active = STDERR.active = True
+    begin_callback()
     try:
         yield
     finally:
-        with suppress(Exception):  # logging must never turn a callback result into a trap
-            STDOUT.flush()
-            STDERR.flush()
-        STDOUT.active = STDERR.active = False
+        end_callback()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from . import _json as json
 from . import host
-from ._stdio import callback_scope
+from ._stdio import begin_callback, end_callback
 from .types import (
     AgentReply,
     Attachment,
@@ -123,8 +123,37 @@ def _json_object(raw: str, what: str) -> dict[str, Any]:
     return value
 
 
-def _string_map(raw: str) -> dict[str, str]:
-    """A lenient ``{name: value}`` parse for headers/query JSON: lists are joined, bad JSON is empty."""
+def _string_map(raw: str, lower_keys: bool = False) -> dict[str, str]:
+    """A lenient ``{name: value}`` parse for headers/query JSON: lists are joined, bad JSON is empty.
+
+    ``lower_keys``: lower-case the names (request headers).
+    """
+    if raw == "{}":  # what the host sends for "no query": skip the parser
+        return {}
+    out = _str_str_map(raw, lower_keys)
+    if out is not None:
+        return out
+    out = _any_string_map(raw)
+    return {k.lower(): v for k, v in out.items()} if lower_keys else out
+
+
+def _str_str_map(raw: str, lower_keys: bool) -> dict[str, str] | None:
+    """The common case, a JSON object of strings, in one pass; None for anything else."""
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if type(value) is not dict:
+        return None
+    for v in value.values():
+        if type(v) is not str:
+            return None
+    if lower_keys:
+        return {k.lower(): v for k, v in value.items()}
+    return value
+
+
+def _any_string_map(raw: str) -> dict[str, str]:
     try:
         value = json.loads(raw) if raw and raw.strip() else {}
     except ValueError:
@@ -193,12 +222,19 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _scoped(fn: _F) -> _F:
-    """Run a dispatch function with print()/stderr routed to the host log (inside a component)."""
+    """Run a dispatch function with print()/stderr routed to the host log (inside a component).
+
+    A plain try/finally rather than a ``contextmanager``: this runs on every callback, in a fresh
+    interpreter where each bytecode costs ~100 wasm instructions.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with callback_scope():
+        begin_callback()
+        try:
             return fn(*args, **kwargs)
+        finally:
+            end_callback()
 
     return cast(_F, wrapper)
 
@@ -229,7 +265,7 @@ def call_on_http_request(
         req = Request(
             method=method.upper(),
             path=path,
-            headers={k.lower(): v for k, v in _string_map(headers_json).items()},
+            headers=_string_map(headers_json, lower_keys=True),
             query=_string_map(query_json),
             body=bytes(body),
             secret_validated=bool(secret_validated),

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from . import _json
 from .errors import (
     AttachmentError,
     HostCallError,
@@ -178,7 +179,7 @@ def workspace_read_json(path: str, default: Any = None) -> Any:
     if raw is None:
         return default
     try:
-        return json.loads(raw)
+        return _json.loads(raw)
     except ValueError:
         return default
 
@@ -192,7 +193,7 @@ def workspace_write_json(path: str, value: Any) -> None:
 
 def _parse_headers(headers_json: str) -> dict[str, str]:
     try:
-        raw = json.loads(headers_json) if headers_json else {}
+        raw = _json.loads(headers_json) if headers_json else {}
     except ValueError:
         return {}
     out: dict[str, str] = {}
@@ -226,7 +227,7 @@ def http(
     if json_body is not None:
         if body is not None:
             raise ValueError("pass either body or json_body, not both")
-        data = json.dumps(json_body).encode("utf-8")
+        data = _json.dumps(json_body).encode("utf-8")
         if not any(k.lower() == "content-type" for k in hdrs):
             hdrs["Content-Type"] = "application/json"
     elif isinstance(body, str):
@@ -240,7 +241,7 @@ def http(
     backend = get_backend()
     status, headers_json, resp_body = _call(
         HttpError,
-        lambda: backend.http_request(method.upper(), url, json.dumps(hdrs), data, timeout_ms),
+        lambda: backend.http_request(method.upper(), url, _json.dumps(hdrs), data, timeout_ms),
     )
     return HttpResponse(status=status, headers=_parse_headers(headers_json), body=bytes(resp_body))
 
@@ -265,7 +266,7 @@ def _message_to_wire(msg: Message) -> dict[str, Any]:
         "user_name": None if msg.user_name is None else str(msg.user_name),
         "content": str(msg.content),
         "thread_id": None if msg.thread_id is None else str(msg.thread_id),
-        "metadata_json": json.dumps(msg.metadata or {}),
+        "metadata_json": _json.dumps(msg.metadata or {}),
         "attachments": [
             {
                 "id": a.id,
@@ -277,7 +278,7 @@ def _message_to_wire(msg: Message) -> dict[str, Any]:
                 "source_url": a.source_url,
                 "storage_key": a.storage_key,
                 "extracted_text": a.extracted_text,
-                "extras_json": json.dumps(a.extras or {}),
+                "extras_json": _json.dumps(a.extras or {}),
             }
             for a in msg.attachments
         ],
@@ -307,7 +308,7 @@ def websocket_send(text: str) -> None:
 def pairing_upsert(channel: str, external_id: str, meta: dict[str, Any] | None = None) -> tuple[str, bool]:
     """Create (or find) a pairing request for an unknown sender: ``(code, created)``."""
     backend = get_backend()
-    meta_json = json.dumps(meta or {})
+    meta_json = _json.dumps(meta or {})
     return _call(PairingError, lambda: backend.pairing_upsert_request(channel, external_id, meta_json))
 
 

@@ -6,9 +6,10 @@ The conversion to and from the component model lives in ``airlock_sdk._wit``.
 
 from __future__ import annotations
 
-import json as _json
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import _json
 
 __all__ = [
     "AgentReply",
@@ -114,7 +115,11 @@ class Response:
     def encoded(self) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body bytes, adding a content-type for str/JSON bodies if missing."""
         headers = {str(k): str(v) for k, v in self.headers.items()}
-        has_ct = any(k.lower() == "content-type" for k in headers)
+        has_ct = False
+        for k in headers:  # a loop, not any(<generator>): cheaper in a fresh WebAssembly interpreter
+            if k.lower() == "content-type":
+                has_ct = True
+                break
         body = self.body
         if isinstance(body, bytes | bytearray | memoryview):
             data = bytes(body)
