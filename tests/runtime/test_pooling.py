@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ import pytest
 import wasmtime
 import watguest
 from conftest import REPO, InstallFn, minimal_caps
-from test_sandbox import FakeHostApi
+from test_sandbox import FakeHostApi, _request
 
 from airlock.config import HostConfig
 from airlock.errors import ComponentError, ConfigError, GuestError, HostBug, SandboxBusy
@@ -88,6 +89,29 @@ def test_pool_caps_live_instances_at_its_slots(compile_cache: Path, wat_dir: Pat
             api = FakeHostApi()
             sandbox.call(loaded, "on-poll", (), api, Limits())
             assert api.logs == [("info", "poll")]
+
+
+def _faults_per_callback(rt: Runtime, loaded: LoadedComponent, calls: int = 300) -> float:
+    sandbox = Sandbox(rt)
+    body = (_request(b"x" * 2000),)
+    for _ in range(50):  # warm: converters, linker, pool slot
+        sandbox.call(loaded, "on-http-request", body, FakeHostApi(), Limits())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        sandbox.call(loaded, "on-http-request", body, FakeHostApi(), Limits())
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
+def test_pool_keeps_memory_slots_resident(compile_cache: Path, wat_dir: Path) -> None:
+    """A reused memory slot is zeroed with memset (pooling.LINEAR_MEMORY_KEEP_RESIDENT), not unmapped: fresh
+    callbacks take no page faults for guest memory, where on-demand allocation maps new pages every time.
+    (The WAT guest copies the body into its memory and emits it.)"""
+    wasm = watguest.build_component(wat_dir, "pool")
+    with runtime_with(compile_cache, PoolingSettings(slots=4, max_memory_bytes=50 * MIB)) as rt:
+        pooled = _faults_per_callback(rt, rt.load(wasm))
+    with runtime_with(compile_cache, None) as rt:
+        on_demand = _faults_per_callback(rt, rt.load(wasm))
+    assert pooled < 0.5 and on_demand >= 1, (pooled, on_demand)
 
 
 def test_on_demand_allocation_has_no_such_cap(compile_cache: Path, wat_dir: Path) -> None:
