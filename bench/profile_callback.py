@@ -80,16 +80,16 @@ def main() -> None:
     api = state()
     results: dict[str, list[tuple[float, float, float]]] = {"channel.http_request": [], "sandbox.call": [],
                                                              "reused_instance": []}
-    with sandbox.reused_instance(channel.loaded, api, Limits(memory_bytes=MEMORY_LIMIT, fuel=2**62,
-                                                             timeout_s=3600.0)) as reused:
-        def reused_call() -> None:
-            api.emits.messages.clear()
-            reused("on-http-request", wit_req)
+    reused_limits = Limits(memory_bytes=MEMORY_LIMIT, fuel=2**62, timeout_s=3600.0)
+    per = max(1, args.calls // args.rounds)
+    for _ in range(args.rounds):
+        results["channel.http_request"].append(timed(lambda: channel.http_request(req), per))
+        results["sandbox.call"].append(timed(sandbox_call, per))
+        with sandbox.reused_instance(channel.loaded, api, reused_limits) as reused:
+            def reused_call() -> None:
+                api.emits.messages.clear()
+                reused("on-http-request", wit_req)
 
-        per = max(1, args.calls // args.rounds)
-        for _ in range(args.rounds):
-            results["channel.http_request"].append(timed(lambda: channel.http_request(req), per))
-            results["sandbox.call"].append(timed(sandbox_call, per))
             results["reused_instance"].append(timed(reused_call, per))
     out = {}
     for name, rows in results.items():

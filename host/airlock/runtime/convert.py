@@ -33,18 +33,24 @@ def _record(**fields: Any) -> Record:
     return rec
 
 
-def _get(rec: Any, name: str) -> Any:
-    return getattr(rec, name)
+def _wit_record(fields: dict[str, Any]) -> Record:
+    """A ``Record`` from fields already named in kebab case (the per-callback paths: no renaming work)."""
+    rec = Record()
+    rec.__dict__.update(fields)
+    return rec
+
+
+_get = getattr
 
 
 # ---- host -> guest (export arguments) ---------------------------------------------------------------
 
 
 def incoming_request_to_wit(req: IncomingHttpRequest) -> Record:
-    return _record(
-        method=req.method, path=req.path, headers_json=req.headers_json, query_json=req.query_json,
-        body=req.body, secret_validated=req.secret_validated,
-    )
+    return _wit_record({
+        "method": req.method, "path": req.path, "headers-json": req.headers_json, "query-json": req.query_json,
+        "body": req.body, "secret-validated": req.secret_validated,
+    })
 
 
 def agent_response_to_wit(resp: AgentResponse) -> Record:
