@@ -19,6 +19,7 @@ from .errors import (
     GuestTrap,
     HostBug,
     PairingError,
+    SandboxBusy,
     SecretStoreError,
 )
 from .host import AirlockHost
@@ -40,6 +41,7 @@ __all__ = [
     "HostConfig",
     "InboundMessage",
     "PairingError",
+    "SandboxBusy",
     "SecretStoreError",
     "load_capabilities",
 ]
