@@ -1,0 +1,91 @@
+"""``airlock_sdk.prewarm`` against the real generated bindings: the channel's webhook path runs at build
+time with an in-memory host, no real host import is called, and the WIT backend is installed after."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "sdk" / "python"))
+
+import airlock_sdk  # noqa: E402
+from airlock_sdk import Channel, HttpError, Message, Request, Response, host  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bindings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    exe = ROOT / ".venv" / "bin" / "componentize-py"
+    cmd = str(exe) if exe.exists() else shutil.which("componentize-py")
+    if not cmd:
+        pytest.skip("componentize-py not installed")
+    out = tmp_path_factory.mktemp("bindings")
+    subprocess.run(
+        [cmd, "-d", str(ROOT / "wit"), "-w", "airlock:channel/sandboxed-channel", "bindings", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture
+def wit(bindings_dir: Path) -> Iterator[ModuleType]:
+    sys.path.insert(0, str(bindings_dir))
+    previous = host.set_backend(None)
+    try:
+        yield importlib.import_module("airlock_sdk._wit")
+    finally:
+        gc.unfreeze()
+        for name in list(sys.modules):
+            if name.startswith(("wit_world", "componentize_py_types")) or name == "airlock_sdk._wit":
+                del sys.modules[name]
+        sys.path.remove(str(bindings_dir))
+        host.set_backend(previous)
+
+
+SEEN: list[Any] = []
+
+
+class Warm(Channel):
+    def on_http_request(self, req: Request) -> Response:
+        cfg = host.workspace_read_json("state/config", {})
+        host.workspace_write("state/seen", req.path)
+        host.info(f"warming {req.json()['n']}")
+        print("printed while warming")
+        try:
+            host.http("GET", "https://example.invalid/")
+        except HttpError as exc:
+            SEEN.append(("http refused", exc.message))
+        host.emit(Message(user_id="u", content=str(cfg.get("mode")), metadata={"k": 1}))
+        SEEN.append((req.method, req.path, req.header("Content-Type"), host.workspace_read("state/seen")))
+        return Response.json({"ok": True})
+
+
+def test_prewarm_runs_the_channel_without_the_real_host(wit: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wit_world.imports import channel_host as wh  # type: ignore[import-not-found]
+
+    real_calls: list[str] = []
+    for name in ("log", "workspace_read", "workspace_write", "http_request", "emit_message", "now_millis"):
+        monkeypatch.setattr(wh, name, lambda *a, _n=name: real_calls.append(_n))
+    SEEN.clear()
+    workspace = {"state/config": '{"mode": "open"}'}
+    exported = airlock_sdk.export(Warm)
+    req = Request("POST", "/hook", {"content-type": "application/json"}, {}, b'{"n": 1}', True)
+    airlock_sdk.prewarm(exported, [req], workspace=workspace, rounds=2)
+
+    assert real_calls == []
+    assert SEEN.count(("POST", "/hook", "application/json", "/hook")) == 2
+    assert SEEN.count(("http refused", "no outbound HTTP while pre-warming")) == 2
+    assert workspace == {"state/config": '{"mode": "open"}'}  # the caller's dict is not written to
+    assert host.get_backend() is wit.BACKEND
+    assert gc.get_freeze_count() > 0
+
