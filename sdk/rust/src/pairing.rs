@@ -2,19 +2,22 @@
 //! operator approves it (`airlock pairing approve <channel> <code>`); afterwards the sender is resolved
 //! to an owner and listed by [`allow_from`]. The `channel` argument must be the channel's own name.
 //!
-//! [`DmGate`] implements the `dm_policy` rule shared by the bundled channels:
+//! [`DmGate`] implements the `dm_policy` rule shared by the bundled channels. It is the host's rule
+//! (`ChannelManager.admit` in `host/airlock/channels/manager.py`, which re-checks every emitted direct message),
+//! so a message the gate lets through is never dropped by the host:
 //!
-//! | policy      | who gets through                                                                 |
-//! |-------------|----------------------------------------------------------------------------------|
-//! | `open`      | everyone                                                                         |
-//! | `allowlist` | the owner and the ids in `allow_from`; others dropped                            |
-//! | `pairing`   | as `allowlist`, plus senders approved through pairing; others get a pairing code  |
-//! | `disabled`  | only the owner                                                                    |
+//! | policy      | who gets through                                                                            |
+//! |-------------|---------------------------------------------------------------------------------------------|
+//! | `open`      | everyone                                                                                    |
+//! | `allowlist` | the owner and `allow_from`; others dropped                                                  |
+//! | `pairing`   | as `allowlist`, plus senders approved through pairing; others get a pairing code             |
+//! | `disabled`  | no one, not even the owner (the host refuses every direct message under this policy)         |
 //!
-//! `allow_from` entries are platform user ids, compared exactly. The host re-checks every emitted direct
-//! message with the same rule (`owner_id`, `allow_from` ids, approved pairings; messages whose metadata
-//! has `"is_group": true` or a group `chat_type` are exempt), so a broader rule in a guest (wildcards,
-//! user names) would only be overruled there: the message would be dropped with a host warning.
+//! `allow_from` entries are platform user ids, compared exactly (surrounding space ignored); the entry `"*"`
+//! admits every sender. Other patterns are not understood: an `"@name"` entry (a user name) admits no one,
+//! here or at the host, because names are not identities. The host exempts messages whose metadata has
+//! `"is_group": true` or a group `chat_type` from its re-check (they are left to the guest's mention rules).
+//! One difference is on the safe side: under `allowlist` the host also admits paired ids, the gate does not.
 //!
 //! ```no_run
 //! use airlock_channel::pairing::{Admission, DmGate, DmPolicy};
@@ -34,6 +37,12 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::sys;
+
+/// The message that tells a new sender how to get approved: `To chat with this bot, ask the operator to
+/// approve pairing code {code} (airlock pairing approve {channel} {code})`.
+pub fn code_text(channel: &str, code: &str) -> String {
+    format!("To chat with this bot, ask the operator to approve pairing code {code} (airlock pairing approve {channel} {code})")
+}
 
 /// Result of [`upsert`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +98,7 @@ pub enum DmPolicy {
     /// `allowlist` plus approved pairings; unknown senders get a code (the default).
     #[default]
     Pairing,
-    /// Only the owner.
+    /// No direct messages at all (not even the owner's).
     Disabled,
 }
 
@@ -144,6 +153,9 @@ pub enum Admission {
     },
 }
 
+/// The `allow_from` entry that admits every sender (as at the host).
+pub const ALLOW_ALL: &str = "*";
+
 /// The `dm_policy` rule for one channel (see the [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DmGate {
@@ -154,7 +166,7 @@ pub struct DmGate {
     /// The owner's platform id: always allowed.
     #[serde(default)]
     pub owner_id: Option<String>,
-    /// Extra allowed senders: platform user ids, compared exactly.
+    /// Extra allowed senders: platform user ids, compared exactly; `"*"` allows everyone.
     #[serde(default)]
     pub allow_from: Vec<String>,
 }
@@ -177,17 +189,20 @@ impl DmGate {
         self
     }
 
-    /// The decision from configuration alone (no host calls). `sender_name` is not used for the decision
-    /// (names are not identities); it is accepted so callers can pass what they pass to [`admit`](DmGate::admit).
+    /// The decision from configuration alone (no host calls), by the rule in the [module docs](self):
+    /// `open` allows; `disabled` denies; otherwise the owner, an exact `allow_from` id or a `"*"` entry
+    /// allows, and anyone else is denied (`allowlist`) or sent to the pairing store (`pairing`).
+    /// `sender_name` is not used for the decision (names are not identities); it is accepted so callers can
+    /// pass what they pass to [`admit`](DmGate::admit).
     pub fn decide(&self, sender_id: &str, sender_name: Option<&str>) -> Decision {
         let _ = sender_name;
-        let is_owner = self.owner_id.as_deref() == Some(sender_id);
         match self.policy {
             DmPolicy::Open => return Decision::Allow,
-            DmPolicy::Disabled => return if is_owner { Decision::Allow } else { Decision::Deny },
+            DmPolicy::Disabled => return Decision::Deny,
             DmPolicy::Allowlist | DmPolicy::Pairing => {}
         }
-        if is_owner || self.allow_from.iter().any(|e| e.trim() == sender_id) {
+        let is_owner = self.owner_id.as_deref() == Some(sender_id);
+        if is_owner || self.allow_from.iter().map(|e| e.trim()).any(|e| e == sender_id || e == ALLOW_ALL) {
             return Decision::Allow;
         }
         if self.policy == DmPolicy::Allowlist {
@@ -227,6 +242,44 @@ impl DmGate {
             }
         }
     }
+
+    /// [`admit`](DmGate::admit) for a message that arrives over the platform (not an interactive answer):
+    /// true when the message may be emitted. A denied sender is logged at info level; the first message of
+    /// a new pairing request calls `send_code` with the code (once per request, never with an empty code)
+    /// so the channel can tell the sender how to get approved, e.g. with [`code_text`]; a failed send is
+    /// logged as a warning naming the sender (the request stays pending).
+    pub fn admit_or_send_code<T, E: std::fmt::Display>(
+        &self,
+        sender_id: &str,
+        sender_name: Option<&str>,
+        meta: &Value,
+        send_code: impl FnOnce(&str) -> std::result::Result<T, E>,
+    ) -> bool {
+        match self.admit(sender_id, sender_name, meta) {
+            Admission::Allowed => true,
+            Admission::Denied => {
+                crate::log::info(&format!(
+                    "DM from {sender_id} on {} dropped (dm_policy {})",
+                    self.channel,
+                    self.policy.as_str()
+                ));
+                false
+            }
+            Admission::Pairing { code, created } => {
+                if created && !code.is_empty() {
+                    if let Err(e) = send_code(&code) {
+                        crate::log::warn(&format!("could not send the pairing code to {sender_id}: {e}"));
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// The standard pairing message for `code` on this channel (see [`code_text`]).
+    pub fn code_text(&self, code: &str) -> String {
+        code_text(&self.channel, code)
+    }
 }
 
 #[cfg(test)]
@@ -241,14 +294,20 @@ mod tests {
     #[test]
     fn static_decisions() {
         assert_eq!(gate(DmPolicy::Open).decide("x", None), Decision::Allow);
-        assert_eq!(gate(DmPolicy::Disabled).decide("owner", None), Decision::Allow);
+        // Like the host: `disabled` refuses every direct message, the owner's and `*` included.
+        assert_eq!(gate(DmPolicy::Disabled).decide("owner", None), Decision::Deny);
         assert_eq!(gate(DmPolicy::Disabled).decide("friend", None), Decision::Deny);
+        assert_eq!(DmGate::new("c", DmPolicy::Disabled).allow(vec!["*".into()]).decide("z", None), Decision::Deny);
         assert_eq!(gate(DmPolicy::Allowlist).decide("friend", None), Decision::Allow);
         assert_eq!(gate(DmPolicy::Allowlist).decide("pal", None), Decision::Allow);
         assert_eq!(gate(DmPolicy::Allowlist).decide("u9", Some("friend")), Decision::Deny, "names are not ids");
         assert_eq!(gate(DmPolicy::Pairing).decide("u9", None), Decision::AskPairing);
-        // The host's re-check knows no wildcard, so neither does the gate.
-        assert_eq!(DmGate::new("c", DmPolicy::Allowlist).allow(vec!["*".into()]).decide("z", None), Decision::Deny);
+        // `*` admits everyone (as at the host); other patterns and user names admit no one.
+        assert_eq!(DmGate::new("c", DmPolicy::Allowlist).allow(vec![" * ".into()]).decide("z", None), Decision::Allow);
+        assert_eq!(DmGate::new("c", DmPolicy::Pairing).allow(vec!["*".into()]).decide("z", None), Decision::Allow);
+        let named = DmGate::new("c", DmPolicy::Allowlist).allow(vec!["@ada".into(), "U*".into()]);
+        assert_eq!(named.decide("ada", Some("ada")), Decision::Deny);
+        assert_eq!(named.decide("U1", None), Decision::Deny);
     }
 
     #[test]
@@ -283,5 +342,30 @@ mod tests {
         host.approve_pairing("c", "u9", "owner-1");
         assert_eq!(g.admit("u9", None, &meta), Admission::Allowed);
         assert_eq!(gate(DmPolicy::Allowlist).admit("u9", None, &meta), Admission::Denied);
+    }
+
+    #[test]
+    fn admit_or_send_code_sends_once_and_logs() {
+        let host = MockHost::install();
+        let g = gate(DmPolicy::Pairing);
+        let meta = serde_json::json!({});
+        let mut sent = Vec::new();
+        assert!(!g.admit_or_send_code("u9", None, &meta, |code| {
+            sent.push(g.code_text(code));
+            Ok::<(), String>(())
+        }));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].starts_with("To chat with this bot, ask the operator to approve pairing code "));
+        assert!(sent[0].ends_with(")") && sent[0].contains("(airlock pairing approve c "));
+        // The request exists now: no second code, and a failing sender is only logged.
+        assert!(
+            !g.admit_or_send_code("u9", None, &meta, |_| -> std::result::Result<(), String> { panic!("sent twice") })
+        );
+        assert!(!g.admit_or_send_code("u8", None, &meta, |_| Err::<(), _>("HTTP 500")));
+        assert!(host.logs().iter().any(|(_, l)| l == "could not send the pairing code to u8: HTTP 500"));
+        assert!(g.admit_or_send_code("friend", None, &meta, |_| Ok::<(), String>(())));
+        assert!(!gate(DmPolicy::Allowlist).admit_or_send_code("u9", None, &meta, |_| Ok::<(), String>(())));
+        assert!(host.logs().iter().any(|(_, l)| l == "DM from u9 on c dropped (dm_policy allowlist)"));
+        assert_eq!(code_text("slack", "AB12"), g.code_text("AB12").replace(" c AB12", " slack AB12"));
     }
 }

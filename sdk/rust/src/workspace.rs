@@ -47,6 +47,99 @@ pub fn write_json<T: Serialize + ?Sized>(path: &str, value: &T) -> Result<()> {
     write(path, &serde_json::to_string(value)?)
 }
 
+/// A redelivery filter: the last ids seen (oldest first, at most `capacity`), kept as a JSON array of strings
+/// at a workspace path, so a platform's retry of a delivery already handled can be dropped even in a later
+/// callback or after a restart (list the path in `durable_workspace_paths`).
+///
+/// Bounds: `capacity` is clamped to `1..=`[`RecentIds::MAX_CAPACITY`] and ids longer than
+/// [`RecentIds::MAX_ID_BYTES`] are never recorded (always "first time"), so the stored value stays under
+/// about 530 KB, inside the host's 1 MiB limit per workspace value. An empty id is never recorded either.
+///
+/// ```no_run
+/// use airlock_channel::workspace::RecentIds;
+///
+/// let mut recent = RecentIds::load("state/recent_events", 200);
+/// if recent.first_time("Ev123") { /* handle the event */ }
+/// recent.save_or_warn();
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentIds {
+    path: String,
+    capacity: usize,
+    ids: Vec<String>,
+    changed: bool,
+}
+
+impl RecentIds {
+    /// Largest `capacity`.
+    pub const MAX_CAPACITY: usize = 2048;
+    /// Longest id recorded, in bytes.
+    pub const MAX_ID_BYTES: usize = 256;
+
+    /// The ids stored at `path`; empty when never written or unreadable (a broken entry must not stop the
+    /// channel: at worst one redelivery gets through).
+    pub fn load(path: &str, capacity: usize) -> Self {
+        Self::try_load(path, capacity).unwrap_or_else(|_| Self::empty(path, capacity))
+    }
+
+    /// Like [`load`](RecentIds::load), but an entry that is not a JSON array of strings is an error
+    /// (`"workspace {path}: ..."`).
+    pub fn try_load(path: &str, capacity: usize) -> Result<Self> {
+        let mut recent = Self::empty(path, capacity);
+        recent.ids = read_json(path)?.unwrap_or_default();
+        Ok(recent)
+    }
+
+    fn empty(path: &str, capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, Self::MAX_CAPACITY);
+        RecentIds { path: path.to_string(), capacity, ids: Vec::new(), changed: false }
+    }
+
+    /// True if `id` is among the recorded ids.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.iter().any(|seen| seen == id)
+    }
+
+    /// False if `id` was seen already; otherwise records it (dropping the oldest ids beyond the capacity)
+    /// and returns true. Empty and over-long ids are not recorded and always return true.
+    pub fn first_time(&mut self, id: &str) -> bool {
+        if id.is_empty() || id.len() > Self::MAX_ID_BYTES {
+            return true;
+        }
+        if self.contains(id) {
+            return false;
+        }
+        self.ids.push(id.to_string());
+        let excess = self.ids.len().saturating_sub(self.capacity);
+        self.ids.drain(..excess);
+        self.changed = true;
+        true
+    }
+
+    /// The recorded ids, oldest first.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Write the ids back if [`first_time`](RecentIds::first_time) recorded one (workspace errors as for
+    /// [`write`]).
+    pub fn save(&mut self) -> Result<()> {
+        if self.changed {
+            write_json(&self.path, &self.ids)?;
+            self.changed = false;
+        }
+        Ok(())
+    }
+
+    /// [`save`](RecentIds::save), logging a failure as a warning (the filter is best effort: a lost write
+    /// lets one redelivery through).
+    pub fn save_or_warn(&mut self) {
+        if let Err(e) = self.save() {
+            crate::log::warn(&format!("could not record recent ids at {}: {e}", self.path));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +153,50 @@ mod tests {
         host.workspace_set("b", "{not json");
         assert!(read_json::<u32>("b").unwrap_err().to_string().starts_with("workspace b:"));
         assert!(write("/abs", "x").unwrap_err().to_string().starts_with("workspace: "));
+    }
+
+    #[test]
+    fn recent_ids_drop_repeats_within_the_bound() {
+        let host = crate::testing::MockHost::install();
+        let mut recent = RecentIds::load("state/recent", 3);
+        assert!(recent.first_time("a") && !recent.first_time("a"));
+        for id in ["b", "c", "d"] {
+            assert!(recent.first_time(id));
+        }
+        assert_eq!(recent.ids(), ["b", "c", "d"]);
+        assert!(recent.first_time("a"), "the oldest id falls out of the window");
+        recent.save().unwrap();
+        assert_eq!(host.workspace_get("state/recent").as_deref(), Some(r#"["c","d","a"]"#));
+        // A later callback sees them; an unchanged filter writes nothing.
+        let mut again = RecentIds::load("state/recent", 3);
+        assert!(!again.first_time("d") && again.contains("c"));
+        host.workspace_set("state/recent", "[]");
+        again.save().unwrap();
+        assert_eq!(host.workspace_get("state/recent").as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn recent_ids_limits_and_broken_entries() {
+        let host = crate::testing::MockHost::install();
+        let long = "x".repeat(RecentIds::MAX_ID_BYTES + 1);
+        let mut recent = RecentIds::load("r", 0);
+        assert!(recent.first_time("") && recent.first_time(""));
+        assert!(recent.first_time(&long) && recent.first_time(&long));
+        assert!(recent.ids().is_empty());
+        assert!(recent.first_time("a") && recent.first_time("b"));
+        assert_eq!(recent.ids(), ["b"], "capacity 0 is clamped to 1");
+        let mut big = RecentIds::load("big", usize::MAX);
+        for i in 0..RecentIds::MAX_CAPACITY + 5 {
+            big.first_time(&i.to_string());
+        }
+        assert_eq!(big.ids().len(), RecentIds::MAX_CAPACITY);
+        host.workspace_set("r", "{broken");
+        assert!(RecentIds::load("r", 5).ids().is_empty());
+        assert!(RecentIds::try_load("r", 5).unwrap_err().to_string().starts_with("workspace r:"));
+        let mut bad_path = RecentIds::load("/abs", 5);
+        bad_path.first_time("a");
+        assert!(bad_path.save().is_err());
+        bad_path.save_or_warn();
+        assert!(host.logs().iter().any(|(_, l)| l.starts_with("could not record recent ids at /abs: workspace: ")));
     }
 }
