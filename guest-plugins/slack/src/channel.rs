@@ -4,7 +4,7 @@
 //! window, replays refused) before [`handle_request`] runs; requests it did not verify are refused again here.
 //! Slack wants an answer within 3 seconds and retries otherwise, so the handler does at most two short HTTP
 //! calls (a `users.info` name lookup, cached; a pairing code) and answers 200; retried deliveries are dropped
-//! by their `event_id` (the last [`MAX_RECENT_EVENTS`] are kept in the workspace).
+//! by their `event_id` (the last [`MAX_RECENT_EVENTS`] are kept in the workspace by the SDK's `RecentIds`).
 //!
 //! Outbound: [`respond`] posts `chat.postMessage` to the original channel, in the thread recorded in the
 //! message's metadata, with the bot token added by the host (`Authorization: Bearer`, credential `slack_bot`):
@@ -12,10 +12,11 @@
 
 use airlock_channel::log::{self, Level};
 use airlock_channel::text::{self as split_text, Unit};
-use airlock_channel::{emit, http, pairing, workspace};
+use airlock_channel::workspace::{self, RecentIds};
+use airlock_channel::{emit, http};
 use serde_json::{json, Value};
 
-use crate::config::{Admission, Config};
+use crate::config::Config;
 use crate::events::{self, Incoming, Kind, Parsed};
 
 /// The pairing namespace (the channel's name).
@@ -190,59 +191,26 @@ pub fn handle_request(req: &Request<'_>) -> Response {
 /// False for a redelivery of an event already handled; records the id otherwise.
 fn first_delivery(event_id: Option<&str>) -> bool {
     let Some(id) = event_id else { return true };
-    let mut recent: Vec<String> =
-        workspace::read(RECENT_EVENTS_PATH).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    if recent.iter().any(|r| r == id) {
+    let mut recent = RecentIds::load(RECENT_EVENTS_PATH, MAX_RECENT_EVENTS);
+    if !recent.first_time(id) {
         log::log(Level::Info, &format!("slack event {id} delivered again: dropped"));
         return false;
     }
-    recent.push(id.to_string());
-    let excess = recent.len().saturating_sub(MAX_RECENT_EVENTS);
-    recent.drain(..excess);
-    if let Err(e) = workspace::write(RECENT_EVENTS_PATH, &json!(recent).to_string()) {
-        log::log(Level::Warn, &format!("could not record event {id}: {e}"));
-    }
+    recent.save_or_warn();
     true
 }
 
 fn admit_and_emit(cfg: &Config, msg: &Incoming) {
     if msg.kind == Kind::DirectMessage {
-        let decision = match cfg.admission(&msg.user) {
-            Admission::Pairing if pairing::is_approved(CHANNEL, &msg.user) => Admission::Allow,
-            other => other,
-        };
-        match decision {
-            Admission::Allow => {}
-            Admission::Deny => {
-                log::log(Level::Info, &format!("DM from {} dropped: not allowed ({})", msg.user, cfg.policy_name()));
-                return;
-            }
-            Admission::Pairing => return request_pairing(msg),
+        let meta = json!({"channel": msg.channel, "team": msg.team});
+        let gate = cfg.gate();
+        let send_code = |code: &str| post_message(&msg.channel, &gate.code_text(code), None);
+        if !gate.admit_or_send_code(&msg.user, msg.profile_name.as_deref(), &meta, send_code) {
+            return;
         }
     }
     let user_name = user_name(cfg, msg);
     to_outgoing(cfg, msg, user_name).emit();
-}
-
-fn request_pairing(msg: &Incoming) {
-    let meta = json!({"channel": msg.channel, "team": msg.team});
-    match pairing::upsert(CHANNEL, &msg.user, &meta).map(|u| (u.code, u.created)) {
-        Ok((code, true)) => {
-            log::log(Level::Info, &format!("pairing requested by slack user {}: code {code}", msg.user));
-            let text = pairing_text(&code);
-            if let Err(e) = post_message(&msg.channel, &text, None) {
-                log::log(Level::Warn, &format!("could not send the pairing code to {}: {e}", msg.user));
-            }
-        }
-        Ok((_, false)) => log::log(Level::Debug, &format!("slack user {} is still waiting for approval", msg.user)),
-        Err(e) => log::log(Level::Warn, &format!("pairing request for {} failed: {e}", msg.user)),
-    }
-}
-
-pub fn pairing_text(code: &str) -> String {
-    format!(
-        "To chat with this bot, ask the operator to approve pairing code {code} (airlock pairing approve slack {code})"
-    )
 }
 
 /// The sender's name: the event's `user_profile`, else the workspace cache, else one `users.info` call

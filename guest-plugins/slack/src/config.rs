@@ -3,47 +3,14 @@
 //!
 //! Keys: `bot_user_id` (optional; the bot's own Slack user id, else learnt from `auth.test` or the event
 //! envelope), `owner_id`, `dm_policy` (`open` | `allowlist` | `pairing` | `disabled`, default `pairing`),
-//! `allow_from` (user ids, or `*`), `reply_in_thread` (default true: answers to an @mention go to its thread),
+//! `allow_from` (user ids, or `*` for everyone), `reply_in_thread` (default true: answers to an @mention go to its thread),
 //! `resolve_user_names` (default true: look a sender's name up once with `users.info` and cache it).
+//! Direct messages are admitted by the SDK's [`DmGate`] (the host's `dm_policy` rule).
 
+use airlock_channel::pairing::{DmGate, DmPolicy};
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DmPolicy {
-    Open,
-    Allowlist,
-    Pairing,
-    Disabled,
-}
-
-impl DmPolicy {
-    fn parse(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "open" => Ok(Self::Open),
-            "allowlist" => Ok(Self::Allowlist),
-            "pairing" | "" => Ok(Self::Pairing),
-            "disabled" => Ok(Self::Disabled),
-            other => Err(format!("dm_policy must be open, allowlist, pairing or disabled, not {other:?}")),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Allowlist => "allowlist",
-            Self::Pairing => "pairing",
-            Self::Disabled => "disabled",
-        }
-    }
-}
-
-/// What the static rules say about a direct message, before the pairing store is asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    Allow,
-    Deny,
-    Pairing,
-}
+use crate::channel::CHANNEL;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -111,11 +78,7 @@ impl Config {
         if !raw.is_object() && !raw.is_null() {
             return Err("config must be a JSON object".into());
         }
-        let policy = match raw.get("dm_policy") {
-            None | Some(Value::Null) => DmPolicy::Pairing,
-            Some(Value::String(s)) => DmPolicy::parse(s)?,
-            Some(other) => return Err(format!("dm_policy must be a string, not {other}")),
-        };
+        let policy = DmPolicy::from_config(raw.get("dm_policy")).map_err(|e| e.to_string())?;
         Ok(Self {
             bot_user_id: id_text(raw.get("bot_user_id")).map_err(|e| format!("bot_user_id: {e}"))?,
             owner_id: id_text(raw.get("owner_id")).map_err(|e| format!("owner_id: {e}"))?,
@@ -130,7 +93,7 @@ impl Config {
         json!({
             "bot_user_id": self.bot_user_id,
             "owner_id": self.owner_id,
-            "dm_policy": self.dm_policy.name(),
+            "dm_policy": self.dm_policy.as_str(),
             "allow_from": self.allow_from,
             "reply_in_thread": self.reply_in_thread,
             "resolve_user_names": self.resolve_user_names,
@@ -145,26 +108,9 @@ impl Config {
             .unwrap_or_default()
     }
 
-    pub fn policy_name(&self) -> &'static str {
-        self.dm_policy.name()
-    }
-
-    /// The static part of DM admission: owner and `allow_from` always pass; `open` admits all; `disabled`
-    /// only the owner; `allowlist` denies the rest; `pairing` sends the rest to the pairing store.
-    pub fn admission(&self, user_id: &str) -> Admission {
-        if self.dm_policy == DmPolicy::Open || self.owner_id.as_deref() == Some(user_id) {
-            return Admission::Allow;
-        }
-        if self.dm_policy == DmPolicy::Disabled {
-            return Admission::Deny;
-        }
-        if self.allow_from.iter().any(|a| a == "*" || a == user_id) {
-            return Admission::Allow;
-        }
-        match self.dm_policy {
-            DmPolicy::Allowlist => Admission::Deny,
-            _ => Admission::Pairing,
-        }
+    /// The `dm_policy` rule for direct messages.
+    pub fn gate(&self) -> DmGate {
+        DmGate::new(CHANNEL, self.dm_policy).owner(self.owner_id.clone()).allow(self.allow_from.clone())
     }
 }
 
@@ -195,21 +141,24 @@ mod tests {
 
     #[test]
     fn admission_rules() {
+        use airlock_channel::pairing::Decision;
         let mut cfg =
             Config { owner_id: Some("UOWNER".into()), allow_from: vec!["UFRIEND".into()], ..Config::default() };
-        assert_eq!(cfg.admission("UOWNER"), Admission::Allow);
-        assert_eq!(cfg.admission("UFRIEND"), Admission::Allow);
-        assert_eq!(cfg.admission("USTRANGER"), Admission::Pairing);
+        assert_eq!(cfg.gate().decide("UOWNER", None), Decision::Allow);
+        assert_eq!(cfg.gate().decide("UFRIEND", None), Decision::Allow);
+        assert_eq!(cfg.gate().decide("USTRANGER", None), Decision::AskPairing);
         cfg.dm_policy = DmPolicy::Allowlist;
-        assert_eq!(cfg.admission("USTRANGER"), Admission::Deny);
+        assert_eq!(cfg.gate().decide("USTRANGER", None), Decision::Deny);
+        // As at the host: `disabled` refuses every direct message.
         cfg.dm_policy = DmPolicy::Disabled;
-        assert_eq!(cfg.admission("UFRIEND"), Admission::Deny);
-        assert_eq!(cfg.admission("UOWNER"), Admission::Allow);
+        assert_eq!(cfg.gate().decide("UFRIEND", None), Decision::Deny);
+        assert_eq!(cfg.gate().decide("UOWNER", None), Decision::Deny);
         cfg.dm_policy = DmPolicy::Open;
-        assert_eq!(cfg.admission("USTRANGER"), Admission::Allow);
+        assert_eq!(cfg.gate().decide("USTRANGER", None), Decision::Allow);
         cfg.dm_policy = DmPolicy::Allowlist;
         cfg.allow_from = vec!["*".into()];
-        assert_eq!(cfg.admission("USTRANGER"), Admission::Allow);
+        assert_eq!(cfg.gate().decide("USTRANGER", None), Decision::Allow);
         assert_eq!(Config::from_json(&json!({"allow_from": "U1, U2"})).unwrap().allow_from, vec!["U1", "U2"]);
+        assert_eq!(Config::from_json(&json!({"dm_policy": " "})).unwrap().dm_policy, DmPolicy::Pairing);
     }
 }

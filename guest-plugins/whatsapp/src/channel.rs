@@ -5,7 +5,7 @@
 //! HMAC-SHA256 of the raw body with `whatsapp_app_secret`); requests it did not verify are refused again here.
 //! The GET handshake is answered with `hub.challenge` as text/plain. A POST is answered 200 even when nothing
 //! in it is usable, because Meta retries anything else for days; duplicates (Meta delivers at least once) are
-//! dropped by message id, the last [`MAX_RECENT_MESSAGES`] being kept in the workspace.
+//! dropped by message id, the last [`MAX_RECENT_MESSAGES`] being kept in the workspace (the SDK's `RecentIds`).
 //!
 //! Non-text messages (images, voice notes, stickers, locations, reactions...) are not passed on: the channel
 //! logs `unsupported message type` and skips them (it sends the user nothing, so a sticker never costs a paid
@@ -17,10 +17,11 @@
 
 use airlock_channel::log::{self, Level};
 use airlock_channel::text::{self as split_text, Unit};
-use airlock_channel::{emit, http, pairing, workspace};
+use airlock_channel::workspace::{self, RecentIds};
+use airlock_channel::{emit, http};
 use serde_json::{json, Value};
 
-use crate::config::{is_numeric_id, normalize_id, Admission, Config};
+use crate::config::{is_numeric_id, normalize_id, Config};
 use crate::webhook::{self, Item, TextMessage};
 
 /// The pairing namespace (the channel's name).
@@ -141,7 +142,7 @@ fn notification(req: &Request<'_>) -> Response {
         return Response::ok();
     }
     let cfg = load_config();
-    let mut recent = RecentIds::load();
+    let mut recent = RecentIds::load(RECENT_MESSAGES_PATH, MAX_RECENT_MESSAGES);
     for item in parsed.items {
         match item {
             Item::Text(msg) => {
@@ -156,77 +157,23 @@ fn notification(req: &Request<'_>) -> Response {
             }
         }
     }
-    recent.save();
+    recent.save_or_warn();
     Response::ok()
 }
 
-/// The last message ids seen, to drop redeliveries.
-struct RecentIds {
-    ids: Vec<String>,
-    changed: bool,
-}
-
-impl RecentIds {
-    fn load() -> Self {
-        let ids = workspace::read(RECENT_MESSAGES_PATH).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-        Self { ids, changed: false }
-    }
-
-    fn first_time(&mut self, id: &str) -> bool {
-        if self.ids.iter().any(|i| i == id) {
-            return false;
-        }
-        self.ids.push(id.to_string());
-        self.changed = true;
-        true
-    }
-
-    fn save(mut self) {
-        if !self.changed {
-            return;
-        }
-        let excess = self.ids.len().saturating_sub(MAX_RECENT_MESSAGES);
-        self.ids.drain(..excess);
-        if let Err(e) = workspace::write(RECENT_MESSAGES_PATH, &json!(self.ids).to_string()) {
-            log::log(Level::Warn, &format!("could not record message ids: {e}"));
-        }
-    }
-}
-
 fn admit_and_emit(cfg: &Config, msg: &TextMessage) {
-    let decision = match cfg.admission(&msg.from) {
-        Admission::Pairing if pairing::is_approved(CHANNEL, &msg.from) => Admission::Allow,
-        other => other,
-    };
-    match decision {
-        Admission::Allow => {
-            if workspace::read(LAST_NUMBER_PATH).as_deref() != Some(msg.phone_number_id.as_str()) {
-                // Best effort: only on-broadcast without a configured number needs it.
-                let _ = workspace::write(LAST_NUMBER_PATH, &msg.phone_number_id);
-            }
-            to_outgoing(msg).emit();
-        }
-        Admission::Deny => {
-            log::log(Level::Info, &format!("message from {} dropped: not allowed ({})", msg.from, cfg.policy_name()));
-        }
-        Admission::Pairing => request_pairing(cfg, msg),
-    }
-}
-
-fn request_pairing(cfg: &Config, msg: &TextMessage) {
     let meta = json!({"name": msg.name, "phone_number_id": msg.phone_number_id});
-    match pairing::upsert(CHANNEL, &msg.from, &meta).map(|u| (u.code, u.created)) {
-        Ok((code, true)) => {
-            log::log(Level::Info, &format!("pairing requested by whatsapp user {}: code {code}", msg.from));
-            let body = pairing_text(&code);
-            let sent = send_text(cfg, &msg.phone_number_id, &msg.from, &body, None, INBOUND_HTTP_TIMEOUT_MS);
-            if let Err(e) = sent {
-                log::log(Level::Warn, &format!("could not send the pairing code to {}: {e}", msg.from));
-            }
-        }
-        Ok((_, false)) => log::log(Level::Debug, &format!("whatsapp user {} is still waiting for approval", msg.from)),
-        Err(e) => log::log(Level::Warn, &format!("pairing request for {} failed: {e}", msg.from)),
+    let send_code = |code: &str| {
+        send_text(cfg, &msg.phone_number_id, &msg.from, &pairing_text(code), None, INBOUND_HTTP_TIMEOUT_MS)
+    };
+    if !cfg.gate().admit_or_send_code(&msg.from, msg.name.as_deref(), &meta, send_code) {
+        return;
     }
+    if workspace::read(LAST_NUMBER_PATH).as_deref() != Some(msg.phone_number_id.as_str()) {
+        // Best effort: only on-broadcast without a configured number needs it.
+        let _ = workspace::write(LAST_NUMBER_PATH, &msg.phone_number_id);
+    }
+    to_outgoing(msg).emit();
 }
 
 pub fn pairing_text(code: &str) -> String {

@@ -5,47 +5,15 @@
 //! number used for proactive messages; replies use the number the message came to), `reply_to_message`
 //! (default true: a reply quotes the message it answers), `owner_id`, `dm_policy` (`open` | `allowlist` |
 //! `pairing` | `disabled`, default `pairing`), `allow_from` (WhatsApp ids, i.e. phone numbers in international
-//! form; `+`, spaces, dashes and parentheses are ignored; `*` admits everyone).
+//! form; `+`, spaces, dashes and parentheses are ignored; `*` admits everyone). Messages are admitted by the
+//! SDK's [`DmGate`] (the host's `dm_policy` rule; every WhatsApp chat here is a direct one).
 
+use airlock_channel::pairing::{DmGate, DmPolicy};
 use serde_json::{json, Value};
 
+use crate::channel::CHANNEL;
+
 pub const DEFAULT_API_VERSION: &str = "v20.0";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DmPolicy {
-    Open,
-    Allowlist,
-    Pairing,
-    Disabled,
-}
-
-impl DmPolicy {
-    fn parse(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "open" => Ok(Self::Open),
-            "allowlist" => Ok(Self::Allowlist),
-            "pairing" | "" => Ok(Self::Pairing),
-            "disabled" => Ok(Self::Disabled),
-            other => Err(format!("dm_policy must be open, allowlist, pairing or disabled, not {other:?}")),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Allowlist => "allowlist",
-            Self::Pairing => "pairing",
-            Self::Disabled => "disabled",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    Allow,
-    Deny,
-    Pairing,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -123,11 +91,7 @@ impl Config {
         if phone_number_id.as_deref().is_some_and(|p| !is_numeric_id(p)) {
             return Err("phone_number_id must be the numeric id Meta shows under WhatsApp > API Setup".into());
         }
-        let dm_policy = match raw.get("dm_policy") {
-            None | Some(Value::Null) => DmPolicy::Pairing,
-            Some(Value::String(s)) => DmPolicy::parse(s)?,
-            Some(other) => return Err(format!("dm_policy must be a string, not {other}")),
-        };
+        let dm_policy = DmPolicy::from_config(raw.get("dm_policy")).map_err(|e| e.to_string())?;
         let reply_to_message = match raw.get("reply_to_message") {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
@@ -161,7 +125,7 @@ impl Config {
             "phone_number_id": self.phone_number_id,
             "reply_to_message": self.reply_to_message,
             "owner_id": self.owner_id,
-            "dm_policy": self.dm_policy.name(),
+            "dm_policy": self.dm_policy.as_str(),
             "allow_from": self.allow_from,
         })
     }
@@ -173,26 +137,9 @@ impl Config {
             .unwrap_or_default()
     }
 
-    pub fn policy_name(&self) -> &'static str {
-        self.dm_policy.name()
-    }
-
-    /// Static DM admission (every WhatsApp chat here is a direct one): owner always; `open` all; `disabled` only
-    /// the owner; `allow_from` next; then `allowlist` denies and `pairing` asks the pairing store.
-    pub fn admission(&self, user_id: &str) -> Admission {
-        if self.dm_policy == DmPolicy::Open || self.owner_id.as_deref() == Some(user_id) {
-            return Admission::Allow;
-        }
-        if self.dm_policy == DmPolicy::Disabled {
-            return Admission::Deny;
-        }
-        if self.allow_from.iter().any(|a| a == "*" || a == user_id) {
-            return Admission::Allow;
-        }
-        match self.dm_policy {
-            DmPolicy::Allowlist => Admission::Deny,
-            _ => Admission::Pairing,
-        }
+    /// The `dm_policy` rule (ids already normalized by [`normalize_id`]).
+    pub fn gate(&self) -> DmGate {
+        DmGate::new(CHANNEL, self.dm_policy).owner(self.owner_id.clone()).allow(self.allow_from.clone())
     }
 }
 
@@ -229,14 +176,19 @@ mod tests {
 
     #[test]
     fn admission() {
+        use airlock_channel::pairing::Decision;
         let cfg = Config { owner_id: Some("1".into()), allow_from: vec!["2".into()], ..Config::default() };
+        let decide = |cfg: &Config, id: &str| cfg.gate().decide(id, None);
         assert_eq!(
-            (cfg.admission("1"), cfg.admission("2"), cfg.admission("3")),
-            (Admission::Allow, Admission::Allow, Admission::Pairing)
+            (decide(&cfg, "1"), decide(&cfg, "2"), decide(&cfg, "3")),
+            (Decision::Allow, Decision::Allow, Decision::AskPairing)
         );
         let cfg = Config { dm_policy: DmPolicy::Allowlist, ..cfg };
-        assert_eq!(cfg.admission("3"), Admission::Deny);
+        assert_eq!(decide(&cfg, "3"), Decision::Deny);
+        // As at the host: `disabled` refuses every direct message, the owner's too.
         let cfg = Config { dm_policy: DmPolicy::Disabled, ..cfg };
-        assert_eq!((cfg.admission("1"), cfg.admission("2")), (Admission::Allow, Admission::Deny));
+        assert_eq!((decide(&cfg, "1"), decide(&cfg, "2")), (Decision::Deny, Decision::Deny));
+        let cfg = Config::from_json(&json!({"dm_policy": "allowlist", "allow_from": "*"})).unwrap();
+        assert_eq!(decide(&cfg, "3"), Decision::Allow);
     }
 }

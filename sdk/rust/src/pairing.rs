@@ -114,6 +114,17 @@ impl DmPolicy {
         }
     }
 
+    /// The `dm_policy` value of a channel's `config` object: absent, `null` or a blank string is the default
+    /// (`pairing`); a string is [`parse`](DmPolicy::parse)d; anything else is an error.
+    pub fn from_config(value: Option<&Value>) -> Result<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(DmPolicy::default()),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(DmPolicy::default()),
+            Some(Value::String(s)) => DmPolicy::parse(s),
+            Some(other) => Err(Error::new(format!("dm_policy must be a string, not {other}"))),
+        }
+    }
+
     /// The config spelling: `"open"`, `"allowlist"`, `"pairing"` or `"disabled"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -326,6 +337,15 @@ mod tests {
         for p in [DmPolicy::Open, DmPolicy::Allowlist, DmPolicy::Pairing, DmPolicy::Disabled] {
             assert_eq!(DmPolicy::parse(p.as_str()).unwrap(), p);
         }
+        assert_eq!(DmPolicy::from_config(None).unwrap(), DmPolicy::Pairing);
+        assert_eq!(DmPolicy::from_config(Some(&Value::Null)).unwrap(), DmPolicy::Pairing);
+        assert_eq!(DmPolicy::from_config(Some(&serde_json::json!(" "))).unwrap(), DmPolicy::Pairing);
+        assert_eq!(DmPolicy::from_config(Some(&serde_json::json!("Allowlist"))).unwrap(), DmPolicy::Allowlist);
+        assert!(DmPolicy::from_config(Some(&serde_json::json!(1)))
+            .unwrap_err()
+            .to_string()
+            .contains("must be a string"));
+        assert!(DmPolicy::from_config(Some(&serde_json::json!("all"))).is_err());
     }
 
     #[test]
