@@ -7,8 +7,7 @@
 //! types 0 DEFAULT and 19 REPLY carry user text; `author.bot`, `webhook_id`, `mentions`,
 //! `message_reference`).
 
-use airlock_channel::pairing::Admission;
-use airlock_channel::{debug, emit, info, warn, Result};
+use airlock_channel::{debug, emit, info, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -198,22 +197,8 @@ fn message_create(msg: Message) -> Result<()> {
 /// `dm_policy` for a direct message; sends the pairing code (once) to a new sender.
 fn admit_dm(settings: &Settings, msg: &Message) -> bool {
     let meta = json!({"username": msg.author.username, "name": msg.author.global_name, "channel_id": msg.channel_id});
-    match settings.gate.admit(&msg.author.id, msg.author.username.as_deref(), &meta) {
-        Admission::Allowed => true,
-        Admission::Denied => {
-            info!("DM from Discord user {} dropped (dm_policy)", msg.author.id);
-            false
-        }
-        Admission::Pairing { code, created } => {
-            if created && !code.is_empty() {
-                info!("pairing requested by Discord user {}: code {code}", msg.author.id);
-                if let Err(e) = api::send_message(&msg.channel_id, &pairing_text(&code), None) {
-                    warn!("could not send the pairing code to user {}: {e}", msg.author.id);
-                }
-            }
-            false
-        }
-    }
+    let send_code = |code: &str| api::send_message(&msg.channel_id, &pairing_text(code), None);
+    settings.gate.admit_or_send_code(&msg.author.id, msg.author.username.as_deref(), &meta, send_code)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use airlock_channel::{debug, emit, info, warn, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::settings::Settings;
+use crate::settings::{Settings, CHANNEL};
 use crate::text::{is_interaction_token, is_snowflake};
 
 const PING: u8 = 1;
@@ -133,7 +133,7 @@ fn ephemeral(text: &str) -> Response {
 }
 
 pub fn pairing_text(code: &str) -> String {
-    format!("To chat with this bot, ask the operator to approve pairing code {code} (airlock pairing approve discord {code})")
+    airlock_channel::pairing::code_text(CHANNEL, code)
 }
 
 /// Answer one verified interaction.

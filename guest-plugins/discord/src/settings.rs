@@ -20,12 +20,10 @@ pub struct Settings {
 
 impl Settings {
     /// Parse the capabilities file's `config`: `dm_policy` (default `pairing`), `owner_id`, `allow_from` (a list
-    /// of user ids, exact matches, as the host's own re-check reads it), `respond_to_mentions`.
+    /// of user ids, exact matches, or `"*"` for everyone: the host's own rule, applied by the SDK's `DmGate`),
+    /// `respond_to_mentions`.
     pub fn from_config(config: &Config) -> Result<Self> {
-        let policy = match config.str("dm_policy") {
-            Some(text) => DmPolicy::parse(text)?,
-            None => DmPolicy::Pairing,
-        };
+        let policy = DmPolicy::from_config(config.get("dm_policy"))?;
         let owner = config.get("owner_id").and_then(id_text);
         let allow = match config.get("allow_from") {
             None | Some(serde_json::Value::Null) => Vec::new(),

@@ -7,13 +7,13 @@
 //! with `sender_id.open_id` and `sender_type`, `message` with `message_id`, `chat_id`, `chat_type`
 //! p2p/group, `message_type`, `content`, `mentions`, `root_id`, `thread_id`).
 
-use airlock_channel::pairing::Admission;
-use airlock_channel::{debug, emit, info, warn, workspace, Response, Result};
+use airlock_channel::workspace::RecentIds;
+use airlock_channel::{debug, emit, warn, Response, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api;
-use crate::settings::Settings;
+use crate::settings::{Settings, CHANNEL};
 use crate::text::{is_feishu_id, resolve_mentions, text_of, Mention};
 
 /// Recently handled `event_id`s: Feishu redelivers an event it thinks failed, so each is handled once.
@@ -103,7 +103,7 @@ fn ok() -> Response {
 }
 
 pub fn pairing_text(code: &str) -> String {
-    format!("To chat with this bot, ask the operator to approve pairing code {code} (airlock pairing approve feishu {code})")
+    airlock_channel::pairing::code_text(CHANNEL, code)
 }
 
 /// Answer one verified callback. Events are acknowledged with 200 even when they are ignored or fail
@@ -145,20 +145,10 @@ pub fn handle(body: &[u8]) -> Response {
 
 /// Remember `event_id`; false if it was already seen (an empty id is never deduplicated).
 fn first_delivery(event_id: &str) -> bool {
-    if event_id.is_empty() {
-        return true;
-    }
-    let mut seen: Vec<String> = workspace::read_json(SEEN_PATH).ok().flatten().unwrap_or_default();
-    if seen.iter().any(|id| id == event_id) {
-        return false;
-    }
-    seen.push(event_id.chars().take(128).collect());
-    let excess = seen.len().saturating_sub(SEEN_CAPACITY);
-    seen.drain(..excess);
-    if let Err(e) = workspace::write_json(SEEN_PATH, &seen) {
-        warn!("could not record event {event_id}: {e}");
-    }
-    true
+    let mut seen = RecentIds::load(SEEN_PATH, SEEN_CAPACITY);
+    let first = seen.first_time(event_id);
+    seen.save_or_warn();
+    first
 }
 
 /// Why a message is not for the agent, or `None`.
@@ -230,22 +220,8 @@ fn message_received(event: &MessageEvent) -> Result<()> {
 /// `dm_policy` for a p2p chat; a new sender gets the pairing code as a reply (once).
 fn admit_dm(settings: &Settings, sender: &str, msg: &Message) -> bool {
     let meta = json!({"chat_id": msg.chat_id});
-    match settings.gate.admit(sender, None, &meta) {
-        Admission::Allowed => true,
-        Admission::Denied => {
-            info!("DM from Feishu user {sender} dropped (dm_policy)");
-            false
-        }
-        Admission::Pairing { code, created } => {
-            if created && !code.is_empty() {
-                info!("pairing requested by Feishu user {sender}: code {code}");
-                if let Err(e) = api::reply(settings, &msg.message_id, &pairing_text(&code), false) {
-                    warn!("could not send the pairing code to {sender}: {e}");
-                }
-            }
-            false
-        }
-    }
+    let send_code = |code: &str| api::reply(settings, &msg.message_id, &pairing_text(code), false);
+    settings.gate.admit_or_send_code(sender, None, &meta, send_code)
 }
 
 #[cfg(test)]

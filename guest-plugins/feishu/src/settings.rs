@@ -22,16 +22,14 @@ pub struct Settings {
 
 impl Settings {
     /// Parse `config`: `api_base` (one of [`API_BASES`], trailing `/` ignored), `bot_open_id`, `dm_policy`
-    /// (default `pairing`), `owner_id` (an open_id), `allow_from` (a list of open_ids, exact matches, as the host's own re-check reads it).
+    /// (default `pairing`), `owner_id` (an open_id), `allow_from` (a list of open_ids, exact matches, or `"*"`
+    /// for everyone: the host's own rule, applied by the SDK's `DmGate`).
     pub fn from_config(config: &Config) -> Result<Self> {
         let api_base = config.str("api_base").unwrap_or(API_BASES[0]).trim().trim_end_matches('/').to_string();
         if !API_BASES.contains(&api_base.as_str()) {
             bail!("api_base must be {} or {}", API_BASES[0], API_BASES[1]);
         }
-        let policy = match config.str("dm_policy") {
-            Some(text) => DmPolicy::parse(text)?,
-            None => DmPolicy::Pairing,
-        };
+        let policy = DmPolicy::from_config(config.get("dm_policy"))?;
         let allow = match config.get("allow_from") {
             None | Some(serde_json::Value::Null) => Vec::new(),
             Some(serde_json::Value::Array(items)) => items

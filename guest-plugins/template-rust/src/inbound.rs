@@ -2,7 +2,8 @@
 //!
 //! Payload (JSON object): `{"user": "u1", "text": "hello", "name": "Ada", "thread": "t1", "id": "m-1"}`.
 //! `user` (string or integer) and `text` are required; the rest is optional. `id`, when present, makes
-//! retried deliveries of the same message harmless (see [`remember`]).
+//! retried deliveries of the same message harmless (the channel keeps recent ids with the SDK's
+//! `workspace::RecentIds`, whose id limit is this file's [`MAX_FIELD_BYTES`]).
 
 use airlock_channel::{Error, Result};
 use serde::Deserialize;
@@ -12,8 +13,6 @@ use serde_json::Value;
 pub const MAX_FIELD_BYTES: usize = 256;
 /// Longest `text`, in bytes (the host's default `max_message_size`).
 pub const MAX_TEXT_BYTES: usize = 65_536;
-/// How many message ids the redelivery filter remembers.
-pub const SEEN_LIMIT: usize = 256;
 
 /// A validated inbound message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,19 +75,6 @@ fn field(name: &str, value: Option<&Value>, max: usize) -> Result<Option<String>
     Ok(Some(text).filter(|t| !t.is_empty()))
 }
 
-/// Record `id` in `seen` (oldest first, at most [`SEEN_LIMIT`]); false if it was already there.
-pub fn remember(seen: &mut Vec<String>, id: &str) -> bool {
-    if seen.iter().any(|s| s == id) {
-        return false;
-    }
-    seen.push(id.to_string());
-    if seen.len() > SEEN_LIMIT {
-        let extra = seen.len() - SEEN_LIMIT;
-        seen.drain(..extra);
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,17 +106,5 @@ mod tests {
         assert!(parse(long_text.as_bytes()).unwrap_err().to_string().contains("longer than"));
         let max_text = format!(r#"{{"user": "u", "text": "{}"}}"#, "t".repeat(MAX_TEXT_BYTES));
         assert!(parse(max_text.as_bytes()).is_ok());
-    }
-
-    #[test]
-    fn remembers_a_bounded_window() {
-        let mut seen = Vec::new();
-        assert!(remember(&mut seen, "a"));
-        assert!(!remember(&mut seen, "a"));
-        for i in 0..SEEN_LIMIT {
-            remember(&mut seen, &i.to_string());
-        }
-        assert_eq!(seen.len(), SEEN_LIMIT);
-        assert!(remember(&mut seen, "a"), "the oldest id falls out of the window");
     }
 }

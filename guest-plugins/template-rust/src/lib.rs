@@ -9,7 +9,7 @@
 //!   `pairing` gets a pairing code in the HTTP answer, once; the operator approves it with
 //!   `airlock pairing approve template-rust <code>`.
 //! - A repeated `id` (a platform retrying a delivery) is answered `duplicate` and not emitted again; the
-//!   recent ids live in the workspace (`state/seen`, durable).
+//!   recent ids live in the workspace (`state/seen`, durable; the SDK's `workspace::RecentIds`).
 //! - The agent's reply is POSTed as JSON `{"user", "text", "thread", "in_reply_to", "message_id"}` to
 //!   `config.reply_url`, which must be on the capabilities file's HTTP allow-list; if the secret
 //!   `template_rust_reply_token` is stored, the host adds it as a bearer token.
@@ -18,9 +18,10 @@ pub mod inbound;
 pub mod settings;
 
 use airlock_channel::pairing::Admission;
+use airlock_channel::workspace::RecentIds;
 use airlock_channel::{
-    emit, export_channel, http, info, warn, workspace, AgentResponse, Channel, ChannelConfig, Config, Context,
-    Endpoint, Request, Response, Result,
+    emit, export_channel, http, info, warn, AgentResponse, Channel, ChannelConfig, Config, Context, Endpoint, Request,
+    Response, Result,
 };
 use serde_json::json;
 
@@ -31,6 +32,8 @@ use crate::settings::{Settings, CHANNEL};
 pub const WEBHOOK_PATH: &str = "/webhook/template-rust";
 /// Workspace path of the recent message ids.
 pub const SEEN_PATH: &str = "state/seen";
+/// How many message ids the redelivery filter remembers (ids are at most 256 bytes, see [`inbound`]).
+pub const SEEN_LIMIT: usize = 256;
 /// Time limit of the reply POST, in milliseconds.
 pub const REPLY_TIMEOUT_MS: u32 = 10_000;
 
@@ -102,11 +105,11 @@ fn handle(message: &Inbound) -> Result<Response> {
         }
     }
     if let Some(id) = &message.id {
-        let mut seen: Vec<String> = workspace::read_json(SEEN_PATH)?.unwrap_or_default();
-        if !inbound::remember(&mut seen, id) {
+        let mut seen = RecentIds::try_load(SEEN_PATH, SEEN_LIMIT)?;
+        if !seen.first_time(id) {
             return Ok(Response::json(200, &json!({"status": "duplicate"})));
         }
-        workspace::write_json(SEEN_PATH, &seen)?;
+        seen.save()?;
     }
     let mut msg = emit::Message::new(&message.user, &message.text)
         .metadata(json!({"user": message.user, "message_id": message.id, "thread": message.thread}));

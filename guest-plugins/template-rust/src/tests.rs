@@ -44,6 +44,14 @@ fn redelivery_is_not_emitted_twice() {
     assert_eq!(post(json!({"user": "u1", "text": "hi", "id": "m1"})).1["status"], "duplicate");
     assert_eq!(post(json!({"user": "u1", "text": "hi"})).1["status"], "accepted");
     assert_eq!(host.emitted().len(), 2);
+    // Every id the payload allows is short enough to be remembered.
+    let longest = "i".repeat(inbound::MAX_FIELD_BYTES);
+    assert!(inbound::MAX_FIELD_BYTES <= airlock_channel::workspace::RecentIds::MAX_ID_BYTES);
+    assert_eq!(post(json!({"user": "u1", "text": "hi", "id": longest})).1["status"], "accepted");
+    assert_eq!(post(json!({"user": "u1", "text": "hi", "id": longest})).1["status"], "duplicate");
+    // A broken entry is a host failure (503), not a silent reset of the filter.
+    host.workspace_set(SEEN_PATH, "{broken");
+    assert_eq!(post(json!({"user": "u1", "text": "hi", "id": "m2"})).0, 503);
 }
 
 #[test]
@@ -68,9 +76,13 @@ fn allowlist_and_disabled_policies() {
     assert_eq!(post(json!({"user": 7, "text": "b"})).0, 200);
     assert_eq!(post(json!({"user": "z", "name": "ada", "text": "c"})).0, 403);
     assert_eq!(host.emitted().len(), 2);
+    // As at the host: `disabled` refuses every direct message, the owner's and `*` notwithstanding.
     let host = start(json!({"reply_url": URL, "dm_policy": "disabled", "owner_id": "boss", "allow_from": ["*"]}));
     assert_eq!(post(json!({"user": "z", "text": "c"})).0, 403);
-    assert_eq!(post(json!({"user": "boss", "text": "d"})).0, 200);
+    assert_eq!(post(json!({"user": "boss", "text": "d"})).0, 403);
+    assert!(host.emitted().is_empty());
+    let host = start(json!({"reply_url": URL, "dm_policy": "allowlist", "allow_from": ["*"]}));
+    assert_eq!(post(json!({"user": "z", "text": "e"})).0, 200);
     assert_eq!(host.emitted().len(), 1);
 }
 
