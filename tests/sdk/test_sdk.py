@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -405,37 +403,7 @@ def test_export_rejects_non_channel() -> None:
 
 
 # --------------------------------------------------------------------------- the real WIT layer
-
-
-@pytest.fixture(scope="module")
-def bindings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    exe = ROOT / ".venv" / "bin" / "componentize-py"
-    cmd = str(exe) if exe.exists() else shutil.which("componentize-py")
-    if not cmd:
-        pytest.skip("componentize-py not installed")
-    out = tmp_path_factory.mktemp("bindings")
-    subprocess.run(
-        [cmd, "-d", str(ROOT / "wit"), "-w", "airlock:channel/sandboxed-channel", "bindings", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return out
-
-
-@pytest.fixture
-def wit(bindings_dir: Path) -> Iterator[ModuleType]:
-    """``airlock_sdk._wit`` imported against the real generated bindings (host functions faked)."""
-    sys.path.insert(0, str(bindings_dir))
-    previous = host.set_backend(None)
-    try:
-        module = importlib.import_module("airlock_sdk._wit")
-        yield module
-    finally:
-        for name in list(sys.modules):
-            if name.startswith(("wit_world", "componentize_py_types")) or name == "airlock_sdk._wit":
-                del sys.modules[name]
-        sys.path.remove(str(bindings_dir))
-        host.set_backend(previous)
+# (fixtures ``bindings_dir`` and ``wit``: tests/sdk/conftest.py)
 
 
 def test_wit_export_on_start(wit: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

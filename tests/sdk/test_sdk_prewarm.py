@@ -4,11 +4,7 @@ time with an in-memory host, no real host import is called, and the WIT backend 
 from __future__ import annotations
 
 import gc
-import importlib
-import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,36 +17,7 @@ sys.path.insert(0, str(ROOT / "sdk" / "python"))
 import airlock_sdk  # noqa: E402
 from airlock_sdk import Channel, HttpError, Message, Request, Response, host  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def bindings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    exe = ROOT / ".venv" / "bin" / "componentize-py"
-    cmd = str(exe) if exe.exists() else shutil.which("componentize-py")
-    if not cmd:
-        pytest.skip("componentize-py not installed")
-    out = tmp_path_factory.mktemp("bindings")
-    subprocess.run(
-        [cmd, "-d", str(ROOT / "wit"), "-w", "airlock:channel/sandboxed-channel", "bindings", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return out
-
-
-@pytest.fixture
-def wit(bindings_dir: Path) -> Iterator[ModuleType]:
-    sys.path.insert(0, str(bindings_dir))
-    previous = host.set_backend(None)
-    try:
-        yield importlib.import_module("airlock_sdk._wit")
-    finally:
-        gc.unfreeze()
-        for name in list(sys.modules):
-            if name.startswith(("wit_world", "componentize_py_types")) or name == "airlock_sdk._wit":
-                del sys.modules[name]
-        sys.path.remove(str(bindings_dir))
-        host.set_backend(previous)
-
+# The ``wit`` fixture (real bindings, host backend removed, pre-warm freezes undone) is in conftest.py.
 
 SEEN: list[Any] = []
 
