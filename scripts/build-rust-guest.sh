@@ -9,15 +9,25 @@
 # <name>-channel, depending on airlock-channel = { path = "../../sdk/rust" }). Steps:
 #   1. scripts/rust-toolchain.sh picks rustup's wasm32-unknown-unknown target or Debian's rustc-web with
 #      -Zbuild-std (installing the Debian packages if neither is there);
-#   2. cargo build --release (profile in the root Cargo.toml: opt-level "s", LTO, one codegen unit,
+#   2. cargo rustc --release --lib (profile in the root Cargo.toml: opt-level "s", LTO, one codegen unit,
 #      panic=abort, stripped) into the shared CARGO_TARGET_DIR build/cargo-target, so std is compiled once
-#      for every guest;
+#      for every guest; the final link gets `-z stack-size=$GUEST_STACK_BYTES` (below) and nothing else
+#      (flags given after `--` reach only the channel crate, so std and the dependencies are not rebuilt);
 #   3. wasm-tools component new (the component type is embedded by wit-bindgen; the core module imports
 #      only airlock:channel/channel-host, no WASI, so no adapter).
 # The build is skipped when <out.wasm> is newer than every input (wit/, sdk/rust, <crate-dir>, the root
 # Cargo.toml and Cargo.lock, this script) and was built by the same toolchain. If <crate-dir> holds exactly
 # one *.capabilities.json it is copied next to the output as <out-stem>.capabilities.json.
 # Any failure prints one line "error: build-rust-guest: <reason>" on stderr and exits non-zero.
+#
+#   GUEST_STACK_BYTES   the guest's shadow stack (default 262144 = 256 KiB; rust-lld's default is 1 MiB).
+# Why smaller: the stack sits first in linear memory (overflow runs below address 0 and traps, it cannot
+# corrupt data), so a 1 MiB stack makes every instance's memory >= 17 pages with its touched pages near the
+# 1 MiB mark, and the pooling allocator zeroes all of it (memset, runtime/pooling.py) when each fresh instance
+# ends: ~20 us of a ~170 us callback. 256 KiB is 6x what serde_json needs at its own nesting limit (128
+# levels: tests/runtime/test_guest_stack.py parses, drops and re-serializes a depth-127 body and gets a clean
+# error, not a trap, at depth 128 and 100,000); a guest that needs more sets GUEST_STACK_BYTES (a multiple
+# of 16).
 set -euo pipefail
 
 TARGET=wasm32-unknown-unknown
@@ -79,7 +89,10 @@ eval "$env_text"
 # Up to date when the toolchain is unchanged and no input is newer than the output. The settings are kept
 # beside the output in <out>.buildinfo.
 buildinfo="$out.buildinfo"
-settings="route=$AIRLOCK_RUST_ROUTE rustc=$("$RUSTC" --version) package=$package"
+stack="${GUEST_STACK_BYTES:-131072}"
+[[ "$stack" =~ ^[0-9]+$ && $((stack % 16)) -eq 0 && "$stack" -ge 65536 ]] \
+    || fail "GUEST_STACK_BYTES must be a multiple of 16, at least 65536 (got '$stack')"
+settings="route=$AIRLOCK_RUST_ROUTE rustc=$("$RUSTC" --version) package=$package stack=$stack"
 if [[ -f "$out" && "${FORCE:-0}" != 1 && -f "$buildinfo" && "$(cat "$buildinfo")" == "$settings" ]]; then
     newer="$(find "$root/wit" "$root/sdk/rust" "$crate_dir" "$root/Cargo.toml" "$root/Cargo.lock" \
         "$root/scripts/build-rust-guest.sh" -type f -not -path '*/target/*' -not -name '*.capabilities.json' \
@@ -95,8 +108,9 @@ start=$(date +%s.%N)
 log="$target_dir/build-$package.log"
 mkdir -p "$target_dir"
 # shellcheck disable=SC2086  # AIRLOCK_CARGO_FLAGS is a list of flags
-if ! (cd "$root" && CARGO_TARGET_DIR="$target_dir" "$AIRLOCK_CARGO" build --release --quiet \
-        --target "$TARGET" $AIRLOCK_CARGO_FLAGS -p "$package" >"$log" 2>&1); then
+if ! (cd "$root" && CARGO_TARGET_DIR="$target_dir" "$AIRLOCK_CARGO" rustc --release --quiet --lib \
+        --target "$TARGET" $AIRLOCK_CARGO_FLAGS -p "$package" -- -C "link-arg=-zstack-size=$stack" \
+        >"$log" 2>&1); then
     cat "$log" >&2
     fail "cargo build of $package failed (route $AIRLOCK_RUST_ROUTE; full output above and in $log)"
 fi
