@@ -19,6 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
 
+from wit_fixtures import bindings_dir_fixture, wit_fixture  # noqa: E402, F401 (fixtures)
+
 import airlock_sdk  # noqa: E402
 from airlock_sdk import (  # noqa: E402
     AgentReply,
@@ -403,7 +405,7 @@ def test_export_rejects_non_channel() -> None:
 
 
 # --------------------------------------------------------------------------- the real WIT layer
-# (fixtures ``bindings_dir`` and ``wit``: tests/sdk/conftest.py)
+# (fixtures ``bindings_dir`` and ``wit``: tests/sdk/wit_fixtures.py)
 
 
 def test_wit_export_on_start(wit: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

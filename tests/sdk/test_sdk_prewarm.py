@@ -14,10 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
 
+from wit_fixtures import bindings_dir_fixture, wit_fixture  # noqa: E402, F401 (fixtures)
+
 import airlock_sdk  # noqa: E402
 from airlock_sdk import Channel, HttpError, Message, Request, Response, host  # noqa: E402
 
-# The ``wit`` fixture (real bindings, host backend removed, pre-warm freezes undone) is in conftest.py.
+# The ``wit`` fixture (real bindings, host backend removed, pre-warm freezes undone) is in wit_fixtures.py.
 
 SEEN: list[Any] = []
 

@@ -1,5 +1,9 @@
 """Fixtures shared by the Python SDK tests: the real componentize-py bindings of ``wit/`` and
-``airlock_sdk._wit`` imported against them (host functions are faked by each test)."""
+``airlock_sdk._wit`` imported against them (host functions are faked by each test).
+
+Not a ``conftest.py``: test modules import ``conftest`` (tests/conftest.py) by name, which a second conftest
+would shadow. A test module imports ``bindings_dir_fixture`` and ``wit_fixture`` (registered under the names
+``bindings_dir`` and ``wit``, so a test's ``wit`` parameter does not shadow the import)."""
 
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ from airlock_sdk import host  # noqa: E402
 WIT_WORLD = "airlock:channel/sandboxed-channel"
 
 
-@pytest.fixture(scope="session")
-def bindings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", name="bindings_dir")
+def bindings_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Python bindings of ``WIT_WORLD`` generated once per session; skips when componentize-py is missing."""
     exe = ROOT / ".venv" / "bin" / "componentize-py"
     cmd = str(exe) if exe.exists() else shutil.which("componentize-py")
@@ -35,8 +39,8 @@ def bindings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def wit(bindings_dir: Path) -> Iterator[ModuleType]:
+@pytest.fixture(name="wit")
+def wit_fixture(bindings_dir: Path) -> Iterator[ModuleType]:
     """``airlock_sdk._wit`` imported against the real generated bindings, with no host backend installed.
     Afterwards the generated modules are forgotten (so the next test imports them fresh), objects frozen by a
     pre-warm are unfrozen, and the previous backend is restored."""
