@@ -63,6 +63,19 @@ _FUEL_OFFSET = 48
 _BUFFER_SIZE = 56
 
 
+_free_slots: list[tuple[Any, int]] = []
+"""Slot buffers of closed stores, reused by the next store (``list.pop``/``append`` are atomic under the GIL, so
+threads can share it); at most one per store alive at once is ever created."""
+
+
+def _take_slots() -> tuple[Any, int]:
+    try:
+        return _free_slots.pop()
+    except IndexError:
+        buf = ctypes.create_string_buffer(_BUFFER_SIZE)
+        return buf, ctypes.addressof(buf)
+
+
 def address(obj: Any) -> int:
     """The C address held by a wasmtime-py object (``Engine``, ``Component``, ``Linker``, ``ExportIndex``)."""
     return ctypes.cast(obj.ptr(), c_void_p).value or 0
@@ -85,7 +98,7 @@ class FreshStore:
         wasmtime.WasmtimeError: wasmtime refused a setting (the store is deleted before raising).
     """
 
-    __slots__ = ("_buf", "_ptr", "ctx")
+    __slots__ = ("_buf", "_ptr", "_slots", "ctx")
 
     def __init__(self, engine: int, fuel: int, deadline_ticks: int, memory_bytes: int, wasi: bool) -> None:
         ptr = _store_new(engine, None, None)
@@ -93,7 +106,8 @@ class FreshStore:
             raise MemoryError("wasmtime_store_new returned NULL")
         self._ptr: int = ptr
         self.ctx: int = _store_context(ptr)
-        self._buf = ctypes.create_string_buffer(_BUFFER_SIZE)
+        self._buf = _take_slots()  # (buffer, its address): the instance, function and fuel slots
+        self._slots: int = self._buf[1]
         try:
             err = _set_fuel(self.ctx, fuel)
             if err:
@@ -114,7 +128,7 @@ class FreshStore:
         Raises:
             wasmtime.WasmtimeError: instantiation failed (a trap in a start function, a limit, a full pool).
         """
-        slot = ctypes.addressof(self._buf)
+        slot = self._slots
         err = _instantiate(linker, self.ctx, component, slot)
         if err:
             _raise(err)
@@ -122,7 +136,7 @@ class FreshStore:
 
     def func(self, instance: int, export_index: int) -> int | None:
         """Address of the function slot for ``export_index`` (address) of ``instance``; None if not a function."""
-        slot = ctypes.addressof(self._buf) + _FUNC_OFFSET
+        slot = self._slots + _FUNC_OFFSET
         return slot if _get_func(instance, self.ctx, export_index, slot) else None
 
     def post_return(self, func: int) -> None:
@@ -137,7 +151,7 @@ class FreshStore:
 
     def fuel_left(self) -> int:
         """Fuel remaining (``wasmtime_context_get_fuel``)."""
-        slot = ctypes.addressof(self._buf) + _FUEL_OFFSET
+        slot = self._slots + _FUEL_OFFSET
         err = _get_fuel(self.ctx, slot)
         if err:
             _raise(err)
@@ -148,3 +162,4 @@ class FreshStore:
         ptr, self._ptr = self._ptr, 0
         if ptr:
             _store_delete(ptr)
+            _free_slots.append(self._buf)  # the instance is gone: nothing refers to its slots any more
