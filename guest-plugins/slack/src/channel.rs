@@ -74,7 +74,7 @@ pub struct Reply<'a> {
 /// Check the config, keep it for later callbacks, and learn the bot's user id (config, else `auth.test`).
 pub fn start(raw: &Value) -> Result<(), String> {
     let cfg = Config::from_json(raw)?;
-    workspace::write(CONFIG_PATH, &cfg.to_state().to_string()).map_err(|e| e.to_string())?;
+    workspace::write_json(CONFIG_PATH, &cfg).map_err(|e| e.to_string())?;
     if cfg.bot_user_id.is_none() {
         match auth_test() {
             Ok(user) => {
@@ -147,8 +147,7 @@ pub fn post_message(channel: &str, text: &str, thread_ts: Option<&str>) -> Resul
 // ---- inbound ---------------------------------------------------------------------------------------------
 
 fn load_config() -> Config {
-    let text = workspace::read(CONFIG_PATH);
-    Config::from_state(text.as_deref())
+    Config::load(CONFIG_PATH)
 }
 
 /// Handle one webhook request (see the module docs). Never fails: Slack retries anything but a 2xx.

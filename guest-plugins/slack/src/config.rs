@@ -8,11 +8,13 @@
 //! Direct messages are admitted by the SDK's [`DmGate`] (the host's `dm_policy` rule).
 
 use airlock_channel::pairing::{DmGate, DmPolicy};
-use serde_json::{json, Value};
+use airlock_channel::workspace;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::channel::CHANNEL;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     pub bot_user_id: Option<String>,
     pub owner_id: Option<String>,
@@ -89,23 +91,10 @@ impl Config {
         })
     }
 
-    pub fn to_state(&self) -> Value {
-        json!({
-            "bot_user_id": self.bot_user_id,
-            "owner_id": self.owner_id,
-            "dm_policy": self.dm_policy.as_str(),
-            "allow_from": self.allow_from,
-            "reply_in_thread": self.reply_in_thread,
-            "resolve_user_names": self.resolve_user_names,
-        })
-    }
-
-    /// Lenient read of `to_state` output: defaults when missing or unreadable (a broken workspace entry must
-    /// not stop the channel; the default policy, pairing, admits nobody unknown).
-    pub fn from_state(text: Option<&str>) -> Self {
-        text.and_then(|t| serde_json::from_str::<Value>(t).ok())
-            .and_then(|v| Self::from_json(&v).ok())
-            .unwrap_or_default()
+    /// The config written by `on-start` (`workspace::write_json`, same shape as the capabilities file's
+    /// `config`), checked again; defaults when missing or refused (the default policy admits nobody unknown).
+    pub fn load(path: &str) -> Self {
+        workspace::read_checked(path, Self::from_json)
     }
 
     /// The `dm_policy` rule for direct messages.
@@ -117,6 +106,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airlock_channel::testing::MockHost;
+    use serde_json::json;
 
     #[test]
     fn defaults_and_round_trip() {
@@ -125,8 +116,12 @@ mod tests {
         assert_eq!(cfg.dm_policy, DmPolicy::Allowlist);
         assert_eq!(cfg.allow_from, vec!["U1", "7"]);
         assert!(cfg.reply_in_thread);
-        let back = Config::from_state(Some(&cfg.to_state().to_string()));
-        assert_eq!(back, cfg);
+        let host = MockHost::install();
+        workspace::write_json("state/config", &cfg).unwrap();
+        assert_eq!(Config::load("state/config"), cfg);
+        host.workspace_set("state/config", "{broken");
+        assert_eq!(Config::load("state/config"), Config::default());
+        assert_eq!(Config::load("state/missing"), Config::default());
         assert_eq!(Config::from_json(&Value::Null).unwrap(), Config::default());
     }
 
@@ -136,7 +131,6 @@ mod tests {
         assert!(Config::from_json(&json!({"reply_in_thread": "yes"})).unwrap_err().contains("reply_in_thread"));
         assert!(Config::from_json(&json!({"allow_from": {"a": 1}})).unwrap_err().contains("allow_from"));
         assert!(Config::from_json(&json!([1])).is_err());
-        assert_eq!(Config::from_state(Some("{broken")), Config::default());
     }
 
     #[test]

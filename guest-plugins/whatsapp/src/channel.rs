@@ -82,12 +82,11 @@ pub struct Reply<'a> {
 
 pub fn start(raw: &Value) -> Result<(), String> {
     let cfg = Config::from_json(raw)?;
-    workspace::write(CONFIG_PATH, &cfg.to_state().to_string()).map_err(|e| e.to_string())
+    workspace::write_json(CONFIG_PATH, &cfg).map_err(|e| e.to_string())
 }
 
 fn load_config() -> Config {
-    let text = workspace::read(CONFIG_PATH);
-    Config::from_state(text.as_deref())
+    Config::load(CONFIG_PATH)
 }
 
 // ---- inbound ---------------------------------------------------------------------------------------------

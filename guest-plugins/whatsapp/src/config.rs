@@ -9,13 +9,15 @@
 //! SDK's [`DmGate`] (the host's `dm_policy` rule; every WhatsApp chat here is a direct one).
 
 use airlock_channel::pairing::{DmGate, DmPolicy};
-use serde_json::{json, Value};
+use airlock_channel::workspace;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::channel::CHANNEL;
 
 pub const DEFAULT_API_VERSION: &str = "v20.0";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     pub api_version: String,
     pub phone_number_id: Option<String>,
@@ -119,22 +121,10 @@ impl Config {
         })
     }
 
-    pub fn to_state(&self) -> Value {
-        json!({
-            "api_version": self.api_version,
-            "phone_number_id": self.phone_number_id,
-            "reply_to_message": self.reply_to_message,
-            "owner_id": self.owner_id,
-            "dm_policy": self.dm_policy.as_str(),
-            "allow_from": self.allow_from,
-        })
-    }
-
-    /// Lenient read of `to_state` output: defaults when missing or unreadable.
-    pub fn from_state(text: Option<&str>) -> Self {
-        text.and_then(|t| serde_json::from_str::<Value>(t).ok())
-            .and_then(|v| Self::from_json(&v).ok())
-            .unwrap_or_default()
+    /// The config written by `on-start` (`workspace::write_json`, same shape as the capabilities file's
+    /// `config`), checked again; defaults when missing or refused (the default policy admits nobody unknown).
+    pub fn load(path: &str) -> Self {
+        workspace::read_checked(path, Self::from_json)
     }
 
     /// The `dm_policy` rule (ids already normalized by [`normalize_id`]).
@@ -146,6 +136,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airlock_channel::testing::MockHost;
+    use serde_json::json;
 
     #[test]
     fn parse_and_round_trip() {
@@ -155,7 +147,12 @@ mod tests {
             .unwrap();
         assert_eq!((cfg.api_version.as_str(), cfg.owner_id.as_deref()), ("v21.0", Some("491701")));
         assert_eq!(cfg.allow_from, vec!["155501", "42"]);
-        assert_eq!(Config::from_state(Some(&cfg.to_state().to_string())), cfg);
+        let host = MockHost::install();
+        workspace::write_json("state/config", &cfg).unwrap();
+        assert_eq!(Config::load("state/config"), cfg);
+        // The stored copy is checked again: a value that would reach a URL falls back to the defaults.
+        host.workspace_set("state/config", r#"{"api_version": "v1/../x"}"#);
+        assert_eq!(Config::load("state/config"), Config::default());
         assert_eq!(Config::from_json(&Value::Null).unwrap(), Config::default());
     }
 

@@ -42,6 +42,16 @@ pub fn read_json<T: DeserializeOwned>(path: &str) -> Result<Option<T>> {
     }
 }
 
+/// The JSON at `path` passed through `check` (for example a config's strict parser, run again on the stored
+/// copy because parts of it reach URLs); `T::default()` when the value was never written, is not JSON or is
+/// refused by `check`. For state whose loss must not stop the channel: choose a `Default` that is safe.
+pub fn read_checked<T: Default, E>(
+    path: &str,
+    check: impl FnOnce(&serde_json::Value) -> std::result::Result<T, E>,
+) -> T {
+    read_json::<serde_json::Value>(path).ok().flatten().and_then(|v| check(&v).ok()).unwrap_or_default()
+}
+
 /// Store `value` as compact JSON at `path`.
 pub fn write_json<T: Serialize + ?Sized>(path: &str, value: &T) -> Result<()> {
     write(path, &serde_json::to_string(value)?)
@@ -153,6 +163,19 @@ mod tests {
         host.workspace_set("b", "{not json");
         assert!(read_json::<u32>("b").unwrap_err().to_string().starts_with("workspace b:"));
         assert!(write("/abs", "x").unwrap_err().to_string().starts_with("workspace: "));
+    }
+
+    #[test]
+    fn read_checked_falls_back_to_the_default() {
+        let host = crate::testing::MockHost::install();
+        let positive = |v: &serde_json::Value| v.as_u64().filter(|n| *n > 0).ok_or("not positive");
+        assert_eq!(read_checked("n", positive), 0, "never written");
+        host.workspace_set("n", "7");
+        assert_eq!(read_checked("n", positive), 7);
+        host.workspace_set("n", "-1");
+        assert_eq!(read_checked("n", positive), 0, "refused by the check");
+        host.workspace_set("n", "{broken");
+        assert_eq!(read_checked("n", positive), 0, "not JSON");
     }
 
     #[test]
