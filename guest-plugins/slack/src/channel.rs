@@ -146,8 +146,10 @@ pub fn post_message(channel: &str, text: &str, thread_ts: Option<&str>) -> Resul
 
 // ---- inbound ---------------------------------------------------------------------------------------------
 
+/// The config written by `on-start`, checked again (parts of it reach URLs); defaults when missing or
+/// refused (the default policy, pairing, admits nobody unknown).
 fn load_config() -> Config {
-    Config::load(CONFIG_PATH)
+    workspace::read_checked(CONFIG_PATH, Config::from_json)
 }
 
 /// Handle one webhook request (see the module docs). Never fails: Slack retries anything but a 2xx.

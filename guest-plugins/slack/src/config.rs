@@ -8,7 +8,6 @@
 //! Direct messages are admitted by the SDK's [`DmGate`] (the host's `dm_policy` rule).
 
 use airlock_channel::pairing::{DmGate, DmPolicy};
-use airlock_channel::workspace;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -91,12 +90,6 @@ impl Config {
         })
     }
 
-    /// The config written by `on-start` (`workspace::write_json`, same shape as the capabilities file's
-    /// `config`), checked again; defaults when missing or refused (the default policy admits nobody unknown).
-    pub fn load(path: &str) -> Self {
-        workspace::read_checked(path, Self::from_json)
-    }
-
     /// The `dm_policy` rule for direct messages.
     pub fn gate(&self) -> DmGate {
         DmGate::new(CHANNEL, self.dm_policy).owner(self.owner_id.clone()).allow(self.allow_from.clone())
@@ -107,6 +100,7 @@ impl Config {
 mod tests {
     use super::*;
     use airlock_channel::testing::MockHost;
+    use airlock_channel::workspace;
     use serde_json::json;
 
     #[test]
@@ -118,10 +112,10 @@ mod tests {
         assert!(cfg.reply_in_thread);
         let host = MockHost::install();
         workspace::write_json("state/config", &cfg).unwrap();
-        assert_eq!(Config::load("state/config"), cfg);
+        assert_eq!(workspace::read_checked("state/config", Config::from_json), cfg);
         host.workspace_set("state/config", "{broken");
-        assert_eq!(Config::load("state/config"), Config::default());
-        assert_eq!(Config::load("state/missing"), Config::default());
+        assert_eq!(workspace::read_checked("state/config", Config::from_json), Config::default());
+        assert_eq!(workspace::read_checked("state/missing", Config::from_json), Config::default());
         assert_eq!(Config::from_json(&Value::Null).unwrap(), Config::default());
     }
 

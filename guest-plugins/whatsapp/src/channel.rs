@@ -85,8 +85,10 @@ pub fn start(raw: &Value) -> Result<(), String> {
     workspace::write_json(CONFIG_PATH, &cfg).map_err(|e| e.to_string())
 }
 
+/// The config written by `on-start`, checked again (parts of it reach URLs); defaults when missing or
+/// refused (the default policy, pairing, admits nobody unknown).
 fn load_config() -> Config {
-    Config::load(CONFIG_PATH)
+    workspace::read_checked(CONFIG_PATH, Config::from_json)
 }
 
 // ---- inbound ---------------------------------------------------------------------------------------------

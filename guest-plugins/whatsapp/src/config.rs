@@ -9,7 +9,6 @@
 //! SDK's [`DmGate`] (the host's `dm_policy` rule; every WhatsApp chat here is a direct one).
 
 use airlock_channel::pairing::{DmGate, DmPolicy};
-use airlock_channel::workspace;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -121,12 +120,6 @@ impl Config {
         })
     }
 
-    /// The config written by `on-start` (`workspace::write_json`, same shape as the capabilities file's
-    /// `config`), checked again; defaults when missing or refused (the default policy admits nobody unknown).
-    pub fn load(path: &str) -> Self {
-        workspace::read_checked(path, Self::from_json)
-    }
-
     /// The `dm_policy` rule (ids already normalized by [`normalize_id`]).
     pub fn gate(&self) -> DmGate {
         DmGate::new(CHANNEL, self.dm_policy).owner(self.owner_id.clone()).allow(self.allow_from.clone())
@@ -137,6 +130,7 @@ impl Config {
 mod tests {
     use super::*;
     use airlock_channel::testing::MockHost;
+    use airlock_channel::workspace;
     use serde_json::json;
 
     #[test]
@@ -149,10 +143,10 @@ mod tests {
         assert_eq!(cfg.allow_from, vec!["155501", "42"]);
         let host = MockHost::install();
         workspace::write_json("state/config", &cfg).unwrap();
-        assert_eq!(Config::load("state/config"), cfg);
+        assert_eq!(workspace::read_checked("state/config", Config::from_json), cfg);
         // The stored copy is checked again: a value that would reach a URL falls back to the defaults.
         host.workspace_set("state/config", r#"{"api_version": "v1/../x"}"#);
-        assert_eq!(Config::load("state/config"), Config::default());
+        assert_eq!(workspace::read_checked("state/config", Config::from_json), Config::default());
         assert_eq!(Config::from_json(&Value::Null).unwrap(), Config::default());
     }
 
