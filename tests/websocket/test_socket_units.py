@@ -172,6 +172,9 @@ def test_discord_identify_needs_integer_intents_and_drops_comment_keys() -> None
     ('{"op":true}', False),
     ('[1,2]', False),
     ("not json", False),
+    ('{"op":1,"op":3,"d":null}', False),  # a gateway reading the first "op" would see a heartbeat
+    ('{"op":3,"d":{"status":"online","status":"idle"}}', False),
+    ('{"op":3,"d":' + "[" * 200_000 + "]" * 200_000 + "}", False),  # RecursionError must be a GuestFault
 ])
 def test_discord_guest_frames_are_checked(frame: str, ok: bool) -> None:
     driver = dg.DiscordGatewayDriver("d", spec(), "tok")

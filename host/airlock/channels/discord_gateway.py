@@ -99,6 +99,18 @@ def describe_close(code: int | None) -> str:
     return f"close {code} ({name})" if name else f"close {code}"
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook that refuses an object repeating a key (at any depth)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _DuplicateKey
+    return out
+
+
 def _parent_domain(host: str) -> str:
     labels = host.split(".")
     return ".".join(labels[1:]) if len(labels) > 2 else host
@@ -309,8 +321,11 @@ class DiscordGatewayDriver:
 
     def check_guest_frame(self, text: str) -> None:
         try:
-            frame = json.loads(text)
-        except ValueError:
+            frame = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey:
+            # Which copy the gateway reads is not ours to guess: {"op":1,"op":3} must not pass as op 3.
+            raise GuestFault("a Discord gateway frame may not repeat a key") from None
+        except (ValueError, RecursionError):
             raise GuestFault("a Discord gateway frame must be a JSON object") from None
         op = frame.get("op") if isinstance(frame, dict) else None
         if not isinstance(op, int) or isinstance(op, bool):
