@@ -291,3 +291,63 @@ def test_reused_instance_serves_several_calls_and_reports_instantiation_failures
                                                                                   Limits(memory_bytes=64 * 1024)):
         pass
     assert info.value.kind == "memory"
+
+
+# ---- host values that misbehave while being lowered (memory safety, not equivalence) -------------------
+
+class _Grows(Record):
+    """A record whose field read appends to (or empties) the list being lowered."""
+
+    def __init__(self, owner: list[Any], grow: bool) -> None:
+        self._owner, self._grow = owner, grow
+
+    @property
+    def a(self) -> int:
+        if self._grow:
+            self._owner.append(_Grows(self._owner, False))
+        else:
+            self._owner.clear()
+        return 7
+
+
+@pytest.mark.parametrize("grow", [True, False])
+def test_list_changing_size_while_lowered_never_writes_outside_its_slots(grow: bool) -> None:
+    from airlock.runtime.fastpath_lift import Lifter
+    from airlock.runtime.fastpath_lower import Lowerer
+
+    t = ft.List(ft.RecordT((("a", ft.Int("U32", "I", 0, 2**32 - 1)),)))
+    lower, lift = Lowerer("t").value(t), Lifter("t").value(t)
+    values: list[Any] = []
+    values += [_Grows(values, grow), _Grows(values, grow)]
+    ar = Arena()
+    mark = ar.mark()
+    try:
+        if not grow:  # slots left unwritten would hand C garbage: refused
+            with pytest.raises(IndexError):
+                lower(values, ar)
+            return
+        addr = lower(values, ar)  # the list's length when lowering began: 2 elements, both intact
+        assert [r.a for r in lift(addr)] == [7, 7]
+    finally:
+        ar.release(mark)
+
+
+class _OddStr(str):
+    def encode(self, *_args: Any, **_kw: Any) -> Any:  # a str subclass whose encode is not str.encode
+        return bytearray(b"HELLO")
+
+
+def test_str_subclass_is_encoded_as_a_str() -> None:
+    from airlock.runtime.fastpath_lift import Lifter
+    from airlock.runtime.fastpath_lower import Lowerer
+
+    for t, value, expected in (
+        (ft.String(), _OddStr("hello"), "hello"),
+        (ft.Flags(("hello",)), {_OddStr("hello")}, {"hello"}),
+    ):
+        ar = Arena()
+        mark = ar.mark()
+        try:
+            assert Lifter("t").value(t)(Lowerer("t").value(t)(value, ar)) == expected
+        finally:
+            ar.release(mark)

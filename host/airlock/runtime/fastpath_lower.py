@@ -50,7 +50,7 @@ def _lower_flags(v: Any, ar: Arena) -> tuple[int, int]:
     for s in v:
         if not isinstance(s, str):
             raise TypeError("expected set of strings for Flags type")
-    names = [s.encode("utf8") for s in v]
+    names = [str.encode(s, "utf8") for s in v]  # str.encode: exact bytes even for a str subclass
     data = ar.alloc(16 * len(names))
     for i, b in enumerate(names):
         ar.keep.append(b)
@@ -78,7 +78,7 @@ class Lowerer:
         self.m = Module(f"lower {label}", {
             "MEM": MEM, "pack_into": struct.pack_into, "Variant": Variant, "Record": Record,
             "BYTES": ft.BYTES_CLASSES, "int_range_error": int_range_error, "enum_case_error": enum_case_error,
-            "f32": _f32, "lower_flags": _lower_flags,
+            "f32": _f32, "lower_flags": _lower_flags, "str_encode": str.encode,
         })
 
     # ---- public --------------------------------------------------------------------------------------
@@ -198,7 +198,8 @@ class Lowerer:
         if isinstance(t, ft.String):
             b = self.m.fresh("s")
             body.append(f"{ind}if not isinstance({v}, str): raise TypeError('expected string type')")
-            body.append(f"{ind}{b} = {v}.encode('utf8'); kp({b})")
+            # str.encode, not v.encode: a subclass's encode could return a non-bytes whose id() is no data address.
+            body.append(f"{ind}{b} = str_encode({v}, 'utf8'); kp({b})")
             return "QQ8x", [f"len({b})", f"id({b}) + {BYTES_DATA_OFFSET}"]
         if isinstance(t, ft.Enum):
             return self._enum(t, v, body, ind)
@@ -245,10 +246,13 @@ class Lowerer:
             body.append(f"{ind}{n}, {d} = ar.byte_list({v})")
             return "QQ8x", [n, d]
         writer = self._writer(t.element)
-        i, e = self.m.fresh("i"), self.m.fresh("x")
+        i = self.m.fresh("i")
         body.append(f"{ind}if not isinstance({v}, list): raise TypeError('expected list value')")
         body.append(f"{ind}{n} = len({v}); {d} = ar.alloc({VAL_SIZE} * {n} or {VAL_SIZE})")
-        body.append(f"{ind}for {i}, {e} in enumerate({v}): {writer}({e}, {d} + {VAL_SIZE} * {i}, ar)")
+        # Indexing (not iterating) bounds the writes to the n slots allocated even if the list changes size
+        # while its elements are lowered (a property of a host value can run code): a shrunk list raises
+        # IndexError instead of leaving unwritten slots for C to read.
+        body.append(f"{ind}for {i} in range({n}): {writer}({v}[{i}], {d} + {VAL_SIZE} * {i}, ar)")
         return "QQ8x", [n, d]
 
     def _variant_like(self, t: ft.VariantLike, v: str, body: list[str], ind: str) -> tuple[str, list[str]]:
