@@ -41,6 +41,7 @@ APP_SECRET = "meta-app-secret"
 VERIFY_TOKEN = "meta-verify-token"
 FEISHU_TOKEN = "feishu-verification-token"
 FEISHU_KEY = "feishu-encrypt-key"
+TG_SECRET = "telegram-secret-token"
 
 WEBHOOKS: dict[str, dict[str, Any]] = {
     "slk": {"hmac_secret_name": "slack_signing_secret"},
@@ -49,9 +50,10 @@ WEBHOOKS: dict[str, dict[str, Any]] = {
     "wa0": {"secret_header": "X-Hub-Signature-256", "secret_name": "wa_verify_token",
             "verify_token_param": "hub.verify_token"},  # as IronClaw's whatsapp file: no app secret
     "fs": {"scheme": "feishu", "verification_token_secret_name": "fs_token", "encrypt_key_secret_name": "fs_key"},
+    "tg": {"secret_header": "X-Telegram-Bot-Api-Secret-Token", "secret_name": "tg_secret"},
 }
 SECRETS = {"discord_public_key": discord_public_hex(DISCORD_KEY), "wa_verify_token": VERIFY_TOKEN,
-           "wa_app_secret": APP_SECRET, "fs_token": FEISHU_TOKEN, "fs_key": FEISHU_KEY}
+           "wa_app_secret": APP_SECRET, "fs_token": FEISHU_TOKEN, "fs_key": FEISHU_KEY, "tg_secret": TG_SECRET}
 
 
 @pytest.fixture
@@ -160,7 +162,8 @@ async def test_meta_handshake_and_signed_posts(installed: Path, monkeypatch: pyt
         assert (await send(host, "/webhook/wa", body, {}))[0] == 401
         assert seen["wa"] == []
         assert (await send(host, "/webhook/wa", method="GET", params=hub))[0] == 200
-        assert json.loads(seen["wa"][0].query_json)["hub.challenge"] == "1158201444"
+        assert json.loads(seen["wa"][0].query_json) == {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+        assert VERIFY_TOKEN not in seen["wa"][0].query_json  # the guest never holds the verify token
         assert (await send(host, "/webhook/wa", body, meta_headers(APP_SECRET, body)))[0] == 200
         assert [(r.method, r.secret_validated) for r in seen["wa"]] == [("GET", True), ("POST", True)]
 
@@ -175,6 +178,21 @@ async def test_meta_without_app_secret_passes_posts_unvalidated(
         assert (await send(host, "/webhook/wa0", body, {}))[0] == 200
         assert (await send(host, "/webhook/wa0", method="GET", params=hub))[0] == 200
         assert [(r.method, r.secret_validated) for r in seen["wa0"]] == [("POST", False), ("GET", True)]
+
+
+async def test_header_secret_checked_and_never_shown_to_the_guest(
+    installed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header = "X-Telegram-Bot-Api-Secret-Token"
+    async with running(installed, monkeypatch, SECRETS) as (host, seen):
+        assert (await send(host, "/webhook/tg", b"{}", {header: "wrong"}))[0] == 403
+        assert (await send(host, "/webhook/tg", b"{}", {}))[0] == 401
+        assert seen["tg"] == []
+        assert (await send(host, "/webhook/tg", b"{}", {header: TG_SECRET, "X-Other": "kept"}))[0] == 200
+        [req] = seen["tg"]
+        assert req.secret_validated
+        assert json.loads(req.headers_json)["x-other"] == "kept"
+        assert header.lower() not in json.loads(req.headers_json) and TG_SECRET not in req.headers_json
 
 
 async def test_feishu_encrypted_event_reaches_the_guest_decrypted(

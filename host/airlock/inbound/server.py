@@ -5,7 +5,9 @@ Order of checks for a webhook, each before the guest runs (so a refused request 
 channel's webhook verifier (``inbound.verifiers``: header secret, Slack, Discord, Meta or Feishu, chosen by the
 capabilities file's ``webhook`` block; a generic body, the reason in the host log) -> 503 + Retry-After when the
 agent lags, or when every sandbox slot is in use (``SandboxBusy``). The guest gets secret-validated = true only
-when the host verified the request, and a body the verifier replaced (a decrypted Feishu event). A guest that
+when the host verified the request, and a body the verifier replaced (a decrypted Feishu event); a header or
+query parameter that carries a stored secret verbatim (Telegram's secret header, Meta's verify token) is removed
+from what the guest sees (``Verifier.secret_headers`` / ``secret_query``). A guest that
 fails gives a generic 500; details go to the host log.
 The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
 shows each channel's inline hits, aborts and trips).
@@ -61,11 +63,17 @@ def _verify(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request, bod
     return verdict
 
 
-def _guest_headers(request: web.Request, body: bytes, replaced: bool) -> str:
-    headers = {k.lower(): v for k, v in request.headers.items()}
+def _guest_headers(request: web.Request, body: bytes, replaced: bool, hidden: frozenset[str]) -> str:
+    """The request headers for the guest, lowercase, without those carrying a stored secret (``hidden``)."""
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in hidden}
     if replaced:  # the guest sees the verifier's body (e.g. decrypted JSON): keep its length header honest
         headers["content-length"] = str(len(body))
     return json.dumps(headers)
+
+
+def _guest_query(request: web.Request, hidden: frozenset[str]) -> str:
+    """The query parameters for the guest (first value of each), without those carrying a stored secret."""
+    return json.dumps({k: request.query[k] for k in request.query if k not in hidden})
 
 
 def _response(out: OutgoingHttpResponse) -> web.Response:
@@ -97,6 +105,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         return _error(400, "bad request")
     if len(body) > MAX_BODY_BYTES:
         return _error(413, "payload too large")
+    verifier = _verifier(slot)
     checked = _verify(slot, endpoint, request, body)
     if isinstance(checked, web.Response):
         return checked
@@ -106,8 +115,8 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         body = checked.body
     req = IncomingHttpRequest(
         method=request.method, path=request.path,
-        headers_json=_guest_headers(request, body, checked.body is not None),
-        query_json=json.dumps(dict(request.query)), body=body, secret_validated=checked.validated,
+        headers_json=_guest_headers(request, body, checked.body is not None, verifier.secret_headers),
+        query_json=_guest_query(request, verifier.secret_query), body=body, secret_validated=checked.validated,
     )
     out = await manager.run_webhook(slot, req)
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault

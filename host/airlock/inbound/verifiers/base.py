@@ -192,13 +192,20 @@ class ReplayCache:
 
 class Verifier(ABC):
     """One channel's webhook check. Build once per channel (:func:`build_verifier`), call :meth:`verify` per
-    request. ``scheme`` names the check ("none" when the host does not verify)."""
+    request. ``scheme`` names the check ("none" when the host does not verify).
+
+    ``secret_headers`` (lowercase names) and ``secret_query`` (parameter names) carry a stored secret verbatim
+    (Telegram's secret header, Meta's verify token): the server removes them from what the guest sees, since
+    the guest only needs secret-validated and never holds the secret itself.
+    """
 
     scheme: ClassVar[str]
 
     def __init__(self, channel: str, lookup: SecretLookup) -> None:
         self.channel = channel
         self._lookup = lookup
+        self.secret_headers: frozenset[str] = frozenset()
+        self.secret_query: frozenset[str] = frozenset()
 
     def verify(self, req: WebhookRequest) -> Verdict:
         """Check one request. Never raises for anything the request contains."""

@@ -39,6 +39,7 @@ class MetaVerifier(Verifier):
         self.verify_token_name = verify_token_name
         self.token_param = token_param
         self.app_secret_name = app_secret_name
+        self.secret_query = frozenset({token_param})
 
     @property
     def verifies_posts(self) -> bool:

@@ -37,6 +37,7 @@ class HeaderVerifier(Verifier):
         super().__init__(channel, lookup)
         self.header_name = header
         self.secret_name = secret_name
+        self.secret_headers = frozenset({header.lower()})
 
     def check(self, req: WebhookRequest) -> Accept:
         expected = self.secret(self.secret_name, "webhook")
