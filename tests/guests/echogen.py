@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from watguest import CABI_REALLOC
+
 PACKAGE = "airlock:echo@0.1.0"
 HOST = "airlock:echo/host@0.1.0"
 GUEST = "airlock:echo/guest@0.1.0"
@@ -268,20 +270,7 @@ def wat_source() -> str:
         " (then unreachable)) (br $more)))",
     ]
     realloc = f"""  (global $heap (mut i32) (i32.const {HEAP_START}))
-  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32)
-    (result i32)
-    (local $ptr i32) (local $end i32)
-    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
-                             (i32.sub (i32.const 0) (local.get $align))))
-    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
-    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end)
-                  (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1))) (i32.const -1))
-              (then unreachable))))
-    (global.set $heap (local.get $end))
-    (if (i32.and (i32.ne (local.get $old) (i32.const 0)) (i32.ne (local.get $old_size) (i32.const 0)))
-      (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
-    (local.get $ptr))"""
+{CABI_REALLOC}"""
     body = "\n".join([*imports, '  (memory (export "memory") 2)', realloc, *exports])
     return f"(module\n{body}\n)\n"
 

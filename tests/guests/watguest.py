@@ -48,6 +48,25 @@ STATIC = {
 }
 
 
+CABI_REALLOC = """  (func (export "cabi_realloc")
+    (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+    (local $ptr i32) (local $end i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get $align))))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end)
+                  (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1))) (i32.const -1))
+              (then unreachable))))
+    (global.set $heap (local.get $end))
+    (if (i32.and (i32.ne (local.get $old) (i32.const 0)) (i32.ne (local.get $old_size) (i32.const 0)))
+      (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
+    (local.get $ptr))
+"""
+"""WAT for a bump allocator exported as ``cabi_realloc``: allocates from the global ``$heap`` (the module
+declares it), grows memory as needed, traps when memory cannot grow. Shared by every generated test component."""
+
+
 def _wasm_tools() -> str:
     exe = Path(sys.executable).parent / "wasm-tools"
     return str(exe) if exe.exists() else (shutil.which("wasm-tools") or "wasm-tools")
@@ -117,21 +136,7 @@ def wat_source(
   (memory (export "memory") 2)
   (global $heap (mut i32) (i32.const 65536))
 {data}
-  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32)
-    (result i32)
-    (local $ptr i32) (local $end i32)
-    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
-                             (i32.sub (i32.const 0) (local.get $align))))
-    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
-    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end)
-                  (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1))) (i32.const -1))
-              (then unreachable))))
-    (global.set $heap (local.get $end))
-    (if (i32.and (i32.ne (local.get $old) (i32.const 0)) (i32.ne (local.get $old_size) (i32.const 0)))
-      (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
-    (local.get $ptr))
-  (func (export "{exp}#on-start") (param i32 i32) (result i32)
+{CABI_REALLOC}  (func (export "{exp}#on-start") (param i32 i32) (result i32)
     (i32.store8 (i32.const 2048) (i32.const 0))
     (i32.store (i32.const 2052) (i32.const {s["name"]}))
     (i32.store (i32.const 2056) (i32.const {len(name.encode())}))
