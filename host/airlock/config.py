@@ -478,6 +478,31 @@ class WebhookSpec(_ExtensibleModel):
         return self.verify_token_param or "hub.verify_token"
 
 
+class DedupeSpec(_Model):
+    """``capabilities.channel.dedupe``: JSON pointers (RFC 6901) into the emitted metadata whose values form the
+    platform message id (``messages.dedupe``); ``[]`` turns deduplication off. At most 8 pointers."""
+
+    id_pointers: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("id_pointers")
+    @classmethod
+    def _pointers(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not p.startswith("/") or len(p) > 256:
+                raise ValueError(f"pointer {p!r} must start with '/' and be at most 256 characters")
+        return v
+
+
+class SendRateSpec(_Model):
+    """``capabilities.channel.send_rate``: outbound messages per second for the whole channel and per chat, with
+    bursts (``messages.ratelimit``; defaults per platform)."""
+
+    per_second: float = Field(gt=0, le=10_000)
+    burst: float = Field(default=1.0, ge=1, le=10_000)
+    per_chat_per_second: float = Field(gt=0, le=10_000)
+    chat_burst: float = Field(default=1.0, ge=1, le=10_000)
+
+
 class ChannelCapability(_Model):
     """``capabilities.channel``: webhook paths, polling, workspace and emit limits.
 
@@ -495,6 +520,12 @@ class ChannelCapability(_Model):
     max_message_size: PositiveInt = 65_536
     callback_timeout_secs: int = Field(default=30, ge=1, le=600)
     webhook: WebhookSpec | None = None
+    dedupe: DedupeSpec | None = None
+    send_rate: SendRateSpec | None = None
+
+    def dedupe_pointers(self) -> list[str] | None:
+        """The file's dedupe pointers, or None to use the channel's default (``messages.dedupe``)."""
+        return self.dedupe.id_pointers if self.dedupe is not None else None
 
     @field_validator("allowed_paths")
     @classmethod
@@ -753,7 +784,13 @@ class HostConfig(BaseModel):
             guest needs one (``channels.manager``, ``channels.inline``); default on, ``False`` runs every
             callback on a worker thread.
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
-        bus_capacity: inbound message bus capacity (messages).
+        bus_capacity: unacknowledged messages (all agents) past which webhooks answer 503 + Retry-After and
+            pollers pause (backpressure; nothing already accepted is dropped).
+        default_agent: the agent that gets messages no routing binding claims (default ``main``, the in-process
+            agent of ``host.messages()``).
+        agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
+        retention_s / dedupe_window_s: how long acknowledged messages and sent replies are kept (7 days), and how
+            long a platform message id is remembered for deduplication (24 h).
         webhook_header_timeout_s / webhook_body_timeout_s: seconds a webhook client has to send a request
             head / a whole body (defaults 15 and 30; ``inbound.listener``, ``inbound.body``).
         webhook_max_connections / webhook_max_connections_per_ip: open connections the webhook listener
@@ -784,6 +821,10 @@ class HostConfig(BaseModel):
     webhook_body_timeout_s: PositiveFloat = 30.0
     webhook_max_connections: PositiveInt = 1024
     webhook_max_connections_per_ip: PositiveInt = 128
+    default_agent: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    agent_visibility_timeout_s: PositiveFloat = 60.0
+    retention_s: PositiveFloat = 7 * 24 * 3600.0
+    dedupe_window_s: PositiveFloat = 24 * 3600.0
 
     @field_validator("channels_dir", mode="before")
     @classmethod
@@ -858,6 +899,16 @@ class HostConfig(BaseModel):
         return self.home / "pairing.db"
 
     @property
+    def state_db(self) -> Path:
+        """SQLite file of the message log and the durable workspace (one file: one transaction for both)."""
+        return self.home / "state.db"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Content-addressed attachment blobs: ``home/blobs``."""
+        return self.home / "blobs"
+
+    @property
     def workspace_db(self) -> Path:
-        """SQLite durable-workspace database: ``home/workspace.db``."""
+        """The durable-workspace database of homes made before the message log (imported into ``state.db`` once)."""
         return self.home / "workspace.db"

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from ws_support import DISCORD_WS, Sleeps, discord, fast_settings, sleeps
 
 from airlock import cli
-from airlock.channels.manager import Delivery
+from airlock.agents.delivery import Delivery
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore

@@ -10,17 +10,22 @@ optimistic concurrency: a key the callback read and then wrote must not have bee
 commit since the snapshot, otherwise the commit is refused with ``WorkspaceConflict`` and the caller
 re-runs the callback (no lost update). Blind writes (written without reading) never conflict.
 Paths listed in ``durable_workspace_paths`` (exact, or a prefix ending in ``/``) are persisted through
-the ``DurableWorkspaceStore`` in the same commit; other paths live in memory only.
+the durable backend (the message log) in the same commit as the callback's messages; other paths live in
+memory only.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..runtime.linker import GuestFault
+
+if TYPE_CHECKING:
+    from ..messages.model import NewEntry
 
 MAX_PATH_BYTES = 256
 MAX_VALUE_BYTES = 1024 * 1024
@@ -32,8 +37,12 @@ class WorkspaceConflict(Exception):
 
 
 class DurableBackend(Protocol):
-    def load(self, channel: str) -> dict[str, str]: ...
-    def save(self, channel: str, items: dict[str, str], deleted: Iterable[str] = ()) -> None: ...
+    """Where durable paths live: the message log (``messages.log.MessageLog``), so a callback's durable writes and
+    the messages it emitted commit in one transaction."""
+
+    def load_workspace(self, instance: str) -> dict[str, str]: ...
+    def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
+               now: float) -> list[NewEntry]: ...
 
 
 def validate_path(path: str) -> str:
@@ -64,7 +73,7 @@ class Workspace:
         self._durable = tuple(durable_paths)
         self._backend = backend
         self._lock = threading.Lock()
-        self._values: dict[str, str] = backend.load(channel) if backend is not None else {}
+        self._values: dict[str, str] = backend.load_workspace(channel) if backend is not None else {}
         self._versions: dict[str, int] = dict.fromkeys(self._values, 0)
         self._clock = 0
 
@@ -79,21 +88,25 @@ class Workspace:
         with self._lock:
             return self._values.get(path)
 
-    def commit(self, txn: WorkspaceTxn) -> None:
-        """Apply ``txn``'s writes atomically. Raises WorkspaceConflict (see module docstring)."""
-        if not txn.writes:
-            return
+    def commit(self, txn: WorkspaceTxn, entries: Sequence[NewEntry] = ()) -> list[NewEntry]:
+        """Apply ``txn``'s writes atomically, with ``entries`` (messages for the log) in the same durable
+        transaction; return the entries the backend appended (duplicates dropped; all of them without a
+        backend). Raises WorkspaceConflict (see module docstring), before anything is written."""
+        if not txn.writes and not entries:
+            return []
         with self._lock:
             for key in txn.reads.keys() & txn.writes.keys():
                 if self._versions.get(key, -1) != txn.reads[key]:
                     raise WorkspaceConflict(key)
             durable = {k: v for k, v in txn.writes.items() if self.is_durable(k)}
-            if durable and self._backend is not None:
-                self._backend.save(self.channel, durable)
+            appended = list(entries)
+            if (durable or entries) and self._backend is not None:
+                appended = self._backend.commit(self.channel, durable, entries, time.time())
             self._clock += 1
             for key, value in txn.writes.items():
                 self._values[key] = value
                 self._versions[key] = self._clock
+            return appended
 
 
 @dataclass

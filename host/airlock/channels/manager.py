@@ -16,13 +16,10 @@ counts hits and aborts (``/health``); ``HostConfig.inline_callbacks`` turns it o
 and the agent-side callbacks (respond, status, broadcast: nearly always an outbound call) always run on worker
 threads.
 
-Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
-``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
-``owner_id``, ids in ``allow_from`` (``"*"`` admits everyone; ``"@name"`` entries are platform
-usernames the host cannot check, so they admit no one here), and ids paired through
-``airlock pairing approve``; ``disabled``
-refuses every DM. A message whose metadata marks a group chat (``chat_type`` group/supergroup/channel, or
-``is_group: true``) is left to the guest's mention rules.
+Admission (host-side, after the guest, before the commit): ``channels.admission`` re-checks ``dm_policy``; the
+admitted messages are routed and appended to the message log in the callback's own transaction
+(``messages.inbound``), and ``dispatch`` only wakes the agents. Agents' replies, broadcasts and status updates
+come back from the outbox (``messages.outbox``) through ``deliver``.
 
 Websockets: a channel whose capabilities file has ``capabilities.websocket`` gets a host-owned socket
 (``socket_runtime.SocketRuntime``), started after a successful on-start and stopped first at shutdown. Its
@@ -36,19 +33,21 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..messages.inbox import Inbox
+from ..messages.model import OutboxEntry
+from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from . import admission
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .inline import InlineGuard
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
@@ -60,7 +59,6 @@ LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
 TYPING_REFRESH_S = 4.0
 TYPING_MAX_S = 300.0
-GROUP_CHAT_TYPES = frozenset({"group", "supergroup", "channel"})
 
 T = TypeVar("T")
 
@@ -85,47 +83,11 @@ class ChannelSlot:
     """Whether webhooks are attempted inline, with counters (module docstring)."""
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A message handed to the agent, with the id the agent uses to reply."""
-
-    id: str
-    inbound: InboundMessage
-
-    @property
-    def channel(self) -> str:
-        return self.inbound.channel
-
-    @property
-    def content(self) -> str:
-        return self.inbound.message.content
-
-    @property
-    def user_id(self) -> str:
-        return self.inbound.message.user_id
-
-    @property
-    def user_name(self) -> str | None:
-        return self.inbound.message.user_name
-
-    @property
-    def thread_id(self) -> str | None:
-        return self.inbound.message.thread_id
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        try:
-            value = json.loads(self.inbound.message.metadata_json or "{}")
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
-
-
 class ChannelManager:
     """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
 
     def __init__(
-        self, runtime: Runtime, services: HostServices, bus: MessageBus, *,
+        self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
         sockets: SocketSettings | None = None, inline: bool = True,
     ) -> None:
@@ -297,39 +259,12 @@ class ChannelManager:
         return out
 
     def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:
-        for msg in out.messages:
-            if self.admit(slot.channel, msg):
-                self.bus.put(msg)
+        """Wake the agents for what the callback committed to the log (admitted and routed before the commit)."""
+        self.bus.appended(len(out.messages))
 
     def admit(self, channel: Channel, msg: InboundMessage) -> bool:
-        """Host-side re-check of owner / dm_policy / allow_from (see the module docstring)."""
-        config = channel.caps.config
-        policy = str(config.get("dm_policy") or "open")
-        if policy == "open" or self._is_group(msg):
-            return True
-        user = msg.message.user_id
-        if policy == "disabled":
-            log.warning("[%s] message from %s refused by the host (dm_policy disabled)", channel.name, user)
-            return False
-        owner = config.get("owner_id")
-        allow = {str(x) for x in (config.get("allow_from") or [])}
-        if (owner is not None and str(owner) == user) or user in allow or "*" in allow:
-            return True
-        paired = channel.pairing.store
-        if paired.resolve_identity(channel.name, user) is not None or user in paired.allow_from(channel.name):
-            return True
-        log.warning("[%s] message from %s refused by the host (dm_policy %s)", channel.name, user, policy)
-        return False
-
-    @staticmethod
-    def _is_group(msg: InboundMessage) -> bool:
-        try:
-            meta = json.loads(msg.message.metadata_json or "{}")
-        except ValueError:
-            return False
-        if not isinstance(meta, dict):
-            return False
-        return meta.get("chat_type") in GROUP_CHAT_TYPES or meta.get("is_group") is True
+        """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""
+        return admission.admit(channel.name, channel.caps.config, channel.pairing.store, msg.message)
 
     async def _poll_loop(self, slot: ChannelSlot) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
@@ -360,40 +295,46 @@ class ChannelManager:
 
     # ---- agent side --------------------------------------------------------------------------------
 
+    def send_rate(self, instance: str) -> SendRate:
+        """The outbound send rate of a channel instance (``messages.ratelimit``)."""
+        slot = self.slots.get(instance)
+        if slot is None:
+            return rate_for(instance)
+        spec = slot.channel.caps.capabilities.channel.send_rate
+        override = SendRate(spec.per_second, spec.burst, spec.per_chat_per_second, spec.chat_burst) if spec else None
+        return rate_for(slot.channel.platform, override)
+
     def slot_for(self, name: str) -> ChannelSlot:
         slot = self.slots.get(name)
         if slot is None or not slot.active:
             raise ConfigError(f"channel {name!r} is not active")
         return slot
 
-    async def respond(self, delivery: Delivery, content: str, *, thread_id: str | None = None) -> CallOutcome:
-        """Deliver the agent's reply through on-respond with the ORIGINAL message's metadata."""
-        self._stop_typing(delivery.id)
-        slot = self.slot_for(delivery.channel)
-        response = AgentResponse(
-            message_id=delivery.id, content=content, thread_id=thread_id or delivery.thread_id,
-            metadata_json=delivery.inbound.message.metadata_json,
-        )
+    async def deliver(self, entry: OutboxEntry) -> CallOutcome:
+        """Run one outbox entry's callback (on-respond, on-broadcast or on-status) on the channel's main lane, with
+        the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the channel is
+        not active."""
+        slot = self.slot_for(entry.instance)
+        p = entry.payload
+        if entry.kind == "status":
+            update = StatusUpdate(status=str(p["status"]), message=str(p.get("message") or ""),
+                                  metadata_json=str(p.get("metadata_json") or "{}"))
+            return await self.run_main(slot, slot.channel.status, update)
+        response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
+                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
+        if entry.kind == "broadcast":
+            return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
+        if entry.in_reply_to is not None:
+            self.stop_typing(entry.in_reply_to)
         out = await self.run_main(slot, slot.channel.respond, response)
         if not out.ok:
-            log.warning("[%s] reply to %s not delivered: %s", delivery.channel, delivery.id, out.error)
+            log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
 
-    async def broadcast(self, channel: str, user_id: str, content: str) -> CallOutcome:
-        slot = self.slot_for(channel)
-        response = AgentResponse(message_id=str(uuid.uuid4()), content=content, thread_id=None, metadata_json="{}")
-        return await self.run_main(slot, slot.channel.broadcast, user_id, response)
-
-    async def send_status(self, delivery: Delivery, status: str, message: str = "") -> CallOutcome:
-        """on-status; a "thinking" status is refreshed every 4 s until the reply (at most 5 minutes)."""
-        slot = self.slot_for(delivery.channel)
-        update = StatusUpdate(status=status, message=message, metadata_json=delivery.inbound.message.metadata_json)
-        out = await self.run_main(slot, slot.channel.status, update)
-        if status == "thinking" and delivery.id not in self._typing:
-            self._typing[delivery.id] = asyncio.create_task(self._refresh_typing(slot, update))
-        elif status != "thinking":
-            self._stop_typing(delivery.id)
-        return out
+    def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
+        if key not in self._typing:
+            self._typing[key] = asyncio.create_task(self._refresh_typing(self.slot_for(instance), update))
 
     async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
         elapsed = 0.0
@@ -402,7 +343,7 @@ class ChannelManager:
             elapsed += TYPING_REFRESH_S
             await self.run_main(slot, slot.channel.status, update)
 
-    def _stop_typing(self, delivery_id: str) -> None:
+    def stop_typing(self, delivery_id: str) -> None:
         task = self._typing.pop(delivery_id, None)
         if task is not None:
             task.cancel()

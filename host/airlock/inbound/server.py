@@ -26,9 +26,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..agents.bus import RETRY_AFTER_S
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..errors import EmitRateLimited, SandboxBusy
+from ..messages.inbox import RETRY_AFTER_S
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
 from .body import MAX_BODY_BYTES, BodyRefused, read_body
 from .listener import ListenerLimits
