@@ -22,11 +22,12 @@ from airlock.capabilities.attachments import AttachmentBuffer
 from airlock.capabilities.emit import EmitBuffer, EmitLimiter, SlidingWindowLimiter
 from airlock.capabilities.logging import LogBuffer
 from airlock.capabilities.pairing import PairingCapability
-from airlock.capabilities.secrets import SecretsCapability
+from airlock.capabilities.secrets import SecretsCapability, guest_safe_lookup
 from airlock.capabilities.websocket import WebsocketCapability
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage, InboundAttachment
 from airlock.stores.pairing import PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH, PairingStore
+from airlock.stores.secrets import SecretStore
 
 MiB = 1024 * 1024
 
@@ -388,7 +389,7 @@ def test_pairing_meta_json_over_4096_bytes_is_refused(pairing: PairingCapability
 @pytest.mark.parametrize(
     ("meta_json", "message"),
     [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('"str"', "JSON object"), ("null", "JSON object"),
-     ("3", "JSON object")],
+     ("3", "JSON object"), ("[" * 4000, "not valid JSON"), ('{"a":[' * 600, "not valid JSON")],
 )
 def test_pairing_meta_json_must_be_a_json_object(pairing: PairingCapability, pairing_store: PairingStore,
                                                  meta_json: str, message: str) -> None:
@@ -460,14 +461,14 @@ def test_websocket_frame_over_1_mib_is_refused() -> None:
 
 @pytest.fixture
 def secrets_cap() -> SecretsCapability:
-    allowed = {"bot_token", "shared_key", "x" * 128, "x" * 129}
-    stored = {"bot_token": "v1", "other_token": "v2", "x" * 128: "v3", "x" * 129: "v4"}
+    allowed = {"bot_token", "shared_key", "x" * 64, "x" * 65}
+    stored = {"bot_token": "v1", "other_token": "v2", "x" * 64: "v3", "x" * 65: "v4"}
     return SecretsCapability(allowed.__contains__, stored.get)
 
 
 def test_secret_exists_only_when_allowed_and_stored(secrets_cap: SecretsCapability) -> None:
     assert secrets_cap.exists("bot_token") is True
-    assert secrets_cap.exists("x" * 128) is True
+    assert secrets_cap.exists("x" * 64) is True
 
 
 def test_secret_stored_but_not_allowed_is_hidden(secrets_cap: SecretsCapability) -> None:
@@ -479,8 +480,26 @@ def test_secret_allowed_but_missing_is_false(secrets_cap: SecretsCapability) -> 
 
 
 def test_secret_empty_or_overlong_name_is_false(secrets_cap: SecretsCapability) -> None:
+    """Names longer than the store's 64 characters are false even when allowed and "stored"."""
     assert secrets_cap.exists("") is False
-    assert secrets_cap.exists("x" * 129) is False
+    assert secrets_cap.exists("x" * 65) is False
+
+
+@pytest.mark.parametrize("name", ["hostile_BAD-Name!", "hostile_" + "A" * 70, "hostile_x\n", "hostile_é",
+                                  "hostile_\x00", "hostile_" + "a" * 57])
+def test_malformed_names_never_reach_the_store_even_when_a_glob_admits_them(name: str, tmp_path: Path) -> None:
+    """``hostile_*`` admits any name with that prefix; the store's name rule is checked first."""
+    store = SecretStore(tmp_path / "secrets.json", bytes(32))
+
+    def lookup(asked: str) -> str | None:
+        return store.get(asked)  # raises SecretStoreError on a malformed name
+
+    cap = SecretsCapability(lambda n: n.startswith("hostile_"), lookup)
+    assert cap.allows(name) is False
+    assert cap.exists(name) is False
+    assert guest_safe_lookup(lookup)(name) is None
+    store.set("hostile_" + "a" * 56, "v")
+    assert cap.exists("hostile_" + "a" * 56) is True  # 64 characters: the longest name
 
 
 def test_secret_lookup_not_consulted_for_disallowed_names() -> None:

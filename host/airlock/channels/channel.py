@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..capabilities.emit import EmitBuffer, EmitLimiter
 from ..capabilities.pairing import PairingBackend, PairingCapability
-from ..capabilities.secrets import SecretsCapability
+from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
 from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..config import CapabilitiesFile
@@ -155,8 +155,9 @@ class Channel:
         self.emit_limiter = EmitLimiter(
             self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
         )
-        secrets_cap = caps.capabilities.secrets
-        self.secrets = SecretsCapability(secrets_cap.allows, services.secret_lookup)
+        # Secret names a guest supplies (secret-exists, http placeholders) are checked before the store.
+        lookup = guest_safe_lookup(services.secret_lookup)
+        self.secrets = SecretsCapability(caps.capabilities.secrets.allows, lookup)
         self.pairing = PairingCapability(self.name, services.pairing)
         self.websocket = WebsocketCapability(self.name)
         self.http: HttpCapability | None = None
@@ -164,8 +165,8 @@ class Channel:
             from ..capabilities.http import HttpCapability
 
             self.http = HttpCapability(
-                self.name, http_policy_from_spec(caps.capabilities.http), services.secret_lookup,
-                secrets_cap.allows, services.egress,
+                self.name, http_policy_from_spec(caps.capabilities.http), lookup, self.secrets.allows,
+                services.egress,
             )
         self.config: ChannelConfig | None = None
 

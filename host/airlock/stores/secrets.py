@@ -64,12 +64,13 @@ _CHECK_PLAINTEXT = b"airlock secret store v1"
 
 
 def is_valid_secret_name(name: str) -> bool:
-    """True if ``name`` matches ``^[a-z0-9_]{1,64}$``."""
-    return bool(SECRET_NAME_RE.match(name))
+    """True if ``name`` matches ``^[a-z0-9_]{1,64}$`` in full (``fullmatch``: ``$`` alone would also admit a
+    trailing newline). False, never an exception, for anything else, including a non-string."""
+    return isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
+    if not is_valid_secret_name(name):
         shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
         raise SecretStoreError(f"invalid secret name {shown}: names must match ^[a-z0-9_]{{1,64}}$")
 
