@@ -750,6 +750,9 @@ class HostConfig(BaseModel):
             callback on a worker thread.
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
+        log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
+            log per minute (default 256 KiB); lines past it are dropped and counted in one warning a minute
+            (``capabilities.logging``).
 
     Raises:
         pydantic.ValidationError: on invalid values (a :class:`ValueError`; wrap it in
@@ -772,6 +775,7 @@ class HostConfig(BaseModel):
     inline_callbacks: bool = True
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
+    log_bytes_per_minute: PositiveInt = 256 * 1024
 
     @field_validator("channels_dir", mode="before")
     @classmethod

@@ -55,7 +55,7 @@ class AirlockHost:
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath), secret_lookup=self.secrets.get,
             pairing=self.pairing,
             durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
-            fuel_per_callback=config.fuel_per_callback,
+            fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)

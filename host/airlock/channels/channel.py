@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..capabilities.emit import EmitBuffer, EmitLimiter
+from ..capabilities.logging import DEFAULT_LOG_BYTES_PER_MINUTE, LogBudget
 from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
 from ..capabilities.websocket import WebsocketCapability
@@ -106,6 +107,8 @@ class HostServices:
     egress: Egress | None
     memory_limit_bytes: int
     fuel_per_callback: int
+    log_bytes_per_minute: int = DEFAULT_LOG_BYTES_PER_MINUTE
+    """Each channel's guest-log budget (``capabilities.logging.LogBudget``), bytes per minute."""
 
 
 def http_policy_from_spec(spec: HttpSpec) -> Any:
@@ -152,6 +155,7 @@ class Channel:
         self.inline_limits = Limits(memory_bytes=self.limits.memory_bytes, fuel=self.limits.fuel,
                                     timeout_s=(INLINE_DEADLINE_TICKS - 0.5) * EPOCH_TICK_S)
         self.workspace = Workspace(self.name, chan.durable_workspace_paths, services.durable)
+        self.log_budget = LogBudget(self.name, services.log_bytes_per_minute)
         self.emit_limiter = EmitLimiter(
             self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
         )
@@ -277,7 +281,7 @@ class Channel:
         """Log a failure, flush the guest's logs and, on success, commit the workspace and admit the emits."""
         if out.error is not None:
             self._log_failure(out.callback, out.error)
-        state.logs.flush(self.name)
+        state.logs.flush(self.name, self.log_budget)
         if out.error is None:
             try:
                 self.workspace.commit(state.workspace)
