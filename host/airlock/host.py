@@ -32,6 +32,7 @@ from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .stores import DurableWorkspaceStore, PairingStore, SecretStore
+from .stores.files import private_dir
 
 log = logging.getLogger("airlock")
 
@@ -43,7 +44,7 @@ class AirlockHost:
 
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
         self.config = config
-        config.home.mkdir(parents=True, exist_ok=True)
+        private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
         self.durable = DurableWorkspaceStore(config.workspace_db)

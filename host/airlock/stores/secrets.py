@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from airlock.errors import SecretStoreError
 
+from .files import private_dir
+
 __all__ = [
     "KEY_ENV_VAR",
     "KEY_FILENAME",
@@ -181,7 +183,7 @@ class SecretStore:
         """
         home = Path(home)
         try:
-            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(home)
         except OSError as e:
             raise SecretStoreError(f"cannot create data directory {home}: {e.strerror or e}") from None
         env = os.environ.get(KEY_ENV_VAR)
