@@ -27,6 +27,7 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
+from .errors import AirlockError
 from .inbound.server import build_app
 from .runtime import pooling
 from .runtime.engine import Runtime
@@ -80,11 +81,13 @@ class AirlockHost:
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
     def _generate_missing_secrets(self) -> None:
-        for _wasm, caps_path in self.manager.discover(self.config.channels_dir):
+        for wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
                 caps = load_capabilities(caps_path)
-            except Exception:
-                continue  # reported when the channel is loaded
+            except Exception as exc:  # this channel only: the others still get their secrets
+                reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
+                log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))
+                continue
             for spec in caps.setup.required_secrets if caps.setup else []:
                 if spec.auto_generate is not None and not self.secrets.exists(spec.name):
                     value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))
