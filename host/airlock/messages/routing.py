@@ -183,8 +183,7 @@ def _evaluate(m: BindingMatch, inp: RouteInput) -> _Verdict:
         return _Verdict(m.tier, _match_words(m))
     if m.peer_id == inp.peer_id and m.peer_kind in (None, inp.peer_kind):
         return _Verdict("peer", f"{inp.peer_kind} {inp.peer_id} is the message's conversation")
-    if (inp.peer_kind == "thread" and m.peer_id == inp.parent_peer_id and m.parent_peer_id is None
-            and m.peer_kind in (None, "group")):
+    if inp.peer_kind == "thread" and m.peer_id == inp.parent_peer_id and m.peer_kind in (None, "group"):
         return _Verdict("parent", f"the thread {inp.peer_id} is under {m.peer_id}")
     want = f"{m.peer_kind} {m.peer_id}" if m.peer_kind else m.peer_id
     return _Verdict(None, f"wants peer {want}, the message is in {inp.peer_kind} {inp.peer_id}")
@@ -199,27 +198,20 @@ def _match_words(m: BindingMatch) -> str:
     return words.get(m.tier, m.tier) + kind
 
 
-def _rank(tier: Tier) -> int:
-    return TIERS.index(tier)
-
-
-def _winner(verdicts: list[_Verdict]) -> int | None:
-    """The index of the most specific match (the first of its tier), or None."""
-    best: int | None = None
-    for i, v in enumerate(verdicts):
-        if v.tier is not None:
-            current = verdicts[best].tier if best is not None else None
-            if current is None or _rank(v.tier) < _rank(current):
-                best = i
-    return best
+def _winner(verdicts: list[_Verdict]) -> tuple[int, Tier] | None:
+    """The most specific match and its tier (the first listed of its tier), or None."""
+    matches = [(TIERS.index(v.tier), i, v.tier) for i, v in enumerate(verdicts) if v.tier is not None]
+    return min(matches)[1:] if matches else None
 
 
 def route(cfg: RoutingConfig, inp: RouteInput) -> RouteResult:
     """The agent and session for a message from ``inp`` (the rules: module docstring)."""
-    verdicts = [_evaluate(b.match, inp) for b in cfg.bindings]
-    index = _winner(verdicts)
+    won = _winner([_evaluate(b.match, inp) for b in cfg.bindings])
+    index: int | None = None
+    tier: Tier = "default"
+    if won:
+        index, tier = won
     agent = cfg.default_agent if index is None else cfg.bindings[index].agent
-    tier: Tier = "default" if index is None else verdicts[index].tier or "default"
     return RouteResult(agent=agent, session_key=session_key(cfg, agent, inp), binding_index=index,
                        matched_on=tier)
 
