@@ -185,8 +185,9 @@ class RoutingConfig(_Model):
         dm_scope: the DM session rule (:data:`DmScope`; default :data:`DEFAULT_DM_SCOPE`, see there why).
         bindings: checked in full for each message; the most specific match wins, ties go to the earlier one.
         identity_links: person name -> ``"<channel>:<peer id>"`` entries (channel = platform name, the id as
-            the platform gives it, compared exactly); a DM from a linked id gets the person's session
-            (``routing.session_key``). An id may belong to one person only.
+            the platform gives it, compared exactly); a DM from a linked id is keyed by the person instead of
+            the id (``routing.session_key``): under ``per-peer`` one session across channels, under the
+            per-channel scopes one per channel. Unused under ``main``. An id may belong to one person only.
     """
 
     default_agent: Name = "main"
