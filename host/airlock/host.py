@@ -21,8 +21,9 @@ import logging
 import secrets as pysecrets
 import string
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
@@ -32,11 +33,13 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
+from .errors import AirlockError, GuestError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .messages.blobs import BlobStore
 from .messages.inbound import DefaultRouter, InboundPipeline
 from .messages.inbox import Inbox
+from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .messages.sqlite import SqliteMessageLog
 from .runtime import pooling
@@ -44,6 +47,7 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
 from .stores import PairingStore, SecretStore
+from .stores.files import private_dir
 
 log = logging.getLogger("airlock")
 
@@ -57,7 +61,7 @@ class AirlockHost:
 
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
         self.config = config
-        config.home.mkdir(parents=True, exist_ok=True)
+        private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
         self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db)
@@ -70,7 +74,7 @@ class AirlockHost:
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath), secret_lookup=self.secrets.get,
             pairing=self.pairing,
             durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
-            fuel_per_callback=config.fuel_per_callback,
+            fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
             inbound=InboundPipeline(DefaultRouter(config.default_agent), self.blobs),
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
@@ -100,11 +104,13 @@ class AirlockHost:
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
     def _generate_missing_secrets(self) -> None:
-        for _wasm, caps_path in self.manager.discover(self.config.channels_dir):
+        for wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
                 caps = load_capabilities(caps_path)
-            except Exception:
-                continue  # reported when the channel is loaded
+            except Exception as exc:  # this channel only: the others still get their secrets
+                reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
+                log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))
+                continue
             for spec in caps.setup.required_secrets if caps.setup else []:
                 if spec.auto_generate is not None and not self.secrets.exists(spec.name):
                     value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))
@@ -190,9 +196,9 @@ class AirlockHost:
                    "metadata_json": message.inbound.message.metadata_json}
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="respond", payload=payload,
                        in_reply_to=message.id, idempotency_key=idempotency_key)
-        entries = await asyncio.to_thread(self.log.ack_and_append, message.id, None, [out], time.time())
+        result = await self._submit(out, self.log.ack_and_append, message.id, None, [out], time.time())
         self.bus.acked()
-        return await self._first_attempt(entries[0].id)
+        return result
 
     async def broadcast(self, channel: str, user_id: str, content: str, *,
                         idempotency_key: str | None = None) -> CallOutcome:
@@ -200,8 +206,7 @@ class AirlockHost:
         self.manager.slot_for(channel)  # ConfigError at once for a channel that is not active
         out = Outbound(instance=channel, conversation=f"{channel}:broadcast:{user_id}", kind="broadcast",
                        payload={"content": content, "user_id": user_id}, idempotency_key=idempotency_key)
-        entries = await asyncio.to_thread(self.log.append_outbox, [out], time.time())
-        return await self._first_attempt(entries[0].id)
+        return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
         """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply."""
@@ -209,15 +214,28 @@ class AirlockHost:
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="status",
                        payload={"status": status, "message": text, "metadata_json": metadata},
                        in_reply_to=message.id)
-        entries = await asyncio.to_thread(self.log.append_outbox, [out], time.time())
-        result = await self._first_attempt(entries[0].id)
+        result = await self._submit(out, self.log.append_outbox, [out], time.time())
         if status == "thinking":
             self.manager.start_typing(message.id, message.channel, StatusUpdate(status, text, metadata))
         else:
             self.manager.stop_typing(message.id)
         return result
 
-    async def _first_attempt(self, outbox_id: str) -> CallOutcome:
-        waiter = self.outbox.wait_first_attempt(outbox_id)
+    async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:
+        """Append ``out`` (with ``append(*args)``) and return the outcome of its first delivery attempt. The waiter
+        is registered before the append, so a sender that picks the entry up at once cannot be missed."""
+        waiter = self.outbox.wait_first_attempt(out.id)
+        try:
+            entries = await asyncio.to_thread(append, *args)
+        except BaseException:
+            self.outbox.forget(out.id)
+            raise
+        stored = entries[0]
+        if stored.id != out.id:  # an idempotent repeat: the first submission's entry
+            self.outbox.forget(out.id)
+            if stored.state != "pending":
+                return CallOutcome(callback=stored.kind,
+                                   error=None if stored.state == "sent" else GuestError(stored.last_error or ""))
+            waiter = self.outbox.wait_first_attempt(stored.id)
         self.outbox.wake()
         return await waiter

@@ -60,6 +60,6 @@ class Delivery:
     def metadata(self) -> dict[str, Any]:
         try:
             value = json.loads(self.inbound.message.metadata_json or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # guest-written JSON: any content, any depth
             return {}
         return value if isinstance(value, dict) else {}

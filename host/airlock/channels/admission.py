@@ -50,7 +50,7 @@ def is_group(msg: EmittedMessage) -> bool:
     """The metadata marks a group conversation (``chat_type`` in GROUP_CHAT_TYPES or ``is_group: true``)."""
     try:
         meta = json.loads(msg.metadata_json or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # guest-written JSON: any content, any depth
         return False
     if not isinstance(meta, dict):
         return False

@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..stores.files import private_dir
+
 
 class BlobStore:
     """Blobs named by their SHA-256 (64 lowercase hex characters)."""
@@ -32,7 +34,7 @@ class BlobStore:
         final = self.path(digest)
         if final.exists():
             return digest
-        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(final.parent)
         tmp = final.with_name(f".{digest}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

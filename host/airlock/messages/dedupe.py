@@ -61,7 +61,7 @@ def dedupe_key(metadata_json: str, pointers: Sequence[str]) -> str | None:
         return None
     try:
         doc = json.loads(metadata_json or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # guest-written JSON: any content, any depth
         return None
     parts = []
     for pointer in pointers:

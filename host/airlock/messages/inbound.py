@@ -54,7 +54,7 @@ def conversation_of(msg: EmittedMessage) -> str:
 def _metadata(text: str) -> Mapping[str, Any]:
     try:
         value = json.loads(text or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # guest-written JSON: any content, any depth
         return {}
     return value if isinstance(value, dict) else {}
 

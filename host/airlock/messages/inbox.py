@@ -95,7 +95,8 @@ class Inbox:
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     # leases of others expire without a wake-up: look again at least every second
-                    await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 1.0))
+                    async with asyncio.timeout(min(remaining, 1.0)):
+                        await self._changed.wait()
 
     async def get(self, agent: str) -> Entry:
         """The next entry for ``agent``, waiting as long as it takes."""

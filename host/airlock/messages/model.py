@@ -116,7 +116,7 @@ class Entry:
     def metadata(self) -> dict[str, Any]:
         try:
             value = json.loads(self.metadata_json or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # guest-written JSON: any content, any depth
             return {}
         return value if isinstance(value, dict) else {}
 

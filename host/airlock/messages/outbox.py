@@ -68,6 +68,7 @@ class OutboxSender:
         self._first: dict[str, asyncio.Future[CallOutcome]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.sent = 0
         self.failed = 0
 
@@ -76,8 +77,11 @@ class OutboxSender:
 
     async def stop(self) -> None:
         """Stop looking for work and let in-flight sends finish (their outcome is recorded)."""
+        # A flag, not Task.cancel(): on Python 3.11 asyncio.wait_for can swallow a cancellation that arrives as its
+        # inner wait completes (CPython gh-86296), which left the loop running and stop() waiting forever.
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._in_flight:
@@ -94,12 +98,21 @@ class OutboxSender:
             fut = self._first[entry_id] = asyncio.get_running_loop().create_future()
         return fut
 
+    def forget(self, entry_id: str) -> None:
+        """Drop a waiter registered with ``wait_first_attempt`` that will not be needed."""
+        fut = self._first.pop(entry_id, None)
+        if fut is not None and not fut.done():
+            fut.cancel()
+
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             next_look = await self._dispatch_due()
             self._wake.clear()
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=next_look)
+                async with asyncio.timeout(next_look):
+                    await self._wake.wait()
 
     async def _dispatch_due(self) -> float:
         """Start every due send that may go now; return the seconds until the next look."""
