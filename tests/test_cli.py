@@ -131,7 +131,7 @@ def test_secrets_set_list_rm_never_prints_values(home: Path) -> None:
 
 
 def test_secrets_set_prompts_hidden_on_a_terminal(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
+    monkeypatch.setattr(cli.secrets, "_stdin_is_tty", lambda: True)
     r = run("secrets", "set", "api_key", input="typed-secret\n")
     assert r.exit_code == 0, r.output
     assert "typed-secret" not in r.output
@@ -339,7 +339,7 @@ def test_invoke_rejects_bad_input(home: Path, wasm: Path, caps: Path) -> None:
 
 
 def test_report_redacts_secret_values() -> None:
-    from airlock import cli_report
+    from airlock.cli import report as cli_report
 
     doc = {"url": "https://x/botSEKRIT-123/send", "nested": [{"log": "token SEKRIT-123"}], "n": 3, "short": "ab"}
     out = cli_report.redact(doc, {"bot_token": "SEKRIT-123", "tiny": "ab"})

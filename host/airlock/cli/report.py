@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .config import CapabilitiesFile
-from .errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
+from ..config import CapabilitiesFile
+from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
 
 if TYPE_CHECKING:
-    from .channels.channel import CallOutcome, Channel
-    from .runtime.engine import LoadedComponent
+    from ..channels.channel import CallOutcome, Channel
+    from ..runtime.engine import LoadedComponent
 
 __all__ = [
     "caps_summary",

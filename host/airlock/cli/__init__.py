@@ -1,0 +1,41 @@
+"""The ``airlock`` command line, one module per command group.
+
+    airlock [--home PATH] serve [--port N] [--host H] [--agent module:callable] [--upstream HOST=URL ...]
+    airlock channels install|list|remove|check ...        (channels.py)
+    airlock secrets set|list|rm ...                       (secrets.py)
+    airlock pairing list|approve ...                      (pairing.py)
+    airlock inspect WASM [--json]                         (inspect.py)
+    airlock invoke WASM --capabilities CAPS CALLBACK ...  (invoke.py, invoke_input.py)
+
+The data directory is ``--home``, else ``$AIRLOCK_HOME``, else ``~/.airlock``. The root app, one-line errors
+and logging are in ``app.py``; tables and ``--json`` in ``output.py``; the inspect/invoke documents in
+``report.py``. An expected failure prints one line, ``error: ...``, on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import AirlockError
+
+# Importing a command module registers its commands on ``app``; ``--help`` lists them in this order.
+# isort: off
+from . import serve  # noqa: F401
+from . import inspect, invoke  # noqa: F401
+from . import channels, secrets, pairing  # noqa: F401
+# isort: on
+from .app import QUIETABLE as _QUIETABLE  # noqa: F401  (tests restore these loggers after each run)
+from .app import app, one_line
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point (``airlock``)."""
+    try:
+        app(prog_name="airlock")
+    except AirlockError as exc:  # pragma: no cover - the commands already catch these
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        sys.exit(1)
