@@ -42,7 +42,10 @@ app = typer.Typer(
     help="Run chat-channel plugins as sandboxed WebAssembly components.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secret values
-    add_completion=False,
+    # --install-completion / --show-completion (bash, zsh, fish, PowerShell); README "Shell completion".
+    add_completion=True,
+    # Sub-commands inherit this from the root context: `airlock channels list -h` works too.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -129,6 +132,15 @@ def setup_logging(level: int, *, serve: bool = False, quiet: tuple[str, ...] = (
 # ---- the root command and the host config --------------------------------------------------------
 
 
+def _show_version(value: bool) -> None:
+    """The eager ``--version`` callback: print and exit before any command runs."""
+    if value:
+        from .about import version_text
+
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -136,6 +148,10 @@ def _root(
         "--home", envvar="AIRLOCK_HOME", show_envvar=True,
         help="Data directory (secrets, pairing, workspace, channels, compile cache). Default ~/.airlock.",
     )] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True,
+        help="Print the Airlock and wasmtime versions and the worlds supported, then exit.",
+    )] = False,
 ) -> None:
     """Airlock: chat-channel plugins as sandboxed WebAssembly components."""
     ctx.obj = home

@@ -18,6 +18,7 @@ from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
     check_channel_name,
+    complete_channel,
     copy_atomic,
     installed_caps,
     lazy_store,
@@ -25,7 +26,7 @@ from .common import (
     missing_secrets,
     runtime_for,
 )
-from .output import Column, Row, show_rows
+from .output import Column, JsonOption, Row, print_json, show_rows
 
 __all__ = ["channel_rows", "channels_app"]
 
@@ -136,18 +137,22 @@ CHANNEL_COLUMNS = (
 
 @channels_app.command("list")
 @friendly_errors
-def channels_list(ctx: typer.Context) -> None:
-    """List installed channels: name, version, world, size, and whether they would be active."""
+def channels_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List installed channels: name, version, world, size, and whether they would be active.
+
+    --json: a list of {name, version, world, size_bytes, state (active|inactive|invalid), status}.
+    """
     config = config_from(ctx)
     with runtime_for(config) as runtime:
         rows = channel_rows(runtime, config, lazy_store(config))
-    show_rows(rows, CHANNEL_COLUMNS, as_json=False, empty=f"no channels installed in {config.channels_dir}")
+    show_rows(rows, CHANNEL_COLUMNS, as_json=as_json, empty=f"no channels installed in {config.channels_dir}")
 
 
 @channels_app.command("remove")
 @friendly_errors
 def channels_remove(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The channel's name.")],
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The channel's name.", autocompletion=complete_channel)],
 ) -> None:
     """Remove an installed channel's component and capabilities file (its secrets and data are kept)."""
     check_channel_name(name)
@@ -167,14 +172,24 @@ def channels_check(
     ctx: typer.Context,
     caps: Annotated[Path, typer.Argument(help="A capabilities file to validate.")],
     wasm: Annotated[Path | None, typer.Argument(help="Also load this component.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Validate a capabilities file (and optionally a component) and print a one-line summary."""
+    """Validate a capabilities file (and optionally a component) and print a one-line summary.
+
+    --json: {name, version, wit_version, summary, component: {world, size_bytes} or null}.
+    """
     doc = load_capabilities(caps)
     summary = report.caps_summary(doc)
+    component: dict[str, Any] | None = None
     if wasm is not None:
         config = config_from(ctx)
         with runtime_for(config) as runtime:
             loaded = load_component(runtime, wasm)
         summary += f"; component {loaded.world.name}, {report.human_size(loaded.size_bytes)}"
-    typer.echo(f"ok: {report.safe(summary)}")
+        component = {"world": loaded.world.name, "size_bytes": loaded.size_bytes}
+    if as_json:
+        print_json({"name": doc.name, "version": doc.version, "wit_version": doc.wit_version,
+                    "summary": summary, "component": component})
+    else:
+        typer.echo(f"ok: {report.safe(summary)}")
 

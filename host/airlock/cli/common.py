@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import typer
+
 from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
 from ..runtime import pooling
@@ -20,6 +22,7 @@ from ..stores import SecretStore
 __all__ = [
     "NAME_RE",
     "check_channel_name",
+    "complete_channel",
     "component_problem",
     "copy_atomic",
     "installed_caps",
@@ -124,6 +127,17 @@ def installed_caps(config: HostConfig) -> list[Path]:
     """The installed channels' capabilities files, sorted by name (empty if the directory is missing)."""
     directory = config.channels_dir
     return sorted(directory.glob("*.capabilities.json")) if directory.is_dir() else []
+
+
+def complete_channel(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: installed channel names starting with ``incomplete`` (never raises)."""
+    try:
+        home = ctx.find_root().params.get("home")
+        config = HostConfig.build(**({"home": home} if isinstance(home, Path) else {}))
+        names = [p.name.removesuffix(".capabilities.json") for p in installed_caps(config)]
+    except (AirlockError, OSError):
+        return []
+    return [n for n in names if n.startswith(incomplete)]
 
 
 def copy_atomic(src: Path, dest: Path) -> None:

@@ -10,7 +10,8 @@ import typer
 from ..stores import PairingStore
 from . import report
 from .app import app, config_from, friendly_errors
-from .output import Column, Row, show_rows
+from .common import complete_channel
+from .output import Column, JsonOption, Row, show_rows
 
 __all__ = ["pairing_app"]
 
@@ -39,17 +40,22 @@ PAIRING_COLUMNS = (
 @pairing_app.command("list")
 @friendly_errors
 def pairing_list(
-    ctx: typer.Context, channel: Annotated[str, typer.Argument(help="The channel's name.")],
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="The channel's name.", autocompletion=complete_channel)],
+    as_json: JsonOption = False,
 ) -> None:
-    """Show a channel's pending pairing requests: code, sender id, what the channel said, expiry."""
+    """Show a channel's pending pairing requests: code, sender id, what the channel said, expiry.
+
+    --json: a list of {code, external_id, meta_json, expires_at (Unix seconds), expires_in_s}.
+    """
     config = config_from(ctx)
     with PairingStore(config.pairing_db) as store:
         pending = store.pending(channel)
     now = time.time()
     rows = [{"code": req.code, "external_id": req.external_id, "meta_json": req.meta_json,
              "expires_at": req.expires_at, "expires_in_s": max(0, int(req.expires_at - now))} for req in pending]
-    show_rows(rows, PAIRING_COLUMNS, as_json=False, empty=f"no pending pairing requests for {channel}")
-    if rows:
+    show_rows(rows, PAIRING_COLUMNS, as_json=as_json, empty=f"no pending pairing requests for {channel}")
+    if rows and not as_json:
         typer.echo(f"approve with: airlock pairing approve {channel} CODE", err=True)
 
 
@@ -57,7 +63,7 @@ def pairing_list(
 @friendly_errors
 def pairing_approve(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="The channel's name.")],
+    channel: Annotated[str, typer.Argument(help="The channel's name.", autocompletion=complete_channel)],
     code: Annotated[str, typer.Argument(help="The code the sender was given (case-insensitive).")],
     owner: Annotated[str | None, typer.Option(
         help="Owner id to bind the sender to. (default: the sender's own id)")] = None,

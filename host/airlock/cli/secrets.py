@@ -14,6 +14,7 @@ from ..stores import SecretStore
 from ..stores.secrets import is_valid_secret_name
 from .app import app, config_from, friendly_errors
 from .common import installed_caps, open_secrets, read_caps_quietly
+from .output import JsonOption, print_json
 
 __all__ = ["secrets_app"]
 
@@ -65,10 +66,16 @@ def secrets_set(
 
 @secrets_app.command("list")
 @friendly_errors
-def secrets_list(ctx: typer.Context) -> None:
-    """List the names of stored secrets (never their values)."""
+def secrets_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the names of stored secrets (never their values), one a line.
+
+    --json: a list of names.
+    """
     store = open_secrets(config_from(ctx), create=False)
     names = store.names() if store is not None else []
+    if as_json:
+        print_json(names)
+        return
     if not names:
         typer.echo("no secrets stored", err=True)
     for name in names:
