@@ -306,7 +306,7 @@ def test_invoke_on_respond_shows_the_workspace_write(home: Path, wasm: Path, cap
     doc = json.loads(run(*args, "--json").stdout)
     assert doc["host_calls"] == [{"function": "workspace-write", "ok": True, "error": None,
                                   "detail": {"path": "last-reply", "bytes": 8}}]
-    assert doc["workspace"] == {"reads": [], "writes": {"last-reply": "hi there"}, "applied": True}
+    assert doc["workspace"] == {"reads": [], "writes": {"last-reply": "hi there"}, "applied": True, "seeded": []}
     assert not (home / "workspace.db").exists()  # the workspace is temporary
 
 
