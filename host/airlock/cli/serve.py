@@ -14,7 +14,9 @@ import typer
 
 from ..config import HostConfig
 from ..errors import AirlockError, ConfigError
+from .about import version_doc
 from .app import app, config_from, fail, friendly_errors, parse_upstreams, setup_logging
+from .runfile import FLUSH_INTERVAL_S, ErrorRecorder, RunFile, started_info
 
 if TYPE_CHECKING:
     from ..agents.loader import Agent
@@ -88,6 +90,10 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    # Callback failures from the start on (on-start too) go into the runtime file for `airlock status`.
+    recorder = ErrorRecorder()
+    logging.getLogger("airlock.channel").addHandler(recorder)
+    runfile: RunFile | None = None
     code = 0
     try:
         try:
@@ -97,6 +103,10 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
                 raise
             why = str(exc).rsplit(": ", 1)[-1] or os.strerror(exc.errno or 0)
             raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {why}") from None
+        runfile = RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
+                                                    dict(version_doc())), recorder)
+        runfile.write()
+        flusher = asyncio.create_task(_flush_runfile(runfile), name="runfile")
         log.info("serving on %s with agent %s; Ctrl-C to stop", host.base_url, agent_name)
         agent_task: asyncio.Task[None] = asyncio.create_task(_run_agent(agent, host), name="agent")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
@@ -110,15 +120,25 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
             code = 1
         else:
             log.info("agent %s returned; stopping", agent_name)
-        for task in (agent_task, stop_task):
+        for task in (agent_task, stop_task, flusher):
             task.cancel()
-        await asyncio.gather(agent_task, stop_task, return_exceptions=True)
+        await asyncio.gather(agent_task, stop_task, flusher, return_exceptions=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await host.stop()
+        logging.getLogger("airlock.channel").removeHandler(recorder)
+        if runfile is not None:
+            runfile.remove()
         log.info("airlock stopped")
     return code
+
+
+async def _flush_runfile(runfile: RunFile) -> None:
+    """Rewrite the runtime file when callback errors arrived, at most once per FLUSH_INTERVAL_S."""
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        await asyncio.to_thread(runfile.flush_if_changed)
 
 
 async def _run_agent(agent: Agent, host: Any) -> None:
