@@ -26,6 +26,7 @@ from . import serve  # noqa: F401
 from . import inspect, invoke  # noqa: F401
 from . import channels, secrets, pairing  # noqa: F401
 from . import status, doctor  # noqa: F401
+from . import new  # noqa: F401
 from . import about  # noqa: F401
 # isort: on
 from .app import QUIETABLE as _QUIETABLE  # noqa: F401  (tests restore these loggers after each run)
