@@ -62,6 +62,8 @@ def _probe(url: str, timeout: float) -> tuple[dict[str, Any] | None, str | None]
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return None, str(getattr(reason, "strerror", None) or reason)
+    if len(body) > MAX_HEALTH_BYTES:
+        return None, f"/health answered more than {MAX_HEALTH_BYTES} bytes (is this an Airlock gateway?)"
     try:
         doc = json.loads(body)
     except ValueError:
