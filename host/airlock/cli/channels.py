@@ -14,6 +14,7 @@ from ..config import HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
 from ..runtime.engine import Runtime
 from ..stores import SecretStore
+from ..stores.files import private_dir
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
@@ -61,7 +62,7 @@ def channels_install(
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
-    dest.mkdir(parents=True, exist_ok=True)
+    private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
