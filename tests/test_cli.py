@@ -443,7 +443,10 @@ def wait_for_reply(home: Path, expected: str, timeout: float = 10.0) -> None:
 
 def serve_and_stop(home: Path, extra: list[str], message: str, expected_reply: str, cwd: Path) -> str:
     port = free_port()
-    env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_MASTER_KEY": MASTER_KEY}
+    # This checkout's code, whatever the venv's editable install points at.
+    host_dir = str(Path(__file__).resolve().parents[1] / "host")
+    env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_MASTER_KEY": MASTER_KEY,
+           "PYTHONPATH": os.pathsep.join(p for p in (host_dir, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "airlock.cli", "serve", "--port", str(port), *extra],
         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
