@@ -1,15 +1,23 @@
 """The ``airlock`` command line, one module per command group.
 
-    airlock [--home PATH] serve [--port N] [--host H] [--agent module:callable] [--upstream HOST=URL ...]
-    airlock channels install|list|remove|check ...        (channels.py)
-    airlock secrets set|list|rm ...                       (secrets.py)
-    airlock pairing list|approve ...                      (pairing.py)
-    airlock inspect WASM [--json]                         (inspect.py)
-    airlock invoke WASM --capabilities CAPS CALLBACK ...  (invoke.py, invoke_input.py)
+    airlock [--home PATH] [--version] serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...]
+                                                             (serve.py; keeps HOME/run/gateway.json: runfile.py)
+    airlock channels install|list|remove|check ...           (channels.py)
+    airlock secrets set|list|rm ...                          (secrets.py)
+    airlock pairing list|approve ...                         (pairing.py)
+    airlock inspect WASM                                     (inspect.py)
+    airlock invoke WASM|CHANNEL CALLBACK [--after-start] [--workspace K=V] [--input JSON|@FILE] [--offline F]
+                                                             (invoke.py, invoke_input.py, offline.py)
+    airlock status [--url URL]                               (status.py)
+    airlock doctor [--port N] [--clock-url URL]              (doctor.py, doctor_checks.py)
+    airlock new python|rust NAME [--dir PATH]                (new.py, templates/)
+    airlock version                                          (about.py)
 
-The data directory is ``--home``, else ``$AIRLOCK_HOME``, else ``~/.airlock``. The root app, one-line errors
-and logging are in ``app.py``; tables and ``--json`` in ``output.py``; the inspect/invoke documents in
-``report.py``. An expected failure prints one line, ``error: ...``, on stderr and exits with status 1.
+Every command takes ``-h``; every list or show command takes ``--json``. The data directory is ``--home``,
+else ``$AIRLOCK_HOME``, else ``~/.airlock``. The root app, one-line errors and logging are in ``app.py``;
+tables and ``--json`` in ``output.py``; the inspect/invoke documents in ``report.py``. An expected failure
+prints one line, ``error: ...``, on stderr and exits with status 1; a check that finds a problem (status,
+doctor, a failed invoke) exits with status 2.
 """
 
 from __future__ import annotations
