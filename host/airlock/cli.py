@@ -850,7 +850,7 @@ def _run_invoke(config: HostConfig, wasm: Path, caps: CapabilitiesFile, callback
                             allow_private_hosts=config.allow_private_hosts)
             stack.callback(egress.close)
         services = HostServices(
-            sandbox=Sandbox(runtime, fastpath=config.fastpath),
+            sandbox=Sandbox(runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=secrets.get if secrets is not None else (lambda _n: None),
             pairing=pairing, durable=None, egress=egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback,
