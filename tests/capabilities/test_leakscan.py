@@ -52,6 +52,13 @@ def test_depth_is_bounded_at_three() -> None:
     assert not LeakScanner([SECRET]).leaks(four_deep.encode())
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-16"])
+def test_utf16_text_is_read_as_text(codec: str) -> None:
+    body = ("error: bad token " + quote(SECRET, safe="")).encode(codec)
+    assert LeakScanner([SECRET]).leaks(b"\x01" + body)  # also when it starts at an odd offset
+    assert not LeakScanner([SECRET]).leaks("error: bad token".encode(codec))
+
+
 def test_non_bmp_secret_through_surrogate_pairs() -> None:
     secret = "key-\U0001f511-and-more"
     escaped = json.dumps(secret)  # ensure_ascii: the emoji becomes \ud83d\udd11

@@ -22,7 +22,9 @@ these applied wherever it changes something:
 
 Views reached twice (percent then JSON, JSON then percent) are searched once. Binary data is not decoded
 byte by byte: only its printable ASCII runs are (every encoding above writes printable ASCII), after the
-raw bytes were searched whole. Secrets are compared as UTF-8 bytes, case-sensitively.
+raw bytes were searched whole. Data that is at least 1/8 NUL bytes is also read as UTF-16 (both byte
+orders), and the printable runs of that text searched the same way. Secrets are compared as UTF-8 bytes,
+case-sensitively.
 
 Cost: a few passes over the body per distinct view (at most 15 for text that uses every encoding),
 each in C except one Python call per ``\\uXXXX`` escape, HTML reference and percent escape.
@@ -34,7 +36,7 @@ import binascii
 import functools
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import unquote_to_bytes
 
 __all__ = ["MAX_DEPTH", "LeakScanner", "text_segments"]
@@ -147,6 +149,17 @@ def text_segments(data: bytes, min_len: int) -> list[bytes]:
     return _segment_re(max(1, min_len)).findall(data)
 
 
+def _utf16_readings(data: bytes) -> Iterator[bytes]:
+    """``data`` read as UTF-16LE and UTF-16BE (from its first and its second byte), as UTF-8, one at a
+    time, when at least an eighth of it is NUL bytes (UTF-16 text of ASCII characters is half NULs; most
+    binary formats have far fewer); else none."""
+    if data.count(b"\x00") * 8 < len(data):
+        return
+    for codec in ("utf-16-le", "utf-16-be"):
+        for start in (0, 1):
+            yield data[start:].decode(codec, "ignore").encode("utf-8", "surrogatepass")
+
+
 class _Scan:
     """One search: the needles, the views already searched (by length and hash) and the base64 runs
     already decoded, so that what two orders of decoding reach alike is searched once."""
@@ -204,7 +217,11 @@ class LeakScanner:
         scan = _Scan(self._needles, self._shortest)
         if scan.found(data):
             return True
-        return any(scan.deep(part, MAX_DEPTH) for part in text_segments(data, self._shortest))
+        if any(scan.deep(part, MAX_DEPTH) for part in text_segments(data, self._shortest)):
+            return True
+        # Only the printable runs of the UTF-16 readings: random bytes read as UTF-16 are not text.
+        runs = _segment_re(max(1, self._shortest))
+        return any(scan.deep(part, MAX_DEPTH) for text in _utf16_readings(data) for part in runs.findall(text))
 
     def leaks_text(self, text: str) -> bool:
         """``leaks`` for a header name or value (a ``str`` as aiohttp decoded it)."""
