@@ -149,7 +149,7 @@ def _services(stack: contextlib.ExitStack, config: HostConfig, caps: Capabilitie
         egress = Egress(upstream_overrides=config.upstream_overrides, allow_private_hosts=config.allow_private_hosts)
         stack.callback(egress.close)
     return HostServices(
-        sandbox=Sandbox(runtime, fastpath=config.fastpath),
+        sandbox=Sandbox(runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
         secret_lookup=secrets.get if secrets is not None else (lambda _n: None),
         pairing=pairing, durable=_SeedWorkspace(seed), egress=egress, memory_limit_bytes=config.memory_limit_bytes,
         fuel_per_callback=config.fuel_per_callback,
