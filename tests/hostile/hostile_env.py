@@ -44,6 +44,7 @@ from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
 
+MIB = 1024 * 1024
 HOSTILE = "hostile"
 BENIGN = "benign"
 CALLBACK_TIMEOUT_S = 2
@@ -210,6 +211,18 @@ class Stage:
     async def order(self, op: str, *fields: bytes | str | int, channel: str = HOSTILE) -> Answer:
         return await self.post(hostile_guest.order(op, *fields), channel)
 
+    async def http(self, url: str, headers: dict[str, str] | None = None, body: bytes | None = None,
+                   method: str = "GET") -> tuple[int, str, bytes] | str:
+        """The hostile guest's http-request: (status, headers-json, body), or the WIT error text. A webhook that
+        did not answer 200 (the guest failed: a host bug behind the host function) is ``webhook answered N``."""
+        fields: list[bytes | str] = [method, url, json.dumps(headers or {})]
+        if body is not None:
+            fields.append(body)
+        answer = await self.order("h", *fields)
+        if answer.status != 200:
+            return f"webhook answered {answer.status}"
+        return hostile_guest.decode_http(answer.body)
+
     async def settled(self) -> None:
         """Wait until the drain task has taken everything off the bus."""
         while self.host.bus.qsize():
@@ -310,6 +323,12 @@ async def stage(home: Path, guests: Path, monkeypatch: pytest.MonkeyPatch, *, ca
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def rss() -> int:
+    """This process's resident set size, in bytes (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
 
 
 def install(home: Path, wasm: Path, caps: dict[str, Any]) -> None:

@@ -90,6 +90,11 @@ def decode_counts(body: bytes) -> tuple[int, int, str]:
     return ok, refused, body[8:].decode()
 
 
+def i32s(n: int) -> str:
+    """``n`` core i32 types, for a function signature."""
+    return " ".join(["i32"] * n)
+
+
 def _data(addr: int, raw: bytes) -> str:
     esc = "".join(f"\\{b:02x}" for b in raw)
     return f'  (data (i32.const {addr}) "{esc}")\n'
@@ -314,16 +319,15 @@ def wat_source(name: str) -> str:
     table, data = _static(name)
     realloc = CABI_REALLOC.replace('(func (export "cabi_realloc")', '(func $realloc (export "cabi_realloc")')
     assert realloc != CABI_REALLOC
-    i32 = lambda n: " ".join(["i32"] * n)  # noqa: E731
     return f"""(module
   (import "{HOST}" "log" (func $log (param i32 i32 i32)))
   (import "{HOST}" "workspace-read" (func $ws_read (param i32 i32 i32)))
-  (import "{HOST}" "workspace-write" (func $ws_write (param {i32(5)})))
-  (import "{HOST}" "http-request" (func $http (param {i32(12)})))
+  (import "{HOST}" "workspace-write" (func $ws_write (param {i32s(5)})))
+  (import "{HOST}" "http-request" (func $http (param {i32s(12)})))
   (import "{HOST}" "secret-exists" (func $secret_exists (param i32 i32) (result i32)))
-  (import "{HOST}" "store-attachment-data" (func $attach (param {i32(5)})))
-  (import "{HOST}" "emit-message" (func $emit (param {i32(14)})))
-  (import "{HOST}" "pairing-upsert-request" (func $pair (param {i32(7)})))
+  (import "{HOST}" "store-attachment-data" (func $attach (param {i32s(5)})))
+  (import "{HOST}" "emit-message" (func $emit (param {i32s(14)})))
+  (import "{HOST}" "pairing-upsert-request" (func $pair (param {i32s(7)})))
   (memory (export "memory") 2)
   (global $heap (mut i32) (i32.const {HEAP}))
   (global $nf (mut i32) (i32.const 0))
@@ -341,7 +345,7 @@ def wat_source(name: str) -> str:
     (i32.store (i32.const {RET + 16}) (i32.const 1))
     (i32.store8 (i32.const {RET + 20}) (i32.const 0))
     (i32.const {RET}))
-  (func (export "{EXPORT}#on-http-request") (param {i32(11)}) (result i32)
+  (func (export "{EXPORT}#on-http-request") (param {i32s(11)}) (result i32)
     (local $op i32) (local $i i32) (local $n i32) (local $a i32) (local $l i32)
     (local $ok i32) (local $bad i32) (local $ep i32) (local $el i32)
     (if (i32.eqz (local.get 9)) (then (return (call $respond (global.get $okp) (i32.const 2)))))
@@ -350,10 +354,10 @@ def wat_source(name: str) -> str:
 {_ops()}
     (call $respond (global.get $okp) (i32.const 2)))
   (func (export "{EXPORT}#on-poll"))
-  (func (export "{EXPORT}#on-respond") (param {i32(11)}) (result i32)
+  (func (export "{EXPORT}#on-respond") (param {i32s(11)}) (result i32)
     (i32.store8 (i32.const {RET}) (i32.const 0)) (i32.const {RET}))
-  (func (export "{EXPORT}#on-status") (param {i32(5)}))
-  (func (export "{EXPORT}#on-broadcast") (param {i32(13)}) (result i32)
+  (func (export "{EXPORT}#on-status") (param {i32s(5)}))
+  (func (export "{EXPORT}#on-broadcast") (param {i32s(13)}) (result i32)
     (i32.store8 (i32.const {RET}) (i32.const 0)) (i32.const {RET}))
   (func (export "{EXPORT}#on-shutdown"))
 )

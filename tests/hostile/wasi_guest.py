@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostile_guest import EXPORT, HEAP, HOST, IRET, RET, _static, componentize, wat_source
+from hostile_guest import EXPORT, HEAP, HOST, IRET, RET, _static, componentize, i32s, wat_source
 from watguest import CABI_REALLOC, WIT_DIR
 
 WASI = "0.2.0"
@@ -147,7 +147,6 @@ def decode_wasi(body: bytes) -> WasiSeen:
 
 def _prober_wat(name: str) -> str:
     table, data = _static(name)
-    i32 = lambda n: " ".join(["i32"] * n)  # noqa: E731
     sockets = f"wasi:sockets/{{}}@{WASI}"
     return f"""(module
   (import "{HOST}" "log" (func $log (param i32 i32 i32)))
@@ -155,8 +154,8 @@ def _prober_wat(name: str) -> str:
   (import "wasi:filesystem/preopens@{WASI}" "get-directories" (func $dirs (param i32)))
   (import "{sockets.format("instance-network")}" "instance-network" (func $net (result i32)))
   (import "{sockets.format("tcp-create-socket")}" "create-tcp-socket" (func $tcp (param i32 i32)))
-  (import "{sockets.format("tcp")}" "[method]tcp-socket.start-connect" (func $connect (param {i32(15)})))
-  (import "{sockets.format("ip-name-lookup")}" "resolve-addresses" (func $lookup (param {i32(4)})))
+  (import "{sockets.format("tcp")}" "[method]tcp-socket.start-connect" (func $connect (param {i32s(15)})))
+  (import "{sockets.format("ip-name-lookup")}" "resolve-addresses" (func $lookup (param {i32s(4)})))
   (memory (export "memory") 2)
   (global $heap (mut i32) (i32.const {HEAP}))
 {data}  (data (i32.const 4000) "localhost")
@@ -169,7 +168,7 @@ def _prober_wat(name: str) -> str:
     (i32.store (i32.const {RET + 16}) (i32.const 1))
     (i32.store8 (i32.const {RET + 20}) (i32.const 0))
     (i32.const {RET}))
-  (func (export "{EXPORT}#on-http-request") (param {i32(11)}) (result i32)
+  (func (export "{EXPORT}#on-http-request") (param {i32s(11)}) (result i32)
     (local $out i32) (local $net i32)
     (local.set $out (i32.const 5000))
     (call $log (i32.const 2) (i32.const 4000) (i32.const 9))
@@ -194,10 +193,10 @@ def _prober_wat(name: str) -> str:
     (i32.store (i32.const {RET + 12}) (local.get $out)) (i32.store (i32.const {RET + 16}) (i32.const 14))
     (i32.const {RET}))
   (func (export "{EXPORT}#on-poll"))
-  (func (export "{EXPORT}#on-respond") (param {i32(11)}) (result i32)
+  (func (export "{EXPORT}#on-respond") (param {i32s(11)}) (result i32)
     (i32.store8 (i32.const {RET}) (i32.const 0)) (i32.const {RET}))
-  (func (export "{EXPORT}#on-status") (param {i32(5)}))
-  (func (export "{EXPORT}#on-broadcast") (param {i32(13)}) (result i32)
+  (func (export "{EXPORT}#on-status") (param {i32s(5)}))
+  (func (export "{EXPORT}#on-broadcast") (param {i32s(13)}) (result i32)
     (i32.store8 (i32.const {RET}) (i32.const 0)) (i32.const {RET}))
   (func (export "{EXPORT}#on-shutdown"))
 )
