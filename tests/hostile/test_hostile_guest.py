@@ -57,13 +57,15 @@ async def test_loop_recursion_and_abort_trap_with_their_class(
         await st.finish(f"infinite loop ({CALLBACK_TIMEOUT_S} s deadline), unbounded recursion, abort", caplog, capsys)
 
 
-@pytest.mark.parametrize("limit_mib", [24, 40])
+@pytest.mark.parametrize(("limit_mib", "pooling"), [(24, True), (40, False)])
 async def test_memory_growth_stops_at_the_configured_limit(
-    limit_mib: int, airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    limit_mib: int, pooling: bool, airlock_home: Path, wat_dir: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Two limits, two results; with the pooling allocator (whose slot size is the limit too) and without (the
+    store's own limiter alone)."""
     limit = limit_mib * MIB
-    async with stage(airlock_home, wat_dir, monkeypatch, memory_limit_bytes=limit) as st:
+    async with stage(airlock_home, wat_dir, monkeypatch, memory_limit_bytes=limit, pooling=pooling) as st:
         bomb = await st.order("m", 100_000)  # 6.4 GB at once, then 16 pages at a time until refused
         slow = await st.order("s", 2_000)  # one page at a time, each written, with work in between
         pages_bomb, pages_slow = (struct.unpack("<I", a.body)[0] for a in (bomb, slow))
@@ -71,7 +73,7 @@ async def test_memory_growth_stops_at_the_configured_limit(
         assert limit - 16 * PAGE < pages_bomb * PAGE <= limit, (pages_bomb, limit)
         again = await st.order("s", 0)  # a fresh instance: nothing of the last callback's memory is left
         assert struct.unpack("<I", again.body)[0] == pages_slow
-        await st.finish(f"memory bomb and slow growth to {limit_mib} MiB", caplog, capsys)
+        await st.finish(f"memory bomb and slow growth to {limit_mib} MiB (pooling {pooling})", caplog, capsys)
 
 
 async def test_emit_flood_bounded_and_no_dropped_message_acknowledged(

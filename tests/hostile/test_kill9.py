@@ -46,7 +46,7 @@ class Ledger:
     """What the gateway and the CLI acknowledged, to be found after every kill."""
 
     acked: dict[str, str] = field(default_factory=dict)  # workspace key -> value, answered 200 "O"
-    batches: dict[str, bool] = field(default_factory=dict)  # key prefix of a BATCH_KEYS write -> answered 200
+    batches: dict[str, bool] = field(default_factory=dict)  # key prefix of a BATCH_KEYS write sent -> answered 200
     approved: set[str] = field(default_factory=set)  # sender ids the CLI said it approved
     requests: int = 0
 
@@ -87,6 +87,7 @@ async def writer(base: str, ledger: Ledger, cycle: int, n: int, rng: random.Rand
             if batch:
                 prefix = f"rec/c{cycle}-w{n}-{i}/"
                 body = order("W", BATCH_KEYS, prefix, f"v{cycle}.{n}.{i}")
+                ledger.batches[prefix] = False  # sent: all of it or none of it may be stored
             else:
                 key, value = f"rec/c{cycle}-w{n}-{i}", f"value {cycle}.{n}.{i} {rng.random()}"
                 body = order("w", key, value)
