@@ -255,13 +255,13 @@ class Stage:
         while len(self.benign) < BENIGN_MIN_PROBES and time.monotonic() < deadline:
             await asyncio.sleep(BENIGN_PROBE_INTERVAL_S)
         latencies = sorted(t for _, t in self.benign)
-        failed = [s for s, _ in self.benign if s != 200]
+        failed = sorted({s for s, _ in self.benign if s != 200})
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
         with capsys.disabled():
             sys.stdout.write(f"\n[hostile] {attack}: benign webhook p99 {p99 * 1000:.1f} ms over {len(latencies)} "
-                             f"requests ({len(failed)} failed)\n")
+                             f"requests ({sum(1 for s, _ in self.benign if s != 200)} failed)\n")
         assert len(latencies) >= BENIGN_MIN_PROBES, f"the benign probe barely ran: {len(latencies)} requests"
-        assert not failed, f"benign webhook failed during {attack}: statuses {sorted(set(failed))}"
+        assert not failed, f"benign webhook failed during {attack}: statuses {failed}"
         assert latencies[-1] < BENIGN_PROBE_BOUND_S, f"a benign webhook took {latencies[-1]:.1f} s during {attack}"
         assert_no_secret(self._places(caplog))
 
@@ -303,7 +303,9 @@ async def stage(home: Path, guests: Path, monkeypatch: pytest.MonkeyPatch, *, ca
     install(home, hostile_guest.build_component(guests, caps["name"]), caps)
     install(home, watguest.build_component(guests, BENIGN),
             {"name": BENIGN, "version": "0.1.0", "wit_version": "0.1.0", "config": {"dm_policy": "open"},
-             "capabilities": {"channel": {"allowed_paths": [f"/webhook/{BENIGN}"]}}})
+             "capabilities": {"channel": {"allowed_paths": [f"/webhook/{BENIGN}"],  # one message per probe
+                                          "emit_rate_limit": {"messages_per_minute": 100_000,
+                                                              "messages_per_hour": 1_000_000}}}})
     for wasm, doc in extra:
         install(home, wasm, doc)
     store = SecretStore.open(home)
