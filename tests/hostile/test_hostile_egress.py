@@ -156,7 +156,8 @@ async def test_secret_exfiltration_refused_before_the_network(
 
 REFLECTIONS: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("GET", "https://api.allowed.test/reflect", {}, None),  # the credential header the host injects
-    ("GET", "https://api.allowed.test/reflect/{HOSTILE_TOKEN}/x?qs=t={HOSTILE_TOKEN}", {}, None),
+    ("GET", "https://api.allowed.test/reflect/{HOSTILE_TOKEN}/x", {}, None),
+    ("GET", "https://api.allowed.test/reflect/x?qs=t={HOSTILE_TOKEN}", {}, None),
     ("GET", "https://api.allowed.test/reflect", {"X-Echo": "k={HOSTILE_TOKEN};"}, None),
     ("POST", "https://api.allowed.test/reflect", {"X-Airlock-Body-Secrets": "HOSTILE_TOKEN",
                                                  "Content-Type": "application/json"}, b'{"t": "{HOSTILE_TOKEN}"}'),
@@ -176,9 +177,9 @@ async def test_reflected_credentials_never_reach_the_guest_in_any_encoding(
     async with stage(airlock_home, wat_dir, monkeypatch) as st:
         for method, url, headers, body in REFLECTIONS:
             seen = await st.http(url, headers, body, method)
-            if isinstance(seen, str):
-                assert "withheld" in seen, (url, seen)
+            if isinstance(seen, str):  # withheld, or (issue 13, item 2) a secret the host will not put in a query
+                assert re.search(r"withheld|may not be sent in the query string", seen), (url, seen)
             else:
                 assert seen[0] == 200, (url, seen)
-        assert len(st.platform.seen) == len(REFLECTIONS)  # the platform got the token, injected by the host
-        await st.finish("credential reflection (5 requests, 11 encodings each)", caplog, capsys)
+        assert len(st.platform.seen) >= len(REFLECTIONS) - 1  # the platform got the token, injected by the host
+        await st.finish(f"credential reflection ({len(REFLECTIONS)} requests, 11 encodings each)", caplog, capsys)
