@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from airlock.inbound.server import MAX_BODY_BYTES
+from airlock.inbound.body import MAX_BODY_BYTES
 
 FUZZ_SECRET_HEADER = "X-Fuzz-Secret"
 PATHS = {"telegram": b"/webhook/telegram", "slack": b"/webhook/slack", "fuzz": b"/webhook/fuzz"}
