@@ -71,7 +71,8 @@ class AirlockHost:
                              allow_private_hosts=config.allow_private_hosts)
         self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s)
         services = HostServices(
-            sandbox=Sandbox(self.runtime, fastpath=config.fastpath), secret_lookup=self.secrets.get,
+            sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
+            secret_lookup=self.secrets.get,
             pairing=self.pairing,
             durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
