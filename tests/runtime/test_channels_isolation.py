@@ -8,13 +8,11 @@ optimistic commits, durable paths, path and size validation.
 
 from __future__ import annotations
 
-from contextlib import closing
-
 import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +27,9 @@ from airlock.channels.callstate import CallState
 from airlock.config import HostConfig
 from airlock.errors import GuestTrap
 from airlock.host import AirlockHost
+from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage
-from airlock.messages.sqlite import SqliteMessageLog
 
 GENERIC_500 = {"error": "internal error"}
 

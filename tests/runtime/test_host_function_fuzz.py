@@ -26,10 +26,10 @@ from airlock.channels.channel import CallOutcome, Channel, HostServices
 from airlock.config import HostConfig, parse_capabilities
 from airlock.errors import GuestTrap, HostBug
 from airlock.host import AirlockHost
+from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 from airlock.runtime.values import IncomingHttpRequest
-from airlock.messages.sqlite import SqliteMessageLog
 from airlock.stores import PairingStore, SecretStore
 
 SEL = {name: i for i, name in enumerate(fuzzguest.FUNCTIONS)}

@@ -1,4 +1,5 @@
-"""Host-side persistent stores: encrypted secrets, pairing requests, (the durable workspace lives with the message log: ``messages.sqlite``)."""
+"""Host-side persistent stores: encrypted secrets and pairing requests (the durable workspace lives with the
+message log: ``messages.sqlite``)."""
 
 from .pairing import PairingRequest, PairingStore
 from .secrets import SecretStore
