@@ -27,9 +27,9 @@ import typer
 from ..capabilities.workspace import MAX_VALUE_BYTES, validate_path
 from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import ConfigError
+from ..messages.model import NewEntry
 from ..runtime.engine import CALLBACKS
 from ..runtime.linker import GuestFault
-from ..messages.model import NewEntry
 from ..stores import PairingStore, SecretStore
 from . import report
 from .app import QUIETABLE, app, config_from, friendly_errors, parse_upstreams, setup_logging
