@@ -59,6 +59,7 @@ def serve(
     if channels_dir is not None:
         values["channels_dir"] = channels_dir
     config = config_from(ctx, **values)
+    agent_fn: Agent
     if agent == "none":
         agent_fn, agent_name = _no_agent, "none (messages wait in the log for the agent API)"
     elif agent is not None:
