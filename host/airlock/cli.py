@@ -38,6 +38,8 @@ from rich.table import Table
 from rich.text import Text
 
 from . import cli_report as report
+from .channels.activation import blocker as channel_blocker
+from .channels.activation import wit_version_note
 from .channels.socket_runtime import start_blocker
 from .config import CapabilitiesFile, HostConfig, load_capabilities
 from .errors import AirlockError, ComponentError, ConfigError, SecretStoreError
@@ -309,6 +311,9 @@ def serve(
     )] = None,
     channels_dir: Annotated[Path | None, typer.Option(
         help="Where installed channels live. (default: HOME/channels)")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="This gateway's public base URL (e.g. a tunnel), given to channels as tunnel_url.",
+    )] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
@@ -323,6 +328,8 @@ def serve(
         values["listen_host"] = host
     if channels_dir is not None:
         values["channels_dir"] = channels_dir
+    if public_url is not None:
+        values["public_base_url"] = public_url
     config = _config(ctx, **values)
     if agent is not None:
         from .agents.loader import load_agent
@@ -396,6 +403,15 @@ async def _run_agent(agent: Agent, host: Any) -> None:
 # ---- channels ------------------------------------------------------------------------------------
 
 
+def _load_runnable(caps: Path) -> CapabilitiesFile:
+    """Load a capabilities file and refuse one this host cannot run (an unsupported websocket protocol)."""
+    doc = load_capabilities(caps)
+    cannot = channel_blocker(doc)
+    if cannot is not None:
+        raise ConfigError(f"{caps}: $.capabilities.websocket.protocol: {cannot}")
+    return doc
+
+
 @channels_app.command("install")
 @_friendly_errors
 def channels_install(
@@ -410,11 +426,11 @@ def channels_install(
     They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file.
     """
     config = _config(ctx)
-    doc = load_capabilities(caps)
+    doc = _load_runnable(caps)
     with _runtime(config) as runtime:
         loaded = _load_component(runtime, wasm)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
-    if doc.wit_version != world_version:
+    if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
                     loaded.world.channel_interface)
     dest = config.channels_dir
@@ -447,6 +463,9 @@ def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretSt
         return [stem, doc.version, "?", report.human_size(wasm.stat().st_size), f"invalid: {exc}"]
     missing = _missing_secrets(doc, store)
     status = f"inactive: missing secrets {', '.join(missing)}" if missing else "active"
+    cannot = channel_blocker(doc)
+    if cannot is not None:
+        return [stem, doc.version, loaded.world.name, report.human_size(loaded.size_bytes), f"inactive: {cannot}"]
     socket = doc.capabilities.websocket
     blocker = None if missing or socket is None else start_blocker(socket, lambda n: store().exists(n))
     if blocker is not None:
@@ -506,7 +525,7 @@ def channels_check(
     wasm: Annotated[Path | None, typer.Argument(help="Also load this component.")] = None,
 ) -> None:
     """Validate a capabilities file (and optionally a component) and print a one-line summary."""
-    doc = load_capabilities(caps)
+    doc = _load_runnable(caps)
     summary = report.caps_summary(doc)
     if wasm is not None:
         config = _config(ctx)
