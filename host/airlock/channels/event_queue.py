@@ -96,6 +96,11 @@ def append_frame(workspace: Workspace, text: str) -> tuple[int, int]:
     Blocking (a durable queue writes SQLite): call it from a worker thread. Raises ``WorkspaceConflict`` after
     :data:`HOST_COMMIT_ATTEMPTS` conflicts."""
 
+    if len(json.dumps([text]).encode("utf-8")) > MAX_QUEUE_BYTES:
+        log.warning("[%s] a websocket frame of %d bytes does not fit the event queue: dropped", workspace.channel,
+                    len(text.encode("utf-8")))
+        return len(_frames(workspace.get(QUEUE_PATH))), 1
+
     def update(txn: WorkspaceTxn) -> tuple[int, int]:
         frames = [*_frames(txn.read(QUEUE_PATH)), text]
         dropped = max(0, len(frames) - MAX_QUEUE_ITEMS)

@@ -7,9 +7,9 @@ must follow IronClaw's contract (tests/compat). It is ours, written from the beh
   It registers ``/webhook/<name>`` (``name`` from ``config.compat_name``, default ``compat``).
 - on-poll: like IronClaw's Discord and WeCom channels, reads the batch the host moved to
   ``state/gateway_event_queue_processing`` (a JSON array of frame texts), clears it to ``[]``, and emits one
-  message per frame: a Discord MESSAGE_CREATE from its author, a WeCom ``aibot_msg_callback`` from its sender
-  (metadata keeps the frame's ``req_id``), anything else from user ``frame``. Each message's metadata says how
-  many frames the batch held.
+  message per frame: a Discord MESSAGE_CREATE from its author (other Discord frames, READY included, are skipped),
+  a WeCom ``aibot_msg_callback`` from its sender (metadata keeps the frame's ``req_id``), anything else (its text)
+  from user ``frame``. Each message's metadata says how many frames the batch held.
 - on-http-request: a JSON body ``{"message": {...}}`` (a Telegram update) is emitted from the sender; a Feishu
   event (``{"header": ..., "event": ...}``) is emitted after the guest checked the verification token itself
   against ``config.verification_token`` (as IronClaw's Feishu channel does: its file sets
@@ -59,7 +59,9 @@ class Compat(Channel):
             return
         host.workspace_write(QUEUE_BATCH, "[]")
         for text in frames:
-            host.emit(_frame_message(text, len(frames)))
+            msg = _frame_message(text, len(frames))
+            if msg is not None:
+                host.emit(msg)
 
     def on_http_request(self, req: Request) -> Response:
         data = req.json()
@@ -88,14 +90,16 @@ class Compat(Channel):
             _feishu_reply(str(meta["message_id"]), reply.content)
 
 
-def _frame_message(text: str, batch: int) -> Message:
+def _frame_message(text: str, batch: int) -> Message | None:
     try:
         frame = json.loads(text)
     except ValueError:
         frame = None
     frame = frame if isinstance(frame, dict) else {}
     meta: dict[str, Any] = {"batch": batch}
-    if frame.get("op") == 0 and frame.get("t") == "MESSAGE_CREATE":
+    if "op" in frame:
+        if frame.get("op") != 0 or frame.get("t") != "MESSAGE_CREATE":
+            return None
         d = frame["d"]
         return Message(user_id=str(d["author"]["id"]), content=str(d["content"]), metadata=meta)
     if frame.get("cmd") == "aibot_msg_callback":
