@@ -56,6 +56,9 @@ MAX_QUEUE_BYTES = MAX_VALUE_BYTES
 than that is dropped."""
 HOST_COMMIT_ATTEMPTS = 5
 """A host-side queue update that keeps meeting a guest commit on the same key gives up after this many tries."""
+STOP_WAIT_S = 70.0
+"""How long stopping waits for an on-poll already running (it ends within its own callback timeout) before
+cancelling the wait, so on-shutdown does not start beside it."""
 
 T = TypeVar("T")
 
@@ -200,11 +203,15 @@ class EventQueue:
             self._dirty = True  # frames may have come while the poll ran: look again
 
     async def stop(self) -> None:
-        """Stop driving polls; a poll already running finishes on its worker thread."""
+        """Stop driving polls: no new batch is taken; an on-poll already running is waited for (at most
+        :data:`STOP_WAIT_S`)."""
         self._stopping = True
         self._taken.set()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_WAIT_S)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,96 @@
+"""``EventQueue`` scheduling with a real workspace and a scripted on-poll (the part a guest cannot show quickly):
+frames that come while a poll runs get another poll, polls never overlap, a full queue holds delivery back, and
+stopping waits for the poll in progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from airlock.capabilities.workspace import Workspace
+from airlock.channels.event_queue import BATCH_PATH, MAX_QUEUE_ITEMS, EventQueue
+
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
+class Guest:
+    """An on-poll that records each batch (and clears it, as a guest does), optionally held until released."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws, self.batches, self.running, self.overlaps = ws, [], 0, 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.entered = asyncio.Event()
+
+    async def poll(self) -> None:
+        self.running += 1
+        self.overlaps += self.running > 1
+        self.entered.set()
+        await self.gate.wait()
+        self.batches.append(json.loads(self.ws.get(BATCH_PATH) or "[]"))
+        self.ws._values[BATCH_PATH] = "[]"
+        self.running -= 1
+
+
+def make(**kw: Any) -> tuple[EventQueue, Guest]:
+    ws = Workspace("t")
+    guest = Guest(ws)
+    q = EventQueue("t", ws, run=in_thread, poll=guest.poll, lane=asyncio.Lock(), **kw)
+    return q, guest
+
+
+async def settle(q: EventQueue) -> None:
+    for _ in range(500):
+        if q._task is None or q._task.done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("queue never settled")
+
+
+async def test_frames_during_a_poll_get_another_poll_and_polls_never_overlap() -> None:
+    q, guest = make()
+    guest.gate.clear()
+    await q.deliver("a")
+    await guest.entered.wait()
+    await q.deliver("b")
+    await q.deliver("c")
+    guest.gate.set()
+    await settle(q)
+    assert guest.batches == [["a"], ["b", "c"]] and guest.overlaps == 0 and q.polls == 2
+
+
+async def test_a_full_queue_holds_delivery_until_a_batch_is_taken() -> None:
+    q, guest = make()
+    guest.gate.clear()
+    await q.deliver("first")
+    await guest.entered.wait()  # the poll of "first" holds the lane
+    for i in range(MAX_QUEUE_ITEMS):
+        await q.deliver(f"f{i}")
+    blocked = asyncio.create_task(q.deliver("one too many"))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()  # waits instead of dropping the oldest frame
+    guest.gate.set()
+    await asyncio.wait_for(blocked, 5)
+    await settle(q)
+    frames = [f for batch in guest.batches for f in batch]
+    assert frames == ["first", *[f"f{i}" for i in range(MAX_QUEUE_ITEMS)], "one too many"]
+
+
+async def test_stop_waits_for_the_poll_in_progress_and_takes_nothing_after() -> None:
+    q, guest = make()
+    guest.gate.clear()
+    await q.deliver("x")
+    await guest.entered.wait()
+    await q.deliver("y")
+    stopping = asyncio.create_task(q.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # on-shutdown must not start beside this poll
+    guest.gate.set()
+    await asyncio.wait_for(stopping, 5)
+    assert guest.batches == [["x"]] and q.polls == 1  # "y" stays queued (durable queues keep it for next time)
