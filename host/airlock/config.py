@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -38,6 +38,9 @@ from pydantic import (
 )
 
 from airlock.errors import CapabilitiesError, ConfigError
+
+if TYPE_CHECKING:
+    from airlock.inbound.listener import ListenerLimits
 
 __all__ = [
     "MAX_CAPABILITIES_FILE_BYTES",
@@ -88,6 +91,7 @@ _METHOD_RE = re.compile(r"^[A-Z]{1,16}$")
 _PLACEHOLDER_RE = re.compile(r"^\{[A-Z0-9_]{1,64}\}$")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -769,6 +773,10 @@ class HostConfig(BaseModel):
             ``near:agent`` components as ``tunnel_url`` in their start config (``channels.activation``).
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
+        webhook_header_timeout_s / webhook_body_timeout_s: seconds a webhook client has to send a request
+            head / a whole body (defaults 15 and 30; ``inbound.listener``, ``inbound.body``).
+        webhook_max_connections / webhook_max_connections_per_ip: open connections the webhook listener
+            accepts in total / from one address (defaults 1024 and 128; more are aborted on accept).
 
     Raises:
         pydantic.ValidationError: on invalid values (a :class:`ValueError`; wrap it in
@@ -792,6 +800,10 @@ class HostConfig(BaseModel):
     public_base_url: str | None = None
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
+    webhook_header_timeout_s: PositiveFloat = 15.0
+    webhook_body_timeout_s: PositiveFloat = 30.0
+    webhook_max_connections: PositiveInt = 1024
+    webhook_max_connections_per_ip: PositiveInt = 128
 
     @field_validator("channels_dir", mode="before")
     @classmethod
@@ -836,6 +848,17 @@ class HostConfig(BaseModel):
             err = e.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"]) or "host config"
             raise ConfigError(f"{where}: {_one_line(str(err['msg']))}") from None
+
+    @property
+    def listener_limits(self) -> ListenerLimits:
+        """The webhook listener's socket-level limits (``inbound.listener.ListenerLimits``)."""
+        from airlock.inbound.listener import ListenerLimits
+
+        return ListenerLimits(
+            header_timeout_s=self.webhook_header_timeout_s, body_timeout_s=self.webhook_body_timeout_s,
+            max_connections=self.webhook_max_connections,
+            max_connections_per_ip=self.webhook_max_connections_per_ip,
+        )
 
     @property
     def poll_floor_ms(self) -> int:

@@ -20,22 +20,27 @@ async def in_thread(fn: Callable[[], T]) -> T:
 
 
 class Guest:
-    """An on-poll that records each batch (and clears it, as a guest does), optionally held until released."""
+    """An on-poll that records each batch (and clears it, as a guest does), optionally held until released;
+    ``held_back`` lists emit-rate waits to answer first (such a poll applies nothing, so the batch stays)."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws, self.batches, self.running, self.overlaps = ws, [], 0, 0
+        self.held_back: list[float] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.entered = asyncio.Event()
 
-    async def poll(self) -> None:
+    async def poll(self) -> float | None:
         self.running += 1
         self.overlaps += self.running > 1
         self.entered.set()
         await self.gate.wait()
-        self.batches.append(json.loads(self.ws.get(BATCH_PATH) or "[]"))
-        self.ws._values[BATCH_PATH] = "[]"
         self.running -= 1
+        if self.held_back:
+            return self.held_back.pop(0)
+        self.batches.append(json.loads(self.ws.get(BATCH_PATH) or "[]"))
+        self.ws._values[BATCH_PATH] = "[]"  # the guest's clear, without a callback
+        return None
 
 
 def make(**kw: Any) -> tuple[EventQueue, Guest]:
@@ -94,3 +99,17 @@ async def test_stop_waits_for_the_poll_in_progress_and_takes_nothing_after() -> 
     guest.gate.set()
     await asyncio.wait_for(stopping, 5)
     assert guest.batches == [["x"]] and q.polls == 1  # "y" stays queued (durable queues keep it for next time)
+
+
+async def test_a_poll_held_back_by_the_emit_rate_runs_again_on_the_same_batch() -> None:
+    drops: list[int] = []
+    q, guest = make(on_drop=drops.append)
+    guest.held_back = [0.05, 0.05]
+    guest.gate.clear()
+    await q.deliver("kept")
+    await guest.entered.wait()  # the first poll is on the batch ["kept"]
+    await q.deliver("later")
+    guest.gate.set()
+    await settle(q)
+    assert guest.batches == [["kept"], ["later"]] and q.polls == 4  # two waits, then applied: nothing replaced
+    assert drops == []

@@ -14,8 +14,10 @@ synthetic ``on-http-request`` per frame, ``socket_runtime.frame_request``).
 2. Then ``on-poll`` is driven: the host moves the whole queue to :data:`BATCH_PATH` (the queue becomes ``[]``)
    and calls ``on-poll``, again while frames keep arriving, one poll at a time on the channel's poll lane (so
    never beside a timer poll). The guest reads the batch there, handles it and clears it (writes ``[]``).
-   As in IronClaw, a batch the guest did not clear (its ``on-poll`` failed) is replaced by the next one; the host
-   logs how many frames were lost that way.
+   An ``on-poll`` held back by the emit rate limit (nothing it did was applied, ``errors.EmitRateLimited``) runs
+   again on the same batch after the wait it was given, since a platform does not redeliver a websocket frame.
+   Otherwise, as in IronClaw, a batch the guest did not clear (its ``on-poll`` failed) is replaced by the next
+   one; the host logs how many frames were lost that way.
 3. Durability is the capabilities file's choice: IronClaw keeps the channel workspace in memory, and so does
    Airlock unless ``durable_workspace_paths`` covers these paths. A durable queue left over from the last run is
    handed to the guest right after the channel starts.
@@ -142,12 +144,13 @@ class EventQueue:
     """One ``near:agent`` channel's websocket delivery (see the module docstring). Lives on the event loop.
 
     ``run(fn)`` runs a blocking function on a worker thread; ``poll()`` runs one ``on-poll`` and dispatches what it
-    emitted (the caller holds ``lane`` around it); ``lane`` is the channel's poll lane; ``on_drop(n)`` counts
-    frames dropped from the queue.
+    emitted (the caller holds ``lane`` around it), returning ``None``, or the seconds to wait before running it
+    again on the same batch (the emit rate held it back); ``lane`` is the channel's poll lane; ``on_drop(n)``
+    counts frames dropped from the queue.
     """
 
     def __init__(self, channel: str, workspace: Workspace, *, run: Run[tuple[int, int]],
-                 poll: Callable[[], Awaitable[object]], lane: asyncio.Lock,
+                 poll: Callable[[], Awaitable[float | None]], lane: asyncio.Lock,
                  on_drop: Callable[[int], None] = lambda n: None) -> None:
         self.channel = channel
         self.workspace = workspace
@@ -158,6 +161,7 @@ class EventQueue:
         self._taken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
         self.polls = 0
 
     def _locked(self, fn: Callable[[Workspace], tuple[int, int]]) -> Callable[[], tuple[int, int]]:
@@ -198,14 +202,24 @@ class EventQueue:
                     self._on_drop(stale)
                     log.warning("[%s] %d frame(s) of the last batch were not consumed (its on-poll failed?) and "
                                 "are replaced by the next batch", self.channel, stale)
-                self.polls += 1
-                await self._poll()
+                await self._poll_batch()
             self._dirty = True  # frames may have come while the poll ran: look again
+
+    async def _poll_batch(self) -> None:
+        """on-poll on the batch just taken, again after each wait the emit rate asks for (until stopping)."""
+        while True:
+            self.polls += 1
+            wait = await self._poll()
+            if wait is None or self._stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout=wait)
 
     async def stop(self) -> None:
         """Stop driving polls: no new batch is taken; an on-poll already running is waited for (at most
         :data:`STOP_WAIT_S`)."""
         self._stopping = True
+        self._stopped.set()
         self._taken.set()
         task, self._task = self._task, None
         if task is None:

@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 
 from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
-from ..errors import AirlockError, ConfigError
+from ..errors import AirlockError, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
@@ -235,7 +235,12 @@ class ChannelManager:
             return None
 
         async def deliver(text: str) -> None:
-            await self.run_main(slot, slot.channel.http_request, frame_request(text))
+            # A frame cannot be redelivered by the platform: one held back by the emit rate waits and re-runs.
+            while True:
+                out = await self.run_main(slot, slot.channel.http_request, frame_request(text))
+                if not isinstance(out.error, EmitRateLimited) or self._stopping.is_set():
+                    return
+                await self._sleep_unless_stopping(out.error.retry_after)
 
         if uses_event_queue(slot.channel.loaded.world):
             slot.event_queue = self._event_queue_for(slot)
@@ -249,8 +254,12 @@ class ChannelManager:
             if slot.socket is not None:
                 slot.socket.status.frames_dropped += n
 
+        async def poll() -> float | None:
+            out = await self._poll_once(slot)
+            return float(out.error.retry_after) if isinstance(out.error, EmitRateLimited) else None
+
         return EventQueue(slot.channel.name, slot.channel.workspace, run=self._run, lane=slot.poll_lane,
-                          poll=lambda: self._poll_once(slot), on_drop=dropped)
+                          poll=poll, on_drop=dropped)
 
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
@@ -300,7 +309,7 @@ class ChannelManager:
         """Run a main-lane callback (serialized per channel) and dispatch what it emitted."""
         async with slot.main_lane:
             out = await self._run(fn, *args)
-        if not out.ok:
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
@@ -314,7 +323,7 @@ class ChannelManager:
                 out = await self._run(slot.channel.complete, out)
             if out is None:
                 out = await self._run(slot.channel.http_request, req)
-        if not out.ok:
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
@@ -368,7 +377,7 @@ class ChannelManager:
         """One on-poll and the dispatch of what it emitted; the caller holds ``slot.poll_lane``."""
         out = await self._run(slot.channel.poll)
         slot.polls += 1
-        if not out.ok:
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
@@ -381,8 +390,12 @@ class ChannelManager:
                 out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            rate = out.error.retry_after if isinstance(out.error, EmitRateLimited) else 0
+            await self._sleep_unless_stopping(max(interval, rate))
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     @staticmethod
     def _poll_again_now(out: CallOutcome) -> bool:
