@@ -22,7 +22,8 @@ from conftest import InstallFn
 from fake_feishu import FakeFeishu, message_event
 
 from airlock.channels.activation import RESERVED_CONFIG_KEYS, start_config
-from airlock.config import parse_capabilities
+from airlock.config import HostConfig, parse_capabilities
+from airlock.errors import ConfigError
 from airlock.fakes.telegram import FakeTelegram
 from airlock.runtime.engine import World
 
@@ -118,3 +119,11 @@ def test_start_config_rules(caplog: pytest.LogCaptureFixture) -> None:
     plain = parse_capabilities(json.dumps({**caps_doc(), "capabilities": {}, "config": {"owner_id": "ada"}}), "x")
     cfg = json.loads(start_config(plain, NEAR, public_base_url=None, secret_lookup={"tg_webhook_secret": "D"}.get))
     assert cfg == {"owner_id": "ada", "webhook_secret": "D"}  # IronClaw's default name: <name>_webhook_secret
+
+
+@pytest.mark.parametrize("url", ["ftp://gw.example", "gw.example", "https://", "https://gw.example/?a=1",
+                                 "https://gw.example/#x"])
+def test_public_base_url_must_be_a_plain_http_url(url: str) -> None:
+    with pytest.raises(ConfigError, match="public_base_url"):
+        HostConfig.build(public_base_url=url)
+    assert HostConfig.build(public_base_url="https://gw.example/base/").public_base_url == "https://gw.example/base"

@@ -94,6 +94,9 @@ async def test_an_unsupported_protocol_is_an_inactive_channel(
         assert not slot.active and "'slack_socket_mode' is not supported" in slot.reason
         assert slot.channel.workspace.get("state/start_config") is None  # on-start never ran
         assert wecom.connections == []
+    listed = CliRunner().invoke(cli.app, ["--home", str(airlock_home), "channels", "list"], env={"COLUMNS": "400"})
+    row = next(line for line in listed.stdout.splitlines() if "wecom" in line)
+    assert "inactive: websocket protocol 'slack_socket_mode' is not supported" in row
 
 
 @pytest.fixture
