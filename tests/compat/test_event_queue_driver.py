@@ -113,3 +113,14 @@ async def test_a_poll_held_back_by_the_emit_rate_runs_again_on_the_same_batch() 
     await settle(q)
     assert guest.batches == [["kept"], ["later"]] and q.polls == 4  # two waits, then applied: nothing replaced
     assert drops == []
+
+
+async def test_no_poll_while_the_agent_side_queue_is_full() -> None:
+    room = asyncio.Event()
+    q, guest = make(wait_for_room=room.wait)
+    await q.deliver("waits")
+    await asyncio.sleep(0.05)
+    assert q.polls == 0 and guest.batches == []
+    room.set()
+    await settle(q)
+    assert guest.batches == [["waits"]]

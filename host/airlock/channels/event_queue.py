@@ -146,15 +146,18 @@ class EventQueue:
     ``run(fn)`` runs a blocking function on a worker thread; ``poll()`` runs one ``on-poll`` and dispatches what it
     emitted (the caller holds ``lane`` around it), returning ``None``, or the seconds to wait before running it
     again on the same batch (the emit rate held it back); ``lane`` is the channel's poll lane; ``on_drop(n)``
-    counts frames dropped from the queue.
+    counts frames dropped from the queue; ``wait_for_room()`` is awaited before each poll (the agent-side
+    queue's backpressure, as before any guest run).
     """
 
     def __init__(self, channel: str, workspace: Workspace, *, run: Run[tuple[int, int]],
                  poll: Callable[[], Awaitable[float | None]], lane: asyncio.Lock,
-                 on_drop: Callable[[int], None] = lambda n: None) -> None:
+                 on_drop: Callable[[int], None] = lambda n: None,
+                 wait_for_room: Callable[[], Awaitable[None]] | None = None) -> None:
         self.channel = channel
         self.workspace = workspace
         self._run, self._poll, self._lane, self._on_drop = run, poll, lane, on_drop
+        self._wait_for_room = wait_for_room
         self._lock = threading.Lock()  # host-side updates one at a time (only guest commits can conflict)
         self._queued = 0
         self._dirty = False
@@ -192,6 +195,8 @@ class EventQueue:
     async def _drain(self) -> None:
         while self._dirty and not self._stopping:
             self._dirty = False
+            if self._wait_for_room is not None:
+                await self._wait_for_room()
             async with self._lane:
                 moved, stale = await self._run(self._locked(take_batch))
                 self._queued = 0 if moved else self._queued

@@ -259,7 +259,7 @@ class ChannelManager:
             return float(out.error.retry_after) if isinstance(out.error, EmitRateLimited) else None
 
         return EventQueue(slot.channel.name, slot.channel.workspace, run=self._run, lane=slot.poll_lane,
-                          poll=poll, on_drop=dropped)
+                          poll=poll, on_drop=dropped, wait_for_room=self.bus.wait_for_room)
 
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
