@@ -773,6 +773,9 @@ class HostConfig(BaseModel):
             ``near:agent`` components as ``tunnel_url`` in their start config (``channels.activation``).
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
+        log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
+            log per minute (default 256 KiB); lines past it are dropped and counted in one warning a minute
+            (``capabilities.logging``).
         webhook_header_timeout_s / webhook_body_timeout_s: seconds a webhook client has to send a request
             head / a whole body (defaults 15 and 30; ``inbound.listener``, ``inbound.body``).
         webhook_max_connections / webhook_max_connections_per_ip: open connections the webhook listener
@@ -800,6 +803,7 @@ class HostConfig(BaseModel):
     public_base_url: str | None = None
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
+    log_bytes_per_minute: PositiveInt = 256 * 1024
     webhook_header_timeout_s: PositiveFloat = 15.0
     webhook_body_timeout_s: PositiveFloat = 30.0
     webhook_max_connections: PositiveInt = 1024
