@@ -166,7 +166,7 @@ class WecomDriver:
 
     async def _heartbeat(self, link: Link) -> None:
         while True:
-            await asyncio.sleep(self.ping_interval_s)
+            await link.timer(self.ping_interval_s)
             if link.take_paused():
                 # The ack may be waiting, unread, behind frames the guest has not taken yet: no verdict.
                 self._unacked = 0
