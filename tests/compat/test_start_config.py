@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,12 +21,14 @@ import pytest
 from compat_support import free_port, ironclaw_caps, next_message, running, start_config_of
 from conftest import InstallFn
 from fake_feishu import FakeFeishu, message_event
+from typer.testing import CliRunner
 
+from airlock import cli
 from airlock.channels.activation import RESERVED_CONFIG_KEYS, start_config
 from airlock.config import HostConfig, parse_capabilities
 from airlock.errors import ConfigError
-from airlock.fakes.telegram import FakeTelegram
 from airlock.runtime.engine import World
+from airlock_demo.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +130,17 @@ def test_public_base_url_must_be_a_plain_http_url(url: str) -> None:
     with pytest.raises(ConfigError, match="public_base_url"):
         HostConfig.build(public_base_url=url)
     assert HostConfig.build(public_base_url="https://gw.example/base/").public_base_url == "https://gw.example/base"
+
+
+def test_serve_passes_public_url_to_the_host_config(tmp_path: Path) -> None:
+    # An invalid --public-url is refused by HostConfig's public_base_url rule before anything listens: the
+    # option reaches the config (a valid one is driven end to end by the Telegram webhook test above). The
+    # port is taken, so a serve that ignored the option would stop with "cannot listen" instead of running.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli.app, ["--home", str(tmp_path / "home"), "serve", "--host", "127.0.0.1",
+                                              "--port", str(port), "--public-url", "ftp://tunnel.example/x"])
+    assert result.exit_code == 1
+    assert "public_base_url must be an http:// or https:// URL" in result.output

@@ -1,6 +1,7 @@
 """Where a channel's websocket connects: upstream overrides for the URL, and a resolver that refuses non-public
-addresses (``capabilities.egress.is_forbidden_address``) unless the host is exempt. Used by
-``socket_runtime.SocketRuntime``."""
+addresses unless the host is exempt, with the same check as guest HTTP (``capabilities.ssrf.AddressGuard``).
+Used by ``socket_runtime.SocketRuntime``, which also applies the guard to IP literals before connecting
+(aiohttp never hands a literal to a resolver)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ..capabilities.egress import is_forbidden_address
+from ..capabilities.ssrf import AddressGuard, DestinationRefused, Lookup
 from ..errors import ConfigError
 
 __all__ = ["CheckedResolver", "resolve_url"]
@@ -42,21 +43,26 @@ def resolve_url(logical: str, overrides: Mapping[str, str]) -> tuple[str, bool]:
 
 
 class CheckedResolver(AbstractResolver):
-    """Resolves a websocket host and refuses non-public addresses (unless the host is exempt)."""
+    """Resolves a websocket host and refuses non-public addresses unless the host is exempt
+    (``exempt``: ``allow_private_hosts``, exact or ``*.suffix``). ``lookup``: ``(host, port) -> addresses``
+    for tests; default ``getaddrinfo`` on the running loop. ``guard`` is the check itself, shared with the
+    runtime's IP-literal check."""
 
-    def __init__(self, exempt: Collection[str]) -> None:
-        self._exempt = frozenset(h.lower().rstrip(".") for h in exempt)
+    def __init__(self, exempt: Collection[str], lookup: Lookup | None = None) -> None:
+        self.guard = AddressGuard(exempt)
+        self._lookup = lookup
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family)
-        addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if not addrs:
-            raise OSError(f"could not resolve {host}")
-        if host.lower().rstrip(".") not in self._exempt and any(is_forbidden_address(a) for a in addrs):
-            log.warning("websocket host %s resolves to a non-public address %s; refused", host, addrs)
-            raise OSError(f"{host} resolves to a non-public address; refused")
+        async def getaddrinfo(name: str, p: int) -> list[str]:
+            infos = await asyncio.get_running_loop().getaddrinfo(name, p, type=socket.SOCK_STREAM, family=family)
+            return [str(info[4][0]) for info in infos]
+
+        try:
+            addrs = await self.guard.resolve(host, port, self._lookup or getaddrinfo)
+        except DestinationRefused as exc:
+            log.warning("websocket host %s refused: %s", host, exc.reason)
+            raise OSError(str(exc)) from None
         return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
                  "proto": 0, "flags": socket.AI_NUMERICHOST} for a in addrs]
 

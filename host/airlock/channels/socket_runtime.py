@@ -10,7 +10,9 @@ opened, and the reason is logged and shown in the channel's health (``websocket.
 URL: the file's ``wss://`` URL (or Discord's resume URL). ``HostConfig.upstream_overrides`` apply (``host ->
 http(s)://base``; http becomes ws, https becomes wss): only an override can downgrade to ``ws://``, and each
 override is logged. Without an override the host name is resolved by the host and refused if any address is
-non-public (``capabilities.egress.is_forbidden_address``), unless it is in ``allow_private_hosts``.
+non-public, unless it is exempt by ``allow_private_hosts``: the same check as guest HTTP
+(``capabilities.ssrf.AddressGuard``), applied by :class:`CheckedResolver` to names and before connecting to
+IP literals (which aiohttp never hands to a resolver).
 
 Reconnecting: after a connection ends (or fails to open), the next attempt waits a full-jitter exponential
 backoff, ``uniform(0, min(64 s, 1 s * 2**attempt))`` (:class:`Backoff`); the attempt count resets after a
@@ -54,6 +56,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ..capabilities.ssrf import DestinationRefused, is_ip_literal
 from ..capabilities.websocket import WebsocketCapability
 from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
@@ -213,6 +216,7 @@ class SocketRuntime:
         self._in_callback = False
         self._stopping = False
         self._logged_overrides: set[str] = set()
+        self._resolver = CheckedResolver(settings.allow_private_hosts)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -234,7 +238,7 @@ class SocketRuntime:
         self.status.protocol = self.driver.name
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.settings.allow_private_hosts),
+        connector = aiohttp.TCPConnector(resolver=self._resolver,
                                          use_dns_cache=False, limit=2)
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                               trust_env=False, headers={"User-Agent": "airlock"})
@@ -311,8 +315,12 @@ class SocketRuntime:
             log.exception("[%s] websocket runtime failed", self.channel)
 
     def _target(self, logical: str) -> str:
+        """The URL to connect to. Raises ``ConfigError`` for a URL that is not ``wss://`` and
+        ``DestinationRefused`` for a non-public IP literal (a name is checked by the resolver)."""
         target, overridden = resolve_url(logical, self.settings.upstream_overrides)
         host = urlsplit(logical).hostname or ""
+        if not overridden and is_ip_literal(host):
+            self._resolver.guard.check(host, [host])
         if overridden and host not in self._logged_overrides:
             self._logged_overrides.add(host)
             log.warning("[%s] upstream override: websocket for %s goes to %s%s", self.channel, host, target,
@@ -333,7 +341,7 @@ class SocketRuntime:
             if exc.status in (401, 403):
                 return ConnectionEnd(f"the server refused the upgrade with HTTP {exc.status}", terminal=True)
             return ConnectionEnd(f"the server refused the upgrade with HTTP {exc.status}")
-        except ConfigError as exc:
+        except (ConfigError, DestinationRefused) as exc:
             return ConnectionEnd(str(exc), terminal=True)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.debug("[%s] websocket connect failed: %s", self.channel, exc)
