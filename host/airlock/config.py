@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -63,6 +64,7 @@ __all__ = [
     "QueryParamLocation",
     "RateLimit",
     "RequiredSecret",
+    "SecretConfigMapping",
     "SecretsCapability",
     "SetupSpec",
     "UrlPathLocation",
@@ -193,13 +195,24 @@ class RequiredSecret(_Model):
         return v
 
 
+class SecretConfigMapping(_Model):
+    """One entry of ``setup.secret_config_mappings``: copy the stored secret ``secret_name`` into the config
+    handed to ``on-start`` under ``config_key`` (IronClaw, ``src/channels/wasm/setup.rs``). Which entries the
+    host honours, and for which components, is decided in ``airlock.channels.activation``."""
+
+    config_key: str
+    secret_name: str
+
+
 class SetupSpec(_ExtensibleModel):
     """``setup``: secrets to ask for, an optional token check URL, a docs URL. Other keys are kept.
 
-    ``validation_endpoint`` may contain ``{secret_name}`` placeholders.
+    ``validation_endpoint`` may contain ``{secret_name}`` placeholders. ``secret_config_mappings`` (see
+    :class:`SecretConfigMapping`) names secrets a ``near:agent`` component gets in its start config.
     """
 
     required_secrets: list[RequiredSecret] = Field(default_factory=list)
+    secret_config_mappings: list[SecretConfigMapping] = Field(default_factory=list)
     validation_endpoint: str | None = None
     setup_url: str | None = None
 
@@ -360,9 +373,11 @@ class WebsocketCapability(_ExtensibleModel):
     """``capabilities.websocket``: a host-managed outbound WebSocket (``wss://`` only), run by
     ``airlock.channels.socket_runtime``.
 
-    ``protocol``: ``"discord"`` (also inferred for ``wss://gateway.discord.gg`` with an ``identify`` block) or
-    absent for the generic driver; any other name is kept but not run (the socket is not opened and the
-    channel's status says why). A protocol's own keys are kept in ``model_extra``.
+    ``protocol``: ``"discord"`` (also inferred for ``wss://gateway.discord.gg`` with an ``identify`` block),
+    ``"wecom_aibot"``, or absent for the generic driver; any other name is kept, but the channel stays
+    inactive and ``airlock channels check`` refuses the file. A protocol's other keys are kept in ``model_extra``.
+    ``bot_id_secret_name`` / ``bot_secret_name`` (``wecom_aibot``): the secrets holding the bot id and secret
+    the host subscribes with.
     ``connect_on_start``: open the socket once the channel is active (false: never opened).
     ``identify_secret_name``: the secret the host needs before opening the socket; Discord sends it as the
     IDENTIFY token, the generic driver substitutes it for ``{UPPER_SNAKE_NAME}`` in ``identify``'s strings.
@@ -379,6 +394,8 @@ class WebsocketCapability(_ExtensibleModel):
     heartbeat_interval_ms: PositiveInt | None = None
     max_missed_heartbeat_acks: PositiveInt | None = None
     protocol: str | None = None
+    bot_id_secret_name: str | None = None
+    bot_secret_name: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -789,6 +806,8 @@ class HostConfig(BaseModel):
         inline_callbacks: attempt webhooks on the event loop first, falling back to a worker thread when the
             guest needs one (``channels.manager``, ``channels.inline``); default on, ``False`` runs every
             callback on a worker thread.
+        public_base_url: the gateway's public ``http(s)://`` base URL (no trailing slash), e.g. a tunnel; given to
+            ``near:agent`` components as ``tunnel_url`` in their start config (``channels.activation``).
         max_guest_list_bytes: the largest ``list<u8>`` a guest may pass to a host function (bytes; default
             :data:`DEFAULT_MAX_GUEST_LIST_BYTES`, 2 MiB): an ``http-request`` body or ``store-attachment-data``
             above it gets a WIT error before any capability sees it. It bounds what the host keeps, not
@@ -831,6 +850,7 @@ class HostConfig(BaseModel):
     fuel_per_callback: PositiveInt = 5_000_000_000
     fastpath: bool | None = None
     inline_callbacks: bool = True
+    public_base_url: str | None = None
     max_guest_list_bytes: PositiveInt = DEFAULT_MAX_GUEST_LIST_BYTES
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
@@ -880,6 +900,16 @@ class HostConfig(BaseModel):
         else:
             object.__setattr__(self, "default_agent", theirs)
         return self
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("public_base_url must be an http:// or https:// URL without query or fragment")
+        return v.rstrip("/")
 
     @classmethod
     def build(cls, **values: Any) -> HostConfig:

@@ -82,7 +82,8 @@ class AirlockHost:
                                  allow_private_hosts=config.allow_private_hosts)
         self.manager = ChannelManager(self.runtime, services, self.bus,
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
-                                      sockets=sockets, inline=config.inline_callbacks)
+                                      sockets=sockets, inline=config.inline_callbacks,
+                                      public_base_url=config.public_base_url)
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
         self._housekeeping: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None

@@ -23,15 +23,20 @@ come back from the outbox (``messages.outbox``) through ``deliver``.
 
 Websockets: a channel whose capabilities file has ``capabilities.websocket`` gets a host-owned socket
 (``socket_runtime.SocketRuntime``), started after a successful on-start and stopped first at shutdown. Its
-inbound frames run as synthetic on-http-request callbacks on the main lane, in order; its state is in
-``ChannelSlot.socket.status`` (shown by ``/health``).
+inbound frames run as synthetic on-http-request callbacks on the main lane, in order, for Airlock's world; a
+``near:agent`` component gets them in its workspace queue and an on-poll on the poll lane (``event_queue``). Its
+state is in ``ChannelSlot.socket.status`` (shown by ``/health``).
+
+Activation (``activation``): a channel whose websocket protocol this host does not implement stays inactive; the
+config given to on-start carries the host's runtime values (``tunnel_url``; for ``near:agent`` components also
+``webhook_secret``, ``owner_id`` and ``setup.secret_config_mappings``); warnings about the capabilities file are
+kept in ``ChannelSlot.warnings``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,8 +52,9 @@ from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
-from . import admission
+from . import activation, admission
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
+from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
@@ -81,6 +87,12 @@ class ChannelSlot:
     """Webhook check built at registration (``inbound.verifiers``); None until then."""
     inline: InlineGuard = field(default_factory=InlineGuard)
     """Whether webhooks are attempted inline, with counters (module docstring)."""
+    poll_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held around every on-poll (timer polls and websocket-driven ones): never two at once."""
+    event_queue: EventQueue | None = None
+    """The websocket event queue of a ``near:agent`` component (``event_queue``), else None."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems with the capabilities file that do not stop the channel (``activation.file_warnings``)."""
 
 
 class ChannelManager:
@@ -89,7 +101,7 @@ class ChannelManager:
     def __init__(
         self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
-        sockets: SocketSettings | None = None, inline: bool = True,
+        sockets: SocketSettings | None = None, inline: bool = True, public_base_url: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
@@ -97,6 +109,7 @@ class ChannelManager:
         self.min_poll_override_ms = min_poll_interval_override_ms
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
+        self.public_base_url = public_base_url
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -146,12 +159,22 @@ class ChannelManager:
 
     async def _activate(self, slot: ChannelSlot) -> None:
         ch = slot.channel
+        slot.warnings = activation.file_warnings(ch.caps)
+        for warning in slot.warnings:
+            log.warning("channel %s: %s", ch.name, warning)
+        cannot = activation.blocker(ch.caps)
+        if cannot is not None:
+            slot.reason = f"inactive: {cannot}"
+            log.error("channel %s %s", ch.name, slot.reason)
+            return
         missing = self.missing_secrets(ch.caps)
         if missing:
             slot.reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
             log.warning("channel %s %s", ch.name, slot.reason)
             return
-        out = await self._run(ch.start, json.dumps(ch.caps.config))
+        config = activation.start_config(ch.caps, ch.loaded.world, public_base_url=self.public_base_url,
+                                         secret_lookup=self.services.secret_lookup)
+        out = await self._run(ch.start, config)
         if not out.ok:
             slot.reason = f"inactive: on-start failed: {out.error}"
             log.error("channel %s %s", ch.name, slot.reason)
@@ -163,6 +186,8 @@ class ChannelManager:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
         if slot.socket is not None:
             await slot.socket.start()
+        if slot.event_queue is not None:
+            slot.event_queue.kick()  # a durable queue may hold frames from the last run
 
     def _socket_for(self, slot: ChannelSlot) -> SocketRuntime | None:
         spec = slot.channel.caps.capabilities.websocket
@@ -177,9 +202,24 @@ class ChannelManager:
                     return
                 await self._sleep_unless_stopping(out.error.retry_after)
 
+        if uses_event_queue(slot.channel.loaded.world):
+            slot.event_queue = self._event_queue_for(slot)
+            deliver = slot.event_queue.deliver
         return SocketRuntime(slot.channel.name, spec, secret_lookup=self.services.secret_lookup,
                              capability=slot.channel.websocket, deliver=deliver, settings=self.sockets,
                              wait_for_room=self.bus.wait_for_room)
+
+    def _event_queue_for(self, slot: ChannelSlot) -> EventQueue:
+        def dropped(n: int) -> None:
+            if slot.socket is not None:
+                slot.socket.status.frames_dropped += n
+
+        async def poll() -> float | None:
+            out = await self._poll_once(slot)
+            return float(out.error.retry_after) if isinstance(out.error, EmitRateLimited) else None
+
+        return EventQueue(slot.channel.name, slot.channel.workspace, run=self._run, lane=slot.poll_lane,
+                          poll=poll, on_drop=dropped, wait_for_room=self.bus.wait_for_room)
 
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
@@ -266,15 +306,21 @@ class ChannelManager:
         """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""
         return admission.admit(channel.name, channel.caps.config, channel.pairing.store, msg.message)
 
+    async def _poll_once(self, slot: ChannelSlot) -> CallOutcome:
+        """One on-poll and the dispatch of what it emitted; the caller holds ``slot.poll_lane``."""
+        out = await self._run(slot.channel.poll)
+        slot.polls += 1
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
+            slot.failures += 1
+        self.dispatch(slot, out)
+        return out
+
     async def _poll_loop(self, slot: ChannelSlot) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
         while not self._stopping.is_set():
             await self.bus.wait_for_room()
-            out = await self._run(slot.channel.poll)
-            slot.polls += 1
-            if not out.ok:
-                slot.failures += 1
-            self.dispatch(slot, out)
+            async with slot.poll_lane:
+                out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):
                 continue
             rate = out.error.retry_after if isinstance(out.error, EmitRateLimited) else 0
@@ -353,6 +399,7 @@ class ChannelManager:
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.gather(*(s.socket.stop() for s in self.slots.values() if s.socket is not None))
+        await asyncio.gather(*(s.event_queue.stop() for s in self.slots.values() if s.event_queue is not None))
         for task in self._typing.values():
             task.cancel()
         for slot in self.slots.values():

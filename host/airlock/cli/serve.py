@@ -44,6 +44,9 @@ def serve(
     )] = None,
     channels_dir: Annotated[Path | None, typer.Option(
         help="Where installed channels live. (default: HOME/channels)")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="This gateway's public base URL (e.g. a tunnel), given to channels as tunnel_url.",
+    )] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
@@ -58,6 +61,8 @@ def serve(
         values["listen_host"] = host
     if channels_dir is not None:
         values["channels_dir"] = channels_dir
+    if public_url is not None:
+        values["public_base_url"] = public_url
     config = config_from(ctx, **values)
     agent_fn: Agent
     if agent == "none":
