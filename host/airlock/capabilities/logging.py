@@ -69,6 +69,8 @@ class LogBudget:
     def admit(self, sizes: list[int]) -> tuple[list[bool], tuple[int, int] | None]:
         """Decide, for lines of ``sizes`` bytes in order, which fit the budget. Returns the decisions and, if a
         window with drops just closed, its ``(lines, bytes)`` dropped (to be reported once)."""
+        if not sizes:  # nothing to write: no window starts (a callback that logs nothing is not log traffic)
+            return [], None
         with self._lock:
             now = self.clock()
             closed: tuple[int, int] | None = None
