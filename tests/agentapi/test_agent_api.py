@@ -169,12 +169,12 @@ async def test_limit_and_bad_requests(host: AirlockHost, tokens: Tokens, s: aioh
     r = await s.post(f"{api(host)}/v1/messages/not-an-id/ack", json={"lease_token": "x"}, headers=h)
     assert r.status == 404
     assert (await s.post(url, json={"text": "ok"}, headers={**h, "Idempotency-Key": "bad key"})).status == 400
-    # inactive channels: status and broadcast are refused up front
+    # channels not installed: status and broadcast are refused up front
     r = await s.post(f"{api(host)}/v1/messages/{m['id']}/status", json={"status": "thinking"}, headers=h)
-    assert r.status == 422 and "not active" in (await r.json())["error"]
+    assert r.status == 404 and "no channel 'telegram'" in (await r.json())["error"]
     r = await s.post(f"{api(host)}/v1/broadcast", json={"channel": "nope", "user_id": "1", "content": "x"},
                      headers=h)
-    assert r.status == 422
+    assert r.status == 404
 
 
 async def test_idempotent_posts(host: AirlockHost, tokens: Tokens, s: aiohttp.ClientSession) -> None:

@@ -70,7 +70,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason)
+        resp = error_response(exc.status, exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110 section 15.5.6)
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("agent API: %s %s failed", request.method, request.path)
         return error_response(500, "internal error")

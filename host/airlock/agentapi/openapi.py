@@ -29,8 +29,8 @@ _NULLABLE_STR = {"type": ["string", "null"]}
 _ERRORS = {400: "Malformed request (not JSON, a bad query parameter or Idempotency-Key).",
            401: "Missing or unknown bearer token.",
            403: "Not allowed for this agent (a push agent cannot poll).",
-           404: "No such message / entry for this agent.",
-           409: "The message is leased under another lease token.",
+           404: "No such message, outbox entry or channel for this agent.",
+           409: "The message is leased under another lease token, or its channel is not running.",
            413: "The body is too large.",
            422: "A well-formed request with invalid fields."}
 
@@ -136,9 +136,9 @@ def _paths() -> dict[str, Any]:
             "delivery goes on in the background (GET /v1/outbox/{outbox_id}).", "ReplyBody", 202, "Accepted",
             (404, 409), "message"),
         "/v1/messages/{id}/status": _post("Queue a status update (typing/thinking) for the message's chat.",
-                                          "StatusBody", 202, "Accepted", (404,), "message"),
+                                          "StatusBody", 202, "Accepted", (404, 409), "message"),
         "/v1/broadcast": _post("Queue a proactive message to a user on a channel instance.", "BroadcastBody", 202,
-                               "Accepted", ()),
+                               "Accepted", (404, 409)),
         "/v1/outbox/{id}": {"get": {"summary": "Delivery state of an outbox entry this agent created.",
                                     "parameters": [_id_param("outbox entry")],
                                     "responses": _responses(200, _ref("OutboxEntry"), "The entry.", (404,))}},

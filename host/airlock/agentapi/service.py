@@ -93,10 +93,7 @@ class AgentService:
 
     async def status(self, agent: str, message_id: str, body: StatusBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)
-        try:
-            self.host.manager.slot_for(entry.instance)
-        except ConfigError as exc:
-            raise ApiError(422, str(exc)) from None
+        self._active(entry.instance)
         payload = {"status": body.status, "message": body.message, "metadata_json": entry.metadata_json,
                    "agent": agent}
         out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="status",
@@ -111,16 +108,22 @@ class AgentService:
         return _accepted(stored[0])
 
     async def broadcast(self, agent: str, body: BroadcastBody, idem: str | None) -> dict[str, Any]:
-        try:
-            self.host.manager.slot_for(body.channel)
-        except ConfigError as exc:
-            raise ApiError(422, str(exc)) from None
+        self._active(body.channel)
         out = Outbound(instance=body.channel, conversation=f"{body.channel}:broadcast:{body.user_id}",
                        kind="broadcast", payload={"content": body.content, "user_id": body.user_id, "agent": agent},
                        idempotency_key=_key(agent, idem))
         stored = await asyncio.to_thread(self.host.log.append_outbox, [out], time.time())
         self.host.outbox.wake()
         return _accepted(stored[0])
+
+    def _active(self, instance: str) -> None:
+        """404 for a channel instance that is not installed, 409 for one that is not running (now)."""
+        if instance not in self.host.manager.slots:
+            raise ApiError(404, f"no channel {instance!r}")
+        try:
+            self.host.manager.slot_for(instance)
+        except ConfigError as exc:
+            raise ApiError(409, str(exc)) from None
 
     async def outbox(self, agent: str, outbox_id: str) -> dict[str, Any]:
         entry = await asyncio.to_thread(self.host.log.get_outbox, outbox_id)
