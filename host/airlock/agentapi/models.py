@@ -19,8 +19,9 @@ from ..runtime.values import STATUS_TYPES
 MAX_TEXT_CHARS = 40_000
 #: Longest user id, thread id, channel name or lease token accepted, characters.
 MAX_ID_CHARS = 256
-#: Largest request body, bytes.
-MAX_BODY_BYTES = 256 * 1024
+#: Largest request body, bytes: room for the largest valid body even when every character is sent escaped (an
+#: astral character counts one toward MAX_TEXT_CHARS but is 12 bytes as a JSON surrogate-pair escape).
+MAX_BODY_BYTES = 1024 * 1024
 #: ULID: 26 Crockford base32 characters (message and outbox ids).
 ULID_PATTERN = "^[0-9A-HJKMNP-TV-Z]{26}$"
 SHA256_PATTERN = "^[0-9a-f]{64}$"

@@ -52,8 +52,8 @@ def _number(request: web.Request, name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ApiError(400, f"{name} must be a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise ApiError(400, f"{name} must be a finite number >= 0")
+    if not value >= 0:  # NaN too; a huge value (even one that overflows to inf) is cut by the caller
+        raise ApiError(400, f"{name} must be a number >= 0")
     return value
 
 
