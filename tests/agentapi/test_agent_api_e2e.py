@@ -193,3 +193,33 @@ async def test_push_mode_signed_posts_carry_the_conversation(fake: FakeTelegram,
         assert host.bus.qsize() == 0
         # a forged signature is what the receiver refuses (the check above is not vacuous)
         assert not verify(creds["secret"], "1", b"{}", "v1=" + "0" * 64)
+
+
+async def test_a_dead_letter_retried_from_the_cli_is_sent_by_the_running_gateway(
+        fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn) -> None:
+    async with telegram_host(airlock_home, fake, install_channel, "ops", dm_policy="open") as host, \
+            aiohttp.ClientSession() as s:
+        token = host.agents.add("ops", None)[0]
+        r = await s.post(f"{api(host)}/v1/broadcast", json={"channel": "telegram", "user_id": "@carol",
+                                                              "content": "promo"}, headers=auth(token))
+        assert r.status == 202
+        outbox_id = (await r.json())["outbox_id"]
+        for _ in range(100):  # Telegram does not know @carol yet: 400, permanent, a dead letter
+            doc = await (await s.get(f"{api(host)}/v1/outbox/{outbox_id}", headers=auth(token))).json()
+            if doc["state"] == "failed":
+                break
+            await asyncio.sleep(0.05)
+        assert doc["state"] == "failed" and "chat not found" in doc["last_error"]
+        fake.push_message("hi, it's carol", chat_id=555, user_id=555, username="carol")  # now she is known
+        env = {**os.environ, "AIRLOCK_HOME": str(airlock_home),
+               "PYTHONPATH": os.pathsep.join([str(REPO / "host"), os.environ.get("PYTHONPATH", "")])}
+        cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "airlock.cli", "messages", "retry",
+                                                   outbox_id, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(cli.communicate(), 30)
+        assert cli.returncode == 0, err.decode()
+        assert b"queued" in out
+        retried_at = time.monotonic()
+        sent = await fake.wait_for_sent(1, timeout=5)
+        assert sent[0]["text"] == "promo" and sent[0]["chat_id"] == 555
+        assert time.monotonic() - retried_at < 2.5  # the sender looks at the log every second
