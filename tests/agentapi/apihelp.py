@@ -21,8 +21,8 @@ async def started_host(home: Path, **config: Any) -> AsyncIterator[AirlockHost]:
     values: dict[str, Any] = {"home": home, "listen_port": 0}
     values.update(config)
     host = AirlockHost(HostConfig.build(**values))
-    await host.start()
     try:
+        await host.start()  # a failed start is stopped too: what it opened is closed
         yield host
     finally:
         await host.stop()

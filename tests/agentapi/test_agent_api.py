@@ -239,3 +239,14 @@ async def test_a_push_agent_cannot_poll(host: AirlockHost, s: aiohttp.ClientSess
 async def test_the_api_can_be_disabled(airlock_home: Path) -> None:
     async with started_host(airlock_home, agent_api_enabled=False) as host:
         assert host.agent_api_port is None
+
+
+async def test_a_taken_agent_port_is_a_one_line_config_error(airlock_home: Path) -> None:
+    from airlock.errors import ConfigError
+
+    async with started_host(airlock_home) as first:
+        taken = first.agent_api_port
+        other = airlock_home.parent / "other"
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{taken} for the agent API"):
+            async with started_host(other, agent_api_port=taken):
+                pass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..errors import ConfigError
 from ..stores.agents import AgentRecord, AgentRegistry
 from .auth import REGISTRY, api_middleware
 from .models import MAX_BODY_BYTES
@@ -64,7 +65,14 @@ class AgentApi:
         self._runner = web.AppRunner(build_app(self.service), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.agent_api_host, config.agent_api_bind_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            why = exc.strerror or str(exc)
+            raise ConfigError(f"cannot listen on {config.agent_api_host}:{config.agent_api_bind_port} for the agent "
+                              f"API: {why} (choose another with --agent-api-port, 0 picks a free one)") from None
         addresses = self._runner.addresses  # the bound (host, port, ...): port 0 needs the real one
         self.port = int(addresses[0][1]) if addresses else config.agent_api_bind_port
         self._supervisor = asyncio.create_task(self._supervise(), name="airlock-agent-push")

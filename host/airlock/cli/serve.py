@@ -43,6 +43,9 @@ def serve(
     )] = None,
     channels_dir: Annotated[Path | None, typer.Option(
         help="Where installed channels live. (default: HOME/channels)")] = None,
+    agent_api_port: Annotated[int | None, typer.Option(
+        metavar="N", envvar="AIRLOCK_AGENT_API_PORT", show_envvar=True,
+        help="Agent HTTP API port, on 127.0.0.1 (0 picks a free one). (default: 8789; 0 with --port 0)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
@@ -57,6 +60,8 @@ def serve(
         values["listen_host"] = host
     if channels_dir is not None:
         values["channels_dir"] = channels_dir
+    if agent_api_port is not None:
+        values["agent_api_port"] = agent_api_port
     config = config_from(ctx, **values)
     if agent is not None:
         from ..agents.loader import load_agent
