@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from airlock.errors import CapabilitiesError, ConfigError
+from airlock.messages.routing_models import RoutingConfig
 
 if TYPE_CHECKING:
     from airlock.inbound.listener import ListenerLimits
@@ -802,7 +803,8 @@ class HostConfig(BaseModel):
         bus_capacity: unacknowledged messages (all agents) past which webhooks answer 503 + Retry-After and
             pollers pause (backpressure; nothing already accepted is dropped).
         default_agent: the agent that gets messages no routing binding claims (default ``main``, the in-process
-            agent of ``host.messages()``).
+            agent of ``host.messages()``); the same as ``routing.default_agent`` (set either; both must agree).
+        routing: bindings, DM scope and identity links (``messages.routing_models.RoutingConfig``).
         agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
         retention_s / dedupe_window_s: how long acknowledged messages and sent replies are kept (7 days), and how
             long a platform message id is remembered for deduplication (24 h).
@@ -846,6 +848,7 @@ class HostConfig(BaseModel):
     webhook_max_connections: PositiveInt = 1024
     webhook_max_connections_per_ip: PositiveInt = 128
     default_agent: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     agent_visibility_timeout_s: PositiveFloat = 60.0
     retention_s: PositiveFloat = 7 * 24 * 3600.0
     dedupe_window_s: PositiveFloat = 24 * 3600.0
@@ -876,6 +879,18 @@ class HostConfig(BaseModel):
                 raise ValueError(f"override for {host!r} must be an http:// or https:// base URL")
             out[host] = base.rstrip("/")
         return out
+
+    @model_validator(mode="after")
+    def _one_default_agent(self) -> HostConfig:
+        mine, theirs = self.default_agent, self.routing.default_agent
+        if "default_agent" in self.model_fields_set and "default_agent" in self.routing.model_fields_set \
+                and mine != theirs:
+            raise ValueError(f"default_agent {mine!r} and routing.default_agent {theirs!r} differ")
+        if "default_agent" in self.model_fields_set:
+            object.__setattr__(self, "routing", self.routing.model_copy(update={"default_agent": mine}))
+        else:
+            object.__setattr__(self, "default_agent", theirs)
+        return self
 
     @classmethod
     def build(cls, **values: Any) -> HostConfig:

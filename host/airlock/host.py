@@ -38,7 +38,7 @@ from .errors import AirlockError, GuestError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .messages.blobs import BlobStore
-from .messages.inbound import DefaultRouter, InboundPipeline
+from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
@@ -78,7 +78,7 @@ class AirlockHost:
             pairing=self.pairing,
             durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
-            inbound=InboundPipeline(DefaultRouter(config.default_agent), self.blobs),
+            inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)

@@ -54,13 +54,15 @@ def test_dedupe_within_the_window_then_forgotten(log: SqliteMessageLog) -> None:
     assert len(log.commit("tg", {}, [entry("a later", key="k1")], T0 + 3601)) == 1
 
 
-def test_lease_is_in_order_one_per_conversation(log: SqliteMessageLog) -> None:
+def test_lease_is_in_commit_order_and_an_expired_lease_comes_first(log: SqliteMessageLog) -> None:
     log.commit("tg", {}, [entry("c1-1", "c1"), entry("c1-2", "c1"), entry("c2-1", "c2")], T0)
-    first = log.lease("main", 10, 30, T0)
-    assert [e.content for e in first] == ["c1-1", "c2-1"]
-    assert log.lease("main", 10, 30, T0 + 1) == []  # c1-2 waits for c1-1's ack
-    assert log.ack(first[0].id, first[0].lease_token, T0 + 2)
-    assert [e.content for e in log.lease("main", 10, 30, T0 + 2)] == ["c1-2"]
+    (first,) = log.lease("main", 1, 30, T0)
+    assert first.content == "c1-1"
+    assert [e.content for e in log.lease("main", 10, 30, T0 + 1)] == ["c1-2", "c2-1"]
+    assert log.waiting() == 0 and log.backlog() == 3
+    log.commit("tg", {}, [entry("c1-3", "c1")], T0 + 2)
+    # c1-1's lease expires: it is offered again before anything committed after it
+    assert [e.content for e in log.lease("main", 10, 30, T0 + 31)] == ["c1-1", "c1-2", "c2-1", "c1-3"]
 
 
 def test_visibility_timeout_offers_again_and_old_token_loses(log: SqliteMessageLog) -> None:

@@ -270,7 +270,7 @@ def test_durable_paths_persist_and_restore(tmp_path: Path) -> None:
         a.write("offset", "stale")
         with pytest.raises(WorkspaceConflict):
             restored.commit(a)
-        assert store.load("chan")["offset"] == "new"
+        assert store.load_workspace("chan")["offset"] == "new"
 
 
 def test_a_conflicting_commit_writes_nothing_durable(tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_a_conflicting_commit_writes_nothing_durable(tmp_path: Path) -> None:
         space.commit(b)
         with pytest.raises(WorkspaceConflict):
             space.commit(a)
-        assert store.load("c") == {"state/x": "b"}
+        assert store.load_workspace("c") == {"state/x": "b"}
         assert space.get("state/y") is None
 
 

@@ -35,7 +35,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on. (default: 127.0.0.1)")] = None,
     agent: Annotated[str | None, typer.Option(
         metavar="MODULE:CALLABLE",
-        help="The agent to run, an async function taking the host. (default: the built-in echo agent)",
+        help="The agent to run, an async function taking the host; 'none' runs no in-process agent (agents "
+             "consume the message log through the agent API). (default: the built-in echo agent)",
     )] = None,
     upstream: Annotated[list[str] | None, typer.Option(
         metavar="HOST=URL",
@@ -63,7 +64,10 @@ def serve(
     if agent_api_port is not None:
         values["agent_api_port"] = agent_api_port
     config = config_from(ctx, **values)
-    if agent is not None:
+    agent_fn: Agent
+    if agent == "none":
+        agent_fn, agent_name = _no_agent, "none (messages wait in the log for the agent API)"
+    elif agent is not None:
         from ..agents.loader import load_agent
 
         agent_fn, agent_name = load_agent(agent), agent
@@ -144,6 +148,11 @@ async def _flush_runfile(runfile: RunFile) -> None:
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
         await asyncio.to_thread(runfile.flush_if_changed)
+
+
+async def _no_agent(host: Any) -> None:
+    """``--agent none``: nothing consumes in process; wait until the gateway stops."""
+    await asyncio.Event().wait()
 
 
 async def _run_agent(agent: Agent, host: Any) -> None:

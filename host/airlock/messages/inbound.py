@@ -18,6 +18,8 @@ from ..runtime.values import EmittedMessage
 from .blobs import BlobStore
 from .dedupe import dedupe_key, pointers_for
 from .model import AttachmentRef, NewEntry, Route
+from .routing import route, route_input_from
+from .routing_models import RoutingConfig
 
 log = logging.getLogger("airlock.messages")
 
@@ -28,27 +30,25 @@ class Router(Protocol):
     def route(self, platform: str, instance: str, msg: EmittedMessage) -> Route: ...
 
 
-_CHAT_KEYS = ("chat_id", "channel_id", "channel", "conversation_id", "room_id", "phone_number_id")
+class BindingRouter:
+    """Routing by the host config's bindings (``messages.routing``): the agent and session key of the winning
+    binding; one conversation per ``<instance>:<peer kind>:<peer id>`` (a thread is its own conversation), which
+    orders delivery."""
 
-
-class DefaultRouter:
-    """Every message to ``agent``; one conversation per chat (the first of ``chat_id``, ``channel_id``,
-    ``channel``, ... in the metadata, else the user) and thread; session key ``agent:<agent>:<instance>:<chat>``."""
-
-    def __init__(self, agent: str = "main") -> None:
-        self.agent = agent
+    def __init__(self, config: RoutingConfig) -> None:
+        self.config = config
 
     def route(self, platform: str, instance: str, msg: EmittedMessage) -> Route:
-        chat = conversation_of(msg)
-        return Route(agent=self.agent, session_key=f"agent:{self.agent}:{instance}:{chat}",
-                     conversation=f"{instance}:{chat}", matched_on="default")
-
-
-def conversation_of(msg: EmittedMessage) -> str:
-    """``<chat>`` or ``<chat>/<thread>`` for ordering (see :class:`DefaultRouter`)."""
-    meta = _metadata(msg.metadata_json)
-    chat = next((str(meta[k]) for k in _CHAT_KEYS if meta.get(k) not in (None, "")), f"user:{msg.user_id}")
-    return f"{chat}/{msg.thread_id}" if msg.thread_id else chat
+        try:
+            inp = route_input_from(platform, instance, msg.user_id or "?", msg.thread_id,
+                                   _metadata(msg.metadata_json))
+        except ValueError:  # guest-chosen values routing cannot place: a DM from the sender, never a shared chat
+            inp = route_input_from("", instance, msg.user_id or "?", None, {})
+        result = route(self.config, inp)
+        return Route(agent=result.agent, session_key=result.session_key,
+                     conversation=f"{instance}:{inp.peer_kind}:{inp.peer_id}",
+                     matched_on=result.matched_on if result.binding_index is None
+                     else f"{result.matched_on} (binding #{result.binding_index})")
 
 
 def _metadata(text: str) -> Mapping[str, Any]:

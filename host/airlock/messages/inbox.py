@@ -1,8 +1,8 @@
 """``Inbox``: the agents' side of the message log on an event loop: leases with waiting, acks, backpressure.
 
 Every agent (the in-process one behind ``host.messages()``, HTTP agents, push agents) takes messages through
-``lease``: entries routed to it, oldest first, one per conversation, each leased for the visibility timeout; an
-entry not acknowledged in time is offered again (at-least-once). Waiting is an ``asyncio.Condition`` woken when a
+``lease``: entries routed to it, oldest first, each leased for the visibility timeout; an entry not acknowledged
+in time is offered again (at-least-once). Waiting is an ``asyncio.Condition`` woken when a
 callback appended entries or a lease was released, plus a timer for leases that expire.
 
 Backpressure: ``has_room()`` is false once ``capacity`` entries are unacknowledged; webhooks then answer 503 with
@@ -52,7 +52,11 @@ class Inbox:
         return self._backlog < self.capacity
 
     def qsize(self) -> int:
-        """Entries not yet acknowledged (read from the log)."""
+        """Entries waiting to be handed out (neither leased nor acknowledged), read from the log."""
+        return self.log.waiting()
+
+    def unacknowledged(self) -> int:
+        """Entries not yet acknowledged (the backpressure count), read from the log."""
         self._backlog = self.log.backlog()
         self._refreshed = time.monotonic()
         return self._backlog

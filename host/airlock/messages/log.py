@@ -10,9 +10,10 @@ Rules every implementation keeps:
 - ``commit`` is atomic: the durable workspace writes and every non-duplicate entry, or nothing.
 - Deduplication: an entry whose ``(instance, dedupe_key)`` was committed within ``dedupe_window_s`` is skipped
   (not an error); the window is measured from the first commit.
-- Delivery is at-least-once and in order per conversation: ``lease`` hands out the oldest unacknowledged entry of
-  a conversation only (never a later one while an earlier one is unacknowledged); a lease not acknowledged before
-  ``lease_until`` is offered again.
+- Delivery is at-least-once and in order: ``lease`` hands out entries in the order they were committed (so each
+  conversation's first deliveries are in order); a lease not acknowledged before ``lease_until`` is offered again,
+  before anything committed after it — possibly after later entries of its conversation were handed out, so a
+  redelivery can repeat an earlier message (agents deduplicate by id).
 - An ack and the outbox entries it produced (a reply) commit together (``ack_and_append``).
 """
 
@@ -68,8 +69,8 @@ class MessageLog(Protocol):
 
     # ---- inbound: to the agents ------------------------------------------------------------------------------
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
-        """Up to ``limit`` entries routed to ``agent`` that are ready (or whose lease expired), oldest first, at
-        most one per conversation; each is leased until ``now + visibility_s`` with a fresh ``lease_token``."""
+        """Up to ``limit`` entries routed to ``agent`` that are ready (or whose lease expired), oldest first; each
+        is leased until ``now + visibility_s`` with a fresh ``lease_token``."""
         ...
 
     def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
@@ -92,6 +93,10 @@ class MessageLog(Protocol):
 
     def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
         """Newest first."""
+        ...
+
+    def waiting(self) -> int:
+        """Entries ready to be handed out (not leased, not acknowledged), across every agent."""
         ...
 
     def backlog(self) -> int:

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS inbound (
     acked_at REAL
 );
 CREATE INDEX IF NOT EXISTS inbound_open ON inbound (agent, state, seq);
-CREATE INDEX IF NOT EXISTS inbound_conversation ON inbound (agent, conversation, seq);
+CREATE INDEX IF NOT EXISTS inbound_state ON inbound (state);
 CREATE INDEX IF NOT EXISTS inbound_acked ON inbound (state, acked_at);
 CREATE TABLE IF NOT EXISTS dedupe (
     instance TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL,
@@ -150,8 +150,6 @@ class SqliteMessageLog:
             rows = conn.execute(
                 f"SELECT {_INBOUND_COLS} FROM inbound AS i WHERE i.agent = ? "
                 "AND (i.state = 'ready' OR (i.state = 'leased' AND i.lease_until <= ?)) "
-                "AND NOT EXISTS (SELECT 1 FROM inbound AS j WHERE j.agent = i.agent "
-                "AND j.conversation = i.conversation AND j.seq < i.seq AND j.state != 'acked') "
                 "ORDER BY i.seq LIMIT ?", (agent, now, limit)).fetchall()
             leased = []
             for row in rows:
@@ -208,6 +206,10 @@ class SqliteMessageLog:
             rows = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound {where} ORDER BY seq DESC LIMIT ?",
                                 (*args, limit)).fetchall()
         return [_entry(r) for r in rows]
+
+    def waiting(self) -> int:
+        with self._db.reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM inbound WHERE state = 'ready'").fetchone()[0])
 
     def backlog(self) -> int:
         with self._db.reading() as conn:
