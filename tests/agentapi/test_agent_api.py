@@ -84,7 +84,7 @@ async def test_ack_flow_and_lease_conflicts(airlock_home: Path, s: aiohttp.Clien
         token = host.agents.add("alpha", None)[0]
         mid = inject(host, "alpha", "hello")
         [first] = await poll(s, host, token)
-        assert host.bus.qsize() == 1
+        assert host.bus.unacknowledged() == 1
         url = f"{api(host)}/v1/messages/{mid}/ack"
         r = await s.post(url, json={"lease_token": "not-the-token"}, headers=auth(token))
         assert r.status == 409
@@ -98,7 +98,7 @@ async def test_ack_flow_and_lease_conflicts(airlock_home: Path, s: aiohttp.Clien
         assert stale_reply.status == 409
         r = await s.post(url, json={"lease_token": second["lease_token"]}, headers=auth(token))
         assert (r.status, await r.json()) == (200, {"id": mid, "state": "acked"})
-        assert host.bus.qsize() == 0 and host.log.get(mid).state == "acked"  # type: ignore[union-attr]
+        assert host.bus.unacknowledged() == 0 and host.log.get(mid).state == "acked"  # type: ignore[union-attr]
         again = await s.post(url, json={"lease_token": second["lease_token"]}, headers=auth(token))
         assert again.status == 200
         assert host.log.list_outbox() == []  # an ack queues nothing

@@ -119,7 +119,7 @@ async def test_a_subprocess_agent_speaking_only_http_carries_the_conversation(
         assert texts[1] == "echo: hello from Telegram, through the sandbox"
         assert b"replied to" in out
         assert await fake.wait_for_chat_action(1)  # its "thinking" reached Telegram as a chat action
-        assert host.bus.qsize() == 0
+        assert host.bus.unacknowledged() == 0
 
 
 async def test_the_node_example_agent(fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn) -> None:
@@ -187,10 +187,10 @@ async def test_push_mode_signed_posts_carry_the_conversation(fake: FakeTelegram,
         pushes = [m for m in seen if m["content"].startswith("hello from")]
         assert [m["attempts"] for m in pushes] == [1, 2] and pushes[0]["id"] == pushes[1]["id"]
         for _ in range(40):
-            if host.bus.qsize() == 0:
+            if host.bus.unacknowledged() == 0:
                 break
             await asyncio.sleep(0.05)
-        assert host.bus.qsize() == 0
+        assert host.bus.unacknowledged() == 0
         # a forged signature is what the receiver refuses (the check above is not vacuous)
         assert not verify(creds["secret"], "1", b"{}", "v1=" + "0" * 64)
 

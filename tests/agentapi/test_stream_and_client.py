@@ -41,7 +41,7 @@ async def test_stream_pushes_messages_and_takes_acks_and_replies(host: AirlockHo
         assert bad["type"] == "error" and bad["status"] == 400
         await ws.send_json({"type": "ack", "id": second, "lease_token": "stale"})  # acked already: fine
         assert (await asyncio.wait_for(ws.receive_json(), 5))["type"] == "acked"
-    assert host.bus.qsize() == 0
+    assert host.bus.unacknowledged() == 0
 
 
 async def test_stream_flow_control_and_leases_given_back_on_close(host: AirlockHost) -> None:

@@ -126,7 +126,7 @@ def _paths() -> dict[str, Any]:
         "/v1/openapi.json": {"get": {"summary": "This document.", "security": [],
                                      "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")}}},
         "/v1/messages": {"get": {
-            "summary": "Lease the agent's next messages, oldest first, one per conversation.",
+            "summary": "Lease the agent's next messages, oldest first.",
             "parameters": poll_params,
             "responses": _responses(200, _ref("MessageList"), "Leased messages (maybe none).", (400, 403))}},
         "/v1/messages/{id}/ack": _post("Acknowledge a message without replying.", "AckBody", 200, "Acked",

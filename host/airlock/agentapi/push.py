@@ -44,7 +44,7 @@ PUSH_TIMEOUT_S = 10.0
 #: Longest wait between failed pushes, seconds.
 MAX_BACKOFF_S = 30.0
 BASE_BACKOFF_S = 0.5
-#: Messages pushed at once (one per conversation: the log hands out one per conversation).
+#: Messages leased per round; conversations are pushed side by side, each one's messages one after another.
 PUSH_BATCH = 8
 #: Seconds one lease round waits for messages.
 LEASE_WAIT_S = 30.0
@@ -89,7 +89,11 @@ class PushWorker:
             while True:
                 try:
                     messages = await self.service.lease(self.record.name, PUSH_BATCH, LEASE_WAIT_S)
-                    results = await asyncio.gather(*(self._push(session, m) for m in messages))
+                    by_conversation: dict[str, list[dict[str, object]]] = {}
+                    for m in messages:
+                        by_conversation.setdefault(str(m["conversation"]), []).append(m)
+                    results = await asyncio.gather(*(self._push_in_order(session, ms)
+                                                     for ms in by_conversation.values()))
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # storage trouble: wait and go on (the leases expire and come back)
@@ -101,6 +105,16 @@ class PushWorker:
                 self.failures += 1
                 delay = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** (self.failures - 1))
                 await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+
+    async def _push_in_order(self, session: aiohttp.ClientSession, messages: list[dict[str, object]]) -> bool:
+        """Push one conversation's messages one after another; after a failure the rest are given back unpushed,
+        so a later message never overtakes an earlier one."""
+        for i, m in enumerate(messages):
+            if not await self._push(session, m):
+                for rest in messages[i + 1:]:
+                    await self.service.host.bus.release(str(rest["id"]), str(rest["lease_token"]))
+                return False
+        return True
 
     async def _push(self, session: aiohttp.ClientSession, message: dict[str, object]) -> bool:
         body = json.dumps(message).encode()
