@@ -42,6 +42,14 @@ def sandbox(runtime: Runtime) -> Sandbox:
 
 
 @pytest.fixture(autouse=True)
+def agent_api_port_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`airlock serve` subprocesses started by tests inherit AIRLOCK_AGENT_API_PORT=0: they never take the fixed
+    agent API port 8789, so test runs side by side do not collide (in-process hosts with listen_port=0 pick one
+    anyway: HostConfig.agent_api_bind_port)."""
+    monkeypatch.setenv("AIRLOCK_AGENT_API_PORT", "0")
+
+
+@pytest.fixture(autouse=True)
 def master_key(monkeypatch: pytest.MonkeyPatch) -> str:
     key = secrets.token_hex(32)
     monkeypatch.setenv("AIRLOCK_MASTER_KEY", key)

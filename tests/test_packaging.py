@@ -69,6 +69,7 @@ def test_airlock_wheel_installs_and_runs(tmp_path: Path) -> None:
         entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "airlock/cli/__init__.py" in names and "airlock/py.typed" in names
     assert "airlock/cli/templates/python/channel.py.tmpl" in names
+    assert "airlock/agentapi/openapi.json" in names  # served at /v1/openapi.json
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not [n for n in names if n.startswith(("airlock_demo/", "airlock/fakes/", "tests/"))]
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

@@ -784,6 +784,10 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".airlock"
 
 
+#: The agent API's port unless configured (``HostConfig.agent_api_port``).
+DEFAULT_AGENT_API_PORT = 8789
+
+
 class HostConfig(BaseModel):
     """The host's own settings (not granted to any channel).
 
@@ -830,6 +834,10 @@ class HostConfig(BaseModel):
             head / a whole body (defaults 15 and 30; ``inbound.listener``, ``inbound.body``).
         webhook_max_connections / webhook_max_connections_per_ip: open connections the webhook listener
             accepts in total / from one address (defaults 1024 and 128; more are aborted on accept).
+        agent_api_enabled / agent_api_host / agent_api_port: the agent HTTP API's own listener (``agentapi``;
+            default on, 127.0.0.1:8789; port 0 = pick one, see ``AirlockHost.agent_api_port``). ``None`` (the
+            default) means :data:`DEFAULT_AGENT_API_PORT`, or 0 when ``listen_port`` is 0: a gateway whose webhook
+            port is picked (tests, instances side by side) gets a picked agent port too (``agent_api_bind_port``).
 
     Raises:
         pydantic.ValidationError: on invalid values (a :class:`ValueError`; wrap it in
@@ -864,6 +872,9 @@ class HostConfig(BaseModel):
     agent_visibility_timeout_s: PositiveFloat = 60.0
     retention_s: PositiveFloat = 7 * 24 * 3600.0
     dedupe_window_s: PositiveFloat = 24 * 3600.0
+    agent_api_enabled: bool = True
+    agent_api_host: str = "127.0.0.1"
+    agent_api_port: Annotated[int, Field(ge=0, le=65535)] | None = None
 
     @field_validator("channels_dir", mode="before")
     @classmethod
@@ -963,6 +974,18 @@ class HostConfig(BaseModel):
     def state_db(self) -> Path:
         """SQLite file of the message log and the durable workspace (one file: one transaction for both)."""
         return self.home / "state.db"
+
+    @property
+    def agent_api_bind_port(self) -> int:
+        """The port the agent API binds (``agent_api_port``; see the class docstring for ``None``)."""
+        if self.agent_api_port is not None:
+            return self.agent_api_port
+        return 0 if self.listen_port == 0 else DEFAULT_AGENT_API_PORT
+
+    @property
+    def agents_db(self) -> Path:
+        """SQLite agents registry (tokens hashed, push URLs, Idempotency-Key answers): ``home/agents.db``."""
+        return self.home / "agents.db"
 
     @property
     def blobs_dir(self) -> Path:

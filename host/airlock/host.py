@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .agentapi import AgentApi
 from .agents.delivery import Delivery
 from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
@@ -47,6 +48,7 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
 from .stores import PairingStore, SecretStore
+from .stores.agents import AgentRegistry
 from .stores.files import private_dir
 
 log = logging.getLogger("airlock")
@@ -85,6 +87,8 @@ class AirlockHost:
                                       sockets=sockets, inline=config.inline_callbacks,
                                       public_base_url=config.public_base_url)
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
+        self.agents = AgentRegistry(config.agents_db)
+        self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self._housekeeping: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
@@ -94,6 +98,11 @@ class AirlockHost:
     def base_url(self) -> str:
         return f"http://{self.config.listen_host}:{self.port}"
 
+    @property
+    def agent_api_port(self) -> int | None:
+        """The agent API's bound port once started (None when it is disabled or not started)."""
+        return self.agent_api.port if self.agent_api is not None else None
+
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         self._generate_missing_secrets()
@@ -101,6 +110,8 @@ class AirlockHost:
             await self._serve()
         await self.manager.load_dir(self.config.channels_dir)
         self.outbox.start()
+        if self.agent_api is not None:
+            await self.agent_api.start()
         self._housekeeping = asyncio.create_task(self._compact_forever(), name="airlock-compaction")
         active = [n for n, s in self.manager.slots.items() if s.active]
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
@@ -134,6 +145,8 @@ class AirlockHost:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self.agent_api is not None:
+            await self.agent_api.stop()
         await self.outbox.stop()
         await self.manager.stop()
         if self._runner is not None:
@@ -141,6 +154,7 @@ class AirlockHost:
         self.egress.close()
         self.runtime.close()
         self.pairing.close()
+        self.agents.close()
         self.log.close()
 
     async def _compact_forever(self) -> None:
@@ -159,6 +173,7 @@ class AirlockHost:
         """Compact the log (``MessageLog.compact``) and collect unreferenced blobs; returns rows removed."""
         when = time.time() if now is None else now
         removed = self.log.compact(when, self.config.retention_s, self.config.dedupe_window_s)
+        removed += self.agents.compact(when, self.config.retention_s)
         referenced = {a.sha256 for e in self.log.list_inbound(limit=1_000_000) for a in e.attachments if a.sha256}
         self.blobs.gc(referenced, older_than_s=COMPACT_EVERY_S, now=when)
         return removed

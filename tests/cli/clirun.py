@@ -18,7 +18,9 @@ MASTER_KEY = "5f" * 32
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "_AIRLOCK"))}
+    # AIRLOCK_AGENT_API_PORT=0: a `serve` under test never takes the fixed agent API port 8789 (tests run side by side)
     env.update(AIRLOCK_HOME=str(home), AIRLOCK_MASTER_KEY=MASTER_KEY, COLUMNS="200", NO_COLOR="1",
+               AIRLOCK_AGENT_API_PORT="0",
                PYTHONPATH=os.pathsep.join([str(HOST), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     env.update(extra)
     return env

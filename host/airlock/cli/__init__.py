@@ -5,6 +5,8 @@
     airlock channels install|list|remove|check ...           (channels.py)
     airlock secrets set|list|rm ...                          (secrets.py)
     airlock pairing list|approve ...                         (pairing.py)
+    airlock agents add|list|rm ...                           (agents.py)
+    airlock messages list|show|retry ...                     (messages.py)
     airlock inspect WASM                                     (inspect.py)
     airlock invoke WASM|CHANNEL CALLBACK [--after-start] [--workspace K=V] [--input JSON|@FILE] [--offline F]
                                                              (invoke.py, invoke_input.py, offline.py)
@@ -33,6 +35,7 @@ from ..errors import AirlockError
 from . import serve  # noqa: F401
 from . import inspect, invoke  # noqa: F401
 from . import channels, secrets, pairing  # noqa: F401
+from . import agents, messages  # noqa: F401
 from . import status, doctor  # noqa: F401
 from . import new  # noqa: F401
 from . import about  # noqa: F401

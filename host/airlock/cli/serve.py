@@ -47,6 +47,9 @@ def serve(
     public_url: Annotated[str | None, typer.Option(
         metavar="URL", help="This gateway's public base URL (e.g. a tunnel), given to channels as tunnel_url.",
     )] = None,
+    agent_api_port: Annotated[int | None, typer.Option(
+        metavar="N", envvar="AIRLOCK_AGENT_API_PORT", show_envvar=True,
+        help="Agent HTTP API port, on 127.0.0.1 (0 picks a free one). (default: 8789; 0 with --port 0)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
@@ -63,6 +66,8 @@ def serve(
         values["channels_dir"] = channels_dir
     if public_url is not None:
         values["public_base_url"] = public_url
+    if agent_api_port is not None:
+        values["agent_api_port"] = agent_api_port
     config = config_from(ctx, **values)
     agent_fn: Agent
     if agent == "none":

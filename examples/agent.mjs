@@ -1,0 +1,31 @@
+// @ts-check
+// An Airlock agent in plain JavaScript (Node 18+; no packages): long-polls the agent API and answers every
+// message with "echo: <content>". Register it first: `airlock agents add echo-js` prints its token.
+//   AIRLOCK_API=http://127.0.0.1:8789 AIRLOCK_TOKEN=... node examples/agent.mjs
+// (Node 20 cannot run TypeScript, so this is JavaScript with JSDoc types that `tsc --checkJs` verifies.)
+const api = process.env.AIRLOCK_API ?? "http://127.0.0.1:8789";
+const headers = { Authorization: `Bearer ${process.env.AIRLOCK_TOKEN}`, "Content-Type": "application/json" };
+const maxReplies = Number(process.env.MAX_REPLIES ?? Infinity); // tests stop after a few
+
+/** @typedef {{id: string, lease_token: string, channel: string, user_id: string, content: string}} Message */
+
+/** @param {string} method @param {string} path @param {object} [body] @param {string} [key] */
+async function call(method, path, body, key) {
+  const h = key ? { ...headers, "Idempotency-Key": key } : headers;
+  const res = await fetch(api + path, { method, headers: h, body: body && JSON.stringify(body) });
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+let replies = 0;
+while (replies < maxReplies) {
+  /** @type {{messages: Message[]}} */
+  const { messages } = await call("GET", "/v1/messages?wait=30&limit=10");
+  for (const m of messages) {
+    await call("POST", `/v1/messages/${m.id}/status`, { status: "thinking" });
+    const body = { text: `echo: ${m.content}`, lease_token: m.lease_token };
+    const { outbox_id } = await call("POST", `/v1/messages/${m.id}/reply`, body, `reply-${m.id}`);
+    console.log(`replied to ${m.id} (${m.channel}/${m.user_id}): outbox ${outbox_id}`);
+    replies += 1;
+  }
+}

@@ -1,0 +1,98 @@
+"""The agent API's request bodies (pydantic, strict: a wrong type or an unknown field is refused with 422) and the
+JSON documents it hands out. ``openapi.py`` takes the request schemas from these models, so the checked-in
+OpenAPI document and the server cannot disagree.
+
+Limits: a reply, broadcast or status text is at most :data:`MAX_TEXT_CHARS` characters; ids and thread ids at
+most :data:`MAX_ID_CHARS`; a request body at most :data:`MAX_BODY_BYTES` (413 past it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..messages.model import Entry, OutboxEntry
+from ..runtime.values import STATUS_TYPES
+
+#: Longest reply / broadcast / status text, characters (Telegram's limit is 4096, Slack's 40,000).
+MAX_TEXT_CHARS = 40_000
+#: Longest user id, thread id, channel name or lease token accepted, characters.
+MAX_ID_CHARS = 256
+#: Largest request body, bytes: room for the largest valid body even when every character is sent escaped (an
+#: astral character counts one toward MAX_TEXT_CHARS but is 12 bytes as a JSON surrogate-pair escape).
+MAX_BODY_BYTES = 1024 * 1024
+#: ULID: 26 Crockford base32 characters (message and outbox ids).
+ULID_PATTERN = "^[0-9A-HJKMNP-TV-Z]{26}$"
+SHA256_PATTERN = "^[0-9a-f]{64}$"
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+StatusName = Literal[STATUS_TYPES]  # type: ignore[valid-type]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AckBody(_Body):
+    """``POST /v1/messages/{id}/ack``: the lease token the message was handed out with."""
+
+    lease_token: Id
+
+
+class ReplyBody(_Body):
+    """``POST /v1/messages/{id}/reply``. ``thread`` overrides the message's thread; ``attachments`` must be empty
+    (outbound attachments are not delivered by the outbox yet: 422)."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    lease_token: Id | None = None
+    thread: Id | None = None
+    attachments: Annotated[list[dict[str, Any]], Field(json_schema_extra={"maxItems": 0})] = []
+
+    @field_validator("attachments")
+    @classmethod
+    def _no_attachments(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if v:
+            raise ValueError("reply attachments are not supported yet: the outbox delivers text only")
+        return v
+
+
+class StatusBody(_Body):
+    """``POST /v1/messages/{id}/status``: an on-status update; "thinking" is refreshed every 4 s until the reply."""
+
+    status: StatusName
+    message: Text = ""
+
+
+class BroadcastBody(_Body):
+    """``POST /v1/broadcast``: a proactive message to ``user_id`` on channel instance ``channel``."""
+
+    channel: Id
+    user_id: Id
+    content: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+def attachment_url(sha256: str) -> str:
+    """Where an agent downloads an attachment blob, relative to the API's base URL."""
+    return f"/v1/attachments/{sha256}"
+
+
+def message_json(entry: Entry) -> dict[str, Any]:
+    """A leased log entry as the agent sees it (schema ``Message`` in openapi.json)."""
+    return {
+        "id": entry.id, "lease_token": entry.lease_token, "channel": entry.instance, "user_id": entry.user_id,
+        "user_name": entry.user_name, "thread_id": entry.thread_id, "content": entry.content,
+        "metadata": entry.metadata,
+        "attachments": [{**a.as_dict(), "url": attachment_url(a.sha256) if a.sha256 else None}
+                        for a in entry.attachments],
+        "session_key": entry.route.session_key, "conversation": entry.route.conversation,
+        "received_at": entry.received_at, "attempts": entry.attempts,
+    }
+
+
+def outbox_json(entry: OutboxEntry) -> dict[str, Any]:
+    """An outbox entry's delivery state (schema ``OutboxEntry``)."""
+    return {"id": entry.id, "kind": entry.kind, "in_reply_to": entry.in_reply_to, "state": entry.state,
+            "attempts": entry.attempts, "last_error": entry.last_error, "next_attempt_at": entry.next_attempt_at,
+            "created_at": entry.created_at, "updated_at": entry.updated_at}

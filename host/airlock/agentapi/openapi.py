@@ -1,0 +1,176 @@
+"""Builds the agent API's OpenAPI 3.1 document. The result is checked in as ``openapi.json`` (package data, served
+at ``GET /v1/openapi.json``); a test fails when the file and this builder disagree. Regenerate with
+
+    PYTHONPATH=host python -m airlock.agentapi.openapi > host/airlock/agentapi/openapi.json
+
+Request body schemas come from the pydantic models the server validates with (``models``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from .models import (
+    MAX_TEXT_CHARS,
+    SHA256_PATTERN,
+    ULID_PATTERN,
+    AckBody,
+    BroadcastBody,
+    ReplyBody,
+    StatusBody,
+)
+from .routes import DEFAULT_LIMIT, MAX_LIMIT
+from .service import MAX_WAIT_S
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_ERRORS = {400: "Malformed request (not JSON, a bad query parameter or Idempotency-Key).",
+           401: "Missing or unknown bearer token.",
+           403: "Not allowed for this agent (a push agent cannot poll).",
+           404: "No such message, outbox entry or channel for this agent.",
+           409: "The message is leased under another lease token, or its channel is not running.",
+           413: "The body is too large.",
+           422: "A well-formed request with invalid fields."}
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return schema
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: int, schema: dict[str, Any], description: str, errors: tuple[int, ...]) -> dict[str, Any]:
+    out = {str(ok): _json(schema, description)}
+    for code in (401, *errors):
+        out[str(code)] = _json(_ref("Error"), _ERRORS[code])
+    return out
+
+
+_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                "description": "Repeating a key (per agent, 24 h) returns the first answer; reusing it for another "
+                               "request is refused with 422.",
+                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"}}
+
+
+def _id_param(what: str) -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True, "description": f"The {what} id (a ULID).",
+            "schema": {"type": "string", "pattern": ULID_PATTERN}}
+
+
+def _post(summary: str, body: str, ok: int, result: str, errors: tuple[int, ...],
+          path_id: str | None = None) -> dict[str, Any]:
+    params = ([_id_param(path_id)] if path_id else []) + [_IDEMPOTENCY]
+    return {"post": {"summary": summary, "parameters": params,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+                     "responses": _responses(ok, _ref(result), "Done.", (400, *errors, 413, 422))}}
+
+
+def _message_schema() -> dict[str, Any]:
+    attachment = {"type": "object", "required": ["id", "mime_type", "sha256", "url"], "properties": {
+        "id": {"type": "string"}, "mime_type": {"type": "string"}, "filename": _NULLABLE_STR,
+        "size": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"], "pattern": SHA256_PATTERN},
+        "source_url": _NULLABLE_STR, "extracted_text": _NULLABLE_STR,
+        "url": {"type": ["string", "null"], "description": "Download path, relative to the API base URL."}}}
+    props: dict[str, Any] = {
+        "id": {"type": "string", "pattern": ULID_PATTERN}, "lease_token": {"type": "string"},
+        "channel": {"type": "string", "description": "The channel instance."}, "user_id": {"type": "string"},
+        "user_name": _NULLABLE_STR, "thread_id": _NULLABLE_STR, "content": {"type": "string"},
+        "metadata": {"type": "object"}, "attachments": {"type": "array", "items": attachment},
+        "session_key": {"type": "string"}, "conversation": {"type": "string"},
+        "received_at": {"type": "number", "description": "Unix seconds."},
+        "attempts": {"type": "integer", "minimum": 1, "description": "Times this message was handed out."}}
+    return {"type": "object", "required": list(props), "properties": props}
+
+
+def _schemas() -> dict[str, Any]:
+    outbox_props: dict[str, Any] = {
+        "id": {"type": "string"}, "kind": {"enum": ["respond", "broadcast", "status"]},
+        "in_reply_to": _NULLABLE_STR, "state": {"enum": ["pending", "sent", "failed"]},
+        "attempts": {"type": "integer"}, "last_error": _NULLABLE_STR, "next_attempt_at": {"type": "number"},
+        "created_at": {"type": "number"}, "updated_at": {"type": "number"}}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Message": _message_schema(),
+        "MessageList": {"type": "object", "required": ["messages"],
+                        "properties": {"messages": {"type": "array", "items": _ref("Message")}}},
+        "Acked": {"type": "object", "required": ["id", "state"],
+                  "properties": {"id": {"type": "string"}, "state": {"const": "acked"}}},
+        "Accepted": {"type": "object", "required": ["outbox_id", "state"],
+                     "properties": {"outbox_id": {"type": "string"}, "state": outbox_props["state"]}},
+        "OutboxEntry": {"type": "object", "required": list(outbox_props), "properties": outbox_props},
+        "AckBody": _schema(AckBody), "ReplyBody": _schema(ReplyBody), "StatusBody": _schema(StatusBody),
+        "BroadcastBody": _schema(BroadcastBody),
+    }
+
+
+def _paths() -> dict[str, Any]:
+    poll_params = [
+        {"name": "wait", "in": "query", "required": False,
+         "description": f"Seconds to wait for a first message (long poll); more than {MAX_WAIT_S:g} is cut to it.",
+         "schema": {"type": "number", "minimum": 0, "default": 0}},
+        {"name": "limit", "in": "query", "required": False, "description": "Most messages returned.",
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}}]
+    return {
+        "/v1/openapi.json": {"get": {"summary": "This document.", "security": [],
+                                     "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")}}},
+        "/v1/messages": {"get": {
+            "summary": "Lease the agent's next messages, oldest first.",
+            "parameters": poll_params,
+            "responses": _responses(200, _ref("MessageList"), "Leased messages (maybe none).", (400, 403))}},
+        "/v1/messages/{id}/ack": _post("Acknowledge a message without replying.", "AckBody", 200, "Acked",
+                                       (404, 409), "message"),
+        "/v1/messages/{id}/reply": _post(
+            f"Acknowledge the message and queue a reply (text up to {MAX_TEXT_CHARS} characters) in one step; "
+            "delivery goes on in the background (GET /v1/outbox/{outbox_id}).", "ReplyBody", 202, "Accepted",
+            (404, 409), "message"),
+        "/v1/messages/{id}/status": _post("Queue a status update (typing/thinking) for the message's chat.",
+                                          "StatusBody", 202, "Accepted", (404, 409), "message"),
+        "/v1/broadcast": _post("Queue a proactive message to a user on a channel instance.", "BroadcastBody", 202,
+                               "Accepted", (404, 409)),
+        "/v1/outbox/{id}": {"get": {"summary": "Delivery state of an outbox entry this agent created.",
+                                    "parameters": [_id_param("outbox entry")],
+                                    "responses": _responses(200, _ref("OutboxEntry"), "The entry.", (404,))}},
+        "/v1/attachments/{sha256}": {"get": {
+            "summary": "Download an attachment of a message handed to this agent.",
+            "parameters": [{"name": "sha256", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": SHA256_PATTERN}}],
+            "responses": {"200": {"description": "The bytes.", "content": {"application/octet-stream": {
+                "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                **{k: v for k, v in _responses(200, {}, "", (404,)).items() if k != "200"}}}},
+    }
+
+
+def build() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the agent API."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Airlock agent API", "version": "1",
+                 "description": "Agents lease, acknowledge and answer the messages routed to them. WebSocket "
+                                "/v1/stream and push mode are described in the Airlock docs (agentapi.stream, "
+                                "agentapi.push)."},
+        "servers": [{"url": "http://127.0.0.1:8789"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": _schemas()},
+        "paths": _paths(),
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

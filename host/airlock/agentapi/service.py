@@ -1,0 +1,147 @@
+"""The agent API's operations on the message log, shared by the HTTP routes, the WebSocket stream and push mode.
+
+Every operation checks that the message is routed to the calling agent (404 otherwise: another agent's messages
+do not exist for it) and, when a lease token is given, that the message is leased under it (409 otherwise).
+Replies, broadcasts and status updates are appended to the outbox and the call returns at once with the outbox
+id (202): delivery, with its retries, is the outbox sender's job (``GET /v1/outbox/{id}`` shows how it went). A
+reply acknowledges its message in the same transaction (``MessageLog.ack_and_append``).
+
+Outbox entries made here carry ``payload["agent"]``, so ``GET /v1/outbox/{id}`` shows an agent only its own, and
+an Idempotency-Key becomes the outbox's own ``idempotency_key`` as ``<agent>:<key>``: a retried POST never
+queues a second reply, even if the process died between the log commit and the stored HTTP answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from ..messages.model import Entry, OutboxEntry
+from ..messages.outbox import Outbound
+from ..runtime.values import StatusUpdate
+from .auth import ApiError
+from .models import BroadcastBody, ReplyBody, StatusBody, message_json, outbox_json
+
+if TYPE_CHECKING:
+    from ..host import AirlockHost
+    from ..stores.agents import AgentRegistry
+
+#: Longest long-poll wait, seconds (``wait`` above it is cut to it).
+MAX_WAIT_S = 60.0
+
+
+class AgentService:
+    """Operations for one host (module docstring). Event-loop only; blocking calls go to worker threads."""
+
+    def __init__(self, host: AirlockHost, registry: AgentRegistry) -> None:
+        self.host = host
+        self.registry = registry
+
+    async def lease(self, agent: str, limit: int, wait_s: float) -> list[dict[str, Any]]:
+        """Up to ``limit`` messages for ``agent``, waiting up to ``wait_s`` (capped at :data:`MAX_WAIT_S`)."""
+        entries = await self.host.bus.lease(agent, limit, min(max(wait_s, 0.0), MAX_WAIT_S))
+        return await self.hand_out(agent, entries)
+
+    async def hand_out(self, agent: str, entries: list[Entry]) -> list[dict[str, Any]]:
+        """The JSON of leased entries; their attachment blobs become downloadable by ``agent``."""
+        digests = [a.sha256 for e in entries for a in e.attachments if a.sha256]
+        await asyncio.to_thread(self.registry.grant, agent, digests)
+        return [message_json(e) for e in entries]
+
+    async def release(self, entries: list[dict[str, Any]]) -> None:
+        """Give back leases that could not be handed over (the client went away)."""
+        for m in entries:
+            await self.host.bus.release(str(m["id"]), str(m["lease_token"]))
+
+    async def _own(self, agent: str, message_id: str) -> Entry:
+        entry = await asyncio.to_thread(self.host.log.get, message_id)
+        if entry is None or entry.route.agent != agent:
+            raise ApiError(404, f"no message {message_id} for agent {agent}")
+        return entry
+
+    async def ack(self, agent: str, message_id: str, lease_token: str) -> dict[str, Any]:
+        entry = await self._own(agent, message_id)
+        if entry.state == "acked":
+            return {"id": message_id, "state": "acked"}
+        if not await self.host.bus.ack(message_id, lease_token):
+            again = await self._own(agent, message_id)
+            if again.state != "acked":
+                raise ApiError(409, f"message {message_id} is not leased under this lease token "
+                                    "(the lease expired and was handed out again, or was never taken)")
+        return {"id": message_id, "state": "acked"}
+
+    async def reply(self, agent: str, message_id: str, body: ReplyBody, idem: str | None) -> dict[str, Any]:
+        entry = await self._own(agent, message_id)
+        payload = {"content": body.text, "thread_id": body.thread or entry.thread_id,
+                   "metadata_json": entry.metadata_json, "agent": agent}
+        out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="respond",
+                       payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
+        was_open = entry.state != "acked"
+        try:
+            stored = await asyncio.to_thread(self.host.log.ack_and_append, entry.id, body.lease_token, [out],
+                                             time.time())
+        except PermissionError:
+            raise ApiError(409, f"message {message_id} is leased under another lease token") from None
+        except KeyError:
+            raise ApiError(404, f"no message {message_id} for agent {agent}") from None
+        if was_open:
+            self.host.bus.acked()
+        self.host.outbox.wake()
+        return _accepted(stored[0])
+
+    async def status(self, agent: str, message_id: str, body: StatusBody, idem: str | None) -> dict[str, Any]:
+        entry = await self._own(agent, message_id)
+        self._active(entry.instance)
+        payload = {"status": body.status, "message": body.message, "metadata_json": entry.metadata_json,
+                   "agent": agent}
+        out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="status",
+                       payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
+        stored = await asyncio.to_thread(self.host.log.append_outbox, [out], time.time())
+        self.host.outbox.wake()
+        if body.status == "thinking":
+            update = StatusUpdate(body.status, body.message, entry.metadata_json)
+            self.host.manager.start_typing(entry.id, entry.instance, update)
+        else:
+            self.host.manager.stop_typing(entry.id)
+        return _accepted(stored[0])
+
+    async def broadcast(self, agent: str, body: BroadcastBody, idem: str | None) -> dict[str, Any]:
+        self._active(body.channel)
+        out = Outbound(instance=body.channel, conversation=f"{body.channel}:broadcast:{body.user_id}",
+                       kind="broadcast", payload={"content": body.content, "user_id": body.user_id, "agent": agent},
+                       idempotency_key=_key(agent, idem))
+        stored = await asyncio.to_thread(self.host.log.append_outbox, [out], time.time())
+        self.host.outbox.wake()
+        return _accepted(stored[0])
+
+    def _active(self, instance: str) -> None:
+        """404 for a channel instance that is not installed, 409 for one that is not running (now)."""
+        if instance not in self.host.manager.slots:
+            raise ApiError(404, f"no channel {instance!r}")
+        try:
+            self.host.manager.slot_for(instance)
+        except ConfigError as exc:
+            raise ApiError(409, str(exc)) from None
+
+    async def outbox(self, agent: str, outbox_id: str) -> dict[str, Any]:
+        entry = await asyncio.to_thread(self.host.log.get_outbox, outbox_id)
+        if entry is None or entry.payload.get("agent") != agent:
+            raise ApiError(404, f"no outbox entry {outbox_id} for agent {agent}")
+        return outbox_json(entry)
+
+    async def attachment(self, agent: str, sha256: str) -> bytes:
+        granted = await asyncio.to_thread(self.registry.granted, agent, sha256)
+        data = await asyncio.to_thread(self.host.blobs.get, sha256) if granted else None
+        if data is None:
+            raise ApiError(404, "no such attachment for this agent")
+        return data
+
+
+def _key(agent: str, idem: str | None) -> str | None:
+    return f"{agent}:{idem}" if idem else None
+
+
+def _accepted(entry: OutboxEntry) -> dict[str, Any]:
+    return {"outbox_id": entry.id, "state": entry.state}

@@ -1,0 +1,32 @@
+"""Schemathesis hooks for tests/agentapi/test_openapi.py (loaded through SCHEMATHESIS_HOOKS).
+
+The fuzzer draws Idempotency-Key values from a small space and reuses them across different requests; the API
+refuses a reused key with 422 (draft-ietf-httpapi-idempotency-key-header, section 2.7), which schemathesis would
+count as "valid data rejected". So in positive cases a schema-valid key is made specific to its request (a digest
+of the method, path and body is appended); negative cases are left as drawn, so their rejection is still checked.
+Key reuse itself is tested in test_agent_api.py::test_idempotent_posts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import schemathesis
+
+_VALID = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: Any) -> None:
+    # before_call, not map_case: it also runs in the stateful phase, whose bodies carry lease tokens from links
+    meta = getattr(case, "meta", None)
+    if meta is not None and meta.generation.mode.is_negative:
+        return  # a negative case expects a 4xx anyway; editing it would make schemathesis revalidate it as positive
+    headers = case.headers if case.headers is not None else {}
+    key = headers.get("Idempotency-Key")
+    if isinstance(key, str) and _VALID.fullmatch(key):
+        what = json.dumps([case.method, case.path, case.path_parameters, case.body], default=str, sort_keys=True)
+        headers["Idempotency-Key"] = f"{key[:200]}-{hashlib.sha256(what.encode()).hexdigest()[:16]}"

@@ -1,0 +1,225 @@
+"""The agent API end to end: the real Telegram component in the real host, the fake Bot API on 127.0.0.1, and
+agents that know only HTTP (a subprocess in plain Python, the Node example, a push receiver)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from apihelp import api, auth, poll
+from conftest import BUILT_CHANNELS, InstallFn
+
+from airlock.agentapi.push import verify
+from airlock.config import HostConfig
+from airlock.host import AirlockHost
+from airlock.stores import SecretStore
+from airlock_demo.telegram import FakeTelegram
+
+pytestmark = pytest.mark.e2e
+
+HERE = Path(__file__).parent
+REPO = HERE.parents[1]
+USER = 4242
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(bot_username="airlock_test_bot") as f:
+        yield f
+
+
+@asynccontextmanager
+async def telegram_host(home: Path, fake: FakeTelegram, install: InstallFn, agent: str,
+                        **channel: Any) -> AsyncIterator[AirlockHost]:
+    cfg: dict[str, Any] = {"bot_username": "airlock_test_bot", "polling_enabled": True}
+    cfg.update(channel)
+    install(BUILT_CHANNELS / "telegram.wasm", BUILT_CHANNELS / "telegram.capabilities.json", **cfg)
+    store = SecretStore.open(home)
+    store.set("telegram_bot_token", fake.token)
+    config = HostConfig.build(home=home, listen_port=0, upstream_overrides={"api.telegram.org": fake.base_url},
+                              default_agent=agent, min_poll_interval_override_ms=100)
+    host = AirlockHost(config, secrets=store)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+async def conversation(fake: FakeTelegram, host: AirlockHost) -> list[str]:
+    """`make run`'s conversation: a stranger is answered with a pairing code, the operator approves, the agent
+    answers the next message. Returns what the bot sent."""
+    fake.push_message("hello", chat_id=USER, user_id=USER, username="demo_user")
+    first = await fake.wait_for_sent(1, timeout=15)
+    [pending] = host.pairing.pending("telegram")
+    assert pending.code in first[0]["text"]
+    host.pairing.approve("telegram", pending.code)
+    fake.push_message("hello from Telegram, through the sandbox", chat_id=USER, user_id=USER, username="demo_user")
+    sent = await fake.wait_for_sent(2, timeout=20)
+    return [str(m["text"]) for m in sent]
+
+
+async def test_long_poll_returns_when_a_webhook_arrives(fake: FakeTelegram, airlock_home: Path,
+                                                        install_channel: InstallFn) -> None:
+    async with telegram_host(airlock_home, fake, install_channel, "hooked", polling_enabled=False,
+                             webhook_enabled=True, dm_policy="open") as host:
+        token = host.agents.add("hooked", None)[0]
+        async with aiohttp.ClientSession() as s:
+            waiting = asyncio.create_task(poll(s, host, token, wait=20))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            update = fake.push_message("via webhook", chat_id=USER, user_id=USER)
+            t0 = time.monotonic()
+            r = await s.post(f"{host.base_url}/webhook/telegram", json=update,
+                             headers={SECRET_HEADER: host.secrets.get("telegram_webhook_secret") or ""})
+            assert r.status == 200
+            [m] = await asyncio.wait_for(waiting, 5)
+            assert time.monotonic() - t0 < 2
+            assert (m["content"], m["user_id"], m["channel"]) == ("via webhook", str(USER), "telegram")
+            r = await s.post(f"{api(host)}/v1/messages/{m['id']}/reply",
+                             json={"text": "got it", "lease_token": m["lease_token"]}, headers=auth(token))
+            assert r.status == 202
+            outbox_id = (await r.json())["outbox_id"]
+            assert (await fake.wait_for_sent(1))[0]["text"] == "got it"
+            for _ in range(50):  # the outbox records the delivery right after the platform answered
+                doc = await (await s.get(f"{api(host)}/v1/outbox/{outbox_id}", headers=auth(token))).json()
+                if doc["state"] == "sent":
+                    break
+                await asyncio.sleep(0.05)
+            assert (doc["state"], doc["attempts"], doc["last_error"]) == ("sent", 1, None)
+
+
+async def test_a_subprocess_agent_speaking_only_http_carries_the_conversation(
+        fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn) -> None:
+    async with telegram_host(airlock_home, fake, install_channel, "py-agent") as host:
+        token = host.agents.add("py-agent", None)[0]
+        # -I: isolated mode, no PYTHONPATH, no site-packages of this checkout: the agent cannot import airlock
+        agent = await asyncio.create_subprocess_exec(sys.executable, "-I", str(HERE / "http_agent.py"), api(host),
+                                                     token, "1", stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.PIPE)
+        try:
+            texts = await conversation(fake, host)
+            out, err = await asyncio.wait_for(agent.communicate(), 20)
+        finally:
+            if agent.returncode is None:
+                agent.kill()
+        assert agent.returncode == 0, err.decode()
+        assert texts[1] == "echo: hello from Telegram, through the sandbox"
+        assert b"replied to" in out
+        assert await fake.wait_for_chat_action(1)  # its "thinking" reached Telegram as a chat action
+        assert host.bus.unacknowledged() == 0
+
+
+async def test_the_node_example_agent(fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not on PATH: examples/agent.mjs cannot run (install Node 18+ to run this test)")
+    async with telegram_host(airlock_home, fake, install_channel, "echo-js") as host:
+        token = host.agents.add("echo-js", None)[0]
+        env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
+        agent = await asyncio.create_subprocess_exec(node, str(REPO / "examples" / "agent.mjs"), env=env,
+                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            texts = await conversation(fake, host)
+            out, err = await asyncio.wait_for(agent.communicate(), 20)
+        finally:
+            if agent.returncode is None:
+                agent.kill()
+        assert agent.returncode == 0, err.decode()
+        assert texts[1] == "echo: hello from Telegram, through the sandbox" and b"replied to" in out
+
+
+@asynccontextmanager
+async def receiver(handler: Any) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    finally:
+        await runner.cleanup()
+
+
+async def test_push_mode_signed_posts_carry_the_conversation(fake: FakeTelegram, airlock_home: Path,
+                                                             install_channel: InstallFn) -> None:
+    seen: list[dict[str, Any]] = []
+    creds: dict[str, str] = {}
+    refused_once: set[str] = set()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        stamp, signature = request.headers["X-Airlock-Timestamp"], request.headers["X-Airlock-Signature"]
+        if not verify(creds["secret"], stamp, body, signature) or abs(time.time() - int(stamp)) > 300:
+            return web.Response(status=401)
+        m = json.loads(body)
+        seen.append(m)
+        if m["content"].startswith("hello from") and m["id"] not in refused_once:
+            refused_once.add(m["id"])  # the first push of the agent's message fails: it must come again
+            return web.Response(status=503)
+        if m["content"].startswith("hello from"):
+            async with aiohttp.ClientSession() as s:  # reply through the API, then acknowledge with the 2xx
+                r = await s.post(f"{creds['api']}/v1/messages/{m['id']}/reply",
+                                 json={"text": f"echo: {m['content']}", "lease_token": m["lease_token"]},
+                                 headers=auth(creds["token"]))
+                assert r.status == 202
+        return web.Response(status=204)
+
+    async with receiver(hook) as url, telegram_host(airlock_home, fake, install_channel, "pushed") as host:
+        creds["token"], secret = host.agents.add("pushed", host.secrets, url)
+        creds["secret"], creds["api"] = secret or "", api(host)
+        texts = await conversation(fake, host)
+        assert texts[1] == "echo: hello from Telegram, through the sandbox"
+        pushes = [m for m in seen if m["content"].startswith("hello from")]
+        assert [m["attempts"] for m in pushes] == [1, 2] and pushes[0]["id"] == pushes[1]["id"]
+        for _ in range(40):
+            if host.bus.unacknowledged() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert host.bus.unacknowledged() == 0
+        # a forged signature is what the receiver refuses (the check above is not vacuous)
+        assert not verify(creds["secret"], "1", b"{}", "v1=" + "0" * 64)
+
+
+async def test_a_dead_letter_retried_from_the_cli_is_sent_by_the_running_gateway(
+        fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn) -> None:
+    async with telegram_host(airlock_home, fake, install_channel, "ops", dm_policy="open") as host, \
+            aiohttp.ClientSession() as s:
+        token = host.agents.add("ops", None)[0]
+        r = await s.post(f"{api(host)}/v1/broadcast", json={"channel": "telegram", "user_id": "@carol",
+                                                              "content": "promo"}, headers=auth(token))
+        assert r.status == 202
+        outbox_id = (await r.json())["outbox_id"]
+        for _ in range(100):  # Telegram does not know @carol yet: 400, permanent, a dead letter
+            doc = await (await s.get(f"{api(host)}/v1/outbox/{outbox_id}", headers=auth(token))).json()
+            if doc["state"] == "failed":
+                break
+            await asyncio.sleep(0.05)
+        assert doc["state"] == "failed" and "chat not found" in doc["last_error"]
+        fake.push_message("hi, it's carol", chat_id=555, user_id=555, username="carol")  # now she is known
+        env = {**os.environ, "AIRLOCK_HOME": str(airlock_home),
+               "PYTHONPATH": os.pathsep.join([str(REPO / "host"), os.environ.get("PYTHONPATH", "")])}
+        cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "airlock.cli", "messages", "retry",
+                                                   outbox_id, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(cli.communicate(), 30)
+        assert cli.returncode == 0, err.decode()
+        assert b"queued" in out
+        retried_at = time.monotonic()
+        sent = await fake.wait_for_sent(1, timeout=5)
+        assert sent[0]["text"] == "promo" and sent[0]["chat_id"] == 555
+        assert time.monotonic() - retried_at < 2.5  # the sender looks at the log every second
