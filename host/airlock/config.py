@@ -750,6 +750,12 @@ class HostConfig(BaseModel):
             callback on a worker thread.
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
+        admin: serve the admin API, web console and ``/metrics`` (``airlock.admin``) on a listener of its own
+            (default off; ``airlock serve`` turns it on).
+        admin_host / admin_port: that listener's address (default 127.0.0.1:8788; port 0 = pick one). Never
+            the webhook port: the two may not be equal unless both are 0.
+        metrics: count callbacks, host calls, refusals and messages, and keep each channel's recent callbacks
+            (``airlock.observability``); default on, ``False`` only to measure what that costs.
 
     Raises:
         pydantic.ValidationError: on invalid values (a :class:`ValueError`; wrap it in
@@ -772,6 +778,16 @@ class HostConfig(BaseModel):
     inline_callbacks: bool = True
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
+    admin: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8788, ge=0, le=65535)
+    metrics: bool = True
+
+    @model_validator(mode="after")
+    def _admin_port_apart(self) -> HostConfig:
+        if self.admin and self.admin_port != 0 and self.admin_port == self.listen_port:
+            raise ValueError(f"admin_port {self.admin_port} is the webhook port; the admin listener needs its own")
+        return self
 
     @field_validator("channels_dir", mode="before")
     @classmethod

@@ -8,7 +8,10 @@
 Start-up: open the secret store, pairing and workspace databases (under ``config.home``), generate any
 missing ``auto_generate`` secrets, load every channel in ``config.channels_dir`` (compile cache under
 ``config.cache_dir``), call ``on-start``, register webhooks and pollers, and serve HTTP on
-``listen_host:listen_port`` (port 0 picks a free one; see ``port``).
+``listen_host:listen_port`` (port 0 picks a free one; see ``port``). With ``config.admin``, also the admin
+listener (API, console, ``/metrics``) on ``admin_host:admin_port`` (``admin_url``); the admin token made at the
+first such start is in ``admin_token``, to be shown once. With ``config.metrics`` (default), callbacks are
+counted and recorded (``observability``); secret values are redacted from the ``airlock`` logs while it runs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import secrets as pysecrets
 import string
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,10 +32,14 @@ from .channels.manager import ChannelManager, Delivery
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
 from .inbound.server import build_app
+from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .stores import DurableWorkspaceStore, PairingStore, SecretStore
+
+if TYPE_CHECKING:
+    from .admin import AdminServer
 
 log = logging.getLogger("airlock")
 
@@ -51,11 +59,12 @@ class AirlockHost:
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
                              allow_private_hosts=config.allow_private_hosts)
         self.bus = MessageBus(config.bus_capacity)
+        self.observer = CallObserver() if config.metrics else None
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath), secret_lookup=self.secrets.get,
             pairing=self.pairing,
             durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
-            fuel_per_callback=config.fuel_per_callback,
+            fuel_per_callback=config.fuel_per_callback, observer=self.observer,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -64,6 +73,11 @@ class AirlockHost:
                                       sockets=sockets, inline=config.inline_callbacks)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        if self.observer is not None:
+            self.observer.metrics.watch(self.manager, self._pool_slots)
+        self.admin: AdminServer | None = None
+        self.admin_token: str | None = None
+        """The admin token made at this start (the home had none): show it once; only its hash is kept."""
 
     @property
     def base_url(self) -> str:
@@ -71,9 +85,12 @@ class AirlockHost:
 
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
+        REDACTOR.watch(self.secrets)
         self._generate_missing_secrets()
         if serve_http:
             await self._serve()
+            if self.config.admin:
+                await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
         active = [n for n, s in self.manager.slots.items() if s.active]
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
@@ -102,6 +119,8 @@ class AirlockHost:
 
     async def stop(self) -> None:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
+        if self.admin is not None:
+            await self.admin.stop()
         await self.manager.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -109,6 +128,29 @@ class AirlockHost:
         self.runtime.close()
         self.pairing.close()
         self.durable.close()
+        REDACTOR.unwatch(self.secrets)
+
+    # ---- admin listener and observability --------------------------------------------------------
+
+    @property
+    def admin_url(self) -> str | None:
+        """The admin console's URL, or None when the admin listener is off."""
+        return self.admin.url if self.admin is not None and self.admin.port is not None else None
+
+    def _pool_slots(self) -> int:
+        return self.runtime.pooling.slots if self.runtime.pooling is not None else 0
+
+    async def _serve_admin(self) -> None:
+        from .admin import AdminServer, AdminState
+        from .admin.auth import LoginLimiter, Sessions, TokenFile
+
+        tokens = TokenFile(self.config.home)
+        self.admin_token = tokens.ensure()
+        state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
+                           observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
+                           limiter=LoginLimiter(), home=self.config.home)
+        self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port)
+        await self.admin.start()
 
     async def __aenter__(self) -> AirlockHost:
         await self.start()

@@ -30,6 +30,7 @@ from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflic
 from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
 from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
 from ..runtime.instance import CallStats, Limits, Sandbox
@@ -45,6 +46,7 @@ from .callstate import CallState
 if TYPE_CHECKING:
     from ..capabilities.egress import Egress
     from ..capabilities.http import HttpCapability
+    from ..observability.observer import CallObserver
 
 log = logging.getLogger("airlock.channel")
 
@@ -106,6 +108,8 @@ class HostServices:
     egress: Egress | None
     memory_limit_bytes: int
     fuel_per_callback: int
+    observer: CallObserver | None = None
+    """Metrics and recent-call records (``observability.observer``); None: not observed."""
 
 
 def http_policy_from_spec(spec: HttpSpec) -> Any:
@@ -192,11 +196,18 @@ class Channel:
         worker thread. A conflicting workspace commit runs the callback again in full, here."""
         assert out.pending and out.state is not None
         out.pending = False
-        self._apply(out, out.state)
-        if isinstance(out.error, _Conflict):
-            log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback, str(out.error))
-            return self._http_value(self._call(out.callback, out.args))
-        return self._http_value(out)
+        token = log_context.bind(self.name, out.callback)
+        try:
+            self._apply(out, out.state)
+            if isinstance(out.error, _Conflict):
+                log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback,
+                         str(out.error))
+                return self._http_value(self._call(out.callback, out.args))
+            if self.services.observer is not None:
+                self.services.observer.record(self.name, out)
+            return self._http_value(out)
+        finally:
+            log_context.reset(token)
 
     @staticmethod
     def _http_value(out: CallOutcome) -> CallOutcome:
@@ -231,17 +242,36 @@ class Channel:
     # ---- the machinery ---------------------------------------------------------------------------
 
     def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
-        start = time.perf_counter()
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            out = self._attempt(callback, args, inline)
-            out.attempts = attempt
-            if not isinstance(out.error, _Conflict):
-                break
-            log.info("[%s] %s re-run after a workspace conflict on %r", self.name, callback, str(out.error))
-        else:
-            out.error = GuestError("workspace kept conflicting; callback abandoned")
-        out.elapsed_s = time.perf_counter() - start
-        return out
+        """Run ``callback`` (re-run on workspace conflicts) inside its log context (``observability.context``),
+        and report it to the observer unless it is an inline attempt that was dropped or is pending."""
+        token = log_context.bind(self.name, callback)
+        observer = self.services.observer
+        try:
+            start = time.perf_counter()
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                out = self._observed_attempt(callback, args, inline)
+                out.attempts = attempt
+                if not isinstance(out.error, _Conflict):
+                    break
+                log.info("[%s] %s re-run after a workspace conflict on %r", self.name, callback, str(out.error))
+            else:
+                out.error = GuestError("workspace kept conflicting; callback abandoned")
+            out.elapsed_s = time.perf_counter() - start
+            if observer is not None and out.abandoned is None and not out.pending:
+                observer.record(self.name, out)
+            return out
+        finally:
+            log_context.reset(token)
+
+    def _observed_attempt(self, callback: str, args: tuple[Any, ...], inline: bool) -> CallOutcome:
+        observer = self.services.observer
+        if observer is None:
+            return self._attempt(callback, args, inline)
+        observer.started()
+        try:
+            return self._attempt(callback, args, inline)
+        finally:
+            observer.finished()
 
     def _attempt(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
         limits = self.inline_limits if inline else self.limits

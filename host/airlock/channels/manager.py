@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import uuid
@@ -45,7 +46,7 @@ from typing import Any, TypeVar
 
 from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
-from ..errors import AirlockError, ConfigError
+from ..errors import AirlockError, ChannelDisabled, ConfigError
 from ..inbound.verifiers import Verifier, verifier_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
@@ -83,6 +84,14 @@ class ChannelSlot:
     """Webhook check built at registration (``inbound.verifiers``); None until then."""
     inline: InlineGuard = field(default_factory=InlineGuard)
     """Whether webhooks are attempted inline, with counters (module docstring)."""
+    disabled: bool = False
+    """Disabled by the operator (``ChannelManager.disable``): not routed, no callbacks run."""
+    halt: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to end the poll loop (disable, shutdown)."""
+    in_poll: bool = False
+    """True while an on-poll callback runs (disable waits for it instead of cancelling)."""
+    lifecycle: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serializes disable and enable of this channel."""
 
 
 @dataclass(frozen=True)
@@ -255,12 +264,16 @@ class ChannelManager:
     # ---- running callbacks -----------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # In a copy of the caller's context, so a callback logs under the trace id of the request that ran it
+        # (``observability.context``; run_in_executor alone does not carry contextvars to the thread).
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        return await loop.run_in_executor(self._executor, contextvars.copy_context().run, fn, *args)
 
     async def run_main(self, slot: ChannelSlot, fn: Callable[..., CallOutcome], *args: Any) -> CallOutcome:
         """Run a main-lane callback (serialized per channel) and dispatch what it emitted."""
         async with slot.main_lane:
+            if slot.disabled:
+                return _disabled(slot, getattr(fn, "__name__", "callback"))
             out = await self._run(fn, *args)
         if not out.ok:
             slot.failures += 1
@@ -271,6 +284,8 @@ class ChannelManager:
         """Run on-http-request on the main lane, inline first when the channel's guard allows it (module
         docstring), and dispatch what it emitted."""
         async with slot.main_lane:
+            if slot.disabled:  # routed before the operator disabled the channel, queued behind its last callback
+                return _disabled(slot, "on-http-request")
             out = self._try_inline(slot, req) if slot.inline.should_try() else None
             if out is not None and out.pending:
                 out = await self._run(slot.channel.complete, out)
@@ -305,6 +320,7 @@ class ChannelManager:
         user = msg.message.user_id
         if policy == "disabled":
             log.warning("[%s] message from %s refused by the host (dm_policy disabled)", channel.name, user)
+            self._count_refused(channel)
             return False
         owner = config.get("owner_id")
         allow = {str(x) for x in (config.get("allow_from") or [])}
@@ -314,7 +330,12 @@ class ChannelManager:
         if paired.resolve_identity(channel.name, user) is not None or user in paired.allow_from(channel.name):
             return True
         log.warning("[%s] message from %s refused by the host (dm_policy %s)", channel.name, user, policy)
+        self._count_refused(channel)
         return False
+
+    def _count_refused(self, channel: Channel) -> None:
+        if self.services.observer is not None:
+            self.services.observer.dropped(channel.name, "dm_policy")
 
     @staticmethod
     def _is_group(msg: InboundMessage) -> bool:
@@ -328,9 +349,15 @@ class ChannelManager:
 
     async def _poll_loop(self, slot: ChannelSlot) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
-        while not self._stopping.is_set():
+        while not slot.halt.is_set():
             await self.bus.wait_for_room()
-            out = await self._run(slot.channel.poll)
+            if slot.halt.is_set():
+                break
+            slot.in_poll = True
+            try:
+                out = await self._run(slot.channel.poll)
+            finally:
+                slot.in_poll = False
             slot.polls += 1
             if not out.ok:
                 slot.failures += 1
@@ -338,7 +365,7 @@ class ChannelManager:
             if out.ok and self._poll_again_now(out):
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+                await asyncio.wait_for(slot.halt.wait(), timeout=interval)
 
     @staticmethod
     def _poll_again_now(out: CallOutcome) -> bool:
@@ -402,6 +429,8 @@ class ChannelManager:
 
     async def stop(self) -> None:
         self._stopping.set()
+        for slot in self.slots.values():
+            slot.halt.set()
         await asyncio.gather(*(s.socket.stop() for s in self.slots.values() if s.socket is not None))
         for task in self._typing.values():
             task.cancel()
@@ -416,3 +445,22 @@ class ChannelManager:
                 await self.run_main(slot, slot.channel.shutdown)
                 slot.active = False
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---- operator lifecycle: disable / enable (admin API; ``channels.lifecycle``) ----------------------
+    # Apart from the message path on purpose; upgrade and rollback will join this section.
+
+    async def disable(self, name: str) -> ChannelSlot:
+        """Stop channel ``name`` until :meth:`enable` (``lifecycle.disable``). Raises ConfigError if unknown."""
+        from . import lifecycle
+
+        return await lifecycle.disable(self, name)
+
+    async def enable(self, name: str) -> ChannelSlot:
+        """Start channel ``name`` again (``lifecycle.enable``). Raises ConfigError if unknown."""
+        from . import lifecycle
+
+        return await lifecycle.enable(self, name)
+
+
+def _disabled(slot: ChannelSlot, callback: str) -> CallOutcome:
+    return CallOutcome(callback=callback, error=ChannelDisabled(f"channel {slot.channel.name} is disabled"))

@@ -1,0 +1,159 @@
+"""Recent callbacks and last errors per channel, for the admin API and console.
+
+Each finished callback leaves a ``CallRecord``: references to what its ``CallState`` already holds (host-call
+trace, logs, HTTP audit, emitted messages, workspace writes), never attachment bytes, so keeping one costs a
+tuple. A channel keeps its last ``RECENT_CALLS`` records and its last ``LAST_ERRORS`` failures (time, callback,
+trap class, message, trace id), plus counts by outcome since start.
+
+``call_doc`` turns a record into the document ``airlock invoke --json`` prints (same keys for what a running
+host knows: callback, ok, error {class, message}, value, host_calls, logs, http, emitted, workspace, fuel_used,
+elapsed_ms, attempts; plus ``at`` and ``trace_id``), and ``redact`` erases stored secret values from it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..cli_report import MAX_SHOWN, json_or_text, jsonable, redact, safe, trap_class
+
+if TYPE_CHECKING:
+    from ..capabilities.http import HttpAudit
+    from ..channels.callstate import HostCall
+    from ..channels.channel import CallOutcome
+    from ..errors import AirlockError
+    from ..runtime.values import EmittedMessage
+
+__all__ = ["LAST_ERRORS", "RECENT_CALLS", "CallRecord", "ErrorRecord", "RecentCalls", "call_doc", "redact"]
+
+RECENT_CALLS = 50
+"""Callbacks kept per channel (the oldest goes first)."""
+LAST_ERRORS = 10
+"""Failed callbacks kept per channel for "last errors"."""
+
+
+class CallRecord(NamedTuple):
+    """One finished callback (module docstring). ``at``: Unix seconds when it ended."""
+
+    at: float
+    trace_id: str | None
+    callback: str
+    outcome: str
+    error: AirlockError | None
+    value: Any
+    fuel_used: int | None
+    elapsed_s: float
+    attempts: int
+    trace: list[HostCall]
+    logs: list[tuple[str, str]]
+    http: list[HttpAudit]
+    emitted: list[EmittedMessage]
+    admitted: int
+    writes: dict[str, str]
+    reads: list[str]
+
+
+class ErrorRecord(NamedTuple):
+    """A failed callback: ``at`` (Unix seconds), callback, ``trap`` (``cli_report.trap_class``), message."""
+
+    at: float
+    callback: str
+    trap: str | None
+    message: str
+    trace_id: str | None
+
+
+def record_of(out: CallOutcome, outcome: str, trace_id: str | None) -> CallRecord:
+    """The record of ``out`` (which finished just now)."""
+    state = out.state
+    if state is None:
+        trace, logs, http, emitted, writes, reads = [], [], [], [], {}, []
+    else:
+        trace, logs, http = state.trace, state.logs.entries, state.http_audit
+        emitted, writes, reads = state.emits.messages, state.workspace.writes, list(state.workspace.reads)
+    return CallRecord(
+        at=time.time(), trace_id=trace_id, callback=out.callback, outcome=outcome, error=out.error,
+        value=out.value if out.ok else None, fuel_used=out.stats.fuel_used if out.stats is not None else None,
+        elapsed_s=out.elapsed_s, attempts=out.attempts, trace=trace, logs=list(logs), http=http,
+        emitted=emitted, admitted=len(out.messages), writes=writes, reads=reads,
+    )
+
+
+class RecentCalls:
+    """Per-channel rings of ``CallRecord`` and ``ErrorRecord`` and outcome counts. Thread-safe."""
+
+    def __init__(self, keep: int = RECENT_CALLS, keep_errors: int = LAST_ERRORS) -> None:
+        self._keep, self._keep_errors = keep, keep_errors
+        self._calls: dict[str, deque[CallRecord]] = {}
+        self._errors: dict[str, deque[ErrorRecord]] = {}
+        self._counts: dict[str, Counter[str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, channel: str, record: CallRecord) -> None:
+        with self._lock:
+            calls = self._calls.get(channel)
+            if calls is None:
+                calls = self._calls[channel] = deque(maxlen=self._keep)
+                self._errors[channel] = deque(maxlen=self._keep_errors)
+                self._counts[channel] = Counter()
+            calls.append(record)
+            self._counts[channel][record.outcome] += 1
+            if record.error is not None:
+                self._errors[channel].append(ErrorRecord(record.at, record.callback, trap_class(record.error),
+                                                         str(record.error), record.trace_id))
+
+    def count(self, channel: str, outcome: str) -> None:
+        """Count an outcome without a record (a webhook refused as busy before its callback ran)."""
+        with self._lock:
+            self._counts.setdefault(channel, Counter())[outcome] += 1
+
+    def calls(self, channel: str) -> list[CallRecord]:
+        """The channel's recent records, newest first."""
+        with self._lock:
+            return list(reversed(self._calls.get(channel, ())))
+
+    def errors(self, channel: str) -> list[ErrorRecord]:
+        """The channel's last failures, newest first."""
+        with self._lock:
+            return list(reversed(self._errors.get(channel, ())))
+
+    def counts(self, channel: str) -> dict[str, int]:
+        """Callbacks by outcome since start (``metrics.OUTCOMES`` values)."""
+        with self._lock:
+            return dict(self._counts.get(channel, {}))
+
+
+def _message_doc(msg: EmittedMessage, admitted: bool) -> dict[str, Any]:
+    return {"user_id": msg.user_id, "user_name": msg.user_name, "content": safe(msg.content, MAX_SHOWN),
+            "thread_id": msg.thread_id, "metadata": json_or_text(msg.metadata_json), "admitted": admitted}
+
+
+def call_doc(channel: str, record: CallRecord, secrets: Mapping[str, str]) -> dict[str, Any]:
+    """The ``invoke``-shaped document of ``record`` (module docstring), every value of ``secrets``
+    (name -> value) replaced by ``[REDACTED:name]``."""
+    value = jsonable(record.value)
+    if isinstance(value, dict) and "headers_json" in value and "body" in value:  # an outgoing-http-response
+        value = {"status": value.get("status"), "headers": json_or_text(str(value["headers_json"])),
+                 "body": value["body"]}
+    trap = trap_class(record.error)
+    doc = {
+        "at": record.at, "trace_id": record.trace_id, "channel": channel, "callback": record.callback,
+        "outcome": record.outcome, "ok": record.error is None,
+        "error": None if record.error is None else {"class": trap, "message": str(record.error)},
+        "value": value,
+        "host_calls": [{"function": c.function, "ok": c.ok, "error": c.error, "detail": jsonable(c.detail)}
+                       for c in record.trace],
+        "logs": [{"level": lvl, "message": msg} for lvl, msg in record.logs],
+        "http": [jsonable(a) for a in record.http],
+        "emitted": [_message_doc(m, i < record.admitted) for i, m in enumerate(record.emitted)],
+        "workspace": {"reads": sorted(record.reads),
+                      "writes": {k: safe(v, MAX_SHOWN) for k, v in record.writes.items()},
+                      "applied": record.error is None},
+        "fuel_used": record.fuel_used, "elapsed_ms": round(record.elapsed_s * 1000, 3),
+        "attempts": record.attempts,
+    }
+    cleaned: dict[str, Any] = redact(doc, secrets)
+    return cleaned
