@@ -37,7 +37,10 @@ _COOKIE_FLAGS: dict[str, Any] = {"httponly": True, "samesite": "Strict", "path":
 
 
 def _session(request: web.Request) -> Session:
-    session: Session = request["session"]
+    """The caller's console session (``admin.server`` let only requests with one reach a page)."""
+    session = request.app[STATE].sessions.get(request.cookies.get(COOKIE))
+    if session is None:  # expired between the check and here
+        raise web.HTTPSeeOther("/login")
     return session
 
 

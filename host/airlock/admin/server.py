@@ -69,11 +69,10 @@ async def _csrf_ok(request: web.Request, expected: str, api_route: bool) -> bool
 
 
 async def _authorize(request: web.Request) -> web.StreamResponse | None:
-    """None if the request may go on (``request["session"]`` set for console sessions), else the refusal."""
+    """None if the request may go on, else the refusal."""
     state = request.app[STATE]
     path = request.path
     api_route = path.startswith("/api/") or path == "/metrics"
-    request["session"] = None
     token = _bearer(request)
     if token is not None and api_route:
         if state.limiter.blocked():
@@ -93,7 +92,6 @@ async def _authorize(request: web.Request) -> web.StreamResponse | None:
         if api_route:
             return web.json_response({"error": "forbidden"}, status=403)
         return web.Response(status=403, text="forbidden: reload the page and try again")
-    request["session"] = session
     return None
 
 

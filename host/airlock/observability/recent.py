@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..cli_report import MAX_SHOWN, json_or_text, jsonable, redact, safe, trap_class
+from ..runtime import convert
 
 if TYPE_CHECKING:
     from ..capabilities.http import HttpAudit
@@ -36,7 +37,8 @@ LAST_ERRORS = 10
 
 
 class CallRecord(NamedTuple):
-    """One finished callback (module docstring). ``at``: Unix seconds when it ended."""
+    """One finished callback (module docstring). ``at``: Unix seconds when it ended; ``value``: the callback's
+    WIT result as the sandbox returned it (converted only when a document is made, off the hot path)."""
 
     at: float
     trace_id: str | None
@@ -131,13 +133,25 @@ def _message_doc(msg: EmittedMessage, admitted: bool) -> dict[str, Any]:
             "thread_id": msg.thread_id, "metadata": json_or_text(msg.metadata_json), "admitted": admitted}
 
 
+def _value_doc(callback: str, raw: Any) -> Any:
+    """A callback's WIT result as JSON: the webhook response, on-start's channel config, or None."""
+    if raw is None:
+        return None
+    try:
+        if callback == "on-http-request":
+            resp = convert.outgoing_response_from_wit(raw)
+            return {"status": resp.status, "headers": json_or_text(resp.headers_json), "body": jsonable(resp.body)}
+        if callback == "on-start" and not isinstance(raw, str):
+            return jsonable(convert.channel_config_from_wit(raw))
+    except Exception:  # a value the guest shaped oddly: the report leaves it out rather than fail
+        return None
+    return raw if isinstance(raw, str | int | float | bool) else None
+
+
 def call_doc(channel: str, record: CallRecord, secrets: Mapping[str, str]) -> dict[str, Any]:
     """The ``invoke``-shaped document of ``record`` (module docstring), every value of ``secrets``
     (name -> value) replaced by ``[REDACTED:name]``."""
-    value = jsonable(record.value)
-    if isinstance(value, dict) and "headers_json" in value and "body" in value:  # an outgoing-http-response
-        value = {"status": value.get("status"), "headers": json_or_text(str(value["headers_json"])),
-                 "body": value["body"]}
+    value = _value_doc(record.callback, record.value)
     trap = trap_class(record.error)
     doc = {
         "at": record.at, "trace_id": record.trace_id, "channel": channel, "callback": record.callback,
