@@ -177,7 +177,9 @@ class Channel:
 
     def start(self, config_json: str) -> CallOutcome:
         """on-start; ``value`` is the ChannelConfig. An ``err`` result becomes GuestReturnedError."""
-        out = self._call("on-start", (config_json,))
+        return self._call("on-start", (config_json,), finish=self._start_value)
+
+    def _start_value(self, out: CallOutcome) -> CallOutcome:
         if out.ok:
             if isinstance(out.value, str):
                 out.error, out.value = GuestReturnedError(out.value), None
@@ -189,7 +191,8 @@ class Channel:
     def http_request(self, req: IncomingHttpRequest, *, inline: bool = False) -> CallOutcome:
         """on-http-request; ``value`` is the OutgoingHttpResponse. ``inline``: an inline attempt (module
         docstring), whose outcome may be ``abandoned`` or ``pending``."""
-        return self._http_value(self._call("on-http-request", (convert.incoming_request_to_wit(req),), inline))
+        return self._call("on-http-request", (convert.incoming_request_to_wit(req),), inline,
+                          finish=self._http_value)
 
     def complete(self, out: CallOutcome) -> CallOutcome:
         """Apply a ``pending`` inline outcome of on-http-request. Blocking (durable writes): call it from a
@@ -202,10 +205,8 @@ class Channel:
             if isinstance(out.error, _Conflict):
                 log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback,
                          str(out.error))
-                return self._http_value(self._call(out.callback, out.args))
-            if self.services.observer is not None:
-                self.services.observer.record(self.name, out)
-            return self._http_value(out)
+                return self._call(out.callback, out.args, finish=self._http_value)
+            return self._observed(self._http_value(out))
         finally:
             log_context.reset(token)
 
@@ -219,13 +220,13 @@ class Channel:
         return self._call("on-poll", ())
 
     def respond(self, response: AgentResponse) -> CallOutcome:
-        return self._unit(self._call("on-respond", (convert.agent_response_to_wit(response),)))
+        return self._call("on-respond", (convert.agent_response_to_wit(response),), finish=self._unit)
 
     def status(self, update: StatusUpdate) -> CallOutcome:
         return self._call("on-status", (convert.status_update_to_wit(update),))
 
     def broadcast(self, user_id: str, response: AgentResponse) -> CallOutcome:
-        return self._unit(self._call("on-broadcast", (user_id, convert.agent_response_to_wit(response))))
+        return self._call("on-broadcast", (user_id, convert.agent_response_to_wit(response)), finish=self._unit)
 
     def shutdown(self) -> CallOutcome:
         return self._call("on-shutdown", ())
@@ -241,11 +242,12 @@ class Channel:
 
     # ---- the machinery ---------------------------------------------------------------------------
 
-    def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
-        """Run ``callback`` (re-run on workspace conflicts) inside its log context (``observability.context``),
-        and report it to the observer unless it is an inline attempt that was dropped or is pending."""
+    def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False,
+              finish: Callable[[CallOutcome], CallOutcome] | None = None) -> CallOutcome:
+        """Run ``callback`` (re-run on workspace conflicts) inside its log context (``observability.context``);
+        ``finish`` turns the WIT result into the callback's value (or a returned error) before the outcome is
+        reported to the observer."""
         token = log_context.bind(self.name, callback)
-        observer = self.services.observer
         try:
             start = time.perf_counter()
             for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -257,11 +259,16 @@ class Channel:
             else:
                 out.error = GuestError("workspace kept conflicting; callback abandoned")
             out.elapsed_s = time.perf_counter() - start
-            if observer is not None and out.abandoned is None and not out.pending:
-                observer.record(self.name, out)
-            return out
+            return self._observed(finish(out) if finish is not None else out)
         finally:
             log_context.reset(token)
+
+    def _observed(self, out: CallOutcome) -> CallOutcome:
+        """Report a finished callback to the observer (not an inline attempt that was dropped or is pending)."""
+        observer = self.services.observer
+        if observer is not None and out.abandoned is None and not out.pending:
+            observer.record(self.name, out)
+        return out
 
     def _observed_attempt(self, callback: str, args: tuple[Any, ...], inline: bool) -> CallOutcome:
         observer = self.services.observer

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..cli_report import MAX_SHOWN, json_or_text, jsonable, redact, safe, trap_class
-from ..runtime import convert
 
 if TYPE_CHECKING:
     from ..capabilities.http import HttpAudit
@@ -38,7 +37,7 @@ LAST_ERRORS = 10
 
 class CallRecord(NamedTuple):
     """One finished callback (module docstring). ``at``: Unix seconds when it ended; ``value``: the callback's
-    WIT result as the sandbox returned it (converted only when a document is made, off the hot path)."""
+    value (an ``OutgoingHttpResponse``, a ``ChannelConfig``, or None)."""
 
     at: float
     trace_id: str | None
@@ -133,25 +132,18 @@ def _message_doc(msg: EmittedMessage, admitted: bool) -> dict[str, Any]:
             "thread_id": msg.thread_id, "metadata": json_or_text(msg.metadata_json), "admitted": admitted}
 
 
-def _value_doc(callback: str, raw: Any) -> Any:
-    """A callback's WIT result as JSON: the webhook response, on-start's channel config, or None."""
-    if raw is None:
-        return None
-    try:
-        if callback == "on-http-request":
-            resp = convert.outgoing_response_from_wit(raw)
-            return {"status": resp.status, "headers": json_or_text(resp.headers_json), "body": jsonable(resp.body)}
-        if callback == "on-start" and not isinstance(raw, str):
-            return jsonable(convert.channel_config_from_wit(raw))
-    except Exception:  # a value the guest shaped oddly: the report leaves it out rather than fail
-        return None
-    return raw if isinstance(raw, str | int | float | bool) else None
+def _value_doc(value: Any) -> Any:
+    """A callback's value as JSON: a webhook response with its headers parsed, on-start's channel config."""
+    doc = jsonable(value)
+    if isinstance(doc, dict) and "headers_json" in doc and "body" in doc:  # an outgoing-http-response
+        doc = {"status": doc.get("status"), "headers": json_or_text(str(doc["headers_json"])), "body": doc["body"]}
+    return doc
 
 
 def call_doc(channel: str, record: CallRecord, secrets: Mapping[str, str]) -> dict[str, Any]:
     """The ``invoke``-shaped document of ``record`` (module docstring), every value of ``secrets``
     (name -> value) replaced by ``[REDACTED:name]``."""
-    value = _value_doc(record.callback, record.value)
+    value = _value_doc(record.value)
     trap = trap_class(record.error)
     doc = {
         "at": record.at, "trace_id": record.trace_id, "channel": channel, "callback": record.callback,
