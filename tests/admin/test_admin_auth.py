@@ -127,3 +127,42 @@ def test_admin_port_may_not_be_the_webhook_port(tmp_path: Path) -> None:
         HostConfig.build(home=tmp_path, listen_port=8080, admin=True, admin_port=8080)
     assert HostConfig.build(home=tmp_path, listen_port=0, admin=True, admin_port=0).admin_port == 0
     assert HostConfig.build(home=tmp_path).admin_port == 8788 and HostConfig.build(home=tmp_path).admin is False
+
+
+async def test_console_forms_change_state_and_report_errors(
+    airlock_home: Path, install_channel: InstallFn, wat_dir: Path
+) -> None:
+    install_wat(install_channel, wat_dir, "alpha")
+    async with admin_host(airlock_home) as api, browser_session() as browser:
+        assert (await login(browser, api.base, api.token)).status == 303
+        csrf = await console_csrf(browser, api.base)
+        store = api.host.pairing
+        code_a, _ = store.upsert_request("alpha", "user-a", "{}")
+        code_b, _ = store.upsert_request("alpha", "user-b", "{}")
+
+        async def form(path: str, **data: str) -> str:
+            async with browser.post(f"{api.base}{path}", data={"csrf": csrf, **data}) as r:
+                assert r.status == 200  # followed the 303 back to the page
+                return await r.text()
+
+        page = await form("/pairing/approve", channel="alpha", code=code_a)  # the typed-code form
+        assert 'class="flash ok"' in page and "approved user-a on alpha" in page
+        page = await form("/pairing/alpha/deny", code=code_b)
+        assert "denied user-b on alpha" in page and store.pending("alpha") == []
+        page = await form("/pairing/approve", channel="alpha", code="NOPE2345")
+        assert 'class="flash error"' in page and "unknown or expired pairing code" in page
+        page = await form("/pairing/alpha/revoke", external_id="user-a")
+        assert "revoked user-a on alpha" in page and store.resolve_identity("alpha", "user-a") is None
+        page = await form("/secrets", name="form_secret", value="a-value-from-the-form")
+        assert "stored secret form_secret" in page and "a-value-from-the-form" not in page
+        assert api.host.secrets.get("form_secret") == "a-value-from-the-form"
+        page = await form("/secrets", name="Bad Name", value="x")
+        assert 'class="flash error"' in page and "secret names must match" in page
+        page = await form("/secrets/form_secret/remove")
+        assert "removed secret form_secret" in page and not api.host.secrets.exists("form_secret")
+        # Guest-controlled text is escaped: a sender id with markup shows as text.
+        store.upsert_request("alpha", "<script>alert(1)</script>", '{"name": "<b>x</b>"}')
+        async with browser.get(f"{api.base}/pairing") as r:
+            html = await r.text()
+        assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert "<b>x</b>" not in html

@@ -14,6 +14,7 @@ fetching their fragment every ``REFRESH_MS`` (``static/console.js``).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = ["LOGIN_COOKIE", "REFRESH_MS", "add_routes"]
 REFRESH_MS = 3000
 """How often an open page fetches itself again (ms)."""
 LOGIN_COOKIE = "airlock_login"
+_LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 MAX_FORM_BYTES = 128 * 1024
 _PAGES = {"channels": "Channels", "pairing": "Pairing", "secrets": "Secrets", "calls": "Recent calls"}
 _COOKIE_FLAGS: dict[str, Any] = {"httponly": True, "samesite": "Strict", "path": "/"}
@@ -151,7 +153,10 @@ def _login_page(csrf: str, message: str = "", status: int = 200) -> web.Response
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return _login_page(secrets.token_urlsafe(24))
+    # The form token lives in a cookie too (double submit); one already set is kept, so a second tab or a
+    # reload does not invalidate a form the operator is filling in.
+    current = request.cookies.get(LOGIN_COOKIE, "")
+    return _login_page(current if _LOGIN_TOKEN.fullmatch(current) else secrets.token_urlsafe(24))
 
 
 async def login(request: web.Request) -> web.Response:

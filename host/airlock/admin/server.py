@@ -2,13 +2,14 @@
 ``admin_port``, 127.0.0.1:8788 by default), never on the public webhook port.
 
 Access (``_guard``, before any handler): ``/login`` and ``/static/`` are open; ``/api/*`` and ``/metrics``
-take the bearer token or a console session; console pages take a session (else a redirect to ``/login``, or
-401 for a page's refresh fetch). With a session, a state-changing request must carry the session's CSRF token
+take the bearer token or a console session; console pages take a session (else a redirect to ``/login``;
+401 for a page's refresh fetch and for any other path, so a browser's stray request such as /favicon.ico does
+not load the login page again behind the operator's back). With a session, a state-changing request must carry the session's CSRF token
 (form field ``csrf``, or header ``X-CSRF-Token`` for the API) and, if the browser sent an ``Origin``, come
 from this listener's own origin. Wrong bearer tokens count toward the login limit (``auth.LoginLimiter``).
 
 Every response gets ``SECURITY_HEADERS``: a Content-Security-Policy allowing only this listener's own
-scripts and styles (no inline script, no framing), no-sniff, no referrer, and ``Cache-Control: no-store``.
+scripts and styles (no inline script, no framing), no-sniff, referrers only to itself, and ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ SECURITY_HEADERS = {
                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make browsers send "Origin: null" on form posts
     "Cache-Control": "no-store",
 }
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PAGES = frozenset({"/", "/channels", "/pairing", "/secrets", "/calls"})
+"""Console pages: without a session, these redirect to /login; every other path answers 401."""
 _STATIC = Path(__file__).with_name("static")
 
 
@@ -83,7 +86,8 @@ async def _authorize(request: web.Request) -> web.StreamResponse | None:
         return None
     session = state.sessions.get(request.cookies.get(COOKIE))
     if session is None:
-        if api_route or request.query.get("fragment") == "1":
+        page = request.method == "GET" and path in _PAGES and request.query.get("fragment") != "1"
+        if not page:  # a page's refresh fetch, a form post, the API, or anything else (e.g. /favicon.ico)
             return _unauthorized(api_route)
         raise web.HTTPSeeOther("/login")
     unsafe = request.method not in _SAFE_METHODS
