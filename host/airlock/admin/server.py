@@ -3,13 +3,15 @@
 
 Access (``_guard``, before any handler): ``/login`` and ``/static/`` are open; ``/api/*`` and ``/metrics``
 take the bearer token or a console session; console pages take a session (else a redirect to ``/login``;
-401 for a page's refresh fetch and for any other path, so a browser's stray request such as /favicon.ico does
-not load the login page again behind the operator's back). With a session, a state-changing request must carry the session's CSRF token
-(form field ``csrf``, or header ``X-CSRF-Token`` for the API) and, if the browser sent an ``Origin``, come
-from this listener's own origin. Wrong bearer tokens count toward the login limit (``auth.LoginLimiter``).
+401 for a page's refresh fetch and for any other path, so a browser's stray request such as /favicon.ico
+does not load the login page again behind the operator's back). With a session, a state-changing request
+must carry the session's CSRF token (form field ``csrf``, or header ``X-CSRF-Token`` for the API) and, if
+the browser sent an ``Origin``, come from this listener's own origin. Wrong bearer tokens count toward the
+login limit (``auth.LoginLimiter``).
 
 Every response gets ``SECURITY_HEADERS``: a Content-Security-Policy allowing only this listener's own
-scripts and styles (no inline script, no framing), no-sniff, referrers only to itself, and ``Cache-Control: no-store``.
+scripts and styles (no inline script, no framing), no-sniff, referrers only to itself, and
+``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
