@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,9 @@ from pydantic import (
 )
 
 from airlock.errors import CapabilitiesError, ConfigError
+
+if TYPE_CHECKING:
+    from airlock.inbound.listener import ListenerLimits
 
 __all__ = [
     "MAX_CAPABILITIES_FILE_BYTES",
@@ -86,6 +89,7 @@ _METHOD_RE = re.compile(r"^[A-Z]{1,16}$")
 _PLACEHOLDER_RE = re.compile(r"^\{[A-Z0-9_]{1,64}\}$")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -756,6 +760,10 @@ class HostConfig(BaseModel):
             the webhook port: the two may not be equal unless both are 0.
         metrics: count callbacks, host calls, refusals and messages, and keep each channel's recent callbacks
             (``airlock.observability``); default on, ``False`` only to measure what that costs.
+        webhook_header_timeout_s / webhook_body_timeout_s: seconds a webhook client has to send a request
+            head / a whole body (defaults 15 and 30; ``inbound.listener``, ``inbound.body``).
+        webhook_max_connections / webhook_max_connections_per_ip: open connections the webhook listener
+            accepts in total / from one address (defaults 1024 and 128; more are aborted on accept).
 
     Raises:
         pydantic.ValidationError: on invalid values (a :class:`ValueError`; wrap it in
@@ -788,6 +796,10 @@ class HostConfig(BaseModel):
         if self.admin and self.admin_port != 0 and self.admin_port == self.listen_port:
             raise ValueError(f"admin_port {self.admin_port} is the webhook port; the admin listener needs its own")
         return self
+    webhook_header_timeout_s: PositiveFloat = 15.0
+    webhook_body_timeout_s: PositiveFloat = 30.0
+    webhook_max_connections: PositiveInt = 1024
+    webhook_max_connections_per_ip: PositiveInt = 128
 
     @field_validator("channels_dir", mode="before")
     @classmethod
@@ -822,6 +834,17 @@ class HostConfig(BaseModel):
             err = e.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"]) or "host config"
             raise ConfigError(f"{where}: {_one_line(str(err['msg']))}") from None
+
+    @property
+    def listener_limits(self) -> ListenerLimits:
+        """The webhook listener's socket-level limits (``inbound.listener.ListenerLimits``)."""
+        from airlock.inbound.listener import ListenerLimits
+
+        return ListenerLimits(
+            header_timeout_s=self.webhook_header_timeout_s, body_timeout_s=self.webhook_body_timeout_s,
+            max_connections=self.webhook_max_connections,
+            max_connections_per_ip=self.webhook_max_connections_per_ip,
+        )
 
     @property
     def poll_floor_ms(self) -> int:

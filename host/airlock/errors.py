@@ -18,6 +18,7 @@ or a platform could see; details go to the host log only.
     ├── HostBug                      Airlock itself failed during a callback (a defect to report)
     ├── BackpressureError            the message bus is full; the caller should retry later
     ├── ChannelDisabled              the operator disabled the channel; the callback did not run
+    ├── EmitRateLimited              a callback's messages would pass the channel's emit rate; nothing applied
     └── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
 """
 
@@ -81,6 +82,16 @@ class BackpressureError(AirlockError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"message bus full; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class EmitRateLimited(AirlockError):
+    """A callback succeeded but its emitted messages would pass the channel's ``emit_rate_limit``: nothing it
+    did was applied (no workspace commit, no message), so the same input can be offered again after
+    ``retry_after`` seconds (a webhook answers 429 + Retry-After; a poll or websocket frame waits and retries)."""
+
+    def __init__(self, count: int, retry_after: int) -> None:
+        super().__init__(f"{count} emitted message(s) over the emit rate limit; retry after {retry_after}s")
         self.retry_after = retry_after
 
 

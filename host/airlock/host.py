@@ -31,6 +31,7 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
+from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
@@ -72,6 +73,7 @@ class AirlockHost:
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks)
         self._runner: web.AppRunner | None = None
+        self.site: GatedTCPSite | None = None
         self.port: int | None = None
         if self.observer is not None:
             self.observer.metrics.watch(self.manager, self._pool_slots)
@@ -108,13 +110,14 @@ class AirlockHost:
                     log.info("generated secret %s (%d characters)", spec.name, spec.auto_generate.length)
 
     async def _serve(self) -> None:
-        self._runner = web.AppRunner(build_app(self.manager), access_log=None)
+        limits = self.config.listener_limits
+        install_quiet_parse_errors()
+        self._runner = web.AppRunner(build_app(self.manager, limits), access_log=None, **runner_kwargs(limits))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.listen_port
+        self.site = GatedTCPSite(self._runner, self.config.listen_host, self.config.listen_port,
+                                 ConnectionGate(limits))
+        await self.site.start()
+        self.port = self.site.port
         log.info("listening on %s", self.base_url)
 
     async def stop(self) -> None:

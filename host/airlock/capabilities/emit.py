@@ -1,8 +1,9 @@
 """The ``emit-message`` host function: messages for the agent, buffered until the callback succeeds.
 
 Limits: 100 messages per callback; content at most ``max_message_size`` bytes (65536 by default, from
-the capabilities file); per channel ``emit_rate_limit`` (100/minute and 5000/hour by default), counted
-when messages are delivered. What is dropped is counted and logged, never silently lost.
+the capabilities file); per channel ``emit_rate_limit`` (100/minute and 5000/hour by default): a callback whose
+messages do not fit is not applied at all (``EmitLimiter.reserve``; the webhook answers 429, a poll retries), so
+nothing is acknowledged and then dropped. Per-callback refusals are counted and logged, never silently lost.
 """
 
 from __future__ import annotations
@@ -37,19 +38,52 @@ class SlidingWindowLimiter:
         self._hour: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def try_acquire(self) -> bool:
-        """Record one event and return True, or return False if either window is full."""
+    def try_acquire(self, count: int = 1) -> bool:
+        """Record ``count`` events at once and return True, or return False (nothing recorded) if they do not
+        all fit in both windows. A batch larger than a window's whole limit is admitted only into an empty
+        window (so one callback's burst is never refused forever)."""
         with self._lock:
-            now = self._clock()
-            while self._hour and now - self._hour[0] >= 3600:
-                self._hour.popleft()
-            while self._minute and now - self._minute[0] >= 60:
-                self._minute.popleft()
-            if len(self._minute) >= self.per_minute or len(self._hour) >= self.per_hour:
+            now = self._expire()
+            if not (self._fits(len(self._minute), count, self.per_minute)
+                    and self._fits(len(self._hour), count, self.per_hour)):
                 return False
-            self._minute.append(now)
-            self._hour.append(now)
+            self._minute.extend([now] * count)
+            self._hour.extend([now] * count)
             return True
+
+    def release(self, count: int) -> None:
+        """Un-count the ``count`` most recent events (a batch whose callback was not applied after all)."""
+        with self._lock:
+            for window in (self._minute, self._hour):
+                for _ in range(min(count, len(window))):
+                    window.pop()
+
+    def retry_after(self, count: int = 1) -> float:
+        """Seconds until ``count`` more events would fit both windows (0.0 when they fit now)."""
+        with self._lock:
+            now = self._expire()
+            return max(self._wait(self._minute, 60, self.per_minute, count, now),
+                       self._wait(self._hour, 3600, self.per_hour, count, now))
+
+    @classmethod
+    def _wait(cls, window: deque[float], span: float, limit: int, count: int, now: float) -> float:
+        if cls._fits(len(window), count, limit):
+            return 0.0
+        # the oldest `excess` events must leave (all of them for a batch over the whole limit)
+        excess = min(len(window), len(window) + count - limit) if count <= limit else len(window)
+        return span - (now - window[excess - 1])
+
+    @staticmethod
+    def _fits(used: int, count: int, limit: int) -> bool:
+        return used + count <= limit or (used == 0 and count > limit)
+
+    def _expire(self) -> float:
+        now = self._clock()
+        while self._hour and now - self._hour[0] >= 3600:
+            self._hour.popleft()
+        while self._minute and now - self._minute[0] >= 60:
+            self._minute.popleft()
+        return now
 
 
 @dataclass
@@ -84,13 +118,34 @@ class EmitBuffer:
 
 
 class EmitLimiter:
-    """Per-channel delivery rate limit; counts and logs what it drops."""
+    """Per-channel delivery rate limit.
+
+    ``reserve`` is the rule the host applies: a callback's messages are admitted all together or not at all,
+    before anything the callback did is applied (``channels.channel``), so nothing is acknowledged and then
+    dropped. ``admit`` (a partial admission that drops the rest) is kept for callers that cannot retry.
+    """
 
     def __init__(self, channel: str, per_minute: int, per_hour: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.channel = channel
         self._window = SlidingWindowLimiter(per_minute, per_hour, clock)
         self.dropped = 0
+        self.refused = 0
+        """Messages refused by ``reserve`` (their input is retried, so they are not lost)."""
+
+    def reserve(self, count: int) -> float:
+        """Count ``count`` messages and return 0.0, or count nothing and return the seconds to wait (> 0)
+        before the batch can fit. ``count`` 0 always fits."""
+        if count <= 0 or self._window.try_acquire(count):
+            return 0.0
+        self.refused += count
+        log.info("[%s] %d message(s) held back by the emit rate limit (%d/min, %d/h); the input will be retried",
+                 self.channel, count, self._window.per_minute, self._window.per_hour)
+        return max(self._window.retry_after(count), 1.0)
+
+    def release(self, count: int) -> None:
+        """Give back a ``reserve`` whose callback was not applied (a workspace conflict re-runs it)."""
+        self._window.release(count)
 
     def admit(self, messages: list[EmittedMessage]) -> list[EmittedMessage]:
         admitted = [m for m in messages if self._window.try_acquire()]

@@ -17,6 +17,7 @@ commit writes SQLite, so the caller applies it on a worker thread with ``complet
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
-from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
 from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
@@ -315,14 +316,18 @@ class Channel:
             self._log_failure(out.callback, out.error)
         state.logs.flush(self.name)
         if out.error is None:
+            wait = self.emit_limiter.reserve(len(state.emits.messages))
+            if wait > 0:  # refuse the whole callback before its commit: its input can be offered again
+                out.error = EmitRateLimited(len(state.emits.messages), math.ceil(wait))
+                return out
             try:
                 self.workspace.commit(state.workspace)
             except WorkspaceConflict as conflict:
+                self.emit_limiter.release(len(state.emits.messages))
                 out.error = _Conflict(str(conflict))
                 return out
             state.emits.report(self.name)
-            admitted = self.emit_limiter.admit(state.emits.messages)
-            out.messages = [self._inbound(m, state) for m in admitted]
+            out.messages = [self._inbound(m, state) for m in state.emits.messages]
         return out
 
     def _inbound(self, msg: EmittedMessage, state: CallState) -> InboundMessage:

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 
 from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
-from ..errors import AirlockError, ChannelDisabled, ConfigError
+from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
@@ -217,7 +217,12 @@ class ChannelManager:
             return None
 
         async def deliver(text: str) -> None:
-            await self.run_main(slot, slot.channel.http_request, frame_request(text))
+            # A frame cannot be redelivered by the platform: one held back by the emit rate waits and re-runs.
+            while True:
+                out = await self.run_main(slot, slot.channel.http_request, frame_request(text))
+                if not isinstance(out.error, EmitRateLimited) or self._stopping.is_set():
+                    return
+                await self._sleep_unless_stopping(out.error.retry_after)
 
         return SocketRuntime(slot.channel.name, spec, secret_lookup=self.services.secret_lookup,
                              capability=slot.channel.websocket, deliver=deliver, settings=self.sockets,
@@ -275,7 +280,7 @@ class ChannelManager:
             if slot.disabled:
                 return _disabled(slot, getattr(fn, "__name__", "callback"))
             out = await self._run(fn, *args)
-        if not out.ok:
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
@@ -291,7 +296,7 @@ class ChannelManager:
                 out = await self._run(slot.channel.complete, out)
             if out is None:
                 out = await self._run(slot.channel.http_request, req)
-        if not out.ok:
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
@@ -364,8 +369,13 @@ class ChannelManager:
             self.dispatch(slot, out)
             if out.ok and self._poll_again_now(out):
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(slot.halt.wait(), timeout=interval)
+            rate = out.error.retry_after if isinstance(out.error, EmitRateLimited) else 0
+            with contextlib.suppress(TimeoutError):  # slot.halt: shutdown, or the operator disabled the channel
+                await asyncio.wait_for(slot.halt.wait(), timeout=max(interval, rate))
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     @staticmethod
     def _poll_again_now(out: CallOutcome) -> bool:

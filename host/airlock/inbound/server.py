@@ -1,14 +1,18 @@
 """One aiohttp server for every channel: ``/webhook/...`` routed by path, plus health endpoints.
 
 Order of checks for a webhook, each before the guest runs (so a refused request costs no sandbox):
-404 unknown path -> 405 method not registered -> 413 body over ``MAX_BODY_BYTES`` -> 401 / 403 from the
+404 unknown path -> 405 method not registered -> the whole body, read by ``inbound.body.read_body`` (413 over
+``MAX_BODY_BYTES``, 408 past the body deadline, 400 on broken framing) -> 401 / 403 from the
 channel's webhook verifier (``inbound.verifiers``: header secret, Slack, Discord, Meta or Feishu, chosen by the
 capabilities file's ``webhook`` block; a generic body, the reason in the host log) -> 503 + Retry-After when the
 agent lags, or when every sandbox slot is in use (``SandboxBusy``). The guest gets secret-validated = true only
 when the host verified the request, and a body the verifier replaced (a decrypted Feishu event); a header or
 query parameter that carries a stored secret verbatim (Telegram's secret header, Meta's verify token) is removed
 from what the guest sees (``Verifier.secret_headers`` / ``secret_query``). A guest that
-fails gives a generic 500; details go to the host log.
+fails gives a generic 500; details go to the host log. A callback whose messages would pass the channel's emit
+rate limit is not applied at all and answers 429 + Retry-After (``EmitRateLimited``), so a platform's retry is
+honest and nothing acknowledged is dropped. Socket-level limits (connection caps, header deadline) are in
+``inbound.listener``.
 The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
 shows each channel's inline hits, aborts and trips).
 """
@@ -24,15 +28,17 @@ from aiohttp import web
 
 from ..agents.bus import RETRY_AFTER_S
 from ..channels.manager import ChannelManager, ChannelSlot
-from ..errors import ChannelDisabled, SandboxBusy
+from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy
 from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
+from .body import MAX_BODY_BYTES, BodyRefused, read_body
+from .listener import ListenerLimits
 from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, verifier_for
 
 log = logging.getLogger("airlock.inbound")
 
-MAX_BODY_BYTES = 2 * 1024 * 1024
 MANAGER: web.AppKey[ChannelManager] = web.AppKey("manager", ChannelManager)
+LIMITS: web.AppKey[ListenerLimits] = web.AppKey("limits", ListenerLimits)
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
                          "server", "date"})
 
@@ -111,14 +117,12 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
                    endpoint: HttpEndpoint) -> web.StreamResponse:
     if request.method not in endpoint.methods:
         return _error(405, "method not allowed", Allow=", ".join(endpoint.methods))
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return _error(413, "payload too large")
     try:
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-    except Exception:
-        return _error(400, "bad request")
-    if len(body) > MAX_BODY_BYTES:
-        return _error(413, "payload too large")
+        body = await read_body(request, MAX_BODY_BYTES, request.app[LIMITS].body_timeout_s)
+    except BodyRefused as refused:
+        log.info("[%s] webhook %s %s refused with %d: %s", slot.channel.name, request.method, request.path,
+                 refused.status, refused.reason)
+        return refused.response()
     verifier = _verifier(slot)
     checked = _verify(slot, endpoint, request, body)
     if isinstance(checked, web.Response):
@@ -139,6 +143,8 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
         return _error(404, "not found")
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
+    if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
+        return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
     return _response(out.value)
@@ -166,9 +172,12 @@ def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
             "inline": slot.inline.as_dict()}
 
 
-def build_app(manager: ChannelManager) -> web.Application:
+def build_app(manager: ChannelManager, limits: ListenerLimits | None = None) -> web.Application:
+    """The webhook application: ``/webhook/...`` and the health endpoints; serve it with
+    ``inbound.listener.GatedTCPSite`` and ``runner_kwargs(limits)`` for the socket-level limits."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[MANAGER] = manager
+    app[LIMITS] = limits if limits is not None else ListenerLimits()
     app.router.add_get("/health", health)
     app.router.add_get("/health/{channel}", channel_health)
     app.router.add_route("*", "/webhook/{tail:.*}", webhook)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import GuestTrap, HostBug, SandboxBusy
+from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy
 from . import context
 from .metrics import Metrics
 from .reasons import egress_reason, webhook_reason
@@ -37,6 +37,8 @@ def outcome_of(error: AirlockError | None) -> str:
         return "host_bug"
     if isinstance(error, SandboxBusy):
         return "busy"
+    if isinstance(error, EmitRateLimited):
+        return "rate_limited"
     return "guest_error"
 
 
@@ -81,9 +83,10 @@ class CallObserver:
             return
         m = self.metrics
         m.child(m.emitted, channel).inc(total)
+        limited = isinstance(out.error, EmitRateLimited)
         drops = (("per_callback_limit", emits.dropped_over_cap), ("too_large", emits.dropped_too_large),
-                 ("rate_limit", buffered - len(out.messages) if out.ok else 0),
-                 ("callback_failed", 0 if out.ok else buffered))
+                 ("rate_limit", buffered if limited else 0),
+                 ("callback_failed", buffered if not out.ok and not limited else 0))
         for reason, n in drops:
             if n:
                 m.child(m.dropped, channel, reason).inc(n)

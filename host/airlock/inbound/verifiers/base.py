@@ -107,8 +107,8 @@ class WebhookRequest:
         return cls(method.upper(), path, _multi(hpairs, True), _multi(qpairs, False), body, now)
 
     def header(self, name: str) -> str | None:
-        """The header's value, None when absent. Raises :class:`Rejected` (401) when it is repeated: which copy
-        the platform signed would be a guess."""
+        """The header's value, None when absent. Raises :class:`Rejected` (401) when it is repeated (which copy
+        the platform signed would be a guess) or not valid UTF-8."""
         return self._one(self.headers.get(name.lower()), f"header {name}")
 
     def query_value(self, name: str) -> str | None:
@@ -121,13 +121,25 @@ class WebhookRequest:
             return None
         if len(values) > 1:
             raise unauthorized(f"{what} given {len(values)} times")
-        return values[0]
+        value = values[0]
+        if not _is_utf8(value):  # aiohttp keeps undecodable header bytes as lone surrogates
+            raise unauthorized(f"{what} is not valid UTF-8")
+        return value
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def same(a: str | bytes, b: str | bytes) -> bool:
     """Constant-time equality of two strings or byte strings (UTF-8 for str)."""
-    left = a.encode() if isinstance(a, str) else a
-    right = b.encode() if isinstance(b, str) else b
+    # surrogateescape: a str holding undecodable request bytes compares as those bytes, never raises
+    left = a.encode("utf-8", "surrogateescape") if isinstance(a, str) else a
+    right = b.encode("utf-8", "surrogateescape") if isinstance(b, str) else b
     return hmac.compare_digest(left, right)
 
 
@@ -213,6 +225,8 @@ class Verifier(ABC):
             return self.check(req)
         except Rejected as r:
             return Reject(r.status, r.reason)
+        except UnicodeError:  # request bytes that are not text where a scheme needs text: the client's fault
+            return Reject(401, "a signed field is not valid UTF-8")
 
     @abstractmethod
     def check(self, req: WebhookRequest) -> Accept:
