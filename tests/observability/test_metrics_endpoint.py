@@ -45,6 +45,8 @@ async def test_callbacks_host_calls_refusals_messages_and_gauges(
     h.install_wat(install_channel, wat_dir, "alpha", poll_ms=5)
     h.install_wat(install_channel, wat_dir, "boom", mode="grow")
     h.install_wat(install_channel, wat_dir, "guarded", secret=True)
+    h.install_wat(install_channel, wat_dir, "limited", emit_rate_limit={"messages_per_minute": 1,
+                                                                       "messages_per_hour": 100})
     SecretStore.open(airlock_home).set(h.HOOK_SECRET_NAME, "the-hook-secret")
     async with h.admin_host(airlock_home, bus_capacity=3, min_poll_interval_override_ms=50) as api:
         host = api.host
@@ -57,6 +59,7 @@ async def test_callbacks_host_calls_refusals_messages_and_gauges(
         assert await h.post_webhook(host, "guarded") == 401
         assert await h.post_webhook(host, "guarded", headers={h.HOOK_HEADER: "wrong"}) == 403
         assert await h.post_webhook(host, "guarded", headers={h.HOOK_HEADER: "the-hook-secret"}) == 200
+        assert [await h.post_webhook(host, "limited") for _ in range(2)] == [200, 429]
         await asyncio.sleep(0.3)
         m = await scrape(api)
 
@@ -81,6 +84,8 @@ async def test_callbacks_host_calls_refusals_messages_and_gauges(
     assert value(m, refused, channel="guarded", scheme="header", reason="wrong") == 1
     assert value(m, "airlock_messages_emitted_total", channel="alpha") == 3
     assert value(m, "airlock_messages_emitted_total", channel="guarded") == 1
+    assert value(m, cb, channel="limited", callback="on-http-request", outcome="rate_limited") == 1
+    assert value(m, "airlock_messages_dropped_total", channel="limited", reason="rate_limit") == 1
     assert value(m, "airlock_channel_active", channel="alpha") == 1
     assert value(m, "airlock_pool_slots") == (host.runtime.pooling.slots if host.runtime.pooling else 0)
     assert value(m, "airlock_pool_slots_in_use") == 0  # nothing runs between callbacks
