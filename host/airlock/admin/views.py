@@ -71,7 +71,7 @@ class AdminState:
         """One channel: identity, status, health, counters, last errors (time, trap class, message)."""
         caps = slot.channel.caps
         errors = self.observer.recent.errors(name) if self.observer is not None else []
-        counts = self.observer.recent.counts(name) if self.observer is not None else {}
+        counts = self.observer.counts(name) if self.observer is not None else {}
         return {
             "name": name, "version": caps.version, "world": slot.channel.loaded.world.name,
             "active": slot.active, "disabled": slot.disabled, "status": slot.reason,

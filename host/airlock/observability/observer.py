@@ -1,5 +1,8 @@
 """``CallObserver``: what the host tells metrics and the recent-call rings, from the places things happen.
 
+Cheap on purpose (it runs once per callback, on the webhook path): one lock, a few dictionary updates, one
+tuple for the recent-call ring; labels are classified and metric families built only at scrape time.
+
 ``Channel`` calls ``started``/``finished`` around every sandbox run (the pool-slot gauge) and ``record`` for
 every callback that ended (not for an inline attempt that was dropped or is still pending:
 ``channels.channel``); the webhook server calls ``webhook_refused`` and ``busy``; the manager calls ``dropped``
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy
 from . import context
-from .metrics import Metrics
+from .metrics import DURATION_BUCKETS_S, FUEL_BUCKETS, Metrics
 from .reasons import egress_reason, webhook_reason
 from .recent import RecentCalls, record_of
 
@@ -47,32 +50,36 @@ class CallObserver:
 
     def __init__(self, metrics: Metrics | None = None, recent: RecentCalls | None = None) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
-        self.recent = recent if recent is not None else RecentCalls()
-        self._in_use = self.metrics.slots_in_use
-
-    def started(self) -> None:
-        self._in_use.inc()
-
-    def finished(self) -> None:
-        self._in_use.dec()
+        self.recent = recent if recent is not None else RecentCalls(lock=self.metrics.lock)
+        self.started = self.metrics.started
+        """Count an instance taken (a sandbox run begins)."""
+        self.finished = self.metrics.finished
+        """Count an instance given back."""
 
     def record(self, channel: str, out: CallOutcome) -> None:
         """Count one finished callback and keep its record."""
         m = self.metrics
         outcome = outcome_of(out.error)
-        m.child(m.callbacks, channel, out.callback, outcome).inc()
-        m.child(m.duration, channel, out.callback).observe(out.elapsed_s)
-        if out.stats is not None:
-            m.child(m.fuel, channel, out.callback).observe(out.stats.fuel_used)
         state = out.state
-        if state is not None:
-            for call in state.trace:
-                m.child(m.host_calls, channel, call.function, "ok" if call.ok else "error").inc()
-                if not call.ok and call.function == "http-request":
-                    m.child(m.egress_refusals, channel, egress_reason(call.error or "")).inc()
-            self._count_emits(channel, out)
         ctx = context.current()
-        self.recent.add(channel, record_of(out, outcome, ctx.trace_id if ctx is not None else None))
+        rec = record_of(out, outcome, ctx.trace_id if ctx is not None else None)
+        with m.lock:
+            _add(m.callbacks, (channel, out.callback, outcome))
+            m.observe(m.duration, (channel, out.callback), DURATION_BUCKETS_S, out.elapsed_s)
+            if out.stats is not None:
+                m.observe(m.fuel, (channel, out.callback), FUEL_BUCKETS, out.stats.fuel_used)
+            if state is not None:
+                calls = m.host_calls
+                for call in state.trace:
+                    key = (channel, call.function, "ok" if call.ok else "error")
+                    calls[key] = calls.get(key, 0) + 1
+                    if not call.ok and call.function == "http-request":
+                        _add(m.egress_refusals, (channel, egress_reason(call.error or "")))
+                self._count_emits(channel, out)
+            if self.recent.lock is m.lock:
+                self.recent.add_locked(channel, rec)
+        if self.recent.lock is not m.lock:
+            self.recent.add(channel, rec)
 
     def _count_emits(self, channel: str, out: CallOutcome) -> None:
         assert out.state is not None
@@ -82,27 +89,43 @@ class CallObserver:
         if not total:
             return
         m = self.metrics
-        m.child(m.emitted, channel).inc(total)
+        _add(m.emitted, (channel,), total)
         limited = isinstance(out.error, EmitRateLimited)
         drops = (("per_callback_limit", emits.dropped_over_cap), ("too_large", emits.dropped_too_large),
                  ("rate_limit", buffered if limited else 0),
                  ("callback_failed", buffered if not out.ok and not limited else 0))
         for reason, n in drops:
             if n:
-                m.child(m.dropped, channel, reason).inc(n)
+                _add(m.dropped, (channel, reason), n)
+
+    def counts(self, channel: str) -> dict[str, int]:
+        """``channel``'s callbacks by outcome since start (``metrics.OUTCOMES`` values)."""
+        m = self.metrics
+        out: dict[str, int] = {}
+        with m.lock:
+            for (name, _callback, outcome), n in m.callbacks.items():
+                if name == channel:
+                    out[outcome] = out.get(outcome, 0) + n
+        return out
 
     def dropped(self, channel: str, reason: str, n: int = 1) -> None:
         """``n`` emitted messages of ``channel`` did not reach the agent (``metrics.DROP_REASONS``)."""
         m = self.metrics
-        m.child(m.dropped, channel, reason).inc(n)
+        with m.lock:
+            _add(m.dropped, (channel, reason), n)
 
     def webhook_refused(self, channel: str, scheme: str, reason: str) -> None:
         """The host's verifier refused a webhook; ``reason`` is the verifier's text (classified here)."""
         m = self.metrics
-        m.child(m.webhook_refused, channel, scheme, webhook_reason(reason)).inc()
+        with m.lock:
+            _add(m.webhook_refused, (channel, scheme, webhook_reason(reason)))
 
     def busy(self, channel: str, callback: str) -> None:
         """A callback did not run because the host was busy (503 to the platform)."""
         m = self.metrics
-        m.child(m.callbacks, channel, callback, "busy").inc()
-        self.recent.count(channel, "busy")
+        with m.lock:
+            _add(m.callbacks, (channel, callback, "busy"))
+
+
+def _add(table: dict[tuple[str, ...], int], key: tuple[str, ...], n: int = 1) -> None:
+    table[key] = table.get(key, 0) + n

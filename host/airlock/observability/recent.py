@@ -3,7 +3,7 @@
 Each finished callback leaves a ``CallRecord``: references to what its ``CallState`` already holds (host-call
 trace, logs, HTTP audit, emitted messages, workspace writes), never attachment bytes, so keeping one costs a
 tuple. A channel keeps its last ``RECENT_CALLS`` records and its last ``LAST_ERRORS`` failures (time, callback,
-trap class, message, trace id), plus counts by outcome since start.
+trap class, message, trace id).
 
 ``call_doc`` turns a record into the document ``airlock invoke --json`` prints (same keys for what a running
 host knows: callback, ok, error {class, message}, value, host_calls, logs, http, emitted, workspace, fuel_used,
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..cli_report import MAX_SHOWN, json_or_text, jsonable, redact, safe, trap_class
@@ -48,13 +48,14 @@ class CallRecord(NamedTuple):
     fuel_used: int | None
     elapsed_s: float
     attempts: int
-    trace: list[HostCall]
-    logs: list[tuple[str, str]]
-    http: list[HttpAudit]
-    emitted: list[EmittedMessage]
+    trace: Sequence[HostCall]
+    logs: Sequence[tuple[str, str]]
+    http: Sequence[HttpAudit]
+    emitted: Sequence[EmittedMessage]
     admitted: int
     writes: dict[str, str]
-    reads: list[str]
+    reads: Mapping[str, int]
+    """Workspace paths read (with the versions seen)."""
 
 
 class ErrorRecord(NamedTuple):
@@ -68,63 +69,63 @@ class ErrorRecord(NamedTuple):
 
 
 def record_of(out: CallOutcome, outcome: str, trace_id: str | None) -> CallRecord:
-    """The record of ``out`` (which finished just now)."""
+    """The record of ``out`` (which finished just now): references only, nothing copied."""
     state = out.state
+    stats = out.stats
     if state is None:
-        trace, logs, http, emitted, writes, reads = [], [], [], [], {}, []
-    else:
-        trace, logs, http = state.trace, state.logs.entries, state.http_audit
-        emitted, writes, reads = state.emits.messages, state.workspace.writes, list(state.workspace.reads)
-    return CallRecord(
-        at=time.time(), trace_id=trace_id, callback=out.callback, outcome=outcome, error=out.error,
-        value=out.value if out.ok else None, fuel_used=out.stats.fuel_used if out.stats is not None else None,
-        elapsed_s=out.elapsed_s, attempts=out.attempts, trace=trace, logs=list(logs), http=http,
-        emitted=emitted, admitted=len(out.messages), writes=writes, reads=reads,
-    )
+        return CallRecord(time.time(), trace_id, out.callback, outcome, out.error, None,
+                          stats.fuel_used if stats is not None else None, out.elapsed_s, out.attempts,
+                          [], [], [], [], 0, {}, {})
+    return CallRecord(time.time(), trace_id, out.callback, outcome, out.error, out.value if out.ok else None,
+                      stats.fuel_used if stats is not None else None, out.elapsed_s, out.attempts, state.trace,
+                      state.logs.entries, state.http_audit, state.emits.messages, len(out.messages),
+                      state.workspace.writes, state.workspace.reads)
+
+
+class _Ring:
+    __slots__ = ("calls", "errors")
+
+    def __init__(self, keep: int, keep_errors: int) -> None:
+        self.calls: deque[CallRecord] = deque(maxlen=keep)
+        self.errors: deque[ErrorRecord] = deque(maxlen=keep_errors)
 
 
 class RecentCalls:
-    """Per-channel rings of ``CallRecord`` and ``ErrorRecord`` and outcome counts. Thread-safe."""
+    """Per-channel rings of ``CallRecord`` and ``ErrorRecord``. Thread-safe: every method takes ``lock``
+    (by default its own; ``CallObserver`` shares the metrics' lock and calls ``add_locked`` while holding it,
+    so a callback costs one lock acquisition in all)."""
 
-    def __init__(self, keep: int = RECENT_CALLS, keep_errors: int = LAST_ERRORS) -> None:
+    def __init__(self, keep: int = RECENT_CALLS, keep_errors: int = LAST_ERRORS,
+                 lock: threading.Lock | None = None) -> None:
         self._keep, self._keep_errors = keep, keep_errors
-        self._calls: dict[str, deque[CallRecord]] = {}
-        self._errors: dict[str, deque[ErrorRecord]] = {}
-        self._counts: dict[str, Counter[str]] = {}
-        self._lock = threading.Lock()
+        self._rings: dict[str, _Ring] = {}
+        self.lock = lock if lock is not None else threading.Lock()
+
+    def add_locked(self, channel: str, record: CallRecord) -> None:
+        """Keep ``record`` (the caller holds ``lock``)."""
+        ring = self._rings.get(channel)
+        if ring is None:
+            ring = self._rings[channel] = _Ring(self._keep, self._keep_errors)
+        ring.calls.append(record)
+        if record.error is not None:
+            ring.errors.append(ErrorRecord(record.at, record.callback, trap_class(record.error), str(record.error),
+                                           record.trace_id))
 
     def add(self, channel: str, record: CallRecord) -> None:
-        with self._lock:
-            calls = self._calls.get(channel)
-            if calls is None:
-                calls = self._calls[channel] = deque(maxlen=self._keep)
-                self._errors[channel] = deque(maxlen=self._keep_errors)
-                self._counts[channel] = Counter()
-            calls.append(record)
-            self._counts[channel][record.outcome] += 1
-            if record.error is not None:
-                self._errors[channel].append(ErrorRecord(record.at, record.callback, trap_class(record.error),
-                                                         str(record.error), record.trace_id))
-
-    def count(self, channel: str, outcome: str) -> None:
-        """Count an outcome without a record (a webhook refused as busy before its callback ran)."""
-        with self._lock:
-            self._counts.setdefault(channel, Counter())[outcome] += 1
+        with self.lock:
+            self.add_locked(channel, record)
 
     def calls(self, channel: str) -> list[CallRecord]:
         """The channel's recent records, newest first."""
-        with self._lock:
-            return list(reversed(self._calls.get(channel, ())))
+        with self.lock:
+            ring = self._rings.get(channel)
+            return list(reversed(ring.calls)) if ring is not None else []
 
     def errors(self, channel: str) -> list[ErrorRecord]:
         """The channel's last failures, newest first."""
-        with self._lock:
-            return list(reversed(self._errors.get(channel, ())))
-
-    def counts(self, channel: str) -> dict[str, int]:
-        """Callbacks by outcome since start (``metrics.OUTCOMES`` values)."""
-        with self._lock:
-            return dict(self._counts.get(channel, {}))
+        with self.lock:
+            ring = self._rings.get(channel)
+            return list(reversed(ring.errors)) if ring is not None else []
 
 
 def _message_doc(msg: EmittedMessage, admitted: bool) -> dict[str, Any]:
