@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from ..channels.manager import ChannelManager
@@ -154,7 +153,7 @@ class _Families(Collector):
             hist = HistogramMetricFamily(name, doc, labels=["channel", "callback"])
             for key, (counts, total) in sorted(hists[attr].items()):
                 running, buckets = 0, []
-                for bound, n in zip((*(floatToGoString(b) for b in bounds), "+Inf"), counts, strict=True):
+                for bound, n in zip((*(repr(float(b)) for b in bounds), "+Inf"), counts, strict=True):
                     running += n
                     buckets.append((bound, float(running)))
                 hist.add_metric(list(key), buckets, sum_value=total)
