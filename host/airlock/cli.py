@@ -45,6 +45,7 @@ from .runtime import pooling
 from .runtime.engine import CALLBACKS, LoadedComponent, Runtime
 from .runtime.values import STATUS_TYPES, AgentResponse, IncomingHttpRequest, StatusUpdate
 from .stores import PairingStore, SecretStore
+from .stores.files import private_dir
 from .stores.secrets import is_valid_secret_name
 
 if TYPE_CHECKING:
@@ -421,7 +422,7 @@ def channels_install(
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
-    dest.mkdir(parents=True, exist_ok=True)
+    private_dir(dest)
     _copy_atomic(wasm, wasm_dest)
     _copy_atomic(caps, caps_dest)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "

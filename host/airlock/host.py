@@ -31,6 +31,7 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
+from .errors import AirlockError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .observability import REDACTOR, CallObserver
@@ -38,6 +39,7 @@ from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .stores import DurableWorkspaceStore, PairingStore, SecretStore
+from .stores.files import private_dir
 
 if TYPE_CHECKING:
     from .admin import AdminServer
@@ -52,7 +54,7 @@ class AirlockHost:
 
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
         self.config = config
-        config.home.mkdir(parents=True, exist_ok=True)
+        private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
         self.durable = DurableWorkspaceStore(config.workspace_db)
@@ -65,7 +67,8 @@ class AirlockHost:
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath), secret_lookup=self.secrets.get,
             pairing=self.pairing,
             durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
-            fuel_per_callback=config.fuel_per_callback, observer=self.observer,
+            fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
+            observer=self.observer,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -98,11 +101,13 @@ class AirlockHost:
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
     def _generate_missing_secrets(self) -> None:
-        for _wasm, caps_path in self.manager.discover(self.config.channels_dir):
+        for wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
                 caps = load_capabilities(caps_path)
-            except Exception:
-                continue  # reported when the channel is loaded
+            except Exception as exc:  # this channel only: the others still get their secrets
+                reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
+                log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))
+                continue
             for spec in caps.setup.required_secrets if caps.setup else []:
                 if spec.auto_generate is not None and not self.secrets.exists(spec.name):
                     value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))

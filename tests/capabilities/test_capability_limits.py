@@ -20,13 +20,15 @@ from airlock.capabilities import pairing as pairing_mod
 from airlock.capabilities import websocket as ws_mod
 from airlock.capabilities.attachments import AttachmentBuffer
 from airlock.capabilities.emit import EmitBuffer, EmitLimiter, SlidingWindowLimiter
-from airlock.capabilities.logging import LogBuffer
+from airlock.capabilities.logging import LogBudget, LogBuffer
 from airlock.capabilities.pairing import PairingCapability
-from airlock.capabilities.secrets import SecretsCapability
+from airlock.capabilities.secrets import SecretsCapability, guest_safe_lookup
 from airlock.capabilities.websocket import WebsocketCapability
+from airlock.config import HostConfig
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage, InboundAttachment
 from airlock.stores.pairing import PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH, PairingStore
+from airlock.stores.secrets import SecretStore
 
 MiB = 1024 * 1024
 
@@ -147,6 +149,70 @@ def test_flush_writes_channel_prefixed_entries_at_mapped_levels_and_reports_drop
     assert report.levelno == logging.WARNING
     assert report.getMessage().startswith("[tg] 7 log entries dropped")
     assert "1000" in report.getMessage()
+
+
+def _guest_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    lines = [r.getMessage() for r in caplog.records if r.name == "airlock.guest"]
+    caplog.clear()
+    return lines
+
+
+def _flush(budget: LogBudget, *messages: str) -> None:
+    buf = LogBuffer()
+    for m in messages:
+        buf.add("info", m)
+    buf.flush(budget.channel, budget)
+
+
+def test_log_budget_default_is_256_kib_per_minute() -> None:
+    assert log_mod.DEFAULT_LOG_BYTES_PER_MINUTE == 256 * 1024
+    assert log_mod.LOG_BUDGET_WINDOW_S == 60
+    assert LogBudget("ch").bytes_per_minute == 256 * 1024
+    assert HostConfig().log_bytes_per_minute == log_mod.DEFAULT_LOG_BYTES_PER_MINUTE
+
+
+def test_log_budget_drops_past_the_budget_and_reports_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """1000 bytes a minute: across callbacks, lines fit until the budget is spent; the rest of the minute is
+    dropped and counted; the first flush of the next minute writes one "dropped" line, then its own lines."""
+    clock = FakeClock()
+    budget = LogBudget("flood", 1000, clock=clock)
+    caplog.set_level(logging.DEBUG, logger="airlock.guest")
+    _flush(budget, "a" * 400, "b" * 400)
+    _flush(budget, "c" * 200, "d" * 300)  # exactly 1000 with "c"; "d" does not fit
+    assert _guest_lines(caplog) == ["[flood] " + "a" * 400, "[flood] " + "b" * 400, "[flood] " + "c" * 200]
+    for _ in range(50):  # a flood for the rest of the minute: nothing more is written
+        clock.advance(1)
+        _flush(budget, "e" * 10)
+    assert _guest_lines(caplog) == []
+    clock.advance(9.5)  # 59.5 s into the window
+    _flush(budget, "f")
+    assert _guest_lines(caplog) == []
+    clock.advance(0.5)  # the window closed: one line for it, then this flush's own line
+    _flush(budget, "g" * 10)
+    assert _guest_lines(caplog) == [
+        "[flood] 52 guest log lines (801 bytes) dropped in the last minute: over the log budget of 1000 bytes "
+        "per minute",
+        "[flood] " + "g" * 10,
+    ]
+    assert budget.dropped_total == 52
+    clock.advance(60)  # a window without drops closes silently
+    _flush(budget, "h")
+    assert _guest_lines(caplog) == ["[flood] h"]
+
+
+def test_log_budget_counts_utf8_bytes_and_the_per_callback_drop_line(caplog: pytest.LogCaptureFixture) -> None:
+    budget = LogBudget("ch", 12, clock=FakeClock())
+    caplog.set_level(logging.DEBUG, logger="airlock.guest")
+    _flush(budget, "€€€€", "x")  # 12 bytes, then nothing fits
+    buf = LogBuffer(dropped=3)  # the entry-cap line is a log line like the others: over budget, dropped
+    buf.flush("ch", budget)
+    assert _guest_lines(caplog) == ["[ch] €€€€"]
+    assert budget.dropped_total == 2
+
+
+def test_log_budget_refuses_a_non_positive_budget() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        LogBudget("ch", 0)
 
 
 def test_flush_without_drops_reports_nothing_extra(caplog: pytest.LogCaptureFixture) -> None:
@@ -388,7 +454,7 @@ def test_pairing_meta_json_over_4096_bytes_is_refused(pairing: PairingCapability
 @pytest.mark.parametrize(
     ("meta_json", "message"),
     [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('"str"', "JSON object"), ("null", "JSON object"),
-     ("3", "JSON object")],
+     ("3", "JSON object"), ("[" * 4000, "not valid JSON"), ('{"a":[' * 600, "not valid JSON")],
 )
 def test_pairing_meta_json_must_be_a_json_object(pairing: PairingCapability, pairing_store: PairingStore,
                                                  meta_json: str, message: str) -> None:
@@ -460,14 +526,14 @@ def test_websocket_frame_over_1_mib_is_refused() -> None:
 
 @pytest.fixture
 def secrets_cap() -> SecretsCapability:
-    allowed = {"bot_token", "shared_key", "x" * 128, "x" * 129}
-    stored = {"bot_token": "v1", "other_token": "v2", "x" * 128: "v3", "x" * 129: "v4"}
+    allowed = {"bot_token", "shared_key", "x" * 64, "x" * 65}
+    stored = {"bot_token": "v1", "other_token": "v2", "x" * 64: "v3", "x" * 65: "v4"}
     return SecretsCapability(allowed.__contains__, stored.get)
 
 
 def test_secret_exists_only_when_allowed_and_stored(secrets_cap: SecretsCapability) -> None:
     assert secrets_cap.exists("bot_token") is True
-    assert secrets_cap.exists("x" * 128) is True
+    assert secrets_cap.exists("x" * 64) is True
 
 
 def test_secret_stored_but_not_allowed_is_hidden(secrets_cap: SecretsCapability) -> None:
@@ -479,8 +545,26 @@ def test_secret_allowed_but_missing_is_false(secrets_cap: SecretsCapability) -> 
 
 
 def test_secret_empty_or_overlong_name_is_false(secrets_cap: SecretsCapability) -> None:
+    """Names longer than the store's 64 characters are false even when allowed and "stored"."""
     assert secrets_cap.exists("") is False
-    assert secrets_cap.exists("x" * 129) is False
+    assert secrets_cap.exists("x" * 65) is False
+
+
+@pytest.mark.parametrize("name", ["hostile_BAD-Name!", "hostile_" + "A" * 70, "hostile_x\n", "hostile_é",
+                                  "hostile_\x00", "hostile_" + "a" * 57])
+def test_malformed_names_never_reach_the_store_even_when_a_glob_admits_them(name: str, tmp_path: Path) -> None:
+    """``hostile_*`` admits any name with that prefix; the store's name rule is checked first."""
+    store = SecretStore(tmp_path / "secrets.json", bytes(32))
+
+    def lookup(asked: str) -> str | None:
+        return store.get(asked)  # raises SecretStoreError on a malformed name
+
+    cap = SecretsCapability(lambda n: n.startswith("hostile_"), lookup)
+    assert cap.allows(name) is False
+    assert cap.exists(name) is False
+    assert guest_safe_lookup(lookup)(name) is None
+    store.set("hostile_" + "a" * 56, "v")
+    assert cap.exists("hostile_" + "a" * 56) is True  # 64 characters: the longest name
 
 
 def test_secret_lookup_not_consulted_for_disallowed_names() -> None:

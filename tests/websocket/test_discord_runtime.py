@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any
 
 import pytest
@@ -19,6 +18,8 @@ from airlock.runtime.linker import GuestFault
 __all__ = ["discord", "harness", "sleeps"]  # fixtures used below
 
 GW = "gateway.discord.gg"
+NO_ZOMBIES = {**DISCORD_WS, "max_missed_heartbeat_acks": 1000}
+"""For tests of heartbeat timing whose timer is injected (5 ms real): a late ACK must not end the connection."""
 
 
 def events(frames: list[str]) -> list[tuple[str, Any]]:
@@ -79,14 +80,17 @@ async def test_op1_gets_a_heartbeat_at_once(harness: HarnessFactory, sleeps: Sle
 
 async def test_first_heartbeat_waits_interval_times_jitter(
         harness: HarnessFactory, sleeps: Sleeps) -> None:
+    """The heartbeat waits go through the injected timer (recorded; really at most 5 ms), so the test reads what
+    the gateway asked to wait instead of timing it on a shared machine."""
+    timer = Sleeps()
     async with FakeDiscord(heartbeat_interval_ms=1000) as slow:
-        h = harness(DISCORD_WS, fast_settings({GW: slow.base_url}, sleeps, rand=lambda: 0.3))
-        opened = time.monotonic()
+        h = harness(NO_ZOMBIES, fast_settings({GW: slow.base_url}, sleeps, rand=lambda: 0.3, timer=timer))
         await h.runtime.start()
-        await slow.wait_for(lambda: bool(slow.connections and slow.connections[0].heartbeats), "first heartbeat")
-        first = slow.connections[0].heartbeat_times[0] - opened
-        assert 0.25 <= first <= 0.9, first  # 1 s * 0.3, plus connect time
+        await slow.wait_for(lambda: len(slow.connections[0].heartbeats) >= 3 if slow.connections else False,
+                            "three heartbeats")
         await h.runtime.stop()
+    assert timer.delays[:3] == [pytest.approx(0.3), 1.0, 1.0]  # 1 s * jitter 0.3 first, then the interval
+    assert sleeps.delays == []  # no reconnect backoff was involved
 
 
 async def test_resumable_close_reconnects_with_backoff_to_the_resume_url_and_resumes(
@@ -198,14 +202,14 @@ async def test_unacknowledged_heartbeats_make_a_zombie_that_is_resumed(
 
 
 async def test_heartbeat_interval_has_a_floor(harness: HarnessFactory, sleeps: Sleeps) -> None:
+    timer = Sleeps()
     async with FakeDiscord(heartbeat_interval_ms=1) as fake:
-        h = harness(DISCORD_WS, fast_settings({GW: fake.base_url}, sleeps))
+        h = harness(NO_ZOMBIES, fast_settings({GW: fake.base_url}, sleeps, timer=timer))
         await h.runtime.start()
-        await h.wait_frames(1)
-        await asyncio.sleep(0.5)
-        beats = len(fake.connections[0].heartbeats)
-        assert 4 <= beats <= 12, beats  # 50 ms floor, not 1 ms
+        await fake.wait_for(lambda: len(fake.connections[0].heartbeats) >= 3 if fake.connections else False,
+                            "three heartbeats")
         await h.runtime.stop()
+    assert timer.delays[:3] == [pytest.approx(0.025), 0.05, 0.05]  # the 50 ms floor (x jitter 0.5), not 1 ms
 
 
 async def test_guest_send_goes_out_checked_and_rate_limited(

@@ -43,7 +43,7 @@ class PairingCapability:
             raise GuestFault(f"pairing meta-json larger than {MAX_META_BYTES} bytes")
         try:
             meta = json.loads(meta_json or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # 4 KB of "[" nests deeper than the parser's recursion limit
             raise GuestFault("pairing meta-json is not valid JSON") from None
         if not isinstance(meta, dict):
             raise GuestFault("pairing meta-json must be a JSON object")

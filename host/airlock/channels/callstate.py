@@ -154,16 +154,28 @@ class CallState:
 
     def pairing_upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]:
         self._needs_worker("pairing-upsert-request")
-        code, created = self.channel.pairing.upsert_request(channel, external_id, meta_json)
+        try:
+            code, created = self.channel.pairing.upsert_request(channel, external_id, meta_json)
+        except GuestFault as fault:
+            self._record("pairing-upsert-request", {"id": external_id[:256]}, str(fault))
+            raise
         self._record("pairing-upsert-request", {"id": external_id, "created": created})
         return code, created
 
     def pairing_resolve_identity(self, channel: str, external_id: str) -> str | None:
-        owner = self.channel.pairing.resolve_identity(channel, external_id)
+        try:
+            owner = self.channel.pairing.resolve_identity(channel, external_id)
+        except GuestFault as fault:
+            self._record("pairing-resolve-identity", {"id": external_id[:256]}, str(fault))
+            raise
         self._record("pairing-resolve-identity", {"id": external_id, "paired": owner is not None})
         return owner
 
     def pairing_read_allow_from(self, channel: str) -> list[str]:
-        ids = self.channel.pairing.read_allow_from(channel)
+        try:
+            ids = self.channel.pairing.read_allow_from(channel)
+        except GuestFault as fault:
+            self._record("pairing-read-allow-from", {"channel": channel[:128]}, str(fault))
+            raise
         self._record("pairing-read-allow-from", {"count": len(ids)})
         return ids

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..capabilities.emit import EmitBuffer, EmitLimiter
+from ..capabilities.logging import DEFAULT_LOG_BYTES_PER_MINUTE, LogBudget
 from ..capabilities.pairing import PairingBackend, PairingCapability
-from ..capabilities.secrets import SecretsCapability
+from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
 from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..config import CapabilitiesFile
@@ -111,6 +112,8 @@ class HostServices:
     fuel_per_callback: int
     observer: CallObserver | None = None
     """Metrics and recent-call records (``observability.observer``); None: not observed."""
+    log_bytes_per_minute: int = DEFAULT_LOG_BYTES_PER_MINUTE
+    """Each channel's guest-log budget (``capabilities.logging.LogBudget``), bytes per minute."""
 
 
 def http_policy_from_spec(spec: HttpSpec) -> Any:
@@ -157,11 +160,13 @@ class Channel:
         self.inline_limits = Limits(memory_bytes=self.limits.memory_bytes, fuel=self.limits.fuel,
                                     timeout_s=(INLINE_DEADLINE_TICKS - 0.5) * EPOCH_TICK_S)
         self.workspace = Workspace(self.name, chan.durable_workspace_paths, services.durable)
+        self.log_budget = LogBudget(self.name, services.log_bytes_per_minute)
         self.emit_limiter = EmitLimiter(
             self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
         )
-        secrets_cap = caps.capabilities.secrets
-        self.secrets = SecretsCapability(secrets_cap.allows, services.secret_lookup)
+        # Secret names a guest supplies (secret-exists, http placeholders) are checked before the store.
+        lookup = guest_safe_lookup(services.secret_lookup)
+        self.secrets = SecretsCapability(caps.capabilities.secrets.allows, lookup)
         self.pairing = PairingCapability(self.name, services.pairing)
         self.websocket = WebsocketCapability(self.name)
         self.http: HttpCapability | None = None
@@ -169,8 +174,8 @@ class Channel:
             from ..capabilities.http import HttpCapability
 
             self.http = HttpCapability(
-                self.name, http_policy_from_spec(caps.capabilities.http), services.secret_lookup,
-                secrets_cap.allows, services.egress,
+                self.name, http_policy_from_spec(caps.capabilities.http), lookup, self.secrets.allows,
+                services.egress,
             )
         self.config: ChannelConfig | None = None
 
@@ -314,7 +319,7 @@ class Channel:
         """Log a failure, flush the guest's logs and, on success, commit the workspace and admit the emits."""
         if out.error is not None:
             self._log_failure(out.callback, out.error)
-        state.logs.flush(self.name)
+        state.logs.flush(self.name, self.log_budget)
         if out.error is None:
             wait = self.emit_limiter.reserve(len(state.emits.messages))
             if wait > 0:  # refuse the whole callback before its commit: its input can be offered again

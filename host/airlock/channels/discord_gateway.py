@@ -226,7 +226,7 @@ class DiscordGatewayDriver:
             await link.send(json.dumps({"op": OP_IDENTIFY, "d": {**self._identify, "token": self._token}}))
 
     async def _heartbeat(self, link: Link, interval: float) -> None:
-        await asyncio.sleep(interval * link.rand())
+        await link.timer(interval * link.rand())
         while True:
             if link.take_paused():
                 # ACKs may be waiting, unread, behind frames the guest has not taken yet: no verdict.
@@ -239,7 +239,7 @@ class DiscordGatewayDriver:
                 return
             if not await self._beat(link):
                 return
-            await asyncio.sleep(interval)
+            await link.timer(interval)
 
     async def _beat(self, link: Link) -> bool:
         try:

@@ -125,7 +125,7 @@ class Delivery:
     def metadata(self) -> dict[str, Any]:
         try:
             value = json.loads(self.inbound.message.metadata_json or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # guest-written metadata: any JSON, any depth
             return {}
         return value if isinstance(value, dict) else {}
 
@@ -346,7 +346,7 @@ class ChannelManager:
     def _is_group(msg: InboundMessage) -> bool:
         try:
             meta = json.loads(msg.message.metadata_json or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # guest-written metadata: any JSON, any depth
             return False
         if not isinstance(meta, dict):
             return False

@@ -55,7 +55,8 @@ class Link:
     ``forward`` waits while the guest's frame queue is full (so a slow guest slows reading instead of losing
     frames); the runtime marks that in ``reader_blocked`` / ``reader_paused`` so a driver does not mistake
     replies it could not read yet for a dead peer. ``rand`` returns a float in [0, 1); ``clock`` is monotonic
-    seconds. Sends are serialized.
+    seconds; ``timer(seconds)`` is how a driver waits inside the connection (heartbeats; ``asyncio.sleep`` unless
+    a test injects one). Sends are serialized.
     """
 
     def __init__(
@@ -65,11 +66,13 @@ class Link:
         *,
         rand: Callable[[], float],
         clock: Callable[[], float],
+        timer: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.ws = ws
         self._forward = forward
         self.rand = rand
         self.clock = clock
+        self.timer = timer
         self._send_lock = asyncio.Lock()
         self.reader_blocked = False
         self.reader_paused = False

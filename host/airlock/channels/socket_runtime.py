@@ -119,8 +119,8 @@ class Backoff:
 @dataclass(frozen=True)
 class SocketSettings:
     """Host-wide websocket settings. ``upstream_overrides`` / ``allow_private_hosts`` come from ``HostConfig``;
-    ``rand`` (floats in [0, 1)), ``sleep`` (backoff and op-9 waits, seconds) and ``clock`` (monotonic seconds)
-    are injectable for tests; heartbeats always run on real time."""
+    ``rand`` (floats in [0, 1)), ``sleep`` (backoff and op-9 waits, seconds), ``timer`` (a driver's waits inside a
+    connection: heartbeats, seconds) and ``clock`` (monotonic seconds) are injectable for tests."""
 
     upstream_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     allow_private_hosts: Collection[str] = ()
@@ -129,6 +129,7 @@ class SocketSettings:
     healthy_after_s: float = HEALTHY_AFTER_S
     rand: Callable[[], float] = random.random
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    timer: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
 
 
@@ -411,7 +412,7 @@ class SocketRuntime:
             log.debug("[%s] websocket connect failed: %s", self.channel, exc)
             return ConnectionEnd(f"could not connect ({_short(exc)})")
         self.status.connections += 1
-        link = Link(ws, self._enqueue, rand=self.settings.rand, clock=self.settings.clock)
+        link = Link(ws, self._enqueue, rand=self.settings.rand, clock=self.settings.clock, timer=self.settings.timer)
         self._link = link
         self._set("connected", f"connected ({driver.name})")
         try:

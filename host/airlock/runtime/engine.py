@@ -25,6 +25,7 @@ import wasmtime
 from wasmtime.component import Component, ExportIndex
 
 from ..errors import ComponentError
+from ..stores.files import private_dir
 from . import pooling as pool
 from . import wasmtime_fixes
 from .pooling import PoolingSettings, PoolingUnavailable
@@ -93,7 +94,7 @@ class Runtime:
         self.pooling_unavailable: str | None = None
         self.engine = self._make_engine(pooling)
         self.cache_dir = cache_dir
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cache_dir)  # 0700; entries are written 0600 (mkstemp)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="airlock-epoch", daemon=True)
         self._ticker.start()

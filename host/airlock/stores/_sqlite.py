@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .files import private_dir, private_file, tighten
+
 __all__ = ["SqliteDb"]
 
 
@@ -19,13 +21,19 @@ class SqliteDb:
     and a 5 s busy timeout so that another process (the CLI) can use the same file.
 
     Args:
-        db_path: the database file; its parent directory is created (mode 0700) if missing.
+        db_path: the database file, created mode 0600 (``stores.files``); its parent directory is created
+            (mode 0700) if missing.
         schema: SQL script run once at open (``CREATE TABLE IF NOT EXISTS ...``).
     """
 
     def __init__(self, db_path: Path, schema: str) -> None:
         self.path = Path(db_path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        # Created 0600 before SQLite opens it (SQLite would use 0644 less the umask); the -wal and -shm files
+        # take the database's mode; leftovers of an older install are tightened.
+        private_file(self.path)
+        for suffix in ("-wal", "-shm", "-journal"):
+            tighten(self.path.with_name(self.path.name + suffix))
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False

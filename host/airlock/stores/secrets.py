@@ -11,7 +11,8 @@ a ciphertext moved to another name fails to decrypt. ``check`` lets a wrong mast
 the store is opened, even before any secret is read.
 
 The 32-byte master key comes from ``AIRLOCK_MASTER_KEY`` (64 hex chars or urlsafe base64 of 32 bytes) or
-from ``<home>/master.key`` (64 hex chars), created on first use with mode 0600.
+from ``<home>/master.key`` (64 hex chars), created on first use with mode 0600, but never while the store
+file exists (a new key could not decrypt it: opening the store says the key file is missing instead).
 
 Error messages never contain secret values.
 """
@@ -35,6 +36,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from airlock.errors import SecretStoreError
 
+from .files import private_dir
+
 __all__ = [
     "KEY_ENV_VAR",
     "KEY_FILENAME",
@@ -43,6 +46,7 @@ __all__ = [
     "STORE_FILENAME",
     "SecretStore",
     "is_valid_secret_name",
+    "missing_key_message",
     "parse_master_key",
 ]
 
@@ -64,14 +68,22 @@ _CHECK_PLAINTEXT = b"airlock secret store v1"
 
 
 def is_valid_secret_name(name: str) -> bool:
-    """True if ``name`` matches ``^[a-z0-9_]{1,64}$``."""
-    return bool(SECRET_NAME_RE.match(name))
+    """True if ``name`` matches ``^[a-z0-9_]{1,64}$`` in full (``fullmatch``: ``$`` alone would also admit a
+    trailing newline). False, never an exception, for anything else, including a non-string."""
+    return isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
+    if not is_valid_secret_name(name):
         shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
         raise SecretStoreError(f"invalid secret name {shown}: names must match ^[a-z0-9_]{{1,64}}$")
+
+
+def missing_key_message(key_path: Path, store_path: Path) -> str:
+    """The one line said when ``store_path`` exists but its master key file ``key_path`` does not."""
+    return (f"master key file {key_path} is missing, but {store_path} holds secrets encrypted with it: restore "
+            f"{key_path.name} from a backup (mode 0600), or set {KEY_ENV_VAR} to the key (64 hex characters); "
+            f"Airlock does not create a new key while encrypted secrets exist")
 
 
 def parse_master_key(text: str) -> bytes:
@@ -171,24 +183,33 @@ class SecretStore:
         """Open ``home/secrets.json`` with the master key from the environment or ``home/master.key``.
 
         ``home`` is created (mode 0700) if missing. The key comes from ``$AIRLOCK_MASTER_KEY`` if set,
-        else from ``home/master.key``, which is generated (32 random bytes as hex, mode 0600) if absent.
+        else from ``home/master.key``, which is generated (32 random bytes as hex, mode 0600) if absent,
+        but only while ``home/secrets.json`` does not exist.
 
         Raises:
-            SecretStoreError: the env key is malformed; the key file is readable by group/others (the
-                message gives the ``chmod`` fix), unreadable or malformed; or the store does not open
-                with this key.
+            SecretStoreError: the env key is malformed; the key file is missing while the store exists (the
+                message says how to restore it or set ``$AIRLOCK_MASTER_KEY``); the key file is readable by
+                group/others (the message gives the ``chmod`` fix), unreadable or malformed; or the store
+                does not open with this key.
         """
         home = Path(home)
         try:
-            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(home)
         except OSError as e:
             raise SecretStoreError(f"cannot create data directory {home}: {e.strerror or e}") from None
         env = os.environ.get(KEY_ENV_VAR)
-        key = parse_master_key(env) if env else cls._key_from_file(home / KEY_FILENAME)
-        return cls(home / STORE_FILENAME, key)
+        if env:
+            return cls(home / STORE_FILENAME, parse_master_key(env))
+        key_path, store_path = home / KEY_FILENAME, home / STORE_FILENAME
+        if not key_path.exists() and store_path.exists():
+            # A fresh key could never decrypt the store, and the next command would blame "a wrong master key
+            # or a tampered store" (issue 13, defect 11): refuse, and say how to get the key back.
+            raise SecretStoreError(missing_key_message(key_path, store_path))
+        return cls(store_path, cls._key_from_file(key_path))
 
     @staticmethod
     def _key_from_file(path: Path) -> bytes:
+        """Read the key file, or create it (32 random bytes as hex, mode 0600) if absent."""
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
