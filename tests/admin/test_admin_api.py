@@ -107,12 +107,16 @@ async def test_disable_waits_for_the_callback_in_flight(
     install_wat(install_channel, wat_dir, "beta")
     async with admin_host(airlock_home) as api:
         host = api.host
-        webhook = asyncio.create_task(post_webhook(host, "slow"))
+        running = asyncio.create_task(post_webhook(host, "slow"))
         await asyncio.sleep(0.3)  # the guest spins on a worker thread until its 1 s deadline
+        queued = asyncio.create_task(post_webhook(host, "slow"))  # routed, waiting for the channel's lane
+        await asyncio.sleep(0.1)
         started = time.monotonic()
         status, doc = await api.post("/api/channels/slow/disable")
-        assert webhook.done() and await webhook == 500  # the in-flight callback ended (timeout) first
+        assert running.done() and await running == 500  # the callback in flight ended (timeout) first
+        assert await queued == 404  # the one behind it never ran
         assert status == 200 and doc["disabled"] and time.monotonic() - started > 0.3
+        assert doc["counters"]["callbacks"].get("timeout") == 1
         assert await post_webhook(host, "slow") == 404 and await post_webhook(host, "beta") == 200
 
 
