@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from admin_helpers import Api, admin_host, install_wat, post_webhook
 from conftest import BUILT_CHANNELS, REPO, InstallFn
+from fake_telegram import FakeTelegram
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from airlock.fakes.telegram import FakeTelegram
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e

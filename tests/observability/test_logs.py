@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 import watguest
 from conftest import BUILT_CHANNELS, InstallFn, minimal_caps
+from fake_telegram import FakeTelegram
 
 from airlock.config import HostConfig
 from airlock.errors import ConfigError
-from airlock.fakes.telegram import FakeTelegram
 from airlock.host import AirlockHost
 from airlock.observability import configure_logging
 from airlock.observability.logs import REDACTOR

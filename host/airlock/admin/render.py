@@ -2,7 +2,7 @@
 
 Every value put into a template is HTML-escaped (quotes too, so it is safe in attributes) unless it is an
 ``Html`` (markup this module or a template produced). Guest-controlled text (status reasons, error messages,
-sender ids, metadata) therefore can never become markup; ``safe()`` from ``cli_report`` also escapes control
+sender ids, metadata) therefore can never become markup; ``observability.docs.safe`` also escapes control
 characters. Templates are read once and cached.
 """
 
@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-from ..cli_report import safe
+from ..observability.docs import safe
 
 __all__ = ["Html", "ago", "attr", "esc", "join", "render"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..channels.manager import ChannelManager, ChannelSlot
-from ..cli_report import safe
 from ..config import CapabilitiesFile
 from ..errors import PairingError, SecretStoreError
+from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc
 from ..stores import PairingStore, SecretStore

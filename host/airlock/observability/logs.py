@@ -30,6 +30,7 @@ from urllib.parse import quote, quote_plus
 
 from ..errors import ConfigError
 from . import context
+from .docs import MIN_REDACTED_CHARS
 
 __all__ = [
     "LOG_FORMATS",
@@ -44,8 +45,6 @@ __all__ = [
 
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "text")
-MIN_REDACTED_CHARS = 4
-"""Shorter values are not redacted (they would erase ordinary words); secrets are much longer than this."""
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
            "critical": logging.CRITICAL}

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..cli_report import MAX_SHOWN, json_or_text, jsonable, redact, safe, trap_class
+from .docs import MAX_SHOWN, json_or_text, jsonable, redact, safe, trap_class
 
 if TYPE_CHECKING:
     from ..capabilities.http import HttpAudit
@@ -59,7 +59,7 @@ class CallRecord(NamedTuple):
 
 
 class ErrorRecord(NamedTuple):
-    """A failed callback: ``at`` (Unix seconds), callback, ``trap`` (``cli_report.trap_class``), message."""
+    """A failed callback: ``at`` (Unix seconds), callback, ``trap`` (``docs.trap_class``), message."""
 
     at: float
     callback: str
