@@ -207,3 +207,26 @@ async def test_recent_calls_are_invoke_documents_with_secrets_redacted(
         assert len((await api.get("/api/channels/alpha/calls"))[1]["calls"]) == RECENT_CALLS
         assert len((await api.get("/api/channels/alpha/calls?limit=3"))[1]["calls"]) == 3
         assert (await api.get("/api/channels/alpha/calls?limit=x"))[0] == 400
+
+
+async def test_disable_answers_202_while_a_long_poll_finishes(
+    airlock_home: Path, install_channel: InstallFn, wat_dir: Path
+) -> None:
+    # on-poll spins until the channel's 3 s deadline: longer than a disable request waits (DISABLE_WAIT_S).
+    install_wat(install_channel, wat_dir, "poller", mode="loop", poll_ms=5, callback_timeout_secs=3)
+    async with admin_host(airlock_home, min_poll_interval_override_ms=20) as api:
+        slot = api.host.manager.slots["poller"]
+        for _ in range(50):
+            if slot.in_poll:
+                break
+            await asyncio.sleep(0.02)
+        assert slot.in_poll
+        status, doc = await api.post("/api/channels/poller/disable")
+        assert status == 202 and doc["disabled"] and doc["status"].startswith("disabling")
+        for _ in range(100):
+            doc = (await api.get("/api/channels/poller"))[1]
+            if doc["status"] == "disabled by the operator":
+                break
+            await asyncio.sleep(0.05)
+        assert doc["status"] == "disabled by the operator" and not slot.in_poll
+        assert doc["counters"]["callbacks"].get("timeout") == 1  # the poll ran to its end, not cut off

@@ -16,6 +16,7 @@ scripts and styles (no inline script, no framing), no-sniff, referrers only to i
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -159,6 +160,12 @@ class AdminServer:
         log.info("admin console and API on %s", self.url)
 
     async def stop(self) -> None:
+        """Close the listener; a disable still finishing in the background is cancelled (the host is
+        stopping every channel anyway)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        pending = list(self.state.background)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

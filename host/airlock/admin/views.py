@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from ..stores.secrets import MAX_SECRET_BYTES, is_valid_secret_name
 from .auth import LoginLimiter, Sessions, TokenFile
 
 __all__ = ["DISABLE_WAIT_S", "MAX_CALLS_SHOWN", "AdminError", "AdminState"]
+
+log = logging.getLogger("airlock.admin")
 
 DISABLE_WAIT_S = 2.0
 """How long a disable request waits for the channel to stop before answering 202 ("disabling")."""
@@ -148,11 +151,13 @@ class AdminState:
             self.secrets.set(name, value)
         except SecretStoreError as exc:
             raise AdminError(400, str(exc)) from None
+        log.info("admin: secret %s stored", name)
         return {"name": name, "set": True}
 
     def remove_secret(self, name: str) -> dict[str, Any]:
         if not is_valid_secret_name(name) or not self.secrets.remove(name):
             raise AdminError(404, f"no secret named {safe(name, 64)!r}")
+        log.info("admin: secret %s removed", name)
         return {"name": name, "set": False}
 
     # ---- pairing -----------------------------------------------------------------------------------------
@@ -179,6 +184,7 @@ class AdminState:
             req = self.pairing.approve(channel, code_text, owner_text)
         except PairingError as exc:
             raise AdminError(404, str(exc)) from None
+        log.info("[%s] admin: pairing of %s approved", channel, safe(req.external_id, 64))
         return {"channel": channel, "external_id": req.external_id, "owner_id": owner_text or req.external_id,
                 "approved": True}
 
@@ -188,6 +194,7 @@ class AdminState:
             req = self.pairing.deny(channel, _text(code, "code", MAX_CODE_CHARS))
         except PairingError as exc:
             raise AdminError(404, str(exc)) from None
+        log.info("[%s] admin: pairing of %s denied", channel, safe(req.external_id, 64))
         return {"channel": channel, "external_id": req.external_id, "denied": True}
 
     def revoke(self, channel: str, external_id: object) -> dict[str, Any]:
@@ -195,6 +202,7 @@ class AdminState:
         sender = _text(external_id, "external_id", MAX_ID_CHARS)
         if not self.pairing.revoke(channel, sender):
             raise AdminError(404, f"{safe(sender, 64)!r} is not paired on {channel}")
+        log.info("[%s] admin: pairing of %s revoked", channel, safe(sender, 64))
         return {"channel": channel, "external_id": sender, "revoked": True}
 
 
