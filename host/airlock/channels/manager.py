@@ -315,6 +315,8 @@ class ChannelManager:
         for msg in out.messages:
             if self.admit(slot.channel, msg):
                 self.bus.put(msg)
+            elif self.services.observer is not None:
+                self.services.observer.dropped(slot.channel.name, "dm_policy")
 
     def admit(self, channel: Channel, msg: InboundMessage) -> bool:
         """Host-side re-check of owner / dm_policy / allow_from (see the module docstring)."""
@@ -325,7 +327,6 @@ class ChannelManager:
         user = msg.message.user_id
         if policy == "disabled":
             log.warning("[%s] message from %s refused by the host (dm_policy disabled)", channel.name, user)
-            self._count_refused(channel)
             return False
         owner = config.get("owner_id")
         allow = {str(x) for x in (config.get("allow_from") or [])}
@@ -335,12 +336,7 @@ class ChannelManager:
         if paired.resolve_identity(channel.name, user) is not None or user in paired.allow_from(channel.name):
             return True
         log.warning("[%s] message from %s refused by the host (dm_policy %s)", channel.name, user, policy)
-        self._count_refused(channel)
         return False
-
-    def _count_refused(self, channel: Channel) -> None:
-        if self.services.observer is not None:
-            self.services.observer.dropped(channel.name, "dm_policy")
 
     @staticmethod
     def _is_group(msg: InboundMessage) -> bool:
