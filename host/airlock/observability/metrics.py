@@ -57,14 +57,27 @@ FUEL_BUCKETS = (1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 1e8, 1e9, 5e9)
 Key = tuple[str, ...]
 
 
-class _Histogram:
-    """Counts per bucket (not cumulative; the last slot is above every bound), and the sum."""
+class Cell:
+    """One channel's one callback: outcome counts, and the duration and fuel histograms (counts per bucket,
+    not cumulative, the last slot above every bound, and the sums). One dictionary lookup finds all three."""
 
-    __slots__ = ("counts", "total")
+    __slots__ = ("duration", "duration_sum", "fuel", "fuel_sum", "outcomes")
 
-    def __init__(self, bounds: int) -> None:
-        self.counts = [0] * (bounds + 1)
-        self.total = 0.0
+    def __init__(self) -> None:
+        self.outcomes: dict[str, int] = {}
+        self.duration = [0] * (len(DURATION_BUCKETS_S) + 1)
+        self.duration_sum = 0.0
+        self.fuel = [0] * (len(FUEL_BUCKETS) + 1)
+        self.fuel_sum = 0.0
+
+    def count(self, outcome: str, elapsed_s: float, fuel: int | None) -> None:
+        """One callback that ended with ``outcome`` (call with ``Metrics.lock`` held)."""
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.duration[bisect_left(DURATION_BUCKETS_S, elapsed_s)] += 1
+        self.duration_sum += elapsed_s
+        if fuel is not None:
+            self.fuel[bisect_left(FUEL_BUCKETS, fuel)] += 1
+            self.fuel_sum += fuel
 
 
 class Metrics:
@@ -74,37 +87,42 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.lock = threading.Lock()
         """Held by the observer while it counts one event (every dictionary below)."""
-        self.callbacks: dict[Key, int] = {}
-        self.duration: dict[Key, _Histogram] = {}
-        self.fuel: dict[Key, _Histogram] = {}
+        self.cells: dict[tuple[str, str], Cell] = {}
+        """By (channel, callback)."""
         self.host_calls: dict[Key, int] = {}
         self.egress_refusals: dict[Key, int] = {}
         self.webhook_refused: dict[Key, int] = {}
         self.emitted: dict[Key, int] = {}
         self.dropped: dict[Key, int] = {}
-        self.in_use = 0
-        """Instances held now (``started`` minus ``finished``)."""
-        self._in_use_lock = threading.Lock()  # its own: taken twice per callback, never held for long
+        self._local = threading.local()
+        self._in_use: list[list[int]] = []  # one [taken - given] per thread that ran a callback
         self.registry.register(_Families(self))
 
+    def cell(self, channel: str, callback: str) -> Cell:
+        """The (channel, callback) cell, made on first use (call with ``lock`` held)."""
+        found = self.cells.get((channel, callback))
+        if found is None:
+            found = self.cells[(channel, callback)] = Cell()
+        return found
+
     def started(self) -> None:
-        """A sandbox run took an instance."""
-        with self._in_use_lock:
-            self.in_use += 1
+        """A sandbox run took an instance. Each thread counts in its own cell (only it writes there, so no
+        lock and no lost update); ``in_use`` adds the cells up."""
+        try:
+            self._local.cell[0] += 1
+        except AttributeError:
+            with self.lock:
+                self._local.cell = [1]
+                self._in_use.append(self._local.cell)
 
     def finished(self) -> None:
-        """A sandbox run gave its instance back."""
-        with self._in_use_lock:
-            self.in_use -= 1
+        """A sandbox run gave its instance back (on the thread that took it)."""
+        self._local.cell[0] -= 1
 
-    @staticmethod
-    def observe(table: dict[Key, _Histogram], key: Key, bounds: tuple[float, ...], value: float) -> None:
-        """Add ``value`` to the histogram ``table[key]`` (call with ``lock`` held)."""
-        hist = table.get(key)
-        if hist is None:
-            hist = table[key] = _Histogram(len(bounds))
-        hist.counts[bisect_left(bounds, value)] += 1
-        hist.total += value
+    @property
+    def in_use(self) -> int:
+        """Instances held now, over every thread."""
+        return sum(cell[0] for cell in list(self._in_use))
 
     def watch(self, manager: ChannelManager, pool_slots: Callable[[], int]) -> None:
         """Report the manager's channels, websockets and queue, and the pool's size, at each scrape."""
@@ -116,8 +134,6 @@ class Metrics:
 
 
 _COUNTERS = (
-    ("callbacks", "airlock_callbacks", "Guest callbacks by channel, callback and outcome.",
-     ("channel", "callback", "outcome")),
     ("host_calls", "airlock_host_calls", "Host function calls made by guests.", ("channel", "function", "outcome")),
     ("egress_refusals", "airlock_egress_refusals", "http-request calls refused or failed.", ("channel", "reason")),
     ("webhook_refused", "airlock_webhook_refused", "Webhooks refused by the host's verifier.",
@@ -125,10 +141,19 @@ _COUNTERS = (
     ("emitted", "airlock_messages_emitted", "Messages guests emitted.", ("channel",)),
     ("dropped", "airlock_messages_dropped", "Emitted messages that did not reach the agent.", ("channel", "reason")),
 )
-_HISTOGRAMS = (
-    ("duration", DURATION_BUCKETS_S, "airlock_callback_duration_seconds", "Guest callback wall time."),
-    ("fuel", FUEL_BUCKETS, "airlock_callback_fuel", "Fuel a guest callback used."),
-)
+
+
+def _histogram(name: str, doc: str, bounds: tuple[float, ...],
+               rows: list[tuple[tuple[str, str], list[int], float]]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=["channel", "callback"])
+    labels = (*(repr(float(b)) for b in bounds), "+Inf")
+    for key, counts, total in rows:
+        running, buckets = 0, []
+        for bound, n in zip(labels, counts, strict=True):
+            running += n
+            buckets.append((bound, float(running)))
+        family.add_metric(list(key), buckets, sum_value=total)
+    return family
 
 
 class _Families(Collector):
@@ -141,23 +166,24 @@ class _Families(Collector):
         m = self._m
         with m.lock:
             counters = {attr: dict(getattr(m, attr)) for attr, *_ in _COUNTERS}
-            hists = {attr: {k: (list(h.counts), h.total) for k, h in getattr(m, attr).items()}
-                     for attr, *_ in _HISTOGRAMS}
-            in_use = m.in_use
+            cells = [(key, dict(c.outcomes), list(c.duration), c.duration_sum, list(c.fuel), c.fuel_sum)
+                     for key, c in sorted(m.cells.items())]
+        in_use = m.in_use
+        callbacks = CounterMetricFamily("airlock_callbacks", "Guest callbacks by channel, callback and outcome.",
+                                        labels=["channel", "callback", "outcome"])
+        for (channel, callback), outcomes, *_ in cells:
+            for outcome, n in sorted(outcomes.items()):
+                callbacks.add_metric([channel, callback, outcome], float(n))
+        yield callbacks
         for attr, name, doc, labels in _COUNTERS:
             family = CounterMetricFamily(name, doc, labels=list(labels))
             for key, n in sorted(counters[attr].items()):
                 family.add_metric(list(key), float(n))
             yield family
-        for attr, bounds, name, doc in _HISTOGRAMS:
-            hist = HistogramMetricFamily(name, doc, labels=["channel", "callback"])
-            for key, (counts, total) in sorted(hists[attr].items()):
-                running, buckets = 0, []
-                for bound, n in zip((*(repr(float(b)) for b in bounds), "+Inf"), counts, strict=True):
-                    running += n
-                    buckets.append((bound, float(running)))
-                hist.add_metric(list(key), buckets, sum_value=total)
-            yield hist
+        yield _histogram("airlock_callback_duration_seconds", "Guest callback wall time.", DURATION_BUCKETS_S,
+                         [(c[0], c[2], c[3]) for c in cells])
+        yield _histogram("airlock_callback_fuel", "Fuel a guest callback used.", FUEL_BUCKETS,
+                         [(c[0], c[4], c[5]) for c in cells if c[5] or any(c[4])])
         yield GaugeMetricFamily("airlock_pool_slots_in_use", "Callbacks holding an instance now.", value=in_use)
 
 

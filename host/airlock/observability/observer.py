@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy
 from . import context
-from .metrics import DURATION_BUCKETS_S, FUEL_BUCKETS, Metrics
+from .metrics import Metrics
 from .reasons import egress_reason, webhook_reason
 from .recent import RecentCalls, record_of
 
@@ -61,13 +61,11 @@ class CallObserver:
         m = self.metrics
         outcome = outcome_of(out.error)
         state = out.state
+        stats = out.stats
         ctx = context.current()
         rec = record_of(out, outcome, ctx.trace_id if ctx is not None else None)
         with m.lock:
-            _add(m.callbacks, (channel, out.callback, outcome))
-            m.observe(m.duration, (channel, out.callback), DURATION_BUCKETS_S, out.elapsed_s)
-            if out.stats is not None:
-                m.observe(m.fuel, (channel, out.callback), FUEL_BUCKETS, out.stats.fuel_used)
+            m.cell(channel, out.callback).count(outcome, out.elapsed_s, stats.fuel_used if stats is not None else None)
             if state is not None:
                 calls = m.host_calls
                 for call in state.trace:
@@ -75,7 +73,9 @@ class CallObserver:
                     calls[key] = calls.get(key, 0) + 1
                     if not call.ok and call.function == "http-request":
                         _add(m.egress_refusals, (channel, egress_reason(call.error or "")))
-                self._count_emits(channel, out)
+                emits = state.emits
+                if emits.messages or emits.dropped_over_cap or emits.dropped_too_large:
+                    self._count_emits(channel, out)
             if self.recent.lock is m.lock:
                 self.recent.add_locked(channel, rec)
         if self.recent.lock is not m.lock:
@@ -85,15 +85,14 @@ class CallObserver:
         assert out.state is not None
         emits = out.state.emits
         buffered = len(emits.messages)
-        total = buffered + emits.dropped_over_cap + emits.dropped_too_large
-        if not total:
-            return
         m = self.metrics
-        _add(m.emitted, (channel,), total)
+        _add(m.emitted, (channel,), buffered + emits.dropped_over_cap + emits.dropped_too_large)
+        if out.error is None and not emits.dropped_over_cap and not emits.dropped_too_large:
+            return
         limited = isinstance(out.error, EmitRateLimited)
         drops = (("per_callback_limit", emits.dropped_over_cap), ("too_large", emits.dropped_too_large),
                  ("rate_limit", buffered if limited else 0),
-                 ("callback_failed", buffered if not out.ok and not limited else 0))
+                 ("callback_failed", buffered if out.error is not None and not limited else 0))
         for reason, n in drops:
             if n:
                 _add(m.dropped, (channel, reason), n)
@@ -103,9 +102,10 @@ class CallObserver:
         m = self.metrics
         out: dict[str, int] = {}
         with m.lock:
-            for (name, _callback, outcome), n in m.callbacks.items():
+            for (name, _callback), cell in m.cells.items():
                 if name == channel:
-                    out[outcome] = out.get(outcome, 0) + n
+                    for outcome, n in cell.outcomes.items():
+                        out[outcome] = out.get(outcome, 0) + n
         return out
 
     def dropped(self, channel: str, reason: str, n: int = 1) -> None:
@@ -124,7 +124,8 @@ class CallObserver:
         """A callback did not run because the host was busy (503 to the platform)."""
         m = self.metrics
         with m.lock:
-            _add(m.callbacks, (channel, callback, "busy"))
+            cell = m.cell(channel, callback)
+            cell.outcomes["busy"] = cell.outcomes.get("busy", 0) + 1
 
 
 def _add(table: dict[tuple[str, ...], int], key: tuple[str, ...], n: int = 1) -> None:

@@ -68,18 +68,23 @@ class ErrorRecord(NamedTuple):
     trace_id: str | None
 
 
+_new_record = tuple.__new__  # builds the named tuple without its Python-level __new__ (~3x faster)
+
+
 def record_of(out: CallOutcome, outcome: str, trace_id: str | None) -> CallRecord:
     """The record of ``out`` (which finished just now): references only, nothing copied."""
     state = out.state
     stats = out.stats
+    fuel = stats.fuel_used if stats is not None else None
     if state is None:
-        return CallRecord(time.time(), trace_id, out.callback, outcome, out.error, None,
-                          stats.fuel_used if stats is not None else None, out.elapsed_s, out.attempts,
-                          [], [], [], [], 0, {}, {})
-    return CallRecord(time.time(), trace_id, out.callback, outcome, out.error, out.value if out.ok else None,
-                      stats.fuel_used if stats is not None else None, out.elapsed_s, out.attempts, state.trace,
-                      state.logs.entries, state.http_audit, state.emits.messages, len(out.messages),
-                      state.workspace.writes, state.workspace.reads)
+        fields: tuple[Any, ...] = (time.time(), trace_id, out.callback, outcome, out.error, None, fuel,
+                                   out.elapsed_s, out.attempts, (), (), (), (), 0, {}, {})
+    else:
+        fields = (time.time(), trace_id, out.callback, outcome, out.error, out.value if out.ok else None, fuel,
+                  out.elapsed_s, out.attempts, state.trace, state.logs.entries, state.http_audit,
+                  state.emits.messages, len(out.messages), state.workspace.writes, state.workspace.reads)
+    record: CallRecord = _new_record(CallRecord, fields)
+    return record
 
 
 class _Ring:
