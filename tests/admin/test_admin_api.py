@@ -188,20 +188,26 @@ async def test_recent_calls_are_invoke_documents_with_secrets_redacted(
     airlock_home: Path, install_channel: InstallFn, wat_dir: Path
 ) -> None:
     install_wat(install_channel, wat_dir, "alpha")
+    install_wat(install_channel, wat_dir, "boom", mode="grow")
     secret = "sk-live-0123456789abcdef"
     SecretStore.open(airlock_home).set("some_api_key", secret)
     async with admin_host(airlock_home) as api:
+        # Successes are recorded once someone watches the channel; failures always are.
+        assert await post_webhook(api.host, "alpha") == 200
+        assert await post_webhook(api.host, "boom") == 500
+        status, doc = await api.get("/api/channels/alpha/calls")
+        assert status == 200 and doc["recording"] is True and doc["calls"] == []
+        assert abs(doc["successes_since"] - time.time()) < 30
+        [failed] = (await api.get("/api/channels/boom/calls"))[1]["calls"]
+        assert (failed["ok"], failed["outcome"], failed["error"]["class"]) == (False, "panic", "panic")
         # The WAT guest emits the body as a message: a secret the sender pasted lands in the trace.
         assert await post_webhook(api.host, "alpha", body=f"my key is {secret}".encode()) == 200
-        status, doc = await api.get("/api/channels/alpha/calls")
-        assert status == 200 and doc["recording"] is True
-        newest, start = doc["calls"]
-        assert (newest["callback"], newest["ok"], newest["outcome"], start["callback"]) == (
-            "on-http-request", True, "ok", "on-start")
+        [newest] = (await api.get("/api/channels/alpha/calls"))[1]["calls"]
+        assert (newest["callback"], newest["ok"], newest["outcome"]) == ("on-http-request", True, "ok")
         assert [c["function"] for c in newest["host_calls"]] == ["log", "emit-message"]
         assert newest["emitted"][0]["content"] == "my key is [REDACTED:some_api_key]"
         assert newest["value"]["status"] == 200 and newest["fuel_used"] > 0 and len(newest["trace_id"]) == 16
-        assert secret not in json.dumps(doc)
+        assert secret not in json.dumps(await api.get("/api/channels/alpha/calls"))
         for _ in range(RECENT_CALLS + 5):
             await post_webhook(api.host, "alpha")
         assert len((await api.get("/api/channels/alpha/calls"))[1]["calls"]) == RECENT_CALLS

@@ -128,5 +128,5 @@ async def test_metrics_off_means_no_observer_and_a_404(airlock_home: Path, insta
         assert await admin_helpers.post_webhook(api.host, "alpha") == 200
         assert (await api.get("/metrics"))[0] == 404
         calls = (await api.get("/api/channels/alpha/calls"))[1]
-        assert calls == {"channel": "alpha", "recording": False, "calls": []}
+        assert calls == {"channel": "alpha", "recording": False, "successes_since": None, "calls": []}
 

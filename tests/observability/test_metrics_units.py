@@ -71,3 +71,16 @@ def test_in_use_gauge_under_threads() -> None:
         t.join()
     obs.started()
     assert samples(obs)[("airlock_pool_slots_in_use", ())] == 1
+
+
+def test_successes_recorded_only_while_watched_failures_always() -> None:
+    obs = CallObserver()
+    obs.record("a", CallOutcome("on-poll"))
+    obs.record("a", CallOutcome("on-poll", error=HostBug("x")))
+    assert [r.outcome for r in obs.recent.calls("a")] == ["host_bug"]
+    obs.recent.watch("a")
+    obs.record("a", CallOutcome("on-poll"))
+    obs.record("b", CallOutcome("on-poll"))  # another channel is not watched
+    assert [r.outcome for r in obs.recent.calls("a")] == ["ok", "host_bug"]
+    assert obs.recent.calls("b") == [] and obs.counts("b") == {"ok": 1}
+    assert obs.counts("a") == {"ok": 2, "host_bug": 1}  # counted whether recorded or not

@@ -110,7 +110,9 @@ def calls(state: AdminState, session: Session, request: web.Request) -> Html:
             elapsed=f"{call['elapsed_ms']:.1f}", fuel="-" if fuel is None else f"{fuel:,}",
             host_calls=f"{len(call['host_calls'])} host call{'s' if len(call['host_calls']) != 1 else ''}",
             doc=json.dumps(call, indent=2, ensure_ascii=False), trace_id=call["trace_id"] or "-"))
-    note = (f"The last {len(rows)} callbacks of {channel}, newest first; secret values are redacted."
+    note = (f"The last {len(rows)} callbacks of {channel}, newest first (failures always; successes while "
+            f"this page is open, since {time.strftime('%H:%M:%S', time.localtime(doc['successes_since']))}); "
+            "secret values are redacted."
             if doc["recording"] else "Recording is off (HostConfig.metrics is false).")
     if not rows:
         rows.append(Html('<tr><td colspan="7">No callbacks yet.</td></tr>'))

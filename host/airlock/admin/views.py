@@ -106,11 +106,16 @@ class AdminState:
         return self.channel_doc(name, slot)
 
     def calls_doc(self, name: str, limit: int = MAX_CALLS_SHOWN) -> dict[str, Any]:
-        """The channel's recent callbacks, newest first, as ``airlock invoke --json`` documents, redacted."""
+        """The channel's recent callbacks, newest first, as ``airlock invoke --json`` documents, redacted.
+        Asking starts (or extends) recording its successes (``observability.recent``: failures always are);
+        ``successes_since`` says since when (Unix seconds)."""
         self.slot(name)
-        records = self.observer.recent.calls(name)[:max(0, min(limit, MAX_CALLS_SHOWN))] if self.observer else []
+        if self.observer is None:
+            return {"channel": name, "recording": False, "successes_since": None, "calls": []}
+        since = self.observer.recent.watch(name)
+        records = self.observer.recent.calls(name)[:max(0, min(limit, MAX_CALLS_SHOWN))]
         values = self._secret_values()
-        return {"channel": name, "recording": self.observer is not None,
+        return {"channel": name, "recording": True, "successes_since": since,
                 "calls": [call_doc(name, r, values) for r in records]}
 
     def _secret_values(self) -> dict[str, str]:

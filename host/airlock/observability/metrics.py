@@ -26,7 +26,6 @@ pooling) and ``airlock_bus_queued``.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +53,9 @@ waiting on the network up to the callback timeout (30 s by default)."""
 FUEL_BUCKETS = (1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 1e8, 1e9, 5e9)
 """Fuel (about one unit per wasm instruction) up to the default 5e9 per callback."""
 
-Key = tuple[str, ...]
-
-
 class Cell:
     """One channel's one callback: outcome counts, and the duration and fuel histograms (counts per bucket,
-    not cumulative, the last slot above every bound, and the sums). One dictionary lookup finds all three."""
+    not cumulative, the last slot above every bound, and the sums)."""
 
     __slots__ = ("duration", "duration_sum", "fuel", "fuel_sum", "outcomes")
 
@@ -70,14 +66,28 @@ class Cell:
         self.fuel = [0] * (len(FUEL_BUCKETS) + 1)
         self.fuel_sum = 0.0
 
-    def count(self, outcome: str, elapsed_s: float, fuel: int | None) -> None:
-        """One callback that ended with ``outcome`` (call with ``Metrics.lock`` held)."""
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        self.duration[bisect_left(DURATION_BUCKETS_S, elapsed_s)] += 1
-        self.duration_sum += elapsed_s
-        if fuel is not None:
-            self.fuel[bisect_left(FUEL_BUCKETS, fuel)] += 1
-            self.fuel_sum += fuel
+
+class ChannelStats:
+    """Everything counted for one channel, found with one dictionary lookup per callback: its callbacks'
+    cells, host calls by (function, ok), egress refusals and dropped messages by reason, messages emitted,
+    webhook refusals by (scheme, reason), and ``ring`` (the recent-call ring the observer keeps with it)."""
+
+    __slots__ = ("cells", "dropped", "egress", "emitted", "host_calls", "refused", "ring")
+
+    def __init__(self, ring: Any = None) -> None:
+        self.cells: dict[str, Cell] = {}
+        self.host_calls: dict[tuple[str, bool], int] = {}
+        self.egress: dict[str, int] = {}
+        self.emitted = 0
+        self.dropped: dict[str, int] = {}
+        self.refused: dict[tuple[str, str], int] = {}
+        self.ring = ring
+
+    def cell(self, callback: str) -> Cell:
+        found = self.cells.get(callback)
+        if found is None:
+            found = self.cells[callback] = Cell()
+        return found
 
 
 class Metrics:
@@ -86,23 +96,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.lock = threading.Lock()
-        """Held by the observer while it counts one event (every dictionary below)."""
-        self.cells: dict[tuple[str, str], Cell] = {}
-        """By (channel, callback)."""
-        self.host_calls: dict[Key, int] = {}
-        self.egress_refusals: dict[Key, int] = {}
-        self.webhook_refused: dict[Key, int] = {}
-        self.emitted: dict[Key, int] = {}
-        self.dropped: dict[Key, int] = {}
+        """Held while one event is counted (every ``ChannelStats``)."""
+        self.channels: dict[str, ChannelStats] = {}
         self._local = threading.local()
         self._in_use: list[list[int]] = []  # one [taken - given] per thread that ran a callback
         self.registry.register(_Families(self))
 
-    def cell(self, channel: str, callback: str) -> Cell:
-        """The (channel, callback) cell, made on first use (call with ``lock`` held)."""
-        found = self.cells.get((channel, callback))
+    def channel(self, name: str, ring: Callable[[], Any] | None = None) -> ChannelStats:
+        """``name``'s stats, made on first use with ``ring()`` as its ring (call with ``lock`` held)."""
+        found = self.channels.get(name)
         if found is None:
-            found = self.cells[(channel, callback)] = Cell()
+            found = self.channels[name] = ChannelStats(ring() if ring is not None else None)
         return found
 
     def started(self) -> None:
@@ -133,18 +137,8 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-_COUNTERS = (
-    ("host_calls", "airlock_host_calls", "Host function calls made by guests.", ("channel", "function", "outcome")),
-    ("egress_refusals", "airlock_egress_refusals", "http-request calls refused or failed.", ("channel", "reason")),
-    ("webhook_refused", "airlock_webhook_refused", "Webhooks refused by the host's verifier.",
-     ("channel", "scheme", "reason")),
-    ("emitted", "airlock_messages_emitted", "Messages guests emitted.", ("channel",)),
-    ("dropped", "airlock_messages_dropped", "Emitted messages that did not reach the agent.", ("channel", "reason")),
-)
-
-
 def _histogram(name: str, doc: str, bounds: tuple[float, ...],
-               rows: list[tuple[tuple[str, str], list[int], float]]) -> HistogramMetricFamily:
+               rows: list[tuple[list[str], list[int], float]]) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, doc, labels=["channel", "callback"])
     labels = (*(repr(float(b)) for b in bounds), "+Inf")
     for key, counts, total in rows:
@@ -152,39 +146,60 @@ def _histogram(name: str, doc: str, bounds: tuple[float, ...],
         for bound, n in zip(labels, counts, strict=True):
             running += n
             buckets.append((bound, float(running)))
-        family.add_metric(list(key), buckets, sum_value=total)
+        family.add_metric(key, buckets, sum_value=total)
     return family
 
 
+class _Snapshot:
+    """The counters of every channel, copied under the lock."""
+
+    def __init__(self, m: Metrics) -> None:
+        with m.lock:
+            items = sorted(m.channels.items())
+            self.cells = [([ch, cb], dict(c.outcomes), list(c.duration), c.duration_sum, list(c.fuel), c.fuel_sum)
+                          for ch, st in items for cb, c in sorted(st.cells.items())]
+            self.host_calls = [([ch, fn, "ok" if ok else "error"], n) for ch, st in items
+                               for (fn, ok), n in sorted(st.host_calls.items())]
+            self.egress = [([ch, r], n) for ch, st in items for r, n in sorted(st.egress.items())]
+            self.refused = [([ch, sc, r], n) for ch, st in items for (sc, r), n in sorted(st.refused.items())]
+            self.emitted = [([ch], st.emitted) for ch, st in items if st.emitted]
+            self.dropped = [([ch, r], n) for ch, st in items for r, n in sorted(st.dropped.items())]
+
+
+_COUNTERS = (
+    ("host_calls", "airlock_host_calls", "Host function calls made by guests.", ("channel", "function", "outcome")),
+    ("egress", "airlock_egress_refusals", "http-request calls refused or failed.", ("channel", "reason")),
+    ("refused", "airlock_webhook_refused", "Webhooks refused by the host's verifier.", ("channel", "scheme", "reason")),
+    ("emitted", "airlock_messages_emitted", "Messages guests emitted.", ("channel",)),
+    ("dropped", "airlock_messages_dropped", "Emitted messages that did not reach the agent.", ("channel", "reason")),
+)
+
+
 class _Families(Collector):
-    """The counted metrics as metric families, copied under the lock at scrape time."""
+    """The counted metrics as metric families, built at scrape time."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
 
     def collect(self) -> Iterator[Any]:
-        m = self._m
-        with m.lock:
-            counters = {attr: dict(getattr(m, attr)) for attr, *_ in _COUNTERS}
-            cells = [(key, dict(c.outcomes), list(c.duration), c.duration_sum, list(c.fuel), c.fuel_sum)
-                     for key, c in sorted(m.cells.items())]
-        in_use = m.in_use
+        snap = _Snapshot(self._m)
         callbacks = CounterMetricFamily("airlock_callbacks", "Guest callbacks by channel, callback and outcome.",
                                         labels=["channel", "callback", "outcome"])
-        for (channel, callback), outcomes, *_ in cells:
+        for key, outcomes, *_ in snap.cells:
             for outcome, n in sorted(outcomes.items()):
-                callbacks.add_metric([channel, callback, outcome], float(n))
+                callbacks.add_metric([*key, outcome], float(n))
         yield callbacks
         for attr, name, doc, labels in _COUNTERS:
             family = CounterMetricFamily(name, doc, labels=list(labels))
-            for key, n in sorted(counters[attr].items()):
-                family.add_metric(list(key), float(n))
+            for key, n in getattr(snap, attr):
+                family.add_metric(key, float(n))
             yield family
         yield _histogram("airlock_callback_duration_seconds", "Guest callback wall time.", DURATION_BUCKETS_S,
-                         [(c[0], c[2], c[3]) for c in cells])
+                         [(c[0], c[2], c[3]) for c in snap.cells])
         yield _histogram("airlock_callback_fuel", "Fuel a guest callback used.", FUEL_BUCKETS,
-                         [(c[0], c[4], c[5]) for c in cells if c[5] or any(c[4])])
-        yield GaugeMetricFamily("airlock_pool_slots_in_use", "Callbacks holding an instance now.", value=in_use)
+                         [(c[0], c[4], c[5]) for c in snap.cells if any(c[4])])
+        yield GaugeMetricFamily("airlock_pool_slots_in_use", "Callbacks holding an instance now.",
+                                value=self._m.in_use)
 
 
 class _ManagerCollector(Collector):

@@ -1,7 +1,8 @@
 """``CallObserver``: what the host tells metrics and the recent-call rings, from the places things happen.
 
-Cheap on purpose (it runs once per callback, on the webhook path): one lock, a few dictionary updates, one
-tuple for the recent-call ring; labels are classified and metric families built only at scrape time.
+Cheap on purpose (it runs once per callback, on the webhook path): one lock and a few dictionary updates; a
+record for the recent-call ring only for a failure or a watched channel (``recent``); labels are classified
+and metric families built only at scrape time.
 
 ``Channel`` calls ``started``/``finished`` around every sandbox run (the pool-slot gauge) and ``record`` for
 every callback that ended (not for an inline attempt that was dropped or is still pending:
@@ -12,11 +13,13 @@ when its ``dm_policy`` check refuses a message. ``HostConfig.metrics`` false giv
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy
 from . import context
-from .metrics import Metrics
+from .metrics import DURATION_BUCKETS_S, FUEL_BUCKETS, ChannelStats, Metrics
 from .reasons import egress_reason, webhook_reason
 from .recent import RecentCalls, record_of
 
@@ -51,82 +54,91 @@ class CallObserver:
     def __init__(self, metrics: Metrics | None = None, recent: RecentCalls | None = None) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
         self.recent = recent if recent is not None else RecentCalls(lock=self.metrics.lock)
+        if self.recent.lock is not self.metrics.lock:
+            raise ValueError("the recent-call rings must share the metrics' lock")
         self.started = self.metrics.started
         """Count an instance taken (a sandbox run begins)."""
         self.finished = self.metrics.finished
         """Count an instance given back."""
 
+    def _stats(self, channel: str) -> ChannelStats:
+        return self.metrics.channel(channel, lambda: self.recent.ring(channel))
+
     def record(self, channel: str, out: CallOutcome) -> None:
-        """Count one finished callback and keep its record."""
+        """Count one finished callback and keep its record (one lock, a few dictionary updates)."""
+        error = out.error
+        outcome = "ok" if error is None else outcome_of(error)
+        state, stats, elapsed = out.state, out.stats, out.elapsed_s
         m = self.metrics
-        outcome = outcome_of(out.error)
-        state = out.state
-        stats = out.stats
-        ctx = context.current()
-        rec = record_of(out, outcome, ctx.trace_id if ctx is not None else None)
         with m.lock:
-            m.cell(channel, out.callback).count(outcome, out.elapsed_s, stats.fuel_used if stats is not None else None)
+            ch = m.channels.get(channel) or self._stats(channel)
+            cell = ch.cells.get(out.callback) or ch.cell(out.callback)
+            outcomes = cell.outcomes
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            cell.duration[bisect_left(DURATION_BUCKETS_S, elapsed)] += 1
+            cell.duration_sum += elapsed
+            if stats is not None:
+                cell.fuel[bisect_left(FUEL_BUCKETS, stats.fuel_used)] += 1
+                cell.fuel_sum += stats.fuel_used
             if state is not None:
-                calls = m.host_calls
+                calls = ch.host_calls
                 for call in state.trace:
-                    key = (channel, call.function, "ok" if call.ok else "error")
+                    key = (call.function, call.ok)
                     calls[key] = calls.get(key, 0) + 1
                     if not call.ok and call.function == "http-request":
-                        _add(m.egress_refusals, (channel, egress_reason(call.error or "")))
+                        reason = egress_reason(call.error or "")
+                        ch.egress[reason] = ch.egress.get(reason, 0) + 1
                 emits = state.emits
-                if emits.messages or emits.dropped_over_cap or emits.dropped_too_large:
-                    self._count_emits(channel, out)
-            if self.recent.lock is m.lock:
-                self.recent.add_locked(channel, rec)
-        if self.recent.lock is not m.lock:
-            self.recent.add(channel, rec)
-
-    def _count_emits(self, channel: str, out: CallOutcome) -> None:
-        assert out.state is not None
-        emits = out.state.emits
-        buffered = len(emits.messages)
-        m = self.metrics
-        _add(m.emitted, (channel,), buffered + emits.dropped_over_cap + emits.dropped_too_large)
-        if out.error is None and not emits.dropped_over_cap and not emits.dropped_too_large:
-            return
-        limited = isinstance(out.error, EmitRateLimited)
-        drops = (("per_callback_limit", emits.dropped_over_cap), ("too_large", emits.dropped_too_large),
-                 ("rate_limit", buffered if limited else 0),
-                 ("callback_failed", buffered if out.error is not None and not limited else 0))
-        for reason, n in drops:
-            if n:
-                _add(m.dropped, (channel, reason), n)
+                emitted = len(emits.messages) + emits.dropped_over_cap + emits.dropped_too_large
+                if emitted:
+                    ch.emitted += emitted
+                    if error is not None or emits.dropped_over_cap or emits.dropped_too_large:
+                        _count_drops(ch, out)
+            ring = ch.ring
+            if error is not None or ring.watched_until > monotonic():  # recent.py: what is recorded
+                ctx = context.current()
+                ring.add(record_of(out, outcome, ctx.trace_id if ctx is not None else None))
 
     def counts(self, channel: str) -> dict[str, int]:
         """``channel``'s callbacks by outcome since start (``metrics.OUTCOMES`` values)."""
-        m = self.metrics
         out: dict[str, int] = {}
-        with m.lock:
-            for (name, _callback), cell in m.cells.items():
-                if name == channel:
-                    for outcome, n in cell.outcomes.items():
-                        out[outcome] = out.get(outcome, 0) + n
+        with self.metrics.lock:
+            stats = self.metrics.channels.get(channel)
+            for cell in stats.cells.values() if stats is not None else ():
+                for outcome, n in cell.outcomes.items():
+                    out[outcome] = out.get(outcome, 0) + n
         return out
 
     def dropped(self, channel: str, reason: str, n: int = 1) -> None:
         """``n`` emitted messages of ``channel`` did not reach the agent (``metrics.DROP_REASONS``)."""
-        m = self.metrics
-        with m.lock:
-            _add(m.dropped, (channel, reason), n)
+        with self.metrics.lock:
+            _add(self._stats(channel).dropped, reason, n)
 
     def webhook_refused(self, channel: str, scheme: str, reason: str) -> None:
         """The host's verifier refused a webhook; ``reason`` is the verifier's text (classified here)."""
-        m = self.metrics
-        with m.lock:
-            _add(m.webhook_refused, (channel, scheme, webhook_reason(reason)))
+        label = webhook_reason(reason)
+        with self.metrics.lock:
+            refused = self._stats(channel).refused
+            refused[(scheme, label)] = refused.get((scheme, label), 0) + 1
 
     def busy(self, channel: str, callback: str) -> None:
         """A callback did not run because the host was busy (503 to the platform)."""
-        m = self.metrics
-        with m.lock:
-            cell = m.cell(channel, callback)
-            cell.outcomes["busy"] = cell.outcomes.get("busy", 0) + 1
+        with self.metrics.lock:
+            _add(self._stats(channel).cell(callback).outcomes, "busy")
 
 
-def _add(table: dict[tuple[str, ...], int], key: tuple[str, ...], n: int = 1) -> None:
+def _count_drops(ch: ChannelStats, out: CallOutcome) -> None:
+    """Emitted messages of ``out`` that did not reach the agent, by reason (``metrics.DROP_REASONS``)."""
+    assert out.state is not None
+    emits = out.state.emits
+    buffered = len(emits.messages)
+    limited = isinstance(out.error, EmitRateLimited)
+    for reason, n in (("per_callback_limit", emits.dropped_over_cap), ("too_large", emits.dropped_too_large),
+                      ("rate_limit", buffered if limited else 0),
+                      ("callback_failed", buffered if out.error is not None and not limited else 0)):
+        if n:
+            _add(ch.dropped, reason, n)
+
+
+def _add(table: dict[str, int], key: str, n: int = 1) -> None:
     table[key] = table.get(key, 0) + n

@@ -1,9 +1,14 @@
 """Recent callbacks and last errors per channel, for the admin API and console.
 
-Each finished callback leaves a ``CallRecord``: references to what its ``CallState`` already holds (host-call
-trace, logs, HTTP audit, emitted messages, workspace writes), never attachment bytes, so keeping one costs a
-tuple. A channel keeps its last ``RECENT_CALLS`` records and its last ``LAST_ERRORS`` failures (time, callback,
-trap class, message, trace id).
+A finished callback may leave a ``CallRecord``: references to what its ``CallState`` already holds (host-call
+trace, logs, HTTP audit, emitted messages, workspace writes), never attachment bytes. A channel keeps its last
+``RECENT_CALLS`` records and its last ``LAST_ERRORS`` failures (time, callback, trap class, message, trace id).
+
+Which callbacks are recorded: every failure, always; successes only while someone watches the channel (asked
+for its recent calls within the last ``WATCH_S`` seconds: the console's calls page refreshes well within
+that). Keeping a record of every success costs a few microseconds per webhook (building it, and freeing what
+it holds cache-cold 50 callbacks later), which ``make bench`` sees on a small guest's webhook path; a watched
+channel pays it, the others do not.
 
 ``call_doc`` turns a record into the document ``airlock invoke --json`` prints (same keys for what a running
 host knows: callback, ok, error {class, message}, value, host_calls, logs, http, emitted, workspace, fuel_used,
@@ -27,10 +32,13 @@ if TYPE_CHECKING:
     from ..errors import AirlockError
     from ..runtime.values import EmittedMessage
 
-__all__ = ["LAST_ERRORS", "RECENT_CALLS", "CallRecord", "ErrorRecord", "RecentCalls", "call_doc", "redact"]
+__all__ = ["LAST_ERRORS", "RECENT_CALLS", "WATCH_S", "CallRecord", "ErrorRecord", "RecentCalls", "Ring", "call_doc",
+           "redact"]
 
 RECENT_CALLS = 50
 """Callbacks kept per channel (the oldest goes first)."""
+WATCH_S = 300.0
+"""How long (seconds) successes are recorded after someone last asked for a channel's recent calls."""
 LAST_ERRORS = 10
 """Failed callbacks kept per channel for "last errors"."""
 
@@ -87,38 +95,57 @@ def record_of(out: CallOutcome, outcome: str, trace_id: str | None) -> CallRecor
     return record
 
 
-class _Ring:
-    __slots__ = ("calls", "errors")
+class Ring:
+    """One channel's recent records and last errors (append with the owner's lock held). ``watched_until``:
+    ``time.monotonic()`` until which successes are recorded too (module docstring)."""
+
+    __slots__ = ("calls", "errors", "watched_since", "watched_until")
 
     def __init__(self, keep: int, keep_errors: int) -> None:
         self.calls: deque[CallRecord] = deque(maxlen=keep)
         self.errors: deque[ErrorRecord] = deque(maxlen=keep_errors)
+        self.watched_until = 0.0
+        self.watched_since = 0.0
+
+    def add(self, record: CallRecord) -> None:
+        self.calls.append(record)
+        if record.error is not None:
+            self.errors.append(ErrorRecord(record.at, record.callback, trap_class(record.error), str(record.error),
+                                           record.trace_id))
 
 
 class RecentCalls:
     """Per-channel rings of ``CallRecord`` and ``ErrorRecord``. Thread-safe: every method takes ``lock``
-    (by default its own; ``CallObserver`` shares the metrics' lock and calls ``add_locked`` while holding it,
-    so a callback costs one lock acquisition in all)."""
+    (by default its own; ``CallObserver`` shares the metrics' lock, keeps each channel's ``ring`` with its
+    counters and appends to it while holding that lock, so a callback costs one lock acquisition in all)."""
 
     def __init__(self, keep: int = RECENT_CALLS, keep_errors: int = LAST_ERRORS,
                  lock: threading.Lock | None = None) -> None:
         self._keep, self._keep_errors = keep, keep_errors
-        self._rings: dict[str, _Ring] = {}
+        self._rings: dict[str, Ring] = {}
         self.lock = lock if lock is not None else threading.Lock()
 
-    def add_locked(self, channel: str, record: CallRecord) -> None:
-        """Keep ``record`` (the caller holds ``lock``)."""
-        ring = self._rings.get(channel)
-        if ring is None:
-            ring = self._rings[channel] = _Ring(self._keep, self._keep_errors)
-        ring.calls.append(record)
-        if record.error is not None:
-            ring.errors.append(ErrorRecord(record.at, record.callback, trap_class(record.error), str(record.error),
-                                           record.trace_id))
+    def ring(self, channel: str) -> Ring:
+        """``channel``'s ring, made on first use (the caller holds ``lock``)."""
+        found = self._rings.get(channel)
+        if found is None:
+            found = self._rings[channel] = Ring(self._keep, self._keep_errors)
+        return found
 
     def add(self, channel: str, record: CallRecord) -> None:
         with self.lock:
-            self.add_locked(channel, record)
+            self.ring(channel).add(record)
+
+    def watch(self, channel: str) -> float:
+        """Record ``channel``'s successes for the next ``WATCH_S`` seconds; returns since when (Unix seconds)
+        successes have been recorded without a gap in this watch."""
+        now = time.monotonic()
+        with self.lock:
+            ring = self.ring(channel)
+            if ring.watched_until <= now:
+                ring.watched_since = time.time()
+            ring.watched_until = now + WATCH_S
+            return ring.watched_since
 
     def calls(self, channel: str) -> list[CallRecord]:
         """The channel's recent records, newest first."""
