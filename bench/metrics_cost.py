@@ -3,8 +3,8 @@
 Two hosts with the same channel, the benchmark's Rust guest (a) (the minimal WAT guest when it is not built),
 differ only in ``HostConfig.metrics``: on, every callback is counted (``observability``: callbacks, duration and
 fuel histograms, host calls, emitted messages, the recent-call ring), off, the host has no observer at all.
-Each is served by its real listener (``AirlockHost``) on 127.0.0.1 and loaded in turn, in alternating rounds
-(off, on, off, on, ...) so the shared machine's noise spreads over both; an agent task drains each bus.
+Each is served by its real listener (``AirlockHost``) on 127.0.0.1 and loaded in turn, in rounds (off then on,
+then on then off, ...) so the shared machine's noise spreads over both; an agent task drains each bus.
 Reported: each variant's mean req/s over the rounds, every round's figure, and on / off.
 """
 
@@ -68,8 +68,10 @@ async def run(cache: Path, concurrency: int, duration_s: float, rounds: int, log
             servers = {v: await stack.enter_async_context(_host(cache, v == "on")) for v in VARIANTS}
             for server in servers.values():  # warm-up: compile cache, inline guard, connections
                 await e2e.load(server, server.targets[0], concurrency, min(1.0, duration_s), tmp)
-            for _ in range(rounds):
-                for variant, server in servers.items():
+            for r in range(rounds):
+                order = VARIANTS if r % 2 == 0 else VARIANTS[::-1]  # neither goes first every round
+                for variant in order:
+                    server = servers[variant]
                     summary = await e2e.load(server, server.targets[0], concurrency, duration_s, tmp)
                     if summary["non2xx"] or summary.get("errors"):
                         raise RuntimeError(f"metrics {variant}: {summary['non2xx']} non-2xx answers")
