@@ -53,14 +53,15 @@ wrk:
 browser:
 	bash scripts/install-browser.sh
 
+# The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
-	$(BIN)/python -m airlock.demo --channels-dir $(CHANNELS)
+	PYTHONPATH=host $(BIN)/python -m airlock_demo --channels-dir $(CHANNELS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check host tests sdk guest-plugins bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict host/airlock
+	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
 pytest: guests test-guests bench-guest browser
 	$(BIN)/pytest -q

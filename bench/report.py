@@ -251,7 +251,20 @@ def _rss_section(r: dict[str, Any]) -> list[str]:
             f"file's default emit rate limit ({rss.get('emit_limit', '?')}; messages past it are dropped and "
             "counted). The limiter keeps one timestamp per admitted message for an hour, by design, so with the "
             "throughput runs' raised limit (last column) RSS also grows by that window, ~40 bytes per message.",
-            "", *rows, ""]
+            "", *rows, "", *_http_memory_lines(r)]
+
+
+def _http_memory_lines(r: dict[str, Any]) -> list[str]:
+    mem = r.get("http_memory")
+    if not isinstance(mem, dict) or not isinstance(mem.get("host"), dict):
+        return []
+    host, poc = mem["host"], mem.get("adapter") or {}
+    return [f"One {host['response_mib']} MiB `http-request` response handed to a guest (bench/http_memory.py, "
+            f"own process): peak RSS grows by **{host['rss_delta_mib']} MiB ({host['ratio']}x the body)**. "
+            "wasmtime-py's component API turns each byte of a `list<u8>` into a 32-byte C value and a 48-byte "
+            "Rust value, both alive at once. The same body pulled through a chunking adapter component composed "
+            f"in front of the guest (a proof of concept, not used by the host yet): {_fmt(poc.get('rss_delta_mib'))} "
+            f"MiB ({_fmt(poc.get('ratio'))}x).", ""]
 
 
 def _startup_section(r: dict[str, Any]) -> list[str]:

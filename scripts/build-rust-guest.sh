@@ -5,8 +5,9 @@
 #
 #   FORCE=1   rebuild even when the output is up to date
 #
-# The crate must be a `cdylib` member of the root Cargo workspace (guest-plugins/<name>/ with package name
-# <name>-channel, depending on airlock-channel = { path = "../../sdk/rust" }). Steps:
+# The crate must be a `cdylib`: a member of the root Cargo workspace (guest-plugins/<name>/ with package name
+# <name>-channel, depending on airlock-channel = { path = "../../sdk/rust" }), or a crate with a [workspace] of
+# its own (`airlock new rust`), which cargo builds in its directory. Steps:
 #   1. scripts/rust-toolchain.sh picks rustup's wasm32-unknown-unknown target or Debian's rustc-web with
 #      -Zbuild-std (installing the Debian packages if neither is there);
 #   2. cargo rustc --release --lib (profile in the root Cargo.toml: opt-level "s", LTO, one codegen unit,
@@ -52,6 +53,9 @@ toml_name() {
     ' "$crate_dir/Cargo.toml"
 }
 package="$(toml_name package)"
+# A crate with its own [workspace] builds where it is; a member of the root workspace builds from the root.
+cargo_dir="$root"
+grep -q '^\[workspace\]' "$crate_dir/Cargo.toml" && cargo_dir="$crate_dir"
 [[ -n "$package" ]] || fail "no [package] name in $crate_dir/Cargo.toml"
 lib="$(toml_name lib)"
 lib="${lib:-$package}"
@@ -98,7 +102,7 @@ start=$(date +%s.%N)
 log="$target_dir/build-$package.log"
 mkdir -p "$target_dir"
 # shellcheck disable=SC2086  # AIRLOCK_CARGO_FLAGS is a list of flags
-if ! (cd "$root" && CARGO_TARGET_DIR="$target_dir" "$AIRLOCK_CARGO" rustc --release --quiet --lib \
+if ! (cd "$cargo_dir" && CARGO_TARGET_DIR="$target_dir" "$AIRLOCK_CARGO" rustc --release --quiet --lib \
         --target "$TARGET" $AIRLOCK_CARGO_FLAGS -p "$package" -- -C "link-arg=-zstack-size=$stack" \
         >"$log" 2>&1); then
     cat "$log" >&2

@@ -131,7 +131,7 @@ def test_secrets_set_list_rm_never_prints_values(home: Path) -> None:
 
 
 def test_secrets_set_prompts_hidden_on_a_terminal(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
+    monkeypatch.setattr(cli.secrets, "_stdin_is_tty", lambda: True)
     r = run("secrets", "set", "api_key", input="typed-secret\n")
     assert r.exit_code == 0, r.output
     assert "typed-secret" not in r.output
@@ -306,7 +306,7 @@ def test_invoke_on_respond_shows_the_workspace_write(home: Path, wasm: Path, cap
     doc = json.loads(run(*args, "--json").stdout)
     assert doc["host_calls"] == [{"function": "workspace-write", "ok": True, "error": None,
                                   "detail": {"path": "last-reply", "bytes": 8}}]
-    assert doc["workspace"] == {"reads": [], "writes": {"last-reply": "hi there"}, "applied": True}
+    assert doc["workspace"] == {"reads": [], "writes": {"last-reply": "hi there"}, "applied": True, "seeded": []}
     assert not (home / "workspace.db").exists()  # the workspace is temporary
 
 
@@ -339,7 +339,7 @@ def test_invoke_rejects_bad_input(home: Path, wasm: Path, caps: Path) -> None:
 
 
 def test_report_redacts_secret_values() -> None:
-    from airlock import cli_report
+    from airlock.cli import report as cli_report
 
     doc = {"url": "https://x/botSEKRIT-123/send", "nested": [{"log": "token SEKRIT-123"}], "n": 3, "short": "ab"}
     out = cli_report.redact(doc, {"bot_token": "SEKRIT-123", "tiny": "ab"})
@@ -443,7 +443,10 @@ def wait_for_reply(home: Path, expected: str, timeout: float = 10.0) -> None:
 
 def serve_and_stop(home: Path, extra: list[str], message: str, expected_reply: str, cwd: Path) -> str:
     port = free_port()
-    env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_MASTER_KEY": MASTER_KEY}
+    # This checkout's code, whatever the venv's editable install points at.
+    host_dir = str(Path(__file__).resolve().parents[1] / "host")
+    env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_MASTER_KEY": MASTER_KEY,
+           "PYTHONPATH": os.pathsep.join(p for p in (host_dir, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "airlock.cli", "serve", "--port", str(port), *extra],
         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

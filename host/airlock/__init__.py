@@ -5,6 +5,7 @@ The public surface is what ``__all__`` lists; everything else is internal and ma
 
 from __future__ import annotations
 
+from ._version import __version__ as __version__
 from .channels.channel import CallOutcome, InboundMessage
 from .channels.manager import Delivery
 from .config import CapabilitiesFile, HostConfig, load_capabilities

@@ -77,6 +77,11 @@ log = logging.getLogger("airlock.config")
 #: Largest capabilities file the loader reads, in bytes (real ones are a few KiB).
 MAX_CAPABILITIES_FILE_BYTES = 1024 * 1024
 
+#: Default of :attr:`HostConfig.max_guest_list_bytes`: the largest ``list<u8>`` a host function takes from a
+#: guest (2 MiB). Wasmtime itself refuses lists over 2,796,202 elements (its per-call "hostcall fuel" of
+#: 128 MiB at 48 bytes per element), so a larger value changes nothing.
+DEFAULT_MAX_GUEST_LIST_BYTES = 2 * 1024 * 1024
+
 #: Production floor for ``channel.min_poll_interval_ms`` (30 s); only a test host may lower it
 #: (:attr:`HostConfig.min_poll_interval_override_ms`).
 MIN_POLL_INTERVAL_MS = 30_000
@@ -752,6 +757,12 @@ class HostConfig(BaseModel):
         inline_callbacks: attempt webhooks on the event loop first, falling back to a worker thread when the
             guest needs one (``channels.manager``, ``channels.inline``); default on, ``False`` runs every
             callback on a worker thread.
+        max_guest_list_bytes: the largest ``list<u8>`` a guest may pass to a host function (bytes; default
+            :data:`DEFAULT_MAX_GUEST_LIST_BYTES`, 2 MiB): an ``http-request`` body or ``store-attachment-data``
+            above it gets a WIT error before any capability sees it. It bounds what the host keeps, not
+            what wasmtime allocates to hand the value over: wasmtime-py 50 converts every element of a list
+            into a 32-byte C value and a 48-byte Rust value (about 80 bytes per byte) before host code runs,
+            up to its own per-call limit of 2,796,202 elements (issue 13, defect 4).
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: inbound message bus capacity (messages).
         log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
@@ -787,6 +798,7 @@ class HostConfig(BaseModel):
     fuel_per_callback: PositiveInt = 5_000_000_000
     fastpath: bool | None = None
     inline_callbacks: bool = True
+    max_guest_list_bytes: PositiveInt = DEFAULT_MAX_GUEST_LIST_BYTES
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
     log_bytes_per_minute: PositiveInt = 256 * 1024

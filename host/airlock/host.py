@@ -64,7 +64,8 @@ class AirlockHost:
         self.bus = MessageBus(config.bus_capacity)
         self.observer = CallObserver() if config.metrics else None
         services = HostServices(
-            sandbox=Sandbox(self.runtime, fastpath=config.fastpath), secret_lookup=self.secrets.get,
+            sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
+            secret_lookup=self.secrets.get,
             pairing=self.pairing,
             durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,

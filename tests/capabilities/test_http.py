@@ -402,13 +402,11 @@ async def test_placeholder_for_allowed_but_missing_secret_refused(egress: Egress
         await call(cap, "https://api.example.com/echo", headers={"X-T": "{NOT_STORED}"})
 
 
-async def test_allowed_placeholders_filled_in_header_path_and_query(
-    egress: Egress, upstream: Upstream
-) -> None:
+async def test_allowed_placeholders_filled_in_header_and_path(egress: Egress, upstream: Upstream) -> None:
     audit: list[HttpAudit] = []
     result = await call(
         make_cap(egress),
-        "https://api.example.com/echo/{API_KEY}?key={API_KEY}&x=1",
+        "https://api.example.com/echo/{API_KEY}?x=1",
         headers={"X-Api-Key": "{API_KEY}", "X-Other": "lit {not_a_placeholder}"},
         audit=audit,
     )
@@ -416,9 +414,31 @@ async def test_allowed_placeholders_filled_in_header_path_and_query(
     assert seen["headers"]["X-Api-Key"] == API_KEY
     assert seen["headers"]["X-Other"] == "lit {not_a_placeholder}"
     assert seen["path"] == f"/echo/{API_KEY}"  # '/' and '?' were percent-encoded in the path
-    assert seen["query"] == f"key={quote(API_KEY, safe='')}&x=1"
+    assert seen["query"] == "x=1"
     assert_no_secret(API_KEY, result.body, result.headers_json, audit[0].url)
     assert "[REDACTED]" in audit[0].url
+
+
+async def test_query_placeholder_needs_a_query_param_credential_for_the_host(
+    egress: Egress, upstream: Upstream
+) -> None:
+    # Allowed by secrets.allowed_names, but nothing in the capabilities file puts api_key in a query string.
+    with pytest.raises(HttpRefused, match=r"\{API_KEY\} may not be sent in the query string to host api\.example\.com"):
+        await call(make_cap(egress), "https://api.example.com/echo?key={API_KEY}")
+    # A url_path credential fills the path only; in the query its placeholder is refused the same way.
+    with pytest.raises(HttpRefused, match=r"\{TELEGRAM_BOT_TOKEN\} may not be sent in the query string"):
+        await call(make_cap(egress, allowed=lambda n: n.startswith("telegram_")),
+                   "https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}/getMe?t={TELEGRAM_BOT_TOKEN}")
+    # A query_param credential for another host does not count either.
+    elsewhere = (CredentialRule("api_key", "query_param", ("query.example.com",), name="key"),)
+    with pytest.raises(HttpRefused, match=r"\{API_KEY\} may not be sent"):
+        await call(make_cap(egress, credentials=elsewhere), "https://api.example.com/echo?key={API_KEY}")
+    assert upstream.seen == []
+    # With a query_param credential for this host, the query may carry it.
+    here = (CredentialRule("api_key", "query_param", ("api.example.com",), name="key"),)
+    result = await call(make_cap(egress, credentials=here), "https://api.example.com/echo?k2={API_KEY}")
+    assert upstream.seen[-1]["query"] == f"k2={quote(API_KEY, safe='')}&key={quote(API_KEY, safe='')}"
+    assert_no_secret(API_KEY, result.body, result.headers_json)
 
 
 async def test_secret_with_crlf_cannot_enter_a_header(egress: Egress, upstream: Upstream) -> None:

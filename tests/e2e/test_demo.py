@@ -1,8 +1,9 @@
-"""``make run``'s job (``python -m airlock.demo``): every bundled channel installed, Telegram answering through
+"""``make run``'s job (``python -m airlock_demo``): every bundled channel installed, Telegram answering through
 pairing and the echo agent, the others inactive and saying which secrets they need."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,10 +18,11 @@ BUNDLED = ["discord", "feishu", "slack", "telegram", "whatsapp"]
 def test_demo_transcript_and_channel_status() -> None:
     missing = [n for n in BUNDLED if not (BUILT_CHANNELS / f"{n}.wasm").exists()]
     assert not missing, f"bundled channels not built: {missing} (make guests)"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "host")}  # as make run: the demo is not an installed package
     proc = subprocess.run(
-        [sys.executable, "-m", "airlock.demo", "--once", "--channels-dir", str(BUILT_CHANNELS),
+        [sys.executable, "-m", "airlock_demo", "--once", "--channels-dir", str(BUILT_CHANNELS),
          "--cache-dir", str(REPO / "build" / "compile-cache")],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
+        cwd=REPO, capture_output=True, text=True, timeout=240, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.splitlines()

@@ -23,9 +23,9 @@ from conftest import BUILT_CHANNELS, REPO, InstallFn, minimal_caps
 
 from airlock.channels.channel import INLINE_DEADLINE
 from airlock.config import HostConfig
-from airlock.fakes.telegram import FakeTelegram
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
+from airlock_demo.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 

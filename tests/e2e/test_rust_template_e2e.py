@@ -20,9 +20,9 @@ from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 
 from airlock.config import HostConfig
-from airlock.fakes.telegram import FakeTelegram
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
+from airlock_demo.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,8 @@ records to plain lists and calls :meth:`FakeServer.notify` after each; tests ``a
 :meth:`~FakeServer.start` / :meth:`~FakeServer.stop`) and await :meth:`FakeServer.wait_for_records`.
 
 Not shared on purpose: ``fake_discord.py`` (its ``start`` returns the fake, it serves a gateway websocket and
-waits on predicates) and ``host/airlock/fakes/telegram.py`` (part of the installed package, which must not
-import test code; it also binds to a caller-chosen address).
+waits on predicates) and ``host/airlock_demo/telegram/`` (make run's demo embeds it, and it must not import
+test code; it also binds to a caller-chosen address).
 """
 
 from __future__ import annotations

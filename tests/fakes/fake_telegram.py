@@ -1,16 +1,16 @@
 """Test-side access to the fake Telegram Bot API server.
 
-The implementation lives in the package (``airlock.fakes.telegram``) because the gateway's
-demo mode embeds it; this module only re-exports it for tests.
+The implementation lives in ``airlock_demo.telegram`` (host/airlock_demo, not shipped in the wheel) because
+``make run``'s demo embeds it; this module only re-exports it for tests.
 
 Note: this file is deliberately *not* named ``telegram.py``. ``tests/`` has no
 ``__init__.py`` files, so pytest (default "prepend" import mode) puts ``tests/fakes`` on
 ``sys.path``, and a ``tests/fakes/telegram.py`` would shadow python-telegram-bot's
 ``telegram`` package for the whole test session. Tests outside this directory should import
-``airlock.fakes.telegram`` directly.
+``airlock_demo.telegram`` directly.
 """
 
-from airlock.fakes.telegram import (
+from airlock_demo.telegram import (
     CHAT_ACTIONS,
     DEFAULT_BOT_USERNAME,
     DEFAULT_FIRST_NAME,

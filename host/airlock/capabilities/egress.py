@@ -6,11 +6,12 @@ sent and calls ``Egress.fetch`` for one hop at a time. ``Egress`` adds the netwo
 - upstream overrides (operator config): ``{"api.telegram.org": "http://127.0.0.1:8081"}`` sends requests
   for that host to the override base instead (scheme/host/port replaced, the base's path prepended);
   the SSRF check is skipped for overridden targets because the operator chose them;
-- SSRF: the host resolves the name itself and refuses if ANY address is loopback, private, link-local,
-  unspecified, multicast, reserved, CGNAT (100.64.0.0/10), cloud metadata (169.254.169.254,
-  fd00:ec2::254), not globally routable, or an IPv4-mapped / NAT64 / 6to4 form of these, unless the host
-  name is in ``allow_private_hosts``. The connection then goes to the checked addresses only (a pinned
-  resolver), so a second DNS answer cannot differ;
+- SSRF (``ssrf.AddressGuard``, the same check the websockets use): the host resolves the name itself and
+  refuses if ANY address is non-public (``ssrf.is_forbidden_address``), unless the host is exempt by
+  ``allow_private_hosts`` (exact host or ``*.suffix``). The connection then goes to the checked
+  addresses only (a pinned resolver), so a second DNS answer cannot differ;
+- the response body is read with ``max_response_bytes`` enforced on the decoded bytes while they stream in,
+  gzip and deflate included (``body_decoder.BodyDecoder``); other encodings are refused;
 - no cookies are kept (one session serves every channel), proxies from the environment are ignored.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import ipaddress
 import logging
 import socket
 import threading
@@ -35,7 +35,9 @@ from yarl import URL
 
 from airlock.errors import ConfigError
 
+from .body_decoder import ACCEPT_ENCODING, BodyDecoder, too_large
 from .http_policy import HttpRefused
+from .ssrf import AddressGuard, DestinationRefused, is_forbidden_address, is_ip_literal
 
 __all__ = ["Egress", "EgressResponse", "is_forbidden_address"]
 
@@ -43,52 +45,10 @@ logger = logging.getLogger("airlock.http")
 
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
 _CHUNK = 64 * 1024
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 
 # The addresses checked for the current request, by host name; read by the pinned resolver. Each fetch
 # runs in its own task, so the value never leaks between concurrent requests.
 _PINNED: contextvars.ContextVar[Mapping[str, list[str]]] = contextvars.ContextVar("airlock_pinned_addrs")
-
-
-def is_forbidden_address(address: str) -> bool:
-    """True if an outbound connection to ``address`` (an IP literal) could reach something internal.
-
-    See the module docstring for the list; unparsable input counts as forbidden.
-    """
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # the connection goes to the IPv4 address: judge that one
-            return is_forbidden_address(str(ip.ipv4_mapped))
-        embedded: ipaddress.IPv4Address | None = ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and is_forbidden_address(str(embedded)):
-            return True
-    elif ip in _CGNAT:
-        return True
-    return (
-        ip in _METADATA
-        or ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_unspecified
-        or ip.is_multicast
-        or ip.is_reserved
-        or not ip.is_global
-    )
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class _PinnedResolver(AbstractResolver):
@@ -140,8 +100,8 @@ class Egress:
     ``upstream_overrides``: logical host (lower-case) -> base URL (``http``/``https``, no userinfo, query or
     fragment). Each override is logged once (logger ``airlock.http``) here. Raises ``ConfigError`` for a
     malformed base.
-    ``allow_private_hosts``: host names exempt from the SSRF address check (e.g. an internal API the
-    operator allow-listed on purpose).
+    ``allow_private_hosts``: hosts exempt from the SSRF address check (e.g. an internal API the operator
+    allow-listed on purpose): exact names or ``*.suffix`` (``ssrf.AddressGuard``).
     ``resolve``: name resolver ``(host, port) -> [ip, ...]``, for tests; the default is
     ``loop.getaddrinfo`` on the egress loop.
     """
@@ -158,7 +118,7 @@ class Egress:
         }
         for host, base in upstream_overrides.items():
             logger.warning("upstream override: requests for %s go to %s (SSRF check skipped)", host, base)
-        self._allow_private = frozenset(h.lower().rstrip(".") for h in allow_private_hosts)
+        self._guard = AddressGuard(allow_private_hosts)
         self._resolve = resolve
         self._closed = False
         self._close_lock = threading.Lock()
@@ -173,7 +133,7 @@ class Egress:
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
-            auto_decompress=True,
+            auto_decompress=False,  # BodyDecoder inflates under the size limit
             timeout=aiohttp.ClientTimeout(total=None),
             headers={"User-Agent": "airlock"},
         )
@@ -250,7 +210,7 @@ class Egress:
     ) -> EgressResponse:
         async with asyncio.timeout(timeout_s):
             logical = urlsplit(url)
-            logical_host = (logical.hostname or "").lower()
+            logical_host = (logical.hostname or "").lower().rstrip(".")
             override = self._overrides.get(logical_host)
             if override is None:
                 connect_host, port = logical_host, 443
@@ -260,7 +220,7 @@ class Egress:
                 connect_host, port = override.host, override.port
                 target = f"{override.scheme}://{override.netloc}{override.path}{logical.path}"
                 target += f"?{logical.query}" if logical.query else ""
-                addrs = [] if _is_ip_literal(connect_host) else await self._lookup(connect_host, port)
+                addrs = [] if is_ip_literal(connect_host) else await self._resolved(connect_host, port)
             _PINNED.set({connect_host: addrs})
             try:
                 return await self._send(method, target, headers, body, max_response_bytes)
@@ -279,60 +239,50 @@ class Egress:
         body: bytes | None,
         max_response_bytes: int,
     ) -> EgressResponse:
-        send_headers: list[tuple[str, str]] = [*headers, ("Accept-Encoding", "gzip, deflate")]
+        send_headers: list[tuple[str, str]] = [*headers, ("Accept-Encoding", ACCEPT_ENCODING)]
         request_kwargs: dict[str, Any] = {"allow_redirects": False}
         if body is not None:
             request_kwargs["data"] = body
         async with self._session.request(
             method, URL(target, encoded=True), headers=send_headers, **request_kwargs
         ) as resp:
+            decoder = BodyDecoder(resp.headers.get("Content-Encoding"), max_response_bytes)
             declared = resp.content_length
-            if (
-                declared is not None
-                and declared > max_response_bytes
-                and not resp.headers.get("Content-Encoding")
-            ):
-                raise HttpRefused(f"response body exceeds max_response_bytes ({max_response_bytes} bytes)")
-            chunks: list[bytes] = []
-            total = 0
+            if decoder.encoding is None and declared is not None and declared > max_response_bytes:
+                raise too_large(max_response_bytes)
             async for chunk in resp.content.iter_chunked(_CHUNK):
-                total += len(chunk)
-                if total > max_response_bytes:
-                    raise HttpRefused(
-                        f"response body exceeds max_response_bytes ({max_response_bytes} bytes)"
-                    )
-                chunks.append(chunk)
+                decoder.feed(chunk)
             received = tuple((name, value) for name, value in resp.headers.items())
-            if resp.headers.get("Content-Encoding", "").strip().lower() in ("gzip", "deflate", "x-gzip"):
-                # aiohttp decoded the body; the encoding and length headers no longer describe it.
+            if decoder.encoding is not None:
+                # The body is decoded; the encoding and length headers no longer describe it.
                 drop = ("content-encoding", "content-length")
                 received = tuple((n, v) for n, v in received if n.lower() not in drop)
-            return EgressResponse(status=resp.status, headers=received, body=b"".join(chunks))
+            return EgressResponse(status=resp.status, headers=received, body=decoder.finish())
 
     async def _lookup(self, host: str, port: int) -> list[str]:
+        """The name's addresses from the injected resolver or ``getaddrinfo``; raises ``OSError``."""
+        if self._resolve is not None:
+            return await self._loop.run_in_executor(None, self._resolve, host, port)
+        infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [str(info[4][0]) for info in infos]
+
+    async def _resolved(self, host: str, port: int) -> list[str]:
+        """An override's addresses, not checked (the operator chose the target)."""
         try:
-            if self._resolve is not None:
-                found = await self._loop.run_in_executor(None, self._resolve, host, port)
-            else:
-                infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                found = [str(info[4][0]) for info in infos]
+            addrs = list(dict.fromkeys(await self._lookup(host, port)))
         except (OSError, UnicodeError) as exc:
             logger.debug("cannot resolve %s: %s", host, exc)
             raise HttpRefused(f"could not resolve host {host}") from None
-        addrs = list(dict.fromkeys(found))
         if not addrs:
             raise HttpRefused(f"could not resolve host {host}")
         return addrs
 
     async def _checked_addresses(self, host: str, port: int) -> list[str]:
-        if _is_ip_literal(host):
-            addrs = [host]
-        else:
-            addrs = await self._lookup(host, port)
-        if host not in self._allow_private and any(is_forbidden_address(a) for a in addrs):
-            logger.info("refused request to %s: resolves to a non-public address %s", host, addrs)
-            raise HttpRefused(f"host {host} resolves to a non-public address; request refused")
-        return addrs
+        try:
+            return await self._guard.resolve(host, port, self._lookup)
+        except DestinationRefused as exc:
+            logger.info("refused request to %s: %s", host, exc.reason)
+            raise HttpRefused(str(exc)) from None
 
 
 def _parse_override(host: str, base: str) -> _Override:

@@ -9,13 +9,17 @@ for ``http-request(method, url, headers-json, body, timeout-ms) -> result<http-r
 2. the allow-list is checked on the URL exactly as the guest sent it (``capabilities.http.allowlist``);
 3. credentials are injected after that check (``capabilities.http.credentials`` and the spec's
    ``{UPPER_SNAKE_NAME}`` placeholders, allowed by ``capabilities.secrets.allowed_names``, and sent only
-   to the hosts of a credential rule naming the same secret, if there is one). Placeholders in the BODY
-   are filled only when the guest lists them in ``X-Airlock-Body-Secrets`` (``http_policy``), encoded for
-   the body's content type (JSON string escapes, form encoding, or raw);
+   to the hosts of a credential rule naming the same secret, if there is one). A secret goes into the
+   query string only through a ``query_param`` credential for the host (``check_query_placeholder``);
+   ``url_path`` credentials fill the path only. Placeholders in the BODY are filled only when the guest
+   lists them in ``X-Airlock-Body-Secrets`` (``http_policy``), encoded for the body's content type (JSON
+   string escapes, form encoding, or raw);
 4. the per-channel rate limit is applied (``capabilities.http.rate_limit``);
 5. ``Egress`` applies upstream overrides and the SSRF check and sends; same-host redirects are followed
    here, at most ``MAX_REDIRECTS`` times, re-checking the allow-list on every hop;
-6. every secret value used is redacted from what the guest gets back and from the audit trail.
+6. every secret value used is removed from what the guest gets back (``http_response``: exact forms
+   redacted in place, then every decoding of the rest scanned; a body that still holds one is withheld)
+   and from the audit trail.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote, quote_plus, urljoin
 
 from .egress import Egress, EgressResponse
@@ -43,11 +47,13 @@ from .http_policy import (
     check_allowed,
     check_path_segments,
     check_placeholder_host,
+    check_query_placeholder,
     parse_headers_json,
     parse_https_url,
     select_credentials,
     take_body_secret_names,
 )
+from .http_response import PATH_SAFE, REDACTED, HttpResult, Redactor, guest_response
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -65,24 +71,9 @@ logger = logging.getLogger("airlock.http")
 
 #: Same-host redirects followed per request; the next 3xx is refused as "too many redirects".
 MAX_REDIRECTS = 5
-#: What a secret value is replaced with wherever the guest or the audit trail could see it.
-REDACTED = "[REDACTED]"
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _AUDIT_URL_CHARS = 2048
-# Characters a secret may keep unescaped when it is put into a URL path segment (RFC 3986 pchar).
-_PATH_SAFE = "!$&'()*+,;=:@"
-
-
-@dataclass(frozen=True)
-class HttpResult:
-    """The guest-visible response: ``status``; ``headers_json``, a JSON object of lower-cased header
-    names to values (duplicates joined with ``", "``); ``body`` bytes (decoded if the server compressed
-    it). Secret values used by the request are replaced by ``[REDACTED]`` in headers and body."""
-
-    status: int
-    headers_json: str
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -97,46 +88,6 @@ class HttpAudit:
     status: int | None
     error: str | None
     elapsed_s: float
-
-
-class _Redactor:
-    """Collects the secret values a request uses and erases every known encoding of them."""
-
-    def __init__(self) -> None:
-        self._forms: set[str] = set()
-
-    def add(self, secret: str, *extra_forms: str) -> None:
-        forms = {
-            secret,
-            quote(secret),
-            quote(secret, safe=""),
-            quote(secret, safe=_PATH_SAFE),
-            quote_plus(secret),
-            *_json_forms(secret),
-            *extra_forms,
-        }
-        self._forms.update(f for f in forms if f)
-
-    def _ordered(self) -> list[str]:
-        return sorted(self._forms, key=len, reverse=True)
-
-    def text(self, value: str) -> str:
-        for form in self._ordered():
-            value = value.replace(form, REDACTED)
-        return value
-
-    def data(self, value: bytes) -> bytes:
-        for form in self._ordered():
-            value = value.replace(form.encode("utf-8"), REDACTED.encode("ascii"))
-        return value
-
-
-def _json_forms(secret: str) -> set[str]:
-    """The secret as it appears inside a JSON string, ASCII-escaped or not, and inside a JSON string that
-    itself holds JSON (a platform echoing a JSON request body in its JSON error): body secrets need both."""
-    once = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-    twice = {json.dumps(form, ensure_ascii=ascii)[1:-1] for form in once for ascii in (True, False)}
-    return once | twice
 
 
 class _RateLimiter:
@@ -220,7 +171,7 @@ class HttpCapability:
         an over-size response, more than ``MAX_REDIRECTS`` redirects, or "timed out after N ms".
         """
         started = time.monotonic()
-        redactor = _Redactor()
+        redactor = Redactor()
         method = method.upper()
         audit_url = url
         try:
@@ -237,7 +188,7 @@ class HttpCapability:
     # -- policy ---------------------------------------------------------------------------------------
 
     def _prepare(
-        self, method: str, url: str, headers_json: str, body: bytes | None, redactor: _Redactor
+        self, method: str, url: str, headers_json: str, body: bytes | None, redactor: Redactor
     ) -> _Hop:
         if method not in ALLOWED_METHODS:
             raise HttpRefused(f"method {method[:16]} is not allowed")
@@ -248,18 +199,22 @@ class HttpCapability:
         # Credentials only after the allow-list admitted the URL as the guest wrote it.
         path, query = target.path, target.query
         for rule in select_credentials(self._policy, target):
-            if rule.location != "url_path" or rule.placeholder not in path + query:
-                continue
+            if rule.location != "url_path" or rule.placeholder not in path:
+                continue  # a url_path credential fills the path; in the query it is a plain placeholder
             value = self._credential_value(rule, target, redactor)
             if value is not None:
-                path = path.replace(rule.placeholder, quote(value, safe=_PATH_SAFE))
-                query = query.replace(rule.placeholder, quote(value, safe=""))
+                path = path.replace(rule.placeholder, quote(value, safe=PATH_SAFE))
 
-        def fill(safe: str) -> Callable[[re.Match[str]], str]:
-            return lambda m: quote(self._placeholder(m.group(1), target, redactor), safe=safe)
+        def in_path(m: re.Match[str]) -> str:
+            return quote(self._placeholder(m.group(1), target, redactor), safe=PATH_SAFE)
 
-        path = PLACEHOLDER_RE.sub(fill(_PATH_SAFE), path)
-        query = PLACEHOLDER_RE.sub(fill(""), query)
+        def in_query(m: re.Match[str]) -> str:
+            value = self._placeholder(m.group(1), target, redactor)
+            check_query_placeholder(self._policy, m.group(1).lower(), target)
+            return quote(value, safe="")
+
+        path = PLACEHOLDER_RE.sub(in_path, path)
+        query = PLACEHOLDER_RE.sub(in_query, query)
         filled: list[tuple[str, str]] = []
         for name, value in headers:
             value = PLACEHOLDER_RE.sub(lambda m: self._placeholder(m.group(1), target, redactor), value)
@@ -277,7 +232,7 @@ class HttpCapability:
                 f"request body is {len(body)} bytes; max_request_bytes is {self._policy.max_request_bytes}"
             )
 
-    def _placeholder(self, name: str, target: TargetUrl, redactor: _Redactor) -> str:
+    def _placeholder(self, name: str, target: TargetUrl, redactor: Redactor) -> str:
         secret_name = name.lower()
         value = self._secrets(secret_name) if self._secret_allowed(secret_name) else None
         if value is None:
@@ -287,7 +242,7 @@ class HttpCapability:
         return value
 
     def _fill_body(
-        self, body: bytes, names: tuple[str, ...], content_type: str, target: TargetUrl, redactor: _Redactor
+        self, body: bytes, names: tuple[str, ...], content_type: str, target: TargetUrl, redactor: Redactor
     ) -> bytes:
         """Replace ``{NAME}`` for each opted-in name, escaped so the value cannot break out of its place:
         inside a JSON string (``application/json``, ``*+json``), as a form value
@@ -306,7 +261,7 @@ class HttpCapability:
         self._check_body_size(body)
         return body
 
-    def _credential_value(self, rule: CredentialRule, url: TargetUrl, redactor: _Redactor) -> str | None:
+    def _credential_value(self, rule: CredentialRule, url: TargetUrl, redactor: Redactor) -> str | None:
         value = self._secrets(rule.secret_name)
         if value is None:
             if rule.optional:
@@ -315,7 +270,7 @@ class HttpCapability:
         redactor.add(value)
         return value
 
-    def _with_credentials(self, hop: _Hop, redactor: _Redactor) -> tuple[str, list[tuple[str, str]]]:
+    def _with_credentials(self, hop: _Hop, redactor: Redactor) -> tuple[str, list[tuple[str, str]]]:
         """The URL and headers to send: header and query credentials applied over the guest's values."""
         rules = [r for r in select_credentials(self._policy, hop.url) if r.location != "url_path"]
         taken = {r.slot[1] for r in rules if r.slot[0] == "header"}
@@ -347,7 +302,7 @@ class HttpCapability:
         self,
         hop: _Hop,
         first: tuple[str, list[tuple[str, str]]],
-        redactor: _Redactor,
+        redactor: Redactor,
         timeout_ms: int | None,
         deadline: float,
         audit: list[HttpAudit],
@@ -390,11 +345,13 @@ class HttpCapability:
                 audit.append(self._audit(hop.method, shown_url, True, None, str(refused), started))
                 raise refused from None
             audit.append(self._audit(hop.method, shown_url, True, response.status, None, started))
-            if response.status not in _REDIRECT_STATUSES:
-                return _result(response, redactor)
-            following = self._next_hop(hop, response)
+            following = self._next_hop(hop, response) if response.status in _REDIRECT_STATUSES else None
             if following is None:
-                return _result(response, redactor)
+                try:
+                    return guest_response(response, redactor, hop.url.host)
+                except HttpRefused as exc:  # withheld: the audit entry of this hop says why
+                    audit[-1] = replace(audit[-1], error=str(exc))
+                    raise
             if redirects == MAX_REDIRECTS:
                 break
             hop = following
@@ -439,15 +396,3 @@ def _content_type(headers: list[tuple[str, str]]) -> str:
 def _query_name(pair: str) -> str:
     parsed = parse_qsl(pair, keep_blank_values=True)
     return parsed[0][0] if parsed else pair.split("=", 1)[0]
-
-
-def _result(response: EgressResponse, redactor: _Redactor) -> HttpResult:
-    body = redactor.data(response.body)
-    merged: dict[str, str] = {}
-    for name, value in response.headers:
-        key = redactor.text(name.lower())
-        value = redactor.text(value)
-        merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    if body != response.body and "content-length" in merged:
-        merged["content-length"] = str(len(body))
-    return HttpResult(status=response.status, headers_json=json.dumps(merged), body=body)

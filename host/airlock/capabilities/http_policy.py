@@ -40,6 +40,7 @@ __all__ = [
     "TargetUrl",
     "check_allowed",
     "check_placeholder_host",
+    "check_query_placeholder",
     "host_matches",
     "parse_headers_json",
     "parse_https_url",
@@ -417,3 +418,20 @@ def check_placeholder_host(policy: HttpPolicy, secret_name: str, url: TargetUrl)
     bound = [r for r in policy.credentials if r.secret_name == secret_name]
     if bound and not any(host_matches(p, url.host) for r in bound for p in r.host_patterns):
         raise HttpRefused(f"secret placeholder {{{secret_name.upper()}}} may not be sent to host {url.host}")
+
+
+def check_query_placeholder(policy: HttpPolicy, secret_name: str, url: TargetUrl) -> None:
+    """A secret placeholder in the URL's query string is filled only where the capabilities file puts that
+    secret in the query for this host: a ``query_param`` credential naming the secret whose host patterns
+    match. Query strings are what upstreams echo, log and redirect with (issue 13: a reflected query
+    leaked a token), so a secret bound to headers or the path, or to no credential, stays out of them.
+    Raises ``HttpRefused`` naming the placeholder and the host, never the value."""
+    for rule in policy.credentials:
+        if rule.secret_name == secret_name and rule.location == "query_param" and any(
+            host_matches(p, url.host) for p in rule.host_patterns
+        ):
+            return
+    raise HttpRefused(
+        f"secret placeholder {{{secret_name.upper()}}} may not be sent in the query string to host {url.host}: "
+        "no query_param credential for this host names it"
+    )

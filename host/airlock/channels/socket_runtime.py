@@ -9,7 +9,9 @@ logged and shown in the channel's health (``websocket.state == "not-started"``) 
 URL: the file's ``wss://`` URL (or Discord's resume URL). ``HostConfig.upstream_overrides`` apply (``host ->
 http(s)://base``; http becomes ws, https becomes wss): only an override can downgrade to ``ws://``, and each
 override is logged. Without an override the host name is resolved by the host and refused if any address is
-non-public (``capabilities.egress.is_forbidden_address``), unless it is in ``allow_private_hosts``.
+non-public, unless it is exempt by ``allow_private_hosts``: the same check as guest HTTP
+(``capabilities.ssrf.AddressGuard``), applied by :class:`CheckedResolver` to names and before connecting to
+IP literals (which aiohttp never hands to a resolver).
 
 Reconnecting: after a connection ends (or fails to open), the next attempt waits a full-jitter exponential
 backoff, ``uniform(0, min(64 s, 1 s * 2**attempt))`` (:class:`Backoff`); the attempt count resets after a
@@ -54,7 +56,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ..capabilities.egress import is_forbidden_address
+from ..capabilities.ssrf import AddressGuard, DestinationRefused, Lookup, is_ip_literal
 from ..capabilities.websocket import WebsocketCapability
 from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
@@ -189,21 +191,25 @@ def make_driver(channel: str, spec: WebsocketSpec, secret: str | None) -> Driver
 
 
 class CheckedResolver(AbstractResolver):
-    """Resolves a websocket host and refuses non-public addresses (unless the host is exempt)."""
+    """Resolves a websocket host and refuses non-public addresses unless the host is exempt
+    (``exempt``: ``allow_private_hosts``, exact or ``*.suffix``). ``lookup``: ``(host, port) -> addresses``
+    for tests; default ``getaddrinfo`` on the running loop."""
 
-    def __init__(self, exempt: Collection[str]) -> None:
-        self._exempt = frozenset(h.lower().rstrip(".") for h in exempt)
+    def __init__(self, exempt: Collection[str], lookup: Lookup | None = None) -> None:
+        self.guard = AddressGuard(exempt)
+        self._lookup = lookup
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family)
-        addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if not addrs:
-            raise OSError(f"could not resolve {host}")
-        if host.lower().rstrip(".") not in self._exempt and any(is_forbidden_address(a) for a in addrs):
-            log.warning("websocket host %s resolves to a non-public address %s; refused", host, addrs)
-            raise OSError(f"{host} resolves to a non-public address; refused")
+        async def getaddrinfo(name: str, p: int) -> list[str]:
+            infos = await asyncio.get_running_loop().getaddrinfo(name, p, type=socket.SOCK_STREAM, family=family)
+            return [str(info[4][0]) for info in infos]
+
+        try:
+            addrs = await self.guard.resolve(host, port, self._lookup or getaddrinfo)
+        except DestinationRefused as exc:
+            log.warning("websocket host %s refused: %s", host, exc.reason)
+            raise OSError(str(exc)) from None
         return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
                  "proto": 0, "flags": socket.AI_NUMERICHOST} for a in addrs]
 
@@ -285,6 +291,7 @@ class SocketRuntime:
         self._in_callback = False
         self._stopping = False
         self._logged_overrides: set[str] = set()
+        self._resolver = CheckedResolver(settings.allow_private_hosts)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -307,7 +314,7 @@ class SocketRuntime:
         self.status.protocol = self.driver.name
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.settings.allow_private_hosts),
+        connector = aiohttp.TCPConnector(resolver=self._resolver,
                                          use_dns_cache=False, limit=2)
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                               trust_env=False, headers={"User-Agent": "airlock"})
@@ -384,8 +391,12 @@ class SocketRuntime:
             log.exception("[%s] websocket runtime failed", self.channel)
 
     def _target(self, logical: str) -> str:
+        """The URL to connect to. Raises ``ConfigError`` for a URL that is not ``wss://`` and
+        ``DestinationRefused`` for a non-public IP literal (a name is checked by the resolver)."""
         target, overridden = resolve_url(logical, self.settings.upstream_overrides)
         host = urlsplit(logical).hostname or ""
+        if not overridden and is_ip_literal(host):
+            self._resolver.guard.check(host, [host])
         if overridden and host not in self._logged_overrides:
             self._logged_overrides.add(host)
             log.warning("[%s] upstream override: websocket for %s goes to %s%s", self.channel, host, target,
@@ -406,7 +417,7 @@ class SocketRuntime:
             if exc.status in (401, 403):
                 return ConnectionEnd(f"the server refused the upgrade with HTTP {exc.status}", terminal=True)
             return ConnectionEnd(f"the server refused the upgrade with HTTP {exc.status}")
-        except ConfigError as exc:
+        except (ConfigError, DestinationRefused) as exc:
             return ConnectionEnd(str(exc), terminal=True)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.debug("[%s] websocket connect failed: %s", self.channel, exc)

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 import wasmtime
 from wasmtime.component import Func, Linker
 
+from ..config import DEFAULT_MAX_GUEST_LIST_BYTES
 from ..errors import AirlockError, GuestTrap, HostBug, SandboxBusy, TrapKind
 from . import fastpath as fp
 from . import fastpath_store as fps
@@ -141,13 +142,17 @@ class Sandbox:
         runtime: the process-wide engine.
         fastpath: use the fast call path; ``None`` follows ``AIRLOCK_FASTPATH`` (on unless "0").
         host_functions: the host interface's functions (``linker.build_linker``); default: channel-host.
+        max_guest_list_bytes: the longest ``list<u8>`` a host function accepts from a guest
+            (``HostConfig.max_guest_list_bytes``); a longer one gets a WIT error (``linker.bind``).
     """
 
     def __init__(
         self, runtime: Runtime, fastpath: bool | None = None, host_functions: host_linker.HostFunctions | None = None,
+        max_guest_list_bytes: int = DEFAULT_MAX_GUEST_LIST_BYTES,
     ) -> None:
         self.runtime = runtime
         self.fastpath = fp.enabled(fastpath)
+        self.max_guest_list_bytes = max_guest_list_bytes
         self._functions = host_functions
         self._linkers: dict[tuple[str, bool, bool], Linker] = {}
         self._fast: dict[str, fp.FastComponent] = {}
@@ -238,7 +243,7 @@ class Sandbox:
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
         start = time.perf_counter()
-        host_linker.bind(api)
+        host_linker.bind(api, self.max_guest_list_bytes)
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
             instance = _instantiated(lambda: linker.instantiate(store, loaded.component))
@@ -260,7 +265,7 @@ class Sandbox:
         store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
                                limits.memory_bytes, prep.wasi)
         start = time.perf_counter()
-        host_linker.bind(api)
+        host_linker.bind(api, self.max_guest_list_bytes)
         fp.bind_imports(prep.imports)
         try:
             instance = _instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
@@ -303,7 +308,7 @@ class Sandbox:
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
-        host_linker.bind(api)
+        host_linker.bind(api, self.max_guest_list_bytes)
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
             try:
@@ -314,7 +319,7 @@ class Sandbox:
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 # Bound again per call: a fresh callback on this thread in between clears the binding.
                 bound = call_api or api
-                host_linker.bind(bound)
+                host_linker.bind(bound, self.max_guest_list_bytes)
                 fp.bind_imports(fc.imports if fc is not None else None)
                 try:
                     result, func = self._invoke(fc, loaded, store, instance, callback, args)
@@ -333,7 +338,7 @@ class Sandbox:
     def _reused_fast(self, prep: _Prepared, api: host_linker.HostApi, limits: Limits) -> Iterator[ReusedCall]:
         store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
                                limits.memory_bytes, prep.wasi)
-        host_linker.bind(api)
+        host_linker.bind(api, self.max_guest_list_bytes)
         fp.bind_imports(prep.imports)
         try:
             try:
@@ -343,7 +348,7 @@ class Sandbox:
 
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 bound = call_api or api
-                host_linker.bind(bound)
+                host_linker.bind(bound, self.max_guest_list_bytes)
                 fp.bind_imports(prep.imports)
                 try:
                     export, index = prep.exports[callback]

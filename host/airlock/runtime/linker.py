@@ -10,6 +10,9 @@ Blame (Spin's rule): a host function answers a guest mistake with a WIT error (`
 the host API becomes ``err(message)``, or is swallowed for functions without a result); any other
 exception is a host bug: it is recorded on the call and the guest is trapped, so the callback fails as
 ``HostBug`` and applies nothing.
+
+Size: a ``list<u8>`` argument longer than the callback's ``max_list_bytes`` (``bind``; the host's
+``HostConfig.max_guest_list_bytes``) is a guest mistake like any other, answered before the host API runs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Protocol
 import wasmtime
 from wasmtime.component import Linker
 
+from ..config import DEFAULT_MAX_GUEST_LIST_BYTES
 from . import convert, fastpath
 from .values import EmittedMessage, HttpResponse, LogLevel
 
@@ -62,10 +66,21 @@ class HostApi(Protocol):
 _current = threading.local()
 
 
-def bind(api: HostApi | None) -> None:
-    """Make ``api`` the host API for callbacks on this thread (``None`` to clear)."""
+def bind(api: HostApi | None, max_list_bytes: int = DEFAULT_MAX_GUEST_LIST_BYTES) -> None:
+    """Make ``api`` the host API for callbacks on this thread (``None`` to clear); ``max_list_bytes``: the
+    longest ``list<u8>`` its host functions accept from the guest."""
     _current.api = api
     _current.returning = None
+    _current.max_list_bytes = max_list_bytes
+
+
+def _oversized(name: str, args: tuple[Any, ...]) -> str | None:
+    """Why an argument of a call to ``name`` is refused for its size, or ``None``."""
+    limit: int = getattr(_current, "max_list_bytes", DEFAULT_MAX_GUEST_LIST_BYTES)
+    for arg in args:
+        if isinstance(arg, bytes | bytearray) and len(arg) > limit:
+            return f"{name}: a list<u8> argument of {len(arg)} bytes is over the host's limit of {limit} bytes"
+    return None
 
 
 def conversion_failure(exc: BaseException, callback: str) -> str:
@@ -107,6 +122,9 @@ def _guard(name: str, fn: Callable[..., Any], *, err: Callable[[str], Any] | Non
         api = _api()
         _current.returning = name  # wasmtime-py converts what this returns after it returned
         try:
+            refused = _oversized(name, args)
+            if refused is not None:
+                raise GuestFault(refused)
             return fn(api, *args)
         except GuestFault as fault:
             if err is None:

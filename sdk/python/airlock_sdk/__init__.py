@@ -19,6 +19,7 @@ webhook, an error result for on_start/on_respond/on_broadcast, an error log line
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,16 +72,30 @@ from .types import (
 __version__ = "0.1.0"
 
 
+#: The modules componentize-py generates for a component build; absent on plain CPython.
+_BINDINGS = frozenset({"componentize_py_types", "wit_world"})
+
+
+def _without_bindings(exc: ModuleNotFoundError) -> bool:
+    """True when ``exc`` only says that this is plain CPython (no component build, no generated bindings)."""
+    return sys.platform != "wasi" and exc.name in _BINDINGS
+
+
 def export(cls: type[Channel]) -> type[Any]:
     """Wrap a ``Channel`` subclass as the class componentize-py exports.
 
-    Bind the result to the name ``Channel`` in the app module: ``Channel = export(MyChannel)``.
-    Only works inside a component build (it imports the generated ``wit_world`` bindings).
+    Bind the result to the name ``Channel`` in the app module: ``Channel = export(MyChannel)``. In a
+    component build it imports the generated ``wit_world`` bindings. On plain CPython, where they do not
+    exist (unit tests, ``airlock_sdk.testing``), it returns ``cls`` unchanged, so the app module imports.
     """
     if not (isinstance(cls, type) and issubclass(cls, Channel)):
         raise TypeError("export() takes a subclass of airlock_sdk.Channel")
-    from ._wit import make_export
-
+    try:
+        from ._wit import make_export
+    except ModuleNotFoundError as exc:
+        if not _without_bindings(exc):
+            raise
+        return cls
     return make_export(cls)
 
 
@@ -92,9 +107,15 @@ def prewarm(
 
     Only inside a component build; call it last in the app module. See ``airlock_sdk._wit.prewarm``:
     the host is in memory (``workspace``: path -> content; no HTTP, pairing or websocket), nothing leaves
-    it, and the data stays in the snapshot, so never pass secrets or real users' data.
+    it, and the data stays in the snapshot, so never pass secrets or real users' data. On plain CPython
+    (no component build) it does nothing.
     """
-    from ._wit import prewarm as _prewarm
+    try:
+        from ._wit import prewarm as _prewarm
+    except ModuleNotFoundError as exc:
+        if not _without_bindings(exc):
+            raise
+        return
 
     _prewarm(exported, requests, workspace, rounds)
 

@@ -1,9 +1,21 @@
-"""An in-memory fake of the host for unit-testing channels on plain CPython.
+"""An in-memory fake of the host for unit-testing channels on plain CPython (no componentize-py needed).
 
-with FakeHost() as fake:
-    fake.queue_http(200, {"ok": True, "result": []})
-    call_on_poll(MyChannel)
-    assert fake.http_calls[0].url.endswith("/getUpdates?timeout=25")
+    from airlock_sdk.testing import FakeHost
+
+    with FakeHost() as fake:
+        fake.start(MyChannel, {"dm_policy": "open"})          # on_start; the config is what the host passes
+        resp = fake.webhook(MyChannel, "POST", "/webhook/my", json={"text": "hi"}, secret_validated=True)
+        assert resp.status == 200 and fake.emitted[0].content == "hi"
+        fake.queue_http(200, {"ok": True})
+        fake.respond(MyChannel, "hello", metadata={"chat": 1})  # on_respond with the original metadata
+        assert fake.http_calls[0].json() == {...}
+
+The ``start`` / ``webhook`` / ``poll`` / ``respond`` / ``broadcast`` / ``status`` / ``shutdown`` methods run
+the callback through the same dispatch the component uses (``airlock_sdk.channel.call_on_*``): a fresh
+instance of the class per callback, an exception in ``on_http_request`` becomes a 500 response, one in
+``on_start`` / ``on_respond`` / ``on_broadcast`` raises ``CallbackFailed("Type: message")``, and the other
+callbacks log it at error level (``fake.logs_at("error")``). Unlike the host, the fake applies workspace
+writes at once (the host drops them when a callback fails) and enforces no capabilities file.
 """
 
 from __future__ import annotations
@@ -14,11 +26,17 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from . import channel as _dispatch
 from . import host
+from .channel import Channel
 from .errors import HostCallError
-from .types import HttpResponse, InboundAttachment, Message
+from .types import ChannelConfig, HttpResponse, InboundAttachment, Message, Response
 
-__all__ = ["FakeHost", "HttpCall"]
+__all__ = ["CallbackFailed", "FakeHost", "HttpCall"]
+
+CallbackFailed = _dispatch.CallbackFailed
+_json_dumps = json.dumps
+_json_loads = json.loads
 
 
 @dataclass
@@ -59,15 +77,16 @@ class FakeHost:
     allow_from: dict[str, list[str]] = field(default_factory=dict)
     #: when set, the named host function returns this err string
     fail: dict[str, str] = field(default_factory=dict)
-    _previous: Any = None
+    _previous: list[Any] = field(default_factory=list)
 
     # -- context manager installs the fake as the backend
     def __enter__(self) -> FakeHost:
-        self._previous = host.set_backend(self)
+        # A stack, so the callback methods below can install the fake again inside a ``with FakeHost()``.
+        self._previous.append(host.set_backend(self))
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        host.set_backend(self._previous)
+        host.set_backend(self._previous.pop())
 
     # -- scripting helpers
     def queue_http(self, status: int = 200, body: Any = b"", headers: dict[str, str] | None = None) -> None:
@@ -109,6 +128,64 @@ class FakeHost:
                 )
             )
         return out
+
+    # -- running callbacks (module docstring); each installs this fake for the call
+    def start(self, cls: type[Channel], config: dict[str, Any] | None = None) -> ChannelConfig:
+        """``on_start(config)``; raises ``CallbackFailed`` as the component would return an error."""
+        with self:
+            return _dispatch.call_on_start(cls, json.dumps(config or {}))
+
+    def webhook(
+        self,
+        cls: type[Channel],
+        method: str,
+        path: str,
+        *,
+        body: bytes | str = b"",
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        secret_validated: bool = False,
+    ) -> Response:
+        """``on_http_request``; ``json`` (any JSON value) replaces ``body``. Returns the channel's answer as a
+        ``Response`` whose ``body`` is bytes (a failing callback gives the host's 500)."""
+        data = _json_dumps(json).encode() if json is not None else body.encode() if isinstance(body, str) else body
+        with self:
+            status, headers_json, out = _dispatch.call_on_http_request(
+                cls, method, path, _json_dumps(headers or {}), _json_dumps(query or {}), data, secret_validated
+            )
+        return Response(status=status, headers=_json_loads(headers_json), body=out)
+
+    def poll(self, cls: type[Channel]) -> None:
+        with self:
+            _dispatch.call_on_poll(cls)
+
+    def respond(
+        self,
+        cls: type[Channel],
+        content: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        thread_id: str | None = None,
+        message_id: str = "msg-1",
+    ) -> None:
+        """``on_respond`` with ``metadata`` as the original message's; raises ``CallbackFailed`` on failure."""
+        with self:
+            _dispatch.call_on_respond(cls, message_id, content, thread_id, _json_dumps(metadata or {}), [])
+
+    def broadcast(self, cls: type[Channel], user_id: str, content: str, *, message_id: str = "msg-1") -> None:
+        with self:
+            _dispatch.call_on_broadcast(cls, user_id, message_id, content, None, "{}", [])
+
+    def status(self, cls: type[Channel], status: str, message: str = "", *,
+               metadata: dict[str, Any] | None = None) -> None:
+        """``on_status``; ``status`` as the host names it (``thinking``, ``tool-started``, ...)."""
+        with self:
+            _dispatch.call_on_status(cls, status, message, _json_dumps(metadata or {}))
+
+    def shutdown(self, cls: type[Channel]) -> None:
+        with self:
+            _dispatch.call_on_shutdown(cls)
 
     def logs_at(self, level: str) -> list[str]:
         return [m for lvl, m in self.logs if lvl == level]

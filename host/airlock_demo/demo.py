@@ -11,7 +11,8 @@ channel -> platform. The transcript is printed one line per side: ``user> ...``,
 gateway keeps serving (``/health``, the webhooks, and the admin console on a free 127.0.0.1 port, whose URL and
 one-time login token are printed at start) until Ctrl-C, unless ``--once`` is given.
 
-Run: ``python -m airlock.demo [--channels-dir build/channels] [--once]`` (``make run``).
+Run: ``PYTHONPATH=host python -m airlock_demo [--channels-dir build/channels] [--once]`` (``make run``). The demo
+and its fake Telegram live in ``airlock_demo``, next to the ``airlock`` package: not in the production wheel.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import HostConfig
-from .fakes.telegram import FakeTelegram
-from .host import AirlockHost
-from .stores import SecretStore
+from airlock.config import HostConfig
+from airlock.host import AirlockHost
+from airlock.stores import SecretStore
+
+from .telegram import FakeTelegram
 
 USER_ID = 4242
 WAIT_S = 30.0
@@ -91,7 +93,7 @@ async def run_demo(channels_src: Path, cache_dir: Path, *, serve: bool = False) 
             config = HostConfig.build(home=home, listen_port=0, admin=True, admin_port=0,
                                       upstream_overrides={"api.telegram.org": fake.base_url})
             async with AirlockHost(config, secrets=store) as host:
-                from .agents.echo import echo_agent
+                from airlock.agents.echo import echo_agent
 
                 agent = asyncio.create_task(echo_agent(host))
                 try:

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .config import CapabilitiesFile
-from .errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
+from ..config import CapabilitiesFile
+from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
 
 if TYPE_CHECKING:
-    from .channels.channel import CallOutcome, Channel
-    from .runtime.engine import LoadedComponent
+    from ..channels.channel import CallOutcome, Channel
+    from ..runtime.engine import LoadedComponent
 
 __all__ = [
     "caps_summary",
@@ -315,12 +315,7 @@ def _line(console: Console, *parts: tuple[str, str]) -> None:
     console.print(text, soft_wrap=True)
 
 
-def render_invoke(console: Console, doc: Mapping[str, Any]) -> None:
-    """Print an ``invoke`` document as a readable list."""
-    _line(console, (f"{doc['callback']}", "bold"),
-          (f"  channel {safe(doc['channel'])} {safe(doc['version'])} · {doc['world']}", ""))
-    _line(console, ("input: ", "bold"), (safe(json.dumps(doc["input"], ensure_ascii=False), MAX_SHOWN), ""))
-    calls = list(doc["host_calls"])
+def _render_calls(console: Console, calls: list[Mapping[str, Any]]) -> None:
     _line(console, (f"host calls ({len(calls)})", "bold"), (":" if calls else ": none", ""))
     width = max((len(c["function"]) for c in calls), default=0)
     for i, call in enumerate(calls, 1):
@@ -331,6 +326,9 @@ def render_invoke(console: Console, doc: Mapping[str, Any]) -> None:
         if call["error"]:
             parts.append((f": {safe(call['error'])}", style))
         _line(console, *parts)
+
+
+def _render_result(console: Console, doc: Mapping[str, Any]) -> None:
     if doc["ok"]:
         _line(console, ("result: ", "bold"), ("ok", "bold green"))
         if doc["value"] is not None:
@@ -340,6 +338,11 @@ def render_invoke(console: Console, doc: Mapping[str, Any]) -> None:
         err = doc["error"]
         _line(console, ("result: ", "bold"), (f"FAILED ({err['class']})", "bold red"),
               (f": {safe(err['message'])}", "red"))
+    if doc.get("not_run"):
+        _line(console, (f"{doc['not_run']} not run: on-start failed (--after-start)", "bold red"))
+
+
+def _render_effects(console: Console, doc: Mapping[str, Any]) -> None:
     emitted = list(doc["emitted"])
     if emitted:
         _line(console, (f"emitted messages ({len(emitted)}):", "bold"))
@@ -353,6 +356,30 @@ def render_invoke(console: Console, doc: Mapping[str, Any]) -> None:
         _line(console, (f"workspace writes ({len(ws['writes'])}, {fate}):", "bold"))
         for key, value in ws["writes"].items():
             _line(console, (f"  {safe(key)} = ", "cyan"), (json.dumps(value, ensure_ascii=False), ""))
+    offline = doc.get("offline")
+    if offline is not None:
+        _line(console, (f"offline requests ({len(offline['requests'])}):", "bold"))
+        for r in offline["requests"]:
+            answer = "no canned response" if r["answered_by"] is None else f"canned response #{r['answered_by']}"
+            _line(console, (f"  {safe(r['method'])} {safe(r['url'], MAX_SHOWN)}", ""), (f"  -> {answer}", "dim"))
+
+
+def render_invoke(console: Console, doc: Mapping[str, Any]) -> None:
+    """Print an ``invoke`` document as a readable list."""
+    started = doc.get("after_start")
+    if started is not None:
+        keys = ", ".join(safe(k) for k in started["workspace"]["writes"]) or "none"
+        _line(console, ("after on-start: ", "bold"), ("ok", "green"),
+              (f" ({len(started['host_calls'])} host calls; workspace writes: {keys})", ""))
+    seeded = doc["workspace"].get("seeded")
+    if seeded:
+        _line(console, ("workspace seeded: ", "bold"), (", ".join(safe(k) for k in seeded), ""))
+    _line(console, (f"{doc['callback']}", "bold"),
+          (f"  channel {safe(doc['channel'])} {safe(doc['version'])} · {doc['world']}", ""))
+    _line(console, ("input: ", "bold"), (safe(json.dumps(doc["input"], ensure_ascii=False), MAX_SHOWN), ""))
+    _render_calls(console, list(doc["host_calls"]))
+    _render_result(console, doc)
+    _render_effects(console, doc)
     fuel = doc["fuel_used"]
     fuel_text = "unknown" if fuel is None else f"{fuel:,}"
     _line(console, ("fuel used: ", "bold"), (f"{fuel_text} of {doc['fuel_limit']:,}", ""),

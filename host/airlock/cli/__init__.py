@@ -1,0 +1,52 @@
+"""The ``airlock`` command line, one module per command group.
+
+    airlock [--home PATH] [--version] serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...]
+                                                             (serve.py; keeps HOME/run/gateway.json: runfile.py)
+    airlock channels install|list|remove|check ...           (channels.py)
+    airlock secrets set|list|rm ...                          (secrets.py)
+    airlock pairing list|approve ...                         (pairing.py)
+    airlock inspect WASM                                     (inspect.py)
+    airlock invoke WASM|CHANNEL CALLBACK [--after-start] [--workspace K=V] [--input JSON|@FILE] [--offline F]
+                                                             (invoke.py, invoke_input.py, offline.py)
+    airlock status [--url URL]                               (status.py)
+    airlock doctor [--port N] [--clock-url URL]              (doctor.py, doctor_checks.py)
+    airlock new python|rust NAME [--dir PATH]                (new.py, templates/)
+    airlock version                                          (about.py)
+
+Every command takes ``-h``; every list or show command takes ``--json``. The data directory is ``--home``,
+else ``$AIRLOCK_HOME``, else ``~/.airlock``. The root app, one-line errors and logging are in ``app.py``;
+tables and ``--json`` in ``output.py``; the inspect/invoke documents in ``report.py``. An expected failure
+prints one line, ``error: ...``, on stderr and exits with status 1; a check that finds a problem (status,
+doctor, a failed invoke) exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import AirlockError
+
+# Importing a command module registers its commands on ``app``; ``--help`` lists them in this order.
+# isort: off
+from . import serve  # noqa: F401
+from . import inspect, invoke  # noqa: F401
+from . import channels, secrets, pairing  # noqa: F401
+from . import status, doctor  # noqa: F401
+from . import new  # noqa: F401
+from . import about  # noqa: F401
+# isort: on
+from .app import QUIETABLE as _QUIETABLE  # noqa: F401  (tests restore these loggers after each run)
+from .app import app, one_line
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point (``airlock``)."""
+    try:
+        app(prog_name="airlock")
+    except AirlockError as exc:  # pragma: no cover - the commands already catch these
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        sys.exit(1)

@@ -1,0 +1,5 @@
+"""``python -m airlock.cli`` runs the ``airlock`` command."""
+
+from . import main
+
+main()

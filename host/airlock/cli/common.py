@@ -1,0 +1,159 @@
+"""Helpers shared by several command groups: the engine, loading a component with a clear error, the
+secret store, reading capabilities files, and atomic file copies."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import typer
+
+from ..config import CapabilitiesFile, HostConfig, load_capabilities
+from ..errors import AirlockError, ComponentError, ConfigError
+from ..runtime import pooling
+from ..runtime.engine import LoadedComponent, Runtime
+from ..stores import SecretStore
+
+__all__ = [
+    "NAME_RE",
+    "check_channel_name",
+    "complete_channel",
+    "component_problem",
+    "copy_atomic",
+    "installed_caps",
+    "lazy_store",
+    "load_component",
+    "missing_secrets",
+    "open_secrets",
+    "read_caps_quietly",
+    "require_file",
+    "runtime_for",
+]
+
+#: A channel name, as the capabilities file requires it (``config._NAME_RE``).
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CORE_MODULE_VERSION = b"\x01\x00\x00\x00"
+
+
+def require_file(path: Path, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` is an existing regular file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found" if not path.exists() else f"{path}: not a file")
+
+
+@contextlib.contextmanager
+def runtime_for(config: HostConfig) -> Iterator[Runtime]:
+    """A Runtime on the home's compile cache, closed on exit."""
+    runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def component_problem(path: Path, reason: str) -> str:
+    """A clearer reason than the engine's when the file is not a component binary at all."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        return reason
+    if head[:4] != b"\0asm":
+        return "not a WebAssembly binary (no \\0asm header)"
+    if head[4:8] == _CORE_MODULE_VERSION:
+        return "a core WebAssembly module, not a component (wrap it with: wasm-tools component new)"
+    return reason
+
+
+def load_component(runtime: Runtime, path: Path) -> LoadedComponent:
+    """Load ``path``; a ComponentError names the file and says clearly what is wrong with it."""
+    require_file(path, "component")
+    try:
+        return runtime.load(path)
+    except ComponentError as exc:
+        reason = str(exc).removeprefix(f"{path.name}: ")
+        raise ComponentError(f"{path}: {component_problem(path, reason)}") from None
+
+
+def open_secrets(config: HostConfig, *, create: bool = True) -> SecretStore | None:
+    """The home's secret store; ``None`` if ``create`` is false and no store file exists yet."""
+    if not create and not config.secrets_path.exists():
+        return None
+    return SecretStore.open(config.home)
+
+
+def missing_secrets(caps: CapabilitiesFile, store: Callable[[], SecretStore]) -> list[str]:
+    """Required (non-optional) secrets not stored yet. Auto-generated ones are created by ``serve``."""
+    if caps.setup is None:
+        return []
+    wanted = [s.name for s in caps.setup.required_secrets if not s.optional and s.auto_generate is None]
+    if not wanted:
+        return []
+    secrets = store()
+    return [name for name in wanted if not secrets.exists(name)]
+
+
+def lazy_store(config: HostConfig) -> Callable[[], SecretStore]:
+    """A getter that opens the secret store on first use (listing channels without secrets needs no key)."""
+    opened: list[SecretStore] = []
+
+    def get() -> SecretStore:
+        if not opened:
+            opened.append(SecretStore.open(config.home))
+        return opened[0]
+
+    return get
+
+
+def read_caps_quietly(path: Path) -> CapabilitiesFile | None:
+    """Load a capabilities file without warnings; ``None`` if it is invalid."""
+    config_log = logging.getLogger("airlock.config")
+    saved = config_log.level
+    config_log.setLevel(logging.ERROR)
+    try:
+        return load_capabilities(path)
+    except AirlockError:
+        return None
+    finally:
+        config_log.setLevel(saved)
+
+
+def installed_caps(config: HostConfig) -> list[Path]:
+    """The installed channels' capabilities files, sorted by name (empty if the directory is missing)."""
+    directory = config.channels_dir
+    return sorted(directory.glob("*.capabilities.json")) if directory.is_dir() else []
+
+
+def complete_channel(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: installed channel names starting with ``incomplete`` (never raises)."""
+    try:
+        home = ctx.find_root().params.get("home")
+        config = HostConfig.build(**({"home": home} if isinstance(home, Path) else {}))
+        names = [p.name.removesuffix(".capabilities.json") for p in installed_caps(config)]
+    except (AirlockError, OSError):
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def copy_atomic(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` through a temporary file in the same directory (never a half-written file)."""
+    data = src.read_bytes()
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_channel_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is a valid channel name (so it is safe in a path)."""
+    if not NAME_RE.match(name):
+        raise ConfigError(f"{name!r} is not a channel name (must match ^[a-z0-9][a-z0-9_-]{{0,62}}$)")

@@ -1,0 +1,145 @@
+"""``airlock serve``: run the gateway until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..config import HostConfig
+from ..errors import AirlockError, ConfigError
+from .about import version_doc
+from .app import app, config_from, fail, friendly_errors, parse_upstreams, setup_logging
+from .runfile import FLUSH_INTERVAL_S, ErrorRecorder, RunFile, started_info
+
+if TYPE_CHECKING:
+    from ..agents.loader import Agent
+
+__all__ = ["serve"]
+
+log = logging.getLogger("airlock.cli")
+
+
+@app.command()
+@friendly_errors
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(
+        metavar="N", help="Webhook HTTP port (0 picks a free one). (default: 8080)")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on. (default: 127.0.0.1)")] = None,
+    agent: Annotated[str | None, typer.Option(
+        metavar="MODULE:CALLABLE",
+        help="The agent to run, an async function taking the host. (default: the built-in echo agent)",
+    )] = None,
+    upstream: Annotated[list[str] | None, typer.Option(
+        metavar="HOST=URL",
+        help="Send a channel's traffic for HOST to URL instead (e.g. a local fake). Repeatable.",
+    )] = None,
+    channels_dir: Annotated[Path | None, typer.Option(
+        help="Where installed channels live. (default: HOME/channels)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
+
+    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit.
+    """
+    setup_logging(logging.DEBUG if verbose else logging.INFO, serve=True)
+    values: dict[str, Any] = {"upstream_overrides": parse_upstreams(upstream)}
+    if port is not None:
+        values["listen_port"] = port
+    if host is not None:
+        values["listen_host"] = host
+    if channels_dir is not None:
+        values["channels_dir"] = channels_dir
+    config = config_from(ctx, **values)
+    if agent is not None:
+        from ..agents.loader import load_agent
+
+        agent_fn, agent_name = load_agent(agent), agent
+    else:
+        from ..agents.echo import echo_agent
+
+        agent_fn, agent_name = echo_agent, "echo (built in)"
+    log.info("home %s, channels from %s", config.home, config.channels_dir)
+    for logical, base in config.upstream_overrides.items():
+        log.warning("upstream override: %s -> %s", logical, base)
+    try:
+        code = asyncio.run(_serve(config, agent_fn, agent_name))
+    except KeyboardInterrupt:
+        fail("interrupted while stopping")
+    raise typer.Exit(code)
+
+
+async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
+    from ..host import AirlockHost
+
+    host = AirlockHost(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(name: str) -> None:
+        received.append(name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    # Callback failures from the start on (on-start too) go into the runtime file for `airlock status`.
+    recorder = ErrorRecorder()
+    logging.getLogger("airlock.channel").addHandler(recorder)
+    runfile: RunFile | None = None
+    code = 0
+    try:
+        try:
+            await host.start()
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+                raise
+            why = str(exc).rsplit(": ", 1)[-1] or os.strerror(exc.errno or 0)
+            raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {why}") from None
+        runfile = RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
+                                                    dict(version_doc())), recorder)
+        runfile.write()
+        flusher = asyncio.create_task(_flush_runfile(runfile), name="runfile")
+        log.info("serving on %s with agent %s; Ctrl-C to stop", host.base_url, agent_name)
+        agent_task: asyncio.Task[None] = asyncio.create_task(_run_agent(agent, host), name="agent")
+        stop_task = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait({agent_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            log.info("%s received; stopping", received[0] if received else "signal")
+        elif (failure := agent_task.exception()) is not None:
+            # A bug in the agent is the user's to fix: show where it happened (Airlock's own errors: one line).
+            log.error("agent %s failed: %s: %s", agent_name, type(failure).__name__, failure,
+                      exc_info=None if isinstance(failure, AirlockError) else failure)
+            code = 1
+        else:
+            log.info("agent %s returned; stopping", agent_name)
+        for task in (agent_task, stop_task, flusher):
+            task.cancel()
+        await asyncio.gather(agent_task, stop_task, flusher, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await host.stop()
+        logging.getLogger("airlock.channel").removeHandler(recorder)
+        if runfile is not None:
+            runfile.remove()
+        log.info("airlock stopped")
+    return code
+
+
+async def _flush_runfile(runfile: RunFile) -> None:
+    """Rewrite the runtime file when callback errors arrived, at most once per FLUSH_INTERVAL_S."""
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        await asyncio.to_thread(runfile.flush_if_changed)
+
+
+async def _run_agent(agent: Agent, host: Any) -> None:
+    await agent(host)

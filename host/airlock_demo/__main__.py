@@ -1,0 +1,5 @@
+"""``python -m airlock_demo`` (``make run``)."""
+
+from .demo import main
+
+main()

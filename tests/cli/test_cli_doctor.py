@@ -1,0 +1,149 @@
+"""``airlock doctor`` through the real command: a fresh home, permissions of the home and the key file, a
+wrong master key, a busy port, clock skew against a loopback server's Date header, and the compile cache."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clirun import one_line_error, run_cli, tree
+
+
+def doctor(home: Path, *args: str, **env: str) -> tuple[int, dict[str, list[tuple[str, str]]]]:
+    """Exit status and {area: [(status, detail), ...]}."""
+    proc = run_cli(home, "doctor", "--json", "--port", "0", *args, **env)
+    assert proc.returncode in (0, 2), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is (proc.returncode == 0)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for check in doc["checks"]:
+        found.setdefault(check["area"], []).append((check["status"], check["detail"]))
+    return proc.returncode, found
+
+
+@contextmanager
+def date_server(offset_s: float) -> Iterator[str]:
+    """A loopback HTTP server whose Date header is ``offset_s`` seconds off this machine's clock."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def date_time_string(self, timestamp: Any = None) -> str:
+            return formatdate(time.time() + offset_s, usegmt=True)
+
+        def do_HEAD(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fresh_home_is_fine_and_untouched(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    code, found = doctor(home)
+    assert code == 0
+    assert found["home"][0][0] == "note" and found["secret store"][0][0] == "note"
+    assert found["clock"] == [("skip", found["clock"][0][1])] and "--clock-url" in found["clock"][0][1]
+    assert found["python"][0][0] == "ok" and found["wasmtime"][0][0] == "ok"
+    assert not home.exists()
+
+
+def test_permissions_of_the_home_and_the_key_file(airlock_home: Path) -> None:
+    no_env = {"AIRLOCK_MASTER_KEY": ""}  # use HOME/master.key
+    assert run_cli(airlock_home, "secrets", "set", "a_token", input="v4lue\n", **no_env).returncode == 0
+    key = airlock_home / "master.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    airlock_home.chmod(0o700)
+    code, found = doctor(airlock_home, **no_env)
+    assert code == 0
+    assert found["home"][0][0] == "ok" and found["master key"][0][0] == "ok"
+    assert found["secret store"] == [("ok", "opens with the master key (1 secret)")]
+
+    airlock_home.chmod(0o755)
+    key.chmod(0o644)
+    code, found = doctor(airlock_home, **no_env)
+    assert code == 2
+    assert found["home"][0][0] == "warn" and f"chmod 700 {airlock_home}" in found["home"][0][1]
+    assert found["master key"] == [("fail", f"{key} has mode 0644; fix with: chmod 600 {key}")]
+    key.chmod(0o600)
+
+
+def test_wrong_master_key_fails_the_secret_store(airlock_home: Path) -> None:
+    assert run_cli(airlock_home, "secrets", "set", "a_token", input="v4lue\n").returncode == 0
+    code, found = doctor(airlock_home, AIRLOCK_MASTER_KEY="6a" * 32)
+    assert code == 2 and found["secret store"][0][0] == "fail"
+    assert "v4lue" not in json.dumps(found)
+
+
+def test_busy_port(airlock_home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, found = doctor(airlock_home, "--port", str(port))
+        assert code == 2 and found["port"][0][0] == "fail" and f"127.0.0.1:{port}" in found["port"][0][1]
+        # Held by this home's gateway (the runtime file names a running process and this port): fine.
+        (airlock_home / "run").mkdir()
+        (airlock_home / "run" / "gateway.json").write_text(json.dumps(
+            {"pid": os.getpid(), "url": f"http://127.0.0.1:{port}", "listen_port": port}))
+        code, found = doctor(airlock_home, "--port", str(port))
+        assert code == 0 and "in use by this home's gateway" in found["port"][0][1]
+    code, found = doctor(airlock_home, "--port", str(port))
+    assert found["port"] == [("ok", f"127.0.0.1:{port} is free")]
+
+
+@pytest.mark.parametrize(("offset", "status"), [(0, "ok"), (-90, "warn"), (900, "fail")])
+def test_clock_skew_against_a_date_header(airlock_home: Path, offset: int, status: str) -> None:
+    with date_server(offset) as url:
+        code, found = doctor(airlock_home, "--clock-url", url)
+    assert found["clock"][0][0] == status, found["clock"]
+    assert code == (2 if status == "fail" else 0)
+    if offset:
+        shown = int(found["clock"][0][1].split(" s ")[0])
+        assert abs(shown - abs(offset)) <= 2  # one-second Date resolution, plus the round trip
+        assert ("behind" if offset > 0 else "ahead of") in found["clock"][0][1]
+
+
+def test_compile_cache_and_channels(airlock_home: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "own-cache"  # not the session's shared cache: this test writes junk into it
+    (airlock_home / "cache").unlink()
+    cache.mkdir()
+    (airlock_home / "cache").symlink_to(cache)
+    (cache / ("ab" * 32 + ".cwasm")).write_bytes(b"not a compiled component")
+    (cache / "x.tmp").write_bytes(b"")
+    (airlock_home / "channels" / "broken.capabilities.json").write_text('{"name": "broken"}')
+    before = tree(airlock_home)
+    code, found = doctor(airlock_home)
+    assert code == 2
+    assert found["compile cache"][0][0] == "warn" and "0 of 1 entries" in found["compile cache"][0][1]
+    assert found["compile cache"][1][0] == "note" and "1 leftover" in found["compile cache"][1][1]
+    assert found["channel broken"][0][0] == "fail" and "$.version" in found["channel broken"][0][1]
+    assert tree(airlock_home) == before and sorted(p.name for p in cache.iterdir()) == ["ab" * 32 + ".cwasm",
+                                                                                        "x.tmp"]
+    text = run_cli(airlock_home, "doctor", "--port", "0")
+    assert text.returncode == 2 and "1 check(s) failed" in text.stdout
+
+
+def test_bad_options(airlock_home: Path) -> None:
+    before = tree(airlock_home)
+    one_line_error(run_cli(airlock_home, "doctor", "--clock-url", "ftp://x"), "--clock-url")
+    one_line_error(run_cli(airlock_home, "doctor", "--port", "70000"), "listen_port")
+    assert tree(airlock_home) == before
