@@ -31,7 +31,7 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager, Delivery
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
-from .errors import AirlockError
+from .errors import AirlockError, ConfigError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .observability import REDACTOR, CallObserver
@@ -159,7 +159,12 @@ class AirlockHost:
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
                            limiter=LoginLimiter(), home=self.config.home)
         self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port)
-        await self.admin.start()
+        try:
+            await self.admin.start()
+        except OSError as exc:
+            self.admin = None
+            raise ConfigError(f"cannot listen on {self.config.admin_host}:{self.config.admin_port} for the admin "
+                              f"console: {exc.strerror or exc}") from None
 
     async def __aenter__(self) -> AirlockHost:
         await self.start()

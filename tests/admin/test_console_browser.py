@@ -1,9 +1,10 @@
 """The web console in a real headless Chromium (Debian's package, driven by Playwright), against a real host:
 the Python Telegram guest polling the fake Bot API, the Rust template channel and a WAT channel.
 
-Checks: the console refuses a wrong token; its channel list matches the API's channels document; a pairing
-code shows up by itself (live refresh) and approving it lets the sender's next message through to the agent;
-disabling a channel makes its webhook answer 404 while the others keep answering. A screenshot of every page
+Checks: the console refuses a wrong token; its channel list matches the API's channels document and
+``airlock channels list --json``; a pairing code shows up by itself (live refresh) and approving it lets the
+sender's next message through to the agent; disabling a channel makes its webhook answer 404 while the others
+keep answering. A screenshot of every page
 goes to ``test-output/console/`` (and, with ``AIRLOCK_DOCS_SCREENSHOTS=1``, the channels page to
 ``docs/console.png`` for the README).
 """
@@ -11,7 +12,10 @@ goes to ``test-output/console/`` (and, with ``AIRLOCK_DOCS_SCREENSHOTS=1``, the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -110,12 +114,23 @@ async def login_is_refused_then_accepted(page: Page, api: Api) -> None:
     assert session["httpOnly"] and session["sameSite"] == "Strict"
 
 
+def cli_rows(home: Path) -> list[dict[str, Any]]:
+    """``airlock channels list --json`` (a real CLI process on the same home) in the console's terms."""
+    env = {**os.environ, "AIRLOCK_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "host"), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-m", "airlock.cli", "channels", "list", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [{"name": c["name"], "version": c["version"], "world": c["world"], "state": c["state"]}
+            for c in json.loads(done.stdout)]
+
+
 async def channel_list_matches_the_api(page: Page, api: Api) -> None:
     await expect(page.locator("#channels tbody tr[data-channel]")).to_have_count(3)
     status, doc = await api.get("/api/channels")
     assert status == 200
     shown = await rows(page)
-    assert shown == api_rows(doc)
+    assert shown == api_rows(doc) == await asyncio.to_thread(cli_rows, api.host.config.home)
     assert [r["name"] for r in shown] == ["alpha", "telegram", "template-rust"]
     assert all(r["state"] == "active" for r in shown)
     await shot(page, "channels")

@@ -41,6 +41,7 @@ __all__ = [
     "SecretRedactor",
     "configure_logging",
     "parse_level",
+    "remove_logging",
 ]
 
 LogFormat = Literal["json", "text"]
@@ -195,7 +196,14 @@ class _Handler(logging.StreamHandler[IO[str]]):
         super().emit(record)
 
 
-_installed: list[logging.Handler] = []
+_installed: list[tuple[str, logging.Handler]] = []
+
+
+def remove_logging() -> None:
+    """Remove the handler ``configure_logging`` installed, if any."""
+    for logger, handler in _installed:
+        logging.getLogger(logger).removeHandler(handler)
+    _installed.clear()
 
 
 def configure_logging(fmt: str = "text", level: str | int = "info", *, stream: IO[str] | None = None,
@@ -212,14 +220,12 @@ def configure_logging(fmt: str = "text", level: str | int = "info", *, stream: I
         raise ConfigError(f"log format {fmt[:20]!r}: expected json or text")
     numeric = parse_level(level)
     root = logging.getLogger(logger)
-    for old in _installed:
-        root.removeHandler(old)
-    _installed.clear()
+    remove_logging()
     handler = _Handler(stream)
     handler.addFilter(ContextFilter())
     handler.addFilter(REDACTOR)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(numeric)
-    _installed.append(handler)
+    _installed.append((logger, handler))
     return handler
