@@ -32,13 +32,13 @@ import hostile_guest
 import pytest
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_slack import FakeSlack
+from fake_telegram import FakeTelegram
 from fuzz_http import FUZZ_SECRET_HEADER, INCOMPLETE, PATHS, Fuzzed, Reply, fuzzed, judge, log_problems, parse, wire
 from hostile_env import hostile_caps
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from airlock.config import HostConfig
-from airlock.fakes.telegram import FakeTelegram
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
 

@@ -151,6 +151,12 @@ async def test_resumable_close_reconnects_with_backoff_and_resumes(
     assert json.loads((await next_message(host)).content)["d"]["content"] == "after resume"
     doc = await health(host)
     assert doc["websocket"]["connections"] == 2 and "4000" in doc["websocket"]["last_close"]
+    assert host.observer is not None  # /metrics reads the same socket status
+    metrics = host.observer.metrics.exposition().decode()
+    assert 'airlock_websocket_state{channel="probe",state="connected"} 1.0' in metrics
+    assert 'airlock_websocket_state{channel="probe",state="backoff"} 0.0' in metrics
+    assert 'airlock_websocket_reconnects_total{channel="probe"} 1.0' in metrics
+    assert 'airlock_websocket_connections_total{channel="probe"} 2.0' in metrics
 
 
 async def test_authentication_failed_stops_and_reports_without_a_reconnect_storm(
