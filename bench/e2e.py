@@ -3,12 +3,14 @@ generator in a separate process (bench/loadgen.py: wrk when installed, else the 
 
 The server is the real host's: ``AirlockHost`` started without its own listener, its app from
 ``inbound.server.build_app`` (so Airlock's routes are the real webhook path: routing, size checks, host-side
-signature/secret verification, backpressure, a worker thread, a fresh sandbox, the message bus), plus two
+signature/secret verification, backpressure, a worker thread, a fresh sandbox, the durable message log), plus two
 routes for the comparison, each doing what a host with that plugin model would do per request:
 - ``POST /bench/jsonrpc``: the body to the persistent JSON-RPC plugin process (bench/plugin_peer.py), the
   response validated, the emitted messages put on the same bus;
 - ``POST /bench/inproc``: the work (bench/work.py) as a Python function in the handler, messages on the bus.
-An agent task drains the bus throughout, so every variant pays for delivering its messages.
+The peers' bus is in memory (``MemoryBus``: what Airlock had before its message log); Airlock's messages go to
+its log. An agent task drains both throughout (leasing and acknowledging Airlock's), so every variant pays for
+delivering its messages.
 
 Two diagnostics (labelled as such in the report, never used for a target) split Airlock's gap to (d):
 - ``d_thread``: the in-process work run the way Airlock runs a callback, on a worker thread behind a per-channel
@@ -67,9 +69,25 @@ class Server:
     port: int
     targets: list[Target]
     notes: list[str]
+    bus: MemoryBus
 
     def url(self, target: Target) -> str:
         return f"http://127.0.0.1:{self.port}{target.path}"
+
+
+class MemoryBus:
+    """The comparison peers' bus: an in-memory queue (what Airlock used before its durable message log). Counts what
+    every drain delivered, Airlock's log included (``delivered``)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
+        self.delivered = 0
+
+    def has_room(self) -> bool:
+        return self.queue.qsize() < 10**6
+
+    def put(self, message: InboundMessage) -> None:
+        self.queue.put_nowait(message)
 
 
 def _json_headers() -> dict[str, str]:
@@ -122,8 +140,7 @@ def _message(emission: work.Emission) -> EmittedMessage:
                           thread_id=emission.thread_id, metadata_json=emission.metadata_json)
 
 
-def comparison_routes(app: web.Application, host: AirlockHost, plugin: AsyncPlugin) -> None:
-    bus = host.bus
+def comparison_routes(app: web.Application, host: AirlockHost, plugin: AsyncPlugin, bus: MemoryBus) -> None:
 
     async def read_body(request: web.Request) -> bytes | web.Response:
         if not bus.has_room():
@@ -190,9 +207,19 @@ def comparison_routes(app: web.Application, host: AirlockHost, plugin: AsyncPlug
     app.router.add_post("/bench/airlock-inline", airlock_inline)
 
 
-async def _drain(host: AirlockHost) -> None:
-    while True:
-        await host.next_message()
+async def _drain(host: AirlockHost, bus: MemoryBus) -> None:
+    """The agent: acknowledges every message of Airlock's log, and empties the peers' in-memory bus."""
+    async def log() -> None:
+        while True:
+            await host.ack(await host.next_message())
+            bus.delivered += 1
+
+    async def memory() -> None:
+        while True:
+            await bus.queue.get()
+            bus.delivered += 1
+
+    await asyncio.gather(log(), memory())
 
 
 @asynccontextmanager
@@ -214,14 +241,15 @@ async def serving(cache: Path) -> AsyncIterator[Server]:
         active_paths = {p for slot in host.manager.slots.values() for p in slot.endpoints}
         targets = [t for t in targets if t.path in active_paths or t.path.startswith("/bench/")]
         app = build_app(host.manager)
-        comparison_routes(app, host, plugin)
+        bus = MemoryBus()
+        comparison_routes(app, host, plugin, bus)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        drain = asyncio.create_task(_drain(host))
-        yield Server(host=host, port=port, targets=targets, notes=notes)
+        drain = asyncio.create_task(_drain(host, bus))
+        yield Server(host=host, port=port, targets=targets, notes=notes, bus=bus)
     finally:
         if drain is not None:
             drain.cancel()
@@ -278,10 +306,10 @@ async def run(cache: Path, concurrency: int, duration_s: float, warmup_s: float,
             for target in server.targets:
                 if warmup_s > 0:
                     await load(server, target, concurrency, warmup_s, tmp)
-                before = server.host.bus.delivered
+                before = server.bus.delivered
                 summary = await load(server, target, concurrency, duration_s, tmp)
                 await asyncio.sleep(0.2)  # let the drain catch up before counting
-                summary["delivered"] = server.host.bus.delivered - before
+                summary["delivered"] = server.bus.delivered - before
                 results[target.key] = summary
                 log(f"  {target.key:6s} {summary['rps']:8.0f} req/s  p50 {summary['p50_ms']:7.2f} ms  "
                     f"p99 {summary['p99_ms']:7.2f} ms  non-2xx {summary['non2xx']}  ({summary['loadgen']})")

@@ -30,7 +30,8 @@ from watguest import build_component
 from airlock import cli
 from airlock.agents.loader import load_agent
 from airlock.errors import ConfigError
-from airlock.stores import DurableWorkspaceStore, PairingStore, SecretStore
+from airlock.messages.sqlite import SqliteMessageLog
+from airlock.stores import PairingStore, SecretStore
 
 MASTER_KEY = "5f" * 32
 WORLD = "airlock:channel/sandboxed-channel@0.1.0"
@@ -434,9 +435,12 @@ def wait_for_health(url: str, proc: subprocess.Popen[str], timeout: float = 30.0
 def wait_for_reply(home: Path, expected: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with DurableWorkspaceStore(home / "workspace.db") as db:
-            if db.load("minimal").get("last-reply") == expected:
+        db = SqliteMessageLog(home / "state.db")
+        try:
+            if db.load_workspace("minimal").get("last-reply") == expected:
                 return
+        finally:
+            db.close()
         time.sleep(0.1)
     raise AssertionError(f"no reply {expected!r} in the durable workspace")
 

@@ -112,7 +112,9 @@ def test_other_real_details() -> None:
 
     feishu = load_capabilities(IRONCLAW / "feishu.capabilities.json")
     assert feishu.setup is not None and feishu.setup.model_extra is not None
-    assert "secret_config_mappings" in feishu.setup.model_extra  # other setup keys are kept
+    assert [(m.config_key, m.secret_name) for m in feishu.setup.secret_config_mappings] == [
+        ("app_id", "feishu_app_id"), ("app_secret", "feishu_app_secret"),
+        ("verification_token", "feishu_verification_token")]
     assert feishu.capabilities.http is not None
     assert isinstance(feishu.capabilities.http.credentials["feishu_bearer"].location, BearerLocation)
     assert feishu.capabilities.channel.webhook is not None
@@ -121,7 +123,7 @@ def test_other_real_details() -> None:
     wecom = load_capabilities(IRONCLAW / "wecom.capabilities.json")
     ws = wecom.capabilities.websocket
     assert ws is not None and ws.protocol == "wecom_aibot" and ws.max_missed_heartbeat_acks == 2
-    assert ws.model_extra == {"bot_id_secret_name": "wecom_bot_id", "bot_secret_name": "wecom_bot_secret"}
+    assert (ws.bot_id_secret_name, ws.bot_secret_name) == ("wecom_bot_id", "wecom_bot_secret")
     assert wecom.capabilities.http is not None
     assert wecom.capabilities.http.allowlist[1].host == "*.myqcloud.com"
 

@@ -6,8 +6,8 @@ The public surface is what ``__all__`` lists; everything else is internal and ma
 from __future__ import annotations
 
 from ._version import __version__ as __version__
+from .agents.delivery import Delivery
 from .channels.channel import CallOutcome, InboundMessage
-from .channels.manager import Delivery
 from .config import CapabilitiesFile, HostConfig, load_capabilities
 from .errors import (
     AirlockError,

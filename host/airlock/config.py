@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -37,6 +38,7 @@ from pydantic import (
 )
 
 from airlock.errors import CapabilitiesError, ConfigError
+from airlock.messages.routing_models import RoutingConfig
 
 if TYPE_CHECKING:
     from airlock.inbound.listener import ListenerLimits
@@ -62,6 +64,7 @@ __all__ = [
     "QueryParamLocation",
     "RateLimit",
     "RequiredSecret",
+    "SecretConfigMapping",
     "SecretsCapability",
     "SetupSpec",
     "UrlPathLocation",
@@ -192,13 +195,24 @@ class RequiredSecret(_Model):
         return v
 
 
+class SecretConfigMapping(_Model):
+    """One entry of ``setup.secret_config_mappings``: copy the stored secret ``secret_name`` into the config
+    handed to ``on-start`` under ``config_key`` (IronClaw, ``src/channels/wasm/setup.rs``). Which entries the
+    host honours, and for which components, is decided in ``airlock.channels.activation``."""
+
+    config_key: str
+    secret_name: str
+
+
 class SetupSpec(_ExtensibleModel):
     """``setup``: secrets to ask for, an optional token check URL, a docs URL. Other keys are kept.
 
-    ``validation_endpoint`` may contain ``{secret_name}`` placeholders.
+    ``validation_endpoint`` may contain ``{secret_name}`` placeholders. ``secret_config_mappings`` (see
+    :class:`SecretConfigMapping`) names secrets a ``near:agent`` component gets in its start config.
     """
 
     required_secrets: list[RequiredSecret] = Field(default_factory=list)
+    secret_config_mappings: list[SecretConfigMapping] = Field(default_factory=list)
     validation_endpoint: str | None = None
     setup_url: str | None = None
 
@@ -359,9 +373,11 @@ class WebsocketCapability(_ExtensibleModel):
     """``capabilities.websocket``: a host-managed outbound WebSocket (``wss://`` only), run by
     ``airlock.channels.socket_runtime``.
 
-    ``protocol``: ``"discord"`` (also inferred for ``wss://gateway.discord.gg`` with an ``identify`` block) or
-    absent for the generic driver; any other name is kept but not run (the socket is not opened and the
-    channel's status says why). A protocol's own keys are kept in ``model_extra``.
+    ``protocol``: ``"discord"`` (also inferred for ``wss://gateway.discord.gg`` with an ``identify`` block),
+    ``"wecom_aibot"``, or absent for the generic driver; any other name is kept, but the channel stays
+    inactive and ``airlock channels check`` refuses the file. A protocol's other keys are kept in ``model_extra``.
+    ``bot_id_secret_name`` / ``bot_secret_name`` (``wecom_aibot``): the secrets holding the bot id and secret
+    the host subscribes with.
     ``connect_on_start``: open the socket once the channel is active (false: never opened).
     ``identify_secret_name``: the secret the host needs before opening the socket; Discord sends it as the
     IDENTIFY token, the generic driver substitutes it for ``{UPPER_SNAKE_NAME}`` in ``identify``'s strings.
@@ -378,6 +394,8 @@ class WebsocketCapability(_ExtensibleModel):
     heartbeat_interval_ms: PositiveInt | None = None
     max_missed_heartbeat_acks: PositiveInt | None = None
     protocol: str | None = None
+    bot_id_secret_name: str | None = None
+    bot_secret_name: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -483,6 +501,31 @@ class WebhookSpec(_ExtensibleModel):
         return self.verify_token_param or "hub.verify_token"
 
 
+class DedupeSpec(_Model):
+    """``capabilities.channel.dedupe``: JSON pointers (RFC 6901) into the emitted metadata whose values form the
+    platform message id (``messages.dedupe``); ``[]`` turns deduplication off. At most 8 pointers."""
+
+    id_pointers: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("id_pointers")
+    @classmethod
+    def _pointers(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not p.startswith("/") or len(p) > 256:
+                raise ValueError(f"pointer {p!r} must start with '/' and be at most 256 characters")
+        return v
+
+
+class SendRateSpec(_Model):
+    """``capabilities.channel.send_rate``: outbound messages per second for the whole channel and per chat, with
+    bursts (``messages.ratelimit``; defaults per platform)."""
+
+    per_second: float = Field(gt=0, le=10_000)
+    burst: float = Field(default=1.0, ge=1, le=10_000)
+    per_chat_per_second: float = Field(gt=0, le=10_000)
+    chat_burst: float = Field(default=1.0, ge=1, le=10_000)
+
+
 class ChannelCapability(_Model):
     """``capabilities.channel``: webhook paths, polling, workspace and emit limits.
 
@@ -500,6 +543,12 @@ class ChannelCapability(_Model):
     max_message_size: PositiveInt = 65_536
     callback_timeout_secs: int = Field(default=30, ge=1, le=600)
     webhook: WebhookSpec | None = None
+    dedupe: DedupeSpec | None = None
+    send_rate: SendRateSpec | None = None
+
+    def dedupe_pointers(self) -> list[str] | None:
+        """The file's dedupe pointers, or None to use the channel's default (``messages.dedupe``)."""
+        return self.dedupe.id_pointers if self.dedupe is not None else None
 
     @field_validator("allowed_paths")
     @classmethod
@@ -757,6 +806,8 @@ class HostConfig(BaseModel):
         inline_callbacks: attempt webhooks on the event loop first, falling back to a worker thread when the
             guest needs one (``channels.manager``, ``channels.inline``); default on, ``False`` runs every
             callback on a worker thread.
+        public_base_url: the gateway's public ``http(s)://`` base URL (no trailing slash), e.g. a tunnel; given to
+            ``near:agent`` components as ``tunnel_url`` in their start config (``channels.activation``).
         max_guest_list_bytes: the largest ``list<u8>`` a guest may pass to a host function (bytes; default
             :data:`DEFAULT_MAX_GUEST_LIST_BYTES`, 2 MiB): an ``http-request`` body or ``store-attachment-data``
             above it gets a WIT error before any capability sees it. It bounds what the host keeps, not
@@ -764,7 +815,14 @@ class HostConfig(BaseModel):
             into a 32-byte C value and a 48-byte Rust value (about 80 bytes per byte) before host code runs,
             up to its own per-call limit of 2,796,202 elements (issue 13, defect 4).
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
-        bus_capacity: inbound message bus capacity (messages).
+        bus_capacity: unacknowledged messages (all agents) past which webhooks answer 503 + Retry-After and
+            pollers pause (backpressure; nothing already accepted is dropped).
+        default_agent: the agent that gets messages no routing binding claims (default ``main``, the in-process
+            agent of ``host.messages()``); the same as ``routing.default_agent`` (set either; both must agree).
+        routing: bindings, DM scope and identity links (``messages.routing_models.RoutingConfig``).
+        agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
+        retention_s / dedupe_window_s: how long acknowledged messages and sent replies are kept (7 days), and how
+            long a platform message id is remembered for deduplication (24 h).
         log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
             log per minute (default 256 KiB); lines past it are dropped and counted in one warning a minute
             (``capabilities.logging``).
@@ -798,6 +856,7 @@ class HostConfig(BaseModel):
     fuel_per_callback: PositiveInt = 5_000_000_000
     fastpath: bool | None = None
     inline_callbacks: bool = True
+    public_base_url: str | None = None
     max_guest_list_bytes: PositiveInt = DEFAULT_MAX_GUEST_LIST_BYTES
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
@@ -810,6 +869,11 @@ class HostConfig(BaseModel):
     webhook_body_timeout_s: PositiveFloat = 30.0
     webhook_max_connections: PositiveInt = 1024
     webhook_max_connections_per_ip: PositiveInt = 128
+    default_agent: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    agent_visibility_timeout_s: PositiveFloat = 60.0
+    retention_s: PositiveFloat = 7 * 24 * 3600.0
+    dedupe_window_s: PositiveFloat = 24 * 3600.0
 
     @model_validator(mode="after")
     def _admin_port_apart(self) -> HostConfig:
@@ -840,6 +904,28 @@ class HostConfig(BaseModel):
                 raise ValueError(f"override for {host!r} must be an http:// or https:// base URL")
             out[host] = base.rstrip("/")
         return out
+
+    @model_validator(mode="after")
+    def _one_default_agent(self) -> HostConfig:
+        mine, theirs = self.default_agent, self.routing.default_agent
+        if "default_agent" in self.model_fields_set and "default_agent" in self.routing.model_fields_set \
+                and mine != theirs:
+            raise ValueError(f"default_agent {mine!r} and routing.default_agent {theirs!r} differ")
+        if "default_agent" in self.model_fields_set:
+            object.__setattr__(self, "routing", self.routing.model_copy(update={"default_agent": mine}))
+        else:
+            object.__setattr__(self, "default_agent", theirs)
+        return self
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("public_base_url must be an http:// or https:// URL without query or fragment")
+        return v.rstrip("/")
 
     @classmethod
     def build(cls, **values: Any) -> HostConfig:
@@ -890,6 +976,16 @@ class HostConfig(BaseModel):
         return self.home / "pairing.db"
 
     @property
+    def state_db(self) -> Path:
+        """SQLite file of the message log and the durable workspace (one file: one transaction for both)."""
+        return self.home / "state.db"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Content-addressed attachment blobs: ``home/blobs``."""
+        return self.home / "blobs"
+
+    @property
     def workspace_db(self) -> Path:
-        """SQLite durable-workspace database: ``home/workspace.db``."""
+        """The durable-workspace database of homes made before the message log (imported into ``state.db`` once)."""
         return self.home / "workspace.db"

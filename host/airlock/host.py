@@ -5,7 +5,10 @@
             await host.send_status(message, "thinking")
             await host.respond(message, f"echo: {message.content}")
 
-Start-up: open the secret store, pairing and workspace databases (under ``config.home``), generate any
+Every admitted message is appended to the message log (``messages``; ``state.db``, with the durable workspace)
+before its webhook is answered; agents lease, acknowledge and reply through the log; replies go out through the
+outbox with retries. Start-up: open the secret store, pairing database and message log (under ``config.home``),
+generate any
 missing ``auto_generate`` secrets, load every channel in ``config.channels_dir`` (compile cache under
 ``config.cache_dir``), call ``on-start``, register webhooks and pollers, and serve HTTP on
 ``listen_host:listen_port`` (port 0 picks a free one; see ``port``). With ``config.admin``, also the admin
@@ -16,29 +19,38 @@ counted and recorded (``observability``); secret values are redacted from the ``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets as pysecrets
 import string
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .agents.bus import MessageBus
+from .agents.delivery import Delivery
 from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
-from .channels.manager import ChannelManager, Delivery
+from .channels.manager import ChannelManager
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
-from .errors import AirlockError, ConfigError
+from .errors import AirlockError, ConfigError, GuestError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
+from .messages.blobs import BlobStore
+from .messages.inbound import BindingRouter, InboundPipeline
+from .messages.inbox import Inbox
+from .messages.model import OutboxEntry
+from .messages.outbox import Outbound, OutboxSender
+from .messages.sqlite import SqliteMessageLog
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
-from .stores import DurableWorkspaceStore, PairingStore, SecretStore
+from .runtime.values import StatusUpdate
+from .stores import PairingStore, SecretStore
 from .stores.files import private_dir
 
 if TYPE_CHECKING:
@@ -47,6 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("airlock")
 
 _ALPHABET = string.ascii_letters + string.digits
+COMPACT_EVERY_S = 3600.0
+"""Seconds between compactions of the message log (and blob garbage collection)."""
 
 
 class AirlockHost:
@@ -57,25 +71,30 @@ class AirlockHost:
         private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
-        self.durable = DurableWorkspaceStore(config.workspace_db)
+        self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db)
+        self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
                              allow_private_hosts=config.allow_private_hosts)
-        self.bus = MessageBus(config.bus_capacity)
+        self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s)
         self.observer = CallObserver() if config.metrics else None
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=self.secrets.get,
             pairing=self.pairing,
-            durable=self.durable, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
+            durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
+            inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
             observer=self.observer,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
         self.manager = ChannelManager(self.runtime, services, self.bus,
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
-                                      sockets=sockets, inline=config.inline_callbacks)
+                                      sockets=sockets, inline=config.inline_callbacks,
+                                      public_base_url=config.public_base_url)
+        self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
+        self._housekeeping: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
@@ -98,6 +117,8 @@ class AirlockHost:
             if self.config.admin:
                 await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
+        self.outbox.start()
+        self._housekeeping = asyncio.create_task(self._compact_forever(), name="airlock-compaction")
         active = [n for n, s in self.manager.slots.items() if s.active]
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
@@ -130,14 +151,37 @@ class AirlockHost:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
         if self.admin is not None:
             await self.admin.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        await self.outbox.stop()
         await self.manager.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         self.egress.close()
         self.runtime.close()
         self.pairing.close()
-        self.durable.close()
+        self.log.close()
         REDACTOR.unwatch(self.secrets)
+
+    async def _compact_forever(self) -> None:
+        """Every :data:`COMPACT_EVERY_S`: drop what retention allows, and attachment blobs nothing references."""
+        while True:
+            await asyncio.sleep(COMPACT_EVERY_S)
+            try:
+                removed = await asyncio.to_thread(self.compact)
+            except Exception:  # storage trouble: try again next round, the log keeps growing meanwhile
+                log.exception("compaction failed")
+                continue
+            if removed:
+                log.info("compaction removed %d rows", removed)
+
+    def compact(self, now: float | None = None) -> int:
+        """Compact the log (``MessageLog.compact``) and collect unreferenced blobs; returns rows removed."""
+        when = time.time() if now is None else now
+        removed = self.log.compact(when, self.config.retention_s, self.config.dedupe_window_s)
+        referenced = {a.sha256 for e in self.log.list_inbound(limit=1_000_000) for a in e.attachments if a.sha256}
+        self.blobs.gc(referenced, older_than_s=COMPACT_EVERY_S, now=when)
+        return removed
 
     # ---- admin listener and observability --------------------------------------------------------
 
@@ -174,26 +218,73 @@ class AirlockHost:
                         tb: TracebackType | None) -> None:
         await self.stop()
 
-    # ---- the agent-side API ----------------------------------------------------------------------
+    # ---- the agent-side API (in-process; on top of the message log) ----------------------------------------------
 
-    async def messages(self) -> AsyncIterator[Delivery]:
-        """Yield every admitted inbound message, in arrival order, forever."""
+    async def messages(self, agent: str | None = None) -> AsyncIterator[Delivery]:
+        """Yield every message routed to ``agent`` (default: ``config.default_agent``), oldest first, forever.
+        Each is leased until it is acknowledged (``ack``, or a ``respond``)."""
         while True:
-            yield await self.next_message()
+            yield await self.next_message(agent)
 
-    async def next_message(self) -> Delivery:
-        """Wait for the next admitted inbound message. Its ``id`` is unique within this host's run."""
-        inbound = await self.bus.get()
-        return Delivery(id=f"{inbound.channel}:{self.bus.delivered}", inbound=inbound)
+    async def next_message(self, agent: str | None = None) -> Delivery:
+        """Wait for the next message routed to ``agent``; it stays leased (visibility timeout) until acked."""
+        entry = await self.bus.get(agent or self.config.default_agent)
+        data = {a.id: blob for a in entry.attachments if a.sha256 and (blob := self.blobs.get(a.sha256)) is not None}
+        return Delivery.from_entry(entry, data)
 
-    async def respond(self, message: Delivery, reply: str) -> CallOutcome:
-        """Send ``reply`` through the channel's on-respond with ``message``'s original metadata."""
-        return await self.manager.respond(message, reply)
+    async def ack(self, message: Delivery) -> bool:
+        """Acknowledge a message without replying (False when it was acknowledged already)."""
+        return await self.bus.ack(message.id)
 
-    async def broadcast(self, channel: str, user_id: str, content: str) -> CallOutcome:
-        """A proactive message to ``user_id`` on ``channel`` (on-broadcast)."""
-        return await self.manager.broadcast(channel, user_id, content)
+    async def respond(self, message: Delivery, reply: str, *, thread_id: str | None = None,
+                      idempotency_key: str | None = None) -> CallOutcome:
+        """Acknowledge ``message`` and put ``reply`` in the outbox in one transaction; return the outcome of the
+        first delivery attempt (on-respond with the original metadata). A failed attempt is retried in the
+        background by its error class (``messages.retry``)."""
+        payload = {"content": reply, "thread_id": thread_id or message.thread_id,
+                   "metadata_json": message.inbound.message.metadata_json}
+        out = Outbound(instance=message.channel, conversation=message.conversation, kind="respond", payload=payload,
+                       in_reply_to=message.id, idempotency_key=idempotency_key)
+        result = await self._submit(out, self.log.ack_and_append, message.id, None, [out], time.time())
+        self.bus.acked()
+        return result
+
+    async def broadcast(self, channel: str, user_id: str, content: str, *,
+                        idempotency_key: str | None = None) -> CallOutcome:
+        """A proactive message to ``user_id`` on ``channel`` (on-broadcast), through the outbox."""
+        self.manager.slot_for(channel)  # ConfigError at once for a channel that is not active
+        out = Outbound(instance=channel, conversation=f"{channel}:broadcast:{user_id}", kind="broadcast",
+                       payload={"content": content, "user_id": user_id}, idempotency_key=idempotency_key)
+        return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
-        """on-status; "thinking" refreshes typing every 4 s until the reply."""
-        return await self.manager.send_status(message, status, text)
+        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply."""
+        metadata = message.inbound.message.metadata_json
+        out = Outbound(instance=message.channel, conversation=message.conversation, kind="status",
+                       payload={"status": status, "message": text, "metadata_json": metadata},
+                       in_reply_to=message.id)
+        result = await self._submit(out, self.log.append_outbox, [out], time.time())
+        if status == "thinking":
+            self.manager.start_typing(message.id, message.channel, StatusUpdate(status, text, metadata))
+        else:
+            self.manager.stop_typing(message.id)
+        return result
+
+    async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:
+        """Append ``out`` (with ``append(*args)``) and return the outcome of its first delivery attempt. The waiter
+        is registered before the append, so a sender that picks the entry up at once cannot be missed."""
+        waiter = self.outbox.wait_first_attempt(out.id)
+        try:
+            entries = await asyncio.to_thread(append, *args)
+        except BaseException:
+            self.outbox.forget(out.id)
+            raise
+        stored = entries[0]
+        if stored.id != out.id:  # an idempotent repeat: the first submission's entry
+            self.outbox.forget(out.id)
+            if stored.state != "pending":
+                return CallOutcome(callback=stored.kind,
+                                   error=None if stored.state == "sent" else GuestError(stored.last_error or ""))
+            waiter = self.outbox.wait_first_attempt(stored.id)
+        self.outbox.wake()
+        return await waiter

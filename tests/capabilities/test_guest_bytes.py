@@ -154,13 +154,6 @@ def test_a_9_mib_response_costs_at_most_the_bound(nine_mib: dict[str, Any]) -> N
     assert nine_mib["ratio"] <= RSS_BOUND, nine_mib
 
 
-@pytest.mark.xfail(strict=True, reason="wasmtime-py 50 holds ~80 bytes per byte of a list<u8> result (32-byte C "
-                   "value + 48-byte Rust value); reaching 3x needs the chunking adapter of bench/http_memory.py "
-                   "--path adapter in the host (issue 13, defect 4; see the branch's report)")
-def test_a_9_mib_response_costs_at_most_3x(nine_mib: dict[str, Any]) -> None:
-    assert nine_mib["ratio"] <= RSS_TARGET, nine_mib
-
-
 def test_the_chunking_adapter_reaches_the_target(compile_cache: Path) -> None:
     poc = _measure(compile_cache, "adapter")
     assert poc["ratio"] <= RSS_TARGET, poc

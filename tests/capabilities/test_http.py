@@ -555,7 +555,11 @@ async def test_most_specific_credential_is_injected(egress: Egress, upstream: Up
     assert upstream.seen[-1]["headers"]["X-Key"] == "wild-SECRET"
 
 
-async def test_optional_credential_skipped_required_refused(egress: Egress, upstream: Upstream) -> None:
+async def test_unstored_credential_skipped_keeping_the_guest_header(
+        egress: Egress, upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    """IronClaw skips a credential whose secret is not stored (its Feishu file declares a bearer token the guest
+    fetches itself): the request goes out, with the guest's own header if it brought one; only a non-optional
+    credential is worth a warning, logged once."""
     allow = (AllowRule("optional.example.com", "/echo"),)
     optional = (CredentialRule("absent_secret", "bearer", ("optional.example.com",), optional=True),)
     result = await call(
@@ -563,16 +567,26 @@ async def test_optional_credential_skipped_required_refused(egress: Egress, upst
     )
     assert result.status == 200
     assert "Authorization" not in upstream.seen[-1]["headers"]
+    assert "absent_secret" not in caplog.text
 
-    required = (CredentialRule("absent_secret", "bearer", ("optional.example.com",)),)
-    audit: list[HttpAudit] = []
-    with pytest.raises(HttpRefused, match=r"credential required for host optional\.example\.com"):
-        await call(
-            make_cap(egress, allow=allow, credentials=required),
-            "https://optional.example.com/echo",
-            audit=audit,
-        )
-    assert audit[0].allowed is False
+    declared = (CredentialRule("absent_secret", "bearer", ("optional.example.com",), id="feishu_bearer"),
+                CredentialRule("absent_key", "header", ("optional.example.com",), name="X-Key"),
+                CredentialRule("absent_q", "query_param", ("optional.example.com",), name="key"))
+    cap = make_cap(egress, allow=allow, credentials=declared)
+    for _ in range(2):
+        result = await call(cap, "https://optional.example.com/echo?key=guest-q",
+                            headers={"Authorization": "Bearer t-guest-own", "X-Key": "guest-key"})
+        assert result.status == 200
+        seen = upstream.seen[-1]
+        assert seen["headers"]["Authorization"] == "Bearer t-guest-own"
+        assert seen["headers"]["X-Key"] == "guest-key" and seen["query"] == "key=guest-q"
+    assert caplog.text.count("secret absent_secret is not stored") == 1
+    assert "credential feishu_bearer" in caplog.text
+
+    stored = (CredentialRule("api_key", "bearer", ("optional.example.com",)),)
+    await call(make_cap(egress, allow=allow, credentials=stored), "https://optional.example.com/echo",
+               headers={"Authorization": "Bearer guest"})
+    assert upstream.seen[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"  # a stored one still wins
 
     required_path = (
         CredentialRule(

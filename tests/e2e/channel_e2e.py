@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from airlock.agents.delivery import Delivery
 from airlock.channels.callstate import CallState
-from airlock.channels.manager import Delivery
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.runtime.values import IncomingHttpRequest

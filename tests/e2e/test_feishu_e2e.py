@@ -265,9 +265,9 @@ async def test_app_secret_never_written_to_the_workspace_or_logs(
     assert not any(feishu.app_secret in v for v in values.values())
     await hosts.stop(host)
     # The durable store on disk holds the cached token (so this reads the right file) and never the secret.
-    raw = host.config.workspace_db.read_bytes()
+    raw = host.config.state_db.read_bytes()
     for extra in ("-wal", "-journal"):
-        side = host.config.workspace_db.with_name(host.config.workspace_db.name + extra)
+        side = host.config.state_db.with_name(host.config.state_db.name + extra)
         raw += side.read_bytes() if side.exists() else b""
     assert token.encode() in raw
     assert feishu.app_secret.encode() not in raw

@@ -53,7 +53,9 @@ async def test_backpressure_503_when_agent_lags(airlock_home: Path, install_chan
         assert [(await post(host, "/webhook/minimal"))[0] for _ in range(2)] == [200, 200]
         status, _, headers = await post(host, "/webhook/minimal")
         assert status == 503 and int(headers["Retry-After"]) > 0
-        await host.next_message()
+        leased = await host.next_message()
+        assert (await post(host, "/webhook/minimal"))[0] == 503  # handed over but not acknowledged: still counted
+        assert await host.ack(leased)
         assert (await post(host, "/webhook/minimal"))[0] == 200
         assert host.bus.qsize() == 2  # nothing was lost, nothing grew past the bound
 

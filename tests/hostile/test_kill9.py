@@ -135,11 +135,11 @@ async def approve(sender: str, code: str, ledger: Ledger, env: dict[str, str], c
 def check_files(home: Path, ledger: Ledger) -> None:
     """Integrity of every SQLite file, then everything acknowledged is there (the gateway is dead)."""
     databases = sorted(p for p in home.iterdir() if p.suffix == ".db")
-    assert {"pairing.db", "workspace.db"} <= {p.name for p in databases}, databases
+    assert {"pairing.db", "state.db"} <= {p.name for p in databases}, databases
     for db in databases:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=rw", uri=True)) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], db.name
-    with contextlib.closing(sqlite3.connect(home / "workspace.db")) as conn:
+    with contextlib.closing(sqlite3.connect(home / "state.db")) as conn:
         stored = dict(conn.execute("SELECT path, value FROM workspace WHERE channel = ?", (CHANNEL,)).fetchall())
     lost = {k: v for k, v in ledger.acked.items() if stored.get(k) != v}
     assert not lost, f"{len(lost)} acknowledged write(s) lost, e.g. {next(iter(lost.items()))}"

@@ -32,7 +32,6 @@ import hostile_guest
 import pytest
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_slack import FakeSlack
-from fake_telegram import FakeTelegram
 from fuzz_http import FUZZ_SECRET_HEADER, INCOMPLETE, PATHS, Fuzzed, Reply, fuzzed, judge, log_problems, parse, wire
 from hostile_env import hostile_caps
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -41,6 +40,7 @@ from hypothesis import strategies as st
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
+from airlock_demo.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +48,7 @@ MAX_EXAMPLES = 150
 BATCH = 30
 BUDGET_S = 60.0
 ANSWER_TIMEOUT_S = 15.0
+BODY_DEADLINE_S = 3.0
 """Longest wait for an answer; a complete request not answered in this time is a failure (a hung gateway)."""
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 T = TypeVar("T")
@@ -85,8 +86,10 @@ class Gateway:
         store.set("slack_bot_token", slack.token)
         store.set("slack_signing_secret", SLACK_SECRET)
         store.set("fuzz_webhook_secret", "fuzz-" + "s3cret" * 4)
-        config = HostConfig.build(home=self.home, listen_port=0, upstream_overrides={
-            "api.telegram.org": telegram.base_url, "slack.com": slack.base_url})
+        # A body that never completes is answered 408 at the body deadline: keep it well inside ANSWER_TIMEOUT_S.
+        config = HostConfig.build(home=self.home, listen_port=0, webhook_body_timeout_s=BODY_DEADLINE_S,
+                                  upstream_overrides={"api.telegram.org": telegram.base_url,
+                                                      "slack.com": slack.base_url})
         self.host = AirlockHost(config, secrets=store)
         await self.host.start()
         for name, path in PATHS.items():

@@ -22,7 +22,7 @@ from fake_feishu import message_event as feishu_event
 from fake_slack import BOT_USER_ID, FakeSlack, app_mention_event, message_event, signed_headers
 from fake_whatsapp import FakeWhatsApp, sign, text_notification
 
-from airlock.channels.manager import Delivery
+from airlock.agents.delivery import Delivery
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.messages.routing import route, route_input_from

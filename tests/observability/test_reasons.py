@@ -13,7 +13,7 @@ import pytest
 
 from airlock.capabilities.egress import Egress
 from airlock.capabilities.http import HttpCapability
-from airlock.capabilities.http_policy import AllowRule, CredentialRule, HttpPolicy, HttpRefused
+from airlock.capabilities.http_policy import AllowRule, HttpPolicy, HttpRefused
 from airlock.inbound.verifiers import DiscordVerifier, HeaderVerifier, MetaVerifier, Reject, SlackVerifier
 from airlock.observability.reasons import EGRESS_REASONS, WEBHOOK_REASONS, egress_reason, webhook_reason
 
@@ -58,9 +58,7 @@ def test_egress_refusals_map_to_their_reason(egress: Egress) -> None:
         "invalid-request": [refusal(egress, f"http://{HOST}/ok/x"), refusal(egress, ok, headers="[1]"),
                             refusal(egress, ok, method="CONNECT")],
         "size": [refusal(egress, ok, method="POST", body=b"xx", max_request_bytes=1)],
-        "credentials": [refusal(egress, f"https://{HOST}/ok/{{NOT_ALLOWED}}"),
-                        refusal(egress, ok, credentials=(CredentialRule(secret_name="missing", location="bearer",
-                                                                        host_patterns=(HOST,)),))],
+        "credentials": [refusal(egress, f"https://{HOST}/ok/{{NOT_ALLOWED}}")],
         "private-address": [refusal(egress, ok)],
     }
     for reason, messages in cases.items():

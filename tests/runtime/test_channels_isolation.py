@@ -12,7 +12,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from airlock.channels.callstate import CallState
 from airlock.config import HostConfig
 from airlock.errors import GuestTrap
 from airlock.host import AirlockHost
+from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage
-from airlock.stores import DurableWorkspaceStore
 
 GENERIC_500 = {"error": "internal error"}
 
@@ -151,8 +151,8 @@ async def test_failed_callback_applies_nothing(
 
         assert host.manager.slots["good"].channel.workspace.get("last-reply") == "reply to good"
         assert host.manager.slots["stuck"].channel.workspace.get("last-reply") is None
-        assert host.durable.load("good") == {"last-reply": "reply to good"}
-        assert host.durable.load("stuck") == {}
+        assert host.log.load_workspace("good") == {"last-reply": "reply to good"}
+        assert host.log.load_workspace("stuck") == {}
         assert host.bus.qsize() == 0  # nothing from leaky
     # The committed durable value is restored by the next host.
     async with running_host(airlock_home) as (host, _):
@@ -248,7 +248,7 @@ def test_txn_reads_its_own_writes_and_a_stable_snapshot() -> None:
 
 def test_durable_paths_persist_and_restore(tmp_path: Path) -> None:
     db = tmp_path / "workspace.db"
-    with DurableWorkspaceStore(db) as store:
+    with closing(SqliteMessageLog(db)) as store:
         space = Workspace("chan", durable_paths=["state/", "offset"], backend=store)
         t = WorkspaceTxn.begin(space)
         for path in ("state/a", "state/deep/b", "offset", "scratch", "offset2", "statex"):
@@ -258,7 +258,7 @@ def test_durable_paths_persist_and_restore(tmp_path: Path) -> None:
         t2 = WorkspaceTxn.begin(other)
         t2.write("state/a", "someone else's")
         other.commit(t2)
-    with DurableWorkspaceStore(db) as store:
+    with closing(SqliteMessageLog(db)) as store:
         restored = Workspace("chan", durable_paths=["state/", "offset"], backend=store)
         assert restored.snapshot()[0] == {
             "state/a": "v-state/a", "state/deep/b": "v-state/deep/b", "offset": "v-offset"}
@@ -270,11 +270,11 @@ def test_durable_paths_persist_and_restore(tmp_path: Path) -> None:
         a.write("offset", "stale")
         with pytest.raises(WorkspaceConflict):
             restored.commit(a)
-        assert store.load("chan")["offset"] == "new"
+        assert store.load_workspace("chan")["offset"] == "new"
 
 
 def test_a_conflicting_commit_writes_nothing_durable(tmp_path: Path) -> None:
-    with DurableWorkspaceStore(tmp_path / "w.db") as store:
+    with closing(SqliteMessageLog(tmp_path / "w.db")) as store:
         space = Workspace("c", durable_paths=["state/"], backend=store)
         a, b = WorkspaceTxn.begin(space), WorkspaceTxn.begin(space)
         a.read("state/x")
@@ -284,7 +284,7 @@ def test_a_conflicting_commit_writes_nothing_durable(tmp_path: Path) -> None:
         space.commit(b)
         with pytest.raises(WorkspaceConflict):
             space.commit(a)
-        assert store.load("c") == {"state/x": "b"}
+        assert store.load_workspace("c") == {"state/x": "b"}
         assert space.get("state/y") is None
 
 

@@ -26,10 +26,11 @@ from airlock.channels.channel import CallOutcome, Channel, HostServices
 from airlock.config import HostConfig, parse_capabilities
 from airlock.errors import GuestTrap, HostBug
 from airlock.host import AirlockHost
+from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 from airlock.runtime.values import IncomingHttpRequest
-from airlock.stores import DurableWorkspaceStore, PairingStore, SecretStore
+from airlock.stores import PairingStore, SecretStore
 
 SEL = {name: i for i, name in enumerate(fuzzguest.FUNCTIONS)}
 LONG_OK = "hostile_" + "a" * 56  # 64 characters: the longest valid secret name
@@ -73,7 +74,7 @@ def channel(request: pytest.FixtureRequest, runtime: Runtime, fuzz_wasm: Path,
         store = SecretStore.open(home)
     for name in ("bot_token", "hostile_ok", LONG_OK):
         store.set(name, f"value-of-{name}")
-    pairing, durable = PairingStore(home / "pairing.db"), DurableWorkspaceStore(home / "workspace.db")
+    pairing, durable = PairingStore(home / "pairing.db"), SqliteMessageLog(home / "state.db")
     egress = Egress(upstream_overrides={"api.example.com": "http://127.0.0.1:9"})
     sandbox = Sandbox(runtime, fastpath=request.param)
     services = HostServices(sandbox=sandbox, secret_lookup=Recorder(store), pairing=pairing, durable=durable,

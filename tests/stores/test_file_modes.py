@@ -85,12 +85,12 @@ async def test_everything_under_the_home_is_private(
         async with http.post(f"{host.base_url}/webhook/minimal", data=b"hello") as resp:
             assert resp.status == 200
         delivery = await host.next_message()
-        assert (await host.respond(delivery, "reply")).ok  # a durable workspace write: workspace.db's WAL
+        assert (await host.respond(delivery, "reply")).ok  # a durable workspace write: state.db's WAL
         running = modes(home)
     stopped = modes(home)
 
-    expected = {"master.key", "secrets.json", "pairing.db", "pairing.db-wal", "pairing.db-shm", "workspace.db",
-                "workspace.db-wal", "workspace.db-shm", "channels", "channels/minimal.wasm",
+    expected = {"master.key", "secrets.json", "pairing.db", "pairing.db-wal", "pairing.db-shm", "state.db",
+                "state.db-wal", "state.db-shm", "channels", "channels/minimal.wasm",
                 "channels/minimal.capabilities.json", "cache"}
     assert expected <= set(running), sorted(running)
     assert any(name.startswith("cache/") and name.endswith(".cwasm") for name in running), sorted(running)

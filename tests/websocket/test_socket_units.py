@@ -95,8 +95,13 @@ def test_start_blockers() -> None:
     assert start_blocker(spec(), have) is None
     assert "missing secret discord_bot_token" in (start_blocker(spec(), lambda n: False) or "")
     assert start_blocker(spec(connect_on_start=False), have) == "connect_on_start is false"
-    assert "not supported" in (start_blocker(spec(protocol="wecom_aibot"), have) or "")
+    assert "not supported" in (start_blocker(spec(protocol="slack-socket-mode"), have) or "")
     assert "identify_secret_name" in (start_blocker(spec(protocol="discord", identify_secret_name=None), have) or "")
+    wecom = spec(protocol="wecom_aibot", bot_id_secret_name="bid", bot_secret_name="bsec")
+    assert "bot_id_secret_name and bot_secret_name" in (start_blocker(spec(protocol="wecom_aibot"), have) or "")
+    assert "missing secret bid, bsec" in (start_blocker(wecom, have) or "")
+    assert "missing secret bsec" in (start_blocker(wecom, {"bid"}.__contains__) or "")
+    assert start_blocker(wecom, {"bid", "bsec"}.__contains__) is None
 
 
 def test_protocol_selection() -> None:
@@ -104,6 +109,7 @@ def test_protocol_selection() -> None:
     assert protocol_of(spec(protocol="discord", url="wss://example.com/")) == "discord"
     assert protocol_of(spec(identify=None, identify_secret_name=None)) == "generic"
     assert protocol_of(spec(url="wss://example.com/ws")) == "generic"
+    assert protocol_of(spec(protocol="wecom_aibot", url="wss://openws.work.weixin.qq.com")) == "wecom_aibot"
     with pytest.raises(ConfigError):
         protocol_of(spec(protocol="slack-socket-mode"))
 

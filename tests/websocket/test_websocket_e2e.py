@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import watguest
 from aiohttp import WSMsgType, web
 from conftest import REPO, InstallFn, minimal_caps
 from fake_discord import DEFAULT_TOKEN, FakeDiscord
@@ -22,7 +21,7 @@ from typer.testing import CliRunner
 from ws_support import DISCORD_WS, Sleeps, discord, fast_settings, sleeps
 
 from airlock import cli
-from airlock.channels.manager import Delivery
+from airlock.agents.delivery import Delivery
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore
@@ -271,11 +270,14 @@ async def stream_server() -> AsyncIterator[tuple[str, dict[str, Any]]]:
 
 
 async def test_generic_socket_reaches_a_near_world_guest_in_order(
-        start_host: StartHost, stream_server: tuple[str, dict[str, Any]], wat_dir: Path) -> None:
+        start_host: StartHost, stream_server: tuple[str, dict[str, Any]]) -> None:
+    """A near:agent component takes frames from its workspace event queue on on-poll (channels.event_queue); the
+    compat guest (tests/guests/compat) emits each frame of the batch as a message."""
     base, seen = stream_server
-    wasm = watguest.build_component(wat_dir, "stream", world="near-0.3.1")
+    wasm = PROBE / "compat.wasm"
     caps = minimal_caps("stream")
     caps["wit_version"] = "0.3.1"
+    caps["config"]["compat_name"] = "stream"
     caps["capabilities"]["websocket"] = {
         "url": "wss://stream.example.com/stream", "connect_on_start": True, "identify_secret_name": "stream_key",
         "identify": {"type": "hello", "_doc": "key goes where the placeholder is", "key": "Key {STREAM_KEY}"},

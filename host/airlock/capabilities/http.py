@@ -9,11 +9,14 @@ for ``http-request(method, url, headers-json, body, timeout-ms) -> result<http-r
 2. the allow-list is checked on the URL exactly as the guest sent it (``capabilities.http.allowlist``);
 3. credentials are injected after that check (``capabilities.http.credentials`` and the spec's
    ``{UPPER_SNAKE_NAME}`` placeholders, allowed by ``capabilities.secrets.allowed_names``, and sent only
-   to the hosts of a credential rule naming the same secret, if there is one). A secret goes into the
-   query string only through a ``query_param`` credential for the host (``check_query_placeholder``);
-   ``url_path`` credentials fill the path only. Placeholders in the BODY are filled only when the guest
-   lists them in ``X-Airlock-Body-Secrets`` (``http_policy``), encoded for the body's content type (JSON
-   string escapes, form encoding, or raw);
+   to the hosts of a credential rule naming the same secret, if there is one). A header or query credential
+   whose secret is not stored is skipped, and the guest's own header or parameter stays (IronClaw,
+   ``resolve_channel_host_credentials``: its Feishu file declares a bearer token the guest fetches itself);
+   a ``url_path`` credential fills the path only, and one that cannot be filled refuses the request. A
+   secret goes into the query string only through a ``query_param`` credential for the host
+   (``check_query_placeholder``). Placeholders in the BODY are filled only when the guest lists them in
+   ``X-Airlock-Body-Secrets`` (``http_policy``), encoded for the body's content type (JSON string escapes,
+   form encoding, or raw);
 4. the per-channel rate limit is applied (``capabilities.http.rate_limit``);
 5. ``Egress`` applies upstream overrides and the SSRF check and sends; same-host redirects are followed
    here, at most ``MAX_REDIRECTS`` times, re-checking the allow-list on every hop;
@@ -144,6 +147,7 @@ class HttpCapability:
         self._secret_allowed = secret_allowed
         self._egress = egress
         self._limiter = _RateLimiter(policy.requests_per_minute, policy.requests_per_hour, clock)
+        self._skipped: set[str] = set()  # secret names already logged as missing
 
     def request(
         self,
@@ -201,7 +205,7 @@ class HttpCapability:
         for rule in select_credentials(self._policy, target):
             if rule.location != "url_path" or rule.placeholder not in path:
                 continue  # a url_path credential fills the path; in the query it is a plain placeholder
-            value = self._credential_value(rule, target, redactor)
+            value = self._credential_value(rule, target, redactor, required=True)
             if value is not None:
                 path = path.replace(rule.placeholder, quote(value, safe=PATH_SAFE))
 
@@ -261,25 +265,32 @@ class HttpCapability:
         self._check_body_size(body)
         return body
 
-    def _credential_value(self, rule: CredentialRule, url: TargetUrl, redactor: Redactor) -> str | None:
+    def _credential_value(
+        self, rule: CredentialRule, url: TargetUrl, redactor: Redactor, *, required: bool = False
+    ) -> str | None:
+        """The secret of ``rule``; ``None`` when it is not stored (logged once per rule unless ``optional``), or
+        ``HttpRefused`` when ``required`` (a URL placeholder that cannot be left in place)."""
         value = self._secrets(rule.secret_name)
         if value is None:
-            if rule.optional:
-                return None
-            raise HttpRefused(f"a credential required for host {url.host} is not configured")
+            if required and not rule.optional:
+                raise HttpRefused(f"a credential required for host {url.host} is not configured")
+            if not rule.optional and rule.secret_name not in self._skipped:
+                self._skipped.add(rule.secret_name)
+                logger.warning("channel %s: credential %s is declared but secret %s is not stored: not injected "
+                               "(the guest's own value is kept)", self.channel, rule.id or "?", rule.secret_name)
+            return None
         redactor.add(value)
         return value
 
     def _with_credentials(self, hop: _Hop, redactor: Redactor) -> tuple[str, list[tuple[str, str]]]:
-        """The URL and headers to send: header and query credentials applied over the guest's values."""
+        """The URL and headers to send: header and query credentials applied over the guest's values (a
+        credential whose secret is not stored leaves the guest's value alone)."""
         rules = [r for r in select_credentials(self._policy, hop.url) if r.location != "url_path"]
-        taken = {r.slot[1] for r in rules if r.slot[0] == "header"}
+        resolved = [(r, v) for r in rules if (v := self._credential_value(r, hop.url, redactor)) is not None]
+        taken = {r.slot[1] for r, _ in resolved if r.slot[0] == "header"}
         headers = [(n, v) for n, v in hop.headers if n.lower() not in taken]
         query = hop.url.query
-        for rule in rules:
-            value = self._credential_value(rule, hop.url, redactor)
-            if value is None:
-                continue
+        for rule, value in resolved:
             if rule.location == "bearer":
                 headers.append(("Authorization", f"Bearer {value}"))
             elif rule.location == "basic":

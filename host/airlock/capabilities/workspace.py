@@ -1,7 +1,9 @@
 """The ``workspace-read`` / ``workspace-write`` host functions: a per-channel key-value store.
 
 Paths are relative keys such as ``state/offset``: absolute paths, ``..`` segments, NUL, backslashes,
-empty segments and paths over 256 bytes are refused with a WIT error; values over 1 MiB are refused.
+empty segments and paths over 256 bytes are refused with a WIT error; values over 1 MiB are refused, and so are
+writes past 4 MiB in one callback or past 32 MiB for the channel's whole workspace (counted conservatively: a
+rewrite counts its new size until it is committed).
 Keys are namespaced per channel (one ``Workspace`` per channel; the durable store keys rows by channel).
 
 Consistency: a callback reads from a snapshot taken when it starts and buffers its writes; on success the
@@ -10,21 +12,34 @@ optimistic concurrency: a key the callback read and then wrote must not have bee
 commit since the snapshot, otherwise the commit is refused with ``WorkspaceConflict`` and the caller
 re-runs the callback (no lost update). Blind writes (written without reading) never conflict.
 Paths listed in ``durable_workspace_paths`` (exact, or a prefix ending in ``/``) are persisted through
-the ``DurableWorkspaceStore`` in the same commit; other paths live in memory only.
+the durable backend (the message log) in the same commit as the callback's messages; other paths live in
+memory only.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..runtime.linker import GuestFault
+
+if TYPE_CHECKING:
+    from ..messages.model import NewEntry
 
 MAX_PATH_BYTES = 256
 MAX_VALUE_BYTES = 1024 * 1024
 MAX_WRITES_PER_CALLBACK = 1000
+MAX_CALLBACK_WRITE_BYTES = 4 * 1024 * 1024
+"""Bytes of values one callback may write (4 MiB): 1000 writes of 1 MiB each would be 1 GiB of host memory."""
+MAX_CHANNEL_BYTES = 32 * 1024 * 1024
+"""Bytes of paths and values a channel's workspace may hold in all (32 MiB, in host memory and on disk)."""
+
+
+def _size(path: str, value: str) -> int:
+    return len(path.encode("utf-8")) + len(value.encode("utf-8"))
 
 
 class WorkspaceConflict(Exception):
@@ -32,8 +47,12 @@ class WorkspaceConflict(Exception):
 
 
 class DurableBackend(Protocol):
-    def load(self, channel: str) -> dict[str, str]: ...
-    def save(self, channel: str, items: dict[str, str], deleted: Iterable[str] = ()) -> None: ...
+    """Where durable paths live: the message log (``messages.log.MessageLog``), so a callback's durable writes and
+    the messages it emitted commit in one transaction."""
+
+    def load_workspace(self, instance: str) -> dict[str, str]: ...
+    def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
+               now: float) -> list[NewEntry]: ...
 
 
 def validate_path(path: str) -> str:
@@ -64,36 +83,44 @@ class Workspace:
         self._durable = tuple(durable_paths)
         self._backend = backend
         self._lock = threading.Lock()
-        self._values: dict[str, str] = backend.load(channel) if backend is not None else {}
+        self._values: dict[str, str] = backend.load_workspace(channel) if backend is not None else {}
         self._versions: dict[str, int] = dict.fromkeys(self._values, 0)
+        self.total_bytes = sum(_size(k, v) for k, v in self._values.items())
+        """Bytes of paths and values held (the :data:`MAX_CHANNEL_BYTES` quota)."""
         self._clock = 0
 
     def is_durable(self, path: str) -> bool:
         return any(path == d or (d.endswith("/") and path.startswith(d)) for d in self._durable)
 
-    def snapshot(self) -> tuple[dict[str, str], dict[str, int]]:
+    def snapshot(self) -> tuple[dict[str, str], dict[str, int], int]:
         with self._lock:
-            return dict(self._values), dict(self._versions)
+            return dict(self._values), dict(self._versions), self.total_bytes
 
     def get(self, path: str) -> str | None:
         with self._lock:
             return self._values.get(path)
 
-    def commit(self, txn: WorkspaceTxn) -> None:
-        """Apply ``txn``'s writes atomically. Raises WorkspaceConflict (see module docstring)."""
-        if not txn.writes:
-            return
+    def commit(self, txn: WorkspaceTxn, entries: Sequence[NewEntry] = ()) -> list[NewEntry]:
+        """Apply ``txn``'s writes atomically, with ``entries`` (messages for the log) in the same durable
+        transaction; return the entries the backend appended (duplicates dropped; all of them without a
+        backend). Raises WorkspaceConflict (see module docstring), before anything is written."""
+        if not txn.writes and not entries:
+            return []
         with self._lock:
             for key in txn.reads.keys() & txn.writes.keys():
                 if self._versions.get(key, -1) != txn.reads[key]:
                     raise WorkspaceConflict(key)
             durable = {k: v for k, v in txn.writes.items() if self.is_durable(k)}
-            if durable and self._backend is not None:
-                self._backend.save(self.channel, durable)
+            appended = list(entries)
+            if (durable or entries) and self._backend is not None:
+                appended = self._backend.commit(self.channel, durable, entries, time.time())
             self._clock += 1
             for key, value in txn.writes.items():
+                old = self._values.get(key)
+                self.total_bytes += _size(key, value) - (_size(key, old) if old is not None else 0)
                 self._values[key] = value
                 self._versions[key] = self._clock
+            return appended
 
 
 @dataclass
@@ -104,11 +131,15 @@ class WorkspaceTxn:
     versions: dict[str, int]
     reads: dict[str, int] = field(default_factory=dict)
     writes: dict[str, str] = field(default_factory=dict)
+    base_bytes: int = 0
+    """The workspace's size when the callback started; with ``written`` it bounds the quota."""
+    written: int = 0
+    """Bytes of values written by this callback (:data:`MAX_CALLBACK_WRITE_BYTES`)."""
 
     @classmethod
     def begin(cls, workspace: Workspace) -> WorkspaceTxn:
-        values, versions = workspace.snapshot()
-        return cls(values=values, versions=versions)
+        values, versions, total = workspace.snapshot()
+        return cls(values=values, versions=versions, base_bytes=total)
 
     def read(self, path: str) -> str | None:
         validate_path(path)
@@ -123,5 +154,11 @@ class WorkspaceTxn:
             raise GuestFault(f"workspace value larger than {MAX_VALUE_BYTES} bytes")
         if path not in self.writes and len(self.writes) >= MAX_WRITES_PER_CALLBACK:
             raise GuestFault(f"more than {MAX_WRITES_PER_CALLBACK} workspace writes in one callback")
+        size = len(content.encode("utf-8"))
+        if self.written + size > MAX_CALLBACK_WRITE_BYTES:
+            raise GuestFault(f"more than {MAX_CALLBACK_WRITE_BYTES} bytes of workspace writes in one callback")
+        if self.base_bytes + self.written + size + len(path) > MAX_CHANNEL_BYTES:
+            raise GuestFault(f"the workspace would hold more than {MAX_CHANNEL_BYTES} bytes")
+        self.written += size
         self.writes[path] = content
 

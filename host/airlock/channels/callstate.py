@@ -13,6 +13,7 @@ names, the pairing store's reads, which the host's admission check also does on 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,6 +23,7 @@ from ..capabilities.emit import EmitBuffer
 from ..capabilities.http_policy import HttpRefused
 from ..capabilities.logging import LogBuffer
 from ..capabilities.workspace import WorkspaceTxn
+from ..messages.retry import PlatformAnswer, retry_hint
 from ..runtime.linker import CallAbandoned, GuestFault
 from ..runtime.values import EmittedMessage, HttpResponse, LogLevel
 
@@ -30,6 +32,14 @@ if TYPE_CHECKING:
     from .channel import Channel
 
 MAX_TRACE = 2000
+
+
+def _headers(headers_json: str) -> dict[str, str]:
+    try:
+        value = json.loads(headers_json or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 class HostCall(NamedTuple):
@@ -56,6 +66,8 @@ class CallState:
     trace: list[HostCall] = field(default_factory=list)
     host_bug: str | None = None
     http_wait_s: float = 0.0
+    retry_hints: list[float] = field(default_factory=list)
+    """Retry-After / retry_after hints (seconds) of 429 and 5xx answers in this callback."""
     inline: bool = False
     """True for an inline attempt on the event loop (see the module docstring)."""
     abandoned: str | None = None
@@ -114,7 +126,19 @@ class CallState:
         finally:
             self.http_wait_s = max(self.http_wait_s, time.monotonic() - start)
         self._record("http-request", self._last_audit(method))
+        if result.status == 429 or result.status >= 500:  # the outbox's retry class reads the platform's hint
+            hint = retry_hint(result.status, _headers(result.headers_json), result.body)
+            if hint is not None:
+                self.retry_hints.append(hint)
         return HttpResponse(status=result.status, headers_json=result.headers_json, body=result.body)
+
+    def platform_answers(self) -> list[PlatformAnswer]:
+        """The HTTP exchanges of this callback that reached the network (status None: no answer), the last one
+        carrying the largest retry hint seen (``messages.retry``)."""
+        answers = [PlatformAnswer(a.status) for a in self.http_audit if a.allowed]
+        if answers and self.retry_hints:
+            answers[-1] = PlatformAnswer(answers[-1].status, max(self.retry_hints))
+        return answers
 
     def _last_audit(self, method: str) -> dict[str, Any]:
         if not self.http_audit:

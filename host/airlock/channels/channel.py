@@ -48,6 +48,8 @@ from .callstate import CallState
 if TYPE_CHECKING:
     from ..capabilities.egress import Egress
     from ..capabilities.http import HttpCapability
+    from ..messages.inbound import InboundPipeline
+    from ..messages.model import NewEntry
     from ..observability.observer import CallObserver
 
 log = logging.getLogger("airlock.channel")
@@ -67,6 +69,8 @@ class InboundMessage:
     message: EmittedMessage
     attachment_data: dict[str, bytes] = field(default_factory=dict)
     received_at: float = field(default_factory=time.time)
+    id: str | None = None
+    """The message log entry's id (None when the channel runs without a log, e.g. ``airlock invoke``)."""
 
     @property
     def metadata_json(self) -> str:
@@ -110,6 +114,9 @@ class HostServices:
     egress: Egress | None
     memory_limit_bytes: int
     fuel_per_callback: int
+    inbound: InboundPipeline | None = None
+    """Turns emitted messages into log entries committed with the callback (``messages.inbound``); None: the
+    messages are returned as they are (``airlock invoke``, benchmarks of the sandbox alone)."""
     observer: CallObserver | None = None
     """Metrics and recent-call records (``observability.observer``); None: not observed."""
     log_bytes_per_minute: int = DEFAULT_LOG_BYTES_PER_MINUTE
@@ -148,6 +155,8 @@ class Channel:
 
     def __init__(self, caps: CapabilitiesFile, loaded: LoadedComponent, services: HostServices) -> None:
         self.name = caps.name
+        self.platform = caps.name
+        """The platform kind (for send-rate and dedupe defaults); the instance name until instances exist."""
         self.caps = caps
         self.loaded = loaded
         self.services = services
@@ -300,7 +309,9 @@ class Channel:
             out.error = exc
         if inline and self._abandon(out, state):
             return out
-        if inline and out.error is None and any(self.workspace.is_durable(k) for k in state.workspace.writes):
+        if inline and out.error is None and (
+                any(self.workspace.is_durable(k) for k in state.workspace.writes)
+                or (state.emits.messages and self.services.inbound is not None)):
             out.pending, out.args = True, args
             return out
         return self._apply(out, state)
@@ -325,15 +336,28 @@ class Channel:
             if wait > 0:  # refuse the whole callback before its commit: its input can be offered again
                 out.error = EmitRateLimited(len(state.emits.messages), math.ceil(wait))
                 return out
+            entries = self._entries(state)
             try:
-                self.workspace.commit(state.workspace)
+                appended = self.workspace.commit(state.workspace, entries)
             except WorkspaceConflict as conflict:
                 self.emit_limiter.release(len(state.emits.messages))
                 out.error = _Conflict(str(conflict))
                 return out
             state.emits.report(self.name)
-            out.messages = [self._inbound(m, state) for m in state.emits.messages]
+            if self.services.inbound is None:
+                out.messages = [self._inbound(m, state) for m in state.emits.messages]
+            else:
+                out.messages = [_logged(self.name, e) for e in appended]
         return out
+
+    def _entries(self, state: CallState) -> list[NewEntry]:
+        """The log entries of what the callback emitted (admitted, routed), or none without a log."""
+        pipeline = self.services.inbound
+        if pipeline is None or not state.emits.messages:
+            return []
+        return pipeline.prepare(self.name, self.platform, self.caps.config, self.pairing.store,
+                                self.caps.capabilities.channel.dedupe_pointers(), state.emits.messages,
+                                state.attachments.data.get)
 
     def _inbound(self, msg: EmittedMessage, state: CallState) -> InboundMessage:
         data = {a.id: state.attachments.data[a.id] for a in msg.attachments if a.id in state.attachments.data}
@@ -346,6 +370,12 @@ class Channel:
             log.warning("[%s] %s not run: %s", self.name, callback, exc)
         else:
             log.warning("[%s] %s failed: %s", self.name, callback, exc)
+
+
+def _logged(channel: str, e: NewEntry) -> InboundMessage:
+    msg = EmittedMessage(user_id=e.user_id, user_name=e.user_name, content=e.content, thread_id=e.thread_id,
+                         metadata_json=e.metadata_json)
+    return InboundMessage(channel=channel, message=msg, id=e.id)
 
 
 class _Conflict(GuestError):

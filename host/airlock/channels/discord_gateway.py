@@ -49,7 +49,7 @@ from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
 from ..runtime.linker import GuestFault
 from .generic_socket import strip_comments
-from .socket_base import RESUMABLE_CLOSE, ConnectionEnd, Link, closed_end, log
+from .socket_base import RESUMABLE_CLOSE, ConnectionEnd, DuplicateKey, Link, closed_end, loads_strict, log
 
 GATEWAY_HOST = "gateway.discord.gg"
 
@@ -97,18 +97,6 @@ def describe_close(code: int | None) -> str:
         return "connection lost"
     name = CLOSE_CODES.get(code)
     return f"close {code} ({name})" if name else f"close {code}"
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` object hook that refuses an object repeating a key (at any depth)."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _DuplicateKey
-    return out
 
 
 def _parent_domain(host: str) -> str:
@@ -321,8 +309,8 @@ class DiscordGatewayDriver:
 
     def check_guest_frame(self, text: str) -> None:
         try:
-            frame = json.loads(text, object_pairs_hook=_unique_keys)
-        except _DuplicateKey:
+            frame = loads_strict(text)
+        except DuplicateKey:
             # Which copy the gateway reads is not ours to guess: {"op":1,"op":3} must not pass as op 3.
             raise GuestFault("a Discord gateway frame may not repeat a key") from None
         except (ValueError, RecursionError):

@@ -5,18 +5,19 @@ Disable, in this order (``ChannelManager`` keeps the state in the channel's ``Ch
 1. the slot is marked disabled and inactive, so ``ChannelManager.route`` no longer finds its paths: a new
    webhook answers 404 at once, and a webhook that was routed just before but is still queued for the
    channel's main lane is answered 404 when its turn comes (``manager.run_webhook`` checks again);
-2. its "thinking" refreshers are stopped and its websocket is closed (pending frames are dropped and logged);
+2. its websocket is closed (pending frames are dropped and logged) and a ``near:agent`` event queue stops
+   driving polls; a "thinking" refresher of one of its messages finds the channel disabled and does nothing;
 3. its poll loop ends: at once if it is waiting, after the current on-poll if one is running (a long poll
    may hold it for the platform's long-poll timeout);
 4. the main lane is taken once, so every callback queued before the switch has finished; then on-shutdown
    runs if the channel was active, and its endpoints and verifier are forgotten.
 
 Enable runs the same start-up as loading (``ChannelManager._activate``: secrets check, on-start, webhook
-registration, poller, a new websocket runtime). The switch lives in memory: a restarted host starts every
-installed channel. Disable and enable of one channel are serialized (``ChannelSlot.lifecycle``).
+registration, poller, a new websocket runtime and event queue). The switch lives in memory: a restarted host
+starts every installed channel. Disable and enable of one channel are serialized (``ChannelSlot.lifecycle``).
 
 This is the manager's own lifecycle section in a file of its own: it uses the manager's private helpers
-(``_run``, ``_activate``, ``_socket_for``, ``_typing``) as the manager's methods do.
+(``_run``, ``_activate``, ``_socket_for``) as the manager's methods do.
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ async def disable(manager: ChannelManager, name: str) -> ChannelSlot:
         was_active = slot.active
         slot.disabled, slot.active, slot.reason = True, False, DISABLING
         slot.halt.set()
-        for key in [k for k in manager._typing if k.startswith(f"{name}:")]:  # delivery ids are "<channel>:<n>"
-            manager._stop_typing(key)
         if slot.socket is not None:
             await slot.socket.stop()
+        if slot.event_queue is not None:
+            await slot.event_queue.stop()
         await _end_poll(slot)
         async with slot.main_lane:
             if was_active:
@@ -92,7 +93,7 @@ async def enable(manager: ChannelManager, name: str) -> ChannelSlot:
             return slot
         slot.disabled, slot.halt, slot.reason = False, asyncio.Event(), "starting"
         slot.endpoints.clear()
-        if slot.socket is not None:  # a stopped socket runtime does not start again
+        if slot.socket is not None:  # a stopped socket runtime (and event queue) does not start again
             slot.socket = manager._socket_for(slot)
         await manager._activate(slot)
         log.info("channel %s enabled by the operator: %s", name, slot.reason)

@@ -16,18 +16,21 @@ counts hits and aborts (``/health``); ``HostConfig.inline_callbacks`` turns it o
 and the agent-side callbacks (respond, status, broadcast: nearly always an outbound call) always run on worker
 threads.
 
-Admission (host-side, after the guest): for a direct message, ``dm_policy`` from the capabilities file's
-``config`` is enforced again: ``open`` admits everyone; ``allowlist`` and ``pairing`` admit the
-``owner_id``, ids in ``allow_from`` (``"*"`` admits everyone; ``"@name"`` entries are platform
-usernames the host cannot check, so they admit no one here), and ids paired through
-``airlock pairing approve``; ``disabled``
-refuses every DM. A message whose metadata marks a group chat (``chat_type`` group/supergroup/channel, or
-``is_group: true``) is left to the guest's mention rules.
+Admission (host-side, after the guest, before the commit): ``channels.admission`` re-checks ``dm_policy``; the
+admitted messages are routed and appended to the message log in the callback's own transaction
+(``messages.inbound``), and ``dispatch`` only wakes the agents. Agents' replies, broadcasts and status updates
+come back from the outbox (``messages.outbox``) through ``deliver``.
 
 Websockets: a channel whose capabilities file has ``capabilities.websocket`` gets a host-owned socket
 (``socket_runtime.SocketRuntime``), started after a successful on-start and stopped first at shutdown. Its
-inbound frames run as synthetic on-http-request callbacks on the main lane, in order; its state is in
-``ChannelSlot.socket.status`` (shown by ``/health``).
+inbound frames run as synthetic on-http-request callbacks on the main lane, in order, for Airlock's world; a
+``near:agent`` component gets them in its workspace queue and an on-poll on the poll lane (``event_queue``). Its
+state is in ``ChannelSlot.socket.status`` (shown by ``/health``).
+
+Activation (``activation``): a channel whose websocket protocol this host does not implement stays inactive; the
+config given to on-start carries the host's runtime values (``tunnel_url``; for ``near:agent`` components also
+``webhook_secret``, ``owner_id`` and ``setup.secret_config_mappings``); warnings about the capabilities file are
+kept in ``ChannelSlot.warnings``.
 """
 
 from __future__ import annotations
@@ -35,22 +38,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..agents.bus import MessageBus
 from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..messages.inbox import Inbox
+from ..messages.model import OutboxEntry
+from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from . import activation, admission
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
+from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
@@ -61,7 +66,6 @@ LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
 TYPING_REFRESH_S = 4.0
 TYPING_MAX_S = 300.0
-GROUP_CHAT_TYPES = frozenset({"group", "supergroup", "channel"})
 
 T = TypeVar("T")
 
@@ -84,6 +88,12 @@ class ChannelSlot:
     """Webhook check built at registration (``inbound.verifiers``); None until then."""
     inline: InlineGuard = field(default_factory=InlineGuard)
     """Whether webhooks are attempted inline, with counters (module docstring)."""
+    poll_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held around every on-poll (timer polls and websocket-driven ones): never two at once."""
+    event_queue: EventQueue | None = None
+    """The websocket event queue of a ``near:agent`` component (``event_queue``), else None."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems with the capabilities file that do not stop the channel (``activation.file_warnings``)."""
     disabled: bool = False
     """Disabled by the operator (``ChannelManager.disable``): not routed, no callbacks run."""
     halt: asyncio.Event = field(default_factory=asyncio.Event)
@@ -94,49 +104,13 @@ class ChannelSlot:
     """Serializes disable and enable of this channel."""
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A message handed to the agent, with the id the agent uses to reply."""
-
-    id: str
-    inbound: InboundMessage
-
-    @property
-    def channel(self) -> str:
-        return self.inbound.channel
-
-    @property
-    def content(self) -> str:
-        return self.inbound.message.content
-
-    @property
-    def user_id(self) -> str:
-        return self.inbound.message.user_id
-
-    @property
-    def user_name(self) -> str | None:
-        return self.inbound.message.user_name
-
-    @property
-    def thread_id(self) -> str | None:
-        return self.inbound.message.thread_id
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        try:
-            value = json.loads(self.inbound.message.metadata_json or "{}")
-        except (ValueError, RecursionError):  # guest-written metadata: any JSON, any depth
-            return {}
-        return value if isinstance(value, dict) else {}
-
-
 class ChannelManager:
     """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
 
     def __init__(
-        self, runtime: Runtime, services: HostServices, bus: MessageBus, *,
+        self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
-        sockets: SocketSettings | None = None, inline: bool = True,
+        sockets: SocketSettings | None = None, inline: bool = True, public_base_url: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
@@ -144,6 +118,7 @@ class ChannelManager:
         self.min_poll_override_ms = min_poll_interval_override_ms
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
+        self.public_base_url = public_base_url
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -193,12 +168,22 @@ class ChannelManager:
 
     async def _activate(self, slot: ChannelSlot) -> None:
         ch = slot.channel
+        slot.warnings = activation.file_warnings(ch.caps)
+        for warning in slot.warnings:
+            log.warning("channel %s: %s", ch.name, warning)
+        cannot = activation.blocker(ch.caps)
+        if cannot is not None:
+            slot.reason = f"inactive: {cannot}"
+            log.error("channel %s %s", ch.name, slot.reason)
+            return
         missing = self.missing_secrets(ch.caps)
         if missing:
             slot.reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
             log.warning("channel %s %s", ch.name, slot.reason)
             return
-        out = await self._run(ch.start, json.dumps(ch.caps.config))
+        config = activation.start_config(ch.caps, ch.loaded.world, public_base_url=self.public_base_url,
+                                         secret_lookup=self.services.secret_lookup)
+        out = await self._run(ch.start, config)
         if not out.ok:
             slot.reason = f"inactive: on-start failed: {out.error}"
             log.error("channel %s %s", ch.name, slot.reason)
@@ -210,6 +195,8 @@ class ChannelManager:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
         if slot.socket is not None:
             await slot.socket.start()
+        if slot.event_queue is not None:
+            slot.event_queue.kick()  # a durable queue may hold frames from the last run
 
     def _socket_for(self, slot: ChannelSlot) -> SocketRuntime | None:
         spec = slot.channel.caps.capabilities.websocket
@@ -224,9 +211,24 @@ class ChannelManager:
                     return
                 await self._sleep_unless_stopping(out.error.retry_after)
 
+        if uses_event_queue(slot.channel.loaded.world):
+            slot.event_queue = self._event_queue_for(slot)
+            deliver = slot.event_queue.deliver
         return SocketRuntime(slot.channel.name, spec, secret_lookup=self.services.secret_lookup,
                              capability=slot.channel.websocket, deliver=deliver, settings=self.sockets,
                              wait_for_room=self.bus.wait_for_room)
+
+    def _event_queue_for(self, slot: ChannelSlot) -> EventQueue:
+        def dropped(n: int) -> None:
+            if slot.socket is not None:
+                slot.socket.status.frames_dropped += n
+
+        async def poll() -> float | None:
+            out = await self._poll_once(slot)
+            return float(out.error.retry_after) if isinstance(out.error, EmitRateLimited) else None
+
+        return EventQueue(slot.channel.name, slot.channel.workspace, run=self._run, lane=slot.poll_lane,
+                          poll=poll, on_drop=dropped, wait_for_room=self.bus.wait_for_room)
 
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
@@ -312,41 +314,25 @@ class ChannelManager:
         return out
 
     def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:
-        for msg in out.messages:
-            if self.admit(slot.channel, msg):
-                self.bus.put(msg)
-            elif self.services.observer is not None:
-                self.services.observer.dropped(slot.channel.name, "dm_policy")
+        """Wake the agents for what the callback committed to the log (admitted and routed before the commit)."""
+        self.bus.appended(len(out.messages))
 
     def admit(self, channel: Channel, msg: InboundMessage) -> bool:
-        """Host-side re-check of owner / dm_policy / allow_from (see the module docstring)."""
-        config = channel.caps.config
-        policy = str(config.get("dm_policy") or "open")
-        if policy == "open" or self._is_group(msg):
-            return True
-        user = msg.message.user_id
-        if policy == "disabled":
-            log.warning("[%s] message from %s refused by the host (dm_policy disabled)", channel.name, user)
-            return False
-        owner = config.get("owner_id")
-        allow = {str(x) for x in (config.get("allow_from") or [])}
-        if (owner is not None and str(owner) == user) or user in allow or "*" in allow:
-            return True
-        paired = channel.pairing.store
-        if paired.resolve_identity(channel.name, user) is not None or user in paired.allow_from(channel.name):
-            return True
-        log.warning("[%s] message from %s refused by the host (dm_policy %s)", channel.name, user, policy)
-        return False
+        """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""
+        return admission.admit(channel.name, channel.caps.config, channel.pairing.store, msg.message)
 
-    @staticmethod
-    def _is_group(msg: InboundMessage) -> bool:
+    async def _poll_once(self, slot: ChannelSlot) -> CallOutcome:
+        """One on-poll and the dispatch of what it emitted; the caller holds ``slot.poll_lane``."""
+        slot.in_poll = True
         try:
-            meta = json.loads(msg.message.metadata_json or "{}")
-        except (ValueError, RecursionError):  # guest-written metadata: any JSON, any depth
-            return False
-        if not isinstance(meta, dict):
-            return False
-        return meta.get("chat_type") in GROUP_CHAT_TYPES or meta.get("is_group") is True
+            out = await self._run(slot.channel.poll)
+        finally:
+            slot.in_poll = False
+        slot.polls += 1
+        if not out.ok and not isinstance(out.error, EmitRateLimited):
+            slot.failures += 1
+        self.dispatch(slot, out)
+        return out
 
     async def _poll_loop(self, slot: ChannelSlot) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
@@ -354,15 +340,8 @@ class ChannelManager:
             await self.bus.wait_for_room()
             if slot.halt.is_set():
                 break
-            slot.in_poll = True
-            try:
-                out = await self._run(slot.channel.poll)
-            finally:
-                slot.in_poll = False
-            slot.polls += 1
-            if not out.ok:
-                slot.failures += 1
-            self.dispatch(slot, out)
+            async with slot.poll_lane:
+                out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):
                 continue
             rate = out.error.retry_after if isinstance(out.error, EmitRateLimited) else 0
@@ -384,40 +363,46 @@ class ChannelManager:
 
     # ---- agent side --------------------------------------------------------------------------------
 
+    def send_rate(self, instance: str) -> SendRate:
+        """The outbound send rate of a channel instance (``messages.ratelimit``)."""
+        slot = self.slots.get(instance)
+        if slot is None:
+            return rate_for(instance)
+        spec = slot.channel.caps.capabilities.channel.send_rate
+        override = SendRate(spec.per_second, spec.burst, spec.per_chat_per_second, spec.chat_burst) if spec else None
+        return rate_for(slot.channel.platform, override)
+
     def slot_for(self, name: str) -> ChannelSlot:
         slot = self.slots.get(name)
         if slot is None or not slot.active:
             raise ConfigError(f"channel {name!r} is not active")
         return slot
 
-    async def respond(self, delivery: Delivery, content: str, *, thread_id: str | None = None) -> CallOutcome:
-        """Deliver the agent's reply through on-respond with the ORIGINAL message's metadata."""
-        self._stop_typing(delivery.id)
-        slot = self.slot_for(delivery.channel)
-        response = AgentResponse(
-            message_id=delivery.id, content=content, thread_id=thread_id or delivery.thread_id,
-            metadata_json=delivery.inbound.message.metadata_json,
-        )
+    async def deliver(self, entry: OutboxEntry) -> CallOutcome:
+        """Run one outbox entry's callback (on-respond, on-broadcast or on-status) on the channel's main lane, with
+        the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the channel is
+        not active."""
+        slot = self.slot_for(entry.instance)
+        p = entry.payload
+        if entry.kind == "status":
+            update = StatusUpdate(status=str(p["status"]), message=str(p.get("message") or ""),
+                                  metadata_json=str(p.get("metadata_json") or "{}"))
+            return await self.run_main(slot, slot.channel.status, update)
+        response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
+                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
+        if entry.kind == "broadcast":
+            return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
+        if entry.in_reply_to is not None:
+            self.stop_typing(entry.in_reply_to)
         out = await self.run_main(slot, slot.channel.respond, response)
         if not out.ok:
-            log.warning("[%s] reply to %s not delivered: %s", delivery.channel, delivery.id, out.error)
+            log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
 
-    async def broadcast(self, channel: str, user_id: str, content: str) -> CallOutcome:
-        slot = self.slot_for(channel)
-        response = AgentResponse(message_id=str(uuid.uuid4()), content=content, thread_id=None, metadata_json="{}")
-        return await self.run_main(slot, slot.channel.broadcast, user_id, response)
-
-    async def send_status(self, delivery: Delivery, status: str, message: str = "") -> CallOutcome:
-        """on-status; a "thinking" status is refreshed every 4 s until the reply (at most 5 minutes)."""
-        slot = self.slot_for(delivery.channel)
-        update = StatusUpdate(status=status, message=message, metadata_json=delivery.inbound.message.metadata_json)
-        out = await self.run_main(slot, slot.channel.status, update)
-        if status == "thinking" and delivery.id not in self._typing:
-            self._typing[delivery.id] = asyncio.create_task(self._refresh_typing(slot, update))
-        elif status != "thinking":
-            self._stop_typing(delivery.id)
-        return out
+    def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
+        if key not in self._typing:
+            self._typing[key] = asyncio.create_task(self._refresh_typing(self.slot_for(instance), update))
 
     async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
         elapsed = 0.0
@@ -426,7 +411,7 @@ class ChannelManager:
             elapsed += TYPING_REFRESH_S
             await self.run_main(slot, slot.channel.status, update)
 
-    def _stop_typing(self, delivery_id: str) -> None:
+    def stop_typing(self, delivery_id: str) -> None:
         task = self._typing.pop(delivery_id, None)
         if task is not None:
             task.cancel()
@@ -438,6 +423,7 @@ class ChannelManager:
         for slot in self.slots.values():
             slot.halt.set()
         await asyncio.gather(*(s.socket.stop() for s in self.slots.values() if s.socket is not None))
+        await asyncio.gather(*(s.event_queue.stop() for s in self.slots.values() if s.event_queue is not None))
         for task in self._typing.values():
             task.cancel()
         for slot in self.slots.values():

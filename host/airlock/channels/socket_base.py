@@ -9,10 +9,11 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -139,3 +140,21 @@ def closed_end(link: Link, msg: aiohttp.WSMessage) -> tuple[int | None, str]:
         suffix = f", code {code}" if code is not None else ""
         return code, f"connection error ({type(msg.data).__name__}{suffix})"
     return code, f"closed by the server (code {code})" if code is not None else "connection closed"
+
+
+class DuplicateKey(ValueError):
+    """A JSON object repeated a key (see :func:`loads_strict`)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise DuplicateKey
+    return out
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` for a frame a guest wants to send: an object repeating a key (at any depth) raises
+    :class:`DuplicateKey`, because which copy the platform reads is not ours to guess (``{"op":1,"op":3}`` must not
+    pass a check as op 3). Also raises ``ValueError`` (not JSON) and ``RecursionError`` (nested too deep)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)

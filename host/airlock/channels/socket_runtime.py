@@ -2,9 +2,10 @@
 ``capabilities.websocket``, run on the host's event loop by ``ChannelManager``.
 
 Starting (:meth:`SocketRuntime.start`): the socket is opened only for an active channel whose websocket can
-start (:func:`start_blocker`): ``connect_on_start`` is true, the protocol is supported (``discord`` or generic)
-and the secret named by ``identify_secret_name`` is stored. Otherwise it is never opened, and the reason is
-logged and shown in the channel's health (``websocket.state == "not-started"``) and ``airlock channels list``.
+start (:func:`~airlock.channels.socket_protocols.start_blocker`): ``connect_on_start`` is true, the protocol is
+supported (``discord``, ``wecom_aibot`` or generic) and the secrets it needs are stored. Otherwise it is never
+opened, and the reason is logged and shown in the channel's health (``websocket.state == "not-started"``) and
+``airlock channels list``.
 
 URL: the file's ``wss://`` URL (or Discord's resume URL). ``HostConfig.upstream_overrides`` apply (``host ->
 http(s)://base``; http becomes ws, https becomes wss): only an override can downgrade to ``ws://``, and each
@@ -20,10 +21,11 @@ connection whose session stayed established for ``healthy_after_s`` (60 s). A te
 error level, state ``stopped`` with the reason, no further attempt. The clock, sleep and random source are
 injectable (:class:`SocketSettings`) so tests do not wait for real backoff delays.
 
-Frames to the guest: each inbound text frame the driver forwards becomes a synthetic ``on-http-request``
-(:func:`frame_request`: POST ``/__websocket``, headers ``content-type: application/json`` and
-``x-airlock-source: websocket``, query ``{}``, body = the frame text, secret-validated true), delivered in
-arrival order, one callback at a time, through ``deliver`` (the manager runs it on the channel's main lane).
+Frames to the guest: ``deliver`` decides how a frame reaches the guest (the manager: ``channels.event_queue`` for
+``near:agent`` components). By default (Airlock's world) each inbound text frame the driver forwards becomes a
+synthetic ``on-http-request`` (:func:`frame_request`: POST ``/__websocket``, headers
+``content-type: application/json`` and ``x-airlock-source: websocket``, query ``{}``, body = the frame text,
+secret-validated true). Either way frames are handed over in arrival order, one at a time, through ``deliver``.
 At most :data:`MAX_PENDING_FRAMES` frames wait; beyond that, reading pauses. The guest's answer is ignored.
 
 Frames from the guest: ``websocket-send-text`` (``capabilities.websocket.WebsocketCapability``: 1 MiB max)
@@ -43,7 +45,6 @@ import contextlib
 import json
 import logging
 import random
-import socket
 import threading
 import time
 from collections import deque
@@ -54,17 +55,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ..capabilities.ssrf import AddressGuard, DestinationRefused, Lookup, is_ip_literal
+from ..capabilities.ssrf import DestinationRefused, is_ip_literal
 from ..capabilities.websocket import WebsocketCapability
 from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
 from ..runtime.linker import GuestFault
 from ..runtime.values import IncomingHttpRequest
-from .discord_gateway import DiscordGatewayDriver, is_discord_spec
-from .generic_socket import GenericDriver
 from .socket_base import CLOSE_TIMEOUT_S, MAX_INBOUND_FRAME_BYTES, RESUMABLE_CLOSE, ConnectionEnd, Driver, Link
+
+# Re-exported: they lived here before socket_net / socket_protocols were split off.
+from .socket_net import CheckedResolver as CheckedResolver
+from .socket_net import resolve_url as resolve_url
+from .socket_protocols import make_driver as make_driver
+from .socket_protocols import protocol_of as protocol_of
+from .socket_protocols import start_blocker as start_blocker
 
 log = logging.getLogger("airlock.websocket")
 
@@ -135,88 +140,6 @@ class SocketSettings:
     clock: Callable[[], float] = time.monotonic
 
 
-def resolve_url(logical: str, overrides: Mapping[str, str]) -> tuple[str, bool]:
-    """Apply an upstream override to a ``wss://`` URL: ``(target URL, overridden?)``.
-
-    ``wss://gateway.discord.gg/?v=10`` with ``{"gateway.discord.gg": "http://127.0.0.1:9000/gw"}`` gives
-    ``ws://127.0.0.1:9000/gw/?v=10``. Raises ``ConfigError`` for a URL that is not ``wss://`` without an override.
-    """
-    parts = urlsplit(logical)
-    host = (parts.hostname or "").lower().rstrip(".")
-    base = overrides.get(host)
-    if base is None:
-        if parts.scheme != "wss":
-            raise ConfigError(f"websocket URL for {host or '?'} must be wss://")
-        return logical, False
-    b = urlsplit(base)
-    scheme = {"http": "ws", "https": "wss"}.get(b.scheme)
-    if scheme is None or not b.netloc:
-        raise ConfigError(f"upstream override for {host} must be an http:// or https:// base URL")
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{scheme}://{b.netloc}{b.path.rstrip('/')}{parts.path or '/'}{query}", True
-
-
-def protocol_of(spec: WebsocketSpec) -> str:
-    """``"discord"`` or ``"generic"``; raises ``ConfigError`` for a protocol this host does not implement."""
-    if is_discord_spec(spec):
-        return "discord"
-    if spec.protocol is None:
-        return "generic"
-    raise ConfigError(f"websocket protocol {spec.protocol!r} is not supported by this host")
-
-
-def start_blocker(spec: WebsocketSpec, secret_exists: Callable[[str], bool]) -> str | None:
-    """Why this channel's websocket would not be opened (one line), or ``None`` if it can start."""
-    if not spec.connect_on_start:
-        return "connect_on_start is false"
-    try:
-        protocol = protocol_of(spec)
-    except ConfigError as exc:
-        return str(exc)
-    name = spec.identify_secret_name
-    if protocol == "discord" and not name:
-        return "the discord protocol needs identify_secret_name"
-    if name and not secret_exists(name):
-        return f"missing secret {name} (airlock secrets set {name})"
-    return None
-
-
-def make_driver(channel: str, spec: WebsocketSpec, secret: str | None) -> Driver:
-    """The protocol driver for ``spec`` (see :func:`protocol_of`). Raises ``ConfigError``."""
-    if protocol_of(spec) == "discord":
-        if secret is None:
-            raise ConfigError("the discord protocol needs the identify secret")
-        return DiscordGatewayDriver(channel, spec, secret)
-    return GenericDriver(channel, spec, secret)
-
-
-class CheckedResolver(AbstractResolver):
-    """Resolves a websocket host and refuses non-public addresses unless the host is exempt
-    (``exempt``: ``allow_private_hosts``, exact or ``*.suffix``). ``lookup``: ``(host, port) -> addresses``
-    for tests; default ``getaddrinfo`` on the running loop."""
-
-    def __init__(self, exempt: Collection[str], lookup: Lookup | None = None) -> None:
-        self.guard = AddressGuard(exempt)
-        self._lookup = lookup
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        async def getaddrinfo(name: str, p: int) -> list[str]:
-            infos = await asyncio.get_running_loop().getaddrinfo(name, p, type=socket.SOCK_STREAM, family=family)
-            return [str(info[4][0]) for info in infos]
-
-        try:
-            addrs = await self.guard.resolve(host, port, self._lookup or getaddrinfo)
-        except DestinationRefused as exc:
-            log.warning("websocket host %s refused: %s", host, exc.reason)
-            raise OSError(str(exc)) from None
-        return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
-                 "proto": 0, "flags": socket.AI_NUMERICHOST} for a in addrs]
-
-    async def close(self) -> None:
-        return None
-
-
 class RateWindow:
     """At most ``limit`` events per rolling ``window_s`` seconds. Thread-safe."""
 
@@ -247,11 +170,13 @@ class SocketStatus:
     last_close: str | None = None
     frames_in: int = 0
     frames_out: int = 0
+    frames_dropped: int = 0
+    """Frames a ``near:agent`` guest never got: dropped from its bounded event queue (``channels.event_queue``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"state": self.state, "reason": self.reason, "protocol": self.protocol,
                 "connections": self.connections, "last_close": self.last_close,
-                "frames_in": self.frames_in, "frames_out": self.frames_out}
+                "frames_in": self.frames_in, "frames_out": self.frames_out, "frames_dropped": self.frames_dropped}
 
 
 class _NotOpen(Exception):
@@ -301,10 +226,9 @@ class SocketRuntime:
     async def start(self) -> bool:
         """Open the socket in the background if it may start; returns whether it started."""
         blocker = start_blocker(self.spec, lambda n: self._secret_lookup(n) is not None)
-        secret = self._secret_lookup(self.spec.identify_secret_name) if self.spec.identify_secret_name else None
         if blocker is None:
             try:
-                self.driver = make_driver(self.channel, self.spec, secret)
+                self.driver = make_driver(self.channel, self.spec, self._secret_lookup)
             except ConfigError as exc:
                 blocker = str(exc)
         if blocker is not None or self.driver is None:

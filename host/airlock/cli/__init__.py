@@ -38,6 +38,7 @@ from . import status, doctor  # noqa: F401
 from . import admin  # noqa: F401
 from . import new  # noqa: F401
 from . import about  # noqa: F401
+from . import route  # noqa: F401
 # isort: on
 from .app import QUIETABLE as _QUIETABLE  # noqa: F401  (tests restore these loggers after each run)
 from .app import app, one_line

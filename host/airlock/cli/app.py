@@ -12,6 +12,7 @@ import functools
 import logging
 import sqlite3
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -176,7 +177,30 @@ def config_from(ctx: typer.Context, **values: Any) -> HostConfig:
     home = ctx.find_root().obj
     if isinstance(home, Path):
         values["home"] = home
-    return HostConfig.build(**values)
+    path = HostConfig.build(**{k: v for k, v in values.items() if k == "home"}).home / CONFIG_FILE
+    from_file = host_file(path)
+    try:
+        return HostConfig.build(**{**from_file, **values})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if from_file else str(exc)) from None
+
+
+CONFIG_FILE = "airlock.toml"
+"""The host config file in the home (TOML, the fields of ``HostConfig``; command-line options override it)."""
+
+
+def host_file(path: Path) -> dict[str, Any]:
+    """The values of a host config file (empty when there is none).
+
+    Raises:
+        ConfigError: the file is not valid TOML (one line with the file and the parser's message).
+    """
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def parse_upstreams(items: list[str] | None) -> dict[str, str]:

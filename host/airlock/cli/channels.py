@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
+from ..channels.activation import blocker as channel_blocker
+from ..channels.activation import wit_version_note
 from ..channels.socket_runtime import start_blocker
-from ..config import HostConfig, load_capabilities
+from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
 from ..runtime.engine import Runtime
 from ..stores import SecretStore
@@ -37,6 +39,15 @@ channels_app = typer.Typer(help="Install, list, remove and check channels.", no_
 app.add_typer(channels_app, name="channels")
 
 
+def _load_runnable(caps: Path) -> CapabilitiesFile:
+    """Load a capabilities file and refuse one this host cannot run (an unsupported websocket protocol)."""
+    doc = load_capabilities(caps)
+    cannot = channel_blocker(doc)
+    if cannot is not None:
+        raise ConfigError(f"{caps}: $.capabilities.websocket.protocol: {cannot}")
+    return doc
+
+
 @channels_app.command("install")
 @friendly_errors
 def channels_install(
@@ -51,11 +62,11 @@ def channels_install(
     They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file.
     """
     config = config_from(ctx)
-    doc = load_capabilities(caps)
+    doc = _load_runnable(caps)
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
-    if doc.wit_version != world_version:
+    if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
                     loaded.world.channel_interface)
     dest = config.channels_dir
@@ -95,6 +106,10 @@ def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretSt
         return _row(stem, f"invalid: {exc}", version=doc.version, size_bytes=wasm.stat().st_size)
     missing = missing_secrets(doc, store)
     status = f"inactive: missing secrets {', '.join(missing)}" if missing else "active"
+    cannot = channel_blocker(doc)
+    if cannot is not None:
+        return _row(stem, f"inactive: {cannot}", version=doc.version, world=loaded.world.name,
+                    size_bytes=loaded.size_bytes)
     socket = doc.capabilities.websocket
     blocker = None if missing or socket is None else start_blocker(socket, lambda n: store().exists(n))
     if blocker is not None:
@@ -179,7 +194,7 @@ def channels_check(
 
     --json: {name, version, wit_version, summary, component: {world, size_bytes} or null}.
     """
-    doc = load_capabilities(caps)
+    doc = _load_runnable(caps)
     summary = report.caps_summary(doc)
     component: dict[str, Any] | None = None
     if wasm is not None:

@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +27,7 @@ import typer
 from ..capabilities.workspace import MAX_VALUE_BYTES, validate_path
 from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import ConfigError
+from ..messages.model import NewEntry
 from ..runtime.engine import CALLBACKS
 from ..runtime.linker import GuestFault
 from ..stores import PairingStore, SecretStore
@@ -55,11 +56,13 @@ class _SeedWorkspace:
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
-    def load(self, channel: str) -> dict[str, str]:
+    def load_workspace(self, instance: str) -> dict[str, str]:
         return dict(self.values)
 
-    def save(self, channel: str, items: dict[str, str], deleted: Iterable[str] = ()) -> None:
-        self.values.update(items)
+    def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
+               now: float) -> list[NewEntry]:
+        self.values.update(workspace)
+        return list(entries)
 
 
 def _secret_values(caps: CapabilitiesFile, store: SecretStore | None) -> dict[str, str]:

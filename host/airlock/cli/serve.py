@@ -46,7 +46,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on. (default: 127.0.0.1)")] = None,
     agent: Annotated[str | None, typer.Option(
         metavar="MODULE:CALLABLE",
-        help="The agent to run, an async function taking the host. (default: the built-in echo agent)",
+        help="The agent to run, an async function taking the host; 'none' runs no in-process agent (agents "
+             "consume the message log through the agent API). (default: the built-in echo agent)",
     )] = None,
     upstream: Annotated[list[str] | None, typer.Option(
         metavar="HOST=URL",
@@ -54,6 +55,9 @@ def serve(
     )] = None,
     channels_dir: Annotated[Path | None, typer.Option(
         help="Where installed channels live. (default: HOME/channels)")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="This gateway's public base URL (e.g. a tunnel), given to channels as tunnel_url.",
+    )] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (--log-level debug).")] = False,
     log_format: Annotated[str, typer.Option(
         metavar="text|json", help="Log lines as text, or one JSON object a line (channel, callback, trace_id).",
@@ -82,8 +86,13 @@ def serve(
         values["listen_host"] = host
     if channels_dir is not None:
         values["channels_dir"] = channels_dir
+    if public_url is not None:
+        values["public_base_url"] = public_url
     config = config_from(ctx, **values)
-    if agent is not None:
+    agent_fn: Agent
+    if agent == "none":
+        agent_fn, agent_name = _no_agent, "none (messages wait in the log for the agent API)"
+    elif agent is not None:
         from ..agents.loader import load_agent
 
         agent_fn, agent_name = load_agent(agent), agent
@@ -203,6 +212,11 @@ async def _flush_runfile(runfile: RunFile) -> None:
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
         await asyncio.to_thread(runfile.flush_if_changed)
+
+
+async def _no_agent(host: Any) -> None:
+    """``--agent none``: nothing consumes in process; wait until the gateway stops."""
+    await asyncio.Event().wait()
 
 
 async def _run_agent(agent: Agent, host: Any) -> None:

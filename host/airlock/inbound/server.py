@@ -26,9 +26,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..agents.bus import RETRY_AFTER_S
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy
+from ..messages.inbox import RETRY_AFTER_S
 from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
 from .body import MAX_BODY_BYTES, BodyRefused, read_body
@@ -147,7 +147,10 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
-    return _response(out.value)
+    response = _response(out.value)
+    if log.isEnabledFor(logging.DEBUG):  # the request's one line on the event loop (its trace id: the callback's)
+        log.debug("[%s] webhook %s %s answered %d", slot.channel.name, request.method, request.path, response.status)
+    return response
 
 
 async def health(request: web.Request) -> web.Response:
@@ -178,7 +181,22 @@ def build_app(manager: ChannelManager, limits: ListenerLimits | None = None) -> 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[MANAGER] = manager
     app[LIMITS] = limits if limits is not None else ListenerLimits()
-    app.router.add_get("/health", health)
-    app.router.add_get("/health/{channel}", channel_health)
-    app.router.add_route("*", "/webhook/{tail:.*}", webhook)
+    app.router.add_get("/health", health, expect_handler=expect_continue)
+    app.router.add_get("/health/{channel}", channel_health, expect_handler=expect_continue)
+    app.router.add_route("*", "/webhook/{tail:.*}", webhook, expect_handler=expect_continue)
+    app.router.add_route("*", "/{tail:.*}", not_found, expect_handler=expect_continue)
     return app
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` gets its interim answer; any other expectation 417 (RFC 9110 10.1.1). aiohttp's
+    default handler quotes the header back and fails with a 500 when it holds non-UTF-8 bytes."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+    return _error(417, "expectation failed")
+
+
+async def not_found(request: web.Request) -> web.Response:
+    return _error(404, "not found")

@@ -42,10 +42,11 @@ OUTCOMES = ("ok", "guest_error", "timeout", "fuel", "memory", "panic", "host_bug
 """How a callback ended: ``busy`` means it never ran (no free instance slot, or a webhook refused with 503
 because the agent lags); ``rate_limited``: it ran but its messages would pass the channel's emit rate, so
 nothing was applied (``errors.EmitRateLimited``; the platform or the poller offers the input again)."""
-DROP_REASONS = ("per_callback_limit", "too_large", "rate_limit", "callback_failed", "dm_policy")
+DROP_REASONS = ("per_callback_limit", "too_large", "rate_limit", "callback_failed", "not_admitted")
 """Why an emitted message did not reach the agent from its callback: over ``emit.MAX_PER_CALLBACK``; content
 or attachments over the limits; the channel's emit rate (the whole callback was held back, to be offered
-again); its callback failed; the host's ``dm_policy`` check."""
+again); its callback failed; not admitted to the message log (the host's ``dm_policy`` check, or a redelivery
+the log already holds: ``messages.inbound``)."""
 SOCKET_STATES = ("not-started", "connecting", "connected", "backoff", "stopped")
 DURATION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Callback wall time, seconds: a small Rust guest takes ~0.15 ms, the Python Telegram guest ~3 ms, a call

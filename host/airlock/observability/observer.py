@@ -6,9 +6,9 @@ and metric families built only at scrape time.
 
 ``Channel`` calls ``started``/``finished`` around every sandbox run (the pool-slot gauge) and ``record`` for
 every callback that ended (not for an inline attempt that was dropped or is still pending:
-``channels.channel``); the webhook server calls ``webhook_refused`` and ``busy``; the manager calls ``dropped``
-when its ``dm_policy`` check refuses a message. ``HostConfig.metrics`` false gives the host no observer at all
-(the benchmark's "metrics off").
+``channels.channel``); the webhook server calls ``webhook_refused`` and ``busy``. Messages the log did not admit
+(``dm_policy``, redeliveries) are the callback's emitted messages minus those it appended. ``HostConfig.metrics``
+false gives the host no observer at all (the benchmark's "metrics off").
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class CallObserver:
                 emitted = len(emits.messages) + emits.dropped_over_cap + emits.dropped_too_large
                 if emitted:
                     ch.emitted += emitted
-                    if error is not None or emits.dropped_over_cap or emits.dropped_too_large:
+                    if error is not None or emits.dropped_over_cap or emits.dropped_too_large or \
+                            len(out.messages) < len(emits.messages):
                         _count_drops(ch, out)
             ring = ch.ring
             if error is not None or ring.watched_until > monotonic():  # recent.py: what is recorded
@@ -108,11 +109,6 @@ class CallObserver:
                 for outcome, n in cell.outcomes.items():
                     out[outcome] = out.get(outcome, 0) + n
         return out
-
-    def dropped(self, channel: str, reason: str, n: int = 1) -> None:
-        """``n`` emitted messages of ``channel`` did not reach the agent (``metrics.DROP_REASONS``)."""
-        with self.metrics.lock:
-            _add(self._stats(channel).dropped, reason, n)
 
     def webhook_refused(self, channel: str, scheme: str, reason: str) -> None:
         """The host's verifier refused a webhook; ``reason`` is the verifier's text (classified here)."""
@@ -135,7 +131,8 @@ def _count_drops(ch: ChannelStats, out: CallOutcome) -> None:
     limited = isinstance(out.error, EmitRateLimited)
     for reason, n in (("per_callback_limit", emits.dropped_over_cap), ("too_large", emits.dropped_too_large),
                       ("rate_limit", buffered if limited else 0),
-                      ("callback_failed", buffered if out.error is not None and not limited else 0)):
+                      ("callback_failed", buffered if out.error is not None and not limited else 0),
+                      ("not_admitted", buffered - len(out.messages) if out.error is None else 0)):
         if n:
             _add(ch.dropped, reason, n)
 

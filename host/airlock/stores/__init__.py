@@ -1,7 +1,7 @@
-"""Host-side persistent stores: encrypted secrets, pairing requests, durable channel workspace."""
+"""Host-side persistent stores: encrypted secrets and pairing requests (the durable workspace lives with the
+message log: ``messages.sqlite``)."""
 
 from .pairing import PairingRequest, PairingStore
 from .secrets import SecretStore
-from .workspace import DurableWorkspaceStore
 
-__all__ = ["DurableWorkspaceStore", "PairingRequest", "PairingStore", "SecretStore"]
+__all__ = ["PairingRequest", "PairingStore", "SecretStore"]

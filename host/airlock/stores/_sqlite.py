@@ -24,9 +24,14 @@ class SqliteDb:
         db_path: the database file, created mode 0600 (``stores.files``); its parent directory is created
             (mode 0700) if missing.
         schema: SQL script run once at open (``CREATE TABLE IF NOT EXISTS ...``).
+        synchronous: SQLite's ``synchronous`` setting: ``NORMAL`` (default: a commit survives a process crash,
+            the last ones may be lost on power loss) or ``FULL`` (fsync on every commit: survives power loss;
+            the message log uses it).
     """
 
-    def __init__(self, db_path: Path, schema: str) -> None:
+    def __init__(self, db_path: Path, schema: str, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
         self.path = Path(db_path)
         private_dir(self.path.parent)
         # Created 0600 before SQLite opens it (SQLite would use 0644 less the umask); the -wal and -shm files
@@ -39,7 +44,7 @@ class SqliteDb:
             str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
         with self.transaction() as conn:
             for statement in schema.split(";"):
                 if statement.strip():

@@ -1,0 +1,64 @@
+"""A content-addressed blob store for inbound attachments: ``<home>/blobs/<ab>/<sha256>``, files 0600, dirs 0700.
+
+A blob is written (temp file, fsync, rename) *before* the log transaction that references it, so a committed
+entry never points at a missing blob; a crash in between leaves an unreferenced blob, removed by ``gc``. Sizes
+are bounded upstream (the attachments capability's per-callback limits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..stores.files import private_dir
+
+
+class BlobStore:
+    """Blobs named by their SHA-256 (64 lowercase hex characters)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        """The file of a blob. Raises ValueError for a name that is not 64 hex characters."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError("not a sha256 blob name")
+        return self.root / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (idempotent) and return its SHA-256."""
+        digest = hashlib.sha256(data).hexdigest()
+        final = self.path(digest)
+        if final.exists():
+            return digest
+        private_dir(final.parent)
+        tmp = final.with_name(f".{digest}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        return digest
+
+    def get(self, sha256: str) -> bytes | None:
+        """The blob's bytes, or None when it is not stored."""
+        try:
+            return self.path(sha256).read_bytes()
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def gc(self, referenced: Iterable[str], older_than_s: float, now: float | None = None) -> int:
+        """Delete blobs not in ``referenced`` whose file is older than ``older_than_s``; return how many."""
+        keep = set(referenced)
+        cutoff = (now if now is not None else time.time()) - older_than_s
+        removed = 0
+        for file in self.root.glob("*/*") if self.root.is_dir() else []:
+            if file.name not in keep and file.stat().st_mtime < cutoff:
+                file.unlink(missing_ok=True)
+                removed += 1
+        return removed

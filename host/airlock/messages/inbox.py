@@ -1,0 +1,130 @@
+"""``Inbox``: the agents' side of the message log on an event loop: leases with waiting, acks, backpressure.
+
+Every agent (the in-process one behind ``host.messages()``, HTTP agents, push agents) takes messages through
+``lease``: entries routed to it, oldest first, each leased for the visibility timeout; an entry not acknowledged
+in time is offered again (at-least-once). Waiting is an ``asyncio.Condition`` woken when a
+callback appended entries or a lease was released, plus a timer for leases that expire.
+
+Backpressure: ``has_room()`` is false once ``capacity`` entries are unacknowledged; webhooks then answer 503 with
+Retry-After and pollers wait (``wait_for_room``). The count is kept in memory (+ on append, - on ack) and
+refreshed from the log every :data:`REFRESH_S` seconds, so a webhook never pays for a COUNT query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from .log import MessageLog
+from .model import Entry
+
+RETRY_AFTER_S = 5
+"""Retry-After (seconds) of a webhook refused for backpressure."""
+REFRESH_S = 1.0
+"""Seconds between refreshes of the backlog count from the log (other processes' appends and acks)."""
+MAX_LEASE_BATCH = 100
+
+
+class Inbox:
+    """Async access to the log for agents. Create on the event loop that uses it."""
+
+    def __init__(self, log: MessageLog, capacity: int = 1000, *, visibility_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if capacity < 1:
+            raise ValueError("inbox capacity must be at least 1")
+        self.log = log
+        self.capacity = capacity
+        self.visibility_s = visibility_s
+        self._clock = clock
+        self._changed = asyncio.Condition()
+        self._backlog = log.backlog()
+        self._refreshed = time.monotonic()
+        self.delivered = 0
+
+    # ---- backpressure ----------------------------------------------------------------------------------------------
+    def has_room(self) -> bool:
+        """False when ``capacity`` or more entries are unacknowledged."""
+        if time.monotonic() - self._refreshed > REFRESH_S:
+            self._backlog = self.log.backlog()
+            self._refreshed = time.monotonic()
+        return self._backlog < self.capacity
+
+    def qsize(self) -> int:
+        """Entries waiting to be handed out (neither leased nor acknowledged), read from the log."""
+        return self.log.waiting()
+
+    def unacknowledged(self) -> int:
+        """Entries not yet acknowledged (the backpressure count), read from the log."""
+        self._backlog = self.log.backlog()
+        self._refreshed = time.monotonic()
+        return self._backlog
+
+    async def wait_for_room(self, poll_s: float = 0.2) -> None:
+        while not self.has_room():
+            await asyncio.sleep(poll_s)
+
+    # ---- producers -------------------------------------------------------------------------------------------------
+    def appended(self, count: int) -> None:
+        """A callback committed ``count`` entries: count them and wake waiting agents."""
+        if count > 0:
+            self._backlog += count
+            self._wake()
+
+    def _wake(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    # ---- agents ----------------------------------------------------------------------------------------------------
+    async def lease(self, agent: str, limit: int = 1, wait_s: float = 0.0,
+                    visibility_s: float | None = None) -> list[Entry]:
+        """Up to ``limit`` (1..100) entries for ``agent``, waiting up to ``wait_s`` seconds for the first one.
+
+        Raises ValueError for a limit out of range."""
+        if not 1 <= limit <= MAX_LEASE_BATCH:
+            raise ValueError(f"limit must be 1..{MAX_LEASE_BATCH}")
+        vis = self.visibility_s if visibility_s is None else visibility_s
+        deadline = time.monotonic() + wait_s
+        while True:
+            entries = await asyncio.to_thread(self.log.lease, agent, limit, vis, self._clock())
+            remaining = deadline - time.monotonic()
+            if entries or remaining <= 0:
+                self.delivered += len(entries)
+                return entries
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    # leases of others expire without a wake-up: look again at least every second
+                    async with asyncio.timeout(min(remaining, 1.0)):
+                        await self._changed.wait()
+
+    async def get(self, agent: str) -> Entry:
+        """The next entry for ``agent``, waiting as long as it takes."""
+        while True:
+            entries = await self.lease(agent, 1, wait_s=30.0)
+            if entries:
+                return entries[0]
+
+    async def ack(self, entry_id: str, lease_token: str | None = None) -> bool:
+        """Acknowledge an entry (False when unknown, acked already, or leased under another token)."""
+        done = await asyncio.to_thread(self.log.ack, entry_id, lease_token, self._clock())
+        if done:
+            self._backlog = max(0, self._backlog - 1)
+            self._wake()  # the next entry of its conversation may be ready now
+        return done
+
+    async def release(self, entry_id: str, lease_token: str | None = None) -> bool:
+        """Give a lease back so the entry is offered again at once."""
+        done = await asyncio.to_thread(self.log.release, entry_id, lease_token)
+        if done:
+            self._wake()
+        return done
+
+    def acked(self) -> None:
+        """An entry was acknowledged elsewhere (with a reply, ``MessageLog.ack_and_append``)."""
+        self._backlog = max(0, self._backlog - 1)
+        self._wake()

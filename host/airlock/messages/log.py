@@ -1,0 +1,143 @@
+"""The message log's interface: the one place where everything that must survive a crash is written.
+
+Callers (channels, the inbox, the outbox sender, the agent API, the CLI) use only :class:`MessageLog`; the
+embedded implementation is :class:`~airlock.messages.sqlite.SqliteMessageLog` (one SQLite file, ``state.db``,
+holding the durable workspace and the log, so a callback's workspace writes and its messages commit in one
+transaction: SQLite's WAL makes a transaction atomic per database file, not across ATTACHed files). A cluster
+implementation (PostgreSQL) implements the same protocol.
+
+Rules every implementation keeps:
+- ``commit`` is atomic: the durable workspace writes and every non-duplicate entry, or nothing.
+- Deduplication: an entry whose ``(instance, dedupe_key)`` was committed within ``dedupe_window_s`` is skipped
+  (not an error); the window is measured from the first commit.
+- Delivery is at-least-once and in order: ``lease`` hands out entries in the order they were committed (so each
+  conversation's first deliveries are in order); a lease not acknowledged before ``lease_until`` is offered again,
+  before anything committed after it — possibly after later entries of its conversation were handed out, so a
+  redelivery can repeat an earlier message (agents deduplicate by id).
+- An ack and the outbox entries it produced (a reply) commit together (``ack_and_append``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState
+
+#: Default retention of acknowledged entries and sent outbox entries (7 days), seconds.
+RETENTION_S = 7 * 24 * 3600
+#: Default deduplication window (24 h), seconds.
+DEDUPE_WINDOW_S = 24 * 3600
+
+
+class NewOutbound(Protocol):
+    """What ``append_outbox`` needs (``messages.outbox.Outbound``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def instance(self) -> str: ...
+    @property
+    def conversation(self) -> str: ...
+    @property
+    def kind(self) -> OutboxKind: ...
+    @property
+    def in_reply_to(self) -> str | None: ...
+    @property
+    def payload(self) -> Mapping[str, object]: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+
+class MessageLog(Protocol):
+    """The durable message log (module docstring). Every method is blocking and thread-safe; call it from a
+    worker thread (``asyncio.to_thread``) on an event loop. Times are Unix seconds.
+
+    Raises (any method): the backend's error type for an I/O failure (``sqlite3.Error``); nothing was changed.
+    """
+
+    # ---- the durable workspace, committed with the log ---------------------------------------------------------
+    def load_workspace(self, instance: str) -> dict[str, str]:
+        """Every durable workspace ``path -> value`` of ``instance``."""
+        ...
+
+    def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
+               now: float) -> list[NewEntry]:
+        """Atomically store ``workspace`` writes and append ``entries``; return the entries appended (those
+        not dropped as duplicates), in order."""
+        ...
+
+    # ---- inbound: to the agents ------------------------------------------------------------------------------
+    def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
+        """Up to ``limit`` entries routed to ``agent`` that are ready (or whose lease expired), oldest first; each
+        is leased until ``now + visibility_s`` with a fresh ``lease_token``."""
+        ...
+
+    def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
+        """Mark an entry acknowledged. ``lease_token`` None skips the token check (in-process agents and the
+        CLI). False when the entry is unknown, already acked, or leased under another token."""
+        ...
+
+    def release(self, entry_id: str, lease_token: str | None) -> bool:
+        """Give a lease back: the entry is ready again at once. False when not leased under that token."""
+        ...
+
+    def ack_and_append(self, entry_id: str, lease_token: str | None, outbound: Sequence[NewOutbound],
+                       now: float) -> list[OutboxEntry]:
+        """``ack`` plus ``append_outbox`` in one transaction (a reply and its acknowledgement). The entry may
+        already be acked (a second reply to the same message); raises ``KeyError`` for an unknown entry and
+        ``PermissionError`` for a lease held under another token."""
+        ...
+
+    def get(self, entry_id: str) -> Entry | None: ...
+
+    def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
+        """Newest first."""
+        ...
+
+    def waiting(self) -> int:
+        """Entries ready to be handed out (not leased, not acknowledged), across every agent."""
+        ...
+
+    def backlog(self) -> int:
+        """Entries not yet acknowledged (ready or leased), across every agent."""
+        ...
+
+    # ---- outbound: the outbox ----------------------------------------------------------------------------------
+    def append_outbox(self, outbound: Sequence[NewOutbound], now: float) -> list[OutboxEntry]:
+        """Append outbox entries; an entry whose ``idempotency_key`` exists already returns the existing one."""
+        ...
+
+    def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+        """Pending entries due at ``now``, at most one per conversation (the oldest pending one: replies are
+        never reordered within a conversation), oldest first."""
+        ...
+
+    def mark_sent(self, entry_id: str, now: float) -> None: ...
+
+    def reschedule(self, entry_id: str, next_attempt_at: float, error: str, now: float) -> None:
+        """Count a failed try and keep the entry pending until ``next_attempt_at``."""
+        ...
+
+    def dead_letter(self, entry_id: str, error: str, now: float) -> None:
+        """Count a failed try and mark the entry failed (kept with its error for ``messages list --failed``)."""
+        ...
+
+    def retry(self, entry_id: str, now: float) -> bool:
+        """Make a failed outbox entry pending again with its tries reset. False when it is not failed."""
+        ...
+
+    def get_outbox(self, entry_id: str) -> OutboxEntry | None: ...
+
+    def list_outbox(self, state: OutboxState | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Newest first."""
+        ...
+
+    # ---- housekeeping ---------------------------------------------------------------------------------------------
+    def compact(self, now: float, retention_s: float = RETENTION_S, dedupe_window_s: float = DEDUPE_WINDOW_S) -> int:
+        """Delete acknowledged entries and sent outbox entries older than ``retention_s`` (failed ones are kept
+        for the same time after their last try) and dedupe keys older than ``dedupe_window_s``; return the
+        number of rows removed."""
+        ...
+
+    def close(self) -> None: ...

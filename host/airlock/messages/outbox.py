@@ -1,0 +1,179 @@
+"""``OutboxSender``: delivers the outbox through the channels, in order per conversation, at the platform's
+rate, with retries by error class (``messages.retry``) and dead letters.
+
+Loop: take the due entries (the oldest pending one of each conversation, ``MessageLog.due_outbox``), skip a
+conversation already in flight, take a send-rate token (``messages.ratelimit``; no token: look again when one is
+due), and run the channel's callback. The outcome is written back: sent; rescheduled after the verdict's delay;
+or failed (a dead letter, ``airlock messages list --failed``, ``airlock messages retry ID``). Status updates get
+one try: a typing indicator shown late is worse than none.
+
+``wait_first_attempt(id)`` lets the in-process API (``host.respond``) hand the first attempt's ``CallOutcome`` to
+its caller while retries go on in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..channels.channel import CallOutcome
+from ..errors import AirlockError
+from .log import MessageLog
+from .model import OutboxEntry, OutboxKind, new_id
+from .ratelimit import SendLimiter, SendRate
+from .retry import classify
+
+log = logging.getLogger("airlock.outbox")
+
+IDLE_S = 1.0
+"""Longest sleep between looks at the outbox when nothing wakes the sender (other processes' appends)."""
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A new outbox entry (``MessageLog.append_outbox``)."""
+
+    instance: str
+    conversation: str
+    kind: OutboxKind
+    payload: dict[str, Any]
+    in_reply_to: str | None = None
+    idempotency_key: str | None = None
+    id: str = field(default_factory=new_id)
+
+
+Deliver = Callable[[OutboxEntry], Awaitable[CallOutcome]]
+"""Runs one outbox entry's callback (``ChannelManager.deliver``)."""
+
+
+class OutboxSender:
+    """The background task delivering the outbox (module docstring). ``start()`` on the event loop; ``stop()``."""
+
+    def __init__(self, log: MessageLog, deliver: Deliver, rate_for: Callable[[str], SendRate], *,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+        self.log = log
+        self._deliver = deliver
+        self._rate_for = rate_for
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._limiters: dict[str, SendLimiter] = {}
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._first: dict[str, asyncio.Future[CallOutcome]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.sent = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="airlock-outbox")
+
+    async def stop(self) -> None:
+        """Stop looking for work and let in-flight sends finish (their outcome is recorded)."""
+        # A flag, not Task.cancel(): on Python 3.11 asyncio.wait_for can swallow a cancellation that arrives as its
+        # inner wait completes (CPython gh-86296), which left the loop running and stop() waiting forever.
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    def wake(self) -> None:
+        """New entries were appended (or retried): look at once."""
+        self._wake.set()
+
+    def wait_first_attempt(self, entry_id: str) -> asyncio.Future[CallOutcome]:
+        """A future resolved with the outcome of the entry's next attempt."""
+        fut = self._first.get(entry_id)
+        if fut is None:
+            fut = self._first[entry_id] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def forget(self, entry_id: str) -> None:
+        """Drop a waiter registered with ``wait_first_attempt`` that will not be needed."""
+        fut = self._first.pop(entry_id, None)
+        if fut is not None and not fut.done():
+            fut.cancel()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            next_look = await self._dispatch_due()
+            self._wake.clear()
+            if self._stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(next_look):
+                    await self._wake.wait()
+
+    async def _dispatch_due(self) -> float:
+        """Start every due send that may go now; return the seconds until the next look."""
+        try:
+            due = await asyncio.to_thread(self.log.due_outbox, self._clock(), BATCH)
+        except Exception:  # a storage hiccup must not kill the sender; the entries stay pending
+            log.exception("outbox: could not read the due entries")
+            return IDLE_S
+        next_look = IDLE_S
+        for entry in due:
+            if entry.conversation in self._in_flight:
+                continue
+            wait = self._limiter(entry.instance).acquire(entry.conversation)
+            if wait > 0:
+                next_look = min(next_look, wait)
+                continue
+            task = asyncio.get_running_loop().create_task(self._send(entry))
+            self._in_flight[entry.conversation] = task
+        return next_look
+
+    def _limiter(self, instance: str) -> SendLimiter:
+        limiter = self._limiters.get(instance)
+        if limiter is None:
+            limiter = self._limiters[instance] = SendLimiter(self._rate_for(instance))
+        return limiter
+
+    async def _send(self, entry: OutboxEntry) -> None:
+        try:
+            try:
+                out = await self._deliver(entry)
+            except AirlockError as exc:  # e.g. the channel is not active
+                out = CallOutcome(callback=entry.kind, error=exc)
+            await asyncio.to_thread(self._record, entry, out)
+            fut = self._first.pop(entry.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(out)
+        finally:
+            self._in_flight.pop(entry.conversation, None)
+            self._wake.set()  # the conversation's next entry may go now
+
+    def _record(self, entry: OutboxEntry, out: CallOutcome) -> None:
+        now = self._clock()
+        if out.error is None:
+            self.log.mark_sent(entry.id, now)
+            self.sent += 1
+            return
+        answers = out.state.platform_answers() if out.state is not None else []
+        tries = entry.attempts + 1
+        verdict = classify(out.error, answers, tries, self._rng)
+        error = _safe(out.error)
+        if entry.kind == "status" or verdict.error_class == "permanent":
+            self.log.dead_letter(entry.id, error, now)
+            self.failed += 1
+            log.warning("[%s] %s %s failed for good after %d tries: %s", entry.instance, entry.kind, entry.id, tries,
+                        error)
+            return
+        self.log.reschedule(entry.id, now + verdict.delay_s, error, now)
+        log.info("[%s] %s %s: %s, retry in %.1f s (try %d)", entry.instance, entry.kind, entry.id,
+                 verdict.error_class, verdict.delay_s, tries)
+
+
+def _safe(error: AirlockError) -> str:
+    """One line, bounded: the guest's error text is already secret-free (redacted by the http capability)."""
+    return " ".join(str(error).split())[:500]

@@ -1,0 +1,315 @@
+"""``SqliteMessageLog``: the embedded message log, one SQLite file (``state.db``) holding the durable workspace,
+the inbound log, the dedupe keys and the outbox, in WAL mode with ``synchronous=FULL`` (an acknowledged
+webhook's message survives a power loss, not just a crash). See ``messages.log`` for the rules it keeps.
+
+One connection serialised by a lock (``stores._sqlite.SqliteDb``): SQLite allows one writer at a time anyway,
+and the CLI can open the same file from another process (5 s busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from ..stores._sqlite import SqliteDb
+from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
+from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workspace (
+    channel TEXT NOT NULL, path TEXT NOT NULL, value TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (channel, path)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbound (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    instance TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT,
+    thread_id TEXT,
+    content TEXT NOT NULL,
+    metadata_json TEXT NOT NULL,
+    attachments_json TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    session_key TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    matched_on TEXT NOT NULL,
+    dedupe_key TEXT,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_until REAL,
+    lease_token TEXT,
+    acked_at REAL
+);
+CREATE INDEX IF NOT EXISTS inbound_open ON inbound (agent, state, seq);
+CREATE INDEX IF NOT EXISTS inbound_state ON inbound (state);
+CREATE INDEX IF NOT EXISTS inbound_acked ON inbound (state, acked_at);
+CREATE TABLE IF NOT EXISTS dedupe (
+    instance TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL,
+    PRIMARY KEY (instance, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_seen ON dedupe (seen_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    instance TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    in_reply_to TEXT,
+    payload_json TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, conversation, seq);
+"""
+
+_INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, "
+                 "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
+                 "lease_token")
+_OUTBOX_COLS = ("seq, id, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, "
+                "last_error, created_at, updated_at")
+
+
+class SqliteMessageLog:
+    """The :class:`~airlock.messages.log.MessageLog` on one SQLite file (module docstring).
+
+    Args:
+        db_path: the database file (created, with its directory, if missing).
+        legacy_workspace_db: a ``workspace.db`` of an older home: its rows are copied in once when this log has
+            no workspace rows yet (the old file is left in place, unused).
+    """
+
+    def __init__(self, db_path: Path, legacy_workspace_db: Path | None = None) -> None:
+        self._db = SqliteDb(db_path, _SCHEMA, synchronous="FULL")
+        self.path = db_path
+        if legacy_workspace_db is not None and legacy_workspace_db.exists():
+            self._import_workspace(legacy_workspace_db)
+
+    def _import_workspace(self, old: Path) -> None:
+        with self._db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM workspace LIMIT 1").fetchone() is not None:
+                return
+            src = sqlite3.connect(f"file:{old}?mode=ro", uri=True)
+            try:
+                rows = src.execute("SELECT channel, path, value, updated_at FROM workspace").fetchall()
+            except sqlite3.Error:
+                rows = []
+            finally:
+                src.close()
+            conn.executemany("INSERT OR IGNORE INTO workspace VALUES (?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- workspace + append --------------------------------------------------------------------------------------
+    def load_workspace(self, instance: str) -> dict[str, str]:
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT path, value FROM workspace WHERE channel = ?", (instance,)).fetchall()
+        return {str(p): str(v) for p, v in rows}
+
+    def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
+               now: float) -> list[NewEntry]:
+        if not workspace and not entries:
+            return []
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO workspace (channel, path, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (channel, path) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                [(instance, p, v, now) for p, v in workspace.items()],
+            )
+            return [e for e in entries if self._append(conn, e, now)]
+
+    def _append(self, conn: sqlite3.Connection, e: NewEntry, now: float) -> bool:
+        if e.dedupe_key is not None:
+            seen = conn.execute("INSERT INTO dedupe (instance, key, seen_at) VALUES (?, ?, ?) "
+                                "ON CONFLICT DO NOTHING", (e.instance, e.dedupe_key, now))
+            if seen.rowcount == 0:
+                return False
+        conn.execute(
+            f"INSERT INTO inbound ({_INBOUND_COLS.removeprefix('seq, ')}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', 0, NULL, NULL)",
+            (e.id, e.instance, e.user_id, e.user_name, e.thread_id, e.content, e.metadata_json,
+             json.dumps([a.as_dict() for a in e.attachments]), e.route.agent, e.route.session_key,
+             e.route.conversation, e.route.matched_on, e.dedupe_key, now),
+        )
+        return True
+
+    # ---- inbound ---------------------------------------------------------------------------------------------------
+    def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_INBOUND_COLS} FROM inbound AS i WHERE i.agent = ? "
+                "AND (i.state = 'ready' OR (i.state = 'leased' AND i.lease_until <= ?)) "
+                "ORDER BY i.seq LIMIT ?", (agent, now, limit)).fetchall()
+            leased = []
+            for row in rows:
+                token = secrets.token_urlsafe(12)
+                conn.execute("UPDATE inbound SET state = 'leased', lease_until = ?, lease_token = ?, "
+                             "attempts = attempts + 1 WHERE seq = ?", (now + visibility_s, token, row[0]))
+                leased.append(_entry(row, state="leased", attempts=row[16] + 1, lease_until=now + visibility_s,
+                                     lease_token=token))
+            return leased
+
+    def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
+        with self._db.transaction() as conn:
+            return self._ack(conn, entry_id, lease_token, now)
+
+    @staticmethod
+    def _ack(conn: sqlite3.Connection, entry_id: str, lease_token: str | None, now: float) -> bool:
+        sql = "UPDATE inbound SET state = 'acked', acked_at = ?, lease_token = NULL WHERE id = ? AND state != 'acked'"
+        args: tuple[Any, ...] = (now, entry_id)
+        if lease_token is not None:
+            sql += " AND lease_token = ?"
+            args += (lease_token,)
+        return conn.execute(sql, args).rowcount == 1
+
+    def release(self, entry_id: str, lease_token: str | None) -> bool:
+        sql = "UPDATE inbound SET state = 'ready', lease_until = NULL, lease_token = NULL WHERE id = ? " \
+              "AND state = 'leased'"
+        args: tuple[Any, ...] = (entry_id,)
+        if lease_token is not None:
+            sql += " AND lease_token = ?"
+            args += (lease_token,)
+        with self._db.transaction() as conn:
+            return conn.execute(sql, args).rowcount == 1
+
+    def ack_and_append(self, entry_id: str, lease_token: str | None, outbound: Sequence[NewOutbound],
+                       now: float) -> list[OutboxEntry]:
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT state, lease_token FROM inbound WHERE id = ?", (entry_id,)).fetchone()
+            if row is None:
+                raise KeyError(entry_id)
+            state, token = row
+            if state == "leased" and lease_token is not None and token != lease_token:
+                raise PermissionError(f"message {entry_id} is leased under another token")
+            self._ack(conn, entry_id, None, now)
+            return [self._append_outbox(conn, o, now) for o in outbound]
+
+    def get(self, entry_id: str) -> Entry | None:
+        with self._db.reading() as conn:
+            row = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = ?", (entry_id,)).fetchone()
+        return _entry(row) if row is not None else None
+
+    def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
+        where, args = ("WHERE state = ?", (state,)) if state is not None else ("", ())
+        with self._db.reading() as conn:
+            rows = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound {where} ORDER BY seq DESC LIMIT ?",
+                                (*args, limit)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def waiting(self) -> int:
+        with self._db.reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM inbound WHERE state = 'ready'").fetchone()[0])
+
+    def backlog(self) -> int:
+        with self._db.reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM inbound WHERE state != 'acked'").fetchone()[0])
+
+    # ---- outbox ---------------------------------------------------------------------------------------------------
+    def append_outbox(self, outbound: Sequence[NewOutbound], now: float) -> list[OutboxEntry]:
+        with self._db.transaction() as conn:
+            return [self._append_outbox(conn, o, now) for o in outbound]
+
+    def _append_outbox(self, conn: sqlite3.Connection, o: NewOutbound, now: float) -> OutboxEntry:
+        if o.idempotency_key is not None:
+            row = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE idempotency_key = ?",
+                               (o.idempotency_key,)).fetchone()
+            if row is not None:
+                return _outbox(row)
+        cur = conn.execute(
+            "INSERT INTO outbox (id, instance, conversation, kind, in_reply_to, payload_json, idempotency_key, state, "
+            "attempts, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            (o.id, o.instance, o.conversation, o.kind, o.in_reply_to, json.dumps(dict(o.payload)), o.idempotency_key,
+             now, now, now))
+        return OutboxEntry(id=o.id, seq=int(cur.lastrowid or 0), instance=o.instance, conversation=o.conversation,
+                           kind=o.kind, in_reply_to=o.in_reply_to, payload=dict(o.payload), state="pending",
+                           attempts=0, next_attempt_at=now, last_error=None, created_at=now, updated_at=now)
+
+    def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_OUTBOX_COLS} FROM outbox AS o WHERE o.state = 'pending' AND o.seq = "
+                "(SELECT min(p.seq) FROM outbox AS p WHERE p.state = 'pending' AND p.conversation = o.conversation) "
+                "AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?", (now, limit)).fetchall()
+        return [_outbox(r) for r in rows]
+
+    def mark_sent(self, entry_id: str, now: float) -> None:
+        self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL", entry_id, now)
+
+    def reschedule(self, entry_id: str, next_attempt_at: float, error: str, now: float) -> None:
+        self._update_outbox("attempts = attempts + 1, next_attempt_at = ?, last_error = ?", entry_id, now,
+                            next_attempt_at, error)
+
+    def dead_letter(self, entry_id: str, error: str, now: float) -> None:
+        self._update_outbox("state = 'failed', attempts = attempts + 1, last_error = ?", entry_id, now, error)
+
+    def retry(self, entry_id: str, now: float) -> bool:
+        with self._db.transaction() as conn:
+            return conn.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, "
+                                "updated_at = ? WHERE id = ? AND state = 'failed'", (now, now, entry_id)).rowcount == 1
+
+    def _update_outbox(self, assignments: str, entry_id: str, now: float, *args: Any) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?", (*args, now, entry_id))
+
+    def get_outbox(self, entry_id: str) -> OutboxEntry | None:
+        with self._db.reading() as conn:
+            row = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (entry_id,)).fetchone()
+        return _outbox(row) if row is not None else None
+
+    def list_outbox(self, state: OutboxState | None = None, limit: int = 100) -> list[OutboxEntry]:
+        where, args = ("WHERE state = ?", (state,)) if state is not None else ("", ())
+        with self._db.reading() as conn:
+            rows = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox {where} ORDER BY seq DESC LIMIT ?",
+                                (*args, limit)).fetchall()
+        return [_outbox(r) for r in rows]
+
+    # ---- housekeeping ----------------------------------------------------------------------------------------------
+    def compact(self, now: float, retention_s: float = RETENTION_S, dedupe_window_s: float = DEDUPE_WINDOW_S) -> int:
+        cutoff = now - retention_s
+        with self._db.transaction() as conn:
+            removed = conn.execute("DELETE FROM inbound WHERE state = 'acked' AND acked_at < ?", (cutoff,)).rowcount
+            removed += conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'failed') AND updated_at < ?",
+                                    (cutoff,)).rowcount
+            removed += conn.execute("DELETE FROM dedupe WHERE seen_at < ?", (now - dedupe_window_s,)).rowcount
+        return removed
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` ("ok" when the file is sound)."""
+        with self._db.reading() as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _entry(row: Sequence[Any], **override: Any) -> Entry:
+    (seq, eid, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, session_key,
+     conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, lease_token) = row
+    values: dict[str, Any] = {
+        "id": eid, "seq": seq, "instance": instance, "user_id": user_id, "user_name": user_name,
+        "thread_id": thread_id, "content": content, "metadata_json": metadata_json,
+        "route": Route(agent=agent, session_key=session_key, conversation=conversation, matched_on=matched_on),
+        "dedupe_key": dedupe_key,
+        "attachments": tuple(AttachmentRef.from_dict(a) for a in json.loads(attachments_json)),
+        "received_at": received_at, "state": cast(InboundState, state), "attempts": attempts,
+        "lease_until": lease_until, "lease_token": lease_token,
+    }
+    values.update(override)
+    return Entry(**values)
+
+
+def _outbox(row: Sequence[Any]) -> OutboxEntry:
+    (seq, oid, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, last_error,
+     created_at, updated_at) = row
+    return OutboxEntry(id=oid, seq=seq, instance=instance, conversation=conversation, kind=cast(OutboxKind, kind),
+                       in_reply_to=in_reply_to, payload=json.loads(payload_json), state=cast(OutboxState, state),
+                       attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error,
+                       created_at=created_at, updated_at=updated_at)

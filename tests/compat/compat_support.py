@@ -1,0 +1,70 @@
+"""Shared pieces of the near:agent conformance tests (a plain module, not a conftest, so it never shadows
+tests/conftest.py): the compat test guest, IronClaw's own capabilities files, and a host started on them.
+
+The guest (``tests/guests/compat``, Python, world ``near:agent/sandboxed-channel@0.3.1``) behaves like IronClaw's
+public channels on the points under test; the capabilities files are the real ones IronClaw ships
+(``shared/testdata/ironclaw-capabilities``), installed under their own names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from conftest import REPO, SHARED, InstallFn
+
+from airlock.channels.manager import Delivery
+from airlock.config import HostConfig
+from airlock.host import AirlockHost
+from airlock.stores import SecretStore
+
+__all__ = ["COMPAT_WASM", "IRONCLAW", "free_port", "ironclaw_caps", "next_message", "running", "start_config_of"]
+
+COMPAT_WASM = REPO / "build" / "test-guests" / "compat.wasm"
+IRONCLAW = SHARED / "testdata" / "ironclaw-capabilities"
+MESSAGE_TIMEOUT_S = 20.0
+"""Longest wait for an emitted message (a CPython guest callback is tens of ms; only a failure waits this out)."""
+
+
+def ironclaw_caps(name: str, **config: Any) -> dict[str, Any]:
+    """IronClaw's capabilities file for ``name``, with ``config`` keys added (``compat_name`` = ``name``)."""
+    doc: dict[str, Any] = json.loads((IRONCLAW / f"{name}.capabilities.json").read_text())
+    doc.setdefault("config", {}).update({"compat_name": name, **config})
+    return doc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def running(home: Path, install: InstallFn, caps: dict[str, Any], *, secrets: dict[str, str],
+                  upstream: dict[str, str], **host_config: Any) -> AsyncIterator[AirlockHost]:
+    """A started host (127.0.0.1, free port unless given) with the compat guest installed under ``caps``."""
+    install(COMPAT_WASM, caps)
+    store = SecretStore.open(home)
+    for name, value in secrets.items():
+        store.set(name, value)
+    config = HostConfig.build(home=home, **{"listen_port": 0, "upstream_overrides": upstream, **host_config})
+    async with AirlockHost(config, secrets=store) as host:
+        yield host
+
+
+async def next_message(host: AirlockHost, timeout: float = MESSAGE_TIMEOUT_S) -> Delivery:
+    return await asyncio.wait_for(host.next_message(), timeout)
+
+
+def start_config_of(host: AirlockHost, channel: str) -> dict[str, Any]:
+    """The config the guest's on-start received (it stores it in its workspace)."""
+    raw = host.manager.slots[channel].channel.workspace.get("state/start_config")
+    assert raw is not None, "on-start did not run"
+    value: dict[str, Any] = json.loads(raw)
+    return value

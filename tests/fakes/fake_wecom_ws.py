@@ -1,0 +1,127 @@
+"""A fake WeCom intelligent-bot long connection (``wss://openws.work.weixin.qq.com``) on 127.0.0.1, for tests.
+
+    async with FakeWecomWs(bot_id="bot-1", secret="s" * 20) as wecom:
+        overrides = {"openws.work.weixin.qq.com": wecom.base_url}
+        ...
+        req_id = await wecom.push_text("hello", userid="alice")
+
+Wire format (WeCom developer docs, intelligent bot "long connection" mode): every frame is a JSON object. A
+command is ``{"cmd", "headers": {"req_id"}, "body"?}``; its answer is ``{"headers": {"req_id"}, "errcode",
+"errmsg"}`` with the same ``req_id``.
+
+- The first frame must be ``aibot_subscribe`` with ``body: {"bot_id", "secret"}``: the right pair is answered
+  with errcode 0; a wrong one with errcode 853000 ("invalid bot_id or secret") and the connection is closed; any
+  other first frame closes the connection (1008).
+- ``ping`` is answered with errcode 0 (unless ``ack_pings`` is false); every other command is recorded in
+  ``commands`` and answered with errcode 0.
+- Scripting: :meth:`push_text` sends an ``aibot_msg_callback`` (a text message from a user, single chat unless
+  ``chatid`` is given) and :meth:`push_event` an ``aibot_event_callback``; both return the frame's ``req_id``,
+  which a reply (``aibot_respond_msg``) must carry.
+- Records: ``connections`` (the subscribe body of each), ``pings``, ``commands``, ``refused``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from fake_base import FakeServer
+
+__all__ = ["FakeWecomWs"]
+
+JsonDict = dict[str, Any]
+
+
+class FakeWecomWs(FakeServer):
+    """See the module docstring."""
+
+    def __init__(self, *, bot_id: str = "aibot-test-0001", secret: str = "Wecom-Bot-Secret-0123456789") -> None:
+        super().__init__()
+        self.bot_id, self.secret = bot_id, secret
+        self.ack_pings = True
+        self.connections: list[JsonDict] = []
+        self.pings = 0
+        self.refused = 0
+        self.commands: list[JsonDict] = []
+        self._ws: web.WebSocketResponse | None = None
+        self._ids = itertools.count(1)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/{tail:.*}", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        first = await ws.receive()
+        frame = json.loads(first.data) if first.type == WSMsgType.TEXT else {}
+        if frame.get("cmd") != "aibot_subscribe":
+            await ws.close(code=1008)
+            return ws
+        body = frame.get("body") or {}
+        self.connections.append(body)
+        self.notify()
+        if (body.get("bot_id"), body.get("secret")) != (self.bot_id, self.secret):
+            self.refused += 1
+            await self._ack(ws, frame, 853000, "invalid bot_id or secret")
+            await ws.close()
+            return ws
+        await self._ack(ws, frame, 0, "ok")
+        self._ws = ws
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            await self._on_command(ws, json.loads(msg.data))
+        return ws
+
+    async def _ack(self, ws: web.WebSocketResponse, frame: JsonDict, code: int, errmsg: str) -> None:
+        await ws.send_str(json.dumps({"headers": {"req_id": frame.get("headers", {}).get("req_id")},
+                                      "errcode": code, "errmsg": errmsg}))
+
+    async def _on_command(self, ws: web.WebSocketResponse, frame: JsonDict) -> None:
+        if frame.get("cmd") == "ping":
+            self.pings += 1
+            self.notify()
+            if self.ack_pings:
+                await self._ack(ws, frame, 0, "ok")
+            return
+        self.commands.append(frame)
+        self.notify()
+        await self._ack(ws, frame, 0, "ok")
+
+    async def _send(self, frame: JsonDict) -> str:
+        if self._ws is None or self._ws.closed:
+            raise AssertionError("fake wecom: no subscribed connection")
+        await self._ws.send_str(json.dumps(frame))
+        req_id: str = frame["headers"]["req_id"]
+        return req_id
+
+    def _req_id(self) -> str:
+        return f"fake-req-{next(self._ids)}"
+
+    async def push_text(self, text: str, *, userid: str = "alice", chatid: str | None = None) -> str:
+        """An ``aibot_msg_callback`` carrying a text message; returns its ``req_id``."""
+        body: JsonDict = {"msgid": f"msg-{next(self._ids)}", "aibotid": self.bot_id, "from": {"userid": userid},
+                          "chattype": "group" if chatid else "single", "msgtype": "text", "text": {"content": text},
+                          "create_time": int(time.time())}
+        if chatid:
+            body["chatid"] = chatid
+        return await self._send({"cmd": "aibot_msg_callback", "headers": {"req_id": self._req_id()}, "body": body})
+
+    async def push_event(self, eventtype: str, *, userid: str = "alice") -> str:
+        """An ``aibot_event_callback`` (``enter_chat``, ``disconnected_event``...); returns its ``req_id``."""
+        body = {"msgid": f"evt-{next(self._ids)}", "aibotid": self.bot_id, "from": {"userid": userid},
+                "msgtype": "event", "event": {"eventtype": eventtype}, "create_time": int(time.time())}
+        return await self._send({"cmd": "aibot_event_callback", "headers": {"req_id": self._req_id()}, "body": body})
+
+    async def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """Poll ``predicate`` every 10 ms; AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fake wecom: timed out waiting for {what}")
+            await asyncio.sleep(0.01)
