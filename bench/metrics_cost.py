@@ -29,8 +29,9 @@ VARIANTS = ("off", "on")
 
 
 async def _drain(host: AirlockHost) -> None:
+    """The agent: acknowledges every message (the message log keeps one leased until then)."""
     while True:
-        await host.next_message()
+        await host.ack(await host.next_message())
 
 
 @asynccontextmanager
@@ -51,7 +52,7 @@ async def _host(cache: Path, metrics: bool) -> AsyncIterator[e2e.Server]:
         assert host.port is not None and host.manager.slots["bench"].active, host.manager.slots["bench"].reason
         drain = asyncio.create_task(_drain(host))
         target = e2e.Target("metrics-" + ("on" if metrics else "off"), PATH, {"Content-Type": "application/json"})
-        yield e2e.Server(host=host, port=host.port, targets=[target], notes=[])
+        yield e2e.Server(host=host, port=host.port, targets=[target], notes=[], bus=e2e.MemoryBus())
     finally:
         if drain is not None:
             drain.cancel()
