@@ -18,7 +18,7 @@ from typing import Any
 
 from conftest import REPO, SHARED, InstallFn
 
-from airlock.channels.manager import Delivery
+from airlock.agents.delivery import Delivery
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from airlock.channels.event_queue import (
     append_frame,
     take_batch,
 )
-from airlock.stores import DurableWorkspaceStore
+from airlock.messages.sqlite import SqliteMessageLog
 
 pytestmark = pytest.mark.e2e
 
@@ -115,15 +116,17 @@ async def test_a_burst_larger_than_the_queue_arrives_in_order_and_whole(
 async def test_a_durable_queue_left_by_the_last_run_is_handed_over_at_start(
         airlock_home: Path, install_channel: InstallFn, burst_server: tuple[str, dict[str, Any]]) -> None:
     base, _ = burst_server
-    with DurableWorkspaceStore(airlock_home / "workspace.db") as store:
-        store.save("stream", {QUEUE_PATH: json.dumps(["left-1", "left-2"])})
+    store = SqliteMessageLog(airlock_home / "state.db")
+    store.commit("stream", {QUEUE_PATH: json.dumps(["left-1", "left-2"])}, [], time.time())
+    store.close()
     caps = stream_caps(0, durable_workspace_paths=["state/"])
     async with running(airlock_home, install_channel, caps, secrets={}, upstream={"stream.example.com": base}) as host:
         got = [await next_message(host) for _ in range(2)]
         assert [m.content for m in got] == ["left-1", "left-2"] and got[0].metadata["batch"] == 2
         await asyncio.sleep(0.05)
-    with DurableWorkspaceStore(airlock_home / "workspace.db") as store:
-        saved = store.load("stream")
+    store = SqliteMessageLog(airlock_home / "state.db")
+    saved = store.load_workspace("stream")
+    store.close()
     assert saved[QUEUE_PATH] == "[]" and saved[BATCH_PATH] == "[]"  # the move and the guest's clear were durable
 
 
