@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu
 
-.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk run test lint typecheck pytest bench clean
+.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
 
 all: test
 
@@ -50,6 +50,10 @@ wrk:
 		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
 		|| echo "wrk could not be installed: the HTTP benchmark uses bench/loadgen.py"
 
+# Debian's chromium for the admin console's browser tests (Playwright drives it through executable_path).
+browser:
+	bash scripts/install-browser.sh
+
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
 	PYTHONPATH=host $(BIN)/python -m airlock_demo --channels-dir $(CHANNELS)
@@ -60,7 +64,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
-pytest: guests test-guests bench-guest
+pytest: guests test-guests bench-guest browser
 	$(BIN)/pytest -q
 
 # Native unit tests and doctests of the Rust SDK and channels (their platform rules run against the SDK's

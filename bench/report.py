@@ -88,6 +88,9 @@ def targets(r: dict[str, Any]) -> list[Target]:
     sm = _ratio(_get(cb, "slack_fresh", "p50_us"), _get(cb, "minimal_fresh", "p50_us"))
     out.append(Target("issue 3: Slack Rust guest fresh p50 vs the minimal WAT guest's", _fmt(sm, suffix="x"),
                       "<= 2x", None if sm is None else sm <= 2.0))
+    mc = _get(r, "metrics_cost", "ratio")
+    out.append(Target("issue 10: webhook req/s with metrics on vs off", _fmt(mc, 3, "x"), ">= 0.97x",
+                      None if mc is None else mc >= 0.97))
     return out
 
 
@@ -190,7 +193,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         *_e2e_rows(e2e), "",
         *_diagnosis(e2e),
     ]
-    lines += _slack_section(r) + _rss_section(r) + _startup_section(r)
+    lines += _metrics_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r)
     notes = [*cb.get("notes", []), *e2e.get("notes", []), *r.get("notes", [])]
     if notes:
         lines += ["## Notes from this run", "", *[f"- {n}" for n in dict.fromkeys(notes)], ""]
@@ -198,6 +201,17 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         rel = os.path.relpath(chart, report_path.parent)
         lines += ["## Chart", "", f"![calls/s and p99 of (a)-(d)]({rel})", ""]
     return "\n".join(lines)
+
+
+def _metrics_section(r: dict[str, Any]) -> list[str]:
+    mc = r.get("metrics_cost")
+    if not isinstance(mc, dict):
+        return []
+    return ["## Metrics on the webhook path (issue 10)", "",
+            f"Two hosts with {mc['guest']}, the same but for `HostConfig.metrics`, each behind its own listener, "
+            f"loaded in {mc['rounds']} alternating rounds of {mc['duration_s']:g} s ({mc['concurrency']} "
+            f"connections): **{mc['rps_on']:,.0f} req/s with metrics, {mc['rps_off']:,.0f} without** "
+            f"(on/off {_fmt(mc['ratio'], 3, 'x')}; rounds with {mc['rounds_on']}, without {mc['rounds_off']}).", ""]
 
 
 def _slack_section(r: dict[str, Any]) -> list[str]:

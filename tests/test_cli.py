@@ -452,7 +452,7 @@ def serve_and_stop(home: Path, extra: list[str], message: str, expected_reply: s
     env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_MASTER_KEY": MASTER_KEY,
            "PYTHONPATH": os.pathsep.join(p for p in (host_dir, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airlock.cli", "serve", "--port", str(port), *extra],
+        [sys.executable, "-m", "airlock.cli", "serve", "--port", str(port), "--admin-port", "0", *extra],
         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

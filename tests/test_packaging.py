@@ -70,6 +70,9 @@ def test_airlock_wheel_installs_and_runs(tmp_path: Path) -> None:
     assert "airlock/cli/__init__.py" in names and "airlock/py.typed" in names
     assert "airlock/cli/templates/python/channel.py.tmpl" in names
     assert "airlock/agentapi/openapi.json" in names  # served at /v1/openapi.json
+    # The admin console's templates and assets, read at run time (admin.render, admin.server).
+    assert {"airlock/admin/templates/base.html", "airlock/admin/static/console.js",
+            "airlock/admin/static/console.css"} <= set(names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not [n for n in names if n.startswith(("airlock_demo/", "airlock/fakes/", "tests/"))]
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -86,6 +89,9 @@ def test_airlock_wheel_installs_and_runs(tmp_path: Path) -> None:
                              text=True, timeout=60, cwd=tmp_path)
     assert version.returncode == 0, version.stderr
     assert version.stdout.splitlines()[0] == f"airlock {meta['Version']}"
+    page = subprocess.run([str(python), "-c", "from airlock.admin.render import render; print(render('text.html', "
+                           "text='<ok>'))"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert page.stdout.strip() == "&lt;ok&gt;", page.stderr
     assert "airlock:channel/sandboxed-channel@0.1.0" in version.stdout
     demo = subprocess.run([str(python), "-c", "import airlock_demo"], capture_output=True, text=True, cwd=tmp_path)
     assert demo.returncode != 0 and "No module named 'airlock_demo'" in demo.stderr

@@ -830,6 +830,12 @@ class HostConfig(BaseModel):
         log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
             log per minute (default 256 KiB); lines past it are dropped and counted in one warning a minute
             (``capabilities.logging``).
+        admin: serve the admin API, web console and ``/metrics`` (``airlock.admin``) on a listener of its own
+            (default off; ``airlock serve`` turns it on).
+        admin_host / admin_port: that listener's address (default 127.0.0.1:8788; port 0 = pick one). Never
+            the webhook port: the two may not be equal unless both are 0.
+        metrics: count callbacks, host calls, refusals and messages, and keep each channel's recent callbacks
+            (``airlock.observability``); default on, ``False`` only to measure what that costs.
         webhook_header_timeout_s / webhook_body_timeout_s: seconds a webhook client has to send a request
             head / a whole body (defaults 15 and 30; ``inbound.listener``, ``inbound.body``).
         webhook_max_connections / webhook_max_connections_per_ip: open connections the webhook listener
@@ -863,6 +869,10 @@ class HostConfig(BaseModel):
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
     log_bytes_per_minute: PositiveInt = 256 * 1024
+    admin: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8788, ge=0, le=65535)
+    metrics: bool = True
     webhook_header_timeout_s: PositiveFloat = 15.0
     webhook_body_timeout_s: PositiveFloat = 30.0
     webhook_max_connections: PositiveInt = 1024
@@ -875,6 +885,12 @@ class HostConfig(BaseModel):
     agent_api_enabled: bool = True
     agent_api_host: str = "127.0.0.1"
     agent_api_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+    @model_validator(mode="after")
+    def _admin_port_apart(self) -> HostConfig:
+        if self.admin and self.admin_port != 0 and self.admin_port == self.listen_port:
+            raise ValueError(f"admin_port {self.admin_port} is the webhook port; the admin listener needs its own")
+        return self
 
     @field_validator("channels_dir", mode="before")
     @classmethod

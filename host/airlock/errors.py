@@ -17,6 +17,7 @@ or a platform could see; details go to the host log only.
     │   └── GuestReturnedError       the callback returned a WIT error (e.g. on-start -> err(msg))
     ├── HostBug                      Airlock itself failed during a callback (a defect to report)
     ├── BackpressureError            the message bus is full; the caller should retry later
+    ├── ChannelDisabled              the operator disabled the channel; the callback did not run
     ├── EmitRateLimited              a callback's messages would pass the channel's emit rate; nothing applied
     └── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
 """
@@ -70,6 +71,10 @@ class GuestReturnedError(GuestError):
 
 class HostBug(AirlockError):
     """Airlock failed while serving a callback; the guest is not at fault."""
+
+
+class ChannelDisabled(AirlockError):
+    """The operator disabled the channel (admin API); the callback was not run."""
 
 
 class BackpressureError(AirlockError):

@@ -11,7 +11,10 @@ outbox with retries. Start-up: open the secret store, pairing database and messa
 generate any
 missing ``auto_generate`` secrets, load every channel in ``config.channels_dir`` (compile cache under
 ``config.cache_dir``), call ``on-start``, register webhooks and pollers, and serve HTTP on
-``listen_host:listen_port`` (port 0 picks a free one; see ``port``).
+``listen_host:listen_port`` (port 0 picks a free one; see ``port``). With ``config.admin``, also the admin
+listener (API, console, ``/metrics``) on ``admin_host:admin_port`` (``admin_url``); the admin token made at the
+first such start is in ``admin_token``, to be shown once. With ``config.metrics`` (default), callbacks are
+counted and recorded (``observability``); secret values are redacted from the ``airlock`` logs while it runs.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import string
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,7 +37,7 @@ from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
 from .channels.socket_runtime import SocketSettings
 from .config import HostConfig, load_capabilities
-from .errors import AirlockError, GuestError
+from .errors import AirlockError, ConfigError, GuestError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .messages.blobs import BlobStore
@@ -43,6 +46,7 @@ from .messages.inbox import Inbox
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .messages.sqlite import SqliteMessageLog
+from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
@@ -50,6 +54,9 @@ from .runtime.values import StatusUpdate
 from .stores import PairingStore, SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
+
+if TYPE_CHECKING:
+    from .admin import AdminServer
 
 log = logging.getLogger("airlock")
 
@@ -72,6 +79,7 @@ class AirlockHost:
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
                              allow_private_hosts=config.allow_private_hosts)
         self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s)
+        self.observer = CallObserver() if config.metrics else None
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=self.secrets.get,
@@ -79,6 +87,7 @@ class AirlockHost:
             durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
             inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
+            observer=self.observer,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -93,6 +102,11 @@ class AirlockHost:
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
+        if self.observer is not None:
+            self.observer.metrics.watch(self.manager, self._pool_slots)
+        self.admin: AdminServer | None = None
+        self.admin_token: str | None = None
+        """The admin token made at this start (the home had none): show it once; only its hash is kept."""
 
     @property
     def base_url(self) -> str:
@@ -105,9 +119,12 @@ class AirlockHost:
 
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
+        REDACTOR.watch(self.secrets)
         self._generate_missing_secrets()
         if serve_http:
             await self._serve()
+            if self.config.admin:
+                await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
         self.outbox.start()
         if self.agent_api is not None:
@@ -143,6 +160,8 @@ class AirlockHost:
 
     async def stop(self) -> None:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
+        if self.admin is not None:
+            await self.admin.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self.agent_api is not None:
@@ -156,6 +175,7 @@ class AirlockHost:
         self.pairing.close()
         self.agents.close()
         self.log.close()
+        REDACTOR.unwatch(self.secrets)
 
     async def _compact_forever(self) -> None:
         """Every :data:`COMPACT_EVERY_S`: drop what retention allows, and attachment blobs nothing references."""
@@ -177,6 +197,33 @@ class AirlockHost:
         referenced = {a.sha256 for e in self.log.list_inbound(limit=1_000_000) for a in e.attachments if a.sha256}
         self.blobs.gc(referenced, older_than_s=COMPACT_EVERY_S, now=when)
         return removed
+
+    # ---- admin listener and observability --------------------------------------------------------
+
+    @property
+    def admin_url(self) -> str | None:
+        """The admin console's URL, or None when the admin listener is off."""
+        return self.admin.url if self.admin is not None and self.admin.port is not None else None
+
+    def _pool_slots(self) -> int:
+        return self.runtime.pooling.slots if self.runtime.pooling is not None else 0
+
+    async def _serve_admin(self) -> None:
+        from .admin import AdminServer, AdminState
+        from .admin.auth import LoginLimiter, Sessions, TokenFile
+
+        tokens = TokenFile(self.config.home)
+        self.admin_token = tokens.ensure()
+        state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
+                           observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
+                           limiter=LoginLimiter(), home=self.config.home)
+        self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port)
+        try:
+            await self.admin.start()
+        except OSError as exc:
+            self.admin = None
+            raise ConfigError(f"cannot listen on {self.config.admin_host}:{self.config.admin_port} for the admin "
+                              f"console: {exc.strerror or exc}") from None
 
     async def __aenter__(self) -> AirlockHost:
         await self.start()

@@ -8,7 +8,8 @@ and the status table printed at start says which secrets each one needs.
 A scripted user writes to the Telegram bot; as the channel's ``dm_policy`` is ``pairing``, the first message
 gets a pairing code, the operator approves it, and the next message goes platform -> channel -> agent ->
 channel -> platform. The transcript is printed one line per side: ``user> ...``, ``bot> ...``. Then the
-gateway keeps serving (``/health``, the webhooks) until Ctrl-C, unless ``--once`` is given.
+gateway keeps serving (``/health``, the webhooks, and the admin console on a free 127.0.0.1 port, whose URL and
+one-time login token are printed at start) until Ctrl-C, unless ``--once`` is given.
 
 Run: ``PYTHONPATH=host python -m airlock_demo [--channels-dir build/channels] [--once]`` (``make run``). The demo
 and its fake Telegram live in ``airlock_demo``, next to the ``airlock`` package: not in the production wheel.
@@ -58,6 +59,9 @@ def _install(channels_src: Path, home: Path) -> list[str]:
 
 def _print_status(host: AirlockHost) -> None:
     print(f"airlock> gateway on {host.base_url}", flush=True)
+    if host.admin_url is not None:
+        print(f"airlock> admin console on {host.admin_url} (login token, shown once: {host.admin_token})",
+              flush=True)
     for name, slot in sorted(host.manager.slots.items()):
         print(f"airlock> channel {name}: {slot.reason}", flush=True)
 
@@ -86,7 +90,7 @@ async def run_demo(channels_src: Path, cache_dir: Path, *, serve: bool = False) 
         async with FakeTelegram(bot_username="airlock_demo_bot") as fake:
             store = SecretStore.open(home)
             store.set("telegram_bot_token", fake.token)
-            config = HostConfig.build(home=home, listen_port=0,
+            config = HostConfig.build(home=home, listen_port=0, admin=True, admin_port=0,
                                       upstream_overrides={"api.telegram.org": fake.base_url})
             async with AirlockHost(config, secrets=store) as host:
                 from airlock.agents.echo import echo_agent

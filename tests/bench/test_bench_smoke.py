@@ -59,6 +59,8 @@ def test_quick_run_measures_every_piece(quick_run: tuple[dict[str, Any], Path]) 
     for key in ("c", "d", "d_thread") + (("a", "a_inline") if BENCH_GUEST.exists() else ()):
         assert e2e[key]["requests"] > 0 and e2e[key]["non2xx"] == 0 and e2e[key]["errors"] == 0, (key, e2e[key])
         assert e2e[key]["delivered"] > 0, (key, e2e[key])  # the messages reached the bus
+    mc = results["metrics_cost"]
+    assert mc["rps_on"] > 0 and mc["rps_off"] > 0 and mc["ratio"] > 0 and len(mc["rounds_on"]) == 1, mc
     if "slack" in e2e:
         assert e2e["slack"]["requests"] > 0 and e2e["slack"]["non2xx"] == 0, e2e["slack"]
     assert list(results["rss"]["rss_mib"]) == list(results["rss_raised"]["rss_mib"]) == ["20", "50", "100"]
@@ -183,9 +185,12 @@ def test_target_verdicts_follow_the_figures() -> None:
         "e2e": {"a": {"rps": 600}, "d": {"rps": 1000}},
         "rss": {"rss_mib": {"1000": 60.0, "10000": 61.0, "100000": 62.0}},
         "startup": {"channels": 50, "seconds": 0.5},
+        "metrics_cost": {"ratio": 0.969},
     }
     verdicts = [t.met for t in report.targets(results)]
     # a/c 2.78 met; fresh/reused 2.0 met; e2e 0.6 met; b 1.8 ms not met; RSS 1.6 % met; 0.5 s met;
-    # slack/minimal 2.03 not met.
-    assert verdicts == [True, True, True, False, True, True, False]
-    assert [t.met for t in report.targets({})] == [None] * 7
+    # slack/minimal 2.03 not met; metrics on/off 0.969 not met.
+    assert verdicts == [True, True, True, False, True, True, False, False]
+    results["metrics_cost"] = {"ratio": 0.97}
+    assert [t.met for t in report.targets(results)][-1] is True
+    assert [t.met for t in report.targets({})] == [None] * 8

@@ -35,3 +35,5 @@ def test_demo_transcript_and_channel_status() -> None:
     assert "slack_signing_secret" in status["slack"]
     assert out[-1] == "bot> echo: hello from Telegram, through the sandbox"
     assert any(line.startswith("operator> airlock pairing approve telegram ") for line in out)
+    [console] = [line for line in out if line.startswith("airlock> admin console on http://127.0.0.1:")]
+    assert "(login token, shown once: alk_" in console

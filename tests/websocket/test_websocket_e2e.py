@@ -150,6 +150,29 @@ async def test_resumable_close_reconnects_with_backoff_and_resumes(
     assert json.loads((await next_message(host)).content)["d"]["content"] == "after resume"
     doc = await health(host)
     assert doc["websocket"]["connections"] == 2 and "4000" in doc["websocket"]["last_close"]
+    assert host.observer is not None  # /metrics reads the same socket status
+    metrics = host.observer.metrics.exposition().decode()
+    assert 'airlock_websocket_state{channel="probe",state="connected"} 1.0' in metrics
+    assert 'airlock_websocket_state{channel="probe",state="backoff"} 0.0' in metrics
+    assert 'airlock_websocket_reconnects_total{channel="probe"} 1.0' in metrics
+    assert 'airlock_websocket_connections_total{channel="probe"} 2.0' in metrics
+
+
+async def test_disabling_the_channel_closes_its_socket_and_enabling_opens_a_new_one(
+        start_host: StartHost, discord: FakeDiscord) -> None:
+    host = await start_host()
+    await next_message(host)  # READY
+    await host.manager.disable("probe")
+    doc = await health(host)
+    assert doc["active"] is False and doc["websocket"]["state"] == "stopped"
+    await asyncio.sleep(0.3)
+    assert len(discord.connections) == 1  # closed, and no reconnect while disabled
+    with pytest.raises(AssertionError, match="no session"):
+        await discord.dispatch("MESSAGE_CREATE", discord.message_create("while disabled"))
+    await host.manager.enable("probe")
+    assert json.loads((await next_message(host)).content)["t"] == "READY"  # a fresh IDENTIFY
+    assert len(discord.connections) == 2 and discord.identify_count == 2
+    assert (await wait_socket_state(host, "connected"))["active"] is True
 
 
 async def test_authentication_failed_stops_and_reports_without_a_reconnect_storm(

@@ -32,6 +32,7 @@ from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflic
 from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
 from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
 from ..runtime.instance import CallStats, Limits, Sandbox
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from ..capabilities.http import HttpCapability
     from ..messages.inbound import InboundPipeline
     from ..messages.model import NewEntry
+    from ..observability.observer import CallObserver
 
 log = logging.getLogger("airlock.channel")
 
@@ -115,6 +117,8 @@ class HostServices:
     inbound: InboundPipeline | None = None
     """Turns emitted messages into log entries committed with the callback (``messages.inbound``); None: the
     messages are returned as they are (``airlock invoke``, benchmarks of the sandbox alone)."""
+    observer: CallObserver | None = None
+    """Metrics and recent-call records (``observability.observer``); None: not observed."""
     log_bytes_per_minute: int = DEFAULT_LOG_BYTES_PER_MINUTE
     """Each channel's guest-log budget (``capabilities.logging.LogBudget``), bytes per minute."""
 
@@ -188,7 +192,9 @@ class Channel:
 
     def start(self, config_json: str) -> CallOutcome:
         """on-start; ``value`` is the ChannelConfig. An ``err`` result becomes GuestReturnedError."""
-        out = self._call("on-start", (config_json,))
+        return self._call("on-start", (config_json,), finish=self._start_value)
+
+    def _start_value(self, out: CallOutcome) -> CallOutcome:
         if out.ok:
             if isinstance(out.value, str):
                 out.error, out.value = GuestReturnedError(out.value), None
@@ -200,18 +206,24 @@ class Channel:
     def http_request(self, req: IncomingHttpRequest, *, inline: bool = False) -> CallOutcome:
         """on-http-request; ``value`` is the OutgoingHttpResponse. ``inline``: an inline attempt (module
         docstring), whose outcome may be ``abandoned`` or ``pending``."""
-        return self._http_value(self._call("on-http-request", (convert.incoming_request_to_wit(req),), inline))
+        return self._call("on-http-request", (convert.incoming_request_to_wit(req),), inline,
+                          finish=self._http_value)
 
     def complete(self, out: CallOutcome) -> CallOutcome:
         """Apply a ``pending`` inline outcome of on-http-request. Blocking (durable writes): call it from a
         worker thread. A conflicting workspace commit runs the callback again in full, here."""
         assert out.pending and out.state is not None
         out.pending = False
-        self._apply(out, out.state)
-        if isinstance(out.error, _Conflict):
-            log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback, str(out.error))
-            return self._http_value(self._call(out.callback, out.args))
-        return self._http_value(out)
+        token = log_context.bind(self.name, out.callback)
+        try:
+            self._apply(out, out.state)
+            if isinstance(out.error, _Conflict):
+                log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback,
+                         str(out.error))
+                return self._call(out.callback, out.args, finish=self._http_value)
+            return self._observed(self._http_value(out))
+        finally:
+            log_context.reset(token)
 
     @staticmethod
     def _http_value(out: CallOutcome) -> CallOutcome:
@@ -223,13 +235,13 @@ class Channel:
         return self._call("on-poll", ())
 
     def respond(self, response: AgentResponse) -> CallOutcome:
-        return self._unit(self._call("on-respond", (convert.agent_response_to_wit(response),)))
+        return self._call("on-respond", (convert.agent_response_to_wit(response),), finish=self._unit)
 
     def status(self, update: StatusUpdate) -> CallOutcome:
         return self._call("on-status", (convert.status_update_to_wit(update),))
 
     def broadcast(self, user_id: str, response: AgentResponse) -> CallOutcome:
-        return self._unit(self._call("on-broadcast", (user_id, convert.agent_response_to_wit(response))))
+        return self._call("on-broadcast", (user_id, convert.agent_response_to_wit(response)), finish=self._unit)
 
     def shutdown(self) -> CallOutcome:
         return self._call("on-shutdown", ())
@@ -245,18 +257,43 @@ class Channel:
 
     # ---- the machinery ---------------------------------------------------------------------------
 
-    def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
-        start = time.perf_counter()
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            out = self._attempt(callback, args, inline)
-            out.attempts = attempt
-            if not isinstance(out.error, _Conflict):
-                break
-            log.info("[%s] %s re-run after a workspace conflict on %r", self.name, callback, str(out.error))
-        else:
-            out.error = GuestError("workspace kept conflicting; callback abandoned")
-        out.elapsed_s = time.perf_counter() - start
+    def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False,
+              finish: Callable[[CallOutcome], CallOutcome] | None = None) -> CallOutcome:
+        """Run ``callback`` (re-run on workspace conflicts) inside its log context (``observability.context``);
+        ``finish`` turns the WIT result into the callback's value (or a returned error) before the outcome is
+        reported to the observer."""
+        token = log_context.bind(self.name, callback)
+        try:
+            start = time.perf_counter()
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                out = self._observed_attempt(callback, args, inline)
+                out.attempts = attempt
+                if not isinstance(out.error, _Conflict):
+                    break
+                log.info("[%s] %s re-run after a workspace conflict on %r", self.name, callback, str(out.error))
+            else:
+                out.error = GuestError("workspace kept conflicting; callback abandoned")
+            out.elapsed_s = time.perf_counter() - start
+            return self._observed(finish(out) if finish is not None else out)
+        finally:
+            log_context.reset(token)
+
+    def _observed(self, out: CallOutcome) -> CallOutcome:
+        """Report a finished callback to the observer (not an inline attempt that was dropped or is pending)."""
+        observer = self.services.observer
+        if observer is not None and out.abandoned is None and not out.pending:
+            observer.record(self.name, out)
         return out
+
+    def _observed_attempt(self, callback: str, args: tuple[Any, ...], inline: bool) -> CallOutcome:
+        observer = self.services.observer
+        if observer is None:
+            return self._attempt(callback, args, inline)
+        observer.started()
+        try:
+            return self._attempt(callback, args, inline)
+        finally:
+            observer.finished()
 
     def _attempt(self, callback: str, args: tuple[Any, ...], inline: bool = False) -> CallOutcome:
         limits = self.inline_limits if inline else self.limits

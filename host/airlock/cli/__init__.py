@@ -11,6 +11,7 @@
     airlock invoke WASM|CHANNEL CALLBACK [--after-start] [--workspace K=V] [--input JSON|@FILE] [--offline F]
                                                              (invoke.py, invoke_input.py, offline.py)
     airlock status [--url URL]                               (status.py)
+    airlock admin token                                      (admin.py; the console itself: airlock.admin)
     airlock doctor [--port N] [--clock-url URL]              (doctor.py, doctor_checks.py)
     airlock new python|rust NAME [--dir PATH]                (new.py, templates/)
     airlock version                                          (about.py)
@@ -37,6 +38,7 @@ from . import inspect, invoke  # noqa: F401
 from . import channels, secrets, pairing  # noqa: F401
 from . import agents, messages  # noqa: F401
 from . import status, doctor  # noqa: F401
+from . import admin  # noqa: F401
 from . import new  # noqa: F401
 from . import about  # noqa: F401
 from . import route  # noqa: F401

@@ -113,18 +113,27 @@ class _CliFormatter(logging.Formatter):
 QUIETABLE = ("airlock.guest", "airlock.channel")
 
 
-def setup_logging(level: int, *, serve: bool = False, quiet: tuple[str, ...] = ()) -> None:
-    """Send ``airlock.*`` logs to stderr: timestamped for ``serve``, ``warning: ...`` otherwise."""
+def setup_logging(level: int, *, serve: bool = False, quiet: tuple[str, ...] = (), fmt: str = "text") -> None:
+    """Send ``airlock.*`` logs to stderr: for ``serve``, ``observability.configure_logging`` (``fmt`` "text":
+    timestamped lines, "json": one object a line; context fields; stored secret values redacted), otherwise
+    ``warning: ...`` lines.
+
+    Raises:
+        ConfigError: ``fmt`` is not "text" or "json".
+    """
+    from ..observability.logs import configure_logging, remove_logging
+
     root = logging.getLogger("airlock")
     for handler in list(root.handlers):
         if isinstance(handler, _StderrHandler):
             root.removeHandler(handler)
-    handler = _StderrHandler()
+    remove_logging()
     if serve:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        configure_logging(fmt, level)
     else:
+        handler = _StderrHandler()
         handler.setFormatter(_CliFormatter())
-    root.addHandler(handler)
+        root.addHandler(handler)
     root.setLevel(level)
     for name in QUIETABLE:
         logging.getLogger(name).setLevel(logging.CRITICAL if name in quiet else logging.NOTSET)

@@ -1,4 +1,10 @@
-"""``airlock serve``: run the gateway until SIGINT or SIGTERM."""
+"""``airlock serve``: run the gateway until SIGINT or SIGTERM.
+
+The admin listener (console, API, ``/metrics``: ``airlock.admin``) is on unless ``--no-admin``; its URL, and at
+its first start the login token (shown once), go to stderr, not into the log. When the default admin port
+(``DEFAULT_ADMIN_PORT``) is taken, serve warns and runs without it; an ``--admin-port`` given explicitly must
+be free.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,16 +21,20 @@ import typer
 
 from ..config import HostConfig
 from ..errors import AirlockError, ConfigError
+from ..observability.logs import parse_level
 from .about import version_doc
 from .app import app, config_from, fail, friendly_errors, parse_upstreams, setup_logging
 from .runfile import FLUSH_INTERVAL_S, ErrorRecorder, RunFile, started_info
 
 if TYPE_CHECKING:
     from ..agents.loader import Agent
+    from ..host import AirlockHost
 
 __all__ = ["serve"]
 
 log = logging.getLogger("airlock.cli")
+
+DEFAULT_ADMIN_PORT = HostConfig.model_fields["admin_port"].default
 
 
 @app.command()
@@ -50,14 +61,28 @@ def serve(
     agent_api_port: Annotated[int | None, typer.Option(
         metavar="N", envvar="AIRLOCK_AGENT_API_PORT", show_envvar=True,
         help="Agent HTTP API port, on 127.0.0.1 (0 picks a free one). (default: 8789; 0 with --port 0)")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (--log-level debug).")] = False,
+    log_format: Annotated[str, typer.Option(
+        metavar="text|json", help="Log lines as text, or one JSON object a line (channel, callback, trace_id).",
+    )] = "text",
+    log_level: Annotated[str | None, typer.Option(
+        metavar="LEVEL", help="debug, info, warning, error or critical. (default: info)")] = None,
+    admin: Annotated[bool, typer.Option(
+        "--admin/--no-admin", help="Serve the admin console, API and /metrics on a listener of their own.",
+    )] = True,
+    admin_host: Annotated[str | None, typer.Option(
+        help="Admin listener address. (default: 127.0.0.1)")] = None,
+    admin_port: Annotated[int | None, typer.Option(
+        metavar="N", help=f"Admin listener port, never the webhook port. (default: {DEFAULT_ADMIN_PORT})")] = None,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
 
     SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit.
     """
-    setup_logging(logging.DEBUG if verbose else logging.INFO, serve=True)
+    setup_logging(parse_level(log_level) if log_level is not None else logging.DEBUG if verbose else logging.INFO,
+                  serve=True, fmt=log_format)
     values: dict[str, Any] = {"upstream_overrides": parse_upstreams(upstream)}
+    values.update(_admin_values(admin, admin_host, admin_port))
     if port is not None:
         values["listen_port"] = port
     if host is not None:
@@ -117,6 +142,7 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
                 raise
             why = str(exc).rsplit(": ", 1)[-1] or os.strerror(exc.errno or 0)
             raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {why}") from None
+        _show_admin(host)
         runfile = RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
                                                     dict(version_doc())), recorder)
         runfile.write()
@@ -146,6 +172,44 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
             runfile.remove()
         log.info("airlock stopped")
     return code
+
+
+def _admin_values(on: bool, host: str | None, port: int | None) -> dict[str, Any]:
+    """HostConfig values for the admin listener; off (with a warning) when the default port is taken."""
+    if not on:
+        return {"admin": False}
+    values: dict[str, Any] = {"admin": True}
+    if host is not None:
+        values["admin_host"] = host
+    if port is not None:
+        values["admin_port"] = port
+    elif not _port_free(host or "127.0.0.1", DEFAULT_ADMIN_PORT):
+        log.warning("admin console not started: %s:%d is in use (choose one with --admin-port N, or --no-admin)",
+                    host or "127.0.0.1", DEFAULT_ADMIN_PORT)
+        values["admin"] = False
+    return values
+
+
+def _port_free(host: str, port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError:
+        return False
+    return True
+
+
+def _show_admin(host: AirlockHost) -> None:
+    """The console's URL and, on its first start, the login token: on stderr, once, never in the log."""
+    if host.admin_url is None:
+        return
+    if host.admin_token is not None:
+        typer.echo(f"admin console on {host.admin_url}; login token (shown once, only its hash is kept): "
+                   f"{host.admin_token}", err=True)
+    else:
+        typer.echo(f"admin console on {host.admin_url} (log in with the admin token; a new one: "
+                   "airlock admin token)", err=True)
 
 
 async def _flush_runfile(runfile: RunFile) -> None:

@@ -27,8 +27,9 @@ from typing import Any
 from aiohttp import web
 
 from ..channels.manager import ChannelManager, ChannelSlot
-from ..errors import EmitRateLimited, SandboxBusy
+from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy
 from ..messages.inbox import RETRY_AFTER_S
+from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
 from .body import MAX_BODY_BYTES, BodyRefused, read_body
 from .listener import ListenerLimits
@@ -56,8 +57,11 @@ def _verify(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request, bod
     """Return an error response, or the verifier's acceptance (secret-validated flag, maybe a new body)."""
     verifier = _verifier(slot)
     name = slot.channel.name
+    observer = slot.channel.services.observer
     if isinstance(verifier, Unverified) and endpoint.require_secret and not verifier.declared:
         log.error("[%s] %s requires a secret but the capabilities file names none", name, endpoint.path)
+        if observer is not None:
+            observer.webhook_refused(name, verifier.scheme, "requires a secret")
         return _error(403, "forbidden")
     req = WebhookRequest.build(request.method, request.path, request.headers.items(), request.query.items(), body,
                                time.time())
@@ -65,6 +69,8 @@ def _verify(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request, bod
     if isinstance(verdict, Reject):
         log.warning("[%s] webhook %s %s refused with %d (%s): %s", name, request.method, request.path,
                     verdict.status, verifier.scheme, verdict.reason)
+        if observer is not None:
+            observer.webhook_refused(name, verifier.scheme, verdict.reason)
         return _error(verdict.status, "unauthorized" if verdict.status == 401 else "forbidden")
     return verdict
 
@@ -100,7 +106,15 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     found = manager.route(request.path)
     if found is None:
         return _error(404, "not found")
-    slot, endpoint = found
+    token = log_context.bind(found[0].channel.name, new_trace=True)  # this request's trace id in every log line
+    try:
+        return await _webhook(request, manager, *found)
+    finally:
+        log_context.reset(token)
+
+
+async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelSlot,
+                   endpoint: HttpEndpoint) -> web.StreamResponse:
     if request.method not in endpoint.methods:
         return _error(405, "method not allowed", Allow=", ".join(endpoint.methods))
     try:
@@ -114,6 +128,8 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     if isinstance(checked, web.Response):
         return checked
     if not manager.bus.has_room():
+        if slot.channel.services.observer is not None:
+            slot.channel.services.observer.busy(slot.channel.name, "on-http-request")
         return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
     if checked.body is not None:
         body = checked.body
@@ -123,13 +139,18 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         query_json=_guest_query(request, verifier.secret_query), body=body, secret_validated=checked.validated,
     )
     out = await manager.run_webhook(slot, req)
+    if isinstance(out.error, ChannelDisabled):  # disabled while this request waited for the channel
+        return _error(404, "not found")
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
-    return _response(out.value)
+    response = _response(out.value)
+    if log.isEnabledFor(logging.DEBUG):  # the request's one line on the event loop (its trace id: the callback's)
+        log.debug("[%s] webhook %s %s answered %d", slot.channel.name, request.method, request.path, response.status)
+    return response
 
 
 async def health(request: web.Request) -> web.Response:

@@ -27,6 +27,7 @@ __all__ = [
     "PAIRING_CODE_ALPHABET",
     "PAIRING_CODE_LENGTH",
     "PAIRING_TTL_SECS",
+    "PairedSender",
     "PairingRequest",
     "PairingStore",
 ]
@@ -78,6 +79,17 @@ class PairingRequest:
     def is_live(self, now: float) -> bool:
         """True if the request has not expired at ``now`` (Unix seconds)."""
         return now < self.expires_at
+
+
+@dataclass(frozen=True)
+class PairedSender:
+    """An approved sender: its ``external_id`` on ``channel``, the ``owner_id`` it is bound to, and when it
+    was approved (``paired_at``, Unix seconds)."""
+
+    channel: str
+    external_id: str
+    owner_id: str
+    paired_at: float
 
 
 def _new_code() -> str:
@@ -244,3 +256,31 @@ class PairingStore:
                 "DELETE FROM pairing_requests WHERE channel = ? AND external_id = ?", (channel, external_id)
             ).rowcount
         return (a + b) > 0
+
+    def deny(self, channel: str, code: str) -> PairingRequest:
+        """Refuse the pending request with ``code`` (case-insensitive): it is deleted, its sender stays
+        unpaired and gets a new code if it writes again. Returns the refused request.
+
+        Raises:
+            PairingError: no live request with this code on this channel (unknown or expired).
+        """
+        now = self._clock()
+        norm = normalize_code(code)
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm)
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm))
+            if row is None or now >= float(row[5]):
+                raise PairingError(f"unknown or expired pairing code for channel {channel!r}")
+        return PairingRequest(str(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]), float(row[5]))
+
+    def paired(self, channel: str) -> list[PairedSender]:
+        """Approved senders on ``channel``, by external id."""
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                "SELECT channel, external_id, owner_id, paired_at FROM paired WHERE channel = ? "
+                "ORDER BY external_id", (channel,)
+            ).fetchall()
+        return [PairedSender(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
