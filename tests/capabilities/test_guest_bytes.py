@@ -127,7 +127,10 @@ def test_the_cap_is_a_host_setting(tmp_path: Path) -> None:
     assert DEFAULT_MAX_GUEST_LIST_BYTES == 2 * MIB
     assert HostConfig().max_guest_list_bytes == DEFAULT_MAX_GUEST_LIST_BYTES
     host = AirlockHost(HostConfig.build(home=tmp_path / "home", max_guest_list_bytes=12345))
-    assert host.manager.services.sandbox.max_guest_list_bytes == 12345
+    try:
+        assert host.manager.services.sandbox.max_guest_list_bytes == 12345
+    finally:
+        host.runtime.close()
     with pytest.raises(Exception, match="max_guest_list_bytes"):
         HostConfig.build(max_guest_list_bytes=0)
 

@@ -18,6 +18,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,10 @@ class Runtime:
         self.cache_dir = cache_dir
         private_dir(cache_dir)  # 0700; entries are written 0600 (mkstemp)
         self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="airlock-epoch", daemon=True)
+        # The ticker holds the runtime only weakly: a runtime nobody closed (a host never stopped) can still be
+        # collected, and its engine's pool reservation freed (engines that cannot reserve a pool abort the process).
+        self._ticker = threading.Thread(target=_tick, args=(weakref.ref(self), self._stop), name="airlock-epoch",
+                                        daemon=True)
         self._ticker.start()
 
     @staticmethod
@@ -119,12 +123,6 @@ class Runtime:
             log.info("pooling allocator: %d instance slots, %d MiB per linear memory",
                      pooling.slots, pooling.max_memory_bytes // 2**20)
         return wasmtime.Engine(config)
-
-    def _tick(self) -> None:
-        # Epoch interruption needs someone to advance the epoch; it fires even while another thread
-        # is inside wasm (wasmtime-py-notes.md, "Traps and limits").
-        while not self._stop.wait(EPOCH_TICK_S):
-            self.engine.increment_epoch()
 
     def close(self) -> None:
         self._stop.set()
@@ -222,3 +220,15 @@ class Runtime:
                 raise ComponentError(f"{name}: {world.channel_interface} lacks the export {cb}")
             exports[cb] = idx
         return world, imports, exports
+
+
+def _tick(runtime: weakref.ref[Runtime], stop: threading.Event) -> None:
+    """Advance the engine's epoch every tick until stopped or the runtime is gone. Epoch interruption needs someone
+    to advance the epoch; it fires even while another thread is inside wasm (wasmtime-py-notes.md, "Traps and
+    limits")."""
+    while not stop.wait(EPOCH_TICK_S):
+        rt = runtime()
+        if rt is None:
+            return
+        rt.engine.increment_epoch()
+        del rt
