@@ -1,6 +1,8 @@
 """``SqliteMessageLog``: the embedded message log, one SQLite file (``state.db``) holding the durable workspace,
 the inbound log, the dedupe keys and the outbox, in WAL mode with ``synchronous=FULL`` (an acknowledged
-webhook's message survives a power loss, not just a crash). See ``messages.log`` for the rules it keeps.
+webhook's message survives a power loss, not just a crash). Leases, acks and outbox attempt outcomes commit with
+``NORMAL`` (their loss only repeats a delivery, which at-least-once allows; the next ``FULL`` commit makes them
+durable too). See ``messages.log`` for the rules it keeps.
 
 One connection serialised by a lock (``stores._sqlite.SqliteDb``): SQLite allows one writer at a time anyway,
 and the CLI can open the same file from another process (5 s busy timeout).
@@ -72,6 +74,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, conversation, seq);
 """
+
+_REDO_IS_HARMLESS = "NORMAL"
+"""``synchronous`` of the transactions whose loss on a power failure only repeats work (a lease, an ack, an outbox
+attempt's outcome: the message or reply is offered again, at least once); appends, replies and the workspace stay
+``FULL`` (``stores._sqlite.SqliteDb.transaction``)."""
 
 _INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, "
                  "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
@@ -146,7 +153,7 @@ class SqliteMessageLog:
 
     # ---- inbound ---------------------------------------------------------------------------------------------------
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
-        with self._db.transaction() as conn:
+        with self._db.transaction(_REDO_IS_HARMLESS) as conn:
             rows = conn.execute(
                 f"SELECT {_INBOUND_COLS} FROM inbound AS i WHERE i.agent = ? "
                 "AND (i.state = 'ready' OR (i.state = 'leased' AND i.lease_until <= ?)) "
@@ -161,7 +168,7 @@ class SqliteMessageLog:
             return leased
 
     def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
-        with self._db.transaction() as conn:
+        with self._db.transaction(_REDO_IS_HARMLESS) as conn:
             return self._ack(conn, entry_id, lease_token, now)
 
     @staticmethod
@@ -180,7 +187,7 @@ class SqliteMessageLog:
         if lease_token is not None:
             sql += " AND lease_token = ?"
             args += (lease_token,)
-        with self._db.transaction() as conn:
+        with self._db.transaction(_REDO_IS_HARMLESS) as conn:
             return conn.execute(sql, args).rowcount == 1
 
     def ack_and_append(self, entry_id: str, lease_token: str | None, outbound: Sequence[NewOutbound],
@@ -259,7 +266,7 @@ class SqliteMessageLog:
                                 "updated_at = ? WHERE id = ? AND state = 'failed'", (now, now, entry_id)).rowcount == 1
 
     def _update_outbox(self, assignments: str, entry_id: str, now: float, *args: Any) -> None:
-        with self._db.transaction() as conn:
+        with self._db.transaction(_REDO_IS_HARMLESS) as conn:
             conn.execute(f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?", (*args, now, entry_id))
 
     def get_outbox(self, entry_id: str) -> OutboxEntry | None:

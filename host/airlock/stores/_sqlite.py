@@ -45,15 +45,27 @@ class SqliteDb:
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._synchronous = self._current = synchronous
         with self.transaction() as conn:
             for statement in schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and run the block in one ``BEGIN IMMEDIATE`` transaction."""
+    def transaction(self, synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and run the block in one ``BEGIN IMMEDIATE`` transaction.
+
+        ``synchronous`` (``NORMAL`` or ``FULL``) overrides the database's setting for this transaction only. In WAL
+        mode a ``NORMAL`` commit is not fsynced by itself, but the next ``FULL`` commit fsyncs the WAL with it: so a
+        transaction whose loss on power failure is harmless (a lease, an ack: the message is offered again) can
+        skip its fsync without weakening the ``FULL`` ones."""
         with self._lock:
+            wanted = synchronous or self._synchronous
+            if wanted != self._current:
+                if wanted not in ("NORMAL", "FULL"):
+                    raise ValueError("synchronous must be NORMAL or FULL")
+                self._conn.execute(f"PRAGMA synchronous={wanted}")
+                self._current = wanted
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
