@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import secrets
 import shutil
@@ -47,6 +48,17 @@ def agent_api_port_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     agent API port 8789, so test runs side by side do not collide (in-process hosts with listen_port=0 pick one
     anyway: HostConfig.agent_api_bind_port)."""
     monkeypatch.setenv("AIRLOCK_AGENT_API_PORT", "0")
+
+
+@pytest.fixture(autouse=True)
+def _free_engines() -> Iterator[None]:
+    """Collect garbage after a test that made a Runtime: a stopped host's wasmtime engine waits in reference cycles
+    for the collector, and a pooling engine holds a large address-space reservation; a few uncollected ones make
+    the next engine fail to reserve its pool (which aborts the process)."""
+    before = Runtime.created
+    yield
+    if Runtime.created != before:
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)

@@ -87,7 +87,12 @@ class Runtime:
             runtime still works, with on-demand allocation; ``runtime.pooling`` is then ``None``.
     """
 
+    created = 0
+    """Runtimes made in this process (tests collect garbage after a test that made one: a stopped host's engine
+    sits in reference cycles until the collector runs, and its pool's address-space reservation with it)."""
+
     def __init__(self, cache_dir: Path, pooling: PoolingSettings | None = None) -> None:
+        Runtime.created += 1
         wasmtime_fixes.apply()
         # Compiled code depends on fuel and epochs; not on the allocator (pooling.py, tested).
         self.settings_tag = "fuel=1;epoch=1"
