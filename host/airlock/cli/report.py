@@ -8,10 +8,7 @@ guest cannot restyle or spoof the operator's terminal.
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import CapabilitiesFile
-from ..errors import AirlockError, GuestError, GuestReturnedError, GuestTrap, HostBug
+from ..observability.docs import json_or_text, jsonable, redact, safe, trap_class
 
 if TYPE_CHECKING:
     from ..channels.channel import CallOutcome, Channel
@@ -43,14 +40,6 @@ __all__ = [
 
 #: Longest workspace value / message content shown in a report, in characters.
 MAX_SHOWN = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe(text: str, limit: int | None = None) -> str:
-    """``text`` with control characters (except newline and tab) escaped as ``\\xNN``, cut to ``limit``."""
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def human_size(n: int) -> str:
@@ -60,53 +49,6 @@ def human_size(n: int) -> str:
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KB"
     return f"{n / (1024 * 1024):.1f} MB"
-
-
-def jsonable(value: Any) -> Any:
-    """Turn dataclasses, tuples and bytes into JSON-able values (bytes: UTF-8 text, else base64)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"base64": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def json_or_text(text: str) -> Any:
-    """Parse ``text`` as JSON if it is JSON, else return it unchanged."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def redact(doc: Any, secrets: Mapping[str, str]) -> Any:
-    """A copy of ``doc`` with every secret value (4 characters or more) replaced by ``[REDACTED:name]``."""
-    pairs = sorted(((v, k) for k, v in secrets.items() if len(v) >= 4), key=lambda p: -len(p[0]))
-    if not pairs:
-        return doc
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            for secret, name in pairs:
-                value = value.replace(secret, f"[REDACTED:{name}]")
-            return value
-        if isinstance(value, dict):
-            return {walk(k): walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    return walk(doc)
-
-
-# ---- channels check ------------------------------------------------------------------------------
 
 
 def caps_summary(caps: CapabilitiesFile) -> str:
@@ -199,21 +141,6 @@ def render_inspect(console: Console, doc: Mapping[str, Any]) -> None:
 
 
 # ---- invoke --------------------------------------------------------------------------------------
-
-
-def trap_class(error: AirlockError | None) -> str | None:
-    """How a callback failed: a ``GuestTrap.kind``, ``host-bug``, ``returned-error`` or ``guest-error``."""
-    if error is None:
-        return None
-    if isinstance(error, GuestTrap):
-        return error.kind
-    if isinstance(error, HostBug):
-        return "host-bug"
-    if isinstance(error, GuestReturnedError):
-        return "returned-error"
-    if isinstance(error, GuestError):
-        return "guest-error"
-    return type(error).__name__
 
 
 def _value_doc(value: Any) -> Any:
