@@ -20,6 +20,7 @@ counted and recorded (``observability``); secret values are redacted from the ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets as pysecrets
 import string
@@ -163,7 +164,11 @@ class AirlockHost:
         if self.admin is not None:
             await self.admin.stop()
         if self._housekeeping is not None:
+            # awaited and dropped: a cancelled task left pending keeps its frame (and so this host) alive
             self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self.agent_api is not None:
             await self.agent_api.stop()
         await self.outbox.stop()

@@ -287,3 +287,20 @@ async def test_host_round_trip_with_pooling_on_and_off(
         if not enabled:
             await host.next_message()
         await _round_trip(host)
+
+
+def test_a_pool_that_would_exhaust_the_memory_mappings_falls_back(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """wasmtime aborts the process when it cannot map a pool; the host checks vm.max_map_count first."""
+    from airlock.runtime.engine import Runtime
+
+    monkeypatch.setattr(pooling, "_max_map_count", lambda: pooling._maps_in_use() + 100)
+    settings = pooling.for_host(HostConfig.build(home=tmp_path))
+    assert settings is not None
+    with pytest.raises(pooling.PoolingUnavailable, match="max_map_count"):
+        pooling.check_address_space(settings)
+    rt = Runtime(tmp_path / "cache", pooling=settings)
+    try:
+        assert rt.pooling is None and rt.pooling_unavailable is not None and "max_map_count" in rt.pooling_unavailable
+    finally:
+        rt.close()

@@ -190,8 +190,33 @@ def _mapped_bytes() -> int:
         return 0
 
 
+MAPS_PER_SLOT = 80
+"""Memory mappings a pool slot costs (measured: a 32-slot pool adds ~2,000 to /proc/self/maps: guard pages split
+each stack, memory and table region); with a margin."""
+MAPS_MARGIN = 4096
+"""Mappings left free for everything else (Python, libraries, sockets) when a pool is created."""
+
+
+def _maps_in_use() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def _max_map_count() -> int | None:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def check_address_space(settings: PoolingSettings) -> None:
-    """Raise :class:`PoolingUnavailable` if the pool's reservation would not fit in this process."""
+    """Raise :class:`PoolingUnavailable` if the pool's reservation would not fit in this process: its address
+    space (the cap, ``ulimit -v``) or its memory mappings (``vm.max_map_count``: wasmtime aborts the process when
+    it cannot map a pool, so running out must be found before)."""
     need = reservation_bytes(settings)
     gib = 1024**3
     if need > MAX_POOL_ADDRESS_SPACE:
@@ -204,6 +229,12 @@ def check_address_space(settings: PoolingSettings) -> None:
         raise PoolingUnavailable(
             f"{settings.slots} slots need {need // gib} GiB of address space; the address-space limit "
             f"(ulimit -v) is {soft // gib} GiB"
+        )
+    limit = _max_map_count()
+    if limit is not None and _maps_in_use() + settings.slots * MAPS_PER_SLOT + MAPS_MARGIN > limit:
+        raise PoolingUnavailable(
+            f"{settings.slots} slots need about {settings.slots * MAPS_PER_SLOT} memory mappings; "
+            f"{_maps_in_use()} of vm.max_map_count={limit} are in use"
         )
 
 
