@@ -180,7 +180,7 @@ async def test_workspace_path_traversal_refused(
         p.relative_to(tmp_path).as_posix() for p in before}
     home = airlock_home.relative_to(tmp_path).as_posix()
     allowed = re.compile(rf"{home}(/channels(/[a-z]+\.(wasm|capabilities\.json))?|/(secrets\.json|master\.key|"
-                         r"(pairing|state)\.db(-wal|-shm)?))?")
+                         r"(pairing|state|agents)\.db(-wal|-shm)?|admin-token))?")
     assert [p for p in created if not allowed.fullmatch(p)] == []
 
 

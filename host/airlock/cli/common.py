@@ -15,7 +15,6 @@ import typer
 
 from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
-from ..runtime import pooling
 from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 
@@ -48,8 +47,9 @@ def require_file(path: Path, what: str) -> None:
 
 @contextlib.contextmanager
 def runtime_for(config: HostConfig) -> Iterator[Runtime]:
-    """A Runtime on the home's compile cache, closed on exit."""
-    runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
+    """A Runtime on the home's compile cache, closed on exit. No instance pool: a command compiles, inspects or
+    runs one callback at a time, and a pool would only reserve address space (and memory mappings)."""
+    runtime = Runtime(config.cache_dir, pooling=None)
     try:
         yield runtime
     finally:
