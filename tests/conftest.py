@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import secrets
 import shutil
 import sys
@@ -59,6 +60,21 @@ def _free_engines() -> Iterator[None]:
     yield
     if Runtime.created != before:
         gc.collect()
+
+
+_LOGGERS = ("airlock", "airlock.guest", "airlock.channel")
+
+
+@pytest.fixture(autouse=True)
+def _restore_airlock_loggers() -> Iterator[None]:
+    """Give every test the airlock loggers as it found them: a CLI run in process (``setup_logging``) changes
+    levels and handlers, and a later test's caplog would miss INFO lines."""
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate) for lg in map(logging.getLogger, _LOGGERS)]
+    yield
+    for lg, level, handlers, propagate in saved:
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
 
 
 @pytest.fixture(autouse=True)
