@@ -27,7 +27,7 @@ import string
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiohttp import web
 
@@ -47,6 +47,7 @@ from .messages.inbox import Inbox
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .messages.sqlite import SqliteMessageLog
+from .messages.streaming import StreamService
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
@@ -96,7 +97,8 @@ class AirlockHost:
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
                                       public_base_url=config.public_base_url)
-        self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
+        self.streams = StreamService(self.log, self._can_edit, self._wake_outbox)
+        self.outbox = OutboxSender(self.log, self.streams.deliverer(self.manager.deliver), self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self._housekeeping: asyncio.Task[None] | None = None
@@ -269,6 +271,61 @@ class AirlockHost:
         self.bus.acked()
         return result
 
+    @overload
+    async def reply(self, message: Delivery, text: str, *, stream: Literal[False] = False,
+                    thread_id: str | None = None, idempotency_key: str | None = None) -> CallOutcome: ...
+
+    @overload
+    async def reply(self, message: Delivery, text: str, *, stream: Literal[True],
+                    thread_id: str | None = None, idempotency_key: str | None = None) -> ReplyStream: ...
+
+    async def reply(self, message: Delivery, text: str, *, stream: bool = False, thread_id: str | None = None,
+                    idempotency_key: str | None = None) -> CallOutcome | ReplyStream:
+        """``respond`` (``stream`` false), or open a streamed reply whose first text is ``text``: returns a
+        :class:`ReplyStream` at once (``update`` with each newer text, ``finish`` with the final one). On a channel
+        that exports on-edit the first text is sent now and the later ones become edits, at most one per second per
+        conversation (``messages.streaming.EDIT_INTERVAL_S``), the final text last; on any other channel the user gets
+        the final text as one message. ``message`` is acknowledged when the stream opens."""
+        if not stream:
+            return await self.respond(message, text, thread_id=thread_id, idempotency_key=idempotency_key)
+        payload = {"content": text, "thread_id": thread_id or message.thread_id,
+                   "metadata_json": message.inbound.message.metadata_json}
+        out = self.streams.head(Outbound(instance=message.channel, conversation=message.conversation, kind="respond",
+                                         payload=payload, in_reply_to=message.id, idempotency_key=idempotency_key))
+        entries = await asyncio.to_thread(self.log.ack_and_append, message.id, None, [out], time.time())
+        self.bus.acked()
+        self.streams.opened(entries[0])
+        self.outbox.wake()
+        return ReplyStream(self, entries[0].id)
+
+    async def edit(self, reply_id: str, text: str) -> CallOutcome:
+        """Replace the text of the sent reply ``reply_id`` (the outbox id ``respond``/``reply`` made; on-edit with its
+        platform message id), paced like a stream's edits. Returns the outcome of the first delivery attempt.
+
+        Raises:
+            StreamError: no such reply, or its channel does not export on-edit.
+        """
+        entry = await self.streams.edit(reply_id, text)
+        return await self._first_attempt(entry.id)
+
+    async def _first_attempt(self, entry_id: str) -> CallOutcome:
+        """The outcome of the entry's next attempt, or of its last one when it is done (the waiter is registered
+        before the state is read, so an attempt that ends in between is not missed)."""
+        waiter = self.outbox.wait_first_attempt(entry_id)
+        entry = await asyncio.to_thread(self.log.get_outbox, entry_id)
+        if entry is not None and entry.state != "pending":
+            self.outbox.forget(entry_id)
+            return CallOutcome(callback=entry.kind,
+                               error=None if entry.state == "sent" else GuestError(entry.last_error or ""))
+        return await waiter
+
+    def _can_edit(self, instance: str) -> bool:
+        slot = self.manager.slots.get(instance)
+        return slot is not None and slot.active and slot.channel.can_edit
+
+    def _wake_outbox(self) -> None:
+        self.outbox.wake()
+
     async def broadcast(self, channel: str, user_id: str, content: str, *,
                         idempotency_key: str | None = None) -> CallOutcome:
         """A proactive message to ``user_id`` on ``channel`` (on-broadcast), through the outbox."""
@@ -308,3 +365,22 @@ class AirlockHost:
             waiter = self.outbox.wait_first_attempt(stored.id)
         self.outbox.wake()
         return await waiter
+
+
+class ReplyStream:
+    """A streamed reply (``AirlockHost.reply(..., stream=True)``). ``id`` is its outbox id (``edit`` takes it too)."""
+
+    def __init__(self, host: AirlockHost, reply_id: str) -> None:
+        self.host = host
+        self.id = reply_id
+
+    async def update(self, text: str) -> None:
+        """The reply's text so far (the whole text, not the new part); coalesced, paced edits. Raises StreamError
+        after ``finish``."""
+        await self.host.streams.edit(self.id, text)
+
+    async def finish(self, text: str) -> CallOutcome:
+        """The final text, sent last; returns the outcome of its first delivery attempt (retries go on in the
+        background). Raises StreamError when the stream was finished already."""
+        entry = await self.host.streams.edit(self.id, text, final=True)
+        return await self.host._first_attempt(entry.id)

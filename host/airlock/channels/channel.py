@@ -31,7 +31,16 @@ from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
-from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..errors import (
+    AirlockError,
+    ConfigError,
+    EmitRateLimited,
+    GuestError,
+    GuestReturnedError,
+    GuestTrap,
+    HostBug,
+    SandboxBusy,
+)
 from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
@@ -41,6 +50,8 @@ from ..runtime.values import (
     ChannelConfig,
     EmittedMessage,
     IncomingHttpRequest,
+    MessageEdit,
+    Reaction,
     StatusUpdate,
 )
 from .callstate import CallState
@@ -235,13 +246,56 @@ class Channel:
         return self._call("on-poll", ())
 
     def respond(self, response: AgentResponse) -> CallOutcome:
-        return self._call("on-respond", (convert.agent_response_to_wit(response),), finish=self._unit)
+        """on-respond: ``delivery.on-respond`` when the component exports ``delivery`` (world 0.2.0; ``value`` is
+        the platform message id or None, an error may carry a send class), else ``channel.on-respond``."""
+        args = (convert.agent_response_to_wit(response),)
+        if self.loaded.exports_optional("delivery"):
+            return self._call("delivery.on-respond", args, finish=self._sent)
+        return self._call("on-respond", args, finish=self._unit)
 
     def status(self, update: StatusUpdate) -> CallOutcome:
         return self._call("on-status", (convert.status_update_to_wit(update),))
 
     def broadcast(self, user_id: str, response: AgentResponse) -> CallOutcome:
-        return self._call("on-broadcast", (user_id, convert.agent_response_to_wit(response)), finish=self._unit)
+        """on-broadcast, through ``delivery`` when exported (as ``respond``)."""
+        args = (user_id, convert.agent_response_to_wit(response))
+        if self.loaded.exports_optional("delivery"):
+            return self._call("delivery.on-broadcast", args, finish=self._sent)
+        return self._call("on-broadcast", args, finish=self._unit)
+
+    @property
+    def can_edit(self) -> bool:
+        """Whether the component exports ``edits`` (and ``delivery``, which gives the ids edits need)."""
+        return self.loaded.exports_optional("edits") and self.loaded.exports_optional("delivery")
+
+    def edit(self, edit: MessageEdit) -> CallOutcome:
+        """``edits.on-edit``. Raises ConfigError when the component does not export it (check ``can_edit``)."""
+        if not self.can_edit:
+            raise ConfigError(f"channel {self.name} does not export on-edit")
+        return self._call("edits.on-edit", (convert.message_edit_to_wit(edit),), finish=self._typed_unit)
+
+    def react(self, reaction: Reaction) -> CallOutcome:
+        """``reactions.on-react``. Raises ConfigError when the component does not export it."""
+        if not self.loaded.exports_optional("reactions"):
+            raise ConfigError(f"channel {self.name} does not export on-react")
+        return self._call("reactions.on-react", (convert.reaction_to_wit(reaction),), finish=self._typed_unit)
+
+    @staticmethod
+    def _sent(out: CallOutcome) -> CallOutcome:
+        if out.ok:
+            out.value, err = convert.sent_result_from_wit(out.value)
+            if err is not None:
+                out.error = err
+        return out
+
+    @staticmethod
+    def _typed_unit(out: CallOutcome) -> CallOutcome:
+        if out.ok:
+            err = convert.typed_unit_result_from_wit(out.value)
+            out.value = None
+            if err is not None:
+                out.error = err
+        return out
 
     def shutdown(self) -> CallOutcome:
         return self._call("on-shutdown", ())

@@ -46,13 +46,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import CapabilitiesFile, load_capabilities
-from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
+from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited, NothingToChange
 from ..inbound.verifiers import Verifier, verifier_for
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from ..runtime.values import (
+    AgentResponse,
+    ChannelConfig,
+    HttpEndpoint,
+    IncomingHttpRequest,
+    MessageEdit,
+    Reaction,
+    StatusUpdate,
+)
 from . import activation, admission
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
@@ -379,9 +387,9 @@ class ChannelManager:
         return slot
 
     async def deliver(self, entry: OutboxEntry) -> CallOutcome:
-        """Run one outbox entry's callback (on-respond, on-broadcast or on-status) on the channel's main lane, with
-        the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the channel is
-        not active."""
+        """Run one outbox entry's callback (on-respond, on-broadcast, on-status, on-edit, on-react) on the channel's
+        main lane, with the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the
+        channel is not active."""
         slot = self.slot_for(entry.instance)
         p = entry.payload
         if entry.kind == "status":
@@ -392,12 +400,37 @@ class ChannelManager:
                                  thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
         if entry.kind == "broadcast":
             return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
+        if entry.kind in ("edit", "react"):
+            return await self._change(slot, entry, response)
         if entry.in_reply_to is not None:
             self.stop_typing(entry.in_reply_to)
         out = await self.run_main(slot, slot.channel.respond, response)
         if not out.ok:
             log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
+
+    async def _change(self, slot: ChannelSlot, entry: OutboxEntry, response: AgentResponse) -> CallOutcome:
+        """An edit or reaction on the message ``payload["platform_message_id"]`` (filled in from the target reply by
+        ``messages.streaming.StreamService.deliverer``). Without that id, or on a channel that cannot edit, a stream's
+        final text is sent as a new message (it must reach the user), a partial text is skipped, and a one-off edit
+        fails for good (``NothingToChange``)."""
+        p = entry.payload
+        target = p.get("platform_message_id")
+        metadata, thread = response.metadata_json, response.thread_id
+        if entry.kind == "react":
+            if not isinstance(target, str):
+                return CallOutcome(callback="react", error=NothingToChange("the message has no platform id"))
+            reaction = Reaction(target, str(p.get("emoji") or ""), bool(p.get("remove")), metadata)
+            return await self.run_main(slot, slot.channel.react, reaction)
+        if isinstance(target, str) and slot.channel.can_edit:
+            return await self.run_main(slot, slot.channel.edit, MessageEdit(target, response.content, thread, metadata))
+        if p.get("final"):
+            log.info("[%s] edit %s: nothing to edit, the final text goes as a new message", entry.instance, entry.id)
+            return await self.run_main(slot, slot.channel.respond, response)
+        if p.get("stream_part"):  # a partial text: the final one will carry the whole reply
+            log.info("[%s] edit %s skipped: the reply has no platform message id", entry.instance, entry.id)
+            return CallOutcome(callback="edit")
+        return CallOutcome(callback="edit", error=NothingToChange("the reply has no platform message id to edit"))
 
     def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
         """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""

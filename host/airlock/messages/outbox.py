@@ -5,7 +5,8 @@ Loop: take the due entries (the oldest pending one of each conversation, ``Messa
 conversation already in flight, take a send-rate token (``messages.ratelimit``; no token: look again when one is
 due), and run the channel's callback. The outcome is written back: sent; rescheduled after the verdict's delay;
 or failed (a dead letter, ``airlock messages list --failed``, ``airlock messages retry ID``). Status updates get
-one try: a typing indicator shown late is worse than none.
+one try: a typing indicator shown late is worse than none. A reply sent through world 0.2.0's ``delivery`` leaves the
+platform's message id on its entry (``OutboxEntry.platform_message_id``), which its edits and reactions use.
 
 ``wait_first_attempt(id)`` lets the in-process API (``host.respond``) hand the first attempt's ``CallOutcome`` to
 its caller while retries go on in the background.
@@ -47,6 +48,8 @@ class Outbound:
     in_reply_to: str | None = None
     idempotency_key: str | None = None
     id: str = field(default_factory=new_id)
+    not_before: float = 0.0
+    """Unix seconds before which the entry is not sent (a streamed reply's paced edit, ``messages.streaming``)."""
 
 
 Deliver = Callable[[OutboxEntry], Awaitable[CallOutcome]]
@@ -156,7 +159,9 @@ class OutboxSender:
     def _record(self, entry: OutboxEntry, out: CallOutcome) -> None:
         now = self._clock()
         if out.error is None:
-            self.log.mark_sent(entry.id, now)
+            # the platform's id of the message a reply became (world 0.2.0's delivery), for later edits
+            platform_id = out.value if entry.kind in ("respond", "broadcast") and isinstance(out.value, str) else None
+            self.log.mark_sent(entry.id, now, platform_id)
             self.sent += 1
             return
         answers = out.state.platform_answers() if out.state is not None else []

@@ -12,6 +12,7 @@ from typing import Any
 
 from wasmtime.component import Record, Variant
 
+from ..errors import GuestReturnedError
 from .values import (
     AgentResponse,
     ChannelConfig,
@@ -20,10 +21,17 @@ from .values import (
     HttpResponse,
     InboundAttachment,
     IncomingHttpRequest,
+    MessageEdit,
     OutgoingHttpResponse,
     PollConfig,
+    Reaction,
     StatusUpdate,
 )
+
+MAX_PLATFORM_ID_BYTES = 256
+"""The longest platform message id a guest may return (``delivery.on-respond``); a longer one is a guest error."""
+MAX_SEND_ERROR_CHARS = 2000
+"""A typed send error's text is cut to this many characters (it is logged and stored with the outbox entry)."""
 
 
 def _record(**fields: Any) -> Record:
@@ -67,6 +75,16 @@ def status_update_to_wit(update: StatusUpdate) -> Record:
     return _record(status=update.status, message=update.message, metadata_json=update.metadata_json)
 
 
+def message_edit_to_wit(edit: MessageEdit) -> Record:
+    return _record(platform_message_id=edit.platform_message_id, content=edit.content, thread_id=edit.thread_id,
+                   metadata_json=edit.metadata_json)
+
+
+def reaction_to_wit(reaction: Reaction) -> Record:
+    return _record(platform_message_id=reaction.platform_message_id, emoji=reaction.emoji, remove=reaction.remove,
+                   metadata_json=reaction.metadata_json)
+
+
 # ---- guest -> host (export results) -----------------------------------------------------------------
 
 
@@ -94,6 +112,40 @@ def outgoing_response_from_wit(rec: Any) -> OutgoingHttpResponse:
 def unit_result_from_wit(value: Any) -> str | None:
     """``result<_, string>`` lifted untagged: ``None`` is ok, a ``str`` is the error."""
     return None if value is None else str(value)
+
+
+def send_error_from_wit(value: Any) -> GuestReturnedError:
+    """``delivery.send-error`` (a ``Variant``: tag and payload) as the error it stands for (``errors``)."""
+    tag = str(getattr(value, "tag", "unclassified"))
+    payload = getattr(value, "payload", None)
+    if tag == "rate-limited":
+        seconds = int(_get(payload, "retry-after-secs"))
+        text = str(_get(payload, "message"))[:MAX_SEND_ERROR_CHARS]
+        return GuestReturnedError(text or f"rate limited for {seconds} s", "rate_limited", float(seconds))
+    text = str(payload)[:MAX_SEND_ERROR_CHARS]
+    if tag in ("temporary", "permanent"):
+        return GuestReturnedError(text, "temporary" if tag == "temporary" else "permanent")
+    return GuestReturnedError(text)
+
+
+def sent_result_from_wit(value: Any) -> tuple[str | None, GuestReturnedError | None]:
+    """``result<option<string>, send-error>`` lifted untagged (the ok and err cases lower to distinct classes):
+    ``(platform message id or None, None)`` on ok, ``(None, error)`` on err. An id over
+    :data:`MAX_PLATFORM_ID_BYTES` is the guest's error (permanent: sending again would duplicate the message)."""
+    if isinstance(value, Variant):
+        return None, send_error_from_wit(value)
+    if value is None:
+        return None, None
+    ident = str(value)
+    if len(ident.encode()) > MAX_PLATFORM_ID_BYTES:
+        return None, GuestReturnedError(
+            f"platform message id longer than {MAX_PLATFORM_ID_BYTES} bytes (the message was sent)", "permanent")
+    return ident, None
+
+
+def typed_unit_result_from_wit(value: Any) -> GuestReturnedError | None:
+    """``result<_, send-error>`` lifted untagged: ``None`` is ok, a ``Variant`` the error."""
+    return send_error_from_wit(value) if isinstance(value, Variant) else None
 
 
 # ---- guest -> host (import arguments) ---------------------------------------------------------------

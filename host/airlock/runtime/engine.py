@@ -37,11 +37,23 @@ EPOCH_TICK_S = 0.01
 """The ticker increments the engine epoch every 10 ms; deadlines are counted in these ticks."""
 
 SUPPORTED_WORLDS: dict[str, str] = {
+    "airlock:channel/channel-host@0.2.0": "airlock:channel/channel@0.2.0",
     "airlock:channel/channel-host@0.1.0": "airlock:channel/channel@0.1.0",
     "near:agent/channel-host@0.3.1": "near:agent/channel@0.3.1",
     "near:agent/channel-host@0.3.0": "near:agent/channel@0.3.0",
 }
 """Host interface a component imports -> channel interface it must export."""
+
+OPTIONAL_EXPORTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "airlock:channel/channel@0.2.0": {
+        "delivery": ("on-respond", "on-broadcast"),
+        "edits": ("on-edit",),
+        "reactions": ("on-react",),
+    },
+}
+"""Channel interface -> the optional interfaces of its package (``wit/channel.wit``, 0.2.0) and their functions. A
+component exports each interface whole or not at all; its functions are called by the keys ``"<interface>.<function>"``
+(``"delivery.on-respond"``, ``"edits.on-edit"``) in ``LoadedComponent.exports``."""
 
 CALLBACKS: tuple[str, ...] = (
     "on-start", "on-http-request", "on-poll", "on-respond", "on-status", "on-broadcast", "on-shutdown",
@@ -75,6 +87,12 @@ class LoadedComponent:
     sha256: str
     load_ms: float
     from_cache: bool
+    optional_exports: tuple[str, ...] = ()
+    """The optional interfaces (``OPTIONAL_EXPORTS``) the component exports, e.g. ``("delivery", "edits")``."""
+
+    def exports_optional(self, interface: str) -> bool:
+        """Whether the component exports the optional interface ``interface`` ("delivery", "edits", "reactions")."""
+        return interface in self.optional_exports
 
 
 class Runtime:
@@ -166,11 +184,12 @@ class Runtime:
             from_cache = False
             component = self._compile(path.name, wasm, cached)
         world, imports, exports = self._inspect(path.name, component)
+        optional = self._optional(path.name, component, world, exports)
         return LoadedComponent(
             path=path, component=component, world=world, exports=exports, imports=imports,
             imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
             sha256=hashlib.sha256(wasm).hexdigest(), load_ms=(time.perf_counter() - start) * 1000,
-            from_cache=from_cache,
+            from_cache=from_cache, optional_exports=optional,
         )
 
     def _deserialize(self, cached: Path) -> Component | None:
@@ -225,6 +244,25 @@ class Runtime:
                 raise ComponentError(f"{name}: {world.channel_interface} lacks the export {cb}")
             exports[cb] = idx
         return world, imports, exports
+
+    @staticmethod
+    def _optional(name: str, component: Component, world: World, exports: dict[str, ExportIndex]) -> tuple[str, ...]:
+        """Add the optional interfaces' functions to ``exports``; return the interfaces found. An interface
+        exported without one of its functions is refused (the component was not built against the world)."""
+        found = []
+        package, version = world.channel_interface.split("/", 1)[0], world.channel_interface.rsplit("@", 1)[1]
+        for iface_name, functions in OPTIONAL_EXPORTS.get(world.channel_interface, {}).items():
+            full = f"{package}/{iface_name}@{version}"
+            iface = component.get_export_index(full)
+            if iface is None:
+                continue
+            for fn in functions:
+                idx = component.get_export_index(fn, iface)
+                if idx is None:
+                    raise ComponentError(f"{name}: {full} lacks the export {fn}")
+                exports[f"{iface_name}.{fn}"] = idx
+            found.append(iface_name)
+        return tuple(found)
 
 
 def _tick(runtime: weakref.ref[Runtime], stop: threading.Event) -> None:
