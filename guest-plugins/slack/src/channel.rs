@@ -6,7 +6,8 @@
 //! calls (a `users.info` name lookup, cached; a pairing code) and answers 200; retried deliveries are dropped
 //! by their `event_id` (the last [`MAX_RECENT_EVENTS`] are kept in the workspace by the SDK's `RecentIds`).
 //!
-//! Outbound: [`respond`] posts `chat.postMessage` to the original channel, in the thread recorded in the
+//! Outbound: [`edit`] replaces a sent message's text with `chat.update` (streamed replies, world 0.2.0).
+//! [`respond`] posts `chat.postMessage` to the original channel, in the thread recorded in the
 //! message's metadata, with the bot token added by the host (`Authorization: Bearer`, credential `slack_bot`):
 //! the guest never sees it. A response with `ok: false` becomes an error naming Slack's error code.
 
@@ -291,8 +292,9 @@ fn is_ts(text: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-/// on-respond: post the reply where the original message came from.
-pub fn respond(reply: &Reply<'_>) -> Result<(), String> {
+/// on-respond: post the reply where the original message came from. Returns the `ts` of the (last) message
+/// posted, Slack's message id (world 0.2.0: edits name it); `None` when nothing was posted.
+pub fn respond(reply: &Reply<'_>) -> Result<Option<String>, String> {
     let meta = reply.metadata;
     let channel = meta
         .get("channel")
@@ -304,15 +306,15 @@ pub fn respond(reply: &Reply<'_>) -> Result<(), String> {
 }
 
 /// on-broadcast: a new message to `user_id` (Slack opens the app's DM with that user when the channel is a
-/// user id).
-pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
+/// user id). Returns the `ts` of the (last) message posted.
+pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<Option<String>, String> {
     if user_id.is_empty() || user_id.len() > 32 || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err("not a slack user or channel id".into());
     }
     send(user_id, reply, None)
 }
 
-fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<(), String> {
+fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<Option<String>, String> {
     if reply.attachments > 0 {
         log::log(
             Level::Warn,
@@ -321,7 +323,24 @@ fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<(), St
     }
     if reply.content.trim().is_empty() {
         log::log(Level::Warn, "empty reply: nothing sent");
-        return Ok(());
+        return Ok(None);
     }
-    post_message(channel, reply.content, thread).map(|_| ())
+    let sent = post_message(channel, reply.content, thread)?;
+    Ok(sent.into_iter().next_back().filter(|ts| is_ts(ts)))
+}
+
+/// on-edit (world 0.2.0): `chat.update` of the message `ts` in the original message's channel with the new text,
+/// cut to [`MAX_TEXT_CHARS`] (an update cannot be split into several messages). Slack accepts an unchanged text.
+pub fn edit(ts: &str, text: &str, metadata: &Value) -> Result<(), String> {
+    if !is_ts(ts) {
+        return Err("not a slack message ts".into());
+    }
+    let channel = metadata
+        .get("channel")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| "the original message's metadata has no slack channel".to_string())?;
+    let text: String = text.chars().take(MAX_TEXT_CHARS).collect();
+    let body = json!({"channel": channel, "ts": ts, "text": text}).to_string();
+    api_call("chat.update", "application/json; charset=utf-8", body.as_bytes(), REPLY_HTTP_TIMEOUT_MS).map(|_| ())
 }

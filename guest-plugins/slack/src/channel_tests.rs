@@ -200,3 +200,26 @@ fn recent_events_are_bounded() {
     assert_eq!(kept.len(), MAX_RECENT_EVENTS);
     assert_eq!(kept[0], "Ev10");
 }
+
+#[test]
+fn replies_return_the_last_ts_and_edits_use_chat_update() {
+    let env = started(json!({"dm_policy": "open"}));
+    let meta = json!({"channel": "C1"});
+    env.queue_http(200, r#"{"ok": true, "ts": "1712345678.000100"}"#);
+    let sent = respond(&Reply { content: "first", thread_id: None, metadata: &meta, attachments: 0 }).unwrap();
+    assert_eq!(sent.as_deref(), Some("1712345678.000100"));
+    env.queue_http(200, r#"{"ok": true, "ts": "1712345678.000100"}"#);
+    edit("1712345678.000100", "first, then more", &meta).unwrap();
+    let calls = env.http_calls();
+    assert_eq!(calls[1].url, "https://slack.com/api/chat.update");
+    assert_eq!(calls[1].json(), json!({"channel": "C1", "ts": "1712345678.000100", "text": "first, then more"}));
+    env.queue_http(200, r#"{"ok": false, "error": "message_not_found"}"#);
+    assert_eq!(edit("1712345678.000100", "x", &meta).unwrap_err(), "chat.update failed: message_not_found");
+    assert!(edit("12; DROP", "x", &meta).is_err(), "a ts that is not Slack's is refused before any call");
+    assert!(edit("1.2", "x", &json!({})).is_err(), "no channel in the metadata");
+    assert_eq!(env.http_calls().len(), 3);
+    // a broadcast (a DM opened by user id) returns its ts too
+    env.queue_http(200, r#"{"ok": true, "ts": "1.5"}"#);
+    let reply = Reply { content: "hi", thread_id: None, metadata: &meta, attachments: 0 };
+    assert_eq!(broadcast("U123", &reply).unwrap().as_deref(), Some("1.5"));
+}
