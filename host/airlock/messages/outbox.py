@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,9 @@ from .retry import classify
 
 log = logging.getLogger("airlock.outbox")
 
+EDIT_INTERVAL_S = 1.0
+"""Edits (``kind == "edit"``) of one conversation go out at least this far apart, in seconds, counted when they are
+sent (``messages.streaming`` paces their due times the same way; this holds it whatever delayed a send)."""
 IDLE_S = 1.0
 """Longest sleep between looks at the outbox when nothing wakes the sender (other processes' appends)."""
 BATCH = 64
@@ -60,13 +64,16 @@ class OutboxSender:
     """The background task delivering the outbox (module docstring). ``start()`` on the event loop; ``stop()``."""
 
     def __init__(self, log: MessageLog, deliver: Deliver, rate_for: Callable[[str], SendRate], *,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 edit_interval_s: float = EDIT_INTERVAL_S) -> None:
         self.log = log
         self._deliver = deliver
         self._rate_for = rate_for
         self._clock = clock
         self._rng = rng or random.Random()
         self._limiters: dict[str, SendLimiter] = {}
+        self._edit_interval_s = edit_interval_s
+        self._last_edit: dict[str, float] = {}
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._first: dict[str, asyncio.Future[CallOutcome]] = {}
         self._wake = asyncio.Event()
@@ -128,10 +135,17 @@ class OutboxSender:
         for entry in due:
             if entry.conversation in self._in_flight:
                 continue
+            if entry.kind == "edit":
+                gap = self._last_edit.get(entry.conversation, -math.inf) + self._edit_interval_s - self._clock()
+                if gap > 0:
+                    next_look = min(next_look, gap)
+                    continue
             wait = self._limiter(entry.instance).acquire(entry.conversation)
             if wait > 0:
                 next_look = min(next_look, wait)
                 continue
+            if entry.kind == "edit":
+                self._last_edit[entry.conversation] = self._clock()
             task = asyncio.get_running_loop().create_task(self._send(entry))
             self._in_flight[entry.conversation] = task
         return next_look

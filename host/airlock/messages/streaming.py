@@ -30,11 +30,13 @@ from ..channels.channel import CallOutcome
 from ..errors import ConfigError
 from .log import MessageLog
 from .model import OutboxEntry
+from .outbox import EDIT_INTERVAL_S as OUTBOX_EDIT_INTERVAL_S
 from .outbox import Outbound
 
-EDIT_INTERVAL_S = 1.0
+EDIT_INTERVAL_S = OUTBOX_EDIT_INTERVAL_S
 """Edits of one conversation are at least this far apart (seconds): Telegram allows about one message per second
-per chat (edits count), Slack's chat.update is Tier 3 (about 50 per minute), Discord 5 per 5 s per channel."""
+per chat (edits count), Slack's chat.update is Tier 3 (about 50 per minute), Discord 5 per 5 s per channel. The
+outbox sender holds the same spacing at send time (``messages.outbox.EDIT_INTERVAL_S``)."""
 STREAM_HOLD_S = 300.0
 """A stream on a channel without on-edit is held until its final text, at most this long (seconds); then the text it
 has is sent, and a later final text goes as a message of its own."""
