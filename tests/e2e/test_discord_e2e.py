@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import streaming_e2e
 from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_discord import FakeDiscord, InteractionSigner
@@ -315,3 +316,24 @@ async def test_authentication_failure_stops_the_gateway_without_a_storm(start_ho
     await asyncio.sleep(0.5)  # with the cut backoff, a retrying runtime would reconnect dozens of times
     assert len(discord.connections) == 1 and backoff.delays == []
     assert "not-the-bot-token" not in json.dumps(doc)
+
+
+async def test_streamed_reply_is_one_message_then_paced_patches(start_host: StartHost, discord: FakeDiscord) -> None:
+    """World 0.2.0: a gateway DM's reply returns the message id; a 12-text stream is one POST, then PATCH of that
+    message at most once per second, the final text last."""
+    host = await start_host()
+    assert host.manager.slots["discord"].channel.loaded.optional_exports == ("delivery", "edits")
+    await gateway_ready(host, discord)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("stream please", author_id=USER,
+                                                                    channel_id=DM_CHANNEL))
+    msg = await next_message(host)
+    final = "A streamed reply on Discord: posted once, then patched in place, and this is its end."
+    elapsed = await streaming_e2e.stream_reply(host, msg, final)
+    await discord.wait_for(lambda: len(discord.messages) == 1, "the first text")
+    message_id = discord.messages[0]["id"]
+    await streaming_e2e.wait_for_text(lambda: discord.messages[0]["content"], final)
+    await asyncio.sleep(streaming_e2e.EDIT_INTERVAL_S + 0.2)
+    assert all(e["message_id"] == message_id and e["channel_id"] == DM_CHANNEL for e in discord.edits)
+    assert all(e["allowed_mentions"] == {"parse": [], "replied_user": False} for e in discord.edits)
+    calls = [streaming_e2e.Sent(kind, at, text) for kind, at, _id, text in discord.timeline]
+    streaming_e2e.check_stream(calls, final, elapsed)

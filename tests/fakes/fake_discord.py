@@ -30,6 +30,8 @@ REST (``/api/v10``), every request recorded in ``requests``:
 
 - ``POST /channels/{id}/messages`` (``Authorization: Bot <token>`` required, else 401 ``{"code": 0}``; content
   at most 2000 characters and something to send, else 400 code 50035) -> the message object;
+- ``PATCH /channels/{id}/messages/{message_id}`` (bot auth; a message this fake created in that channel, else 404
+  code 10008 "Unknown Message"; content rules as above) -> the edited message; recorded in ``edits``;
 - ``POST /interactions/{id}/{token}/callback`` (no bot auth; the interaction must have been issued by
   :meth:`new_interaction`, else 404 code 10062; answered once, else 400 code 40060; ``type`` one of Discord's
   callback types) -> 204;
@@ -161,6 +163,10 @@ class FakeDiscord:
         self.heartbeat_seq_errors: list[tuple[Any, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
+        self.edits: list[dict[str, Any]] = []
+        self.timeline: list[tuple[str, float, str, str]] = []
+        """``(kind, time.monotonic(), message id, content)`` of every message created ("send") and edited ("edit")
+        in a channel, in order."""
         self.interactions: dict[str, Interaction] = {}
         self.dm_channels: dict[str, str] = {}
         self.typing: list[str] = []
@@ -179,6 +185,7 @@ class FakeDiscord:
         app = web.Application()
         api = "/api/v10"
         app.router.add_post(api + "/channels/{channel_id}/messages", self._create_message)
+        app.router.add_patch(api + "/channels/{channel_id}/messages/{message_id}", self._edit_message)
         app.router.add_post(api + "/interactions/{id}/{token}/callback", self._interaction_callback)
         app.router.add_post(api + "/webhooks/{app_id}/{token}", self._followup)
         app.router.add_patch(api + "/webhooks/{app_id}/{token}/messages/{message_id}", self._edit_followup)
@@ -487,6 +494,23 @@ class FakeDiscord:
             return refused
         msg = self._message(request.match_info["channel_id"], body)
         self.messages.append(msg)
+        self.timeline.append(("send", time.monotonic(), msg["id"], msg["content"]))
+        return web.json_response(msg)
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        refused = self._unauthorized(request) or self._check_content(body)
+        if refused is not None:
+            return refused
+        channel_id, message_id = request.match_info["channel_id"], request.match_info["message_id"]
+        msg = next((m for m in self.messages if m["id"] == message_id and m["channel_id"] == channel_id), None)
+        if msg is None:
+            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
+        if "content" in body:
+            msg["content"] = body["content"]
+        msg["edited_timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
+        self.edits.append({"channel_id": channel_id, "message_id": message_id, **body})
+        self.timeline.append(("edit", time.monotonic(), message_id, msg["content"]))
         return web.json_response(msg)
 
     def _interaction(self, request: web.Request) -> Interaction | None:

@@ -47,21 +47,45 @@ pub fn send_message(channel_id: &str, text: &str, reply_to: Option<&str>) -> Res
 
 /// Answer a deferred interaction: the first chunk replaces the "thinking..." message
 /// (`PATCH /webhooks/{application_id}/{token}/messages/@original`), further chunks are follow-up messages
-/// (`POST /webhooks/{application_id}/{token}`). Interaction tokens are valid for 15 minutes.
-pub fn answer_interaction(application_id: &str, token: &str, text: &str) -> Result<()> {
+/// (`POST /webhooks/{application_id}/{token}`). Interaction tokens are valid for 15 minutes. Returns the ids of
+/// the messages (the original response's first).
+pub fn answer_interaction(application_id: &str, token: &str, text: &str) -> Result<Vec<String>> {
     if !is_snowflake(application_id) || !is_interaction_token(token) {
         bail!("invalid interaction application id or token");
     }
     let hook = format!("{API}/webhooks/{application_id}/{token}");
+    let mut ids = Vec::new();
     for (i, chunk) in split(text, MAX_CONTENT_CHARS).iter().enumerate() {
         let body = json!({"content": chunk, "allowed_mentions": no_pings()});
-        if i == 0 {
-            send(http::patch(&format!("{hook}/messages/@original")).json(&body), "edit interaction response")?;
+        let resp = if i == 0 {
+            send(http::patch(&format!("{hook}/messages/@original")).json(&body), "edit interaction response")?
         } else {
-            send(http::post(&hook).json(&body), "interaction follow-up")?;
-        }
+            send(http::post(&hook).json(&body), "interaction follow-up")?
+        };
+        ids.push(resp.json::<Created>().map(|c| c.id).unwrap_or_default());
     }
-    Ok(())
+    Ok(ids)
+}
+
+/// Replace a message's text (world 0.2.0 edits), cut to [`MAX_CONTENT_CHARS`]: `PATCH
+/// /channels/{channel_id}/messages/{message_id}` for a message the bot posted, or `PATCH
+/// /webhooks/{application_id}/{token}/messages/{message_id}` for an interaction's response (`interaction` is then
+/// `Some((application_id, token))`). Mentions stay off.
+pub fn edit_message(channel_id: &str, message_id: &str, interaction: Option<(&str, &str)>, text: &str) -> Result<()> {
+    if !is_snowflake(message_id) {
+        bail!("invalid Discord message id");
+    }
+    let content: String = text.chars().take(MAX_CONTENT_CHARS).collect();
+    let body = json!({"content": content, "allowed_mentions": no_pings()});
+    let url = match interaction {
+        Some((app, token)) if is_snowflake(app) && is_interaction_token(token) => {
+            format!("{API}/webhooks/{app}/{token}/messages/{message_id}")
+        }
+        Some(_) => bail!("invalid interaction application id or token"),
+        None if is_snowflake(channel_id) => format!("{API}/channels/{channel_id}/messages/{message_id}"),
+        None => bail!("invalid Discord channel id"),
+    };
+    send(http::patch(&url).json(&body), "edit message").map(|_| ())
 }
 
 /// `POST /channels/{channel_id}/typing`: "typing..." for about 10 seconds.
