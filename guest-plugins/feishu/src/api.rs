@@ -3,7 +3,7 @@
 //! 99991661 (no token), 99991663 (invalid token) and 99991677 (expired token) make the channel forget the
 //! cached token, fetch a new one and try once more.
 
-use airlock_channel::{bail, http, workspace, Context, Result};
+use airlock_channel::{bail, http, workspace, Context, Error, Result, SendClass};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -83,16 +83,53 @@ pub fn reply(settings: &Settings, message_id: &str, text: &str, in_thread: bool)
     Ok(ids)
 }
 
-/// `POST /open-apis/im/v1/messages?receive_id_type=open_id`: a new message to a user (broadcasts).
-pub fn send_to_user(settings: &Settings, open_id: &str, text: &str) -> Result<()> {
+/// `POST /open-apis/im/v1/messages?receive_id_type=open_id`: a new message to a user (broadcasts). Returns the
+/// ids of the messages created.
+pub fn send_to_user(settings: &Settings, open_id: &str, text: &str) -> Result<Vec<String>> {
     if !is_feishu_id(open_id) {
         bail!("invalid Feishu open_id");
     }
+    let mut ids = Vec::new();
     for chunk in split(text, MAX_CHUNK_BYTES) {
         let mut body = text_body(&chunk);
         body["receive_id"] = json!(open_id);
-        call(settings, "POST", "/open-apis/im/v1/messages?receive_id_type=open_id", Some(&body), "send message")?;
+        let answer =
+            call(settings, "POST", "/open-apis/im/v1/messages?receive_id_type=open_id", Some(&body), "send message")?;
+        ids.push(answer.data.get("message_id").and_then(Value::as_str).unwrap_or_default().to_string());
     }
+    Ok(ids)
+}
+
+/// Feishu's "edit message" allows 20 edits of one message (open.feishu.cn, im-v1 message update, "使用限制").
+pub const MAX_EDITS_PER_MESSAGE: u32 = 20;
+/// Feishu's answer code when a message cannot be edited again.
+pub const EDIT_LIMIT_CODE: i64 = 230072;
+/// Workspace prefix of the edit counts, one key per message edited (`<prefix><message_id>`).
+pub const EDIT_COUNT_PREFIX: &str = "state/edits/";
+
+/// `PUT /open-apis/im/v1/messages/{message_id}` with a text body (Feishu's "edit message"; text and post messages
+/// only), the text cut to one chunk. The 21st edit of a message is refused here, for good (`SendClass::Permanent`:
+/// the host then sends a stream's final text as a new message), without a call.
+pub fn edit_message(settings: &Settings, message_id: &str, text: &str) -> Result<()> {
+    if !is_feishu_id(message_id) {
+        return Err(Error::permanent("invalid Feishu message id"));
+    }
+    let key = format!("{EDIT_COUNT_PREFIX}{message_id}");
+    let done: u32 = workspace::read(&key).and_then(|n| n.parse().ok()).unwrap_or(0);
+    if done >= MAX_EDITS_PER_MESSAGE {
+        return Err(Error::permanent(format!("Feishu allows {MAX_EDITS_PER_MESSAGE} edits of a message")));
+    }
+    let chunk = split(text, MAX_CHUNK_BYTES).into_iter().next().unwrap_or_default();
+    let path = format!("/open-apis/im/v1/messages/{message_id}");
+    call(settings, "PUT", &path, Some(&text_body(&chunk)), "edit message").map_err(|e| {
+        // 230072: "The message has reached the number of times it can be edited" (e.g. edited elsewhere too)
+        if e.message().contains(&format!("code {EDIT_LIMIT_CODE} ")) {
+            e.with_class(SendClass::Permanent)
+        } else {
+            e
+        }
+    })?;
+    workspace::write(&key, &(done + 1).to_string())?;
     Ok(())
 }
 
@@ -170,5 +207,34 @@ mod tests {
         assert_eq!(bot_open_id(&settings()).unwrap(), "ou_bot");
         assert_eq!(bot_open_id(&settings()).unwrap(), "ou_bot");
         assert_eq!(host.http_calls().iter().filter(|c| c.url.ends_with("/bot/v3/info")).count(), 1);
+    }
+
+    fn token_and(answer: &'static [u8]) -> impl Fn(&airlock_channel::testing::HttpCall) -> airlock_channel::testing::HttpResult {
+        move |call| {
+            if call.url.ends_with("/tenant_access_token/internal") {
+                return Ok((200, BTreeMap::new(), br#"{"code":0,"tenant_access_token":"t-1","expire":7200}"#.to_vec()));
+            }
+            Ok((200, BTreeMap::new(), answer.to_vec()))
+        }
+    }
+
+    #[test]
+    fn edits_put_the_message_and_stop_at_feishus_limit() {
+        let host = MockHost::install();
+        host.on_http(token_and(br#"{"code":0,"data":{}}"#));
+        edit_message(&settings(), "om_1", "hello, world").unwrap();
+        let puts: Vec<_> = host.http_calls().into_iter().filter(|c| c.method == "PUT").collect();
+        assert_eq!(puts[0].url, "https://open.feishu.cn/open-apis/im/v1/messages/om_1");
+        assert_eq!(puts[0].json(), json!({"msg_type": "text", "content": r#"{"text":"hello, world"}"#}));
+        assert_eq!(host.workspace_get("state/edits/om_1").as_deref(), Some("1"));
+        host.workspace_set("state/edits/om_1", &MAX_EDITS_PER_MESSAGE.to_string());
+        let refused = edit_message(&settings(), "om_1", "again").unwrap_err();
+        assert_eq!(refused.class(), Some(airlock_channel::SendClass::Permanent));
+        assert_eq!(host.http_calls().iter().filter(|c| c.method == "PUT").count(), 1, "no call past the limit");
+        assert!(edit_message(&settings(), "om_1/../x", "x").is_err());
+        host.on_http(token_and(br#"{"code":230072,"msg":"The message has reached the number of times it can be edited"}"#));
+        let platform_says = edit_message(&settings(), "om_2", "x").unwrap_err();
+        assert_eq!(platform_says.class(), Some(airlock_channel::SendClass::Permanent));
+        assert_eq!(host.workspace_get("state/edits/om_2"), None, "a refused edit is not counted");
     }
 }

@@ -46,7 +46,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import CapabilitiesFile, load_capabilities
-from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited, NothingToChange
+from ..errors import (
+    AirlockError,
+    ChannelDisabled,
+    ConfigError,
+    EmitRateLimited,
+    GuestReturnedError,
+    NothingToChange,
+)
 from ..inbound.verifiers import Verifier, verifier_for
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
@@ -411,9 +418,10 @@ class ChannelManager:
 
     async def _change(self, slot: ChannelSlot, entry: OutboxEntry, response: AgentResponse) -> CallOutcome:
         """An edit or reaction on the message ``payload["platform_message_id"]`` (filled in from the target reply by
-        ``messages.streaming.StreamService.deliverer``). Without that id, or on a channel that cannot edit, a stream's
-        final text is sent as a new message (it must reach the user), a partial text is skipped, and a one-off edit
-        fails for good (``NothingToChange``)."""
+        ``messages.streaming.StreamService.deliverer``). Without that id, on a channel that cannot edit, or when the
+        guest refuses the edit for good (a typed ``permanent`` error: a platform's edit limit, a message too old), a
+        stream's final text is sent as a new message (it must reach the user) and a partial text is skipped; a
+        one-off edit fails (``NothingToChange`` without an id)."""
         p = entry.payload
         target = p.get("platform_message_id")
         metadata, thread = response.metadata_json, response.thread_id
@@ -423,7 +431,17 @@ class ChannelManager:
             reaction = Reaction(target, str(p.get("emoji") or ""), bool(p.get("remove")), metadata)
             return await self.run_main(slot, slot.channel.react, reaction)
         if isinstance(target, str) and slot.channel.can_edit:
-            return await self.run_main(slot, slot.channel.edit, MessageEdit(target, response.content, thread, metadata))
+            out = await self.run_main(slot, slot.channel.edit, MessageEdit(target, response.content, thread, metadata))
+            if not _refused_for_good(out):
+                return out
+            if p.get("stream_part"):  # e.g. the platform's edit limit: a partial text is dropped, the final one goes
+                log.info("[%s] edit %s skipped: %s", entry.instance, entry.id, out.error)
+                return CallOutcome(callback="edit")
+            if p.get("final"):
+                log.info("[%s] edit %s refused (%s): the final text goes as a new message", entry.instance, entry.id,
+                         out.error)
+                return await self.run_main(slot, slot.channel.respond, response)
+            return out
         if p.get("final"):
             log.info("[%s] edit %s: nothing to edit, the final text goes as a new message", entry.instance, entry.id)
             return await self.run_main(slot, slot.channel.respond, response)
@@ -485,6 +503,11 @@ class ChannelManager:
         from . import lifecycle
 
         return await lifecycle.enable(self, name)
+
+
+def _refused_for_good(out: CallOutcome) -> bool:
+    """The guest said the edit can never succeed (a typed ``permanent`` send error, world 0.2.0)."""
+    return isinstance(out.error, GuestReturnedError) and out.error.send_class == "permanent"
 
 
 def _disabled(slot: ChannelSlot, callback: str) -> CallOutcome:
