@@ -1,5 +1,5 @@
 """The Bot API methods of the fake Telegram server, and webhook delivery (Bot API docs: getUpdates,
-sendMessage, sendChatAction, setWebhook, deleteWebhook, getWebhookInfo)."""
+sendMessage, sendChatAction, setWebhook, deleteWebhook, getWebhookInfo; editMessageText in ``edits``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout
 
-from .state import TelegramState
+from .edits import EditApi
 from .wire import (
     _PARSE_MODES,
     _POLL_CONFLICT,
@@ -41,7 +41,7 @@ from .wire import (
 )
 
 
-class BotApi(TelegramState):
+class BotApi(EditApi):
     """The ``_api_*`` handlers (one per Bot API method) and the webhook delivery loop."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, bot_username: str = DEFAULT_BOT_USERNAME) -> None:
@@ -51,6 +51,7 @@ class BotApi(TelegramState):
             "getupdates": self._api_get_updates,
             "sendmessage": self._api_send_message,
             "sendchataction": self._api_send_chat_action,
+            "editmessagetext": self._api_edit_message_text,
             "setwebhook": self._api_set_webhook,
             "deletewebhook": self._api_delete_webhook,
             "getwebhookinfo": self._api_get_webhook_info,
@@ -197,6 +198,7 @@ class BotApi(TelegramState):
                 record[name] = _param_bool(params, name)
         record["message"] = copy.deepcopy(message)
         self.sent_messages.append(record)
+        self.timeline.append(("sendMessage", time.monotonic(), message["message_id"], text))
         self._notify_records()
         return message
 

@@ -45,6 +45,9 @@ class TelegramState:
 
         self.requests: list[tuple[str, str]] = []
         self.sent_messages: list[JsonDict] = []
+        self.edited_messages: list[JsonDict] = []
+        self.timeline: list[tuple[str, float, int, str]] = []
+        """``(method, time.monotonic(), message_id, text)`` of every accepted sendMessage and editMessageText."""
         self.chat_actions: list[JsonDict] = []
         self.webhook_deliveries: list[JsonDict] = []
 
