@@ -76,6 +76,8 @@ class OutboxState:
     state: str
     attempts: int
     last_error: str | None
+    platform_message_id: str | None = None
+    """The platform's id of the message a sent reply became (channels of world 0.2.0)."""
 
 
 class AgentClient:
@@ -125,9 +127,12 @@ class AgentClient:
         await self._call("POST", f"/v1/messages/{message_id}/ack", {"lease_token": lease_token}, idempotency_key)
 
     async def reply(self, message_id: str, text: str, *, lease_token: str | None = None, thread: str | None = None,
-                    idempotency_key: str | None = None) -> Accepted:
-        """Acknowledge the message and queue ``text`` as its reply (delivered in the background)."""
+                    stream: bool = False, idempotency_key: str | None = None) -> Accepted:
+        """Acknowledge the message and queue ``text`` as its reply (delivered in the background). ``stream``: the
+        first text of a streamed reply, continued with ``edit(outbox_id, text)`` and ended with ``final=True``."""
         body: dict[str, Any] = {"text": text}
+        if stream:
+            body["stream"] = True
         if lease_token is not None:
             body["lease_token"] = lease_token
         if thread is not None:
@@ -147,6 +152,15 @@ class AgentClient:
                                idempotency_key)
         return Accepted(doc["outbox_id"], doc["state"])
 
+    async def edit(self, outbox_id: str, text: str, *, final: bool = False,
+                   idempotency_key: str | None = None) -> Accepted:
+        """The whole new text of the reply ``outbox_id``: the next text of a streamed reply (``final`` ends it), or a
+        one-off edit of a sent reply. Raises ``ApiError`` 409 for a finished stream or a channel without on-edit."""
+        doc = await self._call("POST", f"/v1/outbox/{outbox_id}/edit", {"text": text, "final": final},
+                               idempotency_key)
+        return Accepted(doc["outbox_id"], doc["state"])
+
     async def outbox(self, outbox_id: str) -> OutboxState:
         d = await self._call("GET", f"/v1/outbox/{outbox_id}")
-        return OutboxState(d["id"], d["kind"], d["state"], d["attempts"], d.get("last_error"))
+        return OutboxState(d["id"], d["kind"], d["state"], d["attempts"], d.get("last_error"),
+                           d.get("platform_message_id"))

@@ -43,11 +43,13 @@ class AckBody(_Body):
 
 class ReplyBody(_Body):
     """``POST /v1/messages/{id}/reply``. ``thread`` overrides the message's thread; ``attachments`` must be empty
-    (outbound attachments are not delivered by the outbox yet: 422)."""
+    (outbound attachments are not delivered by the outbox yet: 422). ``stream``: the text is the first of a streamed
+    reply, continued with ``POST /v1/outbox/{outbox_id}/edit`` (``messages.streaming``)."""
 
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     lease_token: Id | None = None
     thread: Id | None = None
+    stream: bool = False
     attachments: Annotated[list[dict[str, Any]], Field(json_schema_extra={"maxItems": 0})] = []
 
     @field_validator("attachments")
@@ -56,6 +58,15 @@ class ReplyBody(_Body):
         if v:
             raise ValueError("reply attachments are not supported yet: the outbox delivers text only")
         return v
+
+
+class EditBody(_Body):
+    """``POST /v1/outbox/{id}/edit``: the whole new text of a reply (``id``: its outbox id). For a streamed reply,
+    the next text (``final`` ends the stream, and is sent last); for a reply that was not streamed, a one-off edit
+    (``final`` is ignored). Edits of one conversation go out at most once per second."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    final: bool = False
 
 
 class StatusBody(_Body):
@@ -95,4 +106,5 @@ def outbox_json(entry: OutboxEntry) -> dict[str, Any]:
     """An outbox entry's delivery state (schema ``OutboxEntry``)."""
     return {"id": entry.id, "kind": entry.kind, "in_reply_to": entry.in_reply_to, "state": entry.state,
             "attempts": entry.attempts, "last_error": entry.last_error, "next_attempt_at": entry.next_attempt_at,
-            "created_at": entry.created_at, "updated_at": entry.updated_at}
+            "created_at": entry.created_at, "updated_at": entry.updated_at,
+            "platform_message_id": entry.platform_message_id}

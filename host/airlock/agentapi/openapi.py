@@ -19,6 +19,7 @@ from .models import (
     ULID_PATTERN,
     AckBody,
     BroadcastBody,
+    EditBody,
     ReplyBody,
     StatusBody,
 )
@@ -96,10 +97,13 @@ def _message_schema() -> dict[str, Any]:
 
 def _schemas() -> dict[str, Any]:
     outbox_props: dict[str, Any] = {
-        "id": {"type": "string"}, "kind": {"enum": ["respond", "broadcast", "status"]},
+        "id": {"type": "string"}, "kind": {"enum": ["respond", "broadcast", "status", "edit", "react"]},
         "in_reply_to": _NULLABLE_STR, "state": {"enum": ["pending", "sent", "failed"]},
         "attempts": {"type": "integer"}, "last_error": _NULLABLE_STR, "next_attempt_at": {"type": "number"},
-        "created_at": {"type": "number"}, "updated_at": {"type": "number"}}
+        "created_at": {"type": "number"}, "updated_at": {"type": "number"},
+        "platform_message_id": {"type": ["string", "null"],
+                                "description": "The platform's id of the message a sent reply became (channels of "
+                                               "world 0.2.0); edits use it."}}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Message": _message_schema(),
@@ -111,7 +115,7 @@ def _schemas() -> dict[str, Any]:
                      "properties": {"outbox_id": {"type": "string"}, "state": outbox_props["state"]}},
         "OutboxEntry": {"type": "object", "required": list(outbox_props), "properties": outbox_props},
         "AckBody": _schema(AckBody), "ReplyBody": _schema(ReplyBody), "StatusBody": _schema(StatusBody),
-        "BroadcastBody": _schema(BroadcastBody),
+        "BroadcastBody": _schema(BroadcastBody), "EditBody": _schema(EditBody),
     }
 
 
@@ -139,6 +143,11 @@ def _paths() -> dict[str, Any]:
                                           "StatusBody", 202, "Accepted", (404, 409), "message"),
         "/v1/broadcast": _post("Queue a proactive message to a user on a channel instance.", "BroadcastBody", 202,
                                "Accepted", (404, 409)),
+        "/v1/outbox/{id}/edit": _post(
+            "Replace the text of a reply (its outbox id): the next text of a streamed reply (reply with "
+            "\"stream\": true; \"final\" ends it and is sent last), or a one-off edit of a sent reply. Edits of "
+            "a conversation are coalesced and go out at most once per second; a channel without on-edit gets a "
+            "stream's final text as one message.", "EditBody", 202, "Accepted", (404, 409), "reply (outbox entry)"),
         "/v1/outbox/{id}": {"get": {"summary": "Delivery state of an outbox entry this agent created.",
                                     "parameters": [_id_param("outbox entry")],
                                     "responses": _responses(200, _ref("OutboxEntry"), "The entry.", (404,))}},

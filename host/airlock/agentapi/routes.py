@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..stores.agents import StoredAnswer
 from .auth import AGENT, ApiError
-from .models import SHA256_PATTERN, ULID_PATTERN, AckBody, BroadcastBody, ReplyBody, StatusBody
+from .models import SHA256_PATTERN, ULID_PATTERN, AckBody, BroadcastBody, EditBody, ReplyBody, StatusBody
 from .service import AgentService
 
 SERVICE: web.AppKey[AgentService] = web.AppKey("service", AgentService)
@@ -168,6 +168,15 @@ async def post_broadcast(request: web.Request, key: str | None) -> tuple[int, di
     return 202, await request.app[SERVICE].broadcast(request[AGENT], body, key)
 
 
+@idempotent
+async def post_edit(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
+    outbox_id = request.match_info["id"]
+    if not _ULID.fullmatch(outbox_id):
+        raise ApiError(404, "no such reply")
+    body = await _body(request, EditBody)
+    return 202, await request.app[SERVICE].edit(request[AGENT], outbox_id, body)
+
+
 async def get_outbox(request: web.Request) -> web.Response:
     outbox_id = request.match_info["id"]
     if not _ULID.fullmatch(outbox_id):
@@ -191,4 +200,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages/{id}/status", post_status)
     app.router.add_post("/v1/broadcast", post_broadcast)
     app.router.add_get("/v1/outbox/{id}", get_outbox)
+    app.router.add_post("/v1/outbox/{id}/edit", post_edit)
     app.router.add_get("/v1/attachments/{sha256}", get_attachment)

@@ -2,9 +2,10 @@
 
 Every operation checks that the message is routed to the calling agent (404 otherwise: another agent's messages
 do not exist for it) and, when a lease token is given, that the message is leased under it (409 otherwise).
-Replies, broadcasts and status updates are appended to the outbox and the call returns at once with the outbox
-id (202): delivery, with its retries, is the outbox sender's job (``GET /v1/outbox/{id}`` shows how it went). A
-reply acknowledges its message in the same transaction (``MessageLog.ack_and_append``).
+Replies, broadcasts, status updates and edits of replies (streamed replies: ``messages.streaming``) are appended to
+the outbox and the call returns at once with the outbox id (202): delivery, with its retries, is the outbox sender's
+job (``GET /v1/outbox/{id}`` shows how it went). A reply acknowledges its message in the same transaction
+(``MessageLog.ack_and_append``).
 
 Outbox entries made here carry ``payload["agent"]``, so ``GET /v1/outbox/{id}`` shows an agent only its own, and
 an Idempotency-Key becomes the outbox's own ``idempotency_key`` as ``<agent>:<key>``: a retried POST never
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..messages.model import Entry, OutboxEntry
 from ..messages.outbox import Outbound
+from ..messages.streaming import StreamError
 from ..runtime.values import StatusUpdate
 from .auth import ApiError
-from .models import BroadcastBody, ReplyBody, StatusBody, message_json, outbox_json
+from .models import BroadcastBody, EditBody, ReplyBody, StatusBody, message_json, outbox_json
 
 if TYPE_CHECKING:
     from ..host import AirlockHost
@@ -78,6 +80,8 @@ class AgentService:
                    "metadata_json": entry.metadata_json, "agent": agent}
         out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="respond",
                        payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
+        if body.stream:
+            out = self.host.streams.head(out)
         was_open = entry.state != "acked"
         try:
             stored = await asyncio.to_thread(self.host.log.ack_and_append, entry.id, body.lease_token, [out],
@@ -88,8 +92,21 @@ class AgentService:
             raise ApiError(404, f"no message {message_id} for agent {agent}") from None
         if was_open:
             self.host.bus.acked()
+        if body.stream:
+            self.host.streams.opened(stored[0])
         self.host.outbox.wake()
         return _accepted(stored[0])
+
+    async def edit(self, agent: str, outbox_id: str, body: EditBody) -> dict[str, Any]:
+        """The next text of a streamed reply, or a one-off edit of a sent one (``messages.streaming``)."""
+        reply = await asyncio.to_thread(self.host.log.get_outbox, outbox_id)
+        if reply is None or reply.kind != "respond" or reply.payload.get("agent") != agent:
+            raise ApiError(404, f"no reply {outbox_id} for agent {agent}")
+        try:
+            entry = await self.host.streams.edit(outbox_id, body.text, final=body.final, extra={"agent": agent})
+        except StreamError as exc:
+            raise ApiError(409, str(exc)) from None
+        return _accepted(entry)
 
     async def status(self, agent: str, message_id: str, body: StatusBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)

@@ -160,8 +160,9 @@ class StreamService:
         """No on-edit: the held head takes the text (released when ``final``); a head already sent gets the final
         text as a message of its own."""
         now = self._clock()
-        head_payload = {"content": payload["content"], "thread_id": stream.thread_id,
-                        "metadata_json": stream.metadata_json, "stream": True}
+        # the head's own payload (with the caller's extra keys, e.g. the agent API's "agent"), not an edit's
+        head_payload = {**{k: v for k, v in payload.items() if k not in ("target", "final", "stream_part")},
+                        "stream": True}
         release = now if final else None
         if await asyncio.to_thread(self.log.replace_pending, stream.head, head_payload, now, release):
             entry = await asyncio.to_thread(self.log.get_outbox, stream.head)
