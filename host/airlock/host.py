@@ -47,7 +47,7 @@ from .messages.inbox import Inbox
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .messages.sqlite import SqliteMessageLog
-from .messages.streaming import StreamService
+from .messages.streaming import StreamError, StreamService
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
@@ -307,6 +307,23 @@ class AirlockHost:
         """
         entry = await self.streams.edit(reply_id, text)
         return await self._first_attempt(entry.id)
+
+    async def react(self, reply_id: str, emoji: str, *, remove: bool = False) -> CallOutcome:
+        """Add (or ``remove``) a reaction on the sent reply ``reply_id`` (on-react, world 0.2.0 ``reactions``, with
+        the reply's platform message id), in order with its conversation. Returns the first attempt's outcome.
+
+        Raises:
+            StreamError: no such reply.
+        """
+        reply = await asyncio.to_thread(self.log.get_outbox, reply_id)
+        if reply is None or reply.kind != "respond":
+            raise StreamError(f"no reply {reply_id} to react to")
+        payload = {"content": "", "target": reply_id, "emoji": emoji, "remove": remove,
+                   "metadata_json": reply.payload.get("metadata_json") or "{}",
+                   "thread_id": reply.payload.get("thread_id")}
+        out = Outbound(instance=reply.instance, conversation=reply.conversation, kind="react", payload=payload,
+                       in_reply_to=reply_id)
+        return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def _first_attempt(self, entry_id: str) -> CallOutcome:
         """The outcome of the entry's next attempt, or of its last one when it is done (the waiter is registered
