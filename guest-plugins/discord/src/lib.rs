@@ -164,7 +164,8 @@ mod tests {
     fn interaction_replies_are_edited_through_the_webhook() {
         let host = MockHost::install();
         let token = "a".repeat(80);
-        let meta = json!({"source": "interaction", "application_id": "1100000000000000001", "interaction_token": token});
+        let meta =
+            json!({"source": "interaction", "application_id": "1100000000000000001", "interaction_token": token});
         host.queue_http(200, r#"{"id": "1300000000000000009"}"#);
         let sent = Discord::on_send(&AgentResponse::new("r1", "thinking done").with_metadata(meta.clone())).unwrap();
         assert_eq!(sent.as_deref(), Some("1300000000000000009"));

@@ -209,7 +209,9 @@ mod tests {
         assert_eq!(host.http_calls().iter().filter(|c| c.url.ends_with("/bot/v3/info")).count(), 1);
     }
 
-    fn token_and(answer: &'static [u8]) -> impl Fn(&airlock_channel::testing::HttpCall) -> airlock_channel::testing::HttpResult {
+    fn token_and(
+        answer: &'static [u8],
+    ) -> impl Fn(&airlock_channel::testing::HttpCall) -> airlock_channel::testing::HttpResult {
         move |call| {
             if call.url.ends_with("/tenant_access_token/internal") {
                 return Ok((200, BTreeMap::new(), br#"{"code":0,"tenant_access_token":"t-1","expire":7200}"#.to_vec()));
@@ -232,7 +234,9 @@ mod tests {
         assert_eq!(refused.class(), Some(airlock_channel::SendClass::Permanent));
         assert_eq!(host.http_calls().iter().filter(|c| c.method == "PUT").count(), 1, "no call past the limit");
         assert!(edit_message(&settings(), "om_1/../x", "x").is_err());
-        host.on_http(token_and(br#"{"code":230072,"msg":"The message has reached the number of times it can be edited"}"#));
+        host.on_http(token_and(
+            br#"{"code":230072,"msg":"The message has reached the number of times it can be edited"}"#,
+        ));
         let platform_says = edit_message(&settings(), "om_2", "x").unwrap_err();
         assert_eq!(platform_says.class(), Some(airlock_channel::SendClass::Permanent));
         assert_eq!(host.workspace_get("state/edits/om_2"), None, "a refused edit is not counted");

@@ -169,13 +169,15 @@ macro_rules! __export_channel_base {
             impl __wit_delivery::Guest for __AirlockChannelExport {
                 fn on_respond(
                     response: __wit::AgentResponse,
-                ) -> ::core::result::Result<::core::option::Option<::std::string::String>, __wit_delivery::SendError> {
+                ) -> ::core::result::Result<::core::option::Option<::std::string::String>, __wit_delivery::SendError>
+                {
                     $crate::__private::on_send::<$ty>(response)
                 }
                 fn on_broadcast(
                     user_id: ::std::string::String,
                     response: __wit::AgentResponse,
-                ) -> ::core::result::Result<::core::option::Option<::std::string::String>, __wit_delivery::SendError> {
+                ) -> ::core::result::Result<::core::option::Option<::std::string::String>, __wit_delivery::SendError>
+                {
                     $crate::__private::on_send_broadcast::<$ty>(&user_id, response)
                 }
             }
@@ -581,12 +583,11 @@ mod tests {
         );
     }
 
-    #[cfg(all(feature = "edit", feature = "react"))]
+    #[cfg(feature = "edit")]
     #[test]
-    fn edits_and_reactions_convert_and_default_to_permanent_errors() {
+    fn edits_convert_and_default_to_permanent_errors() {
         use crate::bindings::exports::airlock::channel::delivery::SendError;
         use crate::bindings::exports::airlock::channel::edits::MessageEdit;
-        use crate::bindings::exports::airlock::channel::reactions::Reaction;
         use crate::channel::dispatch_v2 as v2;
         let edit = |meta: &str| MessageEdit {
             platform_message_id: "m-1".into(),
@@ -601,7 +602,18 @@ mod tests {
             v2::on_edit::<Probe>(edit("{}")),
             Err(SendError::Permanent("this channel does not edit messages".into()))
         );
-        let react = Reaction { platform_message_id: "m".into(), emoji: "👍".into(), remove: false, metadata_json: "{}".into() };
+    }
+
+    #[cfg(feature = "react")]
+    #[test]
+    fn reactions_default_to_a_permanent_error() {
+        use crate::bindings::exports::airlock::channel::delivery::SendError;
+        use crate::bindings::exports::airlock::channel::reactions::Reaction;
+        use crate::channel::dispatch_v2 as v2;
+        let react =
+            Reaction {
+                platform_message_id: "m".into(), emoji: "👍".into(), remove: false, metadata_json: "{}".into()
+            };
         assert_eq!(
             v2::on_react::<Sender>(react),
             Err(SendError::Permanent("this channel does not react to messages".into()))

@@ -167,8 +167,8 @@ pub mod testing;
 pub use channel::Channel;
 pub use error::{Context, Error, Result, SendClass};
 pub use types::{
-    AgentResponse, Attachment, ChannelConfig, Config, Endpoint, MessageEdit, Poll, Reaction, Request, Response,
-    Status, StatusUpdate,
+    AgentResponse, Attachment, ChannelConfig, Config, Endpoint, MessageEdit, Poll, Reaction, Request, Response, Status,
+    StatusUpdate,
 };
 
 /// Re-exported so channels and the macros use the same serde_json as the SDK.
