@@ -8,7 +8,8 @@ Server API side, every answer a JSON object with ``errcode`` (0 = success) and `
   "expires_in": 7200}`` (WeCom docs "获取access_token", https://developer.work.weixin.qq.com/document/path/91039).
   A wrong corp id answers errcode 40013 ("invalid corpid"), a wrong secret 40001 ("invalid credential").
 * ``POST /cgi-bin/message/send?access_token=TOKEN`` with ``{"touser", "msgtype": "text", "agentid",
-  "text": {"content"}, "safe"?}`` -> ``{"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid"}`` (docs "发送应用
+  "text": {"content"}, "safe"?}`` -> ``{"errcode": 0, "errmsg": "ok", "invaliduser": "", "invalidparty": "",
+  "invalidtag": "", "msgid"}`` (docs "发送应用
   消息", https://developer.work.weixin.qq.com/document/path/90236). No or an unknown token: errcode 40014
   ("invalid access_token"); an expired one 42001 ("access_token expired"); content over
   :data:`MAX_TEXT_BYTES`: 45002 ("content size out of limit"); a wrong agentid 40056.
@@ -151,7 +152,8 @@ class FakeWecom(FakeServer):
         body = await request.json() if error is None else {}
         if error is None:
             error = self._message_error(body)
-        answer = error or {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg-{next(self._ids)}"}
+        answer = error or {"errcode": 0, "errmsg": "ok", "invaliduser": "", "invalidparty": "", "invalidtag": "",
+                           "msgid": f"msg-{next(self._ids)}"}
         self.send_codes.append(int(answer["errcode"]))
         if error is None:
             self.sent.append(body)
