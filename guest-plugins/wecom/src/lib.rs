@@ -20,7 +20,8 @@ pub mod xml;
 mod channel_tests;
 
 use airlock_channel::{
-    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request, Response, Result,
+    bail, debug, info, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request, Response,
+    Result,
 };
 
 use crate::settings::Settings;
@@ -36,10 +37,8 @@ impl Channel for Wecom {
         settings.save()?;
         let missing: Vec<&str> = APP_SECRETS.into_iter().filter(|name| !secrets::exists(name)).collect();
         if !missing.is_empty() {
-            warn!(
-                "app callback mode needs secrets {} (the bot's long connection works without them)",
-                missing.join(", ")
-            );
+            // The bot's long connection works without them: worth a note, not a warning.
+            info!("app callbacks and app replies need secrets {} (not stored)", missing.join(", "));
         }
         let endpoint = Endpoint::new(app::WEBHOOK_PATH, &["GET", "POST"]).require_secret(true);
         Ok(ChannelConfig::new("WeCom").endpoint(endpoint))
