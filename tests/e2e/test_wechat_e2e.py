@@ -44,11 +44,17 @@ async def test_dm_round_trip_with_the_bearer_injected_by_the_host(
         msg = await next_message(host)
         assert (msg.channel, msg.user_id, msg.content) == ("wechat", ALICE, "你好, bot")
         assert msg.metadata["context_token"] == f"ctx-{ALICE}"
+        assert (await host.send_status(msg, "thinking")).ok
+        await wechat.wait_for_records(wechat.typing, 1, 10.0, "typing")
         out = await host.respond(msg, "hello alice")
         assert out.ok, out.error
         sent = (await wechat.wait_for_sent(1))[0]
         assert (sent["to_user_id"], sent["text"], sent["context_token"]) == (ALICE, "hello alice", f"ctx-{ALICE}")
         assert (sent["msg"]["message_type"], sent["msg"]["message_state"]) == (2, 2)
+        assert (await host.send_status(msg, "done")).ok
+        await wechat.wait_for_records(wechat.typing, 2, 10.0, "typing")
+        assert wechat.typing[0] == (ALICE, 1) and wechat.typing[-1] == (ALICE, 2)
+        assert [c.path for c in wechat.calls].count("/ilink/bot/getconfig") == 1  # the ticket is reused
         # The same message offered again (a cursor the server did not see move) is not emitted twice.
         wechat.push(dict(wechat._queue[0]))
         await assert_no_message(host, LONG_POLL_MS / 1000 + 0.5)

@@ -18,9 +18,14 @@ application errors, which are in ``ret`` / ``errcode`` (as the real service does
   "item_list": [{"type": 1, "text_item": {"text"}}], "context_token"?}, "base_info"}`` -> ``{"ret": 0, "errmsg":
   ""}``; recorded in ``sent``.
 
+* ``POST /ilink/bot/getconfig`` ``{"ilink_user_id", "context_token"?, "base_info"}`` -> ``{"ret": 0, "typing_ticket"}``
+  (a base64 ticket per user);
+* ``POST /ilink/bot/sendtyping`` ``{"ilink_user_id", "typing_ticket", "status": 1|2, "base_info"}`` -> ``{"ret": 0}``
+  when the ticket is the one getconfig gave that user, else ``{"ret": -1, ...}``; recorded in ``typing``.
+
 A missing or wrong bearer token answers ``{"ret": -14, "errcode": -14, "errmsg": "session timeout"}`` (the
 documented session error); a body that is not the documented shape ``{"ret": -1, "errmsg": ...}`` (HTTP 200).
-Records: ``calls`` (path, headers, body of every request), ``sent``.
+Records: ``calls`` (path, headers, body of every request), ``sent``, ``typing`` (``(user, status)`` pairs).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class FakeWechat(FakeServer):
     longpolling_timeout_ms: int = 35_000
     calls: list[WechatCall] = field(default_factory=list)
     sent: list[JsonDict] = field(default_factory=list)
+    typing: list[tuple[str, int]] = field(default_factory=list)
     _queue: list[JsonDict] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7448678501208393001))
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,6 +79,8 @@ class FakeWechat(FakeServer):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/ilink/bot/getupdates", self._getupdates)
         app.router.add_post("/ilink/bot/sendmessage", self._sendmessage)
+        app.router.add_post("/ilink/bot/getconfig", self._getconfig)
+        app.router.add_post("/ilink/bot/sendtyping", self._sendtyping)
 
     # ---- scripting ------------------------------------------------------------------------------------
 
@@ -153,6 +161,30 @@ class FakeWechat(FakeServer):
                           "context_token": msg.get("context_token"), "msg": msg})
         self.notify()
         return web.json_response({"ret": 0, "errmsg": ""})
+
+    async def _getconfig(self, request: web.Request) -> web.Response:
+        body, error = await self._read(request)
+        if error is not None:
+            return web.json_response(error)
+        user = body.get("ilink_user_id")
+        if not isinstance(user, str) or not user:
+            return web.json_response({"ret": -1, "errmsg": "ilink_user_id is required"})
+        return web.json_response({"ret": 0, "typing_ticket": _ticket(user)})
+
+    async def _sendtyping(self, request: web.Request) -> web.Response:
+        body, error = await self._read(request)
+        if error is not None:
+            return web.json_response(error)
+        user, status = body.get("ilink_user_id"), body.get("status")
+        if not isinstance(user, str) or body.get("typing_ticket") != _ticket(user) or status not in (1, 2):
+            return web.json_response({"ret": -1, "errmsg": "bad typing ticket or status"})
+        self.typing.append((user, status))
+        self.notify()
+        return web.json_response({"ret": 0, "errmsg": ""})
+
+
+def _ticket(user: str) -> str:
+    return base64.b64encode(f"ticket:{user}".encode()).decode()
 
 
 def _is_uin(value: str | None) -> bool:

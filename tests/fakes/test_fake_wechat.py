@@ -79,6 +79,22 @@ async def test_sendmessage_sample_is_accepted(fake: FakeWechat) -> None:
     assert fake.sent[0]["text"] == "Hello" and fake.sent[0]["context_token"] == "<conversation context token>"
 
 
+async def test_getconfig_and_sendtyping_samples(fake: FakeWechat) -> None:
+    # protocol.md, "getConfig" request sample -> {"ret": 0, "typing_ticket": "<base64 typing ticket>"}
+    config = await post(fake, "getconfig", {"ilink_user_id": "<user id>", "context_token": "<ctx>",
+                                            "base_info": BASE_INFO})
+    assert set(config) == {"ret", "typing_ticket"} and config["ret"] == 0
+    base64.b64decode(config["typing_ticket"], validate=True)
+    # protocol.md, "sendTyping" request sample: status 1 typing, 2 cancel.
+    for status in (1, 2):
+        typing = {"ilink_user_id": "<user id>", "typing_ticket": config["typing_ticket"], "status": status,
+                  "base_info": BASE_INFO}
+        assert (await post(fake, "sendtyping", typing))["ret"] == 0
+    assert fake.typing == [("<user id>", 1), ("<user id>", 2)]
+    wrong = {"ilink_user_id": "<user id>", "typing_ticket": "other", "status": 1, "base_info": BASE_INFO}
+    assert (await post(fake, "sendtyping", wrong))["ret"] == -1
+
+
 async def test_bad_token_and_malformed_bodies_are_application_errors(fake: FakeWechat) -> None:
     assert (await post(fake, "getupdates", GET_UPDATES_SAMPLE, token="wrong"))["errcode"] == -14
     assert (await post(fake, "sendmessage", {"msg": {}, "base_info": BASE_INFO}))["ret"] == -1

@@ -182,6 +182,45 @@ pub fn send_text(settings: &Settings, to_user: &str, text: &str, context_token: 
     Ok(())
 }
 
+#[derive(Deserialize)]
+struct ConfigAnswer {
+    #[serde(default)]
+    ret: Option<i64>,
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    errmsg: Option<String>,
+    #[serde(default)]
+    typing_ticket: Option<String>,
+}
+
+/// `sendtyping` `status`: 1 typing, 2 cancel (protocol.md, "sendTyping").
+pub const TYPING_ON: i64 = 1;
+pub const TYPING_OFF: i64 = 2;
+
+/// `getconfig` for `user`: the typing ticket `sendtyping` needs (protocol.md, "getConfig").
+pub fn typing_ticket(settings: &Settings, user: &str, context_token: Option<&str>) -> Result<String> {
+    let mut body = json!({"ilink_user_id": user, "base_info": base_info()});
+    if let Some(token) = context_token.filter(|t| !t.is_empty()) {
+        body["context_token"] = json!(token);
+    }
+    let answer: ConfigAnswer = post(settings, "getconfig", &body, SEND_TIMEOUT_MS, 0)?.error_for_status()?.json()?;
+    if let Some(code) = failure(answer.ret, answer.errcode) {
+        bail!("getconfig refused: {code} ({})", short(answer.errmsg.as_deref()));
+    }
+    answer.typing_ticket.filter(|t| !t.is_empty()).context("getconfig: no typing_ticket")
+}
+
+/// `sendtyping`: `status` [`TYPING_ON`] or [`TYPING_OFF`] for `user`.
+pub fn send_typing(settings: &Settings, user: &str, ticket: &str, status: i64) -> Result<()> {
+    let body = json!({"ilink_user_id": user, "typing_ticket": ticket, "status": status, "base_info": base_info()});
+    let answer: Answer = post(settings, "sendtyping", &body, SEND_TIMEOUT_MS, 0)?.error_for_status()?.json()?;
+    if let Some(code) = failure(answer.ret, answer.errcode) {
+        bail!("sendtyping refused: {code} ({})", short(answer.errmsg.as_deref()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,17 +4,17 @@
 //! a bearer token; the channel never sees it.
 //!
 //! Direct messages only (a message with a `group_id` is not relayed); `dm_policy` as in the other channels
-//! (the SDK's `DmGate`, re-checked by the host). `on-status` does nothing: a typing indicator needs a typing
-//! ticket from `getconfig` per user, an extra round trip per reply.
+//! (the SDK's `DmGate`, re-checked by the host). `on-status` shows the typing indicator ([`typing`]).
 
 pub mod api;
 pub mod poll;
 pub mod settings;
+pub mod typing;
 
 #[cfg(test)]
 mod poll_tests;
 
-use airlock_channel::{secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Poll, Result};
+use airlock_channel::{secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Poll, Result, StatusUpdate};
 
 use crate::settings::Settings;
 
@@ -36,6 +36,10 @@ impl Channel for WeChat {
 
     fn on_respond(response: &AgentResponse) -> Result<()> {
         poll::respond(response)
+    }
+
+    fn on_status(update: &StatusUpdate) -> Result<()> {
+        typing::status(update)
     }
 
     fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
