@@ -67,10 +67,15 @@ async def post_text(host: AirlockHost, text: str, msg_id: int, *, corp_id: str, 
 
 async def test_bot_dm_round_trip_over_the_host_socket(
         airlock_home: Path, install_channel: InstallFn, bot: FakeWecomWs, api: FakeWecom) -> None:
-    install_channel(WASM, CAPS, dm_policy="open")
+    install_channel(WASM, CAPS, dm_policy="open", welcome_text="欢迎 / welcome")
     async with host_for(airlock_home, bot, api) as host:
         await bot.wait_for(lambda: len(bot.connections) == 1, "subscribe")
         assert bot.connections[0] == {"bot_id": bot.bot_id, "secret": bot.secret}
+        event_id = await bot.push_event("enter_chat", userid=USER)
+        await bot.wait_for(lambda: len(bot.commands) == 1, "the welcome")
+        welcome = bot.commands.pop()
+        assert (welcome["cmd"], welcome["headers"]["req_id"]) == ("aibot_respond_welcome_msg", event_id)
+        assert welcome["body"] == {"msgtype": "text", "text": {"content": "欢迎 / welcome"}}
         req_id = await bot.push_text("hello wecom", userid=USER)
         msg = await next_message(host)
         assert (msg.channel, msg.user_id, msg.content) == ("wecom", USER, "hello wecom")

@@ -5,7 +5,8 @@
 //!
 //! * in: `{"cmd": "aibot_msg_callback", "headers": {"req_id"}, "body": {"msgid", "aibotid", "chatid"?,
 //!   "chattype": "single"|"group", "from": {"userid"}, "msgtype", "text": {"content"} | "voice": {"content"} |
-//!   "mixed": {"msg_item": [...]}}}`; `aibot_event_callback` frames; and the acks `{"headers": {"req_id"},
+//!   "mixed": {"msg_item": [...]}}}`; `aibot_event_callback` frames (`enter_chat` is answered with the
+//!   configured welcome text); and the acks `{"headers": {"req_id"},
 //!   "errcode", "errmsg"}` of the channel's own commands;
 //! * out: `aibot_respond_msg` with the callback's `req_id` and `{"msgtype": "stream", "stream": {"id", "finish":
 //!   true, "content"}}` (content at most 20480 bytes), and `aibot_send_msg` `{"chatid", "msgtype": "markdown",
@@ -95,6 +96,7 @@ pub fn handle(frame: &[u8]) -> Result<()> {
     let frame: Frame = serde_json::from_slice(frame)?;
     match frame.cmd.as_deref() {
         Some("aibot_msg_callback") => message(&frame.headers.req_id, serde_json::from_value(frame.body)?),
+        Some("aibot_event_callback") => event(&frame.headers.req_id, &frame.body),
         Some(cmd) => {
             debug!("frame {cmd} ignored");
             Ok(())
@@ -168,6 +170,23 @@ fn message(req_id: &str, body: MessageBody) -> Result<()> {
     }
     emit::Message::new(userid, text).metadata(metadata).emit();
     Ok(())
+}
+
+/// `enter_chat` (a user opened a chat with the bot): the configured welcome text, if any, as
+/// `aibot_respond_welcome_msg` `{"msgtype": "text", "text": {"content"}}` answering the event's `req_id`. Other
+/// events are ignored (the host already acts on `disconnected_event`).
+fn event(req_id: &str, body: &Value) -> Result<()> {
+    let kind = body.pointer("/event/eventtype").and_then(Value::as_str).unwrap_or("");
+    if kind != "enter_chat" || req_id.is_empty() {
+        debug!("event {:?} ignored", kind.chars().take(32).collect::<String>());
+        return Ok(());
+    }
+    let Some(text) = Settings::load()?.welcome_text else { return Ok(()) };
+    websocket::send_json(&json!({
+        "cmd": "aibot_respond_welcome_msg",
+        "headers": {"req_id": req_id},
+        "body": {"msgtype": "text", "text": {"content": text}},
+    }))
 }
 
 fn new_id(kind: &str) -> String {

@@ -98,6 +98,23 @@ fn bot_group_mentions_are_relayed_to_the_group() {
 }
 
 #[test]
+fn bot_welcome_on_enter_chat_when_configured() {
+    let host = MockHost::install();
+    let enter = json!({"cmd": "aibot_event_callback", "headers": {"req_id": "ev-1"},
+                       "body": {"msgid": "e1", "from": {"userid": "u"}, "msgtype": "event",
+                                "event": {"eventtype": "enter_chat"}}});
+    start(&host, json!({}));
+    Wecom::on_http_request(&frame(enter.clone()));
+    assert!(sent(&host).is_empty(), "no welcome_text, no welcome");
+    start(&host, json!({"welcome_text": "欢迎"}));
+    Wecom::on_http_request(&frame(enter));
+    let frames = sent(&host);
+    assert_eq!(frames[0]["cmd"], "aibot_respond_welcome_msg");
+    assert_eq!(frames[0]["headers"]["req_id"], "ev-1");
+    assert_eq!(frames[0]["body"], json!({"msgtype": "text", "text": {"content": "欢迎"}}));
+}
+
+#[test]
 fn bot_acks_events_and_garbage() {
     let host = MockHost::install();
     start(&host, json!({"dm_policy": "open"}));

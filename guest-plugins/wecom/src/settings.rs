@@ -19,12 +19,18 @@ pub struct Settings {
     /// The self-built app's AgentId, for messages the app sends without a callback to answer (broadcasts);
     /// a reply to a callback uses the callback's own `AgentID`.
     pub agent_id: Option<u64>,
+    /// Sent with `aibot_respond_welcome_msg` when a user opens a chat with the bot (`enter_chat`); none: nothing.
+    #[serde(default)]
+    pub welcome_text: Option<String>,
 }
+
+/// Longest `welcome_text`, in UTF-8 bytes (a text message's limit in WeCom).
+pub const MAX_WELCOME_BYTES: usize = 2048;
 
 impl Settings {
     /// Parse `config`: `api_base` (https, default [`DEFAULT_API_BASE`]), `agent_id` (a positive number, or
-    /// its decimal text), `dm_policy` (default `pairing`), `owner_id` and `allow_from` (WeCom userids, exact,
-    /// or `"*"`).
+    /// its decimal text), `welcome_text` (at most [`MAX_WELCOME_BYTES`]), `dm_policy` (default `pairing`),
+    /// `owner_id` and `allow_from` (WeCom userids, exact, or `"*"`).
     pub fn from_config(config: &Config) -> Result<Self> {
         let api_base = config.str("api_base").unwrap_or(DEFAULT_API_BASE).trim().trim_end_matches('/').to_string();
         if !api_base.starts_with("https://") {
@@ -57,7 +63,11 @@ impl Settings {
             Some(_) => bail!("allow_from must be a list of WeCom userids"),
         };
         let owner = config.str("owner_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Settings { gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow), api_base, agent_id })
+        let welcome_text = config.str("welcome_text").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        if welcome_text.as_ref().is_some_and(|w| w.len() > MAX_WELCOME_BYTES) {
+            bail!("welcome_text is longer than {MAX_WELCOME_BYTES} bytes");
+        }
+        Ok(Settings { gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow), api_base, agent_id, welcome_text })
     }
 
     pub fn save(&self) -> Result<()> {
