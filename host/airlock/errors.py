@@ -20,7 +20,8 @@ or a platform could see; details go to the host log only.
     ├── BackpressureError            the message bus is full; the caller should retry later
     ├── ChannelDisabled              the operator disabled the channel; the callback did not run
     ├── EmitRateLimited              a callback's messages would pass the channel's emit rate; nothing applied
-    ├── NothingToChange              an edit or reaction names a message with no platform id (never retried)
+    ├── NothingToChange              an edit or reaction cannot be delivered: no platform id, or the channel does
+    │                                 not export on-edit / on-react (never retried)
     └── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
 """
 
@@ -110,7 +111,7 @@ class EmitRateLimited(AirlockError):
 
 class NothingToChange(AirlockError):
     """An edit or reaction cannot be delivered: the message it names has no platform id (its channel returned none,
-    or it was never sent). Permanent: trying again cannot help."""
+    or it was never sent), or the channel does not export on-edit / on-react. Permanent: trying again cannot help."""
 
 
 class SandboxBusy(AirlockError):

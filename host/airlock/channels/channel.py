@@ -33,12 +33,12 @@ from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
 from ..errors import (
     AirlockError,
-    ConfigError,
     EmitRateLimited,
     GuestError,
     GuestReturnedError,
     GuestTrap,
     HostBug,
+    NothingToChange,
     SandboxBusy,
 )
 from ..observability import context as log_context
@@ -269,32 +269,22 @@ class Channel:
         return self.loaded.exports_optional("edits") and self.loaded.exports_optional("delivery")
 
     def edit(self, edit: MessageEdit) -> CallOutcome:
-        """``edits.on-edit``. Raises ConfigError when the component does not export it (check ``can_edit``)."""
+        """``edits.on-edit``. Raises NothingToChange when the component does not export it (check ``can_edit``)."""
         if not self.can_edit:
-            raise ConfigError(f"channel {self.name} does not export on-edit")
-        return self._call("edits.on-edit", (convert.message_edit_to_wit(edit),), finish=self._typed_unit)
+            raise NothingToChange(f"channel {self.name} does not export on-edit")
+        return self._call("edits.on-edit", (convert.message_edit_to_wit(edit),), finish=self._sent)
 
     def react(self, reaction: Reaction) -> CallOutcome:
-        """``reactions.on-react``. Raises ConfigError when the component does not export it."""
+        """``reactions.on-react``. Raises NothingToChange when the component does not export it."""
         if not self.loaded.exports_optional("reactions"):
-            raise ConfigError(f"channel {self.name} does not export on-react")
-        return self._call("reactions.on-react", (convert.reaction_to_wit(reaction),), finish=self._typed_unit)
+            raise NothingToChange(f"channel {self.name} does not export on-react")
+        return self._call("reactions.on-react", (convert.reaction_to_wit(reaction),), finish=self._sent)
 
     @staticmethod
     def _sent(out: CallOutcome) -> CallOutcome:
+        """A world 0.2.0 result (``result<option<string>, send-error>`` or ``result<_, send-error>``)."""
         if out.ok:
-            out.value, err = convert.sent_result_from_wit(out.value)
-            if err is not None:
-                out.error = err
-        return out
-
-    @staticmethod
-    def _typed_unit(out: CallOutcome) -> CallOutcome:
-        if out.ok:
-            err = convert.typed_unit_result_from_wit(out.value)
-            out.value = None
-            if err is not None:
-                out.error = err
+            out.value, out.error = convert.sent_result_from_wit(out.value)
         return out
 
     def shutdown(self) -> CallOutcome:

@@ -46,29 +46,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import CapabilitiesFile, load_capabilities
-from ..errors import (
-    AirlockError,
-    ChannelDisabled,
-    ConfigError,
-    EmitRateLimited,
-    GuestReturnedError,
-    NothingToChange,
-)
+from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import (
-    AgentResponse,
-    ChannelConfig,
-    HttpEndpoint,
-    IncomingHttpRequest,
-    MessageEdit,
-    Reaction,
-    StatusUpdate,
-)
-from . import activation, admission
+from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from . import activation, admission, changes
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
@@ -408,47 +393,13 @@ class ChannelManager:
         if entry.kind == "broadcast":
             return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
         if entry.kind in ("edit", "react"):
-            return await self._change(slot, entry, response)
+            return await changes.deliver(self.run_main, slot, entry, response)
         if entry.in_reply_to is not None:
             self.stop_typing(entry.in_reply_to)
         out = await self.run_main(slot, slot.channel.respond, response)
         if not out.ok:
             log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
-
-    async def _change(self, slot: ChannelSlot, entry: OutboxEntry, response: AgentResponse) -> CallOutcome:
-        """An edit or reaction on the message ``payload["platform_message_id"]`` (filled in from the target reply by
-        ``messages.streaming.StreamService.deliverer``). Without that id, on a channel that cannot edit, or when the
-        guest refuses the edit for good (a typed ``permanent`` error: a platform's edit limit, a message too old), a
-        stream's final text is sent as a new message (it must reach the user) and a partial text is skipped; a
-        one-off edit fails (``NothingToChange`` without an id)."""
-        p = entry.payload
-        target = p.get("platform_message_id")
-        metadata, thread = response.metadata_json, response.thread_id
-        if entry.kind == "react":
-            if not isinstance(target, str):
-                return CallOutcome(callback="react", error=NothingToChange("the message has no platform id"))
-            reaction = Reaction(target, str(p.get("emoji") or ""), bool(p.get("remove")), metadata)
-            return await self.run_main(slot, slot.channel.react, reaction)
-        if isinstance(target, str) and slot.channel.can_edit:
-            out = await self.run_main(slot, slot.channel.edit, MessageEdit(target, response.content, thread, metadata))
-            if not _refused_for_good(out):
-                return out
-            if p.get("stream_part"):  # e.g. the platform's edit limit: a partial text is dropped, the final one goes
-                log.info("[%s] edit %s skipped: %s", entry.instance, entry.id, out.error)
-                return CallOutcome(callback="edit")
-            if p.get("final"):
-                log.info("[%s] edit %s refused (%s): the final text goes as a new message", entry.instance, entry.id,
-                         out.error)
-                return await self.run_main(slot, slot.channel.respond, response)
-            return out
-        if p.get("final"):
-            log.info("[%s] edit %s: nothing to edit, the final text goes as a new message", entry.instance, entry.id)
-            return await self.run_main(slot, slot.channel.respond, response)
-        if p.get("stream_part"):  # a partial text: the final one will carry the whole reply
-            log.info("[%s] edit %s skipped: the reply has no platform message id", entry.instance, entry.id)
-            return CallOutcome(callback="edit")
-        return CallOutcome(callback="edit", error=NothingToChange("the reply has no platform message id to edit"))
 
     def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
         """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
@@ -503,11 +454,6 @@ class ChannelManager:
         from . import lifecycle
 
         return await lifecycle.enable(self, name)
-
-
-def _refused_for_good(out: CallOutcome) -> bool:
-    """The guest said the edit can never succeed (a typed ``permanent`` send error, world 0.2.0)."""
-    return isinstance(out.error, GuestReturnedError) and out.error.send_class == "permanent"
 
 
 def _disabled(slot: ChannelSlot, callback: str) -> CallOutcome:

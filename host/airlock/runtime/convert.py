@@ -129,8 +129,8 @@ def send_error_from_wit(value: Any) -> GuestReturnedError:
 
 
 def sent_result_from_wit(value: Any) -> tuple[str | None, GuestReturnedError | None]:
-    """``result<option<string>, send-error>`` lifted untagged (the ok and err cases lower to distinct classes):
-    ``(platform message id or None, None)`` on ok, ``(None, error)`` on err. An id over
+    """``result<option<string>, send-error>`` (or ``result<_, send-error>``) lifted untagged (the ok and err cases
+    lower to distinct classes): ``(platform message id or None, None)`` on ok, ``(None, error)`` on err. An id over
     :data:`MAX_PLATFORM_ID_BYTES` is the guest's error (permanent: sending again would duplicate the message)."""
     if isinstance(value, Variant):
         return None, send_error_from_wit(value)
@@ -141,11 +141,6 @@ def sent_result_from_wit(value: Any) -> tuple[str | None, GuestReturnedError | N
         return None, GuestReturnedError(
             f"platform message id longer than {MAX_PLATFORM_ID_BYTES} bytes (the message was sent)", "permanent")
     return ident, None
-
-
-def typed_unit_result_from_wit(value: Any) -> GuestReturnedError | None:
-    """``result<_, send-error>`` lifted untagged: ``None`` is ok, a ``Variant`` the error."""
-    return send_error_from_wit(value) if isinstance(value, Variant) else None
 
 
 # ---- guest -> host (import arguments) ---------------------------------------------------------------
