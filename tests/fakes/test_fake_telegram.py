@@ -458,3 +458,25 @@ async def test_control_http_api(fake: FakeTelegram, http: aiohttp.ClientSession)
 async def test_wait_for_sent_times_out(fake: FakeTelegram) -> None:
     with pytest.raises(TimeoutError):
         await fake.wait_for_sent(1, timeout=0.1)
+
+
+async def test_edit_message_text_with_python_telegram_bot(fake: FakeTelegram, bot: telegram.Bot) -> None:
+    # python-telegram-bot drops "Bad Request: " and capitalizes the description: matches are case-insensitive
+    sent = await bot.send_message(DEFAULT_USER_ID, "draft")
+    edited = await bot.edit_message_text("final words", chat_id=DEFAULT_USER_ID, message_id=sent.message_id)
+    assert isinstance(edited, telegram.Message)
+    assert (edited.message_id, edited.text) == (sent.message_id, "final words") and edited.edit_date is not None
+    assert fake.edited_messages == [{"chat_id": DEFAULT_USER_ID, "message_id": sent.message_id,
+                                     "text": "final words"}]
+    assert [(m, t) for m, _at, _id, t in fake.timeline] == [("sendMessage", "draft"),
+                                                          ("editMessageText", "final words")]
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_text("final words", chat_id=DEFAULT_USER_ID, message_id=sent.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("x", chat_id=DEFAULT_USER_ID, message_id=sent.message_id + 100)
+    pushed = fake.push_message("from a user", chat_id=DEFAULT_USER_ID)
+    with pytest.raises(BadRequest, match=r"(?i)message can't be edited"):
+        await bot.edit_message_text("x", chat_id=DEFAULT_USER_ID, message_id=pushed["message"]["message_id"])
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.edit_message_text("x" * (MAX_MESSAGE_LENGTH + 1), chat_id=DEFAULT_USER_ID,
+                                    message_id=sent.message_id)
