@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from watguest import REPO, _wasm_tools
 
+from airlock.channels.activation import wit_version_note
 from airlock.errors import ComponentError
 from airlock.runtime.engine import Runtime
 
@@ -61,3 +62,9 @@ def test_an_optional_interface_missing_a_function_is_refused(runtime: Runtime, t
     (wit / "channel.wit").write_text(text)
     with pytest.raises(ComponentError, match=r"delivery@0\.2\.0 lacks the export on-broadcast"):
         runtime.load(dummy(tmp_path, "delivering-channel", wit))
+
+
+def test_a_0_1_0_capabilities_file_fits_a_0_2_0_component_of_airlocks_world() -> None:
+    assert wit_version_note("0.1.0", "0.2.0", additive=True) is None  # Airlock's package only adds
+    assert wit_version_note("0.3.0", "0.2.0", additive=True) is not None  # a file newer than the component
+    assert wit_version_note("0.1.0", "0.2.0") is not None  # other 0.x packages: the minor is the family
