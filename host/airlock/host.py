@@ -284,16 +284,14 @@ class AirlockHost:
         return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
-        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply."""
+        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply or a status
+        that ends it (``ChannelManager.follow_status``)."""
         metadata = message.inbound.message.metadata_json
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="status",
                        payload={"status": status, "message": text, "metadata_json": metadata},
                        in_reply_to=message.id)
         result = await self._submit(out, self.log.append_outbox, [out], time.time())
-        if status == "thinking":
-            self.manager.start_typing(message.id, message.channel, StatusUpdate(status, text, metadata))
-        else:
-            self.manager.stop_typing(message.id)
+        self.manager.follow_status(message.id, message.channel, StatusUpdate(status, text, metadata))
         return result
 
     async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:
