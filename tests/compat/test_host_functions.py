@@ -1,4 +1,5 @@
-"""near:agent conformance: ``log``, ``now-millis``, ``secret-exists`` and ``store-attachment-data``.
+"""near:agent conformance: ``log``, ``now-millis``, ``secret-exists``, ``store-attachment-data`` and the size cap of
+``emit-message``.
 
 Each test drives the compat guest under IronClaw's own telegram file through the real host (webhook, sandbox,
 SQLite message log, blob store): the guest calls the host function through the raw WIT binding
@@ -17,10 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from compat_support import probe, telegram_host
+from compat_support import next_message, probe, telegram_host, webhook
 from conftest import InstallFn
 
 from airlock.capabilities.attachments import MAX_ID_BYTES
+from airlock.capabilities.emit import TRUNCATED_MARK
 from airlock.capabilities.logging import MAX_ENTRIES, MAX_ENTRY_BYTES
 from airlock.config import DEFAULT_MAX_GUEST_LIST_BYTES
 
@@ -101,3 +103,20 @@ async def test_store_attachment_data_limits_and_delivery(airlock_home: Path, ins
     assert got.inbound.attachment_data == {"a1": a1, "a2": a2}  # "a1" stored twice: the second bytes
     assert [(a.id, a.mime_type, a.storage_key) for a in got.inbound.message.attachments] == [
         ("a1", "image/png", hashlib.sha256(a1).hexdigest()), ("a2", "application/pdf", hashlib.sha256(a2).hexdigest())]
+
+
+async def test_emitted_content_over_the_size_cap_is_truncated_not_dropped(
+        airlock_home: Path, install_channel: InstallFn) -> None:
+    """IronClaw ``src/channels/wasm/host.rs`` (``ChannelHostState::emit_message``, ``MAX_MESSAGE_CONTENT_SIZE`` =
+    64 KB): longer content is cut at a UTF-8 boundary and ends with ``... (truncated)``; the message is still
+    delivered. Airlock keeps the result within the cap (IronClaw appends the marker after cutting at 64 KB, 15 bytes
+    over); its own world drops such a message instead (``capabilities.emit``)."""
+    cap = 64 * 1024
+    text = "a" * (cap - len(TRUNCATED_MARK) - 1) + "é" * 10  # the cut falls inside the first "é"
+    async with telegram_host(airlock_home, install_channel) as (host, _tg):
+        assert await webhook(host, {"probe": {"kind": "emit", "text": text}}) == 200
+        long_msg, answers = await next_message(host), await next_message(host)
+    assert (answers.user_id, answers.content) == ("probe", f"[{len(text.encode())}]")
+    assert long_msg.user_id == "long"
+    assert long_msg.content == "a" * (cap - len(TRUNCATED_MARK) - 1) + TRUNCATED_MARK
+    assert len(long_msg.content.encode()) == cap - 1

@@ -187,6 +187,8 @@ class Channel:
                 services.egress,
             )
         self.config: ChannelConfig | None = None
+        self.near_agent = loaded.world.host_interface.startswith("near:agent/")
+        """A component of IronClaw's worlds: emitted content over the size cap is truncated, not dropped."""
 
     # ---- the callbacks ---------------------------------------------------------------------------
 
@@ -300,7 +302,8 @@ class Channel:
         state = CallState(
             channel=self, deadline=time.monotonic() + limits.timeout_s,
             workspace=WorkspaceTxn.begin(self.workspace),
-            emits=EmitBuffer(self.caps.capabilities.channel.max_message_size), inline=inline,
+            emits=EmitBuffer(self.caps.capabilities.channel.max_message_size, truncate_long=self.near_agent),
+            inline=inline,
         )
         out = CallOutcome(callback=callback, state=state)
         try:

@@ -9,6 +9,7 @@ Kinds (fields):
 - ``secrets`` (``names``): ``secret-exists`` for each.
 - ``attach`` (``ops``: [[id, size], ...], ``emit``: [[id, mime], ...]): ``store-attachment-data`` of ``size``
   bytes (``id`` repeated) for each op, then the result message carries attachments with the ``emit`` ids.
+- ``emit`` (``text``): emits ``text`` from user ``long`` first (``emit-message``), then the answers.
 - ``pairing`` (``ops``: [["upsert", channel, id, meta_json] | ["resolve", channel, id] | ["allow", channel]]).
 """
 
@@ -52,7 +53,13 @@ def _pairing(spec: dict[str, Any]) -> list[Any]:
     return [_answer(lambda op=op: calls[op[0]](*op[1:])) for op in spec["ops"]]
 
 
+def _emit(spec: dict[str, Any]) -> list[Any]:
+    host.emit(Message(user_id="long", content=spec["text"]))
+    return [len(spec["text"].encode())]
+
+
 PROBES: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
+    "emit": _emit,
     "log": _log,
     "now": lambda spec: [host.get_backend().now_millis()],
     "secrets": lambda spec: [host.get_backend().secret_exists(n) for n in spec["names"]],
