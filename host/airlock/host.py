@@ -37,10 +37,11 @@ from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
 from .channels.socket_runtime import SocketSettings
-from .config import HostConfig, load_capabilities
 from .errors import AirlockError, ConfigError, GuestError
+from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
+from .manifest import load_capabilities
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox

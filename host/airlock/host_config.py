@@ -1,5 +1,5 @@
 """``HostConfig``: the host's own settings (not granted to any channel), from ``HOME/airlock.toml``, the command
-line and code. The capabilities file's models are in ``config``, which re-exports these names."""
+line and code. The capabilities file's models are in :mod:`airlock.manifest`."""
 
 from __future__ import annotations
 
@@ -10,21 +10,20 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from airlock.config import (
-    DEFAULT_MAX_GUEST_LIST_BYTES,
-    MIN_POLL_INTERVAL_MS,
-    PositiveFloat,
-    PositiveInt,
-    _check_host,
-    _one_line,
-)
 from airlock.errors import ConfigError
+from airlock.manifest.base import PositiveFloat, PositiveInt, check_host, one_line
+from airlock.manifest.channel import MIN_POLL_INTERVAL_MS
 from airlock.messages.routing_models import RoutingConfig
 
 if TYPE_CHECKING:
     from airlock.inbound.listener import ListenerLimits
 
-__all__ = ["DEFAULT_AGENT_API_PORT", "HostConfig", "default_home"]
+__all__ = ["DEFAULT_AGENT_API_PORT", "DEFAULT_MAX_GUEST_LIST_BYTES", "HostConfig", "default_home"]
+
+#: Default of :attr:`HostConfig.max_guest_list_bytes`: the largest ``list<u8>`` a host function takes from a
+#: guest (2 MiB). Wasmtime itself refuses lists over 2,796,202 elements (its per-call "hostcall fuel" of
+#: 128 MiB at 48 bytes per element), so a larger value changes nothing.
+DEFAULT_MAX_GUEST_LIST_BYTES = 2 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,7 +163,7 @@ class HostConfig(BaseModel):
     def _overrides(cls, v: dict[str, str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for host, base in v.items():
-            _check_host(host)
+            check_host(host)
             if not base.startswith(("http://", "https://")):
                 raise ValueError(f"override for {host!r} must be an http:// or https:// base URL")
             out[host] = base.rstrip("/")
@@ -200,7 +199,7 @@ class HostConfig(BaseModel):
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"]) or "host config"
-            raise ConfigError(f"{where}: {_one_line(str(err['msg']))}") from None
+            raise ConfigError(f"{where}: {one_line(str(err['msg']))}") from None
 
     @property
     def listener_limits(self) -> ListenerLimits:

@@ -19,8 +19,8 @@ from typing import Any
 from conftest import REPO, SHARED, InstallFn
 
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 __all__ = ["COMPAT_WASM", "IRONCLAW", "free_port", "ironclaw_caps", "next_message", "running", "start_config_of"]

@@ -23,8 +23,8 @@ from fake_slack import BOT_USER_ID, FakeSlack, app_mention_event, message_event,
 from fake_whatsapp import FakeWhatsApp, sign, text_notification
 
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.routing import route, route_input_from
 from airlock.messages.routing_models import RouteInput, RoutingConfig
 from airlock.stores import SecretStore

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for

@@ -20,8 +20,8 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..config import HostConfig
 from ..errors import AirlockError, ConfigError
+from ..host_config import HostConfig
 
 __all__ = [
     "QUIETABLE",

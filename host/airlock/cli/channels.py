@@ -12,8 +12,9 @@ import typer
 from ..channels.activation import blocker as channel_blocker
 from ..channels.activation import wit_version_note
 from ..channels.socket_runtime import start_blocker
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..runtime.engine import Runtime
 from ..stores import SecretStore
 from ..stores.files import private_dir

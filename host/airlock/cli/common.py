@@ -13,8 +13,9 @@ from pathlib import Path
 
 import typer
 
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 
@@ -34,7 +35,7 @@ __all__ = [
     "runtime_for",
 ]
 
-#: A channel name, as the capabilities file requires it (``config._NAME_RE``).
+#: A channel name, as the capabilities file requires it (``manifest.base.NAME_RE``).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CORE_MODULE_VERSION = b"\x01\x00\x00\x00"
 
@@ -112,7 +113,7 @@ def lazy_store(config: HostConfig) -> Callable[[], SecretStore]:
 
 def read_caps_quietly(path: Path) -> CapabilitiesFile | None:
     """Load a capabilities file without warnings; ``None`` if it is invalid."""
-    config_log = logging.getLogger("airlock.config")
+    config_log = logging.getLogger("airlock.manifest")
     saved = config_log.level
     config_log.setLevel(logging.ERROR)
     try:

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import HostConfig
 from ..errors import AirlockError
+from ..host_config import HostConfig
 from ..inbound.verifiers import TIMESTAMP_WINDOW_S
 from ..stores.secrets import KEY_ENV_VAR, KEY_FILENAME
 from .runfile import pid_running, read_runfile
@@ -206,7 +206,7 @@ def cache(config: HostConfig) -> list[Check]:
 def channels(config: HostConfig) -> list[Check]:
     """Each installed channel's capabilities file is valid, its component is there and its secrets are set
     (whether the component loads is ``airlock channels list``'s job: loading fills the compile cache)."""
-    from ..config import load_capabilities
+    from ..manifest import load_capabilities
     from .common import installed_caps, missing_secrets
 
     files = installed_caps(config)

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..capabilities.workspace import MAX_VALUE_BYTES, validate_path
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.model import NewEntry
 from ..runtime.engine import CALLBACKS
 from ..runtime.linker import GuestFault

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import HostConfig
 from ..errors import ConfigError, SecretStoreError
+from ..host_config import HostConfig
 from ..stores import SecretStore
 from ..stores.secrets import is_valid_secret_name
 from .app import app, config_from, friendly_errors

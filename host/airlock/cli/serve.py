@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..config import HostConfig
 from ..errors import AirlockError, ConfigError
+from ..host_config import HostConfig
 from ..observability.logs import parse_level
 from .about import version_doc
 from .app import app, config_from, fail, friendly_errors, parse_upstreams, setup_logging
