@@ -97,6 +97,7 @@ class AirlockHost:
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
                                       public_base_url=config.public_base_url)
+        self.manager.lenient_capabilities = config.lenient_capabilities
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
@@ -138,7 +139,7 @@ class AirlockHost:
     def _generate_missing_secrets(self) -> None:
         for wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
-                caps = load_capabilities(caps_path)
+                caps = load_capabilities(caps_path, lenient=self.config.lenient_capabilities)
             except Exception as exc:  # this channel only: the others still get their secrets
                 reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
                 log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))

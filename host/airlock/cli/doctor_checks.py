@@ -218,7 +218,7 @@ def channels(config: HostConfig) -> list[Check]:
     for path in files:
         name = path.name.removesuffix(".capabilities.json")
         try:
-            caps = load_capabilities(path)
+            caps = load_capabilities(path, lenient=config.lenient_capabilities)
         except AirlockError as exc:
             out.append(Check(f"channel {name}", "fail", str(exc)))
             continue

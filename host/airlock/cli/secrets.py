@@ -30,7 +30,7 @@ def _stdin_is_tty() -> bool:
 def _check_against_channels(config: HostConfig, name: str, value: str) -> None:
     """Refuse a value that an installed channel's ``setup.required_secrets[].validation`` rejects."""
     for caps_path in installed_caps(config):
-        doc = read_caps_quietly(caps_path)
+        doc = read_caps_quietly(caps_path, lenient=config.lenient_capabilities)
         if doc is None or doc.setup is None:
             continue
         for spec in doc.setup.required_secrets:

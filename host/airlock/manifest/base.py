@@ -76,17 +76,23 @@ def one_line(text: str) -> str:
 
 
 class Model(BaseModel):
-    """Base of the capabilities models: strict types, immutable.
+    """Base of the capabilities models: strict types, immutable, no key the model does not define.
 
-    Unknown keys are accepted at validation time (``extra="allow"``) so that the parser can name them with
-    their JSON path afterwards (``manifest.parser``), unless the class sets ``keeps_extra``.
+    The parser reports unknown keys itself first (``manifest.strict``: JSON path, "did you mean"), and drops them
+    when it runs leniently; ``extra="forbid"`` is the backstop, and makes the published JSON Schema say
+    ``additionalProperties: false``.
     """
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     keeps_extra: ClassVar[bool] = False
 
 
 class ExtensibleModel(Model):
-    """A section whose extra keys are kept (readable via ``model_extra``): an extension point."""
+    """An extension section: keys starting with ``x-`` are kept (readable via ``model_extra``); no other extra key
+    is allowed (``manifest.strict``)."""
 
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"additionalProperties": False, "patternProperties": {"^x-": {}}},
+    )
     keeps_extra: ClassVar[bool] = True

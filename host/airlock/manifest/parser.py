@@ -1,9 +1,9 @@
 """Reading a capabilities file (``<name>.capabilities.json``) into :class:`~airlock.manifest.CapabilitiesFile`.
 
-* unknown keys never fail: each one is logged as a warning on the ``airlock.manifest`` logger, naming the
-  file and its JSON path, and is dropped. A few sections are extension points whose extra keys are kept
-  (in ``model_extra``) without a warning: ``setup``, ``capabilities.websocket`` and
-  ``capabilities.channel.webhook``;
+* an unknown key is an error naming the file, its JSON path and the key it probably meant
+  (``x.json: $.capabilites: unknown key (did you mean 'capabilities'?)``). Read leniently (``--lenient``, or a
+  file from IronClaw marked by its ``"$schema"``) each is a warning on the ``airlock.manifest`` logger instead and
+  is dropped. ``x-`` keys in the extension sections are kept (``manifest.strict``);
 * wrong types, missing required keys and values outside their limits raise
   :class:`~airlock.errors.CapabilitiesError` whose message is one line:
   ``<file>: <json path>: <problem>``, e.g. ``x.json: $.capabilities.http.allowlist[0].host: ...``.
@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..errors import CapabilitiesError
 from .base import MAX_CAPABILITIES_FILE_BYTES, one_line
 from .document import CapabilitiesFile
+from .strict import SCHEMA_KEY, drop_unknown_keys, find_unknown_keys, key_path, schema_mode
 
 __all__ = ["load_capabilities", "parse_capabilities"]
 
 log = logging.getLogger("airlock.manifest")
-
-
-def _key_path(path: str, key: str) -> str:
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        return f"{path}.{key}"
-    return f"{path}[{json.dumps(key)}]"
 
 
 def _json_path(loc: tuple[int | str, ...], data: Any) -> str:
@@ -51,7 +45,7 @@ def _json_path(loc: tuple[int | str, ...], data: Any) -> str:
             continue
         if isinstance(cur, dict) and part not in cur and cur.get("type") == part and i + 1 < len(loc):
             continue  # a discriminated-union tag, not a key
-        path = _key_path(path, part)
+        path = key_path(path, part)
         cur = cur.get(part) if isinstance(cur, dict) else None
     return path
 
@@ -84,45 +78,19 @@ def _problem(err: Mapping[str, Any]) -> str:
     return one_line(msg)
 
 
-def _walk_extras(model: BaseModel, path: str) -> Iterator[tuple[str, BaseModel]]:
-    """Yield ``(json path, model)`` for ``model`` and every model nested in its declared fields."""
-    yield path, model
-    for field in type(model).model_fields:
-        yield from _walk_value(getattr(model, field), _key_path(path, field))
-
-
-def _walk_value(value: Any, path: str) -> Iterator[tuple[str, BaseModel]]:
-    if isinstance(value, BaseModel):
-        yield from _walk_extras(value, path)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _walk_value(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for k, item in value.items():
-            yield from _walk_value(item, _key_path(path, str(k)))
-
-
-def _drop_unknown_keys(doc: CapabilitiesFile, source: str) -> None:
-    for path, model in _walk_extras(doc, "$"):
-        extra = model.__pydantic_extra__
-        if not extra or getattr(model, "keeps_extra", False):
-            continue
-        for key in sorted(extra):
-            log.warning("%s: %s: unknown key ignored", source, _key_path(path, key))
-        extra.clear()
-
-
-def parse_capabilities(data: bytes | str, source: str) -> CapabilitiesFile:
+def parse_capabilities(data: bytes | str, source: str, *, lenient: bool = False) -> CapabilitiesFile:
     """Parse and validate a capabilities file's text.
 
     ``data`` is UTF-8 JSON (a leading BOM is tolerated), at most :data:`MAX_CAPABILITIES_FILE_BYTES`.
     ``source`` names the file in messages (usually its path).
 
-    Unknown keys are warned about on the ``airlock.manifest`` logger and dropped (see the module docstring).
+    Unknown keys are errors; with ``lenient`` (or in a file whose ``"$schema"`` marks it as IronClaw's) each is
+    a warning on the ``airlock.manifest`` logger instead and is dropped (see the module docstring).
 
     Raises:
         CapabilitiesError: invalid UTF-8, invalid JSON (message names line and column), a top level that
-            is not an object, or a validation failure. The message is one line,
+            is not an object, an unknown key (unless lenient), an unknown ``"$schema"``, or a validation failure.
+            The message is one line,
             ``<source>: <json path>: <problem>``; when several problems exist the first is reported and
             the count of the others is appended.
     """
@@ -143,6 +111,8 @@ def parse_capabilities(data: bytes | str, source: str) -> CapabilitiesFile:
         ) from None
     if not isinstance(obj, dict):
         raise CapabilitiesError(f"{source}: $: expected a JSON object (got {_json_type(obj)})")
+    _unknown_keys(obj, source, lenient=lenient or schema_mode(obj, source) == "ironclaw")
+    obj.pop(SCHEMA_KEY, None)
     try:
         doc = CapabilitiesFile.model_validate(obj)
     except ValidationError as e:
@@ -153,12 +123,25 @@ def parse_capabilities(data: bytes | str, source: str) -> CapabilitiesFile:
             more = len(errors) - 1
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise CapabilitiesError(msg) from None
-    _drop_unknown_keys(doc, source)
     return doc
 
 
-def load_capabilities(path: Path) -> CapabilitiesFile:
-    """Read and validate a capabilities file from disk (see :func:`parse_capabilities`).
+def _unknown_keys(obj: dict[str, Any], source: str, *, lenient: bool) -> None:
+    """Raise on the first unknown key (its count of others appended), or warn about each and drop them."""
+    unknown = find_unknown_keys(obj, CapabilitiesFile)
+    if not unknown:
+        return
+    if not lenient:
+        more = len(unknown) - 1
+        tail = f" (and {more} more unknown key{'s' if more > 1 else ''})" if more else ""
+        raise CapabilitiesError(unknown[0].describe(source) + tail)
+    for key in unknown:
+        log.warning("%s", key.describe(source, ignored=True))
+    drop_unknown_keys(obj, unknown)
+
+
+def load_capabilities(path: Path, *, lenient: bool = False) -> CapabilitiesFile:
+    """Read and validate a capabilities file from disk (see :func:`parse_capabilities`; ``lenient`` likewise).
 
     Logs a warning if the file name is not ``<name>.capabilities.json`` for the ``name`` inside.
 
@@ -171,7 +154,7 @@ def load_capabilities(path: Path) -> CapabilitiesFile:
             raw = f.read(MAX_CAPABILITIES_FILE_BYTES + 1)
     except OSError as e:
         raise CapabilitiesError(f"{source}: $: cannot read file: {e.strerror or e}") from None
-    doc = parse_capabilities(raw, source)
+    doc = parse_capabilities(raw, source, lenient=lenient)
     expected = f"{doc.name}.capabilities.json"
     if path.name != expected:
         log.warning("%s: $.name: file name does not match channel name (expected %s)", source, expected)
