@@ -24,7 +24,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -96,6 +96,8 @@ def parse_env(var: str, raw: str) -> Any:
 
 
 def _typed(var: str, raw: str, annotation: Any) -> Any:
+    if get_origin(annotation) is Annotated:  # Annotated[int, Field(ge=1)]: the limits are HostConfig's to check
+        annotation = get_args(annotation)[0]
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
         members = [m for m in get_args(annotation) if m is not type(None)]
@@ -183,7 +185,8 @@ def resolve(*, home: Path | None = None, home_origin: Origin = "default", config
         err = exc.errors(include_url=False)[0]
         name = str(err["loc"][0]) if err["loc"] else ""
         kind, where = origins.get(name, ("default", ""))
-        source = {"file": where, "env": where, "command line": "command line"}.get(kind, "host config")
+        env_value = f"{where}={environ.get(where, '')[:80]!r}" if kind == "env" else ""
+        source = {"file": where, "env": env_value, "command line": "command line"}.get(kind, "host config")
         dotted = ".".join(str(p) for p in err["loc"]) or "value"
         msg = one_line(str(err["msg"])).removeprefix("Value error, ")
         raise ConfigError(f"{source}: {dotted}: {msg}") from None
