@@ -21,7 +21,9 @@ import typer
 
 from ..errors import AirlockError, ConfigError
 from ..host_config import HostConfig
+from ..host_settings import Settings
 from ..observability.logs import parse_level
+from ..stores.homelock import HomeLock
 from .about import version_doc
 from .app import app, fail, friendly_errors, parse_upstreams, settings_from, setup_logging
 from .runfile import FLUSH_INTERVAL_S, ErrorRecorder, RunFile, started_info
@@ -82,7 +84,8 @@ def serve(
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
 
-    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit.
+    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. One serve per home:
+    a second one exits at once, naming the PID of the first (HOME/serve.lock).
     """
     options = {"listen_port": port, "listen_host": host, "channels_dir": channels_dir, "public_base_url": public_url,
                "agent_api_port": agent_api_port, "log_format": log_format, "admin": admin,
@@ -93,6 +96,25 @@ def serve(
     if upstream:
         values["upstream_overrides"] = parse_upstreams(upstream)
     settings = settings_from(ctx, defaults={"admin": True}, **values)
+    agent_fn, agent_name = _agent(agent)
+    with HomeLock(settings.config.home):  # before anything binds a port: a second serve names the first's PID
+        _serve_locked(settings, agent_fn, agent_name)
+
+
+def _agent(spec: str | None) -> tuple[Agent, str]:
+    """``--agent``: the agent callable and how the log names it."""
+    if spec == "none":
+        return _no_agent, "none (messages wait in the log for the agent API)"
+    if spec is not None:
+        from ..agents.loader import load_agent
+
+        return load_agent(spec), spec
+    from ..agents.echo import echo_agent
+
+    return echo_agent, "echo (built in)"
+
+
+def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str) -> None:
     config = settings.config
     setup_logging(parse_level(config.log_level), serve=True, fmt=config.log_format)
     if config.admin and settings.origins["admin_port"][0] == "default" \
@@ -100,17 +122,6 @@ def serve(
         log.warning("admin console not started: %s:%d is in use (choose one with --admin-port N, or --no-admin)",
                     config.admin_host, config.admin_port)
         config.admin = False
-    agent_fn: Agent
-    if agent == "none":
-        agent_fn, agent_name = _no_agent, "none (messages wait in the log for the agent API)"
-    elif agent is not None:
-        from ..agents.loader import load_agent
-
-        agent_fn, agent_name = load_agent(agent), agent
-    else:
-        from ..agents.echo import echo_agent
-
-        agent_fn, agent_name = echo_agent, "echo (built in)"
     log.info("home %s, channels from %s", config.home, config.channels_dir)
     for logical, base in config.upstream_overrides.items():
         log.warning("upstream override: %s -> %s", logical, base)
