@@ -90,3 +90,24 @@ def secrets_rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Sec
     if store is None or not store.remove(name):
         raise SecretStoreError(f"no secret named {name!r}")
     typer.echo(f"removed secret {name}")
+
+
+@secrets_app.command("rotate-key")
+@friendly_errors
+def secrets_rotate_key(ctx: typer.Context) -> None:
+    """Re-encrypt every secret with a new master key (HOME/master.key is replaced).
+
+    Safe to interrupt: killed at any point, the store opens with the old key or the new one; run it again to
+    finish. Refused while a gateway runs on the home. With AIRLOCK_MASTER_KEY, the new key is read from
+    AIRLOCK_NEW_MASTER_KEY and you set AIRLOCK_MASTER_KEY to it afterwards.
+    """
+    from ..stores.keyrotation import NEW_KEY_ENV_VAR, rotate_master_key
+
+    config = config_from(ctx)
+    done = rotate_master_key(config.home)
+    plural = "" if done.secrets == 1 else "s"
+    if done.from_env:
+        typer.echo(f"re-encrypted {done.secrets} secret{plural} with the key in {NEW_KEY_ENV_VAR}; set "
+                   f"AIRLOCK_MASTER_KEY to it now (the old key no longer opens the store)")
+    else:
+        typer.echo(f"re-encrypted {done.secrets} secret{plural} with a new master key in {done.key_file}")

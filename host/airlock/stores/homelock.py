@@ -16,12 +16,20 @@ from pathlib import Path
 from ..errors import ConfigError
 from .files import private_dir
 
-__all__ = ["LOCK_FILE", "HomeLock"]
+__all__ = ["LOCK_FILE", "HomeBusy", "HomeLock"]
 
 #: The lock file's name in the home.
 LOCK_FILE = "serve.lock"
 #: Bytes of the lock file a second process reads to find the holder's PID.
 _PID_BYTES = 32
+
+
+class HomeBusy(ConfigError):
+    """The home's lock is held by another process; ``pid`` is its PID when the lock file names one."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class HomeLock:
@@ -35,7 +43,7 @@ class HomeLock:
         """Take the lock without waiting and record this process's PID in the lock file.
 
         Raises:
-            ConfigError: another process holds it: ``another airlock serve (pid N) is using HOME``, one line.
+            HomeBusy: another process holds it: ``another airlock serve (pid N) is using HOME``, one line.
             OSError: the home or the lock file cannot be created.
         """
         private_dir(self.path.parent)
@@ -46,8 +54,8 @@ class HomeLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"pid {holder}" if holder else "another process"
-            raise ConfigError(f"another airlock serve ({who}) is using {self.path.parent}; "
-                              "stop it first, or give this one another --home") from None
+            raise HomeBusy(f"another airlock serve ({who}) is using {self.path.parent}; "
+                           "stop it first, or give this one another --home", holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
