@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets as pysecrets
-import string
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -56,13 +54,13 @@ from .runtime.values import StatusUpdate
 from .stores import PairingStore, SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
+from .stores.secrets import generate_value
 
 if TYPE_CHECKING:
     from .admin import AdminServer
 
 log = logging.getLogger("airlock")
 
-_ALPHABET = string.ascii_letters + string.digits
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
 
@@ -146,7 +144,7 @@ class AirlockHost:
                 continue
             for spec in caps.setup.required_secrets if caps.setup else []:
                 if spec.auto_generate is not None and not self.secrets.exists(spec.name):
-                    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))
+                    value = generate_value(spec.auto_generate.length)
                     self.secrets.set(spec.name, value)
                     log.info("generated secret %s (%d characters)", spec.name, spec.auto_generate.length)
 

@@ -25,6 +25,8 @@ import contextlib
 import json
 import os
 import re
+import secrets as _secrets
+import string
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,12 +47,14 @@ from .masterkey import (
 )
 
 __all__ = [
+    "GENERATE_ALPHABET",
     "KEY_ENV_VAR",
     "KEY_FILENAME",
     "MAX_SECRET_BYTES",
     "SECRET_NAME_RE",
     "STORE_FILENAME",
     "SecretStore",
+    "generate_value",
     "is_valid_secret_name",
     "missing_key_message",
     "parse_master_key",
@@ -73,6 +77,15 @@ def is_valid_secret_name(name: str) -> bool:
     """True if ``name`` matches ``^[a-z0-9_]{1,64}$`` in full (``fullmatch``: ``$`` alone would also admit a
     trailing newline). False, never an exception, for anything else, including a non-string."""
     return isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None
+
+
+#: Characters of a generated secret value (``setup.required_secrets[].auto_generate``).
+GENERATE_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_value(length: int) -> str:
+    """A random secret value of ``length`` characters from :data:`GENERATE_ALPHABET` (``secrets.choice``)."""
+    return "".join(_secrets.choice(GENERATE_ALPHABET) for _ in range(length))
 
 
 def _check_name(name: str) -> None:
