@@ -48,9 +48,6 @@ def secrets_set(
         raise SecretStoreError(f"invalid secret name {name[:80]!r}: names must match ^[a-z0-9_]{{1,64}}$")
     config = config_from(ctx)
     spec = secret_spec(config, name)
-    warning = spec.unused_warning()
-    if warning is not None:
-        typer.echo(f"warning: {warning}", err=True)
     value = "" if generate else _read_value(spec)
     generated = not value and (generate or spec.generate_length is not None)
     if generated:
@@ -61,6 +58,9 @@ def secrets_set(
     store = SecretStore.open(config.home)
     store.set(name, value)
     typer.echo(f"stored secret {name}" + (f" (generated, {len(value)} characters)" if generated else ""))
+    warning = spec.unused_warning()
+    if warning is not None:  # after storing: a refused value gets its one error line only
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _read_value(spec: SecretSpec) -> str:
