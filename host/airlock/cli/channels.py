@@ -33,6 +33,7 @@ from .common import (
     missing_secrets,
     runtime_for,
 )
+from .install_check import check_argument_order, check_fit, check_world
 from .output import Column, JsonOption, Row, print_json, show_rows
 
 __all__ = ["channel_rows", "channels_app"]
@@ -64,14 +65,18 @@ def channels_install(
 ) -> None:
     """Validate a component and its capabilities file, then copy both into the channels directory.
 
-    They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file.
+    They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file. Refused
+    before anything is written: swapped arguments, a component built for another world than the file declares,
+    or one whose on-start (run once, offline, without secrets) asks for nothing the file grants.
     """
     config = config_from(ctx)
+    check_argument_order(wasm, caps)
     doc = _load_runnable(caps, lenient=lenient)
     if lenient:
         lenient_note(caps, config)
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
+    check_world(doc, caps, loaded)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
     if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
@@ -80,6 +85,7 @@ def channels_install(
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
+    check_fit(config, doc, caps, wasm)
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
