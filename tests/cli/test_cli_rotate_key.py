@@ -111,3 +111,15 @@ def test_refused_while_a_gateway_runs_or_without_secrets(home: Path, tmp_path: P
     empty = tmp_path / "empty"
     one_line_error(run_cli(empty, "secrets", "rotate-key", AIRLOCK_MASTER_KEY=MASTER_KEY), "nothing to rotate")
     assert not empty.exists()
+
+
+def test_doctor_notes_an_interrupted_rotation(home: Path) -> None:
+    from airlock.cli.doctor_checks import home as home_checks
+    from airlock.host_config import HostConfig
+
+    (key,) = _keys(home)
+    assert [c.status for c in home_checks(HostConfig.build(home=home)) if c.area == "master key"] == ["ok"]
+    (home / "master.key").write_text(f"{os.urandom(32).hex()}\n{key.hex()}\n")
+    [check] = [c for c in home_checks(HostConfig.build(home=home)) if c.area == "master key"]
+    assert check.status == "note" and "interrupted rotation" in check.detail
+    assert {n: SecretStore.open(home).get(n) for n in VALUES} == VALUES  # the old key (second line) still opens it

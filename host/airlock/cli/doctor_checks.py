@@ -86,6 +86,18 @@ def _mode_problem(path: Path, what: str, *, strict: bool) -> Check | None:
     return None
 
 
+def _rotation_note(key_file: Path) -> Check | None:
+    """A key file with two keys: ``secrets rotate-key`` stopped half-way (both work; the old one should go)."""
+    try:
+        lines = [line for line in key_file.read_text("ascii").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return None  # the secret store check reports an unreadable key
+    if len(lines) < 2:
+        return None
+    return Check("master key", "note", f"{key_file} holds the old and the new key of an interrupted rotation: "
+                                       "finish it with airlock secrets rotate-key")
+
+
 def home(config: HostConfig) -> list[Check]:
     """The home directory and the master key: private to this user (0700 / 0600)."""
     where = config.home
@@ -98,7 +110,7 @@ def home(config: HostConfig) -> list[Check]:
         note = f"; {key_file} is not used" if key_file.exists() else ""
         out.append(Check("master key", "ok", f"from ${KEY_ENV_VAR}{note}"))
     elif key_file.exists():
-        out.append(_mode_problem(key_file, "master key", strict=True)
+        out.append(_mode_problem(key_file, "master key", strict=True) or _rotation_note(key_file)
                    or Check("master key", "ok", f"{key_file} (mode 0600)"))
     else:
         out.append(Check("master key", "note", f"no {key_file} yet (created with mode 0600 by the first "
