@@ -19,10 +19,11 @@ path, the variable (``AIRLOCK_LISTEN_PORT='x': expected an integer``) or the opt
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -59,7 +60,6 @@ class Settings:
     config: HostConfig
     origins: dict[str, tuple[Origin, str]]
     file: Path | None = None
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -158,8 +158,6 @@ def resolve(*, home: Path | None = None, home_origin: Origin = "default", config
     Raises:
         ConfigError: a bad file, variable or value: one line naming where it came from.
     """
-    import os
-
     environ = os.environ if environ is None else environ
     home = (home or default_home()).expanduser()
     if config_file is not None and not config_file.is_file():
@@ -190,4 +188,4 @@ def resolve(*, home: Path | None = None, home_origin: Origin = "default", config
         dotted = ".".join(str(p) for p in err["loc"]) or "value"
         msg = one_line(str(err["msg"])).removeprefix("Value error, ")
         raise ConfigError(f"{source}: {dotted}: {msg}") from None
-    return Settings(config=config, origins=origins, file=path if from_file or config_file else None, values=values)
+    return Settings(config=config, origins=origins, file=path if from_file or config_file else None)
