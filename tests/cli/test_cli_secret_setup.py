@@ -36,7 +36,7 @@ def home(airlock_home: Path, tmp_path: Path) -> Path:
     caps = tmp_path / "src" / "tg.capabilities.json"
     caps.parent.mkdir()
     caps.write_text(json.dumps(_caps()))
-    done = run_cli(airlock_home, "channels", "install", str(build_component(tmp_path / "wat")), str(caps))
+    done = run_cli(airlock_home, "channels", "install", str(build_component(tmp_path / "wat", "tg")), str(caps))
     assert done.returncode == 0, done.stderr
     return airlock_home
 

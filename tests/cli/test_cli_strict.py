@@ -20,12 +20,12 @@ from airlock.host_config import HostConfig
 
 @pytest.fixture(scope="module")
 def wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_component(tmp_path_factory.mktemp("strict-wat"))
+    return build_component(tmp_path_factory.mktemp("strict-wat"), "typo")  # asks for /webhook/typo
 
 
-def _typo_file(tmp_path: Path) -> Path:
+def _typo_file(tmp_path: Path, *, key: str = "capabilities") -> Path:
     doc: dict[str, Any] = minimal_caps("typo")
-    doc["capabilites"] = doc.pop("capabilities")
+    doc["capabilites" if key == "capabilities" else f"{key}x"] = doc.pop(key)
     path = tmp_path / "src" / "typo.capabilities.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(doc))
@@ -49,6 +49,11 @@ def test_lenient_check_and_install_warn_and_say_what_serve_will_do(airlock_home:
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith("ok: ")
     assert "unknown key ignored (did you mean 'capabilities'?)" in check.stderr
+    # installed leniently, that file would grant the component nothing: install's own check refuses it
+    refused = run_cli(airlock_home, "channels", "install", "--lenient", str(wasm), str(caps))
+    assert refused.returncode == 1 and "installed leniently" not in refused.stderr
+    assert refused.stderr.splitlines()[-1].startswith("error: ") and "asks for /webhook/typo" in refused.stderr
+    caps = _typo_file(tmp_path, key="config")  # "configx": the operator's config would be lost, the grants kept
     install = run_cli(airlock_home, "channels", "install", "--lenient", str(wasm), str(caps))
     assert install.returncode == 0, install.stderr
     assert "airlock serve refuses a file with unknown keys unless it runs with --lenient" in install.stderr

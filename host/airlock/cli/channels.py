@@ -72,8 +72,6 @@ def channels_install(
     config = config_from(ctx)
     check_argument_order(wasm, caps)
     doc = _load_runnable(caps, lenient=lenient)
-    if lenient:
-        lenient_note(caps, config)
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
     check_world(doc, caps, loaded)
@@ -89,6 +87,8 @@ def channels_install(
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
+    if lenient:
+        lenient_note(caps, config)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
                f"{report.human_size(loaded.size_bytes)}) in {dest}")
     missing = missing_secrets(doc, lazy_store(config))
