@@ -87,3 +87,10 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path: Path, text: str, message: st
         resolve(home=tmp_path, environ={})
     assert str(exc.value).startswith(f"{tmp_path / CONFIG_FILE}: ") and message in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_a_misspelled_variable_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    env = {"AIRLOCK_LISTEN_PROT": "9000", "AIRLOCK_CARGO": "cargo", "AIRLOCK_MASTER_KEY": "x", "AIRLOCK_HOME": "/h"}
+    with caplog.at_level("WARNING", logger="airlock.settings"):
+        assert resolve(home=tmp_path, environ=env).config.listen_port == 8080
+    assert caplog.messages == ["AIRLOCK_LISTEN_PROT is not a setting (did you mean AIRLOCK_LISTEN_PORT?); ignored"]

@@ -9,6 +9,7 @@ the command line, in that order of precedence (each later source overrides the e
   field: booleans ``1/true/yes/on`` or ``0/false/no/off``; integers (``_`` allowed); numbers; lists
   comma-separated; ``upstream_overrides`` as ``HOST=URL,HOST=URL``; an empty value means "unset" (``None``) for
   the fields that allow it.
+  A variable that is no setting but close to one (``AIRLOCK_LISTEN_PROT``) is warned about.
 * **Command line**: the options of the command that runs (``serve --port``...).
 
 A bad value from any source is a :class:`~airlock.errors.ConfigError` of one line naming the source: the file's
@@ -19,6 +20,7 @@ path, the variable (``AIRLOCK_LISTEN_PORT='x': expected an integer``) or the opt
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tomllib
 import types
@@ -33,7 +35,10 @@ from .errors import ConfigError
 from .host_config import HostConfig, default_home
 from .manifest.base import one_line
 
-__all__ = ["CONFIG_FILE", "ENV_PREFIX", "ENV_VARS", "Settings", "env_values", "parse_env", "read_file", "resolve"]
+__all__ = ["CONFIG_FILE", "ENV_PREFIX", "ENV_VARS", "OTHER_VARS", "Settings", "env_values", "misspelled_vars",
+           "parse_env", "read_file", "resolve"]
+
+log = logging.getLogger("airlock.settings")
 
 #: The host config file in the home.
 CONFIG_FILE = "airlock.toml"
@@ -43,6 +48,11 @@ _NOT_FROM_ENV = frozenset({"home", "routing"})
 ENV_VARS: dict[str, str] = {
     f"{ENV_PREFIX}{name.upper()}": name for name in HostConfig.model_fields if name not in _NOT_FROM_ENV
 }
+#: ``AIRLOCK_*`` variables that are not settings but are read elsewhere (never reported as misspelled settings).
+OTHER_VARS = frozenset({"AIRLOCK_HOME", "AIRLOCK_MASTER_KEY", "AIRLOCK_NEW_MASTER_KEY"})
+#: ``difflib`` cutoff for "AIRLOCK_LISTEN_PROT is not a setting (did you mean ...)": high, so that unrelated
+#: variables of other tools (``AIRLOCK_CARGO``...) are never taken for a misspelled setting.
+TYPO_CUTOFF = 0.85
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -133,6 +143,17 @@ def _pairs(var: str, raw: str) -> dict[str, str]:
     return out
 
 
+def misspelled_vars(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``AIRLOCK_*`` variable that is no setting but looks like one (:data:`TYPO_CUTOFF`)."""
+    out = []
+    for var in sorted(environ):
+        if var.startswith(ENV_PREFIX) and var not in ENV_VARS and var not in OTHER_VARS:
+            close = difflib.get_close_matches(var, list(ENV_VARS), n=1, cutoff=TYPO_CUTOFF)
+            if close:
+                out.append(f"{var} is not a setting (did you mean {close[0]}?); ignored")
+    return out
+
+
 def env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
     """``field -> (variable, typed value)`` for every ``AIRLOCK_<FIELD>`` set in ``environ``.
 
@@ -159,6 +180,8 @@ def resolve(*, home: Path | None = None, home_origin: Origin = "default", config
         ConfigError: a bad file, variable or value: one line naming where it came from.
     """
     environ = os.environ if environ is None else environ
+    for warning in misspelled_vars(environ):
+        log.warning("%s", warning)
     home = (home or default_home()).expanduser()
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"{config_file}: config file not found")
