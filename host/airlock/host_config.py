@@ -44,7 +44,8 @@ DEFAULT_AGENT_API_PORT = 8789
 
 
 class HostConfig(BaseModel):
-    """The host's own settings (not granted to any channel).
+    """The host's own settings (not granted to any channel). The command line builds it from defaults,
+    ``HOME/airlock.toml`` (or ``--config``), ``AIRLOCK_<FIELD>`` variables and its options (``host_settings``).
 
     Fields:
         home: data directory (default :func:`default_home`); derived paths are properties below.
