@@ -24,7 +24,7 @@ from airlock.capabilities.logging import LogBudget, LogBuffer
 from airlock.capabilities.pairing import PairingCapability
 from airlock.capabilities.secrets import SecretsCapability, guest_safe_lookup
 from airlock.capabilities.websocket import WebsocketCapability
-from airlock.config import HostConfig
+from airlock.host_config import HostConfig
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage, InboundAttachment
 from airlock.stores.pairing import PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH, PairingStore

@@ -20,8 +20,8 @@ import aiohttp
 from conftest import REPO, SHARED, InstallFn
 
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import SECRET_TOKEN_HEADER, FakeTelegram
 

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
@@ -123,6 +123,8 @@ class ChannelManager:
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
+        self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -153,7 +155,8 @@ class ChannelManager:
 
     async def add(self, wasm: Path, caps_path: Path | CapabilitiesFile) -> ChannelSlot:
         """Load and start one channel. Raises ConfigError / ComponentError for bad files."""
-        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else load_capabilities(caps_path)
+        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else \
+            load_capabilities(caps_path, lenient=self.lenient_capabilities)
         if caps.name in self.slots:
             raise ConfigError(f"channel {caps.name!r} is already loaded")
         loaded = await asyncio.to_thread(self.runtime.load, wasm)
