@@ -16,8 +16,8 @@ import pytest
 import streaming_e2e
 from conftest import BUILT_CHANNELS, InstallFn
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -25,7 +25,7 @@ from watguest import build_component
 
 from airlock import cli
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
+from airlock.host_config import HostConfig
 from airlock.host import AirlockHost
 from airlock.messages.model import NewEntry, Route
 
