@@ -25,8 +25,8 @@ from watguest import build_component
 
 from airlock import cli
 from airlock.agents.delivery import Delivery
-from airlock.host_config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.model import NewEntry, Route
 
 SENDER = REPO / "build" / "test-guests" / "sender.wasm"
