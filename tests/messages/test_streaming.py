@@ -186,3 +186,16 @@ def test_a_state_db_from_before_world_0_2_0_gets_the_column(tmp_path: Path) -> N
     [reply] = log.append_outbox([head()], T0)
     log.mark_sent(reply.id, T0, "9")
     assert log.get_outbox(reply.id).platform_message_id == "9"  # type: ignore[union-attr]
+
+
+async def test_an_unchanged_text_is_not_sent_again(log: SqliteMessageLog) -> None:
+    clock = Clock()
+    service, head_id = await open_stream(log, clock)
+    assert (await service.edit(head_id, "first")).id == head_id  # the head's own text: nothing new
+    await service.edit(head_id, "second")
+    log.mark_sent(edits(log)[0].id, clock.now)
+    clock.now = T0 + 5
+    await service.edit(head_id, "second")
+    assert [e.payload["content"] for e in edits(log)] == ["second"]
+    await service.edit(head_id, "second", final=True)  # the final text is always sent: it closes the stream
+    assert [e.payload.get("final") for e in edits(log)] == [None, True]

@@ -76,6 +76,10 @@ class _Stream:
     pending: str | None = None
     """The stream's newest edit entry, which may still take a newer text (``MessageLog.replace_pending``)."""
     finished: bool = False
+    last_text: str | None = None
+    """The newest text given (the head's first one to start with); the same text again is not sent again."""
+    last_entry: str | None = None
+    """The entry that carries ``last_text``."""
 
 
 class StreamService:
@@ -113,6 +117,7 @@ class StreamService:
     def _from_entry(self, head: OutboxEntry) -> _Stream:
         p = head.payload
         return _Stream(head=head.id, instance=head.instance, conversation=head.conversation,
+                       last_text=str(p.get("content") or ""), last_entry=head.id,
                        metadata_json=str(p.get("metadata_json") or "{}"), thread_id=p.get("thread_id"),
                        can_edit=self._can_edit(head.instance), streamed=bool(p.get("stream")))
 
@@ -135,12 +140,16 @@ class StreamService:
             raise StreamError(f"the stream of reply {head_id} is finished")
         if not stream.can_edit and not stream.streamed:
             raise StreamError(f"channel {stream.instance} cannot edit messages (no on-edit export, or not active)")
+        if not final and text == stream.last_text and stream.last_entry is not None:
+            same = await asyncio.to_thread(self.log.get_outbox, stream.last_entry)
+            if same is not None:  # an unchanged text: nothing to send (edits cost platform quota)
+                return same
         payload = {"content": text, "thread_id": stream.thread_id, "metadata_json": stream.metadata_json,
                    "target": head_id, **({"final": True} if final and stream.streamed else {}),
                    **({"stream_part": True} if stream.streamed and not final else {}), **(extra or {})}
         entry = await (self._edit(stream, payload) if stream.can_edit else self._hold(stream, payload, final))
         self._streams[head_id] = replace(stream, pending=entry.id if stream.can_edit else None,
-                                         finished=stream.streamed and final)
+                                         finished=stream.streamed and final, last_text=text, last_entry=entry.id)
         self._wake()
         return entry
 
