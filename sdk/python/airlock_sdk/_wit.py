@@ -302,7 +302,7 @@ def make_export(cls: type[_ch.Channel]) -> type[Any]:
 
 def _send_error(exc: _ch.CallbackFailed) -> Any:
     """The ``delivery.send-error`` of a failed callback (its class from ``airlock_sdk.errors.SendError``)."""
-    from wit_world.exports import delivery as wit_delivery  # type: ignore[import-not-found]
+    from wit_world.exports import delivery as wit_delivery
 
     if exc.send_class == "rate-limited":
         return wit_delivery.SendError_RateLimited(wit_delivery.RateLimit(exc.retry_after, exc.message))

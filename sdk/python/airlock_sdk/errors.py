@@ -5,14 +5,14 @@ from __future__ import annotations
 
 __all__ = [
     "AttachmentError",
-    "PermanentError",
-    "RateLimited",
-    "SendError",
-    "TemporaryError",
     "HostCallError",
     "HostError",
     "HttpError",
     "PairingError",
+    "PermanentError",
+    "RateLimited",
+    "SendError",
+    "TemporaryError",
     "WebsocketError",
     "WorkspaceError",
 ]
