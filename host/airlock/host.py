@@ -74,7 +74,8 @@ class AirlockHost:
         private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
-        self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db)
+        self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db,
+                                    synchronous=config.log_synchronous)
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
