@@ -44,6 +44,7 @@ from .inbound.server import build_app
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
+from .messages.log import MessageLog
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .messages.sqlite import SqliteMessageLog
@@ -69,13 +70,16 @@ COMPACT_EVERY_S = 3600.0
 class AirlockHost:
     """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
 
-    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
+    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None,
+                 log: MessageLog | None = None) -> None:
+        """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
+        default the SQLite log on ``config.state_db``."""
         self.config = config
         private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
-        self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db,
-                                    synchronous=config.log_synchronous)
+        self.log: MessageLog = log if log is not None else SqliteMessageLog(
+            config.state_db, legacy_workspace_db=config.workspace_db, synchronous=config.log_synchronous)
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,

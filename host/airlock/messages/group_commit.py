@@ -90,10 +90,7 @@ class GroupCommitter:
         """Commit groups until ``mine`` is done (it may sit behind a full group), then hand the lead on."""
         try:
             while not mine.done:
-                with self._cond:
-                    group = self._queue[:self._max]
-                    del self._queue[:self._max]
-                self._commit(group)
+                self._commit()
                 with self._cond:
                     self._cond.notify_all()
         finally:
@@ -101,14 +98,24 @@ class GroupCommitter:
                 self._leading = False
                 self._cond.notify_all()
 
-    def _commit(self, group: list[_Request[Any]]) -> None:
+    def _commit(self) -> None:
+        """One group: the requests queued by the time the write lock is ours (so those that arrived while the
+        previous group was being written, or while another process held the database, join this one)."""
+        group: list[_Request[Any]] = []
         try:
             with self._db.transaction() as conn:
+                with self._cond:
+                    group = self._queue[:self._max]
+                    del self._queue[:self._max]
                 for req in group:
                     self._one(conn, req)
             self.transactions += 1
             self.requests += len(group)
         except BaseException as exc:  # the transaction is gone: every request of the group failed
+            if not group:  # it never began (BEGIN failed: another process held the lock past the busy timeout)
+                with self._cond:
+                    group = self._queue[:self._max]
+                    del self._queue[:self._max]
             for req in group:
                 req.result = None
                 req.error = _copy(exc)

@@ -98,6 +98,15 @@ _OUTBOX_COLS = ("seq, id, instance, conversation, kind, in_reply_to, payload_jso
                 "last_error, created_at, updated_at")
 
 
+LEASE_READY_SQL = f"SELECT {_INBOUND_COLS} FROM inbound WHERE agent = ? AND state = 'ready' ORDER BY seq LIMIT ?"
+LEASE_EXPIRED_SQL = (f"SELECT {_INBOUND_COLS} FROM inbound WHERE agent = ? AND state = 'leased' AND lease_until <= ? "
+                     "ORDER BY seq LIMIT ?")
+"""``lease``'s two queries: the oldest ready entries and the oldest expired leases of one agent, each walking the
+``inbound_open (agent, state, seq)`` index in order and stopping at the limit (one query with ``state = 'ready' OR
+...`` made SQLite sort every open entry of the agent: about 19 ms per lease with 40,000 waiting); ``lease`` merges
+the two by ``seq``, which gives the same entries in the same order."""
+
+
 class SqliteMessageLog:
     """The :class:`~airlock.messages.log.MessageLog` on one SQLite file (module docstring).
 
@@ -172,10 +181,9 @@ class SqliteMessageLog:
     # ---- inbound ---------------------------------------------------------------------------------------------------
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
         with self._db.transaction(_REDO_IS_HARMLESS) as conn:
-            rows = conn.execute(
-                f"SELECT {_INBOUND_COLS} FROM inbound AS i WHERE i.agent = ? "
-                "AND (i.state = 'ready' OR (i.state = 'leased' AND i.lease_until <= ?)) "
-                "ORDER BY i.seq LIMIT ?", (agent, now, limit)).fetchall()
+            ready = conn.execute(LEASE_READY_SQL, (agent, limit)).fetchall()
+            expired = conn.execute(LEASE_EXPIRED_SQL, (agent, now, limit)).fetchall()
+            rows = sorted(ready + expired, key=lambda r: int(r[0]))[:limit]
             leased = []
             for row in rows:
                 token = secrets.token_urlsafe(12)
@@ -240,7 +248,7 @@ class SqliteMessageLog:
 
     def backlog(self) -> int:
         with self._db.reading() as conn:
-            return int(conn.execute("SELECT count(*) FROM inbound WHERE state != 'acked'").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM inbound WHERE state IN ('ready', 'leased')").fetchone()[0])
 
     # ---- outbox ---------------------------------------------------------------------------------------------------
     def append_outbox(self, outbound: Sequence[NewOutbound], now: float) -> list[OutboxEntry]:

@@ -69,11 +69,13 @@ class SqliteDb:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                # A COMMIT that fails (a deferred constraint, SQLITE_BUSY) leaves the transaction open on this shared
+                # connection, and every later BEGIN would fail: it is rolled back like any other failure.
+                self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:  # SQLite may have ended it already (I/O error, disk full)
                     self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
