@@ -9,6 +9,7 @@ share a transaction does not depend on thread timing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -229,3 +230,19 @@ def test_more_channels_than_flush_threads_all_commit(log: SqliteMessageLog) -> N
     assert sorted(e.content for f in futs for e in f.result(20)) == sorted(ws.channel for ws in spaces)
     assert all(log.load_workspace(ws.channel) == {"state/v": ws.channel} for ws in spaces)
     assert threading.active_count() < 100
+
+
+def test_full_syncs_the_wal_after_each_group_and_normal_never(tmp_path: Path) -> None:
+    full = SqliteMessageLog(tmp_path / "full.db")
+    normal = SqliteMessageLog(tmp_path / "normal.db", synchronous="NORMAL")
+    for log in (full, normal):
+        log.commit("tg", {"state/a": "1"}, [entry("m")], T0)
+    assert full.group._wal._fd is not None and normal.group._wal._fd is None
+    wal = tmp_path / "full.db-wal"
+    assert os.fstat(full.group._wal._fd).st_ino == wal.stat().st_ino  # the file SQLite writes the frames to
+    full.close()
+    normal.close()
+    assert full.group._wal._fd is None
+    reopened = SqliteMessageLog(tmp_path / "full.db")
+    assert [e.content for e in reopened.list_inbound()] == ["m"]
+    reopened.close()

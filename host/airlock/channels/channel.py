@@ -79,6 +79,8 @@ class InboundMessage:
     received_at: float = field(default_factory=time.time)
     id: str | None = None
     """The message log entry's id (None when the channel runs without a log, e.g. ``airlock invoke``)."""
+    agent: str | None = None
+    """The agent the log entry is routed to (None without a log)."""
 
     @property
     def metadata_json(self) -> str:
@@ -409,7 +411,7 @@ class Channel:
 def _logged(channel: str, e: NewEntry) -> InboundMessage:
     msg = EmittedMessage(user_id=e.user_id, user_name=e.user_name, content=e.content, thread_id=e.thread_id,
                          metadata_json=e.metadata_json)
-    return InboundMessage(channel=channel, message=msg, id=e.id)
+    return InboundMessage(channel=channel, message=msg, id=e.id, agent=e.route.agent)
 
 
 class _Conflict(GuestError):

@@ -334,7 +334,8 @@ class ChannelManager:
 
     def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:
         """Wake the agents for what the callback committed to the log (admitted and routed before the commit)."""
-        self.bus.appended(len(out.messages))
+        agents = [m.agent for m in out.messages]
+        self.bus.appended(len(agents), None if None in agents else [a for a in agents if a is not None])
 
     def admit(self, channel: Channel, msg: InboundMessage) -> bool:
         """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""

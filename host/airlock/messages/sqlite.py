@@ -8,8 +8,9 @@ One connection serialised by a lock (``stores._sqlite.SqliteDb``): SQLite allows
 and the CLI can open the same file from another process (5 s busy timeout).
 
 Group commit (``messages.group_commit``): the durable writes (``commit``, ``ack_and_append``, ``append_outbox``,
-``retry``) of concurrent callers share one transaction and one fsync; each caller still returns only once its
-writes are on disk, and one caller's failing write (a savepoint) does not fail the others.
+``retry``) of concurrent callers share one transaction and one fsync, which runs after the write lock is released
+(so leases, acks and the next group do not wait for the disk); each caller still returns only once its writes are
+on disk, and one caller's failing write (a savepoint) does not fail the others.
 
 ``synchronous`` (``HostConfig.log_synchronous``): ``FULL`` (default) fsyncs the WAL at every durable commit, so an
 acknowledged webhook survives a power loss or an OS crash. ``NORMAL`` fsyncs only at checkpoints: a commit still
@@ -140,6 +141,7 @@ class SqliteMessageLog:
             conn.executemany("INSERT OR IGNORE INTO workspace VALUES (?, ?, ?, ?)", rows)
 
     def close(self) -> None:
+        self.group.close()
         self._db.close()
 
     # ---- workspace + append --------------------------------------------------------------------------------------

@@ -51,6 +51,11 @@ class SqliteDb:
                 if statement.strip():
                     conn.execute(statement)
 
+    @property
+    def synchronous(self) -> str:
+        """The database's own ``synchronous`` setting (``NORMAL`` or ``FULL``), as opened."""
+        return self._synchronous
+
     @contextmanager
     def transaction(self, synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
         """Hold the lock and run the block in one ``BEGIN IMMEDIATE`` transaction.
