@@ -25,19 +25,19 @@ def section(r: dict[str, Any]) -> list[str]:
         return []
     if "skipped" in msg:
         return ["## The message path (issue 8)", "", f"Not measured: {msg['skipped']}.", ""]
-    rt = msg.get("round_trip") or {}
-    memory = (rt.get("memory") or {}).get("rps")
-    rows = ["| variant | round trips/s | vs in-memory | p50 (ms) | p99 (ms) | webhook answered p50 / p99 (ms) | "
-            "durable writes per transaction | failed |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for key, label in ROUND_TRIP_LABELS.items():
-        s = rt.get(key)
-        if not isinstance(s, dict):
-            continue
-        ratio = f"{s['rps'] / memory:.2f}x" if memory else "n/a"
-        rows.append(f"| {label} | {s['rps']:,.1f} | {ratio} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-                    f"{s['ack_p50_ms']:.2f} / {s['ack_p99_ms']:.2f} | {s.get('writes_per_transaction', '-')} | "
-                    f"{s['non2xx'] + s['errors']} |")
+    rows = ["| conversations | variant | round trips/s | vs in-memory | p50 (ms) | p99 (ms) | webhook answered p50 / "
+            "p99 (ms) | host CPU per round trip (ms) | durable writes per transaction | failed |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n, rt in (msg.get("round_trip_at") or {}).items():
+        memory = (rt.get("memory") or {}).get("rps")
+        for key, label in ROUND_TRIP_LABELS.items():
+            s = rt.get(key)
+            if not isinstance(s, dict):
+                continue
+            ratio = f"{s['rps'] / memory:.2f}x" if memory else "n/a"
+            rows.append(f"| {n} | {label} | {s['rps']:,.1f} | {ratio} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+                        f"{s['ack_p50_ms']:.2f} / {s['ack_p99_ms']:.2f} | {s.get('host_cpu_ms_per_trip', '-')} | "
+                        f"{s.get('writes_per_transaction', '-')} | {s['non2xx'] + s['errors']} |")
     out = [
         "## The message path (issue 8)", "",
         "**Webhook → durable log → agent ack → reply delivered.** A real host with its own webhook listener runs "
@@ -45,19 +45,26 @@ def section(r: dict[str, Any]) -> list[str]:
         "durable `state/seen` record, committed with the message). The in-process agent leases each message and "
         "answers it (`host.respond`: acknowledgement and reply in one transaction); the reply goes through the "
         "outbox and the channel's on-respond, whose HTTP call reaches the load generator's fake endpoint, which "
-        f"ends the round trip. {msg.get('conversations')} conversations, each sending its next message once the "
-        f"reply to the last one arrived (bench/msgload.py, its own process), {msg.get('rounds')} rounds of "
-        f"{msg.get('round_s')} s per variant after a warm-up, alternating between the variants' hosts. "
+        "ends the round trip. Each conversation sends its next message once the reply to its last one arrived "
+        f"(bench/msgload.py, its own process); {msg.get('rounds')} rounds of {msg.get('round_s')} s per variant "
+        "after a warm-up, alternating between the variants' hosts. The target is read at the larger number of "
+        f"conversations ({msg.get('conversations')}), where throughput is what limits; with few conversations the "
+        "figure is mostly one round trip's latency, two fsyncs of which are the log's (the webhook's commit and the "
+        "reply's), so it is shown too. "
         "**The in-memory comparison** is the same host and code path with the `MessageLog` protocol kept in "
         "Python dicts (`bench/memlog.py`: no file, no SQL, no fsync; what the path costs when messages live only "
         "in memory, as on the bus before the log). Latencies are per round trip (webhook sent → reply received); "
-        "the webhook column is the time to its 200, which waits for the durable commit.", "",
+        "the webhook column is the time to its 200, which waits for the durable commit. Host CPU per round trip (the "
+        "hosts' process, all threads, warm-up included) depends less on the shared machine's load than the rates "
+        "do.", "",
         *rows, "",
     ]
-    for key in ROUND_TRIP_LABELS:
-        s = rt.get(key)
-        if isinstance(s, dict) and s.get("rounds_rps"):
-            out.append(f"- rounds, {key}: {', '.join(f'{x:,.1f}' for x in s['rounds_rps'])} round trips/s")
+    for n, rt in (msg.get("round_trip_at") or {}).items():
+        for key in ROUND_TRIP_LABELS:
+            s = rt.get(key)
+            if isinstance(s, dict) and s.get("rounds_rps"):
+                out.append(f"- {n} conversations, {key}, rounds: {', '.join(f'{x:,.1f}' for x in s['rounds_rps'])} "
+                           "round trips/s")
     out += ["", *_api_lines(msg.get("agent_api") or {})]
     return out
 

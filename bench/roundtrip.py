@@ -117,12 +117,15 @@ def _merge(variant: str, rounds: list[dict[str, Any]], writes_per_txn: float | N
     trips = [t for r in rounds for t in r.pop("trip_samples_s")]
     acks = [t for r in rounds for t in r.pop("ack_samples_s")]
     seconds = sum(float(r["duration_s"]) for r in rounds)
+    all_trips = sum(int(r["all_round_trips"]) for r in rounds)
+    cpu_s = sum(float(r["host_cpu_s"]) for r in rounds)
     out: dict[str, Any] = {
         "variant": variant, "round_trips": len(trips), "duration_s": seconds,
         "rps": round(len(trips) / seconds, 1) if seconds else 0.0, "p50_ms": _ms(trips, 0.5),
         "p99_ms": _ms(trips, 0.99), "ack_p50_ms": _ms(acks, 0.5), "ack_p99_ms": _ms(acks, 0.99),
         "non2xx": sum(int(r["non2xx"]) for r in rounds), "errors": sum(int(r["errors"]) for r in rounds),
-        "rounds_rps": [r["rps"] for r in rounds]}
+        "rounds_rps": [r["rps"] for r in rounds],
+        "host_cpu_ms_per_trip": round(cpu_s / all_trips * 1000, 2) if all_trips else None}
     if writes_per_txn is not None:
         out["writes_per_transaction"] = writes_per_txn
     return out
@@ -140,11 +143,13 @@ async def round_trips(cache: Path, conversations: int, rounds: int, round_s: flo
         try:
             for n in range(rounds):
                 for variant in VARIANTS[n % len(VARIANTS):] + VARIANTS[:n % len(VARIANTS)]:
+                    cpu = time.process_time()  # this process = the hosts; only the loaded one is busy
                     measured[variant].append(await _msgload(
                         "roundtrip", "--webhook", f"{hosts[variant].base_url}/webhook/{CHANNEL}",
                         "--secret", WEBHOOK_SECRET, "--reply-port", str(ports[variant]),
                         "--conversations", str(conversations), "--duration", str(round_s),
                         "--warmup", str(warmup_s)))
+                    measured[variant][-1]["host_cpu_s"] = time.process_time() - cpu
         finally:
             for task in agents:
                 task.cancel()
@@ -183,21 +188,25 @@ async def agent_api(cache: Path, connections: tuple[int, ...], duration_s: float
     return results
 
 
-async def run(cache: Path, conversations: int, rounds: int, round_s: float, warmup_s: float, api_s: float,
-              prefill: int, log: Any = print) -> dict[str, Any]:
-    """Every round-trip variant (``rounds`` rounds of ``round_s`` seconds each, after ``warmup_s``), then the agent
-    API with 1 and 8 connections (``api_s`` seconds each, ``prefill`` messages waiting)."""
+async def run(cache: Path, conversations: tuple[int, ...], rounds: int, round_s: float, warmup_s: float,
+              api_s: float, prefill: int, log: Any = print) -> dict[str, Any]:
+    """Every round-trip variant at each number of ``conversations`` (``rounds`` rounds of ``round_s`` seconds each,
+    after ``warmup_s``; the last number is the target's: the most conversations, where throughput is what limits),
+    then the agent API with 1 and 8 connections (``api_s`` seconds each, ``prefill`` messages waiting)."""
     if not available():
         return {"skipped": f"{CHANNEL} component not built (make guests)"}
     os.environ.setdefault("AIRLOCK_MASTER_KEY", secrets.token_hex(32))
-    results: dict[str, Any] = {"conversations": conversations, "rounds": rounds, "round_s": round_s}
-    log(f"round trip: webhook -> log -> agent -> reply delivered, {conversations} conversations, "
-        f"{rounds} alternating rounds of {round_s:.0f} s per variant")
-    results["round_trip"] = await round_trips(cache, conversations, rounds, round_s, warmup_s)
-    for variant, r in results["round_trip"].items():
-        log(f"  {variant:10s} {r['rps']:8.1f} round trips/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-            f"webhook answer p50 {r['ack_p50_ms']:6.2f} ms  non-2xx {r['non2xx']}  errors {r['errors']}  "
-            f"rounds {r['rounds_rps']}")
+    results: dict[str, Any] = {"conversations": conversations[-1], "rounds": rounds, "round_s": round_s,
+                               "round_trip_at": {}}
+    for n in conversations:
+        log(f"round trip: webhook -> log -> agent -> reply delivered, {n} conversations, "
+            f"{rounds} alternating rounds of {round_s:.0f} s per variant")
+        at = results["round_trip_at"][str(n)] = await round_trips(cache, n, rounds, round_s, warmup_s)
+        for variant, r in at.items():
+            log(f"  {variant:10s} {r['rps']:8.1f} round trips/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} "
+                f"ms  webhook answer p50 {r['ack_p50_ms']:6.2f} ms  CPU/trip {r['host_cpu_ms_per_trip']} ms  "
+                f"non-2xx {r['non2xx']}  errors {r['errors']}  rounds {r['rounds_rps']}")
+    results["round_trip"] = results["round_trip_at"][str(conversations[-1])]
     log(f"agent API: 1 and 8 connections, lease + ack, {api_s:.0f} s each, {prefill} messages waiting")
     results["agent_api"] = await agent_api(cache, (1, 8), api_s, prefill)
     for n in ("1", "8"):
@@ -207,5 +216,5 @@ async def run(cache: Path, conversations: int, rounds: int, round_s: float, warm
 
 
 if __name__ == "__main__":  # just these lines, as make bench runs them: python bench/roundtrip.py
-    print(json.dumps(asyncio.run(run(BENCH.parent / "build" / "compile-cache", 8, 3, 3.0, 1.0, 8.0, 40_000)),
-                     indent=2))
+    print(json.dumps(asyncio.run(run(BENCH.parent / "build" / "compile-cache", (8, 32), 3, 3.0, 1.0, 6.0, 40_000,
+                                     log=lambda m: print(m, file=sys.stderr))), indent=2))

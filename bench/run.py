@@ -47,7 +47,7 @@ class Settings:
     startup_channels: int
     startup_runs: int
     metrics_rounds: int
-    conversations: int
+    conversations: tuple[int, ...]
     message_rounds: int
     message_round_s: float
     api_s: float
@@ -55,11 +55,11 @@ class Settings:
 
 
 FULL = Settings(plan=callbacks.Plan(), rss_counts=(1000, 10_000, 100_000), response_mib=9, concurrency=8,
-                duration_s=8, warmup_s=2, startup_channels=50, startup_runs=3, metrics_rounds=4, conversations=8,
+                duration_s=8, warmup_s=2, startup_channels=50, startup_runs=3, metrics_rounds=4, conversations=(8, 32),
                 message_rounds=3, message_round_s=3, api_s=6, api_prefill=40_000)
 QUICK = Settings(plan=callbacks.Plan(rounds=2, fast=60, inproc=200, cpython=6), rss_counts=(20, 50, 100),
                  response_mib=1, concurrency=4, duration_s=1, warmup_s=0, startup_channels=5, startup_runs=1,
-                 metrics_rounds=1, conversations=4, message_rounds=1, message_round_s=1, api_s=1, api_prefill=500)
+                 metrics_rounds=1, conversations=(2, 4), message_rounds=1, message_round_s=1, api_s=1, api_prefill=500)
 
 
 def log(msg: str) -> None:

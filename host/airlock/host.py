@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets as pysecrets
 import string
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -61,10 +63,15 @@ if TYPE_CHECKING:
     from .admin import AdminServer
 
 log = logging.getLogger("airlock")
+T = TypeVar("T")
 
 _ALPHABET = string.ascii_letters + string.digits
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
+DURABLE_WAITERS = 32
+"""Threads for the agents' durable log writes (a reply, a status, a broadcast: each waits for its group's fsync,
+``messages.group_commit``). Apart from the event loop's default executor (a handful of threads), so leases, acks and
+the outbox's reads never queue behind writes waiting for the disk."""
 
 
 class AirlockHost:
@@ -105,6 +112,7 @@ class AirlockHost:
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
@@ -190,6 +198,7 @@ class AirlockHost:
         self.runtime.close()
         self.pairing.close()
         self.agents.close()
+        self._durable_pool.shutdown(wait=True)
         self.log.close()
         REDACTOR.unwatch(self.secrets)
 
@@ -301,12 +310,18 @@ class AirlockHost:
             self.manager.stop_typing(message.id)
         return result
 
+    async def durable(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a blocking durable write to the log, on the threads kept for those
+        (:data:`DURABLE_WAITERS`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._durable_pool, contextvars.copy_context().run, fn, *args)
+
     async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:
         """Append ``out`` (with ``append(*args)``) and return the outcome of its first delivery attempt. The waiter
         is registered before the append, so a sender that picks the entry up at once cannot be missed."""
         waiter = self.outbox.wait_first_attempt(out.id)
         try:
-            entries = await asyncio.to_thread(append, *args)
+            entries = await self.durable(append, *args)
         except BaseException:
             self.outbox.forget(out.id)
             raise

@@ -246,3 +246,14 @@ def test_full_syncs_the_wal_after_each_group_and_normal_never(tmp_path: Path) ->
     reopened = SqliteMessageLog(tmp_path / "full.db")
     assert [e.content for e in reopened.list_inbound()] == ["m"]
     reopened.close()
+
+
+def test_a_callback_that_wrote_nothing_does_not_wait_for_queued_commits(log: SqliteMessageLog) -> None:
+    ws = Workspace("tg", ["state/"], backend=log)
+    with held(log._db):
+        durable = stage(ws, {"state/a": "1"}, [entry("m")])
+        wait_for(lambda: len(log.group._queue) == 1)
+        txn = WorkspaceTxn.begin(ws)
+        assert txn.read("state/a") == "1"
+        assert ws.stage(txn, []).done()  # an on-respond that only read: it never waits for another's fsync
+    assert [e.content for e in durable.result(10)] == ["m"]

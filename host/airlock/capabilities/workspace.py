@@ -25,7 +25,10 @@ one channel keep their order and the backend's own group commit (``messages.grou
 several channels and the agents' replies share a transaction and an fsync. Whoever must not answer before the
 writes are durable (a webhook's 200, a poll cursor's next use by the platform) waits for the future.
 A commit that only writes memory-only paths resolves at once, unless commits of the channel are still queued: then
-it queues behind them (it may have read their values).
+it queues behind them (it may have read their values, and it is undone with them). A callback that wrote nothing
+and emitted nothing resolves at once, whatever is queued (an on-respond must not wait for other webhooks' fsync);
+what it read may be staged values not durable yet, as a read of another transaction's committed but unsynced
+write would be.
 A failed backend commit fails every staged commit of the channel from the first one it held (all of them were
 built on its writes): their futures raise :class:`CommitFailed`, their writes are undone in the overlay (newest
 first), and every transaction begun before the failure conflicts at commit (``epoch``), so its callback is re-run
@@ -165,6 +168,9 @@ class Workspace:
         one durable transaction (module docstring). The future gives the entries the backend appended, or raises
         :class:`CommitFailed`. Raises WorkspaceConflict (module docstring) before anything is applied."""
         fut: Future[list[NewEntry]] = Future()
+        if not txn.writes and not entries:  # nothing to apply or to order (on-respond, most polls): done now
+            fut.set_result([])
+            return fut
         with self._lock:
             if txn.epoch != self.epoch:
                 raise WorkspaceConflict("(staged commits were rolled back)")
