@@ -199,8 +199,17 @@ class AirlockHost:
         self.pairing.close()
         self.agents.close()
         self._durable_pool.shutdown(wait=True)
+        await self._flushed()
         self.log.close()
         REDACTOR.unwatch(self.secrets)
+
+    async def _flushed(self, timeout_s: float = 30.0) -> None:
+        """Wait until every channel's staged commits are written (``capabilities.workspace``), so none meets a closed
+        log; a failed one was already logged and answered."""
+        waits = [asyncio.wrap_future(s.channel.workspace.flushed()) for s in self.manager.slots.values()]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*waits, return_exceptions=True)
 
     async def _compact_forever(self) -> None:
         """Every :data:`COMPACT_EVERY_S`: drop what retention allows, and attachment blobs nothing references."""

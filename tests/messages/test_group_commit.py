@@ -257,3 +257,44 @@ def test_a_callback_that_wrote_nothing_does_not_wait_for_queued_commits(log: Sql
         assert txn.read("state/a") == "1"
         assert ws.stage(txn, []).done()  # an on-respond that only read: it never waits for another's fsync
     assert [e.content for e in durable.result(10)] == ["m"]
+
+
+def test_log_synchronous_is_full_or_normal(tmp_path: Path) -> None:
+    from airlock.config import HostConfig
+    from airlock.errors import ConfigError
+
+    assert HostConfig.build(home=tmp_path).log_synchronous == "FULL"
+    assert HostConfig.build(home=tmp_path, log_synchronous="NORMAL").log_synchronous == "NORMAL"
+    with pytest.raises(ConfigError, match="log_synchronous"):
+        HostConfig.build(home=tmp_path, log_synchronous="OFF")  # never: a power loss could corrupt the file
+
+
+def test_merged_commits_are_capped_by_count_and_bytes(log: SqliteMessageLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airlock.capabilities.workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "MAX_MERGED_COMMITS", 3)
+    monkeypatch.setattr(workspace_module, "MAX_MERGED_BYTES", 100)
+    ws = Workspace("tg", ["state/"], backend=log)
+    before = log.group.transactions
+    with held(log._db):
+        first = stage(ws, {"state/first": "x"}, [])
+        wait_for(lambda: len(log.group._queue) == 1)
+        small = [stage(ws, {f"state/s{i}": "x"}, [entry(f"s{i}")]) for i in range(4)]  # 9 bytes each
+        big = [stage(ws, {f"state/b{i}": "y" * 60}, []) for i in range(3)]  # 68 bytes each
+    for fut in [first, *small, *big]:
+        fut.result(10)
+    # [first] (alone: the database was held), [s0 s1 s2] (3 commits), [s3 b0] (77 bytes; + b1 would pass 100),
+    # [b1], [b2]
+    assert log.group.transactions - before == 5
+    assert [e.content for e in reversed(log.list_inbound())] == ["s0", "s1", "s2", "s3"]
+
+
+def test_flushed_resolves_once_everything_staged_before_is_durable(log: SqliteMessageLog) -> None:
+    ws = Workspace("tg", ["state/"], backend=log)
+    assert ws.flushed().done()  # nothing staged
+    with held(log._db):
+        staged = stage(ws, {"state/a": "1"}, [entry("m")])
+        flushed = ws.flushed()
+        assert not flushed.done()
+    assert flushed.result(10) == [] and staged.done()
+    assert log.load_workspace("tg") == {"state/a": "1"}

@@ -189,6 +189,17 @@ class Workspace:
                 _flushers.submit(self._flush)
         return fut
 
+    def flushed(self) -> Future[list[NewEntry]]:
+        """A future resolved once every commit staged so far is durable, or raising :class:`CommitFailed` if one
+        failed (a shutdown waits for it before the backend is closed)."""
+        fut: Future[list[NewEntry]] = Future()
+        with self._lock:
+            if self._backend is None or not (self._staged or self._flushing):
+                fut.set_result([])
+            else:  # an empty commit queued behind the others: done when they are
+                self._staged.append(_Staged({}, [], [], fut))
+        return fut
+
     def _apply(self, writes: Mapping[str, str]) -> list[tuple[str, str | None, int | None]]:
         """Write into the values (the caller holds the lock); return the undo record."""
         self._clock += 1
