@@ -27,8 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..capabilities.emit import EmitBuffer, EmitLimiter
@@ -43,7 +42,7 @@ from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedErr
 from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
-from ..runtime.instance import CallStats, Limits, Sandbox
+from ..runtime.instance import Limits, Sandbox
 from ..runtime.values import (
     AgentResponse,
     ChannelConfig,
@@ -52,6 +51,9 @@ from ..runtime.values import (
     StatusUpdate,
 )
 from .callstate import CallState
+from .outcome import CallOutcome, InboundMessage
+
+__all__ = ["CallOutcome", "Channel", "HostServices", "InboundMessage"]
 
 if TYPE_CHECKING:
     from ..capabilities.egress import Egress
@@ -67,52 +69,6 @@ INLINE_DEADLINE_TICKS = 2
 """Epoch deadline of an inline attempt: 2 ticks of the runtime's 10 ms ticker, so 10-20 ms of wall time."""
 INLINE_DEADLINE = "inline deadline"
 """``CallOutcome.abandoned`` when an inline attempt ran out of its deadline."""
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """A message on its way to the agent: what the guest emitted plus the channel and attachment bytes."""
-
-    channel: str
-    message: EmittedMessage
-    attachment_data: dict[str, bytes] = field(default_factory=dict)
-    received_at: float = field(default_factory=time.time)
-    id: str | None = None
-    """The message log entry's id (None when the channel runs without a log, e.g. ``airlock invoke``)."""
-    agent: str | None = None
-    """The agent the log entry is routed to (None without a log)."""
-
-    @property
-    def metadata_json(self) -> str:
-        return self.message.metadata_json
-
-
-@dataclass
-class CallOutcome:
-    """What one callback did. ``error`` is None on success; ``value`` is the converted WIT result."""
-
-    callback: str
-    value: Any = None
-    error: AirlockError | None = None
-    messages: list[InboundMessage] = field(default_factory=list)
-    state: CallState | None = None
-    stats: CallStats | None = None
-    attempts: int = 1
-    elapsed_s: float = 0.0
-    abandoned: str | None = None
-    """Inline attempts only: why the attempt was dropped (the host function that needs a worker, or
-    ``INLINE_DEADLINE``). Nothing was applied or logged; run the callback again on a worker."""
-    pending: bool = False
-    """Inline attempts only: the guest succeeded but its durable workspace writes are not applied yet
-    (``Channel.complete``, on a worker thread)."""
-    args: tuple[Any, ...] = ()
-    """The WIT arguments of a ``pending`` outcome (a conflicting commit re-runs the callback with them)."""
-    durable: Future[list[NewEntry]] | None = None
-    """A staged commit not yet known durable (module docstring); ``Channel.settle``/``settled`` resolve it."""
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.abandoned is None and not self.pending
 
 
 @dataclass(frozen=True)
