@@ -39,8 +39,8 @@ from typing import Any
 from common import BENCH, BUILT_CHANNELS, UNLIMITED_EMITS, install
 from memlog import MemoryMessageLog
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.model import NewEntry, Route
 from airlock.stores import SecretStore
 

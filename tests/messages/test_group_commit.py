@@ -260,8 +260,8 @@ def test_a_callback_that_wrote_nothing_does_not_wait_for_queued_commits(log: Sql
 
 
 def test_log_synchronous_is_full_or_normal(tmp_path: Path) -> None:
-    from airlock.config import HostConfig
     from airlock.errors import ConfigError
+    from airlock.host_config import HostConfig
 
     assert HostConfig.build(home=tmp_path).log_synchronous == "FULL"
     assert HostConfig.build(home=tmp_path, log_synchronous="NORMAL").log_synchronous == "NORMAL"
