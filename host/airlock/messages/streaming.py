@@ -91,11 +91,15 @@ class StreamService:
         wake: tells the outbox sender that entries were appended.
         clock: Unix seconds (tests inject one; the outbox's due times use the same clock).
         interval_s: the pacing of edits per conversation.
+        write: runs a blocking log write (``AirlockHost.durable``: the threads kept for agents' writes); default
+            ``asyncio.to_thread``.
     """
 
     def __init__(self, log: MessageLog, can_edit: Callable[[str], bool], wake: Callable[[], None], *,
-                 clock: Clock = time.time, interval_s: float = EDIT_INTERVAL_S) -> None:
+                 clock: Clock = time.time, interval_s: float = EDIT_INTERVAL_S,
+                 write: Callable[..., Awaitable[Any]] | None = None) -> None:
         self.log = log
+        self._write: Callable[..., Awaitable[Any]] = write or asyncio.to_thread
         self._can_edit = can_edit
         self._wake = wake
         self._clock = clock
@@ -156,14 +160,15 @@ class StreamService:
     async def _edit(self, stream: _Stream, payload: dict[str, Any]) -> OutboxEntry:
         """Give the newest text to the stream's waiting edit, or append a paced edit entry."""
         now = self._clock()
-        if stream.pending is not None and await asyncio.to_thread(self.log.replace_pending, stream.pending, payload,
+        if stream.pending is not None and await self._write(self.log.replace_pending, stream.pending, payload,
                                                                   now, None):
             entry = await asyncio.to_thread(self.log.get_outbox, stream.pending)
             if entry is not None:
                 return entry
         out = Outbound(instance=stream.instance, conversation=stream.conversation, kind="edit", payload=payload,
                        in_reply_to=stream.head, not_before=self.pacer.reserve(stream.conversation))
-        return (await asyncio.to_thread(self.log.append_outbox, [out], now))[0]
+        appended: list[OutboxEntry] = await self._write(self.log.append_outbox, [out], now)
+        return appended[0]
 
     async def _hold(self, stream: _Stream, payload: dict[str, Any], final: bool) -> OutboxEntry:
         """No on-edit: the held head takes the text (released when ``final``); a head already sent gets the final
@@ -173,7 +178,7 @@ class StreamService:
         head_payload = {**{k: v for k, v in payload.items() if k not in ("target", "final", "stream_part")},
                         "stream": True}
         release = now if final else None
-        if await asyncio.to_thread(self.log.replace_pending, stream.head, head_payload, now, release):
+        if await self._write(self.log.replace_pending, stream.head, head_payload, now, release):
             entry = await asyncio.to_thread(self.log.get_outbox, stream.head)
             if entry is not None:
                 return entry
@@ -181,7 +186,8 @@ class StreamService:
             raise StreamError(f"reply {stream.head} was sent already (held longer than {STREAM_HOLD_S:g} s)")
         out = Outbound(instance=stream.instance, conversation=stream.conversation, kind="respond",
                        payload={k: v for k, v in head_payload.items() if k != "stream"}, in_reply_to=stream.head)
-        return (await asyncio.to_thread(self.log.append_outbox, [out], now))[0]
+        appended: list[OutboxEntry] = await self._write(self.log.append_outbox, [out], now)
+        return appended[0]
 
     def deliverer(self, deliver: Callable[[OutboxEntry], Awaitable[CallOutcome]]
                   ) -> Callable[[OutboxEntry], Awaitable[CallOutcome]]:
