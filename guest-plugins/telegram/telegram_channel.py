@@ -44,7 +44,7 @@ from airlock_sdk import (
     host,
 )
 
-__all__ = ["API", "TelegramApiError", "TelegramChannel", "edit_text", "handle_update", "send_text"]
+__all__ = ["API", "TelegramApiError", "TelegramChannel", "edit_text", "handle_update", "send_file", "send_text"]
 
 API = "https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"
 CHANNEL = "telegram"
@@ -114,13 +114,23 @@ def _multipart(fields: dict[str, str], file_field: str, att: Attachment) -> tupl
     return f"multipart/form-data; boundary={boundary}", b"".join(parts)
 
 
-def send_document(chat_id: Any, att: Attachment, thread_id: Any = None) -> Any:
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+"""Sent with sendPhoto (shown inline, recompressed by Telegram); any other file goes with sendDocument as it is."""
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+"""Bot API sendPhoto: at most 10 MB; a larger image goes as a document."""
+
+
+def send_file(chat_id: Any, att: Attachment, thread_id: Any = None) -> Any:
+    """Upload one reply file (multipart/form-data): ``sendPhoto`` for a JPEG/PNG/WebP image up to 10 MB,
+    ``sendDocument`` for anything else. Returns the Telegram message id."""
+    photo = att.mime_type.lower() in PHOTO_TYPES and len(att.data) <= MAX_PHOTO_BYTES
+    method, file_field = ("sendPhoto", "photo") if photo else ("sendDocument", "document")
     fields = {"chat_id": str(chat_id)}
     if thread_id is not None:
         fields["message_thread_id"] = str(thread_id)
-    content_type, body = _multipart(fields, "document", att)
-    resp = host.http("POST", f"{API}/sendDocument", headers={"Content-Type": content_type}, body=body)
-    return _message_id(_api_result("sendDocument", resp.status, resp.body))
+    content_type, body = _multipart(fields, file_field, att)
+    resp = host.http("POST", f"{API}/{method}", headers={"Content-Type": content_type}, body=body)
+    return _message_id(_api_result(method, resp.status, resp.body))
 
 
 def _message_id(result: Any) -> Any:
@@ -159,7 +169,7 @@ def _deliver(chat_id: Any, reply: AgentReply, reply_to: Any = None, thread_id: A
         sent += send_text(chat_id, reply.content, reply_to=reply_to, thread_id=thread_id)
     last_text = sent[-1] if sent and isinstance(sent[-1], int) else None
     for att in reply.attachments:
-        sent.append(send_document(chat_id, att, thread_id=thread_id))
+        sent.append(send_file(chat_id, att, thread_id=thread_id))
     record = {"message_id": reply.message_id, "telegram_message_ids": sent, "at": host.now_millis()}
     try:
         host.workspace_write_json(f"{LAST_REPLY_PREFIX}{chat_id}", record)

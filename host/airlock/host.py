@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -48,13 +48,14 @@ from .messages.inbox import Inbox
 from .messages.log import MessageLog
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
+from .messages.reply_files import ReplyFileError, load_files, payload_refs, store_files
 from .messages.sqlite import SqliteMessageLog
 from .messages.streaming import StreamError, StreamService
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
-from .runtime.values import StatusUpdate
+from .runtime.values import Attachment, StatusUpdate
 from .stores import PairingStore, SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
@@ -110,7 +111,7 @@ class AirlockHost:
                                       public_base_url=config.public_base_url)
         self.manager.lenient_capabilities = config.lenient_capabilities
         self.streams = StreamService(self.log, self._can_edit, self._wake_outbox, write=self.durable)
-        self.outbox = OutboxSender(self.log, self.streams.deliverer(self.manager.deliver), self.manager.send_rate)
+        self.outbox = OutboxSender(self.log, self.streams.deliverer(self._deliver), self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self._housekeeping: asyncio.Task[None] | None = None
@@ -231,6 +232,7 @@ class AirlockHost:
         removed = self.log.compact(when, self.config.retention_s, self.config.dedupe_window_s)
         removed += self.agents.compact(when, self.config.retention_s)
         referenced = {a.sha256 for e in self.log.list_inbound(limit=1_000_000) for a in e.attachments if a.sha256}
+        referenced |= {f.sha256 for o in self.log.list_outbox(limit=1_000_000) for f in payload_refs(o.payload)}
         self.blobs.gc(referenced, older_than_s=COMPACT_EVERY_S, now=when)
         return removed
 
@@ -288,12 +290,22 @@ class AirlockHost:
         return await self.bus.ack(message.id)
 
     async def respond(self, message: Delivery, reply: str, *, thread_id: str | None = None,
-                      idempotency_key: str | None = None) -> CallOutcome:
+                      idempotency_key: str | None = None, attachments: Sequence[Attachment] = ()) -> CallOutcome:
         """Acknowledge ``message`` and put ``reply`` in the outbox in one transaction; return the outcome of the
         first delivery attempt (on-respond with the original metadata). A failed attempt is retried in the
-        background by its error class (``messages.retry``)."""
-        payload = {"content": reply, "thread_id": thread_id or message.thread_id,
-                   "metadata_json": message.inbound.message.metadata_json}
+        background by its error class (``messages.retry``).
+
+        ``attachments``: files sent with the reply (``runtime.values.Attachment``: filename, mime_type, bytes), kept
+        in the blob store and referenced by the outbox entry; limits in ``messages.reply_files``.
+
+        Raises:
+            ReplyFileError: the files break a limit (nothing is stored, ``message`` stays unacknowledged).
+        """
+        payload: dict[str, Any] = {"content": reply, "thread_id": thread_id or message.thread_id,
+                                   "metadata_json": message.inbound.message.metadata_json}
+        if attachments:
+            files = await asyncio.to_thread(store_files, self.blobs, attachments)
+            payload["attachments"] = [f.as_dict() for f in files]
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="respond", payload=payload,
                        in_reply_to=message.id, idempotency_key=idempotency_key)
         result = await self._submit(out, self.log.ack_and_append, message.id, None, [out], time.time())
@@ -364,6 +376,15 @@ class AirlockHost:
             return CallOutcome(callback=entry.kind,
                                error=None if entry.state == "sent" else GuestError(entry.last_error or ""))
         return await waiter
+
+    async def _deliver(self, entry: OutboxEntry) -> CallOutcome:
+        """``manager.deliver`` with the reply's files read from the blob store (``messages.reply_files``); a file
+        that is gone fails the entry for good (an error with no platform answer is permanent)."""
+        try:
+            files = await asyncio.to_thread(load_files, self.blobs, entry.payload)
+        except ReplyFileError as exc:
+            return CallOutcome(callback=entry.kind, error=exc)
+        return await self.manager.deliver(entry, files)
 
     def _can_edit(self, instance: str) -> bool:
         slot = self.manager.slots.get(instance)

@@ -21,10 +21,19 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..messages.model import Entry, OutboxEntry
 from ..messages.outbox import Outbound
+from ..messages.reply_files import ReplyFile, ReplyFileError, check_totals
 from ..messages.streaming import StreamError
 from ..runtime.values import StatusUpdate
 from .auth import ApiError
-from .models import BroadcastBody, EditBody, ReplyBody, StatusBody, message_json, outbox_json
+from .models import (
+    BroadcastBody,
+    EditBody,
+    ReplyBody,
+    StatusBody,
+    attachment_url,
+    message_json,
+    outbox_json,
+)
 
 if TYPE_CHECKING:
     from ..host import AirlockHost
@@ -76,8 +85,13 @@ class AgentService:
 
     async def reply(self, agent: str, message_id: str, body: ReplyBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)
-        payload = {"content": body.text, "thread_id": body.thread or entry.thread_id,
-                   "metadata_json": entry.metadata_json, "agent": agent}
+        payload: dict[str, Any] = {"content": body.text, "thread_id": body.thread or entry.thread_id,
+                                   "metadata_json": entry.metadata_json, "agent": agent}
+        if body.attachments:
+            if body.stream:
+                raise ApiError(422, "attachments: a streamed reply carries text only; send files in a reply "
+                                    "without stream")
+            payload["attachments"] = [f.as_dict() for f in await self._reply_files(agent, body)]
         out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="respond",
                        payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
         if body.stream:
@@ -96,6 +110,30 @@ class AgentService:
             self.host.streams.opened(stored[0])
         self.host.outbox.wake()
         return _accepted(stored[0])
+
+    async def _reply_files(self, agent: str, body: ReplyBody) -> list[ReplyFile]:
+        """The reply's files as references, checked: each blob stored and usable by ``agent`` (404 otherwise),
+        limits kept (422)."""
+        files = []
+        for i, a in enumerate(body.attachments):
+            granted = await asyncio.to_thread(self.registry.granted, agent, a.sha256)
+            size = await asyncio.to_thread(self.host.blobs.size, a.sha256) if granted else None
+            if size is None:
+                # 404, as GET /v1/attachments/{sha256} answers for the same blob: it does not exist for this agent
+                raise ApiError(404, f"attachments.{i}: no attachment {a.sha256} for agent {agent} (upload it first "
+                                    "with POST /v1/attachments)")
+            files.append(ReplyFile(a.sha256, a.filename, a.mime_type, size))
+        try:
+            check_totals(files)
+        except ReplyFileError as exc:
+            raise ApiError(422, f"attachments: {exc}") from None
+        return files
+
+    async def upload(self, agent: str, data: bytes) -> dict[str, Any]:
+        """Store a file for a later reply (``POST /v1/attachments``); ``agent`` may then name it by its SHA-256."""
+        digest = await asyncio.to_thread(self.host.blobs.put, data)
+        await asyncio.to_thread(self.registry.grant, agent, [digest])
+        return {"sha256": digest, "size": len(data), "url": attachment_url(digest)}
 
     async def edit(self, agent: str, outbox_id: str, body: EditBody) -> dict[str, Any]:
         """The next text of a streamed reply, or a one-off edit of a sent one (``messages.streaming``)."""

@@ -59,7 +59,7 @@ from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from ..runtime.values import AgentResponse, Attachment, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
 from . import activation, admission, changes
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
@@ -405,9 +405,10 @@ class ChannelManager:
             raise ConfigError(f"channel {name!r} is not active")
         return slot
 
-    async def deliver(self, entry: OutboxEntry) -> CallOutcome:
+    async def deliver(self, entry: OutboxEntry, files: tuple[Attachment, ...] = ()) -> CallOutcome:
         """Run one outbox entry's callback (on-respond, on-broadcast, on-status, on-edit, on-react) on the channel's
-        main lane, with the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the
+        main lane, with the ORIGINAL message's metadata (``payload["metadata_json"]``); ``files``: the reply's
+        attachments, read from the blob store by the host (``messages.reply_files``). Raises ConfigError when the
         channel is not active."""
         slot = self.slot_for(entry.instance)
         p = entry.payload
@@ -416,7 +417,8 @@ class ChannelManager:
                                   metadata_json=str(p.get("metadata_json") or "{}"))
             return await self.run_main(slot, slot.channel.status, update)
         response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
-                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
+                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"),
+                                 attachments=files)
         if entry.kind == "broadcast":
             return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
         if entry.kind in ("edit", "react"):

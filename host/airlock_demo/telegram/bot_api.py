@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout
 
 from .edits import EditApi
+from .files import FileApi
 from .wire import (
     _PARSE_MODES,
     _POLL_CONFLICT,
@@ -41,7 +42,7 @@ from .wire import (
 )
 
 
-class BotApi(EditApi):
+class BotApi(EditApi, FileApi):
     """The ``_api_*`` handlers (one per Bot API method) and the webhook delivery loop."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, bot_username: str = DEFAULT_BOT_USERNAME) -> None:
@@ -52,6 +53,8 @@ class BotApi(EditApi):
             "sendmessage": self._api_send_message,
             "sendchataction": self._api_send_chat_action,
             "editmessagetext": self._api_edit_message_text,
+            "senddocument": self._api_send_document,
+            "sendphoto": self._api_send_photo,
             "setwebhook": self._api_set_webhook,
             "deletewebhook": self._api_delete_webhook,
             "getwebhookinfo": self._api_get_webhook_info,

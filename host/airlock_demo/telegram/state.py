@@ -46,6 +46,9 @@ class TelegramState:
         self.requests: list[tuple[str, str]] = []
         self.sent_messages: list[JsonDict] = []
         self.edited_messages: list[JsonDict] = []
+        self.sent_files: list[JsonDict] = []
+        """sendDocument / sendPhoto calls: ``method``, ``chat_id``, ``filename``, ``content_type``, ``data`` (the
+        uploaded bytes), ``caption``, ``message_thread_id``, ``message`` (``files``)."""
         self.timeline: list[tuple[str, float, int, str]] = []
         """``(method, time.monotonic(), message_id, text)`` of every accepted sendMessage and editMessageText."""
         self.chat_actions: list[JsonDict] = []
