@@ -1,10 +1,12 @@
-"""Reply attachments end to end on Telegram: the real Telegram component in the real host, the fake Bot API on
-127.0.0.1 receiving the uploads (sendPhoto / sendDocument multipart), checked byte for byte. Through the HTTP agent
-API (upload, then reply by reference) and through the in-process ``host.respond(..., attachments=...)``."""
+"""Reply attachments end to end: the real channel components in the real host, the fake platforms on 127.0.0.1
+receiving the uploads, checked byte for byte. Telegram (sendPhoto / sendDocument multipart) through the HTTP agent
+API (upload, then reply by reference) and through the in-process ``host.respond(..., attachments=...)``; Slack
+(files upload v2) and Discord (multipart ``files[n]``) through ``host.respond``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -13,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import channel_e2e
 import pytest
 from conftest import BUILT_CHANNELS, InstallFn
+from fake_slack import FakeSlack, message_event, signed_headers
 
 from airlock.host import COMPACT_EVERY_S, AirlockHost
 from airlock.host_config import HostConfig
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 USER = 5151
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
+SLACK_SIGNING = "8f742231b10e8888abcd99yyyzzz85a5"
 PDF = b"%PDF-1.4\n" + os.urandom(5000) + b"\r\n--airlock-telegram-boundary-lookalike--\r\n"
 
 
@@ -107,3 +112,29 @@ async def test_in_process_respond_with_files_reaches_telegram(fake: FakeTelegram
         [doc] = await fake.wait_for_files(1, timeout=20)
         assert (doc["method"], doc["filename"], doc["content_type"], doc["data"]) == (
             "sendDocument", "notes.txt", "text/plain", PDF)
+
+
+async def test_slack_reply_with_files_uses_files_upload_v2(airlock_home: Path, install_channel: InstallFn) -> None:
+    async with FakeSlack() as slack:
+        install_channel(BUILT_CHANNELS / "slack.wasm", BUILT_CHANNELS / "slack.capabilities.json", dm_policy="open",
+                        resolve_user_names=False)
+        secrets = {"slack_bot_token": slack.token, "slack_signing_secret": SLACK_SIGNING}
+        upstream = {"slack.com": slack.base_url, "files.slack.com": slack.base_url}
+        async with channel_e2e.running_host(airlock_home, "slack", secrets, upstream) as host:
+            raw = json.dumps(message_event("files please", user="U0ALICE", channel="D0ALICE",
+                                           ts="1712000100.000200", thread_ts="1712000090.000100")).encode()
+            async with aiohttp.ClientSession() as s:
+                r = await s.post(f"{host.base_url}/webhook/slack", data=raw, headers=signed_headers(SLACK_SIGNING, raw))
+                assert r.status == 200
+            msg = await channel_e2e.next_message(host)
+            files = [Attachment("chart.png", "image/png", PNG), Attachment("report.pdf", "application/pdf", PDF)]
+            out = await host.respond(msg, "two files", attachments=files)
+            assert out.ok, out.error
+            [text] = await slack.wait_for_posted(1)
+            assert text["text"] == "two files" and text["thread_ts"] == "1712000090.000100"
+            shared = await slack.wait_for_records(slack.shared, 2, 10, "shared files")
+        assert [(f["filename"], f["title"], f["channel_id"], f["thread_ts"], f["data"]) for f in shared] == [
+            ("chart.png", "chart.png", "D0ALICE", "1712000090.000100", PNG),
+            ("report.pdf", "report.pdf", "D0ALICE", "1712000090.000100", PDF)]
+        assert shared[0]["content_type"] == "image/png"
+        assert not slack.uploads  # every announced upload was completed

@@ -14,6 +14,8 @@ Implemented methods:
 * ``chat.update`` (``channel``, ``ts``, ``text``) -> ``{ok, channel, ts, text, message}``; the message's text is
   replaced. Errors: ``channel_not_found``, ``message_not_found`` (a ts this fake never gave out in that channel),
   ``no_text``, ``msg_too_long``.
+* files upload v2: ``files.getUploadURLExternal``, the upload URL, ``files.completeUploadExternal``
+  (``fake_slack_files``; completed files with their bytes in ``shared``).
 * ``users.info`` (``user``) -> ``{ok, user: {id, name, real_name, profile: {display_name, real_name}}}`` for users
   added with :meth:`FakeSlack.add_user`; ``user_not_found`` otherwise.
 
@@ -39,6 +41,7 @@ from typing import Any
 
 from aiohttp import web
 from fake_base import FakeServer, bearer_token
+from fake_slack_files import MAX_FILE_BYTES, SlackFiles
 from slack_sdk.signature import SignatureVerifier
 
 __all__ = [
@@ -77,7 +80,7 @@ class ApiCall:
     error: str | None = None
 
 
-class FakeSlack(FakeServer):
+class FakeSlack(SlackFiles, FakeServer):
     """The fake Web API server. ``async with FakeSlack() as slack:``, then point a client at
     ``slack.api_url`` (``slack_sdk.WebClient(token=slack.token, base_url=slack.api_url)``).
 
@@ -86,6 +89,8 @@ class FakeSlack(FakeServer):
     (every accepted chat.update's parameters) and ``timeline`` (``(method, time.monotonic(), ts, text)`` of every
     accepted post and update, in order).
     """
+
+    max_body_bytes = MAX_FILE_BYTES + 1024 * 1024
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         super().__init__()
@@ -98,11 +103,13 @@ class FakeSlack(FakeServer):
         self.users: dict[str, JsonDict] = {}
         self._queued: dict[str, list[str]] = {}
         self._ts = itertools.count(1)
+        self._init_files()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/v1/{file_id}", self.handle_upload)
 
     @property
     def api_url(self) -> str:
@@ -141,7 +148,9 @@ class FakeSlack(FakeServer):
         if token != self.token:
             return self._answer(call, {"ok": False, "error": "invalid_auth"})
         handlers = {"auth.test": self._auth_test, "chat.postMessage": self._post_message,
-                    "chat.update": self._update, "users.info": self._users_info}
+                    "chat.update": self._update, "users.info": self._users_info, **self.file_handlers()}
+        if method == "files.getUploadURLExternal":  # form arguments only (Slack refuses JSON for this method)
+            handlers[method] = lambda p: self._get_upload_url(p, json_body=ctype == "application/json")
         handler = handlers.get(method)
         if handler is None:
             return self._answer(call, {"ok": False, "error": "unknown_method"}, status=404)

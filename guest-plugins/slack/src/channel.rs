@@ -14,7 +14,7 @@
 use airlock_channel::log::{self, Level};
 use airlock_channel::text::{self as split_text, Unit};
 use airlock_channel::workspace::{self, RecentIds};
-use airlock_channel::{emit, http};
+use airlock_channel::{emit, http, Attachment};
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -67,7 +67,8 @@ pub struct Reply<'a> {
     pub thread_id: Option<&'a str>,
     /// The original message's metadata (a JSON object).
     pub metadata: &'a Value,
-    pub attachments: usize,
+    /// Files to upload with the reply (files upload v2, [`crate::files`]).
+    pub attachments: &'a [Attachment],
 }
 
 // ---- on-start --------------------------------------------------------------------------------------------
@@ -108,14 +109,20 @@ fn safe_code(value: Option<&Value>) -> String {
 }
 
 /// One Web API call; `Ok` is the response object when HTTP was 2xx and `ok` was true.
-fn api_call(method: &str, content_type: &str, body: &[u8], timeout_ms: u32) -> Result<Value, String> {
+pub(crate) fn api_call(method: &str, content_type: &str, body: &[u8], timeout_ms: u32) -> Result<Value, String> {
     let url = format!("{API}/{method}");
-    let http::Response { status, body, .. } = http::post(&url)
+    let resp = http::post(&url)
         .header("Content-Type", content_type)
         .body(body)
         .timeout_ms(timeout_ms)
         .send()
         .map_err(|e| format!("{method}: {e}"))?;
+    api_answer(method, resp)
+}
+
+/// A Web API answer: the response object when HTTP was 2xx and `ok` was true, else an error naming the code.
+pub(crate) fn api_answer(method: &str, resp: http::Response) -> Result<Value, String> {
+    let http::Response { status, body, .. } = resp;
     if status == 429 {
         return Err(format!("{method}: rate limited by Slack (HTTP 429)"));
     }
@@ -314,19 +321,19 @@ pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<Option<String>, Str
     send(user_id, reply, None)
 }
 
+/// Post the text (if any), then upload and share the files in the same channel and thread. Returns the ts of the
+/// last text message (edits replace its text); `None` when only files (or nothing) went out.
 fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<Option<String>, String> {
-    if reply.attachments > 0 {
-        log::log(
-            Level::Warn,
-            &format!("{} attachment(s) not sent: the slack channel sends text only", reply.attachments),
-        );
-    }
-    if reply.content.trim().is_empty() {
+    if reply.content.trim().is_empty() && reply.attachments.is_empty() {
         log::log(Level::Warn, "empty reply: nothing sent");
         return Ok(None);
     }
-    let sent = post_message(channel, reply.content, thread)?;
-    Ok(sent.into_iter().next_back().filter(|ts| is_ts(ts)))
+    let mut last = None;
+    if !reply.content.trim().is_empty() {
+        last = post_message(channel, reply.content, thread)?.into_iter().next_back().filter(|ts| is_ts(ts));
+    }
+    crate::files::upload(channel, thread, reply.attachments)?;
+    Ok(last)
 }
 
 /// on-edit (world 0.2.0): `chat.update` of the message `ts` in the original message's channel with the new text,

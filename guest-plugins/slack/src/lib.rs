@@ -8,6 +8,7 @@
 pub mod channel;
 pub mod config;
 pub mod events;
+pub mod files;
 
 #[cfg(test)]
 mod channel_tests;
@@ -24,7 +25,7 @@ fn reply(response: &AgentResponse) -> Reply<'_> {
         content: &response.content,
         thread_id: response.thread_id.as_deref(),
         metadata: &response.metadata,
-        attachments: response.attachments.len(),
+        attachments: &response.attachments,
     }
 }
 
