@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from fake_discord import FakeDiscord, InteractionSigner
 from airlock.channels.socket_runtime import SocketSettings
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
+from airlock.runtime.values import Attachment
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
@@ -210,6 +212,24 @@ async def test_gateway_identify_ready_dm_round_trip(start_host: StartHost, disco
     assert DM_CHANNEL in discord.typing
     sent = [r for r in discord.requests if r.path.endswith("/messages") and r.method == "POST"]
     assert sent[0].headers["Authorization"] == f"Bot {discord.bot_token}"  # injected by the host
+
+
+async def test_reply_files_sent_as_multipart(start_host: StartHost, discord: FakeDiscord) -> None:
+    """Reply attachments (``messages.reply_files``): one message with the text and ``files[n]``, exact bytes."""
+    host = await start_host()
+    await gateway_ready(host, discord)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("files?", author_id=USER, channel_id=DM_CHANNEL))
+    msg = await next_message(host)
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(2000) + b"--airlock-discord-0000000000000000"
+    pdf = b"%PDF-1.4\n" + os.urandom(3000)
+    files = [Attachment("chart.png", "image/png", png), Attachment("report.pdf", "application/pdf", pdf)]
+    out = await host.respond(msg, "two files", attachments=files)
+    assert out.ok, out.error
+    [reply] = discord.messages
+    assert (reply["channel_id"], reply["content"]) == (DM_CHANNEL, "two files")
+    assert [a["filename"] for a in reply["attachments"]] == ["chart.png", "report.pdf"]
+    assert [(f["index"], f["filename"], f["content_type"], f["data"], f["message_id"]) for f in discord.files] == [
+        (0, "chart.png", "image/png", png, reply["id"]), (1, "report.pdf", "application/pdf", pdf, reply["id"])]
 
 
 async def test_guild_mentions_only_and_threads_kept(start_host: StartHost, discord: FakeDiscord) -> None:

@@ -30,6 +30,8 @@ REST (``/api/v10``), every request recorded in ``requests``:
 
 - ``POST /channels/{id}/messages`` (``Authorization: Bot <token>`` required, else 401 ``{"code": 0}``; content
   at most 2000 characters and something to send, else 400 code 50035) -> the message object;
+  a message with files is multipart (``payload_json`` + ``files[n]``, ``fake_discord_files``), its files kept with
+  their bytes in ``files``;
 - ``PATCH /channels/{id}/messages/{message_id}`` (bot auth; a message this fake created in that channel, else 404
   code 10008 "Unknown Message"; content rules as above) -> the edited message; recorded in ``edits``;
 - ``POST /interactions/{id}/{token}/callback`` (no bot auth; the interaction must have been issued by
@@ -63,6 +65,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from fake_discord_files import FILES_KEY, MAX_BODY_BYTES, FormError, attachment_objects, read_multipart
 from nacl.signing import SigningKey
 
 DEFAULT_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GfakeX.discord-test-token_value"
@@ -74,6 +77,8 @@ MAX_CONTENT = 2000
 CALLBACK_TYPES = frozenset({1, 4, 5, 6, 7, 8, 9, 10, 12})
 CLIENT_COMMANDS = frozenset({3, 4, 8, 31})
 DISCORD_EPOCH_MS = 1420070400000
+FORM_ERROR = "__form_error__"
+"""Set by ``_record`` in a body whose multipart form broke a rule (its value: the field), answered with 400 50035."""
 
 
 @dataclass
@@ -164,6 +169,9 @@ class FakeDiscord:
         self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
         self.edits: list[dict[str, Any]] = []
+        self.files: list[dict[str, Any]] = []
+        """Every file of a created message (multipart ``files[n]``): ``filename``, ``content_type``, ``data`` (the
+        bytes), ``index``, ``message_id``, ``channel_id``."""
         self.timeline: list[tuple[str, float, str, str]] = []
         """``(kind, time.monotonic(), message id, content)`` of every message created ("send") and edited ("edit")
         in a channel, in order."""
@@ -182,7 +190,7 @@ class FakeDiscord:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeDiscord:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         api = "/api/v10"
         app.router.add_post(api + "/channels/{channel_id}/messages", self._create_message)
         app.router.add_patch(api + "/channels/{channel_id}/messages/{message_id}", self._edit_message)
@@ -445,11 +453,17 @@ class FakeDiscord:
     # ---- REST --------------------------------------------------------------------------------------
 
     async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        if request.content_type == "multipart/form-data":  # a message with files (``fake_discord_files``)
+            try:
+                body: Any = await read_multipart(request)
+            except FormError as exc:
+                body = {FORM_ERROR: str(exc)}
+        else:
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
         return body
 
@@ -471,6 +485,10 @@ class FakeDiscord:
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime()), "tts": False,
             "type": 19 if body.get("message_reference") else 0, "flags": body.get("flags", 0) or 0,
         }
+        files = body.get(FILES_KEY) or []
+        if files:
+            msg["attachments"] = attachment_objects(files, self.snowflake)
+            self.files.extend({**f, "message_id": msg["id"], "channel_id": channel_id} for f in files)
         if body.get("message_reference"):
             msg["message_reference"] = body["message_reference"]
         if webhook_id is not None:
@@ -480,10 +498,13 @@ class FakeDiscord:
     def _check_content(self, body: Any, *, need_something: bool = True) -> web.Response | None:
         if not isinstance(body, dict):
             return self._form_error("_", "body must be a JSON object")
+        if FORM_ERROR in body:
+            return self._form_error(body[FORM_ERROR], "Invalid multipart form field.")
         content = body.get("content")
         if content is not None and (not isinstance(content, str) or len(content) > MAX_CONTENT):
             return self._form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
-        if need_something and not content and not body.get("embeds") and not body.get("components"):
+        if need_something and not content and not body.get("embeds") and not body.get("components") \
+                and not body.get(FILES_KEY):
             return web.json_response({"code": 50006, "message": "Cannot send an empty message"}, status=400)
         return None
 

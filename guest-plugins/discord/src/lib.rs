@@ -16,6 +16,7 @@
 //! host. State (settings, the bot's user id) lives in the workspace.
 
 mod api;
+mod files;
 mod gateway;
 mod interaction;
 mod settings;
@@ -70,7 +71,8 @@ impl Channel for Discord {
 
     /// The reply; returns the id of its last message (world 0.2.0: edits name it).
     fn on_send(response: &AgentResponse) -> Result<Option<String>> {
-        if response.content.trim().is_empty() {
+        let files = &response.attachments;
+        if response.content.trim().is_empty() && files.is_empty() {
             debug!("reply {} is empty: nothing sent", response.message_id);
             return Ok(None);
         }
@@ -78,13 +80,18 @@ impl Channel for Discord {
             Some("interaction") => {
                 let app = response.metadata_str("application_id").unwrap_or_default();
                 let token = response.metadata_str("interaction_token").unwrap_or_default();
-                api::answer_interaction(app, token, &response.content)?
+                let text = if response.content.trim().is_empty() { "(files)" } else { &response.content };
+                let ids = api::answer_interaction(app, token, text)?;
+                if !files.is_empty() {
+                    api::interaction_files(app, token, files)?;
+                }
+                ids // edits replace the text of the answer, not the files' follow-up
             }
             Some("gateway") => {
                 let channel_id = response.metadata_str("channel_id").unwrap_or_default();
                 let in_guild = response.metadata.get("is_group").and_then(|v| v.as_bool()).unwrap_or(false);
                 let reply_to = if in_guild { response.metadata_str("message_id") } else { None };
-                api::send_message(channel_id, &response.content, reply_to)?
+                api::send_message(channel_id, &response.content, reply_to, files)?
             }
             _ => bail!("the original message's metadata has no Discord source"),
         };
@@ -122,7 +129,7 @@ impl Channel for Discord {
 
     fn on_send_broadcast(user_id: &str, response: &AgentResponse) -> Result<Option<String>> {
         let channel_id = api::open_dm(user_id)?;
-        let ids = api::send_message(&channel_id, &response.content, None)?;
+        let ids = api::send_message(&channel_id, &response.content, None, &response.attachments)?;
         Ok(ids.into_iter().next_back())
     }
 }
@@ -158,6 +165,24 @@ mod tests {
         host.queue_http(404, r#"{"message": "Unknown Message", "code": 10008}"#);
         assert!(Discord::on_edit(&MessageEdit::new("13", "t").with_metadata(meta)).is_err());
         assert_eq!(host.http_calls().len(), 3);
+    }
+
+    #[test]
+    fn files_go_with_the_last_chunk_as_multipart() {
+        let host = MockHost::install();
+        let meta = json!({"source": "gateway", "channel_id": CHANNEL, "is_group": false});
+        let data = b"\x89PNG--airlock-discord-0000000000000000".to_vec();
+        let file = airlock_channel::Attachment { filename: "c.png".into(), mime_type: "image/png".into(), data };
+        host.queue_http(200, r#"{"id": "1300000000000000011"}"#);
+        let reply = AgentResponse::new("r1", "see").with_metadata(meta);
+        let reply = AgentResponse { attachments: vec![file], ..reply };
+        assert_eq!(Discord::on_send(&reply).unwrap().as_deref(), Some("1300000000000000011"));
+        let call = &host.http_calls()[0];
+        let ctype = call.headers.get("Content-Type").cloned().unwrap_or_default();
+        assert_eq!(ctype, "multipart/form-data; boundary=airlock-discord-0000000000000001");
+        let body = String::from_utf8_lossy(call.body.as_deref().unwrap()).into_owned();
+        assert!(body.contains(r#"name="files[0]"; filename="c.png""#) && body.contains("Content-Type: image/png"));
+        assert!(body.contains(r#""attachments":[{"filename":"c.png","id":0}]"#), "{body}");
     }
 
     #[test]
