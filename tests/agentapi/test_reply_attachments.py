@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 from apihelp import api, auth, inject, poll, started_host
 
-from airlock.host import AirlockHost
+from airlock.host import COMPACT_EVERY_S, AirlockHost
 from airlock.messages.model import AttachmentRef
 from airlock.messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES, MAX_REPLY_ATTACHMENTS
 
@@ -139,3 +140,33 @@ async def test_reply_limits_refuse_with_4xx_and_lose_nothing(host: AirlockHost, 
                                                                    "attachments": ok}, headers=auth(token))
     assert r.status == 202, await r.text()
     assert len(host.log.list_outbox()[0].payload["attachments"]) == MAX_REPLY_ATTACHMENTS
+
+
+async def test_blobs_are_collected_with_the_logs_retention(host: AirlockHost, tokens: Tokens,
+                                                           s: aiohttp.ClientSession) -> None:
+    """Blob GC (``AirlockHost.compact``): a blob lives while an inbound entry or an outbox entry references it (both
+    are kept for ``retention_s`` once done); an unreferenced one goes once older than ``COMPACT_EVERY_S``; uploading
+    an old blob again makes it young (else it could vanish between the upload and the reply that names it)."""
+    inbound = host.blobs.put(b"inbound file")
+    ref = AttachmentRef(id="a1", mime_type="text/plain", filename="in.txt", size=12, sha256=inbound)
+    mid = inject(host, "alpha", "with a file", attachments=(ref,))
+    [m] = await poll(s, host, tokens["alpha"])
+    outbound = (await (await upload(s, host, tokens["alpha"], b"outbound file")).json())["sha256"]
+    body = {"text": "reply", "lease_token": m["lease_token"],
+            "attachments": [{"sha256": outbound, "filename": "out.txt"}]}
+    assert (await s.post(f"{api(host)}/v1/messages/{mid}/reply", json=body, headers=auth(tokens["alpha"]))).status \
+        == 202
+    orphan = host.blobs.put(b"never referenced")
+    reused = host.blobs.put(b"uploaded again")
+    hour_ago = time.time() - COMPACT_EVERY_S - 60
+    for digest in (inbound, outbound, orphan, reused):
+        os.utime(host.blobs.path(digest), (hour_ago, hour_ago))
+    assert (await upload(s, host, tokens["alpha"], b"uploaded again")).status == 201  # refreshes the old file
+    host.compact(now=time.time())
+    assert host.blobs.get(orphan) is None
+    assert host.blobs.get(reused) == b"uploaded again"
+    assert host.blobs.get(inbound) == b"inbound file" and host.blobs.get(outbound) == b"outbound file"
+    # the reply is still pending (no channel here): its file stays even past the retention; the acked message goes
+    host.compact(now=time.time() + host.config.retention_s + 2 * COMPACT_EVERY_S)
+    assert host.blobs.get(inbound) is None and host.log.get(mid) is None
+    assert host.blobs.get(outbound) == b"outbound file"
