@@ -39,7 +39,7 @@ rust-guests: $(STAMP)
 test-guests: $(STAMP)
 	bash scripts/build-python-guest.sh tests/guests/probe build/test-guests/probe.wasm
 	bash scripts/build-python-guest.sh tests/guests/compat build/test-guests/compat.wasm near:agent/sandboxed-channel@0.3.1
-	bash scripts/build-python-guest.sh tests/guests/sender build/test-guests/sender.wasm airlock:channel/interactive-channel
+	bash scripts/build-rust-guest.sh tests/guests/sender build/test-guests/sender.wasm
 
 # The benchmark's small Rust guest (bench/guests/telegram-min), also used by the bench smoke test.
 bench-guest: $(STAMP)
