@@ -3,6 +3,7 @@
     airlock [--home PATH] [--version] serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...]
                                                              (serve.py; keeps HOME/run/gateway.json: runfile.py)
     airlock channels install|list|remove|check ...           (channels.py)
+    airlock package build|sign|verify, keys generate, trust add|list|rm   (packages.py; airlock.packages)
     airlock secrets set|list|rm ...                          (secrets.py)
     airlock pairing list|approve ...                         (pairing.py)
     airlock agents add|list|rm ...                           (agents.py)

@@ -124,7 +124,7 @@ def package_build(
     data = build_package(doc.name, doc.version, loaded.world.name, wasm.read_bytes(), caps.read_bytes())
     if signer is not None:
         data = sign_package(data, *signer)
-    target = out if out is not None else Path.cwd()
+    target = out if out is not None else Path(".")
     if target.is_dir():
         target = target / package_file_name(doc.name, doc.version)
     _write_new(target, data, replace=force)
