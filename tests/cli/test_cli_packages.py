@@ -171,6 +171,10 @@ def _bad_package(case: str, wasm: Path, caps: Path, private: Path) -> bytes:
         return write_archive({**m, "manifest.json": m["manifest.json"] + b" " * 16384})
     if case == "world mismatch":
         return write_archive(_signed(wasm, caps, private, world="near:agent/sandboxed-channel@0.3.1"))
+    if case == "name mismatch":
+        other = json.loads(caps.read_text()) | {"name": "other"}
+        data = build_package("minimal", "0.3.0", WORLD, wasm.read_bytes(), json.dumps(other).encode())
+        return sign_package(data, *load_private_key(private))
     if case == "not a zip":
         return wasm.read_bytes()
     raise AssertionError(case)
@@ -186,6 +190,7 @@ BAD = {
     "too many members": "5 members, more than the 4 allowed",
     "manifest over limit": "member 'manifest.json' is",
     "world mismatch": "the manifest says world near:agent/sandboxed-channel@0.3.1, the component is airlock",
+    "name mismatch": "the manifest says minimal 0.3.0, its capabilities file other 0.3.0",
     "not a zip": "not a zip archive",
 }
 

@@ -45,7 +45,7 @@ from .common import (
 from .output import Column, JsonOption, Row, print_json, show_rows
 from .packages import AllowPrivateOption, TimeoutOption, open_package
 
-__all__ = ["channel_rows", "channels_app"]
+__all__ = ["channel_rows", "channels_app", "install_package"]
 
 log = logging.getLogger("airlock.cli")
 
@@ -95,6 +95,17 @@ def channels_install(
                           f"airlock channels install {source} NAME.capabilities.json")
     pkg = open_package(config, source, allow_unsigned=allow_unsigned, allow_private=allow_private_host,
                        timeout=timeout)
+    install_package(config, pkg, force=force)
+
+
+def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool) -> None:
+    """Install a verified package (``packages.verify_package``) and record its provenance. The members go
+    through a private temporary directory outside the home, then the same checks as a bare install.
+
+    Raises:
+        ConfigError / ComponentError / PackageError: the members do not load or do not match the manifest,
+            or the channel is installed and not ``force``; nothing in the home is changed then.
+    """
     with tempfile.TemporaryDirectory(prefix="airlock-install-") as tmp:  # 0700, outside the home
         wasm_path = Path(tmp) / pkg.manifest.component_member
         caps_path = Path(tmp) / pkg.manifest.caps_member

@@ -3,12 +3,14 @@
 Verification order (``verify_package``), each step refusing with one line before anything is written:
 the archive's directory and limits (``archive``), the manifest, the member set (exactly the manifest,
 optionally the signature, ``<name>.wasm`` and ``<name>.capabilities.json``), the signature against the
-trust store, then each member's size and SHA-256 against the manifest (a mismatch names the member).
+trust store, then each member's size and SHA-256 against the manifest (a mismatch names the member), and
+the capabilities file's name and version against the manifest's.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +158,19 @@ def _check_digests(archive: Archive, manifest: Manifest) -> None:
             raise PackageError(f"member {name!r} does not match its sha256 in {MANIFEST} (tampered or corrupt)")
 
 
+def _check_identity(caps: bytes, manifest: Manifest) -> None:
+    """The capabilities file must name the channel and version the manifest does (its full validation is
+    the install's, ``config.load_capabilities``)."""
+    try:
+        doc = json.loads(caps.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise PackageError(f"member {manifest.caps_member!r} is not UTF-8 JSON") from None
+    said = (doc.get("name"), doc.get("version")) if isinstance(doc, dict) else (None, None)
+    if said != (manifest.name, manifest.version):
+        raise PackageError(f"the manifest says {manifest.name} {manifest.version}, its capabilities file "
+                           f"{said[0]} {said[1]}")
+
+
 def _checked(archive: Archive) -> Manifest:
     manifest = _manifest(archive)
     _check_digests(archive, manifest)
@@ -196,6 +211,7 @@ def verify_package(data: bytes, *, source: str, trust: TrustStore, allow_unsigne
     manifest = _manifest(archive)
     key, note = _signer(archive, trust, allow_unsigned)
     _check_digests(archive, manifest)
+    _check_identity(archive.members[manifest.caps_member], manifest)
     provenance = Provenance(
         signed=key is not None, publisher=key.name if key is not None else UNSIGNED,
         key_id=key.key_id if key is not None else None, version=manifest.version, world=manifest.world,
