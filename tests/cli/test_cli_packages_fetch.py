@@ -10,6 +10,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
@@ -19,6 +20,7 @@ from watguest import build_component
 
 from airlock.errors import PackageError
 from airlock.packages import TrustStore, build_package, fetch_package, sign_package
+from airlock.packages.fetch import MAX_REDIRECTS
 from airlock.packages.keys import generate_key_files, load_private_key, read_public_key
 
 WORLD = "airlock:channel/sandboxed-channel@0.1.0"
@@ -123,8 +125,12 @@ def test_download_limits(server: HttpsServer, signed: tuple[bytes, Path]) -> Non
     to_http = server.url("/moved?to=http://127.0.0.1:1/x.airlock")
     with pytest.raises(PackageError, match="only https:// URLs are fetched"):
         fetch_package(to_http, allow_private_hosts=exempt)
-    loop = server.url(f"/moved?to={server.url('/moved?to=' + server.url(PATH))}")
-    assert fetch_package(loop, allow_private_hosts=exempt) == signed[0]  # two redirects are followed
+    chain = server.url(PATH)
+    for _ in range(MAX_REDIRECTS):
+        chain = server.url(f"/moved?to={quote(chain, safe='')}")
+    assert fetch_package(chain, allow_private_hosts=exempt) == signed[0]  # MAX_REDIRECTS are followed
+    with pytest.raises(PackageError, match=f"more than {MAX_REDIRECTS} redirects"):
+        fetch_package(server.url(f"/moved?to={quote(chain, safe='')}"), allow_private_hosts=exempt)
     with pytest.raises(PackageError, match="user:password@"):
         fetch_package(server.url(PATH).replace("https://", "https://u:p@"), allow_private_hosts=exempt)
 

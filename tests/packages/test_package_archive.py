@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from airlock.config import MAX_CAPABILITIES_FILE_BYTES
 from airlock.errors import PackageError
 from airlock.packages import TrustStore, build_package, sign_package, verify_package
 from airlock.packages.archive import (
@@ -23,7 +24,7 @@ from airlock.packages.archive import (
     read_archive,
     write_archive,
 )
-from airlock.packages.keys import generate_key_files, load_private_key, read_public_key
+from airlock.packages.keys import MAX_KEY_FILE_BYTES, generate_key_files, load_private_key, read_public_key
 
 WORLD = "airlock:channel/sandboxed-channel@0.1.0"
 CAPS = b'{"name": "demo", "version": "1.0.0", "wit_version": "0.1.0"}'
@@ -87,7 +88,8 @@ def test_duplicate_names_are_refused() -> None:
 
 
 @pytest.mark.parametrize(("name", "limit"), [("manifest.json", MAX_MANIFEST_BYTES),
-                                             ("signature.json", MAX_SIGNATURE_BYTES)])
+                                             ("signature.json", MAX_SIGNATURE_BYTES),
+                                             ("demo.capabilities.json", MAX_CAPABILITIES_FILE_BYTES)])
 def test_small_member_limits(name: str, limit: int) -> None:
     read_archive(zip_of((name, b" " * limit)))
     refused(zip_of((name, b" " * (limit + 1))), f"{limit}-byte limit")
@@ -169,3 +171,13 @@ def test_unknown_manifest_keys_and_unexpected_members_are_refused(tmp_path: Path
     gone = {k: v for k, v in members.items() if k != "demo.capabilities.json"}
     with pytest.raises(PackageError, match=r"'demo\.capabilities\.json' is listed in manifest\.json but missing"):
         verify_package(write_archive(gone), source="x", trust=trust, allow_unsigned=True)
+
+
+def test_key_file_size_limit(tmp_path: Path, signer: tuple[Path, Path]) -> None:
+    big = tmp_path / "big.pub"
+    line = signer[1].read_text().rstrip("\n")
+    big.write_text(line + " " * (MAX_KEY_FILE_BYTES - len(line)))
+    assert big.stat().st_size == MAX_KEY_FILE_BYTES and read_public_key(big).name == "acme"
+    big.write_text(big.read_text() + " ")
+    with pytest.raises(PackageError, match=f"over {MAX_KEY_FILE_BYTES} bytes; not a key file"):
+        read_public_key(big)
