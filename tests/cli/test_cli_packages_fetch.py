@@ -97,7 +97,9 @@ def test_a_url_on_a_private_address_is_refused_unless_the_operator_allows_it(
     assert prov["source"] == server.url(PATH) and prov["signed"] is True
     # The host config's exemption (the one guest egress uses) works the same way.
     (airlock_home / "airlock.toml").write_text('allow_private_hosts = ["localhost"]\n')
-    assert "signed by acme" in ok(run_cli(airlock_home, "package", "verify", server.url(PATH, "localhost"), **env))
+    doc = json.loads(ok(run_cli(airlock_home, "package", "verify", server.url(PATH, "localhost"), "--json", **env)))
+    assert (doc["name"], doc["version"], doc["world"]) == ("minimal", "0.3.0", WORLD)
+    assert (doc["provenance"]["publisher"], doc["provenance"]["source"]) == ("acme", server.url(PATH, "localhost"))
 
 
 def test_the_certificate_is_verified(airlock_home: Path, server: HttpsServer) -> None:
