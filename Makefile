@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deps-stamp
 CHANNELS := build/channels
 # Rust channel crates (guest-plugins/<name>, package <name>-channel), built to $(CHANNELS)/<name>.wasm.
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
-RUST_CHANNELS := template-rust slack whatsapp discord feishu
+RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
 .PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
 
