@@ -86,6 +86,11 @@ def test_sign_trust_install_and_the_recorded_provenance(airlock_home: Path, wasm
     assert prov["source"] == str(pkg) and prov["version"] == "0.3.0" and prov["world"] == WORLD
     assert stat.S_IMODE((installed / "minimal.provenance.json").stat().st_mode) == 0o600
 
+    before = tree(airlock_home)  # a signed channel is replaced only by the same signer's package
+    one_line_error(run_cli(airlock_home, "channels", "install", str(wasm), str(caps), "--force"),
+                   f"channel 'minimal' was installed signed by acme ({key_id}); this one is unsigned",
+                   "airlock channels remove minimal first")
+    assert tree(airlock_home) == before
     ok(run_cli(airlock_home, "channels", "remove", "minimal"))
     assert not (installed / "minimal.provenance.json").exists()
     assert "no longer trusted: acme" in ok(run_cli(airlock_home, "trust", "rm", key_id))

@@ -23,6 +23,7 @@ from ..packages import (
     VerifiedPackage,
     is_url,
     provenance_doc,
+    read_provenance,
     write_provenance,
 )
 from ..packages.manifest import sha256
@@ -131,6 +132,17 @@ def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedCo
                            f"{loaded.world.name}")
 
 
+def _check_same_publisher(dest: Path, name: str, new: Provenance) -> None:
+    """A channel installed with a trusted signature is replaced only by one signed with the same key (as a
+    phone accepts an app update only from the app's signer): another publisher, or none, could otherwise take
+    over its secrets, workspace and pairings with a plain --force. Removing the channel first is the
+    operator's explicit choice."""
+    old = read_provenance(dest, name)
+    if old is not None and old.signed and new.key_id != old.key_id and (dest / f"{name}.wasm").exists():
+        raise PackageError(f"channel {name!r} was installed signed by {old.publisher} ({old.key_id}); this one is "
+                           f"{new.summary()} (airlock channels remove {name} first to change publisher)")
+
+
 def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPackage | None, *,
                    force: bool) -> None:
     """Validate a component and its capabilities file, then copy both (and the provenance record) into the
@@ -149,6 +161,7 @@ def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPack
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
+    _check_same_publisher(dest, doc.name, provenance)
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
