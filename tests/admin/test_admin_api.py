@@ -16,7 +16,7 @@ from conftest import InstallFn
 
 from airlock.admin.api import MAX_BODY_BYTES
 from airlock.observability.recent import RECENT_CALLS
-from airlock.packages import Provenance, write_provenance
+from airlock.packages import Provenance, provenance_path, write_provenance
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ async def test_channels_document_reports_status_counters_and_last_errors(
     install_wat(install_channel, wat_dir, "locked", secret=True)  # its secret is not stored: inactive
     signed = Provenance(signed=True, publisher="acme", key_id="0123456789abcdef", version="0.1.0",
                         world="w", digests={"boom.wasm": "00" * 32}, source="https://example.com/boom.airlock")
-    write_provenance(airlock_home / "channels", "boom", signed)
+    write_provenance(provenance_path(airlock_home / "channels", "boom"), signed)
     async with admin_host(airlock_home) as api:
         assert [await post_webhook(api.host, "alpha") for _ in range(3)] == [200, 200, 200]
         assert await post_webhook(api.host, "boom") == 500

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from airlock.errors import PackageError
-from airlock.packages import Provenance, TrustStore, provenance_doc, read_provenance, write_provenance
+from airlock.packages import (
+    Provenance,
+    TrustStore,
+    provenance_doc,
+    provenance_path,
+    read_provenance,
+    write_provenance,
+)
 from airlock.packages.keys import generate_key_files, read_public_key
 from airlock.packages.trust import TRUST_FILE
 
@@ -43,11 +50,12 @@ def test_provenance_record_round_trip_and_fallbacks(tmp_path: Path) -> None:
     prov = Provenance(signed=True, publisher="acme", key_id="0123456789abcdef", version="1.0.0", world="w",
                       digests={"a.wasm": "ab" * 32}, source="https://example.com/a-1.0.0.airlock",
                       package_sha256="cd" * 32)
-    path = write_provenance(tmp_path, "a", prov)
+    path = write_provenance(provenance_path(tmp_path, "a"), prov)
+    assert path == tmp_path / "a.provenance.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert read_provenance(tmp_path, "a") == prov
-    assert provenance_doc(tmp_path, "a") == {**prov.as_dict(), "recorded": True}
+    assert read_provenance(path) == prov
+    assert provenance_doc(path) == {**prov.as_dict(), "recorded": True}
     unsigned = {"signed": False, "publisher": "unsigned", "key_id": None, "recorded": False}
-    assert provenance_doc(tmp_path, "b") == unsigned  # none recorded (installed by hand, or before records)
+    assert provenance_doc(provenance_path(tmp_path, "b")) == unsigned  # none recorded (copied in by hand)
     path.write_text("{not json")
-    assert provenance_doc(tmp_path, "a") == unsigned
+    assert provenance_doc(path) == unsigned

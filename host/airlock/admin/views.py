@@ -22,7 +22,7 @@ from ..errors import PairingError, SecretStoreError
 from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc
-from ..packages import provenance_doc
+from ..packages import provenance_doc, provenance_path
 from ..stores import PairingStore, SecretStore
 from ..stores.secrets import MAX_SECRET_BYTES, is_valid_secret_name
 from .auth import LoginLimiter, Sessions, TokenFile
@@ -87,7 +87,7 @@ class AdminState:
             "counters": {"callbacks": counts, "polls": slot.polls, "failures": slot.failures},
             "last_errors": [{"at": e.at, "callback": e.callback, "trap": e.trap, "message": e.message,
                              "trace_id": e.trace_id} for e in errors],
-            "provenance": provenance_doc(slot.channel.loaded.path.parent, name),
+            "provenance": provenance_doc(provenance_path(slot.channel.loaded.path.parent, name)),
         }
 
     def channels_doc(self) -> dict[str, Any]:

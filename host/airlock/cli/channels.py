@@ -18,16 +18,15 @@ from ..errors import AirlockError, ComponentError, ConfigError, PackageError
 from ..packages import (
     FETCH_TIMEOUT_S,
     PACKAGE_SUFFIX,
-    UNSIGNED,
     Provenance,
     VerifiedPackage,
+    bare_provenance,
     is_url,
     provenance_doc,
+    provenance_path,
     read_provenance,
     write_provenance,
 )
-from ..packages.manifest import sha256
-from ..packages.provenance import provenance_path
 from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 from ..stores.files import private_dir
@@ -115,13 +114,6 @@ def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool) ->
         _install_files(config, wasm_path, caps_path, pkg, force=force)
 
 
-def _bare_provenance(wasm: Path, caps: Path, doc: CapabilitiesFile, loaded: LoadedComponent) -> Provenance:
-    return Provenance(signed=False, publisher=UNSIGNED, key_id=None, version=doc.version,
-                      world=loaded.world.name, digests={f"{doc.name}.wasm": loaded.sha256,
-                                                        f"{doc.name}.capabilities.json": sha256(caps.read_bytes())},
-                      source=str(wasm.resolve()), note="bare component and capabilities file")
-
-
 def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedComponent) -> None:
     """The package's manifest must say what its members are: the same name, version and world."""
     if doc.name != pkg.name or doc.version != pkg.version:
@@ -137,7 +129,7 @@ def _check_same_publisher(dest: Path, name: str, new: Provenance) -> None:
     phone accepts an app update only from the app's signer): another publisher, or none, could otherwise take
     over its secrets, workspace and pairings with a plain --force. Removing the channel first is the
     operator's explicit choice."""
-    old = read_provenance(dest, name)
+    old = read_provenance(provenance_path(dest, name))
     if old is not None and old.signed and new.key_id != old.key_id and (dest / f"{name}.wasm").exists():
         raise PackageError(f"channel {name!r} was installed signed by {old.publisher} ({old.key_id}); this one is "
                            f"{new.summary()} (airlock channels remove {name} first to change publisher)")
@@ -156,7 +148,8 @@ def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPack
                     loaded.world.channel_interface)
     if pkg is not None:
         _check_matches(pkg, doc, loaded)
-    provenance = pkg.provenance if pkg is not None else _bare_provenance(wasm, caps, doc, loaded)
+    provenance = pkg.provenance if pkg is not None else bare_provenance(
+        doc.name, doc.version, loaded.world.name, wasm.read_bytes(), caps.read_bytes(), str(wasm.resolve()))
     dest = config.channels_dir
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
@@ -165,7 +158,7 @@ def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPack
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
-    write_provenance(dest, doc.name, provenance)
+    write_provenance(provenance_path(dest, doc.name), provenance)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
                f"{report.human_size(loaded.size_bytes)}, {provenance.summary()}) in {dest}")
     missing = missing_secrets(doc, lazy_store(config))
@@ -185,7 +178,7 @@ def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretSt
     stem = caps_path.name.removesuffix(".capabilities.json")
     wasm = caps_path.with_name(f"{stem}.wasm")
     row = _channel_status(runtime, caps_path, wasm, stem, store)
-    row["provenance"] = provenance_doc(caps_path.parent, stem)
+    row["provenance"] = provenance_doc(provenance_path(caps_path.parent, stem))
     return row
 
 

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from ..config import HostConfig
 from ..errors import ConfigError
-from ..packages import provenance_doc
+from ..packages import provenance_doc, provenance_path
 from .about import version_doc
 from .app import app, config_from, friendly_errors
 from .output import Column, JsonOption, console, print_json, show_rows
@@ -134,7 +134,8 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
     last_errors = info.get("last_errors", {}) if info is not None and not stale else {}
     rows = _channel_rows(health, last_errors if isinstance(last_errors, dict) else {}, now) if health else []
     for row in rows:  # who published each channel: this home's install records (not known for a --url gateway)
-        row["provenance"] = provenance_doc(config.channels_dir, row["name"]) if url is None else None
+        row["provenance"] = (provenance_doc(provenance_path(config.channels_dir, row["name"])) if url is None
+                             else None)
     problems = _problems(gateway, rows)
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
             "cli": dict(version_doc())}

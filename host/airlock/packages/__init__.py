@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from .archive import MAX_PACKAGE_BYTES, PACKAGE_SUFFIX
 from .fetch import FETCH_TIMEOUT_S, fetch_package, is_url
-from .provenance import provenance_doc, read_provenance, write_provenance
+from .provenance import provenance_doc, provenance_path, read_provenance, write_provenance
 from .trust import TrustStore
 from .verify import (
     UNSIGNED,
     Provenance,
     VerifiedPackage,
+    bare_provenance,
     build_package,
     package_file_name,
     sign_package,
@@ -31,11 +32,13 @@ __all__ = [
     "Provenance",
     "TrustStore",
     "VerifiedPackage",
+    "bare_provenance",
     "build_package",
     "fetch_package",
     "is_url",
     "package_file_name",
     "provenance_doc",
+    "provenance_path",
     "read_provenance",
     "sign_package",
     "verify_package",

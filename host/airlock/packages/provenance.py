@@ -1,5 +1,6 @@
-"""The provenance record an install writes beside the channel: ``<name>.provenance.json`` in the directory
-of the installed ``<name>.wasm`` (``verify.Provenance.as_dict``, mode 0600, written atomically).
+"""The provenance record an install writes with the channel (``verify.Provenance.as_dict``, mode 0600, written
+atomically): ``<name>.provenance.json`` beside the installed ``<name>.wasm`` (:func:`provenance_path`). The
+functions take the record's path, so a layout that keeps versions elsewhere passes its own.
 
 Read by ``channels list``, ``status`` and the admin API. A channel installed before records existed (or
 copied in by hand) has none: it is shown as unsigned, with ``recorded: false``.
@@ -30,10 +31,9 @@ def provenance_path(directory: Path, name: str) -> Path:
     return directory / f"{name}{PROVENANCE_SUFFIX}"
 
 
-def write_provenance(directory: Path, name: str, provenance: Provenance) -> Path:
-    """Write (or replace) channel ``name``'s record; returns its path. Raises OSError."""
-    dest = provenance_path(directory, name)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".tmp")
+def write_provenance(dest: Path, provenance: Provenance) -> Path:
+    """Write (or replace) the record at ``dest``; returns ``dest``. Raises OSError."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             os.fchmod(f.fileno(), PRIVATE_FILE_MODE)
@@ -46,9 +46,8 @@ def write_provenance(directory: Path, name: str, provenance: Provenance) -> Path
     return dest
 
 
-def read_provenance(directory: Path, name: str) -> Provenance | None:
-    """Channel ``name``'s record, or None when there is none or it cannot be read (logged)."""
-    path = provenance_path(directory, name)
+def read_provenance(path: Path) -> Provenance | None:
+    """The record at ``path``, or None when there is none or it cannot be read (logged)."""
     try:
         with path.open("rb") as f:
             raw = f.read(_MAX_RECORD_BYTES + 1)
@@ -66,10 +65,10 @@ def read_provenance(directory: Path, name: str) -> Provenance | None:
         return None
 
 
-def provenance_doc(directory: Path, name: str) -> dict[str, Any]:
-    """The JSON shown for a channel: the record plus ``recorded: true``, or an unsigned stand-in with
-    ``recorded: false``."""
-    found = read_provenance(directory, name)
+def provenance_doc(path: Path) -> dict[str, Any]:
+    """The JSON shown for a channel whose record is at ``path``: the record plus ``recorded: true``, or an
+    unsigned stand-in with ``recorded: false``."""
+    found = read_provenance(path)
     if found is None:
         return {"signed": False, "publisher": UNSIGNED, "key_id": None, "recorded": False}
     return {**found.as_dict(), "recorded": True}

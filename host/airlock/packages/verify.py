@@ -26,6 +26,7 @@ __all__ = [
     "UNSIGNED",
     "Provenance",
     "VerifiedPackage",
+    "bare_provenance",
     "build_package",
     "package_file_name",
     "sign_package",
@@ -99,6 +100,14 @@ class VerifiedPackage:
     @property
     def world(self) -> str:
         return self.manifest.world
+
+
+def bare_provenance(name: str, version: str, world: str | None, component: bytes, capabilities: bytes,
+                    source: str) -> Provenance:
+    """The record of a bare ``.wasm`` + ``.capabilities.json`` install: unsigned, with both digests."""
+    return Provenance(signed=False, publisher=UNSIGNED, key_id=None, version=version, world=world,
+                      digests={f"{name}.wasm": sha256(component), f"{name}.capabilities.json": sha256(capabilities)},
+                      source=source, note="bare component and capabilities file")
 
 
 def package_file_name(name: str, version: str) -> str:
