@@ -223,7 +223,9 @@ def test_wrong_arguments_are_refused(trusted_home: tuple[Path, Path], wasm: Path
     one_line_error(run_cli(home, "channels", "install", str(tmp_path / "nope.airlock")), "package not found")
     one_line_error(run_cli(home, "channels", "install", "http://example.com/x.airlock"), "only https:// URLs")
     one_line_error(run_cli(home, "channels", "install", str(pkg)), "'minimal' is already installed")
-    assert tree(home) == before
+    one_line_error(run_cli(home, "package", "build", str(wasm), str(caps), "--out", str(pkg)),
+                   f"{pkg} already exists (use --force to replace it)")
+    assert tree(home) == before and pkg.read_bytes() == write_archive(_signed(wasm, caps, private))
 
 
 def test_key_and_trust_refusals_change_nothing(trusted_home: tuple[Path, Path], tmp_path: Path,
