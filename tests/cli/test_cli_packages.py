@@ -16,6 +16,7 @@ import pytest
 from clirun import one_line_error, run_cli, tree
 from watguest import build_component
 
+from airlock.cli.package_source import MAX_TIMEOUT_S
 from airlock.packages import TrustStore, build_package, sign_package
 from airlock.packages.archive import read_archive, write_archive
 from airlock.packages.keys import generate_key_files, load_private_key, read_public_key
@@ -222,6 +223,8 @@ def test_wrong_arguments_are_refused(trusted_home: tuple[Path, Path], wasm: Path
     one_line_error(run_cli(home, "channels", "install", str(wasm)), "a bare component needs its capabilities file")
     one_line_error(run_cli(home, "channels", "install", str(tmp_path / "nope.airlock")), "package not found")
     one_line_error(run_cli(home, "channels", "install", "http://example.com/x.airlock"), "only https:// URLs")
+    one_line_error(run_cli(home, "channels", "install", str(pkg), "--timeout", str(MAX_TIMEOUT_S + 1)),
+                   f"--timeout: expected seconds between 0 and {MAX_TIMEOUT_S:g}")
     one_line_error(run_cli(home, "channels", "install", str(pkg)), "'minimal' is already installed")
     one_line_error(run_cli(home, "package", "build", str(wasm), str(caps), "--out", str(pkg)),
                    f"{pkg} already exists (use --force to replace it)")

@@ -43,7 +43,7 @@ from .common import (
     runtime_for,
 )
 from .output import Column, JsonOption, Row, print_json, show_rows
-from .packages import AllowPrivateOption, TimeoutOption, open_package
+from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
 __all__ = ["channel_rows", "channels_app", "install_package"]
 

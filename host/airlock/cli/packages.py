@@ -14,27 +14,17 @@ from typing import Annotated
 
 import typer
 
-from ..config import HostConfig, load_capabilities
+from ..config import load_capabilities
 from ..errors import ConfigError, PackageError
-from ..packages import (
-    FETCH_TIMEOUT_S,
-    MAX_PACKAGE_BYTES,
-    TrustStore,
-    VerifiedPackage,
-    build_package,
-    fetch_package,
-    is_url,
-    package_file_name,
-    sign_package,
-    verify_package,
-)
+from ..packages import FETCH_TIMEOUT_S, TrustStore, build_package, package_file_name, sign_package
 from ..packages.keys import generate_key_files, load_private_key, read_public_key
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import load_component, require_file, runtime_for
 from .output import Column, JsonOption, Row, print_json, show_rows
+from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
-__all__ = ["AllowPrivateOption", "TimeoutOption", "open_package", "read_package_source"]
+__all__ = ["keys_app", "package_app", "trust_app"]
 
 package_app = typer.Typer(help="Build, sign and verify channel packages (.airlock).", no_args_is_help=True)
 keys_app = typer.Typer(help="Publisher signing keys (Ed25519).", no_args_is_help=True)
@@ -43,47 +33,7 @@ app.add_typer(package_app, name="package")
 app.add_typer(keys_app, name="keys")
 app.add_typer(trust_app, name="trust")
 
-AllowPrivateOption = Annotated[list[str] | None, typer.Option(
-    "--allow-private-host", metavar="HOST",
-    help="Let a package URL on HOST resolve to a private or loopback address (repeatable; exact host or "
-         "*.suffix). Without it such a URL is refused, as guest egress is.")]
-TimeoutOption = Annotated[float, typer.Option(
-    "--timeout", metavar="S", help="Seconds for the whole download of a package URL.")]
 KeyOption = Annotated[Path, typer.Option("--key", "-k", help="The private key file (from: airlock keys generate).")]
-
-
-# ---- reading a package -----------------------------------------------------------------------------------
-
-
-def read_package_source(config: HostConfig, source: str, allow_private: list[str] | None,
-                        timeout: float) -> bytes:
-    """The bytes of a package file or ``https://`` URL (at most ``MAX_PACKAGE_BYTES``; nothing written).
-
-    Raises:
-        PackageError / ConfigError: missing file, too large, a refused or failed download.
-    """
-    if not 0 < timeout <= 600:
-        raise ConfigError("--timeout: expected seconds between 0 and 600")
-    if is_url(source):
-        exempt = [*config.allow_private_hosts, *(allow_private or [])]
-        return fetch_package(source, allow_private_hosts=exempt, timeout_s=timeout)
-    path = Path(source)
-    require_file(path, "package")
-    size = path.stat().st_size
-    if size > MAX_PACKAGE_BYTES:
-        raise PackageError(f"{path}: {size} bytes, over the {MAX_PACKAGE_BYTES}-byte package limit")
-    return path.read_bytes()
-
-
-def open_package(config: HostConfig, source: str, *, allow_unsigned: bool, allow_private: list[str] | None,
-                 timeout: float) -> VerifiedPackage:
-    """Read and verify a package against the home's trust store. Errors name the source."""
-    data = read_package_source(config, source, allow_private, timeout)
-    label = source if is_url(source) else str(Path(source).resolve())
-    try:
-        return verify_package(data, source=label, trust=TrustStore(config.home), allow_unsigned=allow_unsigned)
-    except PackageError as exc:
-        raise PackageError(f"{source}: {exc}") from None
 
 
 def _write_new(path: Path, data: bytes, *, replace: bool) -> None:
