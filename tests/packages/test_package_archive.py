@@ -181,3 +181,12 @@ def test_key_file_size_limit(tmp_path: Path, signer: tuple[Path, Path]) -> None:
     big.write_text(big.read_text() + " ")
     with pytest.raises(PackageError, match=f"over {MAX_KEY_FILE_BYTES} bytes; not a key file"):
         read_public_key(big)
+
+
+def test_an_unsupported_zip_version_is_refused_not_raised() -> None:
+    # Found by tests/packages/test_package_fuzz.py: zipfile raises NotImplementedError for "version needed to
+    # extract" above 6.3, which escaped as a traceback.
+    data = bytearray(zip_of(("demo.wasm", b"x")))
+    cd = data.rfind(b"PK\x01\x02")
+    data[cd + 6] = 64  # version needed to extract: 6.4
+    refused(bytes(data), "not a zip archive")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -64,6 +65,11 @@ MAX_MANIFEST_BYTES = 16 * 1024
 MAX_SIGNATURE_BYTES = 1024
 _ALLOWED_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _ENCRYPTED_FLAG = 0x1
+# What zipfile raises on malformed input besides BadZipFile (found by fuzzing, tests/packages): a "version needed
+# to extract" it does not know (NotImplementedError), undecodable names (UnicodeDecodeError, a ValueError),
+# truncated structures (EOFError, struct.error), absurd offsets (OverflowError, OSError from seek).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError, OverflowError,
+               struct.error, OSError)
 
 
 def member_limit(name: str) -> int:
@@ -120,7 +126,7 @@ def read_archive(data: bytes) -> Archive:
         raise PackageError(f"package is {len(data)} bytes, over the {MAX_PACKAGE_BYTES}-byte limit")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, EOFError):
+    except _ZIP_ERRORS:
         raise PackageError("not a package (not a zip archive)") from None
     with zf:
         infos = zf.infolist()
@@ -142,8 +148,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         with zf.open(info) as f:
             body = f.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, NotImplementedError, RuntimeError,
-            OSError) as exc:  # zipfile reports a bad CRC or a short member as BadZipFile, bad deflate as zlib.error
+    except (*_ZIP_ERRORS, zlib.error, RuntimeError) as exc:  # bad CRC, short member: BadZipFile; bad deflate: zlib
         reason = (str(exc).splitlines() or ["unreadable"])[0][:120]
         raise PackageError(f"member {info.filename!r} is corrupt: {reason}") from None
     if len(body) > limit:
