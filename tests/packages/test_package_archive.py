@@ -190,3 +190,12 @@ def test_an_unsupported_zip_version_is_refused_not_raised() -> None:
     cd = data.rfind(b"PK\x01\x02")
     data[cd + 6] = 64  # version needed to extract: 6.4
     refused(bytes(data), "not a zip archive")
+
+
+def test_a_capabilities_file_with_a_bom_is_accepted_and_a_mismatched_one_refused(tmp_path: Path) -> None:
+    trust = TrustStore(tmp_path / "home")
+    with_bom = build_package("demo", "1.0.0", WORLD, b"\0asm", b"\xef\xbb\xbf" + CAPS)
+    assert verify_package(with_bom, source="x", trust=trust, allow_unsigned=True).name == "demo"
+    other = build_package("demo", "1.0.1", WORLD, b"\0asm", CAPS)  # the file says 1.0.0
+    with pytest.raises(PackageError, match="the manifest says demo 1.0.1, its capabilities file demo 1.0.0"):
+        verify_package(other, source="x", trust=trust, allow_unsigned=True)

@@ -171,7 +171,7 @@ def _check_identity(caps: bytes, manifest: Manifest) -> None:
     """The capabilities file must name the channel and version the manifest does (its full validation is
     the install's, ``config.load_capabilities``)."""
     try:
-        doc = json.loads(caps.decode("utf-8"))
+        doc = json.loads(caps.decode("utf-8-sig"))  # a leading BOM is tolerated, as by the capabilities loader
     except (UnicodeDecodeError, ValueError):
         raise PackageError(f"member {manifest.caps_member!r} is not UTF-8 JSON") from None
     said = (doc.get("name"), doc.get("version")) if isinstance(doc, dict) else (None, None)
