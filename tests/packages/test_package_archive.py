@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airlock.config import MAX_CAPABILITIES_FILE_BYTES
 from airlock.errors import PackageError
+from airlock.manifest import MAX_CAPABILITIES_FILE_BYTES
 from airlock.packages import TrustStore, build_package, sign_package, verify_package
 from airlock.packages.archive import (
     MAX_COMPONENT_BYTES,

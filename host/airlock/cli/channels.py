@@ -13,8 +13,9 @@ import typer
 from ..channels.activation import blocker as channel_blocker
 from ..channels.activation import wit_version_note
 from ..channels.socket_runtime import start_blocker
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError, PackageError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..packages import (
     FETCH_TIMEOUT_S,
     PACKAGE_SUFFIX,
@@ -33,15 +34,19 @@ from ..stores.files import private_dir
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
+    LenientOption,
     check_channel_name,
+    check_file_against_schema,
     complete_channel,
     copy_atomic,
     installed_caps,
     lazy_store,
+    lenient_note,
     load_component,
     missing_secrets,
     runtime_for,
 )
+from .install_check import check_argument_order, check_fit, check_world
 from .output import Column, JsonOption, Row, print_json, show_rows
 from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
@@ -53,9 +58,9 @@ channels_app = typer.Typer(help="Install, list, remove and check channels.", no_
 app.add_typer(channels_app, name="channels")
 
 
-def _load_runnable(caps: Path) -> CapabilitiesFile:
+def _load_runnable(caps: Path, *, lenient: bool = False) -> CapabilitiesFile:
     """Load a capabilities file and refuse one this host cannot run (an unsupported websocket protocol)."""
-    doc = load_capabilities(caps)
+    doc = load_capabilities(caps, lenient=lenient)
     cannot = channel_blocker(doc)
     if cannot is not None:
         raise ConfigError(f"{caps}: $.capabilities.websocket.protocol: {cannot}")
@@ -77,28 +82,32 @@ def channels_install(
         "unsigned; its digests are still checked).")] = False,
     allow_private_host: AllowPrivateOption = None,
     timeout: TimeoutOption = FETCH_TIMEOUT_S,
+    lenient: LenientOption = False,
 ) -> None:
     """Install a channel: a package (verified first: limits, digests, a signature by a key in `airlock trust
     list`), or a bare component and capabilities file (recorded as unsigned).
 
     Stored as <name>.wasm, <name>.capabilities.json and <name>.provenance.json (who signed it, digests,
-    source), name taken from the capabilities file. Nothing is written when anything is refused.
+    source), name taken from the capabilities file. Refused before anything is written: a package that fails
+    verification, swapped arguments, a component built for another world than the file declares, or one whose
+    on-start (run once, offline, without secrets) asks for nothing the file grants.
     """
     config = config_from(ctx)
     if caps is not None:
         if is_url(source) or source.endswith(PACKAGE_SUFFIX):
             raise ConfigError(f"{source} is a package: it holds its own capabilities file (drop {caps})")
-        _install_files(config, Path(source), caps, None, force=force)
+        check_argument_order(Path(source), caps)
+        _install_files(config, Path(source), caps, None, force=force, lenient=lenient)
         return
     if not is_url(source) and source.endswith(".wasm"):
         raise ConfigError(f"{source}: a bare component needs its capabilities file: "
                           f"airlock channels install {source} NAME.capabilities.json")
     pkg = open_package(config, source, allow_unsigned=allow_unsigned, allow_private=allow_private_host,
                        timeout=timeout)
-    install_package(config, pkg, force=force)
+    install_package(config, pkg, force=force, lenient=lenient)
 
 
-def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool) -> None:
+def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool, lenient: bool = False) -> None:
     """Install a verified package (``packages.verify_package``) and record its provenance. The members go
     through a private temporary directory outside the home, then the same checks as a bare install.
 
@@ -111,7 +120,7 @@ def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool) ->
         caps_path = Path(tmp) / pkg.manifest.caps_member
         wasm_path.write_bytes(pkg.component)
         caps_path.write_bytes(pkg.capabilities)
-        _install_files(config, wasm_path, caps_path, pkg, force=force)
+        _install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient)
 
 
 def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedComponent) -> None:
@@ -136,12 +145,13 @@ def _check_same_publisher(dest: Path, name: str, new: Provenance) -> None:
 
 
 def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPackage | None, *,
-                   force: bool) -> None:
+                   force: bool, lenient: bool) -> None:
     """Validate a component and its capabilities file, then copy both (and the provenance record) into the
     channels directory. ``pkg``: the verified package they came from, or None for a bare install."""
-    doc = _load_runnable(caps)
+    doc = _load_runnable(caps, lenient=lenient)
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
+    check_world(doc, caps, loaded)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
     if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
@@ -155,10 +165,13 @@ def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPack
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
     _check_same_publisher(dest, doc.name, provenance)
+    check_fit(config, doc, caps, wasm)
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
     write_provenance(provenance_path(dest, doc.name), provenance)
+    if lenient:
+        lenient_note(caps_dest, config)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
                f"{report.human_size(loaded.size_bytes)}, {provenance.summary()}) in {dest}")
     missing = missing_secrets(doc, lazy_store(config))
@@ -174,18 +187,19 @@ def _row(name: str, status: str, *, version: str | None = None, world: str | Non
             "status": status, "provenance": provenance}
 
 
-def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore]) -> dict[str, Any]:
+def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore], *,
+                 lenient: bool) -> dict[str, Any]:
     stem = caps_path.name.removesuffix(".capabilities.json")
     wasm = caps_path.with_name(f"{stem}.wasm")
-    row = _channel_status(runtime, caps_path, wasm, stem, store)
+    row = _channel_status(runtime, caps_path, wasm, stem, store, lenient=lenient)
     row["provenance"] = provenance_doc(provenance_path(caps_path.parent, stem))
     return row
 
 
 def _channel_status(runtime: Runtime, caps_path: Path, wasm: Path, stem: str,
-                    store: Callable[[], SecretStore]) -> dict[str, Any]:
+                    store: Callable[[], SecretStore], *, lenient: bool) -> dict[str, Any]:
     try:
-        doc = load_capabilities(caps_path)
+        doc = load_capabilities(caps_path, lenient=lenient)
     except AirlockError as exc:
         return _row(stem, f"invalid: {exc}")
     if not wasm.is_file():
@@ -216,7 +230,8 @@ def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], Secre
     ``digests``, ``source``, ..., ``recorded``; None for a component without a capabilities file).
     """
     directory = config.channels_dir
-    rows = [_channel_row(runtime, caps_path, store) for caps_path in installed_caps(config)]
+    rows = [_channel_row(runtime, caps_path, store, lenient=config.lenient_capabilities)
+            for caps_path in installed_caps(config)]
     for wasm in sorted(directory.glob("*.wasm") if directory.is_dir() else []):
         if not wasm.with_name(f"{wasm.stem}.capabilities.json").exists():
             rows.append(_row(wasm.stem, f"invalid: {wasm.stem}.capabilities.json is missing",
@@ -292,12 +307,16 @@ def channels_check(
     caps: Annotated[Path, typer.Argument(help="A capabilities file to validate.")],
     wasm: Annotated[Path | None, typer.Argument(help="Also load this component.")] = None,
     as_json: JsonOption = False,
+    lenient: LenientOption = False,
 ) -> None:
     """Validate a capabilities file (and optionally a component) and print a one-line summary.
 
-    --json: {name, version, wit_version, summary, component: {world, size_bytes} or null}.
+    The file is checked by the loader the gateway uses and against the published JSON Schema
+    (airlock/manifest/capabilities.schema.json). --json: {name, version, wit_version, summary,
+    component: {world, size_bytes} or null}.
     """
-    doc = _load_runnable(caps)
+    doc = _load_runnable(caps, lenient=lenient)
+    check_file_against_schema(caps, lenient=lenient)
     summary = report.caps_summary(doc)
     component: dict[str, Any] | None = None
     if wasm is not None:

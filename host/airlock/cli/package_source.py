@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import HostConfig
 from ..errors import ConfigError, PackageError
+from ..host_config import HostConfig
 from ..packages import MAX_PACKAGE_BYTES, TrustStore, VerifiedPackage, fetch_package, is_url, verify_package
 from .common import require_file
 

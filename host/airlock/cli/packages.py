@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import load_capabilities
 from ..errors import ConfigError, PackageError
+from ..manifest import load_capabilities
 from ..packages import FETCH_TIMEOUT_S, TrustStore, build_package, package_file_name, sign_package
 from ..packages.keys import generate_key_files, load_private_key, read_public_key
 from . import report

@@ -28,8 +28,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from ..config import MAX_CAPABILITIES_FILE_BYTES
 from ..errors import PackageError
+from ..manifest import MAX_CAPABILITIES_FILE_BYTES
 
 __all__ = [
     "CAPS_SUFFIX",
