@@ -228,6 +228,8 @@ def test_wrong_arguments_are_refused(trusted_home: tuple[Path, Path], wasm: Path
     one_line_error(run_cli(home, "channels", "install", str(pkg)), "'minimal' is already installed")
     one_line_error(run_cli(home, "package", "build", str(wasm), str(caps), "--out", str(pkg)),
                    f"{pkg} already exists (use --force to replace it)")
+    one_line_error(run_cli(home, "package", "build", str(caps), str(wasm), "--out", str(tmp_path)),
+                   "the arguments are swapped")
     assert tree(home) == before and pkg.read_bytes() == write_archive(_signed(wasm, caps, private))
 
 

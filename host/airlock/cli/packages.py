@@ -21,6 +21,7 @@ from ..packages.keys import generate_key_files, load_private_key, read_public_ke
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import load_component, require_file, runtime_for
+from .install_check import check_argument_order, check_world
 from .output import Column, JsonOption, Row, print_json, show_rows
 from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
@@ -66,11 +67,14 @@ def package_build(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing package file.")] = False,
 ) -> None:
     """Package a component and its capabilities file: <name>-<version>.airlock with a manifest (name,
-    version, world, sha256 of each member); unsigned unless --key is given."""
+    version, world, sha256 of each member); unsigned unless --key is given. The pair is checked as install
+    checks it first (argument order, a strict capabilities file, the component's world)."""
+    check_argument_order(wasm, caps)
     doc = load_capabilities(caps)
     signer = load_private_key(key) if key is not None else None
     with runtime_for(config_from(ctx)) as runtime:
         loaded = load_component(runtime, wasm)
+    check_world(doc, caps, loaded)
     data = build_package(doc.name, doc.version, loaded.world.name, wasm.read_bytes(), caps.read_bytes())
     if signer is not None:
         data = sign_package(data, *signer)
