@@ -181,6 +181,10 @@ def _bad_package(case: str, wasm: Path, caps: Path, private: Path) -> bytes:
         other = json.loads(caps.read_text()) | {"name": "other"}
         data = build_package("minimal", "0.3.0", WORLD, wasm.read_bytes(), json.dumps(other).encode())
         return sign_package(data, *load_private_key(private))
+    if case == "unknown capabilities key":
+        loose = json.loads(caps.read_text()) | {"capabilites": {}}
+        data = build_package("minimal", "0.3.0", WORLD, wasm.read_bytes(), json.dumps(loose).encode())
+        return sign_package(data, *load_private_key(private))
     if case == "not a zip":
         return wasm.read_bytes()
     raise AssertionError(case)
@@ -198,6 +202,7 @@ BAD = {
     "world mismatch": "the manifest says world near:agent/sandboxed-channel@0.3.1, the component is airlock",
     "name mismatch": "the manifest says minimal 0.3.0, its capabilities file other 0.3.0",
     "not a zip": "not a zip archive",
+    "unknown capabilities key": "minimal-0.3.0.airlock: minimal.capabilities.json: $.capabilites: unknown key",
 }
 
 

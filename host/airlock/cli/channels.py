@@ -120,7 +120,13 @@ def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool, le
         caps_path = Path(tmp) / pkg.manifest.caps_member
         wasm_path.write_bytes(pkg.component)
         caps_path.write_bytes(pkg.capabilities)
-        _install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient)
+        try:
+            _install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient)
+        except AirlockError as exc:  # name the package's member, not the temporary directory
+            text = str(exc).replace(f"{tmp}/", f"{pkg.provenance.source}: ")
+            if text == str(exc):
+                raise
+            raise ConfigError(text) from None
 
 
 def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedComponent) -> None:
