@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu
 
-.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
+.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers run test lint typecheck pytest bench clean
 
 all: test
 
@@ -54,6 +54,11 @@ wrk:
 browser:
 	bash scripts/install-browser.sh
 
+# Debian's postgresql and redis-server for the state-backend tests (tests/servers.py starts throw-away servers on
+# loopback ports in temporary directories; the packages' system services are not used).
+servers:
+	bash scripts/install-servers.sh
+
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
 	PYTHONPATH=host $(BIN)/python -m airlock_demo --channels-dir $(CHANNELS)
@@ -67,7 +72,7 @@ typecheck: $(STAMP)
 # Two processes: a stopped host with the admin console or agent API on is not freed in-process (a reference held
 # outside Python, under investigation); each keeps a wasmtime pool's ~2,400 memory mappings, so those suites run
 # apart and the rest keeps its pools.
-pytest: guests test-guests bench-guest browser
+pytest: guests test-guests bench-guest browser servers
 	$(BIN)/pytest -q tests/admin tests/agentapi
 	$(BIN)/pytest -q --ignore=tests/admin --ignore=tests/agentapi
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import PostgresServer, RedisServer
 
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
@@ -28,6 +29,34 @@ sys.path.insert(0, str(Path(__file__).parent / "fakes"))
 @pytest.fixture(scope="session")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("compile-cache")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the whole session (``tests/servers.py``), started by the first test that asks."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL: ``postgresql://airlock@127.0.0.1:PORT/NAME``."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis for the whole session (``tests/servers.py``), started by the first test that asks."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture(scope="module")
