@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from servers import PostgresServer, RedisServer
 
+from airlock.messages.log import MessageLog
+from airlock.messages.postgres import PostgresMessageLog
+from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 
@@ -46,6 +49,33 @@ def postgres_server() -> Iterator[PostgresServer]:
 def pg_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's PostgreSQL: ``postgresql://airlock@127.0.0.1:PORT/NAME``."""
     return postgres_server.create_database()
+
+
+LOG_BACKENDS = ("sqlite", "postgresql")
+OpenLog = Callable[[], MessageLog]
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenLog]:
+    """``open_log()`` opens (again) one message log on the parametrised backend: SQLite (``tmp_path/state.db``) or
+    PostgreSQL (a fresh database on the session's real server); every log opened is closed at the end."""
+    opened: list[MessageLog] = []
+    if request.param == "sqlite":
+        def make() -> MessageLog:
+            return SqliteMessageLog(tmp_path / "state.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+
+        def make() -> MessageLog:
+            return PostgresMessageLog.open(url)
+
+    def tracked() -> MessageLog:
+        opened.append(make())
+        return opened[-1]
+
+    yield tracked
+    for log in opened:
+        log.close()
 
 
 @pytest.fixture(scope="session")
