@@ -46,12 +46,12 @@ from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
-from .messages.sqlite import SqliteMessageLog
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
+from .state.backends import open_state
 from .stores import PairingStore, SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
@@ -74,7 +74,8 @@ class AirlockHost:
         private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
-        self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db)
+        self.state = open_state(config)
+        self.log = self.state.log
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
@@ -179,7 +180,7 @@ class AirlockHost:
         self.runtime.close()
         self.pairing.close()
         self.agents.close()
-        self.log.close()
+        self.state.close()
         REDACTOR.unwatch(self.secrets)
 
     async def _compact_forever(self) -> None:

@@ -31,7 +31,16 @@ from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..config import CapabilitiesFile
 from ..config import HttpCapability as HttpSpec
-from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..errors import (
+    AirlockError,
+    EmitRateLimited,
+    GuestError,
+    GuestReturnedError,
+    GuestTrap,
+    HostBug,
+    SandboxBusy,
+    StateUnavailable,
+)
 from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
@@ -342,6 +351,11 @@ class Channel:
             except WorkspaceConflict as conflict:
                 self.emit_limiter.release(len(state.emits.messages))
                 out.error = _Conflict(str(conflict))
+                return out
+            except StateUnavailable as down:  # nothing committed: the input can be offered again (webhook 503)
+                self.emit_limiter.release(len(state.emits.messages))
+                log.warning("[%s] %s not applied: %s", self.name, out.callback, down)
+                out.error = down
                 return out
             state.emits.report(self.name)
             if self.services.inbound is None:

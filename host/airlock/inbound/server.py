@@ -19,6 +19,7 @@ shows each channel's inline hits, aborts and trips).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from ..channels.manager import ChannelManager, ChannelSlot
-from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy
+from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavailable
 from ..messages.inbox import RETRY_AFTER_S
 from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
@@ -143,6 +144,8 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
         return _error(404, "not found")
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
+    if isinstance(out.error, StateUnavailable):  # the state database is down: nothing applied, the platform retries
+        return _error(503, "unavailable", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
@@ -156,7 +159,12 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
 async def health(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     channels = {name: _slot_health(slot) for name, slot in manager.slots.items()}
-    return web.json_response({"status": "ok", "channels": channels, "queued": manager.bus.qsize()})
+    try:  # in a worker thread: a database that does not answer must not hold the event loop
+        queued = await asyncio.to_thread(manager.bus.qsize)
+    except StateUnavailable:
+        return web.json_response({"status": "unavailable", "channels": channels, "state": "unavailable"},
+                                 status=503)
+    return web.json_response({"status": "ok", "channels": channels, "queued": queued})
 
 
 async def channel_health(request: web.Request) -> web.Response:

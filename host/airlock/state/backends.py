@@ -1,0 +1,55 @@
+"""Open a host's state backends from its config's ``state`` URL: the message log with the durable workspace (and,
+as they move, the other shared stores) on SQLite in the home or on one PostgreSQL database whose connection pool
+they share."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..host_config import HostConfig
+from ..messages.log import MessageLog
+from .postgres import PgDb
+from .url import redact
+
+__all__ = ["State", "open_state"]
+
+log = logging.getLogger("airlock.state")
+
+
+@dataclass
+class State:
+    """The opened backends. ``db`` is the shared PostgreSQL pool (None on SQLite); ``close()`` closes all."""
+
+    log: MessageLog
+    db: PgDb | None = None
+
+    def close(self) -> None:
+        self.log.close()
+        if self.db is not None:
+            self.db.close()
+
+
+def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
+    """Open the backends named by ``config.state`` (``state.url``).
+
+    ``import_legacy``: on SQLite, copy an older home's ``workspace.db`` into the log once (``SqliteMessageLog``).
+
+    Raises:
+        StateUnavailable: PostgreSQL cannot be reached (within ``postgres.CONNECT_WAIT_S``).
+        ConfigError: the PostgreSQL schema is newer than this Airlock.
+        sqlite3.Error / OSError: the SQLite file cannot be opened.
+    """
+    url = config.state_url
+    if url.kind == "sqlite":
+        from ..messages.sqlite import SqliteMessageLog
+
+        assert url.path is not None
+        legacy = config.workspace_db if import_legacy else None
+        return State(log=SqliteMessageLog(url.path, legacy_workspace_db=legacy))
+    from ..messages.postgres import PostgresMessageLog
+
+    assert url.dsn is not None
+    db = PgDb(url.dsn)
+    log.info("state on PostgreSQL: %s", redact(url.dsn))
+    return State(log=PostgresMessageLog(db), db=db)
