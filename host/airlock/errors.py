@@ -20,7 +20,8 @@ or a platform could see; details go to the host log only.
     ├── ChannelDisabled              the operator disabled the channel; the callback did not run
     ├── EmitRateLimited              a callback's messages would pass the channel's emit rate; nothing applied
     ├── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
-    └── StateUnavailable             the state database cannot be reached (PostgreSQL down); nothing was changed
+    ├── StateUnavailable             the state database cannot be reached (PostgreSQL down); nothing was changed
+    └── LeaseLost                    a lease (poller, websocket) is no longer held under its fencing token
 """
 
 from __future__ import annotations
@@ -115,3 +116,14 @@ class StateUnavailable(AirlockError):
     def __init__(self, reason: str, retry_after: int = 5) -> None:
         super().__init__(f"state database unavailable ({reason}); retry after {retry_after}s")
         self.retry_after = retry_after
+
+
+class LeaseLost(AirlockError):
+    """A lease (``state.leases``) is no longer held under the fencing token the caller has: it expired and another
+    holder took it, or it was released. The write it guarded was not applied; the caller stops the work the lease
+    covered (a poller stops before its next poll) and may try to acquire the lease again."""
+
+    def __init__(self, name: str, token: int) -> None:
+        super().__init__(f"lease {name!r} is no longer held under token {token}")
+        self.name = name
+        self.token = token

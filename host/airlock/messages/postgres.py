@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from ..state.leases import Fence, check_fence_pg
 from ..state.postgres import CONNECT_WAIT_S, PgConn, PgDb
 from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
@@ -59,10 +60,12 @@ class PostgresMessageLog:
         return {str(p): str(v) for p, v in rows}
 
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]:
+               now: float, fence: Fence | None = None) -> list[NewEntry]:
         if not workspace and not entries:
             return []
         with self._db.transaction() as conn:
+            if fence is not None:
+                check_fence_pg(conn, fence, now)
             if workspace:
                 # sorted: two nodes writing the same keys lock them in one order (no deadlock)
                 conn.cursor().executemany(

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from ..host_config import HostConfig
 from ..messages.log import MessageLog
+from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
 __all__ = ["State", "open_state"]
 
-log = logging.getLogger("airlock.state")
+logger = logging.getLogger("airlock.state")
 
 
 @dataclass
@@ -22,10 +23,12 @@ class State:
     """The opened backends. ``db`` is the shared PostgreSQL pool (None on SQLite); ``close()`` closes all."""
 
     log: MessageLog
+    leases: Leases
     db: PgDb | None = None
 
     def close(self) -> None:
         self.log.close()
+        self.leases.close()
         if self.db is not None:
             self.db.close()
 
@@ -46,10 +49,11 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
 
         assert url.path is not None
         legacy = config.workspace_db if import_legacy else None
-        return State(log=SqliteMessageLog(url.path, legacy_workspace_db=legacy))
+        log = SqliteMessageLog(url.path, legacy_workspace_db=legacy)
+        return State(log=log, leases=SqliteLeases(url.path))
     from ..messages.postgres import PostgresMessageLog
 
     assert url.dsn is not None
     db = PgDb(url.dsn)
-    log.info("state on PostgreSQL: %s", redact(url.dsn))
-    return State(log=PostgresMessageLog(db), db=db)
+    logger.info("state on PostgreSQL: %s", redact(url.dsn))
+    return State(log=PostgresMessageLog(db), leases=PostgresLeases(db), db=db)

@@ -63,6 +63,17 @@ CREATE INDEX outbox_pending ON outbox (conversation, seq) WHERE state = 'pending
 CREATE INDEX outbox_state ON outbox (state, seq)
 """
 
+LEASES = """
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    acquired_at DOUBLE PRECISION NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
+    Migration(2, "leases with fencing tokens (state.leases)", LEASES),
 )
