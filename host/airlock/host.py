@@ -52,7 +52,7 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
 from .state.backends import open_state
-from .stores import PairingStore, SecretStore
+from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
 
@@ -73,9 +73,9 @@ class AirlockHost:
         self.config = config
         private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
-        self.pairing = PairingStore(config.pairing_db)
         self.state = open_state(config)
         self.log = self.state.log
+        self.pairing = self.state.pairing
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
@@ -178,7 +178,6 @@ class AirlockHost:
             await self._runner.cleanup()
         self.egress.close()
         self.runtime.close()
-        self.pairing.close()
         self.agents.close()
         self.state.close()
         REDACTOR.unwatch(self.secrets)

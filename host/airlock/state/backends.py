@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 from ..host_config import HostConfig
 from ..messages.log import MessageLog
+from ..stores._sql import PgQmarkDb
+from ..stores.pairing import PairingStore
 from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
-__all__ = ["State", "open_state"]
+__all__ = ["State", "open_pairing", "open_state"]
 
 logger = logging.getLogger("airlock.state")
 
@@ -24,11 +26,13 @@ class State:
 
     log: MessageLog
     leases: Leases
+    pairing: PairingStore
     db: PgDb | None = None
 
     def close(self) -> None:
         self.log.close()
         self.leases.close()
+        self.pairing.close()
         if self.db is not None:
             self.db.close()
 
@@ -50,10 +54,20 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
         assert url.path is not None
         legacy = config.workspace_db if import_legacy else None
         log = SqliteMessageLog(url.path, legacy_workspace_db=legacy)
-        return State(log=log, leases=SqliteLeases(url.path))
+        return State(log=log, leases=SqliteLeases(url.path), pairing=PairingStore(config.pairing_db))
     from ..messages.postgres import PostgresMessageLog
 
     assert url.dsn is not None
     db = PgDb(url.dsn)
     logger.info("state on PostgreSQL: %s", redact(url.dsn))
-    return State(log=PostgresMessageLog(db), leases=PostgresLeases(db), db=db)
+    return State(log=PostgresMessageLog(db), leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+
+
+def open_pairing(config: HostConfig) -> PairingStore:
+    """The pairing store alone (the CLI): ``pairing.db`` in the home, or the PostgreSQL state database on a pool of
+    its own (closed with the store)."""
+    url = config.state_url
+    if url.kind == "sqlite":
+        return PairingStore(config.pairing_db)
+    assert url.dsn is not None
+    return PairingStore(PgQmarkDb(PgDb(url.dsn, max_size=2), owns_db=True))

@@ -73,7 +73,30 @@ CREATE TABLE leases (
 )
 """
 
+# ``rowid``: insertion order, named as SQLite's implicit column so that the store's SQL runs on both engines.
+PAIRING = """
+CREATE TABLE pairing_requests (
+    rowid BIGINT GENERATED ALWAYS AS IDENTITY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    meta_json TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (channel, external_id)
+);
+CREATE UNIQUE INDEX pairing_requests_code ON pairing_requests (channel, code);
+CREATE TABLE paired (
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    paired_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (channel, external_id)
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
+    Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
 )
