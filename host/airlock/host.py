@@ -51,7 +51,7 @@ from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
-from .state.backends import open_state
+from .state.backends import open_secrets, open_state
 from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
@@ -72,8 +72,8 @@ class AirlockHost:
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
         self.config = config
         private_dir(config.home)
-        self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.state = open_state(config)
+        self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
         self.log = self.state.log
         self.pairing = self.state.pairing
         self.blobs = BlobStore(config.blobs_dir)

@@ -5,6 +5,8 @@ loopback receiving the reply, and an agent speaking the agent HTTP API.
 1. A webhook is answered 200; the message reaches the agent over ``GET /v1/messages``; the agent's reply
    acknowledges it and goes out through the outbox to the platform; PostgreSQL holds the acked entry and the sent
    reply.
+The webhook secret is set with ``airlock secrets set`` into PostgreSQL (encrypted), not into the home's file.
+
 2. PostgreSQL is stopped: every webhook is answered 503 with Retry-After (never 500, never 200 = accepted and lost);
    once it is back, webhooks are answered 200 again within a bound, and exactly the 200-answered messages are in
    the log (none of the refused ones).
@@ -29,7 +31,6 @@ from servers import PostgresServer, free_port
 
 from airlock.messages.postgres import PostgresMessageLog
 from airlock.state.postgres import CONNECT_WAIT_S, RECONNECT_WINDOW_S
-from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
 
@@ -85,6 +86,14 @@ async def start_gateway(env: dict[str, str], port: int, platform_url: str,
     raise AssertionError("the gateway did not come up: " + logfile.read_text()[-3000:])
 
 
+async def set_secret(env: dict[str, str], name: str, value: str) -> None:
+    cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "airlock.cli", "secrets", "set", name, env=env,
+                                               stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                               stderr=asyncio.subprocess.PIPE)
+    _, err = await cli.communicate(value.encode())
+    assert cli.returncode == 0, err.decode()
+
+
 async def add_agent(env: dict[str, str], name: str) -> str:
     cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "airlock.cli", "agents", "add", name, "--json",
                                                env=env, stdout=asyncio.subprocess.PIPE,
@@ -107,12 +116,12 @@ async def test_serve_on_postgresql_delivers_and_answers_503_while_the_database_i
     runner, platform_url, received = await fake_platform()
     install_channel(BUILT_CHANNELS / f"{CHANNEL}.wasm", BUILT_CHANNELS / f"{CHANNEL}.capabilities.json",
                     dm_policy="open")
-    SecretStore.open(airlock_home).set("template_rust_webhook_secret", SECRET)
     (airlock_home / "airlock.toml").write_text(
         f'state = "{url}"\ndefault_agent = "bot"\n')
     api_port, port = free_port(), free_port()
     env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
            "AIRLOCK_AGENT_API_PORT": str(api_port)}
+    await set_secret(env, "template_rust_webhook_secret", SECRET)  # into PostgreSQL, encrypted
     token = await add_agent(env, "bot")
     proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")
     base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1"

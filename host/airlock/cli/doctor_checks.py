@@ -247,9 +247,9 @@ def _file_checks(name: str, caps: Any) -> list[Check]:
 
 
 def _store(config: HostConfig) -> Any:
-    from ..stores import SecretStore
+    from ..state.backends import open_secrets
 
-    return SecretStore.open(config.home)
+    return open_secrets(config)
 
 
 def _required(caps: Any) -> list[str]:

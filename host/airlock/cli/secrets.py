@@ -10,7 +10,6 @@ import typer
 
 from ..config import HostConfig
 from ..errors import ConfigError, SecretStoreError
-from ..stores import SecretStore
 from ..stores.secrets import is_valid_secret_name
 from .app import app, config_from, friendly_errors
 from .common import installed_caps, open_secrets, read_caps_quietly
@@ -59,7 +58,8 @@ def secrets_set(
     if not value:
         raise ConfigError(f"empty value for {name}; nothing stored")
     _check_against_channels(config, name, value)
-    store = SecretStore.open(config.home)
+    store = open_secrets(config)
+    assert store is not None
     store.set(name, value)
     typer.echo(f"stored secret {name}")
 

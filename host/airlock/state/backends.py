@@ -11,11 +11,12 @@ from ..host_config import HostConfig
 from ..messages.log import MessageLog
 from ..stores._sql import PgQmarkDb
 from ..stores.pairing import PairingStore
+from ..stores.secrets import SecretStore
 from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
-__all__ = ["State", "open_pairing", "open_state"]
+__all__ = ["State", "open_pairing", "open_secrets", "open_state"]
 
 logger = logging.getLogger("airlock.state")
 
@@ -71,3 +72,21 @@ def open_pairing(config: HostConfig) -> PairingStore:
         return PairingStore(config.pairing_db)
     assert url.dsn is not None
     return PairingStore(PgQmarkDb(PgDb(url.dsn, max_size=2), owns_db=True))
+
+
+def open_secrets(config: HostConfig, db: PgDb | None = None) -> SecretStore:
+    """The encrypted secret store: ``HOME/secrets.json`` on SQLite state, the PostgreSQL state database otherwise
+    (on ``db`` if given, else a small pool of its own, left open for the process's life: the CLI's commands end
+    with the process).
+
+    Raises:
+        SecretStoreError: the master key is missing, malformed or wrong (``stores.secrets``, ``stores.secrets_pg``).
+        StateUnavailable: PostgreSQL cannot be reached.
+    """
+    url = config.state_url
+    if url.kind == "sqlite":
+        return SecretStore.open(config.home)
+    from ..stores.secrets_pg import PostgresSecretStore
+
+    assert url.dsn is not None
+    return PostgresSecretStore.open_on(db if db is not None else PgDb(url.dsn, max_size=2), config.home)

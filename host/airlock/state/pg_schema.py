@@ -95,8 +95,22 @@ CREATE TABLE paired (
 )
 """
 
+# Ciphertexts only (stores.secrets_pg): urlsafe base64 of nonce || AES-256-GCM ciphertext + tag.
+SECRETS = """
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    ciphertext TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE secret_key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    blob TEXT NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
     Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
+    Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
 )
