@@ -41,6 +41,7 @@ from .config import HostConfig, load_capabilities
 from .errors import AirlockError, ConfigError, GuestError
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
+from .inbound.verifiers.base import ReplayFactory
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
@@ -52,6 +53,7 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
 from .state.backends import open_secrets, open_state
+from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
@@ -89,7 +91,7 @@ class AirlockHost:
             durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
             inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
-            observer=self.observer,
+            observer=self.observer, replay=self._replay_factory(),
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -109,6 +111,13 @@ class AirlockHost:
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""
+
+    def _replay_factory(self) -> ReplayFactory | None:
+        """With PostgreSQL state, webhook replay caches shared by every node (``state.replay``); else in memory."""
+        db = self.state.db
+        if db is None:
+            return None
+        return lambda channel: SharedReplayCache(db, channel)
 
     @property
     def base_url(self) -> str:

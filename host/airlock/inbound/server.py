@@ -50,7 +50,8 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 def _verifier(slot: ChannelSlot) -> Verifier:
     if slot.verifier is None:  # normally built at registration by the manager
-        slot.verifier = verifier_for(slot.channel.caps, slot.channel.services.secret_lookup)
+        slot.verifier = verifier_for(slot.channel.caps, slot.channel.services.secret_lookup,
+                                     slot.channel.services.replay)
     return slot.verifier
 
 
@@ -66,7 +67,11 @@ def _verify(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request, bod
         return _error(403, "forbidden")
     req = WebhookRequest.build(request.method, request.path, request.headers.items(), request.query.items(), body,
                                time.time())
-    verdict = verifier.verify(req)
+    try:
+        verdict = verifier.verify(req)
+    except StateUnavailable as down:  # the shared replay cache's database is down: not accepted, retry later
+        log.warning("[%s] webhook %s %s not checked: %s", name, request.method, request.path, down)
+        return _error(503, "unavailable", **{"Retry-After": str(down.retry_after)})
     if isinstance(verdict, Reject):
         log.warning("[%s] webhook %s %s refused with %d (%s): %s", name, request.method, request.path,
                     verdict.status, verifier.scheme, verdict.reason)

@@ -108,9 +108,19 @@ CREATE TABLE secret_key_check (
 )
 """
 
+REPLAY = """
+CREATE TABLE replay_seen (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, key)
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
     Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
     Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
+    Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
 )
