@@ -4,14 +4,17 @@ expires, per channel; expired rows are taken over and pruned."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from servers import PostgresServer
 
 import airlock.state.replay as replay_mod
-from airlock.state.postgres import PgDb
+from airlock.errors import StateUnavailable
+from airlock.state.postgres import RECONNECT_WINDOW_S, PgDb
 from airlock.state.replay import SharedReplayCache
 
 T0 = 1_800_000_000.0
@@ -64,3 +67,31 @@ def test_expired_rows_are_pruned(open_cache: Open, monkeypatch: pytest.MonkeyPat
 
         keys = [r[0] for r in sqlite3.connect(tmp_path / "state.db").execute("SELECT key FROM replay_seen")]
     assert keys == ["new"]
+
+
+def test_database_down_fails_fast_and_records_nothing() -> None:
+    server = PostgresServer()
+    try:
+        server.start()
+        db = PgDb(server.create_database(), connect_wait_s=1.0)
+        cache = SharedReplayCache(db, "slack")
+        server.stop()
+        with pytest.raises(StateUnavailable):
+            cache.seen("v0=sig", T0 + 300, T0)
+        started = time.monotonic()
+        with pytest.raises(StateUnavailable):  # within DOWN_PAUSE_S: at once, no wait for a connection
+            cache.seen("v0=sig", T0 + 300, T0)
+        assert time.monotonic() - started < 0.2
+        server.start()
+        deadline = time.monotonic() + replay_mod.DOWN_PAUSE_S + RECONNECT_WINDOW_S + 5
+        while True:
+            try:
+                # the platform's retry of the refused request is accepted: it was not recorded while down
+                assert cache.seen("v0=sig", T0 + 300, T0 + 1) is False
+                break
+            except StateUnavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        db.close()
+    finally:
+        server.destroy()

@@ -9,23 +9,30 @@ another request makes it "seen". A local ``ReplayCache`` answers repeats this pr
 trip. Rows are ``replay_seen (scope, key, expires_at)`` (``scope``: the channel); expired rows are deleted every
 :data:`PRUNE_EVERY` records.
 
-Errors: ``StateUnavailable`` when PostgreSQL cannot be reached (the webhook is answered 503, not accepted).
+Errors: ``StateUnavailable`` when PostgreSQL cannot be reached (the webhook is answered 503, not accepted); for
+:data:`DOWN_PAUSE_S` after such a failure it is raised at once. ``seen`` is called on the event loop (verifiers are
+synchronous): one round trip per signed webhook that this process has not seen itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import StateUnavailable
 from ..inbound.verifiers.base import ReplayCache
 from ..stores._sql import PgQmarkDb, SqlDb
 from ..stores._sqlite import SqliteDb
 from .postgres import PgDb
 
-__all__ = ["PRUNE_EVERY", "SCHEMA_SQLITE", "SharedReplayCache"]
+__all__ = ["DOWN_PAUSE_S", "PRUNE_EVERY", "SCHEMA_SQLITE", "SharedReplayCache"]
 
+DOWN_PAUSE_S = 2.0
+"""After a failed database call, seconds during which ``seen`` fails at once (``StateUnavailable``) instead of
+waiting for a connection again: verifiers run on the event loop, which must not stall on every request."""
 PRUNE_EVERY = 1000
 """Records between deletions of the scope's expired rows (bounds the table to about one window of traffic)."""
 
@@ -59,15 +66,22 @@ class SharedReplayCache:
         self._local = local if local is not None else ReplayCache()
         self._lock = threading.Lock()
         self._count = itertools.count(1)
+        self._down_until = 0.0
 
     def seen(self, key: str, expires_at: float, now: float) -> bool:
         with self._lock:
             if self._local.known(key, now):
                 return True
-        with self._db.transaction() as conn:
-            recorded: Any = conn.execute(_RECORD, (self.scope, key, expires_at, now)).fetchone()
-            if next(self._count) % PRUNE_EVERY == 0:
-                conn.execute("DELETE FROM replay_seen WHERE scope = ? AND expires_at <= ?", (self.scope, now))
+        if time.monotonic() < self._down_until:  # failed just now: do not hold the event loop again
+            raise StateUnavailable("replay cache: database down", retry_after=int(DOWN_PAUSE_S) + 1)
+        try:
+            with self._db.transaction() as conn:
+                recorded: Any = conn.execute(_RECORD, (self.scope, key, expires_at, now)).fetchone()
+                if next(self._count) % PRUNE_EVERY == 0:
+                    conn.execute("DELETE FROM replay_seen WHERE scope = ? AND expires_at <= ?", (self.scope, now))
+        except StateUnavailable:
+            self._down_until = time.monotonic() + DOWN_PAUSE_S
+            raise
         with self._lock:  # only once the database has it: a request refused with 503 may come again
             self._local.seen(key, expires_at, now)
         return recorded is None
