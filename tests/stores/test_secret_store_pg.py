@@ -76,3 +76,14 @@ def test_without_the_cluster_key_a_new_node_is_told_to_set_it(pg_url: str, pools
     with pytest.raises(SecretStoreError, match="AIRLOCK_MASTER_KEY"):
         PostgresSecretStore.open_on(pools[-1], tmp_path / "node2")
     assert not (tmp_path / "node2" / "master.key").exists()
+
+
+def test_a_background_refresh_never_undoes_this_process_writes(pg_url: str, pools: list[PgDb]) -> None:
+    """Each write makes the next read start a background refresh; one that fetched before a later write must not
+    put the older rows back over it."""
+    store = node(pg_url, pools, secrets.token_bytes(32))
+    for i in range(40):
+        store.set(f"name_{i}", "v")
+        assert f"name_{i}" in store.names()
+    time.sleep(0.2)  # let the last refreshes land
+    assert len(store.names()) == 40

@@ -48,6 +48,7 @@ class PostgresSecretStore(SecretStore):
         self._db = db
         self._loaded_at: float | None = None  # None: never loaded (the first load waits for the database)
         self._refreshing = False
+        self._saves = 0  # writes of this process: a background fetch begun before one is stale
         self._rows: dict[str, str] = {}  # what the database held at the last load or save
         self._generation = 0
         super().__init__(_WHERE, key)
@@ -86,8 +87,13 @@ class PostgresSecretStore(SecretStore):
 
     def _refresh(self) -> None:
         try:
+            with self._lock:
+                saves = self._saves
             fetched = self._fetch()
             with self._lock:
+                if self._saves != saves:  # a write of this process came between: the fetch may predate it
+                    self._loaded_at = time.monotonic() - REFRESH_S
+                    return
                 self._apply(*fetched)
         except (StateUnavailable, SecretStoreError) as exc:
             log.warning("secret store: refresh failed, using the values known: %s", exc)
@@ -128,6 +134,7 @@ class PostgresSecretStore(SecretStore):
                 conn.execute("DELETE FROM secrets WHERE name = %s", (name,))
         self._rows = dict(self._data)
         self._generation += 1
+        self._saves += 1
         self._loaded_at = time.monotonic() - REFRESH_S  # the next read refreshes: other nodes' changes too
 
 
