@@ -112,6 +112,17 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def create_schema(self, prefix: str = "s") -> str:
+        """A new empty schema in the ``postgres`` database; returns a URL whose connections use it (libpq
+        ``options=-csearch_path=...``). Milliseconds, where a database costs a copy of the template (~10 MB, a
+        quarter of a second here): what most tests need, a namespace of their own."""
+        import psycopg
+
+        name = f"{prefix}_{os.getpid()}_{next(self._ids)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url()}?options=-csearch_path%3D{name}"
+
     def destroy(self) -> None:
         """Stop the server and remove its directory."""
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
