@@ -8,9 +8,9 @@ STAMP := $(VENV)/.deps-stamp
 CHANNELS := build/channels
 # Rust channel crates (guest-plugins/<name>, package <name>-channel), built to $(CHANNELS)/<name>.wasm.
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
-RUST_CHANNELS := template-rust slack whatsapp discord feishu
+RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers run test lint typecheck pytest bench clean
 
 all: test
 
@@ -58,6 +58,10 @@ browser:
 # loopback ports in temporary directories; the packages' system services are not used).
 servers:
 	bash scripts/install-servers.sh
+
+# The capabilities file's JSON Schema, generated from the pydantic models (a test fails when it is stale).
+schema: $(STAMP)
+	PYTHONPATH=host $(BIN)/python -m airlock.manifest.schema > host/airlock/manifest/capabilities.schema.json
 
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
