@@ -16,7 +16,7 @@ from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
-__all__ = ["State", "open_pairing", "open_secrets", "open_state"]
+__all__ = ["State", "open_log", "open_pairing", "open_secrets", "open_state"]
 
 logger = logging.getLogger("airlock.state")
 
@@ -62,6 +62,21 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
     db = PgDb(url.dsn)
     logger.info("state on PostgreSQL: %s", redact(url.dsn))
     return State(log=PostgresMessageLog(db), leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+
+
+def open_log(config: HostConfig) -> MessageLog:
+    """The message log alone (the CLI): ``state.db`` (no legacy import), or PostgreSQL on a pool of its own (closed
+    with the log)."""
+    url = config.state_url
+    if url.kind == "sqlite":
+        from ..messages.sqlite import SqliteMessageLog
+
+        assert url.path is not None
+        return SqliteMessageLog(url.path)
+    from ..messages.postgres import PostgresMessageLog
+
+    assert url.dsn is not None
+    return PostgresMessageLog.open(url.dsn)
 
 
 def open_pairing(config: HostConfig) -> PairingStore:
