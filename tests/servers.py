@@ -9,7 +9,8 @@ PostgreSQL refuses to run as root, and CI runs as root: the cluster is made and 
 ``CREATE DATABASE`` fast). Authentication is ``trust`` on 127.0.0.1 only.
 
 Both classes have ``stop()`` / ``start()`` on the same port and directory, so a test can take its server away
-mid-run and bring it back (``StoppedPostgres`` in the PostgreSQL-down test).
+mid-run and bring it back (``conftest.stoppable_postgres``: the database-down tests). ``create_schema()`` gives a
+test a namespace of its own in milliseconds (``conftest.pg_url``); ``create_database()`` a whole database.
 """
 
 from __future__ import annotations
