@@ -127,10 +127,15 @@ class AgentClient:
         await self._call("POST", f"/v1/messages/{message_id}/ack", {"lease_token": lease_token}, idempotency_key)
 
     async def reply(self, message_id: str, text: str, *, lease_token: str | None = None, thread: str | None = None,
-                    stream: bool = False, idempotency_key: str | None = None) -> Accepted:
+                    stream: bool = False, idempotency_key: str | None = None,
+                    attachments: list[dict[str, str]] | None = None) -> Accepted:
         """Acknowledge the message and queue ``text`` as its reply (delivered in the background). ``stream``: the
-        first text of a streamed reply, continued with ``edit(outbox_id, text)`` and ended with ``final=True``."""
+        first text of a streamed reply, continued with ``edit(outbox_id, text)`` and ended with ``final=True``.
+        ``attachments``: files by reference, ``{"sha256", "filename", "mime_type"}`` each (``upload`` gives the
+        sha256); at most 10 and 1.5 MiB together per reply (``airlock.messages.reply_files``)."""
         body: dict[str, Any] = {"text": text}
+        if attachments:
+            body["attachments"] = attachments
         if stream:
             body["stream"] = True
         if lease_token is not None:
@@ -139,6 +144,23 @@ class AgentClient:
             body["thread"] = thread
         doc = await self._call("POST", f"/v1/messages/{message_id}/reply", body, idempotency_key)
         return Accepted(doc["outbox_id"], doc["state"])
+
+    async def upload(self, data: bytes) -> str:
+        """Store a file for a reply (``POST /v1/attachments``); returns its sha256 for ``reply(attachments=...)``."""
+        async with self._http().post(self.base_url + "/v1/attachments", data=data, headers=self._headers,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            doc = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise AgentApiError(resp.status, str(doc.get("error") if isinstance(doc, dict) else doc))
+            return str(doc["sha256"])
+
+    async def download(self, url: str) -> bytes:
+        """The bytes of an attachment (``Message.attachments[i]["url"]``, relative to the API's base URL)."""
+        async with self._http().get(self.base_url + url, headers=self._headers,
+                                    timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            if resp.status >= 400:
+                raise AgentApiError(resp.status, "no such attachment for this agent")
+            return await resp.read()
 
     async def status(self, message_id: str, status: str, message: str = "", *,
                      idempotency_key: str | None = None) -> Accepted:

@@ -322,21 +322,27 @@ class AirlockHost:
 
     @overload
     async def reply(self, message: Delivery, text: str, *, stream: Literal[False] = False,
-                    thread_id: str | None = None, idempotency_key: str | None = None) -> CallOutcome: ...
+                    thread_id: str | None = None, idempotency_key: str | None = None,
+                    attachments: Sequence[Attachment] = ()) -> CallOutcome: ...
 
     @overload
     async def reply(self, message: Delivery, text: str, *, stream: Literal[True],
                     thread_id: str | None = None, idempotency_key: str | None = None) -> ReplyStream: ...
 
     async def reply(self, message: Delivery, text: str, *, stream: bool = False, thread_id: str | None = None,
-                    idempotency_key: str | None = None) -> CallOutcome | ReplyStream:
+                    idempotency_key: str | None = None,
+                    attachments: Sequence[Attachment] = ()) -> CallOutcome | ReplyStream:
         """``respond`` (``stream`` false), or open a streamed reply whose first text is ``text``: returns a
         :class:`ReplyStream` at once (``update`` with each newer text, ``finish`` with the final one). On a channel
         that exports on-edit the first text is sent now and the later ones become edits, at most one per second per
         conversation (``messages.streaming.EDIT_INTERVAL_S``), the final text last; on any other channel the user gets
-        the final text as one message. ``message`` is acknowledged when the stream opens."""
+        the final text as one message. ``message`` is acknowledged when the stream opens. ``attachments``: as for
+        ``respond``; a streamed reply takes none (ReplyFileError)."""
         if not stream:
-            return await self.respond(message, text, thread_id=thread_id, idempotency_key=idempotency_key)
+            return await self.respond(message, text, thread_id=thread_id, idempotency_key=idempotency_key,
+                                      attachments=attachments)
+        if attachments:
+            raise ReplyFileError("a streamed reply carries text only; send files in a reply without stream")
         payload = {"content": text, "thread_id": thread_id or message.thread_id,
                    "metadata_json": message.inbound.message.metadata_json}
         out = self.streams.head(Outbound(instance=message.channel, conversation=message.conversation, kind="respond",

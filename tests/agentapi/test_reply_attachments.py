@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from apihelp import api, auth, inject, poll, started_host
 
+from airlock.agent_client import AgentApiError, AgentClient
 from airlock.host import COMPACT_EVERY_S, AirlockHost
 from airlock.messages.model import AttachmentRef
 from airlock.messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES, MAX_REPLY_ATTACHMENTS
@@ -170,3 +171,23 @@ async def test_blobs_are_collected_with_the_logs_retention(host: AirlockHost, to
     host.compact(now=time.time() + host.config.retention_s + 2 * COMPACT_EVERY_S)
     assert host.blobs.get(inbound) is None and host.log.get(mid) is None
     assert host.blobs.get(outbound) == b"outbound file"
+
+
+async def test_typed_client_uploads_downloads_and_replies_with_files(host: AirlockHost, tokens: Tokens) -> None:
+    digest = host.blobs.put(b"from the user")
+    ref = AttachmentRef(id="a1", mime_type="text/plain", filename="in.txt", size=13, sha256=digest)
+    mid = inject(host, "alpha", "a file for you", attachments=(ref,))
+    async with AgentClient(api(host), tokens["alpha"]) as agent:
+        [m] = await agent.messages(wait=1)
+        assert await agent.download(m.attachments[0]["url"]) == b"from the user"
+        sha = await agent.upload(b"from the agent")
+        assert sha == hashlib.sha256(b"from the agent").hexdigest()
+        files = [{"sha256": sha, "filename": "out.txt", "mime_type": "text/plain"}]
+        accepted = await agent.reply(mid, "here", lease_token=m.lease_token, attachments=files)
+        assert host.log.get_outbox(accepted.outbox_id).payload["attachments"][0]["sha256"] == sha  # type: ignore[union-attr]
+        with pytest.raises(AgentApiError) as err:
+            await agent.upload(b"")
+        assert err.value.status == 422
+        with pytest.raises(AgentApiError) as err:
+            await agent.download(f"/v1/attachments/{'0' * 64}")
+        assert err.value.status == 404

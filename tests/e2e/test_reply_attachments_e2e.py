@@ -106,8 +106,10 @@ async def test_in_process_respond_with_files_reaches_telegram(fake: FakeTelegram
         too_big = Attachment("big.bin", "application/octet-stream", b"\0" * (MAX_REPLY_ATTACHMENT_BYTES + 1))
         with pytest.raises(ReplyFileError, match=str(MAX_REPLY_ATTACHMENT_BYTES)):
             await host.respond(msg, "too big", attachments=[too_big])
+        with pytest.raises(ReplyFileError, match="streamed reply"):
+            await host.reply(msg, "streamed", stream=True, attachments=[Attachment("a.txt", "text/plain", b"a")])
         assert host.log.list_outbox() == []  # refused before anything was queued
-        out = await host.respond(msg, "here", attachments=[Attachment("notes.txt", "text/plain", PDF)])
+        out = await host.reply(msg, "here", attachments=[Attachment("notes.txt", "text/plain", PDF)])
         assert out.ok, out.error
         [doc] = await fake.wait_for_files(1, timeout=20)
         assert (doc["method"], doc["filename"], doc["content_type"], doc["data"]) == (
