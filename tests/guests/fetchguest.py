@@ -34,8 +34,9 @@ def _http_call(method: str, body: str) -> str:
             f"(i32.const 0) (i32.const {_RET}))")
 
 
-def wat_source(name: str) -> str:
-    pkg, version, _ = WORLDS["airlock"]
+def wat_source(name: str, world: str = "airlock") -> str:
+    """The guest's core module for ``world`` (a key of ``watguest.WORLDS``: the worlds share the ABI)."""
+    pkg, version, _ = WORLDS[world]
     host = f"{pkg}/channel-host@{version}"
     exp = f"{pkg}/channel@{version}"
     path = f"/webhook/{name}".encode()
@@ -82,6 +83,7 @@ def wat_source(name: str) -> str:
         (i32.store (i32.const 2064) (i32.const 2))))
     (i32.const 2048))
   (func (export "{exp}#on-poll")
+    (global.set $heap (i32.const 65536))  ;; the last body is dropped: an instance polled again reuses its room
     {get})
   (func (export "{exp}#on-respond") (param {i32x(11)}) (result i32)
     (i32.store8 (i32.const 2048) (i32.const 0))
@@ -107,17 +109,19 @@ def capabilities(name: str, **http: object) -> dict[str, object]:
     }
 
 
-def build_component(tmp: Path, name: str = "fetch") -> Path:
-    """Build the guest into ``tmp`` (once) and return the component's path. Raises CalledProcessError."""
+def build_component(tmp: Path, name: str = "fetch", world: str = "airlock") -> Path:
+    """Build the guest for ``world`` (``airlock`` or ``near-0.3.1``) into ``tmp`` (once) and return the
+    component's path. Raises CalledProcessError."""
     tmp.mkdir(parents=True, exist_ok=True)
-    out = tmp / f"{name}-fetch.wasm"
+    stem = f"{name}-fetch" if world == "airlock" else f"{name}-fetch-{world}"
+    out = tmp / f"{stem}.wasm"
     if out.exists():
         return out
-    wat = tmp / f"{name}-fetch.wat"
-    wat.write_text(wat_source(name))
-    core = tmp / f"{name}-fetch.core.wasm"
+    wat = tmp / f"{stem}.wat"
+    wat.write_text(wat_source(name, world))
+    core = tmp / f"{stem}.core.wasm"
     tool = _wasm_tools()
-    subprocess.run([tool, "component", "embed", str(WIT_DIR), "--world", WORLDS["airlock"][2], str(wat),
+    subprocess.run([tool, "component", "embed", str(WIT_DIR), "--world", WORLDS[world][2], str(wat),
                     "-o", str(core)], check=True, capture_output=True)
     subprocess.run([tool, "component", "new", str(core), "-o", str(out)], check=True, capture_output=True)
     return out

@@ -27,6 +27,7 @@ from wasmtime.component import Component, ExportIndex
 
 from ..errors import ComponentError
 from ..stores.files import private_dir
+from . import adapter
 from . import pooling as pool
 from . import wasmtime_fixes
 from .pooling import PoolingSettings, PoolingUnavailable
@@ -75,6 +76,9 @@ class LoadedComponent:
     sha256: str
     load_ms: float
     from_cache: bool
+    adapted: bool = False
+    """True when ``component`` is the original composed with the http adapter (``runtime.adapter``); everything
+    else here (path, world, imports, size, sha256) describes the original."""
 
 
 class Runtime:
@@ -91,13 +95,14 @@ class Runtime:
     """Runtimes made in this process (tests collect garbage after a test that made one: a stopped host's engine
     sits in reference cycles until the collector runs, and its pool's address-space reservation with it)."""
 
-    def __init__(self, cache_dir: Path, pooling: PoolingSettings | None = None) -> None:
+    def __init__(self, cache_dir: Path, pooling: PoolingSettings | None = None, *, adapt: bool = True) -> None:
         Runtime.created += 1
         wasmtime_fixes.apply()
         # Compiled code depends on fuel and epochs; not on the allocator (pooling.py, tested).
         self.settings_tag = "fuel=1;epoch=1"
         self.pooling: PoolingSettings | None = None
         self.pooling_unavailable: str | None = None
+        self.adapt = adapt
         self.engine = self._make_engine(pooling)
         self.cache_dir = cache_dir
         private_dir(cache_dir)  # 0700; entries are written 0600 (mkstemp)
@@ -155,23 +160,50 @@ class Runtime:
             wasm = path.read_bytes()
         except OSError as exc:
             raise ComponentError(f"{path.name}: cannot read: {exc.strerror}") from None
-        key = self._cache_key(wasm)
-        cached = self.cache_dir / f"{key}.cwasm"
+        sha256 = hashlib.sha256(wasm).hexdigest()
+        composed, unavailable = self._composed(path, sha256)
+        try:
+            component, from_cache = self._component(path.name, composed[1] if composed else wasm)
+            world, imports, exports = self._inspect(path.name, component, composed[0] if composed else None)
+        except ComponentError:
+            if composed is None:
+                raise
+            # Not expected (the adapter only replaces imports): the original's own verdict is the one to report.
+            log.warning("%s: the composed component does not load; loading the original", path.name)
+            composed = None
+            component, from_cache = self._component(path.name, wasm)
+            world, imports, exports = self._inspect(path.name, component, None)
+        if unavailable is not None:
+            log.warning("%s: loaded without the http adapter (%s): a large http response costs ~80x its size",
+                        path.name, unavailable)
+        return LoadedComponent(
+            path=path, component=component, world=world, exports=exports, imports=imports,
+            imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
+            sha256=sha256, load_ms=(time.perf_counter() - start) * 1000,
+            from_cache=from_cache, adapted=composed is not None,
+        )
+
+    def _composed(self, path: Path, sha256: str) -> tuple[tuple[str, bytes] | None, str | None]:
+        """((host interface, composed bytes) or None, why the adapter is unavailable or None)."""
+        if not self.adapt:
+            return None, None
+        try:
+            found = adapter.compose(path, sha256, self.cache_dir)
+            return (None if found is None else (found[0], found[1].read_bytes())), None
+        except (adapter.AdapterUnavailable, OSError) as exc:
+            return None, str(exc)
+
+    def _component(self, name: str, wasm: bytes) -> tuple[Component, bool]:
+        """(compiled ``wasm``, whether it came from the cache)."""
+        cached = self.cache_dir / f"{self._cache_key(wasm)}.cwasm"
         from_cache = cached.exists()
         try:
             component = self._deserialize(cached) if from_cache else None
         except ComponentError as exc:
-            raise ComponentError(f"{path.name}: {exc}") from None
+            raise ComponentError(f"{name}: {exc}") from None
         if component is None:
-            from_cache = False
-            component = self._compile(path.name, wasm, cached)
-        world, imports, exports = self._inspect(path.name, component)
-        return LoadedComponent(
-            path=path, component=component, world=world, exports=exports, imports=imports,
-            imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
-            sha256=hashlib.sha256(wasm).hexdigest(), load_ms=(time.perf_counter() - start) * 1000,
-            from_cache=from_cache,
-        )
+            return self._compile(name, wasm, cached), False
+        return component, True
 
     def _deserialize(self, cached: Path) -> Component | None:
         try:
@@ -202,9 +234,17 @@ class Runtime:
             Path(tmp).unlink(missing_ok=True)
         return component
 
-    def _inspect(self, name: str, component: Component) -> tuple[World, tuple[str, ...], dict[str, ExportIndex]]:
+    def _inspect(
+        self, name: str, component: Component, adapted_host: str | None
+    ) -> tuple[World, tuple[str, ...], dict[str, ExportIndex]]:
+        """World, imports and callback export indices of ``component``. ``adapted_host``: the host interface the
+        original imported when ``component`` is its composed form (whose imports are the adapter's: the
+        http-chunks interface, and the host interface only if some other function of it is used); the imports
+        reported are then the original's."""
         ctype = component.type
         imports = tuple(sorted(ctype.imports(self.engine).keys()))
+        if adapted_host is not None:
+            imports = tuple(sorted({i for i in imports if i != adapter.CHUNKS_INTERFACE} | {adapted_host}))
         hosts = [i for i in imports if i in SUPPORTED_WORLDS]
         if len(hosts) != 1:
             raise ComponentError(
