@@ -1,7 +1,8 @@
 """A 127.0.0.1 HTTP server for bench/http_memory.py, in a process of its own (its memory is not the host's).
 
 ``GET /body`` answers the current body: 1,000 bytes of ``x`` until ``POST /size?n=N`` sets N bytes (made once,
-at that request, so the measured fetch costs the server nothing new). Prints the port it listens on as one line, then serves until killed. Usage: python bench/body_server.py
+at that request, so the measured fetch costs the server nothing new). Prints the port it listens on as one line,
+then serves until killed. Usage: python bench/body_server.py
 """
 
 from __future__ import annotations

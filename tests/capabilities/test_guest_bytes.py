@@ -33,8 +33,8 @@ from airlock.config import DEFAULT_MAX_GUEST_LIST_BYTES, HostConfig, parse_capab
 from airlock.host import AirlockHost
 from airlock.runtime.adapter import CHUNK_BYTES
 from airlock.runtime.engine import Runtime
-from airlock.runtime.linker import ADAPTER_RESERVE_BYTES
 from airlock.runtime.instance import Sandbox
+from airlock.runtime.linker import ADAPTER_RESERVE_BYTES
 from airlock.runtime.values import IncomingHttpRequest
 from airlock.stores.pairing import PairingStore
 

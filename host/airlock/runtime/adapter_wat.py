@@ -206,7 +206,7 @@ def adapter_wat(sigs: AdapterSigs) -> str:
     parts = ["(module\n"]
     labels: dict[str, str] = {}
     exports = {name: sig for name, sig in sigs.exports.items() if name.startswith(host_module + "|")}
-    for name, sig in exports.items():
+    for name in exports:
         fn = name[len(host_module) + 1:]
         if fn.endswith("_post") or fn == HTTP_REQUEST:
             continue

@@ -5,6 +5,12 @@ component bytes, the wasmtime-py version and the engine settings (an artifact co
 does not load into an engine with another: wasmtime-py-notes.md). A cache hit is a memory-mapped
 ``deserialize_file`` (a few ms); a miss compiles (seconds for a CPython guest) and writes atomically.
 
+A component that imports ``http-request`` is first composed with the http adapter (``runtime.adapter``: a big
+response then reaches the guest through the adapter's memory instead of as one host value per byte); the composed
+bytes are cached under ``<cache_dir>/adapted/`` by the original's sha256 and compiled like any component. What the
+runtime reports (path, size, sha256, world, imports) is the original's; ``LoadedComponent.adapted`` says which
+ran.
+
 Instances come from wasmtime's pooling allocator when the runtime is given :class:`PoolingSettings`
 (``runtime.pooling``; falls back to on-demand allocation, logged, when it cannot be used). The allocator
 does not change compiled code, so it is not part of the cache key.
@@ -27,9 +33,8 @@ from wasmtime.component import Component, ExportIndex
 
 from ..errors import ComponentError
 from ..stores.files import private_dir
-from . import adapter
+from . import adapter, wasmtime_fixes
 from . import pooling as pool
-from . import wasmtime_fixes
 from .pooling import PoolingSettings, PoolingUnavailable
 
 log = logging.getLogger("airlock.runtime")
