@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ MIB = 1024 * 1024
 RSS_TARGET = 3
 
 
-REPLIES: list[bytes] = []
-"""What the upstream answers (the last entry; "ok" while empty)."""
+Reply = bytes | Callable[[web.Request], bytes]
+REPLIES: list[Reply] = []
+"""What the upstream answers (the last entry, or what it makes of the request; "ok" while empty)."""
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,8 @@ def upstream() -> Iterator[tuple[str, list[int]]]:
 
     async def body(request: web.Request) -> web.Response:
         sizes.append(len(await request.read()))
-        return web.Response(body=REPLIES[-1] if REPLIES else b"ok")
+        reply = REPLIES[-1] if REPLIES else b"ok"
+        return web.Response(body=reply if isinstance(reply, bytes) else reply(request))
 
     app = web.Application(client_max_size=64 * MIB)
     app.router.add_route("*", "/body", body)
@@ -75,14 +78,22 @@ def upstream() -> Iterator[tuple[str, list[int]]]:
     thread.join(5)
 
 
+TOKEN = "tok-9f8e7d6c5b4a"
+"""The fetch channel's credential, injected as a bearer token into every request to the upstream."""
+CREDENTIALS = {"fetch": {"secret_name": "fetch_token", "location": {"type": "bearer"},
+                         "host_patterns": [fetchguest.HOST_NAME]}}
+
+
 def fetch_channel(
     runtime: Runtime, tmp: Path, base: str, egress_list: list[Egress], *, world: str = "airlock", polls: int = 1,
     memory: int = 50 * MIB, **sandbox: Any,
 ) -> Channel:
     egress = Egress(upstream_overrides={fetchguest.HOST_NAME: base})
     egress_list.append(egress)
-    caps = fetchguest.capabilities("fetch", max_request_bytes=8 * MIB, max_response_bytes=32 * MIB)
-    services = HostServices(sandbox=Sandbox(runtime, **sandbox), secret_lookup=lambda _n: None,
+    caps = fetchguest.capabilities("fetch", max_request_bytes=8 * MIB, max_response_bytes=32 * MIB,
+                                   credentials=CREDENTIALS)
+    secret = {"fetch_token": TOKEN}.get
+    services = HostServices(sandbox=Sandbox(runtime, **sandbox), secret_lookup=secret,
                             pairing=PairingStore(tmp / "pairing.db"), durable=None, egress=egress,
                             memory_limit_bytes=memory, fuel_per_callback=5_000_000_000)
     loaded = runtime.load(fetchguest.build_component(tmp, world=world, polls=polls))
@@ -149,14 +160,14 @@ def test_the_cap_is_a_host_setting(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def replies() -> Iterator[list[bytes]]:
+def replies() -> Iterator[list[Reply]]:
     yield REPLIES
     REPLIES.clear()
 
 
 @pytest.mark.parametrize(("world", "fastpath"), [("airlock", True), ("airlock", False), ("near-0.3.1", True)])
 def test_a_response_arrives_byte_for_byte(
-    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[bytes], world: str,
+    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[Reply], world: str,
     fastpath: bool,
 ) -> None:
     egresses: list[Egress] = []
@@ -174,8 +185,32 @@ def test_a_response_arrives_byte_for_byte(
 
 
 @pytest.mark.parametrize("fastpath", [True, False])
+def test_a_credential_past_the_first_chunks_is_scanned_before_any_is_handed_out(
+    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[Reply],
+    fastpath: bool,
+) -> None:
+    """The leak scan runs on the whole body before the adapter reads any of it: a token reflected 5 chunks in is
+    redacted in place, and an encoded one withholds everything (the guest gets the WIT error, not the first
+    chunks)."""
+    padding = b"a" * 5 * CHUNK_BYTES
+    egresses: list[Egress] = []
+    try:
+        channel = fetch_channel(runtime, tmp_path, upstream[0], egresses, fastpath=fastpath)
+        replies.append(lambda request: padding + request.headers["Authorization"].encode())
+        assert post(channel, 10) == (200, padding + b"Bearer [REDACTED]")
+        replies.append(lambda request: padding + base64.b64encode(request.headers["Authorization"].encode()))
+        status, error = post(channel, 10)
+        assert status == 502
+        assert error.startswith(b"response from fetch.example.com withheld: its body contains a credential"), error
+        assert TOKEN.encode() not in error
+    finally:
+        for eg in egresses:
+            eg.close()
+
+
+@pytest.mark.parametrize("fastpath", [True, False])
 def test_a_body_over_the_memory_limit_gets_a_wit_error(
-    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[bytes], fastpath: bool,
+    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[Reply], fastpath: bool,
 ) -> None:
     """The body must fit in the adapter's memory, which the callback's limit bounds like the guest's: a body that
     cannot is refused before any of it is handed out, as a WIT error the guest can answer."""
@@ -197,7 +232,7 @@ def test_a_body_over_the_memory_limit_gets_a_wit_error(
 
 
 def test_the_adapter_memory_holds_one_call_at_a_time(
-    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[bytes],
+    runtime: Runtime, tmp_path: Path, upstream: tuple[str, list[int]], replies: list[Reply],
 ) -> None:
     """Three 5 MiB responses in one callback under an 8 MiB limit: the adapter's heap starts again after each call
     (post-return), or the second would not fit in its memory and the guest would trap."""

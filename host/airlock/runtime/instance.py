@@ -164,7 +164,7 @@ class Sandbox:
         """The component's compiled converters (built on first use), or ``None`` with the fast path off."""
         if not self.fastpath:
             return None
-        key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        key = f"{loaded.sha256}|{loaded.world.channel_interface}|{loaded.adapted}"
         fc = self._fast.get(key)  # a dict read is atomic; the lock only guards building
         if fc is not None:
             return fc
@@ -200,7 +200,7 @@ class Sandbox:
     def prepared(self, loaded: LoadedComponent) -> _Prepared | None:
         """The component's C-level call plan (built on first use), or ``None`` when its calls go through
         wasmtime-py's objects (fast path off, or a host import the fast path does not convert)."""
-        key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        key = f"{loaded.sha256}|{loaded.world.channel_interface}|{loaded.adapted}"
         if key in self._prepared:
             prep = self._prepared[key]
             if prep is None or prep.component is loaded.component:
