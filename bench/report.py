@@ -185,6 +185,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         lines += ["Wasm work per callback (fuel, about one unit per instruction; not skewed by machine load, "
                   "the ~400-byte update): " + ", ".join(f"{names.get(k, k)} {v:,}" for k, v in fuel.items()) + ".",
                   ""]
+    lines += _adapter_cost_lines(r)
     lines += [
         "## End to end over HTTP", "",
         f"All variants behind the same aiohttp server (Airlock's route is the real `AirlockHost` webhook path), "
@@ -252,6 +253,21 @@ def _rss_section(r: dict[str, Any]) -> list[str]:
             "counted). The limiter keeps one timestamp per admitted message for an hour, by design, so with the "
             "throughput runs' raised limit (last column) RSS also grows by that window, ~40 bytes per message.",
             "", *rows, "", *_http_memory_lines(r)]
+
+
+def _adapter_cost_lines(r: dict[str, Any]) -> list[str]:
+    cost = r.get("adapter_cost")
+    if not isinstance(cost, dict):
+        return []
+    names = {"slack": "Slack Rust guest", "b_cpython": "(b) Python Telegram guest"}
+    parts = [f"{names[k]} fresh p50 {v['adapted']['p50_us']:,.1f} µs vs {v['unadapted']['p50_us']:,.1f} µs as built "
+             f"({v['p50_slower_pct']:+.1f} %)" for k, v in cost.items() if k in names and isinstance(v, dict)]
+    if not parts:
+        return []
+    return ["The http adapter (composed at load in front of every component that imports `http-request`; "
+            "bench/adapter_cost.py, alternating rounds in one process): " + "; ".join(parts) + ". It adds two core "
+            "instances and a memory to each fresh callback and nothing to a host call; (a)'s guest imports no "
+            "`http-request` and runs as built.", ""]
 
 
 def _http_memory_lines(r: dict[str, Any]) -> list[str]:

@@ -3,9 +3,9 @@
 Pieces (each its own module): callback level for (a)-(d) plus the minimal and Slack guests (callbacks.py), end
 to end over HTTP with an external load generator (e2e.py, loadgen.py), webhook req/s with metrics on vs off
 (metrics_cost.py), RSS after 1k/10k/100k fresh callbacks in its own process (rss.py), extra RSS of one 9 MiB
-http-request response (http_memory.py), start-up of 50 installed channels from the compile cache in a fresh
-process (startup.py), component sizes; then BENCHMARKS.md and the chart (report.py). Raw results go to
-``<out-dir>/results.json``.
+http-request response (http_memory.py), the callback cost of the http adapter (adapter_cost.py), start-up of 50
+installed channels from the compile cache in a fresh process (startup.py), component sizes; then BENCHMARKS.md and
+the chart (report.py). Raw results go to ``<out-dir>/results.json``.
 
 Usage: python bench/run.py [--quick] [--out-dir DIR] [--report FILE] [--chart FILE] [--cache DIR]
 ``--quick`` runs every piece with tiny counts (the smoke test uses it): it proves the scripts work; its
@@ -106,6 +106,10 @@ def run(settings: Settings, cache: Path, quick: bool) -> dict[str, Any]:
     results["rss_raised"] = _python("rss.py", "--cache", str(cache), "--raised-emit-limit",
                                     *map(str, settings.rss_counts))
     log(f"  {results['rss_raised']}")
+    log("http adapter: fresh callbacks of the guests it is composed with, with and without it")
+    results["adapter_cost"] = _python("adapter_cost.py", "--cache", str(cache), "--calls", str(settings.plan.fast),
+                                      "--rounds", str(settings.plan.rounds), "--cpython")
+    log(f"  {results['adapter_cost']}")
     log(f"http response memory: one {settings.response_mib} MiB response to a guest, in a process of its own")
     size = ["--size-mib", str(settings.response_mib)]
     # The host's path (the http adapter) for both worlds, and the component as built for comparison.

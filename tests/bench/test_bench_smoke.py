@@ -69,6 +69,12 @@ def test_quick_run_measures_every_piece(quick_run: tuple[dict[str, Any], Path]) 
         mem = results["http_memory"][key]
         assert (mem["path"], mem["world"]) == (path, world), mem
         assert mem["response_mib"] == 1 and mem["rss_delta_mib"] >= 0, mem
+    cost = results["adapter_cost"]
+    if (BUILT_CHANNELS / "slack.wasm").exists():
+        for label in ("adapted", "unadapted"):
+            assert cost["slack"][label]["n"] > 0 and cost["slack"][label]["p50_us"] > 0, cost
+    if BENCH_GUEST.exists():
+        assert cost["a_rust"] == "not composed", cost  # it imports no http-request
     assert results["startup"]["channels"] == results["startup"]["active"] == 5
     assert results["startup"]["from_cache"] == 5
     assert all(size > 0 for size in results["component_sizes"].values())

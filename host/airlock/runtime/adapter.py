@@ -60,7 +60,7 @@ interface http-chunks {
 """
 
 TOOL_TIMEOUT_S = 60.0
-"""Longest a single wasm-tools run may take (a CPython guest of ~40 MB composes in about a second)."""
+"""Longest a single wasm-tools run may take (the 19 MB CPython Telegram guest composes in about half a second)."""
 
 _HOST_IMPORT = re.compile(r"^\s*import ([a-z0-9-]+:[a-z0-9-]+/channel-host@[0-9.]+);\s*$", re.MULTILINE)
 
