@@ -280,7 +280,8 @@ def _http_memory_lines(r: dict[str, Any]) -> list[str]:
             f"**{host['rss_delta_mib']} MiB ({host['ratio']}x the body)**, {_fmt(near.get('ratio'))}x for a "
             "near:agent component. The body reaches the guest through the http adapter composed in front of it at "
             "load (airlock/runtime/adapter.py): 64 KiB chunks into the adapter's memory, then a memory copy into the "
-            f"guest's. The component as built: {_fmt(plain.get('rss_delta_mib'))} MiB ({_fmt(plain.get('ratio'))}x): "
+            f"guest's. The component as built: {_fmt(plain.get('rss_delta_mib'), 1)} MiB "
+            f"({_fmt(plain.get('ratio'))}x): "
             "wasmtime-py's component API turns each byte of a `list<u8>` into a 32-byte C value and a 48-byte Rust "
             "value, both alive at once.", ""]
 
