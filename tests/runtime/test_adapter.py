@@ -19,9 +19,11 @@ import pytest
 import watguest
 from wasmtime.component._types import FuncType
 
-from airlock.runtime import adapter
+from airlock.runtime import adapter, pooling
 from airlock.runtime.adapter_wat import DummyFormatError, instance_types
 from airlock.runtime.engine import LoadedComponent, Runtime
+from airlock.runtime.instance import Limits, Sandbox
+from airlock.runtime.pooling import PoolingSettings
 
 
 def _load(cache: Path, wasm: Path, *, adapt: bool = True) -> LoadedComponent:
@@ -126,3 +128,35 @@ def test_a_file_that_is_no_component_gets_the_usual_error(tmp_path: Path) -> Non
 def test_an_unknown_dummy_layout_is_refused() -> None:
     with pytest.raises(DummyFormatError):
         instance_types("(component\n  (type (;0;) (instance))\n)\n", "a:b/c@1.0.0", adapter.CHUNKS_INTERFACE)
+
+
+class _NoCalls:
+    """on-start of the fetch guest calls no host function."""
+
+    host_bug: str | None = None
+
+
+def test_the_instance_pool_has_room_for_the_adapters_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A composed component has two memories (the guest's and the adapter's): the pool admits it and runs it. A pool
+    with one memory per component refuses the composed form; the original then loads, with a warning."""
+    wasm = fetchguest.build_component(tmp_path / "guest")
+    runtime = Runtime(tmp_path / "cache", pooling=PoolingSettings(slots=2, max_memory_bytes=8 * 1024 * 1024))
+    try:
+        assert runtime.pooling is not None
+        loaded = runtime.load(wasm)
+        assert loaded.adapted
+        result, _ = Sandbox(runtime).call(loaded, "on-start", ("{}",), _NoCalls(), Limits())  # type: ignore[arg-type]
+        assert getattr(result, "display-name") == "fetch"
+    finally:
+        runtime.close()
+    monkeypatch.setattr(pooling, "MEMORIES_PER_COMPONENT", 1)
+    one = Runtime(tmp_path / "cache1", pooling=PoolingSettings(slots=2, max_memory_bytes=8 * 1024 * 1024))
+    try:
+        with caplog.at_level(logging.WARNING, logger="airlock.runtime"):
+            assert not one.load(wasm).adapted
+        assert "the composed component does not load (does not fit the instance pool" in caplog.text
+        assert "; loading the original" in caplog.text
+    finally:
+        one.close()

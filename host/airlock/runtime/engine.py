@@ -170,11 +170,12 @@ class Runtime:
         try:
             component, from_cache = self._component(path.name, composed[1] if composed else wasm)
             world, imports, exports = self._inspect(path.name, component, composed[0] if composed else None)
-        except ComponentError:
+        except ComponentError as exc:
             if composed is None:
                 raise
-            # Not expected (the adapter only replaces imports): the original's own verdict is the one to report.
-            log.warning("%s: the composed component does not load; loading the original", path.name)
+            # E.g. a pool without room for the adapter's memory: the original's own verdict is the one to report.
+            log.warning("%s: the composed component does not load (%s); loading the original", path.name,
+                        str(exc).removeprefix(f"{path.name}: "))
             composed = None
             component, from_cache = self._component(path.name, wasm)
             world, imports, exports = self._inspect(path.name, component, None)
