@@ -147,3 +147,15 @@ def test_bad_options(airlock_home: Path) -> None:
     one_line_error(run_cli(airlock_home, "doctor", "--clock-url", "ftp://x"), "--clock-url")
     one_line_error(run_cli(airlock_home, "doctor", "--port", "70000"), "listen_port")
     assert tree(airlock_home) == before
+
+
+def test_a_missing_wasm_tools_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without wasm-tools the gateway loads channels without the http adapter (runtime.adapter): worth a warning,
+    not only the note a channel-building tool gets."""
+    from airlock.cli import doctor_checks
+
+    monkeypatch.setattr(doctor_checks, "_which", lambda tool: None if tool == "wasm-tools" else f"/bin/{tool}")
+    checks = {c.area: c for c in doctor_checks.toolchain()}
+    assert checks["tool wasm-tools"].status == "warn"
+    assert "without the http adapter" in checks["tool wasm-tools"].detail
+    assert checks["tool cargo"].status == "ok"
