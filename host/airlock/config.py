@@ -409,7 +409,7 @@ class EmitRateLimit(_Model):
 
 
 #: The host-side webhook verification schemes (``channel.webhook.scheme``); see ``airlock.inbound.verifiers``.
-WEBHOOK_SCHEMES: tuple[str, ...] = ("header", "slack", "discord", "meta", "feishu")
+WEBHOOK_SCHEMES: tuple[str, ...] = ("header", "slack", "discord", "meta", "feishu", "wecom")
 
 #: Keys an explicitly declared scheme needs: each inner tuple is "one of these keys".
 _SCHEME_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -418,6 +418,7 @@ _SCHEME_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "discord": (("signature_key_secret_name",),),
     "meta": (("secret_name", "app_secret_name"),),
     "feishu": (("verification_token_secret_name", "secret_name"),),
+    "wecom": (("verification_token_secret_name", "secret_name"), ("encrypt_key_secret_name",)),
 }
 
 
@@ -435,7 +436,9 @@ class WebhookSpec(_ExtensibleModel):
     * discord: ``signature_key_secret_name``: the application's Ed25519 public key (64 hex characters);
     * meta: ``secret_name`` (GET handshake verify token, read from query parameter ``verify_token_param``,
       default ``hub.verify_token``) and ``app_secret_name`` (HMAC-SHA256 app secret for POST signatures);
-    * feishu: ``verification_token_secret_name`` (or ``secret_name``) and optional ``encrypt_key_secret_name``.
+    * feishu: ``verification_token_secret_name`` (or ``secret_name``) and optional ``encrypt_key_secret_name``;
+    * wecom (declared only, never inferred): ``verification_token_secret_name`` (or ``secret_name``: the callback
+      Token), ``encrypt_key_secret_name`` (the EncodingAESKey) and optional ``receive_id_secret_name`` (the Corp ID).
 
     ``managed_by_host: false`` turns host verification off (the guest gets secret-validated = false).
     ``methods`` are uppercased (``None`` = any). Other keys are kept.
@@ -451,6 +454,7 @@ class WebhookSpec(_ExtensibleModel):
     app_secret_name: str | None = None
     verification_token_secret_name: str | None = None
     encrypt_key_secret_name: str | None = None
+    receive_id_secret_name: str | None = None
     managed_by_host: bool = True
     methods: list[str] | None = None
     verify_token_param: str | None = None

@@ -118,6 +118,12 @@ class AirlockHost:
         """The agent API's bound port once started (None when it is disabled or not started)."""
         return self.agent_api.port if self.agent_api is not None else None
 
+    @property
+    def agent_api_url(self) -> str | None:
+        """The agent API's base URL once started (``http://HOST:PORT``), or None (disabled or not started)."""
+        port = self.agent_api_port
+        return None if port is None else f"http://{self.config.agent_api_host}:{port}"
+
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         REDACTOR.watch(self.secrets)

@@ -233,9 +233,20 @@ def channels(config: HostConfig) -> list[Check]:
         except AirlockError as exc:
             out.append(Check(f"channel {name}", "fail", str(exc)))
             continue
+        out.extend(_file_checks(name, caps))
         out.append(Check(f"channel {name}", "warn", f"inactive until its secrets are set: {', '.join(missing)}")
                    if missing else Check(f"channel {name}", "ok", f"{caps.version}, secrets set"))
     return out
+
+
+def _file_checks(name: str, caps: Any) -> list[Check]:
+    """What the capabilities file asks that this host cannot run (fail: the channel stays inactive) or runs with a
+    weak spot (warn, e.g. unsigned webhook POSTs): the same rules the gateway applies when it loads the channel."""
+    from ..channels.activation import blocker, file_warnings
+
+    problem = blocker(caps)
+    checks = [Check(f"channel {name}", "fail", problem)] if problem is not None else []
+    return checks + [Check(f"channel {name}", "warn", warning) for warning in file_warnings(caps)]
 
 
 def _store(config: HostConfig) -> Any:

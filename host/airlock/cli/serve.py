@@ -144,7 +144,8 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
             raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {why}") from None
         _show_admin(host)
         runfile = RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
-                                                    dict(version_doc())), recorder)
+                                                    dict(version_doc()), admin_url=host.admin_url,
+                                                    agent_api_url=host.agent_api_url), recorder)
         runfile.write()
         flusher = asyncio.create_task(_flush_runfile(runfile), name="runfile")
         log.info("serving on %s with agent %s; Ctrl-C to stop", host.base_url, agent_name)
