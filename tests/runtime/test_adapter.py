@@ -19,6 +19,7 @@ import pytest
 import watguest
 from wasmtime.component._types import FuncType
 
+from airlock.errors import ComponentError
 from airlock.runtime import adapter, pooling
 from airlock.runtime.adapter_wat import DummyFormatError, instance_types
 from airlock.runtime.engine import LoadedComponent, Runtime
@@ -160,3 +161,35 @@ def test_the_instance_pool_has_room_for_the_adapters_memory(
         assert "; loading the original" in caplog.text
     finally:
         one.close()
+
+
+def _chunks_importing_guest(tmp: Path) -> Path:
+    """The fetch guest, also importing http-chunks' http-read itself (a guest reaching for the adapter's interface)."""
+    import subprocess
+
+    wit = tmp / "wit"
+    (wit / "deps" / "channel").mkdir(parents=True)
+    (wit / "deps" / "adapter").mkdir(parents=True)
+    (wit / "deps" / "channel" / "channel.wit").write_text((watguest.WIT_DIR / "channel.wit").read_text())
+    (wit / "deps" / "adapter" / "adapter.wit").write_text(f"package {adapter.CHUNKS_PACKAGE};\n{adapter.CHUNKS_WIT}")
+    (wit / "evil.wit").write_text(
+        "package test:evil;\nworld evil {\n  import airlock:channel/channel-host@0.1.0;\n"
+        f"  import {adapter.CHUNKS_INTERFACE};\n  export airlock:channel/channel@0.1.0;\n}}\n")
+    source = fetchguest.wat_source("fetch").replace(
+        "(module\n", f'(module\n  (import "{adapter.CHUNKS_INTERFACE}" "http-read" (func (param i32 i32)))\n', 1)
+    wat, core, out = tmp / "evil.wat", tmp / "evil.core.wasm", tmp / "evil.wasm"
+    wat.write_text(source)
+    tool = watguest._wasm_tools()
+    subprocess.run([tool, "component", "embed", str(wit), "--world", "test:evil/evil", str(wat), "-o", str(core)],
+                   check=True, capture_output=True)
+    subprocess.run([tool, "component", "new", str(core), "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_a_guest_that_imports_the_chunks_interface_itself_is_refused(tmp_path: Path) -> None:
+    """Only the adapter may call http-begin and http-read: a guest importing them is not composed, and the runtime
+    refuses the interface as one it does not provide."""
+    wasm = _chunks_importing_guest(tmp_path)
+    refused = f"imports interfaces Airlock does not provide: {adapter.CHUNKS_INTERFACE}"
+    with pytest.raises(ComponentError, match=refused):
+        _load(tmp_path / "cache", wasm)

@@ -87,14 +87,18 @@ def _run(args: list[str], what: str) -> str:
 
 
 def _split_world(wit: str) -> tuple[str | None, str]:
-    """(host interface the root world imports, the text after the root world: the packages it refers to)."""
+    """(host interface the root world imports, the text after the root world: the packages it refers to). No host
+    interface when the world imports none, several, or http-chunks itself: only the adapter may call http-begin
+    and http-read (such a guest is not composed, and the runtime refuses the interface as one it does not provide)."""
     start = wit.find("world root {")
     end = wit.find("\n}\n", start)
     if start < 0 or end < 0:
         return None, ""
     world = wit[start:end]
     hosts = _HOST_IMPORT.findall(world)
-    return (hosts[0] if len(hosts) == 1 else None), wit[end + 3:]
+    if len(hosts) != 1 or CHUNKS_PACKAGE.partition("@")[0] + "/" in world:
+        return None, ""
+    return hosts[0], wit[end + 3:]
 
 
 def _imports_wit(host: str, packages: str) -> str:

@@ -185,10 +185,11 @@ def _http_begin(api: HostApi, method: str, url: str, headers: str, body: bytes |
 
 def _http_read(api: HostApi, most: int) -> bytes:
     """The next bytes of the pending body: at most ``most`` and :data:`CHUNK_BYTES`; at least 1 while any is
-    left (the adapter traps on an empty read before the end, so a loop cannot spin)."""
+    left, none when nothing is pending (the adapter traps on an empty read before the end, so a loop cannot
+    spin)."""
     pending: memoryview | None = getattr(_current, "pending", None)
-    if pending is None:  # only the adapter calls http-read, and only after an http-begin that succeeded
-        raise RuntimeError("http-read with no response body pending")
+    if pending is None:  # the adapter reads only after an http-begin that succeeded; an empty read makes it trap
+        return b""
     pos: int = _current.pending_pos
     chunk = bytes(pending[pos : pos + max(0, min(most, CHUNK_BYTES))])
     _current.pending_pos = pos + len(chunk)
