@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
 
 all: test
 
@@ -53,6 +53,10 @@ wrk:
 # Debian's chromium for the admin console's browser tests (Playwright drives it through executable_path).
 browser:
 	bash scripts/install-browser.sh
+
+# The capabilities file's JSON Schema, generated from the pydantic models (a test fails when it is stale).
+schema: $(STAMP)
+	PYTHONPATH=host $(BIN)/python -m airlock.manifest.schema > host/airlock/manifest/capabilities.schema.json
 
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests

@@ -39,7 +39,7 @@ import fetchguest
 
 from airlock.capabilities.egress import Egress
 from airlock.channels.channel import Channel, HostServices
-from airlock.config import parse_capabilities
+from airlock.manifest import parse_capabilities
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 from airlock.stores.pairing import PairingStore

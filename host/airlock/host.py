@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets as pysecrets
-import string
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -37,10 +35,11 @@ from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
 from .channels.socket_runtime import SocketSettings
-from .config import HostConfig, load_capabilities
 from .errors import AirlockError, ConfigError, GuestError
+from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
+from .manifest import load_capabilities
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
@@ -55,13 +54,13 @@ from .runtime.values import StatusUpdate
 from .stores import PairingStore, SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
+from .stores.secrets import generate_value
 
 if TYPE_CHECKING:
     from .admin import AdminServer
 
 log = logging.getLogger("airlock")
 
-_ALPHABET = string.ascii_letters + string.digits
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
 
@@ -96,6 +95,7 @@ class AirlockHost:
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
                                       public_base_url=config.public_base_url)
+        self.manager.lenient_capabilities = config.lenient_capabilities
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
@@ -143,14 +143,14 @@ class AirlockHost:
     def _generate_missing_secrets(self) -> None:
         for wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
-                caps = load_capabilities(caps_path)
+                caps = load_capabilities(caps_path, lenient=self.config.lenient_capabilities)
             except Exception as exc:  # this channel only: the others still get their secrets
                 reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
                 log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))
                 continue
             for spec in caps.setup.required_secrets if caps.setup else []:
                 if spec.auto_generate is not None and not self.secrets.exists(spec.name):
-                    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))
+                    value = generate_value(spec.auto_generate.length)
                     self.secrets.set(spec.name, value)
                     log.info("generated secret %s (%d characters)", spec.name, spec.auto_generate.length)
 
@@ -284,16 +284,14 @@ class AirlockHost:
         return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
-        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply."""
+        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply or a status
+        that ends it (``ChannelManager.follow_status``)."""
         metadata = message.inbound.message.metadata_json
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="status",
                        payload={"status": status, "message": text, "metadata_json": metadata},
                        in_reply_to=message.id)
         result = await self._submit(out, self.log.append_outbox, [out], time.time())
-        if status == "thinking":
-            self.manager.start_typing(message.id, message.channel, StatusUpdate(status, text, metadata))
-        else:
-            self.manager.stop_typing(message.id)
+        self.manager.follow_status(message.id, message.channel, StatusUpdate(status, text, metadata))
         return result
 
     async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:

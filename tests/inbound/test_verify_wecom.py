@@ -9,9 +9,9 @@ from __future__ import annotations
 from fake_wecom import encrypt_message, sign
 from webhook_signing import Secrets, request
 
-from airlock.config import WebhookSpec
 from airlock.inbound.verifiers import Accept, Reject, WecomVerifier, build_verifier
 from airlock.inbound.verifiers.wecom import decrypt, signature
+from airlock.manifest import WebhookSpec
 
 TOKEN = "QDG6eK"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"

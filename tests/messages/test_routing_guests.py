@@ -28,8 +28,8 @@ from fake_wecom_ws import FakeWecomWs
 from fake_whatsapp import FakeWhatsApp, sign, text_notification
 
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.routing import route, route_input_from
 from airlock.messages.routing_models import RouteInput, RoutingConfig
 from airlock.stores import SecretStore

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
@@ -66,6 +66,10 @@ LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
 TYPING_REFRESH_S = 4.0
 TYPING_MAX_S = 300.0
+TYPING_STOPS = frozenset({"done", "interrupted", "approval-needed", "auth-required"})
+"""Statuses that end a "thinking" refresh: the agent finished or waits for the user. Progress statuses (tool-*,
+job-started, status, auth-completed) leave it running, as IronClaw's host does (``src/channels/wasm/wrapper.rs``,
+``WasmChannel::handle_status_update``): a typing indicator must not vanish at the first tool call."""
 
 T = TypeVar("T")
 
@@ -119,6 +123,8 @@ class ChannelManager:
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
+        self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -149,7 +155,8 @@ class ChannelManager:
 
     async def add(self, wasm: Path, caps_path: Path | CapabilitiesFile) -> ChannelSlot:
         """Load and start one channel. Raises ConfigError / ComponentError for bad files."""
-        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else load_capabilities(caps_path)
+        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else \
+            load_capabilities(caps_path, lenient=self.lenient_capabilities)
         if caps.name in self.slots:
             raise ConfigError(f"channel {caps.name!r} is already loaded")
         loaded = await asyncio.to_thread(self.runtime.load, wasm)
@@ -398,6 +405,14 @@ class ChannelManager:
         if not out.ok:
             log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
+
+    def follow_status(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Keep the typing refresh of the message ``key`` in step with an agent status: "thinking" starts it, a
+        :data:`TYPING_STOPS` status stops it, any other leaves it as it is (the reply stops it too: ``deliver``)."""
+        if update.status == "thinking":
+            self.start_typing(key, instance, update)
+        elif update.status in TYPING_STOPS:
+            self.stop_typing(key)
 
     def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
         """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""

@@ -1,7 +1,7 @@
 """Host-side webhook verification: each platform's signature / token check, run before any guest code.
 
 One verifier per channel, built at registration by :func:`build_verifier` from the capabilities file's
-``channel.webhook`` block (``scheme`` declared or inferred, see :class:`airlock.config.WebhookSpec`):
+``channel.webhook`` block (``scheme`` declared or inferred, see :class:`airlock.manifest.WebhookSpec`):
 
 ========  =====================================================================================================
 header    shared secret in a header, constant-time compare (Telegram)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ...config import CapabilitiesFile, WebhookSpec
+from ...manifest import CapabilitiesFile, WebhookSpec
 from .base import MAX_REPLAY_ENTRIES, ReplayCache, SecretLookup, Verifier
 from .discord import DiscordVerifier
 from .feishu import FeishuVerifier
