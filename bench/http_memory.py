@@ -60,8 +60,9 @@ def _measure(call: Callable[[], None]) -> tuple[float, float]:
 
 def _server() -> tuple[subprocess.Popen[str], str]:
     """bench/body_server.py in a process of its own, and its base URL."""
+    # Its stderr is not ours: a caller reading our output to its end must not wait for the server.
     proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "body_server.py")], stdout=subprocess.PIPE,
-                            text=True)
+                            stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     port = proc.stdout.readline().strip()
     if not port.isdigit():
@@ -73,6 +74,16 @@ def _server() -> tuple[subprocess.Popen[str], str]:
 def measure(cache: Path, size: int, *, fast: bool, adapt: bool, world: str) -> tuple[float, float, bool]:
     """(extra peak MiB, seconds, whether the component ran composed with the adapter) of one ``size`` response."""
     proc, base = _server()
+    try:
+        return _measure_with(cache, size, base, fast=fast, adapt=adapt, world=world)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _measure_with(
+    cache: Path, size: int, base: str, *, fast: bool, adapt: bool, world: str
+) -> tuple[float, float, bool]:
     tmp = Path(tempfile.mkdtemp(prefix="airlock-bench-httpmem-"))
     runtime = Runtime(cache, adapt=adapt)
     egress = Egress(upstream_overrides={fetchguest.HOST_NAME: base})
@@ -96,8 +107,7 @@ def measure(cache: Path, size: int, *, fast: bool, adapt: bool, world: str) -> t
         return extra, seconds, loaded.adapted
     finally:
         egress.close()
-        proc.kill()
-        proc.wait()
+        runtime.close()
 
 
 def main() -> None:

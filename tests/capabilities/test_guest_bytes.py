@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import subprocess
 import sys
@@ -257,6 +258,9 @@ def _measure(compile_cache: Path, world: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "http_memory.py"), "--cache", str(compile_cache), "--size-mib", "9",
          "--world", world], capture_output=True, text=True, timeout=300, cwd=REPO,
+        # This checkout's host code, as the tests' own (pyproject's pytest pythonpath), not an installed one.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "host"),
+                                                                        os.environ.get("PYTHONPATH")]))},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
