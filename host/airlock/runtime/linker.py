@@ -74,9 +74,9 @@ class HostApi(Protocol):
 _current = threading.local()
 
 ADAPTER_RESERVE_BYTES = 128 * 1024
-"""Room the http adapter's memory needs besides a response body: its first page (return areas, the heap's start)
-and one more for the call's arguments and the response headers' string. A body over the callback's memory limit
-less this (and less the headers' length) gets a WIT error from http-begin."""
+"""Room the http adapter's memory needs besides the call's arguments, the response headers and body: its first page
+(return areas, the heap's start) and one more for alignment and growth rounding. A body that does not fit in the
+callback's memory limit with all of these gets a WIT error from http-begin."""
 
 
 def bind(
@@ -175,7 +175,9 @@ def _http_begin(api: HostApi, method: str, url: str, headers: str, body: bytes |
     _current.pending = None  # a body the adapter did not read to its end (it always does) is dropped first
     resp = api.http_request(method, url, headers, body, t)
     limit: int | None = getattr(_current, "memory_bytes", None)
-    if limit is not None and len(resp.body) + len(resp.headers_json) + ADAPTER_RESERVE_BYTES > limit:
+    # The adapter's memory holds this call's arguments (UTF-8: at most 3 bytes per character) and the response.
+    arguments = 3 * (len(method) + len(url) + len(headers)) + len(body or b"")
+    if limit is not None and len(resp.body) + 3 * len(resp.headers_json) + arguments + ADAPTER_RESERVE_BYTES > limit:
         raise GuestFault(f"http-request: the response body of {len(resp.body)} bytes does not fit in the "
                          f"callback's memory limit of {limit} bytes")
     _current.pending = memoryview(resp.body)
