@@ -24,7 +24,7 @@ from conftest import InstallFn
 from airlock.capabilities.attachments import MAX_ID_BYTES
 from airlock.capabilities.emit import TRUNCATED_MARK
 from airlock.capabilities.logging import MAX_ENTRIES, MAX_ENTRY_BYTES
-from airlock.config import DEFAULT_MAX_GUEST_LIST_BYTES
+from airlock.host_config import DEFAULT_MAX_GUEST_LIST_BYTES
 
 pytestmark = pytest.mark.e2e
 
