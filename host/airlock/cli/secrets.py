@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError, SecretStoreError
-from ..stores import SecretStore
 from ..stores.secrets import generate_value, is_valid_secret_name
 from .app import app, config_from, friendly_errors
 from .common import open_secrets
@@ -55,7 +54,8 @@ def secrets_set(
     if not value:
         raise ConfigError(f"empty value for {name}; nothing stored")
     spec.check(value)
-    store = SecretStore.open(config.home)
+    store = open_secrets(config)
+    assert store is not None
     store.set(name, value)
     typer.echo(f"stored secret {name}" + (f" (generated, {len(value)} characters)" if generated else ""))
     warning = spec.unused_warning()
