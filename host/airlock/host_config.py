@@ -83,6 +83,10 @@ class HostConfig(BaseModel):
             agent of ``host.messages()``); the same as ``routing.default_agent`` (set either; both must agree).
         routing: bindings, DM scope and identity links (``messages.routing_models.RoutingConfig``).
         agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
+        lease_ttl_s: with several workers (``airlock serve --workers N``) or nodes, how long a poller's or
+            websocket's lease lasts unless renewed (renewed every third of it; ``channels.poll_lease``): when its
+            holder dies, another process takes the poller over within ``lease_ttl_s`` + a third of it + one poll
+            (issue 12: 15 s).
         retention_s / dedupe_window_s: how long acknowledged messages and sent replies are kept (7 days), and how
             long a platform message id is remembered for deduplication (24 h).
         log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
@@ -139,6 +143,7 @@ class HostConfig(BaseModel):
     default_agent: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     agent_visibility_timeout_s: PositiveFloat = 60.0
+    lease_ttl_s: PositiveFloat = 15.0
     retention_s: PositiveFloat = 7 * 24 * 3600.0
     dedupe_window_s: PositiveFloat = 24 * 3600.0
     agent_api_enabled: bool = True

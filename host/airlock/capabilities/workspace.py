@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..runtime.linker import GuestFault
+from ..state.leases import COMMIT_FENCE
 
 if TYPE_CHECKING:
     from ..messages.model import NewEntry
+    from ..state.leases import Fence
 
 MAX_PATH_BYTES = 256
 MAX_VALUE_BYTES = 1024 * 1024
@@ -52,7 +54,7 @@ class DurableBackend(Protocol):
 
     def load_workspace(self, instance: str) -> dict[str, str]: ...
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]: ...
+               now: float, fence: Fence | None = None) -> list[NewEntry]: ...
 
 
 def validate_path(path: str) -> str:
@@ -100,6 +102,26 @@ class Workspace:
         with self._lock:
             return self._values.get(path)
 
+    def reload(self) -> None:
+        """Take the durable values from the backend again: another process committed them (a poller's lease moved
+        here, ``channels.poll_lease``). Changed keys get a new version, so a callback that read the old value
+        conflicts. Blocking (a database read)."""
+        if self._backend is None:
+            return
+        fresh = {k: v for k, v in self._backend.load_workspace(self.channel).items() if self.is_durable(k)}
+        with self._lock:
+            self._clock += 1
+            for key in [k for k in self._values if self.is_durable(k) and k not in fresh]:
+                self.total_bytes -= _size(key, self._values.pop(key))
+                self._versions[key] = self._clock
+            for key, value in fresh.items():
+                old = self._values.get(key)
+                if old == value:
+                    continue
+                self.total_bytes += _size(key, value) - (_size(key, old) if old is not None else 0)
+                self._values[key] = value
+                self._versions[key] = self._clock
+
     def commit(self, txn: WorkspaceTxn, entries: Sequence[NewEntry] = ()) -> list[NewEntry]:
         """Apply ``txn``'s writes atomically, with ``entries`` (messages for the log) in the same durable
         transaction; return the entries the backend appended (duplicates dropped; all of them without a
@@ -113,7 +135,11 @@ class Workspace:
             durable = {k: v for k, v in txn.writes.items() if self.is_durable(k)}
             appended = list(entries)
             if (durable or entries) and self._backend is not None:
-                appended = self._backend.commit(self.channel, durable, entries, time.time())
+                # a poller's commit carries its lease's fencing token (``channels.poll_lease``): LeaseLost, nothing
+                # applied, once another process holds the lease
+                source = COMMIT_FENCE.get()
+                appended = self._backend.commit(self.channel, durable, entries, time.time(),
+                                                fence=source.fence if source is not None else None)
             self._clock += 1
             for key, value in txn.writes.items():
                 old = self._values.get(key)

@@ -38,6 +38,7 @@ from ..errors import (
     GuestReturnedError,
     GuestTrap,
     HostBug,
+    LeaseLost,
     SandboxBusy,
     StateUnavailable,
 )
@@ -355,7 +356,9 @@ class Channel:
                 self.emit_limiter.release(len(state.emits.messages))
                 out.error = _Conflict(str(conflict))
                 return out
-            except StateUnavailable as down:  # nothing committed: the input can be offered again (webhook 503)
+            except (StateUnavailable, LeaseLost) as down:
+                # nothing committed: the input can be offered again (webhook 503); a poll whose lease moved to
+                # another process leaves the cursor to the new holder (``channels.poll_lease``)
                 self.emit_limiter.release(len(state.emits.messages))
                 log.warning("[%s] %s not applied: %s", self.name, out.callback, down)
                 out.error = down

@@ -57,6 +57,7 @@ from . import activation, admission
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
+from .poll_lease import LeaseHolder, PollLeasing
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
 log = logging.getLogger("airlock.channels")
@@ -102,6 +103,8 @@ class ChannelSlot:
     """True while an on-poll callback runs (disable waits for it instead of cancelling)."""
     lifecycle: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serializes disable and enable of this channel."""
+    lease: LeaseHolder | None = None
+    """With several workers or nodes: the lease its poller and websocket run under (``poll_lease``)."""
 
 
 class ChannelManager:
@@ -111,6 +114,7 @@ class ChannelManager:
         self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
         sockets: SocketSettings | None = None, inline: bool = True, public_base_url: str | None = None,
+        leasing: PollLeasing | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
@@ -119,6 +123,8 @@ class ChannelManager:
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        self.leasing = leasing
+        """None: pollers and websockets run in this process unconditionally (one process holds every channel)."""
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -191,12 +197,56 @@ class ChannelManager:
         assert isinstance(out.value, ChannelConfig)
         self._register(slot, out.value)
         slot.active, slot.reason = True, "active"
+        if self.leasing is not None and (slot.poll_interval_s is not None or slot.socket is not None):
+            slot.lease = LeaseHolder(self.leasing, f"poll:{ch.name}")
+            slot.poll_task = asyncio.create_task(self._leased(slot, slot.lease), name=f"lease-{ch.name}")
+            return
         if slot.poll_interval_s is not None:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
+        await self._start_socket(slot)
+
+    async def _start_socket(self, slot: ChannelSlot) -> None:
         if slot.socket is not None:
             await slot.socket.start()
         if slot.event_queue is not None:
             slot.event_queue.kick()  # a durable queue may hold frames from the last run
+
+    async def _leased(self, slot: ChannelSlot, holder: LeaseHolder) -> None:
+        """The poller and websocket of ``slot``, run while this process holds its lease (``poll_lease``)."""
+        from ..state.leases import COMMIT_FENCE
+
+        COMMIT_FENCE.set(holder)  # this task's context: the poll loop, the socket's tasks and their callbacks
+        try:
+            while await holder.acquire(slot.halt):
+                await asyncio.to_thread(slot.channel.workspace.reload)  # the last holder's cursor
+                await self._run_while_held(slot, holder)
+                if slot.halt.is_set():
+                    break
+                if slot.socket is not None:  # a stopped socket runtime does not start again
+                    slot.socket = self._socket_for(slot)
+        finally:
+            holder.release()
+
+    async def _run_while_held(self, slot: ChannelSlot, holder: LeaseHolder) -> None:
+        poll = (asyncio.create_task(self._poll_loop(slot, holder), name=f"poll-{slot.channel.name}")
+                if slot.poll_interval_s is not None else None)
+        await self._start_socket(slot)
+        keep = asyncio.create_task(holder.keep(), name=f"lease-renew-{slot.channel.name}")
+        halted = asyncio.create_task(slot.halt.wait())
+        try:
+            await asyncio.wait({t for t in (poll, keep, halted) if t is not None},
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            keep.cancel()
+            halted.cancel()
+            if slot.socket is not None:
+                await slot.socket.stop()
+            if slot.event_queue is not None:
+                await slot.event_queue.stop()
+            if poll is not None:
+                if not slot.in_poll:
+                    poll.cancel()
+                await asyncio.gather(poll, return_exceptions=True)
 
     def _socket_for(self, slot: ChannelSlot) -> SocketRuntime | None:
         spec = slot.channel.caps.capabilities.websocket
@@ -334,12 +384,12 @@ class ChannelManager:
         self.dispatch(slot, out)
         return out
 
-    async def _poll_loop(self, slot: ChannelSlot) -> None:
+    async def _poll_loop(self, slot: ChannelSlot, holder: LeaseHolder | None = None) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
         while not slot.halt.is_set():
             await self.bus.wait_for_room()
-            if slot.halt.is_set():
-                break
+            if slot.halt.is_set() or (holder is not None and not holder.held()):
+                break  # a lost lease stops the poller before its next poll
             async with slot.poll_lane:
                 out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):

@@ -23,6 +23,7 @@ safe whatever the clocks say.
 
 from __future__ import annotations
 
+import contextvars
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from ..errors import LeaseLost
 from ..stores._sqlite import SqliteDb
 from .postgres import PgConn, PgDb
 
-__all__ = ["DEFAULT_TTL_S", "SCHEMA_SQLITE", "Fence", "Lease", "Leases", "PostgresLeases", "SqliteLeases",
+__all__ = ["COMMIT_FENCE", "DEFAULT_TTL_S", "SCHEMA_SQLITE", "Fence", "FenceSource",
+           "Lease", "Leases", "PostgresLeases", "SqliteLeases",
            "check_fence_pg", "check_fence_sqlite"]
 
 DEFAULT_TTL_S = 15.0
@@ -85,6 +87,19 @@ class Lease:
     @property
     def fence(self) -> Fence:
         return Fence(self.name, self.token)
+
+
+class FenceSource(Protocol):
+    """Something holding a lease: ``fence`` is the one to check now (it changes when the lease is re-taken)."""
+
+    @property
+    def fence(self) -> Fence: ...
+
+
+COMMIT_FENCE: contextvars.ContextVar[FenceSource | None] = contextvars.ContextVar(
+    "airlock_commit_fence", default=None)
+"""The lease that fences the durable commits of the current task (``channels.poll_lease``: set in the task that
+holds a poller's lease, inherited by the tasks and callback threads it starts); None: commits are not fenced."""
 
 
 class Leases(Protocol):

@@ -1,0 +1,70 @@
+"""Glue between ``airlock serve`` and the supervisor: bind the listeners once, start the supervisor; and the worker
+side's watch for a supervisor that vanished."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from ..config import HostConfig
+from ..errors import ConfigError
+from .supervisor import Supervisor, worker_command
+
+__all__ = ["LISTEN_BACKLOG", "ORPHAN_CHECK_S", "bind_listeners", "run_supervisor", "watch_parent"]
+
+log = logging.getLogger("airlock.workers")
+
+LISTEN_BACKLOG = 1024
+"""Connections the shared webhook socket queues while every worker is busy (or restarting)."""
+ORPHAN_CHECK_S = 1.0
+"""How often a worker checks that its supervisor is still its parent (a supervisor killed with -9 cannot stop
+its workers; they stop themselves)."""
+
+
+def _listen(what: str, host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}") from None
+    sock.set_inheritable(False)  # passed to workers explicitly (pass_fds), never to anything else
+    return sock
+
+
+def bind_listeners(config: HostConfig) -> dict[str, socket.socket]:
+    """The listening sockets the workers share: ``webhook``, and ``admin`` / ``agent`` when they are on."""
+    socks = {"webhook": _listen("webhooks", config.listen_host, config.listen_port)}
+    if config.admin:
+        socks["admin"] = _listen("the admin console", config.admin_host, config.admin_port)
+    if config.agent_api_enabled:
+        socks["agent"] = _listen("the agent API", config.agent_api_host, config.agent_api_bind_port)
+    return socks
+
+
+def run_supervisor(config: HostConfig, count: int) -> int:
+    """Bind, run ``count`` workers until SIGTERM / SIGINT (``workers.supervisor``); the exit code."""
+    socks = bind_listeners(config)
+    ports = {name: sock.getsockname()[1] for name, sock in socks.items()}
+    log.info("supervisor %d: %d workers on http://%s:%d%s", os.getpid(), count, config.listen_host,
+             ports["webhook"], "".join(f", {n} port {p}" for n, p in ports.items() if n != "webhook"))
+    try:
+        return asyncio.run(Supervisor(worker_command(), count, socks, config.home).run())
+    finally:
+        for sock in socks.values():
+            sock.close()
+
+
+async def watch_parent(stop: asyncio.Event) -> None:
+    """Set ``stop`` once this worker's parent (the supervisor) is gone (it was re-parented)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(ORPHAN_CHECK_S)
+        if os.getppid() != parent:
+            log.error("supervisor %d is gone; stopping this worker", parent)
+            stop.set()
