@@ -23,7 +23,6 @@ import pytest
 from conftest import BUILT_CHANNELS, InstallFn
 from workers_harness import Agent, cli, env_for, start
 
-from airlock.workers.policy import BACKOFF_BASE_S, CRASH_LOOP_DEATHS
 from airlock.workers.supervisor import status_path
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +33,9 @@ USERS = 4
 PER_USER = 30
 KILL_AFTER = 40
 """Webhooks answered 200 before worker 1 is killed."""
+DEATHS, BACKOFF_S = 3, 0.2
+"""The crash-loop test's rule (HostConfig.worker_crash_loop_deaths, worker_restart_backoff_s; 5 and 0.5 s by
+default): three deaths, 0.2 s then 0.4 s apart."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -112,14 +114,15 @@ async def test_two_workers_answer_webhooks_survive_kill_9_and_stop_on_sigterm(
 async def test_a_worker_that_dies_at_every_start_is_a_crash_loop(airlock_home: Path, tmp_path: Path) -> None:
     # state.db is a directory: the supervisor (which never opens the state) starts, every worker dies at start
     (airlock_home / "broken.db").mkdir()
-    (airlock_home / "airlock.toml").write_text('state = "sqlite:///broken.db"\n')
+    (airlock_home / "airlock.toml").write_text(
+        f'state = "sqlite:///broken.db"\nworker_crash_loop_deaths = {DEATHS}\nworker_restart_backoff_s = {BACKOFF_S}\n')
     started = time.monotonic()
     gw = await start(airlock_home, tmp_path / "serve.log", ready=False)
     code = await asyncio.wait_for(gw.proc.wait(), 60)
     log = gw.log()
     assert code == 1, log[-3000:]
     assert "crash loop, not restarted" in log
-    assert log.count("worker 0 started") == CRASH_LOOP_DEATHS
+    assert log.count("worker 0 started") == DEATHS
     assert "worker 1 started" not in log  # the others wait for worker 0's first start
-    # the backoff doubled between deaths: at least 0.5 + 1 + 2 + 4 s before the fifth death
-    assert time.monotonic() - started >= BACKOFF_BASE_S * (2 ** (CRASH_LOOP_DEATHS - 1) - 1)
+    assert "exited with 1; restarting in 0.2 s" in log and "restarting in 0.4 s" in log  # the backoff doubles
+    assert time.monotonic() - started >= BACKOFF_S * (2 ** (DEATHS - 1) - 1)

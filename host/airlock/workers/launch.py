@@ -10,6 +10,7 @@ import socket
 
 from ..config import HostConfig
 from ..errors import ConfigError
+from .policy import RestartPolicy
 from .supervisor import Supervisor, worker_command
 
 __all__ = ["LISTEN_BACKLOG", "ORPHAN_CHECK_S", "bind_listeners", "run_supervisor", "watch_parent"]
@@ -54,7 +55,11 @@ def run_supervisor(config: HostConfig, count: int) -> int:
     log.info("supervisor %d: %d workers on http://%s:%d%s", os.getpid(), count, config.listen_host,
              ports["webhook"], "".join(f", {n} port {p}" for n, p in ports.items() if n != "webhook"))
     try:
-        return asyncio.run(Supervisor(worker_command(), count, socks, config.home).run())
+        policy = RestartPolicy(base_s=config.worker_restart_backoff_s, deaths_for_loop=config.worker_crash_loop_deaths,
+                               window_s=config.worker_crash_window_s)
+        supervisor = Supervisor(worker_command(), count, socks, config.home, policy=policy,
+                                stop_grace_s=config.worker_stop_grace_s)
+        return asyncio.run(supervisor.run())
     finally:
         for sock in socks.values():
             sock.close()

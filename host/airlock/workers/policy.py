@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["BACKOFF_BASE_S", "BACKOFF_MAX_S", "CRASH_LOOP_DEATHS", "CRASH_WINDOW_S", "RestartPolicy"]
+__all__ = ["BACKOFF_BASE_S", "BACKOFF_MAX_S", "CRASH_LOOP_DEATHS", "CRASH_WINDOW_S", "STOP_GRACE_S",
+           "RestartPolicy"]
 
 BACKOFF_BASE_S = 0.5
 """Seconds before the first restart of a worker that died."""
@@ -23,6 +24,8 @@ CRASH_LOOP_DEATHS = 5
 """Deaths within :data:`CRASH_WINDOW_S` that make a crash loop (K)."""
 CRASH_WINDOW_S = 60.0
 """The crash-loop window (T seconds)."""
+STOP_GRACE_S = 30.0
+"""Seconds a stopping worker gets to finish in-flight callbacks and stop its channels before it is killed."""
 
 
 @dataclass

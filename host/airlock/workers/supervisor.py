@@ -14,7 +14,8 @@ them N times at once. Restarts: ``workers.policy`` (backoff, crash loop). A cras
 side) stops the gateway with exit code 1, since replies could not be delivered any more.
 
 Stop: SIGTERM (or SIGINT) is passed to every worker, which finishes its in-flight callbacks and stops its
-channels; a worker still running after :data:`STOP_GRACE_S` seconds is killed.
+channels; a worker still running after ``stop_grace_s`` (``HostConfig.worker_stop_grace_s``, default
+``policy.STOP_GRACE_S``: 30 s) is killed.
 
 Status: ``HOME/run/workers.json`` (atomic rewrite on every change), read by ``airlock status``, ``/health`` and
 ``/metrics``::
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -38,21 +40,20 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..stores.files import private_dir
-from .policy import RestartPolicy
+from .policy import STOP_GRACE_S, RestartPolicy
 from .role import ENV_COUNT, ENV_INDEX, ENV_READY_FD, ENV_SOCKETS
 
 __all__ = ["STOP_GRACE_S", "Supervisor", "read_status", "status_path"]
 
 log = logging.getLogger("airlock.workers")
 
-STOP_GRACE_S = 30.0
-"""Seconds a stopping worker gets to finish in-flight callbacks and stop its channels before it is killed."""
 READY_TIMEOUT_S = 120.0
 """Seconds the others wait for worker 0's first start (compiling every channel) before starting anyway."""
 
@@ -108,8 +109,8 @@ class Supervisor:
         self.sockets = dict(sockets)
         self.home = home
         self.stop_grace_s = stop_grace_s
-        self.slots = [_Slot(i, RestartPolicy(**vars(policy)) if policy is not None else RestartPolicy())
-                      for i in range(count)]
+        rules = policy if policy is not None else RestartPolicy()
+        self.slots = [_Slot(i, dataclasses.replace(rules, deaths=deque())) for i in range(count)]
         self._stopping = asyncio.Event()
         self._fatal = False
 
