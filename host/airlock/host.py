@@ -113,6 +113,10 @@ class AirlockHost:
         self.port: int | None = None
         if self.observer is not None:
             self.observer.metrics.watch(self.manager, self._pool_slots)
+            if role is not None:
+                from .workers.supervisor import read_status
+
+                self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""

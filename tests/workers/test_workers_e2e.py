@@ -13,6 +13,7 @@ the template-rust component, state.db shared by the workers, an agent over the a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -72,8 +73,6 @@ async def test_two_workers_answer_webhooks_survive_kill_9_and_stop_on_sigterm(
     (airlock_home / "airlock.toml").write_text('default_agent = "bot"\n')
     env = env_for(airlock_home)
     await cli(env, "secrets", "set", "template_rust_webhook_secret", stdin=SECRET.encode())
-    import json
-
     token = json.loads(await cli(env, "agents", "add", "bot", "--json"))["token"]
     gw = await start(airlock_home, tmp_path / "serve.log")
     agent = Agent(gw, token)
@@ -91,6 +90,12 @@ async def test_two_workers_answer_webhooks_survive_kill_9_and_stop_on_sigterm(
                 lambda ws: ws[1]["pid"] != victim and ws[1]["state"] == "ready", 60, "worker 1 restarted")
             assert workers[1]["restarts"] == 1 and workers[1]["last_exit"] == -signal.SIGKILL
             assert workers[0]["restarts"] == 0
+            doc = json.loads(await cli(env, "status", "--json"))  # status reports every worker
+            assert [(w["index"], w["state"], w["restarts"]) for w in doc["workers"]] == [(0, "ready", 0),
+                                                                                        (1, "ready", 1)]
+            async with s.get(f"{gw.base}/health") as r:
+                health = await r.json()
+            assert health["worker"] in (0, 1) and len(health["workers"]["workers"]) == 2
             ids = {mid for mid, _ in answered}
             assert len(ids) == USERS * PER_USER
             assert {w for _, w in answered} == {"0", "1"}, "both workers answer webhooks"

@@ -57,7 +57,7 @@ from . import activation, admission
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
-from .poll_lease import LeaseHolder, PollLeasing
+from .poll_lease import LeaseHolder, PollLeasing, run_leased
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
 log = logging.getLogger("airlock.channels")
@@ -199,7 +199,7 @@ class ChannelManager:
         slot.active, slot.reason = True, "active"
         if self.leasing is not None and (slot.poll_interval_s is not None or slot.socket is not None):
             slot.lease = LeaseHolder(self.leasing, f"poll:{ch.name}")
-            slot.poll_task = asyncio.create_task(self._leased(slot, slot.lease), name=f"lease-{ch.name}")
+            slot.poll_task = asyncio.create_task(run_leased(self, slot, slot.lease), name=f"lease-{ch.name}")
             return
         if slot.poll_interval_s is not None:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
@@ -210,43 +210,6 @@ class ChannelManager:
             await slot.socket.start()
         if slot.event_queue is not None:
             slot.event_queue.kick()  # a durable queue may hold frames from the last run
-
-    async def _leased(self, slot: ChannelSlot, holder: LeaseHolder) -> None:
-        """The poller and websocket of ``slot``, run while this process holds its lease (``poll_lease``)."""
-        from ..state.leases import COMMIT_FENCE
-
-        COMMIT_FENCE.set(holder)  # this task's context: the poll loop, the socket's tasks and their callbacks
-        try:
-            while await holder.acquire(slot.halt):
-                await asyncio.to_thread(slot.channel.workspace.reload)  # the last holder's cursor
-                await self._run_while_held(slot, holder)
-                if slot.halt.is_set():
-                    break
-                if slot.socket is not None:  # a stopped socket runtime does not start again
-                    slot.socket = self._socket_for(slot)
-        finally:
-            holder.release()
-
-    async def _run_while_held(self, slot: ChannelSlot, holder: LeaseHolder) -> None:
-        poll = (asyncio.create_task(self._poll_loop(slot, holder), name=f"poll-{slot.channel.name}")
-                if slot.poll_interval_s is not None else None)
-        await self._start_socket(slot)
-        keep = asyncio.create_task(holder.keep(), name=f"lease-renew-{slot.channel.name}")
-        halted = asyncio.create_task(slot.halt.wait())
-        try:
-            await asyncio.wait({t for t in (poll, keep, halted) if t is not None},
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            keep.cancel()
-            halted.cancel()
-            if slot.socket is not None:
-                await slot.socket.stop()
-            if slot.event_queue is not None:
-                await slot.event_queue.stop()
-            if poll is not None:
-                if not slot.in_poll:
-                    poll.cancel()
-                await asyncio.gather(poll, return_exceptions=True)
 
     def _socket_for(self, slot: ChannelSlot) -> SocketRuntime | None:
         spec = slot.channel.caps.capabilities.websocket

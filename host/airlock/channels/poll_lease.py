@@ -11,10 +11,10 @@ webhooks, but a channel instance's on-poll loop and its websocket run only where
 - The holder renews every ``renew_s``; a renewal that fails (the lease was taken over, or the database was
   unreachable until the lease ran out) means the lease is lost: the poll loop and the websocket stop before the
   next poll (the loop checks ``held()`` before each one), and the process goes back to trying to take it.
-- Every commit made by the holder's tasks carries the lease's fencing token (``FENCE``, a context variable the
-  poll loop and the websocket's tasks inherit; ``Workspace.commit`` passes it to ``MessageLog.commit``), which
-  checks it in the commit's own transaction: a poll that was still running when the lease was lost cannot commit
-  its cursor (``LeaseLost``), so two processes never both commit one.
+- Every commit made by the holder's tasks carries the lease's fencing token (``state.leases.COMMIT_FENCE``, a
+  context variable the poll loop and the websocket's tasks inherit; ``Workspace.commit`` passes it to
+  ``MessageLog.commit``), which checks it in the commit's own transaction: a poll that was still running when the
+  lease was lost cannot commit its cursor (``LeaseLost``), so two processes never both commit one.
 - When the holder dies, its lease expires after at most ``ttl_s`` and another process takes it on its next try:
   the poller resumes within ``ttl_s + renew_s`` plus one poll.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import secrets
@@ -31,17 +30,17 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import AirlockError, LeaseLost
-from ..state.leases import DEFAULT_TTL_S, Fence, Lease, Leases
+from ..state.leases import COMMIT_FENCE, DEFAULT_TTL_S, Fence, Lease, Leases
 
-__all__ = ["FENCE", "LeaseHolder", "PollLeasing", "holder_id"]
+if TYPE_CHECKING:
+    from .manager import ChannelManager, ChannelSlot
+
+__all__ = ["LeaseHolder", "PollLeasing", "holder_id", "run_leased"]
 
 log = logging.getLogger("airlock.channels")
-
-FENCE: contextvars.ContextVar[LeaseHolder | None] = contextvars.ContextVar("airlock_poll_fence", default=None)
-"""The lease the current task's commits are fenced by (set in the lease holder's task; None elsewhere)."""
-
 
 def holder_id() -> str:
     """A holder id unique to this process incarnation (``host/pid/random``): a restarted process never finds its
@@ -125,3 +124,42 @@ class LeaseHolder:
             self.leasing.leases.release(lease)
         except AirlockError as exc:  # it expires on its own
             log.warning("lease %s: cannot release: %s", self.name, exc)
+
+
+async def run_leased(manager: ChannelManager, slot: ChannelSlot, holder: LeaseHolder) -> None:
+    """The poller and websocket of ``slot``, run while this process holds its lease (module docstring); the
+    manager's ``poll_task`` for the slot (disable and shutdown end it as they end a poll loop)."""
+    COMMIT_FENCE.set(holder)  # this task's context: the poll loop, the socket's tasks and their callbacks
+    try:
+        while await holder.acquire(slot.halt):
+            await asyncio.to_thread(slot.channel.workspace.reload)  # the last holder's cursor
+            await _run_while_held(manager, slot, holder)
+            if slot.halt.is_set():
+                break
+            if slot.socket is not None:  # a stopped socket runtime does not start again
+                slot.socket = manager._socket_for(slot)
+    finally:
+        holder.release()
+
+
+async def _run_while_held(manager: ChannelManager, slot: ChannelSlot, holder: LeaseHolder) -> None:
+    """Until the lease is lost, the poll loop ends, or the slot halts; then stop the socket and the poll loop (a
+    poll under way finishes: its commit is fenced)."""
+    poll = (asyncio.create_task(manager._poll_loop(slot, holder), name=f"poll-{slot.channel.name}")
+            if slot.poll_interval_s is not None else None)
+    await manager._start_socket(slot)
+    keep = asyncio.create_task(holder.keep(), name=f"lease-renew-{slot.channel.name}")
+    halted = asyncio.create_task(slot.halt.wait())
+    try:
+        await asyncio.wait({t for t in (poll, keep, halted) if t is not None}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        keep.cancel()
+        halted.cancel()
+        if slot.socket is not None:
+            await slot.socket.stop()
+        if slot.event_queue is not None:
+            await slot.event_queue.stop()
+        if poll is not None:
+            if not slot.in_poll:
+                poll.cancel()
+            await asyncio.gather(poll, return_exceptions=True)
