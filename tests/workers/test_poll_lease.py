@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from airlock.capabilities.workspace import Workspace, WorkspaceTxn
+from airlock.capabilities.workspace import CommitFailed, Workspace, WorkspaceTxn
 from airlock.channels.poll_lease import LeaseHolder, PollLeasing
-from airlock.errors import LeaseLost
 from airlock.messages.sqlite import SqliteMessageLog
 from airlock.state.leases import COMMIT_FENCE, SqliteLeases
 
@@ -59,7 +58,7 @@ async def test_a_stale_holder_cannot_commit_the_cursor_and_the_new_one_starts_fr
     ws_b.reload()
     assert ws_b.get(CURSOR) == "5"  # the new holder polls on from the committed cursor
     commit_cursor(ws_b, b, "7")
-    with pytest.raises(LeaseLost):  # A's poll finishes late: its cursor commit is refused, nothing applied
+    with pytest.raises(CommitFailed):  # A's poll finishes late: its cursor commit is refused (LeaseLost), undone
         commit_cursor(ws_a, a, "6")
     assert log.load_workspace("tg") == {CURSOR: "7"}
     assert ws_a.get(CURSOR) == "5"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..channels.manager import ChannelManager, ChannelSlot
-from ..config import CapabilitiesFile
 from ..errors import PairingError, SecretStoreError
+from ..manifest import CapabilitiesFile
 from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc

@@ -12,23 +12,28 @@ import typer
 from ..channels.activation import blocker as channel_blocker
 from ..channels.activation import wit_version_note
 from ..channels.socket_runtime import start_blocker
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..runtime.engine import Runtime
 from ..stores import SecretStore
 from ..stores.files import private_dir
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
+    LenientOption,
     check_channel_name,
+    check_file_against_schema,
     complete_channel,
     copy_atomic,
     installed_caps,
     lazy_store,
+    lenient_note,
     load_component,
     missing_secrets,
     runtime_for,
 )
+from .install_check import check_argument_order, check_fit, check_world
 from .output import Column, JsonOption, Row, print_json, show_rows
 
 __all__ = ["channel_rows", "channels_app"]
@@ -39,9 +44,9 @@ channels_app = typer.Typer(help="Install, list, remove and check channels.", no_
 app.add_typer(channels_app, name="channels")
 
 
-def _load_runnable(caps: Path) -> CapabilitiesFile:
+def _load_runnable(caps: Path, *, lenient: bool = False) -> CapabilitiesFile:
     """Load a capabilities file and refuse one this host cannot run (an unsupported websocket protocol)."""
-    doc = load_capabilities(caps)
+    doc = load_capabilities(caps, lenient=lenient)
     cannot = channel_blocker(doc)
     if cannot is not None:
         raise ConfigError(f"{caps}: $.capabilities.websocket.protocol: {cannot}")
@@ -56,15 +61,20 @@ def channels_install(
     caps: Annotated[Path, typer.Argument(help="Its capabilities file (.capabilities.json).")],
     force: Annotated[bool, typer.Option("--force", help="Replace an installed channel of the same name.")]
     = False,
+    lenient: LenientOption = False,
 ) -> None:
     """Validate a component and its capabilities file, then copy both into the channels directory.
 
-    They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file.
+    They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file. Refused
+    before anything is written: swapped arguments, a component built for another world than the file declares,
+    or one whose on-start (run once, offline, without secrets) asks for nothing the file grants.
     """
     config = config_from(ctx)
-    doc = _load_runnable(caps)
+    check_argument_order(wasm, caps)
+    doc = _load_runnable(caps, lenient=lenient)
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
+    check_world(doc, caps, loaded)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
     if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
@@ -73,9 +83,12 @@ def channels_install(
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
+    check_fit(config, doc, caps, wasm)
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
+    if lenient:
+        lenient_note(caps, config)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
                f"{report.human_size(loaded.size_bytes)}) in {dest}")
     missing = missing_secrets(doc, lazy_store(config))
@@ -91,11 +104,12 @@ def _row(name: str, status: str, *, version: str | None = None, world: str | Non
             "status": status}
 
 
-def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore]) -> dict[str, Any]:
+def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore], *,
+                 lenient: bool) -> dict[str, Any]:
     stem = caps_path.name.removesuffix(".capabilities.json")
     wasm = caps_path.with_name(f"{stem}.wasm")
     try:
-        doc = load_capabilities(caps_path)
+        doc = load_capabilities(caps_path, lenient=lenient)
     except AirlockError as exc:
         return _row(stem, f"invalid: {exc}")
     if not wasm.is_file():
@@ -124,7 +138,8 @@ def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], Secre
     (``active``, ``inactive`` or ``invalid``) and ``status`` (the full one-line reason).
     """
     directory = config.channels_dir
-    rows = [_channel_row(runtime, caps_path, store) for caps_path in installed_caps(config)]
+    rows = [_channel_row(runtime, caps_path, store, lenient=config.lenient_capabilities)
+            for caps_path in installed_caps(config)]
     for wasm in sorted(directory.glob("*.wasm") if directory.is_dir() else []):
         if not wasm.with_name(f"{wasm.stem}.capabilities.json").exists():
             rows.append(_row(wasm.stem, f"invalid: {wasm.stem}.capabilities.json is missing",
@@ -189,12 +204,16 @@ def channels_check(
     caps: Annotated[Path, typer.Argument(help="A capabilities file to validate.")],
     wasm: Annotated[Path | None, typer.Argument(help="Also load this component.")] = None,
     as_json: JsonOption = False,
+    lenient: LenientOption = False,
 ) -> None:
     """Validate a capabilities file (and optionally a component) and print a one-line summary.
 
-    --json: {name, version, wit_version, summary, component: {world, size_bytes} or null}.
+    The file is checked by the loader the gateway uses and against the published JSON Schema
+    (airlock/manifest/capabilities.schema.json). --json: {name, version, wit_version, summary,
+    component: {world, size_bytes} or null}.
     """
-    doc = _load_runnable(caps)
+    doc = _load_runnable(caps, lenient=lenient)
+    check_file_against_schema(caps, lenient=lenient)
     summary = report.caps_summary(doc)
     component: dict[str, Any] | None = None
     if wasm is not None:

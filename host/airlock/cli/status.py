@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
-from ..config import HostConfig
 from ..errors import ConfigError
+from ..host_config import HostConfig
 from .about import version_doc
 from .app import app, config_from, friendly_errors
 from .output import Column, JsonOption, console, print_json, show_rows

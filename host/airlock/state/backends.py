@@ -54,7 +54,7 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
 
         assert url.path is not None
         legacy = config.workspace_db if import_legacy else None
-        log = SqliteMessageLog(url.path, legacy_workspace_db=legacy)
+        log = SqliteMessageLog(url.path, legacy_workspace_db=legacy, synchronous=config.log_synchronous)
         return State(log=log, leases=SqliteLeases(url.path), pairing=PairingStore(config.pairing_db))
     from ..messages.postgres import PostgresMessageLog
 

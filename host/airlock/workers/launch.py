@@ -8,8 +8,8 @@ import logging
 import os
 import socket
 
-from ..config import HostConfig
 from ..errors import ConfigError
+from ..host_config import HostConfig
 from .policy import RestartPolicy
 from .supervisor import Supervisor, worker_command
 
