@@ -173,11 +173,15 @@ class AirlockHost:
         REDACTOR.watch(self.secrets)
         if self.agent_side:  # worker 0 starts before the others (``workers.supervisor``)
             self._generate_missing_secrets()
-        if serve_http:
+        # A worker's listening socket was bound by its supervisor: connections wait in it (not answered 404 for a
+        # channel not loaded yet) until the channels are loaded; a single process listens first, as it always did.
+        if serve_http and self.role is None:
             await self._serve()
-            if self.config.admin and self.agent_side:
-                await self._serve_admin()
+        if serve_http and self.config.admin and self.agent_side:
+            await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
+        if serve_http and self.role is not None:
+            await self._serve()
         if not self.agent_side:
             log.info("airlock worker %d ready", self.role.index if self.role is not None else 0)
             return

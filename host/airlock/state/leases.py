@@ -151,7 +151,7 @@ class SqliteLeases:
     """Leases in a SQLite file (``state.db``): for worker processes on one machine."""
 
     def __init__(self, db_path: Path) -> None:
-        self._db = SqliteDb(db_path, SCHEMA_SQLITE)
+        self._db = SqliteDb(db_path, SCHEMA_SQLITE, writer_gate=True)
 
     def acquire(self, name: str, holder: str, ttl_s: float, now: float) -> Lease | None:
         with self._db.transaction() as conn:

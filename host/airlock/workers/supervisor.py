@@ -1,12 +1,14 @@
 """The supervisor of ``airlock serve --workers N``: owns the listening sockets, runs N worker processes, restarts
 those that die, reports them, and stops them all on SIGTERM / SIGINT.
 
-Sockets: the supervisor binds the webhook listener (and the admin and agent API listeners) once and every worker
-inherits the webhook socket and accepts on it; the kernel hands each connection to one of the workers waiting in
-``accept``. Chosen over ``SO_REUSEPORT`` (one socket per worker, connections hashed to a socket) because with
-``SO_REUSEPORT`` the connections already queued on a dying worker's socket are reset, and a worker that is
-restarting gets no share of new ones only after its socket is gone; with one shared socket nothing waiting in the
-queue is lost while a worker restarts. The admin and agent API sockets go to worker 0 only (``workers.role``).
+Sockets: the supervisor binds the listeners once and keeps them for its whole life: one webhook socket per worker
+slot, all on the same port with ``SO_REUSEPORT`` (the kernel spreads new connections over them by a hash of the
+addresses), and the admin and agent API sockets for worker 0 (``workers.role``). A worker inherits its slot's
+socket; a restarted worker inherits the same one, so connections that were queued on it while the worker died
+are accepted by its successor, not reset (a socket of a worker's own would be closed with it). The trade-off:
+connections hashed to a slot whose worker is restarting wait for it (seconds) instead of going to another
+worker. Not one socket shared by all workers: an asyncio server accepts every queued connection on each wake-up,
+so the first worker to wake took all of a burst of keep-alive connections (measured: the other worker idle).
 
 Start-up: worker 0 first (it generates missing secrets, the admin token, and fills the compile cache), the
 others once it is ready, so they load compiled components from the shared on-disk cache instead of compiling
@@ -96,7 +98,7 @@ class Supervisor:
         command: the worker's command line (``python -m airlock.cli ... serve ...``); the role goes in the
             environment (``workers.role``).
         count: workers, >= 1.
-        sockets: listening sockets by name (``webhook`` for every worker; ``admin``, ``agent`` for worker 0).
+        sockets: listening sockets by name (``webhook/<i>`` for worker i; ``admin``, ``agent`` for worker 0).
         home: where the status file goes.
         policy: a restart policy per slot (tests shorten it).
     """
@@ -176,8 +178,10 @@ class Supervisor:
         self._write_status()
 
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
-        names = ["webhook"] + (["admin", "agent"] if slot.index == 0 else [])
-        fds = {n: self.sockets[n].fileno() for n in names if n in self.sockets}
+        names = {"webhook": f"webhook/{slot.index}"}
+        if slot.index == 0:
+            names.update(admin="admin", agent="agent")
+        fds = {role: self.sockets[key].fileno() for role, key in names.items() if key in self.sockets}
         ready_r, ready_w = os.pipe()
         env = dict(os.environ)
         env.update({ENV_INDEX: str(slot.index), ENV_COUNT: str(len(self.slots)), ENV_READY_FD: str(ready_w),
