@@ -4,6 +4,8 @@
     airlock serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...] [--lenient]
                                                              (serve.py; keeps HOME/run/gateway.json: runfile.py)
     airlock channels install|list|remove|check ...           (channels.py)
+    airlock package build|sign|verify, keys generate, trust add|list|rm
+                                                             (packages.py, package_source.py; airlock.packages)
     airlock secrets set|list|rm ...                          (secrets.py)
     airlock pairing list|approve ...                         (pairing.py)
     airlock agents add|list|rm ...                           (agents.py)
@@ -38,6 +40,7 @@ from ..errors import AirlockError
 from . import serve  # noqa: F401
 from . import inspect, invoke  # noqa: F401
 from . import channels, secrets, pairing  # noqa: F401
+from . import packages  # noqa: F401
 from . import agents, messages  # noqa: F401
 from . import status, doctor  # noqa: F401
 from . import admin  # noqa: F401
