@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -98,6 +99,12 @@ async def test_two_workers_answer_webhooks_survive_kill_9_and_stop_on_sigterm(
             async with s.get(f"{gw.base}/health") as r:
                 health = await r.json()
             assert health["worker"] in (0, 1) and len(health["workers"]["workers"]) == 2
+            # the supervisor holds the home's lock: a second gateway on this home is refused at once
+            second = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "airlock.cli", "serve", "--workers", "2", "--port", "0", "--no-admin",
+                env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(second.communicate(), 30)
+            assert second.returncode != 0 and f"pid {gw.proc.pid}" in err.decode(), err.decode()
             ids = {mid for mid, _ in answered}
             assert len(ids) == USERS * PER_USER
             assert {w for _, w in answered} == {"0", "1"}, "both workers answer webhooks"
