@@ -89,9 +89,9 @@ class AirlockHost:
         self.role = role
         """A worker of ``airlock serve --workers N`` (``workers.role``), or None: one process does everything."""
         private_dir(config.home)
-        self.state = open_state(config)
+        self.state = open_state(config, log=log)
         self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
-        self.log: MessageLog = log if log is not None else self.state.log
+        self.log: MessageLog = self.state.log
         self.pairing = self.state.pairing
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
@@ -243,8 +243,6 @@ class AirlockHost:
         self.agents.close()
         self._durable_pool.shutdown(wait=True)
         await self._flushed()
-        if self.log is not self.state.log:
-            self.log.close()
         self.state.close()
         REDACTOR.unwatch(self.secrets)
 

@@ -46,7 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import AirlockError, LeaseLost
+from ..errors import AirlockError, LeaseLost, StateUnavailable
 from ..runtime.linker import GuestFault
 from ..state.leases import COMMIT_FENCE
 
@@ -83,7 +83,12 @@ class WorkspaceConflict(Exception):
 
 class CommitFailed(AirlockError):
     """The durable backend could not write a staged commit (or one it was built on); nothing of it was kept and
-    nothing may be acknowledged (a webhook answers 503). The message is generic; the cause is in the host log."""
+    nothing may be acknowledged (a webhook answers 503). The message is generic; the cause is in the host log.
+    ``unavailable``: the cause was the state database being unreachable (``errors.StateUnavailable``)."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 @dataclass
@@ -169,27 +174,25 @@ class Workspace:
         conflicts. Blocking (a database read)."""
         if self._backend is None:
             return
-        while True:
-            # staged commits first: what they write is what the database will say (a failed one was undone in
-            # memory; the database has the values from before it)
-            with contextlib.suppress(CommitFailed):
-                self.flushed().result()
-            fresh = {k: v for k, v in self._backend.load_workspace(self.channel).items() if self.is_durable(k)}
-            with self._lock:
-                if self._staged or self._flushing:
-                    continue  # a callback staged meanwhile: wait for it too
-                self._reload_locked(fresh)
-                return
+        # staged commits first: what they write is what the database will say (a failed one was undone in memory;
+        # the database has the values from before it)
+        with contextlib.suppress(CommitFailed):
+            self.flushed().result()
+        fresh = {k: v for k, v in self._backend.load_workspace(self.channel).items() if self.is_durable(k)}
+        with self._lock:
+            # keys of commits staged since: this process's newer values, on their way to the database
+            pending = {k for item in self._staged + self._flushing for k in item.durable}
+            self._reload_locked(fresh, pending)
 
-    def _reload_locked(self, fresh: Mapping[str, str]) -> None:
-        """Replace the durable values by ``fresh`` (the caller holds the lock, nothing is staged)."""
+    def _reload_locked(self, fresh: Mapping[str, str], pending: set[str]) -> None:
+        """Replace the durable values but ``pending`` by ``fresh`` (the caller holds the lock)."""
         self._clock += 1
-        for key in [k for k in self._values if self.is_durable(k) and k not in fresh]:
+        for key in [k for k in self._values if self.is_durable(k) and k not in fresh and k not in pending]:
             self.total_bytes -= _size(key, self._values.pop(key))
             self._versions[key] = self._clock
         for key, value in fresh.items():
             old = self._values.get(key)
-            if old == value:
+            if old == value or key in pending:
                 continue
             self.total_bytes += _size(key, value) - (_size(key, old) if old is not None else 0)
             self._values[key] = value
@@ -317,8 +320,10 @@ class Workspace:
         log.log(logging.WARNING if isinstance(exc, LeaseLost) else logging.ERROR,
                 "[%s] durable commit failed, %d staged commit(s) rolled back: %s: %s", self.channel, len(chain),
                 type(exc).__name__, exc)
+        down = isinstance(exc, StateUnavailable)
         for item in chain:
-            item.future.set_exception(CommitFailed("the message log could not store this callback's writes"))
+            item.future.set_exception(CommitFailed("the message log could not store this callback's writes",
+                                                   unavailable=down))
 
 
 @dataclass

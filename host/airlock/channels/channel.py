@@ -43,9 +43,7 @@ from ..errors import (
     GuestReturnedError,
     GuestTrap,
     HostBug,
-    LeaseLost,
     SandboxBusy,
-    StateUnavailable,
 )
 from ..manifest import CapabilitiesFile
 from ..manifest import HttpCapability as HttpSpec
@@ -352,13 +350,6 @@ class Channel:
             except WorkspaceConflict as conflict:
                 self.emit_limiter.release(len(state.emits.messages))
                 out.error = _Conflict(str(conflict))
-                return out
-            except (StateUnavailable, LeaseLost) as down:
-                # nothing committed: the input can be offered again (webhook 503); a poll whose lease moved to
-                # another process leaves the cursor to the new holder (``channels.poll_lease``)
-                self.emit_limiter.release(len(state.emits.messages))
-                log.warning("[%s] %s not applied: %s", self.name, out.callback, down)
-                out.error = down
                 return out
             state.emits.report(self.name)
             if self.services.inbound is None:

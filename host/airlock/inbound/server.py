@@ -168,11 +168,11 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
         return _error(404, "not found")
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
-    if isinstance(out.error, StateUnavailable):  # the state database is down: nothing applied, the platform retries
-        return _error(503, "unavailable", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, CommitFailed):  # the log could not store it: nothing kept, the platform redelivers
+        if out.error.unavailable:  # the state database is down: refuse the next webhooks at once, until it is back
+            manager.bus.unavailable()
         return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
@@ -185,7 +185,10 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
 async def health(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     channels = {name: _slot_health(slot) for name, slot in manager.slots.items()}
+    manager.bus.has_room()  # starts a refresh of the log's reachability when it is stale
     try:  # in a worker thread: a database that does not answer must not hold the event loop
+        if not manager.bus.available:  # known unreachable: answer at once
+            raise StateUnavailable("last refresh failed")
         queued = await asyncio.to_thread(manager.bus.qsize)
     except StateUnavailable:
         return web.json_response({"status": "unavailable", "channels": channels, "state": "unavailable"},

@@ -65,6 +65,12 @@ class Inbox:
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh(), name="airlock-inbox-refresh")
         return self.available and self._backlog < self.capacity
 
+    def unavailable(self) -> None:
+        """A write to the log found it unreachable: refuse at once (``has_room`` false) until a refresh, at most
+        :data:`REFRESH_S` from now, reaches it again; the next webhooks need not each wait for a connection."""
+        self.available = False
+        self._refreshed = time.monotonic()
+
     async def _refresh(self) -> None:
         try:
             self._backlog = await asyncio.to_thread(self.log.backlog)

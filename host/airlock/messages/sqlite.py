@@ -158,7 +158,7 @@ class SqliteMessageLog:
             return []
 
         def write(conn: sqlite3.Connection) -> list[NewEntry]:
-            if fence is not None:  # in the group's transaction, under the write lock: no acquisition in between
+            if fence is not None:  # in the group's transaction: a lost lease rolls back this write only
                 check_fence_sqlite(conn, fence, now)
             conn.executemany(
                 "INSERT INTO workspace (channel, path, value, updated_at) VALUES (?, ?, ?, ?) "

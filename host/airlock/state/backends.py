@@ -16,7 +16,7 @@ from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
-__all__ = ["State", "open_pairing", "open_secrets", "open_state"]
+__all__ = ["State", "open_log", "open_pairing", "open_secrets", "open_state"]
 
 logger = logging.getLogger("airlock.state")
 
@@ -38,10 +38,11 @@ class State:
             self.db.close()
 
 
-def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
+def open_state(config: HostConfig, *, import_legacy: bool = True, log: MessageLog | None = None) -> State:
     """Open the backends named by ``config.state`` (``state.url``).
 
     ``import_legacy``: on SQLite, copy an older home's ``workspace.db`` into the log once (``SqliteMessageLog``).
+    ``log``: another message log to use instead of the state URL's (closed with the state).
 
     Raises:
         StateUnavailable: PostgreSQL cannot be reached (within ``postgres.CONNECT_WAIT_S``).
@@ -54,14 +55,31 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
 
         assert url.path is not None
         legacy = config.workspace_db if import_legacy else None
-        log = SqliteMessageLog(url.path, legacy_workspace_db=legacy, synchronous=config.log_synchronous)
+        if log is None:
+            log = SqliteMessageLog(url.path, legacy_workspace_db=legacy, synchronous=config.log_synchronous)
         return State(log=log, leases=SqliteLeases(url.path), pairing=PairingStore(config.pairing_db))
     from ..messages.postgres import PostgresMessageLog
 
     assert url.dsn is not None
     db = PgDb(url.dsn)
     logger.info("state on PostgreSQL: %s", redact(url.dsn))
-    return State(log=PostgresMessageLog(db), leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+    return State(log=log if log is not None else PostgresMessageLog(db), leases=PostgresLeases(db),
+                 pairing=PairingStore(PgQmarkDb(db)), db=db)
+
+
+def open_log(config: HostConfig) -> MessageLog:
+    """The message log alone (the CLI): ``state.db`` (no legacy import), or PostgreSQL on a pool of its own (closed
+    with the log)."""
+    url = config.state_url
+    if url.kind == "sqlite":
+        from ..messages.sqlite import SqliteMessageLog
+
+        assert url.path is not None
+        return SqliteMessageLog(url.path)
+    from ..messages.postgres import PostgresMessageLog
+
+    assert url.dsn is not None
+    return PostgresMessageLog.open(url.dsn)
 
 
 def open_pairing(config: HostConfig) -> PairingStore:

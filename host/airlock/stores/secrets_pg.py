@@ -68,7 +68,7 @@ class PostgresSecretStore(SecretStore):
                                    f"set {KEY_ENV_VAR} to the cluster's key (64 hex characters)")
         created = create_key_file(key_path)
         keys = [created] if created is not None else read_key_file(key_path)
-        for key in keys[:-1]:  # during a rotation (stores.keyrotation): whichever key the rows were written with
+        for key in keys[:-1]:  # during a key rotation (two keys in the file): the one the database was written with
             with contextlib.suppress(SecretStoreError):
                 return cls(db, key)
         return cls(db, keys[-1])
