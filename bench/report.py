@@ -13,6 +13,7 @@ from typing import Any
 
 import matplotlib
 import report_messages
+import report_workers
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -200,6 +201,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         *_diagnosis(e2e),
     ]
     lines += report_messages.section(r)
+    lines += report_workers.section(r)
     lines += _metrics_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r)
     notes = [*cb.get("notes", []), *e2e.get("notes", []), *r.get("notes", [])]
     if notes:
