@@ -41,7 +41,7 @@ class MemoryMessageLog:
             return dict(self._workspace.get(instance, {}))
 
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]:
+               now: float, fence: object = None) -> list[NewEntry]:
         with self._lock:
             self._workspace.setdefault(instance, {}).update(workspace)
             appended = []

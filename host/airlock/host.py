@@ -36,11 +36,12 @@ from .agents.delivery import Delivery
 from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
+from .channels.poll_lease import PollLeasing, holder_id
 from .channels.socket_runtime import SocketSettings
 from .errors import AirlockError, ConfigError, GuestError
 from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
-from .inbound.server import build_app
+from .inbound.server import WorkerInfo, build_app
 from .inbound.verifiers.base import ReplayFactory
 from .manifest import load_capabilities
 from .messages.blobs import BlobStore
@@ -62,6 +63,7 @@ from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
 from .stores.secrets import generate_value
+from .workers.role import WorkerRole
 
 if TYPE_CHECKING:
     from .admin import AdminServer
@@ -81,10 +83,13 @@ class AirlockHost:
     """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
 
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None,
-                 log: MessageLog | None = None) -> None:
+                 log: MessageLog | None = None, role: WorkerRole | None = None) -> None:
         """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
-        default the SQLite log on ``config.state_db``."""
+        default the state's (``state.backends.open_state``: SQLite ``state.db`` or PostgreSQL). ``role``: a worker
+        of ``airlock serve --workers N`` (``workers.role``)."""
         self.config = config
+        self.role = role
+        """A worker of ``airlock serve --workers N`` (``workers.role``), or None: one process does everything."""
         private_dir(config.home)
         self.state = open_state(config, log=log)
         self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
@@ -110,12 +115,12 @@ class AirlockHost:
         self.manager = ChannelManager(self.runtime, services, self.bus,
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
-                                      public_base_url=config.public_base_url)
+                                      public_base_url=config.public_base_url, leasing=self._leasing())
         self.manager.lenient_capabilities = config.lenient_capabilities
         self.streams = StreamService(self.log, self._can_edit, self._wake_outbox, write=self.durable)
         self.outbox = OutboxSender(self.log, self.streams.deliverer(self._deliver), self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
-        self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
+        self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled and self.agent_side else None
         self._housekeeping: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
@@ -123,9 +128,26 @@ class AirlockHost:
         self.port: int | None = None
         if self.observer is not None:
             self.observer.metrics.watch(self.manager, self._pool_slots)
+            if role is not None:
+                from .workers.supervisor import read_status
+
+                self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""
+
+    @property
+    def agent_side(self) -> bool:
+        """Whether this process runs the agent side: the agent API, admin listener, outbox sender, compaction and
+        secret generation (worker 0 of several; a single process always). The other workers only answer webhooks
+        and poll where they hold a lease, so a reply is never sent twice by two outbox senders."""
+        return self.role is None or self.role.agent_side
+
+    def _leasing(self) -> PollLeasing | None:
+        """Under a supervisor, pollers and websockets run where their lease is held (``channels.poll_lease``)."""
+        if self.role is None:
+            return None
+        return PollLeasing(self.state.leases, holder_id(), self.config.lease_ttl_s)
 
     def _replay_factory(self) -> ReplayFactory | None:
         """With PostgreSQL state, webhook replay caches shared by every node (``state.replay``); else in memory."""
@@ -152,14 +174,24 @@ class AirlockHost:
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         REDACTOR.watch(self.secrets)
-        self._generate_missing_secrets()
-        if serve_http:
+        if self.agent_side:  # worker 0 starts before the others (``workers.supervisor``)
+            self._generate_missing_secrets()
+        # A worker's listening socket was bound by its supervisor: connections wait in it (not answered 404 for a
+        # channel not loaded yet) until the channels are loaded; a single process listens first, as it always did.
+        if serve_http and self.role is None:
             await self._serve()
-            if self.config.admin:
-                await self._serve_admin()
+        if serve_http and self.config.admin and self.agent_side:
+            await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
+        if serve_http and self.role is not None:
+            await self._serve()
+        if not self.agent_side:
+            log.info("airlock worker %d ready", self.role.index if self.role is not None else 0)
+            return
         self.outbox.start()
         if self.agent_api is not None:
+            if self.role is not None:
+                self.agent_api.sock = self.role.listening_socket("agent")
             await self.agent_api.start()
         self._housekeeping = asyncio.create_task(self._compact_forever(), name="airlock-compaction")
         active = [n for n, s in self.manager.slots.items() if s.active]
@@ -182,10 +214,13 @@ class AirlockHost:
     async def _serve(self) -> None:
         limits = self.config.listener_limits
         install_quiet_parse_errors()
-        self._runner = web.AppRunner(build_app(self.manager, limits), access_log=None, **runner_kwargs(limits))
+        worker = WorkerInfo(self.role.index, self.config.home) if self.role is not None else None
+        self._runner = web.AppRunner(build_app(self.manager, limits, worker), access_log=None,
+                                     **runner_kwargs(limits))
         await self._runner.setup()
         self.site = GatedTCPSite(self._runner, self.config.listen_host, self.config.listen_port,
-                                 ConnectionGate(limits))
+                                 ConnectionGate(limits),
+                                 sock=self.role.listening_socket("webhook") if self.role is not None else None)
         await self.site.start()
         self.port = self.site.port
         log.info("listening on %s", self.base_url)
@@ -263,7 +298,8 @@ class AirlockHost:
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
                            limiter=LoginLimiter(), home=self.config.home)
-        self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port)
+        self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port,
+                                 sock=self.role.listening_socket("admin") if self.role is not None else None)
         try:
             await self.admin.start()
         except OSError as exc:

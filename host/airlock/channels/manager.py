@@ -64,6 +64,7 @@ from . import activation, admission, changes
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
+from .poll_lease import LeaseHolder, PollLeasing, run_leased
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
 log = logging.getLogger("airlock.channels")
@@ -113,6 +114,8 @@ class ChannelSlot:
     """True while an on-poll callback runs (disable waits for it instead of cancelling)."""
     lifecycle: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serializes disable and enable of this channel."""
+    lease: LeaseHolder | None = None
+    """With several workers or nodes: the lease its poller and websocket run under (``poll_lease``)."""
 
 
 class ChannelManager:
@@ -122,6 +125,7 @@ class ChannelManager:
         self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
         sockets: SocketSettings | None = None, inline: bool = True, public_base_url: str | None = None,
+        leasing: PollLeasing | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
@@ -130,6 +134,8 @@ class ChannelManager:
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        self.leasing = leasing
+        """None: pollers and websockets run in this process unconditionally (one process holds every channel)."""
         #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
         self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
@@ -205,8 +211,15 @@ class ChannelManager:
         assert isinstance(out.value, ChannelConfig)
         self._register(slot, out.value)
         slot.active, slot.reason = True, "active"
+        if self.leasing is not None and (slot.poll_interval_s is not None or slot.socket is not None):
+            slot.lease = LeaseHolder(self.leasing, f"poll:{ch.name}")
+            slot.poll_task = asyncio.create_task(run_leased(self, slot, slot.lease), name=f"lease-{ch.name}")
+            return
         if slot.poll_interval_s is not None:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
+        await self._start_socket(slot)
+
+    async def _start_socket(self, slot: ChannelSlot) -> None:
         if slot.socket is not None:
             await slot.socket.start()
         if slot.event_queue is not None:
@@ -361,12 +374,12 @@ class ChannelManager:
         self.dispatch(slot, out)
         return out
 
-    async def _poll_loop(self, slot: ChannelSlot) -> None:
+    async def _poll_loop(self, slot: ChannelSlot, holder: LeaseHolder | None = None) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
         while not slot.halt.is_set():
             await self.bus.wait_for_room()
-            if slot.halt.is_set():
-                break
+            if slot.halt.is_set() or (holder is not None and not holder.held()):
+                break  # a lost lease stops the poller before its next poll
             async with slot.poll_lane:
                 out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):

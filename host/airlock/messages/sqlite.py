@@ -124,7 +124,7 @@ class SqliteMessageLog:
     """
 
     def __init__(self, db_path: Path, legacy_workspace_db: Path | None = None, *, synchronous: str = "FULL") -> None:
-        self._db = SqliteDb(db_path, _SCHEMA, synchronous=synchronous)
+        self._db = SqliteDb(db_path, _SCHEMA, synchronous=synchronous, writer_gate=True)
         self.group = GroupCommitter(self._db)
         self.path = db_path
         self._add_platform_id_column()

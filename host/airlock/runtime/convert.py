@@ -169,6 +169,11 @@ def http_response_to_wit(resp: HttpResponse) -> Record:
     return _record(status=resp.status, headers_json=resp.headers_json, body=resp.body)
 
 
+def http_head_to_wit(status: int, headers_json: str, body_length: int) -> Record:
+    """``airlock:adapter/http-chunks``'s ``http-head`` (``runtime.adapter``)."""
+    return _record(status=status, headers_json=headers_json, body_length=body_length)
+
+
 def pairing_upsert_to_wit(code: str, created: bool) -> Record:
     return _record(code=code, created=created)
 

@@ -95,7 +95,16 @@ class BotApi(EditApi, FileApi):
         timeout = _param_number(params, "timeout") or 0.0
         timeout = min(max(timeout, 0.0), LONG_POLL_MAX_TIMEOUT)
         self._set_allowed_updates(params)
+        self.get_updates_offsets.append(offset)
+        if self._get_updates_running:
+            self.get_updates_overlaps += 1
+        self._get_updates_running += 1
+        try:
+            return await self._get_updates(offset, limit, timeout)
+        finally:
+            self._get_updates_running -= 1
 
+    async def _get_updates(self, offset: int | None, limit: int, timeout: float) -> Any:
         self._poll_generation += 1
         generation = self._poll_generation
         self._notify_updates()  # wake (and so terminate) an older long poll
