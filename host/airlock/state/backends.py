@@ -61,7 +61,13 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
     assert url.dsn is not None
     db = PgDb(url.dsn)
     logger.info("state on PostgreSQL: %s", redact(url.dsn))
-    return State(log=PostgresMessageLog(db), leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+    pg_log: MessageLog = PostgresMessageLog(db)
+    if config.bus is not None:
+        from ..messages.redisbus import RedisBusLog
+
+        pg_log = RedisBusLog(db, config.bus)
+        logger.info("delivery to agents through Redis: %s", redact(config.bus))
+    return State(log=pg_log, leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
 
 
 def open_pairing(config: HostConfig) -> PairingStore:

@@ -1,0 +1,347 @@
+"""``RedisBusLog``: the message log on PostgreSQL with delivery to agents through Redis Streams
+(``state = "postgresql://..."`` and ``bus = "redis://..."`` in the host config).
+
+PostgreSQL stays the durable record and the judge of every lease; Redis carries the entries to the consumers.
+
+- **Streams**: one stream per agent (``airlock:inbound:<agent>``), one consumer group (``agents``) on each, every
+  process one consumer. One stream per agent, not per agent and partition: an agent's first deliveries must follow
+  the commit order of each conversation, and one stream keeps that with no routing of conversations to
+  partitions; the stream's cost is one Redis key, and the measured ceiling (BENCHMARKS.md) is far from Redis.
+- **Outbox pattern**: ``commit`` writes the entries to PostgreSQL first (``bus_epoch`` NULL = not published).
+  The publisher then takes the unpublished entries in ``seq`` order under a cluster-wide advisory lock (two
+  publishers never interleave their XADDs, so a stream keeps the commit order), XADDs them and records the Redis
+  epoch and stream id in the same transaction. It runs right after each commit of this process and, as a sweep,
+  at most every :data:`SWEEP_S` from ``lease``, so entries committed by a process that died before publishing,
+  or while Redis was down, are published within a sweep.
+- **Epoch**: Redis holds a random ``airlock:bus:epoch``. A Redis that restarted without its data has no epoch
+  (or a new one): every entry not acknowledged and not published in the current epoch is published again, in
+  ``seq`` order. The XADDs run in a Lua script that first checks the epoch, so an entry is never added to a
+  Redis whose epoch the publisher did not record (no newer entry can overtake an older one being re-published).
+- **Leases**: ``lease`` takes entries whose consumer held them longer than the visibility timeout
+  (XAUTOCLAIM, first: they go before anything newer) and new ones (XREADGROUP ``>``), then leases them in
+  PostgreSQL with the same conditional UPDATE as ``PostgresMessageLog`` (ready, or leased with an expired
+  lease). An entry PostgreSQL says is acknowledged is XACKed and dropped (a re-published duplicate after a Redis
+  restart); one leased to someone else stays pending in Redis and comes back by XAUTOCLAIM after the visibility
+  timeout. So a duplicate in the stream is never handed out while another lease on it is valid.
+- **Acks**: recorded in PostgreSQL (token checked there), then XACKed. A failed XACK is harmless: the entry comes
+  back by XAUTOCLAIM, PostgreSQL says acknowledged, it is XACKed then.
+- **Release**: PostgreSQL makes the entry ready; XCLAIM with a huge idle time makes the next XAUTOCLAIM take it.
+- **Retention**: ``compact`` trims each stream (XTRIM MINID) below its oldest entry not yet acknowledged, so a
+  stream holds the backlog (bounded by the inbox's capacity: webhooks get 503 beyond it) plus what was acknowledged
+  since the last compaction. No MAXLEN on XADD: a length cap could drop an entry never delivered.
+- **Failures**: a Redis that cannot be reached makes ``lease`` raise ``errors.StateUnavailable``; ``commit`` still
+  succeeds (the record is in PostgreSQL; the sweep publishes it once Redis is back).
+
+Rules of ``messages.log`` kept: at-least-once (an entry leaves Redis only by XACK after PostgreSQL has its ack),
+order of first deliveries per conversation (stream order = commit order, expired leases first), backpressure
+(``backlog`` counts PostgreSQL rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import StateUnavailable
+from ..state.leases import Fence
+from ..state.postgres import PgConn, PgDb
+from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
+from .model import Entry, NewEntry, OutboxEntry
+from .postgres import _NEW_TOKEN, PostgresMessageLog, _entry, _qualified
+
+logger = logging.getLogger("airlock.messages.redisbus")
+
+NAMESPACE = "airlock:"
+"""Default prefix of every Redis key of the bus (a Redis shared with other applications, or test isolation)."""
+STREAM_PREFIX = "inbound:"
+"""Stream key of an agent: namespace + this prefix + the agent's name."""
+GROUP = "agents"
+"""The consumer group on every agent's stream."""
+EPOCH_KEY = "bus:epoch"
+"""Random id of this Redis's data set; missing or changed = Redis lost its data (module docstring)."""
+PUBLISH_BATCH = 500
+"""Entries XADDed per publisher transaction."""
+SWEEP_S = 0.5
+"""Longest time between two publisher sweeps of a process that leases (seconds)."""
+REDIS_TIMEOUT_S = 2.0
+"""Connect and read timeout of a Redis command (seconds): a dead Redis makes a lease fail fast (503), not hang."""
+PUBLISH_LOCK = 0x41_69_72_42_75_73  # "AirBus": the advisory lock key every publisher takes
+"""PostgreSQL advisory lock serialising the publishers of a cluster (commit order = stream order)."""
+RELEASED_IDLE_MS = 10**12
+"""Idle time given to a released entry: older than any visibility timeout, so the next XAUTOCLAIM takes it."""
+
+# Adds ARGV[2..] (entry ids) to KEYS[2..] (their agents' streams) if the epoch is still ARGV[1]; creates each
+# stream's group first (from id 0: the group sees every entry). Returns the stream ids, or false (epoch changed).
+_PUBLISH_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local made = {}
+local ids = {}
+for i = 2, #KEYS do
+  if not made[KEYS[i]] then
+    redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[#ARGV], '0', 'MKSTREAM')
+    made[KEYS[i]] = true
+  end
+  ids[i - 1] = redis.call('XADD', KEYS[i], '*', 'id', ARGV[i])
+end
+return ids
+"""
+
+
+class RedisBusLog(PostgresMessageLog):
+    """The :class:`~airlock.messages.log.MessageLog` on PostgreSQL, delivering through Redis Streams (module
+    docstring). Blocking and thread-safe like every log.
+
+    Args:
+        db: the shared PostgreSQL pool; closed by :meth:`close` only when ``owns_db``.
+        redis_url: ``redis://[[user]:password@]host:port/db``, ``rediss://`` or ``unix://`` (redis-py's URL).
+        consumer: this process's consumer name in the groups (default: host, pid and a random suffix).
+        namespace: prefix of every key (:data:`NAMESPACE`).
+    """
+
+    def __init__(self, db: PgDb, redis_url: str, *, owns_db: bool = False, consumer: str | None = None,
+                 namespace: str = NAMESPACE, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(db, owns_db=owns_db)
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                           socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True)
+        self._publish_script = self._redis.register_script(_PUBLISH_LUA)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.namespace = namespace
+        self._epoch_key = namespace + EPOCH_KEY
+        self._epoch: str | None = None
+        self._clock = clock
+        self._swept = float("-inf")
+        self._sweep_lock = threading.Lock()
+
+    def stream_key(self, agent: str) -> str:
+        """The Redis stream of ``agent``'s entries."""
+        return self.namespace + STREAM_PREFIX + agent
+
+    @classmethod
+    def open_bus(cls, dsn: str, redis_url: str, **kwargs: Any) -> RedisBusLog:
+        """A log on its own pool (tests, the CLI)."""
+        return cls(PgDb(dsn), redis_url, owns_db=True, **kwargs)
+
+    def close(self) -> None:
+        self._redis.close()
+        super().close()
+
+    # ---- publishing (the outbox pattern) ---------------------------------------------------------------------------
+    def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
+               now: float, fence: Fence | None = None) -> list[NewEntry]:
+        appended = super().commit(instance, workspace, entries, now, fence)
+        if appended:
+            try:
+                self.publish()
+            except (RedisError, StateUnavailable) as exc:  # durable already: a later sweep publishes it
+                logger.warning("bus: publish after commit failed (%s); the sweep retries", type(exc).__name__)
+        return appended
+
+    def publish(self) -> int:
+        """XADD every committed entry not published in Redis's current epoch, oldest first; return how many.
+
+        Raises: ``redis.RedisError`` (Redis unreachable), ``StateUnavailable`` (PostgreSQL); nothing is marked
+        published that was not added."""
+        total = 0
+        epoch_changes = 0
+        while True:
+            epoch = self._epoch or self._adopt_epoch()
+            with self._db.transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
+                rows = conn.execute(
+                    "SELECT id, agent FROM inbound WHERE state <> 'acked' AND bus_epoch IS DISTINCT FROM %s "
+                    "ORDER BY seq LIMIT %s", (epoch, PUBLISH_BATCH)).fetchall()
+                if not rows:
+                    return total
+                ids = [str(r[0]) for r in rows]
+                xids = self._publish_script(keys=[self._epoch_key, *(self.stream_key(str(r[1])) for r in rows)],
+                                            args=[epoch, *ids, GROUP])
+                if not xids:  # Redis lost its data since we read the epoch: start again under the new one
+                    self._epoch = None
+                    epoch_changes += 1
+                    if epoch_changes > 3:
+                        raise StateUnavailable("bus: the Redis epoch keeps changing")
+                    continue
+                conn.execute("UPDATE inbound AS i SET bus_epoch = %s, bus_id = v.xid "
+                             "FROM unnest(%s::text[], %s::text[]) AS v(id, xid) WHERE i.id = v.id",
+                             (epoch, ids, [str(x) for x in cast(list[Any], xids)]))
+            total += len(rows)
+            if len(rows) < PUBLISH_BATCH:
+                return total
+
+    def _adopt_epoch(self) -> str:
+        """Redis's epoch, made if missing (a new or emptied Redis)."""
+        self._redis.set(self._epoch_key, secrets.token_hex(16), nx=True)
+        epoch = self._redis.get(self._epoch_key)
+        if epoch is None:
+            raise StateUnavailable("bus: the Redis epoch vanished")
+        if self._epoch is not None and epoch != self._epoch:
+            logger.warning("bus: Redis lost its data (new epoch): re-publishing unacknowledged entries")
+        self._epoch = str(epoch)
+        return self._epoch
+
+    def _sweep(self) -> None:
+        """Publish what others left unpublished, at most every SWEEP_S (one thread at a time)."""
+        if self._clock() - self._swept < SWEEP_S or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._swept = self._clock()
+            self._adopt_epoch()  # read Redis's epoch again: it may have restarted since
+            self.publish()
+        finally:
+            self._sweep_lock.release()
+
+    # ---- leases ------------------------------------------------------------------------------------------------------
+    def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
+        try:
+            self._sweep()
+            delivered = self._read(agent, limit, visibility_s)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StateUnavailable(f"bus: {type(exc).__name__}") from exc
+        if not delivered:
+            return []
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                f"UPDATE inbound AS i SET state = 'leased', lease_until = %s, lease_token = {_NEW_TOKEN}, "
+                "attempts = i.attempts + 1, bus_id = v.xid FROM unnest(%s::text[], %s::text[]) AS v(id, xid) "
+                "WHERE i.id = v.id AND i.agent = %s AND (i.state = 'ready' OR (i.state = 'leased' "
+                f"AND i.lease_until <= %s)) RETURNING {_qualified('i')}",
+                (now + visibility_s, list(delivered), list(delivered.values()), agent, now)).fetchall()
+            entries = sorted((_entry(r) for r in rows), key=lambda e: e.seq)
+            skipped = [i for i in delivered if i not in {e.id for e in entries}]
+            done = _finished(conn, skipped) if skipped else []
+        if done:  # acknowledged already (a re-published duplicate) or compacted: out of the stream's PEL
+            self._xack(agent, [delivered[i] for i in done])
+        return entries
+
+    def _read(self, agent: str, limit: int, visibility_s: float) -> dict[str, str]:
+        """``entry id -> stream id`` of up to ``limit`` entries: expired ones (XAUTOCLAIM) first, then new ones."""
+        key = self.stream_key(agent)
+        try:
+            claimed = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
+                                             start_id="0-0", count=limit)
+            messages = list(claimed[1])
+            if len(messages) < limit:
+                read = cast(list[Any], self._redis.xreadgroup(GROUP, self.consumer, {key: ">"},
+                                                               count=limit - len(messages)) or [])
+                for _stream, fresh in read:
+                    messages.extend(fresh)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # nothing published to this agent in this Redis yet
+                return {}
+            raise
+        out: dict[str, str] = {}
+        for xid, fields in messages:
+            if fields and "id" in fields:
+                out.setdefault(str(fields["id"]), str(xid))
+        return out
+
+    # ---- acknowledgements ------------------------------------------------------------------------------------------
+    def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
+        sql = ("UPDATE inbound SET state = 'acked', acked_at = %s, lease_token = NULL WHERE id = %s "
+               "AND state <> 'acked'")
+        args: tuple[Any, ...] = (now, entry_id)
+        if lease_token is not None:
+            sql += " AND lease_token = %s"
+            args += (lease_token,)
+        with self._db.transaction() as conn:
+            row = conn.execute(sql + " RETURNING agent, bus_id", args).fetchone()
+        if row is None:
+            return False
+        self._xack_quietly(str(row[0]), row[1])
+        return True
+
+    def ack_and_append(self, entry_id: str, lease_token: str | None, outbound: Sequence[NewOutbound],
+                       now: float) -> list[OutboxEntry]:
+        out = super().ack_and_append(entry_id, lease_token, outbound, now)
+        with self._db.connection() as conn:
+            row = conn.execute("SELECT agent, bus_id FROM inbound WHERE id = %s", (entry_id,)).fetchone()
+        if row is not None:
+            self._xack_quietly(str(row[0]), row[1])
+        return out
+
+    def release(self, entry_id: str, lease_token: str | None) -> bool:
+        sql = ("UPDATE inbound SET state = 'ready', lease_until = NULL, lease_token = NULL "
+               "WHERE id = %s AND state = 'leased'")
+        args: tuple[Any, ...] = (entry_id,)
+        if lease_token is not None:
+            sql += " AND lease_token = %s"
+            args += (lease_token,)
+        with self._db.transaction() as conn:
+            row = conn.execute(sql + " RETURNING agent, bus_id", args).fetchone()
+        if row is None:
+            return False
+        if row[1] is not None:
+            try:
+                self._redis.xclaim(self.stream_key(str(row[0])), GROUP, self.consumer, 0, [str(row[1])],
+                                   idle=RELEASED_IDLE_MS, justid=True)
+            except RedisError as exc:  # it still comes back after the visibility timeout
+                logger.warning("bus: release of %s not passed to Redis (%s)", entry_id, type(exc).__name__)
+        return True
+
+    def _xack(self, agent: str, xids: Sequence[str]) -> None:
+        if xids:
+            self._redis.xack(self.stream_key(agent), GROUP, *xids)
+
+    def _xack_quietly(self, agent: str, xid: object) -> None:
+        """XACK after PostgreSQL recorded the ack; a failure only delays the PEL's cleanup (module docstring)."""
+        if xid is None:
+            return
+        try:
+            self._xack(agent, [str(xid)])
+        except RedisError as exc:
+            logger.warning("bus: XACK failed (%s); the entry is dropped when it is next claimed", type(exc).__name__)
+
+    # ---- housekeeping ----------------------------------------------------------------------------------------------
+    def compact(self, now: float, retention_s: float = RETENTION_S, dedupe_window_s: float = DEDUPE_WINDOW_S) -> int:
+        removed = super().compact(now, retention_s, dedupe_window_s)
+        try:
+            removed += self.trim()
+        except RedisError as exc:
+            logger.warning("bus: stream trim skipped (%s)", type(exc).__name__)
+        return removed
+
+    def trim(self) -> int:
+        """XTRIM every agent's stream below its oldest entry not acknowledged; return the stream entries removed."""
+        seconds, micros = self._redis.time()
+        before = f"{seconds * 1000 + micros // 1000}-0"  # anything XADDed after this instant stays
+        epoch = self._epoch or self._adopt_epoch()
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT agent, bus_id FROM inbound WHERE state <> 'acked' AND bus_epoch = %s",
+                                (epoch,)).fetchall()
+        oldest: dict[str, str] = {}
+        for agent_name, xid in rows:  # stream ids order as (ms, n) pairs, not as text
+            if agent_name not in oldest or _xid_order(xid) < _xid_order(oldest[agent_name]):
+                oldest[str(agent_name)] = str(xid)
+        removed = 0
+        prefix = self.namespace + STREAM_PREFIX
+        for key in self._redis.scan_iter(match=prefix + "*", _type="stream"):
+            agent = str(key)[len(prefix):]
+            floor = min((before, oldest[agent]), key=_xid_order) if agent in oldest else before
+            removed += int(self._redis.xtrim(str(key), minid=floor, approximate=False))
+        return removed
+
+
+def _xid_order(xid: str) -> tuple[int, int]:
+    ms, _, n = xid.partition("-")
+    return int(ms), int(n or 0)
+
+
+def _finished(conn: PgConn, ids: Sequence[str]) -> list[str]:
+    """Of ``ids``, those acknowledged or gone from the log (vs leased to another consumer)."""
+    open_ids = {str(r[0]) for r in conn.execute(
+        "SELECT id FROM inbound WHERE id = ANY(%s) AND state <> 'acked'", (list(ids),)).fetchall()}
+    return [i for i in ids if i not in open_ids]
+
+
+__all__ = ["GROUP", "NAMESPACE", "RedisBusLog"]

@@ -1,0 +1,147 @@
+"""The message log delivering through Redis Streams (``messages.redisbus``) on the real PostgreSQL and Redis:
+entries reach Redis only after PostgreSQL has them (outbox), leases come from the stream and are judged by
+PostgreSQL, acks reach both, a consumer that dies has its entries claimed by another after the visibility timeout
+(XAUTOCLAIM), and a Redis that restarts without its data loses nothing (re-published from PostgreSQL)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from pydantic import ValidationError
+from servers import RedisServer
+
+from airlock.errors import StateUnavailable
+from airlock.host_config import HostConfig
+from airlock.messages.model import Entry, NewEntry, Route
+from airlock.messages.redisbus import GROUP, RedisBusLog
+
+_namespaces = itertools.count()
+OpenBus = Callable[..., RedisBusLog]
+
+
+def entry(content: str, conv: str = "c1", agent: str = "main") -> NewEntry:
+    return NewEntry(instance="tg", user_id="u1", user_name=None, thread_id=None, content=content, metadata_json="{}",
+                    route=Route(agent=agent, session_key=f"s-{conv}", conversation=conv))
+
+
+@pytest.fixture
+def open_bus(pg_url: str, redis_server: RedisServer) -> Iterator[OpenBus]:
+    """``open_bus(url=..., consumer=...)``: a RedisBusLog on a fresh database, in a key namespace of this test."""
+    namespace = f"t{next(_namespaces)}-{time.time_ns()}:"
+    opened: list[RedisBusLog] = []
+
+    def make(url: str | None = None, **kwargs: object) -> RedisBusLog:
+        opened.append(RedisBusLog.open_bus(pg_url, url or redis_server.url, namespace=namespace, **kwargs))
+        return opened[-1]
+
+    yield make
+    for log in opened:
+        log.close()
+
+
+def _drain(log: RedisBusLog, agent: str = "main", visibility_s: float = 60.0) -> list[Entry]:
+    got: list[Entry] = []
+    while batch := log.lease(agent, 10, visibility_s, time.time()):
+        got.extend(batch)
+    return got
+
+
+def test_commit_publishes_after_postgres_and_ack_reaches_both(open_bus: OpenBus, redis_server: RedisServer) -> None:
+    log = open_bus()
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    ids = [e.id for e in log.commit("tg", {}, [entry(f"m{i}", f"c{i % 3}") for i in range(7)], time.time())]
+    log.commit("tg", {}, [entry("other", agent="side")], time.time())
+    stream = log.stream_key("main")
+    assert [f["id"] for _x, f in r.xrange(stream)] == ids  # in commit order, only main's
+    leased = log.lease("main", 10, 60, time.time())
+    assert [e.id for e in leased] == ids and all(e.state == "leased" and e.lease_token for e in leased)
+    assert r.xpending(stream, GROUP)["pending"] == 7
+    assert log.lease("main", 10, 60, time.time()) == []  # held: nothing new
+    for e in leased[:5]:
+        assert log.ack(e.id, e.lease_token, time.time())
+    assert not log.ack(leased[5].id, "wrong-token", time.time())
+    assert r.xpending(stream, GROUP)["pending"] == 2
+    assert log.backlog() == 3  # 2 leased for main + 1 for side, counted in PostgreSQL
+    got = log.get(ids[0])
+    assert got is not None and got.state == "acked"
+    assert log.lease("side", 10, 60, time.time())[0].content == "other"
+
+
+def test_release_offers_the_entry_again_at_once(open_bus: OpenBus) -> None:
+    log = open_bus()
+    log.commit("tg", {}, [entry("a"), entry("b")], time.time())
+    first = log.lease("main", 1, 60, time.time())[0]
+    assert log.release(first.id, first.lease_token)
+    again = log.lease("main", 2, 60, time.time())
+    assert [e.content for e in again] == ["a", "b"]  # the released one first, then the next
+
+
+def test_a_dead_consumers_entries_are_claimed_after_the_visibility_timeout(open_bus: OpenBus) -> None:
+    dead, alive = open_bus(consumer="dead"), open_bus(consumer="alive")
+    dead.commit("tg", {}, [entry(f"m{i}") for i in range(4)], time.time())
+    held = dead.lease("main", 4, 0.5, time.time())  # then it dies: never acks
+    assert len(held) == 4
+    assert alive.lease("main", 4, 0.5, time.time()) == []  # still within the visibility timeout
+    time.sleep(0.6)
+    claimed = alive.lease("main", 4, 0.5, time.time())
+    assert [e.id for e in claimed] == [e.id for e in held]
+    assert all(e.attempts == 2 for e in claimed)
+    assert not dead.ack(held[0].id, held[0].lease_token, time.time())  # its old token lost the entry
+    for e in claimed:
+        assert alive.ack(e.id, e.lease_token, time.time())
+    assert alive.backlog() == 0
+
+
+def test_redis_restart_without_data_loses_nothing_and_repeats_nothing_acked(open_bus: OpenBus) -> None:
+    server = RedisServer()
+    try:
+        server.start()
+        log = open_bus(server.url)
+        log.commit("tg", {}, [entry(f"m{i}", f"c{i % 2}") for i in range(6)], time.time())
+        before = log.lease("main", 3, 60, time.time())
+        for e in before[:2]:
+            assert log.ack(e.id, e.lease_token, time.time())
+        server.stop()  # no persistence: the streams, groups and epoch are gone
+        committed = log.commit("tg", {}, [entry("while-down", "c0")], time.time())  # durable in PostgreSQL
+        assert len(committed) == 1
+        with pytest.raises(StateUnavailable):
+            log.lease("main", 10, 60, time.time())
+        server.start()
+        log.commit("tg", {}, [entry("after", "c1")], time.time())
+        after = _drain(log)
+        delivered = [e.content for e in after]
+        # m2 is still leased to its first taker (valid lease): not handed out again while that lease holds
+        assert delivered == ["m3", "m4", "m5", "while-down", "after"]
+        for e in after:
+            assert log.ack(e.id, e.lease_token, time.time())
+        assert log.ack(before[2].id, before[2].lease_token, time.time())
+        assert log.backlog() == 0
+    finally:
+        server.destroy()
+
+
+def test_trim_keeps_what_is_not_acknowledged(open_bus: OpenBus, redis_server: RedisServer) -> None:
+    log = open_bus()
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    log.commit("tg", {}, [entry(f"m{i}") for i in range(5)], time.time())
+    leased = log.lease("main", 2, 60, time.time())
+    for e in leased:
+        assert log.ack(e.id, e.lease_token, time.time())
+    assert log.trim() == 2
+    assert [f["id"] for _x, f in r.xrange(log.stream_key("main"))] == [e.id for e in log.list_inbound("ready")][::-1]
+    rest = _drain(log)
+    assert [e.content for e in rest] == ["m2", "m3", "m4"]
+
+
+def test_bus_needs_postgresql_state_and_a_redis_url(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="needs state"):
+        HostConfig(home=tmp_path, bus="redis://127.0.0.1:6379/0")
+    with pytest.raises(ValidationError, match="redis://"):
+        HostConfig(home=tmp_path, state="postgresql://a@127.0.0.1/db", bus="http://127.0.0.1:6379")
+    ok = HostConfig(home=tmp_path, state="postgresql://a@127.0.0.1/db", bus="redis://127.0.0.1:6379/0")
+    assert ok.bus == "redis://127.0.0.1:6379/0"
