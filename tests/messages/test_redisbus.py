@@ -125,6 +125,21 @@ def test_redis_restart_without_data_loses_nothing_and_repeats_nothing_acked(open
         server.destroy()
 
 
+def test_a_redis_that_came_back_empty_is_noticed_without_a_new_commit(open_bus: OpenBus) -> None:
+    """The lease's sweep reads the epoch again: entries published to the lost Redis come back although nothing was
+    committed since (no publish after a commit would notice)."""
+    server = RedisServer()
+    try:
+        server.start()
+        log = open_bus(server.url)
+        log.commit("tg", {}, [entry(f"m{i}") for i in range(3)], time.time())
+        server.kill()
+        server.start()
+        assert [e.content for e in _drain(log)] == ["m0", "m1", "m2"]
+    finally:
+        server.destroy()
+
+
 def test_trim_keeps_what_is_not_acknowledged(open_bus: OpenBus, redis_server: RedisServer) -> None:
     log = open_bus()
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
