@@ -97,6 +97,22 @@ def test_a_dead_consumers_entries_are_claimed_after_the_visibility_timeout(open_
     assert alive.backlog() == 0
 
 
+def test_entries_a_dead_gateway_took_from_the_stream_are_autoclaimed(open_bus: OpenBus,
+                                                                    redis_server: RedisServer) -> None:
+    """A gateway that read entries (XREADGROUP) and died before leasing them in PostgreSQL: they stay pending under
+    its consumer name; another consumer takes them with XAUTOCLAIM once they were idle for the visibility timeout."""
+    log = open_bus(consumer="alive")
+    log.commit("tg", {}, [entry(f"m{i}") for i in range(3)], time.time())
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    taken = r.xreadgroup(GROUP, "crashed-gateway", {log.stream_key("main"): ">"}, count=2)
+    assert len(taken[0][1]) == 2
+    assert [e.content for e in log.lease("main", 3, 60, time.time())] == ["m2"]  # the two are held, not idle yet
+    time.sleep(0.6)
+    assert [e.content for e in log.lease("main", 3, 0.5, time.time())] == ["m0", "m1"]
+    owners = {c["name"]: c["pending"] for c in r.xinfo_consumers(log.stream_key("main"), GROUP)}
+    assert owners.get("crashed-gateway", 0) == 0 and owners["alive"] == 3
+
+
 def test_redis_restart_without_data_loses_nothing_and_repeats_nothing_acked(open_bus: OpenBus) -> None:
     server = RedisServer()
     try:

@@ -17,9 +17,11 @@ PostgreSQL stays the durable record and the judge of every lease; Redis carries 
   (or a new one): every entry not acknowledged and not published in the current epoch is published again, in
   ``seq`` order. The XADDs run in a Lua script that first checks the epoch, so an entry is never added to a
   Redis whose epoch the publisher did not record (no newer entry can overtake an older one being re-published).
-- **Leases**: ``lease`` takes entries whose consumer held them longer than the visibility timeout
-  (XAUTOCLAIM, first: they go before anything newer) and new ones (XREADGROUP ``>``), then leases them in
-  PostgreSQL with the same conditional UPDATE as ``PostgresMessageLog`` (ready, or leased with an expired
+- **Leases**: ``lease`` takes, in this order, entries whose lease in PostgreSQL expired (the visibility timeout
+  is ``lease_until``, on the caller's clock, as in every log; XCLAIMed to this consumer), entries another
+  consumer took from the stream but held longer than the visibility timeout without leasing them (XAUTOCLAIM: a
+  gateway that died between XREADGROUP and its PostgreSQL UPDATE), and new ones (XREADGROUP ``>``), then leases
+  them in PostgreSQL with the same conditional UPDATE as ``PostgresMessageLog`` (ready, or leased with an expired
   lease). An entry PostgreSQL says is acknowledged is XACKed and dropped (a re-published duplicate after a Redis
   restart); one leased to someone else stays pending in Redis and comes back by XAUTOCLAIM after the visibility
   timeout. So a duplicate in the stream is never handed out while another lease on it is valid.
@@ -203,9 +205,10 @@ class RedisBusLog(PostgresMessageLog):
 
     # ---- leases ------------------------------------------------------------------------------------------------------
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
+        expired = self._expired(agent, limit, now)
         try:
             self._sweep()
-            delivered = self._read(agent, limit, visibility_s)
+            delivered = self._read(agent, expired, limit, visibility_s)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StateUnavailable(f"bus: {type(exc).__name__}") from exc
         if not delivered:
@@ -224,23 +227,39 @@ class RedisBusLog(PostgresMessageLog):
             self._xack(agent, [delivered[i] for i in done])
         return entries
 
-    def _read(self, agent: str, limit: int, visibility_s: float) -> dict[str, str]:
-        """``entry id -> stream id`` of up to ``limit`` entries: expired ones (XAUTOCLAIM) first, then new ones."""
+    def _expired(self, agent: str, limit: int, now: float) -> dict[str, str]:
+        """``entry id -> stream id`` of entries whose lease in PostgreSQL expired at ``now``, oldest first: the
+        visibility timeout of an agent's lease is PostgreSQL's ``lease_until`` (the caller's clock), as in every
+        log; Redis's idle time only covers what a gateway took from a stream and never leased (``_read``)."""
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, bus_id FROM inbound WHERE agent = %s AND state = 'leased' AND lease_until <= %s "
+                "AND bus_id IS NOT NULL ORDER BY seq LIMIT %s", (agent, now, limit)).fetchall()
+        return {str(i): str(x) for i, x in rows}
+
+    def _read(self, agent: str, expired: dict[str, str], limit: int, visibility_s: float) -> dict[str, str]:
+        """``entry id -> stream id`` of up to ``limit`` entries: ``expired`` (claimed to this consumer), then
+        entries another consumer took from the stream and held longer than ``visibility_s`` without leasing them
+        (XAUTOCLAIM: it died between reading and leasing, or a release did not reach Redis), then new ones."""
         key = self.stream_key(agent)
+        out = dict(expired)
         try:
-            claimed = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
-                                             start_id="0-0", count=limit)
-            messages = list(claimed[1])
-            if len(messages) < limit:
+            if expired:  # this consumer owns them in the group now (idle time restarts)
+                self._redis.xclaim(key, GROUP, self.consumer, 0, list(expired.values()), justid=True)
+            messages: list[Any] = []
+            if len(out) < limit:
+                claimed = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
+                                                 start_id="0-0", count=limit - len(out))
+                messages.extend(claimed[1])
+            if len(out) + len(messages) < limit:
                 read = cast(list[Any], self._redis.xreadgroup(GROUP, self.consumer, {key: ">"},
-                                                               count=limit - len(messages)) or [])
+                                                               count=limit - len(out) - len(messages)) or [])
                 for _stream, fresh in read:
                     messages.extend(fresh)
         except ResponseError as exc:
             if "NOGROUP" in str(exc):  # nothing published to this agent in this Redis yet
-                return {}
+                return out
             raise
-        out: dict[str, str] = {}
         for xid, fields in messages:
             if fields and "id" in fields:
                 out.setdefault(str(fields["id"]), str(xid))
@@ -306,7 +325,8 @@ class RedisBusLog(PostgresMessageLog):
     def compact(self, now: float, retention_s: float = RETENTION_S, dedupe_window_s: float = DEDUPE_WINDOW_S) -> int:
         removed = super().compact(now, retention_s, dedupe_window_s)
         try:
-            removed += self.trim()
+            trimmed = self.trim()
+            logger.info("bus: %d acknowledged entries trimmed from the streams", trimmed)
         except RedisError as exc:
             logger.warning("bus: stream trim skipped (%s)", type(exc).__name__)
         return removed
