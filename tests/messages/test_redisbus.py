@@ -18,7 +18,7 @@ from servers import RedisServer
 from airlock.errors import StateUnavailable
 from airlock.host_config import HostConfig
 from airlock.messages.model import Entry, NewEntry, Route
-from airlock.messages.redisbus import GROUP, RedisBusLog
+from airlock.messages.redisbus import EXPIRY_CHECK_S, GROUP, RedisBusLog
 
 _namespaces = itertools.count()
 OpenBus = Callable[..., RedisBusLog]
@@ -95,6 +95,19 @@ def test_a_dead_consumers_entries_are_claimed_after_the_visibility_timeout(open_
     for e in claimed:
         assert alive.ack(e.id, e.lease_token, time.time())
     assert alive.backlog() == 0
+
+
+def test_expired_leases_are_looked_up_at_most_every_expiry_check(open_bus: OpenBus) -> None:
+    """EXPIRY_CHECK_S (caller's clock): within it after a look, an empty lease asks PostgreSQL nothing, so a lease
+    that just expired waits; once it passed, the expired lease is offered again."""
+    log = open_bus()
+    t0 = time.time()
+    log.commit("tg", {}, [entry("m")], t0)
+    (held,) = log.lease("main", 1, 1.0, t0)  # expires at t0 + 1
+    assert log.lease("main", 1, 1.0, t0 + 0.9) == []  # a look: nothing expired yet
+    assert log.lease("main", 1, 1.0, t0 + 0.9 + EXPIRY_CHECK_S * 0.6) == []  # expired, but no look yet
+    (again,) = log.lease("main", 1, 1.0, t0 + 0.9 + EXPIRY_CHECK_S)
+    assert again.id == held.id and again.attempts == 2
 
 
 def test_entries_a_dead_gateway_took_from_the_stream_are_autoclaimed(open_bus: OpenBus,

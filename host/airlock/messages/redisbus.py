@@ -80,6 +80,10 @@ REDIS_TIMEOUT_S = 2.0
 """Connect and read timeout of a Redis command (seconds): a dead Redis makes a lease fail fast (503), not hang."""
 PUBLISH_LOCK = 0x41_69_72_42_75_73  # "AirBus": the advisory lock key every publisher takes
 """PostgreSQL advisory lock serialising the publishers of a cluster (commit order = stream order)."""
+EXPIRY_CHECK_S = 0.25
+"""Least time between two looks for an agent's expired leases in PostgreSQL (on the caller's clock) and between two
+XAUTOCLAIMs of its stream (monotonic): an empty lease (an agent waiting) then costs one Redis round trip; a lease
+comes back at most this much late."""
 RELEASED_IDLE_MS = 10**12
 """Idle time given to a released entry: older than any visibility timeout, so the next XAUTOCLAIM takes it."""
 
@@ -123,6 +127,8 @@ class RedisBusLog(PostgresMessageLog):
         self._epoch: str | None = None
         self._clock = clock
         self._swept = float("-inf")
+        self._expiry_checked: dict[str, float] = {}
+        self._claim_checked: dict[str, float] = {}
         self._sweep_lock = threading.Lock()
 
     def stream_key(self, agent: str) -> str:
@@ -158,7 +164,8 @@ class RedisBusLog(PostgresMessageLog):
         epoch_changes = 0
         while True:
             epoch = self._epoch or self._adopt_epoch()
-            with self._db.transaction() as conn:
+            # pipeline mode: BEGIN, the lock and the SELECT go in one round trip, the UPDATE with the COMMIT
+            with self._db.connection() as conn, conn.pipeline(), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
                 rows = conn.execute(
                     "SELECT id, agent FROM inbound WHERE state <> 'acked' AND bus_epoch IS DISTINCT FROM %s "
@@ -213,7 +220,7 @@ class RedisBusLog(PostgresMessageLog):
             raise StateUnavailable(f"bus: {type(exc).__name__}") from exc
         if not delivered:
             return []
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:  # one statement: atomic on its own, one round trip
             rows = conn.execute(
                 f"UPDATE inbound AS i SET state = 'leased', lease_until = %s, lease_token = {_NEW_TOKEN}, "
                 "attempts = i.attempts + 1, bus_id = v.xid FROM unnest(%s::text[], %s::text[]) AS v(id, xid) "
@@ -230,11 +237,16 @@ class RedisBusLog(PostgresMessageLog):
     def _expired(self, agent: str, limit: int, now: float) -> dict[str, str]:
         """``entry id -> stream id`` of entries whose lease in PostgreSQL expired at ``now``, oldest first: the
         visibility timeout of an agent's lease is PostgreSQL's ``lease_until`` (the caller's clock), as in every
-        log; Redis's idle time only covers what a gateway took from a stream and never leased (``_read``)."""
+        log; Redis's idle time only covers what a gateway took from a stream and never leased (``_read``).
+        Looked up at most every :data:`EXPIRY_CHECK_S` per agent, unless the last look filled ``limit``."""
+        if now - self._expiry_checked.get(agent, float("-inf")) < EXPIRY_CHECK_S:
+            return {}
         with self._db.connection() as conn:
             rows = conn.execute(
                 "SELECT id, bus_id FROM inbound WHERE agent = %s AND state = 'leased' AND lease_until <= %s "
                 "AND bus_id IS NOT NULL ORDER BY seq LIMIT %s", (agent, now, limit)).fetchall()
+        if len(rows) < limit:
+            self._expiry_checked[agent] = now
         return {str(i): str(x) for i, x in rows}
 
     def _read(self, agent: str, expired: dict[str, str], limit: int, visibility_s: float) -> dict[str, str]:
@@ -247,10 +259,12 @@ class RedisBusLog(PostgresMessageLog):
             if expired:  # this consumer owns them in the group now (idle time restarts)
                 self._redis.xclaim(key, GROUP, self.consumer, 0, list(expired.values()), justid=True)
             messages: list[Any] = []
-            if len(out) < limit:
+            if len(out) < limit and self._clock() - self._claim_checked.get(agent, float("-inf")) >= EXPIRY_CHECK_S:
                 claimed = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
                                                  start_id="0-0", count=limit - len(out))
                 messages.extend(claimed[1])
+                if len(claimed[1]) < limit - len(out):  # more may be waiting when the batch was full
+                    self._claim_checked[agent] = self._clock()
             if len(out) + len(messages) < limit:
                 read = cast(list[Any], self._redis.xreadgroup(GROUP, self.consumer, {key: ">"},
                                                                count=limit - len(out) - len(messages)) or [])
@@ -273,7 +287,7 @@ class RedisBusLog(PostgresMessageLog):
         if lease_token is not None:
             sql += " AND lease_token = %s"
             args += (lease_token,)
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:  # one statement: atomic on its own, one round trip
             row = conn.execute(sql + " RETURNING agent, bus_id", args).fetchone()
         if row is None:
             return False
@@ -296,10 +310,11 @@ class RedisBusLog(PostgresMessageLog):
         if lease_token is not None:
             sql += " AND lease_token = %s"
             args += (lease_token,)
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(sql + " RETURNING agent, bus_id", args).fetchone()
         if row is None:
             return False
+        self._claim_checked.pop(str(row[0]), None)  # this process's next lease claims it at once
         if row[1] is not None:
             try:
                 self._redis.xclaim(self.stream_key(str(row[0])), GROUP, self.consumer, 0, [str(row[1])],
