@@ -8,9 +8,9 @@ STAMP := $(VENV)/.deps-stamp
 CHANNELS := build/channels
 # Rust channel crates (guest-plugins/<name>, package <name>-channel), built to $(CHANNELS)/<name>.wasm.
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
-RUST_CHANNELS := template-rust slack whatsapp discord feishu
+RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers examples-ts run test lint typecheck pytest bench clean
 
 all: test
 
@@ -59,6 +59,20 @@ browser:
 servers:
 	bash scripts/install-servers.sh
 
+# The capabilities file's JSON Schema, generated from the pydantic models (a test fails when it is stale).
+schema: $(STAMP)
+	PYTHONPATH=host $(BIN)/python -m airlock.manifest.schema > host/airlock/manifest/capabilities.schema.json
+
+# The TypeScript example agent's compiler (examples/package.json pins typescript and @types/node; the lockfile
+# fixes the tree). Skipped with a note when npm is absent: the test that compiles and runs examples/agent.ts
+# then skips too, saying why.
+examples-ts: examples/node_modules/.stamp
+
+examples/node_modules/.stamp: examples/package.json examples/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix examples --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: examples/agent.ts is not type-checked (install Node 18+ with npm)"; fi
+
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
 	PYTHONPATH=host $(BIN)/python -m airlock_demo --channels-dir $(CHANNELS)
@@ -69,7 +83,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
-pytest: guests test-guests bench-guest browser servers
+pytest: guests test-guests bench-guest browser servers examples-ts
 	$(BIN)/pytest -q
 
 rust-test:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import report_messages
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -91,6 +92,10 @@ def targets(r: dict[str, Any]) -> list[Target]:
     mc = _get(r, "metrics_cost", "ratio")
     out.append(Target("issue 10: webhook req/s with metrics on vs off", _fmt(mc, 3, "x"), ">= 0.97x",
                       None if mc is None else mc >= 0.97))
+    rt = report_messages.round_trip_ratio(r)
+    goal = report_messages.TARGET_RATIO
+    out.append(Target("issue 8: webhook → durable log → agent ack → reply delivered, round trips/s vs in-memory",
+                      _fmt(rt, suffix="x"), f">= {goal}x", None if rt is None else rt >= goal))
     return out
 
 
@@ -165,7 +170,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         "## Machine", "", *_machine_rows(m), "",
         "The machine is shared (other work was running during the run: see the load averages), so single "
         "figures are noisy; the suite alternates variants in rounds so noise spreads over all of them.", "",
-        "## Targets (issue 4, and issue 3's Rust-guest target)", "",
+        "## Targets (issues 4, 8, 10, and issue 3's Rust-guest target)", "",
         "| target | measured | goal | verdict |", "| --- | ---: | --- | --- |",
         *[f"| {t.what} | {t.value} | {t.goal} | {t.verdict} |" for t in targets(r)], "",
         "## Callback level (single thread)", "",
@@ -193,6 +198,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         *_e2e_rows(e2e), "",
         *_diagnosis(e2e),
     ]
+    lines += report_messages.section(r)
     lines += _metrics_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r) + _bus_section()
     notes = [*cb.get("notes", []), *e2e.get("notes", []), *r.get("notes", [])]
     if notes:

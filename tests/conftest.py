@@ -46,10 +46,30 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.destroy()
 
 
+@pytest.fixture(scope="session")
+def _stoppable_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def stoppable_postgres(_stoppable_server: PostgresServer) -> Iterator[PostgresServer]:
+    """A PostgreSQL server the test may stop and start again (the database-down tests), apart from the session's
+    shared one; one per session, running again after each test."""
+    yield _stoppable_server
+    if not _stoppable_server.running:
+        _stoppable_server.start()
+
+
 @pytest.fixture
 def pg_url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty database on the session's PostgreSQL: ``postgresql://airlock@127.0.0.1:PORT/NAME``."""
-    return postgres_server.create_database()
+    """A fresh, empty namespace on the session's PostgreSQL (a schema of its own, on the connection's search path):
+    ``postgresql://airlock@127.0.0.1:PORT/postgres?options=-csearch_path%3DNAME``."""
+    return postgres_server.create_schema()
 
 
 LOG_BACKENDS = ("sqlite", "postgresql", "redisbus")

@@ -9,7 +9,8 @@ PostgreSQL refuses to run as root, and CI runs as root: the cluster is made and 
 ``CREATE DATABASE`` fast). Authentication is ``trust`` on 127.0.0.1 only.
 
 Both classes have ``stop()`` / ``start()`` on the same port and directory, so a test can take its server away
-mid-run and bring it back (``StoppedPostgres`` in the PostgreSQL-down test).
+mid-run and bring it back (``conftest.stoppable_postgres``: the database-down tests). ``create_schema()`` gives a
+test a namespace of its own in milliseconds (``conftest.pg_url``); ``create_database()`` a whole database.
 """
 
 from __future__ import annotations
@@ -111,6 +112,17 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def create_schema(self, prefix: str = "s") -> str:
+        """A new empty schema in the ``postgres`` database; returns a URL whose connections use it (libpq
+        ``options=-csearch_path=...``). Milliseconds, where a database costs a copy of the template (~10 MB, a
+        quarter of a second here): what most tests need, a namespace of their own."""
+        import psycopg
+
+        name = f"{prefix}_{os.getpid()}_{next(self._ids)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url()}?options=-csearch_path%3D{name}"
 
     def destroy(self) -> None:
         """Stop the server and remove its directory."""

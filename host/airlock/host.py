@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-import secrets as pysecrets
-import string
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -37,14 +37,16 @@ from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
 from .channels.socket_runtime import SocketSettings
-from .config import HostConfig, load_capabilities
 from .errors import AirlockError, ConfigError, GuestError
+from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .inbound.verifiers.base import ReplayFactory
+from .manifest import load_capabilities
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
+from .messages.log import MessageLog
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .observability import REDACTOR, CallObserver
@@ -57,26 +59,34 @@ from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
+from .stores.secrets import generate_value
 
 if TYPE_CHECKING:
     from .admin import AdminServer
 
 log = logging.getLogger("airlock")
+T = TypeVar("T")
 
-_ALPHABET = string.ascii_letters + string.digits
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
+DURABLE_WAITERS = 32
+"""Threads for the agents' durable log writes (a reply, a status, a broadcast: each waits for its group's fsync,
+``messages.group_commit``). Apart from the event loop's default executor (a handful of threads), so leases, acks and
+the outbox's reads never queue behind writes waiting for the disk."""
 
 
 class AirlockHost:
     """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
 
-    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None) -> None:
+    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None,
+                 log: MessageLog | None = None) -> None:
+        """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
+        default the SQLite log on ``config.state_db``."""
         self.config = config
         private_dir(config.home)
-        self.state = open_state(config)
+        self.state = open_state(config, log=log)
         self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
-        self.log = self.state.log
+        self.log: MessageLog = self.state.log
         self.pairing = self.state.pairing
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
@@ -99,10 +109,12 @@ class AirlockHost:
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
                                       public_base_url=config.public_base_url)
+        self.manager.lenient_capabilities = config.lenient_capabilities
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
@@ -153,14 +165,14 @@ class AirlockHost:
     def _generate_missing_secrets(self) -> None:
         for wasm, caps_path in self.manager.discover(self.config.channels_dir):
             try:
-                caps = load_capabilities(caps_path)
+                caps = load_capabilities(caps_path, lenient=self.config.lenient_capabilities)
             except Exception as exc:  # this channel only: the others still get their secrets
                 reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
                 log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))
                 continue
             for spec in caps.setup.required_secrets if caps.setup else []:
                 if spec.auto_generate is not None and not self.secrets.exists(spec.name):
-                    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length))
+                    value = generate_value(spec.auto_generate.length)
                     self.secrets.set(spec.name, value)
                     log.info("generated secret %s (%d characters)", spec.name, spec.auto_generate.length)
 
@@ -194,8 +206,18 @@ class AirlockHost:
         self.egress.close()
         self.runtime.close()
         self.agents.close()
+        self._durable_pool.shutdown(wait=True)
+        await self._flushed()
         self.state.close()
         REDACTOR.unwatch(self.secrets)
+
+    async def _flushed(self, timeout_s: float = 30.0) -> None:
+        """Wait until every channel's staged commits are written (``capabilities.workspace``), so none meets a closed
+        log; a failed one was already logged and answered."""
+        waits = [asyncio.wrap_future(s.channel.workspace.flushed()) for s in self.manager.slots.values()]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*waits, return_exceptions=True)
 
     async def _compact_forever(self) -> None:
         """Every :data:`COMPACT_EVERY_S`: drop what retention allows, and attachment blobs nothing references."""
@@ -293,24 +315,28 @@ class AirlockHost:
         return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
-        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply."""
+        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply or a status
+        that ends it (``ChannelManager.follow_status``)."""
         metadata = message.inbound.message.metadata_json
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="status",
                        payload={"status": status, "message": text, "metadata_json": metadata},
                        in_reply_to=message.id)
         result = await self._submit(out, self.log.append_outbox, [out], time.time())
-        if status == "thinking":
-            self.manager.start_typing(message.id, message.channel, StatusUpdate(status, text, metadata))
-        else:
-            self.manager.stop_typing(message.id)
+        self.manager.follow_status(message.id, message.channel, StatusUpdate(status, text, metadata))
         return result
+
+    async def durable(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a blocking durable write to the log, on the threads kept for those
+        (:data:`DURABLE_WAITERS`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._durable_pool, contextvars.copy_context().run, fn, *args)
 
     async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:
         """Append ``out`` (with ``append(*args)``) and return the outcome of its first delivery attempt. The waiter
         is registered before the append, so a sender that picks the entry up at once cannot be missed."""
         waiter = self.outbox.wait_first_attempt(out.id)
         try:
-            entries = await asyncio.to_thread(append, *args)
+            entries = await self.durable(append, *args)
         except BaseException:
             self.outbox.forget(out.id)
             raise

@@ -53,31 +53,27 @@ def test_concurrent_leasers_on_separate_pools_never_share_an_entry(pg_url: str) 
         log.close()
 
 
-def test_database_down_is_state_unavailable_then_recovers() -> None:
-    server = PostgresServer()
-    try:
-        server.start()
-        log = PostgresMessageLog.open(server.create_database(), connect_wait_s=1.0)
-        log.commit("tg", {"state/offset": "1"}, [entry("before", "c1")], T0)
-        server.stop()
-        started = time.monotonic()
-        with pytest.raises(StateUnavailable) as caught:
-            log.commit("tg", {"state/offset": "2"}, [entry("during", "c1")], T0)
-        assert time.monotonic() - started < 5  # bounded by connect_wait_s and connect_timeout, not hanging
-        assert "127.0.0.1" not in str(caught.value) and str(server.port) not in str(caught.value)
-        with pytest.raises(StateUnavailable):
-            log.backlog()
-        server.start()
-        back = time.monotonic()
-        while True:  # the pool reconnects within RECONNECT_WINDOW_S (+ one connect wait) of the server's return
-            try:
-                log.commit("tg", {"state/offset": "3"}, [entry("after", "c1")], T0)
-                break
-            except StateUnavailable:
-                assert time.monotonic() - back < RECONNECT_WINDOW_S + 5
-        assert time.monotonic() - back < RECONNECT_WINDOW_S + 5
-        assert log.load_workspace("tg") == {"state/offset": "3"}
-        assert [e.content for e in log.list_inbound()] == ["after", "before"]  # "during" was not applied
-        log.close()
-    finally:
-        server.destroy()
+def test_database_down_is_state_unavailable_then_recovers(stoppable_postgres: PostgresServer) -> None:
+    server = stoppable_postgres
+    log = PostgresMessageLog.open(server.create_schema(), connect_wait_s=1.0)
+    log.commit("tg", {"state/offset": "1"}, [entry("before", "c1")], T0)
+    server.stop()
+    started = time.monotonic()
+    with pytest.raises(StateUnavailable) as caught:
+        log.commit("tg", {"state/offset": "2"}, [entry("during", "c1")], T0)
+    assert time.monotonic() - started < 5  # bounded by connect_wait_s and connect_timeout, not hanging
+    assert "127.0.0.1" not in str(caught.value) and str(server.port) not in str(caught.value)
+    with pytest.raises(StateUnavailable):
+        log.backlog()
+    server.start()
+    back = time.monotonic()
+    while True:  # the pool reconnects within RECONNECT_WINDOW_S (+ one connect wait) of the server's return
+        try:
+            log.commit("tg", {"state/offset": "3"}, [entry("after", "c1")], T0)
+            break
+        except StateUnavailable:
+            assert time.monotonic() - back < RECONNECT_WINDOW_S + 5
+    assert time.monotonic() - back < RECONNECT_WINDOW_S + 5
+    assert log.load_workspace("tg") == {"state/offset": "3"}
+    assert [e.content for e in log.list_inbound()] == ["after", "before"]  # "during" was not applied
+    log.close()

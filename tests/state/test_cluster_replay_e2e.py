@@ -19,8 +19,8 @@ import pytest
 import watguest
 from conftest import minimal_caps
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.state.postgres import PgDb
 from airlock.stores.secrets_pg import PostgresSecretStore
 

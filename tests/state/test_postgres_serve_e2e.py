@@ -1,5 +1,5 @@
 """``airlock serve`` with ``state = "postgresql://..."`` end to end (issue 12), all real: the gateway process, a
-PostgreSQL server of this test's own (it is stopped mid-run), the template-rust component, a fake platform on
+PostgreSQL server that is stopped mid-run (``stoppable_postgres``), the template-rust component, a fake platform on
 loopback receiving the reply, and an agent speaking the agent HTTP API.
 
 1. A webhook is answered 200; the message reaches the agent over ``GET /v1/messages``; the agent's reply
@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from servers import PostgresServer, free_port
 
 from airlock.messages.postgres import PostgresMessageLog
 from airlock.state.postgres import CONNECT_WAIT_S, RECONNECT_WINDOW_S
+from airlock.stores.agents import AgentRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -39,14 +39,6 @@ SECRET = "pg-e2e-webhook-secret"
 START_TIMEOUT_S = 60.0
 RECOVERY_S = RECONNECT_WINDOW_S + 2 * CONNECT_WAIT_S + 5
 """Seconds after PostgreSQL is back within which webhooks must be accepted again."""
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 async def fake_platform() -> tuple[web.AppRunner, str, list[dict[str, Any]]]:
@@ -94,15 +86,6 @@ async def set_secret(env: dict[str, str], name: str, value: str) -> None:
     assert cli.returncode == 0, err.decode()
 
 
-async def add_agent(env: dict[str, str], name: str) -> str:
-    cli = await asyncio.create_subprocess_exec(sys.executable, "-m", "airlock.cli", "agents", "add", name, "--json",
-                                               env=env, stdout=asyncio.subprocess.PIPE,
-                                               stderr=asyncio.subprocess.PIPE)
-    out, err = await cli.communicate()
-    assert cli.returncode == 0, err.decode()
-    return str(json.loads(out)["token"])
-
-
 async def post(s: aiohttp.ClientSession, base: str, mid: str) -> tuple[int, str | None]:
     async with s.post(f"{base}/webhook/{CHANNEL}", json={"user": "u1", "text": f"text {mid}", "id": mid},
                       headers={"X-Airlock-Webhook-Secret": SECRET}) as r:
@@ -110,9 +93,9 @@ async def post(s: aiohttp.ClientSession, base: str, mid: str) -> tuple[int, str 
 
 
 async def test_serve_on_postgresql_delivers_and_answers_503_while_the_database_is_down(
-    airlock_home: Path, install_channel: InstallFn, own_postgres: PostgresServer, master_key: str, tmp_path: Path,
+    airlock_home: Path, install_channel: InstallFn, stoppable_postgres: PostgresServer, master_key: str, tmp_path: Path,
 ) -> None:
-    url = own_postgres.create_database()
+    url = stoppable_postgres.create_schema()
     runner, platform_url, received = await fake_platform()
     install_channel(BUILT_CHANNELS / f"{CHANNEL}.wasm", BUILT_CHANNELS / f"{CHANNEL}.capabilities.json",
                     dm_policy="open")
@@ -122,7 +105,9 @@ async def test_serve_on_postgresql_delivers_and_answers_503_while_the_database_i
     env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
            "AIRLOCK_AGENT_API_PORT": str(api_port)}
     await set_secret(env, "template_rust_webhook_secret", SECRET)  # into PostgreSQL, encrypted
-    token = await add_agent(env, "bot")
+    registry = AgentRegistry(airlock_home / "agents.db")  # agents stay in each node's home
+    token, _ = registry.add("bot", None)
+    registry.close()
     proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")
     base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1"
     auth = {"Authorization": f"Bearer {token}"}
@@ -148,14 +133,17 @@ async def test_serve_on_postgresql_delivers_and_answers_503_while_the_database_i
             assert sent.state == "sent" and sent.in_reply_to == msg["id"]
 
             # 2. the database goes away: 503 + Retry-After, never 500 nor 200
-            own_postgres.stop()
+            stoppable_postgres.stop()
+            started = time.monotonic()
             refused = [await post(s, base, f"down-{i}") for i in range(4)]
             assert all(status == 503 and retry for status, retry in refused), refused
+            # only the first waits for a connection (CONNECT_WAIT_S); the others are refused at once
+            assert time.monotonic() - started < CONNECT_WAIT_S + 2
             async with s.get(f"{base}/health") as r:
                 assert r.status == 503
 
             # ... and it comes back: accepted again within RECOVERY_S
-            own_postgres.start()
+            stoppable_postgres.start()
             back, status, i = time.monotonic(), 0, 0
             while status != 200:
                 i += 1

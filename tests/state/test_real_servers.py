@@ -1,10 +1,10 @@
-"""The session's real PostgreSQL and Redis (``tests/servers.py``): they answer, and survive a stop/start on the same
-port (the PostgreSQL-down and Redis-restart tests rely on that)."""
+"""The session's real PostgreSQL and Redis (``tests/servers.py``): they answer, databases and schemas keep tests
+apart, and Redis survives a stop/start on the same port (the Redis-restart tests rely on that; PostgreSQL's
+stop/start is exercised by the database-down tests on ``stoppable_postgres``)."""
 
 from __future__ import annotations
 
 import psycopg
-import pytest
 from servers import PostgresServer, RedisServer
 
 
@@ -19,22 +19,14 @@ def test_postgres_answers_and_databases_are_apart(postgres_server: PostgresServe
         assert conn.execute("SELECT current_user").fetchone() == ("airlock",)
 
 
-def test_postgres_stop_and_start_on_the_same_port() -> None:
-    server = PostgresServer()
-    try:
-        server.start()
-        url = server.create_database()
-        with psycopg.connect(url) as conn:
-            conn.execute("CREATE TABLE kept (x int)")
-            conn.execute("INSERT INTO kept VALUES (7)")
-        server.stop()
-        with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(url, connect_timeout=2).close()
-        server.start()
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT x FROM kept").fetchone() == (7,)
-    finally:
-        server.destroy()
+def test_schemas_keep_tests_apart(postgres_server: PostgresServer) -> None:
+    a, b = postgres_server.create_schema(), postgres_server.create_schema()
+    with psycopg.connect(a) as conn:
+        conn.execute("CREATE TABLE only_in_a (x int)")
+    with psycopg.connect(b) as conn:
+        assert conn.execute("SELECT to_regclass('only_in_a')").fetchone() == (None,)
+    with psycopg.connect(a) as conn:
+        assert conn.execute("SELECT to_regclass('only_in_a')").fetchone() is not None
 
 
 def test_redis_answers_and_restarts(redis_server: RedisServer) -> None:

@@ -69,29 +69,25 @@ def test_expired_rows_are_pruned(open_cache: Open, monkeypatch: pytest.MonkeyPat
     assert keys == ["new"]
 
 
-def test_database_down_fails_fast_and_records_nothing() -> None:
-    server = PostgresServer()
-    try:
-        server.start()
-        db = PgDb(server.create_database(), connect_wait_s=1.0)
-        cache = SharedReplayCache(db, "slack")
-        server.stop()
-        with pytest.raises(StateUnavailable):
-            cache.seen("v0=sig", T0 + 300, T0)
-        started = time.monotonic()
-        with pytest.raises(StateUnavailable):  # within DOWN_PAUSE_S: at once, no wait for a connection
-            cache.seen("v0=sig", T0 + 300, T0)
-        assert time.monotonic() - started < 0.2
-        server.start()
-        deadline = time.monotonic() + replay_mod.DOWN_PAUSE_S + RECONNECT_WINDOW_S + 5
-        while True:
-            try:
-                # the platform's retry of the refused request is accepted: it was not recorded while down
-                assert cache.seen("v0=sig", T0 + 300, T0 + 1) is False
-                break
-            except StateUnavailable:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        db.close()
-    finally:
-        server.destroy()
+def test_database_down_fails_fast_and_records_nothing(stoppable_postgres: PostgresServer) -> None:
+    server = stoppable_postgres
+    db = PgDb(server.create_schema(), connect_wait_s=1.0)
+    cache = SharedReplayCache(db, "slack")
+    server.stop()
+    with pytest.raises(StateUnavailable):
+        cache.seen("v0=sig", T0 + 300, T0)
+    started = time.monotonic()
+    with pytest.raises(StateUnavailable):  # within DOWN_PAUSE_S: at once, no wait for a connection
+        cache.seen("v0=sig", T0 + 300, T0)
+    assert time.monotonic() - started < 0.2
+    server.start()
+    deadline = time.monotonic() + replay_mod.DOWN_PAUSE_S + RECONNECT_WINDOW_S + 5
+    while True:
+        try:
+            # the platform's retry of the refused request is accepted: it was not recorded while down
+            assert cache.seen("v0=sig", T0 + 300, T0 + 1) is False
+            break
+        except StateUnavailable:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    db.close()

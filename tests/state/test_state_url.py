@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from airlock.config import HostConfig
 from airlock.errors import ConfigError
+from airlock.host_config import HostConfig
 from airlock.state.url import parse_state_url, redact
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..channels.manager import ChannelManager, ChannelSlot
-from ..config import CapabilitiesFile
 from ..errors import PairingError, SecretStoreError
+from ..manifest import CapabilitiesFile
 from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc
+from ..packages import provenance_doc, provenance_path
 from ..stores import PairingStore, SecretStore
 from ..stores.secrets import MAX_SECRET_BYTES, is_valid_secret_name
 from .auth import LoginLimiter, Sessions, TokenFile
@@ -71,7 +72,8 @@ class AdminState:
         return slot
 
     def channel_doc(self, name: str, slot: ChannelSlot) -> dict[str, Any]:
-        """One channel: identity, status, health, counters, last errors (time, trap class, message)."""
+        """One channel: identity, status, health, counters, last errors (time, trap class, message) and
+        provenance (``packages.provenance_doc``: who signed what was installed, its digests and source)."""
         caps = slot.channel.caps
         errors = self.observer.recent.errors(name) if self.observer is not None else []
         counts = self.observer.counts(name) if self.observer is not None else {}
@@ -85,6 +87,7 @@ class AdminState:
             "counters": {"callbacks": counts, "polls": slot.polls, "failures": slot.failures},
             "last_errors": [{"at": e.at, "callback": e.callback, "trap": e.trap, "message": e.message,
                              "trace_id": e.trace_id} for e in errors],
+            "provenance": provenance_doc(provenance_path(slot.channel.loaded.path.parent, name)),
         }
 
     def channels_doc(self) -> dict[str, Any]:

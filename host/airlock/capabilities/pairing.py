@@ -1,6 +1,8 @@
 """The ``pairing-*`` host functions: DM pairing backed by the SQLite ``PairingStore``.
 
-A guest may only act for its own channel (the ``channel`` argument must be the channel's name); ids are
+A guest may only act for its own channel: the ``channel`` argument must be the channel's name, compared after ASCII
+lowercasing (IronClaw lowercases it the same way, ``src/pairing/mod.rs`` ``normalize_channel_name``, so a guest
+passing ``"Telegram"`` acts for ``telegram`` there too; Airlock's channel names are lowercase); ids are
 1-256 bytes; ``meta-json`` must be a JSON object of at most 4 KB. Codes: 8 characters from
 ``ABCDEFGHJKLMNPQRSTUVWXYZ23456789`` (CSPRNG), valid 15 minutes; upsert is idempotent (``created=false``
 while a live request exists). Upserts apply immediately, even if the callback later fails, because the
@@ -10,12 +12,14 @@ guest usually tells the user the code in the same callback.
 from __future__ import annotations
 
 import json
+import string
 from typing import Protocol
 
 from ..runtime.linker import GuestFault
 
 MAX_ID_BYTES = 256
 MAX_META_BYTES = 4096
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 class PairingBackend(Protocol):
@@ -32,7 +36,9 @@ class PairingCapability:
         self.store = store
 
     def _check(self, channel: str, external_id: str | None = None) -> None:
-        if channel != self.channel:
+        """Refuse another channel's name (after ASCII lowercasing) and an id outside 1-256 bytes; the store is
+        then always called with this channel's own name."""
+        if channel.translate(_ASCII_LOWER) != self.channel:
             raise GuestFault(f"pairing is only available for this channel ({self.channel!r})")
         if external_id is not None and not (0 < len(external_id.encode()) <= MAX_ID_BYTES):
             raise GuestFault(f"pairing id must be 1-{MAX_ID_BYTES} bytes")
@@ -47,12 +53,12 @@ class PairingCapability:
             raise GuestFault("pairing meta-json is not valid JSON") from None
         if not isinstance(meta, dict):
             raise GuestFault("pairing meta-json must be a JSON object")
-        return self.store.upsert_request(channel, external_id, meta_json or "{}")
+        return self.store.upsert_request(self.channel, external_id, meta_json or "{}")
 
     def resolve_identity(self, channel: str, external_id: str) -> str | None:
         self._check(channel, external_id)
-        return self.store.resolve_identity(channel, external_id)
+        return self.store.resolve_identity(self.channel, external_id)
 
     def read_allow_from(self, channel: str) -> list[str]:
         self._check(channel)
-        return self.store.allow_from(channel)
+        return self.store.allow_from(self.channel)

@@ -8,13 +8,18 @@ workspace's optimistic commit (``capabilities.workspace``).
 
 Webhooks inline: a webhook is first attempted on the event loop thread itself (``Channel.http_request(req,
 inline=True)``: a 10-20 ms deadline, normal fuel and memory), because the hand-off to a worker thread costs more
-than a small guest's whole run. An attempt that needs a worker (an outbound call, a pairing code, a websocket
-send, or the deadline) is dropped without trace and the webhook runs on the worker as before; a success with
-durable workspace writes is committed on a worker. ``ChannelSlot.inline`` (``channels.inline.InlineGuard``)
-switches a channel whose attempts mostly abort, or mostly take over a millisecond, off inline for a while, and
-counts hits and aborts (``/health``); ``HostConfig.inline_callbacks`` turns it off. Polls, websocket frames
-and the agent-side callbacks (respond, status, broadcast: nearly always an outbound call) always run on worker
-threads.
+than a small guest's whole run. An attempt that needs a worker (an outbound call, a pairing code, a websocket send,
+or the deadline) is dropped without trace and the webhook runs on the worker as before; a success whose messages
+carry attachment bytes is applied on a worker (blob files). ``ChannelSlot.inline``
+(``channels.inline.InlineGuard``) switches a channel whose attempts mostly abort, or mostly take over a
+millisecond, off inline for a while, and counts hits and aborts (``/health``); ``HostConfig.inline_callbacks``
+turns it off. Polls, websocket frames and the agent-side callbacks (respond, status, broadcast: nearly always an
+outbound call) always run on worker threads.
+
+Group commit: a webhook's callback only *stages* its commit (``capabilities.workspace``) before the main lane is
+released, so the channel's next webhook runs at once against the staged values; the handler then waits, outside
+the lane, until its writes and messages are durable (``_settle``), and answers only then (a failed write: 503).
+Commits staged meanwhile, of this channel and others, share one transaction and one fsync.
 
 Admission (host-side, after the guest, before the commit): ``channels.admission`` re-checks ``dm_policy``; the
 admitted messages are routed and appended to the message log in the callback's own transaction
@@ -38,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import CapabilitiesFile, load_capabilities
+from ..capabilities.workspace import CommitFailed
 from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
@@ -66,6 +73,10 @@ LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
 TYPING_REFRESH_S = 4.0
 TYPING_MAX_S = 300.0
+TYPING_STOPS = frozenset({"done", "interrupted", "approval-needed", "auth-required"})
+"""Statuses that end a "thinking" refresh: the agent finished or waits for the user. Progress statuses (tool-*,
+job-started, status, auth-completed) leave it running, as IronClaw's host does (``src/channels/wasm/wrapper.rs``,
+``WasmChannel::handle_status_update``): a typing indicator must not vanish at the first tool call."""
 
 T = TypeVar("T")
 
@@ -119,6 +130,8 @@ class ChannelManager:
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
+        self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -149,7 +162,8 @@ class ChannelManager:
 
     async def add(self, wasm: Path, caps_path: Path | CapabilitiesFile) -> ChannelSlot:
         """Load and start one channel. Raises ConfigError / ComponentError for bad files."""
-        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else load_capabilities(caps_path)
+        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else \
+            load_capabilities(caps_path, lenient=self.lenient_capabilities)
         if caps.name in self.slots:
             raise ConfigError(f"channel {caps.name!r} is already loaded")
         loaded = await asyncio.to_thread(self.runtime.load, wasm)
@@ -295,18 +309,30 @@ class ChannelManager:
                 return _disabled(slot, "on-http-request")
             out = self._try_inline(slot, req) if slot.inline.should_try() else None
             if out is not None and out.pending:
-                out = await self._run(slot.channel.complete, out)
+                out = await self._run(slot.channel.complete, out, False)
             if out is None:
-                out = await self._run(slot.channel.http_request, req)
+                out = await self._run(functools.partial(slot.channel.http_request, req, settle=False))
+        out = await self._settle(slot, out)
         if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
 
     @staticmethod
+    async def _settle(slot: ChannelSlot, out: CallOutcome) -> CallOutcome:
+        """Wait (on the event loop, the lane free) until ``out``'s staged commit is durable (module docstring)."""
+        if out.durable is None:
+            return out
+        try:
+            appended = await asyncio.wrap_future(out.durable)
+        except CommitFailed as exc:
+            return slot.channel.settled(out, exc)
+        return slot.channel.settled(out, appended)
+
+    @staticmethod
     def _try_inline(slot: ChannelSlot, req: IncomingHttpRequest) -> CallOutcome | None:
-        """One inline attempt on this (the event loop's) thread; None if it was abandoned."""
-        out = slot.channel.http_request(req, inline=True)
+        """One inline attempt on this (the event loop's) thread, its commit staged; None if it was abandoned."""
+        out = slot.channel.http_request(req, inline=True, settle=False)
         slot.inline.record(out.abandoned, out.elapsed_s)
         if out.abandoned is not None:
             log.debug("[%s] webhook moved to a worker (%s)", slot.channel.name, out.abandoned)
@@ -315,7 +341,8 @@ class ChannelManager:
 
     def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:
         """Wake the agents for what the callback committed to the log (admitted and routed before the commit)."""
-        self.bus.appended(len(out.messages))
+        agents = [m.agent for m in out.messages]
+        self.bus.appended(len(agents), None if None in agents else [a for a in agents if a is not None])
 
     def admit(self, channel: Channel, msg: InboundMessage) -> bool:
         """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""
@@ -398,6 +425,14 @@ class ChannelManager:
         if not out.ok:
             log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
+
+    def follow_status(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Keep the typing refresh of the message ``key`` in step with an agent status: "thinking" starts it, a
+        :data:`TYPING_STOPS` status stops it, any other leaves it as it is (the reply stops it too: ``deliver``)."""
+        if update.status == "thinking":
+            self.start_typing(key, instance, update)
+        elif update.status in TYPING_STOPS:
+            self.stop_typing(key)
 
     def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
         """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""

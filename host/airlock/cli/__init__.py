@@ -1,8 +1,11 @@
 """The ``airlock`` command line, one module per command group.
 
-    airlock [--home PATH] [--version] serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...]
+    airlock [--home PATH] [--config PATH] [--version] ...   (app.py; host settings: airlock.host_settings)
+    airlock serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...] [--lenient]
                                                              (serve.py; keeps HOME/run/gateway.json: runfile.py)
     airlock channels install|list|remove|check ...           (channels.py)
+    airlock package build|sign|verify, keys generate, trust add|list|rm
+                                                             (packages.py, package_source.py; airlock.packages)
     airlock secrets set|list|rm ...                          (secrets.py)
     airlock pairing list|approve ...                         (pairing.py)
     airlock agents add|list|rm ...                           (agents.py)
@@ -15,6 +18,7 @@
     airlock doctor [--port N] [--clock-url URL]              (doctor.py, doctor_checks.py)
     airlock new python|rust NAME [--dir PATH]                (new.py, templates/)
     airlock version                                          (about.py)
+    airlock config show                                      (hostconfig.py; sources: airlock.host_settings)
 
 Every command takes ``-h``; every list or show command takes ``--json``. The data directory is ``--home``,
 else ``$AIRLOCK_HOME``, else ``~/.airlock``. The root app, one-line errors and logging are in ``app.py``;
@@ -36,12 +40,14 @@ from ..errors import AirlockError
 from . import serve  # noqa: F401
 from . import inspect, invoke  # noqa: F401
 from . import channels, secrets, pairing  # noqa: F401
+from . import packages  # noqa: F401
 from . import agents, messages  # noqa: F401
 from . import status, doctor  # noqa: F401
 from . import admin  # noqa: F401
 from . import new  # noqa: F401
 from . import about  # noqa: F401
 from . import route  # noqa: F401
+from . import hostconfig  # noqa: F401
 # isort: on
 from .app import QUIETABLE as _QUIETABLE  # noqa: F401  (tests restore these loggers after each run)
 from .app import app, one_line

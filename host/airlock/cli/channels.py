@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,26 +13,44 @@ import typer
 from ..channels.activation import blocker as channel_blocker
 from ..channels.activation import wit_version_note
 from ..channels.socket_runtime import start_blocker
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
-from ..errors import AirlockError, ComponentError, ConfigError
-from ..runtime.engine import Runtime
+from ..errors import AirlockError, ComponentError, ConfigError, PackageError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
+from ..packages import (
+    FETCH_TIMEOUT_S,
+    PACKAGE_SUFFIX,
+    Provenance,
+    VerifiedPackage,
+    bare_provenance,
+    is_url,
+    provenance_doc,
+    provenance_path,
+    read_provenance,
+    write_provenance,
+)
+from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 from ..stores.files import private_dir
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
+    LenientOption,
     check_channel_name,
+    check_file_against_schema,
     complete_channel,
     copy_atomic,
     installed_caps,
     lazy_store,
+    lenient_note,
     load_component,
     missing_secrets,
     runtime_for,
 )
+from .install_check import check_argument_order, check_fit, check_world
 from .output import Column, JsonOption, Row, print_json, show_rows
+from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
-__all__ = ["channel_rows", "channels_app"]
+__all__ = ["channel_rows", "channels_app", "install_package"]
 
 log = logging.getLogger("airlock.cli")
 
@@ -39,9 +58,9 @@ channels_app = typer.Typer(help="Install, list, remove and check channels.", no_
 app.add_typer(channels_app, name="channels")
 
 
-def _load_runnable(caps: Path) -> CapabilitiesFile:
+def _load_runnable(caps: Path, *, lenient: bool = False) -> CapabilitiesFile:
     """Load a capabilities file and refuse one this host cannot run (an unsupported websocket protocol)."""
-    doc = load_capabilities(caps)
+    doc = load_capabilities(caps, lenient=lenient)
     cannot = channel_blocker(doc)
     if cannot is not None:
         raise ConfigError(f"{caps}: $.capabilities.websocket.protocol: {cannot}")
@@ -52,32 +71,115 @@ def _load_runnable(caps: Path) -> CapabilitiesFile:
 @friendly_errors
 def channels_install(
     ctx: typer.Context,
-    wasm: Annotated[Path, typer.Argument(help="The channel component (.wasm).")],
-    caps: Annotated[Path, typer.Argument(help="Its capabilities file (.capabilities.json).")],
+    source: Annotated[str, typer.Argument(
+        help="A channel package (.airlock file or https:// URL), or a component (.wasm) followed by CAPS.")],
+    caps: Annotated[Path | None, typer.Argument(
+        help="The component's capabilities file (.capabilities.json); not with a package.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an installed channel of the same name.")]
     = False,
+    allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned", help="Accept a package without a signature by a trusted key (recorded as "
+        "unsigned; its digests are still checked).")] = False,
+    allow_private_host: AllowPrivateOption = None,
+    timeout: TimeoutOption = FETCH_TIMEOUT_S,
+    lenient: LenientOption = False,
 ) -> None:
-    """Validate a component and its capabilities file, then copy both into the channels directory.
+    """Install a channel: a package (verified first: limits, digests, a signature by a key in `airlock trust
+    list`), or a bare component and capabilities file (recorded as unsigned).
 
-    They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file.
+    Stored as <name>.wasm, <name>.capabilities.json and <name>.provenance.json (who signed it, digests,
+    source), name taken from the capabilities file. Refused before anything is written: a package that fails
+    verification, swapped arguments, a component built for another world than the file declares, or one whose
+    on-start (run once, offline, without secrets) asks for nothing the file grants.
     """
     config = config_from(ctx)
-    doc = _load_runnable(caps)
+    if caps is not None:
+        if is_url(source) or source.endswith(PACKAGE_SUFFIX):
+            raise ConfigError(f"{source} is a package: it holds its own capabilities file (drop {caps})")
+        check_argument_order(Path(source), caps)
+        _install_files(config, Path(source), caps, None, force=force, lenient=lenient)
+        return
+    if not is_url(source) and source.endswith(".wasm"):
+        raise ConfigError(f"{source}: a bare component needs its capabilities file: "
+                          f"airlock channels install {source} NAME.capabilities.json")
+    pkg = open_package(config, source, allow_unsigned=allow_unsigned, allow_private=allow_private_host,
+                       timeout=timeout)
+    install_package(config, pkg, force=force, lenient=lenient)
+
+
+def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool, lenient: bool = False) -> None:
+    """Install a verified package (``packages.verify_package``) and record its provenance. The members go
+    through a private temporary directory outside the home, then the same checks as a bare install.
+
+    Raises:
+        ConfigError / ComponentError / PackageError: the members do not load or do not match the manifest,
+            or the channel is installed and not ``force``; nothing in the home is changed then.
+    """
+    with tempfile.TemporaryDirectory(prefix="airlock-install-") as tmp:  # 0700, outside the home
+        wasm_path = Path(tmp) / pkg.manifest.component_member
+        caps_path = Path(tmp) / pkg.manifest.caps_member
+        wasm_path.write_bytes(pkg.component)
+        caps_path.write_bytes(pkg.capabilities)
+        try:
+            _install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient)
+        except AirlockError as exc:  # name the package's member, not the temporary directory
+            text = str(exc).replace(f"{tmp}/", f"{pkg.provenance.source}: ")
+            if text == str(exc):
+                raise
+            raise ConfigError(text) from None
+
+
+def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedComponent) -> None:
+    """The package's manifest must say what its members are: the same name, version and world."""
+    if doc.name != pkg.name or doc.version != pkg.version:
+        raise PackageError(f"{pkg.provenance.source}: the manifest says {pkg.name} {pkg.version}, its "
+                           f"capabilities file {doc.name} {doc.version}")
+    if loaded.world.name != pkg.world:
+        raise PackageError(f"{pkg.provenance.source}: the manifest says world {pkg.world}, the component is "
+                           f"{loaded.world.name}")
+
+
+def _check_same_publisher(dest: Path, name: str, new: Provenance) -> None:
+    """A channel installed with a trusted signature is replaced only by one signed with the same key (as a
+    phone accepts an app update only from the app's signer): another publisher, or none, could otherwise take
+    over its secrets, workspace and pairings with a plain --force. Removing the channel first is the
+    operator's explicit choice."""
+    old = read_provenance(provenance_path(dest, name))
+    if old is not None and old.signed and new.key_id != old.key_id and (dest / f"{name}.wasm").exists():
+        raise PackageError(f"channel {name!r} was installed signed by {old.publisher} ({old.key_id}); this one is "
+                           f"{new.summary()} (airlock channels remove {name} first to change publisher)")
+
+
+def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPackage | None, *,
+                   force: bool, lenient: bool) -> None:
+    """Validate a component and its capabilities file, then copy both (and the provenance record) into the
+    channels directory. ``pkg``: the verified package they came from, or None for a bare install."""
+    doc = _load_runnable(caps, lenient=lenient)
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
+    check_world(doc, caps, loaded)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
     if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
                     loaded.world.channel_interface)
+    if pkg is not None:
+        _check_matches(pkg, doc, loaded)
+    provenance = pkg.provenance if pkg is not None else bare_provenance(
+        doc.name, doc.version, loaded.world.name, wasm.read_bytes(), caps.read_bytes(), str(wasm.resolve()))
     dest = config.channels_dir
     wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
     if not force and (wasm_dest.exists() or caps_dest.exists()):
         raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
+    _check_same_publisher(dest, doc.name, provenance)
+    check_fit(config, doc, caps, wasm)
     private_dir(dest)
     copy_atomic(wasm, wasm_dest)
     copy_atomic(caps, caps_dest)
+    write_provenance(provenance_path(dest, doc.name), provenance)
+    if lenient:
+        lenient_note(caps_dest, config)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
-               f"{report.human_size(loaded.size_bytes)}) in {dest}")
+               f"{report.human_size(loaded.size_bytes)}, {provenance.summary()}) in {dest}")
     missing = missing_secrets(doc, lazy_store(config))
     if missing:
         typer.echo(f"inactive until its secrets are set: "
@@ -85,17 +187,25 @@ def channels_install(
 
 
 def _row(name: str, status: str, *, version: str | None = None, world: str | None = None,
-         size_bytes: int | None = None) -> dict[str, Any]:
+         size_bytes: int | None = None, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     state = "active" if status.startswith("active") else "inactive" if status.startswith("inactive") else "invalid"
     return {"name": name, "version": version, "world": world, "size_bytes": size_bytes, "state": state,
-            "status": status}
+            "status": status, "provenance": provenance}
 
 
-def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore]) -> dict[str, Any]:
+def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore], *,
+                 lenient: bool) -> dict[str, Any]:
     stem = caps_path.name.removesuffix(".capabilities.json")
     wasm = caps_path.with_name(f"{stem}.wasm")
+    row = _channel_status(runtime, caps_path, wasm, stem, store, lenient=lenient)
+    row["provenance"] = provenance_doc(provenance_path(caps_path.parent, stem))
+    return row
+
+
+def _channel_status(runtime: Runtime, caps_path: Path, wasm: Path, stem: str,
+                    store: Callable[[], SecretStore], *, lenient: bool) -> dict[str, Any]:
     try:
-        doc = load_capabilities(caps_path)
+        doc = load_capabilities(caps_path, lenient=lenient)
     except AirlockError as exc:
         return _row(stem, f"invalid: {exc}")
     if not wasm.is_file():
@@ -121,10 +231,13 @@ def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], Secre
     """One row per installed channel (and per component without a capabilities file), sorted by name.
 
     Row keys: ``name``, ``version``, ``world``, ``size_bytes`` (``None`` when unknown), ``state``
-    (``active``, ``inactive`` or ``invalid``) and ``status`` (the full one-line reason).
+    (``active``, ``inactive`` or ``invalid``), ``status`` (the full one-line reason) and ``provenance``
+    (``packages.provenance_doc``: ``signed``, ``publisher`` (a trusted key's name or "unsigned"), ``key_id``,
+    ``digests``, ``source``, ..., ``recorded``; None for a component without a capabilities file).
     """
     directory = config.channels_dir
-    rows = [_channel_row(runtime, caps_path, store) for caps_path in installed_caps(config)]
+    rows = [_channel_row(runtime, caps_path, store, lenient=config.lenient_capabilities)
+            for caps_path in installed_caps(config)]
     for wasm in sorted(directory.glob("*.wasm") if directory.is_dir() else []):
         if not wasm.with_name(f"{wasm.stem}.capabilities.json").exists():
             rows.append(_row(wasm.stem, f"invalid: {wasm.stem}.capabilities.json is missing",
@@ -138,6 +251,13 @@ def _status_style(row: Row) -> str:
     return "yellow" if row["state"] != "invalid" else "red"
 
 
+def _publisher_text(row: Row) -> str:
+    prov = row.get("provenance")
+    if not prov:
+        return "?"
+    return str(prov["publisher"])  # the key id is in --json
+
+
 def _size_text(row: Row) -> str:
     return "?" if row["size_bytes"] is None else report.human_size(row["size_bytes"])
 
@@ -147,6 +267,7 @@ CHANNEL_COLUMNS = (
     Column("version", "version", text=lambda r: r["version"] or "?"),
     Column("world", "world", text=lambda r: r["world"] or "?"),
     Column("size", "size_bytes", text=_size_text),
+    Column("publisher", "provenance", text=_publisher_text),
     Column("status", "status", style=_status_style),
 )
 
@@ -156,7 +277,8 @@ CHANNEL_COLUMNS = (
 def channels_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List installed channels: name, version, world, size, and whether they would be active.
 
-    --json: a list of {name, version, world, size_bytes, state (active|inactive|invalid), status}.
+    --json: a list of {name, version, world, size_bytes, state (active|inactive|invalid), status,
+    provenance: {signed, publisher, key_id, version, world, digests, source, package_sha256, note, recorded}}.
     """
     config = config_from(ctx)
     with runtime_for(config) as runtime:
@@ -170,15 +292,17 @@ def channels_remove(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The channel's name.", autocompletion=complete_channel)],
 ) -> None:
-    """Remove an installed channel's component and capabilities file (its secrets and data are kept)."""
+    """Remove an installed channel's component, capabilities file and provenance record (its secrets and data
+    are kept)."""
     check_channel_name(name)
     config = config_from(ctx)
     files = [config.channels_dir / f"{name}.wasm", config.channels_dir / f"{name}.capabilities.json"]
     present = [f for f in files if f.exists()]
     if not present:
         raise ConfigError(f"no channel named {name!r} is installed in {config.channels_dir}")
+    present.append(provenance_path(config.channels_dir, name))
     for f in present:
-        f.unlink()
+        f.unlink(missing_ok=True)
     typer.echo(f"removed {name} (its secrets and workspace data are kept)")
 
 
@@ -189,12 +313,16 @@ def channels_check(
     caps: Annotated[Path, typer.Argument(help="A capabilities file to validate.")],
     wasm: Annotated[Path | None, typer.Argument(help="Also load this component.")] = None,
     as_json: JsonOption = False,
+    lenient: LenientOption = False,
 ) -> None:
     """Validate a capabilities file (and optionally a component) and print a one-line summary.
 
-    --json: {name, version, wit_version, summary, component: {world, size_bytes} or null}.
+    The file is checked by the loader the gateway uses and against the published JSON Schema
+    (airlock/manifest/capabilities.schema.json). --json: {name, version, wit_version, summary,
+    component: {world, size_bytes} or null}.
     """
-    doc = _load_runnable(caps)
+    doc = _load_runnable(caps, lenient=lenient)
+    check_file_against_schema(caps, lenient=lenient)
     summary = report.caps_summary(doc)
     component: dict[str, Any] | None = None
     if wasm is not None:

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import HostConfig
 from ..errors import AirlockError
+from ..host_config import HostConfig
 from ..inbound.verifiers import TIMESTAMP_WINDOW_S
 from ..stores.secrets import KEY_ENV_VAR, KEY_FILENAME
 from .runfile import pid_running, read_runfile
@@ -86,6 +86,18 @@ def _mode_problem(path: Path, what: str, *, strict: bool) -> Check | None:
     return None
 
 
+def _rotation_note(key_file: Path) -> Check | None:
+    """A key file with two keys: ``secrets rotate-key`` stopped half-way (both work; the old one should go)."""
+    try:
+        lines = [line for line in key_file.read_text("ascii").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return None  # the secret store check reports an unreadable key
+    if len(lines) < 2:
+        return None
+    return Check("master key", "note", f"{key_file} holds the old and the new key of an interrupted rotation: "
+                                       "finish it with airlock secrets rotate-key")
+
+
 def home(config: HostConfig) -> list[Check]:
     """The home directory and the master key: private to this user (0700 / 0600)."""
     where = config.home
@@ -98,7 +110,7 @@ def home(config: HostConfig) -> list[Check]:
         note = f"; {key_file} is not used" if key_file.exists() else ""
         out.append(Check("master key", "ok", f"from ${KEY_ENV_VAR}{note}"))
     elif key_file.exists():
-        out.append(_mode_problem(key_file, "master key", strict=True)
+        out.append(_mode_problem(key_file, "master key", strict=True) or _rotation_note(key_file)
                    or Check("master key", "ok", f"{key_file} (mode 0600)"))
     else:
         out.append(Check("master key", "note", f"no {key_file} yet (created with mode 0600 by the first "
@@ -106,8 +118,40 @@ def home(config: HostConfig) -> list[Check]:
     return out
 
 
+def state(config: HostConfig) -> list[Check]:
+    """Where the state lives (``state`` URL); for PostgreSQL: reachable, and its schema version against this
+    Airlock's (without migrating: that is the gateway's start)."""
+    from ..state.url import redact
+
+    url = config.state_url
+    if url.kind == "sqlite":
+        return [Check("state", "ok", f"SQLite {url.path}")]
+    import psycopg
+
+    from ..state.migrations import current_version
+    from ..state.pg_schema import MIGRATIONS
+
+    assert url.dsn is not None
+    where = redact(url.dsn)
+    try:
+        with psycopg.connect(url.dsn, connect_timeout=5, autocommit=True) as conn:
+            have = current_version(conn)
+    except psycopg.Error as exc:
+        return [Check("state", "fail", f"PostgreSQL {where}: cannot connect ({type(exc).__name__})")]
+    known = len(MIGRATIONS)
+    if have > known:
+        return [Check("state", "fail", f"PostgreSQL {where}: schema version {have} is newer than this Airlock "
+                                       f"({known}): upgrade Airlock on this node")]
+    if have < known:
+        return [Check("state", "note", f"PostgreSQL {where}: schema version {have}, upgraded to {known} by the "
+                                       f"next airlock serve")]
+    return [Check("state", "ok", f"PostgreSQL {where} (schema version {have})")]
+
+
 def secrets(config: HostConfig) -> list[Check]:
     """The secret store opens with the master key (a wrong key is found here, not at the first webhook)."""
+    if config.state_url.kind == "postgresql":
+        return _pg_secrets(config)
     if not config.secrets_path.exists():
         return [Check("secret store", "note", "no secrets stored yet")]
     if not os.environ.get(KEY_ENV_VAR) and not (config.home / KEY_FILENAME).exists():
@@ -122,6 +166,17 @@ def secrets(config: HostConfig) -> list[Check]:
     mode_issue = _mode_problem(config.secrets_path, "secret store", strict=True)
     plural = "" if count == 1 else "s"
     return [mode_issue or Check("secret store", "ok", f"opens with the master key ({count} secret{plural})")]
+
+
+def _pg_secrets(config: HostConfig) -> list[Check]:
+    from ..state.backends import open_secrets
+
+    try:
+        count = len(open_secrets(config).names())
+    except AirlockError as exc:  # a wrong or missing key, or the database down (the state check says which)
+        return [Check("secret store", "fail", str(exc))]
+    plural = "" if count == 1 else "s"
+    return [Check("secret store", "ok", f"in PostgreSQL, opens with the master key ({count} secret{plural})")]
 
 
 def port(config: HostConfig) -> list[Check]:
@@ -206,7 +261,7 @@ def cache(config: HostConfig) -> list[Check]:
 def channels(config: HostConfig) -> list[Check]:
     """Each installed channel's capabilities file is valid, its component is there and its secrets are set
     (whether the component loads is ``airlock channels list``'s job: loading fills the compile cache)."""
-    from ..config import load_capabilities
+    from ..manifest import load_capabilities
     from .common import installed_caps, missing_secrets
 
     files = installed_caps(config)
@@ -218,7 +273,7 @@ def channels(config: HostConfig) -> list[Check]:
     for path in files:
         name = path.name.removesuffix(".capabilities.json")
         try:
-            caps = load_capabilities(path)
+            caps = load_capabilities(path, lenient=config.lenient_capabilities)
         except AirlockError as exc:
             out.append(Check(f"channel {name}", "fail", str(exc)))
             continue

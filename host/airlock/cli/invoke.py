@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..capabilities.workspace import MAX_VALUE_BYTES, validate_path
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.model import NewEntry
 from ..runtime.engine import CALLBACKS
 from ..runtime.linker import GuestFault
@@ -229,7 +230,7 @@ def invoke(
     config = config_from(ctx, upstream_overrides=parse_upstreams(upstream))
     seed = _parse_workspace(workspace)
     wasm, caps_path = _resolve_target(config, target, capabilities)
-    caps = load_capabilities(caps_path)
+    caps = load_capabilities(caps_path, lenient=config.lenient_capabilities)
     request, call = build_call(callback, _read_input(input_json), caps)
     canned = OfflineEgress(load_canned(offline)) if offline is not None else None
     doc = _run_invoke(config, wasm, caps, callback, request, call, seed=seed, after_start=after_start,

@@ -21,7 +21,7 @@ from rich.text import Text
 from ..errors import ConfigError
 from ..messages.log import MessageLog
 from ..messages.model import Entry, OutboxEntry
-from ..state.backends import open_state
+from ..state.backends import open_log
 from .app import app, config_from, friendly_errors
 from .output import Column, JsonOption, Row, show_doc, show_rows
 from .report import safe
@@ -61,11 +61,11 @@ def _log(ctx: typer.Context, *, create: bool = False) -> Iterator[MessageLog | N
     if not create and config.state_url.kind == "sqlite" and not config.state_db.exists():
         yield None
         return
-    state = open_state(config, import_legacy=False)
+    log = open_log(config)
     try:
-        yield state.log
+        yield log
     finally:
-        state.close()
+        log.close()
 
 
 def inbound_doc(e: Entry) -> dict[str, Any]:

@@ -11,7 +11,9 @@ query parameter that carries a stored secret verbatim (Telegram's secret header,
 from what the guest sees (``Verifier.secret_headers`` / ``secret_query``). A guest that
 fails gives a generic 500; details go to the host log. A callback whose messages would pass the channel's emit
 rate limit is not applied at all and answers 429 + Retry-After (``EmitRateLimited``), so a platform's retry is
-honest and nothing acknowledged is dropped. Socket-level limits (connection caps, header deadline) are in
+honest and nothing acknowledged is dropped. The answer waits until the callback's writes and messages are durable
+in the message log; if the log cannot store them (``CommitFailed``) the webhook answers 503 + Retry-After and
+nothing of it was kept. Socket-level limits (connection caps, header deadline) are in
 ``inbound.listener``.
 The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
 shows each channel's inline hits, aborts and trips).
@@ -27,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..capabilities.workspace import CommitFailed
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavailable
 from ..messages.inbox import RETRY_AFTER_S
@@ -149,10 +152,12 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
         return _error(404, "not found")
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
-    if isinstance(out.error, StateUnavailable):  # the state database is down: nothing applied, the platform retries
-        return _error(503, "unavailable", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
+    if isinstance(out.error, CommitFailed):  # the log could not store it: nothing kept, the platform redelivers
+        if out.error.unavailable:  # the state database is down: refuse the next webhooks at once, until it is back
+            manager.bus.unavailable()
+        return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
     response = _response(out.value)
@@ -164,7 +169,10 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
 async def health(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     channels = {name: _slot_health(slot) for name, slot in manager.slots.items()}
+    manager.bus.has_room()  # starts a refresh of the log's reachability when it is stale
     try:  # in a worker thread: a database that does not answer must not hold the event loop
+        if not manager.bus.available:  # known unreachable: answer at once
+            raise StateUnavailable("last refresh failed")
         queued = await asyncio.to_thread(manager.bus.qsize)
     except StateUnavailable:
         return web.json_response({"status": "unavailable", "channels": channels, "state": "unavailable"},

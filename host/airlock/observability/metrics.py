@@ -45,7 +45,8 @@ OUTCOMES = ("ok", "guest_error", "timeout", "fuel", "memory", "panic", "host_bug
 """How a callback ended: ``busy`` means it never ran (no free instance slot, or a webhook refused with 503
 because the agent lags); ``rate_limited``: it ran but its messages would pass the channel's emit rate, so
 nothing was applied (``errors.EmitRateLimited``; the platform or the poller offers the input again); ``unavailable``:
-it ran but the state database could not be reached, so nothing was applied (``errors.StateUnavailable``)."""
+it ran but the message log could not store what it did (the state database unreachable, ``errors.StateUnavailable``,
+or another storage failure, ``CommitFailed``), so nothing was applied."""
 DROP_REASONS = ("per_callback_limit", "too_large", "rate_limit", "callback_failed", "not_admitted")
 """Why an emitted message did not reach the agent from its callback: over ``emit.MAX_PER_CALLBACK``; content
 or attachments over the limits; the channel's emit rate (the whole callback was held back, to be offered

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from ..capabilities.workspace import CommitFailed
 from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy, StateUnavailable
 from . import context
 from .metrics import DURATION_BUCKETS_S, FUEL_BUCKETS, ChannelStats, Metrics
@@ -45,7 +46,7 @@ def outcome_of(error: AirlockError | None) -> str:
         return "busy"
     if isinstance(error, EmitRateLimited):
         return "rate_limited"
-    if isinstance(error, StateUnavailable):
+    if isinstance(error, StateUnavailable | CommitFailed):
         return "unavailable"
     return "guest_error"
 

@@ -16,7 +16,7 @@ from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
-__all__ = ["State", "open_pairing", "open_secrets", "open_state"]
+__all__ = ["State", "open_log", "open_pairing", "open_secrets", "open_state"]
 
 logger = logging.getLogger("airlock.state")
 
@@ -38,10 +38,11 @@ class State:
             self.db.close()
 
 
-def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
+def open_state(config: HostConfig, *, import_legacy: bool = True, log: MessageLog | None = None) -> State:
     """Open the backends named by ``config.state`` (``state.url``).
 
     ``import_legacy``: on SQLite, copy an older home's ``workspace.db`` into the log once (``SqliteMessageLog``).
+    ``log``: another message log to use instead of the state URL's (closed with the state).
 
     Raises:
         StateUnavailable: PostgreSQL cannot be reached (within ``postgres.CONNECT_WAIT_S``).
@@ -54,20 +55,46 @@ def open_state(config: HostConfig, *, import_legacy: bool = True) -> State:
 
         assert url.path is not None
         legacy = config.workspace_db if import_legacy else None
-        log = SqliteMessageLog(url.path, legacy_workspace_db=legacy)
+        if log is None:
+            log = SqliteMessageLog(url.path, legacy_workspace_db=legacy, synchronous=config.log_synchronous)
         return State(log=log, leases=SqliteLeases(url.path), pairing=PairingStore(config.pairing_db))
-    from ..messages.postgres import PostgresMessageLog
-
     assert url.dsn is not None
     db = PgDb(url.dsn)
     logger.info("state on PostgreSQL: %s", redact(url.dsn))
-    pg_log: MessageLog = PostgresMessageLog(db)
+    if log is None:
+        log = _pg_log(config, db)
+    return State(log=log, leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+
+
+def _pg_log(config: HostConfig, db: PgDb) -> MessageLog:
+    """The PostgreSQL log, delivering through Redis when ``config.bus`` is set (``messages.redisbus``)."""
+    if config.bus is None:
+        from ..messages.postgres import PostgresMessageLog
+
+        return PostgresMessageLog(db)
+    from ..messages.redisbus import RedisBusLog
+
+    logger.info("delivery to agents through Redis: %s", redact(config.bus))
+    return RedisBusLog(db, config.bus)
+
+
+def open_log(config: HostConfig) -> MessageLog:
+    """The message log alone (the CLI): ``state.db`` (no legacy import), or PostgreSQL on a pool of its own (closed
+    with the log; through Redis when ``bus`` is set, so an ack or release of the CLI reaches the streams too)."""
+    url = config.state_url
+    if url.kind == "sqlite":
+        from ..messages.sqlite import SqliteMessageLog
+
+        assert url.path is not None
+        return SqliteMessageLog(url.path)
+    assert url.dsn is not None
     if config.bus is not None:
         from ..messages.redisbus import RedisBusLog
 
-        pg_log = RedisBusLog(db, config.bus)
-        logger.info("delivery to agents through Redis: %s", redact(config.bus))
-    return State(log=pg_log, leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+        return RedisBusLog.open_bus(url.dsn, config.bus)
+    from ..messages.postgres import PostgresMessageLog
+
+    return PostgresMessageLog.open(url.dsn)
 
 
 def open_pairing(config: HostConfig) -> PairingStore:

@@ -16,6 +16,7 @@ only what this call changed (a concurrent change of another name by another node
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from ..errors import SecretStoreError, StateUnavailable
 from ..state.postgres import PgDb
 from .files import private_dir
+from .masterkey import create_key_file, read_key_file
 from .secrets import KEY_ENV_VAR, KEY_FILENAME, SecretStore, parse_master_key
 
 __all__ = ["REFRESH_S", "PostgresSecretStore"]
@@ -64,7 +66,12 @@ class PostgresSecretStore(SecretStore):
         if not key_path.exists() and _has_key_check(db):
             raise SecretStoreError(f"the state database holds secrets encrypted with a master key this node lacks: "
                                    f"set {KEY_ENV_VAR} to the cluster's key (64 hex characters)")
-        return cls(db, cls._key_from_file(key_path))
+        created = create_key_file(key_path)
+        keys = [created] if created is not None else read_key_file(key_path)
+        for key in keys[:-1]:  # during a key rotation (two keys in the file): the one the database was written with
+            with contextlib.suppress(SecretStoreError):
+                return cls(db, key)
+        return cls(db, keys[-1])
 
     def signature(self) -> tuple[int, int, int]:
         """Changes when the stored values may have changed (the log redactor re-reads the values then)."""
