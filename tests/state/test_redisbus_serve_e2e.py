@@ -24,10 +24,11 @@ import pytest
 import redis
 from conftest import BUILT_CHANNELS, InstallFn
 from servers import RedisServer, free_port
-from test_postgres_serve_e2e import CHANNEL, SECRET, add_agent, fake_platform, set_secret, start_gateway
+from test_postgres_serve_e2e import CHANNEL, SECRET, fake_platform, set_secret, start_gateway
 
 from airlock.messages.postgres import PostgresMessageLog
 from airlock.messages.redisbus import GROUP
+from airlock.stores.agents import AgentRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +97,9 @@ async def test_serve_with_a_redis_bus_delivers_through_redis_and_survives_a_redi
     env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
            "AIRLOCK_AGENT_API_PORT": str(api_port)}
     await set_secret(env, "template_rust_webhook_secret", SECRET)
-    token = await add_agent(env, "bot")
+    registry = AgentRegistry(airlock_home / "agents.db")  # agents stay in each node's home
+    token, _ = registry.add("bot", None)
+    registry.close()
     proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")
     base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1"
     auth = {"Authorization": f"Bearer {token}"}
