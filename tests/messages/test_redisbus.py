@@ -57,6 +57,9 @@ def test_commit_publishes_after_postgres_and_ack_reaches_both(open_bus: OpenBus,
     ids = [e.id for e in log.commit("tg", {}, [entry(f"m{i}", f"c{i % 3}") for i in range(7)], time.time())]
     log.commit("tg", {}, [entry("other", agent="side")], time.time())
     stream = log.stream_key("main")
+    deadline = time.monotonic() + 5
+    while len(r.xrange(stream)) < 7 and time.monotonic() < deadline:  # the publisher thread, no lease needed
+        time.sleep(0.01)
     assert [f["id"] for _x, f in r.xrange(stream)] == ids  # in commit order, only main's
     leased = log.lease("main", 10, 60, time.time())
     assert [e.id for e in leased] == ids and all(e.state == "leased" and e.lease_token for e in leased)
@@ -117,6 +120,7 @@ def test_entries_a_dead_gateway_took_from_the_stream_are_autoclaimed(open_bus: O
     log = open_bus(consumer="alive")
     log.commit("tg", {}, [entry(f"m{i}") for i in range(3)], time.time())
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    log.publish()  # (the publisher thread may not have run yet)
     taken = r.xreadgroup(GROUP, "crashed-gateway", {log.stream_key("main"): ">"}, count=2)
     assert len(taken[0][1]) == 2
     assert [e.content for e in log.lease("main", 3, 60, time.time())] == ["m2"]  # the two are held, not idle yet

@@ -10,9 +10,11 @@ PostgreSQL stays the durable record and the judge of every lease; Redis carries 
 - **Outbox pattern**: ``commit`` writes the entries to PostgreSQL first (``bus_epoch`` NULL = not published).
   The publisher then takes the unpublished entries in ``seq`` order under a cluster-wide advisory lock (two
   publishers never interleave their XADDs, so a stream keeps the commit order), XADDs them and records the Redis
-  epoch and stream id in the same transaction. It runs right after each commit of this process and, as a sweep,
-  at most every :data:`SWEEP_S` from ``lease``, so entries committed by a process that died before publishing,
-  or while Redis was down, are published within a sweep.
+  epoch and stream id in the same transaction. It runs in a thread of this process woken by each commit (the
+  webhook does not wait for it; commits made during a round go in the next one, so publishing batches under
+  load), before a lease of this process if it committed since (read your writes), and as a sweep at least every
+  :data:`SWEEP_S`, so entries committed by a process that died before publishing, or while Redis was down, are
+  published within a sweep.
 - **Epoch**: Redis holds a random ``airlock:bus:epoch``. A Redis that restarted without its data has no epoch
   (or a new one): every entry not acknowledged and not published in the current epoch is published again, in
   ``seq`` order. The XADDs run in a Lua script that first checks the epoch, so an entry is never added to a
@@ -84,6 +86,8 @@ EXPIRY_CHECK_S = 0.25
 """Least time between two looks for an agent's expired leases in PostgreSQL (on the caller's clock) and between two
 XAUTOCLAIMs of its stream (monotonic): an empty lease (an agent waiting) then costs one Redis round trip; a lease
 comes back at most this much late."""
+PUBLISH_RETRY_S = 0.5
+"""Seconds the publisher thread waits after a failed round (Redis or PostgreSQL down)."""
 RELEASED_IDLE_MS = 10**12
 """Idle time given to a released entry: older than any visibility timeout, so the next XAUTOCLAIM takes it."""
 
@@ -130,6 +134,13 @@ class RedisBusLog(PostgresMessageLog):
         self._expiry_checked: dict[str, float] = {}
         self._claim_checked: dict[str, float] = {}
         self._sweep_lock = threading.Lock()
+        self._committed = 0  # commits of this process that appended entries ...
+        self._published = 0  # ... and how many of them are known to be in Redis
+        self._count_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._publisher: threading.Thread | None = None
+        self._publisher_lock = threading.Lock()
 
     def stream_key(self, agent: str) -> str:
         """The Redis stream of ``agent``'s entries."""
@@ -141,6 +152,10 @@ class RedisBusLog(PostgresMessageLog):
         return cls(PgDb(dsn), redis_url, owns_db=True, **kwargs)
 
     def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        if self._publisher is not None:
+            self._publisher.join(REDIS_TIMEOUT_S * 3)
         self._redis.close()
         super().close()
 
@@ -148,12 +163,46 @@ class RedisBusLog(PostgresMessageLog):
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
                now: float, fence: Fence | None = None) -> list[NewEntry]:
         appended = super().commit(instance, workspace, entries, now, fence)
-        if appended:
-            try:
-                self.publish()
-            except (RedisError, StateUnavailable) as exc:  # durable already: a later sweep publishes it
-                logger.warning("bus: publish after commit failed (%s); the sweep retries", type(exc).__name__)
+        if appended:  # durable now; published by this process's publisher thread (or a lease, whichever is first)
+            with self._count_lock:
+                self._committed += 1
+            self._start_publisher()
+            self._wake.set()
         return appended
+
+    def _start_publisher(self) -> None:
+        with self._publisher_lock:
+            if self._publisher is None and not self._closing.is_set():
+                self._publisher = threading.Thread(target=self._publish_loop, name="airlock-bus-publisher",
+                                                   daemon=True)
+                self._publisher.start()
+
+    def _publish_loop(self) -> None:
+        """Publish after each commit of this process (batched: commits made meanwhile go in the same round), and at
+        least every SWEEP_S (a Redis that came back empty is noticed). Failures wait PUBLISH_RETRY_S."""
+        while not self._closing.is_set():
+            woken = self._wake.wait(SWEEP_S)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self._publish_pending(sweep=not woken)
+            except (RedisError, StateUnavailable) as exc:  # the records are durable: published on a later round
+                logger.warning("bus: publish failed (%s); retrying", type(exc).__name__)
+                self._closing.wait(PUBLISH_RETRY_S)
+            except Exception:  # never let the thread die: a dead publisher would strand every later commit
+                logger.exception("bus: publisher error")
+                self._closing.wait(PUBLISH_RETRY_S)
+
+    def _publish_pending(self, *, sweep: bool = False) -> None:
+        """Publish this process's commits not yet published (``sweep``: re-read the epoch first). On return,
+        every commit counted before the call is in Redis: ``publish`` waits for a round in flight (its lock)."""
+        target = self._committed
+        if sweep:
+            self._adopt_epoch()
+        self.publish()
+        with self._count_lock:
+            self._published = max(self._published, target)
 
     def publish(self) -> int:
         """XADD every committed entry not published in Redis's current epoch, oldest first; return how many.
@@ -214,6 +263,9 @@ class RedisBusLog(PostgresMessageLog):
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
         expired = self._expired(agent, limit, now)
         try:
+            # read your writes: what this process committed is in the streams before it leases
+            if self._published < self._committed:
+                self._publish_pending()
             self._sweep()
             delivered = self._read(agent, expired, limit, visibility_s)
         except (RedisConnectionError, RedisTimeoutError) as exc:
