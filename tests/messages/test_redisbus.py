@@ -18,7 +18,7 @@ from servers import RedisServer
 from airlock.errors import StateUnavailable
 from airlock.host_config import HostConfig
 from airlock.messages.model import Entry, NewEntry, Route
-from airlock.messages.redisbus import EXPIRY_CHECK_S, GROUP, RedisBusLog
+from airlock.messages.redisbus import EXPIRY_CHECK_S, GROUP, PUBLISH_BATCH, RedisBusLog
 
 _namespaces = itertools.count()
 OpenBus = Callable[..., RedisBusLog]
@@ -73,6 +73,16 @@ def test_commit_publishes_after_postgres_and_ack_reaches_both(open_bus: OpenBus,
     got = log.get(ids[0])
     assert got is not None and got.state == "acked"
     assert log.lease("side", 10, 60, time.time())[0].content == "other"
+
+
+def test_more_than_one_publish_batch_keeps_commit_order(open_bus: OpenBus, redis_server: RedisServer) -> None:
+    """PUBLISH_BATCH entries per publisher transaction: a backlog of several batches goes out whole, in order."""
+    log = open_bus()
+    count = PUBLISH_BATCH * 2 + 7
+    ids = [e.id for e in log.commit("tg", {}, [entry(f"m{i}", f"c{i % 5}") for i in range(count)], time.time())]
+    log.publish()
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    assert [f["id"] for _x, f in r.xrange(log.stream_key("main"))] == ids
 
 
 def test_release_offers_the_entry_again_at_once(open_bus: OpenBus) -> None:
