@@ -8,7 +8,9 @@ p50/p99 answer time, the p50/p99 delivery time (webhook sent -> agent received i
 the gateway, PostgreSQL and Redis spent per message (/proc, summed over each server's processes), which is what the
 capacity model in BENCHMARKS.md is built from.
 
-Run: ``PYTHONPATH=host .venv/bin/python bench/bus.py [--duration S] [--out FILE]`` (needs scripts/install-servers.sh).
+Run: ``make bench-bus`` (or ``PYTHONPATH=host:bench .venv/bin/python bench/bus.py [--duration S]``; needs
+scripts/install-servers.sh). Writes ``bench/results/bus.md`` (with ``bench/results/bus.json``), which
+``bench/report.py`` puts into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -326,7 +329,12 @@ def markdown(doc: dict[str, Any]) -> str:
     for (name, batch), r in cost.items():
         lines.append(f"| {name} | {batch} | {r['wall_ms_per_msg']:.2f} | {r.get('postgres_cpu_ms_per_msg', 0.0):.2f} | "
                      f"{r.get('redis_cpu_ms_per_msg', 0.0):.2f} |")
-    lines += ["", *capacity(e2e["postgresql+redis"], cost.get(("postgresql+redis", 20))), ""]
+    bus, pg = e2e["postgresql+redis"], e2e["postgresql"]
+    lines += ["", f"Through Redis, {bus['req_per_s'] / pg['req_per_s']:.2f}x the req/s of PostgreSQL alone and "
+              f"{bus['req_per_s'] / e2e['sqlite']['req_per_s']:.2f}x SQLite's; the webhook's answer does not wait "
+              "for Redis (the publisher is a thread woken by the commit), delivery does: one more hop (publisher "
+              "thread, XADD, XREADGROUP) than a lease straight from PostgreSQL.", "",
+              *capacity(bus, cost.get(("postgresql+redis", 20))), ""]
     return "\n".join(lines)
 
 
@@ -346,7 +354,8 @@ def capacity(bus: dict[str, Any], batched: dict[str, Any] | None) -> list[str]:
     for rate in RATES:
         redis_need = rate / per_core["r"]
         redis_txt = "one instance" if redis_need <= 1 else f"{redis_need:.1f} cores: shard streams by agent"
-        out.append(f"| {rate:,} | {rate / per_core['g']:,.0f} | {rate / per_core['p']:,.0f} | {redis_txt} |")
+        out.append(f"| {rate:,} | {math.ceil(rate / per_core['g']):,} | {math.ceil(rate / per_core['p']):,} | "
+                   f"{redis_txt} |")
     first = "the gateway's CPU" if g >= max(p, r) else ("PostgreSQL's CPU" if p >= r else "Redis")
     out += ["", f"The first bottleneck on one machine is {first} ({g:.2f} ms/msg against PostgreSQL's {p:.2f} and "
             f"Redis's {r:.2f}): the gateway is where more cores go first. In a cluster the first shared bottleneck is "
@@ -365,9 +374,13 @@ def capacity(bus: dict[str, Any], batched: dict[str, Any] | None) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=DURATION_S)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "bus.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bus.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "bench" / "results" / "bus.md")
+    parser.add_argument("--from-json", type=Path, help="only write the markdown, from an earlier run's --out")
     args = parser.parse_args()
+    if args.from_json is not None:
+        args.markdown.write_text(markdown(json.loads(args.from_json.read_text())))
+        return
     load = os.getloadavg()
     results = asyncio.run(main_async(args.duration))
     doc = {"nproc": os.cpu_count(), "concurrency": CONCURRENCY, "agents": AGENTS, "duration_s": args.duration,
