@@ -63,6 +63,7 @@ from ..state.postgres import PgConn, PgDb
 from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import Entry, NewEntry, OutboxEntry
 from .postgres import _NEW_TOKEN, PostgresMessageLog, _entry, _qualified
+from .redisbus_trim import trim_streams
 
 logger = logging.getLogger("airlock.messages.redisbus")
 
@@ -400,28 +401,7 @@ class RedisBusLog(PostgresMessageLog):
 
     def trim(self) -> int:
         """XTRIM every agent's stream below its oldest entry not acknowledged; return the stream entries removed."""
-        seconds, micros = self._redis.time()
-        before = f"{seconds * 1000 + micros // 1000}-0"  # anything XADDed after this instant stays
-        epoch = self._epoch or self._adopt_epoch()
-        with self._db.connection() as conn:
-            rows = conn.execute("SELECT agent, bus_id FROM inbound WHERE state <> 'acked' AND bus_epoch = %s",
-                                (epoch,)).fetchall()
-        oldest: dict[str, str] = {}
-        for agent_name, xid in rows:  # stream ids order as (ms, n) pairs, not as text
-            if agent_name not in oldest or _xid_order(xid) < _xid_order(oldest[agent_name]):
-                oldest[str(agent_name)] = str(xid)
-        removed = 0
-        prefix = self.namespace + STREAM_PREFIX
-        for key in self._redis.scan_iter(match=prefix + "*", _type="stream"):
-            agent = str(key)[len(prefix):]
-            floor = min((before, oldest[agent]), key=_xid_order) if agent in oldest else before
-            removed += int(self._redis.xtrim(str(key), minid=floor, approximate=False))
-        return removed
-
-
-def _xid_order(xid: str) -> tuple[int, int]:
-    ms, _, n = xid.partition("-")
-    return int(ms), int(n or 0)
+        return trim_streams(self._redis, self._db, self.namespace + STREAM_PREFIX, self._epoch or self._adopt_epoch())
 
 
 def _finished(conn: PgConn, ids: Sequence[str]) -> list[str]:
