@@ -4,8 +4,9 @@ again empty on the same port), the template-rust component, and an agent speakin
 
 1. webhook -> PostgreSQL -> Redis stream -> agent (``GET /v1/messages``) -> ack: the entry is in the agent's
    stream, its ack is recorded in PostgreSQL and in Redis (nothing pending in the group).
-2. Messages flow while Redis is killed and comes back without its data: every webhook answered 200 reaches the
-   agent (re-published from PostgreSQL), once per message id after the agent's dedupe by id, each conversation's
+2. Messages published to Redis but not yet read when Redis is killed, messages accepted while it is down, and
+   messages after it came back without its data: every webhook answered 200 reaches the agent (re-published from
+   PostgreSQL), once per message id after the agent's dedupe by id, each conversation's
    first deliveries in the order its webhooks were answered; while Redis is down the agent is answered 503 with
    Retry-After (not 500), webhooks still 200 (the durable record is PostgreSQL).
 """
@@ -123,7 +124,6 @@ async def test_serve_with_a_redis_bus_delivers_through_redis_and_survives_a_redi
 
             # 2. load with a Redis crash in the middle
             agent, stop = Agent(api, token), asyncio.Event()
-            consumer = asyncio.create_task(agent.run(s, stop))
             accepted: list[tuple[str, str]] = []  # (user, text) in the order they were answered 200
             n = 0
 
@@ -136,8 +136,13 @@ async def test_serve_with_a_redis_bus_delivers_through_redis_and_survives_a_redi
                     assert status == 200, status  # PostgreSQL holds the record: Redis down is no reason to refuse
                     accepted.append((user, text))
 
-            await phase()
+            await phase()  # no agent reads yet: these sit published in Redis, unread, when it dies
+            deadline = time.monotonic() + 10
+            while len(r.xrange(STREAM)) < 1 + PER_PHASE:
+                assert time.monotonic() < deadline, "not published"
+                await asyncio.sleep(0.05)
             own_redis.kill()
+            consumer = asyncio.create_task(agent.run(s, stop))
             await phase()
             await asyncio.sleep(1.5)  # the agent polls a Redis that is gone
             own_redis.start()  # same port, no data: no streams, no groups, no epoch
