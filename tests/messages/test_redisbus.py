@@ -5,6 +5,7 @@ PostgreSQL, acks reach both, a consumer that dies has its entries claimed by ano
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from servers import RedisServer
 
 from airlock.errors import StateUnavailable
 from airlock.host_config import HostConfig
+from airlock.messages.inbox import Inbox
 from airlock.messages.model import Entry, NewEntry, Route
 from airlock.messages.redisbus import EXPIRY_CHECK_S, GROUP, PUBLISH_BATCH, RedisBusLog
 
@@ -203,3 +205,22 @@ def test_bus_needs_postgresql_state_and_a_redis_url(tmp_path: Path) -> None:
         HostConfig(home=tmp_path, state="postgresql://a@127.0.0.1/db", bus="http://127.0.0.1:6379")
     ok = HostConfig(home=tmp_path, state="postgresql://a@127.0.0.1/db", bus="redis://127.0.0.1:6379/0")
     assert ok.bus == "redis://127.0.0.1:6379/0"
+
+
+async def test_the_in_process_inbox_waits_for_and_acks_through_the_bus(open_bus: OpenBus,
+                                                                      redis_server: RedisServer) -> None:
+    """``Inbox`` (host.messages(), the agent API's long poll and stream) on the bus: a waiting lease is woken by a
+    commit of this process, the entry comes from the stream, its ack reaches PostgreSQL and Redis."""
+    log = open_bus()
+    inbox = Inbox(log, capacity=10, visibility_s=30)
+    waiting = asyncio.create_task(inbox.lease("main", 5, wait_s=10))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    (committed,) = await asyncio.to_thread(log.commit, "tg", {}, [entry("hello")], time.time())
+    inbox.appended(1)
+    (got,) = await asyncio.wait_for(waiting, 5)
+    assert got.id == committed.id and got.content == "hello"
+    assert await inbox.ack(got.id, got.lease_token)
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    assert r.xpending(log.stream_key("main"), GROUP)["pending"] == 0
+    assert inbox.unacknowledged() == 0
