@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers examples-ts run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers examples-ts run test lint typecheck pytest bench bench-bus clean
 
 all: test
 
@@ -96,6 +96,11 @@ test: lint typecheck rust-test pytest
 # component sizes; writes BENCHMARKS.md, bench/results/chart.png and bench/out/results.json.
 bench: guests bench-guest wrk
 	$(BIN)/python bench/run.py
+
+# The message log on SQLite vs PostgreSQL vs PostgreSQL + Redis (real servers): writes bench/results/bus.md, which
+# bench/report.py puts into BENCHMARKS.md.
+bench-bus: guests servers
+	PYTHONPATH=host:bench $(BIN)/python bench/bus.py
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -202,7 +202,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
     ]
     lines += report_messages.section(r)
     lines += report_workers.section(r)
-    lines += _metrics_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r)
+    lines += _metrics_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r) + _bus_section()
     notes = [*cb.get("notes", []), *e2e.get("notes", []), *r.get("notes", [])]
     if notes:
         lines += ["## Notes from this run", "", *[f"- {n}" for n in dict.fromkeys(notes)], ""]
@@ -210,6 +210,14 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         rel = os.path.relpath(chart, report_path.parent)
         lines += ["## Chart", "", f"![calls/s and p99 of (a)-(d)]({rel})", ""]
     return "\n".join(lines)
+
+
+BUS_SECTION = Path(__file__).resolve().parent / "results" / "bus.md"
+"""The PostgreSQL + Redis section, written by ``bench/bus.py`` (its own run: it needs the real servers)."""
+
+
+def _bus_section() -> list[str]:
+    return [BUS_SECTION.read_text(), ""] if BUS_SECTION.exists() else []
 
 
 def _metrics_section(r: dict[str, Any]) -> list[str]:

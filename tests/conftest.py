@@ -18,6 +18,7 @@ from servers import PostgresServer, RedisServer
 
 from airlock.messages.log import MessageLog
 from airlock.messages.postgres import PostgresMessageLog
+from airlock.messages.redisbus import RedisBusLog
 from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
@@ -71,18 +72,25 @@ def pg_url(postgres_server: PostgresServer) -> str:
     return postgres_server.create_schema()
 
 
-LOG_BACKENDS = ("sqlite", "postgresql")
+LOG_BACKENDS = ("sqlite", "postgresql", "redisbus")
 OpenLog = Callable[[], MessageLog]
 
 
 @pytest.fixture(params=LOG_BACKENDS)
 def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenLog]:
-    """``open_log()`` opens (again) one message log on the parametrised backend: SQLite (``tmp_path/state.db``) or
-    PostgreSQL (a fresh database on the session's real server); every log opened is closed at the end."""
+    """``open_log()`` opens (again) one message log on the parametrised backend: SQLite (``tmp_path/state.db``),
+    PostgreSQL (a fresh database on the session's real server), or PostgreSQL delivering through the session's
+    Redis (``messages.redisbus``); every log opened is closed at the end."""
     opened: list[MessageLog] = []
     if request.param == "sqlite":
         def make() -> MessageLog:
             return SqliteMessageLog(tmp_path / "state.db")
+    elif request.param == "redisbus":  # PostgreSQL delivering through Redis Streams, in a key namespace of its own
+        url, redis_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_server").url
+        namespace = f"{url.rsplit('/', 1)[-1]}:"
+
+        def make() -> MessageLog:
+            return RedisBusLog.open_bus(url, redis_url, namespace=namespace)
     else:
         url = request.getfixturevalue("pg_url")
 

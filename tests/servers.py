@@ -183,6 +183,14 @@ class RedisServer:
                 proc.kill()
                 proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the server, like a crash (its data, in memory only, is gone; ``start()`` brings up an empty one
+        on the same port)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -39,6 +39,8 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".airlock"
 
 
+#: URL schemes of ``bus`` (redis-py's ``Redis.from_url``).
+BUS_SCHEMES = ("redis://", "rediss://", "unix://")
 _LOG_CHOICES = {"log_format": ("text", "json"), "log_level": ("debug", "info", "warning", "error", "critical")}
 
 #: The agent API's port unless configured (``HostConfig.agent_api_port``).
@@ -54,6 +56,9 @@ class HostConfig(BaseModel):
         state: where the message log, the durable workspace and the shared stores live (``state.url``):
             ``sqlite:///state.db`` (default: a file in the home) or ``postgresql://USER@HOST:PORT/DB`` (several
             processes or nodes on one database); parsed in ``state_url``.
+        bus: ``redis://[USER:PASSWORD@]HOST:PORT/DB`` (or ``rediss://``, ``unix://``): deliver the message log's
+            entries to agents through Redis Streams (``messages.redisbus``). Needs PostgreSQL ``state`` (the
+            durable record the bus is fed from); ``None`` (default): agents lease straight from the log.
         channels_dir: where ``<name>.wasm`` + ``<name>.capabilities.json`` live (default ``home/channels``).
         listen_host / listen_port: the webhook HTTP server's address (port 0..65535; 0 = pick one).
         upstream_overrides: ``host -> base URL`` (e.g. ``"api.telegram.org": "http://127.0.0.1:8081"``) to
@@ -133,6 +138,7 @@ class HostConfig(BaseModel):
 
     home: Path = Field(default_factory=default_home)
     state: str = DEFAULT_STATE_URL
+    bus: str | None = None
     channels_dir: Path = Field(default=None, validate_default=True)
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=0, le=65535)
@@ -207,6 +213,20 @@ class HostConfig(BaseModel):
     @classmethod
     def _state(cls, v: str) -> str:
         return check_state_url(v)
+
+    @field_validator("bus")
+    @classmethod
+    def _bus(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(BUS_SCHEMES):
+            raise ValueError("bus must be a redis://, rediss:// or unix:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _bus_needs_postgres(self) -> HostConfig:
+        if self.bus is not None and self.state_url.kind != "postgresql":
+            raise ValueError('bus = "redis://..." needs state = "postgresql://..." (the bus is fed from the '
+                             "PostgreSQL log; on SQLite agents lease straight from state.db)")
+        return self
 
     @field_validator("upstream_overrides")
     @classmethod

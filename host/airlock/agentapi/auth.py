@@ -3,7 +3,7 @@
 Every request but ``GET /v1/openapi.json`` needs ``Authorization: Bearer <token>`` (a token from ``airlock agents
 add``); a missing or unknown token gets 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 section 3). Every error
 the API answers, aiohttp's own 404/405/413 included, is ``{"error": "<one safe line>"}``: never a traceback,
-a token or a path on disk.
+a token or a path on disk. Storage that cannot be reached (``errors.StateUnavailable``) is 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..errors import StateUnavailable
 from ..stores.agents import AgentRegistry
 
 log = logging.getLogger("airlock.agentapi")
@@ -23,6 +24,8 @@ REGISTRY: web.AppKey[AgentRegistry] = web.AppKey("registry", AgentRegistry)
 PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
 #: Longest Authorization header value looked at (characters); a token is 43.
 MAX_AUTH_CHARS = 512
+#: Retry-After (seconds) of a 503 answered while the message storage (PostgreSQL, the Redis bus) is unreachable.
+STORAGE_RETRY_AFTER_S = 2
 
 
 class ApiError(Exception):
@@ -73,6 +76,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         resp = error_response(exc.status, exc.reason)
         if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110 section 15.5.6)
             resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except StateUnavailable:  # the log's database or the bus is down: nothing was changed, the agent retries
+        resp = error_response(503, "message storage is unavailable; retry later")
+        resp.headers["Retry-After"] = str(STORAGE_RETRY_AFTER_S)
         return resp
     except Exception:
         log.exception("agent API: %s %s failed", request.method, request.path)

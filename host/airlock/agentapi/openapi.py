@@ -35,7 +35,9 @@ _ERRORS = {400: "Malformed request (not JSON, a bad query parameter or Idempoten
            404: "No such message, outbox entry, channel or attachment (also one named in a reply) for this agent.",
            409: "The message is leased under another lease token, or its channel is not running.",
            413: "The body is too large.",
-           422: "A well-formed request with invalid fields."}
+           422: "A well-formed request with invalid fields.",
+           503: "The message storage (PostgreSQL or the Redis bus) is unreachable; nothing was changed. Retry "
+                "after the Retry-After header's seconds."}
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _responses(ok: int, schema: dict[str, Any], description: str, errors: tuple[int, ...]) -> dict[str, Any]:
     out = {str(ok): _json(schema, description)}
-    for code in (401, *errors):
+    for code in (401, *errors, 503):
         out[str(code)] = _json(_ref("Error"), _ERRORS[code])
     return out
 

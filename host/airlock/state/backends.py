@@ -58,27 +58,42 @@ def open_state(config: HostConfig, *, import_legacy: bool = True, log: MessageLo
         if log is None:
             log = SqliteMessageLog(url.path, legacy_workspace_db=legacy, synchronous=config.log_synchronous)
         return State(log=log, leases=SqliteLeases(url.path), pairing=PairingStore(config.pairing_db))
-    from ..messages.postgres import PostgresMessageLog
-
     assert url.dsn is not None
     db = PgDb(url.dsn)
     logger.info("state on PostgreSQL: %s", redact(url.dsn))
-    return State(log=log if log is not None else PostgresMessageLog(db), leases=PostgresLeases(db),
-                 pairing=PairingStore(PgQmarkDb(db)), db=db)
+    if log is None:
+        log = _pg_log(config, db)
+    return State(log=log, leases=PostgresLeases(db), pairing=PairingStore(PgQmarkDb(db)), db=db)
+
+
+def _pg_log(config: HostConfig, db: PgDb) -> MessageLog:
+    """The PostgreSQL log, delivering through Redis when ``config.bus`` is set (``messages.redisbus``)."""
+    if config.bus is None:
+        from ..messages.postgres import PostgresMessageLog
+
+        return PostgresMessageLog(db)
+    from ..messages.redisbus import RedisBusLog
+
+    logger.info("delivery to agents through Redis: %s", redact(config.bus))
+    return RedisBusLog(db, config.bus)
 
 
 def open_log(config: HostConfig) -> MessageLog:
     """The message log alone (the CLI): ``state.db`` (no legacy import), or PostgreSQL on a pool of its own (closed
-    with the log)."""
+    with the log; through Redis when ``bus`` is set, so an ack or release of the CLI reaches the streams too)."""
     url = config.state_url
     if url.kind == "sqlite":
         from ..messages.sqlite import SqliteMessageLog
 
         assert url.path is not None
         return SqliteMessageLog(url.path)
+    assert url.dsn is not None
+    if config.bus is not None:
+        from ..messages.redisbus import RedisBusLog
+
+        return RedisBusLog.open_bus(url.dsn, config.bus)
     from ..messages.postgres import PostgresMessageLog
 
-    assert url.dsn is not None
     return PostgresMessageLog.open(url.dsn)
 
 

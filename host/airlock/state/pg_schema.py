@@ -122,6 +122,12 @@ PLATFORM_IDS = """
 ALTER TABLE outbox ADD COLUMN platform_message_id TEXT
 """
 
+BUS = """
+ALTER TABLE inbound ADD COLUMN bus_epoch TEXT, ADD COLUMN bus_id TEXT;
+CREATE INDEX inbound_open_seq ON inbound (seq) WHERE state <> 'acked'
+"""
+"""``messages.redisbus``: the Redis epoch an entry was published in (NULL: not yet) and its stream id."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
@@ -129,4 +135,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
     Migration(6, "platform message ids of sent replies (airlock:channel@0.2.0 delivery)", PLATFORM_IDS),
+    Migration(7, "publication of inbound entries to the Redis bus (messages.redisbus)", BUS),
 )
