@@ -1,6 +1,8 @@
 """The ``pairing-*`` host functions: DM pairing backed by the SQLite ``PairingStore``.
 
-A guest may only act for its own channel (the ``channel`` argument must be the channel's name); ids are
+A guest may only act for its own channel (the ``channel`` argument must be the channel's name: the name it
+knows itself by, its capabilities file's, which for a second account of a platform (``install --as``) differs from
+the instance's: the store is keyed by the instance); ids are
 1-256 bytes; ``meta-json`` must be a JSON object of at most 4 KB. Codes: 8 characters from
 ``ABCDEFGHJKLMNPQRSTUVWXYZ23456789`` (CSPRNG), valid 15 minutes; upsert is idempotent (``created=false``
 while a live request exists). Upserts apply immediately, even if the callback later fails, because the
@@ -27,18 +29,22 @@ class PairingBackend(Protocol):
 class PairingCapability:
     """One channel's view of the pairing store."""
 
-    def __init__(self, channel: str, store: PairingBackend) -> None:
+    def __init__(self, channel: str, store: PairingBackend, *, guest_name: str | None = None) -> None:
         self.channel = channel
         self.store = store
+        self.guest_name = guest_name or channel
+        """The name the guest passes for its own channel (its capabilities file's ``name``)."""
 
-    def _check(self, channel: str, external_id: str | None = None) -> None:
-        if channel != self.channel:
-            raise GuestFault(f"pairing is only available for this channel ({self.channel!r})")
+    def _check(self, channel: str, external_id: str | None = None) -> str:
+        """The instance name the store uses for ``channel``; GuestFault for another channel or a bad id."""
+        if channel not in (self.channel, self.guest_name):
+            raise GuestFault(f"pairing is only available for this channel ({self.guest_name!r})")
         if external_id is not None and not (0 < len(external_id.encode()) <= MAX_ID_BYTES):
             raise GuestFault(f"pairing id must be 1-{MAX_ID_BYTES} bytes")
+        return self.channel
 
     def upsert_request(self, channel: str, external_id: str, meta_json: str) -> tuple[str, bool]:
-        self._check(channel, external_id)
+        channel = self._check(channel, external_id)
         if len(meta_json.encode()) > MAX_META_BYTES:
             raise GuestFault(f"pairing meta-json larger than {MAX_META_BYTES} bytes")
         try:
@@ -50,9 +56,9 @@ class PairingCapability:
         return self.store.upsert_request(channel, external_id, meta_json or "{}")
 
     def resolve_identity(self, channel: str, external_id: str) -> str | None:
-        self._check(channel, external_id)
+        channel = self._check(channel, external_id)
         return self.store.resolve_identity(channel, external_id)
 
     def read_allow_from(self, channel: str) -> list[str]:
-        self._check(channel)
+        channel = self._check(channel)
         return self.store.allow_from(channel)

@@ -12,6 +12,7 @@ does not change compiled code, so it is not part of the cache key.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -100,6 +101,11 @@ class Runtime:
         self.pooling_unavailable: str | None = None
         self.engine = self._make_engine(pooling)
         self.cache_dir = cache_dir
+        self._loaded: weakref.WeakValueDictionary[str, LoadedComponent] = weakref.WeakValueDictionary()
+        """Components in use, by cache key: a second channel instance of one component (``install --as``) or a
+        version swap back to the same bytes shares the compiled component (one ``Component`` in memory; the
+        sandbox's fast-path converters are per component digest anyway)."""
+        self._loaded_lock = threading.Lock()
         private_dir(cache_dir)  # 0700; entries are written 0600 (mkstemp)
         self._stop = threading.Event()
         # The ticker holds the runtime only weakly: a runtime nobody closed (a host never stopped) can still be
@@ -156,6 +162,11 @@ class Runtime:
         except OSError as exc:
             raise ComponentError(f"{path.name}: cannot read: {exc.strerror}") from None
         key = self._cache_key(wasm)
+        with self._loaded_lock:
+            shared = self._loaded.get(key)
+        if shared is not None:  # the same compiled code; this path, and no compile (from_cache)
+            return dataclasses.replace(shared, path=path, from_cache=True,
+                                       load_ms=(time.perf_counter() - start) * 1000)
         cached = self.cache_dir / f"{key}.cwasm"
         from_cache = cached.exists()
         try:
@@ -166,12 +177,14 @@ class Runtime:
             from_cache = False
             component = self._compile(path.name, wasm, cached)
         world, imports, exports = self._inspect(path.name, component)
-        return LoadedComponent(
+        loaded = LoadedComponent(
             path=path, component=component, world=world, exports=exports, imports=imports,
             imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
             sha256=hashlib.sha256(wasm).hexdigest(), load_ms=(time.perf_counter() - start) * 1000,
             from_cache=from_cache,
         )
+        with self._loaded_lock:
+            return self._loaded.setdefault(key, loaded)
 
     def _deserialize(self, cached: Path) -> Component | None:
         try:
