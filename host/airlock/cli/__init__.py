@@ -2,7 +2,9 @@
 
     airlock [--home PATH] [--version] serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...]
                                                              (serve.py; keeps HOME/run/gateway.json: runfile.py)
-    airlock channels install|list|remove|check ...           (channels.py)
+    airlock channels install|list|check ...                  (channels.py)
+    airlock channels enable|disable|upgrade|rollback|remove|versions NAME   (channels_lifecycle.py)
+    airlock channels config show|set|unset NAME ...          (channels_config.py)
     airlock secrets set|list|rm ...                          (secrets.py)
     airlock pairing list|approve ...                         (pairing.py)
     airlock agents add|list|rm ...                           (agents.py)
@@ -35,7 +37,7 @@ from ..errors import AirlockError
 # isort: off
 from . import serve  # noqa: F401
 from . import inspect, invoke  # noqa: F401
-from . import channels, secrets, pairing  # noqa: F401
+from . import channels, channels_lifecycle, channels_config, secrets, pairing  # noqa: F401
 from . import agents, messages  # noqa: F401
 from . import status, doctor  # noqa: F401
 from . import admin  # noqa: F401

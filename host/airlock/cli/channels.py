@@ -1,4 +1,5 @@
-"""``airlock channels install|list|remove|check``."""
+"""``airlock channels install|list|check`` (the lifecycle commands: ``channels_lifecycle``, settings:
+``channels_config``)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,23 @@ import typer
 
 from ..channels.activation import blocker as channel_blocker
 from ..channels.activation import wit_version_note
+from ..channels.catalog import Entry, list_installed
+from ..channels.channel import namespaced_lookup
+from ..channels.install import stage
+from ..channels.layout import ChannelStore
 from ..channels.socket_runtime import start_blocker
 from ..config import CapabilitiesFile, HostConfig, load_capabilities
-from ..errors import AirlockError, ComponentError, ConfigError
-from ..runtime.engine import Runtime
+from ..control import gateway_for
+from ..errors import ComponentError, ConfigError
+from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
-from ..stores.files import private_dir
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
     check_channel_name,
-    complete_channel,
-    copy_atomic,
-    installed_caps,
     lazy_store,
     load_component,
+    migrate_quietly,
     missing_secrets,
     runtime_for,
 )
@@ -54,77 +57,100 @@ def channels_install(
     ctx: typer.Context,
     wasm: Annotated[Path, typer.Argument(help="The channel component (.wasm).")],
     caps: Annotated[Path, typer.Argument(help="Its capabilities file (.capabilities.json).")],
-    force: Annotated[bool, typer.Option("--force", help="Replace an installed channel of the same name.")]
-    = False,
+    as_name: Annotated[str | None, typer.Option(
+        "--as", metavar="NAME", help="Install as a channel of this name (a second account of one platform: its "
+                                     "own config, secrets NAME/..., workspace, pairings, /webhook/NAME).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Installed already: add this as a new version and run it (as channels upgrade).")] = False,
 ) -> None:
-    """Validate a component and its capabilities file, then copy both into the channels directory.
+    """Validate a component and its capabilities file, then keep them as a version of a channel in the home.
 
-    They are stored as <name>.wasm and <name>.capabilities.json, name taken from the capabilities file.
+    Stored as HOME/channels/NAME/VERSION/ (NAME from the capabilities file, or --as; VERSION is the file's version
+    with a content hash, e.g. 0.2.2+1a2b3c4d). A running gateway starts the channel at once.
     """
     config = config_from(ctx)
+    if as_name is not None:
+        check_channel_name(as_name)
     doc = _load_runnable(caps)
+    loaded = _load_checked(config, wasm, caps, doc)
+    store = ChannelStore(config.channels_dir)
+    migrate_quietly(store)
+    name = as_name or doc.name
+    if force and store.exists(name):
+        from .channels_lifecycle import upgrade_from_files
+
+        upgrade_from_files(config, store, name, wasm, caps)
+        return
+    staged = stage(store, wasm.read_bytes(), caps.read_bytes(), source=str(caps), as_name=as_name)
+    gateway = gateway_for(config.home)
+    running = ""
+    if gateway is not None:
+        reply = gateway.call("POST", f"/v1/channels/{staged.name}/install")
+        running = f"; running gateway: {reply['status']}"
+    typer.echo(f"installed {staged.name} {staged.version} ({loaded.world.name}, "
+               f"{report.human_size(loaded.size_bytes)}) in {config.channels_dir}{running}")
+    missing = missing_secrets(staged.caps, lazy_store(config), instance=staged.name)
+    if missing:
+        typer.echo(f"inactive until its secrets are set: "
+                   f"{'; '.join(f'airlock secrets set {m}' for m in missing)}")
+
+
+def _load_checked(config: HostConfig, wasm: Path, caps: Path, doc: CapabilitiesFile) -> LoadedComponent:
+    """Load ``wasm`` (a clear one-line error if it does not) and warn about a WIT version mismatch."""
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
     if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
                     loaded.world.channel_interface)
-    dest = config.channels_dir
-    wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
-    if not force and (wasm_dest.exists() or caps_dest.exists()):
-        raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
-    private_dir(dest)
-    copy_atomic(wasm, wasm_dest)
-    copy_atomic(caps, caps_dest)
-    typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
-               f"{report.human_size(loaded.size_bytes)}) in {dest}")
-    missing = missing_secrets(doc, lazy_store(config))
-    if missing:
-        typer.echo(f"inactive until its secrets are set: "
-                   f"{'; '.join(f'airlock secrets set {m}' for m in missing)}")
+    return loaded
 
 
-def _row(name: str, status: str, *, version: str | None = None, world: str | None = None,
-         size_bytes: int | None = None) -> dict[str, Any]:
+def _row(name: str, status: str, *, version: Any = None, world: Any = None, size_bytes: Any = None,
+         platform: Any = None) -> dict[str, Any]:
     state = "active" if status.startswith("active") else "inactive" if status.startswith("inactive") else "invalid"
-    return {"name": name, "version": version, "world": world, "size_bytes": size_bytes, "state": state,
-            "status": status}
+    if status.startswith("disabled"):
+        state = "disabled"
+    return {"name": name, "platform": platform or name, "version": version, "world": world,
+            "size_bytes": size_bytes, "state": state, "status": status}
 
 
-def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore]) -> dict[str, Any]:
-    stem = caps_path.name.removesuffix(".capabilities.json")
-    wasm = caps_path.with_name(f"{stem}.wasm")
-    try:
-        doc = load_capabilities(caps_path)
-    except AirlockError as exc:
-        return _row(stem, f"invalid: {exc}")
+def _channel_row(runtime: Runtime, entry: Entry, store: Callable[[], SecretStore]) -> dict[str, Any]:
+    doc, wasm, name = entry.caps, entry.component, entry.name
+    base: dict[str, Any] = {"version": entry.version, "platform": entry.platform}
+    if doc is None:
+        return _row(name, f"invalid: {entry.error}", **base)
     if not wasm.is_file():
-        return _row(stem, f"invalid: {wasm.name} is missing", version=doc.version)
+        return _row(name, f"invalid: {wasm.name} is missing", **base)
     try:
         loaded = runtime.load(wasm)
     except ComponentError as exc:
-        return _row(stem, f"invalid: {exc}", version=doc.version, size_bytes=wasm.stat().st_size)
-    missing = missing_secrets(doc, store)
+        return _row(name, f"invalid: {exc}", size_bytes=wasm.stat().st_size, **base)
+    facts: dict[str, Any] = {"world": loaded.world.name, "size_bytes": loaded.size_bytes, **base}
+    if entry.disabled:
+        return _row(name, "disabled by the operator (airlock channels enable)", **facts)
+    missing = missing_secrets(doc, store, instance=name)
     status = f"inactive: missing secrets {', '.join(missing)}" if missing else "active"
     cannot = channel_blocker(doc)
     if cannot is not None:
-        return _row(stem, f"inactive: {cannot}", version=doc.version, world=loaded.world.name,
-                    size_bytes=loaded.size_bytes)
+        return _row(name, f"inactive: {cannot}", **facts)
     socket = doc.capabilities.websocket
-    blocker = None if missing or socket is None else start_blocker(socket, lambda n: store().exists(n))
+    lookup = namespaced_lookup(lambda n: "" if store().exists(n) else None, name, entry.platform)
+    blocker = None if missing or socket is None else start_blocker(socket, lambda n: lookup(n) is not None)
     if blocker is not None:
         status = f"active; websocket not opened: {blocker}"
-    return _row(stem, status, version=doc.version, world=loaded.world.name, size_bytes=loaded.size_bytes)
+    return _row(name, status, **facts)
 
 
 def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], SecretStore]) -> list[dict[str, Any]]:
     """One row per installed channel (and per component without a capabilities file), sorted by name.
 
-    Row keys: ``name``, ``version``, ``world``, ``size_bytes`` (``None`` when unknown), ``state``
-    (``active``, ``inactive`` or ``invalid``) and ``status`` (the full one-line reason).
+    Row keys: ``name``, ``platform`` (the component's own name), ``version`` (the installed version),
+    ``world``, ``size_bytes`` (``None`` when unknown), ``state`` (``active``, ``inactive``, ``disabled`` or
+    ``invalid``) and ``status`` (the full one-line reason).
     """
     directory = config.channels_dir
-    rows = [_channel_row(runtime, caps_path, store) for caps_path in installed_caps(config)]
+    rows = [_channel_row(runtime, entry, store) for entry in list_installed(directory)]
     for wasm in sorted(directory.glob("*.wasm") if directory.is_dir() else []):
         if not wasm.with_name(f"{wasm.stem}.capabilities.json").exists():
             rows.append(_row(wasm.stem, f"invalid: {wasm.stem}.capabilities.json is missing",
@@ -156,30 +182,14 @@ CHANNEL_COLUMNS = (
 def channels_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List installed channels: name, version, world, size, and whether they would be active.
 
-    --json: a list of {name, version, world, size_bytes, state (active|inactive|invalid), status}.
+    --json: a list of {name, platform, version, world, size_bytes, state (active|inactive|disabled|invalid),
+    status}.
     """
     config = config_from(ctx)
+    migrate_quietly(ChannelStore(config.channels_dir))
     with runtime_for(config) as runtime:
         rows = channel_rows(runtime, config, lazy_store(config))
     show_rows(rows, CHANNEL_COLUMNS, as_json=as_json, empty=f"no channels installed in {config.channels_dir}")
-
-
-@channels_app.command("remove")
-@friendly_errors
-def channels_remove(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The channel's name.", autocompletion=complete_channel)],
-) -> None:
-    """Remove an installed channel's component and capabilities file (its secrets and data are kept)."""
-    check_channel_name(name)
-    config = config_from(ctx)
-    files = [config.channels_dir / f"{name}.wasm", config.channels_dir / f"{name}.capabilities.json"]
-    present = [f for f in files if f.exists()]
-    if not present:
-        raise ConfigError(f"no channel named {name!r} is installed in {config.channels_dir}")
-    for f in present:
-        f.unlink()
-    typer.echo(f"removed {name} (its secrets and workspace data are kept)")
 
 
 @channels_app.command("check")
