@@ -267,7 +267,7 @@ class AirlockHost:
         self.admin_token = tokens.ensure()
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
-                           limiter=LoginLimiter(), home=self.config.home)
+                           limiter=LoginLimiter(), home=self.config.home, operations=self.operations)
         self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port)
         try:
             await self.admin.start()

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -77,7 +78,10 @@ def serve(
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
 
-    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit.
+    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. SIGHUP reads
+    airlock.toml again and applies the settings that can change live (routing, bus capacity, retention, inline
+    callbacks, public URL); the others are logged as needing a restart. The CLI reaches it through
+    HOME/control.sock (channels enable/disable/upgrade/rollback/remove, secrets set/rm).
     """
     setup_logging(parse_level(log_level) if log_level is not None else logging.DEBUG if verbose else logging.INFO,
                   serve=True, fmt=log_format)
@@ -109,26 +113,33 @@ def serve(
     for logical, base in config.upstream_overrides.items():
         log.warning("upstream override: %s -> %s", logical, base)
     try:
-        code = asyncio.run(_serve(config, agent_fn, agent_name))
+        code = asyncio.run(_serve(config, agent_fn, agent_name, lambda: config_from(ctx, **values)))
     except KeyboardInterrupt:
         fail("interrupted while stopping")
     raise typer.Exit(code)
 
 
-async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
+async def _serve(config: HostConfig, agent: Agent, agent_name: str, reread: Callable[[], HostConfig]) -> int:
     from ..host import AirlockHost
 
-    host = AirlockHost(config)
+    host = AirlockHost(config, control=True, reload_config=reread)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []
+    reloads: set[asyncio.Task[None]] = set()
 
     def on_signal(name: str) -> None:
         received.append(name)
         stop.set()
 
+    def on_hangup() -> None:
+        task = asyncio.create_task(_reload(host), name="sighup")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     # Callback failures from the start on (on-start too) go into the runtime file for `airlock status`.
     recorder = ErrorRecorder()
     logging.getLogger("airlock.channel").addHandler(recorder)
@@ -164,7 +175,7 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
             task.cancel()
         await asyncio.gather(agent_task, stop_task, flusher, return_exceptions=True)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await host.stop()
         logging.getLogger("airlock.channel").removeHandler(recorder)
@@ -210,6 +221,15 @@ def _show_admin(host: AirlockHost) -> None:
     else:
         typer.echo(f"admin console on {host.admin_url} (log in with the admin token; a new one: "
                    "airlock admin token)", err=True)
+
+
+async def _reload(host: AirlockHost) -> None:
+    """SIGHUP: read airlock.toml (and the environment) again and apply what can change live
+    (``AirlockHost.reload_host_config``); a config that does not validate is logged and changes nothing."""
+    try:
+        await host.reload_host_config()
+    except AirlockError as exc:
+        log.error("SIGHUP: host config not reloaded: %s", exc)
 
 
 async def _flush_runfile(runfile: RunFile) -> None:
