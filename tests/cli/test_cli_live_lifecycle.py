@@ -30,11 +30,11 @@ from typing import Any
 import aiohttp
 import pytest
 from clirun import cli_env, one_line_error, run_cli
+from test_cli_status import free_port
 from watguest import build_component
 
 from airlock.channels.install import stage
 from airlock.channels.layout import ChannelStore
-from test_cli_status import free_port
 
 LOAD_WORKERS = 6
 """Concurrent webhook senders during the upgrade."""
