@@ -28,6 +28,7 @@ from typing import Any
 
 import callbacks
 import e2e
+import hot_upgrade
 import metrics_cost
 import report
 from common import BENCH, BENCH_GUEST, BUILT_CHANNELS, REPO, bench_guest_caps, install, machine, minimal_caps, wat_guest
@@ -44,13 +45,16 @@ class Settings:
     startup_channels: int
     startup_runs: int
     metrics_rounds: int
+    upgrade_rounds: int = 3
 
 
 FULL = Settings(plan=callbacks.Plan(), rss_counts=(1000, 10_000, 100_000), response_mib=9, concurrency=8,
                 duration_s=8, warmup_s=2, startup_channels=50, startup_runs=3, metrics_rounds=4)
 QUICK = Settings(plan=callbacks.Plan(rounds=2, fast=60, inproc=200, cpython=6), rss_counts=(20, 50, 100),
                  response_mib=1, concurrency=4, duration_s=1, warmup_s=0, startup_channels=5, startup_runs=1,
-                 metrics_rounds=1)
+                 metrics_rounds=1, upgrade_rounds=1)
+PIECES = ("hot_upgrade",)
+"""Pieces ``--only`` can run alone (their figures replace those of the last full run, ``--base``)."""
 
 
 def log(msg: str) -> None:
@@ -116,6 +120,7 @@ def run(settings: Settings, cache: Path, quick: bool) -> dict[str, Any]:
     results["e2e"] = asyncio.run(e2e.run(cache, settings.concurrency, settings.duration_s, settings.warmup_s, log))
     results["metrics_cost"] = asyncio.run(metrics_cost.run(cache, settings.concurrency, settings.duration_s / 2,
                                                            settings.metrics_rounds, log))
+    results["hot_upgrade"] = _hot_upgrade(settings, cache)
     log(f"startup: {settings.startup_channels} channels, {settings.startup_runs} fresh processes")
     results["startup"] = startup(cache, settings.startup_channels, settings.startup_runs)
     log(f"  {results['startup']}")
@@ -125,6 +130,12 @@ def run(settings: Settings, cache: Path, quick: bool) -> dict[str, Any]:
     return results
 
 
+def _hot_upgrade(settings: Settings, cache: Path) -> dict[str, Any]:
+    log(f"hot upgrade under load: {settings.upgrade_rounds} steady and {settings.upgrade_rounds} upgrade rounds")
+    return asyncio.run(hot_upgrade.run(cache, settings.concurrency // 2 or 1, settings.duration_s / 2,
+                                       settings.upgrade_rounds, log))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: prove the scripts work")
@@ -132,10 +143,19 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--chart", type=Path, default=BENCH / "results" / "chart.png")
     parser.add_argument("--cache", type=Path, default=REPO / "build" / "compile-cache")
+    parser.add_argument("--only", choices=PIECES, help="run this piece alone; the rest comes from --base")
+    parser.add_argument("--base", type=Path, default=BENCH / "out" / "results.json",
+                        help="the full run's results that --only completes (rewritten with the new figures)")
     args = parser.parse_args()
     os.environ.setdefault("AIRLOCK_MASTER_KEY", os.urandom(32).hex())
     args.cache.mkdir(parents=True, exist_ok=True)
-    results = run(QUICK if args.quick else FULL, args.cache, args.quick)
+    settings = QUICK if args.quick else FULL
+    if args.only is not None:
+        results = json.loads(args.base.read_text())
+        results[args.only] = _hot_upgrade(settings, args.cache)
+        args.base.write_text(json.dumps(results, indent=2))
+    else:
+        results = run(settings, args.cache, args.quick)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "results.json").write_text(json.dumps(results, indent=2))
     chart = report.chart(results, args.chart)

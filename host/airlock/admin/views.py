@@ -86,7 +86,7 @@ class AdminState:
             "versions": kept.get("versions", []), "previous": kept.get("previous"),
             "world": slot.channel.loaded.world.name,
             "active": slot.active, "disabled": slot.disabled, "status": slot.reason,
-            "missing_secrets": [secret_name_for(name, caps.name, m) for m in self.manager.missing_secrets(caps, name)],
+            "missing_secrets": self.manager.missing_secrets(caps, name),
             "health": {"endpoints": sorted(slot.endpoints), "polling": slot.poll_interval_s is not None,
                        "websocket": slot.socket.status.as_dict() if slot.socket is not None else None,
                        "inline": slot.inline.as_dict()},

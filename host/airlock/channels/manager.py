@@ -170,14 +170,15 @@ class ChannelManager:
         return slot
 
     def missing_secrets(self, caps: CapabilitiesFile, instance: str | None = None) -> list[str]:
-        """Required secrets of ``caps`` not stored in ``instance``'s namespace (default: the file's name)."""
+        """Required secrets of ``caps`` not stored for ``instance`` (default: the file's name), named as the store
+        and ``airlock secrets set`` name them (``support-bot/telegram_bot_token`` for a second account)."""
         if caps.setup is None:
             return []
-        from .channel import namespaced_lookup
+        from .catalog import secret_name_for
 
         name = instance or caps.name
-        lookup = namespaced_lookup(self.services.secret_lookup, name, caps.name)
-        return [s.name for s in caps.setup.required_secrets if not s.optional and lookup(s.name) is None]
+        wanted = [secret_name_for(name, caps.name, s.name) for s in caps.setup.required_secrets if not s.optional]
+        return [n for n in wanted if self.services.secret_lookup(n) is None]
 
     async def _activate(self, slot: ChannelSlot) -> None:
         ch = slot.channel
