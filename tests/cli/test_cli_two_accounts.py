@@ -19,9 +19,9 @@ from clirun import MASTER_KEY, run_cli
 from conftest import BUILT_CHANNELS
 
 from airlock.agents.echo import echo_agent
+from airlock.channels.activation import public_path
 from airlock.channels.install import stage
 from airlock.channels.layout import ChannelStore
-from airlock.channels.manager import public_path
 from airlock.config import HostConfig
 from airlock.host import AirlockHost
 from airlock.stores import SecretStore

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airlock.channels")
 
-__all__ = ["DISABLED", "DISABLING", "disable", "enable", "stop_slot"]
+__all__ = ["DISABLED", "DISABLING", "disable", "enable", "secrets_changed", "stop_slot"]
 
 DISABLING = "disabling: waiting for callbacks in flight"
 """``ChannelSlot.reason`` while steps 2-4 of a disable run."""
@@ -117,3 +117,24 @@ async def enable(manager: ChannelManager, name: str) -> ChannelSlot:
         await manager._activate(slot)
         log.info("channel %s enabled by the operator: %s", name, slot.reason)
         return slot
+
+
+async def secrets_changed(manager: ChannelManager) -> list[str]:
+    """Start every channel that waited only for secrets now stored, and stop every active channel a required
+    secret of which was removed (it waits, inactive, for the secret). Returns the names whose state changed."""
+    changed = []
+    for name, slot in list(manager.slots.items()):
+        if slot.disabled or name in manager.swaps:
+            continue
+        missing = manager.missing_secrets(slot.channel.caps, name)
+        if slot.active and missing:
+            async with slot.lifecycle:
+                reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
+                await stop_slot(manager, slot, final_reason=reason)
+                slot.disabled = False  # not the operator's switch: the secret's return starts it again
+            log.warning("channel %s %s", name, slot.reason)
+            changed.append(name)
+        elif not slot.active and not missing and slot.reason.startswith("inactive: missing secrets"):
+            await enable(manager, name)
+            changed.append(name)
+    return changed

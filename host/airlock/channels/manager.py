@@ -49,11 +49,11 @@ from ..config import CapabilitiesFile, load_capabilities
 from ..errors import ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..messages.inbox import Inbox
-from ..messages.model import OutboxEntry
-from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from ..runtime.values import ChannelConfig, HttpEndpoint, IncomingHttpRequest
 from . import activation, admission
+from .activation import public_path
+from .agent_side import AgentSide
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
@@ -65,23 +65,8 @@ log = logging.getLogger("airlock.channels")
 PRODUCTION_MIN_POLL_MS = 30_000
 LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
-TYPING_REFRESH_S = 4.0
-TYPING_MAX_S = 300.0
 
 T = TypeVar("T")
-
-
-def public_path(guest_path: str, instance: str, platform: str) -> str:
-    """The webhook path the gateway serves for a path a guest registered. The default instance (named like its
-    component) serves the guest's own paths; another instance (``install --as support-bot``) serves them under
-    ``/webhook/<instance>``: ``/webhook/telegram`` -> ``/webhook/support-bot``, ``/webhook/telegram/x`` ->
-    ``/webhook/support-bot/x``, any other path P -> ``/webhook/support-bot`` + P. The guest always sees its own."""
-    if instance == platform:
-        return guest_path
-    own = f"/webhook/{platform}"
-    if guest_path == own or guest_path.startswith(own + "/"):
-        return f"/webhook/{instance}{guest_path[len(own):]}"
-    return f"/webhook/{instance}{guest_path}"
 
 
 @dataclass
@@ -118,7 +103,7 @@ class ChannelSlot:
     """Serializes disable and enable of this channel."""
 
 
-class ChannelManager:
+class ChannelManager(AgentSide):
     """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
 
     def __init__(
@@ -377,61 +362,6 @@ class ChannelManager:
             return False
         return state.http_wait_s >= LONG_POLL_WAIT_S or bool(out.messages) or bool(state.workspace.writes)
 
-    # ---- agent side --------------------------------------------------------------------------------
-
-    def send_rate(self, instance: str) -> SendRate:
-        """The outbound send rate of a channel instance (``messages.ratelimit``)."""
-        slot = self.slots.get(instance)
-        if slot is None:
-            return rate_for(instance)
-        spec = slot.channel.caps.capabilities.channel.send_rate
-        override = SendRate(spec.per_second, spec.burst, spec.per_chat_per_second, spec.chat_burst) if spec else None
-        return rate_for(slot.channel.platform, override)
-
-    def slot_for(self, name: str) -> ChannelSlot:
-        slot = self.slots.get(name)
-        if slot is None or not slot.active:
-            raise ConfigError(f"channel {name!r} is not active")
-        return slot
-
-    async def deliver(self, entry: OutboxEntry) -> CallOutcome:
-        """Run one outbox entry's callback (on-respond, on-broadcast or on-status) on the channel's main lane, with
-        the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the channel is
-        not active."""
-        slot = self.slot_for(entry.instance)
-        p = entry.payload
-        if entry.kind == "status":
-            update = StatusUpdate(status=str(p["status"]), message=str(p.get("message") or ""),
-                                  metadata_json=str(p.get("metadata_json") or "{}"))
-            return await self.run_main(slot, slot.channel.status, update)
-        response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
-                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
-        if entry.kind == "broadcast":
-            return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
-        if entry.in_reply_to is not None:
-            self.stop_typing(entry.in_reply_to)
-        out = await self.run_main(slot, slot.channel.respond, response)
-        if not out.ok:
-            log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
-        return out
-
-    def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
-        """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
-        if key not in self._typing:
-            self._typing[key] = asyncio.create_task(self._refresh_typing(self.slot_for(instance), update))
-
-    async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
-        elapsed = 0.0
-        while elapsed < TYPING_MAX_S:
-            await asyncio.sleep(TYPING_REFRESH_S)
-            elapsed += TYPING_REFRESH_S
-            await self.run_main(slot, slot.channel.status, update)
-
-    def stop_typing(self, delivery_id: str) -> None:
-        task = self._typing.pop(delivery_id, None)
-        if task is not None:
-            task.cancel()
-
     # ---- shutdown ----------------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -475,26 +405,11 @@ class ChannelManager:
         log.info("channel %s removed", name)
 
     async def secrets_changed(self) -> list[str]:
-        """Start every channel that waited only for secrets now stored, and stop every active channel a required
-        secret of which was removed (it waits, inactive, for the secret). Returns the names whose state changed."""
+        """Start the channels that waited only for a secret now stored, stop those missing a removed one
+        (``lifecycle.secrets_changed``). Returns the names whose state changed."""
         from . import lifecycle
 
-        changed = []
-        for name, slot in list(self.slots.items()):
-            if slot.disabled or name in self.swaps:
-                continue
-            missing = self.missing_secrets(slot.channel.caps, name)
-            if slot.active and missing:
-                async with slot.lifecycle:
-                    reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
-                    await lifecycle.stop_slot(self, slot, final_reason=reason)
-                    slot.disabled = False  # not the operator's switch: the secret's return starts it again
-                log.warning("channel %s %s", name, slot.reason)
-                changed.append(name)
-            elif not slot.active and not missing and slot.reason.startswith("inactive: missing secrets"):
-                await lifecycle.enable(self, name)
-                changed.append(name)
-        return changed
+        return await lifecycle.secrets_changed(self)
 
 
 def _disabled(slot: ChannelSlot, callback: str) -> CallOutcome:

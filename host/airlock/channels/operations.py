@@ -166,6 +166,10 @@ class Operations:
 
     # ---- the swap -----------------------------------------------------------------------------------------
 
+    def _record(self, name: str, version: str) -> list[str]:
+        self.store.activate(name, version)
+        return self.store.prune(name)
+
     def _caps(self, name: str, version: str) -> Any:
         try:
             return effective_caps(self.store, name, version)
@@ -179,7 +183,7 @@ class Operations:
             raise LifecycleError(404, f"{name} has no version {version[:64]!r} (kept: {', '.join(inst.versions)})")
         if version == inst.active and not same and name in self.manager.slots:
             raise LifecycleError(409, f"{name} runs version {version} already")
-        caps = self._caps(name, version)
+        caps = await asyncio.to_thread(self._caps, name, version)
         wasm = self.store.component(name, version)
         if name not in self.manager.slots:  # installed but not running (it failed to load at start)
             self.store.activate(name, version)
@@ -193,8 +197,7 @@ class Operations:
         if not result.started:
             raise LifecycleError(409, f"version {version} of {name} did not start ({result.reason}); version {old} "
                                       f"runs again")
-        self.store.activate(name, version)
-        dropped = self.store.prune(name)
+        dropped = await asyncio.to_thread(self._record, name, version)  # fsync: off the event loop
         if dropped:
             log.info("channel %s: old versions %s removed (%d kept)", name, ", ".join(dropped),
                      len(self.store.get(name).versions))

@@ -1,0 +1,92 @@
+"""The agent side of ``ChannelManager``: replies, broadcasts and status updates from the outbox, run on the channel's
+main lane with the original message's metadata, at the platform's send rate, and the "thinking" refresher. A mixin
+of the manager (its own file for size); it uses the manager's ``slots``, ``run_main`` and ``_typing``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from ..messages.model import OutboxEntry
+from ..messages.ratelimit import SendRate, rate_for
+from ..runtime.values import AgentResponse, StatusUpdate
+from .channel import CallOutcome
+
+if TYPE_CHECKING:
+    from .manager import ChannelSlot
+
+__all__ = ["TYPING_MAX_S", "TYPING_REFRESH_S", "AgentSide"]
+
+log = logging.getLogger("airlock.channels")
+
+TYPING_REFRESH_S = 4.0
+"""Seconds between two "thinking" status updates while the agent works on a message."""
+TYPING_MAX_S = 300.0
+"""Longest a "thinking" status is refreshed (seconds)."""
+
+
+class AgentSide:
+    """Mixin: the outbox's callbacks and the typing refresher (module docstring)."""
+
+    slots: dict[str, ChannelSlot]
+    _typing: dict[str, asyncio.Task[None]]
+
+    async def run_main(self, slot: ChannelSlot, fn: Callable[..., CallOutcome], *args: Any) -> CallOutcome:
+        raise NotImplementedError  # ChannelManager.run_main
+
+    def send_rate(self, instance: str) -> SendRate:
+        """The outbound send rate of a channel instance (``messages.ratelimit``)."""
+        slot = self.slots.get(instance)
+        if slot is None:
+            return rate_for(instance)
+        spec = slot.channel.caps.capabilities.channel.send_rate
+        override = SendRate(spec.per_second, spec.burst, spec.per_chat_per_second, spec.chat_burst) if spec else None
+        return rate_for(slot.channel.platform, override)
+
+    def slot_for(self, name: str) -> ChannelSlot:
+        slot = self.slots.get(name)
+        if slot is None or not slot.active:
+            raise ConfigError(f"channel {name!r} is not active")
+        return slot
+
+    async def deliver(self, entry: OutboxEntry) -> CallOutcome:
+        """Run one outbox entry's callback (on-respond, on-broadcast or on-status) on the channel's main lane, with
+        the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the channel is
+        not active."""
+        slot = self.slot_for(entry.instance)
+        p = entry.payload
+        if entry.kind == "status":
+            update = StatusUpdate(status=str(p["status"]), message=str(p.get("message") or ""),
+                                  metadata_json=str(p.get("metadata_json") or "{}"))
+            return await self.run_main(slot, slot.channel.status, update)
+        response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
+                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
+        if entry.kind == "broadcast":
+            return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
+        if entry.in_reply_to is not None:
+            self.stop_typing(entry.in_reply_to)
+        out = await self.run_main(slot, slot.channel.respond, response)
+        if not out.ok:
+            log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
+        return out
+
+    def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
+        if key not in self._typing:
+            self._typing[key] = asyncio.create_task(self._refresh_typing(self.slot_for(instance), update))
+
+    async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
+        elapsed = 0.0
+        while elapsed < TYPING_MAX_S:
+            await asyncio.sleep(TYPING_REFRESH_S)
+            elapsed += TYPING_REFRESH_S
+            await self.run_main(slot, slot.channel.status, update)
+
+    def stop_typing(self, delivery_id: str) -> None:
+        task = self._typing.pop(delivery_id, None)
+        if task is not None:
+            task.cancel()
+
