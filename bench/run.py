@@ -45,7 +45,7 @@ class Settings:
     startup_channels: int
     startup_runs: int
     metrics_rounds: int
-    upgrade_rounds: int = 3
+    upgrade_rounds: int = 5
 
 
 FULL = Settings(plan=callbacks.Plan(), rss_counts=(1000, 10_000, 100_000), response_mib=9, concurrency=8,
