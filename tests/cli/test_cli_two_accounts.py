@@ -102,7 +102,7 @@ async def test_two_telegram_bots_side_by_side_each_answers_its_own_chats(
     await _cli(airlock_home, "channels", "config", "set", "support-bot", "dm_policy", "pairing")
 
     config = HostConfig.build(home=airlock_home, listen_port=0, upstream_overrides={"api.telegram.org": router})
-    async with AirlockHost(config, secrets=SecretStore.open(airlock_home)) as host:
+    async with AirlockHost(config, secrets=SecretStore.open(airlock_home), control=True) as host:
         main, support = host.manager.slots["telegram"], host.manager.slots["support-bot"]
         assert main.active and support.active, (main.reason, support.reason)
         assert main.channel.loaded.component is support.channel.loaded.component  # compiled once, shared
@@ -126,6 +126,14 @@ async def test_two_telegram_bots_side_by_side_each_answers_its_own_chats(
         finally:
             agent.cancel()
         assert host.manager.missing_secrets(support.channel.caps, "support-bot") == []
+        # A setting the new start refuses (the guest's on-start fails): rolled back at once, setting not kept.
+        settings = (airlock_home / "channels" / "support-bot" / "operator.json").read_bytes()
+        refused = await asyncio.to_thread(run_cli, airlock_home, "channels", "config", "set", "support-bot",
+                                          "poll_interval_ms", "soon")
+        assert refused.returncode == 1 and "did not start (on-start failed" in refused.stderr, refused.stderr
+        assert "runs again" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+        assert (airlock_home / "channels" / "support-bot" / "operator.json").read_bytes() == settings
+        assert host.manager.slots["support-bot"].active and host.manager.slots["telegram"].active
     with sqlite3.connect(airlock_home / "state.db") as db:
         offsets = dict(db.execute("SELECT channel, value FROM workspace WHERE path = 'state/offset'").fetchall())
         instances = {row[0] for row in db.execute("SELECT DISTINCT instance FROM inbound")}

@@ -47,8 +47,9 @@ def _quiet(fn: Callable[[], CapabilitiesFile]) -> tuple[CapabilitiesFile | None,
 
 
 def list_installed(channels_dir: Path) -> list[Entry]:
-    """Every installed channel in ``channels_dir``, sorted by name (the flat layout's pairs after the instances of
-    other names)."""
+    """Every installed channel in ``channels_dir``, sorted by name: the instances, then each flat-layout
+    ``<name>.capabilities.json`` of another name (its ``error`` says so when its file is invalid or its
+    ``<name>.wasm`` is missing)."""
     store = ChannelStore(channels_dir)
     out: list[Entry] = []
     for name in store.names():
@@ -61,11 +62,16 @@ def list_installed(channels_dir: Path) -> list[Entry]:
         out.append(Entry(name, inst.platform, inst.active, store.component(name, inst.active), caps, error,
                          disabled=inst.disabled))
     taken = {e.name for e in out}
-    for name, wasm, caps_path in store.legacy_pairs():
-        if name not in taken:
-            caps, error = _quiet(lambda p=caps_path: load_capabilities(p))  # type: ignore[misc]
-            out.append(Entry(name, caps.name if caps else name, caps.version if caps else "?", wasm, caps, error,
-                             versioned=False))
+    for caps_path in sorted(channels_dir.glob("*.capabilities.json")) if channels_dir.is_dir() else []:
+        name = caps_path.name.removesuffix(".capabilities.json")
+        if name in taken:
+            continue
+        wasm = channels_dir / f"{name}.wasm"
+        caps, error = _quiet(lambda p=caps_path: load_capabilities(p))  # type: ignore[misc]
+        if caps is not None and not wasm.is_file():
+            caps, error = None, f"{wasm.name} is missing"
+        out.append(Entry(name, caps.name if caps else name, caps.version if caps else "?", wasm, caps, error,
+                         versioned=False))
     return sorted(out, key=lambda e: e.name)
 
 
