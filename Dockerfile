@@ -19,7 +19,7 @@ COPY sdk sdk
 COPY scripts scripts
 COPY guest-plugins guest-plugins
 COPY bench/guests bench/guests
-RUN for channel in slack whatsapp discord feishu; do \
+RUN for channel in slack whatsapp discord feishu wecom wechat; do \
         bash scripts/build-rust-guest.sh "guest-plugins/$channel" "build/channels/$channel.wasm" || exit 1; \
     done \
  && bash scripts/build-python-guest.sh guest-plugins/telegram build/channels/telegram.wasm

@@ -8,9 +8,9 @@ STAMP := $(VENV)/.deps-stamp
 CHANNELS := build/channels
 # Rust channel crates (guest-plugins/<name>, package <name>-channel), built to $(CHANNELS)/<name>.wasm.
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
-RUST_CHANNELS := template-rust slack whatsapp discord feishu
+RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
 
 all: test
 
@@ -54,6 +54,10 @@ wrk:
 browser:
 	bash scripts/install-browser.sh
 
+# The capabilities file's JSON Schema, generated from the pydantic models (a test fails when it is stale).
+schema: $(STAMP)
+	PYTHONPATH=host $(BIN)/python -m airlock.manifest.schema > host/airlock/manifest/capabilities.schema.json
+
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
 	PYTHONPATH=host $(BIN)/python -m airlock_demo --channels-dir $(CHANNELS)
@@ -64,15 +68,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
-# Two processes: a stopped host with the admin console or agent API on is not freed in-process (a reference held
-# outside Python, under investigation); each keeps a wasmtime pool's ~2,400 memory mappings, so those suites run
-# apart and the rest keeps its pools.
 pytest: guests test-guests bench-guest browser
-	$(BIN)/pytest -q tests/admin tests/agentapi
-	$(BIN)/pytest -q --ignore=tests/admin --ignore=tests/agentapi
+	$(BIN)/pytest -q
 
-# Native unit tests and doctests of the Rust SDK and channels (their platform rules run against the SDK's
-# testing::MockHost); the host toolchain is enough, no wasm target needed.
 rust-test:
 	cargo test --workspace --quiet
 

@@ -41,8 +41,8 @@ from common import (
 from plugin_client import SyncPlugin
 
 from airlock.channels.channel import Channel, HostServices
-from airlock.config import parse_capabilities
 from airlock.errors import EmitRateLimited
+from airlock.manifest import parse_capabilities
 from airlock.runtime import linker as host_linker
 from airlock.runtime.engine import LoadedComponent, Runtime
 from airlock.runtime.instance import CallStats, Limits, ReusedCall, Sandbox

@@ -43,8 +43,8 @@ from common import BENCH, BENCH_GUEST, BUILT_CHANNELS, bench_guest_caps, install
 from plugin_client import AsyncPlugin, PluginError
 
 from airlock.channels.channel import InboundMessage
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.inbound.server import MAX_BODY_BYTES, build_app
 from airlock.runtime.values import EmittedMessage, IncomingHttpRequest, OutgoingHttpResponse
 from airlock.stores import SecretStore

@@ -31,8 +31,8 @@ import e2e
 from common import BENCH_GUEST, UNLIMITED_EMITS, bench_guest_caps, install, minimal_caps, wat_guest
 
 from airlock.channels.install import stage
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 NOISE_MARGIN = 1.2
 """The other channel's p99 during upgrades is "unchanged within noise" when its mean is at most the slowest steady

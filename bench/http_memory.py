@@ -43,7 +43,7 @@ from watguest import _wasm_tools
 
 from airlock.capabilities.egress import Egress
 from airlock.channels.channel import Channel, HostServices
-from airlock.config import parse_capabilities
+from airlock.manifest import parse_capabilities
 from airlock.runtime.engine import LoadedComponent, Runtime, World
 from airlock.runtime.instance import Limits, Sandbox
 from airlock.stores.pairing import PairingStore

@@ -21,8 +21,8 @@ from typing import Any
 import e2e
 from common import BENCH_GUEST, UNLIMITED_EMITS, bench_guest_caps, install, minimal_caps, wat_guest
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 PATH = "/webhook/bench"
 VARIANTS = ("off", "on")

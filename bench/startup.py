@@ -19,8 +19,8 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from airlock.config import HostConfig  # noqa: E402
 from airlock.host import AirlockHost  # noqa: E402
+from airlock.host_config import HostConfig  # noqa: E402
 
 IMPORTS_S = time.perf_counter() - _T0
 

@@ -70,6 +70,7 @@ def test_airlock_wheel_installs_and_runs(tmp_path: Path) -> None:
     assert "airlock/cli/__init__.py" in names and "airlock/py.typed" in names
     assert "airlock/cli/templates/python/channel.py.tmpl" in names
     assert "airlock/agentapi/openapi.json" in names  # served at /v1/openapi.json
+    assert "airlock/manifest/capabilities.schema.json" in names  # airlock channels check validates against it
     # The admin console's templates and assets, read at run time (admin.render, admin.server).
     assert {"airlock/admin/templates/base.html", "airlock/admin/static/console.js",
             "airlock/admin/static/console.css"} <= set(names)

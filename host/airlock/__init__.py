@@ -8,7 +8,6 @@ from __future__ import annotations
 from ._version import __version__ as __version__
 from .agents.delivery import Delivery
 from .channels.channel import CallOutcome, InboundMessage
-from .config import CapabilitiesFile, HostConfig, load_capabilities
 from .errors import (
     AirlockError,
     BackpressureError,
@@ -24,6 +23,8 @@ from .errors import (
     SecretStoreError,
 )
 from .host import AirlockHost
+from .host_config import HostConfig
+from .manifest import CapabilitiesFile, load_capabilities
 
 __all__ = [
     "AirlockError",

@@ -38,8 +38,8 @@ from .channels.layout import ChannelStore
 from .channels.manager import ChannelManager
 from .channels.operations import Operations, load_installed
 from .channels.socket_runtime import SocketSettings
-from .config import HostConfig
 from .errors import ConfigError, GuestError
+from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
 from .messages.blobs import BlobStore
@@ -106,6 +106,7 @@ class AirlockHost:
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
                                       public_base_url=config.public_base_url)
+        self.manager.lenient_capabilities = config.lenient_capabilities
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
@@ -136,6 +137,12 @@ class AirlockHost:
         """The agent API's bound port once started (None when it is disabled or not started)."""
         return self.agent_api.port if self.agent_api is not None else None
 
+    @property
+    def agent_api_url(self) -> str | None:
+        """The agent API's base URL once started (``http://HOST:PORT``), or None (disabled or not started)."""
+        port = self.agent_api_port
+        return None if port is None else f"http://{self.config.agent_api_host}:{port}"
+
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         REDACTOR.watch(self.secrets)
@@ -155,7 +162,7 @@ class AirlockHost:
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
     def _generate_missing_secrets(self) -> None:
-        for entry in list_installed(self.config.channels_dir):
+        for entry in list_installed(self.config.channels_dir, lenient=self.config.lenient_capabilities):
             if entry.caps is None:  # this channel only: the others still get their secrets
                 log.warning("channel %s: no secrets generated: %s", entry.name, entry.error)
                 continue
@@ -324,16 +331,14 @@ class AirlockHost:
         return await self._submit(out, self.log.append_outbox, [out], time.time())
 
     async def send_status(self, message: Delivery, status: str, text: str = "") -> CallOutcome:
-        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply."""
+        """on-status through the outbox (one try); "thinking" is refreshed every 4 s until the reply or a status
+        that ends it (``ChannelManager.follow_status``)."""
         metadata = message.inbound.message.metadata_json
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="status",
                        payload={"status": status, "message": text, "metadata_json": metadata},
                        in_reply_to=message.id)
         result = await self._submit(out, self.log.append_outbox, [out], time.time())
-        if status == "thinking":
-            self.manager.start_typing(message.id, message.channel, StatusUpdate(status, text, metadata))
-        else:
-            self.manager.stop_typing(message.id)
+        self.manager.follow_status(message.id, message.channel, StatusUpdate(status, text, metadata))
         return result
 
     async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:

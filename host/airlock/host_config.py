@@ -1,30 +1,29 @@
 """``HostConfig``: the host's own settings (not granted to any channel), from ``HOME/airlock.toml``, the command
-line and code. The capabilities file's models are in ``config``, which re-exports these names."""
+line and code. The capabilities file's models are in :mod:`airlock.manifest`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from airlock.config import (
-    DEFAULT_MAX_GUEST_LIST_BYTES,
-    MIN_POLL_INTERVAL_MS,
-    PositiveFloat,
-    PositiveInt,
-    _check_host,
-    _one_line,
-)
 from airlock.errors import ConfigError
+from airlock.manifest.base import PositiveFloat, PositiveInt, check_host, one_line
+from airlock.manifest.channel import MIN_POLL_INTERVAL_MS
 from airlock.messages.routing_models import RoutingConfig
 
 if TYPE_CHECKING:
     from airlock.inbound.listener import ListenerLimits
 
-__all__ = ["DEFAULT_AGENT_API_PORT", "HostConfig", "default_home"]
+__all__ = ["DEFAULT_AGENT_API_PORT", "DEFAULT_MAX_GUEST_LIST_BYTES", "HostConfig", "default_home"]
+
+#: Default of :attr:`HostConfig.max_guest_list_bytes`: the largest ``list<u8>`` a host function takes from a
+#: guest (2 MiB). Wasmtime itself refuses lists over 2,796,202 elements (its per-call "hostcall fuel" of
+#: 128 MiB at 48 bytes per element), so a larger value changes nothing.
+DEFAULT_MAX_GUEST_LIST_BYTES = 2 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------------
@@ -38,12 +37,15 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".airlock"
 
 
+_LOG_CHOICES = {"log_format": ("text", "json"), "log_level": ("debug", "info", "warning", "error", "critical")}
+
 #: The agent API's port unless configured (``HostConfig.agent_api_port``).
 DEFAULT_AGENT_API_PORT = 8789
 
 
 class HostConfig(BaseModel):
-    """The host's own settings (not granted to any channel).
+    """The host's own settings (not granted to any channel). The command line builds it from defaults,
+    ``HOME/airlock.toml`` (or ``--config``), ``AIRLOCK_<FIELD>`` variables and its options (``host_settings``).
 
     Fields:
         home: data directory (default :func:`default_home`); derived paths are properties below.
@@ -72,6 +74,8 @@ class HostConfig(BaseModel):
             what wasmtime allocates to hand the value over: wasmtime-py 50 converts every element of a list
             into a 32-byte C value and a 48-byte Rust value (about 80 bytes per byte) before host code runs,
             up to its own per-call limit of 2,796,202 elements (issue 13, defect 4).
+        lenient_capabilities: read installed capabilities files leniently: unknown keys are warnings and dropped
+            instead of keeping the channel from loading (``airlock serve --lenient``; ``manifest.strict``).
         min_poll_interval_override_ms: test-only floor replacing :data:`MIN_POLL_INTERVAL_MS` (ms).
         bus_capacity: unacknowledged messages (all agents) past which webhooks answer 503 + Retry-After and
             pollers pause (backpressure; nothing already accepted is dropped).
@@ -84,6 +88,8 @@ class HostConfig(BaseModel):
         log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
             log per minute (default 256 KiB); lines past it are dropped and counted in one warning a minute
             (``capabilities.logging``).
+        log_format / log_level: how ``airlock serve`` logs: ``text`` lines or one ``json`` object a line, at
+            ``debug``/``info``/``warning``/``error``/``critical`` (``observability.logs``; default text, info).
         admin: serve the admin API, web console and ``/metrics`` (``airlock.admin``) on a listener of its own
             (default off; ``airlock serve`` turns it on).
         admin_host / admin_port: that listener's address (default 127.0.0.1:8788; port 0 = pick one). Never
@@ -120,9 +126,12 @@ class HostConfig(BaseModel):
     inline_callbacks: bool = True
     public_base_url: str | None = None
     max_guest_list_bytes: PositiveInt = DEFAULT_MAX_GUEST_LIST_BYTES
+    lenient_capabilities: bool = False
     min_poll_interval_override_ms: PositiveInt | None = None
     bus_capacity: PositiveInt = 1000
     log_bytes_per_minute: PositiveInt = 256 * 1024
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     admin: bool = False
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=8788, ge=0, le=65535)
@@ -139,6 +148,15 @@ class HostConfig(BaseModel):
     agent_api_enabled: bool = True
     agent_api_host: str = "127.0.0.1"
     agent_api_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _log_choice(cls, v: Any, info: ValidationInfo) -> Any:
+        choices = _LOG_CHOICES[info.field_name or ""]
+        if not isinstance(v, str) or v.strip().lower() not in choices:
+            what = (info.field_name or "").replace("_", " ")
+            raise ValueError(f"{what} {str(v)[:20]!r}: expected one of {', '.join(choices)}")
+        return v.strip().lower()
 
     @model_validator(mode="after")
     def _admin_port_apart(self) -> HostConfig:
@@ -164,7 +182,7 @@ class HostConfig(BaseModel):
     def _overrides(cls, v: dict[str, str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for host, base in v.items():
-            _check_host(host)
+            check_host(host)
             if not base.startswith(("http://", "https://")):
                 raise ValueError(f"override for {host!r} must be an http:// or https:// base URL")
             out[host] = base.rstrip("/")
@@ -200,7 +218,7 @@ class HostConfig(BaseModel):
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"]) or "host config"
-            raise ConfigError(f"{where}: {_one_line(str(err['msg']))}") from None
+            raise ConfigError(f"{where}: {one_line(str(err['msg']))}") from None
 
     @property
     def listener_limits(self) -> ListenerLimits:

@@ -28,8 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 from .telegram import FakeTelegram

@@ -13,8 +13,8 @@ import aiohttp
 import watguest
 from conftest import InstallFn, minimal_caps
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 __all__ = ["Api", "admin_host", "install_wat", "post_webhook"]
 

@@ -15,9 +15,9 @@ from conftest import InstallFn
 
 from airlock.admin import issue_token
 from airlock.admin.auth import COOKIE, LOGIN_FAILURES_PER_MINUTE, TOKEN_FILENAME, TokenFile
-from airlock.config import HostConfig
 from airlock.errors import ConfigError
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 pytestmark = pytest.mark.e2e
 

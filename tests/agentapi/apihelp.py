@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.model import AttachmentRef, NewEntry, Route
 
 

@@ -21,8 +21,8 @@ from apihelp import api, auth, poll
 from conftest import BUILT_CHANNELS, InstallFn
 
 from airlock.agentapi.push import verify
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -24,7 +24,7 @@ from airlock.capabilities.logging import LogBudget, LogBuffer
 from airlock.capabilities.pairing import PairingCapability
 from airlock.capabilities.secrets import SecretsCapability, guest_safe_lookup
 from airlock.capabilities.websocket import WebsocketCapability
-from airlock.config import HostConfig
+from airlock.host_config import HostConfig
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage, InboundAttachment
 from airlock.stores.pairing import PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH, PairingStore
@@ -255,6 +255,18 @@ def test_emit_with_more_than_32_attachments_is_dropped() -> None:
     buf.add(msg("too many", n_attachments=33))
     assert [m.content for m in buf.messages] == ["ok"]
     assert buf.dropped_too_large == 1
+
+
+@pytest.mark.parametrize("content", ["€" * 21, "😀" * 20, "y" * 61])
+def test_emit_truncates_long_content_for_near_agent_components(content: str) -> None:
+    buf = EmitBuffer(max_message_size=60, truncate_long=True)
+    buf.add(msg(content))
+    buf.add(msg("y" * 60))  # exactly at the cap: whole
+    out = buf.messages[0].content
+    assert out.endswith(emit_mod.TRUNCATED_MARK) and content.startswith(out.removesuffix(emit_mod.TRUNCATED_MARK))
+    assert 60 - 4 < len(out.encode("utf-8")) <= 60  # cut at a character boundary, within the cap
+    assert buf.messages[1].content == "y" * 60
+    assert (buf.truncated, buf.dropped_too_large) == (1, 0)
 
 
 def test_emit_report_logs_both_counts(caplog: pytest.LogCaptureFixture) -> None:

@@ -27,8 +27,9 @@ from aiohttp import web
 
 from airlock.capabilities.egress import Egress
 from airlock.channels.channel import Channel, HostServices
-from airlock.config import DEFAULT_MAX_GUEST_LIST_BYTES, HostConfig, parse_capabilities
 from airlock.host import AirlockHost
+from airlock.host_config import DEFAULT_MAX_GUEST_LIST_BYTES, HostConfig
+from airlock.manifest import parse_capabilities
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 from airlock.runtime.values import IncomingHttpRequest

@@ -25,7 +25,7 @@ from airlock.capabilities.http_policy import parse_https_url
 from airlock.capabilities.ssrf import AddressGuard, canonical_host
 from airlock.capabilities.websocket import WebsocketCapability
 from airlock.channels.socket_runtime import CheckedResolver, SocketRuntime, SocketSettings
-from airlock.config import WebsocketCapability as WebsocketSpec
+from airlock.manifest import WebsocketCapability as WebsocketSpec
 
 CALLERS = ["http", "websocket"]
 

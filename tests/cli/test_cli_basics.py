@@ -52,7 +52,7 @@ def test_version_flag_and_version_json_agree(airlock_home: Path) -> None:
     [], ["channels"], ["channels", "install"], ["channels", "list"], ["channels", "remove"], ["channels", "check"],
     ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rm"], ["pairing"], ["pairing", "list"],
     ["pairing", "approve"], ["serve"], ["inspect"], ["invoke"], ["version"], ["status"], ["doctor"],
-    ["new"], ["new", "python"], ["new", "rust"],
+    ["new"], ["new", "python"], ["new", "rust"], ["config"], ["config", "show"], ["secrets", "rotate-key"],
 ])
 def test_dash_h_works_everywhere(args: list[str]) -> None:
     result = CliRunner().invoke(app, [*args, "-h"], prog_name="airlock")

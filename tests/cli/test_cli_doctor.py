@@ -147,3 +147,23 @@ def test_bad_options(airlock_home: Path) -> None:
     one_line_error(run_cli(airlock_home, "doctor", "--clock-url", "ftp://x"), "--clock-url")
     one_line_error(run_cli(airlock_home, "doctor", "--port", "70000"), "listen_port")
     assert tree(airlock_home) == before
+
+
+def test_channels_this_host_cannot_run_or_runs_weakly(airlock_home: Path) -> None:
+    """An unsupported websocket protocol fails the channel's check; a Meta webhook without an app secret warns."""
+    base = {"version": "0.1.0", "wit_version": "0.1.0"}
+    files = {
+        "sock": {**base, "name": "sock", "capabilities": {"websocket": {"url": "wss://gw.example.com/",
+                                                                       "protocol": "carrier_pigeon"}}},
+        "meta": {**base, "name": "meta", "capabilities": {"channel": {"allowed_paths": ["/webhook/meta"], "webhook": {
+            "scheme": "meta", "secret_name": "meta_verify_token"}}}},
+    }
+    for name, doc in files.items():
+        (airlock_home / "channels" / f"{name}.capabilities.json").write_text(json.dumps(doc))
+        (airlock_home / "channels" / f"{name}.wasm").write_bytes(b"\0asm")
+    code, found = doctor(airlock_home)
+    assert code == 2
+    assert ("fail", "websocket protocol 'carrier_pigeon' is not supported by this host") in [
+        (status, text.split(" (")[0]) for status, text in found["channel sock"]]
+    assert [status for status, _ in found["channel meta"]] == ["warn", "ok"]
+    assert "app_secret_name is not set" in found["channel meta"][0][1]

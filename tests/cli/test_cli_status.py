@@ -90,10 +90,15 @@ def test_status_healthy_then_a_failing_callback(airlock_home: Path, wat: Path, t
         assert (gw["up"], gw["source"], gw["url"], gw["pid"]) == (True, "runtime file", f"http://127.0.0.1:{port}",
                                                                    proc.pid)
         assert gw["versions"]["airlock"] == doc["cli"]["airlock"] and gw["uptime_s"] >= 0
+        api = gw["agent_api_url"]  # the agent API's real address (AIRLOCK_AGENT_API_PORT=0: a free port)
+        assert api.startswith("http://127.0.0.1:") and not api.endswith(":0")
+        with urllib.request.urlopen(f"{api}/v1/openapi.json", timeout=5) as resp:
+            assert resp.status == 200
         assert [(c["name"], c["active"], c["last_error"]) for c in doc["channels"]] == [
             ("minimal", True, None), ("spin", True, None)]
         text = run_cli(airlock_home, "status")
         assert text.returncode == 0 and "gateway: up at" in text.stdout and "all good" in text.stdout
+        assert f"agent API {api}" in text.stdout
 
         req = urllib.request.Request(f"http://127.0.0.1:{port}/webhook/spin", data=b"x", method="POST")
         with pytest.raises(urllib.error.HTTPError) as failed:
@@ -153,3 +158,18 @@ def test_runtime_file_is_private(airlock_home: Path, wat: Path, tmp_path: Path) 
     with serving(airlock_home, channels=1):
         mode = (airlock_home / "run" / "gateway.json").stat().st_mode & 0o777
     assert mode == 0o600, oct(mode)
+
+
+def test_status_shows_capabilities_file_warnings(airlock_home: Path, wat: Path, tmp_path: Path) -> None:
+    """A Meta webhook without an app secret runs (unsigned POSTs) and status says so, without failing."""
+    hook = {"scheme": "meta", "secret_name": "meta_verify_token"}
+    doc = caps_doc("meta")
+    doc["capabilities"]["channel"].update(allowed_paths=["/webhook/meta"], webhook=hook)
+    install(airlock_home, tmp_path, build_component(wat, name="meta"), doc)
+    with serving(airlock_home, channels=1):
+        _code, report = status(airlock_home)
+        text = run_cli(airlock_home, "status")
+    row = report["channels"][0]
+    assert not any("app_secret_name" in p for p in report["problems"])  # a warning, not a failure
+    assert len(row["warnings"]) == 1 and "app_secret_name is not set" in row["warnings"][0], row
+    assert "warning: channel meta: webhook.app_secret_name is not set" in text.stdout

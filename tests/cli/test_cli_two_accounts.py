@@ -22,8 +22,8 @@ from airlock.agents.echo import echo_agent
 from airlock.channels.activation import public_path
 from airlock.channels.install import stage
 from airlock.channels.layout import ChannelStore
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -16,14 +16,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from conftest import REPO, SHARED, InstallFn
 
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
+from airlock_demo.telegram import SECRET_TOKEN_HEADER, FakeTelegram
 
-__all__ = ["COMPAT_WASM", "IRONCLAW", "free_port", "ironclaw_caps", "next_message", "running", "start_config_of"]
+__all__ = ["COMPAT_WASM", "IRONCLAW", "free_port", "ironclaw_caps", "next_message", "probe", "running",
+           "start_config_of", "telegram_host", "webhook"]
 
 COMPAT_WASM = REPO / "build" / "test-guests" / "compat.wasm"
 IRONCLAW = SHARED / "testdata" / "ironclaw-capabilities"
@@ -68,3 +71,35 @@ def start_config_of(host: AirlockHost, channel: str) -> dict[str, Any]:
     assert raw is not None, "on-start did not run"
     value: dict[str, Any] = json.loads(raw)
     return value
+
+
+@asynccontextmanager
+async def telegram_host(home: Path, install: InstallFn, *, secrets: dict[str, str] | None = None,
+                        config: dict[str, Any] | None = None,
+                        **host_config: Any) -> AsyncIterator[tuple[AirlockHost, FakeTelegram]]:
+    """The compat guest under IronClaw's telegram file (``dm_policy: open`` unless ``config`` says otherwise),
+    with a FakeTelegram on loopback behind ``api.telegram.org`` and its token stored (plus ``secrets``);
+    ``host_config``: HostConfig fields."""
+    async with FakeTelegram() as tg, running(
+            home, install, ironclaw_caps("telegram", **{"dm_policy": "open", **(config or {})}),
+            secrets={"telegram_bot_token": tg.token, **(secrets or {})},
+            upstream={"api.telegram.org": tg.base_url}, **host_config) as host:
+        yield host, tg
+
+
+async def webhook(host: AirlockHost, body: dict[str, Any], channel: str = "telegram") -> int:
+    """POST ``body`` to the channel's webhook with the secret header its file names (Telegram's); the status."""
+    secret = host.secrets.get(f"{channel}_webhook_secret") or ""
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{host.base_url}/webhook/{channel}", json=body, headers={SECRET_TOKEN_HEADER: secret}) as resp:
+        return resp.status
+
+
+async def probe(host: AirlockHost, kind: str, **spec: Any) -> tuple[list[Any], Delivery]:
+    """Have the compat guest run probe ``kind`` (``tests/guests/compat/compat_probes.py``) in on-http-request;
+    returns what each host call answered and the message that carried the answers."""
+    assert await webhook(host, {"probe": {"kind": kind, **spec}}) == 200
+    got = await next_message(host)
+    assert got.user_id == "probe" and got.metadata == {"probe": kind}
+    answers: list[Any] = json.loads(got.content)
+    return answers, got

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from airlock import cli
 from airlock.channels.activation import file_warnings, wit_version_note
-from airlock.config import parse_capabilities
+from airlock.manifest import parse_capabilities
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 
 from airlock import cli
 from airlock.channels.activation import RESERVED_CONFIG_KEYS, start_config
-from airlock.config import HostConfig, parse_capabilities
 from airlock.errors import ConfigError
+from airlock.host_config import HostConfig
+from airlock.manifest import parse_capabilities
 from airlock.runtime.engine import World
 from airlock_demo.telegram import FakeTelegram
 

@@ -25,7 +25,7 @@ from airlock import cli
 from airlock.capabilities.websocket import WebsocketCapability
 from airlock.channels.socket_runtime import SocketRuntime, SocketSettings
 from airlock.channels.wecom_socket import MAX_SUBSCRIBE_REFUSALS, WecomDriver
-from airlock.config import WebsocketCapability as WebsocketSpec
+from airlock.manifest import WebsocketCapability as WebsocketSpec
 from airlock.runtime.linker import GuestFault
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,8 @@ import pytest
 
 from airlock.agents.delivery import Delivery
 from airlock.channels.callstate import CallState
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.runtime.values import IncomingHttpRequest
 from airlock.stores import SecretStore
 

@@ -12,7 +12,7 @@ from conftest import BUILT_CHANNELS, REPO
 
 pytestmark = pytest.mark.e2e
 
-BUNDLED = ["discord", "feishu", "slack", "telegram", "whatsapp"]
+BUNDLED = ["discord", "feishu", "slack", "telegram", "wechat", "wecom", "whatsapp"]
 
 
 def test_demo_transcript_and_channel_status() -> None:
@@ -29,10 +29,12 @@ def test_demo_transcript_and_channel_status() -> None:
     status = {line.split(":", 1)[0].removeprefix("airlock> channel "): line.split(": ", 1)[1]
               for line in out if line.startswith("airlock> channel ")}
     assert status["telegram"] == "active"
-    for name in ["discord", "feishu", "slack", "whatsapp"]:
+    for name in ["discord", "feishu", "slack", "wechat", "wecom", "whatsapp"]:
         assert status[name].startswith("inactive: missing secrets "), status[name]
         assert f"channel {name} inactive: missing secrets" in proc.stderr
     assert "slack_signing_secret" in status["slack"]
+    assert "wechat_bot_token" in status["wechat"]
+    assert "wecom_bot_id" in status["wecom"] and "wecom_bot_secret" in status["wecom"]
     assert out[-1] == "bot> echo: hello from Telegram, through the sandbox"
     assert any(line.startswith("operator> airlock pairing approve telegram ") for line in out)
     [console] = [line for line in out if line.startswith("airlock> admin console on http://127.0.0.1:")]

@@ -18,8 +18,8 @@ from conftest import BUILT_CHANNELS, InstallFn
 from fake_discord import FakeDiscord, InteractionSigner
 
 from airlock.channels.socket_runtime import SocketSettings
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e

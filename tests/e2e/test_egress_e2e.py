@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from conftest import REPO, InstallFn
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e

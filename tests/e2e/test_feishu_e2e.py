@@ -27,8 +27,8 @@ from fake_feishu import (
     url_verification,
 )
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e

@@ -16,8 +16,8 @@ import watguest
 from conftest import InstallFn, minimal_caps
 
 from airlock.channels import agent_side as agent_side_mod
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.inbound.server import MAX_BODY_BYTES
 
 pytestmark = pytest.mark.e2e

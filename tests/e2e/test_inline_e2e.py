@@ -22,8 +22,8 @@ from aiohttp import web
 from conftest import BUILT_CHANNELS, REPO, InstallFn, minimal_caps
 
 from airlock.channels.channel import INLINE_DEADLINE
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -19,8 +19,8 @@ from aiohttp import web
 from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

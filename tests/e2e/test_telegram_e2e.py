@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from conftest import BUILT_CHANNELS, InstallFn
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -40,8 +40,8 @@ from aiohttp import web
 
 from airlock import host as host_mod
 from airlock.capabilities.egress import Egress
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 MIB = 1024 * 1024

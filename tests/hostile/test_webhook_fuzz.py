@@ -37,8 +37,8 @@ from hostile_env import hostile_caps
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -21,8 +21,8 @@ import watguest
 from conftest import InstallFn, minimal_caps
 from webhook_signing import slack_headers
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.inbound.body import MAX_BODY_BYTES
 from airlock.stores import SecretStore
 

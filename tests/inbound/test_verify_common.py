@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from webhook_signing import NOW, Secrets, request
 
-from airlock.config import WebhookSpec, load_capabilities, parse_capabilities
 from airlock.errors import CapabilitiesError
 from airlock.inbound.verifiers import (
     MAX_REPLAY_ENTRIES,
@@ -29,6 +28,7 @@ from airlock.inbound.verifiers import (
     verifier_for,
 )
 from airlock.inbound.verifiers.base import Rejected, fresh_timestamp
+from airlock.manifest import WebhookSpec, load_capabilities, parse_capabilities
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "ironclaw-capabilities"
 

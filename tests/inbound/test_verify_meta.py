@@ -9,8 +9,8 @@ import logging
 import pytest
 from webhook_signing import Secrets, meta_headers, request
 
-from airlock.config import WebhookSpec
 from airlock.inbound.verifiers import Accept, MetaVerifier, Reject, build_verifier
+from airlock.manifest import WebhookSpec
 
 APP_SECRET = "0123456789abcdef0123456789abcdef"
 TOKEN = "verify-me-please"

@@ -28,8 +28,8 @@ from webhook_signing import (
     slack_headers,
 )
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.runtime.values import IncomingHttpRequest
 from airlock.stores import SecretStore
 

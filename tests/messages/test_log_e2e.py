@@ -24,8 +24,8 @@ import watguest
 from aiohttp import web
 from conftest import BUILT_CHANNELS, InstallFn, minimal_caps
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 from airlock_demo.telegram import FakeTelegram
 

@@ -1,7 +1,8 @@
 """route_input_from on what the real bundled channels emit, so a change to a guest's metadata that routing
-relies on fails here: the Rust components (Slack, Feishu, WhatsApp, Discord) run in the real host against the
-fakes on 127.0.0.1 with signed webhooks; the Telegram channel's own message builder (``telegram_logic``, the code
-its component runs) is called on Bot API updates, sparing the 18 MB CPython guest's compile."""
+relies on fails here: the Rust components (Slack, Feishu, WhatsApp, Discord, WeCom, WeChat) run in the real host
+against the fakes on 127.0.0.1 with signed webhooks (and WeCom's socket, WeChat's long poll); the Telegram channel's
+own message builder (``telegram_logic``, the code its component runs) is called on Bot API updates, sparing the
+18 MB CPython guest's compile."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from fake_discord import FakeDiscord, InteractionSigner
 from fake_feishu import FakeFeishu, bot_mention
 from fake_feishu import message_event as feishu_event
 from fake_slack import BOT_USER_ID, FakeSlack, app_mention_event, message_event, signed_headers
+from fake_wechat import BOT_TOKEN as WECHAT_TOKEN
+from fake_wechat import FakeWechat
+from fake_wecom import FakeWecom, callback_body, callback_query, encrypt_message, text_message_xml
+from fake_wecom_ws import FakeWecomWs
 from fake_whatsapp import FakeWhatsApp, sign, text_notification
 
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.routing import route, route_input_from
 from airlock.messages.routing_models import RouteInput, RoutingConfig
 from airlock.stores import SecretStore
@@ -38,6 +43,7 @@ from telegram_logic import parse_inbound, to_message  # noqa: E402
 pytestmark = pytest.mark.e2e
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+WECOM_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 MESSAGE_TIMEOUT_S = 15.0
 """Longest wait for an emitted message (one local callback, maybe one call to a fake); only failures wait it out."""
 
@@ -158,3 +164,34 @@ async def test_discord_slash_commands_in_a_guild_and_in_a_dm(airlock_home: Path,
             got.append(routed(await next_message(host)))
     assert got == [RouteInput("discord", "discord", "group", "1300000000000000777", group_id="1300000000000000001"),
                    RouteInput("discord", "discord", "dm", "803511")]
+
+
+async def test_wecom_bot_group_and_app_dm(airlock_home: Path, install_channel: InstallFn) -> None:
+    install(install_channel, "wecom")
+    async with FakeWecomWs() as bot, FakeWecom() as api:
+        secrets = {"wecom_bot_id": bot.bot_id, "wecom_bot_secret": bot.secret, "wecom_corp_id": api.corp_id,
+                   "wecom_callback_token": "tok-1", "wecom_callback_aes_key": WECOM_AES_KEY}
+        upstream = {"openws.work.weixin.qq.com": bot.base_url, "qyapi.weixin.qq.com": api.base_url}
+        async with running_host(airlock_home, "wecom", secrets, upstream) as host:
+            await bot.wait_for(lambda: len(bot.connections) == 1, "subscribe")
+            await bot.push_text("@Bot time?", userid="ada", chatid="wrkTeamChat")
+            group = routed(await next_message(host))
+            encrypted = encrypt_message(WECOM_AES_KEY, text_message_xml("hi", from_user="ada", msg_id=1), api.corp_id)
+            async with aiohttp.ClientSession() as s, s.post(f"{host.base_url}/webhook/wecom",
+                                                            params=callback_query("tok-1", encrypted),
+                                                            data=callback_body(encrypted)) as r:
+                assert r.status == 200
+            dm = routed(await next_message(host))
+    assert group == RouteInput("wecom", "wecom", "group", "wrkTeamChat")
+    assert dm == RouteInput("wecom", "wecom", "dm", "ada")
+
+
+async def test_wechat_dm(airlock_home: Path, install_channel: InstallFn) -> None:
+    install_channel(BUILT_CHANNELS / "wechat.wasm", BUILT_CHANNELS / "wechat.capabilities.json", dm_policy="open",
+                    long_poll_timeout_ms=1000)
+    secrets = {"wechat_bot_token": WECHAT_TOKEN}
+    async with FakeWechat(hold_s=1.0) as fake, running_host(
+            airlock_home, "wechat", secrets, {"ilinkai.weixin.qq.com": fake.base_url}) as host:
+        fake.push_text("hello", from_user="ada@im.wechat")
+        got = routed(await next_message(host))
+    assert got == RouteInput("wechat", "wechat", "dm", "ada@im.wechat")

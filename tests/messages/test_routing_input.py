@@ -79,6 +79,16 @@ FEISHU: list[Row] = [  # guest-plugins/feishu/src/event.rs
 ]
 
 OTHERS: list[Row] = [
+    ("wecom bot single chat", "wecom", "zhangsan", None,  # guest-plugins/wecom/src/bot.rs: message
+     {"mode": "bot", "msgid": "m1", "req_id": "r1", "userid": "zhangsan", "chat_type": "single"}, ("dm", "zhangsan")),
+    ("wecom bot group", "wecom", "zhangsan", None,
+     {"mode": "bot", "msgid": "m2", "req_id": "r2", "userid": "zhangsan", "chat_type": "group", "chat_id": "wrkG"},
+     ("group", "wrkG")),
+    ("wecom app callback", "wecom", "zhangsan", None,  # guest-plugins/wecom/src/app.rs: callback
+     {"mode": "app", "msgid": "4561255354251345929", "userid": "zhangsan", "agent_id": 218}, ("dm", "zhangsan")),
+    ("wechat", "wechat", "o9cq80@im.wechat", None,  # guest-plugins/wechat/src/poll.rs: handle
+     {"message_id": "7448678501208393000", "from_user_id": "o9cq80@im.wechat", "context_token": "c"},
+     ("dm", "o9cq80@im.wechat")),
     ("whatsapp", "whatsapp", "15551234567", None,  # guest-plugins/whatsapp/src/channel.rs: to_outgoing
      {"phone_number_id": "106", "from": "15551234567", "message_id": "wamid.1", "name": "Alice",
       "context_id": None}, ("dm", "15551234567")),

@@ -20,9 +20,9 @@ import watguest
 from conftest import BUILT_CHANNELS, InstallFn, minimal_caps
 from fake_telegram import FakeTelegram
 
-from airlock.config import HostConfig
 from airlock.errors import ConfigError
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.observability import configure_logging
 from airlock.observability.logs import REDACTOR
 from airlock.stores import SecretStore

@@ -24,9 +24,9 @@ from conftest import InstallFn, minimal_caps
 from airlock.capabilities import workspace as ws
 from airlock.capabilities.workspace import Workspace, WorkspaceConflict, WorkspaceTxn, validate_path
 from airlock.channels.callstate import CallState
-from airlock.config import HostConfig
 from airlock.errors import GuestTrap
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.linker import GuestFault
 from airlock.runtime.values import EmittedMessage

@@ -16,8 +16,8 @@ import wasmtime
 from echohost import ECHO_FUNCTIONS, EchoApi, load_echo
 from wasmtime.component import Record, Variant
 
-from airlock.config import HostConfig
 from airlock.errors import GuestTrap
+from airlock.host_config import HostConfig
 from airlock.runtime import fastpath as fp
 from airlock.runtime import fastpath_types as ft
 from airlock.runtime.engine import LoadedComponent, Runtime

@@ -18,7 +18,7 @@ import pytest
 from conftest import BUILT_CHANNELS, REPO
 
 from airlock.channels.channel import Channel, HostServices
-from airlock.config import parse_capabilities
+from airlock.manifest import parse_capabilities
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 from airlock.runtime.values import IncomingHttpRequest

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from airlock.capabilities.egress import Egress
 from airlock.channels.channel import CallOutcome, Channel, HostServices
-from airlock.config import HostConfig, parse_capabilities
 from airlock.errors import GuestTrap, HostBug
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
+from airlock.manifest import parse_capabilities
 from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox

@@ -11,8 +11,8 @@ import pytest
 import watguest
 from conftest import InstallFn, minimal_caps
 
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 
 async def test_a_channel_file_that_does_not_load_is_logged_in_one_line(

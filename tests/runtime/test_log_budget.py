@@ -14,9 +14,9 @@ import pytest
 import watguest
 from conftest import InstallFn, minimal_caps
 
-from airlock.config import HostConfig
 from airlock.errors import ConfigError
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 LOG = fuzzguest.FUNCTIONS.index("log")
 INFO = 2

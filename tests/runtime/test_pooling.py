@@ -28,9 +28,9 @@ import watguest
 from conftest import REPO, InstallFn, minimal_caps
 from test_sandbox import FakeHostApi, _request
 
-from airlock.config import HostConfig
 from airlock.errors import ComponentError, ConfigError, GuestError, HostBug, SandboxBusy
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.runtime import pooling
 from airlock.runtime.engine import LoadedComponent, Runtime
 from airlock.runtime.instance import Limits, Sandbox

@@ -23,8 +23,8 @@ from conftest import minimal_caps
 from typer.testing import CliRunner
 
 from airlock import cli
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import PairingStore
 from airlock.stores.files import private_dir, private_file
 

@@ -23,8 +23,8 @@ from airlock.channels.socket_runtime import (
     resolve_url,
     start_blocker,
 )
-from airlock.config import WebsocketCapability as WebsocketSpec
 from airlock.errors import ConfigError
+from airlock.manifest import WebsocketCapability as WebsocketSpec
 from airlock.runtime.linker import GuestFault
 
 

@@ -22,8 +22,8 @@ from ws_support import DISCORD_WS, Sleeps, discord, fast_settings, sleeps
 
 from airlock import cli
 from airlock.agents.delivery import Delivery
-from airlock.config import HostConfig
 from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 from airlock.stores import SecretStore
 
 __all__ = ["discord", "sleeps"]  # fixtures used below

@@ -14,7 +14,7 @@ from fake_discord import DEFAULT_TOKEN, FakeDiscord
 
 from airlock.capabilities.websocket import WebsocketCapability
 from airlock.channels.socket_runtime import SocketRuntime, SocketSettings
-from airlock.config import WebsocketCapability as WebsocketSpec
+from airlock.manifest import WebsocketCapability as WebsocketSpec
 
 DISCORD_WS = {
     "url": "wss://gateway.discord.gg/?v=10&encoding=json",

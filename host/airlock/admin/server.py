@@ -24,6 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..inbound.listener import forget_stopped_apps
 from . import api, console
 from .api import STATE
 from .auth import COOKIE
@@ -165,6 +166,7 @@ class AdminServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            forget_stopped_apps()
         pending = list(self.state.background)
         for task in pending:
             task.cancel()

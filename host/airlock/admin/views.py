@@ -19,8 +19,8 @@ from typing import Any
 from ..channels.catalog import secret_name_for
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..channels.operations import LifecycleError, Operations
-from ..config import CapabilitiesFile
 from ..errors import PairingError, SecretStoreError
+from ..manifest import CapabilitiesFile
 from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc

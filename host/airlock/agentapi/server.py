@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..errors import ConfigError
+from ..inbound.listener import forget_stopped_apps
 from ..stores.agents import AgentRecord, AgentRegistry
 from .auth import REGISTRY, api_middleware
 from .models import MAX_BODY_BYTES
@@ -87,6 +88,7 @@ class AgentApi:
         self._workers.clear()
         if self._runner is not None:
             await self._runner.cleanup()
+            forget_stopped_apps()
 
     async def _supervise(self) -> None:
         while True:

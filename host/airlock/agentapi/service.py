@@ -100,11 +100,8 @@ class AgentService:
                        payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
         stored = await asyncio.to_thread(self.host.log.append_outbox, [out], time.time())
         self.host.outbox.wake()
-        if body.status == "thinking":
-            update = StatusUpdate(body.status, body.message, entry.metadata_json)
-            self.host.manager.start_typing(entry.id, entry.instance, update)
-        else:
-            self.host.manager.stop_typing(entry.id)
+        update = StatusUpdate(body.status, body.message, entry.metadata_json)
+        self.host.manager.follow_status(entry.id, entry.instance, update)
         return _accepted(stored[0])
 
     async def broadcast(self, agent: str, body: BroadcastBody, idem: str | None) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 """The ``emit-message`` host function: messages for the agent, buffered until the callback succeeds.
 
 Limits: 100 messages per callback; content at most ``max_message_size`` bytes (65536 by default, from
-the capabilities file); per channel ``emit_rate_limit`` (100/minute and 5000/hour by default): a callback whose
-messages do not fit is not applied at all (``EmitLimiter.reserve``; the webhook answers 429, a poll retries), so
-nothing is acknowledged and then dropped. Per-callback refusals are counted and logged, never silently lost.
+the capabilities file): a longer one is dropped, or, for ``near:agent`` components (``EmitBuffer.truncate_long``),
+cut at a UTF-8 boundary and ended with :data:`TRUNCATED_MARK` within the same size, as IronClaw's host keeps it
+(``src/channels/wasm/host.rs``, ``ChannelHostState::emit_message``); per channel ``emit_rate_limit`` (100/minute
+and 5000/hour by default): a callback whose messages do not fit is not applied at all (``EmitLimiter.reserve``; the
+webhook answers 429, a poll retries), so nothing is acknowledged and then dropped. Per-callback refusals are counted
+and logged, never silently lost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +23,7 @@ from ..runtime.values import EmittedMessage
 
 MAX_PER_CALLBACK = 100
 MAX_ATTACHMENTS_PER_MESSAGE = 32
+TRUNCATED_MARK = "... (truncated)"
 
 log = logging.getLogger("airlock.emit")
 
@@ -91,18 +96,26 @@ class EmitBuffer:
     """Messages emitted during one callback, with counts of what was refused."""
 
     max_message_size: int
+    truncate_long: bool = False
+    """Cut content over ``max_message_size`` instead of dropping the message (``near:agent`` components)."""
     messages: list[EmittedMessage] = field(default_factory=list)
     dropped_over_cap: int = 0
     dropped_too_large: int = 0
+    truncated: int = 0
 
     def add(self, msg: EmittedMessage) -> None:
         # emit-message has no error case in the WIT, so refusals are counted and logged, not returned.
         if len(self.messages) >= MAX_PER_CALLBACK:
             self.dropped_over_cap += 1
             return
-        if len(msg.content.encode("utf-8")) > self.max_message_size:
-            self.dropped_too_large += 1
-            return
+        raw = msg.content.encode("utf-8")
+        if len(raw) > self.max_message_size:
+            if not self.truncate_long:
+                self.dropped_too_large += 1
+                return
+            keep = raw[: max(0, self.max_message_size - len(TRUNCATED_MARK))].decode("utf-8", "ignore")
+            msg = dataclasses.replace(msg, content=keep + TRUNCATED_MARK)
+            self.truncated += 1
         if len(msg.attachments) > MAX_ATTACHMENTS_PER_MESSAGE:
             self.dropped_too_large += 1
             return
@@ -112,6 +125,9 @@ class EmitBuffer:
         if self.dropped_over_cap:
             log.warning("[%s] %d emitted messages dropped (limit %d per callback)", channel,
                         self.dropped_over_cap, MAX_PER_CALLBACK)
+        if self.truncated:
+            log.warning("[%s] %d emitted messages truncated to %d bytes", channel, self.truncated,
+                        self.max_message_size)
         if self.dropped_too_large:
             log.warning("[%s] %d emitted messages dropped (content over %d bytes or too many attachments)",
                         channel, self.dropped_too_large, self.max_message_size)

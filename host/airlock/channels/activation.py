@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..config import CapabilitiesFile, SecretConfigMapping
+from ..manifest import CapabilitiesFile, SecretConfigMapping
 from ..runtime.engine import World
 from .event_queue import uses_event_queue
 from .socket_protocols import protocol_problem

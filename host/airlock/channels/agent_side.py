@@ -18,7 +18,7 @@ from .channel import CallOutcome
 if TYPE_CHECKING:
     from .manager import ChannelSlot
 
-__all__ = ["TYPING_MAX_S", "TYPING_REFRESH_S", "AgentSide"]
+__all__ = ["TYPING_MAX_S", "TYPING_REFRESH_S", "TYPING_STOPS", "AgentSide"]
 
 log = logging.getLogger("airlock.channels")
 
@@ -26,6 +26,10 @@ TYPING_REFRESH_S = 4.0
 """Seconds between two "thinking" status updates while the agent works on a message."""
 TYPING_MAX_S = 300.0
 """Longest a "thinking" status is refreshed (seconds)."""
+TYPING_STOPS = frozenset({"done", "interrupted", "approval-needed", "auth-required"})
+"""Statuses that end a "thinking" refresh: the agent finished or waits for the user. Progress statuses (tool-*,
+job-started, status, auth-completed) leave it running, as IronClaw's host does (``src/channels/wasm/wrapper.rs``,
+``WasmChannel::handle_status_update``): a typing indicator must not vanish at the first tool call."""
 
 
 class AgentSide:
@@ -72,6 +76,14 @@ class AgentSide:
         if not out.ok:
             log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
         return out
+
+    def follow_status(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Keep the typing refresh of the message ``key`` in step with an agent status: "thinking" starts it, a
+        :data:`TYPING_STOPS` status stops it, any other leaves it as it is (the reply stops it too: ``deliver``)."""
+        if update.status == "thinking":
+            self.start_typing(key, instance, update)
+        elif update.status in TYPING_STOPS:
+            self.stop_typing(key)
 
     def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
         """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""

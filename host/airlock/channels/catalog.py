@@ -6,14 +6,13 @@ by the CLI to list, check and complete them."""
 from __future__ import annotations
 
 import logging
-import secrets as pysecrets
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import CapabilitiesFile, load_capabilities
 from ..errors import AirlockError
+from ..manifest import CapabilitiesFile, load_capabilities
+from ..stores.secrets import generate_value
 from .layout import ChannelStore
 from .settings import effective_caps
 
@@ -21,7 +20,6 @@ __all__ = ["Entry", "find", "generate_secrets", "list_installed", "secret_name_f
 
 log = logging.getLogger("airlock.channels")
 
-_ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass
@@ -46,10 +44,11 @@ def _quiet(fn: Callable[[], CapabilitiesFile]) -> tuple[CapabilitiesFile | None,
         return None, " ".join(str(exc).split())
 
 
-def list_installed(channels_dir: Path) -> list[Entry]:
+def list_installed(channels_dir: Path, *, lenient: bool = False) -> list[Entry]:
     """Every installed channel in ``channels_dir``, sorted by name: the instances, then each flat-layout
     ``<name>.capabilities.json`` of another name (its ``error`` says so when its file is invalid or its
-    ``<name>.wasm`` is missing)."""
+    ``<name>.wasm`` is missing). ``lenient``: unknown keys in a capabilities file are warnings, not errors
+    (``HostConfig.lenient_capabilities``, ``--lenient``)."""
     store = ChannelStore(channels_dir)
     out: list[Entry] = []
     for name in store.names():
@@ -58,7 +57,7 @@ def list_installed(channels_dir: Path) -> list[Entry]:
         except AirlockError as exc:
             out.append(Entry(name, name, "?", channels_dir / name, None, str(exc)))
             continue
-        caps, error = _quiet(lambda n=name: effective_caps(store, n))  # type: ignore[misc]
+        caps, error = _quiet(lambda n=name: effective_caps(store, n, lenient=lenient))  # type: ignore[misc]
         out.append(Entry(name, inst.platform, inst.active, store.component(name, inst.active), caps, error,
                          disabled=inst.disabled))
     taken = {e.name for e in out}
@@ -67,7 +66,7 @@ def list_installed(channels_dir: Path) -> list[Entry]:
         if name in taken:
             continue
         wasm = channels_dir / f"{name}.wasm"
-        caps, error = _quiet(lambda p=caps_path: load_capabilities(p))  # type: ignore[misc]
+        caps, error = _quiet(lambda p=caps_path: load_capabilities(p, lenient=lenient))  # type: ignore[misc]
         if caps is not None and not wasm.is_file():
             caps, error = None, f"{wasm.name} is missing"
         out.append(Entry(name, caps.name if caps else name, caps.version if caps else "?", wasm, caps, error,
@@ -75,9 +74,9 @@ def list_installed(channels_dir: Path) -> list[Entry]:
     return sorted(out, key=lambda e: e.name)
 
 
-def find(channels_dir: Path, name: str) -> Entry | None:
+def find(channels_dir: Path, name: str, *, lenient: bool = False) -> Entry | None:
     """The installed channel ``name``, or None."""
-    return next((e for e in list_installed(channels_dir) if e.name == name), None)
+    return next((e for e in list_installed(channels_dir, lenient=lenient) if e.name == name), None)
 
 
 def secret_name_for(entry_name: str, platform: str, secret: str) -> str:
@@ -93,7 +92,7 @@ def generate_secrets(caps: CapabilitiesFile, instance: str, exists: Callable[[st
     for spec in caps.setup.required_secrets if caps.setup else []:
         name = secret_name_for(instance, caps.name, spec.name)
         if spec.auto_generate is not None and not exists(name):
-            store(name, "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.auto_generate.length)))
+            store(name, generate_value(spec.auto_generate.length))
             log.info("generated secret %s (%d characters)", name, spec.auto_generate.length)
             made.append(name)
     return made

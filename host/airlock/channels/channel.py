@@ -29,9 +29,9 @@ from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
 from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
-from ..config import CapabilitiesFile
-from ..config import HttpCapability as HttpSpec
 from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..manifest import CapabilitiesFile
+from ..manifest import HttpCapability as HttpSpec
 from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
@@ -205,6 +205,8 @@ class Channel:
                 services.egress,
             )
         self.config: ChannelConfig | None = None
+        self.near_agent = loaded.world.host_interface.startswith("near:agent/")
+        """A component of IronClaw's worlds: emitted content over the size cap is truncated, not dropped."""
 
     # ---- the callbacks ---------------------------------------------------------------------------
 
@@ -318,7 +320,8 @@ class Channel:
         state = CallState(
             channel=self, deadline=time.monotonic() + limits.timeout_s,
             workspace=WorkspaceTxn.begin(self.workspace),
-            emits=EmitBuffer(self.caps.capabilities.channel.max_message_size), inline=inline,
+            emits=EmitBuffer(self.caps.capabilities.channel.max_message_size, truncate_long=self.near_agent),
+            inline=inline,
         )
         out = CallOutcome(callback=callback, state=state)
         try:

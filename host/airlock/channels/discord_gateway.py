@@ -45,8 +45,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
+from ..manifest import WebsocketCapability as WebsocketSpec
 from ..runtime.linker import GuestFault
 from .generic_socket import strip_comments
 from .socket_base import RESUMABLE_CLOSE, ConnectionEnd, DuplicateKey, Link, closed_end, loads_strict, log

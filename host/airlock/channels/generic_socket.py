@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from ..config import WebsocketCapability as WebsocketSpec
+from ..manifest import WebsocketCapability as WebsocketSpec
 from .socket_base import ConnectionEnd, Link, closed_end, log
 
 DEFAULT_PING_INTERVAL_S = 30.0

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import CapabilitiesFile, parse_capabilities
 from ..errors import ConfigError
+from ..manifest import CapabilitiesFile, parse_capabilities
 from .layout import ChannelStore, bare_version, check_instance_name, check_version
 from .settings import OperatorSettings, effective_doc, load_settings
 
@@ -36,17 +36,18 @@ class Staged:
 
 def stage(store: ChannelStore, wasm: bytes, caps_bytes: bytes, *, source: str, as_name: str | None = None,
           upgrade: bool = False, version: str | None = None,
-          provenance: dict[str, Any] | None = None) -> Staged:
+          provenance: dict[str, Any] | None = None, lenient: bool = False) -> Staged:
     """Write ``wasm`` + ``caps_bytes`` as a version of instance ``as_name`` (default: the file's ``name``).
 
     ``upgrade``: the instance must exist (else it must not); ``version``: the package's version (default: the bare
     rule, ``layout.bare_version``); ``source``: what the file was called, for error messages; ``provenance``: kept
-    in the version's ``provenance.json`` (default ``{"source": "bare", "signed": false}``).
+    in the version's ``provenance.json`` (default ``{"source": "bare", "signed": false}``); ``lenient``: unknown keys
+    are warnings (``manifest.parse_capabilities``).
 
     Raises:
         ConfigError: one line, nothing written.
     """
-    doc = parse_capabilities(caps_bytes, source)
+    doc = parse_capabilities(caps_bytes, source, lenient=lenient)
     name = check_instance_name(as_name or doc.name)
     exists = store.exists(name)
     if exists and not upgrade:
@@ -62,7 +63,8 @@ def stage(store: ChannelStore, wasm: bytes, caps_bytes: bytes, *, source: str, a
                               f"install it as a channel of its own (--as NAME)")
         settings = load_settings(store.operator_path(name))
     raw = json.loads(caps_bytes)
-    effective = parse_capabilities(json.dumps(effective_doc(raw, settings)), f"{source} (with {name}'s settings)")
+    effective = parse_capabilities(json.dumps(effective_doc(raw, settings)), f"{source} (with {name}'s settings)",
+                                   lenient=lenient)
     chosen = check_version(version) if version is not None else bare_version(doc.version, wasm, caps_bytes)
     fresh = store.stage(name, chosen, wasm, caps_bytes, provenance or {"source": "bare", "signed": False})
     if not exists:

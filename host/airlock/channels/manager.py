@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import CapabilitiesFile, load_capabilities
 from ..errors import ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
 from ..runtime.engine import Runtime
 from ..runtime.values import ChannelConfig, HttpEndpoint, IncomingHttpRequest
@@ -118,6 +118,8 @@ class ChannelManager(AgentSide):
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
+        self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
@@ -131,7 +133,8 @@ class ChannelManager(AgentSide):
                   version: str | None = None, disabled: bool = False) -> ChannelSlot:
         """Load and start one channel (``instance``: its name in the gateway, default the file's ``name``;
         ``disabled``: load it but keep it stopped). Raises ConfigError / ComponentError for bad files."""
-        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else load_capabilities(caps_path)
+        caps = caps_path if isinstance(caps_path, CapabilitiesFile) else \
+            load_capabilities(caps_path, lenient=self.lenient_capabilities)
         name = instance or caps.name
         if name in self.slots:
             raise ConfigError(f"channel {name!r} is already loaded")

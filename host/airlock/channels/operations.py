@@ -52,7 +52,7 @@ async def load_installed(manager: ChannelManager, store: ChannelStore) -> None:
         store.migrate()
     except OSError as exc:
         log.warning("channels in %s not migrated to the versioned layout: %s", store.root, exc.strerror or exc)
-    for entry in list_installed(store.root):
+    for entry in list_installed(store.root, lenient=manager.lenient_capabilities):
         if entry.caps is None:
             log.error("channel %s not loaded: %s", entry.name, entry.error)
             continue
@@ -172,7 +172,7 @@ class Operations:
 
     def _caps(self, name: str, version: str) -> Any:
         try:
-            return effective_caps(self.store, name, version)
+            return effective_caps(self.store, name, version, lenient=self.manager.lenient_capabilities)
         except ConfigError as exc:
             raise LifecycleError(400, " ".join(str(exc).split())) from None
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import CapabilitiesFile, parse_capabilities
 from ..errors import ConfigError
+from ..manifest import CapabilitiesFile, parse_capabilities
 from .layout import ChannelStore, write_json_atomic
 
 __all__ = [
@@ -112,13 +112,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def effective_caps(store: ChannelStore, name: str, version: str | None = None,
-                   settings: OperatorSettings | None = None) -> CapabilitiesFile:
-    """The validated capabilities file ``name`` runs with at ``version`` (default: the active one)."""
+                   settings: OperatorSettings | None = None, *, lenient: bool = False) -> CapabilitiesFile:
+    """The validated capabilities file ``name`` runs with at ``version`` (default: the active one); ``lenient`` as
+    ``manifest.parse_capabilities``'s."""
     inst = store.get(name)
     path = store.manifest(name, version or inst.active)
     chosen = settings if settings is not None else load_settings(store.operator_path(name))
     doc = effective_doc(read_manifest(path), chosen)
-    return parse_capabilities(json.dumps(doc), f"{name} ({path.parent.name} with {store.operator_path(name).name})")
+    return parse_capabilities(json.dumps(doc), f"{name} ({path.parent.name} with {store.operator_path(name).name})",
+                              lenient=lenient)
 
 
 def _parse_key(key: str) -> tuple[str, list[str]]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
+from ..manifest import WebsocketCapability as WebsocketSpec
 from .discord_gateway import DiscordGatewayDriver, is_discord_spec
 from .generic_socket import GenericDriver
 from .socket_base import Driver

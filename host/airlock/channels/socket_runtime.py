@@ -58,8 +58,8 @@ import aiohttp
 
 from ..capabilities.ssrf import DestinationRefused, is_ip_literal
 from ..capabilities.websocket import WebsocketCapability
-from ..config import WebsocketCapability as WebsocketSpec
 from ..errors import ConfigError
+from ..manifest import WebsocketCapability as WebsocketSpec
 from ..runtime.linker import GuestFault
 from ..runtime.values import IncomingHttpRequest
 from .socket_base import CLOSE_TIMEOUT_S, MAX_INBOUND_FRAME_BYTES, RESUMABLE_CLOSE, ConnectionEnd, Driver, Link

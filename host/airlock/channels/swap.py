@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import CapabilitiesFile
+from ..manifest import CapabilitiesFile
 from .channel import Channel
 from .lifecycle import DISABLED, stop_slot
 

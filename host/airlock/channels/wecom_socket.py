@@ -36,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from ..config import WebsocketCapability as WebsocketSpec
+from ..manifest import WebsocketCapability as WebsocketSpec
 from ..runtime.linker import GuestFault
 from .socket_base import RESUMABLE_CLOSE, ConnectionEnd, DuplicateKey, Link, closed_end, loads_strict, log
 

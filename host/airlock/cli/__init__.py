@@ -1,6 +1,7 @@
 """The ``airlock`` command line, one module per command group.
 
-    airlock [--home PATH] [--version] serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...]
+    airlock [--home PATH] [--config PATH] [--version] ...   (app.py; host settings: airlock.host_settings)
+    airlock serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...] [--lenient]
                                                              (serve.py; keeps HOME/run/gateway.json: runfile.py)
     airlock channels install|list|check ...                  (channels.py)
     airlock channels enable|disable|upgrade|rollback|remove|versions NAME   (channels_lifecycle.py)
@@ -17,6 +18,7 @@
     airlock doctor [--port N] [--clock-url URL]              (doctor.py, doctor_checks.py)
     airlock new python|rust NAME [--dir PATH]                (new.py, templates/)
     airlock version                                          (about.py)
+    airlock config show                                      (hostconfig.py; sources: airlock.host_settings)
 
 Every command takes ``-h``; every list or show command takes ``--json``. The data directory is ``--home``,
 else ``$AIRLOCK_HOME``, else ``~/.airlock``. The root app, one-line errors and logging are in ``app.py``;
@@ -44,6 +46,7 @@ from . import admin  # noqa: F401
 from . import new  # noqa: F401
 from . import about  # noqa: F401
 from . import route  # noqa: F401
+from . import hostconfig  # noqa: F401
 # isort: on
 from .app import QUIETABLE as _QUIETABLE  # noqa: F401  (tests restore these loggers after each run)
 from .app import app, one_line

@@ -12,19 +12,21 @@ import functools
 import logging
 import sqlite3
 import sys
-import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 
-from ..config import HostConfig
 from ..errors import AirlockError, ConfigError
+from ..host_config import HostConfig
+from ..host_settings import Origin, Settings, resolve
 
 __all__ = [
     "QUIETABLE",
+    "RootOptions",
     "app",
     "config_from",
     "fail",
@@ -32,6 +34,7 @@ __all__ = [
     "one_line",
     "os_error",
     "parse_upstreams",
+    "settings_from",
     "setup_logging",
 ]
 
@@ -151,6 +154,15 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+@dataclass(frozen=True)
+class RootOptions:
+    """The root command's options, kept on the root context for :func:`config_from`."""
+
+    home: Path | None
+    home_origin: Origin
+    config_file: Path | None
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -158,49 +170,46 @@ def _root(
         "--home", envvar="AIRLOCK_HOME", show_envvar=True,
         help="Data directory (secrets, pairing, workspace, channels, compile cache). Default ~/.airlock.",
     )] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", metavar="PATH",
+        help="Host config file (TOML) to read instead of HOME/airlock.toml. AIRLOCK_* variables override it.",
+    )] = None,
     version: Annotated[bool, typer.Option(
         "--version", "-V", callback=_show_version, is_eager=True,
         help="Print the Airlock and wasmtime versions and the worlds supported, then exit.",
     )] = False,
 ) -> None:
     """Airlock: chat-channel plugins as sandboxed WebAssembly components."""
-    ctx.obj = home
+    # By name: typer 0.29 vendors its own click, whose enum is not click's.
+    source = getattr(ctx.get_parameter_source("home"), "name", "DEFAULT")
+    origin: Origin = "env" if source == "ENVIRONMENT" else "command line" if source == "COMMANDLINE" else "default"
+    ctx.obj = RootOptions(home=home, home_origin=origin, config_file=config_file)
     setup_logging(logging.WARNING)
 
 
+def settings_from(ctx: typer.Context, *, defaults: dict[str, Any] | None = None, **values: Any) -> Settings:
+    """The host settings for this invocation (``host_settings.resolve``): ``--home``, ``--config`` (or
+    ``HOME/airlock.toml``), ``AIRLOCK_*`` variables, then ``values`` (the command's options, highest); ``defaults``
+    are the command's own defaults, below the file.
+
+    Raises:
+        ConfigError: a bad file, variable or value (one line naming where it came from).
+    """
+    root = ctx.find_root().obj
+    opts = root if isinstance(root, RootOptions) else RootOptions(None, "default", None)
+    if "home" in values:
+        opts = RootOptions(values.pop("home"), "command line", opts.config_file)
+    return resolve(home=opts.home, home_origin=opts.home_origin, config_file=opts.config_file,
+                   defaults=defaults, cli=values)
+
+
 def config_from(ctx: typer.Context, **values: Any) -> HostConfig:
-    """The host config for this invocation: ``--home`` (or ``$AIRLOCK_HOME``) plus ``values``.
+    """The host config for this invocation (:func:`settings_from` without the origins).
 
     Raises:
-        ConfigError: a value is invalid (one line, e.g. ``listen_port: ...``).
+        ConfigError: a value is invalid (one line, e.g. ``AIRLOCK_LISTEN_PORT='x': expected an integer``).
     """
-    home = ctx.find_root().obj
-    if isinstance(home, Path):
-        values["home"] = home
-    path = HostConfig.build(**{k: v for k, v in values.items() if k == "home"}).home / CONFIG_FILE
-    from_file = host_file(path)
-    try:
-        return HostConfig.build(**{**from_file, **values})
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}" if from_file else str(exc)) from None
-
-
-CONFIG_FILE = "airlock.toml"
-"""The host config file in the home (TOML, the fields of ``HostConfig``; command-line options override it)."""
-
-
-def host_file(path: Path) -> dict[str, Any]:
-    """The values of a host config file (empty when there is none).
-
-    Raises:
-        ConfigError: the file is not valid TOML (one line with the file and the parser's message).
-    """
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return settings_from(ctx, **values).config
 
 
 def parse_upstreams(items: list[str] | None) -> dict[str, str]:

@@ -17,21 +17,26 @@ from ..channels.channel import namespaced_lookup
 from ..channels.install import stage
 from ..channels.layout import ChannelStore
 from ..channels.socket_runtime import start_blocker
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..control import gateway_for
 from ..errors import ComponentError, ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
+    LenientOption,
     check_channel_name,
+    check_file_against_schema,
     lazy_store,
+    lenient_note,
     load_component,
     migrate_quietly,
     missing_secrets,
     runtime_for,
 )
+from .install_check import check_argument_order, check_fit, check_world
 from .output import Column, JsonOption, Row, print_json, show_rows
 
 __all__ = ["channel_rows", "channels_app"]
@@ -42,9 +47,9 @@ channels_app = typer.Typer(help="Install, list, remove and check channels.", no_
 app.add_typer(channels_app, name="channels")
 
 
-def _load_runnable(caps: Path) -> CapabilitiesFile:
+def _load_runnable(caps: Path, *, lenient: bool = False) -> CapabilitiesFile:
     """Load a capabilities file and refuse one this host cannot run (an unsupported websocket protocol)."""
-    doc = load_capabilities(caps)
+    doc = load_capabilities(caps, lenient=lenient)
     cannot = channel_blocker(doc)
     if cannot is not None:
         raise ConfigError(f"{caps}: $.capabilities.websocket.protocol: {cannot}")
@@ -62,16 +67,20 @@ def channels_install(
                                      "own config, secrets NAME/..., workspace, pairings, /webhook/NAME).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Installed already: add this as a new version and run it (as channels upgrade).")] = False,
+    lenient: LenientOption = False,
 ) -> None:
     """Validate a component and its capabilities file, then keep them as a version of a channel in the home.
 
     Stored as HOME/channels/NAME/VERSION/ (NAME from the capabilities file, or --as; VERSION is the file's version
-    with a content hash, e.g. 0.2.2+1a2b3c4d). A running gateway starts the channel at once.
+    with a content hash, e.g. 0.2.2+1a2b3c4d). Refused before anything is written: swapped arguments, a component
+    built for another world than the file declares, or one whose on-start (run once, offline, without secrets) asks
+    for nothing the file grants. A running gateway starts the channel at once.
     """
     config = config_from(ctx)
     if as_name is not None:
         check_channel_name(as_name)
-    doc = _load_runnable(caps)
+    check_argument_order(wasm, caps)
+    doc = _load_runnable(caps, lenient=lenient)
     loaded = _load_checked(config, wasm, caps, doc)
     store = ChannelStore(config.channels_dir)
     migrate_quietly(store)
@@ -79,9 +88,14 @@ def channels_install(
     if force and store.exists(name):
         from .channels_lifecycle import upgrade_from_files
 
-        upgrade_from_files(config, store, name, wasm, caps)
+        upgrade_from_files(config, store, name, wasm, caps, lenient=lenient)
         return
-    staged = stage(store, wasm.read_bytes(), caps.read_bytes(), source=str(caps), as_name=as_name)
+    if not store.exists(name):
+        check_fit(config, doc, caps, wasm)
+    staged = stage(store, wasm.read_bytes(), caps.read_bytes(), source=str(caps), as_name=as_name,
+                   lenient=lenient)
+    if lenient:
+        lenient_note(caps, config)
     gateway = gateway_for(config.home)
     running = ""
     if gateway is not None:
@@ -99,6 +113,7 @@ def _load_checked(config: HostConfig, wasm: Path, caps: Path, doc: CapabilitiesF
     """Load ``wasm`` (a clear one-line error if it does not) and warn about a WIT version mismatch."""
     with runtime_for(config) as runtime:
         loaded = load_component(runtime, wasm)
+    check_world(doc, caps, loaded)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
     if wit_version_note(doc.wit_version, world_version) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
@@ -150,7 +165,8 @@ def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], Secre
     ``invalid``) and ``status`` (the full one-line reason).
     """
     directory = config.channels_dir
-    rows = [_channel_row(runtime, entry, store) for entry in list_installed(directory)]
+    rows = [_channel_row(runtime, entry, store)
+            for entry in list_installed(directory, lenient=config.lenient_capabilities)]
     for wasm in sorted(directory.glob("*.wasm") if directory.is_dir() else []):
         if not wasm.with_name(f"{wasm.stem}.capabilities.json").exists():
             rows.append(_row(wasm.stem, f"invalid: {wasm.stem}.capabilities.json is missing",
@@ -199,12 +215,16 @@ def channels_check(
     caps: Annotated[Path, typer.Argument(help="A capabilities file to validate.")],
     wasm: Annotated[Path | None, typer.Argument(help="Also load this component.")] = None,
     as_json: JsonOption = False,
+    lenient: LenientOption = False,
 ) -> None:
     """Validate a capabilities file (and optionally a component) and print a one-line summary.
 
-    --json: {name, version, wit_version, summary, component: {world, size_bytes} or null}.
+    The file is checked by the loader the gateway uses and against the published JSON Schema
+    (airlock/manifest/capabilities.schema.json). --json: {name, version, wit_version, summary,
+    component: {world, size_bytes} or null}.
     """
-    doc = _load_runnable(caps)
+    doc = _load_runnable(caps, lenient=lenient)
+    check_file_against_schema(caps, lenient=lenient)
     summary = report.caps_summary(doc)
     component: dict[str, Any] | None = None
     if wasm is not None:

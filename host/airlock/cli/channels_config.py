@@ -18,8 +18,8 @@ from ..channels.settings import (
     save_settings,
     with_setting,
 )
-from ..config import HostConfig
 from ..control import ControlRefused, gateway_for
+from ..host_config import HostConfig
 from .app import config_from, friendly_errors
 from .channels import channels_app
 from .channels_lifecycle import NameArg, _store

@@ -17,12 +17,13 @@ import typer
 
 from ..channels.install import stage
 from ..channels.layout import ChannelStore, check_instance_name
-from ..config import HostConfig
 from ..control import gateway_for
 from ..errors import ConfigError
+from ..host_config import HostConfig
 from .app import config_from, friendly_errors
 from .channels import _load_checked, _load_runnable, channels_app
-from .common import complete_channel, migrate_quietly
+from .common import LenientOption, complete_channel, migrate_quietly
+from .install_check import check_argument_order
 from .output import JsonOption, print_json
 
 __all__ = ["upgrade_from_files"]
@@ -83,11 +84,14 @@ def channels_disable(ctx: typer.Context, name: NameArg) -> None:
     _say(doc, "disabled")
 
 
-def upgrade_from_files(config: HostConfig, store: ChannelStore, name: str, wasm: Path, caps: Path) -> None:
+def upgrade_from_files(config: HostConfig, store: ChannelStore, name: str, wasm: Path, caps: Path, *,
+                       lenient: bool = False) -> None:
     """Keep ``wasm`` + ``caps`` as a new version of ``name`` and switch to it (module docstring)."""
-    doc = _load_runnable(caps)
+    check_argument_order(wasm, caps)
+    doc = _load_runnable(caps, lenient=lenient)
     _load_checked(config, wasm, caps, doc)
-    staged = stage(store, wasm.read_bytes(), caps.read_bytes(), source=str(caps), as_name=name, upgrade=True)
+    staged = stage(store, wasm.read_bytes(), caps.read_bytes(), source=str(caps), as_name=name, upgrade=True,
+                   lenient=lenient)
     if staged.version == store.get(name).active:  # the same bytes again: nothing to do
         typer.echo(f"{name} runs {staged.version} already")
         return
@@ -114,6 +118,7 @@ def channels_upgrade(
     caps: Annotated[Path | None, typer.Argument(help="Its capabilities file.")] = None,
     version: Annotated[str | None, typer.Option(
         "--version", metavar="VERSION", help="Switch to this kept version instead (channels versions NAME).")] = None,
+    lenient: LenientOption = False,
 ) -> None:
     """Run a new version of an installed channel: WASM + CAPS, or a kept --version.
 
@@ -125,7 +130,7 @@ def channels_upgrade(
     if (wasm is None) == (version is None) or (wasm is None) != (caps is None):
         raise ConfigError("give either WASM and CAPS, or --version VERSION")
     if wasm is not None and caps is not None:
-        upgrade_from_files(config, store, name, wasm, caps)
+        upgrade_from_files(config, store, name, wasm, caps, lenient=lenient)
     elif version is not None:
         if version not in store.get(name).versions:
             raise ConfigError(f"{name} has no version {version[:64]!r} (kept: "

@@ -4,30 +4,36 @@ secret store, reading capabilities files, and atomic file copies."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ..channels.catalog import Entry, list_installed, secret_name_for
 from ..channels.layout import ChannelStore
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import AirlockError, ComponentError, ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 
 __all__ = [
     "NAME_RE",
+    "LenientOption",
     "check_channel_name",
+    "check_file_against_schema",
     "complete_channel",
     "component_problem",
     "copy_atomic",
     "installed_caps",
     "lazy_store",
+    "lenient_note",
     "load_component",
     "migrate_quietly",
     "missing_secrets",
@@ -37,9 +43,35 @@ __all__ = [
     "runtime_for",
 ]
 
-#: A channel name, as the capabilities file requires it (``config._NAME_RE``).
+log = logging.getLogger("airlock.cli")
+
+#: A channel name, as the capabilities file requires it (``manifest.base.NAME_RE``).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CORE_MODULE_VERSION = b"\x01\x00\x00\x00"
+
+
+LenientOption = Annotated[bool, typer.Option(
+    "--lenient", help="Unknown keys in the capabilities file are warnings (and ignored) instead of errors.")]
+"""``--lenient`` of ``channels check`` and ``channels install`` (``manifest.strict``)."""
+
+
+def lenient_note(caps: Path, config: HostConfig) -> None:
+    """After a lenient install: say that the gateway reads installed files strictly unless told otherwise."""
+    if not config.lenient_capabilities:
+        log.warning("%s: installed leniently; airlock serve refuses a file with unknown keys unless it runs with "
+                    "--lenient (or lenient_capabilities = true in airlock.toml)", caps)
+
+
+def check_file_against_schema(path: Path, *, lenient: bool) -> None:
+    """Validate the (already loaded, so readable JSON) file at ``path`` against the published JSON Schema.
+
+    Raises:
+        CapabilitiesError: the first mismatch, one line (``manifest.schema.check_against_schema``).
+    """
+    from ..manifest.schema import check_against_schema
+
+    obj = json.loads(path.read_bytes().decode("utf-8-sig"))
+    check_against_schema(obj, str(path), lenient=lenient)
 
 
 def require_file(path: Path, what: str) -> None:
@@ -124,13 +156,13 @@ def lazy_store(config: HostConfig) -> Callable[[], SecretStore]:
     return get
 
 
-def read_caps_quietly(path: Path) -> CapabilitiesFile | None:
+def read_caps_quietly(path: Path, *, lenient: bool = False) -> CapabilitiesFile | None:
     """Load a capabilities file without warnings; ``None`` if it is invalid."""
-    config_log = logging.getLogger("airlock.config")
+    config_log = logging.getLogger("airlock.manifest")
     saved = config_log.level
     config_log.setLevel(logging.ERROR)
     try:
-        return load_capabilities(path)
+        return load_capabilities(path, lenient=lenient)
     except AirlockError:
         return None
     finally:
@@ -139,7 +171,7 @@ def read_caps_quietly(path: Path) -> CapabilitiesFile | None:
 
 def installed_caps(config: HostConfig) -> list[Entry]:
     """The installed channels (``channels.catalog``), sorted by name (empty if the directory is missing)."""
-    return list_installed(config.channels_dir)
+    return list_installed(config.channels_dir, lenient=config.lenient_capabilities)
 
 
 def complete_channel(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import HostConfig
 from ..errors import AirlockError
+from ..host_config import HostConfig
 from ..inbound.verifiers import TIMESTAMP_WINDOW_S
 from ..stores.secrets import KEY_ENV_VAR, KEY_FILENAME
 from .runfile import pid_running, read_runfile
@@ -86,6 +86,18 @@ def _mode_problem(path: Path, what: str, *, strict: bool) -> Check | None:
     return None
 
 
+def _rotation_note(key_file: Path) -> Check | None:
+    """A key file with two keys: ``secrets rotate-key`` stopped half-way (both work; the old one should go)."""
+    try:
+        lines = [line for line in key_file.read_text("ascii").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return None  # the secret store check reports an unreadable key
+    if len(lines) < 2:
+        return None
+    return Check("master key", "note", f"{key_file} holds the old and the new key of an interrupted rotation: "
+                                       "finish it with airlock secrets rotate-key")
+
+
 def home(config: HostConfig) -> list[Check]:
     """The home directory and the master key: private to this user (0700 / 0600)."""
     where = config.home
@@ -98,7 +110,7 @@ def home(config: HostConfig) -> list[Check]:
         note = f"; {key_file} is not used" if key_file.exists() else ""
         out.append(Check("master key", "ok", f"from ${KEY_ENV_VAR}{note}"))
     elif key_file.exists():
-        out.append(_mode_problem(key_file, "master key", strict=True)
+        out.append(_mode_problem(key_file, "master key", strict=True) or _rotation_note(key_file)
                    or Check("master key", "ok", f"{key_file} (mode 0600)"))
     else:
         out.append(Check("master key", "note", f"no {key_file} yet (created with mode 0600 by the first "
@@ -228,9 +240,20 @@ def channels(config: HostConfig) -> list[Check]:
         except AirlockError as exc:
             out.append(Check(f"channel {name}", "fail", str(exc)))
             continue
+        out.extend(_file_checks(name, caps))
         out.append(Check(f"channel {name}", "warn", f"inactive until its secrets are set: {', '.join(missing)}")
                    if missing else Check(f"channel {name}", "ok", f"{entry.version}, secrets set"))
     return out
+
+
+def _file_checks(name: str, caps: Any) -> list[Check]:
+    """What the capabilities file asks that this host cannot run (fail: the channel stays inactive) or runs with a
+    weak spot (warn, e.g. unsigned webhook POSTs): the same rules the gateway applies when it loads the channel."""
+    from ..channels.activation import blocker, file_warnings
+
+    problem = blocker(caps)
+    checks = [Check(f"channel {name}", "fail", problem)] if problem is not None else []
+    return checks + [Check(f"channel {name}", "warn", warning) for warning in file_warnings(caps)]
 
 
 def _store(config: HostConfig) -> Any:

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..capabilities.workspace import MAX_VALUE_BYTES, validate_path
-from ..config import CapabilitiesFile, HostConfig, load_capabilities
 from ..errors import ConfigError
+from ..host_config import HostConfig
+from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.model import NewEntry
 from ..runtime.engine import CALLBACKS
 from ..runtime.linker import GuestFault
@@ -130,19 +131,19 @@ def _resolve_target(config: HostConfig, target: str, caps: Path | None) -> tuple
     if not path.exists() and NAME_RE.match(target):
         from ..channels.catalog import find
 
-        entry = find(config.channels_dir, target)
+        entry = find(config.channels_dir, target, lenient=config.lenient_capabilities)
         if entry is None:
             raise ConfigError(f"{target}: neither a file nor a channel installed in {config.channels_dir}")
         if caps is not None:
-            return entry.component, load_capabilities(caps)
+            return entry.component, load_capabilities(caps, lenient=config.lenient_capabilities)
         if entry.caps is None:
             raise ConfigError(entry.error or f"{target}: its capabilities file does not load")
         return entry.component, entry.caps
     if caps is not None:
-        return path, load_capabilities(caps)
+        return path, load_capabilities(caps, lenient=config.lenient_capabilities)
     sibling = path.with_name(f"{path.name.removesuffix('.wasm')}.capabilities.json")
     if sibling.is_file():
-        return path, load_capabilities(sibling)
+        return path, load_capabilities(sibling, lenient=config.lenient_capabilities)
     raise ConfigError(f"--capabilities is required: no {sibling.name} next to {path}")
 
 

@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..config import CapabilitiesFile
 from ..errors import ConfigError
+from ..manifest import CapabilitiesFile
 from ..runtime.engine import CALLBACKS
 from ..runtime.values import STATUS_TYPES, AgentResponse, IncomingHttpRequest, StatusUpdate
 from . import report

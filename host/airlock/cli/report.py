@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..config import CapabilitiesFile
+from ..manifest import CapabilitiesFile
 from ..observability.docs import json_or_text, jsonable, redact, safe, trap_class
 
 if TYPE_CHECKING:

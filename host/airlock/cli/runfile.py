@@ -12,6 +12,7 @@ Shape::
 
     {"pid": 1234, "url": "http://127.0.0.1:8080", "listen_host": "127.0.0.1", "listen_port": 8080,
      "started_at": 1700000000.0, "home": "/var/lib/airlock", "versions": {"airlock": "0.1.0", ...},
+     "admin_url": "http://127.0.0.1:8788" | null, "agent_api_url": "http://127.0.0.1:8789" | null,
      "last_errors": {"telegram": [{"at": 1700000100.5, "callback": "on-poll", "class": "timeout",
                                   "message": "..."}]}}
 """
@@ -135,8 +136,8 @@ class RunFile:
             self.path.unlink(missing_ok=True)
 
 
-def started_info(url: str, listen_host: str, listen_port: int, home: Path,
-                 versions: dict[str, Any]) -> dict[str, Any]:
-    """The fixed part of the runtime file, for :class:`RunFile`."""
+def started_info(url: str, listen_host: str, listen_port: int, home: Path, versions: dict[str, Any], *,
+                 admin_url: str | None = None, agent_api_url: str | None = None) -> dict[str, Any]:
+    """The fixed part of the runtime file, for :class:`RunFile` (``None`` URLs: that listener is off)."""
     return {"url": url, "listen_host": listen_host, "listen_port": listen_port, "started_at": time.time(),
-            "home": str(home), "versions": versions}
+            "home": str(home), "versions": versions, "admin_url": admin_url, "agent_api_url": agent_api_url}

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Annotated
 
 import typer
 
-from ..channels.catalog import secret_name_for
-from ..config import HostConfig
 from ..control import gateway_for
 from ..errors import ConfigError, SecretStoreError
+from ..host_config import HostConfig
 from ..stores import SecretStore
-from ..stores.secrets import is_valid_stored_name
+from ..stores.secrets import generate_value, is_valid_stored_name
 from .app import app, config_from, friendly_errors
-from .common import installed_caps, open_secrets
+from .common import open_secrets
 from .output import JsonOption, print_json
+from .report import safe
+from .secret_setup import SecretSpec, secret_spec
 
 __all__ = ["secrets_app"]
 
@@ -24,22 +24,12 @@ secrets_app = typer.Typer(help="Manage the encrypted secret store (values are ne
                           no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
 
+#: Characters of ``secrets set --generate`` when no installed channel says how long the secret should be.
+DEFAULT_GENERATE_LENGTH = 32
+
 
 def _stdin_is_tty() -> bool:
     return sys.stdin.isatty()
-
-
-def _check_against_channels(config: HostConfig, name: str, value: str) -> None:
-    """Refuse a value that an installed channel's ``setup.required_secrets[].validation`` rejects."""
-    for entry in installed_caps(config):
-        doc = entry.caps
-        if doc is None or doc.setup is None:
-            continue
-        for spec in doc.setup.required_secrets:
-            stored = secret_name_for(entry.name, entry.platform, spec.name)
-            if stored == name and spec.validation and not re.search(spec.validation, value):
-                raise ConfigError(f"the value for {name} does not match the pattern channel {entry.name!r} "
-                                  f"requires ({spec.validation}); nothing stored")
 
 
 @secrets_app.command("set")
@@ -47,27 +37,36 @@ def _check_against_channels(config: HostConfig, name: str, value: str) -> None:
 def secrets_set(
     ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="Secret name (a-z, 0-9, _); INSTANCE/NAME for a channel installed --as INSTANCE.")],
+    generate: Annotated[bool, typer.Option(
+        "--generate", help="Store a random value (the length a channel's setup asks for; else "
+                           f"{DEFAULT_GENERATE_LENGTH} characters) instead of reading one.")] = False,
 ) -> None:
     """Store a secret. The value is read from a hidden prompt, or from stdin when it is not a terminal.
 
-    One trailing newline is stripped from stdin, so `echo TOKEN | airlock secrets set NAME` works. A running
-    gateway starts the channels that waited for it at once.
+    Installed channels' capabilities files (setup.required_secrets, auth) give the prompt and a hint, a pattern
+    the value must match, and whether an empty value may be generated. A name no installed channel uses is
+    stored with a warning. One trailing newline is stripped from stdin (`echo TOKEN | airlock secrets set NAME`).
+    A running gateway starts the channels that waited for it at once.
     """
     if not is_valid_stored_name(name):
         raise SecretStoreError(f"invalid secret name {name[:80]!r}: names must match [INSTANCE/]NAME, NAME "
                                f"^[a-z0-9_]{{1,64}}$")
     config = config_from(ctx)
-    if _stdin_is_tty():
-        value: str = typer.prompt(f"value for {name}", hide_input=True)
-    else:
-        value = sys.stdin.read()
-        value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    spec = secret_spec(config, name)
+    value = "" if generate else _read_value(spec)
+    generated = not value and (generate or spec.generate_length is not None)
+    if generated:
+        value = generate_value(spec.generate_length or DEFAULT_GENERATE_LENGTH)
     if not value:
         raise ConfigError(f"empty value for {name}; nothing stored")
-    _check_against_channels(config, name, value)
+    spec.check(value)
     store = SecretStore.open(config.home)
     store.set(name, value)
-    typer.echo(f"stored secret {name}{_tell_gateway(config)}")
+    typer.echo(f"stored secret {name}" + (f" (generated, {len(value)} characters)" if generated else "")
+               + _tell_gateway(config))
+    warning = spec.unused_warning()
+    if warning is not None:  # after storing: a refused value gets its one error line only
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _tell_gateway(config: HostConfig) -> str:
@@ -78,6 +77,18 @@ def _tell_gateway(config: HostConfig) -> str:
     changed = gateway.call("POST", "/v1/secrets/changed").get("changed", [])
     said = [f"{c.get('name')}: {c.get('status')}" for c in changed if isinstance(c, dict)]
     return f"; running gateway: {'; '.join(said)}" if said else ""
+
+
+def _read_value(spec: SecretSpec) -> str:
+    """The value from a hidden prompt (with the channels' prompt and hint shown first), or from stdin."""
+    if _stdin_is_tty():
+        for line in [*dict.fromkeys(spec.prompts), *dict.fromkeys(spec.hints)]:
+            typer.echo(safe(line, 300), err=True)
+        empty_ok = spec.generate_length is not None
+        return str(typer.prompt(f"value for {spec.name}" + (" (empty: generate one)" if empty_ok else ""),
+                                hide_input=True, default="" if empty_ok else None, show_default=False))
+    value = sys.stdin.read()
+    return value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
 
 
 @secrets_app.command("list")
@@ -107,3 +118,24 @@ def secrets_rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Sec
     if store is None or not is_valid_stored_name(name) or not store.remove(name):
         raise SecretStoreError(f"no secret named {name[:80]!r}")
     typer.echo(f"removed secret {name}{_tell_gateway(config)}")
+
+
+@secrets_app.command("rotate-key")
+@friendly_errors
+def secrets_rotate_key(ctx: typer.Context) -> None:
+    """Re-encrypt every secret with a new master key (HOME/master.key is replaced).
+
+    Safe to interrupt: killed at any point, the store opens with the old key or the new one; run it again to
+    finish. Refused while a gateway runs on the home. With AIRLOCK_MASTER_KEY, the new key is read from
+    AIRLOCK_NEW_MASTER_KEY and you set AIRLOCK_MASTER_KEY to it afterwards.
+    """
+    from ..stores.keyrotation import NEW_KEY_ENV_VAR, rotate_master_key
+
+    config = config_from(ctx)
+    done = rotate_master_key(config.home)
+    plural = "" if done.secrets == 1 else "s"
+    if done.from_env:
+        typer.echo(f"re-encrypted {done.secrets} secret{plural} with the key in {NEW_KEY_ENV_VAR}; set "
+                   f"AIRLOCK_MASTER_KEY to it now (the old key no longer opens the store)")
+    else:
+        typer.echo(f"re-encrypted {done.secrets} secret{plural} with a new master key in {done.key_file}")

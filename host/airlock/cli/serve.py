@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..config import HostConfig
 from ..errors import AirlockError, ConfigError
+from ..host_config import HostConfig
+from ..host_settings import Settings
 from ..observability.logs import parse_level
+from ..stores.homelock import HomeLock
 from .about import version_doc
-from .app import app, config_from, fail, friendly_errors, parse_upstreams, setup_logging
+from .app import app, fail, friendly_errors, parse_upstreams, settings_from, setup_logging
 from .runfile import FLUSH_INTERVAL_S, ErrorRecorder, RunFile, started_info
 
 if TYPE_CHECKING:
@@ -60,60 +62,78 @@ def serve(
         metavar="URL", help="This gateway's public base URL (e.g. a tunnel), given to channels as tunnel_url.",
     )] = None,
     agent_api_port: Annotated[int | None, typer.Option(
-        metavar="N", envvar="AIRLOCK_AGENT_API_PORT", show_envvar=True,
-        help="Agent HTTP API port, on 127.0.0.1 (0 picks a free one). (default: 8789; 0 with --port 0)")] = None,
+        metavar="N", help="Agent HTTP API port, on 127.0.0.1 (0 picks a free one). (default: 8789; 0 with --port 0)",
+    )] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (--log-level debug).")] = False,
-    log_format: Annotated[str, typer.Option(
-        metavar="text|json", help="Log lines as text, or one JSON object a line (channel, callback, trace_id).",
-    )] = "text",
+    log_format: Annotated[str | None, typer.Option(
+        metavar="text|json", help="Log lines as text, or one JSON object a line (channel, callback, trace_id). "
+                                  "(default: text)",
+    )] = None,
     log_level: Annotated[str | None, typer.Option(
         metavar="LEVEL", help="debug, info, warning, error or critical. (default: info)")] = None,
-    admin: Annotated[bool, typer.Option(
-        "--admin/--no-admin", help="Serve the admin console, API and /metrics on a listener of their own.",
-    )] = True,
+    admin: Annotated[bool | None, typer.Option(
+        "--admin/--no-admin", help="Serve the admin console, API and /metrics on a listener of their own. "
+                                   "(default: on)",
+    )] = None,
     admin_host: Annotated[str | None, typer.Option(
         help="Admin listener address. (default: 127.0.0.1)")] = None,
     admin_port: Annotated[int | None, typer.Option(
         metavar="N", help=f"Admin listener port, never the webhook port. (default: {DEFAULT_ADMIN_PORT})")] = None,
+    lenient: Annotated[bool, typer.Option(
+        "--lenient", help="Load capabilities files with unknown keys (warned about and ignored) instead of "
+                          "refusing those channels.")] = False,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
 
-    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. SIGHUP reads
-    airlock.toml again and applies the settings that can change live (routing, bus capacity, retention, inline
-    callbacks, public URL); the others are logged as needing a restart. The CLI reaches it through
-    HOME/control.sock (channels enable/disable/upgrade/rollback/remove, secrets set/rm).
+    SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. One serve per home:
+    a second one exits at once, naming the PID of the first (HOME/serve.lock). SIGHUP reads airlock.toml (and the
+    AIRLOCK_* variables) again and applies the settings that can change live (routing, bus capacity, retention,
+    inline callbacks, public URL); the others are logged as needing a restart. The CLI reaches the gateway through
+    HOME/control.sock (channels enable/disable/upgrade/rollback/remove/config, secrets set/rm).
     """
-    setup_logging(parse_level(log_level) if log_level is not None else logging.DEBUG if verbose else logging.INFO,
-                  serve=True, fmt=log_format)
-    values: dict[str, Any] = {"upstream_overrides": parse_upstreams(upstream)}
-    values.update(_admin_values(admin, admin_host, admin_port))
-    if port is not None:
-        values["listen_port"] = port
-    if host is not None:
-        values["listen_host"] = host
-    if channels_dir is not None:
-        values["channels_dir"] = channels_dir
-    if public_url is not None:
-        values["public_base_url"] = public_url
-    if agent_api_port is not None:
-        values["agent_api_port"] = agent_api_port
-    config = config_from(ctx, **values)
-    agent_fn: Agent
-    if agent == "none":
-        agent_fn, agent_name = _no_agent, "none (messages wait in the log for the agent API)"
-    elif agent is not None:
+    options = {"listen_port": port, "listen_host": host, "channels_dir": channels_dir, "public_base_url": public_url,
+               "agent_api_port": agent_api_port, "log_format": log_format, "admin": admin,
+               "admin_host": admin_host, "admin_port": admin_port,
+               "log_level": "debug" if verbose and log_level is None else log_level,
+               "lenient_capabilities": True if lenient else None}
+    values: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if upstream:
+        values["upstream_overrides"] = parse_upstreams(upstream)
+    settings = settings_from(ctx, defaults={"admin": True}, **values)
+    agent_fn, agent_name = _agent(agent)
+    with HomeLock(settings.config.home):  # before anything binds a port: a second serve names the first's PID
+        _serve_locked(settings, agent_fn, agent_name,
+                      lambda: settings_from(ctx, defaults={"admin": True}, **values).config)
+
+
+def _agent(spec: str | None) -> tuple[Agent, str]:
+    """``--agent``: the agent callable and how the log names it."""
+    if spec == "none":
+        return _no_agent, "none (messages wait in the log for the agent API)"
+    if spec is not None:
         from ..agents.loader import load_agent
 
-        agent_fn, agent_name = load_agent(agent), agent
-    else:
-        from ..agents.echo import echo_agent
+        return load_agent(spec), spec
+    from ..agents.echo import echo_agent
 
-        agent_fn, agent_name = echo_agent, "echo (built in)"
+    return echo_agent, "echo (built in)"
+
+
+def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str, reread: Callable[[], HostConfig]) -> None:
+    config = settings.config
+    setup_logging(parse_level(config.log_level), serve=True, fmt=config.log_format)
+    if config.admin and settings.origins["admin_port"][0] == "default" \
+            and not _port_free(config.admin_host, config.admin_port):
+        log.warning("admin console not started: %s:%d is in use (choose one with --admin-port N, or --no-admin)",
+                    config.admin_host, config.admin_port)
+        config.admin = False
     log.info("home %s, channels from %s", config.home, config.channels_dir)
     for logical, base in config.upstream_overrides.items():
         log.warning("upstream override: %s -> %s", logical, base)
     try:
-        code = asyncio.run(_serve(config, agent_fn, agent_name, lambda: config_from(ctx, **values)))
+        # A reread keeps the admin switch as decided above (a taken default port is no change to report).
+        code = asyncio.run(_serve(config, agent_fn, agent_name,
+                                  lambda: reread().model_copy(update={"admin": config.admin})))
     except KeyboardInterrupt:
         fail("interrupted while stopping")
     raise typer.Exit(code)
@@ -155,7 +175,8 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, reread: Call
             raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {why}") from None
         _show_admin(host)
         runfile = RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
-                                                    dict(version_doc())), recorder)
+                                                    dict(version_doc()), admin_url=host.admin_url,
+                                                    agent_api_url=host.agent_api_url), recorder)
         runfile.write()
         flusher = asyncio.create_task(_flush_runfile(runfile), name="runfile")
         log.info("serving on %s with agent %s; Ctrl-C to stop", host.base_url, agent_name)
@@ -185,20 +206,13 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, reread: Call
     return code
 
 
-def _admin_values(on: bool, host: str | None, port: int | None) -> dict[str, Any]:
-    """HostConfig values for the admin listener; off (with a warning) when the default port is taken."""
-    if not on:
-        return {"admin": False}
-    values: dict[str, Any] = {"admin": True}
-    if host is not None:
-        values["admin_host"] = host
-    if port is not None:
-        values["admin_port"] = port
-    elif not _port_free(host or "127.0.0.1", DEFAULT_ADMIN_PORT):
-        log.warning("admin console not started: %s:%d is in use (choose one with --admin-port N, or --no-admin)",
-                    host or "127.0.0.1", DEFAULT_ADMIN_PORT)
-        values["admin"] = False
-    return values
+async def _reload(host: AirlockHost) -> None:
+    """SIGHUP: read the host settings again and apply what can change live (``AirlockHost.reload_host_config``);
+    a config that does not validate is logged and changes nothing."""
+    try:
+        await host.reload_host_config()
+    except AirlockError as exc:
+        log.error("SIGHUP: host config not reloaded: %s", exc)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -221,15 +235,6 @@ def _show_admin(host: AirlockHost) -> None:
     else:
         typer.echo(f"admin console on {host.admin_url} (log in with the admin token; a new one: "
                    "airlock admin token)", err=True)
-
-
-async def _reload(host: AirlockHost) -> None:
-    """SIGHUP: read airlock.toml (and the environment) again and apply what can change live
-    (``AirlockHost.reload_host_config``); a config that does not validate is logged and changes nothing."""
-    try:
-        await host.reload_host_config()
-    except AirlockError as exc:
-        log.error("SIGHUP: host config not reloaded: %s", exc)
 
 
 async def _flush_runfile(runfile: RunFile) -> None:

@@ -196,7 +196,7 @@ def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
             "polling": slot.poll_interval_s is not None, "polls": slot.polls, "failures": slot.failures,
             "world": slot.channel.loaded.world.name,
             "websocket": slot.socket.status.as_dict() if slot.socket is not None else None,
-            "inline": slot.inline.as_dict()}
+            "inline": slot.inline.as_dict(), "warnings": list(slot.warnings)}
 
 
 def build_app(manager: ChannelManager, limits: ListenerLimits | None = None) -> web.Application:

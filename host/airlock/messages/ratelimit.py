@@ -7,7 +7,9 @@ follow each platform's published limits:
 - Slack: chat.postMessage about 1 message/s per channel (api.slack.com/methods/chat.postMessage, rate limits);
 - Discord: 5 messages per 5 s per channel (discord.com/developers/docs/topics/rate-limits, observed per-route);
 - WhatsApp Cloud API: 80 messages/s per business number (developers.facebook.com, throughput);
-- Feishu: 5 messages/s per bot to one chat, 50/s per app (open.feishu.cn, message frequency limits).
+- Feishu: 5 messages/s per bot to one chat, 50/s per app (open.feishu.cn, message frequency limits);
+- WeCom: an app may send one member at most 30 messages a minute and 1000 an hour, "超过部分会被丢弃不下发" (the excess
+  is dropped; developer.work.weixin.qq.com/document/path/90236): 0.27/s with a burst of 3 per chat stays under both.
 Other channels get 10/s overall and 1/s per chat. The capabilities file may override both
 (``capabilities.channel.send_rate``: ``per_second`` and ``per_chat_per_second``, with bursts).
 """
@@ -36,6 +38,7 @@ PLATFORM_RATES: dict[str, SendRate] = {
     "discord": SendRate(5.0, 5.0, 1.0, 5.0),
     "whatsapp": SendRate(80.0, 80.0, 1.0, 5.0),
     "feishu": SendRate(50.0, 50.0, 5.0, 5.0),
+    "wecom": SendRate(10.0, 10.0, 0.27, 3.0),
 }
 DEFAULT_RATE = SendRate(10.0, 10.0, 1.0, 1.0)
 MAX_CHAT_BUCKETS = 10_000

@@ -117,13 +117,24 @@ def _feishu(user_id: str, thread_id: str | None, meta: Mapping[str, Any]) -> _Wh
     return _Where("thread", thread, parent_peer_id=chat) if thread else _Where("group", chat)
 
 
+def _wecom(user_id: str, thread_id: str | None, meta: Mapping[str, Any]) -> _Where | None:
+    """guest-plugins/wecom (``bot.rs``): ``chat_type`` (``single`` or ``group``) and ``chat_id`` of the AI bot's
+    group chats; app callbacks are 1:1 (no ``chat_type``)."""
+    chat = _id(meta, "chat_id")
+    if meta.get("chat_type") != "group" or chat is None:
+        return None
+    return _Where("group", chat)
+
+
 def _dm_only(user_id: str, thread_id: str | None, meta: Mapping[str, Any]) -> _Where | None:
-    """guest-plugins/whatsapp: the guest relays 1:1 chats only (``from`` is the user id); nothing to read."""
+    """guest-plugins/whatsapp and guest-plugins/wechat: the guest relays 1:1 chats only (the sender is the user
+    id); nothing to read."""
     return None
 
 
 _DERIVE: dict[str, _Derive] = {
     "telegram": _telegram, "slack": _slack, "discord": _discord, "feishu": _feishu, "whatsapp": _dm_only,
+    "wecom": _wecom, "wechat": _dm_only,
 }
 
 
@@ -131,7 +142,8 @@ def route_input_from(channel_type: str, instance: str, user_id: str, thread_id: 
                      metadata: Mapping[str, Any]) -> RouteInput:
     """Where a message comes from, from what its channel emitted.
 
-    ``channel_type`` is the platform (``telegram``, ``slack``, ``discord``, ``feishu``, ``whatsapp``), which
+    ``channel_type`` is the platform (``telegram``, ``slack``, ``discord``, ``feishu``, ``whatsapp``, ``wecom``,
+    ``wechat``), which
     picks the metadata keys read (each reader's docstring above names them); ``instance`` is the channel
     instance (the route's account). Any other channel type, or metadata that lacks what a group needs (or
     whose values are neither non-empty strings nor integers), gives a DM from ``user_id``: a message is never

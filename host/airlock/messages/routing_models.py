@@ -58,7 +58,7 @@ __all__ = [
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """Agent, channel, account (channel instance) and person names: the rule channel names already follow
-(``airlock.config``). No ``:``, so a name is always one segment of a session key."""
+(``airlock.manifest``). No ``:``, so a name is always one segment of a session key."""
 
 MAX_ID_CHARS = 256
 """Longest platform id (peer, parent, group, team) a binding or identity link may name. Platform ids are far

@@ -22,8 +22,8 @@ from typing import Any, Protocol, TypeVar
 import wasmtime
 from wasmtime.component import Func, Linker
 
-from ..config import DEFAULT_MAX_GUEST_LIST_BYTES
 from ..errors import AirlockError, GuestTrap, HostBug, SandboxBusy, TrapKind
+from ..host_config import DEFAULT_MAX_GUEST_LIST_BYTES
 from . import fastpath as fp
 from . import fastpath_store as fps
 from . import linker as host_linker

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import wasmtime
 from wasmtime.component import Linker
 
-from ..config import DEFAULT_MAX_GUEST_LIST_BYTES
+from ..host_config import DEFAULT_MAX_GUEST_LIST_BYTES
 from . import convert, fastpath
 from .values import EmittedMessage, HttpResponse, LogLevel
 

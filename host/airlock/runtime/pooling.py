@@ -42,7 +42,7 @@ import wasmtime
 from wasmtime import _ffi
 
 if TYPE_CHECKING:
-    from ..config import HostConfig
+    from ..host_config import HostConfig
 
 POOL_SLOTS_FLOOR = 32
 """Smallest pool, in concurrent component instances: the manager's 8 callback workers plus room for the CLI,

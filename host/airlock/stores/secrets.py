@@ -26,7 +26,7 @@ import json
 import os
 import re
 import secrets as _secrets
-import stat
+import string
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from airlock.errors import SecretStoreError
 
 from .files import private_dir
+from .masterkey import (
+    KEY_ENV_VAR,
+    KEY_FILENAME,
+    create_key_file,
+    parse_master_key,
+    read_key_file,
+    write_private_file,
+)
 
 __all__ = [
+    "GENERATE_ALPHABET",
     "KEY_ENV_VAR",
     "KEY_FILENAME",
     "MAX_SECRET_BYTES",
@@ -46,16 +55,13 @@ __all__ = [
     "STORED_NAME_RE",
     "STORE_FILENAME",
     "SecretStore",
+    "generate_value",
     "is_valid_secret_name",
     "is_valid_stored_name",
     "missing_key_message",
     "parse_master_key",
 ]
 
-#: Environment variable holding the master key (64 hex chars or urlsafe base64 of 32 bytes).
-KEY_ENV_VAR = "AIRLOCK_MASTER_KEY"
-#: Master key file name inside the data directory.
-KEY_FILENAME = "master.key"
 #: Store file name inside the data directory.
 STORE_FILENAME = "secrets.json"
 #: Valid secret names (as capabilities files and guests say them).
@@ -82,6 +88,13 @@ def is_valid_stored_name(name: str) -> bool:
     """True if ``name`` is a secret name, optionally in an instance's namespace (``support-bot/telegram_bot_token``).
     Never for names a guest supplies: those are checked with :func:`is_valid_secret_name`."""
     return isinstance(name, str) and STORED_NAME_RE.fullmatch(name) is not None
+#: Characters of a generated secret value (``setup.required_secrets[].auto_generate``).
+GENERATE_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_value(length: int) -> str:
+    """A random secret value of ``length`` characters from :data:`GENERATE_ALPHABET` (``secrets.choice``)."""
+    return "".join(_secrets.choice(GENERATE_ALPHABET) for _ in range(length))
 
 
 def _check_name(name: str) -> None:
@@ -98,30 +111,6 @@ def missing_key_message(key_path: Path, store_path: Path) -> str:
             f"Airlock does not create a new key while encrypted secrets exist")
 
 
-def parse_master_key(text: str) -> bytes:
-    """Decode a master key: 64 hex characters, or urlsafe base64 (padding optional) of 32 bytes.
-
-    Raises:
-        SecretStoreError: the text is neither (the message does not repeat the text).
-    """
-    t = text.strip()
-    if len(t) == 64:
-        try:
-            return bytes.fromhex(t)
-        except ValueError:
-            pass
-    try:
-        raw = base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) == 32:
-        return raw
-    raise SecretStoreError(
-        "master key must be 64 hex characters or urlsafe base64 of 32 bytes "
-        '(generate one with: python -c "import secrets; print(secrets.token_hex(32))")'
-    )
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii")
 
@@ -130,33 +119,6 @@ def _unb64(text: Any) -> bytes:
     if not isinstance(text, str):
         raise ValueError("not a string")
     return base64.urlsafe_b64decode(text.encode("ascii"))
-
-
-def _write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + ``os.replace``), mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 class SecretStore:
@@ -217,48 +179,18 @@ class SecretStore:
             # A fresh key could never decrypt the store, and the next command would blame "a wrong master key
             # or a tampered store" (issue 13, defect 11): refuse, and say how to get the key back.
             raise SecretStoreError(missing_key_message(key_path, store_path))
-        return cls(store_path, cls._key_from_file(key_path))
+        return cls._open_with_key_file(store_path, key_path)
 
-    @staticmethod
-    def _key_from_file(path: Path) -> bytes:
-        """Read the key file, or create it (32 random bytes as hex, mode 0600) if absent."""
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise SecretStoreError(f"cannot create master key file {path}: {e.strerror or e}") from None
-        else:
-            key = _secrets.token_bytes(32)
-            try:
-                try:
-                    os.fchmod(fd, 0o600)
-                    os.write(fd, (key.hex() + "\n").encode("ascii"))
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as e:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                raise SecretStoreError(f"cannot write master key file {path}: {e.strerror or e}") from None
-            return key
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            raise SecretStoreError(f"cannot read master key file {path}: {e.strerror or e}") from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SecretStoreError(
-                f"master key file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}); fix with: chmod 600 {path}"
-            )
-        try:
-            text = path.read_text("ascii")
-        except (OSError, UnicodeDecodeError) as e:
-            raise SecretStoreError(f"cannot read master key file {path}: {e}") from None
-        try:
-            return parse_master_key(text)
-        except SecretStoreError as e:
-            raise SecretStoreError(f"master key file {path}: {e}") from None
+    @classmethod
+    def _open_with_key_file(cls, store_path: Path, key_path: Path) -> SecretStore:
+        """Open with the key file's key, creating the file if absent; during a rotation (two keys in the file,
+        ``stores.keyrotation``) with whichever key the store was written with."""
+        created = create_key_file(key_path)
+        keys = [created] if created is not None else read_key_file(key_path)
+        for key in keys[:-1]:
+            with contextlib.suppress(SecretStoreError):
+                return cls(store_path, key)
+        return cls(store_path, keys[-1])
 
     # ------------------------------------------------------------------ file I/O (lock held)
 
@@ -302,7 +234,7 @@ class SecretStore:
             self._check = self._encrypt(_CHECK_PLAINTEXT, _CHECK_AD)
         doc = {"format": _FORMAT, "check": self._check, "secrets": dict(sorted(self._data.items()))}
         try:
-            _write_private_file(self._path, json.dumps(doc, indent=1).encode("utf-8"))
+            write_private_file(self._path, json.dumps(doc, indent=1).encode("utf-8"))
             st = os.stat(self._path)
         except OSError as e:
             self._stamp = None  # force a reload next time
@@ -389,6 +321,24 @@ class SecretStore:
         with self._lock:
             self._load()
             return sorted(self._data)
+
+    def reencrypted(self, key: bytes) -> bytes:
+        """The store file's content with every secret (and the key check) encrypted under ``key`` instead: what
+        ``stores.keyrotation`` writes in place of the file. Every value is decrypted first.
+
+        Raises:
+            SecretStoreError: ``key`` is not 32 bytes, or a value does not decrypt with the current key.
+        """
+        if len(key) != 32:
+            raise SecretStoreError("master key must be exactly 32 bytes")
+        with self._lock:
+            self._load()
+            plain = {n: self._decrypt(b, n.encode("ascii"), what=f"secret {n!r}") for n, b in self._data.items()}
+        other = SecretStore.__new__(SecretStore)
+        other._aead = AESGCM(key)
+        secrets = {n: other._encrypt(v, n.encode("ascii")) for n, v in sorted(plain.items())}
+        doc = {"format": _FORMAT, "check": other._encrypt(_CHECK_PLAINTEXT, _CHECK_AD), "secrets": secrets}
+        return json.dumps(doc, indent=1).encode("utf-8")
 
     def remove(self, name: str) -> bool:
         """Delete ``name``; True if it existed (the file is rewritten only then).

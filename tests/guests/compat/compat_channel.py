@@ -14,6 +14,13 @@ must follow IronClaw's contract (tests/compat). It is ours, written from the beh
   event (``{"header": ..., "event": ...}``) is emitted after the guest checked the verification token itself
   against ``config.verification_token`` (as IronClaw's Feishu channel does: its file sets
   ``managed_by_host: false``).
+- on-http-request with ``{"probe": {...}}``: calls host functions as ``compat_probes`` describes and emits what
+  they answered (log, now-millis, secret-exists, store-attachment-data, the pairing functions).
+- on-status: on the original message's ``chat_id`` (Telegram), ``sendChatAction typing`` for "thinking", and for
+  every update a ``sendMessage`` whose text is the JSON ``{"status", "message", "metadata"}`` the host passed.
+- on-broadcast: ``sendMessage`` to the user id with the JSON ``{"content", "message_id", "metadata",
+  "thread_id"}``; the content ``fail`` is refused with an error (as a platform refusal would be).
+- on-shutdown: logs ``compat on-shutdown ran`` and sends ``shutdown`` to chat 1 (so a test sees it ran).
 - on-respond: a WeCom reply (metadata ``ws_req_id``) goes out as ``aibot_respond_msg`` on the host's websocket;
   a Feishu reply fetches a tenant token with the app id and secret from its config and sends the reply with
   its OWN ``Authorization: Bearer`` header (the file declares a bearer credential whose secret is never stored).
@@ -24,7 +31,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airlock_sdk import AgentReply, Channel, ChannelConfig, Endpoint, Message, Request, Response, host
+from compat_probes import run_probe
+
+from airlock_sdk import AgentReply, Channel, ChannelConfig, Endpoint, Message, Request, Response, StatusUpdate, host
 
 START_CONFIG = "state/start_config"
 QUEUE_BATCH = "state/gateway_event_queue_processing"
@@ -65,6 +74,9 @@ class Compat(Channel):
 
     def on_http_request(self, req: Request) -> Response:
         data = req.json()
+        if isinstance(data.get("probe"), dict):
+            run_probe(data["probe"])
+            return Response.json({"ok": True})
         if isinstance(data.get("message"), dict):
             msg = data["message"]
             host.emit(Message(user_id=str(msg["from"]["id"]), content=str(msg.get("text", "")),
@@ -88,6 +100,33 @@ class Compat(Channel):
             return
         if meta.get("message_id"):
             _feishu_reply(str(meta["message_id"]), reply.content)
+
+
+    def on_status(self, update: StatusUpdate) -> None:
+        chat = update.metadata.get("chat_id")
+        if chat is None:
+            return
+        if update.status == "thinking":
+            _telegram("sendChatAction", {"chat_id": chat, "action": "typing"})
+        seen = {"status": update.status, "message": update.message, "metadata": update.metadata}
+        _telegram("sendMessage", {"chat_id": chat, "text": json.dumps(seen)})
+
+    def on_broadcast(self, user_id: str, reply: AgentReply) -> None:
+        if reply.content == "fail":
+            raise RuntimeError("the platform refused the broadcast")
+        seen = {"content": reply.content, "message_id": reply.message_id, "metadata": reply.metadata,
+                "thread_id": reply.thread_id}
+        _telegram("sendMessage", {"chat_id": int(user_id), "text": json.dumps(seen)})
+
+    def on_shutdown(self) -> None:
+        host.info("compat on-shutdown ran")
+        _telegram("sendMessage", {"chat_id": 1, "text": "shutdown"})
+
+
+def _telegram(method: str, body: dict[str, Any]) -> None:
+    resp = host.http("POST", f"{TELEGRAM_API}/{method}", json_body=body)
+    if resp.status != 200:
+        raise RuntimeError(f"{method} failed: HTTP {resp.status}")
 
 
 def _frame_message(text: str, batch: int) -> Message | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from ...config import CapabilitiesFile, WebhookSpec
+from ...manifest import CapabilitiesFile, WebhookSpec
 from .base import MAX_REPLAY_ENTRIES, ReplayCache, SecretLookup, Verifier
 from .discord import DiscordVerifier
 from .feishu import FeishuVerifier
 from .meta import MetaVerifier
 from .simple import HeaderVerifier, Unverified
 from .slack import SlackVerifier
+from .wecom import WecomVerifier
 
 log = logging.getLogger("airlock.inbound")
 
@@ -30,8 +31,9 @@ def build_verifier(
 
     ``lookup`` is called on every request, so secrets stored later take effect without a restart.
     ``replay_max`` bounds the Slack/Discord replay cache (entries per channel). ``optional`` names secrets the file
-    marks optional: only the Feishu Encrypt Key uses it (token-only checks while it is not stored); every other
-    secret a check needs refuses requests while it is missing.
+    marks optional: only the Feishu Encrypt Key (token-only checks while it is not stored) and the WeCom receive id
+    (no Corp ID check while it is not stored) use it; every other secret a check needs refuses requests while it is
+    missing.
     No block, no scheme, or ``managed_by_host: false`` gives :class:`Unverified` (secret-validated = false).
     Logs (``airlock.inbound``) which check applies, and a warning when Meta POSTs cannot be verified.
     Never raises for a validated spec (the loader already checked the keys an explicit scheme needs).
@@ -71,6 +73,11 @@ def _build(
         key_name = spec.encrypt_key_secret_name
         return FeishuVerifier(channel, lookup, token_name=spec.verification_token_secret_name or spec.secret_name
                               or "", encrypt_key_name=key_name, encrypt_key_optional=key_name in optional)
+    if scheme == "wecom":
+        receive_id = spec.receive_id_secret_name
+        return WecomVerifier(channel, lookup, token_name=spec.verification_token_secret_name or spec.secret_name or "",
+                             aes_key_name=spec.encrypt_key_secret_name or "", receive_id_name=receive_id,
+                             receive_id_optional=receive_id in optional)
     if scheme == "header":
         return HeaderVerifier(channel, lookup, header=spec.secret_header or "", secret_name=spec.secret_name or "")
     raise ValueError(f"unknown webhook scheme {scheme!r}")  # unreachable: WebhookSpec validates the name
