@@ -133,6 +133,7 @@ def test_flat_layout_is_migrated_on_first_start_without_losing_anything(
     shutil.copy(wasm, channels / "minimal.wasm")
     (channels / "minimal.capabilities.json").write_text(json.dumps(edited))
     (channels / "orphan.wasm").write_bytes(wasm.read_bytes())  # no capabilities file: left where it is
+    (channels / "minimal.provenance.json").write_text('{"source": "package", "signed": true, "publisher": "ada"}')
     caps_bytes = (channels / "minimal.capabilities.json").read_bytes()
 
     rows = json.loads(ok(run_cli(airlock_home, "channels", "list", "--json")))
@@ -143,6 +144,9 @@ def test_flat_layout_is_migrated_on_first_start_without_losing_anything(
     kept = channels / "minimal" / version
     assert (kept / "component.wasm").read_bytes() == wasm.read_bytes()
     assert (kept / "capabilities.json").read_bytes() == caps_bytes  # byte for byte
+    prov = ChannelStore(channels).provenance("minimal", version)
+    assert (prov["source"], prov["signed"], prov["publisher"]) == ("package", True, "ada")  # the package's record
+    assert not (channels / "minimal.provenance.json").exists()
     settings = json.loads((channels / "minimal" / "operator.json").read_text())
     assert settings["config"]["owner_id"] == "42" and settings["config"]["dm_policy"] == "pairing"
     assert settings["capabilities"]["http"]["rate_limit"]["requests_per_minute"] == 7
@@ -178,7 +182,7 @@ BAD_INPUT = [
     (("channels", "upgrade", "minimal", "--version", "9.9.9"), "no version '9.9.9'"),
     (("channels", "upgrade", "minimal", "--version", "../x"), "no version"),
     (("channels", "upgrade", "minimal", "WASM", "BROKEN"), "$.version"),
-    (("channels", "upgrade", "minimal", "CAPS", "CAPS"), "not a WebAssembly"),
+    (("channels", "upgrade", "minimal", "CAPS", "CAPS"), "the first argument is the component"),
     (("channels", "rollback", "minimal"), "no earlier version"),
     (("channels", "rollback", "minimal", "--to", "0.0.1"), "no version '0.0.1'"),
     (("channels", "enable", "../etc"), "not a channel name"),

@@ -35,9 +35,16 @@ from watguest import build_component
 
 from airlock.channels.install import stage
 from airlock.channels.layout import ChannelStore
+from airlock.control import gateway_for
+from airlock.host import AirlockHost
+from airlock.host_config import HostConfig
 
 LOAD_WORKERS = 6
 """Concurrent webhook senders during the upgrade."""
+BUS_CAPACITY = 100_000
+"""Unacknowledged messages before webhooks answer 503 (no agent acknowledges here): far above what the tests send."""
+MAX_RETRIES = 100
+"""503 + Retry-After answers one webhook may get before the test fails (instead of retrying forever)."""
 
 
 def caps_doc(name: str, version: str = "0.1.0", secrets: tuple[str, ...] = ()) -> bytes:
@@ -93,6 +100,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, compile_cache: Path) -> It
         stage(store, build_component(wat, name).read_bytes(), caps_doc(name), source=name)
     stage(store, build_component(wat, "gated").read_bytes(), caps_doc("gated", secrets=("gated_token",)),
           source="gated")
+    (home / "airlock.toml").write_text(f"bus_capacity = {BUS_CAPACITY}\n")  # --agent none: nothing acks them
     log = root / "serve.log"
     port = free_port()
     with log.open("w") as err:
@@ -124,7 +132,7 @@ async def _load(gw: Gateway, stop: asyncio.Event, sent: list[str], statuses: lis
     async def worker(session: aiohttp.ClientSession) -> None:
         while not stop.is_set():
             body = f"load-{next(counter)}"
-            while True:
+            for _ in range(MAX_RETRIES):
                 async with session.post(gw.url("/webhook/minimal"), data=body.encode()) as resp:
                     statuses.append(resp.status)
                     if resp.status == 503 and "Retry-After" in resp.headers:
@@ -133,6 +141,8 @@ async def _load(gw: Gateway, stop: asyncio.Event, sent: list[str], statuses: lis
                     assert resp.status == 200, (resp.status, await resp.text())
                     sent.append(body)
                     break
+            else:
+                raise AssertionError(f"{body}: still 503 after {MAX_RETRIES} tries")
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         await asyncio.gather(*(worker(session) for _ in range(LOAD_WORKERS)))
@@ -215,7 +225,7 @@ def test_storing_or_removing_a_secret_starts_or_stops_the_channel_at_once(gatewa
 
 
 def test_sighup_reloads_the_live_host_settings(gateway: Gateway) -> None:
-    (gateway.home / "airlock.toml").write_text("bus_capacity = 100000\nwebhook_max_connections = 99\n")
+    (gateway.home / "airlock.toml").write_text(f"bus_capacity = {2 * BUS_CAPACITY}\nwebhook_max_connections = 99\n")
     gateway.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 15
     while "host config reloaded" not in gateway.log.read_text():
@@ -225,3 +235,19 @@ def test_sighup_reloads_the_live_host_settings(gateway: Gateway) -> None:
     assert "host config reloaded: bus_capacity applied" in text
     assert "webhook_max_connections changed; it takes effect at the next restart" in text
     assert gateway.post("minimal") == 200
+
+
+async def test_a_home_deeper_than_a_socket_path_allows_still_gets_its_control_socket(
+        tmp_path: Path, compile_cache: Path) -> None:
+    home = tmp_path.joinpath(*["deep-directory-name"] * 6, "home")  # well past the kernel's 108-byte socket path
+    (home / "channels").mkdir(parents=True)
+    assert len(str(home / "control.sock")) > 108
+    config = HostConfig.build(home=home, listen_port=0, agent_api_enabled=False)
+    async with AirlockHost(config, control=True):
+        client = gateway_for(home)
+        assert client is not None
+        doc = await asyncio.to_thread(client.call, "GET", "/v1/channels")
+        assert doc == {"pid": os.getpid(), "channels": []}
+        refused = await asyncio.to_thread(run_cli, home, "channels", "disable", "nobody")
+        assert refused.returncode == 1 and "no channel named 'nobody'" in refused.stderr
+    assert gateway_for(home) is None and not (home / "control.sock").exists()

@@ -24,7 +24,8 @@ becomes version ``<version>+<hash>`` of instance ``<name>``, the file kept byte 
 and its whole ``config`` and ``capabilities`` recorded as the operator's settings (nothing tells the operator's
 edits from the plugin's defaults, so all of it is kept; ``airlock channels config unset`` hands a key back to the
 plugin). The flat files are removed only after the new directory is complete; a crash in between leaves both, and
-the next start finishes the job. A component or capabilities file without its partner is left where it is.
+the next start finishes the job. A component or capabilities file without its partner is left where it is. A
+``<name>.provenance.json`` beside the pair (a package's record) becomes that version's ``provenance.json``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ OPERATOR_FILE = "operator.json"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 _LEGACY_SUFFIX = ".capabilities.json"
+LEGACY_PROVENANCE_SUFFIX = ".provenance.json"
+"""``<name>.provenance.json`` beside a flat pair: kept as that version's provenance when it is migrated."""
 
 
 def check_instance_name(name: str) -> str:
@@ -112,6 +115,15 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{"source": "migrated"}`` when there is none (or it is not one)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"source": "migrated"}
+    return doc if isinstance(doc, dict) else {"source": "migrated"}
 
 
 @dataclass
@@ -309,7 +321,8 @@ class ChannelStore:
                     log.warning("channel %s: %s and %s left in place: an installed %s/ already exists", name,
                                 wasm_path.name, caps_path.name, name)
                     continue
-                self.stage(name, version, wasm, caps, {"source": "migrated", "from": caps_path.name})
+                record = self.root / f"{name}{LEGACY_PROVENANCE_SUFFIX}"  # a package's, written before versions
+                self.stage(name, version, wasm, caps, {**_read_object(record), "migrated_from": caps_path.name})
                 if not self.exists(name):
                     settings = OperatorSettings(
                         config=dict(doc.get("config") or {}) if isinstance(doc, dict) else {},
@@ -318,6 +331,7 @@ class ChannelStore:
                     self.create(name, platform, version)
                 wasm_path.unlink()
                 caps_path.unlink()
+                record.unlink(missing_ok=True)
                 done.append(name)
                 log.info("channel %s moved to %s/%s (its config and capabilities kept as the operator's settings)",
                          name, name, version)
