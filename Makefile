@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser examples-ts run test lint typecheck pytest bench clean
 
 all: test
 
@@ -58,6 +58,16 @@ browser:
 schema: $(STAMP)
 	PYTHONPATH=host $(BIN)/python -m airlock.manifest.schema > host/airlock/manifest/capabilities.schema.json
 
+# The TypeScript example agent's compiler (examples/package.json pins typescript and @types/node; the lockfile
+# fixes the tree). Skipped with a note when npm is absent: the test that compiles and runs examples/agent.ts
+# then skips too, saying why.
+examples-ts: examples/node_modules/.stamp
+
+examples/node_modules/.stamp: examples/package.json examples/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix examples --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: examples/agent.ts is not type-checked (install Node 18+ with npm)"; fi
+
 # The demo (host/airlock_demo) is not part of the installed package: it runs from the checkout.
 run: guests
 	PYTHONPATH=host $(BIN)/python -m airlock_demo --channels-dir $(CHANNELS)
@@ -68,7 +78,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
-pytest: guests test-guests bench-guest browser
+pytest: guests test-guests bench-guest browser examples-ts
 	$(BIN)/pytest -q
 
 rust-test:

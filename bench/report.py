@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import report_messages
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -97,6 +98,10 @@ def targets(r: dict[str, Any]) -> list[Target]:
         out.append(Target("issue 10: hot upgrade under load", f"{hu['upgrade_ms_median']:,.0f} ms, "
                           f"{hu['bench_failed_during_upgrade_rounds']} failed",
                           "no request fails; other p99 within noise", ok))
+    rt = report_messages.round_trip_ratio(r)
+    goal = report_messages.TARGET_RATIO
+    out.append(Target("issue 8: webhook → durable log → agent ack → reply delivered, round trips/s vs in-memory",
+                      _fmt(rt, suffix="x"), f">= {goal}x", None if rt is None else rt >= goal))
     return out
 
 
@@ -171,7 +176,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         "## Machine", "", *_machine_rows(m), "",
         "The machine is shared (other work was running during the run: see the load averages), so single "
         "figures are noisy; the suite alternates variants in rounds so noise spreads over all of them.", "",
-        "## Targets (issue 4, and issue 3's Rust-guest target)", "",
+        "## Targets (issues 4, 8, 10, and issue 3's Rust-guest target)", "",
         "| target | measured | goal | verdict |", "| --- | ---: | --- | --- |",
         *[f"| {t.what} | {t.value} | {t.goal} | {t.verdict} |" for t in targets(r)], "",
         "## Callback level (single thread)", "",
@@ -199,6 +204,7 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
         *_e2e_rows(e2e), "",
         *_diagnosis(e2e),
     ]
+    lines += report_messages.section(r)
     lines += _metrics_section(r) + _upgrade_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r)
     notes = [*cb.get("notes", []), *e2e.get("notes", []), *r.get("notes", [])]
     if notes:

@@ -2,7 +2,7 @@
 // An Airlock agent in plain JavaScript (Node 18+; no packages): long-polls the agent API and answers every
 // message with "echo: <content>". Register it first: `airlock agents add echo-js` prints its token.
 //   AIRLOCK_API=http://127.0.0.1:8789 AIRLOCK_TOKEN=... node examples/agent.mjs
-// (Node 20 cannot run TypeScript, so this is JavaScript with JSDoc types that `tsc --checkJs` verifies.)
+// (The same agent in TypeScript, compiled with the pinned `tsc`: examples/agent.ts.)
 const api = process.env.AIRLOCK_API ?? "http://127.0.0.1:8789";
 const headers = { Authorization: `Bearer ${process.env.AIRLOCK_TOKEN}`, "Content-Type": "application/json" };
 const maxReplies = Number(process.env.MAX_REPLIES ?? Infinity); // tests stop after a few

@@ -10,6 +10,8 @@ or a platform could see; details go to the host log only.
     ├── SecretStoreError             the encrypted secret store cannot be opened or decrypted
     ├── PairingError                 an unknown or expired pairing code (operator-facing)
     ├── ComponentError               a .wasm file cannot be loaded (not a component, unsupported world)
+    ├── PackageError                 a channel package is malformed, tampered with, unsigned or untrusted, or
+    │                                cannot be fetched (``airlock.packages``); nothing was installed
     ├── GuestError                   the guest misbehaved during a callback (its fault, never the host's)
     │   ├── GuestTrap                a trap; .kind classifies it:
     │   │     "timeout" (epoch deadline), "fuel" (fuel exhausted), "memory" (memory limit),
@@ -51,6 +53,11 @@ class PairingError(AirlockError):
 
 class ComponentError(AirlockError):
     """A .wasm file is not a loadable component of a supported world."""
+
+
+class PackageError(AirlockError):
+    """A channel package (``<name>-<version>.airlock``) was refused; the message is one line naming the package
+    and, for a bad member, the member."""
 
 
 class GuestError(AirlockError):

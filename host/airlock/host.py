@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -45,6 +47,7 @@ from .inbound.server import build_app
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
+from .messages.log import MessageLog
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
 from .messages.sqlite import SqliteMessageLog
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
     from .control import ControlServer
 
 log = logging.getLogger("airlock")
+T = TypeVar("T")
 
 LIVE_SETTINGS = frozenset({"routing", "default_agent", "bus_capacity", "agent_visibility_timeout_s", "retention_s",
                            "dedupe_window_s", "inline_callbacks", "public_base_url"})
@@ -71,20 +75,28 @@ message, the bus and retention at once, ``inline_callbacks`` and ``public_base_u
 limits, egress overrides, metrics) needs a restart."""
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
+DURABLE_WAITERS = 32
+"""Threads for the agents' durable log writes (a reply, a status, a broadcast: each waits for its group's fsync,
+``messages.group_commit``). Apart from the event loop's default executor (a handful of threads), so leases, acks and
+the outbox's reads never queue behind writes waiting for the disk."""
 
 
 class AirlockHost:
     """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
 
-    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None, control: bool = False,
+    def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None,
+                 log: MessageLog | None = None, control: bool = False,
                  reload_config: Callable[[], HostConfig] | None = None) -> None:
-        """``control``: serve the control socket ``HOME/control.sock`` (``airlock.control``; ``airlock serve`` does);
-        ``reload_config``: how to read the host config again (SIGHUP, ``reload_host_config``)."""
+        """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
+        default the SQLite log on ``config.state_db``. ``control``: serve the control socket ``HOME/control.sock``
+        (``airlock.control``; ``airlock serve`` does); ``reload_config``: how to read the host config again
+        (SIGHUP, ``reload_host_config``)."""
         self.config = config
         private_dir(config.home)
         self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
         self.pairing = PairingStore(config.pairing_db)
-        self.log = SqliteMessageLog(config.state_db, legacy_workspace_db=config.workspace_db)
+        self.log: MessageLog = log if log is not None else SqliteMessageLog(
+            config.state_db, legacy_workspace_db=config.workspace_db, synchronous=config.log_synchronous)
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
@@ -111,6 +123,7 @@ class AirlockHost:
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
@@ -201,8 +214,18 @@ class AirlockHost:
         self.runtime.close()
         self.pairing.close()
         self.agents.close()
+        self._durable_pool.shutdown(wait=True)
+        await self._flushed()
         self.log.close()
         REDACTOR.unwatch(self.secrets)
+
+    async def _flushed(self, timeout_s: float = 30.0) -> None:
+        """Wait until every channel's staged commits are written (``capabilities.workspace``), so none meets a closed
+        log; a failed one was already logged and answered."""
+        waits = [asyncio.wrap_future(s.channel.workspace.flushed()) for s in self.manager.slots.values()]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*waits, return_exceptions=True)
 
     async def _compact_forever(self) -> None:
         """Every :data:`COMPACT_EVERY_S`: drop what retention allows, and attachment blobs nothing references."""
@@ -341,12 +364,18 @@ class AirlockHost:
         self.manager.follow_status(message.id, message.channel, StatusUpdate(status, text, metadata))
         return result
 
+    async def durable(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a blocking durable write to the log, on the threads kept for those
+        (:data:`DURABLE_WAITERS`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._durable_pool, contextvars.copy_context().run, fn, *args)
+
     async def _submit(self, out: Outbound, append: Callable[..., list[OutboxEntry]], *args: Any) -> CallOutcome:
         """Append ``out`` (with ``append(*args)``) and return the outcome of its first delivery attempt. The waiter
         is registered before the append, so a sender that picks the entry up at once cannot be missed."""
         waiter = self.outbox.wait_first_attempt(out.id)
         try:
-            entries = await asyncio.to_thread(append, *args)
+            entries = await self.durable(append, *args)
         except BaseException:
             self.outbox.forget(out.id)
             raise

@@ -85,6 +85,11 @@ class HostConfig(BaseModel):
         agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
         retention_s / dedupe_window_s: how long acknowledged messages and sent replies are kept (7 days), and how
             long a platform message id is remembered for deduplication (24 h).
+        log_synchronous: SQLite ``synchronous`` of the message log's durable commits (``messages.sqlite``).
+            ``FULL`` (default): every commit's WAL is fsynced before a webhook is answered, so an acknowledged
+            message survives a power loss or an OS crash. ``NORMAL``: no fsync per commit (only at checkpoints): an
+            acknowledged message still survives a gateway crash or kill -9, but the last ones before a power loss
+            or kernel crash can be lost; choose it when the disk's fsync is slow and that risk is acceptable.
         log_bytes_per_minute: each channel's guest-log budget: bytes of log text (UTF-8) written to the host
             log per minute (default 256 KiB); lines past it are dropped and counted in one warning a minute
             (``capabilities.logging``).
@@ -145,6 +150,7 @@ class HostConfig(BaseModel):
     agent_visibility_timeout_s: PositiveFloat = 60.0
     retention_s: PositiveFloat = 7 * 24 * 3600.0
     dedupe_window_s: PositiveFloat = 24 * 3600.0
+    log_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     agent_api_enabled: bool = True
     agent_api_host: str = "127.0.0.1"
     agent_api_port: Annotated[int, Field(ge=0, le=65535)] | None = None

@@ -16,6 +16,7 @@ from conftest import InstallFn
 
 from airlock.admin.api import MAX_BODY_BYTES
 from airlock.observability.recent import RECENT_CALLS
+from airlock.packages import Provenance, provenance_path, write_provenance
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +52,9 @@ async def test_channels_document_reports_status_counters_and_last_errors(
     install_wat(install_channel, wat_dir, "alpha")
     install_wat(install_channel, wat_dir, "boom", mode="grow")
     install_wat(install_channel, wat_dir, "locked", secret=True)  # its secret is not stored: inactive
+    signed = Provenance(signed=True, publisher="acme", key_id="0123456789abcdef", version="0.1.0",
+                        world="w", digests={"boom.wasm": "00" * 32}, source="https://example.com/boom.airlock")
+    write_provenance(provenance_path(airlock_home / "channels", "boom"), signed)
     async with admin_host(airlock_home) as api:
         assert [await post_webhook(api.host, "alpha") for _ in range(3)] == [200, 200, 200]
         assert await post_webhook(api.host, "boom") == 500
@@ -71,6 +75,8 @@ async def test_channels_document_reports_status_counters_and_last_errors(
         assert abs(err["at"] - time.time()) < 30 and len(err["trace_id"]) == 16
         assert not locked["active"] and locked["missing_secrets"] == [HOOK_SECRET_NAME]
         assert (await api.get("/api/channels/boom"))[1] == boom
+        assert boom["provenance"] == {**signed.as_dict(), "recorded": True}  # what the install recorded
+        assert alpha["provenance"] == {"signed": False, "publisher": "unsigned", "key_id": None, "recorded": False}
         assert (await api.get("/api/channels/nobody"))[0] == 404
 
 

@@ -68,12 +68,14 @@ async def rows(page: Page) -> list[dict[str, Any]]:
         out.append({"name": await row.get_attribute("data-channel"),
                     "version": (await row.locator("td.version").inner_text()).strip(),
                     "world": (await row.locator("td.world").inner_text()).strip(),
+                    "publisher": (await row.locator("td.publisher").inner_text()).strip(),
                     "state": await row.get_attribute("data-status")})
     return out
 
 
 def api_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": c["name"], "version": c["version"], "world": c["world"],
+             "publisher": c["provenance"]["publisher"],
              "state": "disabled" if c["disabled"] else "active" if c["active"] else "inactive"}
             for c in doc["channels"]]
 
@@ -121,7 +123,8 @@ def cli_rows(home: Path) -> list[dict[str, Any]]:
     done = subprocess.run([sys.executable, "-m", "airlock.cli", "channels", "list", "--json"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return [{"name": c["name"], "version": c["version"], "world": c["world"], "state": c["state"]}
+    return [{"name": c["name"], "version": c["version"], "world": c["world"],
+             "publisher": c["provenance"]["publisher"], "state": c["state"]}
             for c in json.loads(done.stdout)]
 
 

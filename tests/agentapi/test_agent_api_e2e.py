@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -130,6 +131,57 @@ async def test_the_node_example_agent(fake: FakeTelegram, airlock_home: Path, in
         token = host.agents.add("echo-js", None)[0]
         env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
         agent = await asyncio.create_subprocess_exec(node, str(REPO / "examples" / "agent.mjs"), env=env,
+                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            texts = await conversation(fake, host)
+            out, err = await asyncio.wait_for(agent.communicate(), 20)
+        finally:
+            if agent.returncode is None:
+                agent.kill()
+        assert agent.returncode == 0, err.decode()
+        assert texts[1] == "echo: hello from Telegram, through the sandbox" and b"replied to" in out
+
+
+EXAMPLES = REPO / "examples"
+
+
+def _tsc(tmp: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Compile ``source`` (a copy of examples/agent.ts, maybe altered) with examples/tsconfig.json's settings and the
+    pinned compiler into ``tmp`` (an ES module directory)."""
+    (tmp / "agent.ts").write_text(source)
+    (tmp / "package.json").write_text('{"type": "module"}')
+    (tmp / "tsconfig.json").write_text(json.dumps({
+        "extends": str(EXAMPLES / "tsconfig.json"),
+        "compilerOptions": {"outDir": str(tmp / "out"), "typeRoots": [str(EXAMPLES / "node_modules" / "@types")]},
+        "files": ["agent.ts"]}))
+    tsc = EXAMPLES / "node_modules" / ".bin" / "tsc"
+    return subprocess.run([str(tsc), "-p", str(tmp)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def typescript_compiler() -> None:
+    """`make examples-ts` (npm ci of examples/package-lock.json: the pinned typescript and @types/node)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node or npm is not on PATH: examples/agent.ts cannot be compiled and run (install Node 18+)")
+    done = subprocess.run(["make", "-s", "examples-ts"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and (EXAMPLES / "node_modules" / ".bin" / "tsc").exists(), done.stdout + done.stderr
+
+
+def test_the_typescript_example_is_type_checked(typescript_compiler: None, tmp_path: Path) -> None:
+    source = (EXAMPLES / "agent.ts").read_text()
+    assert _tsc(tmp_path, source).returncode == 0
+    typo = _tsc(tmp_path, source.replace("${m.content}", "${m.contents}"))  # a field the API does not send
+    assert typo.returncode != 0 and "contents" in typo.stdout, typo.stdout
+
+
+async def test_the_typescript_example_agent(typescript_compiler: None, fake: FakeTelegram, airlock_home: Path,
+                                            install_channel: InstallFn, tmp_path: Path) -> None:
+    compiled = await asyncio.to_thread(_tsc, tmp_path, (EXAMPLES / "agent.ts").read_text())
+    assert compiled.returncode == 0, compiled.stdout
+    async with telegram_host(airlock_home, fake, install_channel, "echo-ts") as host:
+        token = host.agents.add("echo-ts", None)[0]
+        env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
+        agent = await asyncio.create_subprocess_exec("node", str(tmp_path / "out" / "agent.js"), env=env,
                                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             texts = await conversation(fake, host)

@@ -53,6 +53,8 @@ def test_version_flag_and_version_json_agree(airlock_home: Path) -> None:
     ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rm"], ["pairing"], ["pairing", "list"],
     ["pairing", "approve"], ["serve"], ["inspect"], ["invoke"], ["version"], ["status"], ["doctor"],
     ["new"], ["new", "python"], ["new", "rust"], ["config"], ["config", "show"], ["secrets", "rotate-key"],
+    ["package"], ["package", "build"], ["package", "sign"], ["package", "verify"], ["keys"], ["keys", "generate"],
+    ["trust"], ["trust", "add"], ["trust", "list"], ["trust", "rm"],
 ])
 def test_dash_h_works_everywhere(args: list[str]) -> None:
     result = CliRunner().invoke(app, [*args, "-h"], prog_name="airlock")
@@ -96,6 +98,8 @@ def test_json_on_every_list_and_show_command(airlock_home: Path, wasm: Path, cap
     assert run_cli(airlock_home, "channels", "install", str(wasm), str(caps)).returncode == 0
 
     rows = json.loads(run_cli(airlock_home, "channels", "list", "--json").stdout)
+    provenance = rows[0].pop("provenance")
+    assert (provenance["publisher"], provenance["signed"], provenance["recorded"]) == ("unsigned", False, True)
     version = rows[0]["version"]
     assert version.startswith("0.1.0+") and len(version) == len("0.1.0+") + 8  # the bare-install version rule
     assert rows == [{"name": "minimal", "platform": "minimal", "version": version, "world": WORLDS[0],

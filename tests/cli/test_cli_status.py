@@ -96,6 +96,8 @@ def test_status_healthy_then_a_failing_callback(airlock_home: Path, wat: Path, t
             assert resp.status == 200
         assert [(c["name"], c["active"], c["last_error"]) for c in doc["channels"]] == [
             ("minimal", True, None), ("spin", True, None)]
+        assert [(c["provenance"]["publisher"], c["provenance"]["recorded"]) for c in doc["channels"]] == [
+            ("unsigned", True), ("unsigned", True)]  # bare installs, recorded as unsigned
         text = run_cli(airlock_home, "status")
         assert text.returncode == 0 and "gateway: up at" in text.stdout and "all good" in text.stdout
         assert f"agent API {api}" in text.stdout

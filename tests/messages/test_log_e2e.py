@@ -5,12 +5,15 @@
   (once); 400 (no retry, a dead letter, retried by hand).
 - An agent that stops acknowledging: webhooks get 503 only once the backlog limit is reached; a lease not
   acknowledged is offered again; everything is delivered once the agent is back.
+- A webhook whose log write fails (SQLite refuses it) is answered 503 and nothing of it is kept, the guest's
+  durable workspace write included, so the platform's redelivery is accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -198,3 +201,27 @@ async def test_agent_down_backpressure_then_everything_delivered(
         async with s.post(f"{host.base_url}/webhook/minimal", data=b"m9") as r:
             assert r.status == 200
         assert json.loads(json.dumps([e.state for e in host.log.list_inbound()]))[0] == "ready"
+
+
+async def test_a_webhook_whose_log_write_fails_gets_503_and_nothing_is_kept(
+        airlock_home: Path, template: None, platform: Platform) -> None:
+    async with template_host(airlock_home, platform) as host:
+        conn = sqlite3.connect(airlock_home / "state.db")  # SQLite itself refuses this one message
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON inbound WHEN NEW.content = 'refused' "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        conn.commit()
+        headers = {"X-Airlock-Webhook-Secret": host.secrets.get(SECRET_NAME) or ""}
+        async with aiohttp.ClientSession() as s, s.post(f"{host.base_url}/webhook/{TEMPLATE}", headers=headers,
+                                                         json={"user": "u1", "text": "refused", "id": "m1"}) as r:
+            assert (r.status, r.headers.get("Retry-After")) == (503, "5")
+            assert "refused by the test" not in await r.text()
+        assert host.log.list_inbound() == []
+        conn.execute("DROP TRIGGER refuse")
+        conn.commit()
+        conn.close()
+        # The platform redelivers: the guest's own "seen" record of m1 was undone with the failed commit, so the
+        # redelivery is accepted (not answered "duplicate") and reaches the agent once.
+        assert await post_json(host, {"user": "u1", "text": "refused", "id": "m1"}) == 200
+        message = await asyncio.wait_for(host.next_message(), 10)
+        assert message.content == "refused"
+        assert [e.content for e in host.log.list_inbound()] == ["refused"]

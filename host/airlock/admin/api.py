@@ -4,7 +4,8 @@ before any handler here runs.
 
     GET    /api/channels                          {"channels": [channel, ...]}
     GET    /api/channels/{name}                   channel: name, version, world, active, disabled, status,
-                                                  missing_secrets, health, counters, last_errors
+                                                  missing_secrets, health, counters, last_errors,
+                                                  provenance (signed, publisher, key_id, digests, source, ...)
     POST   /api/channels/{name}/disable           channel (202 while callbacks in flight finish)
     POST   /api/channels/{name}/enable            channel
     POST   /api/channels/{name}/upgrade  {"version"}     channel, running that kept version (409 + the reason

@@ -49,17 +49,25 @@ def _last_error(doc: dict[str, Any]) -> Html:
                 f'{esc(e["callback"])}: <span class="message">{esc(e["message"], _SHOWN_CHARS)}</span>')
 
 
+def _publisher(provenance: dict[str, Any]) -> Html:
+    """``acme`` with the key id as a tooltip for a signed channel, ``unsigned`` otherwise."""
+    if not provenance.get("signed"):
+        return esc("unsigned")
+    return Html(f'<span title="key {esc(provenance["key_id"])}">{esc(provenance["publisher"])}</span>')
+
+
 def channels(state: AdminState, session: Session, request: web.Request) -> Html:
     rows = []
     for doc in state.channels_doc()["channels"]:
         st = _state_of(doc)
         action = "disable" if st == "active" else "enable"
         rows.append(render("channel_row.html", name=doc["name"], version=doc["version"], world=doc["world"],
-                           state=st, reason=esc(doc["status"], _SHOWN_CHARS) if st != "active" else "",
+                           publisher=_publisher(doc["provenance"]), state=st,
+                           reason=esc(doc["status"], _SHOWN_CHARS) if st != "active" else "",
                            health=_health(doc), counters=_counters(doc), last_error=_last_error(doc),
                            action=action, action_label=action.capitalize(), csrf=session.csrf))
     if not rows:
-        rows.append(Html('<tr><td colspan="8">No channels are installed.</td></tr>'))
+        rows.append(Html('<tr><td colspan="9">No channels are installed.</td></tr>'))
     return render("channels.html", rows=join(rows, "\n"))
 
 

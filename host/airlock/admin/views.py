@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..channels.catalog import secret_name_for
+from ..channels.catalog import provenance_file, secret_name_for
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..channels.operations import LifecycleError, Operations
 from ..errors import PairingError, SecretStoreError
@@ -24,6 +24,7 @@ from ..manifest import CapabilitiesFile
 from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc
+from ..packages import provenance_doc
 from ..stores import PairingStore, SecretStore
 from ..stores.secrets import MAX_SECRET_BYTES, is_valid_stored_name
 from .auth import LoginLimiter, Sessions, TokenFile
@@ -76,7 +77,8 @@ class AdminState:
         return slot
 
     def channel_doc(self, name: str, slot: ChannelSlot) -> dict[str, Any]:
-        """One channel: identity, status, health, counters, last errors (time, trap class, message)."""
+        """One channel: identity, status, health, counters, last errors (time, trap class, message) and
+        provenance (``packages.provenance_doc``: who signed what was installed, its digests and source)."""
         caps = slot.channel.caps
         errors = self.observer.recent.errors(name) if self.observer is not None else []
         counts = self.observer.counts(name) if self.observer is not None else {}
@@ -93,6 +95,7 @@ class AdminState:
             "counters": {"callbacks": counts, "polls": slot.polls, "failures": slot.failures},
             "last_errors": [{"at": e.at, "callback": e.callback, "trap": e.trap, "message": e.message,
                              "trace_id": e.trace_id} for e in errors],
+            "provenance": provenance_doc(provenance_file(slot.channel.loaded.path, name)),
         }
 
     def channels_doc(self) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class AgentService:
                        payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
         was_open = entry.state != "acked"
         try:
-            stored = await asyncio.to_thread(self.host.log.ack_and_append, entry.id, body.lease_token, [out],
+            stored = await self.host.durable(self.host.log.ack_and_append, entry.id, body.lease_token, [out],
                                              time.time())
         except PermissionError:
             raise ApiError(409, f"message {message_id} is leased under another lease token") from None
@@ -98,7 +98,7 @@ class AgentService:
                    "agent": agent}
         out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="status",
                        payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
-        stored = await asyncio.to_thread(self.host.log.append_outbox, [out], time.time())
+        stored = await self.host.durable(self.host.log.append_outbox, [out], time.time())
         self.host.outbox.wake()
         update = StatusUpdate(body.status, body.message, entry.metadata_json)
         self.host.manager.follow_status(entry.id, entry.instance, update)
@@ -109,7 +109,7 @@ class AgentService:
         out = Outbound(instance=body.channel, conversation=f"{body.channel}:broadcast:{body.user_id}",
                        kind="broadcast", payload={"content": body.content, "user_id": body.user_id, "agent": agent},
                        idempotency_key=_key(agent, idem))
-        stored = await asyncio.to_thread(self.host.log.append_outbox, [out], time.time())
+        stored = await self.host.durable(self.host.log.append_outbox, [out], time.time())
         self.host.outbox.wake()
         return _accepted(stored[0])
 

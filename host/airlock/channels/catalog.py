@@ -13,10 +13,10 @@ from pathlib import Path
 from ..errors import AirlockError
 from ..manifest import CapabilitiesFile, load_capabilities
 from ..stores.secrets import generate_value
-from .layout import ChannelStore
+from .layout import COMPONENT_FILE, PROVENANCE_FILE, ChannelStore
 from .settings import effective_caps
 
-__all__ = ["Entry", "find", "generate_secrets", "list_installed", "secret_name_for"]
+__all__ = ["Entry", "find", "generate_secrets", "list_installed", "provenance_file", "secret_name_for"]
 
 log = logging.getLogger("airlock.channels")
 
@@ -77,6 +77,14 @@ def list_installed(channels_dir: Path, *, lenient: bool = False) -> list[Entry]:
 def find(channels_dir: Path, name: str, *, lenient: bool = False) -> Entry | None:
     """The installed channel ``name``, or None."""
     return next((e for e in list_installed(channels_dir, lenient=lenient) if e.name == name), None)
+
+
+def provenance_file(component: Path, name: str) -> Path:
+    """The provenance record (``airlock.packages``) of the installed component at ``component``: the version's
+    ``provenance.json``, or ``<name>.provenance.json`` beside a flat-layout component."""
+    if component.name == COMPONENT_FILE:
+        return component.parent / PROVENANCE_FILE
+    return component.parent / f"{name}.provenance.json"
 
 
 def secret_name_for(entry_name: str, platform: str, secret: str) -> str:

@@ -10,8 +10,15 @@ Inline attempts (``http_request(req, inline=True)``, made by ``channels.manager`
 same callback with a deadline of ``INLINE_DEADLINE_TICKS`` epoch ticks instead of the channel's timeout (fuel
 and memory limits unchanged). An attempt that hits that deadline, or calls a host function that needs a worker
 (``channels.callstate``), comes back ``abandoned``: nothing applied, nothing logged, not a failure; the caller
-runs the callback again normally. A successful attempt with durable workspace writes comes back ``pending``: its
-commit writes SQLite, so the caller applies it on a worker thread with ``complete``.
+runs the callback again normally. A successful attempt whose messages carry attachment bytes comes back
+``pending``: storing them writes blob files, so the caller applies it on a worker thread with ``complete``.
+
+Durability (group commit, ``capabilities.workspace``): applying a callback *stages* its commit (in memory, at once)
+and ``CallOutcome.durable`` is the future of its durable write. Every callback method waits for it before
+returning (``settle``), except ``http_request(..., settle=False)`` and ``complete(..., settle=False)``: the manager
+then frees the channel's lane at once and waits for the write outside it, so the next webhook runs while this one's
+commit is written together with others (``settled`` finishes the outcome: the appended messages, or
+``CommitFailed``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..capabilities.emit import EmitBuffer, EmitLimiter
@@ -28,14 +35,14 @@ from ..capabilities.logging import DEFAULT_LOG_BYTES_PER_MINUTE, LogBudget
 from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
 from ..capabilities.websocket import WebsocketCapability
-from ..capabilities.workspace import DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
+from ..capabilities.workspace import CommitFailed, DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
 from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
 from ..manifest import CapabilitiesFile
 from ..manifest import HttpCapability as HttpSpec
 from ..observability import context as log_context
 from ..runtime import convert
 from ..runtime.engine import EPOCH_TICK_S, LoadedComponent
-from ..runtime.instance import CallStats, Limits, Sandbox
+from ..runtime.instance import Limits, Sandbox
 from ..runtime.values import (
     AgentResponse,
     ChannelConfig,
@@ -44,6 +51,9 @@ from ..runtime.values import (
     StatusUpdate,
 )
 from .callstate import CallState
+from .outcome import CallOutcome, InboundMessage
+
+__all__ = ["CallOutcome", "Channel", "HostServices", "InboundMessage"]
 
 if TYPE_CHECKING:
     from ..capabilities.egress import Egress
@@ -59,48 +69,6 @@ INLINE_DEADLINE_TICKS = 2
 """Epoch deadline of an inline attempt: 2 ticks of the runtime's 10 ms ticker, so 10-20 ms of wall time."""
 INLINE_DEADLINE = "inline deadline"
 """``CallOutcome.abandoned`` when an inline attempt ran out of its deadline."""
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """A message on its way to the agent: what the guest emitted plus the channel and attachment bytes."""
-
-    channel: str
-    message: EmittedMessage
-    attachment_data: dict[str, bytes] = field(default_factory=dict)
-    received_at: float = field(default_factory=time.time)
-    id: str | None = None
-    """The message log entry's id (None when the channel runs without a log, e.g. ``airlock invoke``)."""
-
-    @property
-    def metadata_json(self) -> str:
-        return self.message.metadata_json
-
-
-@dataclass
-class CallOutcome:
-    """What one callback did. ``error`` is None on success; ``value`` is the converted WIT result."""
-
-    callback: str
-    value: Any = None
-    error: AirlockError | None = None
-    messages: list[InboundMessage] = field(default_factory=list)
-    state: CallState | None = None
-    stats: CallStats | None = None
-    attempts: int = 1
-    elapsed_s: float = 0.0
-    abandoned: str | None = None
-    """Inline attempts only: why the attempt was dropped (the host function that needs a worker, or
-    ``INLINE_DEADLINE``). Nothing was applied or logged; run the callback again on a worker."""
-    pending: bool = False
-    """Inline attempts only: the guest succeeded but its durable workspace writes are not applied yet
-    (``Channel.complete``, on a worker thread)."""
-    args: tuple[Any, ...] = ()
-    """The WIT arguments of a ``pending`` outcome (a conflicting commit re-runs the callback with them)."""
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.abandoned is None and not self.pending
 
 
 @dataclass(frozen=True)
@@ -223,15 +191,16 @@ class Channel:
                 self.config = out.value
         return out
 
-    def http_request(self, req: IncomingHttpRequest, *, inline: bool = False) -> CallOutcome:
+    def http_request(self, req: IncomingHttpRequest, *, inline: bool = False, settle: bool = True) -> CallOutcome:
         """on-http-request; ``value`` is the OutgoingHttpResponse. ``inline``: an inline attempt (module
-        docstring), whose outcome may be ``abandoned`` or ``pending``."""
+        docstring), whose outcome may be ``abandoned`` or ``pending``. ``settle`` False: return with the commit
+        staged (``durable`` set; module docstring)."""
         return self._call("on-http-request", (convert.incoming_request_to_wit(req),), inline,
-                          finish=self._http_value)
+                          finish=self._http_value, settle=settle)
 
-    def complete(self, out: CallOutcome) -> CallOutcome:
-        """Apply a ``pending`` inline outcome of on-http-request. Blocking (durable writes): call it from a
-        worker thread. A conflicting workspace commit runs the callback again in full, here."""
+    def complete(self, out: CallOutcome, settle: bool = True) -> CallOutcome:
+        """Apply a ``pending`` inline outcome of on-http-request. Blocking (blob files; with ``settle``, the durable
+        write): call it from a worker thread. A conflicting workspace commit runs the callback again in full, here."""
         assert out.pending and out.state is not None
         out.pending = False
         token = log_context.bind(self.name, out.callback)
@@ -240,10 +209,34 @@ class Channel:
             if isinstance(out.error, _Conflict):
                 log.info("[%s] %s re-run after a workspace conflict on %r", self.name, out.callback,
                          str(out.error))
-                return self._call(out.callback, out.args, finish=self._http_value)
+                return self._call(out.callback, out.args, finish=self._http_value, settle=settle)
+            if settle:
+                self.settle(out)
             return self._observed(self._http_value(out))
         finally:
             log_context.reset(token)
+
+    def settle(self, out: CallOutcome) -> CallOutcome:
+        """Wait until ``out``'s staged commit is durable (blocking) and finish it with :meth:`settled`."""
+        if out.durable is None:
+            return out
+        try:
+            appended = out.durable.result()
+        except CommitFailed as exc:
+            return self.settled(out, exc)
+        return self.settled(out, appended)
+
+    def settled(self, out: CallOutcome, result: list[NewEntry] | CommitFailed) -> CallOutcome:
+        """Finish an outcome whose durable write ended: its messages are the entries the log appended; a failed
+        write makes it fail (nothing acknowledged) and gives its emit-rate reservation back."""
+        out.durable = None
+        if isinstance(result, CommitFailed):
+            out.error, out.value, out.messages = result, None, []
+            if out.state is not None:
+                self.emit_limiter.release(len(out.state.emits.messages))
+        elif self.services.inbound is not None:
+            out.messages = [_logged(self.name, e) for e in result]
+        return out
 
     @staticmethod
     def _http_value(out: CallOutcome) -> CallOutcome:
@@ -278,10 +271,10 @@ class Channel:
     # ---- the machinery ---------------------------------------------------------------------------
 
     def _call(self, callback: str, args: tuple[Any, ...], inline: bool = False,
-              finish: Callable[[CallOutcome], CallOutcome] | None = None) -> CallOutcome:
+              finish: Callable[[CallOutcome], CallOutcome] | None = None, settle: bool = True) -> CallOutcome:
         """Run ``callback`` (re-run on workspace conflicts) inside its log context (``observability.context``);
-        ``finish`` turns the WIT result into the callback's value (or a returned error) before the outcome is
-        reported to the observer."""
+        with ``settle``, wait until its commit is durable; ``finish`` turns the WIT result into the callback's value
+        (or a returned error) before the outcome is reported to the observer."""
         token = log_context.bind(self.name, callback)
         try:
             start = time.perf_counter()
@@ -293,6 +286,8 @@ class Channel:
                 log.info("[%s] %s re-run after a workspace conflict on %r", self.name, callback, str(out.error))
             else:
                 out.error = GuestError("workspace kept conflicting; callback abandoned")
+            if settle:
+                self.settle(out)
             out.elapsed_s = time.perf_counter() - start
             return self._observed(finish(out) if finish is not None else out)
         finally:
@@ -330,10 +325,9 @@ class Channel:
             out.error = exc
         if inline and self._abandon(out, state):
             return out
-        if inline and out.error is None and (
-                any(self.workspace.is_durable(k) for k in state.workspace.writes)
-                or (state.emits.messages and self.services.inbound is not None)):
-            out.pending, out.args = True, args
+        if inline and out.error is None and state.attachments.data and state.emits.messages \
+                and self.services.inbound is not None:
+            out.pending, out.args = True, args  # blob files to write: applied on a worker (module docstring)
             return out
         return self._apply(out, state)
 
@@ -359,7 +353,7 @@ class Channel:
                 return out
             entries = self._entries(state)
             try:
-                appended = self.workspace.commit(state.workspace, entries)
+                out.durable = self.workspace.stage(state.workspace, entries)
             except WorkspaceConflict as conflict:
                 self.emit_limiter.release(len(state.emits.messages))
                 out.error = _Conflict(str(conflict))
@@ -367,8 +361,6 @@ class Channel:
             state.emits.report(self.name)
             if self.services.inbound is None:
                 out.messages = [self._inbound(m, state) for m in state.emits.messages]
-            else:
-                out.messages = [_logged(self.name, e) for e in appended]
         return out
 
     def _entries(self, state: CallState) -> list[NewEntry]:
@@ -396,7 +388,7 @@ class Channel:
 def _logged(channel: str, e: NewEntry) -> InboundMessage:
     msg = EmittedMessage(user_id=e.user_id, user_name=e.user_name, content=e.content, thread_id=e.thread_id,
                          metadata_json=e.metadata_json)
-    return InboundMessage(channel=channel, message=msg, id=e.id)
+    return InboundMessage(channel=channel, message=msg, id=e.id, agent=e.route.agent)
 
 
 class _Conflict(GuestError):

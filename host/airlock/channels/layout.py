@@ -52,6 +52,7 @@ __all__ = [
     "INSTANCE_FILE",
     "KEEP_VERSIONS",
     "OPERATOR_FILE",
+    "PROVENANCE_FILE",
     "ChannelStore",
     "Installed",
     "bare_version",

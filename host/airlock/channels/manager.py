@@ -8,13 +8,18 @@ workspace's optimistic commit (``capabilities.workspace``).
 
 Webhooks inline: a webhook is first attempted on the event loop thread itself (``Channel.http_request(req,
 inline=True)``: a 10-20 ms deadline, normal fuel and memory), because the hand-off to a worker thread costs more
-than a small guest's whole run. An attempt that needs a worker (an outbound call, a pairing code, a websocket
-send, or the deadline) is dropped without trace and the webhook runs on the worker as before; a success with
-durable workspace writes is committed on a worker. ``ChannelSlot.inline`` (``channels.inline.InlineGuard``)
-switches a channel whose attempts mostly abort, or mostly take over a millisecond, off inline for a while, and
-counts hits and aborts (``/health``); ``HostConfig.inline_callbacks`` turns it off. Polls, websocket frames
-and the agent-side callbacks (respond, status, broadcast: nearly always an outbound call) always run on worker
-threads.
+than a small guest's whole run. An attempt that needs a worker (an outbound call, a pairing code, a websocket send,
+or the deadline) is dropped without trace and the webhook runs on the worker as before; a success whose messages
+carry attachment bytes is applied on a worker (blob files). ``ChannelSlot.inline``
+(``channels.inline.InlineGuard``) switches a channel whose attempts mostly abort, or mostly take over a
+millisecond, off inline for a while, and counts hits and aborts (``/health``); ``HostConfig.inline_callbacks``
+turns it off. Polls, websocket frames and the agent-side callbacks (respond, status, broadcast: nearly always an
+outbound call) always run on worker threads.
+
+Group commit: a webhook's callback only *stages* its commit (``capabilities.workspace``) before the main lane is
+released, so the channel's next webhook runs at once against the staged values; the handler then waits, outside
+the lane, until its writes and messages are durable (``_settle``), and answers only then (a failed write: 503).
+Commits staged meanwhile, of this channel and others, share one transaction and one fsync.
 
 Admission (host-side, after the guest, before the commit): ``channels.admission`` re-checks ``dm_policy``; the
 admitted messages are routed and appended to the message log in the callback's own transaction
@@ -38,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..capabilities.workspace import CommitFailed
 from ..errors import ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..manifest import CapabilitiesFile, load_capabilities
@@ -299,18 +306,30 @@ class ChannelManager(AgentSide):
                 return _disabled(slot, "on-http-request")
             out = self._try_inline(slot, req) if slot.inline.should_try() else None
             if out is not None and out.pending:
-                out = await self._run(slot.channel.complete, out)
+                out = await self._run(slot.channel.complete, out, False)
             if out is None:
-                out = await self._run(slot.channel.http_request, req)
+                out = await self._run(functools.partial(slot.channel.http_request, req, settle=False))
+        out = await self._settle(slot, out)
         if not out.ok and not isinstance(out.error, EmitRateLimited):
             slot.failures += 1
         self.dispatch(slot, out)
         return out
 
     @staticmethod
+    async def _settle(slot: ChannelSlot, out: CallOutcome) -> CallOutcome:
+        """Wait (on the event loop, the lane free) until ``out``'s staged commit is durable (module docstring)."""
+        if out.durable is None:
+            return out
+        try:
+            appended = await asyncio.wrap_future(out.durable)
+        except CommitFailed as exc:
+            return slot.channel.settled(out, exc)
+        return slot.channel.settled(out, appended)
+
+    @staticmethod
     def _try_inline(slot: ChannelSlot, req: IncomingHttpRequest) -> CallOutcome | None:
-        """One inline attempt on this (the event loop's) thread; None if it was abandoned."""
-        out = slot.channel.http_request(req, inline=True)
+        """One inline attempt on this (the event loop's) thread, its commit staged; None if it was abandoned."""
+        out = slot.channel.http_request(req, inline=True, settle=False)
         slot.inline.record(out.abandoned, out.elapsed_s)
         if out.abandoned is not None:
             log.debug("[%s] webhook moved to a worker (%s)", slot.channel.name, out.abandoned)
@@ -319,7 +338,8 @@ class ChannelManager(AgentSide):
 
     def dispatch(self, slot: ChannelSlot, out: CallOutcome) -> None:
         """Wake the agents for what the callback committed to the log (admitted and routed before the commit)."""
-        self.bus.appended(len(out.messages))
+        agents = [m.agent for m in out.messages]
+        self.bus.appended(len(agents), None if None in agents else [a for a in agents if a is not None])
 
     def admit(self, channel: Channel, msg: InboundMessage) -> bool:
         """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""

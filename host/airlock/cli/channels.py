@@ -1,5 +1,5 @@
-"""``airlock channels install|list|check`` (the lifecycle commands: ``channels_lifecycle``, settings:
-``channels_config``)."""
+"""``airlock channels install|list|check`` (installing: ``channels_install``; the lifecycle commands:
+``channels_lifecycle``; operator settings: ``channels_config``)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from ..channels.activation import blocker as channel_blocker
-from ..channels.activation import wit_version_note
-from ..channels.catalog import Entry, list_installed
+from ..channels.catalog import Entry, list_installed, provenance_file
 from ..channels.channel import namespaced_lookup
-from ..channels.install import stage
 from ..channels.layout import ChannelStore
 from ..channels.socket_runtime import start_blocker
-from ..control import gateway_for
 from ..errors import ComponentError, ConfigError
 from ..host_config import HostConfig
 from ..manifest import CapabilitiesFile, load_capabilities
-from ..runtime.engine import LoadedComponent, Runtime
+from ..packages import FETCH_TIMEOUT_S, PACKAGE_SUFFIX, is_url, provenance_doc
+from ..runtime.engine import Runtime
 from ..stores import SecretStore
 from . import report
 from .app import app, config_from, friendly_errors
@@ -30,16 +28,16 @@ from .common import (
     check_channel_name,
     check_file_against_schema,
     lazy_store,
-    lenient_note,
     load_component,
     migrate_quietly,
     missing_secrets,
     runtime_for,
 )
-from .install_check import check_argument_order, check_fit, check_world
+from .install_check import check_argument_order
 from .output import Column, JsonOption, Row, print_json, show_rows
+from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
-__all__ = ["channel_rows", "channels_app"]
+__all__ = ["channel_rows", "channels_app", "install_package"]
 
 log = logging.getLogger("airlock.cli")
 
@@ -60,77 +58,86 @@ def _load_runnable(caps: Path, *, lenient: bool = False) -> CapabilitiesFile:
 @friendly_errors
 def channels_install(
     ctx: typer.Context,
-    wasm: Annotated[Path, typer.Argument(help="The channel component (.wasm).")],
-    caps: Annotated[Path, typer.Argument(help="Its capabilities file (.capabilities.json).")],
+    source: Annotated[str, typer.Argument(
+        help="A channel package (.airlock file or https:// URL), or a component (.wasm) followed by CAPS.")],
+    caps: Annotated[Path | None, typer.Argument(
+        help="The component's capabilities file (.capabilities.json); not with a package.")] = None,
     as_name: Annotated[str | None, typer.Option(
         "--as", metavar="NAME", help="Install as a channel of this name (a second account of one platform: its "
                                      "own config, secrets NAME/..., workspace, pairings, /webhook/NAME).")] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Installed already: add this as a new version and run it (as channels upgrade).")] = False,
+        "--force", help="Installed already: keep this as a new version and run it (as channels upgrade).")]
+    = False,
+    allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned", help="Accept a package without a signature by a trusted key (recorded as "
+        "unsigned; its digests are still checked).")] = False,
+    allow_private_host: AllowPrivateOption = None,
+    timeout: TimeoutOption = FETCH_TIMEOUT_S,
     lenient: LenientOption = False,
 ) -> None:
-    """Validate a component and its capabilities file, then keep them as a version of a channel in the home.
+    """Install a channel: a package (verified first: limits, digests, a signature by a key in `airlock trust
+    list`), or a bare component and capabilities file (recorded as unsigned).
 
-    Stored as HOME/channels/NAME/VERSION/ (NAME from the capabilities file, or --as; VERSION is the file's version
-    with a content hash, e.g. 0.2.2+1a2b3c4d). Refused before anything is written: swapped arguments, a component
-    built for another world than the file declares, or one whose on-start (run once, offline, without secrets) asks
-    for nothing the file grants. A running gateway starts the channel at once.
+    Kept as HOME/channels/NAME/VERSION/ (component, capabilities file, provenance record: who signed it, digests,
+    source); NAME from the capabilities file, or --as; VERSION the package's, or for a bare install the file's
+    version with a content hash (0.2.2+1a2b3c4d). Refused before anything is written: a package that fails
+    verification, swapped arguments, a component built for another world than the file declares, or one whose
+    on-start (run once, offline, without secrets) asks for nothing the file grants. A running gateway starts the
+    channel at once.
     """
     config = config_from(ctx)
     if as_name is not None:
         check_channel_name(as_name)
-    check_argument_order(wasm, caps)
-    doc = _load_runnable(caps, lenient=lenient)
-    loaded = _load_checked(config, wasm, caps, doc)
-    store = ChannelStore(config.channels_dir)
-    migrate_quietly(store)
-    name = as_name or doc.name
-    if force and store.exists(name):
-        from .channels_lifecycle import upgrade_from_files
+    install_source(config, source, caps, force=force, allow_unsigned=allow_unsigned,
+                   allow_private_host=allow_private_host, timeout=timeout, lenient=lenient, as_name=as_name)
 
-        upgrade_from_files(config, store, name, wasm, caps, lenient=lenient)
+
+def install_source(config: HostConfig, source: str, caps: Path | None, *, force: bool = False,
+                   allow_unsigned: bool = False, allow_private_host: list[str] | None = None,
+                   timeout: float = FETCH_TIMEOUT_S, lenient: bool = False, as_name: str | None = None,
+                   upgrade: bool = False) -> None:
+    """``install`` (and ``upgrade``) of SOURCE [CAPS]: a bare pair or a package (``channels_install``)."""
+    from .channels_install import install_files
+
+    if caps is not None:
+        if is_url(source) or source.endswith(PACKAGE_SUFFIX):
+            raise ConfigError(f"{source} is a package: it holds its own capabilities file (drop {caps})")
+        check_argument_order(Path(source), caps)
+        install_files(config, Path(source), caps, None, force=force, lenient=lenient, as_name=as_name,
+                      upgrade=upgrade)
         return
-    if not store.exists(name):
-        check_fit(config, doc, caps, wasm)
-    staged = stage(store, wasm.read_bytes(), caps.read_bytes(), source=str(caps), as_name=as_name,
-                   lenient=lenient)
-    if lenient:
-        lenient_note(caps, config)
-    gateway = gateway_for(config.home)
-    running = ""
-    if gateway is not None:
-        reply = gateway.call("POST", f"/v1/channels/{staged.name}/install")
-        running = f"; running gateway: {reply['status']}"
-    typer.echo(f"installed {staged.name} {staged.version} ({loaded.world.name}, "
-               f"{report.human_size(loaded.size_bytes)}) in {config.channels_dir}{running}")
-    missing = missing_secrets(staged.caps, lazy_store(config), instance=staged.name)
-    if missing:
-        typer.echo(f"inactive until its secrets are set: "
-                   f"{'; '.join(f'airlock secrets set {m}' for m in missing)}")
+    if not is_url(source) and source.endswith(".wasm"):
+        raise ConfigError(f"{source}: a bare component needs its capabilities file: "
+                          f"airlock channels install {source} NAME.capabilities.json")
+    pkg = open_package(config, source, allow_unsigned=allow_unsigned, allow_private=allow_private_host,
+                       timeout=timeout)
+    install_package(config, pkg, force=force, lenient=lenient, as_name=as_name, upgrade=upgrade)
 
 
-def _load_checked(config: HostConfig, wasm: Path, caps: Path, doc: CapabilitiesFile) -> LoadedComponent:
-    """Load ``wasm`` (a clear one-line error if it does not) and warn about a WIT version mismatch."""
-    with runtime_for(config) as runtime:
-        loaded = load_component(runtime, wasm)
-    check_world(doc, caps, loaded)
-    world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
-    if wit_version_note(doc.wit_version, world_version) is not None:
-        log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
-                    loaded.world.channel_interface)
-    return loaded
+def install_package(config: HostConfig, pkg: Any, *, force: bool, lenient: bool = False,
+                    as_name: str | None = None, upgrade: bool = False) -> None:
+    """A verified package into the home (``channels_install.install_package``)."""
+    from . import channels_install
+
+    channels_install.install_package(config, pkg, force=force, lenient=lenient, as_name=as_name, upgrade=upgrade)
 
 
 def _row(name: str, status: str, *, version: Any = None, world: Any = None, size_bytes: Any = None,
-         platform: Any = None) -> dict[str, Any]:
+         platform: Any = None, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     state = "active" if status.startswith("active") else "inactive" if status.startswith("inactive") else "invalid"
     if status.startswith("disabled"):
         state = "disabled"
     return {"name": name, "platform": platform or name, "version": version, "world": world,
-            "size_bytes": size_bytes, "state": state, "status": status}
+            "size_bytes": size_bytes, "state": state, "status": status, "provenance": provenance}
 
 
 def _channel_row(runtime: Runtime, entry: Entry, store: Callable[[], SecretStore]) -> dict[str, Any]:
+    row = _channel_status(runtime, entry, store)
+    row["provenance"] = provenance_doc(provenance_file(entry.component, entry.name))
+    return row
+
+
+def _channel_status(runtime: Runtime, entry: Entry, store: Callable[[], SecretStore]) -> dict[str, Any]:
     doc, wasm, name = entry.caps, entry.component, entry.name
     base: dict[str, Any] = {"version": entry.version, "platform": entry.platform}
     if doc is None:
@@ -162,7 +169,9 @@ def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], Secre
 
     Row keys: ``name``, ``platform`` (the component's own name), ``version`` (the installed version),
     ``world``, ``size_bytes`` (``None`` when unknown), ``state`` (``active``, ``inactive``, ``disabled`` or
-    ``invalid``) and ``status`` (the full one-line reason).
+    ``invalid``), ``status`` (the full one-line reason) and ``provenance`` (``packages.provenance_doc``:
+    ``signed``, ``publisher`` (a trusted key's name or "unsigned"), ``key_id``, ``digests``, ``source``, ...,
+    ``recorded``; None for a component without a capabilities file).
     """
     directory = config.channels_dir
     rows = [_channel_row(runtime, entry, store)
@@ -180,6 +189,13 @@ def _status_style(row: Row) -> str:
     return "yellow" if row["state"] != "invalid" else "red"
 
 
+def _publisher_text(row: Row) -> str:
+    prov = row.get("provenance")
+    if not prov:
+        return "?"
+    return str(prov["publisher"])  # the key id is in --json
+
+
 def _size_text(row: Row) -> str:
     return "?" if row["size_bytes"] is None else report.human_size(row["size_bytes"])
 
@@ -189,6 +205,7 @@ CHANNEL_COLUMNS = (
     Column("version", "version", text=lambda r: r["version"] or "?"),
     Column("world", "world", text=lambda r: r["world"] or "?"),
     Column("size", "size_bytes", text=_size_text),
+    Column("publisher", "provenance", text=_publisher_text),
     Column("status", "status", style=_status_style),
 )
 
@@ -199,7 +216,8 @@ def channels_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List installed channels: name, version, world, size, and whether they would be active.
 
     --json: a list of {name, platform, version, world, size_bytes, state (active|inactive|disabled|invalid),
-    status}.
+    status, provenance: {signed, publisher, key_id, version, world, digests, source, package_sha256, note,
+    recorded}}.
     """
     config = config_from(ctx)
     migrate_quietly(ChannelStore(config.channels_dir))

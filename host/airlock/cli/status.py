@@ -3,7 +3,8 @@
 Where to look: ``--url``, else the runtime file the running gateway keeps in its home
 (``HOME/run/gateway.json``, ``cli/runfile.py``), else the configured default address
 (``http://127.0.0.1:8080``). The gateway's ``/health`` gives each channel's state, counters and websocket;
-the runtime file adds versions, uptime and each channel's last errors.
+the runtime file adds versions, uptime and each channel's last errors; this home's install records add who
+published each channel (``provenance``; not for a gateway named by ``--url``).
 
 Something is failing (exit status 2, each problem on its own line) when the gateway does not answer, the
 runtime file names a process that is gone, a channel is not active, a channel's websocket stopped for good,
@@ -22,8 +23,10 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
+from ..channels.catalog import list_installed, provenance_file
 from ..errors import ConfigError
 from ..host_config import HostConfig
+from ..packages import provenance_doc
 from .about import version_doc
 from .app import app, config_from, friendly_errors
 from .output import Column, JsonOption, console, print_json, show_rows
@@ -131,6 +134,10 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
             gateway[key] = _local_url(value) if isinstance(value, str) else None
     last_errors = info.get("last_errors", {}) if info is not None and not stale else {}
     rows = _channel_rows(health, last_errors if isinstance(last_errors, dict) else {}, now) if health else []
+    installed = {e.name: e for e in list_installed(config.channels_dir)} if url is None else {}
+    for row in rows:  # who published each channel: this home's install records (not known for a --url gateway)
+        entry = installed.get(row["name"])
+        row["provenance"] = provenance_doc(provenance_file(entry.component, entry.name)) if entry else None
     problems = _problems(gateway, rows)
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
             "cli": dict(version_doc())}
@@ -152,6 +159,7 @@ def _last_error_text(row: Any) -> str:
 STATUS_COLUMNS = (
     Column("channel", "name"),
     Column("status", "status", style=lambda r: "green" if r["active"] else "yellow"),
+    Column("publisher", "provenance", text=lambda r: r["provenance"]["publisher"] if r["provenance"] else "?"),
     Column("failures", "failures"),
     Column("websocket", "websocket", text=lambda r: r["websocket"]["state"] if r["websocket"] else ""),
     Column("last error", "last_error", text=_last_error_text, limit=120),

@@ -11,7 +11,9 @@ query parameter that carries a stored secret verbatim (Telegram's secret header,
 from what the guest sees (``Verifier.secret_headers`` / ``secret_query``). A guest that
 fails gives a generic 500; details go to the host log. A callback whose messages would pass the channel's emit
 rate limit is not applied at all and answers 429 + Retry-After (``EmitRateLimited``), so a platform's retry is
-honest and nothing acknowledged is dropped. Socket-level limits (connection caps, header deadline) are in
+honest and nothing acknowledged is dropped. The answer waits until the callback's writes and messages are durable
+in the message log; if the log cannot store them (``CommitFailed``) the webhook answers 503 + Retry-After and
+nothing of it was kept. Socket-level limits (connection caps, header deadline) are in
 ``inbound.listener``.
 The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
 shows each channel's inline hits, aborts and trips).
@@ -26,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..capabilities.workspace import CommitFailed
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..channels.swap import SwapTimeout, wait_replaced, wait_route
 from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy
@@ -153,6 +156,8 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
+    if isinstance(out.error, CommitFailed):  # the log could not store it: nothing kept, the platform redelivers
+        return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
     response = _response(out.value)

@@ -51,6 +51,11 @@ class SqliteDb:
                 if statement.strip():
                     conn.execute(statement)
 
+    @property
+    def synchronous(self) -> str:
+        """The database's own ``synchronous`` setting (``NORMAL`` or ``FULL``), as opened."""
+        return self._synchronous
+
     @contextmanager
     def transaction(self, synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
         """Hold the lock and run the block in one ``BEGIN IMMEDIATE`` transaction.
@@ -69,10 +74,13 @@ class SqliteDb:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                # A COMMIT that fails (a deferred constraint, SQLITE_BUSY) leaves the transaction open on this shared
+                # connection, and every later BEGIN would fail: it is rolled back like any other failure.
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have ended it already (I/O error, disk full)
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
