@@ -66,7 +66,7 @@ def test_upgrade_keeps_operator_settings_and_applies_new_defaults_then_rollback(
     v2 = write(tmp_path, caps_doc("0.2.0", dm_policy="allowlist", greeting="hello", new_key=True), "v2")
     out = ok(run_cli(airlock_home, "channels", "upgrade", "minimal", str(wasm), str(v2)))
     second = bare_version("0.2.0", wasm.read_bytes(), v2.read_bytes())
-    assert f"upgraded from {first}" in out and second in out
+    assert f"upgraded (unsigned) from {first}" in out and second in out
     store = ChannelStore(airlock_home / "channels")
     caps = effective_caps(store, "minimal")
     assert caps.version == "0.2.0"
@@ -81,7 +81,7 @@ def test_upgrade_keeps_operator_settings_and_applies_new_defaults_then_rollback(
     versions = json.loads(ok(run_cli(airlock_home, "channels", "versions", "minimal", "--json")))
     assert (versions["active"], versions["previous"]) == (second, first)
     assert [v["version"] for v in versions["versions"]] == [first, second]
-    assert all(v["source"] == "bare" and v["signed"] is False for v in versions["versions"])
+    assert all(v["publisher"] == "unsigned" and v["signed"] is False for v in versions["versions"])
 
     out = ok(run_cli(airlock_home, "channels", "rollback", "minimal"))
     assert f"rolled back from {second}" in out
@@ -178,7 +178,7 @@ BAD_INPUT = [
     (("channels", "install", "WASM", "CAPS"), "already installed"),
     (("channels", "upgrade", "minimal", "WASM", "OTHER"), "runs a 'minimal' component"),
     (("channels", "upgrade", "nope", "WASM", "CAPS"), "no channel named 'nope'"),
-    (("channels", "upgrade", "minimal"), "either WASM and CAPS"),
+    (("channels", "upgrade", "minimal"), "a package, or WASM and CAPS"),
     (("channels", "upgrade", "minimal", "--version", "9.9.9"), "no version '9.9.9'"),
     (("channels", "upgrade", "minimal", "--version", "../x"), "no version"),
     (("channels", "upgrade", "minimal", "WASM", "BROKEN"), "$.version"),

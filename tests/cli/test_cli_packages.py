@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import stat
 import subprocess
 import zipfile
@@ -16,6 +15,8 @@ import pytest
 from clirun import one_line_error, run_cli, tree
 from watguest import build_component
 
+from airlock.channels.install import stage
+from airlock.channels.layout import ChannelStore
 from airlock.cli.package_source import MAX_TIMEOUT_S
 from airlock.packages import TrustStore, build_package, sign_package
 from airlock.packages.archive import read_archive, write_archive
@@ -128,8 +129,7 @@ def trusted_home(airlock_home: Path, wasm: Path, caps: Path, tmp_path: Path) -> 
     keys.mkdir()
     private, public, _ = generate_key_files(keys / "acme", "acme")
     TrustStore(airlock_home).add(read_public_key(public))
-    shutil.copy(wasm, airlock_home / "channels" / "minimal.wasm")
-    shutil.copy(caps, airlock_home / "channels" / "minimal.capabilities.json")
+    stage(ChannelStore(airlock_home / "channels"), wasm.read_bytes(), caps.read_bytes(), source=str(caps))
     return airlock_home, private
 
 

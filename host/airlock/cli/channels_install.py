@@ -19,7 +19,7 @@ from ..channels.activation import wit_version_note
 from ..channels.install import stage
 from ..channels.layout import PROVENANCE_FILE, ChannelStore
 from ..control import gateway_for
-from ..errors import ConfigError, PackageError
+from ..errors import AirlockError, ConfigError, PackageError
 from ..host_config import HostConfig
 from ..manifest import CapabilitiesFile
 from ..packages import Provenance, VerifiedPackage, bare_provenance, read_provenance
@@ -60,8 +60,14 @@ def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool, le
         caps_path = Path(tmp) / pkg.manifest.caps_member
         wasm_path.write_bytes(pkg.component)
         caps_path.write_bytes(pkg.capabilities)
-        install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient, as_name=as_name,
-                      upgrade=upgrade)
+        try:
+            install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient, as_name=as_name,
+                          upgrade=upgrade)
+        except AirlockError as exc:  # name the package's member, not the temporary directory
+            text = str(exc).replace(f"{tmp}/", f"{pkg.provenance.source}: ")
+            if text == str(exc):
+                raise
+            raise ConfigError(text) from None
 
 
 def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedComponent) -> None:
