@@ -10,7 +10,7 @@ CHANNELS := build/channels
 # Channel authors: add your crate's directory name here and to `members` in the root Cargo.toml.
 RUST_CHANNELS := template-rust slack whatsapp discord feishu wechat wecom
 
-.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser examples-ts run test lint typecheck pytest bench clean
+.PHONY: all schema venv guests rust-toolchain rust-guests rust-test test-guests bench-guest wrk browser servers examples-ts run test lint typecheck pytest bench clean
 
 all: test
 
@@ -54,6 +54,11 @@ wrk:
 browser:
 	bash scripts/install-browser.sh
 
+# Debian's postgresql and redis-server for the state-backend tests (tests/servers.py starts throw-away servers on
+# loopback ports in temporary directories; the packages' system services are not used).
+servers:
+	bash scripts/install-servers.sh
+
 # The capabilities file's JSON Schema, generated from the pydantic models (a test fails when it is stale).
 schema: $(STAMP)
 	PYTHONPATH=host $(BIN)/python -m airlock.manifest.schema > host/airlock/manifest/capabilities.schema.json
@@ -78,7 +83,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict host/airlock host/airlock_demo
 
-pytest: guests test-guests bench-guest browser examples-ts
+pytest: guests test-guests bench-guest browser servers examples-ts
 	$(BIN)/pytest -q
 
 rust-test:

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import PostgresServer, RedisServer
 
+from airlock.messages.log import MessageLog
+from airlock.messages.postgres import PostgresMessageLog
+from airlock.messages.sqlite import SqliteMessageLog
 from airlock.runtime.engine import Runtime
 from airlock.runtime.instance import Sandbox
 
@@ -28,6 +32,81 @@ sys.path.insert(0, str(Path(__file__).parent / "fakes"))
 @pytest.fixture(scope="session")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("compile-cache")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the whole session (``tests/servers.py``), started by the first test that asks."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def _stoppable_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def stoppable_postgres(_stoppable_server: PostgresServer) -> Iterator[PostgresServer]:
+    """A PostgreSQL server the test may stop and start again (the database-down tests), apart from the session's
+    shared one; one per session, running again after each test."""
+    yield _stoppable_server
+    if not _stoppable_server.running:
+        _stoppable_server.start()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty namespace on the session's PostgreSQL (a schema of its own, on the connection's search path):
+    ``postgresql://airlock@127.0.0.1:PORT/postgres?options=-csearch_path%3DNAME``."""
+    return postgres_server.create_schema()
+
+
+LOG_BACKENDS = ("sqlite", "postgresql")
+OpenLog = Callable[[], MessageLog]
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenLog]:
+    """``open_log()`` opens (again) one message log on the parametrised backend: SQLite (``tmp_path/state.db``) or
+    PostgreSQL (a fresh database on the session's real server); every log opened is closed at the end."""
+    opened: list[MessageLog] = []
+    if request.param == "sqlite":
+        def make() -> MessageLog:
+            return SqliteMessageLog(tmp_path / "state.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+
+        def make() -> MessageLog:
+            return PostgresMessageLog.open(url)
+
+    def tracked() -> MessageLog:
+        opened.append(make())
+        return opened[-1]
+
+    yield tracked
+    for log in opened:
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis for the whole session (``tests/servers.py``), started by the first test that asks."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture(scope="module")

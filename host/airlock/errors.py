@@ -21,7 +21,9 @@ or a platform could see; details go to the host log only.
     ├── BackpressureError            the message bus is full; the caller should retry later
     ├── ChannelDisabled              the operator disabled the channel; the callback did not run
     ├── EmitRateLimited              a callback's messages would pass the channel's emit rate; nothing applied
-    └── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
+    ├── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
+    ├── StateUnavailable             the state database cannot be reached (PostgreSQL down); nothing was changed
+    └── LeaseLost                    a lease (poller, websocket) is no longer held under its fencing token
 """
 
 from __future__ import annotations
@@ -110,3 +112,25 @@ class SandboxBusy(AirlockError):
     def __init__(self, reason: str, retry_after: int = 1) -> None:
         super().__init__(f"no sandbox slot free ({reason}); retry after {retry_after}s")
         self.retry_after = retry_after
+
+
+class StateUnavailable(AirlockError):
+    """The state database (``state = "postgresql://..."``) cannot be reached or dropped the connection: the
+    operation was not applied (its transaction rolled back, or never began). Transient: a webhook answers 503 with
+    Retry-After ``retry_after`` seconds, a poll waits for its next turn, the operation can be repeated. The message
+    names the failure class only (no server address, no credentials)."""
+
+    def __init__(self, reason: str, retry_after: int = 5) -> None:
+        super().__init__(f"state database unavailable ({reason}); retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class LeaseLost(AirlockError):
+    """A lease (``state.leases``) is no longer held under the fencing token the caller has: it expired and another
+    holder took it, or it was released. The write it guarded was not applied; the caller stops the work the lease
+    covered (a poller stops before its next poll) and may try to acquire the lease again."""
+
+    def __init__(self, name: str, token: int) -> None:
+        super().__init__(f"lease {name!r} is no longer held under token {token}")
+        self.name = name
+        self.token = token

@@ -44,19 +44,21 @@ from .errors import ConfigError, GuestError
 from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import build_app
+from .inbound.verifiers.base import ReplayFactory
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
 from .messages.log import MessageLog
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
-from .messages.sqlite import SqliteMessageLog
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
-from .stores import PairingStore, SecretStore
+from .state.backends import open_secrets, open_state
+from .state.replay import SharedReplayCache
+from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
 
@@ -93,10 +95,10 @@ class AirlockHost:
         (SIGHUP, ``reload_host_config``)."""
         self.config = config
         private_dir(config.home)
-        self.secrets = secrets if secrets is not None else SecretStore.open(config.home)
-        self.pairing = PairingStore(config.pairing_db)
-        self.log: MessageLog = log if log is not None else SqliteMessageLog(
-            config.state_db, legacy_workspace_db=config.workspace_db, synchronous=config.log_synchronous)
+        self.state = open_state(config, log=log)
+        self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
+        self.log: MessageLog = self.state.log
+        self.pairing = self.state.pairing
         self.blobs = BlobStore(config.blobs_dir)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
@@ -110,7 +112,7 @@ class AirlockHost:
             durable=self.log, egress=self.egress, memory_limit_bytes=config.memory_limit_bytes,
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
             inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
-            observer=self.observer,
+            observer=self.observer, replay=self._replay_factory(),
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -140,6 +142,13 @@ class AirlockHost:
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""
+
+    def _replay_factory(self) -> ReplayFactory | None:
+        """With PostgreSQL state, webhook replay caches shared by every node (``state.replay``); else in memory."""
+        db = self.state.db
+        if db is None:
+            return None
+        return lambda channel: SharedReplayCache(db, channel)
 
     @property
     def base_url(self) -> str:
@@ -212,11 +221,10 @@ class AirlockHost:
             await self._runner.cleanup()
         self.egress.close()
         self.runtime.close()
-        self.pairing.close()
         self.agents.close()
         self._durable_pool.shutdown(wait=True)
         await self._flushed()
-        self.log.close()
+        self.state.close()
         REDACTOR.unwatch(self.secrets)
 
     async def _flushed(self, timeout_s: float = 30.0) -> None:

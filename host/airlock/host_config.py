@@ -14,6 +14,7 @@ from airlock.errors import ConfigError
 from airlock.manifest.base import PositiveFloat, PositiveInt, check_host, one_line
 from airlock.manifest.channel import MIN_POLL_INTERVAL_MS
 from airlock.messages.routing_models import RoutingConfig
+from airlock.state.url import DEFAULT_STATE_URL, StateUrl, check_state_url, parse_state_url
 
 if TYPE_CHECKING:
     from airlock.inbound.listener import ListenerLimits
@@ -49,6 +50,9 @@ class HostConfig(BaseModel):
 
     Fields:
         home: data directory (default :func:`default_home`); derived paths are properties below.
+        state: where the message log, the durable workspace and the shared stores live (``state.url``):
+            ``sqlite:///state.db`` (default: a file in the home) or ``postgresql://USER@HOST:PORT/DB`` (several
+            processes or nodes on one database); parsed in ``state_url``.
         channels_dir: where ``<name>.wasm`` + ``<name>.capabilities.json`` live (default ``home/channels``).
         listen_host / listen_port: the webhook HTTP server's address (port 0..65535; 0 = pick one).
         upstream_overrides: ``host -> base URL`` (e.g. ``"api.telegram.org": "http://127.0.0.1:8081"``) to
@@ -118,6 +122,7 @@ class HostConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     home: Path = Field(default_factory=default_home)
+    state: str = DEFAULT_STATE_URL
     channels_dir: Path = Field(default=None, validate_default=True)
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=0, le=65535)
@@ -182,6 +187,11 @@ class HostConfig(BaseModel):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, v: str) -> str:
+        return check_state_url(v)
 
     @field_validator("upstream_overrides")
     @classmethod
@@ -265,9 +275,16 @@ class HostConfig(BaseModel):
         return self.home / "pairing.db"
 
     @property
+    def state_url(self) -> StateUrl:
+        """``state`` parsed: the SQLite file (relative paths under ``home``) or the PostgreSQL connection URL."""
+        return parse_state_url(self.state, self.home)
+
+    @property
     def state_db(self) -> Path:
-        """SQLite file of the message log and the durable workspace (one file: one transaction for both)."""
-        return self.home / "state.db"
+        """SQLite file of the message log and the durable workspace (one file: one transaction for both); with
+        PostgreSQL state, where that file would be (unused)."""
+        url = self.state_url
+        return url.path if url.path is not None else self.home / "state.db"
 
     @property
     def agent_api_bind_port(self) -> int:

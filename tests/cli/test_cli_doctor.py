@@ -167,3 +167,35 @@ def test_channels_this_host_cannot_run_or_runs_weakly(airlock_home: Path) -> Non
         (status, text.split(" (")[0]) for status, text in found["channel sock"]]
     assert [status for status, _ in found["channel meta"]] == ["warn", "ok"]
     assert "app_secret_name is not set" in found["channel meta"][0][1]
+
+
+def test_state_on_postgresql_reachable_versioned_and_down(tmp_path: Path, pg_url: str) -> None:
+    """The state check: PostgreSQL reachable with its schema version (not migrated by the doctor), secrets read
+    from it; a newer schema fails; a server that does not answer fails with the URL's password hidden."""
+    import psycopg
+
+    from airlock.state.pg_schema import MIGRATIONS
+    from airlock.state.postgres import PgDb
+
+    home = tmp_path / "pg"
+    home.mkdir(mode=0o700)
+    (home / "airlock.toml").write_text(f'state = "{pg_url}"\n')
+    code, found = doctor(home)
+    assert found["state"][0][0] == "note" and "schema version 0" in found["state"][0][1]  # not migrated
+    PgDb(pg_url).close()  # what airlock serve does at start
+    code, found = doctor(home)
+    assert code == 0 and found["state"] == [("ok", found["state"][0][1])]
+    assert f"schema version {len(MIGRATIONS)}" in found["state"][0][1]
+    assert found["secret store"][0][0] == "ok" and "in PostgreSQL" in found["secret store"][0][1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO airlock_schema (version, name) VALUES (%s, 'future')", (len(MIGRATIONS) + 1,))
+    code, found = doctor(home)
+    assert code == 2 and found["state"][0][0] == "fail" and "upgrade Airlock" in found["state"][0][1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    (home / "airlock.toml").write_text(f'state = "postgresql://bob:hunter2@127.0.0.1:{port}/x"\n')
+    code, found = doctor(home)
+    assert code == 2 and found["state"][0][0] == "fail" and "cannot connect" in found["state"][0][1]
+    assert "hunter2" not in json.dumps(found) and "bob:***@" in found["state"][0][1]

@@ -1,13 +1,17 @@
-"""SqliteMessageLog on a real SQLite file: atomic commit with the workspace, dedupe window, leases in order per
-conversation, visibility timeout, ack + reply in one transaction, outbox order, dead letters, compaction."""
+"""The message log on each backend (``conftest.open_log``: a real SQLite file, a real PostgreSQL database): atomic
+commit with the workspace, dedupe window, leases in order per conversation, visibility timeout, ack + reply in one
+transaction, outbox order, dead letters, compaction."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
+from conftest import OpenLog
 
+from airlock.messages.log import MessageLog
 from airlock.messages.model import NewEntry, Route
 from airlock.messages.outbox import Outbound
 from airlock.messages.sqlite import SqliteMessageLog
@@ -21,31 +25,31 @@ def entry(content: str, conv: str = "c1", key: str | None = None, agent: str = "
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> SqliteMessageLog:
-    return SqliteMessageLog(tmp_path / "state.db")
+def log(open_log: OpenLog) -> MessageLog:
+    return open_log()
 
 
-def test_commit_stores_workspace_and_entries_together(log: SqliteMessageLog, tmp_path: Path) -> None:
+def test_commit_stores_workspace_and_entries_together(log: MessageLog, open_log: OpenLog) -> None:
     appended = log.commit("tg", {"state/offset": "7"}, [entry("a"), entry("b")], T0)
     assert [e.content for e in appended] == ["a", "b"]
     log.close()
-    reopened = SqliteMessageLog(tmp_path / "state.db")
+    reopened = open_log()
     assert reopened.load_workspace("tg") == {"state/offset": "7"}
     assert [e.content for e in reopened.list_inbound()] == ["b", "a"]
     assert reopened.backlog() == 2
 
 
-def test_a_failed_commit_writes_neither(log: SqliteMessageLog) -> None:
+def test_a_failed_commit_writes_neither(log: MessageLog) -> None:
     bad = NewEntry(instance="tg", user_id="u", user_name=None, thread_id=None, content="x", metadata_json="{}",
                    route=Route("main", "s", "c"), id="dup-id")
     log.commit("tg", {}, [bad], T0)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         log.commit("tg", {"state/offset": "9"}, [entry("fine"), bad], T0)  # the second id collides
     assert log.load_workspace("tg") == {}
     assert [e.content for e in log.list_inbound()] == ["x"]
 
 
-def test_dedupe_within_the_window_then_forgotten(log: SqliteMessageLog) -> None:
+def test_dedupe_within_the_window_then_forgotten(log: MessageLog) -> None:
     assert len(log.commit("tg", {}, [entry("a", key="k1")], T0)) == 1
     assert log.commit("tg", {}, [entry("a again", key="k1")], T0 + 10) == []
     assert len(log.commit("other", {}, [NewEntry(**{**entry("x", key="k1").__dict__, "instance": "other",
@@ -54,7 +58,7 @@ def test_dedupe_within_the_window_then_forgotten(log: SqliteMessageLog) -> None:
     assert len(log.commit("tg", {}, [entry("a later", key="k1")], T0 + 3601)) == 1
 
 
-def test_lease_is_in_commit_order_and_an_expired_lease_comes_first(log: SqliteMessageLog) -> None:
+def test_lease_is_in_commit_order_and_an_expired_lease_comes_first(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("c1-1", "c1"), entry("c1-2", "c1"), entry("c2-1", "c2")], T0)
     (first,) = log.lease("main", 1, 30, T0)
     assert first.content == "c1-1"
@@ -65,7 +69,7 @@ def test_lease_is_in_commit_order_and_an_expired_lease_comes_first(log: SqliteMe
     assert [e.content for e in log.lease("main", 10, 30, T0 + 31)] == ["c1-1", "c1-2", "c2-1", "c1-3"]
 
 
-def test_visibility_timeout_offers_again_and_old_token_loses(log: SqliteMessageLog) -> None:
+def test_visibility_timeout_offers_again_and_old_token_loses(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("m")], T0)
     (a,) = log.lease("main", 1, 30, T0)
     assert log.lease("main", 1, 30, T0 + 29) == []
@@ -77,20 +81,20 @@ def test_visibility_timeout_offers_again_and_old_token_loses(log: SqliteMessageL
     assert log.backlog() == 0
 
 
-def test_agents_only_see_their_own(log: SqliteMessageLog) -> None:
+def test_agents_only_see_their_own(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("for-a", agent="a"), entry("for-b", "c9", agent="b")], T0)
     assert [e.content for e in log.lease("b", 5, 30, T0)] == ["for-b"]
     assert [e.content for e in log.lease("a", 5, 30, T0)] == ["for-a"]
 
 
-def test_release_makes_it_ready_at_once(log: SqliteMessageLog) -> None:
+def test_release_makes_it_ready_at_once(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("m")], T0)
     (a,) = log.lease("main", 1, 300, T0)
     assert log.release(a.id, a.lease_token)
     assert [e.id for e in log.lease("main", 1, 300, T0 + 1)] == [a.id]
 
 
-def test_ack_and_reply_commit_together_and_idempotency(log: SqliteMessageLog) -> None:
+def test_ack_and_reply_commit_together_and_idempotency(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("m")], T0)
     (a,) = log.lease("main", 1, 30, T0)
     reply = Outbound(instance="tg", conversation="c1", kind="respond", payload={"content": "r"}, in_reply_to=a.id,
@@ -105,7 +109,7 @@ def test_ack_and_reply_commit_together_and_idempotency(log: SqliteMessageLog) ->
         log.ack_and_append("nope", None, [], T0)
 
 
-def test_reply_under_a_stolen_lease_is_refused(log: SqliteMessageLog) -> None:
+def test_reply_under_a_stolen_lease_is_refused(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("m")], T0)
     (a,) = log.lease("main", 1, 30, T0)
     with pytest.raises(PermissionError):
@@ -117,7 +121,7 @@ def _out(content: str, conv: str = "c1") -> Outbound:
     return Outbound(instance="tg", conversation=conv, kind="respond", payload={"content": content})
 
 
-def test_outbox_due_is_oldest_per_conversation_and_respects_backoff(log: SqliteMessageLog) -> None:
+def test_outbox_due_is_oldest_per_conversation_and_respects_backoff(log: MessageLog) -> None:
     a, _b, c = log.append_outbox([_out("a"), _out("b"), _out("x", "c2")], T0)
     assert [e.payload["content"] for e in log.due_outbox(T0, 10)] == ["a", "x"]
     log.reschedule(a.id, T0 + 5, "HTTP 500", T0)
@@ -128,7 +132,7 @@ def test_outbox_due_is_oldest_per_conversation_and_respects_backoff(log: SqliteM
     assert [e.payload["content"] for e in log.due_outbox(T0 + 5, 10)] == ["b"]
 
 
-def test_dead_letter_listed_and_retried(log: SqliteMessageLog) -> None:
+def test_dead_letter_listed_and_retried(log: MessageLog) -> None:
     (a,) = log.append_outbox([_out("a")], T0)
     log.dead_letter(a.id, "HTTP 400 chat not found", T0 + 1)
     failed = log.list_outbox("failed")
@@ -139,7 +143,7 @@ def test_dead_letter_listed_and_retried(log: SqliteMessageLog) -> None:
     assert again.id == a.id and again.attempts == 0
 
 
-def test_compaction_keeps_what_is_open(log: SqliteMessageLog) -> None:
+def test_compaction_keeps_what_is_open(log: MessageLog) -> None:
     log.commit("tg", {}, [entry("acked", "c1"), entry("open", "c2")], T0)
     acked = log.lease("main", 1, 30, T0)[0]
     log.ack(acked.id, None, T0)
@@ -147,7 +151,8 @@ def test_compaction_keeps_what_is_open(log: SqliteMessageLog) -> None:
     log.mark_sent(sent.id, T0)
     assert log.compact(T0 + 100, retention_s=50) == 2
     assert [e.content for e in log.list_inbound()] == ["open"] and log.list_outbox() == []
-    assert log.integrity_check() == "ok"
+    if isinstance(log, SqliteMessageLog):
+        assert log.integrity_check() == "ok"
 
 
 def test_legacy_workspace_db_is_imported_once(tmp_path: Path) -> None:

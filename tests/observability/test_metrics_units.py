@@ -7,8 +7,9 @@ import threading
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from airlock.capabilities.workspace import CommitFailed
 from airlock.channels.channel import CallOutcome
-from airlock.errors import EmitRateLimited, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from airlock.errors import EmitRateLimited, GuestReturnedError, GuestTrap, HostBug, SandboxBusy, StateUnavailable
 from airlock.observability import CallObserver, outcome_of
 from airlock.observability.metrics import DURATION_BUCKETS_S, OUTCOMES
 from airlock.runtime.instance import CallStats
@@ -40,9 +41,11 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
 def test_outcomes_and_counts_per_channel() -> None:
     errors = [None, GuestTrap("timeout", "x"), GuestTrap("fuel", "x"), GuestTrap("memory", "x"),
               GuestTrap("panic", "x"), GuestTrap("trap", "x"), GuestReturnedError("x"), HostBug("x"),
-              SandboxBusy("x"), EmitRateLimited(1, 5)]
+              SandboxBusy("x"), EmitRateLimited(1, 5), StateUnavailable("query failed: OperationalError"),
+              CommitFailed("x")]
     assert [outcome_of(e) for e in errors] == ["ok", "timeout", "fuel", "memory", "panic", "guest_error",
-                                                "guest_error", "host_bug", "busy", "rate_limited"]
+                                                "guest_error", "host_bug", "busy", "rate_limited", "unavailable",
+                                                "unavailable"]
     assert {outcome_of(e) for e in errors} <= set(OUTCOMES)
     obs = CallObserver()
     for e in errors:
@@ -51,9 +54,10 @@ def test_outcomes_and_counts_per_channel() -> None:
     obs.record("b", CallOutcome("on-start"))
     obs.busy("a", "on-http-request")
     assert obs.counts("a") == {"ok": 2, "timeout": 1, "fuel": 1, "memory": 1, "panic": 1, "guest_error": 2,
-                               "host_bug": 1, "busy": 2, "rate_limited": 1}
+                               "host_bug": 1, "busy": 2, "rate_limited": 1, "unavailable": 2}
     assert obs.counts("b") == {"ok": 1} and obs.counts("nobody") == {}
-    assert [e.trap for e in obs.recent.errors("a")][:3] == ["EmitRateLimited", "SandboxBusy", "host-bug"]
+    assert [e.trap for e in obs.recent.errors("a")][:4] == ["CommitFailed", "StateUnavailable", "EmitRateLimited",
+                                                            "SandboxBusy"]
 
 
 def test_in_use_gauge_under_threads() -> None:

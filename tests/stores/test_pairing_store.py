@@ -1,15 +1,20 @@
-"""Tests for airlock.stores.pairing.PairingStore."""
+"""Tests for airlock.stores.pairing.PairingStore, on SQLite and on a real PostgreSQL (the state database of
+``state = "postgresql://..."``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airlock.errors import PairingError
+from airlock.state.postgres import PgDb
 from airlock.stores import PairingRequest, PairingStore
+from airlock.stores._sql import PgQmarkDb
 from airlock.stores.pairing import PAIRING_CODE_ALPHABET, PAIRING_TTL_SECS
 
 
@@ -26,9 +31,28 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+OpenStore = Callable[..., PairingStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """``open_store(**kwargs)``: a PairingStore on the parametrised backend, (re)opening the same database."""
+    pools: list[PgDb] = []
+
+    def make(**kwargs: Any) -> PairingStore:
+        if request.param == "sqlite":
+            return PairingStore(tmp_path / "pairing.db", **kwargs)
+        pools.append(PgDb(request.getfixturevalue("pg_url")))
+        return PairingStore(PgQmarkDb(pools[-1]), **kwargs)
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> PairingStore:
-    return PairingStore(tmp_path / "pairing.db", clock=clock)
+def store(open_store: OpenStore, clock: FakeClock) -> PairingStore:
+    return open_store(clock=clock)
 
 
 def test_code_alphabet_and_length(store: PairingStore) -> None:
@@ -116,19 +140,19 @@ def test_revoke(store: PairingStore) -> None:
     assert store.pending("telegram") == []
 
 
-def test_pending_cap_drops_oldest(tmp_path: Path, clock: FakeClock) -> None:
-    store = PairingStore(tmp_path / "p.db", clock=clock, max_pending_per_channel=3)
+def test_pending_cap_drops_oldest(open_store: OpenStore, clock: FakeClock) -> None:
+    store = open_store(clock=clock, max_pending_per_channel=3)
     for i in range(5):
         clock.now += 1
         store.upsert_request("telegram", f"u{i}", "{}")
     assert [r.external_id for r in store.pending("telegram")] == ["u2", "u3", "u4"]
 
 
-def test_survives_reopen(tmp_path: Path, clock: FakeClock) -> None:
-    with PairingStore(tmp_path / "p.db", clock=clock) as s:
+def test_survives_reopen(open_store: OpenStore, clock: FakeClock) -> None:
+    with open_store(clock=clock) as s:
         code, _ = s.upsert_request("telegram", "42", "{}")
         s.approve("telegram", s.upsert_request("telegram", "7", "{}")[0])
-    with PairingStore(tmp_path / "p.db", clock=clock) as s:
+    with open_store(clock=clock) as s:
         assert s.upsert_request("telegram", "42", "{}") == (code, False)
         assert s.allow_from("telegram") == ["7"]
 
@@ -149,3 +173,29 @@ def test_threads(store: PairingStore) -> None:
         t.join()
     assert len({code for code, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+def test_nodes_racing_for_one_sender_get_one_code(open_store: OpenStore, clock: FakeClock) -> None:
+    """Several processes (a store each: its own connection) ask for the same sender at the same instant, 20 times:
+    one request, one code each time (PostgreSQL needs the per-channel lock for it; SQLite serialises writers)."""
+    stores = [open_store(clock=clock) for _ in range(4)]
+    for round_ in range(20):
+        start = threading.Barrier(len(stores))
+        results: list[tuple[str, bool] | BaseException] = []
+
+        def worker(s: PairingStore, sender: str, gate: threading.Barrier,
+                   out: list[tuple[str, bool] | BaseException]) -> None:
+            gate.wait()
+            try:
+                out.append(s.upsert_request("telegram", sender, "{}"))
+            except BaseException as exc:  # reported by the assertion below
+                out.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(s, f"sender{round_}", start, results)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(isinstance(r, tuple) for r in results), results
+        assert len({r[0] for r in results if isinstance(r, tuple)}) == 1
+        assert sum(r[1] for r in results if isinstance(r, tuple)) == 1

@@ -45,7 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import AirlockError
+from ..errors import AirlockError, StateUnavailable
 from ..runtime.linker import GuestFault
 
 if TYPE_CHECKING:
@@ -80,7 +80,12 @@ class WorkspaceConflict(Exception):
 
 class CommitFailed(AirlockError):
     """The durable backend could not write a staged commit (or one it was built on); nothing of it was kept and
-    nothing may be acknowledged (a webhook answers 503). The message is generic; the cause is in the host log."""
+    nothing may be acknowledged (a webhook answers 503). The message is generic; the cause is in the host log.
+    ``unavailable``: the cause was the state database being unreachable (``errors.StateUnavailable``)."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 @dataclass
@@ -269,8 +274,10 @@ class Workspace:
             self.epoch += 1
         log.error("[%s] durable commit failed, %d staged commit(s) rolled back: %s: %s", self.channel, len(chain),
                   type(exc).__name__, exc)
+        down = isinstance(exc, StateUnavailable)
         for item in chain:
-            item.future.set_exception(CommitFailed("the message log could not store this callback's writes"))
+            item.future.set_exception(CommitFailed("the message log could not store this callback's writes",
+                                                   unavailable=down))
 
 
 @dataclass

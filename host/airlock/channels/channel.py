@@ -36,7 +36,15 @@ from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
 from ..capabilities.websocket import WebsocketCapability
 from ..capabilities.workspace import CommitFailed, DurableBackend, Workspace, WorkspaceConflict, WorkspaceTxn
-from ..errors import AirlockError, EmitRateLimited, GuestError, GuestReturnedError, GuestTrap, HostBug, SandboxBusy
+from ..errors import (
+    AirlockError,
+    EmitRateLimited,
+    GuestError,
+    GuestReturnedError,
+    GuestTrap,
+    HostBug,
+    SandboxBusy,
+)
 from ..manifest import CapabilitiesFile
 from ..manifest import HttpCapability as HttpSpec
 from ..observability import context as log_context
@@ -58,6 +66,7 @@ __all__ = ["CallOutcome", "Channel", "HostServices", "InboundMessage"]
 if TYPE_CHECKING:
     from ..capabilities.egress import Egress
     from ..capabilities.http import HttpCapability
+    from ..inbound.verifiers.base import ReplayFactory
     from ..messages.inbound import InboundPipeline
     from ..messages.model import NewEntry
     from ..observability.observer import CallObserver
@@ -89,6 +98,8 @@ class HostServices:
     """Metrics and recent-call records (``observability.observer``); None: not observed."""
     log_bytes_per_minute: int = DEFAULT_LOG_BYTES_PER_MINUTE
     """Each channel's guest-log budget (``capabilities.logging.LogBudget``), bytes per minute."""
+    replay: ReplayFactory | None = None
+    """Each channel's webhook replay guard (``inbound.verifiers``); None: in memory, this process only."""
 
 
 def namespaced_lookup(lookup: Callable[[str], str | None], instance: str,

@@ -242,7 +242,7 @@ class ChannelManager(AgentSide):
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
         if cfg.http_endpoints:  # built once here; it reads secrets per request (airlock secrets set applies live)
-            slot.verifier = verifier_for(slot.channel.caps, slot.channel.secret_lookup)
+            slot.verifier = verifier_for(slot.channel.caps, slot.channel.secret_lookup, self.services.replay)
         for ep in cfg.http_endpoints:
             if ep.path not in chan.allowed_paths:
                 log.warning("channel %s asked for %s, not in allowed_paths; not registered", slot.channel.name,

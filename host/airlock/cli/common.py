@@ -21,6 +21,7 @@ from ..errors import AirlockError, ComponentError, ConfigError
 from ..host_config import HostConfig
 from ..manifest import CapabilitiesFile, load_capabilities
 from ..runtime.engine import LoadedComponent, Runtime
+from ..state.backends import open_secrets as state_secrets
 from ..stores import SecretStore
 
 __all__ = [
@@ -116,10 +117,11 @@ def load_component(runtime: Runtime, path: Path) -> LoadedComponent:
 
 
 def open_secrets(config: HostConfig, *, create: bool = True) -> SecretStore | None:
-    """The home's secret store; ``None`` if ``create`` is false and no store file exists yet."""
-    if not create and not config.secrets_path.exists():
+    """The home's secret store (``state.backends.open_secrets``: the file in the home, or PostgreSQL); ``None`` if
+    ``create`` is false and no store file exists yet (SQLite state)."""
+    if not create and config.state_url.kind == "sqlite" and not config.secrets_path.exists():
         return None
-    return SecretStore.open(config.home)
+    return state_secrets(config)
 
 
 def missing_secrets(caps: CapabilitiesFile, store: Callable[[], SecretStore], *,
@@ -150,7 +152,7 @@ def lazy_store(config: HostConfig) -> Callable[[], SecretStore]:
 
     def get() -> SecretStore:
         if not opened:
-            opened.append(SecretStore.open(config.home))
+            opened.append(state_secrets(config))
         return opened[0]
 
     return get

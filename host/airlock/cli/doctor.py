@@ -59,7 +59,8 @@ def doctor(
     if host is not None:
         values["listen_host"] = host
     config = config_from(ctx, **values)
-    results = [*checks.toolchain(), *checks.home(config), *checks.secrets(config), *checks.channels(config),
+    results = [*checks.toolchain(), *checks.home(config), *checks.state(config), *checks.secrets(config),
+               *checks.channels(config),
                *checks.port(config), *checks.clock(clock_url), *checks.cache(config)]
     doc = {"ok": not any(c.status == "fail" for c in results), "home": str(config.home),
            "checks": [c.as_dict() for c in results]}

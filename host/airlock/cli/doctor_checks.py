@@ -118,8 +118,40 @@ def home(config: HostConfig) -> list[Check]:
     return out
 
 
+def state(config: HostConfig) -> list[Check]:
+    """Where the state lives (``state`` URL); for PostgreSQL: reachable, and its schema version against this
+    Airlock's (without migrating: that is the gateway's start)."""
+    from ..state.url import redact
+
+    url = config.state_url
+    if url.kind == "sqlite":
+        return [Check("state", "ok", f"SQLite {url.path}")]
+    import psycopg
+
+    from ..state.migrations import current_version
+    from ..state.pg_schema import MIGRATIONS
+
+    assert url.dsn is not None
+    where = redact(url.dsn)
+    try:
+        with psycopg.connect(url.dsn, connect_timeout=5, autocommit=True) as conn:
+            have = current_version(conn)
+    except psycopg.Error as exc:
+        return [Check("state", "fail", f"PostgreSQL {where}: cannot connect ({type(exc).__name__})")]
+    known = len(MIGRATIONS)
+    if have > known:
+        return [Check("state", "fail", f"PostgreSQL {where}: schema version {have} is newer than this Airlock "
+                                       f"({known}): upgrade Airlock on this node")]
+    if have < known:
+        return [Check("state", "note", f"PostgreSQL {where}: schema version {have}, upgraded to {known} by the "
+                                       f"next airlock serve")]
+    return [Check("state", "ok", f"PostgreSQL {where} (schema version {have})")]
+
+
 def secrets(config: HostConfig) -> list[Check]:
     """The secret store opens with the master key (a wrong key is found here, not at the first webhook)."""
+    if config.state_url.kind == "postgresql":
+        return _pg_secrets(config)
     if not config.secrets_path.exists():
         return [Check("secret store", "note", "no secrets stored yet")]
     if not os.environ.get(KEY_ENV_VAR) and not (config.home / KEY_FILENAME).exists():
@@ -134,6 +166,17 @@ def secrets(config: HostConfig) -> list[Check]:
     mode_issue = _mode_problem(config.secrets_path, "secret store", strict=True)
     plural = "" if count == 1 else "s"
     return [mode_issue or Check("secret store", "ok", f"opens with the master key ({count} secret{plural})")]
+
+
+def _pg_secrets(config: HostConfig) -> list[Check]:
+    from ..state.backends import open_secrets
+
+    try:
+        count = len(open_secrets(config).names())
+    except AirlockError as exc:  # a wrong or missing key, or the database down (the state check says which)
+        return [Check("secret store", "fail", str(exc))]
+    plural = "" if count == 1 else "s"
+    return [Check("secret store", "ok", f"in PostgreSQL, opens with the master key ({count} secret{plural})")]
 
 
 def port(config: HostConfig) -> list[Check]:
@@ -257,9 +300,9 @@ def _file_checks(name: str, caps: Any) -> list[Check]:
 
 
 def _store(config: HostConfig) -> Any:
-    from ..stores import SecretStore
+    from ..state.backends import open_secrets
 
-    return SecretStore.open(config.home)
+    return open_secrets(config)
 
 
 def _required(caps: Any) -> list[str]:

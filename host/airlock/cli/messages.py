@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import ConfigError
+from ..messages.log import MessageLog
 from ..messages.model import Entry, OutboxEntry
-from ..messages.sqlite import SqliteMessageLog
+from ..state.backends import open_log
 from .app import app, config_from, friendly_errors
 from .output import Column, JsonOption, Row, show_doc, show_rows
 from .report import safe
@@ -53,12 +54,14 @@ COLUMNS = (
 
 
 @contextmanager
-def _log(ctx: typer.Context, *, create: bool = False) -> Iterator[SqliteMessageLog | None]:
+def _log(ctx: typer.Context, *, create: bool = False) -> Iterator[MessageLog | None]:
+    """The home's message log (``state`` in its config: SQLite, or PostgreSQL); None when a SQLite home has none
+    yet and ``create`` is false."""
     config = config_from(ctx)
-    if not create and not config.state_db.exists():
+    if not create and config.state_url.kind == "sqlite" and not config.state_db.exists():
         yield None
         return
-    log = SqliteMessageLog(config.state_db)
+    log = open_log(config)
     try:
         yield log
     finally:

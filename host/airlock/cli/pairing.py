@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..stores import PairingStore
+from ..state.backends import open_pairing
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import complete_channel
@@ -49,7 +49,7 @@ def pairing_list(
     --json: a list of {code, external_id, meta_json, expires_at (Unix seconds), expires_in_s}.
     """
     config = config_from(ctx)
-    with PairingStore(config.pairing_db) as store:
+    with open_pairing(config) as store:
         pending = store.pending(channel)
     now = time.time()
     rows = [{"code": req.code, "external_id": req.external_id, "meta_json": req.meta_json,
@@ -70,7 +70,7 @@ def pairing_approve(
 ) -> None:
     """Approve a pending pairing request: its sender may message the agent from now on."""
     config = config_from(ctx)
-    with PairingStore(config.pairing_db) as store:
+    with open_pairing(config) as store:
         req = store.approve(channel, code, owner)
     bound = f" as {owner}" if owner is not None else ""
     typer.echo(f"approved {report.safe(req.external_id)} on {channel}{bound}")

@@ -10,7 +10,6 @@ import typer
 from ..control import gateway_for
 from ..errors import ConfigError, SecretStoreError
 from ..host_config import HostConfig
-from ..stores import SecretStore
 from ..stores.secrets import generate_value, is_valid_stored_name
 from .app import app, config_from, friendly_errors
 from .common import open_secrets
@@ -60,7 +59,8 @@ def secrets_set(
     if not value:
         raise ConfigError(f"empty value for {name}; nothing stored")
     spec.check(value)
-    store = SecretStore.open(config.home)
+    store = open_secrets(config)
+    assert store is not None
     store.set(name, value)
     typer.echo(f"stored secret {name}" + (f" (generated, {len(value)} characters)" if generated else "")
                + _tell_gateway(config))

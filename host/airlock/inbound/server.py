@@ -21,6 +21,7 @@ shows each channel's inline hits, aborts and trips).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from aiohttp import web
 from ..capabilities.workspace import CommitFailed
 from ..channels.manager import ChannelManager, ChannelSlot
 from ..channels.swap import SwapTimeout, wait_replaced, wait_route
-from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy
+from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavailable
 from ..messages.inbox import RETRY_AFTER_S
 from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
@@ -53,7 +54,7 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 def _verifier(slot: ChannelSlot) -> Verifier:
     if slot.verifier is None:  # normally built at registration by the manager
-        slot.verifier = verifier_for(slot.channel.caps, slot.channel.secret_lookup)
+        slot.verifier = verifier_for(slot.channel.caps, slot.channel.secret_lookup, slot.channel.services.replay)
     return slot.verifier
 
 
@@ -69,7 +70,11 @@ def _verify(slot: ChannelSlot, endpoint: HttpEndpoint, request: web.Request, bod
         return _error(403, "forbidden")
     req = WebhookRequest.build(request.method, request.path, request.headers.items(), request.query.items(), body,
                                time.time())
-    verdict = verifier.verify(req)
+    try:
+        verdict = verifier.verify(req)
+    except StateUnavailable as down:  # the shared replay cache's database is down: not accepted, retry later
+        log.warning("[%s] webhook %s %s not checked: %s", name, request.method, request.path, down)
+        return _error(503, "unavailable", **{"Retry-After": str(down.retry_after)})
     if isinstance(verdict, Reject):
         log.warning("[%s] webhook %s %s refused with %d (%s): %s", name, request.method, request.path,
                     verdict.status, verifier.scheme, verdict.reason)
@@ -157,6 +162,8 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
         return _error(429, "rate limited", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, CommitFailed):  # the log could not store it: nothing kept, the platform redelivers
+        if out.error.unavailable:  # the state database is down: refuse the next webhooks at once, until it is back
+            manager.bus.unavailable()
         return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
     if not out.ok or not isinstance(out.value, OutgoingHttpResponse):
         return _error(500, "internal error")
@@ -184,7 +191,15 @@ async def _after_stop(request: web.Request, manager: ChannelManager, slot: Chann
 async def health(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     channels = {name: _slot_health(slot) for name, slot in manager.slots.items()}
-    return web.json_response({"status": "ok", "channels": channels, "queued": manager.bus.qsize()})
+    manager.bus.has_room()  # starts a refresh of the log's reachability when it is stale
+    try:  # in a worker thread: a database that does not answer must not hold the event loop
+        if not manager.bus.available:  # known unreachable: answer at once
+            raise StateUnavailable("last refresh failed")
+        queued = await asyncio.to_thread(manager.bus.qsize)
+    except StateUnavailable:
+        return web.json_response({"status": "unavailable", "channels": channels, "state": "unavailable"},
+                                 status=503)
+    return web.json_response({"status": "ok", "channels": channels, "queued": queued})
 
 
 async def channel_health(request: web.Request) -> web.Response:

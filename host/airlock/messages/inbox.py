@@ -12,7 +12,9 @@ again at once instead of sleeping through it.
 
 Backpressure: ``has_room()`` is false once ``capacity`` entries are unacknowledged; webhooks then answer 503 with
 Retry-After and pollers wait (``wait_for_room``). The count is kept in memory (+ on append, - on ack) and
-refreshed from the log every :data:`REFRESH_S` seconds, so a webhook never pays for a COUNT query.
+refreshed from the log every :data:`REFRESH_S` seconds in a worker thread, so a webhook never pays for a COUNT query
+and the event loop never waits on the database. While the log is unreachable (``errors.StateUnavailable``:
+PostgreSQL down), ``has_room()`` is false: webhooks get 503 and pollers wait, until a refresh succeeds again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
+from ..errors import StateUnavailable
 from .log import MessageLog
 from .model import Entry
 
@@ -49,15 +52,33 @@ class Inbox:
         self._released = 0
         self._backlog = log.backlog()
         self._refreshed = time.monotonic()
+        self._refreshing: asyncio.Task[None] | None = None
+        self.available = True
+        """False from a refresh that found the log unreachable until one that reached it."""
         self.delivered = 0
 
     # ---- backpressure ----------------------------------------------------------------------------------------------
     def has_room(self) -> bool:
-        """False when ``capacity`` or more entries are unacknowledged."""
-        if time.monotonic() - self._refreshed > REFRESH_S:
-            self._backlog = self.log.backlog()
+        """False when ``capacity`` or more entries are unacknowledged, or the log was unreachable at the last
+        refresh. Never blocks: a stale count starts a refresh in a worker thread (module docstring)."""
+        if time.monotonic() - self._refreshed > REFRESH_S and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh(), name="airlock-inbox-refresh")
+        return self.available and self._backlog < self.capacity
+
+    def unavailable(self) -> None:
+        """A write to the log found it unreachable: refuse at once (``has_room`` false) until a refresh, at most
+        :data:`REFRESH_S` from now, reaches it again; the next webhooks need not each wait for a connection."""
+        self.available = False
+        self._refreshed = time.monotonic()
+
+    async def _refresh(self) -> None:
+        try:
+            self._backlog = await asyncio.to_thread(self.log.backlog)
+            self.available = True
+        except StateUnavailable:
+            self.available = False
+        finally:
             self._refreshed = time.monotonic()
-        return self._backlog < self.capacity
 
     def qsize(self) -> int:
         """Entries waiting to be handed out (neither leased nor acknowledged), read from the log."""

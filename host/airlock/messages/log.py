@@ -15,14 +15,19 @@ Rules every implementation keeps:
   before anything committed after it — possibly after later entries of its conversation were handed out, so a
   redelivery can repeat an earlier message (agents deduplicate by id).
 - An ack and the outbox entries it produced (a reply) commit together (``ack_and_append``).
+- A fenced ``commit`` (``fence``: a poller's lease, ``state.leases``) checks the lease's token in its own transaction
+  and applies nothing when the lease was lost (``LeaseLost``): two holders never both commit a poll cursor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState
+
+if TYPE_CHECKING:
+    from ..state.leases import Fence
 
 #: Default retention of acknowledged entries and sent outbox entries (7 days), seconds.
 RETENTION_S = 7 * 24 * 3600
@@ -62,9 +67,10 @@ class MessageLog(Protocol):
         ...
 
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]:
+               now: float, fence: Fence | None = None) -> list[NewEntry]:
         """Atomically store ``workspace`` writes and append ``entries``; return the entries appended (those
-        not dropped as duplicates), in order."""
+        not dropped as duplicates), in order. With ``fence``, first check in the same transaction that the lease
+        is still held under its token at ``now``; raises ``errors.LeaseLost`` (nothing applied) when not."""
         ...
 
     # ---- inbound: to the agents ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..channels.channel import CallOutcome
-from ..errors import AirlockError
+from ..errors import AirlockError, StateUnavailable
 from .log import MessageLog
 from .model import OutboxEntry, OutboxKind, new_id
 from .ratelimit import SendLimiter, SendRate
@@ -118,6 +118,9 @@ class OutboxSender:
         """Start every due send that may go now; return the seconds until the next look."""
         try:
             due = await asyncio.to_thread(self.log.due_outbox, self._clock(), BATCH)
+        except StateUnavailable as exc:  # the database is down: an expected, transient state, one line
+            log.warning("outbox: %s", exc)
+            return IDLE_S
         except Exception:  # a storage hiccup must not kill the sender; the entries stay pending
             log.exception("outbox: could not read the due entries")
             return IDLE_S

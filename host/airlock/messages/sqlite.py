@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from ..state.leases import SCHEMA_SQLITE as _LEASES_SCHEMA
+from ..state.leases import Fence, check_fence_sqlite
 from ..stores._sqlite import SqliteDb
 from .group_commit import GroupCommitter
 from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
@@ -85,7 +87,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, conversation, seq);
-"""
+""" + _LEASES_SCHEMA
 
 _REDO_IS_HARMLESS = "NORMAL"
 """``synchronous`` of the transactions whose loss on a power failure only repeats work (a lease, an ack, an outbox
@@ -151,11 +153,13 @@ class SqliteMessageLog:
         return {str(p): str(v) for p, v in rows}
 
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]:
+               now: float, fence: Fence | None = None) -> list[NewEntry]:
         if not workspace and not entries:
             return []
 
         def write(conn: sqlite3.Connection) -> list[NewEntry]:
+            if fence is not None:  # in the group's transaction: a lost lease rolls back this write only
+                check_fence_sqlite(conn, fence, now)
             conn.executemany(
                 "INSERT INTO workspace (channel, path, value, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (channel, path) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

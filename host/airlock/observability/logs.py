@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -78,7 +77,8 @@ class ContextFilter(logging.Filter):
 
 
 class _Watched:
-    """One secret store's values, re-read when its file changes."""
+    """One secret store's values, re-read when its ``signature()`` changes (the file's stat, or the database
+    store's generation)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -86,11 +86,7 @@ class _Watched:
         self.pairs: list[tuple[str, str]] = []
 
     def refresh(self) -> bool:
-        try:
-            st = os.stat(self.store.path)
-            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            signature = (0, 0, 0)
+        signature = self.store.signature()
         if signature == self._signature:
             return False
         values: list[tuple[str, str]] = []
@@ -112,7 +108,8 @@ class SecretRedactor(logging.Filter):
         self._forms: list[tuple[str, str]] = []
 
     def watch(self, store: Any) -> None:
-        """Redact ``store``'s values (a ``SecretStore``: ``path``, ``names()``, ``get(name)``) until unwatched."""
+        """Redact ``store``'s values (a ``SecretStore``: ``signature()``, ``names()``, ``get(name)``) until
+        unwatched."""
         with self._lock:
             self._watched.append(_Watched(store))
             self._rebuild()

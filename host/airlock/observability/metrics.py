@@ -33,15 +33,20 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ..errors import StateUnavailable
+
 if TYPE_CHECKING:
     from ..channels.manager import ChannelManager
 
 __all__ = ["DROP_REASONS", "DURATION_BUCKETS_S", "FUEL_BUCKETS", "OUTCOMES", "SOCKET_STATES", "Metrics"]
 
-OUTCOMES = ("ok", "guest_error", "timeout", "fuel", "memory", "panic", "host_bug", "busy", "rate_limited")
+OUTCOMES = ("ok", "guest_error", "timeout", "fuel", "memory", "panic", "host_bug", "busy", "rate_limited",
+            "unavailable")
 """How a callback ended: ``busy`` means it never ran (no free instance slot, or a webhook refused with 503
 because the agent lags); ``rate_limited``: it ran but its messages would pass the channel's emit rate, so
-nothing was applied (``errors.EmitRateLimited``; the platform or the poller offers the input again)."""
+nothing was applied (``errors.EmitRateLimited``; the platform or the poller offers the input again); ``unavailable``:
+it ran but the message log could not store what it did (the state database unreachable, ``errors.StateUnavailable``,
+or another storage failure, ``CommitFailed``), so nothing was applied."""
 DROP_REASONS = ("per_callback_limit", "too_large", "rate_limit", "callback_failed", "not_admitted")
 """Why an emitted message did not reach the agent from its callback: over ``emit.MAX_PER_CALLBACK``; content
 or attachments over the limits; the channel's emit rate (the whole callback was held back, to be offered
@@ -228,5 +233,8 @@ class _ManagerCollector(Collector):
         yield from (active, state, conns, again)
         yield GaugeMetricFamily("airlock_pool_slots", "Instance slots of the pooling allocator (0: no pool).",
                                 value=float(self._pool_slots()))
-        yield GaugeMetricFamily("airlock_bus_queued", "Messages waiting for the agent.",
-                                value=float(self._manager.bus.qsize()))
+        try:
+            queued = float(self._manager.bus.qsize())
+        except StateUnavailable:  # the state database is down: the scrape still answers, without this gauge
+            return
+        yield GaugeMetricFamily("airlock_bus_queued", "Messages waiting for the agent.", value=queued)

@@ -17,7 +17,8 @@ from bisect import bisect_left
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy
+from ..capabilities.workspace import CommitFailed
+from ..errors import EmitRateLimited, GuestTrap, HostBug, SandboxBusy, StateUnavailable
 from . import context
 from .metrics import DURATION_BUCKETS_S, FUEL_BUCKETS, ChannelStats, Metrics
 from .reasons import egress_reason, webhook_reason
@@ -45,6 +46,8 @@ def outcome_of(error: AirlockError | None) -> str:
         return "busy"
     if isinstance(error, EmitRateLimited):
         return "rate_limited"
+    if isinstance(error, StateUnavailable | CommitFailed):
+        return "unavailable"
     return "guest_error"
 
 

@@ -58,10 +58,17 @@ def private_file(path: Path) -> None:
     Raises:
         OSError: the file cannot be created or opened.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
-            os.fchmod(fd, PRIVATE_FILE_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    except FileExistsError:
+        # An existing file is never opened here: closing any descriptor of a file drops every POSIX lock this
+        # process holds on it (fcntl semantics), which silently broke the WAL locks of a SQLite connection of this
+        # process on that database (tests/stores/test_sqlite_shared_file.py).
+        if stat.S_IMODE(os.stat(path).st_mode) != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
+        return
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may have taken bits away from the mode asked for
     finally:
         os.close(fd)
 

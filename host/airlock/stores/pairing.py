@@ -20,6 +20,7 @@ from pathlib import Path
 
 from airlock.errors import PairingError
 
+from ._sql import PgQmarkDb, SqlConn, SqlDb
 from ._sqlite import SqliteDb
 
 __all__ = [
@@ -102,28 +103,30 @@ def normalize_code(code: str) -> str:
 
 
 class PairingStore:
-    """Pending pairing requests and paired identities, per channel, in SQLite. Thread-safe.
+    """Pending pairing requests and paired identities, per channel, in SQLite or PostgreSQL. Thread-safe.
 
     Args:
-        db_path: SQLite file (created with its directory if missing).
+        db_path: SQLite file (created with its directory if missing), or a shared database (``_sql.SqlDb``: the
+            PostgreSQL state database, ``state = "postgresql://..."``; schema ``state.pg_schema``).
         clock: returns the current time in Unix seconds (inject a fake in tests).
         max_pending_per_channel: live pending requests kept per channel; when a new one would exceed it,
             the oldest are dropped, so a flood of strangers cannot grow the database without bound.
 
     Raises (any method):
-        sqlite3.Error: the database cannot be opened or written (a host problem).
+        sqlite3.Error: the database cannot be opened or written (a host problem); on PostgreSQL
+            ``errors.StateUnavailable`` when it cannot be reached.
     """
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | SqlDb,
         *,
         clock: Callable[[], float] = time.time,
         max_pending_per_channel: int = MAX_PENDING_PER_CHANNEL,
     ) -> None:
         if max_pending_per_channel < 1:
             raise ValueError("max_pending_per_channel must be >= 1")
-        self._db = SqliteDb(db_path, _SCHEMA)
+        self._db: SqlDb = SqliteDb(db_path, _SCHEMA) if isinstance(db_path, Path) else db_path
         self._clock = clock
         self._max_pending = max_pending_per_channel
 
@@ -146,6 +149,7 @@ class PairingStore:
         """
         now = self._clock()
         with self._db.transaction() as conn:
+            self._exclusive(conn, channel)
             conn.execute("DELETE FROM pairing_requests WHERE channel = ? AND expires_at <= ?", (channel, now))
             row = conn.execute(
                 "SELECT code FROM pairing_requests WHERE channel = ? AND external_id = ?",
@@ -175,6 +179,13 @@ class PairingStore:
                 (channel, external_id, code, meta_json, now, now + PAIRING_TTL_SECS),
             )
             return code, True
+
+    def _exclusive(self, conn: SqlConn, channel: str) -> None:
+        """Serialise the writers of one channel's requests (the cap and the unique code are read, then written).
+        SQLite's ``BEGIN IMMEDIATE`` does it already; PostgreSQL's READ COMMITTED needs a lock: a transaction-scoped
+        advisory lock on the channel's name, released at commit."""
+        if isinstance(self._db, PgQmarkDb):
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"airlock:pairing:{channel}",))
 
     def approve(self, channel: str, code: str, owner_id: str | None = None) -> PairingRequest:
         """Approve the live request with ``code`` (case-insensitive, surrounding spaces ignored).

@@ -266,6 +266,15 @@ class SecretStore:
         """The store file."""
         return self._path
 
+    def signature(self) -> tuple[int, int, int]:
+        """Changes when the stored values may have changed (the log redactor re-reads the values then): the
+        file's modification time, size and inode."""
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
     def set(self, name: str, value: str) -> None:
         """Store ``value`` under ``name``, replacing any previous value; the file is rewritten atomically.
 

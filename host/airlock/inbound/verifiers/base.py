@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 SecretLookup = Callable[[str], str | None]
 """``name -> value`` (None when the secret is not stored), e.g. ``SecretStore.get``."""
@@ -178,6 +178,11 @@ class ReplayCache:
     def __len__(self) -> int:
         return len(self._expiry)
 
+    def known(self, key: str, now: float) -> bool:
+        """True if ``key`` was recorded and has not expired (records nothing)."""
+        expiry = self._expiry.get(key)
+        return expiry is not None and expiry > now
+
     def seen(self, key: str, expires_at: float, now: float) -> bool:
         """True if ``key`` was recorded and has not expired; otherwise record it (until ``expires_at``) and
         return False."""
@@ -200,6 +205,17 @@ class ReplayCache:
             if expiry > now:
                 return
             del self._expiry[key]
+
+
+class ReplayGuard(Protocol):
+    """What a verifier asks about a signature: ``ReplayCache`` (this process) or ``state.replay.SharedReplayCache``
+    (every process on the state database)."""
+
+    def seen(self, key: str, expires_at: float, now: float) -> bool: ...
+
+
+ReplayFactory = Callable[[str], ReplayGuard]
+"""``channel name -> its replay guard`` (``HostServices.replay``); None: an in-memory ``ReplayCache`` per channel."""
 
 
 class Verifier(ABC):

@@ -22,6 +22,7 @@ from .base import (
     Accept,
     Reject,
     ReplayCache,
+    ReplayGuard,
     SecretLookup,
     Verdict,
     Verifier,
@@ -43,12 +44,12 @@ class DiscordVerifier(Verifier):
 
     def __init__(
         self, channel: str, lookup: SecretLookup, *, key_name: str, window_s: int = TIMESTAMP_WINDOW_S,
-        replay: ReplayCache | None = None,
+        replay: ReplayGuard | None = None,
     ) -> None:
         super().__init__(channel, lookup)
         self.key_name = key_name
         self.window_s = window_s
-        self.replay = replay if replay is not None else ReplayCache()
+        self.replay: ReplayGuard = replay if replay is not None else ReplayCache()
 
     def verify(self, req: WebhookRequest) -> Verdict:
         verdict = super().verify(req)

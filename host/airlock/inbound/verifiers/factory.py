@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ...manifest import CapabilitiesFile, WebhookSpec
-from .base import MAX_REPLAY_ENTRIES, ReplayCache, SecretLookup, Verifier
+from .base import MAX_REPLAY_ENTRIES, ReplayCache, ReplayFactory, ReplayGuard, SecretLookup, Verifier
 from .discord import DiscordVerifier
 from .feishu import FeishuVerifier
 from .meta import MetaVerifier
@@ -16,24 +16,26 @@ from .wecom import WecomVerifier
 log = logging.getLogger("airlock.inbound")
 
 
-def verifier_for(caps: CapabilitiesFile, lookup: SecretLookup) -> Verifier:
+def verifier_for(caps: CapabilitiesFile, lookup: SecretLookup, replay: ReplayFactory | None = None) -> Verifier:
     """The verifier for a whole capabilities file: its ``channel.webhook`` block, with the secrets that
     ``setup.required_secrets`` marks optional (see :func:`build_verifier`)."""
     optional = frozenset(s.name for s in caps.setup.required_secrets if s.optional) if caps.setup else frozenset()
-    return build_verifier(caps.capabilities.channel.webhook, lookup, channel=caps.name, optional=optional)
+    return build_verifier(caps.capabilities.channel.webhook, lookup, channel=caps.name, optional=optional,
+                          replay=replay)
 
 
 def build_verifier(
     spec: WebhookSpec | None, lookup: SecretLookup, *, channel: str, replay_max: int = MAX_REPLAY_ENTRIES,
-    optional: frozenset[str] = frozenset(),
+    optional: frozenset[str] = frozenset(), replay: ReplayFactory | None = None,
 ) -> Verifier:
     """The verifier for ``spec.effective_scheme`` (declared ``scheme`` or inferred, see :class:`WebhookSpec`).
 
     ``lookup`` is called on every request, so secrets stored later take effect without a restart.
-    ``replay_max`` bounds the Slack/Discord replay cache (entries per channel). ``optional`` names secrets the file
-    marks optional: only the Feishu Encrypt Key (token-only checks while it is not stored) and the WeCom receive id
-    (no Corp ID check while it is not stored) use it; every other secret a check needs refuses requests while it is
-    missing.
+    ``replay_max`` bounds the Slack/Discord replay cache (entries per channel); ``replay`` gives the channel's
+    replay guard instead (a cache shared by every process on the state database, ``state.replay``).
+    ``optional`` names secrets the file marks optional: only the Feishu Encrypt Key (token-only checks while it is
+    not stored) and the WeCom receive id (no Corp ID check while it is not stored) use it; every other secret a
+    check needs refuses requests while it is missing.
     No block, no scheme, or ``managed_by_host: false`` gives :class:`Unverified` (secret-validated = false).
     Logs (``airlock.inbound``) which check applies, and a warning when Meta POSTs cannot be verified.
     Never raises for a validated spec (the loader already checked the keys an explicit scheme needs).
@@ -45,7 +47,8 @@ def build_verifier(
         log.info("channel %s: webhook %s check left to the guest (managed_by_host false; secret-validated=false)",
                  channel, scheme)
         return Unverified(channel, lookup, declared=True)
-    verifier = _build(scheme, spec, lookup, channel, replay_max, optional)
+    guard = replay(channel) if replay is not None else ReplayCache(replay_max)
+    verifier = _build(scheme, spec, lookup, channel, guard, optional)
     log.info("channel %s: webhooks verified by the host (%s)", channel, scheme)
     if isinstance(verifier, FeishuVerifier) and verifier.encrypt_key_optional:
         log.info("channel %s: while the optional %s is not stored, Feishu webhooks are checked by token only",
@@ -58,14 +61,14 @@ def build_verifier(
 
 
 def _build(
-    scheme: str, spec: WebhookSpec, lookup: SecretLookup, channel: str, replay_max: int, optional: frozenset[str],
+    scheme: str, spec: WebhookSpec, lookup: SecretLookup, channel: str, replay: ReplayGuard, optional: frozenset[str],
 ) -> Verifier:
     if scheme == "slack":
         return SlackVerifier(channel, lookup, secret_name=spec.hmac_secret_name or "",
-                             replay=ReplayCache(replay_max))
+                             replay=replay)
     if scheme == "discord":
         return DiscordVerifier(channel, lookup, key_name=spec.signature_key_secret_name or "",
-                               replay=ReplayCache(replay_max))
+                               replay=replay)
     if scheme == "meta":
         return MetaVerifier(channel, lookup, verify_token_name=spec.secret_name,
                             token_param=spec.verify_token_query_param, app_secret_name=spec.app_secret_name)

@@ -16,6 +16,7 @@ from .base import (
     TIMESTAMP_WINDOW_S,
     Accept,
     ReplayCache,
+    ReplayGuard,
     SecretLookup,
     Verifier,
     WebhookRequest,
@@ -36,12 +37,12 @@ class SlackVerifier(Verifier):
 
     def __init__(
         self, channel: str, lookup: SecretLookup, *, secret_name: str, window_s: int = TIMESTAMP_WINDOW_S,
-        replay: ReplayCache | None = None,
+        replay: ReplayGuard | None = None,
     ) -> None:
         super().__init__(channel, lookup)
         self.secret_name = secret_name
         self.window_s = window_s
-        self.replay = replay if replay is not None else ReplayCache()
+        self.replay: ReplayGuard = replay if replay is not None else ReplayCache()
 
     def check(self, req: WebhookRequest) -> Accept:
         key = self.secret(self.secret_name, "signing")

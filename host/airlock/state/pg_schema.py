@@ -1,0 +1,126 @@
+"""The PostgreSQL state schema, as numbered migrations (``migrations``). Append new steps; never edit one.
+
+Times are Unix seconds in ``double precision`` (the same numbers the SQLite backends store); JSON written by
+guests is kept as ``text`` exactly as received (a guest's metadata is echoed back to it byte for byte).
+"""
+
+from __future__ import annotations
+
+from .migrations import Migration
+
+MESSAGE_LOG = """
+CREATE TABLE workspace (
+    channel TEXT NOT NULL, path TEXT NOT NULL, value TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (channel, path)
+);
+CREATE TABLE inbound (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    instance TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT,
+    thread_id TEXT,
+    content TEXT NOT NULL,
+    metadata_json TEXT NOT NULL,
+    attachments_json TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    session_key TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    matched_on TEXT NOT NULL,
+    dedupe_key TEXT,
+    received_at DOUBLE PRECISION NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('ready', 'leased', 'acked')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_until DOUBLE PRECISION,
+    lease_token TEXT,
+    acked_at DOUBLE PRECISION
+);
+CREATE INDEX inbound_open ON inbound (agent, seq) WHERE state <> 'acked';
+CREATE INDEX inbound_acked ON inbound (acked_at) WHERE state = 'acked';
+CREATE INDEX inbound_state ON inbound (state, seq);
+CREATE TABLE dedupe (
+    instance TEXT NOT NULL, key TEXT NOT NULL, seen_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (instance, key)
+);
+CREATE INDEX dedupe_seen ON dedupe (seen_at);
+CREATE TABLE outbox (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    instance TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    in_reply_to TEXT,
+    payload_json TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    last_error TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX outbox_pending ON outbox (conversation, seq) WHERE state = 'pending';
+CREATE INDEX outbox_state ON outbox (state, seq)
+"""
+
+LEASES = """
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    acquired_at DOUBLE PRECISION NOT NULL
+)
+"""
+
+# ``rowid``: insertion order, named as SQLite's implicit column so that the store's SQL runs on both engines.
+PAIRING = """
+CREATE TABLE pairing_requests (
+    rowid BIGINT GENERATED ALWAYS AS IDENTITY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    meta_json TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (channel, external_id)
+);
+CREATE UNIQUE INDEX pairing_requests_code ON pairing_requests (channel, code);
+CREATE TABLE paired (
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    paired_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (channel, external_id)
+)
+"""
+
+# Ciphertexts only (stores.secrets_pg): urlsafe base64 of nonce || AES-256-GCM ciphertext + tag.
+SECRETS = """
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    ciphertext TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE secret_key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    blob TEXT NOT NULL
+)
+"""
+
+REPLAY = """
+CREATE TABLE replay_seen (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, key)
+)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
+    Migration(2, "leases with fencing tokens (state.leases)", LEASES),
+    Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
+    Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
+    Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
+)

@@ -1,0 +1,91 @@
+"""``PgDb``: a PostgreSQL state database shared by the state backends of one process (message log, leases,
+pairing, secrets, replay caches): a psycopg 3 connection pool, the schema brought up to date at open
+(``migrations``), explicit transactions, and connection failures turned into :class:`StateUnavailable`.
+
+Why the sync API and a pool: the backends' protocols (``messages.log.MessageLog``) are blocking and thread-safe,
+called from worker threads (``asyncio.to_thread``); each call borrows a connection for one transaction. Pooled
+connections are checked on borrow (one round trip), so after a database restart the first callers do not all
+fail on dead connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from ..errors import StateUnavailable
+from .migrations import migrate
+from .pg_schema import MIGRATIONS
+
+__all__ = ["CONNECT_WAIT_S", "POOL_MAX", "PgConn", "PgDb"]
+
+PgConn = psycopg.Connection[tuple[Any, ...]]
+
+POOL_MAX = 16
+"""Connections one process holds at most (the worker threads that touch state at once; the rest wait)."""
+CONNECT_WAIT_S = 3.0
+"""Seconds a call waits for a pooled connection (and a new connection for its handshake) before it fails with
+StateUnavailable: a webhook is answered 503 well within the platforms' timeouts (Slack's: 3 s)."""
+RECONNECT_WINDOW_S = 5.0
+"""Seconds the pool keeps retrying a failed connection with its backoff (1 s, 2 s, ...) before it gives that attempt
+up; the next caller starts a fresh attempt at once. It bounds how long the gateway keeps answering 503 after the
+database is back (psycopg_pool's default, 300 s, lets the backoff grow to minutes during a long outage)."""
+_TRANSIENT: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,  # server gone, connection refused/lost, admin shutdown, pool timeout
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+)
+
+
+class PgDb:
+    """A pool on ``dsn`` with the schema migrated (module docstring).
+
+    Raises (constructor): StateUnavailable when the database cannot be reached within ``connect_wait_s``;
+    ``ConfigError`` when its schema is newer than this Airlock.
+    """
+
+    def __init__(self, dsn: str, *, max_size: int = POOL_MAX, connect_wait_s: float = CONNECT_WAIT_S,
+                 schema_target: int | None = None) -> None:
+        self.pool: psycopg_pool.ConnectionPool[PgConn] = psycopg_pool.ConnectionPool(
+            dsn, min_size=1, max_size=max_size, open=False, timeout=connect_wait_s, name="airlock-state",
+            reconnect_timeout=RECONNECT_WINDOW_S,
+            kwargs={"autocommit": True, "connect_timeout": max(2, int(connect_wait_s))},
+            check=psycopg_pool.ConnectionPool.check_connection)
+        try:
+            with _transient("connect"):
+                self.pool.open(wait=True, timeout=connect_wait_s)
+            with self.connection() as conn:
+                migrate(conn, MIGRATIONS, schema_target)
+        except BaseException:
+            self.pool.close()
+            raise
+
+    @contextmanager
+    def connection(self) -> Iterator[PgConn]:
+        """A pooled connection in autocommit mode (each statement its own transaction)."""
+        with _transient("query"), self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConn]:
+        """A pooled connection inside one transaction: committed when the block ends, rolled back on any
+        exception (a lost connection: StateUnavailable, nothing applied)."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        """Close every connection (idempotent)."""
+        self.pool.close()
+
+
+@contextmanager
+def _transient(what: str) -> Iterator[None]:
+    try:
+        yield
+    except _TRANSIENT as exc:
+        # the class name only: libpq's text can carry the server's address, never shown to a platform
+        raise StateUnavailable(f"{what} failed: {type(exc).__name__}") from exc
