@@ -105,7 +105,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, compile_cache: Path) -> It
     port = free_port()
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "airlock.cli", "serve", "--port", str(port), "--no-admin",
-                                 "--agent", "none"], env=cli_env(home), cwd=root, stdout=subprocess.DEVNULL,
+                                 "--workers", "1", "--agent", "none"], env=cli_env(home), cwd=root,
+                                stdout=subprocess.DEVNULL,
                                 stderr=err, text=True)
     gw = Gateway(home, port, proc, log, v1, v2)
     try:

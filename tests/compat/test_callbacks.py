@@ -18,7 +18,7 @@ import pytest
 from compat_support import next_message, telegram_host, webhook
 from conftest import InstallFn
 
-from airlock.channels import agent_side as manager_mod  # the typing refresher lives there
+from airlock.channels import manager as manager_mod
 from airlock.errors import GuestReturnedError
 from airlock.runtime.values import STATUS_TYPES
 from airlock_demo.telegram import FakeTelegram

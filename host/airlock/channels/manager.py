@@ -56,14 +56,16 @@ from ..errors import ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
+from ..messages.model import OutboxEntry
+from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import ChannelConfig, HttpEndpoint, IncomingHttpRequest
-from . import activation, admission
+from ..runtime.values import AgentResponse, Attachment, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from . import activation, admission, changes
 from .activation import public_path
-from .agent_side import AgentSide
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
+from .poll_lease import LeaseHolder, PollLeasing, run_leased
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 from .swap import Swap
 
@@ -72,6 +74,13 @@ log = logging.getLogger("airlock.channels")
 PRODUCTION_MIN_POLL_MS = 30_000
 LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
+
+TYPING_REFRESH_S = 4.0
+TYPING_MAX_S = 300.0
+TYPING_STOPS = frozenset({"done", "interrupted", "approval-needed", "auth-required"})
+"""Statuses that end a "thinking" refresh: the agent finished or waits for the user. Progress statuses (tool-*,
+job-started, status, auth-completed) leave it running, as IronClaw's host does (``src/channels/wasm/wrapper.rs``,
+``WasmChannel::handle_status_update``): a typing indicator must not vanish at the first tool call."""
 
 T = TypeVar("T")
 
@@ -108,15 +117,18 @@ class ChannelSlot:
     """True while an on-poll callback runs (disable waits for it instead of cancelling)."""
     lifecycle: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serializes disable and enable of this channel."""
+    lease: LeaseHolder | None = None
+    """With several workers or nodes: the lease its poller and websocket run under (``poll_lease``)."""
 
 
-class ChannelManager(AgentSide):
+class ChannelManager:
     """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
 
     def __init__(
         self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
         sockets: SocketSettings | None = None, inline: bool = True, public_base_url: str | None = None,
+        leasing: PollLeasing | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
@@ -125,6 +137,8 @@ class ChannelManager(AgentSide):
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        self.leasing = leasing
+        """None: pollers and websockets run in this process unconditionally (one process holds every channel)."""
         #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
         self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
@@ -200,8 +214,15 @@ class ChannelManager(AgentSide):
         assert isinstance(out.value, ChannelConfig)
         self._register(slot, out.value)
         slot.active, slot.reason = True, "active"
+        if self.leasing is not None and (slot.poll_interval_s is not None or slot.socket is not None):
+            slot.lease = LeaseHolder(self.leasing, f"poll:{ch.name}")
+            slot.poll_task = asyncio.create_task(run_leased(self, slot, slot.lease), name=f"lease-{ch.name}")
+            return
         if slot.poll_interval_s is not None:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
+        await self._start_socket(slot)
+
+    async def _start_socket(self, slot: ChannelSlot) -> None:
         if slot.socket is not None:
             await slot.socket.start()
         if slot.event_queue is not None:
@@ -358,12 +379,12 @@ class ChannelManager(AgentSide):
         self.dispatch(slot, out)
         return out
 
-    async def _poll_loop(self, slot: ChannelSlot) -> None:
+    async def _poll_loop(self, slot: ChannelSlot, holder: LeaseHolder | None = None) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
         while not slot.halt.is_set():
             await self.bus.wait_for_room()
-            if slot.halt.is_set():
-                break
+            if slot.halt.is_set() or (holder is not None and not holder.held()):
+                break  # a lost lease stops the poller before its next poll
             async with slot.poll_lane:
                 out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):
@@ -384,6 +405,73 @@ class ChannelManager(AgentSide):
         if state is None:
             return False
         return state.http_wait_s >= LONG_POLL_WAIT_S or bool(out.messages) or bool(state.workspace.writes)
+
+    # ---- agent side --------------------------------------------------------------------------------
+
+    def send_rate(self, instance: str) -> SendRate:
+        """The outbound send rate of a channel instance (``messages.ratelimit``)."""
+        slot = self.slots.get(instance)
+        if slot is None:
+            return rate_for(instance)
+        spec = slot.channel.caps.capabilities.channel.send_rate
+        override = SendRate(spec.per_second, spec.burst, spec.per_chat_per_second, spec.chat_burst) if spec else None
+        return rate_for(slot.channel.platform, override)
+
+    def slot_for(self, name: str) -> ChannelSlot:
+        slot = self.slots.get(name)
+        if slot is None or not slot.active:
+            raise ConfigError(f"channel {name!r} is not active")
+        return slot
+
+    async def deliver(self, entry: OutboxEntry, files: tuple[Attachment, ...] = ()) -> CallOutcome:
+        """Run one outbox entry's callback (on-respond, on-broadcast, on-status, on-edit, on-react) on the channel's
+        main lane, with the ORIGINAL message's metadata (``payload["metadata_json"]``); ``files``: the reply's
+        attachments, read from the blob store by the host (``messages.reply_files``). Raises ConfigError when the
+        channel is not active."""
+        slot = self.slot_for(entry.instance)
+        p = entry.payload
+        if entry.kind == "status":
+            update = StatusUpdate(status=str(p["status"]), message=str(p.get("message") or ""),
+                                  metadata_json=str(p.get("metadata_json") or "{}"))
+            return await self.run_main(slot, slot.channel.status, update)
+        response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
+                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"),
+                                 attachments=files)
+        if entry.kind == "broadcast":
+            return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
+        if entry.kind in ("edit", "react"):
+            return await changes.deliver(self.run_main, slot, entry, response)
+        if entry.in_reply_to is not None:
+            self.stop_typing(entry.in_reply_to)
+        out = await self.run_main(slot, slot.channel.respond, response)
+        if not out.ok:
+            log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
+        return out
+
+    def follow_status(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Keep the typing refresh of the message ``key`` in step with an agent status: "thinking" starts it, a
+        :data:`TYPING_STOPS` status stops it, any other leaves it as it is (the reply stops it too: ``deliver``)."""
+        if update.status == "thinking":
+            self.start_typing(key, instance, update)
+        elif update.status in TYPING_STOPS:
+            self.stop_typing(key)
+
+    def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
+        """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
+        if key not in self._typing:
+            self._typing[key] = asyncio.create_task(self._refresh_typing(self.slot_for(instance), update))
+
+    async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
+        elapsed = 0.0
+        while elapsed < TYPING_MAX_S:
+            await asyncio.sleep(TYPING_REFRESH_S)
+            elapsed += TYPING_REFRESH_S
+            await self.run_main(slot, slot.channel.status, update)
+
+    def stop_typing(self, delivery_id: str) -> None:
+        task = self._typing.pop(delivery_id, None)
+        if task is not None:
+            task.cancel()
 
     # ---- shutdown ----------------------------------------------------------------------------------
 

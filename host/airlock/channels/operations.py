@@ -45,11 +45,13 @@ class LifecycleError(ConfigError):
         self.status = status
 
 
-async def load_installed(manager: ChannelManager, store: ChannelStore) -> None:
-    """Migrate the flat layout (``ChannelStore.migrate``; a directory that cannot be written is read as it is)
-    and load every installed channel into ``manager``; one that fails is logged and skipped."""
+async def load_installed(manager: ChannelManager, store: ChannelStore, *, migrate: bool = True) -> None:
+    """Migrate the flat layout (``ChannelStore.migrate``, unless ``migrate`` is false: a worker other than the
+    first; a directory that cannot be written is read as it is) and load every installed channel into ``manager``;
+    one that fails is logged and skipped."""
     try:
-        store.migrate()
+        if migrate:
+            store.migrate()
     except OSError as exc:
         log.warning("channels in %s not migrated to the versioned layout: %s", store.root, exc.strerror or exc)
     for entry in list_installed(store.root, lenient=manager.lenient_capabilities):

@@ -110,9 +110,19 @@ def _problems(gateway: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def _worker_problems(workers: list[dict[str, Any]]) -> list[str]:
+    return [f"worker {w['index']}: crash loop (last exit {w['last_exit']}), not restarted" for w in workers
+            if w.get("state") == "crash-loop"]
+
+
 def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str, Any]:
-    """Everything ``status`` reports (its ``--json`` document)."""
+    """Everything ``status`` reports (its ``--json`` document); ``workers`` is the supervisor's list under
+    ``airlock serve --workers N`` (``workers.supervisor``: index, pid, state, restarts, last_exit), else null."""
+    from ..workers.supervisor import read_status
+
     info = read_runfile(config.home)
+    supervised = read_status(config.home) if url is None else None
+    workers: list[dict[str, Any]] | None = supervised["workers"] if supervised is not None else None
     stale = info is not None and not pid_running(int(info["pid"]))
     if url is not None:
         source, target = "--url", url
@@ -138,9 +148,9 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
     for row in rows:  # who published each channel: this home's install records (not known for a --url gateway)
         entry = installed.get(row["name"])
         row["provenance"] = provenance_doc(provenance_file(entry.component, entry.name)) if entry else None
-    problems = _problems(gateway, rows)
+    problems = _problems(gateway, rows) + _worker_problems(workers or [])
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
-            "cli": dict(version_doc())}
+            "workers": workers, "cli": dict(version_doc())}
 
 
 def _uptime(seconds: int) -> str:
@@ -182,6 +192,10 @@ def _render(out: Console, doc: dict[str, Any]) -> None:
         if listeners:
             out.print(f"listeners: {', '.join(listeners)}", highlight=False)
         out.print(f"channels: {active} of {len(doc['channels'])} active", highlight=False)
+        if doc.get("workers"):
+            out.print("workers: " + ", ".join(
+                f"{w['index']} {w['state']} (pid {w['pid']}, {w['restarts']} restarts)" for w in doc["workers"]),
+                highlight=False)
     else:
         out.print(f"gateway: DOWN ({safe(gw['url'])}, {gw['source']})", style="red", highlight=False)
     if doc["channels"]:

@@ -117,10 +117,16 @@ CREATE TABLE replay_seen (
 )
 """
 
+# World 0.2.0: the platform's id of the message a sent reply became (edits and reactions name it).
+PLATFORM_IDS = """
+ALTER TABLE outbox ADD COLUMN platform_message_id TEXT
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
     Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
     Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
+    Migration(6, "platform message ids of sent replies (airlock:channel@0.2.0 delivery)", PLATFORM_IDS),
 )
