@@ -93,6 +93,12 @@ def targets(r: dict[str, Any]) -> list[Target]:
     mc = _get(r, "metrics_cost", "ratio")
     out.append(Target("issue 10: webhook req/s with metrics on vs off", _fmt(mc, 3, "x"), ">= 0.97x",
                       None if mc is None else mc >= 0.97))
+    hu = r.get("hot_upgrade")
+    if isinstance(hu, dict):
+        ok = hu["bench_failed_during_upgrade_rounds"] == 0 and hu["other_p99_within_noise"]
+        out.append(Target("issue 10: hot upgrade under load", f"{hu['upgrade_ms_median']:,.0f} ms, "
+                          f"{hu['bench_failed_during_upgrade_rounds']} failed",
+                          "no request fails; other p99 within noise", ok))
     rt = report_messages.round_trip_ratio(r)
     goal = report_messages.TARGET_RATIO
     out.append(Target("issue 8: webhook → durable log → agent ack → reply delivered, round trips/s vs in-memory",
@@ -202,7 +208,8 @@ def markdown(r: dict[str, Any], chart: Path | None, report_path: Path) -> str:
     ]
     lines += report_messages.section(r)
     lines += report_workers.section(r)
-    lines += _metrics_section(r) + _slack_section(r) + _rss_section(r) + _startup_section(r) + _bus_section()
+    lines += (_metrics_section(r) + _upgrade_section(r) + _slack_section(r) + _rss_section(r)
+              + _startup_section(r) + _bus_section())
     notes = [*cb.get("notes", []), *e2e.get("notes", []), *r.get("notes", [])]
     if notes:
         lines += ["## Notes from this run", "", *[f"- {n}" for n in dict.fromkeys(notes)], ""]
@@ -218,6 +225,27 @@ BUS_SECTION = Path(__file__).resolve().parent / "results" / "bus.md"
 
 def _bus_section() -> list[str]:
     return [BUS_SECTION.read_text(), ""] if BUS_SECTION.exists() else []
+
+
+def _upgrade_section(r: dict[str, Any]) -> list[str]:
+    hu = r.get("hot_upgrade")
+    if not isinstance(hu, dict):
+        return []
+    steady, during = hu["other_p99_ms_steady"], hu["other_p99_ms_upgrade"]
+    return ["## Hot upgrade under load (issue 10)", "",
+            f"One host, two channels of {hu['guest']}, each loaded by its own generator ({hu['concurrency']} "
+            f"connections, {hu['duration_s']:g} s rounds, {hu['rounds']} steady and {hu['rounds']} upgrade rounds "
+            f"alternating); in an upgrade round one channel is switched to its other installed version "
+            f"(`channels.operations`, as `airlock channels upgrade` does): **{hu['upgrade_ms_median']:,.0f} ms "
+            f"median per upgrade** ({', '.join(f'{x:,.0f}' for x in hu['upgrade_ms'])} ms: load from the compile "
+            f"cache, drain, on-shutdown, on-start), **{hu['bench_failed_during_upgrade_rounds']} of "
+            f"{hu['bench_requests_during_upgrade_rounds']:,} requests to the upgraded channel failed** (webhooks "
+            f"that arrive mid-swap wait for the new version), the other channel's p99 "
+            f"{', '.join(f'{x:.2f}' for x in during)} ms during upgrades vs {', '.join(f'{x:.2f}' for x in steady)} "
+            f"ms steady ({'within' if hu['other_p99_within_noise'] else 'outside'} noise: mean at most "
+            f"{hu['noise_margin']}x the slowest steady round). Measured {hu.get('date', '?')}, 1-minute load "
+            f"average {hu.get('load_average', '?')} (start, end) on the shared machine. `python bench/run.py --only "
+            f"hot_upgrade` reruns this part alone.", ""]
 
 
 def _metrics_section(r: dict[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import callbacks
 import e2e
+import hot_upgrade
 import metrics_cost
 import report
 import roundtrip
@@ -53,6 +54,7 @@ class Settings:
     message_round_s: float
     api_s: float
     api_prefill: int
+    upgrade_rounds: int = 5
 
 
 FULL = Settings(plan=callbacks.Plan(), rss_counts=(1000, 10_000, 100_000), response_mib=9, concurrency=8,
@@ -60,7 +62,10 @@ FULL = Settings(plan=callbacks.Plan(), rss_counts=(1000, 10_000, 100_000), respo
                 message_rounds=3, message_round_s=3, api_s=6, api_prefill=40_000)
 QUICK = Settings(plan=callbacks.Plan(rounds=2, fast=60, inproc=200, cpython=6), rss_counts=(20, 50, 100),
                  response_mib=1, concurrency=4, duration_s=1, warmup_s=0, startup_channels=5, startup_runs=1,
-                 metrics_rounds=1, conversations=(2, 4), message_rounds=1, message_round_s=1, api_s=1, api_prefill=500)
+                 metrics_rounds=1, conversations=(2, 4), message_rounds=1, message_round_s=1, api_s=1, api_prefill=500,
+                 upgrade_rounds=1)
+PIECES = ("hot_upgrade",)
+"""Pieces ``--only`` can run alone (their figures replace those of the last full run, ``--base``)."""
 
 
 def log(msg: str) -> None:
@@ -138,6 +143,7 @@ def run(settings: Settings, cache: Path, quick: bool) -> dict[str, Any]:
         min(1.0, settings.warmup_s), settings.api_s, settings.api_prefill, log))
     results["metrics_cost"] = asyncio.run(metrics_cost.run(cache, settings.concurrency, settings.duration_s / 2,
                                                            settings.metrics_rounds, log))
+    results["hot_upgrade"] = _hot_upgrade(settings, cache)
     log(f"startup: {settings.startup_channels} channels, {settings.startup_runs} fresh processes")
     results["startup"] = startup(cache, settings.startup_channels, settings.startup_runs)
     log(f"  {results['startup']}")
@@ -147,6 +153,12 @@ def run(settings: Settings, cache: Path, quick: bool) -> dict[str, Any]:
     return results
 
 
+def _hot_upgrade(settings: Settings, cache: Path) -> dict[str, Any]:
+    log(f"hot upgrade under load: {settings.upgrade_rounds} steady and {settings.upgrade_rounds} upgrade rounds")
+    return asyncio.run(hot_upgrade.run(cache, settings.concurrency // 2 or 1, settings.duration_s / 2,
+                                       settings.upgrade_rounds, log))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: prove the scripts work")
@@ -154,10 +166,19 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--chart", type=Path, default=BENCH / "results" / "chart.png")
     parser.add_argument("--cache", type=Path, default=REPO / "build" / "compile-cache")
+    parser.add_argument("--only", choices=PIECES, help="run this piece alone; the rest comes from --base")
+    parser.add_argument("--base", type=Path, default=BENCH / "out" / "results.json",
+                        help="the full run's results that --only completes (rewritten with the new figures)")
     args = parser.parse_args()
     os.environ.setdefault("AIRLOCK_MASTER_KEY", os.urandom(32).hex())
     args.cache.mkdir(parents=True, exist_ok=True)
-    results = run(QUICK if args.quick else FULL, args.cache, args.quick)
+    settings = QUICK if args.quick else FULL
+    if args.only is not None:
+        results = json.loads(args.base.read_text())
+        results[args.only] = _hot_upgrade(settings, args.cache)
+        args.base.write_text(json.dumps(results, indent=2))
+    else:
+        results = run(settings, args.cache, args.quick)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "results.json").write_text(json.dumps(results, indent=2))
     chart = report.chart(results, args.chart)

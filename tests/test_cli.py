@@ -160,10 +160,11 @@ def test_secrets_set_checks_the_channels_validation_pattern(home: Path, wasm: Pa
 def test_channels_install_list_remove(home: Path, wasm: Path, caps: Path) -> None:
     r = run("channels", "install", str(wasm), str(caps))
     assert r.exit_code == 0, r.output
-    assert "installed minimal 0.1.0" in r.stdout
+    assert "installed minimal 0.1.0+" in r.stdout
     channels = home / "channels"
-    assert (channels / "minimal.wasm").read_bytes() == wasm.read_bytes()
-    assert json.loads((channels / "minimal.capabilities.json").read_text())["name"] == "minimal"
+    active = json.loads((channels / "minimal" / "instance.json").read_text())["active"]
+    assert (channels / "minimal" / active / "component.wasm").read_bytes() == wasm.read_bytes()
+    assert (channels / "minimal" / active / "capabilities.json").read_bytes() == caps.read_bytes()
 
     assert_one_line_error(run("channels", "install", str(wasm), str(caps)), "already installed", "--force")
     assert run("channels", "install", "--force", str(wasm), str(caps)).exit_code == 0
@@ -176,8 +177,7 @@ def test_channels_install_list_remove(home: Path, wasm: Path, caps: Path) -> Non
 
     r = run("channels", "remove", "minimal")
     assert r.exit_code == 0 and "removed minimal" in r.stdout
-    assert not (channels / "minimal.wasm").exists()
-    assert not (channels / "minimal.capabilities.json").exists()
+    assert not (channels / "minimal").exists()
     assert_one_line_error(run("channels", "remove", "minimal"), "no channel named 'minimal'")
     assert_one_line_error(run("channels", "remove", "../etc"), "not a channel name")
     assert "no channels installed" in run("channels", "list").stderr
@@ -209,7 +209,7 @@ def test_channels_install_refuses_what_does_not_load(
     bad = write_caps(tmp_path / "bad", {"name": "minimal"})
     assert_one_line_error(run("channels", "install", str(wasm), str(bad)), str(bad), "$.version")
     assert_one_line_error(run("channels", "install", str(tmp_path / "nope.wasm"), str(caps)), "not found")
-    assert not (home / "channels" / "minimal.wasm").exists()
+    assert not (home / "channels" / "minimal").exists()
 
 
 def test_channels_check(home: Path, wasm: Path, caps: Path, tmp_path: Path) -> None:

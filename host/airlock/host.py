@@ -34,16 +34,18 @@ from aiohttp import web
 from .agentapi import AgentApi
 from .agents.delivery import Delivery
 from .capabilities.egress import Egress
+from .channels.catalog import generate_secrets, list_installed
 from .channels.channel import CallOutcome, HostServices
+from .channels.layout import ChannelStore
 from .channels.manager import ChannelManager
+from .channels.operations import Operations, load_installed
 from .channels.poll_lease import PollLeasing, holder_id
 from .channels.socket_runtime import SocketSettings
-from .errors import AirlockError, ConfigError, GuestError
+from .errors import ConfigError, GuestError
 from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import WorkerInfo, build_app
 from .inbound.verifiers.base import ReplayFactory
-from .manifest import load_capabilities
 from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
@@ -62,15 +64,21 @@ from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
-from .stores.secrets import generate_value
 from .workers.role import WorkerRole
 
 if TYPE_CHECKING:
     from .admin import AdminServer
+    from .control import ControlServer
 
 log = logging.getLogger("airlock")
 T = TypeVar("T")
 
+LIVE_SETTINGS = frozenset({"routing", "default_agent", "bus_capacity", "agent_visibility_timeout_s", "retention_s",
+                           "dedupe_window_s", "inline_callbacks", "public_base_url"})
+"""Host settings a SIGHUP (``reload_host_config``) applies to the running gateway: routing at once for the next
+message, the bus and retention at once, ``inline_callbacks`` and ``public_base_url`` at each channel's next start
+(enable, upgrade, reload). Every other setting (listeners, home and channels directory, pool, memory, fuel, guest
+limits, egress overrides, metrics) needs a restart."""
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
 DURABLE_WAITERS = 32
@@ -83,10 +91,13 @@ class AirlockHost:
     """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
 
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None,
-                 log: MessageLog | None = None, role: WorkerRole | None = None) -> None:
+                 log: MessageLog | None = None, role: WorkerRole | None = None, control: bool = False,
+                 reload_config: Callable[[], HostConfig] | None = None) -> None:
         """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
         default the state's (``state.backends.open_state``: SQLite ``state.db`` or PostgreSQL). ``role``: a worker
-        of ``airlock serve --workers N`` (``workers.role``)."""
+        of ``airlock serve --workers N`` (``workers.role``). ``control``: serve the control socket
+        ``HOME/control.sock`` (``airlock.control``; a single-process ``airlock serve`` does); ``reload_config``: how
+        to read the host config again (SIGHUP, ``reload_host_config``)."""
         self.config = config
         self.role = role
         """A worker of ``airlock serve --workers N`` (``workers.role``), or None: one process does everything."""
@@ -132,6 +143,14 @@ class AirlockHost:
                 from .workers.supervisor import read_status
 
                 self.observer.metrics.watch_workers(lambda: read_status(config.home))
+        self.store = ChannelStore(config.channels_dir)
+        self.operations = Operations(self.manager, self.store, self.secrets)
+        self._reload_config = reload_config
+        self.control: ControlServer | None = None
+        if control and role is None:  # workers: each has its channels; the CLI then edits the home (README)
+            from .control import ControlServer
+
+            self.control = ControlServer(config.home, self.operations, self.reload_host_config)
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""
@@ -182,9 +201,11 @@ class AirlockHost:
             await self._serve()
         if serve_http and self.config.admin and self.agent_side:
             await self._serve_admin()
-        await self.manager.load_dir(self.config.channels_dir)
+        await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
         if serve_http and self.role is not None:
             await self._serve()
+        if self.control is not None:
+            await self.control.start()
         if not self.agent_side:
             log.info("airlock worker %d ready", self.role.index if self.role is not None else 0)
             return
@@ -198,18 +219,11 @@ class AirlockHost:
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
 
     def _generate_missing_secrets(self) -> None:
-        for wasm, caps_path in self.manager.discover(self.config.channels_dir):
-            try:
-                caps = load_capabilities(caps_path, lenient=self.config.lenient_capabilities)
-            except Exception as exc:  # this channel only: the others still get their secrets
-                reason = str(exc) if isinstance(exc, AirlockError) else f"{type(exc).__name__}: {exc}"
-                log.warning("channel %s: no secrets generated: %s", wasm.stem, " ".join(reason.split()))
+        for entry in list_installed(self.config.channels_dir, lenient=self.config.lenient_capabilities):
+            if entry.caps is None:  # this channel only: the others still get their secrets
+                log.warning("channel %s: no secrets generated: %s", entry.name, entry.error)
                 continue
-            for spec in caps.setup.required_secrets if caps.setup else []:
-                if spec.auto_generate is not None and not self.secrets.exists(spec.name):
-                    value = generate_value(spec.auto_generate.length)
-                    self.secrets.set(spec.name, value)
-                    log.info("generated secret %s (%d characters)", spec.name, spec.auto_generate.length)
+            generate_secrets(entry.caps, entry.name, self.secrets.exists, self.secrets.set)
 
     async def _serve(self) -> None:
         limits = self.config.listener_limits
@@ -227,6 +241,8 @@ class AirlockHost:
 
     async def stop(self) -> None:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
+        if self.control is not None:
+            await self.control.stop()
         if self.admin is not None:
             await self.admin.stop()
         if self._housekeeping is not None:
@@ -279,6 +295,37 @@ class AirlockHost:
         self.blobs.gc(referenced, older_than_s=COMPACT_EVERY_S, now=when)
         return removed
 
+    # ---- host config reload (SIGHUP) ---------------------------------------------------------------------
+
+    async def reload_host_config(self) -> dict[str, list[str]]:
+        """Read the host config again (``reload_config``, given at construction: ``airlock serve`` reads
+        ``airlock.toml`` and the environment and applies its command line again) and apply what can change live
+        (:data:`LIVE_SETTINGS`); the other changed settings are reported as needing a restart and keep their
+        running values. Returns ``{"applied": [...], "restart_needed": [...]}`` (field names). Raises ConfigError
+        for a config that does not validate (nothing applied)."""
+        if self._reload_config is None:
+            raise ConfigError("this gateway was started without a host config to reload")
+        new = await asyncio.to_thread(self._reload_config)
+        changed = [f for f in type(new).model_fields if getattr(new, f) != getattr(self.config, f)]
+        applied = [f for f in changed if f in LIVE_SETTINGS]
+        later = [f for f in changed if f not in LIVE_SETTINGS]
+        if applied:
+            self.config = self.config.model_copy(update={f: getattr(new, f) for f in applied})
+            self._apply_live(self.config)
+        for field_name in later:
+            log.warning("host config: %s changed; it takes effect at the next restart", field_name)
+        log.info("host config reloaded: %s applied", ", ".join(applied) or "nothing")
+        return {"applied": applied, "restart_needed": later}
+
+    def _apply_live(self, config: HostConfig) -> None:
+        pipeline = self.manager.services.inbound
+        if pipeline is not None and isinstance(pipeline.router, BindingRouter):
+            pipeline.router.config = config.routing
+        self.bus.capacity = config.bus_capacity
+        self.bus.visibility_s = config.agent_visibility_timeout_s
+        self.manager.inline = config.inline_callbacks
+        self.manager.public_base_url = config.public_base_url
+
     # ---- admin listener and observability --------------------------------------------------------
 
     @property
@@ -297,7 +344,7 @@ class AirlockHost:
         self.admin_token = tokens.ensure()
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
-                           limiter=LoginLimiter(), home=self.config.home)
+                           limiter=LoginLimiter(), home=self.config.home, operations=self.operations)
         self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port,
                                  sock=self.role.listening_socket("admin") if self.role is not None else None)
         try:

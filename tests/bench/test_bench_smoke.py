@@ -66,6 +66,9 @@ def test_quick_run_measures_every_piece(quick_run: tuple[dict[str, Any], Path]) 
         assert len(w["w2"]["worker_cpu_s"]) == 2 and w["ratio_2_over_1"] > 0
     mc = results["metrics_cost"]
     assert mc["rps_on"] > 0 and mc["rps_off"] > 0 and mc["ratio"] > 0 and len(mc["rounds_on"]) == 1, mc
+    hu = results["hot_upgrade"]  # one upgrade under load: nothing failed, the other channel kept answering
+    assert len(hu["upgrade_ms"]) == 1 and hu["bench_failed_during_upgrade_rounds"] == 0, hu
+    assert hu["bench_requests_during_upgrade_rounds"] > 0 and len(hu["other_p99_ms_upgrade"]) == 1, hu
     if "slack" in e2e:
         assert e2e["slack"]["requests"] > 0 and e2e["slack"]["non2xx"] == 0, e2e["slack"]
     assert list(results["rss"]["rss_mib"]) == list(results["rss_raised"]["rss_mib"]) == ["20", "50", "100"]

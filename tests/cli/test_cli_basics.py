@@ -82,7 +82,8 @@ def test_shell_completion(airlock_home: Path, wasm: Path, caps: Path) -> None:
         return proc.stdout.split()
 
     assert complete("airlock cha") == ["channels"]
-    assert complete("airlock channels ") == ["install", "list", "remove", "check"]
+    assert complete("airlock channels ") == ["install", "list", "check", "enable", "disable", "upgrade", "rollback",
+                                             "remove", "versions", "config"]
     assert complete("airlock channels remove m") == ["minimal"]  # installed channel names
     assert complete("airlock pairing list ") == ["minimal"]
     assert complete("airlock pairing list x") == []
@@ -102,8 +103,11 @@ def test_json_on_every_list_and_show_command(airlock_home: Path, wasm: Path, cap
     rows = json.loads(run_cli(airlock_home, "channels", "list", "--json").stdout)
     provenance = rows[0].pop("provenance")
     assert (provenance["publisher"], provenance["signed"], provenance["recorded"]) == ("unsigned", False, True)
-    assert rows == [{"name": "minimal", "version": "0.1.0", "world": WAT_WORLD, "size_bytes": wasm.stat().st_size,
-                     "state": "inactive", "status": "inactive: missing secrets minimal_token"}]
+    version = rows[0]["version"]
+    assert version.startswith("0.1.0+") and len(version) == len("0.1.0+") + 8  # the bare-install version rule
+    assert rows == [{"name": "minimal", "platform": "minimal", "version": version, "world": WAT_WORLD,
+                     "size_bytes": wasm.stat().st_size, "state": "inactive",
+                     "status": "inactive: missing secrets minimal_token"}]
     text = run_cli(airlock_home, "channels", "list").stdout
     assert "inactive: missing secrets minimal_token" in text and "minimal" in text
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import stat
 import subprocess
 import zipfile
@@ -16,6 +15,8 @@ import pytest
 from clirun import one_line_error, run_cli, tree
 from watguest import build_component
 
+from airlock.channels.install import stage
+from airlock.channels.layout import ChannelStore
 from airlock.cli.package_source import MAX_TIMEOUT_S
 from airlock.packages import TrustStore, build_package, sign_package
 from airlock.packages.archive import read_archive, write_archive
@@ -77,15 +78,15 @@ def test_sign_trust_install_and_the_recorded_provenance(airlock_home: Path, wasm
     out = ok(run_cli(airlock_home, "channels", "install", str(pkg)))
     assert f"installed minimal 0.3.0 ({WORLD}" in out and f"signed by acme ({key_id})" in out
 
-    installed = airlock_home / "channels"
+    installed = airlock_home / "channels" / "minimal" / "0.3.0"  # the package's version, kept (channels.layout)
     row = json.loads(ok(run_cli(airlock_home, "channels", "list", "--json")))[0]
     prov = row["provenance"]
     assert (prov["signed"], prov["publisher"], prov["key_id"], prov["recorded"]) == (True, "acme", key_id, True)
-    assert prov["digests"] == {"minimal.wasm": sha(installed / "minimal.wasm"),
-                               "minimal.capabilities.json": sha(installed / "minimal.capabilities.json")}
+    assert prov["digests"] == {"minimal.wasm": sha(installed / "component.wasm"),
+                               "minimal.capabilities.json": sha(installed / "capabilities.json")}
     assert prov["digests"]["minimal.wasm"] == sha(wasm) and prov["package_sha256"] == sha(pkg)
     assert prov["source"] == str(pkg) and prov["version"] == "0.3.0" and prov["world"] == WORLD
-    assert stat.S_IMODE((installed / "minimal.provenance.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((installed / "provenance.json").stat().st_mode) == 0o600
 
     before = tree(airlock_home)  # a signed channel is replaced only by the same signer's package
     one_line_error(run_cli(airlock_home, "channels", "install", str(wasm), str(caps), "--force"),
@@ -93,7 +94,7 @@ def test_sign_trust_install_and_the_recorded_provenance(airlock_home: Path, wasm
                    "airlock channels remove minimal first")
     assert tree(airlock_home) == before
     ok(run_cli(airlock_home, "channels", "remove", "minimal"))
-    assert not (installed / "minimal.provenance.json").exists()
+    assert not installed.exists() and not installed.parent.exists()
     assert "no longer trusted: acme" in ok(run_cli(airlock_home, "trust", "rm", key_id))
     assert json.loads(ok(run_cli(airlock_home, "trust", "list", "--json"))) == []
 
@@ -128,8 +129,7 @@ def trusted_home(airlock_home: Path, wasm: Path, caps: Path, tmp_path: Path) -> 
     keys.mkdir()
     private, public, _ = generate_key_files(keys / "acme", "acme")
     TrustStore(airlock_home).add(read_public_key(public))
-    shutil.copy(wasm, airlock_home / "channels" / "minimal.wasm")
-    shutil.copy(caps, airlock_home / "channels" / "minimal.capabilities.json")
+    stage(ChannelStore(airlock_home / "channels"), wasm.read_bytes(), caps.read_bytes(), source=str(caps))
     return airlock_home, private
 
 

@@ -90,9 +90,11 @@ async def test_everything_under_the_home_is_private(
     stopped = modes(home)
 
     expected = {"master.key", "secrets.json", "pairing.db", "pairing.db-wal", "pairing.db-shm", "state.db",
-                "state.db-wal", "state.db-shm", "channels", "channels/minimal.wasm",
-                "channels/minimal.capabilities.json", "cache"}
+                "state.db-wal", "state.db-shm", "channels", "channels/minimal", "channels/minimal/instance.json",
+                "cache"}
     assert expected <= set(running), sorted(running)
+    kept = [n for n in running if n.startswith("channels/minimal/0.1.0+")]  # the version's directory and files
+    assert {n.rsplit("/", 1)[-1] for n in kept} >= {"component.wasm", "capabilities.json", "provenance.json"}, kept
     assert any(name.startswith("cache/") and name.endswith(".cwasm") for name in running), sorted(running)
     assert_private(home, running)
     assert_private(home, stopped)

@@ -8,10 +8,15 @@ before any handler here runs.
                                                   provenance (signed, publisher, key_id, digests, source, ...)
     POST   /api/channels/{name}/disable           channel (202 while callbacks in flight finish)
     POST   /api/channels/{name}/enable            channel
+    POST   /api/channels/{name}/upgrade  {"version"}     channel, running that kept version (409 + the reason
+                                                  when it did not start: the old one runs again)
+    POST   /api/channels/{name}/rollback {"version"?}    channel, running the version before (or that one)
+    POST   /api/channels/{name}/remove                {"name", "removed": true}
+         (``channels.operations``, the same operations as the CLI's control socket; recorded in the home)
     GET    /api/channels/{name}/calls?limit=N     {"channel", "recording", "calls": [invoke document, ...]}
     GET    /api/secrets                           {"secrets": [{"name", "set", "used_by"}]} (never a value)
-    PUT    /api/secrets/{name}   {"value": "..."}  {"name", "set": true}
-    DELETE /api/secrets/{name}                    {"name", "set": false}
+    PUT    /api/secrets/{name}   {"value": "..."}  {"name", "set": true}    (then the channels it concerns start)
+    DELETE /api/secrets/{name}                    {"name", "set": false}   (then the channels needing it stop)
     GET    /api/pairing                           {"channels": {name: {"pending": [...], "paired": [...]}}}
     POST   /api/pairing/{channel}/approve  {"code", "owner"?}
     POST   /api/pairing/{channel}/deny     {"code"}
@@ -90,6 +95,14 @@ async def enable(request: web.Request, state: AdminState) -> web.Response:
     return web.json_response(await state.enable(request.match_info["name"]))
 
 
+async def lifecycle(request: web.Request, state: AdminState) -> web.Response:
+    action = request.match_info["action"]
+    if action not in ("upgrade", "rollback", "remove"):
+        raise AdminError(404, "unknown channel action")
+    body = await json_body(request)
+    return web.json_response(await state.lifecycle(request.match_info["name"], action, body.get("version")))
+
+
 async def calls(request: web.Request, state: AdminState) -> web.Response:
     try:
         limit = int(request.query.get("limit", MAX_CALLS_SHOWN))
@@ -104,11 +117,15 @@ async def secrets_list(request: web.Request, state: AdminState) -> web.Response:
 
 async def secret_put(request: web.Request, state: AdminState) -> web.Response:
     body = await json_body(request)
-    return web.json_response(state.set_secret(request.match_info["name"], body.get("value")))
+    doc = state.set_secret(request.match_info["name"], body.get("value"))
+    await state.secrets_changed()
+    return web.json_response(doc)
 
 
 async def secret_delete(request: web.Request, state: AdminState) -> web.Response:
-    return web.json_response(state.remove_secret(request.match_info["name"]))
+    doc = state.remove_secret(request.match_info["name"])
+    await state.secrets_changed()
+    return web.json_response(doc)
 
 
 async def pairing_list(request: web.Request, state: AdminState) -> web.Response:
@@ -140,6 +157,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/channels/{name}", _guarded(channel))
     r.add_post("/api/channels/{name}/disable", _guarded(disable))
     r.add_post("/api/channels/{name}/enable", _guarded(enable))
+    r.add_post("/api/channels/{name}/{action}", _guarded(lifecycle))
     r.add_get("/api/channels/{name}/calls", _guarded(calls))
     r.add_get("/api/secrets", _guarded(secrets_list))
     r.add_put("/api/secrets/{name}", _guarded(secret_put))

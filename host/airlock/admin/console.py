@@ -131,12 +131,14 @@ async def _pairing(state: AdminState, request: web.Request, form: dict[str, str]
 async def _secret_set(state: AdminState, request: web.Request, form: dict[str, str]) -> tuple[str, str]:
     name = form.get("name", "")
     state.set_secret(name, form.get("value", ""))
+    await state.secrets_changed()
     return "/secrets", f"stored secret {name}"
 
 
 async def _secret_remove(state: AdminState, request: web.Request, form: dict[str, str]) -> tuple[str, str]:
     name = request.match_info["name"]
     state.remove_secret(name)
+    await state.secrets_changed()
     return "/secrets", f"removed secret {name}"
 
 

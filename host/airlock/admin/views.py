@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..channels.catalog import provenance_file, secret_name_for
 from ..channels.manager import ChannelManager, ChannelSlot
+from ..channels.operations import LifecycleError, Operations
 from ..errors import PairingError, SecretStoreError
 from ..manifest import CapabilitiesFile
 from ..observability.docs import safe
 from ..observability.observer import CallObserver
 from ..observability.recent import call_doc
-from ..packages import provenance_doc, provenance_path
+from ..packages import provenance_doc
 from ..stores import PairingStore, SecretStore
-from ..stores.secrets import MAX_SECRET_BYTES, is_valid_secret_name
+from ..stores.secrets import MAX_SECRET_BYTES, is_valid_stored_name
 from .auth import LoginLimiter, Sessions, TokenFile
 
 __all__ = ["DISABLE_WAIT_S", "MAX_CALLS_SHOWN", "AdminError", "AdminState"]
@@ -60,6 +62,9 @@ class AdminState:
     sessions: Sessions
     limiter: LoginLimiter
     home: Path
+    operations: Operations | None = None
+    """The gateway's channel operations (``channels.operations``, shared with the control socket): enable and
+    disable are recorded in the home; upgrade, rollback and remove need it."""
     background: set[asyncio.Future[Any]] = field(default_factory=set)
     """Disables still finishing after their request was answered (held so they are not collected)."""
 
@@ -77,17 +82,20 @@ class AdminState:
         caps = slot.channel.caps
         errors = self.observer.recent.errors(name) if self.observer is not None else []
         counts = self.observer.counts(name) if self.observer is not None else {}
+        kept = self.operations.doc(name) if self.operations is not None else {}
         return {
-            "name": name, "version": caps.version, "world": slot.channel.loaded.world.name,
+            "name": name, "version": slot.channel.version, "platform": slot.channel.platform,
+            "versions": kept.get("versions", []), "previous": kept.get("previous"),
+            "world": slot.channel.loaded.world.name,
             "active": slot.active, "disabled": slot.disabled, "status": slot.reason,
-            "missing_secrets": self.manager.missing_secrets(caps),
+            "missing_secrets": self.manager.missing_secrets(caps, name),
             "health": {"endpoints": sorted(slot.endpoints), "polling": slot.poll_interval_s is not None,
                        "websocket": slot.socket.status.as_dict() if slot.socket is not None else None,
                        "inline": slot.inline.as_dict()},
             "counters": {"callbacks": counts, "polls": slot.polls, "failures": slot.failures},
             "last_errors": [{"at": e.at, "callback": e.callback, "trap": e.trap, "message": e.message,
                              "trace_id": e.trace_id} for e in errors],
-            "provenance": provenance_doc(provenance_path(slot.channel.loaded.path.parent, name)),
+            "provenance": provenance_doc(provenance_file(slot.channel.loaded.path, name)),
         }
 
     def channels_doc(self) -> dict[str, Any]:
@@ -97,16 +105,49 @@ class AdminState:
         """Disable ``name``: (200, doc) once stopped, or (202, doc) if it is still finishing after
         ``DISABLE_WAIT_S`` (a long poll in progress); the disable goes on in the background either way."""
         slot = self.slot(name)
-        task = asyncio.ensure_future(self.manager.disable(name))
+        ops = self.operations
+        task = asyncio.ensure_future(ops.disable(name) if ops is not None else self.manager.disable(name))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         done, _ = await asyncio.wait({task}, timeout=DISABLE_WAIT_S)
         return (200 if done else 202), self.channel_doc(name, slot)
 
     async def enable(self, name: str) -> dict[str, Any]:
-        slot = self.slot(name)
-        await self.manager.enable(name)
-        return self.channel_doc(name, slot)
+        self.slot(name)
+        if self.operations is not None:
+            await self.operations.enable(name)
+        else:
+            await self.manager.enable(name)
+        return self.channel_doc(name, self.slot(name))
+
+    async def lifecycle(self, name: str, action: str, version: object = None) -> dict[str, Any]:
+        """upgrade (``version`` required), rollback (``version`` optional) or remove ``name``
+        (``channels.operations``); AdminError with the operation's status and line when refused or failed."""
+        self.slot(name)
+        ops = self.operations
+        if ops is None:
+            raise AdminError(404, "this gateway has no installed-channel store")
+        if version is not None and not isinstance(version, str):
+            raise AdminError(400, "version must be a string")
+        try:
+            if action == "upgrade":
+                if version is None:
+                    raise AdminError(400, "upgrade needs a version (GET /api/channels/NAME: versions)")
+                await ops.upgrade(name, version)
+            elif action == "rollback":
+                await ops.rollback(name, version)
+            else:
+                return await ops.remove(name)
+        except LifecycleError as exc:
+            raise AdminError(exc.status, str(exc)) from None
+        return self.channel_doc(name, self.slot(name))
+
+    async def secrets_changed(self) -> None:
+        """Start / stop the channels a stored or removed secret concerns (``Operations.secrets_changed``)."""
+        if self.operations is not None:
+            await self.operations.secrets_changed()
+        else:
+            await self.manager.secrets_changed()
 
     def calls_doc(self, name: str, limit: int = MAX_CALLS_SHOWN) -> dict[str, Any]:
         """The channel's recent callbacks, newest first, as ``airlock invoke --json`` documents, redacted.
@@ -137,14 +178,14 @@ class AdminState:
         used: dict[str, list[str]] = {}
         for name, slot in sorted(self.manager.slots.items()):
             for secret in _secret_names(slot.channel.caps):
-                used.setdefault(secret, []).append(name)
+                used.setdefault(secret_name_for(name, slot.channel.platform, secret), []).append(name)
         names = sorted(stored | set(used))
         return {"secrets": [{"name": n, "set": n in stored, "used_by": used.get(n, [])} for n in names]}
 
     def set_secret(self, name: str, value: object) -> dict[str, Any]:
         """Store ``value`` as secret ``name`` (checked against every installed channel's ``validation``)."""
-        if not is_valid_secret_name(name):
-            raise AdminError(400, "secret names must match ^[a-z0-9_]{1,64}$")
+        if not is_valid_stored_name(name):
+            raise AdminError(400, "secret names must match [INSTANCE/]NAME, NAME ^[a-z0-9_]{1,64}$")
         if not isinstance(value, str) or not value:
             raise AdminError(400, f"an empty value for {name}; nothing stored")
         if len(value.encode("utf-8")) > MAX_SECRET_BYTES:
@@ -152,7 +193,8 @@ class AdminState:
         for channel, slot in sorted(self.manager.slots.items()):
             setup = slot.channel.caps.setup
             for spec in setup.required_secrets if setup is not None else []:
-                if spec.name == name and spec.validation and not re.search(spec.validation, value):
+                stored = secret_name_for(channel, slot.channel.platform, spec.name)
+                if stored == name and spec.validation and not re.search(spec.validation, value):
                     raise AdminError(400, f"the value for {name} does not match the pattern channel {channel!r} "
                                           f"requires ({spec.validation}); nothing stored")
         try:
@@ -163,7 +205,7 @@ class AdminState:
         return {"name": name, "set": True}
 
     def remove_secret(self, name: str) -> dict[str, Any]:
-        if not is_valid_secret_name(name) or not self.secrets.remove(name):
+        if not is_valid_stored_name(name) or not self.secrets.remove(name):
             raise AdminError(404, f"no secret named {safe(name, 64)!r}")
         log.info("admin: secret %s removed", name)
         return {"name": name, "set": False}

@@ -40,6 +40,7 @@ __all__ = [
     "RESERVED_CONFIG_KEYS",
     "blocker",
     "file_warnings",
+    "public_path",
     "secret_config_mappings",
     "start_config",
     "webhook_secret_name",
@@ -143,3 +144,16 @@ def wit_version_note(declared: str, built: str, *, additive: bool = False) -> st
         if family_d == family_c and d <= c:
             return None
     return f"wit_version {declared} does not match the component's WIT version {built}"
+
+
+def public_path(guest_path: str, instance: str, platform: str) -> str:
+    """The webhook path the gateway serves for a path a guest registered. The default instance (named like its
+    component) serves the guest's own paths; another instance (``install --as support-bot``) serves them under
+    ``/webhook/<instance>``: ``/webhook/telegram`` -> ``/webhook/support-bot``, ``/webhook/telegram/x`` ->
+    ``/webhook/support-bot/x``, any other path P -> ``/webhook/support-bot`` + P. The guest always sees its own."""
+    if instance == platform:
+        return guest_path
+    own = f"/webhook/{platform}"
+    if guest_path == own or guest_path.startswith(own + "/"):
+        return f"/webhook/{instance}{guest_path[len(own):]}"
+    return f"/webhook/{instance}{guest_path}"

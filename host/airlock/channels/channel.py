@@ -105,6 +105,17 @@ class HostServices:
     """Each channel's webhook replay guard (``inbound.verifiers``); None: in memory, this process only."""
 
 
+def namespaced_lookup(lookup: Callable[[str], str | None], instance: str,
+                      platform: str) -> Callable[[str], str | None]:
+    """``lookup`` for one instance: the default instance (named like its component) reads plain names; any other
+    instance reads ``<instance>/<name>`` (``stores.secrets.namespaced``), so two accounts of one platform never
+    share a secret."""
+    if instance == platform:
+        return lookup
+    prefix = f"{instance}/"
+    return lambda name: lookup(prefix + name)
+
+
 def http_policy_from_spec(spec: HttpSpec) -> Any:
     """Adapt the capabilities file's ``capabilities.http`` to ``capabilities.http_policy.HttpPolicy``."""
     from ..capabilities.http_policy import AllowRule, CredentialRule, HttpPolicy
@@ -135,10 +146,17 @@ def http_policy_from_spec(spec: HttpSpec) -> Any:
 class Channel:
     """A loaded component plus its capabilities. Callbacks are blocking: call them from worker threads."""
 
-    def __init__(self, caps: CapabilitiesFile, loaded: LoadedComponent, services: HostServices) -> None:
-        self.name = caps.name
+    def __init__(self, caps: CapabilitiesFile, loaded: LoadedComponent, services: HostServices, *,
+                 instance: str | None = None, version: str | None = None) -> None:
+        self.name = instance or caps.name
+        """The instance name: the channel's name in the gateway (routes, workspace, pairing, health, secrets)."""
         self.platform = caps.name
-        """The platform kind (for send-rate and dedupe defaults); the instance name until instances exist."""
+        """The component's own name (its capabilities file's): send-rate and dedupe defaults; what the guest calls
+        itself (its pairing calls, its webhook paths)."""
+        self.version = version or caps.version
+        """The installed version running (``channels.layout``), else the capabilities file's version."""
+        self.secret_lookup = namespaced_lookup(services.secret_lookup, self.name, self.platform)
+        """Secret names as the capabilities file and the guest say them, looked up in this instance's namespace."""
         self.caps = caps
         self.loaded = loaded
         self.services = services
@@ -156,9 +174,9 @@ class Channel:
             self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
         )
         # Secret names a guest supplies (secret-exists, http placeholders) are checked before the store.
-        lookup = guest_safe_lookup(services.secret_lookup)
+        lookup = guest_safe_lookup(self.secret_lookup)
         self.secrets = SecretsCapability(caps.capabilities.secrets.allows, lookup)
-        self.pairing = PairingCapability(self.name, services.pairing)
+        self.pairing = PairingCapability(self.name, services.pairing, guest_name=self.platform)
         self.websocket = WebsocketCapability(self.name)
         self.http: HttpCapability | None = None
         if caps.capabilities.http is not None and services.egress is not None:

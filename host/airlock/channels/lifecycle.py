@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airlock.channels")
 
-__all__ = ["DISABLED", "DISABLING", "disable", "enable"]
+__all__ = ["DISABLED", "DISABLING", "disable", "enable", "secrets_changed", "stop_slot"]
 
 DISABLING = "disabling: waiting for callbacks in flight"
 """``ChannelSlot.reason`` while steps 2-4 of a disable run."""
@@ -55,23 +55,42 @@ async def disable(manager: ChannelManager, name: str) -> ChannelSlot:
     async with slot.lifecycle:
         if slot.disabled:
             return slot
-        was_active = slot.active
-        slot.disabled, slot.active, slot.reason = True, False, DISABLING
-        slot.halt.set()
-        if slot.socket is not None:
-            await slot.socket.stop()
-        if slot.event_queue is not None:
-            await slot.event_queue.stop()
-        await _end_poll(slot)
-        async with slot.main_lane:
-            if was_active:
-                out = await manager._run(slot.channel.shutdown)
-                if not out.ok:
-                    log.warning("[%s] on-shutdown failed: %s", name, out.error)
-        slot.endpoints.clear()
-        slot.poll_interval_s, slot.verifier, slot.reason = None, None, DISABLED
+        await stop_slot(manager, slot, final_reason=DISABLED)
         log.info("channel %s disabled by the operator", name)
         return slot
+
+
+async def stop_slot(manager: ChannelManager, slot: ChannelSlot, *, final_reason: str,
+                    bound_s: float | None = None) -> bool:
+    """Steps 1-4 of a disable (module docstring) for ``slot``; the caller holds ``slot.lifecycle``. With
+    ``bound_s``, waiting for the poll in flight and the main lane stops after that many seconds (a callback still
+    running then finishes in its worker thread; its effects are committed as usual, and on-shutdown is skipped).
+    Returns False when the bound cut the wait short."""
+    was_active = slot.active
+    slot.disabled, slot.active, slot.reason = True, False, DISABLING
+    slot.halt.set()
+    finished = True
+    try:
+        async with asyncio.timeout(bound_s):
+            if slot.socket is not None:
+                await slot.socket.stop()
+            if slot.event_queue is not None:
+                await slot.event_queue.stop()
+            await _end_poll(slot)
+            async with slot.main_lane:
+                if was_active:
+                    out = await manager._run(slot.channel.shutdown)
+                    if not out.ok:
+                        log.warning("[%s] on-shutdown failed: %s", slot.channel.name, out.error)
+    except TimeoutError:
+        finished = False
+        log.warning("channel %s: callbacks still running after %.0f s; going on without waiting for them",
+                    slot.channel.name, bound_s or 0)
+        if slot.poll_task is not None:
+            slot.poll_task.cancel()
+    slot.endpoints.clear()
+    slot.poll_interval_s, slot.verifier, slot.reason = None, None, final_reason
+    return finished
 
 
 async def _end_poll(slot: ChannelSlot) -> None:
@@ -98,3 +117,24 @@ async def enable(manager: ChannelManager, name: str) -> ChannelSlot:
         await manager._activate(slot)
         log.info("channel %s enabled by the operator: %s", name, slot.reason)
         return slot
+
+
+async def secrets_changed(manager: ChannelManager) -> list[str]:
+    """Start every channel that waited only for secrets now stored, and stop every active channel a required
+    secret of which was removed (it waits, inactive, for the secret). Returns the names whose state changed."""
+    changed = []
+    for name, slot in list(manager.slots.items()):
+        if slot.disabled or name in manager.swaps:
+            continue
+        missing = manager.missing_secrets(slot.channel.caps, name)
+        if slot.active and missing:
+            async with slot.lifecycle:
+                reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
+                await stop_slot(manager, slot, final_reason=reason)
+                slot.disabled = False  # not the operator's switch: the secret's return starts it again
+            log.warning("channel %s %s", name, slot.reason)
+            changed.append(name)
+        elif not slot.active and not missing and slot.reason.startswith("inactive: missing secrets"):
+            await enable(manager, name)
+            changed.append(name)
+    return changed

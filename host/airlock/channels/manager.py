@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..capabilities.workspace import CommitFailed
-from ..errors import AirlockError, ChannelDisabled, ConfigError, EmitRateLimited
+from ..errors import ChannelDisabled, ConfigError, EmitRateLimited
 from ..inbound.verifiers import Verifier, verifier_for
 from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
@@ -61,17 +61,20 @@ from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
 from ..runtime.values import AgentResponse, Attachment, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
 from . import activation, admission, changes
+from .activation import public_path
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
 from .poll_lease import LeaseHolder, PollLeasing, run_leased
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
+from .swap import Swap
 
 log = logging.getLogger("airlock.channels")
 
 PRODUCTION_MIN_POLL_MS = 30_000
 LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
+
 TYPING_REFRESH_S = 4.0
 TYPING_MAX_S = 300.0
 TYPING_STOPS = frozenset({"done", "interrupted", "approval-needed", "auth-required"})
@@ -142,49 +145,49 @@ class ChannelManager:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-cb")
         self._typing: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
-        self.secret_exists: Callable[[str], bool] = lambda name: services.secret_lookup(name) is not None
+        self.swaps: dict[str, Swap] = {}
+        """Channels being replaced by another version (``channels.swap``), by name."""
 
     # ---- loading and starting --------------------------------------------------------------------
 
-    def discover(self, channels_dir: Path) -> list[tuple[Path, Path]]:
-        """Pairs of (<name>.wasm, <name>.capabilities.json) in ``channels_dir``, sorted by name."""
-        if not channels_dir.is_dir():
-            return []
-        pairs = []
-        for caps in sorted(channels_dir.glob("*.capabilities.json")):
-            wasm = caps.with_name(caps.name.removesuffix(".capabilities.json") + ".wasm")
-            if wasm.exists():
-                pairs.append((wasm, caps))
-            else:
-                log.warning("%s has no component beside it (%s); skipped", caps.name, wasm.name)
-        return pairs
-
-    async def load_dir(self, channels_dir: Path) -> None:
-        for wasm, caps in self.discover(channels_dir):
-            try:
-                await self.add(wasm, caps)
-            except AirlockError as exc:
-                log.error("channel %s not loaded: %s", wasm.stem, exc)
-
-    async def add(self, wasm: Path, caps_path: Path | CapabilitiesFile) -> ChannelSlot:
-        """Load and start one channel. Raises ConfigError / ComponentError for bad files."""
+    async def add(self, wasm: Path, caps_path: Path | CapabilitiesFile, *, instance: str | None = None,
+                  version: str | None = None, disabled: bool = False) -> ChannelSlot:
+        """Load and start one channel (``instance``: its name in the gateway, default the file's ``name``;
+        ``disabled``: load it but keep it stopped). Raises ConfigError / ComponentError for bad files."""
         caps = caps_path if isinstance(caps_path, CapabilitiesFile) else \
             load_capabilities(caps_path, lenient=self.lenient_capabilities)
-        if caps.name in self.slots:
-            raise ConfigError(f"channel {caps.name!r} is already loaded")
+        name = instance or caps.name
+        if name in self.slots:
+            raise ConfigError(f"channel {name!r} is already loaded")
         loaded = await asyncio.to_thread(self.runtime.load, wasm)
-        slot = ChannelSlot(Channel(caps, loaded, self.services), inline=InlineGuard(self.inline))
-        slot.socket = self._socket_for(slot)
-        self.slots[caps.name] = slot
-        log.info("channel %s: %s (%s, %d KB, %.0f ms%s)", caps.name, loaded.world.name, wasm.name,
+        slot = self.new_slot(Channel(caps, loaded, self.services, instance=name, version=version))
+        self.slots[name] = slot
+        log.info("channel %s: %s (%s, %d KB, %.0f ms%s)", name, loaded.world.name, wasm.name,
                  loaded.size_bytes // 1024, loaded.load_ms, ", from cache" if loaded.from_cache else "")
+        if disabled:
+            from .lifecycle import DISABLED
+
+            slot.disabled, slot.reason = True, DISABLED
+            return slot
         await self._activate(slot)
         return slot
 
-    def missing_secrets(self, caps: CapabilitiesFile) -> list[str]:
+    def new_slot(self, channel: Channel) -> ChannelSlot:
+        """A fresh slot (not started, not registered in ``slots``) for ``channel``."""
+        slot = ChannelSlot(channel, inline=InlineGuard(self.inline))
+        slot.socket = self._socket_for(slot)
+        return slot
+
+    def missing_secrets(self, caps: CapabilitiesFile, instance: str | None = None) -> list[str]:
+        """Required secrets of ``caps`` not stored for ``instance`` (default: the file's name), named as the store
+        and ``airlock secrets set`` name them (``support-bot/telegram_bot_token`` for a second account)."""
         if caps.setup is None:
             return []
-        return [s.name for s in caps.setup.required_secrets if not s.optional and not self.secret_exists(s.name)]
+        from .catalog import secret_name_for
+
+        name = instance or caps.name
+        wanted = [secret_name_for(name, caps.name, s.name) for s in caps.setup.required_secrets if not s.optional]
+        return [n for n in wanted if self.services.secret_lookup(n) is None]
 
     async def _activate(self, slot: ChannelSlot) -> None:
         ch = slot.channel
@@ -196,13 +199,13 @@ class ChannelManager:
             slot.reason = f"inactive: {cannot}"
             log.error("channel %s %s", ch.name, slot.reason)
             return
-        missing = self.missing_secrets(ch.caps)
+        missing = self.missing_secrets(ch.caps, ch.name)
         if missing:
             slot.reason = f"inactive: missing secrets {', '.join(missing)} (airlock secrets set NAME)"
             log.warning("channel %s %s", ch.name, slot.reason)
             return
         config = activation.start_config(ch.caps, ch.loaded.world, public_base_url=self.public_base_url,
-                                         secret_lookup=self.services.secret_lookup)
+                                         secret_lookup=ch.secret_lookup)
         out = await self._run(ch.start, config)
         if not out.ok:
             slot.reason = f"inactive: on-start failed: {out.error}"
@@ -241,7 +244,7 @@ class ChannelManager:
         if uses_event_queue(slot.channel.loaded.world):
             slot.event_queue = self._event_queue_for(slot)
             deliver = slot.event_queue.deliver
-        return SocketRuntime(slot.channel.name, spec, secret_lookup=self.services.secret_lookup,
+        return SocketRuntime(slot.channel.name, spec, secret_lookup=slot.channel.secret_lookup,
                              capability=slot.channel.websocket, deliver=deliver, settings=self.sockets,
                              wait_for_room=self.bus.wait_for_room)
 
@@ -260,19 +263,21 @@ class ChannelManager:
     def _register(self, slot: ChannelSlot, cfg: ChannelConfig) -> None:
         chan = slot.channel.caps.capabilities.channel
         if cfg.http_endpoints:  # built once here; it reads secrets per request (airlock secrets set applies live)
-            slot.verifier = verifier_for(slot.channel.caps, self.services.secret_lookup, self.services.replay)
+            slot.verifier = verifier_for(slot.channel.caps, slot.channel.secret_lookup, self.services.replay)
         for ep in cfg.http_endpoints:
             if ep.path not in chan.allowed_paths:
                 log.warning("channel %s asked for %s, not in allowed_paths; not registered", slot.channel.name,
                             ep.path)
                 continue
-            owner = self.route(ep.path)
+            public = public_path(ep.path, slot.channel.name, slot.channel.platform)
+            owner = self.route(public)
             if owner is not None:
-                log.warning("channel %s asked for %s, already taken by %s", slot.channel.name, ep.path,
+                log.warning("channel %s asked for %s, already taken by %s", slot.channel.name, public,
                             owner[0].channel.name)
                 continue
-            slot.endpoints[ep.path] = ep
-            log.info("channel %s: webhook %s %s", slot.channel.name, ",".join(ep.methods), ep.path)
+            slot.endpoints[public] = ep
+            shown = public if public == ep.path else f"{public} (the guest sees {ep.path})"
+            log.info("channel %s: webhook %s %s", slot.channel.name, ",".join(ep.methods), shown)
         if cfg.poll is not None and cfg.poll.enabled:
             if not chan.allow_polling:
                 log.warning("channel %s wants polling but allow_polling is false", slot.channel.name)
@@ -318,7 +323,7 @@ class ChannelManager:
         """Run on-http-request on the main lane, inline first when the channel's guard allows it (module
         docstring), and dispatch what it emitted."""
         async with slot.main_lane:
-            if slot.disabled:  # routed before the operator disabled the channel, queued behind its last callback
+            if slot.disabled or not slot.active:  # routed before the channel stopped, queued behind its last callback
                 return _disabled(slot, "on-http-request")
             out = self._try_inline(slot, req) if slot.inline.should_try() else None
             if out is not None and out.pending:
@@ -490,8 +495,7 @@ class ChannelManager:
                 slot.active = False
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    # ---- operator lifecycle: disable / enable (admin API; ``channels.lifecycle``) ----------------------
-    # Apart from the message path on purpose; upgrade and rollback will join this section.
+    # ---- operator lifecycle (``channels.lifecycle``, ``channels.swap``, ``channels.operations``) --------------
 
     async def disable(self, name: str) -> ChannelSlot:
         """Stop channel ``name`` until :meth:`enable` (``lifecycle.disable``). Raises ConfigError if unknown."""
@@ -504,6 +508,19 @@ class ChannelManager:
         from . import lifecycle
 
         return await lifecycle.enable(self, name)
+
+    async def remove(self, name: str) -> None:
+        """Stop channel ``name`` (as a disable) and forget it. Raises ConfigError if unknown."""
+        await self.disable(name)
+        self.slots.pop(name, None)
+        log.info("channel %s removed", name)
+
+    async def secrets_changed(self) -> list[str]:
+        """Start the channels that waited only for a secret now stored, stop those missing a removed one
+        (``lifecycle.secrets_changed``). Returns the names whose state changed."""
+        from . import lifecycle
+
+        return await lifecycle.secrets_changed(self)
 
 
 def _disabled(slot: ChannelSlot, callback: str) -> CallOutcome:

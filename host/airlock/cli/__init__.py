@@ -3,7 +3,9 @@
     airlock [--home PATH] [--config PATH] [--version] ...   (app.py; host settings: airlock.host_settings)
     airlock serve [--port N] [--host H] [--agent M:C] [--upstream HOST=URL ...] [--lenient]
                                                              (serve.py; keeps HOME/run/gateway.json: runfile.py)
-    airlock channels install|list|remove|check ...           (channels.py)
+    airlock channels install|list|check ...                  (channels.py, channels_install.py)
+    airlock channels enable|disable|upgrade|rollback|remove|versions NAME   (channels_lifecycle.py)
+    airlock channels config show|set|unset NAME ...          (channels_config.py)
     airlock package build|sign|verify, keys generate, trust add|list|rm
                                                              (packages.py, package_source.py; airlock.packages)
     airlock secrets set|list|rm ...                          (secrets.py)
@@ -39,7 +41,7 @@ from ..errors import AirlockError
 # isort: off
 from . import serve  # noqa: F401
 from . import inspect, invoke  # noqa: F401
-from . import channels, secrets, pairing  # noqa: F401
+from . import channels, channels_install, channels_lifecycle, channels_config, secrets, pairing  # noqa: F401
 from . import packages  # noqa: F401
 from . import agents, messages  # noqa: F401
 from . import status, doctor  # noqa: F401

@@ -1,9 +1,9 @@
-"""``airlock channels install|list|remove|check``."""
+"""``airlock channels install|list|check`` (installing: ``channels_install``; the lifecycle commands:
+``channels_lifecycle``; operator settings: ``channels_config``)."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,42 +11,29 @@ from typing import Annotated, Any
 import typer
 
 from ..channels.activation import blocker as channel_blocker
-from ..channels.activation import wit_version_note
+from ..channels.catalog import Entry, list_installed, provenance_file
+from ..channels.channel import namespaced_lookup
+from ..channels.layout import ChannelStore
 from ..channels.socket_runtime import start_blocker
-from ..errors import AirlockError, ComponentError, ConfigError, PackageError
+from ..errors import ComponentError, ConfigError
 from ..host_config import HostConfig
 from ..manifest import CapabilitiesFile, load_capabilities
-from ..packages import (
-    FETCH_TIMEOUT_S,
-    PACKAGE_SUFFIX,
-    Provenance,
-    VerifiedPackage,
-    bare_provenance,
-    is_url,
-    provenance_doc,
-    provenance_path,
-    read_provenance,
-    write_provenance,
-)
-from ..runtime.engine import LoadedComponent, Runtime
+from ..packages import FETCH_TIMEOUT_S, PACKAGE_SUFFIX, is_url, provenance_doc
+from ..runtime.engine import Runtime
 from ..stores import SecretStore
-from ..stores.files import private_dir
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
     LenientOption,
     check_channel_name,
     check_file_against_schema,
-    complete_channel,
-    copy_atomic,
-    installed_caps,
     lazy_store,
-    lenient_note,
     load_component,
+    migrate_quietly,
     missing_secrets,
     runtime_for,
 )
-from .install_check import check_argument_order, check_fit, check_world
+from .install_check import check_argument_order
 from .output import Column, JsonOption, Row, print_json, show_rows
 from .package_source import AllowPrivateOption, TimeoutOption, open_package
 
@@ -75,7 +62,11 @@ def channels_install(
         help="A channel package (.airlock file or https:// URL), or a component (.wasm) followed by CAPS.")],
     caps: Annotated[Path | None, typer.Argument(
         help="The component's capabilities file (.capabilities.json); not with a package.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an installed channel of the same name.")]
+    as_name: Annotated[str | None, typer.Option(
+        "--as", metavar="NAME", help="Install as a channel of this name (a second account of one platform: its "
+                                     "own config, secrets NAME/..., workspace, pairings, /webhook/NAME).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Installed already: keep this as a new version and run it (as channels upgrade).")]
     = False,
     allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Accept a package without a signature by a trusted key (recorded as "
@@ -87,158 +78,104 @@ def channels_install(
     """Install a channel: a package (verified first: limits, digests, a signature by a key in `airlock trust
     list`), or a bare component and capabilities file (recorded as unsigned).
 
-    Stored as <name>.wasm, <name>.capabilities.json and <name>.provenance.json (who signed it, digests,
-    source), name taken from the capabilities file. Refused before anything is written: a package that fails
+    Kept as HOME/channels/NAME/VERSION/ (component, capabilities file, provenance record: who signed it, digests,
+    source); NAME from the capabilities file, or --as; VERSION the package's, or for a bare install the file's
+    version with a content hash (0.2.2+1a2b3c4d). Refused before anything is written: a package that fails
     verification, swapped arguments, a component built for another world than the file declares, or one whose
-    on-start (run once, offline, without secrets) asks for nothing the file grants.
+    on-start (run once, offline, without secrets) asks for nothing the file grants. A running gateway starts the
+    channel at once.
     """
     config = config_from(ctx)
+    if as_name is not None:
+        check_channel_name(as_name)
+    install_source(config, source, caps, force=force, allow_unsigned=allow_unsigned,
+                   allow_private_host=allow_private_host, timeout=timeout, lenient=lenient, as_name=as_name)
+
+
+def install_source(config: HostConfig, source: str, caps: Path | None, *, force: bool = False,
+                   allow_unsigned: bool = False, allow_private_host: list[str] | None = None,
+                   timeout: float = FETCH_TIMEOUT_S, lenient: bool = False, as_name: str | None = None,
+                   upgrade: bool = False) -> None:
+    """``install`` (and ``upgrade``) of SOURCE [CAPS]: a bare pair or a package (``channels_install``)."""
+    from .channels_install import install_files
+
     if caps is not None:
         if is_url(source) or source.endswith(PACKAGE_SUFFIX):
             raise ConfigError(f"{source} is a package: it holds its own capabilities file (drop {caps})")
         check_argument_order(Path(source), caps)
-        _install_files(config, Path(source), caps, None, force=force, lenient=lenient)
+        install_files(config, Path(source), caps, None, force=force, lenient=lenient, as_name=as_name,
+                      upgrade=upgrade)
         return
     if not is_url(source) and source.endswith(".wasm"):
         raise ConfigError(f"{source}: a bare component needs its capabilities file: "
                           f"airlock channels install {source} NAME.capabilities.json")
     pkg = open_package(config, source, allow_unsigned=allow_unsigned, allow_private=allow_private_host,
                        timeout=timeout)
-    install_package(config, pkg, force=force, lenient=lenient)
+    install_package(config, pkg, force=force, lenient=lenient, as_name=as_name, upgrade=upgrade)
 
 
-def install_package(config: HostConfig, pkg: VerifiedPackage, *, force: bool, lenient: bool = False) -> None:
-    """Install a verified package (``packages.verify_package``) and record its provenance. The members go
-    through a private temporary directory outside the home, then the same checks as a bare install.
+def install_package(config: HostConfig, pkg: Any, *, force: bool, lenient: bool = False,
+                    as_name: str | None = None, upgrade: bool = False) -> None:
+    """A verified package into the home (``channels_install.install_package``)."""
+    from . import channels_install
 
-    Raises:
-        ConfigError / ComponentError / PackageError: the members do not load or do not match the manifest,
-            or the channel is installed and not ``force``; nothing in the home is changed then.
-    """
-    with tempfile.TemporaryDirectory(prefix="airlock-install-") as tmp:  # 0700, outside the home
-        wasm_path = Path(tmp) / pkg.manifest.component_member
-        caps_path = Path(tmp) / pkg.manifest.caps_member
-        wasm_path.write_bytes(pkg.component)
-        caps_path.write_bytes(pkg.capabilities)
-        try:
-            _install_files(config, wasm_path, caps_path, pkg, force=force, lenient=lenient)
-        except AirlockError as exc:  # name the package's member, not the temporary directory
-            text = str(exc).replace(f"{tmp}/", f"{pkg.provenance.source}: ")
-            if text == str(exc):
-                raise
-            raise ConfigError(text) from None
+    channels_install.install_package(config, pkg, force=force, lenient=lenient, as_name=as_name, upgrade=upgrade)
 
 
-def _check_matches(pkg: VerifiedPackage, doc: CapabilitiesFile, loaded: LoadedComponent) -> None:
-    """The package's manifest must say what its members are: the same name, version and world."""
-    if doc.name != pkg.name or doc.version != pkg.version:
-        raise PackageError(f"{pkg.provenance.source}: the manifest says {pkg.name} {pkg.version}, its "
-                           f"capabilities file {doc.name} {doc.version}")
-    if loaded.world.name != pkg.world:
-        raise PackageError(f"{pkg.provenance.source}: the manifest says world {pkg.world}, the component is "
-                           f"{loaded.world.name}")
-
-
-def _check_same_publisher(dest: Path, name: str, new: Provenance) -> None:
-    """A channel installed with a trusted signature is replaced only by one signed with the same key (as a
-    phone accepts an app update only from the app's signer): another publisher, or none, could otherwise take
-    over its secrets, workspace and pairings with a plain --force. Removing the channel first is the
-    operator's explicit choice."""
-    old = read_provenance(provenance_path(dest, name))
-    if old is not None and old.signed and new.key_id != old.key_id and (dest / f"{name}.wasm").exists():
-        raise PackageError(f"channel {name!r} was installed signed by {old.publisher} ({old.key_id}); this one is "
-                           f"{new.summary()} (airlock channels remove {name} first to change publisher)")
-
-
-def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPackage | None, *,
-                   force: bool, lenient: bool) -> None:
-    """Validate a component and its capabilities file, then copy both (and the provenance record) into the
-    channels directory. ``pkg``: the verified package they came from, or None for a bare install."""
-    doc = _load_runnable(caps, lenient=lenient)
-    with runtime_for(config) as runtime:
-        loaded = load_component(runtime, wasm)
-    check_world(doc, caps, loaded)
-    world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
-    additive = loaded.world.channel_interface.startswith("airlock:channel/")  # versions only add (wit/channel.wit)
-    if wit_version_note(doc.wit_version, world_version, additive=additive) is not None:
-        log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
-                    loaded.world.channel_interface)
-    if pkg is not None:
-        _check_matches(pkg, doc, loaded)
-    provenance = pkg.provenance if pkg is not None else bare_provenance(
-        doc.name, doc.version, loaded.world.name, wasm.read_bytes(), caps.read_bytes(), str(wasm.resolve()))
-    dest = config.channels_dir
-    wasm_dest, caps_dest = dest / f"{doc.name}.wasm", dest / f"{doc.name}.capabilities.json"
-    if not force and (wasm_dest.exists() or caps_dest.exists()):
-        raise ConfigError(f"channel {doc.name!r} is already installed in {dest} (use --force to replace it)")
-    _check_same_publisher(dest, doc.name, provenance)
-    check_fit(config, doc, caps, wasm)
-    private_dir(dest)
-    copy_atomic(wasm, wasm_dest)
-    copy_atomic(caps, caps_dest)
-    write_provenance(provenance_path(dest, doc.name), provenance)
-    if lenient:
-        lenient_note(caps_dest, config)
-    typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
-               f"{report.human_size(loaded.size_bytes)}, {provenance.summary()}) in {dest}")
-    missing = missing_secrets(doc, lazy_store(config))
-    if missing:
-        typer.echo(f"inactive until its secrets are set: "
-                   f"{'; '.join(f'airlock secrets set {m}' for m in missing)}")
-
-
-def _row(name: str, status: str, *, version: str | None = None, world: str | None = None,
-         size_bytes: int | None = None, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+def _row(name: str, status: str, *, version: Any = None, world: Any = None, size_bytes: Any = None,
+         platform: Any = None, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     state = "active" if status.startswith("active") else "inactive" if status.startswith("inactive") else "invalid"
-    return {"name": name, "version": version, "world": world, "size_bytes": size_bytes, "state": state,
-            "status": status, "provenance": provenance}
+    if status.startswith("disabled"):
+        state = "disabled"
+    return {"name": name, "platform": platform or name, "version": version, "world": world,
+            "size_bytes": size_bytes, "state": state, "status": status, "provenance": provenance}
 
 
-def _channel_row(runtime: Runtime, caps_path: Path, store: Callable[[], SecretStore], *,
-                 lenient: bool) -> dict[str, Any]:
-    stem = caps_path.name.removesuffix(".capabilities.json")
-    wasm = caps_path.with_name(f"{stem}.wasm")
-    row = _channel_status(runtime, caps_path, wasm, stem, store, lenient=lenient)
-    row["provenance"] = provenance_doc(provenance_path(caps_path.parent, stem))
+def _channel_row(runtime: Runtime, entry: Entry, store: Callable[[], SecretStore]) -> dict[str, Any]:
+    row = _channel_status(runtime, entry, store)
+    row["provenance"] = provenance_doc(provenance_file(entry.component, entry.name))
     return row
 
 
-def _channel_status(runtime: Runtime, caps_path: Path, wasm: Path, stem: str,
-                    store: Callable[[], SecretStore], *, lenient: bool) -> dict[str, Any]:
-    try:
-        doc = load_capabilities(caps_path, lenient=lenient)
-    except AirlockError as exc:
-        return _row(stem, f"invalid: {exc}")
+def _channel_status(runtime: Runtime, entry: Entry, store: Callable[[], SecretStore]) -> dict[str, Any]:
+    doc, wasm, name = entry.caps, entry.component, entry.name
+    base: dict[str, Any] = {"version": entry.version, "platform": entry.platform}
+    if doc is None:
+        return _row(name, f"invalid: {entry.error}", **base)
     if not wasm.is_file():
-        return _row(stem, f"invalid: {wasm.name} is missing", version=doc.version)
+        return _row(name, f"invalid: {wasm.name} is missing", **base)
     try:
         loaded = runtime.load(wasm)
     except ComponentError as exc:
-        return _row(stem, f"invalid: {exc}", version=doc.version, size_bytes=wasm.stat().st_size)
-    missing = missing_secrets(doc, store)
+        return _row(name, f"invalid: {exc}", size_bytes=wasm.stat().st_size, **base)
+    facts: dict[str, Any] = {"world": loaded.world.name, "size_bytes": loaded.size_bytes, **base}
+    if entry.disabled:
+        return _row(name, "disabled by the operator (airlock channels enable)", **facts)
+    missing = missing_secrets(doc, store, instance=name)
     status = f"inactive: missing secrets {', '.join(missing)}" if missing else "active"
     cannot = channel_blocker(doc)
     if cannot is not None:
-        return _row(stem, f"inactive: {cannot}", version=doc.version, world=loaded.world.name,
-                    size_bytes=loaded.size_bytes)
+        return _row(name, f"inactive: {cannot}", **facts)
     socket = doc.capabilities.websocket
-    blocker = None if missing or socket is None else start_blocker(socket, lambda n: store().exists(n))
+    lookup = namespaced_lookup(lambda n: "" if store().exists(n) else None, name, entry.platform)
+    blocker = None if missing or socket is None else start_blocker(socket, lambda n: lookup(n) is not None)
     if blocker is not None:
         status = f"active; websocket not opened: {blocker}"
-    return _row(stem, status, version=doc.version, world=loaded.world.name, size_bytes=loaded.size_bytes)
+    return _row(name, status, **facts)
 
 
 def channel_rows(runtime: Runtime, config: HostConfig, store: Callable[[], SecretStore]) -> list[dict[str, Any]]:
     """One row per installed channel (and per component without a capabilities file), sorted by name.
 
-    Row keys: ``name``, ``version``, ``world``, ``size_bytes`` (``None`` when unknown), ``state``
-    (``active``, ``inactive`` or ``invalid``), ``status`` (the full one-line reason) and ``provenance``
-    (``packages.provenance_doc``: ``signed``, ``publisher`` (a trusted key's name or "unsigned"), ``key_id``,
-    ``digests``, ``source``, ..., ``recorded``; None for a component without a capabilities file).
+    Row keys: ``name``, ``platform`` (the component's own name), ``version`` (the installed version),
+    ``world``, ``size_bytes`` (``None`` when unknown), ``state`` (``active``, ``inactive``, ``disabled`` or
+    ``invalid``), ``status`` (the full one-line reason) and ``provenance`` (``packages.provenance_doc``:
+    ``signed``, ``publisher`` (a trusted key's name or "unsigned"), ``key_id``, ``digests``, ``source``, ...,
+    ``recorded``; None for a component without a capabilities file).
     """
     directory = config.channels_dir
-    rows = [_channel_row(runtime, caps_path, store, lenient=config.lenient_capabilities)
-            for caps_path in installed_caps(config)]
+    rows = [_channel_row(runtime, entry, store)
+            for entry in list_installed(directory, lenient=config.lenient_capabilities)]
     for wasm in sorted(directory.glob("*.wasm") if directory.is_dir() else []):
         if not wasm.with_name(f"{wasm.stem}.capabilities.json").exists():
             rows.append(_row(wasm.stem, f"invalid: {wasm.stem}.capabilities.json is missing",
@@ -278,33 +215,15 @@ CHANNEL_COLUMNS = (
 def channels_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List installed channels: name, version, world, size, and whether they would be active.
 
-    --json: a list of {name, version, world, size_bytes, state (active|inactive|invalid), status,
-    provenance: {signed, publisher, key_id, version, world, digests, source, package_sha256, note, recorded}}.
+    --json: a list of {name, platform, version, world, size_bytes, state (active|inactive|disabled|invalid),
+    status, provenance: {signed, publisher, key_id, version, world, digests, source, package_sha256, note,
+    recorded}}.
     """
     config = config_from(ctx)
+    migrate_quietly(ChannelStore(config.channels_dir))
     with runtime_for(config) as runtime:
         rows = channel_rows(runtime, config, lazy_store(config))
     show_rows(rows, CHANNEL_COLUMNS, as_json=as_json, empty=f"no channels installed in {config.channels_dir}")
-
-
-@channels_app.command("remove")
-@friendly_errors
-def channels_remove(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The channel's name.", autocompletion=complete_channel)],
-) -> None:
-    """Remove an installed channel's component, capabilities file and provenance record (its secrets and data
-    are kept)."""
-    check_channel_name(name)
-    config = config_from(ctx)
-    files = [config.channels_dir / f"{name}.wasm", config.channels_dir / f"{name}.capabilities.json"]
-    present = [f for f in files if f.exists()]
-    if not present:
-        raise ConfigError(f"no channel named {name!r} is installed in {config.channels_dir}")
-    present.append(provenance_path(config.channels_dir, name))
-    for f in present:
-        f.unlink(missing_ok=True)
-    typer.echo(f"removed {name} (its secrets and workspace data are kept)")
 
 
 @channels_app.command("check")

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from ..channels.catalog import Entry, list_installed, secret_name_for
+from ..channels.layout import ChannelStore
 from ..errors import AirlockError, ComponentError, ConfigError
 from ..host_config import HostConfig
 from ..manifest import CapabilitiesFile, load_capabilities
@@ -34,6 +36,7 @@ __all__ = [
     "lazy_store",
     "lenient_note",
     "load_component",
+    "migrate_quietly",
     "missing_secrets",
     "open_secrets",
     "read_caps_quietly",
@@ -121,15 +124,26 @@ def open_secrets(config: HostConfig, *, create: bool = True) -> SecretStore | No
     return state_secrets(config)
 
 
-def missing_secrets(caps: CapabilitiesFile, store: Callable[[], SecretStore]) -> list[str]:
-    """Required (non-optional) secrets not stored yet. Auto-generated ones are created by ``serve``."""
+def missing_secrets(caps: CapabilitiesFile, store: Callable[[], SecretStore], *,
+                    instance: str | None = None) -> list[str]:
+    """Required (non-optional) secrets not stored yet, as ``airlock secrets set`` takes them (``NAME``, or
+    ``INSTANCE/NAME`` for a second account of a platform). Auto-generated ones are created by ``serve``."""
     if caps.setup is None:
         return []
-    wanted = [s.name for s in caps.setup.required_secrets if not s.optional and s.auto_generate is None]
+    name = instance or caps.name
+    wanted = [secret_name_for(name, caps.name, s.name) for s in caps.setup.required_secrets
+              if not s.optional and s.auto_generate is None]
     if not wanted:
         return []
     secrets = store()
-    return [name for name in wanted if not secrets.exists(name)]
+    return [n for n in wanted if not secrets.exists(n)]
+
+
+def migrate_quietly(store: ChannelStore) -> None:
+    """Move the flat layout into the versioned one (``ChannelStore.migrate``); a directory that cannot be written
+    is left as it is (read-only homes still list)."""
+    with contextlib.suppress(OSError):
+        store.migrate()
 
 
 def lazy_store(config: HostConfig) -> Callable[[], SecretStore]:
@@ -157,10 +171,9 @@ def read_caps_quietly(path: Path, *, lenient: bool = False) -> CapabilitiesFile 
         config_log.setLevel(saved)
 
 
-def installed_caps(config: HostConfig) -> list[Path]:
-    """The installed channels' capabilities files, sorted by name (empty if the directory is missing)."""
-    directory = config.channels_dir
-    return sorted(directory.glob("*.capabilities.json")) if directory.is_dir() else []
+def installed_caps(config: HostConfig) -> list[Entry]:
+    """The installed channels (``channels.catalog``), sorted by name (empty if the directory is missing)."""
+    return list_installed(config.channels_dir, lenient=config.lenient_capabilities)
 
 
 def complete_channel(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -168,7 +181,7 @@ def complete_channel(ctx: typer.Context, incomplete: str) -> list[str]:
     try:
         home = ctx.find_root().params.get("home")
         config = HostConfig.build(**({"home": home} if isinstance(home, Path) else {}))
-        names = [p.name.removesuffix(".capabilities.json") for p in installed_caps(config)]
+        names = [e.name for e in installed_caps(config)]
     except (AirlockError, OSError):
         return []
     return [n for n in names if n.startswith(incomplete)]

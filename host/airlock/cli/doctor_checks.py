@@ -264,33 +264,31 @@ def cache(config: HostConfig) -> list[Check]:
 def channels(config: HostConfig) -> list[Check]:
     """Each installed channel's capabilities file is valid, its component is there and its secrets are set
     (whether the component loads is ``airlock channels list``'s job: loading fills the compile cache)."""
-    from ..manifest import load_capabilities
     from .common import installed_caps, missing_secrets
 
-    files = installed_caps(config)
-    if not files:
+    entries = installed_caps(config)
+    if not entries:
         return [Check("channels", "note", f"none installed in {config.channels_dir}")]
     store_ready = config.secrets_path.exists() and (
         bool(os.environ.get(KEY_ENV_VAR)) or (config.home / KEY_FILENAME).exists())
     out = []
-    for path in files:
-        name = path.name.removesuffix(".capabilities.json")
-        try:
-            caps = load_capabilities(path, lenient=config.lenient_capabilities)
-        except AirlockError as exc:
-            out.append(Check(f"channel {name}", "fail", str(exc)))
+    for entry in entries:
+        name, caps = entry.name, entry.caps
+        if caps is None:
+            out.append(Check(f"channel {name}", "fail", entry.error or "invalid"))
             continue
-        if not path.with_name(f"{name}.wasm").is_file():
-            out.append(Check(f"channel {name}", "fail", f"{name}.wasm is missing in {config.channels_dir}"))
+        if not entry.component.is_file():
+            out.append(Check(f"channel {name}", "fail", f"{entry.component.name} is missing in {config.channels_dir}"))
             continue
         try:
-            missing = missing_secrets(caps, lambda: _store(config)) if store_ready else _required(caps)
+            missing = (missing_secrets(caps, lambda: _store(config), instance=name) if store_ready
+                       else _required(caps))
         except AirlockError as exc:
             out.append(Check(f"channel {name}", "fail", str(exc)))
             continue
         out.extend(_file_checks(name, caps))
         out.append(Check(f"channel {name}", "warn", f"inactive until its secrets are set: {', '.join(missing)}")
-                   if missing else Check(f"channel {name}", "ok", f"{caps.version}, secrets set"))
+                   if missing else Check(f"channel {name}", "ok", f"{entry.version}, secrets set"))
     return out
 
 

@@ -124,19 +124,26 @@ def _read_input(value: str | None) -> str | None:
         raise ConfigError(f"--input {value}: not UTF-8 text") from None
 
 
-def _resolve_target(config: HostConfig, target: str, caps: Path | None) -> tuple[Path, Path]:
-    """The component and capabilities file for ``target`` (a .wasm path or an installed channel's name)."""
+def _resolve_target(config: HostConfig, target: str, caps: Path | None) -> tuple[Path, CapabilitiesFile]:
+    """The component and capabilities for ``target``: a .wasm path (its file beside it, or ``caps``), or an
+    installed channel's name (its active version with the operator's settings, ``channels.catalog``)."""
     path = Path(target)
     if not path.exists() and NAME_RE.match(target):
-        installed = config.channels_dir / f"{target}.wasm"
-        if not installed.is_file():
+        from ..channels.catalog import find
+
+        entry = find(config.channels_dir, target, lenient=config.lenient_capabilities)
+        if entry is None:
             raise ConfigError(f"{target}: neither a file nor a channel installed in {config.channels_dir}")
-        return installed, caps or installed.with_name(f"{target}.capabilities.json")
+        if caps is not None:
+            return entry.component, load_capabilities(caps, lenient=config.lenient_capabilities)
+        if entry.caps is None:
+            raise ConfigError(entry.error or f"{target}: its capabilities file does not load")
+        return entry.component, entry.caps
     if caps is not None:
-        return path, caps
+        return path, load_capabilities(caps, lenient=config.lenient_capabilities)
     sibling = path.with_name(f"{path.name.removesuffix('.wasm')}.capabilities.json")
     if sibling.is_file():
-        return path, sibling
+        return path, load_capabilities(sibling, lenient=config.lenient_capabilities)
     raise ConfigError(f"--capabilities is required: no {sibling.name} next to {path}")
 
 
@@ -229,8 +236,7 @@ def invoke(
         raise ConfigError("--after-start runs on-start first; the callback is already on-start")
     config = config_from(ctx, upstream_overrides=parse_upstreams(upstream))
     seed = _parse_workspace(workspace)
-    wasm, caps_path = _resolve_target(config, target, capabilities)
-    caps = load_capabilities(caps_path, lenient=config.lenient_capabilities)
+    wasm, caps = _resolve_target(config, target, capabilities)
     request, call = build_call(callback, _read_input(input_json), caps)
     canned = OfflineEgress(load_canned(offline)) if offline is not None else None
     doc = _run_invoke(config, wasm, caps, callback, request, call, seed=seed, after_start=after_start,

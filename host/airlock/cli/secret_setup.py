@@ -8,10 +8,11 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from ..channels.catalog import secret_name_for
 from ..errors import ConfigError
 from ..host_config import HostConfig
 from ..manifest import CapabilitiesFile
-from .common import installed_caps, read_caps_quietly
+from .common import installed_caps
 
 __all__ = ["SecretSpec", "secret_spec"]
 
@@ -51,12 +52,12 @@ class SecretSpec:
 
 
 def secret_spec(config: HostConfig, name: str) -> SecretSpec:
-    """What the installed channels (read as the gateway reads them) declare about secret ``name``."""
+    """What the installed channels (read as the gateway reads them, operator settings applied) declare about secret
+    ``name``, as stored: a channel installed ``--as INSTANCE`` names its secrets ``INSTANCE/<name>``."""
     spec = SecretSpec(name)
-    for path in installed_caps(config):
-        doc = read_caps_quietly(path, lenient=config.lenient_capabilities)
-        if doc is not None:
-            _add(spec, doc)
+    for entry in installed_caps(config):
+        if entry.caps is not None:
+            _add(spec, entry.caps, entry.name)
     return spec
 
 
@@ -73,21 +74,24 @@ def _names_used(doc: CapabilitiesFile) -> set[str]:
     return names
 
 
-def _add(spec: SecretSpec, doc: CapabilitiesFile) -> None:
-    used = _names_used(doc)
+def _add(spec: SecretSpec, doc: CapabilitiesFile, instance: str) -> None:
+    def stored(secret: str) -> str:
+        return secret_name_for(instance, doc.name, secret)
+
+    used = {stored(n) for n in _names_used(doc)}
     spec.known |= used
     if spec.name not in used:
         return
-    spec.channels.append(doc.name)
-    if doc.auth is not None and doc.auth.secret_name == spec.name:
+    spec.channels.append(instance)
+    if doc.auth is not None and stored(doc.auth.secret_name) == spec.name:
         spec.prompts += [t for t in (doc.auth.instructions,) if t]
         spec.hints += [t for t in (doc.auth.token_hint,) if t]
     for req in doc.setup.required_secrets if doc.setup else []:
-        if req.name != spec.name:
+        if stored(req.name) != spec.name:
             continue
         if req.prompt:
             spec.prompts.append(req.prompt)
         if req.validation:
-            spec.patterns.append((doc.name, req.validation))
+            spec.patterns.append((instance, req.validation))
         if req.auto_generate is not None:
             spec.generate_length = max(spec.generate_length or 0, req.auto_generate.length)

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from ..control import gateway_for
 from ..errors import ConfigError, SecretStoreError
-from ..stores.secrets import generate_value, is_valid_secret_name
+from ..host_config import HostConfig
+from ..stores.secrets import generate_value, is_valid_stored_name
 from .app import app, config_from, friendly_errors
 from .common import open_secrets
 from .output import JsonOption, print_json
@@ -32,7 +34,8 @@ def _stdin_is_tty() -> bool:
 @secrets_app.command("set")
 @friendly_errors
 def secrets_set(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Secret name (a-z, 0-9, _).")],
+    ctx: typer.Context, name: Annotated[str, typer.Argument(
+        help="Secret name (a-z, 0-9, _); INSTANCE/NAME for a channel installed --as INSTANCE.")],
     generate: Annotated[bool, typer.Option(
         "--generate", help="Store a random value (the length a channel's setup asks for; else "
                            f"{DEFAULT_GENERATE_LENGTH} characters) instead of reading one.")] = False,
@@ -42,9 +45,11 @@ def secrets_set(
     Installed channels' capabilities files (setup.required_secrets, auth) give the prompt and a hint, a pattern
     the value must match, and whether an empty value may be generated. A name no installed channel uses is
     stored with a warning. One trailing newline is stripped from stdin (`echo TOKEN | airlock secrets set NAME`).
+    A running gateway starts the channels that waited for it at once.
     """
-    if not is_valid_secret_name(name):
-        raise SecretStoreError(f"invalid secret name {name[:80]!r}: names must match ^[a-z0-9_]{{1,64}}$")
+    if not is_valid_stored_name(name):
+        raise SecretStoreError(f"invalid secret name {name[:80]!r}: names must match [INSTANCE/]NAME, NAME "
+                               f"^[a-z0-9_]{{1,64}}$")
     config = config_from(ctx)
     spec = secret_spec(config, name)
     value = "" if generate else _read_value(spec)
@@ -57,10 +62,21 @@ def secrets_set(
     store = open_secrets(config)
     assert store is not None
     store.set(name, value)
-    typer.echo(f"stored secret {name}" + (f" (generated, {len(value)} characters)" if generated else ""))
+    typer.echo(f"stored secret {name}" + (f" (generated, {len(value)} characters)" if generated else "")
+               + _tell_gateway(config))
     warning = spec.unused_warning()
     if warning is not None:  # after storing: a refused value gets its one error line only
         typer.echo(f"warning: {warning}", err=True)
+
+
+def _tell_gateway(config: HostConfig) -> str:
+    """Have a running gateway start or stop the channels the change concerns; what it did, for the output."""
+    gateway = gateway_for(config.home)
+    if gateway is None:
+        return ""
+    changed = gateway.call("POST", "/v1/secrets/changed").get("changed", [])
+    said = [f"{c.get('name')}: {c.get('status')}" for c in changed if isinstance(c, dict)]
+    return f"; running gateway: {'; '.join(said)}" if said else ""
 
 
 def _read_value(spec: SecretSpec) -> str:
@@ -96,11 +112,12 @@ def secrets_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @secrets_app.command("rm")
 @friendly_errors
 def secrets_rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
-    """Delete a stored secret."""
-    store = open_secrets(config_from(ctx), create=False)
-    if store is None or not store.remove(name):
-        raise SecretStoreError(f"no secret named {name!r}")
-    typer.echo(f"removed secret {name}")
+    """Delete a stored secret. A running gateway stops the channels that need it at once."""
+    config = config_from(ctx)
+    store = open_secrets(config, create=False)
+    if store is None or not is_valid_stored_name(name) or not store.remove(name):
+        raise SecretStoreError(f"no secret named {name[:80]!r}")
+    typer.echo(f"removed secret {name}{_tell_gateway(config)}")
 
 
 @secrets_app.command("rotate-key")

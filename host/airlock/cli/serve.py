@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -95,7 +96,10 @@ def serve(
 
     SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. One serve per home:
     a second one exits at once, naming the PID of the first (HOME/serve.lock). With ``--workers N`` (N > 1) the
-    supervisor holds that lock and its workers run under it (``airlock.workers``).
+    supervisor holds that lock and its workers run under it (``airlock.workers``). A single process
+    (``--workers 1``) also serves HOME/control.sock, through which the CLI changes channels live (channels
+    enable/disable/upgrade/rollback/remove/config, secrets set/rm), and reloads airlock.toml on SIGHUP (the
+    settings that can change live; the others are logged as needing a restart).
     """
     options = {"listen_port": port, "listen_host": host, "channels_dir": channels_dir, "public_base_url": public_url,
                "agent_api_port": agent_api_port, "log_format": log_format, "admin": admin,
@@ -112,7 +116,8 @@ def serve(
         _serve_locked(settings, agent_fn, agent_name, workers, role)
         return
     with HomeLock(settings.config.home):  # before anything binds a port: a second serve names the first's PID
-        _serve_locked(settings, agent_fn, agent_name, workers, None)
+        _serve_locked(settings, agent_fn, agent_name, workers, None,
+                      lambda: settings_from(ctx, defaults={"admin": True}, **values).config)
 
 
 def _agent(spec: str | None) -> tuple[Agent, str]:
@@ -129,7 +134,7 @@ def _agent(spec: str | None) -> tuple[Agent, str]:
 
 
 def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str, workers: int,
-                  role: WorkerRole | None) -> None:
+                  role: WorkerRole | None, reread: Callable[[], HostConfig] | None = None) -> None:
     config = settings.config
     setup_logging(parse_level(config.log_level), serve=True, fmt=config.log_format)
     if config.admin and settings.origins["admin_port"][0] == "default" \
@@ -146,17 +151,28 @@ def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str, workers:
 
         raise typer.Exit(run_supervisor(config, count))
     try:
-        code = asyncio.run(_serve(config, agent_fn, agent_name, role))
+        # A reread keeps the admin switch as decided above (a taken default port is no change to report).
+        again = None if reread is None else (lambda: reread().model_copy(update={"admin": config.admin}))
+        code = asyncio.run(_serve(config, agent_fn, agent_name, role, again))
     except KeyboardInterrupt:
         fail("interrupted while stopping")
     raise typer.Exit(code)
 
 
-async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: WorkerRole | None = None) -> int:
+async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: WorkerRole | None = None,
+                 reread: Callable[[], HostConfig] | None = None) -> int:
     from ..host import AirlockHost
     from ..workers.launch import watch_parent
 
-    host = AirlockHost(config, role=role)
+    single = role is None  # one process: the control socket and SIGHUP are its (``airlock.control``)
+    host = AirlockHost(config, role=role, control=single, reload_config=reread if single else None)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = asyncio.create_task(_reload(host), name="sighup")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []
@@ -167,6 +183,8 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: Worker
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    if single:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
     # Callback failures from the start on (on-start too) go into the runtime file for `airlock status`.
     recorder = ErrorRecorder()
     logging.getLogger("airlock.channel").addHandler(recorder)
@@ -210,12 +228,23 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: Worker
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if single:
+            loop.remove_signal_handler(signal.SIGHUP)
         await host.stop()
         logging.getLogger("airlock.channel").removeHandler(recorder)
         if runfile is not None:
             runfile.remove()
         log.info("airlock stopped")
     return code
+
+
+async def _reload(host: AirlockHost) -> None:
+    """SIGHUP: read the host settings again and apply what can change live (``AirlockHost.reload_host_config``);
+    a config that does not validate is logged and changes nothing."""
+    try:
+        await host.reload_host_config()
+    except AirlockError as exc:
+        log.error("SIGHUP: host config not reloaded: %s", exc)
 
 
 def _runfile(host: AirlockHost, config: HostConfig, recorder: ErrorRecorder) -> RunFile:

@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
+from ..channels.catalog import list_installed, provenance_file
 from ..errors import ConfigError
 from ..host_config import HostConfig
-from ..packages import provenance_doc, provenance_path
+from ..packages import provenance_doc
 from .about import version_doc
 from .app import app, config_from, friendly_errors
 from .output import Column, JsonOption, console, print_json, show_rows
@@ -143,9 +144,10 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
             gateway[key] = _local_url(value) if isinstance(value, str) else None
     last_errors = info.get("last_errors", {}) if info is not None and not stale else {}
     rows = _channel_rows(health, last_errors if isinstance(last_errors, dict) else {}, now) if health else []
+    installed = {e.name: e for e in list_installed(config.channels_dir)} if url is None else {}
     for row in rows:  # who published each channel: this home's install records (not known for a --url gateway)
-        row["provenance"] = (provenance_doc(provenance_path(config.channels_dir, row["name"])) if url is None
-                             else None)
+        entry = installed.get(row["name"])
+        row["provenance"] = provenance_doc(provenance_file(entry.component, entry.name)) if entry else None
     problems = _problems(gateway, rows) + _worker_problems(workers or [])
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
             "workers": workers, "cli": dict(version_doc())}

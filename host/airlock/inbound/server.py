@@ -33,6 +33,7 @@ from aiohttp import web
 
 from ..capabilities.workspace import CommitFailed
 from ..channels.manager import ChannelManager, ChannelSlot
+from ..channels.swap import SwapTimeout, wait_replaced, wait_route
 from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavailable
 from ..messages.inbox import RETRY_AFTER_S
 from ..observability import context as log_context
@@ -69,8 +70,7 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 def _verifier(slot: ChannelSlot) -> Verifier:
     if slot.verifier is None:  # normally built at registration by the manager
-        slot.verifier = verifier_for(slot.channel.caps, slot.channel.services.secret_lookup,
-                                     slot.channel.services.replay)
+        slot.verifier = verifier_for(slot.channel.caps, slot.channel.secret_lookup, slot.channel.services.replay)
     return slot.verifier
 
 
@@ -130,7 +130,12 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     manager = request.app[MANAGER]
     found = manager.route(request.path)
     if found is None:
-        return _error(404, "not found")
+        try:  # a channel being replaced by another version: wait for it (``channels.swap``)
+            found = await wait_route(manager, request.path) if manager.swaps else None
+        except SwapTimeout:
+            return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
+        if found is None:
+            return _error(404, "not found")
     token = log_context.bind(found[0].channel.name, new_trace=True)  # this request's trace id in every log line
     try:
         return await _webhook(request, manager, *found)
@@ -139,15 +144,17 @@ async def webhook(request: web.Request) -> web.StreamResponse:
 
 
 async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelSlot,
-                   endpoint: HttpEndpoint) -> web.StreamResponse:
+                   endpoint: HttpEndpoint, raw: bytes | None = None) -> web.StreamResponse:
     if request.method not in endpoint.methods:
         return _error(405, "method not allowed", Allow=", ".join(endpoint.methods))
-    try:
-        body = await read_body(request, MAX_BODY_BYTES, request.app[LIMITS].body_timeout_s)
-    except BodyRefused as refused:
-        log.info("[%s] webhook %s %s refused with %d: %s", slot.channel.name, request.method, request.path,
-                 refused.status, refused.reason)
-        return refused.response()
+    if raw is None:
+        try:
+            raw = await read_body(request, MAX_BODY_BYTES, request.app[LIMITS].body_timeout_s)
+        except BodyRefused as refused:
+            log.info("[%s] webhook %s %s refused with %d: %s", slot.channel.name, request.method, request.path,
+                     refused.status, refused.reason)
+            return refused.response()
+    body = raw
     verifier = _verifier(slot)
     checked = _verify(slot, endpoint, request, body)
     if isinstance(checked, web.Response):
@@ -159,13 +166,13 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
     if checked.body is not None:
         body = checked.body
     req = IncomingHttpRequest(
-        method=request.method, path=request.path,
+        method=request.method, path=endpoint.path,  # the guest's own path (another instance's differs)
         headers_json=_guest_headers(request, body, checked.body is not None, verifier.secret_headers),
         query_json=_guest_query(request, verifier.secret_query), body=body, secret_validated=checked.validated,
     )
     out = await manager.run_webhook(slot, req)
-    if isinstance(out.error, ChannelDisabled):  # disabled while this request waited for the channel
-        return _error(404, "not found")
+    if isinstance(out.error, ChannelDisabled):  # stopped while this request waited for the channel
+        return await _after_stop(request, manager, slot, raw)
     if isinstance(out.error, SandboxBusy):  # every sandbox slot in use: the platform retries, no one is at fault
         return _error(503, "busy", **{"Retry-After": str(out.error.retry_after)})
     if isinstance(out.error, EmitRateLimited):  # nothing was applied: the platform's retry is not a duplicate
@@ -180,6 +187,21 @@ async def _webhook(request: web.Request, manager: ChannelManager, slot: ChannelS
     if log.isEnabledFor(logging.DEBUG):  # the request's one line on the event loop (its trace id: the callback's)
         log.debug("[%s] webhook %s %s answered %d", slot.channel.name, request.method, request.path, response.status)
     return response
+
+
+async def _after_stop(request: web.Request, manager: ChannelManager, slot: ChannelSlot,
+                      raw: bytes) -> web.StreamResponse:
+    """A webhook queued for a channel that stopped before its turn: 404 if the operator disabled or removed it;
+    the new version's answer if another version replaced it (``channels.swap``); 503 + Retry-After if that takes
+    longer than ``SWAP_HOLD_S``."""
+    try:
+        current = await wait_replaced(manager, slot)
+    except SwapTimeout:
+        return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
+    found = manager.route(request.path) if current is not None else None
+    if found is None or found[0] is slot:
+        return _error(404, "not found")
+    return await _webhook(request, manager, *found, raw=raw)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -210,7 +232,8 @@ async def channel_health(request: web.Request) -> web.Response:
 
 
 def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
-    return {"active": slot.active, "status": slot.reason, "endpoints": sorted(slot.endpoints),
+    return {"active": slot.active, "status": slot.reason, "version": slot.channel.version,
+            "platform": slot.channel.platform, "endpoints": sorted(slot.endpoints),
             "polling": slot.poll_interval_s is not None, "polls": slot.polls, "failures": slot.failures,
             "world": slot.channel.loaded.world.name,
             "websocket": slot.socket.status.as_dict() if slot.socket is not None else None,

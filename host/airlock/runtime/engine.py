@@ -18,6 +18,7 @@ does not change compiled code, so it is not part of the cache key.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -128,6 +129,11 @@ class Runtime:
         self.adapt = adapt
         self.engine = self._make_engine(pooling)
         self.cache_dir = cache_dir
+        self._loaded: weakref.WeakValueDictionary[str, LoadedComponent] = weakref.WeakValueDictionary()
+        """Components in use, by cache key: a second channel instance of one component (``install --as``) or a
+        version swap back to the same bytes shares the compiled component (one ``Component`` in memory; the
+        sandbox's fast-path converters are per component digest anyway)."""
+        self._loaded_lock = threading.Lock()
         private_dir(cache_dir)  # 0700; entries are written 0600 (mkstemp)
         self._stop = threading.Event()
         # The ticker holds the runtime only weakly: a runtime nobody closed (a host never stopped) can still be
@@ -183,6 +189,12 @@ class Runtime:
             wasm = path.read_bytes()
         except OSError as exc:
             raise ComponentError(f"{path.name}: cannot read: {exc.strerror}") from None
+        key = self._cache_key(wasm)
+        with self._loaded_lock:
+            shared = self._loaded.get(key)
+        if shared is not None:  # the same compiled code; this path, and no compile (from_cache)
+            return dataclasses.replace(shared, path=path, from_cache=True,
+                                       load_ms=(time.perf_counter() - start) * 1000)
         sha256 = hashlib.sha256(wasm).hexdigest()
         composed, unavailable = self._composed(path, sha256)
         try:
@@ -201,12 +213,14 @@ class Runtime:
             log.warning("%s: loaded without the http adapter (%s): a large http response costs ~80x its size",
                         path.name, unavailable)
         optional = self._optional(path.name, component, world, exports)
-        return LoadedComponent(
+        loaded = LoadedComponent(
             path=path, component=component, world=world, exports=exports, imports=imports,
             imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
             sha256=sha256, load_ms=(time.perf_counter() - start) * 1000,
             from_cache=from_cache, optional_exports=optional, adapted=composed is not None,
         )
+        with self._loaded_lock:
+            return self._loaded.setdefault(key, loaded)
 
     def _composed(self, path: Path, sha256: str) -> tuple[tuple[str, bytes] | None, str | None]:
         """((host interface, composed bytes) or None, why the adapter is unavailable or None)."""

@@ -148,14 +148,17 @@ def slots_for(channels: int, *, lanes: int = LANES_PER_CHANNEL, floor: int = POO
 
 
 def count_installed(channels_dir: Path) -> int:
-    """Installed channels in ``channels_dir``: ``<name>.capabilities.json`` files with a ``<name>.wasm``."""
+    """Installed channels in ``channels_dir``: instances of the versioned layout (``channels.layout``: a
+    directory with an ``instance.json``) and pairs of the flat one (``<name>.capabilities.json`` with a
+    ``<name>.wasm``)."""
     if not channels_dir.is_dir():
         return 0
     suffix = ".capabilities.json"
-    return sum(
+    flat = sum(
         1 for caps in channels_dir.glob(f"*{suffix}")
         if (channels_dir / f"{caps.name[: -len(suffix)]}.wasm").is_file()
     )
+    return flat + sum(1 for p in channels_dir.glob("*/instance.json") if p.is_file())
 
 
 def settings_for(

@@ -52,18 +52,23 @@ __all__ = [
     "KEY_FILENAME",
     "MAX_SECRET_BYTES",
     "SECRET_NAME_RE",
+    "STORED_NAME_RE",
     "STORE_FILENAME",
     "SecretStore",
     "generate_value",
     "is_valid_secret_name",
+    "is_valid_stored_name",
     "missing_key_message",
     "parse_master_key",
 ]
 
 #: Store file name inside the data directory.
 STORE_FILENAME = "secrets.json"
-#: Valid secret names.
+#: Valid secret names (as capabilities files and guests say them).
 SECRET_NAME_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+#: Valid names in the store: a secret name, or ``<instance>/<secret name>`` for a second account of a platform
+#: (``channels.channel.namespaced_lookup``; the instance part is a channel name).
+STORED_NAME_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_-]{0,62}/)?[a-z0-9_]{1,64}$")
 #: Largest secret value accepted by :meth:`SecretStore.set`, in UTF-8 bytes.
 MAX_SECRET_BYTES = 64 * 1024
 
@@ -79,6 +84,10 @@ def is_valid_secret_name(name: str) -> bool:
     return isinstance(name, str) and SECRET_NAME_RE.fullmatch(name) is not None
 
 
+def is_valid_stored_name(name: str) -> bool:
+    """True if ``name`` is a secret name, optionally in an instance's namespace (``support-bot/telegram_bot_token``).
+    Never for names a guest supplies: those are checked with :func:`is_valid_secret_name`."""
+    return isinstance(name, str) and STORED_NAME_RE.fullmatch(name) is not None
 #: Characters of a generated secret value (``setup.required_secrets[].auto_generate``).
 GENERATE_ALPHABET = string.ascii_letters + string.digits
 
@@ -89,9 +98,10 @@ def generate_value(length: int) -> str:
 
 
 def _check_name(name: str) -> None:
-    if not is_valid_secret_name(name):
+    if not is_valid_stored_name(name):
         shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
-        raise SecretStoreError(f"invalid secret name {shown}: names must match ^[a-z0-9_]{{1,64}}$")
+        raise SecretStoreError(f"invalid secret name {shown}: names must match [INSTANCE/]NAME, NAME "
+                               f"^[a-z0-9_]{{1,64}}$")
 
 
 def missing_key_message(key_path: Path, store_path: Path) -> str:

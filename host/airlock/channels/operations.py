@@ -1,0 +1,206 @@
+"""The operator's channel operations on a running gateway, in one place for every door: the control socket the
+CLI uses (``airlock.control``) and the admin API (``airlock.admin``) call these, and only these.
+
+Each changes the running channels *and* the home, so a restart finds what the operator chose:
+
+- ``enable`` / ``disable``: ``instance.json``'s ``disabled`` flag, and the live switch (``channels.lifecycle``);
+- ``install``: load an instance just written to the home (``airlock channels install``);
+- ``upgrade`` / ``rollback``: swap in a version kept on disk (``channels.swap``); the active version is recorded
+  only once the new one runs, so a failed start (rolled back automatically) leaves the home as it was;
+- ``reload``: restart the channel on the same version with the operator's edited settings (``channels.settings``);
+- ``remove``: stop the channel, forget it, delete its directory (secrets, workspace and pairings are kept);
+- ``secrets_changed``: start or stop the channels a stored or removed secret concerns.
+
+Operations are serialized (one at a time for the whole gateway). Errors are :class:`LifecycleError` with an HTTP
+status and one line safe to show; nothing is changed then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AirlockError, ComponentError, ConfigError
+from .catalog import generate_secrets, list_installed
+from .layout import ChannelStore
+from .settings import effective_caps
+from .swap import replace
+
+if TYPE_CHECKING:
+    from ..stores import SecretStore
+    from .manager import ChannelManager, ChannelSlot
+
+__all__ = ["LifecycleError", "Operations", "load_installed"]
+
+log = logging.getLogger("airlock.channels")
+
+
+class LifecycleError(ConfigError):
+    """An operation refused or failed: ``status`` (HTTP: 400 bad input, 404 unknown, 409 conflict / did not
+    start) and a one-line message safe to show."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def load_installed(manager: ChannelManager, store: ChannelStore, *, migrate: bool = True) -> None:
+    """Migrate the flat layout (``ChannelStore.migrate``, unless ``migrate`` is false: a worker other than the
+    first; a directory that cannot be written is read as it is) and load every installed channel into ``manager``;
+    one that fails is logged and skipped."""
+    try:
+        if migrate:
+            store.migrate()
+    except OSError as exc:
+        log.warning("channels in %s not migrated to the versioned layout: %s", store.root, exc.strerror or exc)
+    for entry in list_installed(store.root, lenient=manager.lenient_capabilities):
+        if entry.caps is None:
+            log.error("channel %s not loaded: %s", entry.name, entry.error)
+            continue
+        try:
+            await manager.add(entry.component, entry.caps, instance=entry.name, version=entry.version,
+                              disabled=entry.disabled)
+        except AirlockError as exc:
+            log.error("channel %s not loaded: %s", entry.name, exc)
+
+
+class Operations:
+    """The operations of one running gateway (module docstring)."""
+
+    def __init__(self, manager: ChannelManager, store: ChannelStore, secrets: SecretStore) -> None:
+        self.manager = manager
+        self.store = store
+        self.secrets = secrets
+        self._lock = asyncio.Lock()
+
+    # ---- documents ----------------------------------------------------------------------------------------
+
+    def doc(self, name: str) -> dict[str, Any]:
+        """``{"name", "platform", "version", "versions", "previous", "active", "disabled", "status"}``."""
+        slot = self.manager.slots.get(name)
+        out: dict[str, Any] = {"name": name, "platform": None, "version": None, "versions": [], "previous": None,
+                               "active": bool(slot and slot.active), "disabled": bool(slot and slot.disabled),
+                               "status": slot.reason if slot is not None else "not loaded"}
+        if slot is not None:
+            out.update(platform=slot.channel.platform, version=slot.channel.version)
+        if self.store.exists(name):
+            inst = self.store.get(name)
+            out.update(platform=inst.platform, versions=inst.versions, previous=inst.previous)
+        return out
+
+    def _slot(self, name: str) -> ChannelSlot:
+        slot = self.manager.slots.get(name)
+        if slot is None:
+            raise LifecycleError(404, f"no channel named {name[:64]!r} is loaded")
+        return slot
+
+    def _installed(self, name: str) -> None:
+        if not self.store.exists(name):
+            raise LifecycleError(404, f"no channel named {name[:64]!r} is installed in {self.store.root}")
+
+    # ---- operations ---------------------------------------------------------------------------------------
+
+    async def enable(self, name: str) -> dict[str, Any]:
+        async with self._lock:
+            self._slot(name)
+            if self.store.exists(name):
+                self.store.set_disabled(name, False)
+            await self.manager.enable(name)
+            return self.doc(name)
+
+    async def disable(self, name: str) -> dict[str, Any]:
+        async with self._lock:
+            self._slot(name)
+            if self.store.exists(name):
+                self.store.set_disabled(name, True)
+            await self.manager.disable(name)
+            return self.doc(name)
+
+    async def install(self, name: str) -> dict[str, Any]:
+        """Load instance ``name``, just written to the home, into the gateway."""
+        async with self._lock:
+            self._installed(name)
+            if name in self.manager.slots:
+                raise LifecycleError(409, f"channel {name!r} is loaded already (upgrade it instead)")
+            inst = self.store.get(name)
+            caps = self._caps(name, inst.active)
+            generate_secrets(caps, name, self.secrets.exists, self.secrets.set)
+            try:
+                await self.manager.add(self.store.component(name, inst.active), caps, instance=name,
+                                       version=inst.active, disabled=inst.disabled)
+            except ComponentError as exc:
+                raise LifecycleError(400, str(exc)) from None
+            return self.doc(name)
+
+    async def upgrade(self, name: str, version: str) -> dict[str, Any]:
+        """Run kept version ``version`` of ``name`` instead of the active one (module docstring)."""
+        async with self._lock:
+            return await self._switch(name, version)
+
+    async def rollback(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Run ``version`` (default: the one activated before the active one)."""
+        async with self._lock:
+            self._installed(name)
+            target = version or self.store.get(name).previous
+            if target is None:
+                raise LifecycleError(409, f"{name} has no earlier version kept to roll back to")
+            return await self._switch(name, target)
+
+    async def reload(self, name: str) -> dict[str, Any]:
+        """Restart ``name`` on its active version with the operator's current settings."""
+        async with self._lock:
+            self._installed(name)
+            return await self._switch(name, self.store.get(name).active, same=True)
+
+    async def remove(self, name: str) -> dict[str, Any]:
+        async with self._lock:
+            self._installed(name)
+            if name in self.manager.slots:
+                await self.manager.remove(name)
+            self.store.remove(name)
+            return {"name": name, "removed": True}
+
+    async def secrets_changed(self) -> dict[str, Any]:
+        async with self._lock:
+            changed = await self.manager.secrets_changed()
+            return {"changed": [self.doc(n) for n in changed]}
+
+    # ---- the swap -----------------------------------------------------------------------------------------
+
+    def _record(self, name: str, version: str) -> list[str]:
+        self.store.activate(name, version)
+        return self.store.prune(name)
+
+    def _caps(self, name: str, version: str) -> Any:
+        try:
+            return effective_caps(self.store, name, version, lenient=self.manager.lenient_capabilities)
+        except ConfigError as exc:
+            raise LifecycleError(400, " ".join(str(exc).split())) from None
+
+    async def _switch(self, name: str, version: str, *, same: bool = False) -> dict[str, Any]:
+        self._installed(name)
+        inst = self.store.get(name)
+        if version not in inst.versions:
+            raise LifecycleError(404, f"{name} has no version {version[:64]!r} (kept: {', '.join(inst.versions)})")
+        if version == inst.active and not same and name in self.manager.slots:
+            raise LifecycleError(409, f"{name} runs version {version} already")
+        caps = await asyncio.to_thread(self._caps, name, version)
+        wasm = self.store.component(name, version)
+        if name not in self.manager.slots:  # installed but not running (it failed to load at start)
+            self.store.activate(name, version)
+            await self.manager.add(wasm, caps, instance=name, version=version, disabled=inst.disabled)
+            return self.doc(name)
+        old = self.manager.slots[name].channel.version
+        try:
+            result = await replace(self.manager, name, wasm, caps, version=version)
+        except ComponentError as exc:
+            raise LifecycleError(400, str(exc)) from None
+        if not result.started:
+            raise LifecycleError(409, f"version {version} of {name} did not start ({result.reason}); version {old} "
+                                      f"runs again")
+        dropped = await asyncio.to_thread(self._record, name, version)  # fsync: off the event loop
+        if dropped:
+            log.info("channel %s: old versions %s removed (%d kept)", name, ", ".join(dropped),
+                     len(self.store.get(name).versions))
+        return {**self.doc(name), "from": old}
