@@ -178,10 +178,11 @@ def _prefill(host: AirlockHost, count: int) -> None:
 async def agent_api(cache: Path, connections: tuple[int, ...], duration_s: float, prefill: int) -> dict[str, Any]:
     async with _host(cache, "log") as host:
         token = host.agents.add(API_AGENT, None)[0]
-        await asyncio.to_thread(_prefill, host, prefill)
         api = f"http://127.0.0.1:{host.agent_api_port}"
         results = {}
         for n in connections:
+            # each connection count gets its own backlog: a fast first run must not leave the next one nothing
+            await asyncio.to_thread(_prefill, host, prefill)
             results[str(n)] = await _msgload("agents", "--api", api, "--token", token, "--connections", str(n),
                                              "--duration", str(duration_s))
         results["prefilled"] = prefill

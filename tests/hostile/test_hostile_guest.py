@@ -179,9 +179,12 @@ async def test_workspace_path_traversal_refused(
     created = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")} - {
         p.relative_to(tmp_path).as_posix() for p in before}
     home = airlock_home.relative_to(tmp_path).as_posix()
-    allowed = re.compile(rf"{home}(/channels(/[a-z]+\.(wasm|capabilities\.json))?|/(secrets\.json|master\.key|"
-                         r"(pairing|state|agents)\.db(-wal|-shm)?|admin-token))?")
-    assert [p for p in created if not allowed.fullmatch(p)] == []
+    # the installed channels' versioned layout (channels.layout) and the home's own files, nothing else
+    allowed = re.compile(rf"{home}(/channels(/[a-z]+(/(instance|operator)\.json|/[0-9a-z.+-]+"
+                         r"(/(component\.wasm|capabilities\.json|provenance\.json))?)?)?|/(secrets\.json|master\.key|"
+                         r"(pairing|state|agents)\.db(-wal|-shm)?|state\.db-writer|admin-token))?")
+    unexpected = [p for p in created if not allowed.fullmatch(p)]
+    assert unexpected == [], "\n".join(sorted(unexpected))
 
 
 async def test_wasi_reach_refused_and_unprovided_imports_never_run(

@@ -115,7 +115,8 @@ async def test_refused_egress_and_dm_policy_drops_are_counted(
     calls = "airlock_host_calls_total"
     assert value(m, calls, channel=name, function="http-request", outcome="error") == 1
     assert value(m, "airlock_egress_refusals_total", channel=name, reason="allowlist") == 1
-    assert value(m, "airlock_callbacks_total", channel=name, callback="on-respond", outcome="guest_error") == 1
+    # template-rust exports world 0.2.0's delivery interface: its on-respond is counted under that interface's name
+    assert value(m, "airlock_callbacks_total", channel=name, callback="delivery.on-respond", outcome="guest_error") == 1
     assert value(m, "airlock_messages_emitted_total", channel="strict") == 1
     assert value(m, "airlock_messages_dropped_total", channel="strict", reason="not_admitted") == 1
 

@@ -70,6 +70,8 @@ def check_world(doc: CapabilitiesFile, caps: Path, loaded: LoadedComponent) -> N
         ConfigError: e.g. the file declares 0.3.0 (``near:agent``) and the component is ``airlock:channel@0.1.0``.
     """
     package = loaded.world.channel_interface.split("/", 1)[0]
+    if _older_or_same(doc.wit_version.strip(), loaded.world.channel_interface.rsplit("@", 1)[-1]):
+        return  # a version the component's own family had (0.2.0 for a near:agent 0.3.1 component): a warning
     versions: dict[str, set[str]] = {}
     for channel_interface in SUPPORTED_WORLDS.values():
         pkg, version = channel_interface.split("/", 1)[0], channel_interface.rsplit("@", 1)[1]
@@ -80,6 +82,17 @@ def check_world(doc: CapabilitiesFile, caps: Path, loaded: LoadedComponent) -> N
         raise ConfigError(f"{caps}: $.wit_version: {doc.wit_version} is the {other} world, but the component "
                           f"({loaded.path}) is built for {loaded.world.name}: is this the capabilities file of "
                           f"another channel?")
+
+
+def _older_or_same(declared: str, built: str) -> bool:
+    """Whether ``declared`` (x.y.z) is ``built`` or an earlier version with the same major: version numbers of the
+    two world families overlap (``airlock:channel`` 0.2.0, ``near:agent`` 0.2.x), so the component's own family wins."""
+    def parse(v: str) -> tuple[int, ...] | None:
+        parts = v.split(".")
+        return tuple(int(p) for p in parts) if len(parts) == 3 and all(p.isdigit() for p in parts) else None
+
+    d, b = parse(declared), parse(built)
+    return d is not None and b is not None and d[0] == b[0] and d <= b
 
 
 def check_fit(config: HostConfig, doc: CapabilitiesFile, caps: Path, wasm: Path) -> None:
