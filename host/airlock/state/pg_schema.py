@@ -117,10 +117,17 @@ CREATE TABLE replay_seen (
 )
 """
 
+# A due outbox entry is claimed by one node's sender until ``claim_until`` (messages.postgres.due_outbox): two
+# nodes never send one reply twice; a node that dies mid-send leaves a claim that expires.
+OUTBOX_CLAIMS = """
+ALTER TABLE outbox ADD COLUMN claim_until DOUBLE PRECISION
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
     Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
     Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
+    Migration(6, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
 )
