@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
+from ._version import __version__
 from .agentapi import AgentApi
 from .agents.delivery import Delivery
 from .capabilities.egress import Egress
@@ -55,6 +56,7 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
 from .state.backends import open_secrets, open_state
+from .state.nodes import NodeBeacon, NodeRegistry, node_id
 from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.agents import AgentRegistry
@@ -113,6 +115,10 @@ class AirlockHost:
         self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
+        self.node: NodeBeacon | None = None
+        """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
+        if self.state.db is not None:
+            self.node = NodeBeacon(NodeRegistry(self.state.db), node_id(config.home), __version__)
         self._housekeeping: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
@@ -158,9 +164,17 @@ class AirlockHost:
         self.outbox.start()
         if self.agent_api is not None:
             await self.agent_api.start()
+        if self.node is not None:
+            await self.node.start(self._urls(serve_http))
         self._housekeeping = asyncio.create_task(self._compact_forever(), name="airlock-compaction")
         active = [n for n, s in self.manager.slots.items() if s.active]
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
+
+    def _urls(self, serving: bool) -> dict[str, str]:
+        """This node's listeners, as the node registry records them."""
+        urls = {"webhooks": self.base_url if serving else None, "public": self.config.public_base_url,
+                "admin": self.admin_url, "agent_api": self.agent_api_url}
+        return {k: v for k, v in urls.items() if v is not None}
 
     def _generate_missing_secrets(self) -> None:
         for wasm, caps_path in self.manager.discover(self.config.channels_dir):
@@ -179,7 +193,8 @@ class AirlockHost:
     async def _serve(self) -> None:
         limits = self.config.listener_limits
         install_quiet_parse_errors()
-        self._runner = web.AppRunner(build_app(self.manager, limits), access_log=None, **runner_kwargs(limits))
+        self._runner = web.AppRunner(build_app(self.manager, limits, self.node), access_log=None,
+                                     **runner_kwargs(limits))
         await self._runner.setup()
         self.site = GatedTCPSite(self._runner, self.config.listen_host, self.config.listen_port,
                                  ConnectionGate(limits))
@@ -189,6 +204,8 @@ class AirlockHost:
 
     async def stop(self) -> None:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
+        if self.node is not None:
+            await self.node.stop()
         if self.admin is not None:
             await self.admin.stop()
         if self._housekeeping is not None:

@@ -35,6 +35,7 @@ from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavail
 from ..messages.inbox import RETRY_AFTER_S
 from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
+from ..state.nodes import NodeBeacon
 from .body import MAX_BODY_BYTES, BodyRefused, read_body
 from .listener import ListenerLimits
 from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, verifier_for
@@ -43,6 +44,8 @@ log = logging.getLogger("airlock.inbound")
 
 MANAGER: web.AppKey[ChannelManager] = web.AppKey("manager", ChannelManager)
 LIMITS: web.AppKey[ListenerLimits] = web.AppKey("limits", ListenerLimits)
+NODES: web.AppKey[NodeBeacon] = web.AppKey("nodes", NodeBeacon)
+"""This node in the cluster's registry (PostgreSQL state only): ``/health`` then lists every node."""
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
                          "server", "date"})
 
@@ -174,10 +177,15 @@ async def health(request: web.Request) -> web.Response:
         if not manager.bus.available:  # known unreachable: answer at once
             raise StateUnavailable("last refresh failed")
         queued = await asyncio.to_thread(manager.bus.qsize)
+        beacon = request.app.get(NODES)
+        nodes = await beacon.health() if beacon is not None else None
     except StateUnavailable:
         return web.json_response({"status": "unavailable", "channels": channels, "state": "unavailable"},
                                  status=503)
-    return web.json_response({"status": "ok", "channels": channels, "queued": queued})
+    doc: dict[str, Any] = {"status": "ok", "channels": channels, "queued": queued}
+    if nodes is not None:
+        doc["nodes"] = nodes
+    return web.json_response(doc)
 
 
 async def channel_health(request: web.Request) -> web.Response:
@@ -196,12 +204,15 @@ def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
             "inline": slot.inline.as_dict(), "warnings": list(slot.warnings)}
 
 
-def build_app(manager: ChannelManager, limits: ListenerLimits | None = None) -> web.Application:
+def build_app(manager: ChannelManager, limits: ListenerLimits | None = None,
+              nodes: NodeBeacon | None = None) -> web.Application:
     """The webhook application: ``/webhook/...`` and the health endpoints; serve it with
     ``inbound.listener.GatedTCPSite`` and ``runner_kwargs(limits)`` for the socket-level limits."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[MANAGER] = manager
     app[LIMITS] = limits if limits is not None else ListenerLimits()
+    if nodes is not None:
+        app[NODES] = nodes
     app.router.add_get("/health", health, expect_handler=expect_continue)
     app.router.add_get("/health/{channel}", channel_health, expect_handler=expect_continue)
     app.router.add_route("*", "/webhook/{tail:.*}", webhook, expect_handler=expect_continue)

@@ -123,6 +123,20 @@ OUTBOX_CLAIMS = """
 ALTER TABLE outbox ADD COLUMN claim_until DOUBLE PRECISION
 """
 
+# One row per node of the cluster (state.nodes): who it is, where it listens, when it last said it is alive.
+NODES = """
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    urls_json TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL,
+    stopped_at DOUBLE PRECISION
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
@@ -130,4 +144,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
     Migration(6, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
+    Migration(7, "the node registry of a cluster (state.nodes)", NODES),
 )
