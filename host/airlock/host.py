@@ -56,6 +56,7 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import StatusUpdate
 from .state.backends import open_secrets, open_state
+from .state.cluster import ChannelRecords, ClusterSync
 from .state.nodes import NodeBeacon, NodeRegistry, node_id
 from .state.replay import SharedReplayCache
 from .stores import SecretStore
@@ -117,8 +118,14 @@ class AirlockHost:
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
         self.node: NodeBeacon | None = None
         """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
-        if self.state.db is not None:
-            self.node = NodeBeacon(NodeRegistry(self.state.db), node_id(config.home), __version__)
+        self.cluster: ClusterSync | None = None
+        """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
+        if self.state.db is not None and config.state_url.dsn is not None:
+            me = node_id(config.home)
+            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
+            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.manager,
+                                       self.secrets, me, config.channels_dir)
+            self.manager.on_switch = self.cluster.announce_switch
         self._housekeeping: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
@@ -155,12 +162,16 @@ class AirlockHost:
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         REDACTOR.watch(self.secrets)
+        if self.cluster is not None:  # the cluster's channels into this home, before anything reads the home
+            await asyncio.to_thread(self.cluster.materialise)
         self._generate_missing_secrets()
         if serve_http:
             await self._serve()
             if self.config.admin:
                 await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
+        if self.cluster is not None:
+            await self.cluster.start()
         self.outbox.start()
         if self.agent_api is not None:
             await self.agent_api.start()
@@ -206,6 +217,8 @@ class AirlockHost:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
         if self.node is not None:
             await self.node.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.admin is not None:
             await self.admin.stop()
         if self._housekeeping is not None:

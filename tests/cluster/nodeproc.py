@@ -39,15 +39,23 @@ def node_env(home: Path) -> dict[str, str]:
     return env
 
 
+def cli(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``airlock ARGS`` on ``home``, as that node's operator runs it."""
+    return subprocess.run([sys.executable, "-m", "airlock.cli", *args], env=node_env(home), input=input,
+                          capture_output=True, text=True, timeout=60, cwd=home.parent)
+
+
 class Node:
     """One running ``airlock serve`` (no agent, no admin listener) on a free loopback port."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, admin: bool = False) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{free_port()}" if admin else None
+        listeners = ["--admin-port", self.admin_url.rsplit(":", 1)[1]] if self.admin_url else ["--no-admin"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "airlock.cli", "serve", "--port", str(self.port), "--no-admin", "--agent", "none"],
+            [sys.executable, "-m", "airlock.cli", "serve", "--port", str(self.port), *listeners, "--agent", "none"],
             env=node_env(home), cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         runfile = home / "run" / "gateway.json"
@@ -63,9 +71,15 @@ class Node:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "airlock.cli", *args], env=node_env(self.home),
-                              capture_output=True, text=True, timeout=60, cwd=self.home.parent)
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return cli(self.home, *args, input=input)
+
+    def admin_post(self, path: str, token: str) -> int:
+        assert self.admin_url is not None
+        req = urllib.request.Request(self.admin_url + path, method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status)
 
     def stop(self) -> str:
         """SIGTERM, wait; returns stderr."""

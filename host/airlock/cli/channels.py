@@ -6,7 +6,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,9 @@ from ..packages import (
 from ..runtime.engine import LoadedComponent, Runtime
 from ..stores import SecretStore
 from ..stores.files import private_dir
+
+if TYPE_CHECKING:
+    from ..state.cluster import ChannelRecords
 from . import report
 from .app import app, config_from, friendly_errors
 from .common import (
@@ -178,12 +181,38 @@ def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPack
     write_provenance(provenance_path(dest, doc.name), provenance)
     if lenient:
         lenient_note(caps_dest, config)
+    shared = _share(config, doc.name)
     typer.echo(f"installed {doc.name} {doc.version} ({loaded.world.name}, "
-               f"{report.human_size(loaded.size_bytes)}, {provenance.summary()}) in {dest}")
+               f"{report.human_size(loaded.size_bytes)}, {provenance.summary()}) in {dest}"
+               + (" and for every node of the cluster" if shared else ""))
     missing = missing_secrets(doc, lazy_store(config))
     if missing:
         typer.echo(f"inactive until its secrets are set: "
                    f"{'; '.join(f'airlock secrets set {m}' for m in missing)}")
+
+
+def _cluster_records(config: HostConfig) -> ChannelRecords | None:
+    # imported here: psycopg is for PostgreSQL state only (the embedded default never loads it)
+    from ..state.cluster import ChannelRecords
+    from ..state.postgres import PgDb
+
+    """The cluster's installed channels (``state.cluster``) with PostgreSQL state (a pool left open for the
+    command's short life); None on SQLite."""
+    url = config.state_url
+    if url.kind != "postgresql" or url.dsn is None:
+        return None
+    return ChannelRecords(PgDb(url.dsn, max_size=1))
+
+
+def _share(config: HostConfig, name: str) -> bool:
+    """Store the channel just installed for every node (PostgreSQL state); True when stored."""
+    records = _cluster_records(config)
+    if records is None:
+        return False
+    from ..state.cluster import record_from_home
+
+    records.put(record_from_home(config.channels_dir, name))
+    return True
 
 
 def _row(name: str, status: str, *, version: str | None = None, world: str | None = None,
@@ -303,6 +332,10 @@ def channels_remove(
     present.append(provenance_path(config.channels_dir, name))
     for f in present:
         f.unlink(missing_ok=True)
+    records = _cluster_records(config)
+    if records is not None and records.remove(name):  # the other nodes keep their files until they restart
+        typer.echo(f"removed {name} from the cluster's record: nodes that have it keep their copy until it is "
+                   "removed there too")
     typer.echo(f"removed {name} (its secrets and workspace data are kept)")
 
 

@@ -137,6 +137,19 @@ CREATE TABLE nodes (
 )
 """
 
+# Channels installed once for the cluster (state.cluster): each node writes them into its home at start.
+CLUSTER_CHANNELS = """
+CREATE TABLE cluster_channels (
+    name TEXT PRIMARY KEY,
+    component BYTEA NOT NULL,
+    capabilities TEXT NOT NULL,
+    provenance TEXT,
+    digest TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    updated_at DOUBLE PRECISION NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
@@ -145,4 +158,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
     Migration(6, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
     Migration(7, "the node registry of a cluster (state.nodes)", NODES),
+    Migration(8, "channels installed once for the cluster, with their switch (state.cluster)", CLUSTER_CHANNELS),
 )
