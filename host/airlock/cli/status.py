@@ -137,11 +137,13 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
         row["provenance"] = (provenance_doc(provenance_path(config.channels_dir, row["name"])) if url is None
                              else None)
     nodes = _nodes(health)
-    problems = _problems(gateway, rows) + [
-        f"node {n['id']} on {n['host']}: no heartbeat for {n['heartbeat_age_s']} s (lost)"
-        for n in nodes if n["state"] == "lost"]
+    problems = _problems(gateway, rows)
+    # a lost node is shown, not failing: this node is fine, and a container healthcheck (the Dockerfile's runs
+    # `airlock status`) must not mark every node unhealthy because one is gone
+    node_warnings = [f"node {n['id']} on {n['host']}: no heartbeat for {n['heartbeat_age_s']} s (lost)"
+                     for n in nodes if n["state"] == "lost"]
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
-            "nodes": nodes, "cli": dict(version_doc())}
+            "nodes": nodes, "node_warnings": node_warnings, "cli": dict(version_doc())}
 
 
 def _nodes(health: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -213,6 +215,8 @@ def _render(out: Console, doc: dict[str, Any]) -> None:
         for warning in row["warnings"]:
             out.print(f"warning: channel {row['name']}: {safe(warning)}", style="yellow", highlight=False,
                       soft_wrap=True)
+    for warning in doc["node_warnings"]:
+        out.print(f"warning: {safe(warning)}", style="yellow", highlight=False, soft_wrap=True)
     for problem in doc["problems"]:
         out.print(f"problem: {safe(problem)}", style="red", highlight=False, soft_wrap=True)
     if doc["healthy"]:
@@ -231,10 +235,11 @@ def status(
 ) -> None:
     """Is the gateway up, and is every channel working? Exit status 2 when something is failing.
 
-    Shows every node of a cluster (PostgreSQL state: alive, stopped or lost, last heartbeat), each channel's
-    status, failure count, websocket, last error and warnings about its capabilities file, the gateway's pid,
+    Shows every node of a cluster (PostgreSQL state: alive, stopped or lost, last heartbeat; a lost node is a
+    warning), each channel's status, failure count, websocket, last error and warnings about its capabilities
+    file, the gateway's pid,
     uptime, versions and its admin console and agent API addresses. Failing: the gateway does not answer, a
-    node is lost, a channel is inactive, a websocket stopped for good, or a callback failed in the last 5
+    channel is inactive, a websocket stopped for good, or a callback failed in the last 5
     minutes (warnings do not fail).
     """
     if url is not None and urlsplit(url).scheme not in ("http", "https"):
