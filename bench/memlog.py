@@ -41,7 +41,7 @@ class MemoryMessageLog:
             return dict(self._workspace.get(instance, {}))
 
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]:
+               now: float, fence: object = None) -> list[NewEntry]:
         with self._lock:
             self._workspace.setdefault(instance, {}).update(workspace)
             appended = []
@@ -133,7 +133,7 @@ class MemoryMessageLog:
         self._seq += 1
         entry = OutboxEntry(id=o.id, seq=self._seq, instance=o.instance, conversation=o.conversation, kind=o.kind,
                             in_reply_to=o.in_reply_to, payload=dict(o.payload), state="pending", attempts=0,
-                            next_attempt_at=now, last_error=None, created_at=now, updated_at=now)
+                            next_attempt_at=max(now, o.not_before), last_error=None, created_at=now, updated_at=now)
         self._outbox[o.id] = entry
         self._pending[o.id] = None
         if o.idempotency_key is not None:
@@ -156,8 +156,18 @@ class MemoryMessageLog:
             if changes.get("state", "pending") != "pending":
                 self._pending.pop(entry_id, None)
 
-    def mark_sent(self, entry_id: str, now: float) -> None:
-        self._update(entry_id, state="sent", last_error=None, updated_at=now)
+    def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
+        self._update(entry_id, state="sent", last_error=None, updated_at=now, platform_message_id=platform_message_id)
+
+    def replace_pending(self, entry_id: str, payload: Mapping[str, object], now: float,
+                        next_attempt_at: float | None = None) -> bool:
+        with self._lock:
+            o = self._outbox.get(entry_id)
+            if o is None or o.state != "pending" or o.attempts or o.next_attempt_at <= now:
+                return False
+            due = o.next_attempt_at if next_attempt_at is None else next_attempt_at
+            self._outbox[entry_id] = replace(o, payload=dict(payload), next_attempt_at=due, updated_at=now)
+            return True
 
     def reschedule(self, entry_id: str, next_attempt_at: float, error: str, now: float) -> None:
         self._update(entry_id, next_attempt_at=next_attempt_at, last_error=error, updated_at=now)

@@ -1,5 +1,8 @@
 """Telegram Bot API channel for Airlock (polling or webhook).
 
+World 0.2.0: replies return the Telegram message id, and streamed replies become ``editMessageText`` edits of it
+(``app.py`` exports ``Delivery`` and ``Edits``; built against ``airlock:channel/editing-channel``).
+
 The bot token never reaches the guest: URLs carry the ``{TELEGRAM_BOT_TOKEN}`` placeholder, which the
 host fills in (``url_path`` credential rule of the capabilities file).
 """
@@ -29,7 +32,9 @@ from airlock_sdk import (
     ChannelConfig,
     Endpoint,
     HttpError,
+    MessageEdit,
     PairingError,
+    PermanentError,
     Poll,
     Request,
     Response,
@@ -39,7 +44,7 @@ from airlock_sdk import (
     host,
 )
 
-__all__ = ["API", "TelegramApiError", "TelegramChannel", "handle_update", "send_text"]
+__all__ = ["API", "TelegramApiError", "TelegramChannel", "edit_text", "handle_update", "send_file", "send_text"]
 
 API = "https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"
 CHANNEL = "telegram"
@@ -53,7 +58,18 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 
 class TelegramApiError(Exception):
-    """The Bot API answered with a non-2xx status or ``ok: false``."""
+    """The Bot API answered with a non-2xx status or ``ok: false``; ``description`` is the API's own text."""
+
+    def __init__(self, message: str, description: str = "") -> None:
+        super().__init__(message)
+        self.description = description
+
+
+NOT_MODIFIED = "message is not modified"
+"""editMessageText's 400 description when the text is unchanged (Bot API): the edit has nothing to do, a success."""
+CANNOT_EDIT = ("message to edit not found", "message can't be edited", "MESSAGE_ID_INVALID")
+"""editMessageText's 400 descriptions for a message that will never take an edit: a permanent error (the host then
+sends a streamed reply's final text as a new message)."""
 
 
 # --------------------------------------------------------------------------- Bot API calls
@@ -75,7 +91,7 @@ def _api_result(method: str, status: int, body: bytes) -> Any:
         detail = str(data["description"])
     else:
         detail = body[:200].decode("utf-8", "replace") or "no body"
-    raise TelegramApiError(f"{method} failed: HTTP {status}: {detail}")
+    raise TelegramApiError(f"{method} failed: HTTP {status}: {detail}", detail)
 
 
 def _multipart(fields: dict[str, str], file_field: str, att: Attachment) -> tuple[str, bytes]:
@@ -98,13 +114,23 @@ def _multipart(fields: dict[str, str], file_field: str, att: Attachment) -> tupl
     return f"multipart/form-data; boundary={boundary}", b"".join(parts)
 
 
-def send_document(chat_id: Any, att: Attachment, thread_id: Any = None) -> Any:
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+"""Sent with sendPhoto (shown inline, recompressed by Telegram); any other file goes with sendDocument as it is."""
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+"""Bot API sendPhoto: at most 10 MB; a larger image goes as a document."""
+
+
+def send_file(chat_id: Any, att: Attachment, thread_id: Any = None) -> Any:
+    """Upload one reply file (multipart/form-data): ``sendPhoto`` for a JPEG/PNG/WebP image up to 10 MB,
+    ``sendDocument`` for anything else. Returns the Telegram message id."""
+    photo = att.mime_type.lower() in PHOTO_TYPES and len(att.data) <= MAX_PHOTO_BYTES
+    method, file_field = ("sendPhoto", "photo") if photo else ("sendDocument", "document")
     fields = {"chat_id": str(chat_id)}
     if thread_id is not None:
         fields["message_thread_id"] = str(thread_id)
-    content_type, body = _multipart(fields, "document", att)
-    resp = host.http("POST", f"{API}/sendDocument", headers={"Content-Type": content_type}, body=body)
-    return _message_id(_api_result("sendDocument", resp.status, resp.body))
+    content_type, body = _multipart(fields, file_field, att)
+    resp = host.http("POST", f"{API}/{method}", headers={"Content-Type": content_type}, body=body)
+    return _message_id(_api_result(method, resp.status, resp.body))
 
 
 def _message_id(result: Any) -> Any:
@@ -132,21 +158,38 @@ def _chat_id(value: Any) -> Any:
     return value
 
 
-def _deliver(chat_id: Any, reply: AgentReply, reply_to: Any = None, thread_id: Any = None) -> None:
-    """Send a reply, then record the delivery in ``state/last_reply/<chat_id>``."""
+def _deliver(chat_id: Any, reply: AgentReply, reply_to: Any = None, thread_id: Any = None) -> str | None:
+    """Send a reply, then record the delivery in ``state/last_reply/<chat_id>``. Returns the Telegram id of the
+    last text message sent (world 0.2.0: edits name it), None when no text went out."""
     if not reply.content.strip() and not reply.attachments:
         host.warn(f"reply {reply.message_id} is empty; nothing sent")
-        return
+        return None
     sent: list[Any] = []
     if reply.content.strip():
         sent += send_text(chat_id, reply.content, reply_to=reply_to, thread_id=thread_id)
+    last_text = sent[-1] if sent and isinstance(sent[-1], int) else None
     for att in reply.attachments:
-        sent.append(send_document(chat_id, att, thread_id=thread_id))
+        sent.append(send_file(chat_id, att, thread_id=thread_id))
     record = {"message_id": reply.message_id, "telegram_message_ids": sent, "at": host.now_millis()}
     try:
         host.workspace_write_json(f"{LAST_REPLY_PREFIX}{chat_id}", record)
     except WorkspaceError as exc:  # the reply is out: failing now would only make the host resend it
         host.warn(f"could not record the delivery to chat {chat_id}: {exc.message}")
+    return None if last_text is None else str(last_text)
+
+
+def edit_text(chat_id: Any, message_id: int, text: str) -> None:
+    """``editMessageText`` of a message the bot sent, with the first ``split_message`` chunk of ``text`` (an edit
+    cannot become several messages). An unchanged text is a success; a message that cannot take an edit is a
+    ``PermanentError``."""
+    try:
+        api_call("editMessageText", {"chat_id": chat_id, "message_id": message_id, "text": split_message(text)[0]})
+    except TelegramApiError as exc:
+        if NOT_MODIFIED in exc.description:
+            return
+        if any(reason in exc.description for reason in CANNOT_EDIT):
+            raise PermanentError(str(exc)) from None
+        raise
 
 
 # --------------------------------------------------------------------------- inbound
@@ -299,7 +342,7 @@ class TelegramChannel(Channel):
             host.error(f"webhook update failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         return ok
 
-    def on_respond(self, reply: AgentReply) -> None:
+    def on_respond(self, reply: AgentReply) -> str | None:
         meta = reply.metadata
         chat_id = meta.get("chat_id")
         if chat_id is None:
@@ -307,7 +350,15 @@ class TelegramChannel(Channel):
         thread_id = meta.get("thread_id")
         if thread_id is None and reply.thread_id and reply.thread_id.isdigit():
             thread_id = int(reply.thread_id)
-        _deliver(_chat_id(chat_id), reply, reply_to=meta.get("message_id"), thread_id=thread_id)
+        return _deliver(_chat_id(chat_id), reply, reply_to=meta.get("message_id"), thread_id=thread_id)
+
+    def on_edit(self, edit: MessageEdit) -> None:
+        chat_id = edit.metadata.get("chat_id")
+        if chat_id is None:
+            raise PermanentError("the original message metadata has no chat_id")
+        if not edit.platform_message_id.isdigit():
+            raise PermanentError("not a Telegram message id")
+        edit_text(_chat_id(chat_id), int(edit.platform_message_id), edit.content)
 
     def on_status(self, update: StatusUpdate) -> None:
         if update.status != Status.THINKING:
@@ -323,8 +374,8 @@ class TelegramChannel(Channel):
         except (HttpError, TelegramApiError) as exc:
             host.debug(f"sendChatAction failed: {exc}")
 
-    def on_broadcast(self, user_id: str, reply: AgentReply) -> None:
-        _deliver(_chat_id(user_id), reply)
+    def on_broadcast(self, user_id: str, reply: AgentReply) -> str | None:
+        return _deliver(_chat_id(user_id), reply)
 
     def on_shutdown(self) -> None:
         host.info("telegram channel shutting down")

@@ -76,6 +76,8 @@ class OutboxState:
     state: str
     attempts: int
     last_error: str | None
+    platform_message_id: str | None = None
+    """The platform's id of the message a sent reply became (channels of world 0.2.0)."""
 
 
 class AgentClient:
@@ -125,15 +127,40 @@ class AgentClient:
         await self._call("POST", f"/v1/messages/{message_id}/ack", {"lease_token": lease_token}, idempotency_key)
 
     async def reply(self, message_id: str, text: str, *, lease_token: str | None = None, thread: str | None = None,
-                    idempotency_key: str | None = None) -> Accepted:
-        """Acknowledge the message and queue ``text`` as its reply (delivered in the background)."""
+                    stream: bool = False, idempotency_key: str | None = None,
+                    attachments: list[dict[str, str]] | None = None) -> Accepted:
+        """Acknowledge the message and queue ``text`` as its reply (delivered in the background). ``stream``: the
+        first text of a streamed reply, continued with ``edit(outbox_id, text)`` and ended with ``final=True``.
+        ``attachments``: files by reference, ``{"sha256", "filename", "mime_type"}`` each (``upload`` gives the
+        sha256); at most 10 and 1.5 MiB together per reply (``airlock.messages.reply_files``)."""
         body: dict[str, Any] = {"text": text}
+        if attachments:
+            body["attachments"] = attachments
+        if stream:
+            body["stream"] = True
         if lease_token is not None:
             body["lease_token"] = lease_token
         if thread is not None:
             body["thread"] = thread
         doc = await self._call("POST", f"/v1/messages/{message_id}/reply", body, idempotency_key)
         return Accepted(doc["outbox_id"], doc["state"])
+
+    async def upload(self, data: bytes) -> str:
+        """Store a file for a reply (``POST /v1/attachments``); returns its sha256 for ``reply(attachments=...)``."""
+        async with self._http().post(self.base_url + "/v1/attachments", data=data, headers=self._headers,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            doc = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise AgentApiError(resp.status, str(doc.get("error") if isinstance(doc, dict) else doc))
+            return str(doc["sha256"])
+
+    async def download(self, url: str) -> bytes:
+        """The bytes of an attachment (``Message.attachments[i]["url"]``, relative to the API's base URL)."""
+        async with self._http().get(self.base_url + url, headers=self._headers,
+                                    timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            if resp.status >= 400:
+                raise AgentApiError(resp.status, "no such attachment for this agent")
+            return await resp.read()
 
     async def status(self, message_id: str, status: str, message: str = "", *,
                      idempotency_key: str | None = None) -> Accepted:
@@ -147,6 +174,15 @@ class AgentClient:
                                idempotency_key)
         return Accepted(doc["outbox_id"], doc["state"])
 
+    async def edit(self, outbox_id: str, text: str, *, final: bool = False,
+                   idempotency_key: str | None = None) -> Accepted:
+        """The whole new text of the reply ``outbox_id``: the next text of a streamed reply (``final`` ends it), or a
+        one-off edit of a sent reply. Raises ``ApiError`` 409 for a finished stream or a channel without on-edit."""
+        doc = await self._call("POST", f"/v1/outbox/{outbox_id}/edit", {"text": text, "final": final},
+                               idempotency_key)
+        return Accepted(doc["outbox_id"], doc["state"])
+
     async def outbox(self, outbox_id: str) -> OutboxState:
         d = await self._call("GET", f"/v1/outbox/{outbox_id}")
-        return OutboxState(d["id"], d["kind"], d["state"], d["attempts"], d.get("last_error"))
+        return OutboxState(d["id"], d["kind"], d["state"], d["attempts"], d.get("last_error"),
+                           d.get("platform_message_id"))

@@ -16,11 +16,14 @@ or a platform could see; details go to the host log only.
     │   ├── GuestTrap                a trap; .kind classifies it:
     │   │     "timeout" (epoch deadline), "fuel" (fuel exhausted), "memory" (memory limit),
     │   │     "panic" (unreachable / guest abort), "trap" (any other wasm trap)
-    │   └── GuestReturnedError       the callback returned a WIT error (e.g. on-start -> err(msg))
+    │   └── GuestReturnedError       the callback returned a WIT error (e.g. on-start -> err(msg));
+    │                                 .send_class: the class of a typed delivery error (world 0.2.0), or None
     ├── HostBug                      Airlock itself failed during a callback (a defect to report)
     ├── BackpressureError            the message bus is full; the caller should retry later
     ├── ChannelDisabled              the operator disabled the channel; the callback did not run
     ├── EmitRateLimited              a callback's messages would pass the channel's emit rate; nothing applied
+    ├── NothingToChange              an edit or reaction cannot be delivered: no platform id, or the channel does
+    │                                 not export on-edit / on-react (never retried)
     ├── SandboxBusy                  no instance slot free (pooling allocator full); retry later, no one's fault
     ├── StateUnavailable             the state database cannot be reached (PostgreSQL down); nothing was changed
     └── LeaseLost                    a lease (poller, websocket) is no longer held under its fencing token
@@ -74,8 +77,19 @@ class GuestTrap(GuestError):
         self.kind: TrapKind = kind
 
 
+SendClass = Literal["rate_limited", "temporary", "permanent"]
+"""The class of a typed ``send-error`` (``airlock:channel/delivery@0.2.0``); an ``unclassified`` one has none."""
+
+
 class GuestReturnedError(GuestError):
-    """A callback returned ``err(message)``."""
+    """A callback returned ``err(message)``. A typed delivery error (world 0.2.0's ``send-error``) also carries its
+    class in ``send_class`` and, for ``rate_limited``, the guest's wait in ``retry_after_s``; these take precedence
+    over the host's classification of the platform's answers (``messages.retry``)."""
+
+    def __init__(self, message: str, send_class: SendClass | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.send_class: SendClass | None = send_class
+        self.retry_after_s = retry_after_s
 
 
 class HostBug(AirlockError):
@@ -102,6 +116,11 @@ class EmitRateLimited(AirlockError):
     def __init__(self, count: int, retry_after: int) -> None:
         super().__init__(f"{count} emitted message(s) over the emit rate limit; retry after {retry_after}s")
         self.retry_after = retry_after
+
+
+class NothingToChange(AirlockError):
+    """An edit or reaction cannot be delivered: the message it names has no platform id (its channel returned none,
+    or it was never sent), or the channel does not export on-edit / on-react. Permanent: trying again cannot help."""
 
 
 class SandboxBusy(AirlockError):

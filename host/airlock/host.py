@@ -24,10 +24,10 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from aiohttp import web
 
@@ -37,11 +37,12 @@ from .agents.delivery import Delivery
 from .capabilities.egress import Egress
 from .channels.channel import CallOutcome, HostServices
 from .channels.manager import ChannelManager
+from .channels.poll_lease import PollLeasing, holder_id
 from .channels.socket_runtime import SocketSettings
 from .errors import AirlockError, ConfigError, GuestError
 from .host_config import HostConfig
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
-from .inbound.server import build_app
+from .inbound.server import WorkerInfo, build_app
 from .inbound.verifiers.base import ReplayFactory
 from .manifest import load_capabilities
 from .messages.blobs import BlobStore
@@ -50,11 +51,13 @@ from .messages.inbox import Inbox
 from .messages.log import MessageLog
 from .messages.model import OutboxEntry
 from .messages.outbox import Outbound, OutboxSender
+from .messages.reply_files import ReplyFileError, load_files, payload_refs, store_files
+from .messages.streaming import StreamError, StreamService
 from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
-from .runtime.values import StatusUpdate
+from .runtime.values import Attachment, StatusUpdate
 from .state.backends import open_secrets, open_state
 from .state.cluster import ChannelRecords, ClusterSync
 from .state.nodes import NodeBeacon, NodeRegistry, node_id
@@ -63,6 +66,7 @@ from .stores import SecretStore
 from .stores.agents import AgentRegistry
 from .stores.files import private_dir
 from .stores.secrets import generate_value
+from .workers.role import WorkerRole
 
 if TYPE_CHECKING:
     from .admin import AdminServer
@@ -82,10 +86,13 @@ class AirlockHost:
     """The running gateway. Use as an async context manager, or ``start()`` / ``stop()``."""
 
     def __init__(self, config: HostConfig, *, secrets: SecretStore | None = None,
-                 log: MessageLog | None = None) -> None:
+                 log: MessageLog | None = None, role: WorkerRole | None = None) -> None:
         """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
-        default the SQLite log on ``config.state_db``."""
+        default the state's (``state.backends.open_state``: SQLite ``state.db`` or PostgreSQL). ``role``: a worker
+        of ``airlock serve --workers N`` (``workers.role``)."""
         self.config = config
+        self.role = role
+        """A worker of ``airlock serve --workers N`` (``workers.role``), or None: one process does everything."""
         private_dir(config.home)
         self.state = open_state(config, log=log)
         self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
@@ -111,11 +118,12 @@ class AirlockHost:
         self.manager = ChannelManager(self.runtime, services, self.bus,
                                       min_poll_interval_override_ms=config.min_poll_interval_override_ms,
                                       sockets=sockets, inline=config.inline_callbacks,
-                                      public_base_url=config.public_base_url)
+                                      public_base_url=config.public_base_url, leasing=self._leasing())
         self.manager.lenient_capabilities = config.lenient_capabilities
-        self.outbox = OutboxSender(self.log, self.manager.deliver, self.manager.send_rate)
+        self.streams = StreamService(self.log, self._can_edit, self._wake_outbox, write=self.durable)
+        self.outbox = OutboxSender(self.log, self.streams.deliverer(self._deliver), self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
-        self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled else None
+        self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled and self.agent_side else None
         self.node: NodeBeacon | None = None
         """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
         self.cluster: ClusterSync | None = None
@@ -133,9 +141,26 @@ class AirlockHost:
         self.port: int | None = None
         if self.observer is not None:
             self.observer.metrics.watch(self.manager, self._pool_slots)
+            if role is not None:
+                from .workers.supervisor import read_status
+
+                self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""
+
+    @property
+    def agent_side(self) -> bool:
+        """Whether this process runs the agent side: the agent API, admin listener, outbox sender, compaction and
+        secret generation (worker 0 of several; a single process always). The other workers only answer webhooks
+        and poll where they hold a lease, so a reply is never sent twice by two outbox senders."""
+        return self.role is None or self.role.agent_side
+
+    def _leasing(self) -> PollLeasing | None:
+        """Under a supervisor, pollers and websockets run where their lease is held (``channels.poll_lease``)."""
+        if self.role is None:
+            return None
+        return PollLeasing(self.state.leases, holder_id(), self.config.lease_ttl_s)
 
     def _replay_factory(self) -> ReplayFactory | None:
         """With PostgreSQL state, webhook replay caches shared by every node (``state.replay``); else in memory."""
@@ -162,18 +187,28 @@ class AirlockHost:
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         REDACTOR.watch(self.secrets)
-        if self.cluster is not None:  # the cluster's channels into this home, before anything reads the home
+        if self.cluster is not None and self.agent_side:  # once per node, before anything reads the home
             await asyncio.to_thread(self.cluster.materialise)
-        self._generate_missing_secrets()
-        if serve_http:
+        if self.agent_side:  # worker 0 starts before the others (``workers.supervisor``)
+            self._generate_missing_secrets()
+        # A worker's listening socket was bound by its supervisor: connections wait in it (not answered 404 for a
+        # channel not loaded yet) until the channels are loaded; a single process listens first, as it always did.
+        if serve_http and self.role is None:
             await self._serve()
-            if self.config.admin:
-                await self._serve_admin()
+        if serve_http and self.config.admin and self.agent_side:
+            await self._serve_admin()
         await self.manager.load_dir(self.config.channels_dir)
         if self.cluster is not None:
             await self.cluster.start()
+        if serve_http and self.role is not None:
+            await self._serve()
+        if not self.agent_side:
+            log.info("airlock worker %d ready", self.role.index if self.role is not None else 0)
+            return
         self.outbox.start()
         if self.agent_api is not None:
+            if self.role is not None:
+                self.agent_api.sock = self.role.listening_socket("agent")
             await self.agent_api.start()
         if self.node is not None:
             await self.node.start(self._urls(serve_http))
@@ -204,11 +239,13 @@ class AirlockHost:
     async def _serve(self) -> None:
         limits = self.config.listener_limits
         install_quiet_parse_errors()
-        self._runner = web.AppRunner(build_app(self.manager, limits, self.node), access_log=None,
+        worker = WorkerInfo(self.role.index, self.config.home) if self.role is not None else None
+        self._runner = web.AppRunner(build_app(self.manager, limits, worker, self.node), access_log=None,
                                      **runner_kwargs(limits))
         await self._runner.setup()
         self.site = GatedTCPSite(self._runner, self.config.listen_host, self.config.listen_port,
-                                 ConnectionGate(limits))
+                                 ConnectionGate(limits),
+                                 sock=self.role.listening_socket("webhook") if self.role is not None else None)
         await self.site.start()
         self.port = self.site.port
         log.info("listening on %s", self.base_url)
@@ -267,6 +304,7 @@ class AirlockHost:
         removed = self.log.compact(when, self.config.retention_s, self.config.dedupe_window_s)
         removed += self.agents.compact(when, self.config.retention_s)
         referenced = {a.sha256 for e in self.log.list_inbound(limit=1_000_000) for a in e.attachments if a.sha256}
+        referenced |= {f.sha256 for o in self.log.list_outbox(limit=1_000_000) for f in payload_refs(o.payload)}
         self.blobs.gc(referenced, older_than_s=COMPACT_EVERY_S, now=when)
         return removed
 
@@ -289,7 +327,8 @@ class AirlockHost:
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
                            limiter=LoginLimiter(), home=self.config.home)
-        self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port)
+        self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port,
+                                 sock=self.role.listening_socket("admin") if self.role is not None else None)
         try:
             await self.admin.start()
         except OSError as exc:
@@ -324,17 +363,114 @@ class AirlockHost:
         return await self.bus.ack(message.id)
 
     async def respond(self, message: Delivery, reply: str, *, thread_id: str | None = None,
-                      idempotency_key: str | None = None) -> CallOutcome:
+                      idempotency_key: str | None = None, attachments: Sequence[Attachment] = ()) -> CallOutcome:
         """Acknowledge ``message`` and put ``reply`` in the outbox in one transaction; return the outcome of the
         first delivery attempt (on-respond with the original metadata). A failed attempt is retried in the
-        background by its error class (``messages.retry``)."""
-        payload = {"content": reply, "thread_id": thread_id or message.thread_id,
-                   "metadata_json": message.inbound.message.metadata_json}
+        background by its error class (``messages.retry``).
+
+        ``attachments``: files sent with the reply (``runtime.values.Attachment``: filename, mime_type, bytes), kept
+        in the blob store and referenced by the outbox entry; limits in ``messages.reply_files``.
+
+        Raises:
+            ReplyFileError: the files break a limit (nothing is stored, ``message`` stays unacknowledged).
+        """
+        payload: dict[str, Any] = {"content": reply, "thread_id": thread_id or message.thread_id,
+                                   "metadata_json": message.inbound.message.metadata_json}
+        if attachments:
+            files = await asyncio.to_thread(store_files, self.blobs, attachments)
+            payload["attachments"] = [f.as_dict() for f in files]
         out = Outbound(instance=message.channel, conversation=message.conversation, kind="respond", payload=payload,
                        in_reply_to=message.id, idempotency_key=idempotency_key)
         result = await self._submit(out, self.log.ack_and_append, message.id, None, [out], time.time())
         self.bus.acked()
         return result
+
+    @overload
+    async def reply(self, message: Delivery, text: str, *, stream: Literal[False] = False,
+                    thread_id: str | None = None, idempotency_key: str | None = None,
+                    attachments: Sequence[Attachment] = ()) -> CallOutcome: ...
+
+    @overload
+    async def reply(self, message: Delivery, text: str, *, stream: Literal[True],
+                    thread_id: str | None = None, idempotency_key: str | None = None) -> ReplyStream: ...
+
+    async def reply(self, message: Delivery, text: str, *, stream: bool = False, thread_id: str | None = None,
+                    idempotency_key: str | None = None,
+                    attachments: Sequence[Attachment] = ()) -> CallOutcome | ReplyStream:
+        """``respond`` (``stream`` false), or open a streamed reply whose first text is ``text``: returns a
+        :class:`ReplyStream` at once (``update`` with each newer text, ``finish`` with the final one). On a channel
+        that exports on-edit the first text is sent now and the later ones become edits, at most one per second per
+        conversation (``messages.streaming.EDIT_INTERVAL_S``), the final text last; on any other channel the user gets
+        the final text as one message. ``message`` is acknowledged when the stream opens. ``attachments``: as for
+        ``respond``; a streamed reply takes none (ReplyFileError)."""
+        if not stream:
+            return await self.respond(message, text, thread_id=thread_id, idempotency_key=idempotency_key,
+                                      attachments=attachments)
+        if attachments:
+            raise ReplyFileError("a streamed reply carries text only; send files in a reply without stream")
+        payload = {"content": text, "thread_id": thread_id or message.thread_id,
+                   "metadata_json": message.inbound.message.metadata_json}
+        out = self.streams.head(Outbound(instance=message.channel, conversation=message.conversation, kind="respond",
+                                         payload=payload, in_reply_to=message.id, idempotency_key=idempotency_key))
+        entries = await self.durable(self.log.ack_and_append, message.id, None, [out], time.time())
+        self.bus.acked()
+        self.streams.opened(entries[0])
+        self.outbox.wake()
+        return ReplyStream(self, entries[0].id)
+
+    async def edit(self, reply_id: str, text: str) -> CallOutcome:
+        """Replace the text of the sent reply ``reply_id`` (the outbox id ``respond``/``reply`` made; on-edit with its
+        platform message id), paced like a stream's edits. Returns the outcome of the first delivery attempt.
+
+        Raises:
+            StreamError: no such reply, or its channel does not export on-edit.
+        """
+        entry = await self.streams.edit(reply_id, text)
+        return await self._first_attempt(entry.id)
+
+    async def react(self, reply_id: str, emoji: str, *, remove: bool = False) -> CallOutcome:
+        """Add (or ``remove``) a reaction on the sent reply ``reply_id`` (on-react, world 0.2.0 ``reactions``, with
+        the reply's platform message id), in order with its conversation. Returns the first attempt's outcome.
+
+        Raises:
+            StreamError: no such reply.
+        """
+        reply = await asyncio.to_thread(self.log.get_outbox, reply_id)
+        if reply is None or reply.kind != "respond":
+            raise StreamError(f"no reply {reply_id} to react to")
+        payload = {"content": "", "target": reply_id, "emoji": emoji, "remove": remove,
+                   "metadata_json": reply.payload.get("metadata_json") or "{}",
+                   "thread_id": reply.payload.get("thread_id")}
+        out = Outbound(instance=reply.instance, conversation=reply.conversation, kind="react", payload=payload,
+                       in_reply_to=reply_id)
+        return await self._submit(out, self.log.append_outbox, [out], time.time())
+
+    async def _first_attempt(self, entry_id: str) -> CallOutcome:
+        """The outcome of the entry's next attempt, or of its last one when it is done (the waiter is registered
+        before the state is read, so an attempt that ends in between is not missed)."""
+        waiter = self.outbox.wait_first_attempt(entry_id)
+        entry = await asyncio.to_thread(self.log.get_outbox, entry_id)
+        if entry is not None and entry.state != "pending":
+            self.outbox.forget(entry_id)
+            return CallOutcome(callback=entry.kind,
+                               error=None if entry.state == "sent" else GuestError(entry.last_error or ""))
+        return await waiter
+
+    async def _deliver(self, entry: OutboxEntry) -> CallOutcome:
+        """``manager.deliver`` with the reply's files read from the blob store (``messages.reply_files``); a file
+        that is gone fails the entry for good (an error with no platform answer is permanent)."""
+        try:
+            files = await asyncio.to_thread(load_files, self.blobs, entry.payload)
+        except ReplyFileError as exc:
+            return CallOutcome(callback=entry.kind, error=exc)
+        return await self.manager.deliver(entry, files)
+
+    def _can_edit(self, instance: str) -> bool:
+        slot = self.manager.slots.get(instance)
+        return slot is not None and slot.active and slot.channel.can_edit
+
+    def _wake_outbox(self) -> None:
+        self.outbox.wake()
 
     async def broadcast(self, channel: str, user_id: str, content: str, *,
                         idempotency_key: str | None = None) -> CallOutcome:
@@ -379,3 +515,22 @@ class AirlockHost:
             waiter = self.outbox.wait_first_attempt(stored.id)
         self.outbox.wake()
         return await waiter
+
+
+class ReplyStream:
+    """A streamed reply (``AirlockHost.reply(..., stream=True)``). ``id`` is its outbox id (``edit`` takes it too)."""
+
+    def __init__(self, host: AirlockHost, reply_id: str) -> None:
+        self.host = host
+        self.id = reply_id
+
+    async def update(self, text: str) -> None:
+        """The reply's text so far (the whole text, not the new part); coalesced, paced edits. Raises StreamError
+        after ``finish``."""
+        await self.host.streams.edit(self.id, text)
+
+    async def finish(self, text: str) -> CallOutcome:
+        """The final text, sent last; returns the outcome of its first delivery attempt (retries go on in the
+        background). Raises StreamError when the stream was finished already."""
+        entry = await self.host.streams.edit(self.id, text, final=True)
+        return await self.host._first_attempt(entry.id)

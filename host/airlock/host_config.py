@@ -15,6 +15,7 @@ from airlock.manifest.base import PositiveFloat, PositiveInt, check_host, one_li
 from airlock.manifest.channel import MIN_POLL_INTERVAL_MS
 from airlock.messages.routing_models import RoutingConfig
 from airlock.state.url import DEFAULT_STATE_URL, StateUrl, check_state_url, parse_state_url
+from airlock.workers.policy import BACKOFF_BASE_S, CRASH_LOOP_DEATHS, CRASH_WINDOW_S, STOP_GRACE_S
 
 if TYPE_CHECKING:
     from airlock.inbound.listener import ListenerLimits
@@ -87,6 +88,15 @@ class HostConfig(BaseModel):
             agent of ``host.messages()``); the same as ``routing.default_agent`` (set either; both must agree).
         routing: bindings, DM scope and identity links (``messages.routing_models.RoutingConfig``).
         agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
+        lease_ttl_s: with several workers (``airlock serve --workers N``) or nodes, how long a poller's or
+            websocket's lease lasts unless renewed (renewed every third of it; ``channels.poll_lease``): when its
+            holder dies, another process takes the poller over within ``lease_ttl_s`` + a third of it + one poll
+            (issue 12: 15 s).
+        worker_restart_backoff_s / worker_crash_loop_deaths / worker_crash_window_s: a dead worker is restarted
+            after the backoff, doubled per further death within the window (at most 30 s); that many deaths
+            within the window is a crash loop: not restarted (``workers.policy``; 0.5 s, 5, 60 s).
+        worker_stop_grace_s: seconds a worker gets to finish in-flight callbacks on SIGTERM before it is killed
+            (30 s; ``workers.supervisor``).
         retention_s / dedupe_window_s: how long acknowledged messages and sent replies are kept (7 days), and how
             long a platform message id is remembered for deduplication (24 h).
         log_synchronous: SQLite ``synchronous`` of the message log's durable commits (``messages.sqlite``).
@@ -153,6 +163,11 @@ class HostConfig(BaseModel):
     default_agent: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     agent_visibility_timeout_s: PositiveFloat = 60.0
+    lease_ttl_s: PositiveFloat = 15.0
+    worker_restart_backoff_s: PositiveFloat = BACKOFF_BASE_S
+    worker_crash_loop_deaths: PositiveInt = CRASH_LOOP_DEATHS
+    worker_crash_window_s: PositiveFloat = CRASH_WINDOW_S
+    worker_stop_grace_s: PositiveFloat = STOP_GRACE_S
     retention_s: PositiveFloat = 7 * 24 * 3600.0
     dedupe_window_s: PositiveFloat = 24 * 3600.0
     log_synchronous: Literal["FULL", "NORMAL"] = "FULL"

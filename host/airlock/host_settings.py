@@ -49,7 +49,10 @@ ENV_VARS: dict[str, str] = {
     f"{ENV_PREFIX}{name.upper()}": name for name in HostConfig.model_fields if name not in _NOT_FROM_ENV
 }
 #: ``AIRLOCK_*`` variables that are not settings but are read elsewhere (never reported as misspelled settings).
-OTHER_VARS = frozenset({"AIRLOCK_HOME", "AIRLOCK_MASTER_KEY", "AIRLOCK_NEW_MASTER_KEY"})
+OTHER_VARS = frozenset({"AIRLOCK_HOME", "AIRLOCK_MASTER_KEY", "AIRLOCK_NEW_MASTER_KEY",
+                        # a worker's role, from its supervisor (``workers.role``)
+                        "AIRLOCK_WORKER_INDEX", "AIRLOCK_WORKER_COUNT", "AIRLOCK_WORKER_SOCKETS",
+                        "AIRLOCK_WORKER_READY_FD"})
 #: ``difflib`` cutoff for "AIRLOCK_LISTEN_PROT is not a setting (did you mean ...)": high, so that unrelated
 #: variables of other tools (``AIRLOCK_CARGO``...) are never taken for a misspelled setting.
 TYPO_CUTOFF = 0.85

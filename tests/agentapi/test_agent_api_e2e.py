@@ -4,6 +4,7 @@ agents that know only HTTP (a subprocess in plain Python, the Node example, a pu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -275,3 +276,46 @@ async def test_a_dead_letter_retried_from_the_cli_is_sent_by_the_running_gateway
         sent = await fake.wait_for_sent(1, timeout=5)
         assert sent[0]["text"] == "promo" and sent[0]["chat_id"] == 555
         assert time.monotonic() - retried_at < 2.5  # the sender looks at the log every second
+
+
+async def test_a_streamed_reply_over_http_is_one_send_then_paced_edits(
+        fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn) -> None:
+    """POST reply with "stream": true, then POST /v1/outbox/{id}/edit with each newer text and "final": true last:
+    one sendMessage, editMessageText at most once per second, the final text last; the reply's outbox entry shows the
+    Telegram message id; a finished stream refuses more text (409), another agent's reply does not exist (404)."""
+    async with telegram_host(airlock_home, fake, install_channel, "writer", dm_policy="open") as host:
+        token = host.agents.add("writer", None)[0]
+        other = host.agents.add("other", None)[0]
+        fake.push_message("write me a poem", chat_id=USER, user_id=USER)
+        async with aiohttp.ClientSession() as s:
+            [m] = await poll(s, host, token, wait=10)
+            texts = ["Roses", "Roses are red,", "Roses are red, violets", "Roses are red, violets are blue,"]
+            final = "Roses are red, violets are blue, this reply was streamed to you."
+            r = await s.post(f"{api(host)}/v1/messages/{m['id']}/reply",
+                             json={"text": texts[0], "lease_token": m["lease_token"], "stream": True},
+                             headers=auth(token))
+            assert r.status == 202, await r.text()
+            reply_id = (await r.json())["outbox_id"]
+            started = time.monotonic()
+            edit = f"{api(host)}/v1/outbox/{reply_id}/edit"
+            for text in texts[1:]:
+                await asyncio.sleep(0.2)
+                assert (await s.post(edit, json={"text": text}, headers=auth(token))).status == 202
+            assert (await s.post(edit, json={"text": "not yours"}, headers=auth(other))).status == 404
+            assert (await s.post(edit, json={"text": final, "final": True}, headers=auth(token))).status == 202
+            again = await s.post(edit, json={"text": "more?"}, headers=auth(token))
+            assert again.status == 409 and "finished" in (await again.json())["error"]
+            sent = (await fake.wait_for_sent(1))[0]["message"]
+            deadline = time.monotonic() + 10
+            while fake._messages[(USER, sent["message_id"])].get("text") != final:
+                assert time.monotonic() < deadline, "the final text never arrived"
+                await asyncio.sleep(0.05)
+            elapsed = time.monotonic() - started
+            doc = await (await s.get(f"{api(host)}/v1/outbox/{reply_id}", headers=auth(token))).json()
+            assert doc["platform_message_id"] == str(sent["message_id"]) and doc["state"] == "sent"
+    kinds = [(method, text) for method, _at, _id, text in fake.timeline]
+    assert kinds[0] == ("sendMessage", texts[0]) and kinds[-1] == ("editMessageText", final)
+    assert all(method == "editMessageText" for method, _ in kinds[1:])
+    stamps = [at for _m, at, _id, _t in fake.timeline[1:]]
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(stamps)), stamps
+    assert len(stamps) <= int(elapsed) + 2

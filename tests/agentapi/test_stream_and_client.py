@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -85,3 +86,27 @@ async def test_typed_client(host: AirlockHost) -> None:
         with pytest.raises(AgentApiError) as err:
             await stranger.messages(wait=0)
         assert err.value.status == 401
+
+
+async def test_typed_client_streams_a_reply(host: AirlockHost) -> None:
+    """reply(stream=True) then edit(): on a channel that is not running (none here) the stream's head is held and
+    takes each newer text; the final one releases it; a finished stream refuses more (409)."""
+    token = host.agents.add("py", None)[0]
+    inject(host, "py", "hi there")
+    async with AgentClient(api(host), token) as agent:
+        [m] = await agent.messages(wait=1)
+        head = await agent.reply(m.id, "par", lease_token=m.lease_token, stream=True)
+        held = host.log.get_outbox(head.outbox_id)
+        assert held is not None and held.payload["stream"] and held.next_attempt_at > time.time() + 60
+        assert (await agent.edit(head.outbox_id, "partial")).outbox_id == head.outbox_id
+        final = await agent.edit(head.outbox_id, "partial, then whole", final=True)
+        assert final.outbox_id == head.outbox_id
+        released = host.log.get_outbox(head.outbox_id)
+        assert released is not None and released.payload["content"] == "partial, then whole"
+        assert released.next_attempt_at <= time.time()
+        with pytest.raises(AgentApiError) as err:
+            await agent.edit(head.outbox_id, "more")
+        assert err.value.status == 409
+        with pytest.raises(AgentApiError) as err:
+            await agent.edit("01ARZ3NDEKTSV4RRFFQ69G5FAV", "x")
+        assert err.value.status == 404

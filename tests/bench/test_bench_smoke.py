@@ -59,14 +59,27 @@ def test_quick_run_measures_every_piece(quick_run: tuple[dict[str, Any], Path]) 
     for key in ("c", "d", "d_thread") + (("a", "a_inline") if BENCH_GUEST.exists() else ()):
         assert e2e[key]["requests"] > 0 and e2e[key]["non2xx"] == 0 and e2e[key]["errors"] == 0, (key, e2e[key])
         assert e2e[key]["delivered"] > 0, (key, e2e[key])  # the messages reached the bus
+    if BENCH_GUEST.exists():  # airlock serve --workers 1 and 2 (bench/workers.py)
+        w = results["workers"]
+        for n in ("w1", "w2"):
+            assert w[n]["requests"] > 0 and w[n]["non2xx"] == 0 and w[n]["gateway_cpu_s"] > 0, (n, w[n])
+        assert len(w["w2"]["worker_cpu_s"]) == 2 and w["ratio_2_over_1"] > 0
     mc = results["metrics_cost"]
     assert mc["rps_on"] > 0 and mc["rps_off"] > 0 and mc["ratio"] > 0 and len(mc["rounds_on"]) == 1, mc
     if "slack" in e2e:
         assert e2e["slack"]["requests"] > 0 and e2e["slack"]["non2xx"] == 0, e2e["slack"]
     assert list(results["rss"]["rss_mib"]) == list(results["rss_raised"]["rss_mib"]) == ["20", "50", "100"]
-    for path in ("host", "adapter"):
-        mem = results["http_memory"][path]
-        assert mem["path"] == path and mem["response_mib"] == 1 and mem["rss_delta_mib"] >= 0, mem
+    for key, path, world in (("host", "host", "airlock"), ("near", "host", "near-0.3.1"),
+                             ("unadapted", "unadapted", "airlock")):
+        mem = results["http_memory"][key]
+        assert (mem["path"], mem["world"]) == (path, world), mem
+        assert mem["response_mib"] == 1 and mem["rss_delta_mib"] >= 0, mem
+    cost = results["adapter_cost"]
+    if (BUILT_CHANNELS / "slack.wasm").exists():
+        for label in ("adapted", "unadapted"):
+            assert cost["slack"][label]["n"] > 0 and cost["slack"][label]["p50_us"] > 0, cost
+    if BENCH_GUEST.exists():
+        assert cost["a_rust"] == "not composed", cost  # it imports no http-request
     assert results["startup"]["channels"] == results["startup"]["active"] == 5
     assert results["startup"]["from_cache"] == 5
     assert all(size > 0 for size in results["component_sizes"].values())

@@ -76,7 +76,7 @@ def _seed_log(path: Path) -> tuple[str, str, str]:
         bad = Outbound(instance="telegram", conversation="telegram:8", kind="broadcast",
                        payload={"content": "promo", "user_id": "@nobody"})
         log.append_outbox([ok, bad], now + 1)
-        log.mark_sent(ok.id, now + 2)
+        log.mark_sent(ok.id, now + 2, "4711")  # the Telegram message id (world 0.2.0 channels return it)
         log.dead_letter(bad.id, "HTTP 400: Bad Request: chat not found", now + 3)
         return entry.id, ok.id, bad.id
     finally:
@@ -98,6 +98,7 @@ def test_messages_list_show_retry(tmp_path: Path) -> None:
     shown = json.loads(run_cli(home, "messages", "show", inbound, "--json").stdout)
     assert (shown["user_name"], shown["agent"], shown["metadata"]) == ("bob", "main", {"chat_id": 7})
     assert "HTTP 400" in run_cli(home, "messages", "show", failed).stdout
+    assert json.loads(run_cli(home, "messages", "show", sent, "--json").stdout)["platform_message_id"] == "4711"
     retried = run_cli(home, "messages", "retry", failed)
     assert retried.returncode == 0, retried.stderr
     after = json.loads(run_cli(home, "messages", "show", failed, "--json").stdout)

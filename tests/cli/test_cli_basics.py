@@ -15,8 +15,11 @@ from watguest import build_component
 from airlock.cli import app
 from airlock.stores import PairingStore
 
-WORLDS = ["airlock:channel/sandboxed-channel@0.1.0", "near:agent/sandboxed-channel@0.3.1",
+WORLDS = ["airlock:channel/sandboxed-channel@0.2.0", "airlock:channel/sandboxed-channel@0.1.0",
+          "near:agent/sandboxed-channel@0.3.1",
           "near:agent/sandboxed-channel@0.3.0"]
+WAT_WORLD = "airlock:channel/sandboxed-channel@0.1.0"
+"""The world of the hand-written test component (watguest: the frozen 0.1.0 text)."""
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ def test_json_on_every_list_and_show_command(airlock_home: Path, wasm: Path, cap
     rows = json.loads(run_cli(airlock_home, "channels", "list", "--json").stdout)
     provenance = rows[0].pop("provenance")
     assert (provenance["publisher"], provenance["signed"], provenance["recorded"]) == ("unsigned", False, True)
-    assert rows == [{"name": "minimal", "version": "0.1.0", "world": WORLDS[0], "size_bytes": wasm.stat().st_size,
+    assert rows == [{"name": "minimal", "version": "0.1.0", "world": WAT_WORLD, "size_bytes": wasm.stat().st_size,
                      "state": "inactive", "status": "inactive: missing secrets minimal_token"}]
     text = run_cli(airlock_home, "channels", "list").stdout
     assert "inactive: missing secrets minimal_token" in text and "minimal" in text
@@ -117,7 +120,7 @@ def test_json_on_every_list_and_show_command(airlock_home: Path, wasm: Path, cap
     assert 0 < pending[0]["expires_in_s"] <= 15 * 60
 
     check = json.loads(run_cli(airlock_home, "channels", "check", str(caps), str(wasm), "--json").stdout)
-    assert check["name"] == "minimal" and check["component"] == {"world": WORLDS[0],
+    assert check["name"] == "minimal" and check["component"] == {"world": WAT_WORLD,
                                                                  "size_bytes": wasm.stat().st_size}
     assert check["summary"] in run_cli(airlock_home, "channels", "check", str(caps), str(wasm)).stdout
 

@@ -149,6 +149,18 @@ def test_bad_options(airlock_home: Path) -> None:
     assert tree(airlock_home) == before
 
 
+def test_a_missing_wasm_tools_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without wasm-tools the gateway loads channels without the http adapter (runtime.adapter): worth a warning,
+    not only the note a channel-building tool gets."""
+    from airlock.cli import doctor_checks
+
+    monkeypatch.setattr(doctor_checks, "_which", lambda tool: None if tool == "wasm-tools" else f"/bin/{tool}")
+    checks = {c.area: c for c in doctor_checks.toolchain()}
+    assert checks["tool wasm-tools"].status == "warn"
+    assert "without the http adapter" in checks["tool wasm-tools"].detail
+    assert checks["tool cargo"].status == "ok"
+
+
 def test_channels_this_host_cannot_run_or_runs_weakly(airlock_home: Path) -> None:
     """An unsupported websocket protocol fails the channel's check; a Meta webhook without an app secret warns."""
     base = {"version": "0.1.0", "wit_version": "0.1.0"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import streaming_e2e
 from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_discord import FakeDiscord, InteractionSigner
@@ -20,6 +22,7 @@ from fake_discord import FakeDiscord, InteractionSigner
 from airlock.channels.socket_runtime import SocketSettings
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
+from airlock.runtime.values import Attachment
 from airlock.stores import SecretStore
 
 pytestmark = pytest.mark.e2e
@@ -211,6 +214,24 @@ async def test_gateway_identify_ready_dm_round_trip(start_host: StartHost, disco
     assert sent[0].headers["Authorization"] == f"Bot {discord.bot_token}"  # injected by the host
 
 
+async def test_reply_files_sent_as_multipart(start_host: StartHost, discord: FakeDiscord) -> None:
+    """Reply attachments (``messages.reply_files``): one message with the text and ``files[n]``, exact bytes."""
+    host = await start_host()
+    await gateway_ready(host, discord)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("files?", author_id=USER, channel_id=DM_CHANNEL))
+    msg = await next_message(host)
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(2000) + b"--airlock-discord-0000000000000000"
+    pdf = b"%PDF-1.4\n" + os.urandom(3000)
+    files = [Attachment("chart.png", "image/png", png), Attachment("report.pdf", "application/pdf", pdf)]
+    out = await host.respond(msg, "two files", attachments=files)
+    assert out.ok, out.error
+    [reply] = discord.messages
+    assert (reply["channel_id"], reply["content"]) == (DM_CHANNEL, "two files")
+    assert [a["filename"] for a in reply["attachments"]] == ["chart.png", "report.pdf"]
+    assert [(f["index"], f["filename"], f["content_type"], f["data"], f["message_id"]) for f in discord.files] == [
+        (0, "chart.png", "image/png", png, reply["id"]), (1, "report.pdf", "application/pdf", pdf, reply["id"])]
+
+
 async def test_guild_mentions_only_and_threads_kept(start_host: StartHost, discord: FakeDiscord) -> None:
     host = await start_host()
     await gateway_ready(host, discord)
@@ -315,3 +336,24 @@ async def test_authentication_failure_stops_the_gateway_without_a_storm(start_ho
     await asyncio.sleep(0.5)  # with the cut backoff, a retrying runtime would reconnect dozens of times
     assert len(discord.connections) == 1 and backoff.delays == []
     assert "not-the-bot-token" not in json.dumps(doc)
+
+
+async def test_streamed_reply_is_one_message_then_paced_patches(start_host: StartHost, discord: FakeDiscord) -> None:
+    """World 0.2.0: a gateway DM's reply returns the message id; a 12-text stream is one POST, then PATCH of that
+    message at most once per second, the final text last."""
+    host = await start_host()
+    assert host.manager.slots["discord"].channel.loaded.optional_exports == ("delivery", "edits")
+    await gateway_ready(host, discord)
+    await discord.dispatch("MESSAGE_CREATE", discord.message_create("stream please", author_id=USER,
+                                                                    channel_id=DM_CHANNEL))
+    msg = await next_message(host)
+    final = "A streamed reply on Discord: posted once, then patched in place, and this is its end."
+    elapsed = await streaming_e2e.stream_reply(host, msg, final)
+    await discord.wait_for(lambda: len(discord.messages) == 1, "the first text")
+    message_id = discord.messages[0]["id"]
+    await streaming_e2e.wait_for_text(lambda: discord.messages[0]["content"], final)
+    await asyncio.sleep(streaming_e2e.EDIT_INTERVAL_S + 0.2)
+    assert all(e["message_id"] == message_id and e["channel_id"] == DM_CHANNEL for e in discord.edits)
+    assert all(e["allowed_mentions"] == {"parse": [], "replied_user": False} for e in discord.edits)
+    calls = [streaming_e2e.Sent(kind, at, text) for kind, at, _id, text in discord.timeline]
+    streaming_e2e.check_stream(calls, final, elapsed)

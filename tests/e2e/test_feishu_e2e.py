@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import streaming_e2e
 from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_feishu import (
@@ -276,3 +277,38 @@ async def test_app_secret_never_written_to_the_workspace_or_logs(
     host = await hosts.start(install=False)
     await round_trip(host, "after restart")
     assert len(feishu.token_requests) == 1
+
+
+async def test_streamed_reply_is_one_reply_then_paced_edits(start_host: StartHost, feishu: FakeFeishu) -> None:
+    """World 0.2.0: the reply returns Feishu's message id; a 12-text stream is one reply, then "edit message" (PUT)
+    at most once per second, the final text last."""
+    host = await start_host()
+    assert host.manager.slots["feishu"].channel.loaded.optional_exports == ("delivery", "edits")
+    await post_event(host, dm("stream please"))
+    msg = await next_message(host)
+    final = "A streamed reply on Feishu: one reply, then edited in place, ending with this sentence."
+    elapsed = await streaming_e2e.stream_reply(host, msg, final)
+    await feishu.wait_for("replies", 1)
+    new_id = feishu.replies[0]["new_id"]
+    await streaming_e2e.wait_for_text(lambda: feishu.texts.get(new_id), final)
+    await asyncio.sleep(streaming_e2e.EDIT_INTERVAL_S + 0.2)
+    assert all(e["message_id"] == new_id and e["msg_type"] == "text" for e in feishu.edits)
+    calls = [streaming_e2e.Sent(kind, at, text) for kind, at, _id, text in feishu.timeline]
+    streaming_e2e.check_stream(calls, final, elapsed)
+
+
+async def test_past_the_edit_limit_partials_are_dropped_and_the_final_text_is_a_new_message(
+        start_host: StartHost, feishu: FakeFeishu) -> None:
+    """Feishu refuses edits past its limit (code 230072): the channel says so for good, the host drops the partial
+    texts and sends the final one as a message of its own; nothing is dead-lettered."""
+    feishu.max_edits = 1
+    host = await start_host()
+    await post_event(host, dm("stream please"))
+    msg = await next_message(host)
+    final = "the whole answer, at last"
+    await streaming_e2e.stream_reply(host, msg, final)
+    await feishu.wait_for("replies", 2)
+    assert feishu.replies[-1]["text"] == final and feishu.replies[-1]["message_id"] == msg.metadata["message_id"]
+    assert len(feishu.edits) == 1
+    assert any(c.code == 230072 for c in feishu.calls), "the limit was reached"
+    assert await asyncio.to_thread(host.log.list_outbox, "failed") == []

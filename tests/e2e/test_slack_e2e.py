@@ -6,6 +6,7 @@ on the http-request host function shows what the guest itself sent (no token).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from typing import Any
 import aiohttp
 import channel_e2e
 import pytest
+import streaming_e2e
 from channel_e2e import GuestHttp, assert_no_message, next_message, record_guest_http, spy_guest
 from conftest import BUILT_CHANNELS, InstallFn
 from fake_slack import (
@@ -270,3 +272,26 @@ async def test_slack_error_in_reply_is_reported(
         assert fake.token not in str(out.error)
         assert (await host.respond(msg, "second try")).ok
         assert [p["text"] for p in fake.posted] == ["second try"]
+
+
+async def test_streamed_reply_is_one_post_then_paced_chat_updates(
+    fake: FakeSlack, airlock_home: Path, install_channel: InstallFn
+) -> None:
+    """World 0.2.0: the reply returns its ts; a stream of 12 texts in 1.8 s is one chat.postMessage, then
+    chat.update at most once per second, the final text last."""
+    install_slack(install_channel, dm_policy="open")
+    async with running_host(airlock_home, fake) as host:
+        assert host.manager.slots["slack"].channel.loaded.optional_exports == ("delivery", "edits")
+        await post_event(host, message_event("tell me a story", user=ALICE, channel=DM))
+        msg = await next_message(host)
+        final = "Once upon a time a gateway streamed its replies, and every edit came in order."
+        elapsed = await streaming_e2e.stream_reply(host, msg, final)
+        ts = (await fake.wait_for_posted(1))[0]["ts"]
+        await streaming_e2e.wait_for_text(lambda: fake.text_of(DM, ts), final)
+        await asyncio.sleep(streaming_e2e.EDIT_INTERVAL_S + 0.2)  # nothing may follow the final text
+        head = await asyncio.to_thread(host.log.list_outbox)
+        assert any(e.platform_message_id == ts for e in head), "the reply's ts is kept with its outbox entry"
+    calls = [streaming_e2e.Sent("send" if m == "chat.postMessage" else "edit", at, text)
+             for m, at, _ts, text in fake.timeline]
+    assert all(t == ts for _m, _at, t, _x in fake.timeline), "every edit names the one message sent"
+    streaming_e2e.check_stream(calls, final, elapsed)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import streaming_e2e
 from conftest import BUILT_CHANNELS, InstallFn
 
 from airlock.host import AirlockHost
@@ -206,3 +207,26 @@ async def test_reply_not_delayed_by_pending_long_poll(
         ws = host.manager.slots["telegram"].channel.workspace
         assert ws.get("state/offset") is not None
         assert ws.get(f"state/last_reply/{USER}") is not None
+
+
+async def test_streamed_reply_is_one_send_then_paced_edits(
+    fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn
+) -> None:
+    """World 0.2.0 through the Python SDK: the reply returns the Telegram message id; a 12-text stream is one
+    sendMessage, then editMessageText at most once per second, the final text last."""
+    install_telegram(install_channel, polling_enabled=True, dm_policy="open")
+    async with running_host(airlock_home, fake) as host:
+        assert host.manager.slots["telegram"].channel.loaded.optional_exports == ("delivery", "edits")
+        fake.push_message("tell me more", chat_id=USER, user_id=USER, username="alice")
+        msg = await next_message(host)
+        final = "Telegram streams too: one message, edited in place about once a second, and this is the end."
+        elapsed = await streaming_e2e.stream_reply(host, msg, final)
+        sent = (await fake.wait_for_sent(1))[0]["message"]
+        await streaming_e2e.wait_for_text(lambda: fake._messages[(USER, sent["message_id"])].get("text"), final)
+        await asyncio.sleep(streaming_e2e.EDIT_INTERVAL_S + 0.2)
+        outbox = await asyncio.to_thread(host.log.list_outbox)
+        assert str(sent["message_id"]) in {e.platform_message_id for e in outbox}
+    assert all(e["chat_id"] == USER and e["message_id"] == sent["message_id"] for e in fake.edited_messages)
+    calls = [streaming_e2e.Sent("send" if m == "sendMessage" else "edit", at, text)
+             for m, at, _id, text in fake.timeline]
+    streaming_e2e.check_stream(calls, final, elapsed)

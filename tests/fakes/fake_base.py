@@ -31,6 +31,9 @@ class FakeServer:
     """An aiohttp app on 127.0.0.1, on a free port. Subclasses call ``super().__init__()`` (a dataclass
     from ``__post_init__``) and implement :meth:`add_routes`."""
 
+    max_body_bytes = 1024 * 1024
+    """Largest request body the fake reads (aiohttp's ``client_max_size``); a fake taking file uploads raises it."""
+
     def __init__(self) -> None:
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -42,7 +45,7 @@ class FakeServer:
 
     async def start(self) -> str:
         """Serve on 127.0.0.1 (a free port); returns the base URL (``http://127.0.0.1:<port>``, no slash)."""
-        app = web.Application()
+        app = web.Application(client_max_size=self.max_body_bytes)
         self.add_routes(app)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()

@@ -30,6 +30,10 @@ REST (``/api/v10``), every request recorded in ``requests``:
 
 - ``POST /channels/{id}/messages`` (``Authorization: Bot <token>`` required, else 401 ``{"code": 0}``; content
   at most 2000 characters and something to send, else 400 code 50035) -> the message object;
+  a message with files is multipart (``payload_json`` + ``files[n]``, ``fake_discord_files``), its files kept with
+  their bytes in ``files``;
+- ``PATCH /channels/{id}/messages/{message_id}`` (bot auth; a message this fake created in that channel, else 404
+  code 10008 "Unknown Message"; content rules as above) -> the edited message; recorded in ``edits``;
 - ``POST /interactions/{id}/{token}/callback`` (no bot auth; the interaction must have been issued by
   :meth:`new_interaction`, else 404 code 10062; answered once, else 400 code 40060; ``type`` one of Discord's
   callback types) -> 204;
@@ -61,6 +65,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from fake_discord_files import FILES_KEY, MAX_BODY_BYTES, FormError, attachment_objects, read_multipart
 from nacl.signing import SigningKey
 
 DEFAULT_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GfakeX.discord-test-token_value"
@@ -72,6 +77,8 @@ MAX_CONTENT = 2000
 CALLBACK_TYPES = frozenset({1, 4, 5, 6, 7, 8, 9, 10, 12})
 CLIENT_COMMANDS = frozenset({3, 4, 8, 31})
 DISCORD_EPOCH_MS = 1420070400000
+FORM_ERROR = "__form_error__"
+"""Set by ``_record`` in a body whose multipart form broke a rule (its value: the field), answered with 400 50035."""
 
 
 @dataclass
@@ -161,6 +168,13 @@ class FakeDiscord:
         self.heartbeat_seq_errors: list[tuple[Any, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
+        self.edits: list[dict[str, Any]] = []
+        self.files: list[dict[str, Any]] = []
+        """Every file of a created message (multipart ``files[n]``): ``filename``, ``content_type``, ``data`` (the
+        bytes), ``index``, ``message_id``, ``channel_id``."""
+        self.timeline: list[tuple[str, float, str, str]] = []
+        """``(kind, time.monotonic(), message id, content)`` of every message created ("send") and edited ("edit")
+        in a channel, in order."""
         self.interactions: dict[str, Interaction] = {}
         self.dm_channels: dict[str, str] = {}
         self.typing: list[str] = []
@@ -176,9 +190,10 @@ class FakeDiscord:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeDiscord:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         api = "/api/v10"
         app.router.add_post(api + "/channels/{channel_id}/messages", self._create_message)
+        app.router.add_patch(api + "/channels/{channel_id}/messages/{message_id}", self._edit_message)
         app.router.add_post(api + "/interactions/{id}/{token}/callback", self._interaction_callback)
         app.router.add_post(api + "/webhooks/{app_id}/{token}", self._followup)
         app.router.add_patch(api + "/webhooks/{app_id}/{token}/messages/{message_id}", self._edit_followup)
@@ -438,11 +453,17 @@ class FakeDiscord:
     # ---- REST --------------------------------------------------------------------------------------
 
     async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        if request.content_type == "multipart/form-data":  # a message with files (``fake_discord_files``)
+            try:
+                body: Any = await read_multipart(request)
+            except FormError as exc:
+                body = {FORM_ERROR: str(exc)}
+        else:
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
         return body
 
@@ -464,6 +485,10 @@ class FakeDiscord:
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime()), "tts": False,
             "type": 19 if body.get("message_reference") else 0, "flags": body.get("flags", 0) or 0,
         }
+        files = body.get(FILES_KEY) or []
+        if files:
+            msg["attachments"] = attachment_objects(files, self.snowflake)
+            self.files.extend({**f, "message_id": msg["id"], "channel_id": channel_id} for f in files)
         if body.get("message_reference"):
             msg["message_reference"] = body["message_reference"]
         if webhook_id is not None:
@@ -473,10 +498,13 @@ class FakeDiscord:
     def _check_content(self, body: Any, *, need_something: bool = True) -> web.Response | None:
         if not isinstance(body, dict):
             return self._form_error("_", "body must be a JSON object")
+        if FORM_ERROR in body:
+            return self._form_error(body[FORM_ERROR], "Invalid multipart form field.")
         content = body.get("content")
         if content is not None and (not isinstance(content, str) or len(content) > MAX_CONTENT):
             return self._form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
-        if need_something and not content and not body.get("embeds") and not body.get("components"):
+        if need_something and not content and not body.get("embeds") and not body.get("components") \
+                and not body.get(FILES_KEY):
             return web.json_response({"code": 50006, "message": "Cannot send an empty message"}, status=400)
         return None
 
@@ -487,6 +515,23 @@ class FakeDiscord:
             return refused
         msg = self._message(request.match_info["channel_id"], body)
         self.messages.append(msg)
+        self.timeline.append(("send", time.monotonic(), msg["id"], msg["content"]))
+        return web.json_response(msg)
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        refused = self._unauthorized(request) or self._check_content(body)
+        if refused is not None:
+            return refused
+        channel_id, message_id = request.match_info["channel_id"], request.match_info["message_id"]
+        msg = next((m for m in self.messages if m["id"] == message_id and m["channel_id"] == channel_id), None)
+        if msg is None:
+            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
+        if "content" in body:
+            msg["content"] = body["content"]
+        msg["edited_timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
+        self.edits.append({"channel_id": channel_id, "message_id": message_id, **body})
+        self.timeline.append(("edit", time.monotonic(), message_id, msg["content"]))
         return web.json_response(msg)
 
     def _interaction(self, request: web.Request) -> Interaction | None:

@@ -12,6 +12,10 @@ Open API side (https://open.feishu.cn/document, "Server API"), every answer a JS
   "uuid"?}`` -> ``{"code": 0, "data": <message>}``.
 * ``POST /open-apis/im/v1/messages?receive_id_type=open_id|chat_id|user_id|union_id`` with
   ``{"receive_id", "msg_type", "content"}`` -> ``{"code": 0, "data": <message>}``.
+* ``PUT /open-apis/im/v1/messages/{message_id}`` ("edit message") with ``{"msg_type", "content"}`` (text or post) ->
+  ``{"code": 0, "data": <message>}``; a message this fake did not send answers code 230011 ("message not found",
+  HTTP 400); the 21st edit of a message code 230072 ("The message has reached the number of times it can be
+  edited": the documented limit is 20 edits).
 
 The three bot APIs want ``Authorization: Bearer <tenant_access_token>``: none answers code 99991661, an
 unknown token 99991663, an expired one 99991677 (HTTP 400, as the platform does). ``content`` must be a JSON
@@ -66,6 +70,8 @@ BOT_OPEN_ID = "ou_bot0000000000000000000000000airlock"
 TENANT_KEY = "2ca1d211f64f6438"
 MAX_CONTENT_BYTES = 150 * 1024
 """Message content limit: "text messages ... at most 150 KB" (Feishu docs, Send message, request body)."""
+MAX_EDITS = 20
+"""Feishu's "edit message": one message can be edited at most 20 times (open.feishu.cn, im-v1 message update)."""
 
 _BEARER_ERRORS = {
     "missing": (99991661, "Missing access token for authorization. Please make a request with token attached."),
@@ -107,11 +113,18 @@ class FakeFeishu(FakeServer):
     app_id: str = APP_ID
     app_secret: str = APP_SECRET
     token_ttl_s: int = 7200
+    max_edits: int = MAX_EDITS
+    """Edits allowed per message (Feishu: 20); a test lowers it to reach the limit quickly."""
     bot_open_id: str = BOT_OPEN_ID
     calls: list[ApiCall] = field(default_factory=list)
     token_requests: list[JsonDict] = field(default_factory=list)
     replies: list[JsonDict] = field(default_factory=list)
     sent: list[JsonDict] = field(default_factory=list)
+    edits: list[JsonDict] = field(default_factory=list)
+    timeline: list[tuple[str, float, str, str]] = field(default_factory=list)
+    """``(kind, time.monotonic(), message id, text)`` of every message sent ("send") and edited ("edit"), in order."""
+    texts: dict[str, str] = field(default_factory=dict)
+    """The current text of every message this fake sent, by message id (after edits)."""
     tokens_issued: list[str] = field(default_factory=list)
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -126,6 +139,7 @@ class FakeFeishu(FakeServer):
         app.router.add_get("/open-apis/bot/v3/info", self._bot_info)
         app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._reply)
         app.router.add_post("/open-apis/im/v1/messages", self._create)
+        app.router.add_put("/open-apis/im/v1/messages/{message_id}", self._edit)
 
     # ---- control -----------------------------------------------------------------------------------
 
@@ -228,6 +242,29 @@ class FakeFeishu(FakeServer):
         message_id = request.match_info["message_id"]
         data = self._message(body, "oc_fakechat", message_id)
         self.replies.append({**body, "message_id": message_id, "text": _text_of(body), "new_id": data["message_id"]})
+        self._sent_text(data["message_id"], body)
+        return self._answer(call, 0, "success", data=data)
+
+    def _sent_text(self, message_id: str, body: JsonDict) -> None:
+        self.texts[message_id] = _text_of(body) or ""
+        self.timeline.append(("send", time.monotonic(), message_id, self.texts[message_id]))
+
+    async def _edit(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        body = call.body if isinstance(call.body, dict) else {}
+        refused = self._message_error(call, body)
+        if refused is not None:
+            return refused
+        message_id = request.match_info["message_id"]
+        if message_id not in self.texts:
+            return self._answer(call, 230011, "The message was not found.", status=400)
+        if sum(1 for e in self.edits if e["message_id"] == message_id) >= self.max_edits:
+            return self._answer(call, 230072, "The message has reached the number of times it can be edited",
+                                status=400)
+        self.texts[message_id] = _text_of(body) or ""
+        self.edits.append({**body, "message_id": message_id, "text": self.texts[message_id]})
+        self.timeline.append(("edit", time.monotonic(), message_id, self.texts[message_id]))
+        data = {**self._message(body, "oc_fakechat", None), "message_id": message_id, "updated": True}
         return self._answer(call, 0, "success", data=data)
 
     async def _create(self, request: web.Request) -> web.Response:
@@ -241,6 +278,7 @@ class FakeFeishu(FakeServer):
             return refused
         data = self._message(body, str(body["receive_id"]), None)
         self.sent.append({**body, "receive_id_type": id_type, "text": _text_of(body), "new_id": data["message_id"]})
+        self._sent_text(data["message_id"], body)
         return self._answer(call, 0, "success", data=data)
 
 

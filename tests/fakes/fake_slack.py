@@ -11,6 +11,11 @@ Implemented methods:
 * ``chat.postMessage`` (``channel`` + ``text``/``blocks``/``attachments``, optional ``thread_ts``) ->
   ``{ok, channel, ts, message}``. Errors: ``channel_not_found`` (no channel), ``no_text``, ``msg_too_long``
   (text over 40,000 characters, Slack's documented limit).
+* ``chat.update`` (``channel``, ``ts``, ``text``) -> ``{ok, channel, ts, text, message}``; the message's text is
+  replaced. Errors: ``channel_not_found``, ``message_not_found`` (a ts this fake never gave out in that channel),
+  ``no_text``, ``msg_too_long``.
+* files upload v2: ``files.getUploadURLExternal``, the upload URL, ``files.completeUploadExternal``
+  (``fake_slack_files``; completed files with their bytes in ``shared``).
 * ``users.info`` (``user``) -> ``{ok, user: {id, name, real_name, profile: {display_name, real_name}}}`` for users
   added with :meth:`FakeSlack.add_user`; ``user_not_found`` otherwise.
 
@@ -36,6 +41,7 @@ from typing import Any
 
 from aiohttp import web
 from fake_base import FakeServer, bearer_token
+from fake_slack_files import MAX_FILE_BYTES, SlackFiles
 from slack_sdk.signature import SignatureVerifier
 
 __all__ = [
@@ -74,27 +80,36 @@ class ApiCall:
     error: str | None = None
 
 
-class FakeSlack(FakeServer):
+class FakeSlack(SlackFiles, FakeServer):
     """The fake Web API server. ``async with FakeSlack() as slack:``, then point a client at
     ``slack.api_url`` (``slack_sdk.WebClient(token=slack.token, base_url=slack.api_url)``).
 
-    Records (read them directly): ``calls`` (every :class:`ApiCall`, rejected ones included) and ``posted``
-    (the parameters of every accepted chat.postMessage plus ``"ts"``, the id the fake gave the message).
+    Records (read them directly): ``calls`` (every :class:`ApiCall`, rejected ones included), ``posted``
+    (the parameters of every accepted chat.postMessage plus ``"ts"``, the id the fake gave the message), ``updated``
+    (every accepted chat.update's parameters) and ``timeline`` (``(method, time.monotonic(), ts, text)`` of every
+    accepted post and update, in order).
     """
+
+    max_body_bytes = MAX_FILE_BYTES + 1024 * 1024
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         super().__init__()
         self.token = token
         self.calls: list[ApiCall] = []
         self.posted: list[JsonDict] = []
+        self.updated: list[JsonDict] = []
+        self.timeline: list[tuple[str, float, str, str]] = []
+        self._texts: dict[tuple[str, str], str] = {}
         self.users: dict[str, JsonDict] = {}
         self._queued: dict[str, list[str]] = {}
         self._ts = itertools.count(1)
+        self._init_files()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/v1/{file_id}", self.handle_upload)
 
     @property
     def api_url(self) -> str:
@@ -133,7 +148,9 @@ class FakeSlack(FakeServer):
         if token != self.token:
             return self._answer(call, {"ok": False, "error": "invalid_auth"})
         handlers = {"auth.test": self._auth_test, "chat.postMessage": self._post_message,
-                    "users.info": self._users_info}
+                    "chat.update": self._update, "users.info": self._users_info, **self.file_handlers()}
+        if method == "files.getUploadURLExternal":  # form arguments only (Slack refuses JSON for this method)
+            handlers[method] = lambda p: self._get_upload_url(p, json_body=ctype == "application/json")
         handler = handlers.get(method)
         if handler is None:
             return self._answer(call, {"ok": False, "error": "unknown_method"}, status=404)
@@ -171,7 +188,29 @@ class FakeSlack(FakeServer):
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
         self.posted.append({**params, "ts": ts})
+        self._texts[(channel, ts)] = str(text or "")
+        self.timeline.append(("chat.postMessage", time.monotonic(), ts, str(text or "")))
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _update(self, params: JsonDict) -> JsonDict:
+        channel, ts, text = params.get("channel"), params.get("ts"), params.get("text")
+        if not isinstance(channel, str) or not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not isinstance(ts, str) or (channel, ts) not in self._texts:
+            return {"ok": False, "error": "message_not_found"}
+        if not isinstance(text, str) or not text:
+            return {"ok": False, "error": "no_text"}
+        if len(text) > MAX_TEXT_CHARS:
+            return {"ok": False, "error": "msg_too_long"}
+        self._texts[(channel, ts)] = text
+        self.updated.append(dict(params))
+        self.timeline.append(("chat.update", time.monotonic(), ts, text))
+        message = {"type": "message", "text": text, "user": BOT_USER_ID, "bot_id": BOT_ID}
+        return {"ok": True, "channel": channel, "ts": ts, "text": text, "message": message}
+
+    def text_of(self, channel: str, ts: str) -> str | None:
+        """The current text of the message ``ts`` in ``channel`` (after updates), or None."""
+        return self._texts.get((channel, ts))
 
 
 async def _read_params(request: web.Request) -> JsonDict:

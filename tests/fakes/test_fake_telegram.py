@@ -458,3 +458,46 @@ async def test_control_http_api(fake: FakeTelegram, http: aiohttp.ClientSession)
 async def test_wait_for_sent_times_out(fake: FakeTelegram) -> None:
     with pytest.raises(TimeoutError):
         await fake.wait_for_sent(1, timeout=0.1)
+
+
+async def test_edit_message_text_with_python_telegram_bot(fake: FakeTelegram, bot: telegram.Bot) -> None:
+    # python-telegram-bot drops "Bad Request: " and capitalizes the description: matches are case-insensitive
+    sent = await bot.send_message(DEFAULT_USER_ID, "draft")
+    edited = await bot.edit_message_text("final words", chat_id=DEFAULT_USER_ID, message_id=sent.message_id)
+    assert isinstance(edited, telegram.Message)
+    assert (edited.message_id, edited.text) == (sent.message_id, "final words") and edited.edit_date is not None
+    assert fake.edited_messages == [{"chat_id": DEFAULT_USER_ID, "message_id": sent.message_id,
+                                     "text": "final words"}]
+    assert [(m, t) for m, _at, _id, t in fake.timeline] == [("sendMessage", "draft"),
+                                                          ("editMessageText", "final words")]
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_text("final words", chat_id=DEFAULT_USER_ID, message_id=sent.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("x", chat_id=DEFAULT_USER_ID, message_id=sent.message_id + 100)
+    pushed = fake.push_message("from a user", chat_id=DEFAULT_USER_ID)
+    with pytest.raises(BadRequest, match=r"(?i)message can't be edited"):
+        await bot.edit_message_text("x", chat_id=DEFAULT_USER_ID, message_id=pushed["message"]["message_id"])
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.edit_message_text("x" * (MAX_MESSAGE_LENGTH + 1), chat_id=DEFAULT_USER_ID,
+                                    message_id=sent.message_id)
+
+
+async def test_send_document_and_photo_keep_the_bytes(fake: FakeTelegram, bot: telegram.Bot) -> None:
+    """python-telegram-bot's own multipart uploads (sendDocument, sendPhoto) parse into its Message types, and the
+    fake keeps the exact bytes; the Bot API's error texts for a missing or empty file and a long caption."""
+    data = bytes(range(256)) * 20
+    doc = await bot.send_document(chat_id=42, document=data, filename="r.bin", caption="report")
+    assert doc.document is not None and doc.document.file_name == "r.bin" and doc.document.file_size == len(data)
+    assert doc.caption == "report"
+    photo = await bot.send_photo(chat_id=42, photo=b"\x89PNG\r\n\x1a\n" + data, filename="p.png")
+    assert photo.photo and photo.photo[-1].file_size == len(data) + 8
+    first, second = await fake.wait_for_files(2)
+    assert (first["method"], first["filename"], first["data"], first["chat_id"]) == (
+        "sendDocument", "r.bin", data, 42)
+    assert (second["method"], second["data"]) == ("sendPhoto", b"\x89PNG\r\n\x1a\n" + data)
+    with pytest.raises(BadRequest, match=r"(?i)file must be non-empty"):
+        await bot.send_document(chat_id=42, document=b"", filename="e.txt")
+    with pytest.raises(BadRequest, match=r"(?i)there is no document in the request"):
+        await bot.send_document(chat_id=42, document="not-a-known-file-id")
+    with pytest.raises(BadRequest, match=r"(?i)message caption is too long"):
+        await bot.send_document(chat_id=42, document=b"x", filename="x.txt", caption="c" * 1025)

@@ -1,11 +1,12 @@
-"""A hand-written WAT channel guest (world ``airlock:channel@0.1.0``) that moves big ``list<u8>`` values through
-``http-request``, for the memory and size-limit tests of issue 13 (defect 4).
+"""A hand-written WAT channel guest (world ``airlock:channel@0.1.0`` or ``near:agent@0.3.1``) that moves big
+``list<u8>`` values through ``http-request``, for the memory and size-limit tests of issue 13 (defect 4).
 
 - on-start: ok({display-name: <name>, http-endpoints: [{path: "/webhook/<name>", methods: ["POST"]}], poll: none})
-- on-poll: ``http-request("GET", URL, "{}", none, none)`` and nothing else: the response crosses into the guest
-  and is dropped (what the host spends to hand it over is what the RSS test measures).
-- on-http-request: ``http-request("POST", URL, "{}", some(<the webhook's own body>), none)``; answers 200 "ok"
-  when the request succeeded, else 502 with the host's error text as the body.
+- on-poll: ``http-request("GET", URL, "{}", none, none)`` ``polls`` times (``build_component``), each response
+  crossing into the guest and dropped (what the host spends to hand it over is what the RSS test measures); the
+  guest's heap starts again before each, and an error traps (the callback fails: nothing is silently refused).
+- on-http-request: ``http-request("POST", URL, "{}", some(<the webhook's own body>), none)``; answers 200 with the
+  upstream's response body when the request succeeded, else 502 with the host's error text as the body.
 
 ``URL`` is ``https://fetch.example.com/body``: tests point ``fetch.example.com`` at a 127.0.0.1 server with
 ``upstream_overrides``. The canonical-ABI layout used (``CanonicalABI.md``): http-request's 11 flat
@@ -34,8 +35,9 @@ def _http_call(method: str, body: str) -> str:
             f"(i32.const 0) (i32.const {_RET}))")
 
 
-def wat_source(name: str) -> str:
-    pkg, version, _ = WORLDS["airlock"]
+def wat_source(name: str, world: str = "airlock", polls: int = 1) -> str:
+    """The guest's core module for ``world`` (a key of ``watguest.WORLDS``: the worlds share the ABI)."""
+    pkg, version, _ = WORLDS[world]
     host = f"{pkg}/channel-host@{version}"
     exp = f"{pkg}/channel@{version}"
     path = f"/webhook/{name}".encode()
@@ -78,11 +80,16 @@ def wat_source(name: str) -> str:
         (i32.store (i32.const 2064) (i32.load (i32.const {_RET + 8}))))
       (else
         (i32.store16 (i32.const 2048) (i32.const 200))
-        (i32.store (i32.const 2060) (i32.const {_STR["ok"]}))
-        (i32.store (i32.const 2064) (i32.const 2))))
+        (i32.store (i32.const 2060) (i32.load (i32.const {_RET + 16})))
+        (i32.store (i32.const 2064) (i32.load (i32.const {_RET + 20})))))
     (i32.const 2048))
-  (func (export "{exp}#on-poll")
-    {get})
+  (func (export "{exp}#on-poll") (local $i i32)
+    (loop $again
+      (global.set $heap (i32.const 65536))  ;; the last body is dropped: the next one reuses its room
+      {get}
+      (if (i32.load8_u (i32.const {_RET})) (then unreachable))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const {polls})))))
   (func (export "{exp}#on-respond") (param {i32x(11)}) (result i32)
     (i32.store8 (i32.const 2048) (i32.const 0))
     (i32.const 2048))
@@ -107,17 +114,19 @@ def capabilities(name: str, **http: object) -> dict[str, object]:
     }
 
 
-def build_component(tmp: Path, name: str = "fetch") -> Path:
-    """Build the guest into ``tmp`` (once) and return the component's path. Raises CalledProcessError."""
+def build_component(tmp: Path, name: str = "fetch", world: str = "airlock", polls: int = 1) -> Path:
+    """Build the guest for ``world`` (``airlock`` or ``near-0.3.1``) with on-poll fetching ``polls`` times into
+    ``tmp`` (once) and return the component's path. Raises CalledProcessError."""
     tmp.mkdir(parents=True, exist_ok=True)
-    out = tmp / f"{name}-fetch.wasm"
+    stem = f"{name}-fetch-{world}-{polls}"
+    out = tmp / f"{stem}.wasm"
     if out.exists():
         return out
-    wat = tmp / f"{name}-fetch.wat"
-    wat.write_text(wat_source(name))
-    core = tmp / f"{name}-fetch.core.wasm"
+    wat = tmp / f"{stem}.wat"
+    wat.write_text(wat_source(name, world, polls))
+    core = tmp / f"{stem}.core.wasm"
     tool = _wasm_tools()
-    subprocess.run([tool, "component", "embed", str(WIT_DIR), "--world", WORLDS["airlock"][2], str(wat),
+    subprocess.run([tool, "component", "embed", str(WIT_DIR), "--world", WORLDS[world][2], str(wat),
                     "-o", str(core)], check=True, capture_output=True)
     subprocess.run([tool, "component", "new", str(core), "-o", str(out)], check=True, capture_output=True)
     return out

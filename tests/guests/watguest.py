@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-WIT_DIR = REPO / "wit"
+WIT_DIR = REPO / "wit" / "versions" / "0.1.0"
+"""The WAT guests are components of Airlock's world 0.1.0 (frozen text, with near:agent as a dependency): the host
+keeps running 0.1.0 components after 0.2.0 (``wit/channel.wit``)."""
 
 WORLDS = {
     "airlock": ("airlock:channel", "0.1.0", "airlock:channel/sandboxed-channel"),

@@ -77,3 +77,26 @@ def test_database_down_is_state_unavailable_then_recovers(stoppable_postgres: Po
     assert log.load_workspace("tg") == {"state/offset": "3"}
     assert [e.content for e in log.list_inbound()] == ["after", "before"]  # "during" was not applied
     log.close()
+
+
+def test_platform_ids_and_pending_replacement_on_postgresql(pg_url: str) -> None:
+    """World 0.2.0's outbox additions behave as on SQLite (tests/messages/test_streaming.py): a sent reply keeps its
+    platform id; a not-yet-due entry takes a newer payload (and due time), a due one does not; not_before holds."""
+    from airlock.messages.outbox import Outbound
+
+    log = PostgresMessageLog.open(pg_url)
+    try:
+        reply = Outbound(instance="tg", conversation="pg-ids", kind="respond", payload={"content": "hi"})
+        held = Outbound(instance="tg", conversation="pg-ids-2", kind="edit", payload={"content": "a"},
+                        not_before=T0 + 10)
+        [sent, waiting] = log.append_outbox([reply, held], T0)
+        assert waiting.next_attempt_at == T0 + 10
+        log.mark_sent(sent.id, T0 + 1, "4711")
+        assert log.get_outbox(sent.id).platform_message_id == "4711"  # type: ignore[union-attr]
+        assert log.replace_pending(waiting.id, {"content": "ab"}, T0 + 2)
+        assert log.get_outbox(waiting.id).payload == {"content": "ab"}  # type: ignore[union-attr]
+        assert log.replace_pending(waiting.id, {"content": "abc"}, T0 + 3, T0 + 3.5)
+        assert not log.replace_pending(waiting.id, {"content": "late"}, T0 + 4)  # due now: it may be in flight
+        assert log.get_outbox(waiting.id).payload == {"content": "abc"}  # type: ignore[union-attr]
+    finally:
+        log.close()

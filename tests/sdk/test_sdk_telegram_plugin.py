@@ -392,3 +392,28 @@ def test_delivery_is_recorded(fake: FakeHost) -> None:
     fake.queue_http(200, ok({"message_id": 556}))
     respond("again", {"chat_id": 42})
     assert any("quota exceeded" in m for m in fake.logs_at("warn"))
+
+
+def test_respond_returns_the_last_message_id_and_edits_use_edit_message_text(fake: FakeHost) -> None:
+    fake.queue_http(200, ok({"message_id": 41}))
+    assert fake.respond(TelegramChannel, "draft", metadata={"chat_id": 7, "message_id": 5}) == "41"
+    fake.queue_http(200, ok({"message_id": 41, "text": "final"}))
+    fake.edit(TelegramChannel, "41", "final", metadata={"chat_id": 7})
+    edit = fake.http_calls[-1]
+    assert edit.url == f"{API}/editMessageText"
+    assert edit.json() == {"chat_id": 7, "message_id": 41, "text": "final"}
+    # an unchanged text is a success; a message that cannot take an edit is a permanent error
+    fake.queue_http(400, {"ok": False, "description": "Bad Request: message is not modified: specified new "
+                                                      "message content and reply markup are exactly the same"})
+    fake.edit(TelegramChannel, "41", "final", metadata={"chat_id": 7})
+    fake.queue_http(400, {"ok": False, "description": "Bad Request: message to edit not found"})
+    with pytest.raises(ch.CallbackFailed) as info:
+        fake.edit(TelegramChannel, "41", "again", metadata={"chat_id": 7})
+    assert info.value.send_class == "permanent"
+    fake.queue_http(500, {"ok": False, "description": "Internal Server Error"})
+    with pytest.raises(ch.CallbackFailed) as info:
+        fake.edit(TelegramChannel, "41", "again", metadata={"chat_id": 7})
+    assert info.value.send_class == "unclassified", "the host reads the 500 itself"
+    with pytest.raises(ch.CallbackFailed) as info:
+        fake.edit(TelegramChannel, "not-a-number", "x", metadata={"chat_id": 7})
+    assert info.value.send_class == "permanent"

@@ -197,7 +197,7 @@ fn message_create(msg: Message) -> Result<()> {
 /// `dm_policy` for a direct message; sends the pairing code (once) to a new sender.
 fn admit_dm(settings: &Settings, msg: &Message) -> bool {
     let meta = json!({"username": msg.author.username, "name": msg.author.global_name, "channel_id": msg.channel_id});
-    let send_code = |code: &str| api::send_message(&msg.channel_id, &pairing_text(code), None);
+    let send_code = |code: &str| api::send_message(&msg.channel_id, &pairing_text(code), None, &[]);
     settings.gate.admit_or_send_code(&msg.author.id, msg.author.username.as_deref(), &meta, send_code)
 }
 

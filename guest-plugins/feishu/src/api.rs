@@ -3,7 +3,7 @@
 //! 99991661 (no token), 99991663 (invalid token) and 99991677 (expired token) make the channel forget the
 //! cached token, fetch a new one and try once more.
 
-use airlock_channel::{bail, http, workspace, Context, Result};
+use airlock_channel::{bail, http, workspace, Context, Error, Result, SendClass};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -83,16 +83,71 @@ pub fn reply(settings: &Settings, message_id: &str, text: &str, in_thread: bool)
     Ok(ids)
 }
 
-/// `POST /open-apis/im/v1/messages?receive_id_type=open_id`: a new message to a user (broadcasts).
-pub fn send_to_user(settings: &Settings, open_id: &str, text: &str) -> Result<()> {
+/// `POST /open-apis/im/v1/messages?receive_id_type=open_id`: a new message to a user (broadcasts). Returns the
+/// ids of the messages created.
+pub fn send_to_user(settings: &Settings, open_id: &str, text: &str) -> Result<Vec<String>> {
     if !is_feishu_id(open_id) {
         bail!("invalid Feishu open_id");
     }
+    let mut ids = Vec::new();
     for chunk in split(text, MAX_CHUNK_BYTES) {
         let mut body = text_body(&chunk);
         body["receive_id"] = json!(open_id);
-        call(settings, "POST", "/open-apis/im/v1/messages?receive_id_type=open_id", Some(&body), "send message")?;
+        let answer =
+            call(settings, "POST", "/open-apis/im/v1/messages?receive_id_type=open_id", Some(&body), "send message")?;
+        ids.push(answer.data.get("message_id").and_then(Value::as_str).unwrap_or_default().to_string());
     }
+    Ok(ids)
+}
+
+/// Feishu's "edit message" allows 20 edits of one message (open.feishu.cn, im-v1 message update, "使用限制").
+pub const MAX_EDITS_PER_MESSAGE: u32 = 20;
+/// Feishu's answer code when a message cannot be edited again.
+pub const EDIT_LIMIT_CODE: i64 = 230072;
+/// Workspace path of the edit counts: a JSON array of `[message_id, edits]`, newest last.
+pub const EDIT_COUNTS_PATH: &str = "state/edit_counts";
+/// Messages whose edits are counted (older ones are forgotten: a stream edits its newest messages), so the
+/// workspace stays small.
+pub const EDIT_COUNTS_KEPT: usize = 64;
+
+fn edit_counts() -> Vec<(String, u32)> {
+    workspace::read_json::<Vec<(String, u32)>>(EDIT_COUNTS_PATH).ok().flatten().unwrap_or_default()
+}
+
+fn count_edit(message_id: &str, done: u32) {
+    let mut counts = edit_counts();
+    counts.retain(|(id, _)| id != message_id);
+    counts.push((message_id.to_string(), done + 1));
+    let excess = counts.len().saturating_sub(EDIT_COUNTS_KEPT);
+    counts.drain(..excess);
+    // the edit is done: a count that cannot be kept must not turn it into a failure (and a resend)
+    if let Err(e) = workspace::write_json(EDIT_COUNTS_PATH, &counts) {
+        airlock_channel::warn!("edit of {message_id} not counted: {e}");
+    }
+}
+
+/// `PUT /open-apis/im/v1/messages/{message_id}` with a text body (Feishu's "edit message"; text and post messages
+/// only), the text cut to one chunk. The 21st edit of a message is refused here, for good (`SendClass::Permanent`:
+/// the host then sends a stream's final text as a new message), without a call; so is Feishu's own refusal
+/// (code 230072).
+pub fn edit_message(settings: &Settings, message_id: &str, text: &str) -> Result<()> {
+    if !is_feishu_id(message_id) {
+        return Err(Error::permanent("invalid Feishu message id"));
+    }
+    let done = edit_counts().iter().find(|(id, _)| id == message_id).map_or(0, |(_, n)| *n);
+    if done >= MAX_EDITS_PER_MESSAGE {
+        return Err(Error::permanent(format!("Feishu allows {MAX_EDITS_PER_MESSAGE} edits of a message")));
+    }
+    let chunk = split(text, MAX_CHUNK_BYTES).into_iter().next().unwrap_or_default();
+    let path = format!("/open-apis/im/v1/messages/{message_id}");
+    call(settings, "PUT", &path, Some(&text_body(&chunk)), "edit message").map_err(|e| {
+        if e.message().contains(&format!("code {EDIT_LIMIT_CODE} ")) {
+            e.with_class(SendClass::Permanent)
+        } else {
+            e
+        }
+    })?;
+    count_edit(message_id, done);
     Ok(())
 }
 
@@ -170,5 +225,52 @@ mod tests {
         assert_eq!(bot_open_id(&settings()).unwrap(), "ou_bot");
         assert_eq!(bot_open_id(&settings()).unwrap(), "ou_bot");
         assert_eq!(host.http_calls().iter().filter(|c| c.url.ends_with("/bot/v3/info")).count(), 1);
+    }
+
+    fn token_and(
+        answer: &'static [u8],
+    ) -> impl Fn(&airlock_channel::testing::HttpCall) -> airlock_channel::testing::HttpResult {
+        move |call| {
+            if call.url.ends_with("/tenant_access_token/internal") {
+                return Ok((200, BTreeMap::new(), br#"{"code":0,"tenant_access_token":"t-1","expire":7200}"#.to_vec()));
+            }
+            Ok((200, BTreeMap::new(), answer.to_vec()))
+        }
+    }
+
+    #[test]
+    fn edits_put_the_message_and_stop_at_feishus_limit() {
+        let host = MockHost::install();
+        host.on_http(token_and(br#"{"code":0,"data":{}}"#));
+        edit_message(&settings(), "om_1", "hello, world").unwrap();
+        let puts: Vec<_> = host.http_calls().into_iter().filter(|c| c.method == "PUT").collect();
+        assert_eq!(puts[0].url, "https://open.feishu.cn/open-apis/im/v1/messages/om_1");
+        assert_eq!(puts[0].json(), json!({"msg_type": "text", "content": r#"{"text":"hello, world"}"#}));
+        assert_eq!(host.workspace_get(EDIT_COUNTS_PATH).as_deref(), Some(r#"[["om_1",1]]"#));
+        host.workspace_set(EDIT_COUNTS_PATH, &format!(r#"[["om_1",{MAX_EDITS_PER_MESSAGE}]]"#));
+        let refused = edit_message(&settings(), "om_1", "again").unwrap_err();
+        assert_eq!(refused.class(), Some(airlock_channel::SendClass::Permanent));
+        assert_eq!(host.http_calls().iter().filter(|c| c.method == "PUT").count(), 1, "no call past the limit");
+        assert!(edit_message(&settings(), "om_1/../x", "x").is_err());
+        host.on_http(token_and(
+            br#"{"code":230072,"msg":"The message has reached the number of times it can be edited"}"#,
+        ));
+        let platform_says = edit_message(&settings(), "om_2", "x").unwrap_err();
+        assert_eq!(platform_says.class(), Some(airlock_channel::SendClass::Permanent));
+        assert!(!host.workspace_get(EDIT_COUNTS_PATH).unwrap().contains("om_2"), "a refused edit is not counted");
+    }
+
+    #[test]
+    fn edit_counts_keep_only_the_newest_messages() {
+        let host = MockHost::install();
+        host.on_http(token_and(br#"{"code":0,"data":{}}"#));
+        for i in 0..EDIT_COUNTS_KEPT + 3 {
+            edit_message(&settings(), &format!("om_{i}"), "x").unwrap();
+        }
+        edit_message(&settings(), "om_70", "y").unwrap();
+        let counts: Vec<(String, u32)> = serde_json::from_str(&host.workspace_get(EDIT_COUNTS_PATH).unwrap()).unwrap();
+        assert_eq!(counts.len(), EDIT_COUNTS_KEPT);
+        assert_eq!(counts.last().unwrap(), &("om_70".to_string(), 1), "the newest message, counted");
+        assert!(counts.iter().all(|(id, _)| id != "om_0"), "the oldest are forgotten");
     }
 }

@@ -15,10 +15,12 @@ mod text;
 mod token;
 
 use airlock_channel::{
-    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, Request, Response, Result,
+    bail, debug, secrets, warn, AgentResponse, Channel, ChannelConfig, Config, Endpoint, MessageEdit, Request,
+    Response, Result,
 };
 
 use settings::Settings;
+use text::is_feishu_id;
 
 pub const WEBHOOK_PATH: &str = "/webhook/feishu";
 const APP_SECRETS: [&str; 2] = ["feishu_app_id", "feishu_app_secret"];
@@ -52,19 +54,35 @@ impl Channel for Feishu {
     }
 
     fn on_respond(response: &AgentResponse) -> Result<()> {
+        Self::on_send(response).map(drop)
+    }
+
+    /// The reply; returns the id of its last message (world 0.2.0: edits name it).
+    fn on_send(response: &AgentResponse) -> Result<Option<String>> {
         if response.content.trim().is_empty() {
             debug!("reply {} is empty: nothing sent", response.message_id);
-            return Ok(());
+            return Ok(None);
         }
         let Some(message_id) = response.metadata_str("message_id") else {
             bail!("the original message's metadata has no Feishu message_id");
         };
         let in_thread = response.metadata_str("thread_id").is_some();
-        api::reply(&Settings::load()?, message_id, &response.content, in_thread).map(|_| ())
+        let ids = api::reply(&Settings::load()?, message_id, &response.content, in_thread)?;
+        Ok(ids.into_iter().next_back().filter(|id| is_feishu_id(id)))
     }
 
     fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
-        api::send_to_user(&Settings::load()?, user_id, &response.content)
+        Self::on_send_broadcast(user_id, response).map(drop)
+    }
+
+    fn on_send_broadcast(user_id: &str, response: &AgentResponse) -> Result<Option<String>> {
+        let ids = api::send_to_user(&Settings::load()?, user_id, &response.content)?;
+        Ok(ids.into_iter().next_back().filter(|id| is_feishu_id(id)))
+    }
+
+    /// Streamed replies (world 0.2.0): Feishu's "edit message" (`PUT`), at most 20 edits of a message.
+    fn on_edit(edit: &MessageEdit) -> Result<()> {
+        api::edit_message(&Settings::load()?, &edit.platform_message_id, &edit.content)
     }
 }
 

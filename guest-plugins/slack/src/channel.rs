@@ -6,14 +6,15 @@
 //! calls (a `users.info` name lookup, cached; a pairing code) and answers 200; retried deliveries are dropped
 //! by their `event_id` (the last [`MAX_RECENT_EVENTS`] are kept in the workspace by the SDK's `RecentIds`).
 //!
-//! Outbound: [`respond`] posts `chat.postMessage` to the original channel, in the thread recorded in the
+//! Outbound: [`edit`] replaces a sent message's text with `chat.update` (streamed replies, world 0.2.0).
+//! [`respond`] posts `chat.postMessage` to the original channel, in the thread recorded in the
 //! message's metadata, with the bot token added by the host (`Authorization: Bearer`, credential `slack_bot`):
 //! the guest never sees it. A response with `ok: false` becomes an error naming Slack's error code.
 
 use airlock_channel::log::{self, Level};
 use airlock_channel::text::{self as split_text, Unit};
 use airlock_channel::workspace::{self, RecentIds};
-use airlock_channel::{emit, http};
+use airlock_channel::{emit, http, Attachment};
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -66,7 +67,8 @@ pub struct Reply<'a> {
     pub thread_id: Option<&'a str>,
     /// The original message's metadata (a JSON object).
     pub metadata: &'a Value,
-    pub attachments: usize,
+    /// Files to upload with the reply (files upload v2, [`crate::files`]).
+    pub attachments: &'a [Attachment],
 }
 
 // ---- on-start --------------------------------------------------------------------------------------------
@@ -107,14 +109,20 @@ fn safe_code(value: Option<&Value>) -> String {
 }
 
 /// One Web API call; `Ok` is the response object when HTTP was 2xx and `ok` was true.
-fn api_call(method: &str, content_type: &str, body: &[u8], timeout_ms: u32) -> Result<Value, String> {
+pub(crate) fn api_call(method: &str, content_type: &str, body: &[u8], timeout_ms: u32) -> Result<Value, String> {
     let url = format!("{API}/{method}");
-    let http::Response { status, body, .. } = http::post(&url)
+    let resp = http::post(&url)
         .header("Content-Type", content_type)
         .body(body)
         .timeout_ms(timeout_ms)
         .send()
         .map_err(|e| format!("{method}: {e}"))?;
+    api_answer(method, resp)
+}
+
+/// A Web API answer: the response object when HTTP was 2xx and `ok` was true, else an error naming the code.
+pub(crate) fn api_answer(method: &str, resp: http::Response) -> Result<Value, String> {
+    let http::Response { status, body, .. } = resp;
     if status == 429 {
         return Err(format!("{method}: rate limited by Slack (HTTP 429)"));
     }
@@ -291,8 +299,9 @@ fn is_ts(text: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-/// on-respond: post the reply where the original message came from.
-pub fn respond(reply: &Reply<'_>) -> Result<(), String> {
+/// on-respond: post the reply where the original message came from. Returns the `ts` of the (last) message
+/// posted, Slack's message id (world 0.2.0: edits name it); `None` when nothing was posted.
+pub fn respond(reply: &Reply<'_>) -> Result<Option<String>, String> {
     let meta = reply.metadata;
     let channel = meta
         .get("channel")
@@ -304,24 +313,41 @@ pub fn respond(reply: &Reply<'_>) -> Result<(), String> {
 }
 
 /// on-broadcast: a new message to `user_id` (Slack opens the app's DM with that user when the channel is a
-/// user id).
-pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<(), String> {
+/// user id). Returns the `ts` of the (last) message posted.
+pub fn broadcast(user_id: &str, reply: &Reply<'_>) -> Result<Option<String>, String> {
     if user_id.is_empty() || user_id.len() > 32 || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err("not a slack user or channel id".into());
     }
     send(user_id, reply, None)
 }
 
-fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<(), String> {
-    if reply.attachments > 0 {
-        log::log(
-            Level::Warn,
-            &format!("{} attachment(s) not sent: the slack channel sends text only", reply.attachments),
-        );
-    }
-    if reply.content.trim().is_empty() {
+/// Post the text (if any), then upload and share the files in the same channel and thread. Returns the ts of the
+/// last text message (edits replace its text); `None` when only files (or nothing) went out.
+fn send(channel: &str, reply: &Reply<'_>, thread: Option<&str>) -> Result<Option<String>, String> {
+    if reply.content.trim().is_empty() && reply.attachments.is_empty() {
         log::log(Level::Warn, "empty reply: nothing sent");
-        return Ok(());
+        return Ok(None);
     }
-    post_message(channel, reply.content, thread).map(|_| ())
+    let mut last = None;
+    if !reply.content.trim().is_empty() {
+        last = post_message(channel, reply.content, thread)?.into_iter().next_back().filter(|ts| is_ts(ts));
+    }
+    crate::files::upload(channel, thread, reply.attachments)?;
+    Ok(last)
+}
+
+/// on-edit (world 0.2.0): `chat.update` of the message `ts` in the original message's channel with the new text,
+/// cut to [`MAX_TEXT_CHARS`] (an update cannot be split into several messages). Slack accepts an unchanged text.
+pub fn edit(ts: &str, text: &str, metadata: &Value) -> Result<(), String> {
+    if !is_ts(ts) {
+        return Err("not a slack message ts".into());
+    }
+    let channel = metadata
+        .get("channel")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| "the original message's metadata has no slack channel".to_string())?;
+    let text: String = text.chars().take(MAX_TEXT_CHARS).collect();
+    let body = json!({"channel": channel, "ts": ts, "text": text}).to_string();
+    api_call("chat.update", "application/json; charset=utf-8", body.as_bytes(), REPLY_HTTP_TIMEOUT_MS).map(|_| ())
 }

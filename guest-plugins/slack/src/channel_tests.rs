@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::channel::*;
 use airlock_channel::log::Level;
+use airlock_channel::Attachment;
 use std::rc::Rc;
 
 use airlock_channel::testing::MockHost;
@@ -137,7 +138,7 @@ fn mention_replies_in_thread() {
     assert_eq!((m.content.as_str(), m.thread_id.as_deref()), ("status?", Some("20.000200")));
     assert_eq!(m.metadata["is_group"], true);
     let meta = m.metadata.clone();
-    respond(&Reply { content: "all good", thread_id: None, metadata: &meta, attachments: 0 }).unwrap();
+    respond(&Reply { content: "all good", thread_id: None, metadata: &meta, attachments: &[] }).unwrap();
     let sent = posted_json(&env, 0);
     assert_eq!((sent["channel"].as_str(), sent["thread_ts"].as_str()), (Some("C1"), Some("20.000200")));
     assert!(env.http_calls()[0].url == "https://slack.com/api/chat.postMessage");
@@ -147,7 +148,7 @@ fn mention_replies_in_thread() {
 fn respond_errors_are_reported() {
     let env = fake();
     let meta = json!({"channel": "D1", "reply_thread_ts": null});
-    let reply = Reply { content: "hi", thread_id: None, metadata: &meta, attachments: 0 };
+    let reply = Reply { content: "hi", thread_id: None, metadata: &meta, attachments: &[] };
     env.queue_http(200, r#"{"ok": false, "error": "channel_not_found"}"#);
     assert_eq!(respond(&reply).unwrap_err(), "chat.postMessage failed: channel_not_found");
     env.queue_http(500, "oops");
@@ -161,7 +162,7 @@ fn respond_errors_are_reported() {
     );
     env.queue_http(200, r#"{"ok": false, "error": "xoxb-secret-looking <script>"}"#);
     assert_eq!(respond(&reply).unwrap_err(), "chat.postMessage failed: unknown_error");
-    let no_channel = Reply { content: "hi", thread_id: None, metadata: &json!({}), attachments: 0 };
+    let no_channel = Reply { content: "hi", thread_id: None, metadata: &json!({}), attachments: &[] };
     assert!(respond(&no_channel).is_err());
     let sent = posted_json(&env, 0);
     assert!(sent.get("thread_ts").is_none());
@@ -172,11 +173,10 @@ fn long_reply_split_and_thread_from_reply_when_metadata_lacks_it() {
     let env = fake();
     let text = "word ".repeat(MAX_TEXT_CHARS / 4);
     let meta = json!({"channel": "D1"});
-    respond(&Reply { content: &text, thread_id: Some("5.5"), metadata: &meta, attachments: 1 }).unwrap();
+    respond(&Reply { content: &text, thread_id: Some("5.5"), metadata: &meta, attachments: &[] }).unwrap();
     assert_eq!(env.http_calls().len(), 2);
     assert!((0..2).all(|i| posted_json(&env, i)["thread_ts"] == "5.5"));
-    assert!(env.logs().iter().any(|(_, m)| m.contains("attachment")));
-    let bad_thread = Reply { content: "x", thread_id: Some("../etc"), metadata: &meta, attachments: 0 };
+    let bad_thread = Reply { content: "x", thread_id: Some("../etc"), metadata: &meta, attachments: &[] };
     respond(&bad_thread).unwrap();
     assert!(posted_json(&env, 2).get("thread_ts").is_none());
 }
@@ -184,7 +184,7 @@ fn long_reply_split_and_thread_from_reply_when_metadata_lacks_it() {
 #[test]
 fn broadcast_checks_the_id() {
     let env = fake();
-    let reply = Reply { content: "news", thread_id: None, metadata: &json!({}), attachments: 0 };
+    let reply = Reply { content: "news", thread_id: None, metadata: &json!({}), attachments: &[] };
     broadcast("U123", &reply).unwrap();
     assert_eq!(posted_json(&env, 0)["channel"], "U123");
     assert!(broadcast("U1&x=2", &reply).is_err());
@@ -199,4 +199,58 @@ fn recent_events_are_bounded() {
     let kept: Vec<String> = serde_json::from_str(&env.workspace_get(RECENT_EVENTS_PATH).unwrap()).unwrap();
     assert_eq!(kept.len(), MAX_RECENT_EVENTS);
     assert_eq!(kept[0], "Ev10");
+}
+
+#[test]
+fn replies_return_the_last_ts_and_edits_use_chat_update() {
+    let env = started(json!({"dm_policy": "open"}));
+    let meta = json!({"channel": "C1"});
+    env.queue_http(200, r#"{"ok": true, "ts": "1712345678.000100"}"#);
+    let sent = respond(&Reply { content: "first", thread_id: None, metadata: &meta, attachments: &[] }).unwrap();
+    assert_eq!(sent.as_deref(), Some("1712345678.000100"));
+    env.queue_http(200, r#"{"ok": true, "ts": "1712345678.000100"}"#);
+    edit("1712345678.000100", "first, then more", &meta).unwrap();
+    let calls = env.http_calls();
+    assert_eq!(calls[1].url, "https://slack.com/api/chat.update");
+    assert_eq!(calls[1].json(), json!({"channel": "C1", "ts": "1712345678.000100", "text": "first, then more"}));
+    env.queue_http(200, r#"{"ok": false, "error": "message_not_found"}"#);
+    assert_eq!(edit("1712345678.000100", "x", &meta).unwrap_err(), "chat.update failed: message_not_found");
+    assert!(edit("12; DROP", "x", &meta).is_err(), "a ts that is not Slack's is refused before any call");
+    assert!(edit("1.2", "x", &json!({})).is_err(), "no channel in the metadata");
+    assert_eq!(env.http_calls().len(), 3);
+    // a broadcast (a DM opened by user id) returns its ts too
+    env.queue_http(200, r#"{"ok": true, "ts": "1.5"}"#);
+    let reply = Reply { content: "hi", thread_id: None, metadata: &meta, attachments: &[] };
+    assert_eq!(broadcast("U123", &reply).unwrap().as_deref(), Some("1.5"));
+}
+
+#[test]
+fn files_are_uploaded_with_files_upload_v2() {
+    let env = fake();
+    let meta = json!({"channel": "C1", "reply_thread_ts": "7.000001"});
+    let files =
+        [Attachment { filename: "a b.pdf".into(), mime_type: "application/pdf".into(), data: b"%PDF".to_vec() }];
+    env.queue_http(200, r#"{"ok": true, "ts": "8.000001"}"#);
+    env.queue_http(200, r#"{"ok": true, "upload_url": "https://files.slack.com/upload/v1/abc", "file_id": "F1"}"#);
+    env.queue_http(200, "OK - 4");
+    env.queue_http(200, r#"{"ok": true, "files": [{"id": "F1"}]}"#);
+    let sent = respond(&Reply { content: "see", thread_id: None, metadata: &meta, attachments: &files }).unwrap();
+    assert_eq!(sent.as_deref(), Some("8.000001"), "the text message's ts, for edits");
+    let calls = env.http_calls();
+    assert_eq!(calls[1].url, "https://slack.com/api/files.getUploadURLExternal");
+    assert_eq!(calls[1].body.as_deref(), Some(&b"filename=a+b.pdf&length=4"[..]));
+    assert_eq!(
+        (calls[2].url.as_str(), calls[2].body.as_deref()),
+        ("https://files.slack.com/upload/v1/abc", Some(&b"%PDF"[..]))
+    );
+    assert_eq!(calls[3].url, "https://slack.com/api/files.completeUploadExternal");
+    assert_eq!(
+        calls[3].json(),
+        json!({"files": [{"id": "F1", "title": "a b.pdf"}], "channel_id": "C1", "thread_ts": "7.000001"})
+    );
+    // an upload URL off files.slack.com is refused before any byte leaves
+    env.queue_http(200, r#"{"ok": true, "upload_url": "https://evil.example/x", "file_id": "F2"}"#);
+    let only_files = Reply { content: "", thread_id: None, metadata: &meta, attachments: &files };
+    assert!(respond(&only_files).unwrap_err().contains("no usable upload_url"));
+    assert_eq!(env.http_calls().len(), 5);
 }

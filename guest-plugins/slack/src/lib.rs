@@ -1,4 +1,5 @@
-//! Slack channel for Airlock: the Events API webhook in, `chat.postMessage` out.
+//! Slack channel for Airlock: the Events API webhook in, `chat.postMessage` out, `chat.update` for edits
+//! (world 0.2.0: replies return their `ts`, streamed replies become edits of one message).
 //!
 //! Behaviour lives in [`channel`] (over the SDK's host wrappers, unit-tested natively with `airlock_channel::testing::MockHost`); this file only binds
 //! it to the SDK's [`Channel`] trait. `on-status` does nothing: a Slack bot has no typing indicator in the
@@ -7,11 +8,14 @@
 pub mod channel;
 pub mod config;
 pub mod events;
+pub mod files;
 
 #[cfg(test)]
 mod channel_tests;
 
-use airlock_channel::{AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, Request, Response, Result};
+use airlock_channel::{
+    AgentResponse, Channel, ChannelConfig, Config, Endpoint, Error, MessageEdit, Request, Response, Result,
+};
 use serde_json::Value;
 
 use crate::channel::{Reply, WEBHOOK_PATH};
@@ -21,7 +25,7 @@ fn reply(response: &AgentResponse) -> Reply<'_> {
         content: &response.content,
         thread_id: response.thread_id.as_deref(),
         metadata: &response.metadata,
-        attachments: response.attachments.len(),
+        attachments: &response.attachments,
     }
 }
 
@@ -45,11 +49,23 @@ impl Channel for Slack {
     }
 
     fn on_respond(response: &AgentResponse) -> Result<()> {
-        channel::respond(&reply(response)).map_err(Error::new)
+        Self::on_send(response).map(drop)
     }
 
     fn on_broadcast(user_id: &str, response: &AgentResponse) -> Result<()> {
+        Self::on_send_broadcast(user_id, response).map(drop)
+    }
+
+    fn on_send(response: &AgentResponse) -> Result<Option<String>> {
+        channel::respond(&reply(response)).map_err(Error::new)
+    }
+
+    fn on_send_broadcast(user_id: &str, response: &AgentResponse) -> Result<Option<String>> {
         channel::broadcast(user_id, &reply(response)).map_err(Error::new)
+    }
+
+    fn on_edit(edit: &MessageEdit) -> Result<()> {
+        channel::edit(&edit.platform_message_id, &edit.content, &edit.metadata).map_err(Error::new)
     }
 }
 

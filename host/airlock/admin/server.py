@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -133,10 +134,12 @@ def build_app(state: AdminState) -> web.Application:
 class AdminServer:
     """The admin listener. ``await start()``, then ``url``; ``await stop()``."""
 
-    def __init__(self, state: AdminState, host: str, port: int) -> None:
+    def __init__(self, state: AdminState, host: str, port: int, *, sock: socket.socket | None = None) -> None:
         self.state = state
         self.host = host
         self._port = port
+        self._sock = sock
+        """A listening socket inherited from the supervisor of ``--workers N`` (used instead of binding)."""
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
 
@@ -149,7 +152,8 @@ class AdminServer:
         """Listen. Raises OSError if the address cannot be bound."""
         self._runner = web.AppRunner(build_app(self.state), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port)
+        site: web.BaseSite = (web.SockSite(self._runner, self._sock) if self._sock is not None
+                              else web.TCPSite(self._runner, self.host, self._port))
         try:
             await site.start()
         except OSError:

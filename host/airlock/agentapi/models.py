@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..messages.model import Entry, OutboxEntry
+from ..messages.reply_files import (
+    DEFAULT_MIME,
+    FILENAME_PATTERN,
+    MAX_FILENAME_CHARS,
+    MAX_MIME_CHARS,
+    MAX_REPLY_ATTACHMENTS,
+    MIME_PATTERN,
+)
 from ..runtime.values import STATUS_TYPES
 
 #: Longest reply / broadcast / status text, characters (Telegram's limit is 4096, Slack's 40,000).
@@ -41,21 +49,40 @@ class AckBody(_Body):
     lease_token: Id
 
 
+class ReplyAttachment(_Body):
+    """A file of a reply, by reference: ``sha256`` of a blob this agent uploaded (``POST /v1/attachments``) or was
+    handed with a message; ``filename`` and ``mime_type`` are what the platform shows (``messages.reply_files``)."""
+
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)]
+    filename: Annotated[str, Field(min_length=1, max_length=MAX_FILENAME_CHARS, pattern=FILENAME_PATTERN)]
+    mime_type: Annotated[str, Field(min_length=3, max_length=MAX_MIME_CHARS, pattern=MIME_PATTERN)] = DEFAULT_MIME
+
+
 class ReplyBody(_Body):
-    """``POST /v1/messages/{id}/reply``. ``thread`` overrides the message's thread; ``attachments`` must be empty
-    (outbound attachments are not delivered by the outbox yet: 422)."""
+    """``POST /v1/messages/{id}/reply``. ``thread`` overrides the message's thread; ``attachments``: up to
+    ``MAX_REPLY_ATTACHMENTS`` files by reference, at most ``MAX_REPLY_ATTACHMENT_BYTES`` together (422 past either;
+    404 for a blob this agent may not use). ``stream``: the text is the first of a streamed reply, continued with
+    ``POST /v1/outbox/{outbox_id}/edit`` (``messages.streaming``)."""
+
+    # a streamed reply carries text only (its later texts replace the head's payload): said in the schema too
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "if": {"required": ["stream"], "properties": {"stream": {"const": True}}},
+        "then": {"properties": {"attachments": {"maxItems": 0}}}})
 
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     lease_token: Id | None = None
     thread: Id | None = None
-    attachments: Annotated[list[dict[str, Any]], Field(json_schema_extra={"maxItems": 0})] = []
+    stream: bool = False
+    attachments: Annotated[list[ReplyAttachment], Field(max_length=MAX_REPLY_ATTACHMENTS)] = []
 
-    @field_validator("attachments")
-    @classmethod
-    def _no_attachments(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if v:
-            raise ValueError("reply attachments are not supported yet: the outbox delivers text only")
-        return v
+
+class EditBody(_Body):
+    """``POST /v1/outbox/{id}/edit``: the whole new text of a reply (``id``: its outbox id). For a streamed reply,
+    the next text (``final`` ends the stream, and is sent last); for a reply that was not streamed, a one-off edit
+    (``final`` is ignored). Edits of one conversation go out at most once per second."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    final: bool = False
 
 
 class StatusBody(_Body):
@@ -95,4 +122,5 @@ def outbox_json(entry: OutboxEntry) -> dict[str, Any]:
     """An outbox entry's delivery state (schema ``OutboxEntry``)."""
     return {"id": entry.id, "kind": entry.kind, "in_reply_to": entry.in_reply_to, "state": entry.state,
             "attempts": entry.attempts, "last_error": entry.last_error, "next_attempt_at": entry.next_attempt_at,
-            "created_at": entry.created_at, "updated_at": entry.updated_at}
+            "created_at": entry.created_at, "updated_at": entry.updated_at,
+            "platform_message_id": entry.platform_message_id}

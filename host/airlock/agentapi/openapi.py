@@ -13,12 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES, MAX_REPLY_ATTACHMENTS
 from .models import (
     MAX_TEXT_CHARS,
     SHA256_PATTERN,
     ULID_PATTERN,
     AckBody,
     BroadcastBody,
+    EditBody,
+    ReplyAttachment,
     ReplyBody,
     StatusBody,
 )
@@ -29,15 +32,17 @@ _NULLABLE_STR = {"type": ["string", "null"]}
 _ERRORS = {400: "Malformed request (not JSON, a bad query parameter or Idempotency-Key).",
            401: "Missing or unknown bearer token.",
            403: "Not allowed for this agent (a push agent cannot poll).",
-           404: "No such message, outbox entry or channel for this agent.",
+           404: "No such message, outbox entry, channel or attachment (also one named in a reply) for this agent.",
            409: "The message is leased under another lease token, or its channel is not running.",
            413: "The body is too large.",
            422: "A well-formed request with invalid fields."}
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
+    # nested models (ReplyAttachment) become components of their own, referenced from the document's root
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("title", None)
+    schema.pop("$defs", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
     return schema
@@ -96,22 +101,29 @@ def _message_schema() -> dict[str, Any]:
 
 def _schemas() -> dict[str, Any]:
     outbox_props: dict[str, Any] = {
-        "id": {"type": "string"}, "kind": {"enum": ["respond", "broadcast", "status"]},
+        "id": {"type": "string"}, "kind": {"enum": ["respond", "broadcast", "status", "edit", "react"]},
         "in_reply_to": _NULLABLE_STR, "state": {"enum": ["pending", "sent", "failed"]},
         "attempts": {"type": "integer"}, "last_error": _NULLABLE_STR, "next_attempt_at": {"type": "number"},
-        "created_at": {"type": "number"}, "updated_at": {"type": "number"}}
+        "created_at": {"type": "number"}, "updated_at": {"type": "number"},
+        "platform_message_id": {"type": ["string", "null"],
+                                "description": "The platform's id of the message a sent reply became (channels of "
+                                               "world 0.2.0); edits use it."}}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Message": _message_schema(),
         "MessageList": {"type": "object", "required": ["messages"],
                         "properties": {"messages": {"type": "array", "items": _ref("Message")}}},
+        "Uploaded": {"type": "object", "required": ["sha256", "size", "url"], "properties": {
+            "sha256": {"type": "string", "pattern": SHA256_PATTERN}, "size": {"type": "integer", "minimum": 1},
+            "url": {"type": "string"}}},
         "Acked": {"type": "object", "required": ["id", "state"],
                   "properties": {"id": {"type": "string"}, "state": {"const": "acked"}}},
         "Accepted": {"type": "object", "required": ["outbox_id", "state"],
                      "properties": {"outbox_id": {"type": "string"}, "state": outbox_props["state"]}},
         "OutboxEntry": {"type": "object", "required": list(outbox_props), "properties": outbox_props},
-        "AckBody": _schema(AckBody), "ReplyBody": _schema(ReplyBody), "StatusBody": _schema(StatusBody),
-        "BroadcastBody": _schema(BroadcastBody),
+        "AckBody": _schema(AckBody), "ReplyBody": _schema(ReplyBody),
+        "ReplyAttachment": _schema(ReplyAttachment), "StatusBody": _schema(StatusBody),
+        "BroadcastBody": _schema(BroadcastBody), "EditBody": _schema(EditBody),
     }
 
 
@@ -133,17 +145,32 @@ def _paths() -> dict[str, Any]:
                                        (404, 409), "message"),
         "/v1/messages/{id}/reply": _post(
             f"Acknowledge the message and queue a reply (text up to {MAX_TEXT_CHARS} characters) in one step; "
-            "delivery goes on in the background (GET /v1/outbox/{outbox_id}).", "ReplyBody", 202, "Accepted",
+            "delivery goes on in the background (GET /v1/outbox/{outbox_id}). Files go by reference: upload each "
+            "with POST /v1/attachments (or name one this agent was handed), then list them in attachments.",
+            "ReplyBody", 202, "Accepted",
             (404, 409), "message"),
         "/v1/messages/{id}/status": _post("Queue a status update (typing/thinking) for the message's chat.",
                                           "StatusBody", 202, "Accepted", (404, 409), "message"),
         "/v1/broadcast": _post("Queue a proactive message to a user on a channel instance.", "BroadcastBody", 202,
                                "Accepted", (404, 409)),
+        "/v1/outbox/{id}/edit": _post(
+            "Replace the text of a reply (its outbox id): the next text of a streamed reply (reply with "
+            "\"stream\": true; \"final\" ends it and is sent last), or a one-off edit of a sent reply. Edits of "
+            "a conversation are coalesced and go out at most once per second; a channel without on-edit gets a "
+            "stream's final text as one message.", "EditBody", 202, "Accepted", (404, 409), "reply (outbox entry)"),
         "/v1/outbox/{id}": {"get": {"summary": "Delivery state of an outbox entry this agent created.",
                                     "parameters": [_id_param("outbox entry")],
                                     "responses": _responses(200, _ref("OutboxEntry"), "The entry.", (404,))}},
+        "/v1/attachments": {"post": {
+            "summary": f"Upload a file (1..{MAX_REPLY_ATTACHMENT_BYTES} bytes) to attach to a reply by its sha256 "
+                       f"(at most {MAX_REPLY_ATTACHMENTS} files, {MAX_REPLY_ATTACHMENT_BYTES} bytes together, per "
+                       "reply). Idempotent by content.",
+            "parameters": [_IDEMPOTENCY],
+            "requestBody": {"required": True, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "contentMediaType": "application/octet-stream", "minLength": 1}}}},
+            "responses": _responses(201, _ref("Uploaded"), "Stored.", (400, 413, 422))}},
         "/v1/attachments/{sha256}": {"get": {
-            "summary": "Download an attachment of a message handed to this agent.",
+            "summary": "Download an attachment of a message handed to this agent, or one it uploaded.",
             "parameters": [{"name": "sha256", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": SHA256_PATTERN}}],
             "responses": {"200": {"description": "The bytes.", "content": {"application/octet-stream": {

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from ..messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES
 from ..stores.agents import StoredAnswer
 from .auth import AGENT, ApiError
-from .models import SHA256_PATTERN, ULID_PATTERN, AckBody, BroadcastBody, ReplyBody, StatusBody
+from .models import SHA256_PATTERN, ULID_PATTERN, AckBody, BroadcastBody, EditBody, ReplyBody, StatusBody
 from .service import AgentService
 
 SERVICE: web.AppKey[AgentService] = web.AppKey("service", AgentService)
@@ -168,6 +169,15 @@ async def post_broadcast(request: web.Request, key: str | None) -> tuple[int, di
     return 202, await request.app[SERVICE].broadcast(request[AGENT], body, key)
 
 
+@idempotent
+async def post_edit(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
+    outbox_id = request.match_info["id"]
+    if not _ULID.fullmatch(outbox_id):
+        raise ApiError(404, "no such reply")
+    body = await _body(request, EditBody)
+    return 202, await request.app[SERVICE].edit(request[AGENT], outbox_id, body)
+
+
 async def get_outbox(request: web.Request) -> web.Response:
     outbox_id = request.match_info["id"]
     if not _ULID.fullmatch(outbox_id):
@@ -183,6 +193,29 @@ async def get_attachment(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="application/octet-stream")
 
 
+async def post_attachment(request: web.Request) -> web.Response:
+    """Upload a file for a reply: the raw bytes as the body (any Content-Type), at most
+    :data:`~airlock.messages.reply_files.MAX_REPLY_ATTACHMENT_BYTES` (413 past it, 422 when empty). Idempotent by
+    content (the answer names the blob by its SHA-256), so an Idempotency-Key is accepted and not needed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise ApiError(400, "Idempotency-Key must be 1..255 printable ASCII characters")
+    if request.content_length is not None and request.content_length > MAX_REPLY_ATTACHMENT_BYTES:
+        raise ApiError(413, f"an attachment is at most {MAX_REPLY_ATTACHMENT_BYTES} bytes")
+    # the app's client_max_size (for JSON bodies) is smaller than a file: read the stream here, bounded
+    data = await request.content.read(MAX_REPLY_ATTACHMENT_BYTES + 1)
+    while len(data) <= MAX_REPLY_ATTACHMENT_BYTES and not request.content.at_eof():
+        more = await request.content.read(MAX_REPLY_ATTACHMENT_BYTES + 1 - len(data))
+        if not more:
+            break
+        data += more
+    if len(data) > MAX_REPLY_ATTACHMENT_BYTES:
+        raise ApiError(413, f"an attachment is at most {MAX_REPLY_ATTACHMENT_BYTES} bytes")
+    if not data:
+        raise ApiError(422, "body: an attachment needs at least one byte")
+    return web.json_response(await request.app[SERVICE].upload(request[AGENT], data), status=201)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/openapi.json", get_openapi)
     app.router.add_get("/v1/messages", get_messages)
@@ -191,4 +224,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages/{id}/status", post_status)
     app.router.add_post("/v1/broadcast", post_broadcast)
     app.router.add_get("/v1/outbox/{id}", get_outbox)
+    app.router.add_post("/v1/outbox/{id}/edit", post_edit)
+    app.router.add_post("/v1/attachments", post_attachment)
     app.router.add_get("/v1/attachments/{sha256}", get_attachment)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -56,6 +57,8 @@ class AgentApi:
         self._workers: dict[str, PushWorker] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self.port: int | None = None
+        self.sock: socket.socket | None = None
+        """A listening socket inherited from the supervisor of ``--workers N`` (used instead of binding)."""
 
     @property
     def base_url(self) -> str:
@@ -65,7 +68,8 @@ class AgentApi:
         config = self.host.config
         self._runner = web.AppRunner(build_app(self.service), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.agent_api_host, config.agent_api_bind_port)
+        site: web.BaseSite = (web.SockSite(self._runner, self.sock) if self.sock is not None
+                              else web.TCPSite(self._runner, config.agent_api_host, config.agent_api_bind_port))
         try:
             await site.start()
         except OSError as exc:

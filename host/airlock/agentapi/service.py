@@ -2,9 +2,10 @@
 
 Every operation checks that the message is routed to the calling agent (404 otherwise: another agent's messages
 do not exist for it) and, when a lease token is given, that the message is leased under it (409 otherwise).
-Replies, broadcasts and status updates are appended to the outbox and the call returns at once with the outbox
-id (202): delivery, with its retries, is the outbox sender's job (``GET /v1/outbox/{id}`` shows how it went). A
-reply acknowledges its message in the same transaction (``MessageLog.ack_and_append``).
+Replies, broadcasts, status updates and edits of replies (streamed replies: ``messages.streaming``) are appended to
+the outbox and the call returns at once with the outbox id (202): delivery, with its retries, is the outbox sender's
+job (``GET /v1/outbox/{id}`` shows how it went). A reply acknowledges its message in the same transaction
+(``MessageLog.ack_and_append``).
 
 Outbox entries made here carry ``payload["agent"]``, so ``GET /v1/outbox/{id}`` shows an agent only its own, and
 an Idempotency-Key becomes the outbox's own ``idempotency_key`` as ``<agent>:<key>``: a retried POST never
@@ -20,9 +21,19 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..messages.model import Entry, OutboxEntry
 from ..messages.outbox import Outbound
+from ..messages.reply_files import ReplyFile, ReplyFileError, check_totals
+from ..messages.streaming import StreamError
 from ..runtime.values import StatusUpdate
 from .auth import ApiError
-from .models import BroadcastBody, ReplyBody, StatusBody, message_json, outbox_json
+from .models import (
+    BroadcastBody,
+    EditBody,
+    ReplyBody,
+    StatusBody,
+    attachment_url,
+    message_json,
+    outbox_json,
+)
 
 if TYPE_CHECKING:
     from ..host import AirlockHost
@@ -74,10 +85,17 @@ class AgentService:
 
     async def reply(self, agent: str, message_id: str, body: ReplyBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)
-        payload = {"content": body.text, "thread_id": body.thread or entry.thread_id,
-                   "metadata_json": entry.metadata_json, "agent": agent}
+        payload: dict[str, Any] = {"content": body.text, "thread_id": body.thread or entry.thread_id,
+                                   "metadata_json": entry.metadata_json, "agent": agent}
+        if body.attachments:
+            if body.stream:
+                raise ApiError(422, "attachments: a streamed reply carries text only; send files in a reply "
+                                    "without stream")
+            payload["attachments"] = [f.as_dict() for f in await self._reply_files(agent, body)]
         out = Outbound(instance=entry.instance, conversation=entry.route.conversation, kind="respond",
                        payload=payload, in_reply_to=entry.id, idempotency_key=_key(agent, idem))
+        if body.stream:
+            out = self.host.streams.head(out)
         was_open = entry.state != "acked"
         try:
             stored = await self.host.durable(self.host.log.ack_and_append, entry.id, body.lease_token, [out],
@@ -88,8 +106,45 @@ class AgentService:
             raise ApiError(404, f"no message {message_id} for agent {agent}") from None
         if was_open:
             self.host.bus.acked()
+        if body.stream:
+            self.host.streams.opened(stored[0])
         self.host.outbox.wake()
         return _accepted(stored[0])
+
+    async def _reply_files(self, agent: str, body: ReplyBody) -> list[ReplyFile]:
+        """The reply's files as references, checked: each blob stored and usable by ``agent`` (404 otherwise),
+        limits kept (422)."""
+        files = []
+        for i, a in enumerate(body.attachments):
+            granted = await asyncio.to_thread(self.registry.granted, agent, a.sha256)
+            size = await asyncio.to_thread(self.host.blobs.size, a.sha256) if granted else None
+            if size is None:
+                # 404, as GET /v1/attachments/{sha256} answers for the same blob: it does not exist for this agent
+                raise ApiError(404, f"attachments.{i}: no attachment {a.sha256} for agent {agent} (upload it first "
+                                    "with POST /v1/attachments)")
+            files.append(ReplyFile(a.sha256, a.filename, a.mime_type, size))
+        try:
+            check_totals(files)
+        except ReplyFileError as exc:
+            raise ApiError(422, f"attachments: {exc}") from None
+        return files
+
+    async def upload(self, agent: str, data: bytes) -> dict[str, Any]:
+        """Store a file for a later reply (``POST /v1/attachments``); ``agent`` may then name it by its SHA-256."""
+        digest = await asyncio.to_thread(self.host.blobs.put, data)
+        await asyncio.to_thread(self.registry.grant, agent, [digest])
+        return {"sha256": digest, "size": len(data), "url": attachment_url(digest)}
+
+    async def edit(self, agent: str, outbox_id: str, body: EditBody) -> dict[str, Any]:
+        """The next text of a streamed reply, or a one-off edit of a sent one (``messages.streaming``)."""
+        reply = await asyncio.to_thread(self.host.log.get_outbox, outbox_id)
+        if reply is None or reply.kind != "respond" or reply.payload.get("agent") != agent:
+            raise ApiError(404, f"no reply {outbox_id} for agent {agent}")
+        try:
+            entry = await self.host.streams.edit(outbox_id, body.text, final=body.final, extra={"agent": agent})
+        except StreamError as exc:
+            raise ApiError(409, str(exc)) from None
+        return _accepted(entry)
 
     async def status(self, agent: str, message_id: str, body: StatusBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)

@@ -37,6 +37,7 @@ against the rolled-back values.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -45,11 +46,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import AirlockError, StateUnavailable
+from ..errors import AirlockError, LeaseLost, StateUnavailable
 from ..runtime.linker import GuestFault
+from ..state.leases import COMMIT_FENCE
 
 if TYPE_CHECKING:
     from ..messages.model import NewEntry
+    from ..state.leases import Fence
 
 MAX_PATH_BYTES = 256
 MAX_VALUE_BYTES = 1024 * 1024
@@ -97,6 +100,8 @@ class _Staged:
     undo: list[tuple[str, str | None, int | None]]
     """``(path, value before, version before)`` of every write, in write order (None: the path was absent)."""
     future: Future[list[NewEntry]]
+    fence: Fence | None = None
+    """The lease that fences it (``state.leases.COMMIT_FENCE`` when it was staged): a poller's cursor commit."""
 
     @property
     def size(self) -> int:
@@ -109,7 +114,7 @@ class DurableBackend(Protocol):
 
     def load_workspace(self, instance: str) -> dict[str, str]: ...
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]: ...
+               now: float, fence: Fence | None = None) -> list[NewEntry]: ...
 
 
 def validate_path(path: str) -> str:
@@ -163,6 +168,36 @@ class Workspace:
         with self._lock:
             return self._values.get(path)
 
+    def reload(self) -> None:
+        """Take the durable values from the backend again: another process committed them (a poller's lease moved
+        here, ``channels.poll_lease``). Changed keys get a new version, so a callback that read the old value
+        conflicts. Blocking (a database read)."""
+        if self._backend is None:
+            return
+        # staged commits first: what they write is what the database will say (a failed one was undone in memory;
+        # the database has the values from before it)
+        with contextlib.suppress(CommitFailed):
+            self.flushed().result()
+        fresh = {k: v for k, v in self._backend.load_workspace(self.channel).items() if self.is_durable(k)}
+        with self._lock:
+            # keys of commits staged since: this process's newer values, on their way to the database
+            pending = {k for item in self._staged + self._flushing for k in item.durable}
+            self._reload_locked(fresh, pending)
+
+    def _reload_locked(self, fresh: Mapping[str, str], pending: set[str]) -> None:
+        """Replace the durable values but ``pending`` by ``fresh`` (the caller holds the lock)."""
+        self._clock += 1
+        for key in [k for k in self._values if self.is_durable(k) and k not in fresh and k not in pending]:
+            self.total_bytes -= _size(key, self._values.pop(key))
+            self._versions[key] = self._clock
+        for key, value in fresh.items():
+            old = self._values.get(key)
+            if old == value or key in pending:
+                continue
+            self.total_bytes += _size(key, value) - (_size(key, old) if old is not None else 0)
+            self._values[key] = value
+            self._versions[key] = self._clock
+
     def commit(self, txn: WorkspaceTxn, entries: Sequence[NewEntry] = ()) -> list[NewEntry]:
         """:meth:`stage` and wait until durable: the entries the backend appended (duplicates dropped; all of them
         without a backend). Raises WorkspaceConflict before anything is written, CommitFailed after."""
@@ -188,7 +223,11 @@ class Workspace:
             if not backend_work and (self._backend is None or not (self._staged or self._flushing)):
                 fut.set_result(list(entries))  # nothing to write, nothing queued to wait for
                 return fut
-            self._staged.append(_Staged(durable, list(entries), undo, fut))
+            # a poller's commit carries its lease's fencing token (``channels.poll_lease``): LeaseLost, nothing of
+            # its batch applied, once another process holds the lease
+            source = COMMIT_FENCE.get()
+            self._staged.append(_Staged(durable, list(entries), undo, fut,
+                                        source.fence if source is not None else None))
             if not self._flusher_running:
                 self._flusher_running = True
                 _flushers.submit(self._flush)
@@ -231,9 +270,7 @@ class Workspace:
                 durable.update(item.durable)
                 entries.extend(item.entries)
             try:
-                assert self._backend is not None  # only channels with a backend stage commits
-                appended = self._backend.commit(self.channel, durable, entries, time.time()) \
-                    if durable or entries else []
+                appended = self._commit_batch(durable, entries, batch[0].fence) if durable or entries else []
             except Exception as exc:  # storage failure (or a host bug): fail the batch and all built on it
                 self._fail(batch, exc)
                 continue
@@ -243,14 +280,21 @@ class Workspace:
             for item in batch:
                 item.future.set_result([e for e in item.entries if e.id in kept])
 
+    def _commit_batch(self, durable: Mapping[str, str], entries: Sequence[NewEntry],
+                      fence: Fence | None) -> list[NewEntry]:
+        assert self._backend is not None  # only channels with a backend stage commits
+        if fence is None:  # unfenced: as every backend was called before leases (bench/memlog.py, test doubles)
+            return self._backend.commit(self.channel, durable, entries, time.time())
+        return self._backend.commit(self.channel, durable, entries, time.time(), fence=fence)
+
     def _take(self) -> list[_Staged]:
         """The next batch (the caller holds the lock): staged commits in order, within the merge limits."""
         batch: list[_Staged] = []
         size = 0
         while self._staged and len(batch) < MAX_MERGED_COMMITS:
             size += self._staged[0].size
-            if batch and size > MAX_MERGED_BYTES:
-                break
+            if batch and (size > MAX_MERGED_BYTES or self._staged[0].fence != batch[0].fence):
+                break  # a fenced commit is never merged with commits of another fence (or none)
             batch.append(self._staged.pop(0))
         self._flushing = batch
         return batch
@@ -272,8 +316,10 @@ class Workspace:
                         self._values[key] = old
                         self._versions[key] = version if version is not None else 0
             self.epoch += 1
-        log.error("[%s] durable commit failed, %d staged commit(s) rolled back: %s: %s", self.channel, len(chain),
-                  type(exc).__name__, exc)
+        # a poller whose lease moved to another process (``channels.poll_lease``) is expected now and then
+        log.log(logging.WARNING if isinstance(exc, LeaseLost) else logging.ERROR,
+                "[%s] durable commit failed, %d staged commit(s) rolled back: %s: %s", self.channel, len(chain),
+                type(exc).__name__, exc)
         down = isinstance(exc, StateUnavailable)
         for item in chain:
             item.future.set_exception(CommitFailed("the message log could not store this callback's writes",

@@ -19,7 +19,8 @@ Start config (:func:`start_config`), following IronClaw's channel setup (nearai/
 
 ``wit_version`` (:func:`wit_version_note`): a file written for an older version of the same WIT family (``0.3.0``
 for a ``0.3.1`` component; for ``0.x`` the family is the minor version, else the major) is accepted silently, as
-IronClaw accepts a 0.3.x component for a 0.3.0 file; anything else is worth a warning.
+IronClaw accepts a 0.3.x component for a 0.3.0 file; anything else is worth a warning. Airlock's own package only adds
+between versions, so a ``0.1.0`` file fits a ``0.2.0`` component.
 """
 
 from __future__ import annotations
@@ -130,14 +131,15 @@ def start_config(caps: CapabilitiesFile, world: World, *, public_base_url: str |
     return json.dumps(config)
 
 
-def wit_version_note(declared: str, built: str) -> str | None:
+def wit_version_note(declared: str, built: str, *, additive: bool = False) -> str | None:
     """``None`` when a file declaring ``declared`` fits a component built for ``built`` (module docstring), else a
-    one-line note."""
+    one-line note. ``additive``: the package only adds between versions, even 0.x minors (Airlock's own
+    ``airlock:channel``, ``wit/channel.wit``), so any older version of the same major fits."""
     a, b = _SEMVER_RE.match(declared.strip()), _SEMVER_RE.match(built.strip())
     if a is not None and b is not None:
         d = tuple(int(x) for x in a.groups())
         c = tuple(int(x) for x in b.groups())
-        family_d, family_c = (d[:2], c[:2]) if d[0] == 0 else (d[:1], c[:1])
+        family_d, family_c = (d[:2], c[:2]) if d[0] == 0 and not additive else (d[:1], c[:1])
         if family_d == family_c and d <= c:
             return None
     return f"wit_version {declared} does not match the component's WIT version {built}"

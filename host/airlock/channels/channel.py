@@ -43,6 +43,7 @@ from ..errors import (
     GuestReturnedError,
     GuestTrap,
     HostBug,
+    NothingToChange,
     SandboxBusy,
 )
 from ..manifest import CapabilitiesFile
@@ -56,6 +57,8 @@ from ..runtime.values import (
     ChannelConfig,
     EmittedMessage,
     IncomingHttpRequest,
+    MessageEdit,
+    Reaction,
     StatusUpdate,
 )
 from .callstate import CallState
@@ -241,13 +244,46 @@ class Channel:
         return self._call("on-poll", ())
 
     def respond(self, response: AgentResponse) -> CallOutcome:
-        return self._call("on-respond", (convert.agent_response_to_wit(response),), finish=self._unit)
+        """on-respond: ``delivery.on-respond`` when the component exports ``delivery`` (world 0.2.0; ``value`` is
+        the platform message id or None, an error may carry a send class), else ``channel.on-respond``."""
+        args = (convert.agent_response_to_wit(response),)
+        if self.loaded.exports_optional("delivery"):
+            return self._call("delivery.on-respond", args, finish=self._sent)
+        return self._call("on-respond", args, finish=self._unit)
 
     def status(self, update: StatusUpdate) -> CallOutcome:
         return self._call("on-status", (convert.status_update_to_wit(update),))
 
     def broadcast(self, user_id: str, response: AgentResponse) -> CallOutcome:
-        return self._call("on-broadcast", (user_id, convert.agent_response_to_wit(response)), finish=self._unit)
+        """on-broadcast, through ``delivery`` when exported (as ``respond``)."""
+        args = (user_id, convert.agent_response_to_wit(response))
+        if self.loaded.exports_optional("delivery"):
+            return self._call("delivery.on-broadcast", args, finish=self._sent)
+        return self._call("on-broadcast", args, finish=self._unit)
+
+    @property
+    def can_edit(self) -> bool:
+        """Whether the component exports ``edits`` (and ``delivery``, which gives the ids edits need)."""
+        return self.loaded.exports_optional("edits") and self.loaded.exports_optional("delivery")
+
+    def edit(self, edit: MessageEdit) -> CallOutcome:
+        """``edits.on-edit``. Raises NothingToChange when the component does not export it (check ``can_edit``)."""
+        if not self.can_edit:
+            raise NothingToChange(f"channel {self.name} does not export on-edit")
+        return self._call("edits.on-edit", (convert.message_edit_to_wit(edit),), finish=self._sent)
+
+    def react(self, reaction: Reaction) -> CallOutcome:
+        """``reactions.on-react``. Raises NothingToChange when the component does not export it."""
+        if not self.loaded.exports_optional("reactions"):
+            raise NothingToChange(f"channel {self.name} does not export on-react")
+        return self._call("reactions.on-react", (convert.reaction_to_wit(reaction),), finish=self._sent)
+
+    @staticmethod
+    def _sent(out: CallOutcome) -> CallOutcome:
+        """A world 0.2.0 result (``result<option<string>, send-error>`` or ``result<_, send-error>``)."""
+        if out.ok:
+            out.value, out.error = convert.sent_result_from_wit(out.value)
+        return out
 
     def shutdown(self) -> CallOutcome:
         return self._call("on-shutdown", ())

@@ -59,11 +59,12 @@ from ..messages.inbox import Inbox
 from ..messages.model import OutboxEntry
 from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import AgentResponse, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
-from . import activation, admission
+from ..runtime.values import AgentResponse, Attachment, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
+from . import activation, admission, changes
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
+from .poll_lease import LeaseHolder, PollLeasing, run_leased
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 
 log = logging.getLogger("airlock.channels")
@@ -113,6 +114,8 @@ class ChannelSlot:
     """True while an on-poll callback runs (disable waits for it instead of cancelling)."""
     lifecycle: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serializes disable and enable of this channel."""
+    lease: LeaseHolder | None = None
+    """With several workers or nodes: the lease its poller and websocket run under (``poll_lease``)."""
 
 
 class ChannelManager:
@@ -122,6 +125,7 @@ class ChannelManager:
         self, runtime: Runtime, services: HostServices, bus: Inbox, *,
         min_poll_interval_override_ms: int | None = None, workers: int = 8,
         sockets: SocketSettings | None = None, inline: bool = True, public_base_url: str | None = None,
+        leasing: PollLeasing | None = None,
     ) -> None:
         self.runtime = runtime
         self.services = services
@@ -130,6 +134,8 @@ class ChannelManager:
         self.sockets = sockets if sockets is not None else SocketSettings()
         self.inline = inline
         self.public_base_url = public_base_url
+        self.leasing = leasing
+        """None: pollers and websockets run in this process unconditionally (one process holds every channel)."""
         self.on_switch: Callable[[str, bool], Awaitable[None]] | None = None
         """Called after an operator's disable/enable (``state.cluster`` tells the other nodes)."""
         #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
@@ -207,8 +213,15 @@ class ChannelManager:
         assert isinstance(out.value, ChannelConfig)
         self._register(slot, out.value)
         slot.active, slot.reason = True, "active"
+        if self.leasing is not None and (slot.poll_interval_s is not None or slot.socket is not None):
+            slot.lease = LeaseHolder(self.leasing, f"poll:{ch.name}")
+            slot.poll_task = asyncio.create_task(run_leased(self, slot, slot.lease), name=f"lease-{ch.name}")
+            return
         if slot.poll_interval_s is not None:
             slot.poll_task = asyncio.create_task(self._poll_loop(slot), name=f"poll-{ch.name}")
+        await self._start_socket(slot)
+
+    async def _start_socket(self, slot: ChannelSlot) -> None:
         if slot.socket is not None:
             await slot.socket.start()
         if slot.event_queue is not None:
@@ -363,12 +376,12 @@ class ChannelManager:
         self.dispatch(slot, out)
         return out
 
-    async def _poll_loop(self, slot: ChannelSlot) -> None:
+    async def _poll_loop(self, slot: ChannelSlot, holder: LeaseHolder | None = None) -> None:
         interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
         while not slot.halt.is_set():
             await self.bus.wait_for_room()
-            if slot.halt.is_set():
-                break
+            if slot.halt.is_set() or (holder is not None and not holder.held()):
+                break  # a lost lease stops the poller before its next poll
             async with slot.poll_lane:
                 out = await self._poll_once(slot)
             if out.ok and self._poll_again_now(out):
@@ -407,10 +420,11 @@ class ChannelManager:
             raise ConfigError(f"channel {name!r} is not active")
         return slot
 
-    async def deliver(self, entry: OutboxEntry) -> CallOutcome:
-        """Run one outbox entry's callback (on-respond, on-broadcast or on-status) on the channel's main lane, with
-        the ORIGINAL message's metadata (``payload["metadata_json"]``). Raises ConfigError when the channel is
-        not active."""
+    async def deliver(self, entry: OutboxEntry, files: tuple[Attachment, ...] = ()) -> CallOutcome:
+        """Run one outbox entry's callback (on-respond, on-broadcast, on-status, on-edit, on-react) on the channel's
+        main lane, with the ORIGINAL message's metadata (``payload["metadata_json"]``); ``files``: the reply's
+        attachments, read from the blob store by the host (``messages.reply_files``). Raises ConfigError when the
+        channel is not active."""
         slot = self.slot_for(entry.instance)
         p = entry.payload
         if entry.kind == "status":
@@ -418,9 +432,12 @@ class ChannelManager:
                                   metadata_json=str(p.get("metadata_json") or "{}"))
             return await self.run_main(slot, slot.channel.status, update)
         response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
-                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"))
+                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"),
+                                 attachments=files)
         if entry.kind == "broadcast":
             return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
+        if entry.kind in ("edit", "react"):
+            return await changes.deliver(self.run_main, slot, entry, response)
         if entry.in_reply_to is not None:
             self.stop_typing(entry.in_reply_to)
         out = await self.run_main(slot, slot.channel.respond, response)

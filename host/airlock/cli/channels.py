@@ -162,7 +162,8 @@ def _install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPack
         loaded = load_component(runtime, wasm)
     check_world(doc, caps, loaded)
     world_version = loaded.world.channel_interface.rsplit("@", 1)[-1]
-    if wit_version_note(doc.wit_version, world_version) is not None:
+    additive = loaded.world.channel_interface.startswith("airlock:channel/")  # versions only add (wit/channel.wit)
+    if wit_version_note(doc.wit_version, world_version, additive=additive) is not None:
         log.warning("%s: $.wit_version: %s, but the component was built against %s", caps, doc.wit_version,
                     loaded.world.channel_interface)
     if pkg is not None:

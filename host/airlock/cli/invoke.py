@@ -61,7 +61,7 @@ class _SeedWorkspace:
         return dict(self.values)
 
     def commit(self, instance: str, workspace: Mapping[str, str], entries: Sequence[NewEntry],
-               now: float) -> list[NewEntry]:
+               now: float, fence: object = None) -> list[NewEntry]:
         self.values.update(workspace)
         return list(entries)
 

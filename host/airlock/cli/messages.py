@@ -82,7 +82,8 @@ def outbox_doc(o: OutboxEntry) -> dict[str, Any]:
     return {"id": o.id, "direction": "out", "kind": o.kind, "channel": o.instance, "state": o.state,
             "attempts": o.attempts, "at": o.created_at, "text": str(p.get("content") or p.get("status") or ""),
             "last_error": o.last_error, "in_reply_to": o.in_reply_to, "conversation": o.conversation,
-            "next_attempt_at": o.next_attempt_at, "updated_at": o.updated_at, "agent": p.get("agent")}
+            "next_attempt_at": o.next_attempt_at, "updated_at": o.updated_at, "agent": p.get("agent"),
+            "platform_message_id": o.platform_message_id}
 
 
 @messages_app.command("list")

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ..manifest import CapabilitiesFile
 from ..observability.docs import json_or_text, jsonable, redact, safe, trap_class
+from ..runtime.engine import OPTIONAL_EXPORTS
 
 if TYPE_CHECKING:
     from ..channels.channel import CallOutcome, Channel
@@ -78,12 +79,25 @@ def component_doc(loaded: LoadedComponent) -> dict[str, Any]:
         "channel_interface": loaded.world.channel_interface,
         "imports": list(loaded.imports),
         "imports_wasi": loaded.imports_wasi,
-        "exports": {loaded.world.channel_interface: list(loaded.exports)},
+        "exports": _exports_doc(loaded),
+        "optional_exports": {name: loaded.exports_optional(name)
+                             for name in OPTIONAL_EXPORTS.get(loaded.world.channel_interface, {})},
         "size_bytes": loaded.size_bytes,
         "sha256": loaded.sha256,
         "load_ms": round(loaded.load_ms, 2),
         "from_cache": loaded.from_cache,
     }
+
+
+def _exports_doc(loaded: LoadedComponent) -> dict[str, list[str]]:
+    """Exported interface -> its callbacks: the channel interface, then each optional interface the component has
+    (world 0.2.0: ``airlock:channel/delivery@0.2.0``: on-respond, on-broadcast; ``edits``; ``reactions``)."""
+    channel = loaded.world.channel_interface
+    doc: dict[str, list[str]] = {channel: [n for n in loaded.exports if "." not in n]}
+    package, version = channel.split("/", 1)[0], channel.rsplit("@", 1)[1]
+    for name in loaded.optional_exports:
+        doc[f"{package}/{name}@{version}"] = [n.split(".", 1)[1] for n in loaded.exports if n.startswith(f"{name}.")]
+    return doc
 
 
 def unsupported_doc(
@@ -101,6 +115,7 @@ def unsupported_doc(
         "imports": imports or [],
         "imports_wasi": any(i.startswith("wasi:") for i in imports or []),
         "exports": {name: [] for name in exports or []},
+        "optional_exports": {},
         "size_bytes": size_bytes,
         "sha256": sha256,
         "load_ms": round(load_ms, 2),
@@ -133,6 +148,9 @@ def render_inspect(console: Console, doc: Mapping[str, Any]) -> None:
     exports = dict(doc["exports"])
     lines = [f"{safe(k)}: {', '.join(v)}" if v else safe(k) for k, v in exports.items()]
     grid.add_row("exports", Text("\n".join(lines) or "none"))
+    optional = dict(doc.get("optional_exports") or {})
+    if optional:  # world 0.2.0: which optional interfaces the component implements
+        grid.add_row("optional", Text(", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in optional.items())))
     how = "from the compile cache" if doc["from_cache"] else "compiled (now cached)"
     if not doc["supported"]:
         how = "compile attempt"

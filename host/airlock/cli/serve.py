@@ -24,6 +24,8 @@ from ..host_config import HostConfig
 from ..host_settings import Settings
 from ..observability.logs import parse_level
 from ..stores.homelock import HomeLock
+from ..workers.role import WorkerRole
+from ..workers.role import current as current_role
 from .about import version_doc
 from .app import app, fail, friendly_errors, parse_upstreams, settings_from, setup_logging
 from .runfile import FLUSH_INTERVAL_S, ErrorRecorder, RunFile, started_info
@@ -81,11 +83,19 @@ def serve(
     lenient: Annotated[bool, typer.Option(
         "--lenient", help="Load capabilities files with unknown keys (warned about and ignored) instead of "
                           "refusing those channels.")] = False,
+    workers: Annotated[int, typer.Option(
+        metavar="N", min=0,
+        help="Worker processes sharing the listeners (0: one per core). With N > 1 a supervisor restarts workers "
+             "that die; webhooks go to any worker, each poller and websocket runs in one worker at a time (a "
+             "lease); worker 0 runs the agent API, admin console, in-process agent and outbox. (default: 1: one "
+             "process, the embedded default: it has no supervisor to fail, and one core is enough for most "
+             "gateways on SQLite; give more when callbacks use up a core)")] = 1,
 ) -> None:
     """Run the gateway: load the installed channels, serve their webhooks and run the agent until Ctrl-C.
 
     SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. One serve per home:
-    a second one exits at once, naming the PID of the first (HOME/serve.lock).
+    a second one exits at once, naming the PID of the first (HOME/serve.lock). With ``--workers N`` (N > 1) the
+    supervisor holds that lock and its workers run under it (``airlock.workers``).
     """
     options = {"listen_port": port, "listen_host": host, "channels_dir": channels_dir, "public_base_url": public_url,
                "agent_api_port": agent_api_port, "log_format": log_format, "admin": admin,
@@ -97,8 +107,12 @@ def serve(
         values["upstream_overrides"] = parse_upstreams(upstream)
     settings = settings_from(ctx, defaults={"admin": True}, **values)
     agent_fn, agent_name = _agent(agent)
+    role = current_role()
+    if role is not None:  # a worker: its supervisor holds the home's lock
+        _serve_locked(settings, agent_fn, agent_name, workers, role)
+        return
     with HomeLock(settings.config.home):  # before anything binds a port: a second serve names the first's PID
-        _serve_locked(settings, agent_fn, agent_name)
+        _serve_locked(settings, agent_fn, agent_name, workers, None)
 
 
 def _agent(spec: str | None) -> tuple[Agent, str]:
@@ -114,7 +128,8 @@ def _agent(spec: str | None) -> tuple[Agent, str]:
     return echo_agent, "echo (built in)"
 
 
-def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str) -> None:
+def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str, workers: int,
+                  role: WorkerRole | None) -> None:
     config = settings.config
     setup_logging(parse_level(config.log_level), serve=True, fmt=config.log_format)
     if config.admin and settings.origins["admin_port"][0] == "default" \
@@ -125,17 +140,23 @@ def _serve_locked(settings: Settings, agent_fn: Agent, agent_name: str) -> None:
     log.info("home %s, channels from %s", config.home, config.channels_dir)
     for logical, base in config.upstream_overrides.items():
         log.warning("upstream override: %s -> %s", logical, base)
+    count = workers or os.cpu_count() or 1
+    if role is None and count > 1:
+        from ..workers.launch import run_supervisor
+
+        raise typer.Exit(run_supervisor(config, count))
     try:
-        code = asyncio.run(_serve(config, agent_fn, agent_name))
+        code = asyncio.run(_serve(config, agent_fn, agent_name, role))
     except KeyboardInterrupt:
         fail("interrupted while stopping")
     raise typer.Exit(code)
 
 
-async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
+async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: WorkerRole | None = None) -> int:
     from ..host import AirlockHost
+    from ..workers.launch import watch_parent
 
-    host = AirlockHost(config)
+    host = AirlockHost(config, role=role)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []
@@ -159,12 +180,17 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
                 raise
             why = str(exc).rsplit(": ", 1)[-1] or os.strerror(exc.errno or 0)
             raise ConfigError(f"cannot listen on {config.listen_host}:{config.listen_port}: {why}") from None
+        if role is not None:
+            role.ready()
+            if not role.agent_side:  # the others only answer webhooks and poll (``AirlockHost.agent_side``)
+                agent, agent_name = _no_agent, f"none (worker {role.index}; the agent runs in worker 0)"
         _show_admin(host)
-        runfile = RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
-                                                    dict(version_doc()), admin_url=host.admin_url,
-                                                    agent_api_url=host.agent_api_url), recorder)
-        runfile.write()
-        flusher = asyncio.create_task(_flush_runfile(runfile), name="runfile")
+        runfile = _runfile(host, config, recorder) if host.agent_side else None
+        if runfile is not None:
+            runfile.write()
+        flusher = asyncio.create_task(
+            _flush_runfile(runfile) if runfile is not None else stop.wait(), name="runfile")
+        orphan = asyncio.create_task(watch_parent(stop) if role is not None else stop.wait(), name="orphan")
         log.info("serving on %s with agent %s; Ctrl-C to stop", host.base_url, agent_name)
         agent_task: asyncio.Task[None] = asyncio.create_task(_run_agent(agent, host), name="agent")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
@@ -178,9 +204,9 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
             code = 1
         else:
             log.info("agent %s returned; stopping", agent_name)
-        for task in (agent_task, stop_task, flusher):
+        for task in (agent_task, stop_task, flusher, orphan):
             task.cancel()
-        await asyncio.gather(agent_task, stop_task, flusher, return_exceptions=True)
+        await asyncio.gather(agent_task, stop_task, flusher, orphan, return_exceptions=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -190,6 +216,12 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str) -> int:
             runfile.remove()
         log.info("airlock stopped")
     return code
+
+
+def _runfile(host: AirlockHost, config: HostConfig, recorder: ErrorRecorder) -> RunFile:
+    return RunFile(config.home, started_info(host.base_url, config.listen_host, host.port or 0, config.home,
+                                             dict(version_doc()), admin_url=host.admin_url,
+                                             agent_api_url=host.agent_api_url), recorder)
 
 
 def _port_free(host: str, port: int) -> bool:

@@ -109,9 +109,19 @@ def _problems(gateway: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def _worker_problems(workers: list[dict[str, Any]]) -> list[str]:
+    return [f"worker {w['index']}: crash loop (last exit {w['last_exit']}), not restarted" for w in workers
+            if w.get("state") == "crash-loop"]
+
+
 def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str, Any]:
-    """Everything ``status`` reports (its ``--json`` document)."""
+    """Everything ``status`` reports (its ``--json`` document); ``workers`` is the supervisor's list under
+    ``airlock serve --workers N`` (``workers.supervisor``: index, pid, state, restarts, last_exit), else null."""
+    from ..workers.supervisor import read_status
+
     info = read_runfile(config.home)
+    supervised = read_status(config.home) if url is None else None
+    workers: list[dict[str, Any]] | None = supervised["workers"] if supervised is not None else None
     stale = info is not None and not pid_running(int(info["pid"]))
     if url is not None:
         source, target = "--url", url
@@ -137,13 +147,13 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
         row["provenance"] = (provenance_doc(provenance_path(config.channels_dir, row["name"])) if url is None
                              else None)
     nodes = _nodes(health)
-    problems = _problems(gateway, rows)
+    problems = _problems(gateway, rows) + _worker_problems(workers or [])
     # a lost node is shown, not failing: this node is fine, and a container healthcheck (the Dockerfile's runs
     # `airlock status`) must not mark every node unhealthy because one is gone
     node_warnings = [f"node {n['id']} on {n['host']}: no heartbeat for {n['heartbeat_age_s']} s (lost)"
                      for n in nodes if n["state"] == "lost"]
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
-            "nodes": nodes, "node_warnings": node_warnings, "cli": dict(version_doc())}
+            "workers": workers, "nodes": nodes, "node_warnings": node_warnings, "cli": dict(version_doc())}
 
 
 def _nodes(health: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -203,6 +213,10 @@ def _render(out: Console, doc: dict[str, Any]) -> None:
         if listeners:
             out.print(f"listeners: {', '.join(listeners)}", highlight=False)
         out.print(f"channels: {active} of {len(doc['channels'])} active", highlight=False)
+        if doc.get("workers"):
+            out.print("workers: " + ", ".join(
+                f"{w['index']} {w['state']} (pid {w['pid']}, {w['restarts']} restarts)" for w in doc["workers"]),
+                highlight=False)
     else:
         out.print(f"gateway: DOWN ({safe(gw['url'])}, {gw['source']})", style="red", highlight=False)
     if doc["nodes"]:

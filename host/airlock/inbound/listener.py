@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,12 +124,15 @@ class _GatedProtocol(asyncio.Protocol):
 
 class GatedTCPSite(web.BaseSite):
     """A TCP site whose connections pass a :class:`ConnectionGate` first (aiohttp's documented ``BaseSite``
-    extension point). ``port`` is the bound port once started (useful with port 0)."""
+    extension point). ``port`` is the bound port once started (useful with port 0). With ``sock`` (a listening
+    socket inherited from ``airlock serve --workers N``'s supervisor), it accepts there instead of binding."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, gate: ConnectionGate) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, gate: ConnectionGate, *,
+                 sock: socket.socket | None = None) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
+        self._sock = sock
         self.gate = gate
         self.port: int | None = None
 
@@ -142,7 +146,10 @@ class GatedTCPSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         factory: Callable[[], asyncio.Protocol] = lambda: _GatedProtocol(server(), self.gate)  # noqa: E731
-        self._server = await loop.create_server(factory, self._host, self._port)
+        if self._sock is not None:
+            self._server = await loop.create_server(factory, sock=self._sock)
+        else:
+            self._server = await loop.create_server(factory, self._host, self._port)
         sockets = self._server.sockets
         self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
 

@@ -25,6 +25,8 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -42,8 +44,22 @@ from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, ver
 
 log = logging.getLogger("airlock.inbound")
 
+@dataclass(frozen=True)
+class WorkerInfo:
+    """This worker's index and where its supervisor's status file is (``workers.supervisor``)."""
+
+    index: int
+    home: Path
+
+    def status(self) -> dict[str, Any] | None:
+        from ..workers.supervisor import read_status
+
+        return read_status(self.home)
+
+
 MANAGER: web.AppKey[ChannelManager] = web.AppKey("manager", ChannelManager)
 LIMITS: web.AppKey[ListenerLimits] = web.AppKey("limits", ListenerLimits)
+WORKERS: web.AppKey[WorkerInfo] = web.AppKey("workers", WorkerInfo)
 NODES: web.AppKey[NodeBeacon] = web.AppKey("nodes", NodeBeacon)
 """This node in the cluster's registry (PostgreSQL state only): ``/health`` then lists every node."""
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
@@ -185,6 +201,10 @@ async def health(request: web.Request) -> web.Response:
     doc: dict[str, Any] = {"status": "ok", "channels": channels, "queued": queued}
     if nodes is not None:
         doc["nodes"] = nodes
+    info = request.app.get(WORKERS)
+    if info is not None:  # under ``airlock serve --workers N``: who answered, and every worker's state
+        doc["worker"] = info.index
+        doc["workers"] = await asyncio.to_thread(info.status)
     return web.json_response(doc)
 
 
@@ -201,18 +221,28 @@ def _slot_health(slot: ChannelSlot) -> dict[str, Any]:
             "polling": slot.poll_interval_s is not None, "polls": slot.polls, "failures": slot.failures,
             "world": slot.channel.loaded.world.name,
             "websocket": slot.socket.status.as_dict() if slot.socket is not None else None,
-            "inline": slot.inline.as_dict(), "warnings": list(slot.warnings)}
+            "inline": slot.inline.as_dict(), "warnings": list(slot.warnings),
+            "lease": None if slot.lease is None else {"held": slot.lease.held(), "takeovers": slot.lease.takeovers}}
+
+
+async def _tag_worker(request: web.Request, response: web.StreamResponse) -> None:
+    """``X-Airlock-Worker: <index>`` on every answer of a worker (which of them answered; the index only)."""
+    response.headers["X-Airlock-Worker"] = str(request.app[WORKERS].index)
 
 
 def build_app(manager: ChannelManager, limits: ListenerLimits | None = None,
-              nodes: NodeBeacon | None = None) -> web.Application:
+              worker: WorkerInfo | None = None, nodes: NodeBeacon | None = None) -> web.Application:
     """The webhook application: ``/webhook/...`` and the health endpoints; serve it with
-    ``inbound.listener.GatedTCPSite`` and ``runner_kwargs(limits)`` for the socket-level limits."""
+    ``inbound.listener.GatedTCPSite`` and ``runner_kwargs(limits)`` for the socket-level limits. ``worker``: this
+    process is a worker of ``airlock serve --workers N``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[MANAGER] = manager
     app[LIMITS] = limits if limits is not None else ListenerLimits()
     if nodes is not None:
         app[NODES] = nodes
+    if worker is not None:
+        app[WORKERS] = worker
+        app.on_response_prepare.append(_tag_worker)
     app.router.add_get("/health", health, expect_handler=expect_continue)
     app.router.add_get("/health/{channel}", channel_health, expect_handler=expect_continue)
     app.router.add_route("*", "/webhook/{tail:.*}", webhook, expect_handler=expect_continue)

@@ -33,6 +33,9 @@ class BlobStore:
         digest = hashlib.sha256(data).hexdigest()
         final = self.path(digest)
         if final.exists():
+            # a new reference to an old blob: make it young again, so gc (which spares young files while their
+            # reference is being committed) cannot remove it between this put and that commit
+            os.utime(final)
             return digest
         private_dir(final.parent)
         tmp = final.with_name(f".{digest}.{os.getpid()}.tmp")
@@ -49,6 +52,13 @@ class BlobStore:
         """The blob's bytes, or None when it is not stored."""
         try:
             return self.path(sha256).read_bytes()
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def size(self, sha256: str) -> int | None:
+        """The blob's size in bytes, or None when it is not stored (or the name is not a SHA-256)."""
+        try:
+            return self.path(sha256).stat().st_size
         except (FileNotFoundError, ValueError):
             return None
 

@@ -19,6 +19,16 @@ transactions but not yet durable: another caller may read it (an agent may lease
 answered yet); whatever that caller writes durably is synced after it, so nothing durable can depend on a lost
 write, and a message lost that way was never acknowledged to its platform (at-least-once allows the redelivery).
 
+Several processes (``airlock serve --workers N``: every worker has its own committer on the same ``state.db``):
+each group is one SQLite write transaction, so groups of different processes are serialised by SQLite's write lock
+(queued on the ``<db>-writer`` gate, ``stores._sqlite.SqliteDb``); the WAL is shared and append-only in commit
+order whatever the process, so a leader's ``fdatasync`` covers its group and everything committed before it, by any
+process. A WAL restart by another process comes only after a checkpoint, which (``synchronous=NORMAL``) syncs the
+WAL first, so a group committed but not yet synced by its leader is on disk before its frames can be overwritten;
+the WAL file is removed only when the last connection of every process closes, and ``_WalFile`` reopens it if it
+was (a new inode). Closing the ``-wal`` descriptor drops no lock: SQLite's WAL locks are on the ``-shm`` file and
+the database. So the rules below hold per process, and a caller's return still means its writes are on disk.
+
 Rules:
 - A caller returns only after its group's WAL sync returned (with ``synchronous=NORMAL`` for the database, after
   its COMMIT: no sync at all, ``HostConfig.log_synchronous``).

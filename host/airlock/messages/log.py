@@ -57,6 +57,8 @@ class NewOutbound(Protocol):
     def payload(self) -> Mapping[str, object]: ...
     @property
     def idempotency_key(self) -> str | None: ...
+    @property
+    def not_before(self) -> float: ...
 
 
 class MessageLog(Protocol):
@@ -137,7 +139,17 @@ class MessageLog(Protocol):
         """Drop the claims on ``entry_ids`` (taken by ``due_outbox`` but not sent now, e.g. over the send rate)."""
         ...
 
-    def mark_sent(self, entry_id: str, now: float) -> None: ...
+    def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
+        """Mark the entry sent, with the platform's id of the message when the channel returned one (world 0.2.0's
+        ``delivery.on-respond``; edits of that reply need it)."""
+        ...
+
+    def replace_pending(self, entry_id: str, payload: Mapping[str, object], now: float,
+                        next_attempt_at: float | None = None) -> bool:
+        """Replace the payload (and, when given, the due time) of an entry that was never tried and is not due yet at
+        ``now`` (a streamed reply's paced edit, or held head, taking a newer text). False when it is due, in flight or
+        done: the caller appends a new entry instead."""
+        ...
 
     def reschedule(self, entry_id: str, next_attempt_at: float, error: str, now: float) -> None:
         """Count a failed try and keep the entry pending until ``next_attempt_at``."""

@@ -27,7 +27,7 @@ from ulid import ULID
 
 InboundState = Literal["ready", "leased", "acked"]
 OutboxState = Literal["pending", "sent", "failed"]
-OutboxKind = Literal["respond", "broadcast", "status"]
+OutboxKind = Literal["respond", "broadcast", "status", "edit", "react"]
 
 
 def new_id() -> str:
@@ -126,8 +126,10 @@ class OutboxEntry:
     """A reply, broadcast or status update waiting for (or done with) delivery through the channel.
 
     ``payload`` (JSON object): ``content``, ``thread_id``, ``metadata_json`` (the original message's metadata),
-    ``user_id`` (broadcast), ``status``/``message`` (status), ``attachments``. ``next_attempt_at`` is Unix
-    seconds; ``last_error`` is safe to show (no secret, no trace).
+    ``user_id`` (broadcast), ``status``/``message`` (status), ``attachments``; for ``edit`` and ``react``,
+    ``target`` (the outbox id of the reply to change), ``final`` (edit: the last text of a stream), ``emoji`` and
+    ``remove`` (react). ``next_attempt_at`` is Unix seconds; ``last_error`` is safe to show (no secret, no trace).
+    ``platform_message_id``: the platform's id of the message a sent reply became (world 0.2.0 channels only).
     """
 
     id: str
@@ -143,3 +145,4 @@ class OutboxEntry:
     last_error: str | None
     created_at: float
     updated_at: float
+    platform_message_id: str | None = None

@@ -8,6 +8,8 @@ started are released at once (another node may send them); the claims of running
 ``RENEW_S`` so that a slow callback keeps its entry. The outcome is written back: sent; rescheduled after the
 verdict's delay; or failed (a dead letter, ``airlock messages list --failed``, ``airlock messages retry ID``).
 Status updates get one try: a typing indicator shown late is worse than none.
+A reply sent through world 0.2.0's ``delivery`` leaves the platform's message id on its entry
+(``OutboxEntry.platform_message_id``), which its edits and reactions use.
 
 ``wait_first_attempt(id)`` lets the in-process API (``host.respond``) hand the first attempt's ``CallOutcome`` to
 its caller while retries go on in the background.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +36,9 @@ from .retry import classify
 
 log = logging.getLogger("airlock.outbox")
 
+EDIT_INTERVAL_S = 1.0
+"""Edits (``kind == "edit"``) of one conversation go out at least this far apart, in seconds, counted when they are
+sent (``messages.streaming`` paces their due times the same way; this holds it whatever delayed a send)."""
 IDLE_S = 1.0
 """Longest sleep between looks at the outbox when nothing wakes the sender (other processes' appends)."""
 BATCH = 64
@@ -52,6 +58,8 @@ class Outbound:
     in_reply_to: str | None = None
     idempotency_key: str | None = None
     id: str = field(default_factory=new_id)
+    not_before: float = 0.0
+    """Unix seconds before which the entry is not sent (a streamed reply's paced edit, ``messages.streaming``)."""
 
 
 Deliver = Callable[[OutboxEntry], Awaitable[CallOutcome]]
@@ -62,13 +70,16 @@ class OutboxSender:
     """The background task delivering the outbox (module docstring). ``start()`` on the event loop; ``stop()``."""
 
     def __init__(self, log: MessageLog, deliver: Deliver, rate_for: Callable[[str], SendRate], *,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 edit_interval_s: float = EDIT_INTERVAL_S) -> None:
         self.log = log
         self._deliver = deliver
         self._rate_for = rate_for
         self._clock = clock
         self._rng = rng or random.Random()
         self._limiters: dict[str, SendLimiter] = {}
+        self._edit_interval_s = edit_interval_s
+        self._last_edit: dict[str, float] = {}
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._sending: dict[str, str] = {}  # conversation -> entry id being sent (its claim is renewed)
         self._first: dict[str, asyncio.Future[CallOutcome]] = {}
@@ -137,11 +148,19 @@ class OutboxSender:
             if entry.conversation in self._in_flight:
                 unsent.append(entry.id)
                 continue
+            if entry.kind == "edit":
+                gap = self._last_edit.get(entry.conversation, -math.inf) + self._edit_interval_s - self._clock()
+                if gap > 0:
+                    next_look = min(next_look, gap)
+                    unsent.append(entry.id)
+                    continue
             wait = self._limiter(entry.instance).acquire(entry.conversation)
             if wait > 0:
                 next_look = min(next_look, wait)
                 unsent.append(entry.id)
                 continue
+            if entry.kind == "edit":
+                self._last_edit[entry.conversation] = self._clock()
             task = asyncio.get_running_loop().create_task(self._send(entry))
             self._in_flight[entry.conversation] = task
             self._sending[entry.conversation] = entry.id
@@ -184,7 +203,9 @@ class OutboxSender:
     def _record(self, entry: OutboxEntry, out: CallOutcome) -> None:
         now = self._clock()
         if out.error is None:
-            self.log.mark_sent(entry.id, now)
+            # the platform's id of the message a reply became (world 0.2.0's delivery), for later edits
+            platform_id = out.value if entry.kind in ("respond", "broadcast") and isinstance(out.value, str) else None
+            self.log.mark_sent(entry.id, now, platform_id)
             self.sent += 1
             return
         answers = out.state.platform_answers() if out.state is not None else []

@@ -31,7 +31,7 @@ _INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, met
                  "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
                  "lease_token")
 _OUTBOX_COLS = ("seq, id, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, "
-                "last_error, created_at, updated_at")
+                "last_error, created_at, updated_at, platform_message_id")
 # A lease token: 122 random bits from the server's strong generator (gen_random_uuid, PostgreSQL 13+).
 _NEW_TOKEN = "replace(gen_random_uuid()::text, '-', '')"
 
@@ -171,8 +171,17 @@ class PostgresMessageLog:
             with self._db.transaction() as conn:
                 conn.execute("UPDATE outbox SET claim_until = NULL WHERE id = ANY(%s)", (list(entry_ids),))
 
-    def mark_sent(self, entry_id: str, now: float) -> None:
-        self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL", entry_id, now)
+    def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
+        self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL, platform_message_id = %s",
+                            entry_id, now, platform_message_id)
+
+    def replace_pending(self, entry_id: str, payload: Mapping[str, object], now: float,
+                        next_attempt_at: float | None = None) -> bool:
+        with self._db.transaction() as conn:
+            return conn.execute(
+                "UPDATE outbox SET payload_json = %s, next_attempt_at = coalesce(%s, next_attempt_at), "
+                "updated_at = %s WHERE id = %s AND state = 'pending' AND attempts = 0 AND next_attempt_at > %s",
+                (json.dumps(dict(payload)), next_attempt_at, now, entry_id, now)).rowcount == 1
 
     def reschedule(self, entry_id: str, next_attempt_at: float, error: str, now: float) -> None:
         self._update_outbox("attempts = attempts + 1, next_attempt_at = %s, last_error = %s", entry_id, now,
@@ -255,7 +264,7 @@ def _append_outbox(conn: PgConn, o: NewOutbound, now: float) -> OutboxEntry:
         "VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s, %s) "
         f"ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_OUTBOX_COLS}",
         (o.id, o.instance, o.conversation, o.kind, o.in_reply_to, json.dumps(dict(o.payload)), o.idempotency_key,
-         now, now, now)).fetchone()
+         max(now, o.not_before), now, now)).fetchone()
     if row is None:  # the key exists: the earlier entry (committed, or this conflict would have waited for it)
         row = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE idempotency_key = %s",
                            (o.idempotency_key,)).fetchone()
@@ -277,8 +286,8 @@ def _entry(row: Sequence[Any]) -> Entry:
 
 def _outbox(row: Sequence[Any]) -> OutboxEntry:
     (seq, oid, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, last_error,
-     created_at, updated_at) = row
+     created_at, updated_at, platform_message_id) = row
     return OutboxEntry(id=oid, seq=seq, instance=instance, conversation=conversation, kind=cast(OutboxKind, kind),
                        in_reply_to=in_reply_to, payload=json.loads(payload_json), state=cast(OutboxState, state),
                        attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error,
-                       created_at=created_at, updated_at=updated_at)
+                       created_at=created_at, updated_at=updated_at, platform_message_id=platform_message_id)

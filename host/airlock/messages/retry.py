@@ -11,6 +11,11 @@ The host watches every HTTP answer a guest receives during ``on-respond`` / ``on
 A guest error with no platform answer (e.g. the reply's metadata is unusable) is permanent: trying again would
 fail the same way; a trap, a busy sandbox or a channel that is not active is temporary. A callback gets
 :data:`MAX_TRIES` tries in all, then it is a dead letter.
+
+A typed error from Airlock's world 0.2.0 (``delivery`` / ``edits`` / ``reactions`` return ``send-error``; the
+guest knows the platform's error codes best) takes precedence over all of the above: ``rate-limited`` waits the
+guest's seconds (at least 1 s, at most :data:`MAX_RETRY_AFTER_S`), ``temporary`` backs off, ``permanent`` stops.
+Its ``unclassified`` case, and every 0.1.0 / ``near:agent`` string error, are classified from the answers.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import AirlockError, ConfigError, GuestTrap, SandboxBusy
+from ..errors import AirlockError, ConfigError, GuestReturnedError, GuestTrap, SandboxBusy
 
 ErrorClass = Literal["rate_limited", "temporary", "permanent"]
 
@@ -86,10 +91,21 @@ def classify(error: AirlockError, answers: Sequence[PlatformAnswer], tries: int,
     """The verdict for a failed callback after ``tries`` tries (1 for the first failure). Tries used up ->
     ``permanent``."""
     rng = rng or random.Random()
-    verdict = _by_answers(error, answers, tries, rng)
+    verdict = _by_guest(error, tries, rng) or _by_answers(error, answers, tries, rng)
     if verdict.error_class != "permanent" and tries >= MAX_TRIES:
         return Verdict("permanent")
     return verdict
+
+
+def _by_guest(error: AirlockError, tries: int, rng: random.Random) -> Verdict | None:
+    """The verdict of a typed send error (world 0.2.0), or None when the guest did not classify its error."""
+    if not isinstance(error, GuestReturnedError) or error.send_class is None:
+        return None
+    if error.send_class == "rate_limited":
+        return Verdict("rate_limited", min(max(error.retry_after_s or 1.0, 1.0), MAX_RETRY_AFTER_S))
+    if error.send_class == "temporary":
+        return Verdict("temporary", backoff(tries, rng))
+    return Verdict("permanent")
 
 
 def _by_answers(error: AirlockError, answers: Sequence[PlatformAnswer], tries: int, rng: random.Random) -> Verdict:

@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    platform_message_id TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, conversation, seq);
 """ + _LEASES_SCHEMA
@@ -98,7 +99,7 @@ _INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, met
                  "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
                  "lease_token")
 _OUTBOX_COLS = ("seq, id, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, "
-                "last_error, created_at, updated_at")
+                "last_error, created_at, updated_at, platform_message_id")
 
 
 LEASE_READY_SQL = f"SELECT {_INBOUND_COLS} FROM inbound WHERE agent = ? AND state = 'ready' ORDER BY seq LIMIT ?"
@@ -123,11 +124,19 @@ class SqliteMessageLog:
     """
 
     def __init__(self, db_path: Path, legacy_workspace_db: Path | None = None, *, synchronous: str = "FULL") -> None:
-        self._db = SqliteDb(db_path, _SCHEMA, synchronous=synchronous)
+        self._db = SqliteDb(db_path, _SCHEMA, synchronous=synchronous, writer_gate=True)
         self.group = GroupCommitter(self._db)
         self.path = db_path
+        self._add_platform_id_column()
         if legacy_workspace_db is not None and legacy_workspace_db.exists():
             self._import_workspace(legacy_workspace_db)
+
+    def _add_platform_id_column(self) -> None:
+        """A ``state.db`` made before world 0.2.0 has no ``outbox.platform_message_id``: add it (NULL for old rows)."""
+        with self._db.transaction() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+            if "platform_message_id" not in columns:
+                conn.execute("ALTER TABLE outbox ADD COLUMN platform_message_id TEXT")
 
     def _import_workspace(self, old: Path) -> None:
         with self._db.transaction() as conn:
@@ -270,10 +279,11 @@ class SqliteMessageLog:
             "INSERT INTO outbox (id, instance, conversation, kind, in_reply_to, payload_json, idempotency_key, state, "
             "attempts, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
             (o.id, o.instance, o.conversation, o.kind, o.in_reply_to, json.dumps(dict(o.payload)), o.idempotency_key,
-             now, now, now))
+             max(now, o.not_before), now, now))
         return OutboxEntry(id=o.id, seq=int(cur.lastrowid or 0), instance=o.instance, conversation=o.conversation,
                            kind=o.kind, in_reply_to=o.in_reply_to, payload=dict(o.payload), state="pending",
-                           attempts=0, next_attempt_at=now, last_error=None, created_at=now, updated_at=now)
+                           attempts=0, next_attempt_at=max(now, o.not_before), last_error=None, created_at=now,
+                           updated_at=now)
 
     def due_outbox(self, now: float, limit: int, claim_s: float = OUTBOX_CLAIM_S) -> list[OutboxEntry]:
         del claim_s  # one process per state.db: its sender's in-flight set is the claim (MessageLog.due_outbox)
@@ -290,8 +300,17 @@ class SqliteMessageLog:
     def release_outbox(self, entry_ids: Sequence[str]) -> None:
         """Nothing to release: SQLite claims nothing (``due_outbox``)."""
 
-    def mark_sent(self, entry_id: str, now: float) -> None:
-        self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL", entry_id, now)
+    def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
+        self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL, platform_message_id = ?",
+                            entry_id, now, platform_message_id)
+
+    def replace_pending(self, entry_id: str, payload: Mapping[str, object], now: float,
+                        next_attempt_at: float | None = None) -> bool:
+        with self._db.transaction(_REDO_IS_HARMLESS) as conn:
+            return conn.execute(
+                "UPDATE outbox SET payload_json = ?, next_attempt_at = coalesce(?, next_attempt_at), updated_at = ? "
+                "WHERE id = ? AND state = 'pending' AND attempts = 0 AND next_attempt_at > ?",
+                (json.dumps(dict(payload)), next_attempt_at, now, entry_id, now)).rowcount == 1
 
     def reschedule(self, entry_id: str, next_attempt_at: float, error: str, now: float) -> None:
         self._update_outbox("attempts = attempts + 1, next_attempt_at = ?, last_error = ?", entry_id, now,
@@ -355,8 +374,8 @@ def _entry(row: Sequence[Any], **override: Any) -> Entry:
 
 def _outbox(row: Sequence[Any]) -> OutboxEntry:
     (seq, oid, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, last_error,
-     created_at, updated_at) = row
+     created_at, updated_at, platform_message_id) = row
     return OutboxEntry(id=oid, seq=seq, instance=instance, conversation=conversation, kind=cast(OutboxKind, kind),
                        in_reply_to=in_reply_to, payload=json.loads(payload_json), state=cast(OutboxState, state),
                        attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error,
-                       created_at=created_at, updated_at=updated_at)
+                       created_at=created_at, updated_at=updated_at, platform_message_id=platform_message_id)

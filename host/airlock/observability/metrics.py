@@ -138,6 +138,11 @@ class Metrics:
         """Report the manager's channels, websockets and queue, and the pool's size, at each scrape."""
         self.registry.register(_ManagerCollector(manager, pool_slots))
 
+    def watch_workers(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        """Report the workers of ``airlock serve --workers N`` (``status``: the supervisor's status document,
+        ``workers.supervisor.read_status``) at each scrape."""
+        self.registry.register(_WorkersCollector(status))
+
     def exposition(self) -> bytes:
         """The Prometheus text format (version 0.0.4) of every metric."""
         return generate_latest(self.registry)
@@ -238,3 +243,25 @@ class _ManagerCollector(Collector):
         except StateUnavailable:  # the state database is down: the scrape still answers, without this gauge
             return
         yield GaugeMetricFamily("airlock_bus_queued", "Messages waiting for the agent.", value=queued)
+
+
+WORKER_STATES = ("starting", "ready", "restarting", "crash-loop", "stopped")
+
+
+class _WorkersCollector(Collector):
+    def __init__(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Any]:
+        doc = self._status()
+        if doc is None:
+            return
+        states = GaugeMetricFamily("airlock_workers", "Worker processes by state (--workers N).", labels=["state"])
+        restarts = CounterMetricFamily("airlock_worker_restarts", "Restarts of a worker process after it died.",
+                                       labels=["worker"])
+        workers = doc.get("workers", [])
+        for s in WORKER_STATES:
+            states.add_metric([s], float(sum(1 for w in workers if w.get("state") == s)))
+        for w in workers:
+            restarts.add_metric([str(w.get("index"))], float(w.get("restarts", 0)))
+        yield from (states, restarts)

@@ -12,6 +12,7 @@ from typing import Any
 
 from wasmtime.component import Record, Variant
 
+from ..errors import GuestReturnedError
 from .values import (
     AgentResponse,
     ChannelConfig,
@@ -20,10 +21,17 @@ from .values import (
     HttpResponse,
     InboundAttachment,
     IncomingHttpRequest,
+    MessageEdit,
     OutgoingHttpResponse,
     PollConfig,
+    Reaction,
     StatusUpdate,
 )
+
+MAX_PLATFORM_ID_BYTES = 256
+"""The longest platform message id a guest may return (``delivery.on-respond``); a longer one is a guest error."""
+MAX_SEND_ERROR_CHARS = 2000
+"""A typed send error's text is cut to this many characters (it is logged and stored with the outbox entry)."""
 
 
 def _record(**fields: Any) -> Record:
@@ -67,6 +75,16 @@ def status_update_to_wit(update: StatusUpdate) -> Record:
     return _record(status=update.status, message=update.message, metadata_json=update.metadata_json)
 
 
+def message_edit_to_wit(edit: MessageEdit) -> Record:
+    return _record(platform_message_id=edit.platform_message_id, content=edit.content, thread_id=edit.thread_id,
+                   metadata_json=edit.metadata_json)
+
+
+def reaction_to_wit(reaction: Reaction) -> Record:
+    return _record(platform_message_id=reaction.platform_message_id, emoji=reaction.emoji, remove=reaction.remove,
+                   metadata_json=reaction.metadata_json)
+
+
 # ---- guest -> host (export results) -----------------------------------------------------------------
 
 
@@ -96,6 +114,35 @@ def unit_result_from_wit(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def send_error_from_wit(value: Any) -> GuestReturnedError:
+    """``delivery.send-error`` (a ``Variant``: tag and payload) as the error it stands for (``errors``)."""
+    tag = str(getattr(value, "tag", "unclassified"))
+    payload = getattr(value, "payload", None)
+    if tag == "rate-limited":
+        seconds = int(_get(payload, "retry-after-secs"))
+        text = str(_get(payload, "message"))[:MAX_SEND_ERROR_CHARS]
+        return GuestReturnedError(text or f"rate limited for {seconds} s", "rate_limited", float(seconds))
+    text = str(payload)[:MAX_SEND_ERROR_CHARS]
+    if tag in ("temporary", "permanent"):
+        return GuestReturnedError(text, "temporary" if tag == "temporary" else "permanent")
+    return GuestReturnedError(text)
+
+
+def sent_result_from_wit(value: Any) -> tuple[str | None, GuestReturnedError | None]:
+    """``result<option<string>, send-error>`` (or ``result<_, send-error>``) lifted untagged (the ok and err cases
+    lower to distinct classes): ``(platform message id or None, None)`` on ok, ``(None, error)`` on err. An id over
+    :data:`MAX_PLATFORM_ID_BYTES` is the guest's error (permanent: sending again would duplicate the message)."""
+    if isinstance(value, Variant):
+        return None, send_error_from_wit(value)
+    if value is None:
+        return None, None
+    ident = str(value)
+    if len(ident.encode()) > MAX_PLATFORM_ID_BYTES:
+        return None, GuestReturnedError(
+            f"platform message id longer than {MAX_PLATFORM_ID_BYTES} bytes (the message was sent)", "permanent")
+    return ident, None
+
+
 # ---- guest -> host (import arguments) ---------------------------------------------------------------
 
 
@@ -120,6 +167,11 @@ def emitted_message_from_wit(rec: Any) -> EmittedMessage:
 
 def http_response_to_wit(resp: HttpResponse) -> Record:
     return _record(status=resp.status, headers_json=resp.headers_json, body=resp.body)
+
+
+def http_head_to_wit(status: int, headers_json: str, body_length: int) -> Record:
+    """``airlock:adapter/http-chunks``'s ``http-head`` (``runtime.adapter``)."""
+    return _record(status=status, headers_json=headers_json, body_length=body_length)
 
 
 def pairing_upsert_to_wit(code: str, created: bool) -> Record:

@@ -5,6 +5,12 @@ component bytes, the wasmtime-py version and the engine settings (an artifact co
 does not load into an engine with another: wasmtime-py-notes.md). A cache hit is a memory-mapped
 ``deserialize_file`` (a few ms); a miss compiles (seconds for a CPython guest) and writes atomically.
 
+A component that imports ``http-request`` is first composed with the http adapter (``runtime.adapter``: a big
+response then reaches the guest through the adapter's memory instead of as one host value per byte); the composed
+bytes are cached under ``<cache_dir>/adapted/`` by the original's sha256 and compiled like any component. What the
+runtime reports (path, size, sha256, world, imports) is the original's; ``LoadedComponent.adapted`` says which
+ran.
+
 Instances come from wasmtime's pooling allocator when the runtime is given :class:`PoolingSettings`
 (``runtime.pooling``; falls back to on-demand allocation, logged, when it cannot be used). The allocator
 does not change compiled code, so it is not part of the cache key.
@@ -27,8 +33,8 @@ from wasmtime.component import Component, ExportIndex
 
 from ..errors import ComponentError
 from ..stores.files import private_dir
+from . import adapter, wasmtime_fixes
 from . import pooling as pool
-from . import wasmtime_fixes
 from .pooling import PoolingSettings, PoolingUnavailable
 
 log = logging.getLogger("airlock.runtime")
@@ -37,11 +43,23 @@ EPOCH_TICK_S = 0.01
 """The ticker increments the engine epoch every 10 ms; deadlines are counted in these ticks."""
 
 SUPPORTED_WORLDS: dict[str, str] = {
+    "airlock:channel/channel-host@0.2.0": "airlock:channel/channel@0.2.0",
     "airlock:channel/channel-host@0.1.0": "airlock:channel/channel@0.1.0",
     "near:agent/channel-host@0.3.1": "near:agent/channel@0.3.1",
     "near:agent/channel-host@0.3.0": "near:agent/channel@0.3.0",
 }
 """Host interface a component imports -> channel interface it must export."""
+
+OPTIONAL_EXPORTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "airlock:channel/channel@0.2.0": {
+        "delivery": ("on-respond", "on-broadcast"),
+        "edits": ("on-edit",),
+        "reactions": ("on-react",),
+    },
+}
+"""Channel interface -> the optional interfaces of its package (``wit/channel.wit``, 0.2.0) and their functions. A
+component exports each interface whole or not at all; its functions are called by the keys ``"<interface>.<function>"``
+(``"delivery.on-respond"``, ``"edits.on-edit"``) in ``LoadedComponent.exports``."""
 
 CALLBACKS: tuple[str, ...] = (
     "on-start", "on-http-request", "on-poll", "on-respond", "on-status", "on-broadcast", "on-shutdown",
@@ -75,6 +93,15 @@ class LoadedComponent:
     sha256: str
     load_ms: float
     from_cache: bool
+    optional_exports: tuple[str, ...] = ()
+    """The optional interfaces (``OPTIONAL_EXPORTS``) the component exports, e.g. ``("delivery", "edits")``."""
+    adapted: bool = False
+    """True when ``component`` is the original composed with the http adapter (``runtime.adapter``); everything
+    else here (path, world, imports, size, sha256) describes the original."""
+
+    def exports_optional(self, interface: str) -> bool:
+        """Whether the component exports the optional interface ``interface`` ("delivery", "edits", "reactions")."""
+        return interface in self.optional_exports
 
 
 class Runtime:
@@ -91,13 +118,14 @@ class Runtime:
     """Runtimes made in this process (tests collect garbage after a test that made one: a stopped host's engine
     sits in reference cycles until the collector runs, and its pool's address-space reservation with it)."""
 
-    def __init__(self, cache_dir: Path, pooling: PoolingSettings | None = None) -> None:
+    def __init__(self, cache_dir: Path, pooling: PoolingSettings | None = None, *, adapt: bool = True) -> None:
         Runtime.created += 1
         wasmtime_fixes.apply()
         # Compiled code depends on fuel and epochs; not on the allocator (pooling.py, tested).
         self.settings_tag = "fuel=1;epoch=1"
         self.pooling: PoolingSettings | None = None
         self.pooling_unavailable: str | None = None
+        self.adapt = adapt
         self.engine = self._make_engine(pooling)
         self.cache_dir = cache_dir
         private_dir(cache_dir)  # 0700; entries are written 0600 (mkstemp)
@@ -155,23 +183,52 @@ class Runtime:
             wasm = path.read_bytes()
         except OSError as exc:
             raise ComponentError(f"{path.name}: cannot read: {exc.strerror}") from None
-        key = self._cache_key(wasm)
-        cached = self.cache_dir / f"{key}.cwasm"
+        sha256 = hashlib.sha256(wasm).hexdigest()
+        composed, unavailable = self._composed(path, sha256)
+        try:
+            component, from_cache = self._component(path.name, composed[1] if composed else wasm)
+            world, imports, exports = self._inspect(path.name, component, composed[0] if composed else None)
+        except ComponentError as exc:
+            if composed is None:
+                raise
+            # E.g. a pool without room for the adapter's memory: the original's own verdict is the one to report.
+            log.warning("%s: the composed component does not load (%s); loading the original", path.name,
+                        str(exc).removeprefix(f"{path.name}: "))
+            composed = None
+            component, from_cache = self._component(path.name, wasm)
+            world, imports, exports = self._inspect(path.name, component, None)
+        if unavailable is not None:
+            log.warning("%s: loaded without the http adapter (%s): a large http response costs ~80x its size",
+                        path.name, unavailable)
+        optional = self._optional(path.name, component, world, exports)
+        return LoadedComponent(
+            path=path, component=component, world=world, exports=exports, imports=imports,
+            imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
+            sha256=sha256, load_ms=(time.perf_counter() - start) * 1000,
+            from_cache=from_cache, optional_exports=optional, adapted=composed is not None,
+        )
+
+    def _composed(self, path: Path, sha256: str) -> tuple[tuple[str, bytes] | None, str | None]:
+        """((host interface, composed bytes) or None, why the adapter is unavailable or None)."""
+        if not self.adapt:
+            return None, None
+        try:
+            found = adapter.compose(path, sha256, self.cache_dir)
+            return (None if found is None else (found[0], found[1].read_bytes())), None
+        except (adapter.AdapterUnavailable, OSError) as exc:
+            return None, str(exc)
+
+    def _component(self, name: str, wasm: bytes) -> tuple[Component, bool]:
+        """(compiled ``wasm``, whether it came from the cache)."""
+        cached = self.cache_dir / f"{self._cache_key(wasm)}.cwasm"
         from_cache = cached.exists()
         try:
             component = self._deserialize(cached) if from_cache else None
         except ComponentError as exc:
-            raise ComponentError(f"{path.name}: {exc}") from None
+            raise ComponentError(f"{name}: {exc}") from None
         if component is None:
-            from_cache = False
-            component = self._compile(path.name, wasm, cached)
-        world, imports, exports = self._inspect(path.name, component)
-        return LoadedComponent(
-            path=path, component=component, world=world, exports=exports, imports=imports,
-            imports_wasi=any(i.startswith("wasi:") for i in imports), size_bytes=len(wasm),
-            sha256=hashlib.sha256(wasm).hexdigest(), load_ms=(time.perf_counter() - start) * 1000,
-            from_cache=from_cache,
-        )
+            return self._compile(name, wasm, cached), False
+        return component, True
 
     def _deserialize(self, cached: Path) -> Component | None:
         try:
@@ -202,9 +259,17 @@ class Runtime:
             Path(tmp).unlink(missing_ok=True)
         return component
 
-    def _inspect(self, name: str, component: Component) -> tuple[World, tuple[str, ...], dict[str, ExportIndex]]:
+    def _inspect(
+        self, name: str, component: Component, adapted_host: str | None
+    ) -> tuple[World, tuple[str, ...], dict[str, ExportIndex]]:
+        """World, imports and callback export indices of ``component``. ``adapted_host``: the host interface the
+        original imported when ``component`` is its composed form (whose imports are the adapter's: the
+        http-chunks interface, and the host interface only if some other function of it is used); the imports
+        reported are then the original's."""
         ctype = component.type
         imports = tuple(sorted(ctype.imports(self.engine).keys()))
+        if adapted_host is not None:
+            imports = tuple(sorted({i for i in imports if i != adapter.CHUNKS_INTERFACE} | {adapted_host}))
         hosts = [i for i in imports if i in SUPPORTED_WORLDS]
         if len(hosts) != 1:
             raise ComponentError(
@@ -225,6 +290,25 @@ class Runtime:
                 raise ComponentError(f"{name}: {world.channel_interface} lacks the export {cb}")
             exports[cb] = idx
         return world, imports, exports
+
+    @staticmethod
+    def _optional(name: str, component: Component, world: World, exports: dict[str, ExportIndex]) -> tuple[str, ...]:
+        """Add the optional interfaces' functions to ``exports``; return the interfaces found. An interface
+        exported without one of its functions is refused (the component was not built against the world)."""
+        found = []
+        package, version = world.channel_interface.split("/", 1)[0], world.channel_interface.rsplit("@", 1)[1]
+        for iface_name, functions in OPTIONAL_EXPORTS.get(world.channel_interface, {}).items():
+            full = f"{package}/{iface_name}@{version}"
+            iface = component.get_export_index(full)
+            if iface is None:
+                continue
+            for fn in functions:
+                idx = component.get_export_index(fn, iface)
+                if idx is None:
+                    raise ComponentError(f"{name}: {full} lacks the export {fn}")
+                exports[f"{iface_name}.{fn}"] = idx
+            found.append(iface_name)
+        return tuple(found)
 
 
 def _tick(runtime: weakref.ref[Runtime], stop: threading.Event) -> None:

@@ -261,10 +261,11 @@ def _sig(fty: Any) -> ft.FuncSig | None:
 
 def compile_component(
     component: Component, engine: wasmtime.Engine, *, export_interface: str, export_names: Iterable[str],
-    import_interface: str, label: str = "component",
+    import_interface: str | tuple[str, ...], label: str = "component",
 ) -> FastComponent:
     """Read the types of ``export_interface``'s functions ``export_names`` and of every function of
-    ``import_interface`` once, and compile their converters. Names the component lacks are skipped."""
+    ``import_interface`` (one interface or several, whose function names must differ: the trampolines find their
+    converters by name) once, and compile their converters. Names the component lacks are skipped."""
     ctype = component.type
     lowerer, lifter = Lowerer(label), Lifter(label)
     out = FastComponent()
@@ -276,7 +277,11 @@ def compile_component(
         out.exports[name] = None if sig is None else ExportCall(
             sig, lowerer.params(sig), None if sig.result is None else lifter.value(sig.result)
         )
-    for name, fty in _functions(ctype.imports(engine), import_interface, engine).items():
+    interfaces = (import_interface,) if isinstance(import_interface, str) else import_interface
+    imported: dict[str, Any] = {}
+    for interface in interfaces:
+        imported.update(_functions(ctype.imports(engine), interface, engine))
+    for name, fty in imported.items():
         sig = _sig(fty)
         if sig is None:
             out.imports_ok = False

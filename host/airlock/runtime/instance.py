@@ -24,6 +24,7 @@ from wasmtime.component import Func, Linker
 
 from ..errors import AirlockError, GuestTrap, HostBug, SandboxBusy, TrapKind
 from ..host_config import DEFAULT_MAX_GUEST_LIST_BYTES
+from . import adapter
 from . import fastpath as fp
 from . import fastpath_store as fps
 from . import linker as host_linker
@@ -163,7 +164,7 @@ class Sandbox:
         """The component's compiled converters (built on first use), or ``None`` with the fast path off."""
         if not self.fastpath:
             return None
-        key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        key = f"{loaded.sha256}|{loaded.world.channel_interface}|{loaded.adapted}"
         fc = self._fast.get(key)  # a dict read is atomic; the lock only guards building
         if fc is not None:
             return fc
@@ -172,7 +173,9 @@ class Sandbox:
             if fc is None:
                 fc = fp.compile_component(
                     loaded.component, self.runtime.engine, export_interface=loaded.world.channel_interface,
-                    export_names=loaded.exports, import_interface=loaded.world.host_interface,
+                    export_names=loaded.exports,
+                    import_interface=(loaded.world.host_interface, adapter.CHUNKS_INTERFACE) if loaded.adapted
+                    else loaded.world.host_interface,
                     label=loaded.path.name,
                 )
                 self._fast[key] = fc
@@ -197,7 +200,7 @@ class Sandbox:
     def prepared(self, loaded: LoadedComponent) -> _Prepared | None:
         """The component's C-level call plan (built on first use), or ``None`` when its calls go through
         wasmtime-py's objects (fast path off, or a host import the fast path does not convert)."""
-        key = f"{loaded.sha256}|{loaded.world.channel_interface}"
+        key = f"{loaded.sha256}|{loaded.world.channel_interface}|{loaded.adapted}"
         if key in self._prepared:
             prep = self._prepared[key]
             if prep is None or prep.component is loaded.component:
@@ -243,7 +246,7 @@ class Sandbox:
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
         start = time.perf_counter()
-        host_linker.bind(api, self.max_guest_list_bytes)
+        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
             instance = _instantiated(lambda: linker.instantiate(store, loaded.component))
@@ -265,7 +268,7 @@ class Sandbox:
         store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
                                limits.memory_bytes, prep.wasi)
         start = time.perf_counter()
-        host_linker.bind(api, self.max_guest_list_bytes)
+        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
         fp.bind_imports(prep.imports)
         try:
             instance = _instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
@@ -308,7 +311,7 @@ class Sandbox:
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
-        host_linker.bind(api, self.max_guest_list_bytes)
+        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
             try:
@@ -319,7 +322,7 @@ class Sandbox:
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 # Bound again per call: a fresh callback on this thread in between clears the binding.
                 bound = call_api or api
-                host_linker.bind(bound, self.max_guest_list_bytes)
+                host_linker.bind(bound, self.max_guest_list_bytes, limits.memory_bytes)
                 fp.bind_imports(fc.imports if fc is not None else None)
                 try:
                     result, func = self._invoke(fc, loaded, store, instance, callback, args)
@@ -338,7 +341,7 @@ class Sandbox:
     def _reused_fast(self, prep: _Prepared, api: host_linker.HostApi, limits: Limits) -> Iterator[ReusedCall]:
         store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
                                limits.memory_bytes, prep.wasi)
-        host_linker.bind(api, self.max_guest_list_bytes)
+        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
         fp.bind_imports(prep.imports)
         try:
             try:
@@ -348,7 +351,7 @@ class Sandbox:
 
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 bound = call_api or api
-                host_linker.bind(bound, self.max_guest_list_bytes)
+                host_linker.bind(bound, self.max_guest_list_bytes, limits.memory_bytes)
                 fp.bind_imports(prep.imports)
                 try:
                     export, index = prep.exports[callback]

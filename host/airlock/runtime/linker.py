@@ -13,6 +13,13 @@ exception is a host bug: it is recorded on the call and the guest is trapped, so
 
 Size: a ``list<u8>`` argument longer than the callback's ``max_list_bytes`` (``bind``; the host's
 ``HostConfig.max_guest_list_bytes``) is a guest mistake like any other, answered before the host API runs.
+
+Big responses: a component composed with the http adapter (``runtime.adapter``) imports
+``airlock:adapter/http-chunks`` too. ``http-begin`` is ``http-request`` up to the point where the body would be
+handed over (every check, the leak scan included, has run on the whole response); the body then stays here, per
+callback, and ``http-read`` hands it out in chunks into the adapter's memory. A body that cannot fit in that memory
+(the callback's memory limit, ``bind``'s ``memory_bytes``, less :data:`ADAPTER_RESERVE_BYTES`) is refused with a
+WIT error before anything is handed out.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import wasmtime
 from wasmtime.component import Linker
 
 from ..host_config import DEFAULT_MAX_GUEST_LIST_BYTES
-from . import convert, fastpath
+from . import adapter, convert, fastpath
+from .adapter_wat import CHUNK_BYTES
 from .values import EmittedMessage, HttpResponse, LogLevel
 
 log = logging.getLogger("airlock.runtime")
@@ -65,13 +73,24 @@ class HostApi(Protocol):
 
 _current = threading.local()
 
+ADAPTER_RESERVE_BYTES = 128 * 1024
+"""Room the http adapter's memory needs besides the call's arguments, the response headers and body: its first page
+(return areas, the heap's start) and one more for alignment and growth rounding. A body that does not fit in the
+callback's memory limit with all of these gets a WIT error from http-begin."""
 
-def bind(api: HostApi | None, max_list_bytes: int = DEFAULT_MAX_GUEST_LIST_BYTES) -> None:
+
+def bind(
+    api: HostApi | None, max_list_bytes: int = DEFAULT_MAX_GUEST_LIST_BYTES, memory_bytes: int | None = None,
+) -> None:
     """Make ``api`` the host API for callbacks on this thread (``None`` to clear); ``max_list_bytes``: the
-    longest ``list<u8>`` its host functions accept from the guest."""
+    longest ``list<u8>`` its host functions accept from the guest; ``memory_bytes``: the callback's memory limit
+    (bounds the response body http-begin accepts; ``None``: no bound). Drops a body not read to its end."""
     _current.api = api
     _current.returning = None
     _current.max_list_bytes = max_list_bytes
+    _current.memory_bytes = memory_bytes
+    _current.pending = None
+    _current.pending_pos = 0
 
 
 def _oversized(name: str, args: tuple[Any, ...]) -> str | None:
@@ -117,6 +136,7 @@ class _AbandonTrap(wasmtime.WasmtimeError):
 def _guard(name: str, fn: Callable[..., Any], *, err: Callable[[str], Any] | None) -> Callable[..., Any]:
     """Wrap the trampoline of WIT function ``name``: GuestFault -> WIT error (or ignored), CallAbandoned -> trap
     without blame, anything else -> recorded host bug + trap."""
+    name = _LABELS.get(name, name)
 
     def trampoline(_store: Any, *args: Any) -> Any:
         api = _api()
@@ -151,6 +171,35 @@ def _http_request(api: HostApi, method: str, url: str, headers: str, body: bytes
     return convert.http_response_to_wit(api.http_request(method, url, headers, body, t))
 
 
+def _http_begin(api: HostApi, method: str, url: str, headers: str, body: bytes | None, t: int | None) -> Any:
+    _current.pending = None  # a body the adapter did not read to its end (it always does) is dropped first
+    resp = api.http_request(method, url, headers, body, t)
+    limit: int | None = getattr(_current, "memory_bytes", None)
+    # The adapter's memory holds this call's arguments (UTF-8: at most 3 bytes per character) and the response.
+    arguments = 3 * (len(method) + len(url) + len(headers)) + len(body or b"")
+    if limit is not None and len(resp.body) + 3 * len(resp.headers_json) + arguments + ADAPTER_RESERVE_BYTES > limit:
+        raise GuestFault(f"http-request: the response body of {len(resp.body)} bytes does not fit in the "
+                         f"callback's memory limit of {limit} bytes")
+    _current.pending = memoryview(resp.body)
+    _current.pending_pos = 0
+    return convert.http_head_to_wit(resp.status, resp.headers_json, len(resp.body))
+
+
+def _http_read(api: HostApi, most: int) -> bytes:
+    """The next bytes of the pending body: at most ``most`` and :data:`CHUNK_BYTES`; at least 1 while any is
+    left, none when nothing is pending (the adapter traps on an empty read before the end, so a loop cannot
+    spin)."""
+    pending: memoryview | None = getattr(_current, "pending", None)
+    if pending is None:  # the adapter reads only after an http-begin that succeeded; an empty read makes it trap
+        return b""
+    pos: int = _current.pending_pos
+    chunk = bytes(pending[pos : pos + max(0, min(most, CHUNK_BYTES))])
+    _current.pending_pos = pos + len(chunk)
+    if _current.pending_pos >= len(pending):
+        _current.pending = None  # the host's copy goes as soon as the adapter has it all
+    return chunk
+
+
 def _emit(api: HostApi, rec: Any) -> None:
     api.emit_message(convert.emitted_message_from_wit(rec))
 
@@ -181,6 +230,15 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[[str], Any] | None]] = 
 }
 """WIT function name -> (implementation, how a GuestFault becomes the WIT error; None: no error case)."""
 
+_CHUNK_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[[str], Any] | None]] = {
+    "http-begin": (_http_begin, _untagged_err),
+    "http-read": (_http_read, None),
+}
+"""``airlock:adapter/http-chunks`` (``runtime.adapter``): provided next to the channel-host functions."""
+
+_LABELS = {"http-begin": "http-request"}
+"""A chunk function's name in errors, logs and size refusals: the function the guest called."""
+
 
 HostFunctions = dict[str, tuple[Callable[..., Any], Callable[[str], Any] | None]]
 
@@ -195,18 +253,24 @@ def build_linker(
 
     ``fast``: convert values with ``fastpath`` (the component's converters must then be bound with
     ``fastpath.bind_imports`` around each call). ``functions``: WIT name -> (implementation taking the
-    ``HostApi`` first, GuestFault -> WIT error mapping); default: the channel-host functions.
+    ``HostApi`` first, GuestFault -> WIT error mapping); default: the channel-host functions, and then also
+    ``airlock:adapter/http-chunks`` for components composed with the http adapter.
     """
     linker = Linker(engine)
     if wasi:
         linker.add_wasip2()
-    guarded = {name: _guard(name, fn, err=err) for name, (fn, err) in (functions or _FUNCTIONS).items()}
-    with linker.root() as root, root.add_instance(host_interface) as inst:
-        if fast:
-            _keep_alive.extend(fastpath.add_host_funcs(inst, guarded, _conversion_failed))
-        else:
-            for name, trampoline in guarded.items():
-                inst.add_func(name, trampoline)
+    instances = {host_interface: functions or _FUNCTIONS}
+    if functions is None:
+        instances[adapter.CHUNKS_INTERFACE] = _CHUNK_FUNCTIONS
+    with linker.root() as root:
+        for interface, funcs in instances.items():
+            guarded = {name: _guard(name, fn, err=err) for name, (fn, err) in funcs.items()}
+            with root.add_instance(interface) as inst:
+                if fast:
+                    _keep_alive.extend(fastpath.add_host_funcs(inst, guarded, _conversion_failed))
+                else:
+                    for name, trampoline in guarded.items():
+                        inst.add_func(name, trampoline)
     return linker
 
 

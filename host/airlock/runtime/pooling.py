@@ -52,10 +52,14 @@ LANES_PER_CHANNEL = 2
 """Callbacks one channel can have in flight at once: its main lane and its poll lane (channels.manager)."""
 
 CORE_INSTANCES_PER_COMPONENT = 32
-"""A componentize-py (CPython) guest instantiates 14 core instances; a Rust or WAT guest 1-3."""
+"""A componentize-py (CPython) guest instantiates 14 core instances; a Rust or WAT guest 1-3; the http adapter
+adds 3 (its module and wit-component's two shims)."""
 
-MEMORIES_PER_COMPONENT = 2
-"""Every guest toolchain Airlock builds gives one linear memory; one spare."""
+MEMORIES_PER_COMPONENT = 3
+"""Every guest toolchain Airlock builds gives one linear memory, the http adapter composed in front of it
+(``runtime.adapter``) another; one spare. Each adds a memory slot (``MEMORY_SLOT_RESERVATION`` of address space,
+not memory) per instance slot to the pool's reservation (:func:`reservation_bytes`); the memory mappings a pool
+costs do not change (measured: 2,005 for 32 slots with 2 or 3 memories per component)."""
 
 TABLES_PER_COMPONENT = 8
 """The CPython guest has 2 tables."""

@@ -115,3 +115,24 @@ class HttpResponse:
     status: int
     headers_json: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class MessageEdit:
+    """``airlock:channel/edits@0.2.0`` ``message-edit``: the new whole text of the sent message
+    ``platform_message_id``; ``metadata_json`` is the answered inbound message's metadata."""
+
+    platform_message_id: str
+    content: str
+    thread_id: str | None
+    metadata_json: str
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """``airlock:channel/reactions@0.2.0`` ``reaction``: add (``remove`` False) or remove ``emoji`` on a message."""
+
+    platform_message_id: str
+    emoji: str
+    remove: bool
+    metadata_json: str

@@ -9,8 +9,9 @@ one home are left alone.
 Hot changes travel on PostgreSQL's LISTEN/NOTIFY (channel ``state.postgres.CLUSTER_CHANNEL``; a NOTIFY sent inside
 a transaction is delivered when it commits, so no node hears of a change that is not stored):
 
-- ``{"op": "switch", "channel": NAME, "enabled": BOOL, "node": ID}``: the admin API disabled or enabled a channel
-  on node ID; the others do the same (``channels.lifecycle``), and a node starting later applies the stored switch;
+- ``{"op": "switch", "channel": NAME, "enabled": BOOL, "node": "ID:PID"}``: the admin API disabled or enabled a
+  channel in process PID of node ID; every other process does the same (``channels.lifecycle``), and a node
+  starting later applies the stored switch;
 - ``{"op": "installed", "channel": NAME}``: a channel was installed; a node that has not loaded it writes and loads
   it (replacing a loaded channel is the lifecycle's upgrade, not done here);
 - ``{"op": "secrets"}``: a secret was set or removed (``stores.secrets_pg``); the node reloads its secrets and starts
@@ -162,6 +163,9 @@ class ClusterSync:
         self._manager = manager
         self._secrets = secrets
         self.node = node
+        # who sent a switch: this process (under ``serve --workers N`` the workers of one node share its id, and
+        # each of them must apply a switch made through worker 0's admin API)
+        self._sender = f"{node}:{os.getpid()}"
         self._channels_dir = channels_dir
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -189,7 +193,7 @@ class ClusterSync:
 
     async def announce_switch(self, name: str, enabled: bool) -> None:
         """This node's operator switched ``name``: store it and tell the others (the admin API calls this)."""
-        await asyncio.to_thread(self.records.set_enabled, name, enabled, self.node)
+        await asyncio.to_thread(self.records.set_enabled, name, enabled, self._sender)
 
     async def _listen_forever(self) -> None:
         while True:
@@ -216,7 +220,7 @@ class ClusterSync:
         except ValueError:
             return
         op = change.get("op")
-        if op == "switch" and change.get("node") != self.node:
+        if op == "switch" and change.get("node") != self._sender:
             await self._switch(str(change.get("channel")), bool(change.get("enabled")))
         elif op == "installed":
             await self._installed(str(change.get("channel")))

@@ -23,6 +23,7 @@ safe whatever the clocks say.
 
 from __future__ import annotations
 
+import contextvars
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from ..errors import LeaseLost
 from ..stores._sqlite import SqliteDb
 from .postgres import PgConn, PgDb
 
-__all__ = ["DEFAULT_TTL_S", "SCHEMA_SQLITE", "Fence", "Lease", "Leases", "PostgresLeases", "SqliteLeases",
+__all__ = ["COMMIT_FENCE", "DEFAULT_TTL_S", "SCHEMA_SQLITE", "Fence", "FenceSource",
+           "Lease", "Leases", "PostgresLeases", "SqliteLeases",
            "check_fence_pg", "check_fence_sqlite"]
 
 DEFAULT_TTL_S = 15.0
@@ -87,6 +89,19 @@ class Lease:
         return Fence(self.name, self.token)
 
 
+class FenceSource(Protocol):
+    """Something holding a lease: ``fence`` is the one to check now (it changes when the lease is re-taken)."""
+
+    @property
+    def fence(self) -> Fence: ...
+
+
+COMMIT_FENCE: contextvars.ContextVar[FenceSource | None] = contextvars.ContextVar(
+    "airlock_commit_fence", default=None)
+"""The lease that fences the durable commits of the current task (``channels.poll_lease``: set in the task that
+holds a poller's lease, inherited by the tasks and callback threads it starts); None: commits are not fenced."""
+
+
 class Leases(Protocol):
     """The lease API (module docstring). Blocking and thread-safe; errors: the backend's (``StateUnavailable``)."""
 
@@ -136,7 +151,7 @@ class SqliteLeases:
     """Leases in a SQLite file (``state.db``): for worker processes on one machine."""
 
     def __init__(self, db_path: Path) -> None:
-        self._db = SqliteDb(db_path, SCHEMA_SQLITE)
+        self._db = SqliteDb(db_path, SCHEMA_SQLITE, writer_gate=True)
 
     def acquire(self, name: str, holder: str, ttl_s: float, now: float) -> Lease | None:
         with self._db.transaction() as conn:

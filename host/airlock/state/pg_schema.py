@@ -117,6 +117,11 @@ CREATE TABLE replay_seen (
 )
 """
 
+# World 0.2.0: the platform's id of the message a sent reply became (edits and reactions name it).
+PLATFORM_IDS = """
+ALTER TABLE outbox ADD COLUMN platform_message_id TEXT
+"""
+
 # A due outbox entry is claimed by one node's sender until ``claim_until`` (messages.postgres.due_outbox): two
 # nodes never send one reply twice; a node that dies mid-send leaves a claim that expires.
 OUTBOX_CLAIMS = """
@@ -156,7 +161,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "pairing requests and paired senders (stores.pairing)", PAIRING),
     Migration(4, "encrypted secrets and the master key check (stores.secrets_pg)", SECRETS),
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
-    Migration(6, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
-    Migration(7, "the node registry of a cluster (state.nodes)", NODES),
-    Migration(8, "channels installed once for the cluster, with their switch (state.cluster)", CLUSTER_CHANNELS),
+    Migration(6, "platform message ids of sent replies (airlock:channel@0.2.0 delivery)", PLATFORM_IDS),
+    Migration(7, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
+    Migration(8, "the node registry of a cluster (state.nodes)", NODES),
+    Migration(9, "channels installed once for the cluster, with their switch (state.cluster)", CLUSTER_CHANNELS),
 )

@@ -16,7 +16,8 @@ Wire format (Bot API docs, "Making requests"):
   a ``description``). On failure: ``{"ok": false, "error_code": <int>, "description": <str>}``,
   and the HTTP status equals ``error_code``.
 
-Implemented methods: ``getMe``, ``getUpdates``, ``sendMessage``, ``sendChatAction``,
+Implemented methods: ``getMe``, ``getUpdates``, ``sendMessage``, ``sendChatAction``, ``editMessageText``,
+``sendDocument``, ``sendPhoto`` (multipart uploads; the bytes are kept in ``sent_files``),
 ``setWebhook``, ``deleteWebhook``, ``getWebhookInfo``. Any other method name answers
 ``404 Not Found``; a wrong token answers ``401 Unauthorized``.
 

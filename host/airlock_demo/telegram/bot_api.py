@@ -1,5 +1,5 @@
 """The Bot API methods of the fake Telegram server, and webhook delivery (Bot API docs: getUpdates,
-sendMessage, sendChatAction, setWebhook, deleteWebhook, getWebhookInfo)."""
+sendMessage, sendChatAction, setWebhook, deleteWebhook, getWebhookInfo; editMessageText in ``edits``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout
 
-from .state import TelegramState
+from .edits import EditApi
+from .files import FileApi
 from .wire import (
     _PARSE_MODES,
     _POLL_CONFLICT,
@@ -41,7 +42,7 @@ from .wire import (
 )
 
 
-class BotApi(TelegramState):
+class BotApi(EditApi, FileApi):
     """The ``_api_*`` handlers (one per Bot API method) and the webhook delivery loop."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, bot_username: str = DEFAULT_BOT_USERNAME) -> None:
@@ -51,6 +52,9 @@ class BotApi(TelegramState):
             "getupdates": self._api_get_updates,
             "sendmessage": self._api_send_message,
             "sendchataction": self._api_send_chat_action,
+            "editmessagetext": self._api_edit_message_text,
+            "senddocument": self._api_send_document,
+            "sendphoto": self._api_send_photo,
             "setwebhook": self._api_set_webhook,
             "deletewebhook": self._api_delete_webhook,
             "getwebhookinfo": self._api_get_webhook_info,
@@ -91,7 +95,16 @@ class BotApi(TelegramState):
         timeout = _param_number(params, "timeout") or 0.0
         timeout = min(max(timeout, 0.0), LONG_POLL_MAX_TIMEOUT)
         self._set_allowed_updates(params)
+        self.get_updates_offsets.append(offset)
+        if self._get_updates_running:
+            self.get_updates_overlaps += 1
+        self._get_updates_running += 1
+        try:
+            return await self._get_updates(offset, limit, timeout)
+        finally:
+            self._get_updates_running -= 1
 
+    async def _get_updates(self, offset: int | None, limit: int, timeout: float) -> Any:
         self._poll_generation += 1
         generation = self._poll_generation
         self._notify_updates()  # wake (and so terminate) an older long poll
@@ -197,6 +210,7 @@ class BotApi(TelegramState):
                 record[name] = _param_bool(params, name)
         record["message"] = copy.deepcopy(message)
         self.sent_messages.append(record)
+        self.timeline.append(("sendMessage", time.monotonic(), message["message_id"], text))
         self._notify_records()
         return message
 

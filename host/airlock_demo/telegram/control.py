@@ -147,6 +147,11 @@ class Control(TelegramState):
         """
         return await self._wait_for_records(self.sent_messages, n, timeout, "sent messages")
 
+    async def wait_for_files(self, n: int, timeout: float = 5.0) -> list[JsonDict]:
+        """Wait until at least ``n`` sendDocument/sendPhoto calls succeeded; return ``sent_files[:n]`` (seconds;
+        raises TimeoutError)."""
+        return await self._wait_for_records(self.sent_files, n, timeout, "sent files")
+
     async def wait_for_chat_action(self, n: int = 1, timeout: float = 5.0) -> list[JsonDict]:
         """Wait until at least ``n`` sendChatAction calls succeeded; return ``chat_actions[:n]``.
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .bot_api import BotApi
 from .control import Control
+from .files import MAX_BODY_BYTES
 from .wire import JsonDict, _ApiError, _bad_request, _Described, _error_response, _read_params
 
 
@@ -69,7 +70,7 @@ class FakeTelegram(Control, BotApi):
         if self._runner is not None:
             raise RuntimeError("FakeTelegram is already started")
         self._closing = False
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)  # file uploads (``files``)
         app.router.add_route("GET", "/bot{token}/{method}", self._handle_bot_api)
         app.router.add_route("POST", "/bot{token}/{method}", self._handle_bot_api)
         app.router.add_post("/_control/message", self._handle_control_message)

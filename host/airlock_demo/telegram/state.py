@@ -45,8 +45,20 @@ class TelegramState:
 
         self.requests: list[tuple[str, str]] = []
         self.sent_messages: list[JsonDict] = []
+        self.edited_messages: list[JsonDict] = []
+        self.sent_files: list[JsonDict] = []
+        """sendDocument / sendPhoto calls: ``method``, ``chat_id``, ``filename``, ``content_type``, ``data`` (the
+        uploaded bytes), ``caption``, ``message_thread_id``, ``message`` (``files``)."""
+        self.timeline: list[tuple[str, float, int, str]] = []
+        """``(method, time.monotonic(), message_id, text)`` of every accepted sendMessage and editMessageText."""
         self.chat_actions: list[JsonDict] = []
         self.webhook_deliveries: list[JsonDict] = []
+        self.get_updates_offsets: list[int | None] = []
+        """The ``offset`` of every getUpdates call, in arrival order (a poller's cursor must never go back)."""
+        self.get_updates_overlaps = 0
+        """getUpdates calls that arrived while another one was still running: two pollers of one bot (the real
+        service terminates the older one with 409; a gateway must never poll one bot twice at once)."""
+        self._get_updates_running = 0
 
         self.webhook_max_attempts = 3
         self.webhook_retry_delay = 0.05

@@ -205,7 +205,8 @@ async def _read_params(request: web.Request) -> JsonDict:
         form = await request.post()
         for key, value in form.items():
             if isinstance(value, web.FileField):
-                params[key] = {"filename": value.filename, "content_type": value.content_type}
+                params[key] = {"filename": value.filename, "content_type": value.content_type,
+                               "data": value.file.read()}
             else:
                 params[key] = value
         return params

@@ -13,6 +13,11 @@ A channel is one class::
 
     Channel = export(Echo)   # last line of the app module given to componentize-py
 
+World 0.2.0 adds optional exports, each bound to its own name and built against a world that has it:
+``Delivery = export_delivery(Echo)`` (on_respond returns the platform message id; raise ``RateLimited``,
+``TemporaryError`` or ``PermanentError`` to tell the host how to retry), ``Edits = export_edits(Echo)`` (on_edit) and
+``Reactions = export_reactions(Echo)`` (on_react).
+
 Every callback runs on a fresh instance; an uncaught exception becomes a defined failure (500 for a
 webhook, an error result for on_start/on_respond/on_broadcast, an error log line otherwise).
 """
@@ -30,6 +35,10 @@ from .errors import (
     HostError,
     HttpError,
     PairingError,
+    PermanentError,
+    RateLimited,
+    SendError,
+    TemporaryError,
     WebsocketError,
     WorkspaceError,
 )
@@ -62,14 +71,16 @@ from .types import (
     HttpResponse,
     InboundAttachment,
     Message,
+    MessageEdit,
     Poll,
+    Reaction,
     Request,
     Response,
     Status,
     StatusUpdate,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 #: The modules componentize-py generates for a component build; absent on plain CPython.
@@ -97,6 +108,38 @@ def export(cls: type[Channel]) -> type[Any]:
             raise
         return cls
     return make_export(cls)
+
+
+def _optional(cls: type[Channel], interface: str) -> type[Any]:
+    if not (isinstance(cls, type) and issubclass(cls, Channel)):
+        raise TypeError(f"export_{interface}() takes a subclass of airlock_sdk.Channel")
+    try:
+        from ._wit import make_optional_export
+    except ModuleNotFoundError as exc:
+        if not _without_bindings(exc):
+            raise
+        return cls
+    return make_optional_export(cls, interface)
+
+
+def export_delivery(cls: type[Channel]) -> type[Any]:
+    """World 0.2.0: export ``delivery`` (``on_respond`` / ``on_broadcast`` return the platform message id; a
+    ``SendError`` raised by them reaches the host with its class). Bind it to ``Delivery`` in the app module and
+    build against ``airlock:channel/delivering-channel`` (or a world that includes it). On plain CPython it returns
+    ``cls``."""
+    return _optional(cls, "delivery")
+
+
+def export_edits(cls: type[Channel]) -> type[Any]:
+    """World 0.2.0: export ``edits`` (``on_edit``: streamed replies become edits). Bind it to ``Edits``; build
+    against ``airlock:channel/editing-channel`` (with ``Delivery = export_delivery(cls)`` too)."""
+    return _optional(cls, "edits")
+
+
+def export_reactions(cls: type[Channel]) -> type[Any]:
+    """World 0.2.0: export ``reactions`` (``on_react``). Bind it to ``Reactions``; build against
+    ``airlock:channel/reacting-channel`` or ``interactive-channel``."""
+    return _optional(cls, "reactions")
 
 
 def prewarm(
@@ -132,18 +175,27 @@ __all__ = [
     "HttpResponse",
     "InboundAttachment",
     "Message",
+    "MessageEdit",
     "PairingError",
+    "PermanentError",
     "Poll",
+    "RateLimited",
+    "Reaction",
     "Request",
     "Response",
+    "SendError",
     "Status",
     "StatusUpdate",
+    "TemporaryError",
     "WebsocketError",
     "WorkspaceError",
     "debug",
     "emit",
     "error",
     "export",
+    "export_delivery",
+    "export_edits",
+    "export_reactions",
     "host",
     "http",
     "info",

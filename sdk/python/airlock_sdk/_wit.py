@@ -23,7 +23,7 @@ from . import channel as _ch
 from .errors import HostCallError
 from .types import Request
 
-__all__ = ["BACKEND", "PRELOADED", "WitBackend", "make_export", "prewarm"]
+__all__ = ["BACKEND", "PRELOADED", "WitBackend", "make_export", "make_optional_export", "prewarm"]
 
 # A componentize-py component has no filesystem at run time: only modules imported while the app
 # module was loaded at build time exist. Pre-import stdlib modules that plugins commonly reach for
@@ -295,3 +295,76 @@ def make_export(cls: type[_ch.Channel]) -> type[Any]:
     Channel.__qualname__ = Channel.__name__ = "Channel"
     Channel.__doc__ = f"componentize-py export wrapping {cls.__module__}.{cls.__qualname__}"
     return Channel
+
+
+# ---- world 0.2.0's optional exports (delivery, edits, reactions) -------------------------------------------
+
+
+def _send_error(exc: _ch.CallbackFailed) -> Any:
+    """The ``delivery.send-error`` of a failed callback (its class from ``airlock_sdk.errors.SendError``)."""
+    from wit_world.exports import delivery as wit_delivery
+
+    if exc.send_class == "rate-limited":
+        return wit_delivery.SendError_RateLimited(wit_delivery.RateLimit(exc.retry_after, exc.message))
+    if exc.send_class == "temporary":
+        return wit_delivery.SendError_Temporary(exc.message)
+    if exc.send_class == "permanent":
+        return wit_delivery.SendError_Permanent(exc.message)
+    return wit_delivery.SendError_Unclassified(exc.message)
+
+
+def _delivery_export(cls: type[_ch.Channel]) -> type[Any]:
+    class Delivery(exports.Delivery):  # type: ignore[misc]
+        def on_respond(self, response: Any) -> str | None:
+            try:
+                return _ch.call_on_respond(cls, response.message_id, response.content, response.thread_id,
+                                           response.metadata_json, _attachments(response))
+            except _ch.CallbackFailed as exc:
+                raise Err(_send_error(exc)) from None
+
+        def on_broadcast(self, user_id: str, response: Any) -> str | None:
+            try:
+                return _ch.call_on_broadcast(cls, user_id, response.message_id, response.content, response.thread_id,
+                                             response.metadata_json, _attachments(response))
+            except _ch.CallbackFailed as exc:
+                raise Err(_send_error(exc)) from None
+
+    return Delivery
+
+
+def _edits_export(cls: type[_ch.Channel]) -> type[Any]:
+    class Edits(exports.Edits):  # type: ignore[misc]
+        def on_edit(self, edit: Any) -> None:
+            try:
+                _ch.call_on_edit(cls, edit.platform_message_id, edit.content, edit.thread_id, edit.metadata_json)
+            except _ch.CallbackFailed as exc:
+                raise Err(_send_error(exc)) from None
+
+    return Edits
+
+
+def _reactions_export(cls: type[_ch.Channel]) -> type[Any]:
+    class Reactions(exports.Reactions):  # type: ignore[misc]
+        def on_react(self, reaction: Any) -> None:
+            try:
+                _ch.call_on_react(cls, reaction.platform_message_id, reaction.emoji, bool(reaction.remove),
+                                  reaction.metadata_json)
+            except _ch.CallbackFailed as exc:
+                raise Err(_send_error(exc)) from None
+
+    return Reactions
+
+
+_OPTIONAL = {"delivery": _delivery_export, "edits": _edits_export, "reactions": _reactions_export}
+
+
+def make_optional_export(cls: type[_ch.Channel], interface: str) -> type[Any]:
+    """The class componentize-py calls for world 0.2.0's optional interface ``interface`` ("delivery", "edits" or
+    "reactions"); bind it to ``Delivery`` / ``Edits`` / ``Reactions`` in the app module. The component must be built
+    against a world that exports the interface (``airlock:channel/delivering-channel``, ``editing-channel``,
+    ``reacting-channel``, ``interactive-channel``)."""
+    made = _OPTIONAL[interface](cls)
+    name = made.__name__
+    made.__qualname__ = name
+    made.__doc__ = f"componentize-py export of {interface} wrapping {cls.__module__}.{cls.__qualname__}"
+    return made

@@ -17,12 +17,15 @@ from typing import Any, TypeVar, cast
 from . import _json as json
 from . import host
 from ._stdio import begin_callback, end_callback
+from .errors import PermanentError, RateLimited, SendError
 from .types import (
     AgentReply,
     Attachment,
     ChannelConfig,
     Endpoint,
+    MessageEdit,
     Poll,
+    Reaction,
     Request,
     Response,
     StatusUpdate,
@@ -33,8 +36,10 @@ __all__ = [
     "CallbackFailed",
     "Channel",
     "call_on_broadcast",
+    "call_on_edit",
     "call_on_http_request",
     "call_on_poll",
+    "call_on_react",
     "call_on_respond",
     "call_on_shutdown",
     "call_on_start",
@@ -69,27 +74,55 @@ class Channel:
     def on_poll(self) -> None:
         """One polling tick."""
 
-    def on_respond(self, reply: AgentReply) -> None:
-        """Deliver the agent's reply; raise to report a failure to the host."""
+    def on_respond(self, reply: AgentReply) -> str | None:
+        """Deliver the agent's reply; raise to report a failure to the host (a ``SendError`` subclass says how to
+        retry). May return the platform's id of the message sent (world 0.2.0, ``export_delivery``: the host
+        keeps it, and ``on_edit`` gets it back); ``None`` when there is none."""
         raise NotImplementedError(f"{type(self).__name__} does not implement on_respond")
 
     def on_status(self, update: StatusUpdate) -> None:
         """Typing indicators / progress. Must be idempotent."""
 
-    def on_broadcast(self, user_id: str, reply: AgentReply) -> None:
-        """Proactive message to a user without an inbound message."""
+    def on_broadcast(self, user_id: str, reply: AgentReply) -> str | None:
+        """Proactive message to a user without an inbound message; may return the platform's message id."""
         raise NotImplementedError(f"{type(self).__name__} does not implement on_broadcast")
+
+    def on_edit(self, edit: MessageEdit) -> None:
+        """World 0.2.0 (``export_edits``): replace the text of the sent message ``edit.platform_message_id`` with
+        ``edit.content``. A platform's "not modified" answer is a success."""
+        raise PermanentError(f"{type(self).__name__} does not edit messages")
+
+    def on_react(self, reaction: Reaction) -> None:
+        """World 0.2.0 (``export_reactions``): add or remove a reaction."""
+        raise PermanentError(f"{type(self).__name__} does not react to messages")
 
     def on_shutdown(self) -> None:
         """Cleanup on unload."""
 
 
 class CallbackFailed(Exception):
-    """A callback failed; ``message`` becomes the WIT ``err(string)``."""
+    """A callback failed; ``message`` becomes the WIT ``err(string)`` (or, world 0.2.0, the text of a ``send-error``
+    of class ``send_class``: "rate-limited" with ``retry_after`` seconds, "temporary", "permanent", "unclassified")."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, send_class: str = "unclassified", retry_after: int = 0) -> None:
         super().__init__(message)
         self.message = message
+        self.send_class = send_class
+        self.retry_after = retry_after
+
+
+def _delivery_failed(callback: str, exc: Exception) -> CallbackFailed:
+    """Log ``exc`` and describe it as the callback's failure, with its class when it is a ``SendError``."""
+    _log_failure(callback, exc)
+    if isinstance(exc, SendError):
+        return CallbackFailed(exc.message, exc.send_class, exc.seconds if isinstance(exc, RateLimited) else 0)
+    return CallbackFailed(describe(exc))
+
+
+def _platform_id(value: Any, callback: str) -> str | None:
+    """The platform message id a callback returned: a non-empty ``str``, else None (a 0.1.0 channel's return value
+    was ignored, so anything else is not an id)."""
+    return value if isinstance(value, str) and value else None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -314,13 +347,14 @@ def call_on_respond(
     thread_id: str | None,
     metadata_json: str,
     attachments: list[tuple[str, str, bytes]],
-) -> None:
-    """Run ``on_respond``; any exception becomes ``CallbackFailed("Type: message")``."""
+) -> str | None:
+    """Run ``on_respond``; returns the platform message id it returned (or None). Any exception becomes
+    ``CallbackFailed("Type: message")`` (a ``SendError`` keeps its class and its own message)."""
     try:
-        cls().on_respond(make_reply(message_id, content, thread_id, metadata_json, attachments))
+        return _platform_id(cls().on_respond(make_reply(message_id, content, thread_id, metadata_json, attachments)),
+                            "on_respond")
     except Exception as exc:
-        _log_failure("on_respond", exc)
-        raise CallbackFailed(describe(exc)) from None
+        raise _delivery_failed("on_respond", exc) from None
 
 
 @_scoped
@@ -332,12 +366,41 @@ def call_on_broadcast(
     thread_id: str | None,
     metadata_json: str,
     attachments: list[tuple[str, str, bytes]],
-) -> None:
+) -> str | None:
+    """Run ``on_broadcast``, as ``call_on_respond``."""
     try:
-        cls().on_broadcast(user_id, make_reply(message_id, content, thread_id, metadata_json, attachments))
+        reply = make_reply(message_id, content, thread_id, metadata_json, attachments)
+        return _platform_id(cls().on_broadcast(user_id, reply), "on_broadcast")
     except Exception as exc:
-        _log_failure("on_broadcast", exc)
-        raise CallbackFailed(describe(exc)) from None
+        raise _delivery_failed("on_broadcast", exc) from None
+
+
+@_scoped
+def call_on_edit(cls: type[Channel], platform_message_id: str, content: str, thread_id: str | None,
+                 metadata_json: str) -> None:
+    """Run ``on_edit`` (world 0.2.0); failures as ``call_on_respond``'s. Bad metadata is a permanent error."""
+    try:
+        metadata = _json_object(metadata_json, "metadata-json")
+    except ValueError as exc:
+        raise _delivery_failed("on_edit", PermanentError(str(exc))) from None
+    try:
+        cls().on_edit(MessageEdit(platform_message_id, content, thread_id, metadata))
+    except Exception as exc:
+        raise _delivery_failed("on_edit", exc) from None
+
+
+@_scoped
+def call_on_react(cls: type[Channel], platform_message_id: str, emoji: str, remove: bool,
+                  metadata_json: str) -> None:
+    """Run ``on_react`` (world 0.2.0); failures as ``call_on_edit``'s."""
+    try:
+        metadata = _json_object(metadata_json, "metadata-json")
+    except ValueError as exc:
+        raise _delivery_failed("on_react", PermanentError(str(exc))) from None
+    try:
+        cls().on_react(Reaction(platform_message_id, emoji, bool(remove), metadata))
+    except Exception as exc:
+        raise _delivery_failed("on_react", exc) from None
 
 
 def status_name(wit_enum_name: str) -> str:

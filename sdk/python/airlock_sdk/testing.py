@@ -168,14 +168,27 @@ class FakeHost:
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
         message_id: str = "msg-1",
-    ) -> None:
-        """``on_respond`` with ``metadata`` as the original message's; raises ``CallbackFailed`` on failure."""
+    ) -> str | None:
+        """``on_respond`` with ``metadata`` as the original message's; returns the platform message id it returned
+        (world 0.2.0), raises ``CallbackFailed`` on failure (``send_class`` tells a ``SendError``'s class)."""
         with self:
-            _dispatch.call_on_respond(cls, message_id, content, thread_id, _json_dumps(metadata or {}), [])
+            return _dispatch.call_on_respond(cls, message_id, content, thread_id, _json_dumps(metadata or {}), [])
 
-    def broadcast(self, cls: type[Channel], user_id: str, content: str, *, message_id: str = "msg-1") -> None:
+    def broadcast(self, cls: type[Channel], user_id: str, content: str, *, message_id: str = "msg-1") -> str | None:
         with self:
-            _dispatch.call_on_broadcast(cls, user_id, message_id, content, None, "{}", [])
+            return _dispatch.call_on_broadcast(cls, user_id, message_id, content, None, "{}", [])
+
+    def edit(self, cls: type[Channel], platform_message_id: str, content: str, *,
+             metadata: dict[str, Any] | None = None, thread_id: str | None = None) -> None:
+        """``on_edit`` (world 0.2.0); raises ``CallbackFailed`` on failure."""
+        with self:
+            _dispatch.call_on_edit(cls, platform_message_id, content, thread_id, _json_dumps(metadata or {}))
+
+    def react(self, cls: type[Channel], platform_message_id: str, emoji: str, *, remove: bool = False,
+              metadata: dict[str, Any] | None = None) -> None:
+        """``on_react`` (world 0.2.0); raises ``CallbackFailed`` on failure."""
+        with self:
+            _dispatch.call_on_react(cls, platform_message_id, emoji, remove, _json_dumps(metadata or {}))
 
     def status(self, cls: type[Channel], status: str, message: str = "", *,
                metadata: dict[str, Any] | None = None) -> None:

@@ -19,7 +19,9 @@ __all__ = [
     "HttpResponse",
     "InboundAttachment",
     "Message",
+    "MessageEdit",
     "Poll",
+    "Reaction",
     "Request",
     "Response",
     "Status",
@@ -160,6 +162,27 @@ class AgentReply:
     thread_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass
+class MessageEdit:
+    """World 0.2.0: replace the whole text of a message the channel sent (``Channel.on_edit``).
+    ``platform_message_id`` is what ``on_respond`` returned for it; ``metadata`` is the answered inbound message's."""
+
+    platform_message_id: str
+    content: str
+    thread_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reaction:
+    """World 0.2.0: add (``remove`` False) or remove the Unicode ``emoji`` on a message (``Channel.on_react``)."""
+
+    platform_message_id: str
+    emoji: str
+    remove: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Status:

@@ -1,7 +1,7 @@
 //! The [`Channel`] trait and the glue between it and the generated WIT exports.
 
-use crate::error::Result;
-use crate::types::{AgentResponse, ChannelConfig, Config, Request, Response, StatusUpdate};
+use crate::error::{Error, Result};
+use crate::types::{AgentResponse, ChannelConfig, Config, MessageEdit, Reaction, Request, Response, StatusUpdate};
 
 /// A channel: implement this on one type and export it with [`export_channel!`](crate::export_channel).
 ///
@@ -71,11 +71,43 @@ pub trait Channel {
     fn on_shutdown() -> Result<()> {
         Ok(())
     }
+
+    /// World 0.2.0 (`delivery`, exported by every `export_channel!`): deliver the reply and return the platform's
+    /// id of the message sent (of the last one, when the reply is split), which [`on_edit`](Channel::on_edit)
+    /// gets back; `None` when the platform gives none. The host calls this instead of
+    /// [`on_respond`](Channel::on_respond). An `Err` with a [`SendClass`](crate::SendClass) decides the retry.
+    /// Default: `on_respond`, no id. A channel that implements it usually makes `on_respond` call it.
+    fn on_send(response: &AgentResponse) -> Result<Option<String>> {
+        Self::on_respond(response).map(|()| None)
+    }
+
+    /// World 0.2.0: [`on_broadcast`](Channel::on_broadcast) returning the platform's message id, as
+    /// [`on_send`](Channel::on_send). Default: `on_broadcast`, no id.
+    fn on_send_broadcast(user_id: &str, response: &AgentResponse) -> Result<Option<String>> {
+        Self::on_broadcast(user_id, response).map(|()| None)
+    }
+
+    /// World 0.2.0 (`edits`, exported by `export_channel!(T, edit)`): replace the text of the message
+    /// `edit.platform_message_id` with `edit.content`. A platform's "not modified" answer is a success.
+    /// Default: a permanent error (not exported unless the macro is asked to).
+    fn on_edit(edit: &MessageEdit) -> Result<()> {
+        let _ = edit;
+        Err(Error::permanent("this channel does not edit messages"))
+    }
+
+    /// World 0.2.0 (`reactions`, exported by `export_channel!(T, react)`): add (or, `remove`, take away) a
+    /// reaction. Default: a permanent error.
+    fn on_react(reaction: &Reaction) -> Result<()> {
+        let _ = reaction;
+        Err(Error::permanent("this channel does not react to messages"))
+    }
 }
 
-/// Export `$ty` (a type implementing [`Channel`]) as the component's `airlock:channel/channel` interface.
-/// Use it once, in the channel crate's `lib.rs` (crate-type `cdylib`). It expands to nothing on targets
-/// other than wasm32, so the crate's unit tests build natively.
+/// Export `$ty` (a type implementing [`Channel`]) as the component's `airlock:channel/channel` interface and
+/// world 0.2.0's `delivery` ([`Channel::on_send`]); with this crate's feature `edit` also `edits`
+/// ([`Channel::on_edit`]), with `react` also `reactions` ([`Channel::on_react`]). Use it once, in the channel
+/// crate's `lib.rs` (crate-type `cdylib`). It expands to nothing on targets other than wasm32, so the crate's unit
+/// tests build natively.
 ///
 /// ```no_run
 /// # use airlock_channel::*;
@@ -89,11 +121,22 @@ pub trait Channel {
 #[macro_export]
 macro_rules! export_channel {
     ($ty:ty) => {
+        $crate::__export_channel_base!($ty);
+    };
+}
+
+/// `channel`, `delivery` and, by the crate features, `edits` / `reactions` (used by [`export_channel!`]). Not public
+/// API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_channel_base {
+    ($ty:ty) => {
         // Only inside a component: on the build machine (`cargo test` of a cdylib crate) the WIT export
-        // names ("airlock:channel/channel@0.1.0#on-start") are not valid in a native linker's symbol list.
+        // names ("airlock:channel/channel@0.2.0#on-start") are not valid in a native linker's symbol list.
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::__private::wit as __wit;
+            use $crate::__private::wit_delivery as __wit_delivery;
             struct __AirlockChannelExport;
             impl __wit::Guest for __AirlockChannelExport {
                 fn on_start(
@@ -123,7 +166,24 @@ macro_rules! export_channel {
                     $crate::__private::on_shutdown::<$ty>()
                 }
             }
-    $crate::bindings::__export_sandboxed_channel!(__AirlockChannelExport with_types_in $crate::bindings);
+            impl __wit_delivery::Guest for __AirlockChannelExport {
+                fn on_respond(
+                    response: __wit::AgentResponse,
+                ) -> ::core::result::Result<::core::option::Option<::std::string::String>, __wit_delivery::SendError>
+                {
+                    $crate::__private::on_send::<$ty>(response)
+                }
+                fn on_broadcast(
+                    user_id: ::std::string::String,
+                    response: __wit::AgentResponse,
+                ) -> ::core::result::Result<::core::option::Option<::std::string::String>, __wit_delivery::SendError>
+                {
+                    $crate::__private::on_send_broadcast::<$ty>(&user_id, response)
+                }
+            }
+            $crate::__impl_channel_edits!(__AirlockChannelExport, $ty);
+            $crate::__impl_channel_reactions!(__AirlockChannelExport, $ty);
+    $crate::bindings::__export_channel_world!(__AirlockChannelExport with_types_in $crate::bindings);
         };
         // Natively nothing is exported, but the type must still be a Channel (and counts as used).
         #[cfg(not(target_arch = "wasm32"))]
@@ -131,6 +191,55 @@ macro_rules! export_channel {
             let _ = <$ty as $crate::Channel>::on_start;
         };
     };
+}
+
+/// `edits` for the export type `$ex` (used by [`export_channel!`] when the crate feature `edit` is on). Not public
+/// API.
+#[cfg(feature = "edit")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_channel_edits {
+    ($ex:ident, $ty:ty) => {
+        impl $crate::__private::wit_edits::Guest for $ex {
+            fn on_edit(
+                edit: $crate::__private::wit_edits::MessageEdit,
+            ) -> ::core::result::Result<(), $crate::__private::wit_delivery::SendError> {
+                $crate::__private::on_edit::<$ty>(edit)
+            }
+        }
+    };
+}
+
+/// Without the crate feature `edit`: nothing (the world has no `edits`). Not public API.
+#[cfg(not(feature = "edit"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_channel_edits {
+    ($ex:ident, $ty:ty) => {};
+}
+
+/// `reactions` for the export type `$ex` (crate feature `react`). Not public API.
+#[cfg(feature = "react")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_channel_reactions {
+    ($ex:ident, $ty:ty) => {
+        impl $crate::__private::wit_reactions::Guest for $ex {
+            fn on_react(
+                reaction: $crate::__private::wit_reactions::Reaction,
+            ) -> ::core::result::Result<(), $crate::__private::wit_delivery::SendError> {
+                $crate::__private::on_react::<$ty>(reaction)
+            }
+        }
+    };
+}
+
+/// Without the crate feature `react`: nothing. Not public API.
+#[cfg(not(feature = "react"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_channel_reactions {
+    ($ex:ident, $ty:ty) => {};
 }
 
 /// Conversions between the generated WIT types and the SDK's; used by [`export_channel!`]. Not public API.
@@ -190,7 +299,7 @@ pub mod dispatch {
         }
     }
 
-    fn agent_response(r: wit::AgentResponse) -> crate::Result<AgentResponse> {
+    pub(crate) fn agent_response(r: wit::AgentResponse) -> crate::Result<AgentResponse> {
         Ok(AgentResponse {
             message_id: r.message_id,
             content: r.content,
@@ -243,6 +352,83 @@ pub mod dispatch {
         if let Err(e) = C::on_shutdown() {
             crate::log::warn(&format!("on_shutdown failed: {e}"));
         }
+    }
+}
+
+/// World 0.2.0's optional interfaces: conversions for [`export_channel!`]. Not public API.
+#[doc(hidden)]
+pub mod dispatch_v2 {
+    use super::dispatch::agent_response;
+    use super::Channel;
+    use crate::bindings::exports::airlock::channel::channel as wit;
+    use crate::bindings::exports::airlock::channel::delivery as wit_delivery;
+    #[cfg(feature = "edit")]
+    use crate::bindings::exports::airlock::channel::edits as wit_edits;
+    #[cfg(feature = "react")]
+    use crate::bindings::exports::airlock::channel::reactions as wit_reactions;
+    use crate::error::SendClass;
+    #[cfg(any(feature = "edit", feature = "react"))]
+    use crate::types::metadata_object;
+    use crate::Error;
+    #[cfg(feature = "edit")]
+    use crate::MessageEdit;
+    #[cfg(feature = "react")]
+    use crate::Reaction;
+
+    /// An [`Error`] as the WIT `send-error`: its [`SendClass`], or `unclassified` (the host decides).
+    pub fn send_error(e: Error) -> wit_delivery::SendError {
+        let message = e.to_string();
+        match e.class() {
+            Some(SendClass::RateLimited(secs)) => {
+                wit_delivery::SendError::RateLimited(wit_delivery::RateLimit { retry_after_secs: secs, message })
+            }
+            Some(SendClass::Temporary) => wit_delivery::SendError::Temporary(message),
+            Some(SendClass::Permanent) => wit_delivery::SendError::Permanent(message),
+            None => wit_delivery::SendError::Unclassified(message),
+        }
+    }
+
+    /// `delivery.on-respond`: [`Channel::on_send`]; metadata that is not an object is a permanent error.
+    pub fn on_send<C: Channel>(response: wit::AgentResponse) -> Result<Option<String>, wit_delivery::SendError> {
+        let response = agent_response(response).map_err(|e| send_error(e.with_class(SendClass::Permanent)))?;
+        C::on_send(&response).map_err(send_error)
+    }
+
+    /// `delivery.on-broadcast`: [`Channel::on_send_broadcast`].
+    pub fn on_send_broadcast<C: Channel>(
+        user_id: &str,
+        response: wit::AgentResponse,
+    ) -> Result<Option<String>, wit_delivery::SendError> {
+        let response = agent_response(response).map_err(|e| send_error(e.with_class(SendClass::Permanent)))?;
+        C::on_send_broadcast(user_id, &response).map_err(send_error)
+    }
+
+    /// `edits.on-edit`: [`Channel::on_edit`].
+    #[cfg(feature = "edit")]
+    pub fn on_edit<C: Channel>(edit: wit_edits::MessageEdit) -> Result<(), wit_delivery::SendError> {
+        let metadata = metadata_object(&edit.metadata_json, "edit metadata-json")
+            .map_err(|e| send_error(e.with_class(SendClass::Permanent)))?;
+        let edit = MessageEdit {
+            platform_message_id: edit.platform_message_id,
+            content: edit.content,
+            thread_id: edit.thread_id,
+            metadata,
+        };
+        C::on_edit(&edit).map_err(send_error)
+    }
+
+    /// `reactions.on-react`: [`Channel::on_react`].
+    #[cfg(feature = "react")]
+    pub fn on_react<C: Channel>(reaction: wit_reactions::Reaction) -> Result<(), wit_delivery::SendError> {
+        let metadata = metadata_object(&reaction.metadata_json, "reaction metadata-json")
+            .map_err(|e| send_error(e.with_class(SendClass::Permanent)))?;
+        let reaction = Reaction {
+            platform_message_id: reaction.platform_message_id,
+            emoji: reaction.emoji,
+            remove: reaction.remove,
+            metadata,
+        };
+        C::on_react(&reaction).map_err(send_error)
     }
 }
 
@@ -343,5 +529,94 @@ mod tests {
         assert_eq!(logs[0], "on_poll failed: poll broke");
         assert!(logs[1].starts_with("on_status failed: status metadata-json is not JSON"));
         assert_eq!(logs.len(), 2, "on_shutdown's default succeeds");
+    }
+
+    struct Sender;
+
+    impl Channel for Sender {
+        fn on_start(_config: Config) -> Result<ChannelConfig> {
+            Ok(ChannelConfig::new("s"))
+        }
+        fn on_respond(response: &AgentResponse) -> Result<()> {
+            Self::on_send(response).map(drop)
+        }
+        fn on_send(response: &AgentResponse) -> Result<Option<String>> {
+            match response.content.as_str() {
+                "slow" => Err(crate::Error::rate_limited(7, "429")),
+                "gone" => Err(crate::Error::permanent("chat not found")),
+                "flaky" => Err(crate::Error::temporary("502")),
+                "odd" => bail!("something else"),
+                _ => Ok(Some("m-1".into())),
+            }
+        }
+        fn on_edit(edit: &crate::MessageEdit) -> Result<()> {
+            crate::ensure!(edit.metadata_str("chat").is_some(), "no chat");
+            Ok(())
+        }
+    }
+
+    fn said(content: &str) -> wit::AgentResponse {
+        wit::AgentResponse { content: content.into(), ..reply(r#"{"chat": "1"}"#) }
+    }
+
+    #[test]
+    fn delivery_returns_the_platform_id_and_typed_errors() {
+        use crate::bindings::exports::airlock::channel::delivery::{RateLimit, SendError};
+        use crate::channel::dispatch_v2 as v2;
+        assert_eq!(v2::on_send::<Sender>(said("hi")), Ok(Some("m-1".into())));
+        assert_eq!(
+            v2::on_send::<Sender>(said("slow")),
+            Err(SendError::RateLimited(RateLimit { retry_after_secs: 7, message: "429".into() }))
+        );
+        assert_eq!(v2::on_send::<Sender>(said("gone")), Err(SendError::Permanent("chat not found".into())));
+        assert_eq!(v2::on_send::<Sender>(said("flaky")), Err(SendError::Temporary("502".into())));
+        assert_eq!(v2::on_send::<Sender>(said("odd")), Err(SendError::Unclassified("something else".into())));
+        // the 0.1.0 export runs the same code, with the error as text
+        assert_eq!(dispatch::on_respond::<Sender>(said("gone")).unwrap_err(), "chat not found");
+        // a 0.1.0-style channel (Probe) gets on_send from on_respond: no id, unclassified errors
+        assert_eq!(v2::on_send::<Probe>(reply(r#"{"chat": "1"}"#)), Ok(None));
+        assert_eq!(v2::on_send::<Probe>(reply("{}")), Err(SendError::Unclassified("no chat in metadata".into())));
+        assert!(matches!(v2::on_send::<Probe>(reply("[]")), Err(SendError::Permanent(_))));
+        assert_eq!(
+            v2::on_send_broadcast::<Probe>("u", reply("{}")),
+            Err(SendError::Unclassified("this channel does not support broadcasts".into()))
+        );
+    }
+
+    #[cfg(feature = "edit")]
+    #[test]
+    fn edits_convert_and_default_to_permanent_errors() {
+        use crate::bindings::exports::airlock::channel::delivery::SendError;
+        use crate::bindings::exports::airlock::channel::edits::MessageEdit;
+        use crate::channel::dispatch_v2 as v2;
+        let edit = |meta: &str| MessageEdit {
+            platform_message_id: "m-1".into(),
+            content: "new".into(),
+            thread_id: None,
+            metadata_json: meta.into(),
+        };
+        assert_eq!(v2::on_edit::<Sender>(edit(r#"{"chat": "1"}"#)), Ok(()));
+        assert_eq!(v2::on_edit::<Sender>(edit("{}")), Err(SendError::Unclassified("no chat".into())));
+        assert!(matches!(v2::on_edit::<Sender>(edit("nope")), Err(SendError::Permanent(_))));
+        assert_eq!(
+            v2::on_edit::<Probe>(edit("{}")),
+            Err(SendError::Permanent("this channel does not edit messages".into()))
+        );
+    }
+
+    #[cfg(feature = "react")]
+    #[test]
+    fn reactions_default_to_a_permanent_error() {
+        use crate::bindings::exports::airlock::channel::delivery::SendError;
+        use crate::bindings::exports::airlock::channel::reactions::Reaction;
+        use crate::channel::dispatch_v2 as v2;
+        let react =
+            Reaction {
+                platform_message_id: "m".into(), emoji: "👍".into(), remove: false, metadata_json: "{}".into()
+            };
+        assert_eq!(
+            v2::on_react::<Sender>(react),
+            Err(SendError::Permanent("this channel does not react to messages".into()))
+        );
     }
 }

@@ -20,6 +20,20 @@ use core::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     message: String,
+    class: Option<SendClass>,
+}
+
+/// How the host should treat a failed delivery (`on_respond`, `on_broadcast`, `on_edit`, `on_react`); world
+/// 0.2.0's `send-error`. It takes precedence over the host's own classification of the platform's HTTP answers
+/// (`wit/channel.wit`, interface `delivery`). An [`Error`] without a class leaves the host to classify it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendClass {
+    /// The platform asked to slow down: try again after this many seconds (the host waits at least 1, at most 3600).
+    RateLimited(u32),
+    /// Worth another try, with exponential backoff (a platform outage, a timeout).
+    Temporary,
+    /// Trying again fails the same way (the chat is gone, the request is invalid): no retry, a dead letter.
+    Permanent,
 }
 
 /// `core::result::Result` with the SDK's [`Error`].
@@ -28,7 +42,39 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 impl Error {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into() }
+        Error { message: message.into(), class: None }
+    }
+
+    /// A delivery error the host retries after `seconds` (world 0.2.0; see [`SendClass::RateLimited`]).
+    ///
+    /// ```
+    /// use airlock_channel::{Error, SendClass};
+    /// let e = Error::rate_limited(3, "429 from the platform");
+    /// assert_eq!(e.class(), Some(SendClass::RateLimited(3)));
+    /// assert_eq!(e.to_string(), "429 from the platform");
+    /// ```
+    pub fn rate_limited(seconds: u32, message: impl Into<String>) -> Self {
+        Error { message: message.into(), class: Some(SendClass::RateLimited(seconds)) }
+    }
+
+    /// A delivery error the host retries with backoff ([`SendClass::Temporary`]).
+    pub fn temporary(message: impl Into<String>) -> Self {
+        Error { message: message.into(), class: Some(SendClass::Temporary) }
+    }
+
+    /// A delivery error the host never retries ([`SendClass::Permanent`]).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Error { message: message.into(), class: Some(SendClass::Permanent) }
+    }
+
+    /// This error with `class` ([`SendClass`]), e.g. `http_error.with_class(SendClass::Permanent)`.
+    pub fn with_class(self, class: SendClass) -> Self {
+        Error { class: Some(class), ..self }
+    }
+
+    /// The delivery class, if the channel gave one.
+    pub fn class(&self) -> Option<SendClass> {
+        self.class
     }
 
     /// The message (the same text as `Display`).
@@ -43,7 +89,7 @@ impl Error {
     /// assert_eq!(e.to_string(), "send reply: timed out");
     /// ```
     pub fn context(self, context: impl fmt::Display) -> Self {
-        Error { message: format!("{context}: {}", self.message) }
+        Error { message: format!("{context}: {}", self.message), class: self.class }
     }
 }
 

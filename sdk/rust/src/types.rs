@@ -648,3 +648,65 @@ mod tests {
         assert_eq!(Config::from_json("  ").unwrap(), Config::default());
     }
 }
+
+/// World 0.2.0: replace the text of a message the channel sent ([`Channel::on_edit`](crate::Channel::on_edit)).
+///
+/// ```
+/// use airlock_channel::MessageEdit;
+/// let e = MessageEdit::new("42", "hello, world").with_metadata(serde_json::json!({"chat_id": "7"}));
+/// assert_eq!(e.metadata_str("chat_id"), Some("7"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageEdit {
+    /// The id [`Channel::on_send`](crate::Channel::on_send) returned for the message.
+    pub platform_message_id: String,
+    /// The whole new text (not a diff).
+    pub content: String,
+    /// Thread of the original message, if it had one.
+    pub thread_id: Option<String>,
+    /// Metadata of the inbound message the reply answered (a JSON object, `{}` when none).
+    pub metadata: Value,
+}
+
+impl MessageEdit {
+    /// An edit with no thread and empty metadata (for tests).
+    pub fn new(platform_message_id: impl Into<String>, content: impl Into<String>) -> Self {
+        MessageEdit {
+            platform_message_id: platform_message_id.into(),
+            content: content.into(),
+            thread_id: None,
+            metadata: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Set the metadata.
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// A string entry of the metadata object (`None` if absent or not a string).
+    pub fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(Value::as_str)
+    }
+}
+
+/// World 0.2.0: add or remove a reaction on a message ([`Channel::on_react`](crate::Channel::on_react)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reaction {
+    /// The platform's id of the message.
+    pub platform_message_id: String,
+    /// A Unicode emoji (map it to the platform's name where needed).
+    pub emoji: String,
+    /// `false` adds the reaction, `true` removes it.
+    pub remove: bool,
+    /// Metadata of the inbound message concerned (a JSON object, `{}` when none).
+    pub metadata: Value,
+}
+
+impl Reaction {
+    /// A string entry of the metadata object (`None` if absent or not a string).
+    pub fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(Value::as_str)
+    }
+}
