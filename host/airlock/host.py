@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from aiohttp import web
 
+from ._version import __version__
 from .agentapi import AgentApi
 from .agents.delivery import Delivery
 from .capabilities.egress import Egress
@@ -60,6 +61,8 @@ from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .runtime.values import Attachment, StatusUpdate
 from .state.backends import open_secrets, open_state
+from .state.cluster import ChannelRecords, ClusterSync
+from .state.nodes import NodeBeacon, NodeRegistry, node_id
 from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.agents import AgentRegistry
@@ -132,6 +135,16 @@ class AirlockHost:
         self.outbox = OutboxSender(self.log, self.streams.deliverer(self._deliver), self.manager.send_rate)
         self.agents = AgentRegistry(config.agents_db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled and self.agent_side else None
+        self.node: NodeBeacon | None = None
+        """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
+        self.cluster: ClusterSync | None = None
+        """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
+        if self.state.db is not None and config.state_url.dsn is not None:
+            me = node_id(config.home)
+            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
+            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.manager,
+                                       self.secrets, me, config.channels_dir)
+            self.manager.on_switch = self.cluster.announce_switch
         self._housekeeping: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
@@ -193,6 +206,8 @@ class AirlockHost:
     async def start(self, *, serve_http: bool = True) -> None:
         """Load and start every installed channel, then serve HTTP (unless ``serve_http`` is false)."""
         REDACTOR.watch(self.secrets)
+        if self.cluster is not None and self.agent_side:  # once per node, before anything reads the home
+            await asyncio.to_thread(self.cluster.materialise)
         if self.agent_side:  # worker 0 starts before the others (``workers.supervisor``)
             self._generate_missing_secrets()
         # A worker's listening socket was bound by its supervisor: connections wait in it (not answered 404 for a
@@ -202,6 +217,8 @@ class AirlockHost:
         if serve_http and self.config.admin and self.agent_side:
             await self._serve_admin()
         await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
+        if self.cluster is not None:
+            await self.cluster.start()
         if serve_http and self.role is not None:
             await self._serve()
         if self.control is not None:
@@ -214,9 +231,17 @@ class AirlockHost:
             if self.role is not None:
                 self.agent_api.sock = self.role.listening_socket("agent")
             await self.agent_api.start()
+        if self.node is not None:
+            await self.node.start(self._urls(serve_http))
         self._housekeeping = asyncio.create_task(self._compact_forever(), name="airlock-compaction")
         active = [n for n, s in self.manager.slots.items() if s.active]
         log.info("airlock ready: %d channel(s), active: %s", len(self.manager.slots), ", ".join(active) or "none")
+
+    def _urls(self, serving: bool) -> dict[str, str]:
+        """This node's listeners, as the node registry records them."""
+        urls = {"webhooks": self.base_url if serving else None, "public": self.config.public_base_url,
+                "admin": self.admin_url, "agent_api": self.agent_api_url}
+        return {k: v for k, v in urls.items() if v is not None}
 
     def _generate_missing_secrets(self) -> None:
         for entry in list_installed(self.config.channels_dir, lenient=self.config.lenient_capabilities):
@@ -229,7 +254,7 @@ class AirlockHost:
         limits = self.config.listener_limits
         install_quiet_parse_errors()
         worker = WorkerInfo(self.role.index, self.config.home) if self.role is not None else None
-        self._runner = web.AppRunner(build_app(self.manager, limits, worker), access_log=None,
+        self._runner = web.AppRunner(build_app(self.manager, limits, worker, self.node), access_log=None,
                                      **runner_kwargs(limits))
         await self._runner.setup()
         self.site = GatedTCPSite(self._runner, self.config.listen_host, self.config.listen_port,
@@ -243,6 +268,10 @@ class AirlockHost:
         """on-shutdown for every channel, then close the server, the egress and the stores."""
         if self.control is not None:
             await self.control.stop()
+        if self.node is not None:
+            await self.node.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.admin is not None:
             await self.admin.stop()
         if self._housekeeping is not None:

@@ -45,7 +45,7 @@ import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +139,8 @@ class ChannelManager:
         self.public_base_url = public_base_url
         self.leasing = leasing
         """None: pollers and websockets run in this process unconditionally (one process holds every channel)."""
+        self.on_switch: Callable[[str, bool], Awaitable[None]] | None = None
+        """Called after an operator's disable/enable (``state.cluster`` tells the other nodes)."""
         #: Read capabilities files leniently (unknown keys warned about, dropped): ``HostConfig.lenient_capabilities``.
         self.lenient_capabilities = False
         self.slots: dict[str, ChannelSlot] = {}
@@ -501,13 +503,26 @@ class ChannelManager:
         """Stop channel ``name`` until :meth:`enable` (``lifecycle.disable``). Raises ConfigError if unknown."""
         from . import lifecycle
 
-        return await lifecycle.disable(self, name)
+        slot = await lifecycle.disable(self, name)
+        await self._switched(name, False)
+        return slot
 
     async def enable(self, name: str) -> ChannelSlot:
         """Start channel ``name`` again (``lifecycle.enable``). Raises ConfigError if unknown."""
         from . import lifecycle
 
-        return await lifecycle.enable(self, name)
+        slot = await lifecycle.enable(self, name)
+        await self._switched(name, True)
+        return slot
+
+    async def _switched(self, name: str, enabled: bool) -> None:
+        """Tell the cluster (``on_switch``, ``state.cluster``); the switch here is done whatever happens there."""
+        if self.on_switch is None:
+            return
+        try:
+            await self.on_switch(name, enabled)
+        except Exception as exc:  # the database is down: the other nodes keep their switch until told again
+            log.warning("channel %s: the other nodes were not told of the switch: %s", name, exc)
 
     async def remove(self, name: str) -> None:
         """Stop channel ``name`` (as a disable) and forget it. Raises ConfigError if unknown."""

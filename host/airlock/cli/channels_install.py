@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -28,7 +28,10 @@ from . import report
 from .common import lazy_store, lenient_note, load_component, migrate_quietly, missing_secrets, runtime_for
 from .install_check import check_fit, check_world
 
-__all__ = ["install_files", "install_package", "live", "load_checked", "say", "switch"]
+if TYPE_CHECKING:
+    from ..state.cluster import ChannelRecords
+
+__all__ = ["cluster_records", "install_files", "install_package", "live", "load_checked", "say", "share", "switch"]
 
 log = logging.getLogger("airlock.cli")
 
@@ -129,15 +132,47 @@ def install_files(config: HostConfig, wasm: Path, caps: Path, pkg: VerifiedPacka
             typer.echo(f"{name} runs {staged.version} already")
             return
         switch(config, store, name, staged.version, f"upgraded ({provenance.summary()})")
+        if share(config, name):
+            typer.echo(f"stored {name} {staged.version} for every node of the cluster (a node starting later runs it)")
         return
     reply = live(config, name, "install")
     running = f"; running gateway: {reply['status']}" if reply is not None else ""
+    shared = share(config, name)
     typer.echo(f"installed {name} {staged.version} ({loaded.world.name}, {report.human_size(loaded.size_bytes)}, "
-               f"{provenance.summary()}) in {store.root}{running}")
+               f"{provenance.summary()}) in {store.root}{running}"
+               + (" and for every node of the cluster" if shared else ""))
     missing = missing_secrets(staged.caps, lazy_store(config), instance=name)
     if missing:
         typer.echo(f"inactive until its secrets are set: "
                    f"{'; '.join(f'airlock secrets set {m}' for m in missing)}")
+
+
+# ---- the cluster's record (``state.cluster``) ---------------------------------------------------------------
+
+
+def cluster_records(config: HostConfig) -> ChannelRecords | None:
+    """The cluster's installed channels (``state.cluster``) with PostgreSQL state (a pool left open for the
+    command's short life); None on SQLite."""
+    url = config.state_url
+    if url.kind != "postgresql" or url.dsn is None:
+        return None
+    # imported here: psycopg is for PostgreSQL state only (the embedded default never loads it)
+    from ..state.cluster import ChannelRecords
+    from ..state.postgres import PgDb
+
+    return ChannelRecords(PgDb(url.dsn, max_size=1))
+
+
+def share(config: HostConfig, name: str) -> bool:
+    """Store the active version of the channel ``name`` just installed for every node (PostgreSQL state); True
+    when stored."""
+    records = cluster_records(config)
+    if records is None:
+        return False
+    from ..state.cluster import record_from_home
+
+    records.put(record_from_home(config.channels_dir, name))
+    return True
 
 
 # ---- talking to a running gateway, or editing the home -------------------------------------------------------

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..host_config import HostConfig
 from .app import config_from, friendly_errors
 from .channels import channels_app, install_source
-from .channels_install import live, offline_doc, say, switch
+from .channels_install import cluster_records, live, offline_doc, say, switch
 from .common import LenientOption, complete_channel, migrate_quietly
 from .output import JsonOption, print_json
 
@@ -126,6 +126,10 @@ def channels_remove(ctx: typer.Context, name: NameArg) -> None:
     done = live(config, name, "remove")
     if done is None:
         store.remove(name)
+    records = cluster_records(config)
+    if records is not None and records.remove(name):  # the other nodes keep their copy until it is removed there
+        typer.echo(f"removed {name} from the cluster's record: nodes that have it keep their copy until it is "
+                   "removed there too")
     typer.echo(f"removed {name} (its secrets and workspace data are kept)"
                + (" (running gateway)" if done else ""))
 

@@ -148,9 +148,23 @@ def status_doc(config: HostConfig, url: str | None, timeout: float) -> dict[str,
     for row in rows:  # who published each channel: this home's install records (not known for a --url gateway)
         entry = installed.get(row["name"])
         row["provenance"] = provenance_doc(provenance_file(entry.component, entry.name)) if entry else None
+    nodes = _nodes(health)
     problems = _problems(gateway, rows) + _worker_problems(workers or [])
+    # a lost node is shown, not failing: this node is fine, and a container healthcheck (the Dockerfile's runs
+    # `airlock status`) must not mark every node unhealthy because one is gone
+    node_warnings = [f"node {n['id']} on {n['host']}: no heartbeat for {n['heartbeat_age_s']} s (lost)"
+                     for n in nodes if n["state"] == "lost"]
     return {"healthy": not problems, "problems": problems, "gateway": gateway, "channels": rows,
-            "workers": workers, "cli": dict(version_doc())}
+            "workers": workers, "nodes": nodes, "node_warnings": node_warnings, "cli": dict(version_doc())}
+
+
+def _nodes(health: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The cluster's nodes as ``/health`` lists them (``state.nodes``); none on SQLite state."""
+    found = health.get("nodes") if health is not None else None
+    if not isinstance(found, list):
+        return []
+    keys = ("id", "host", "state", "self", "version", "started_at", "heartbeat_at", "heartbeat_age_s")
+    return [{k: n.get(k) for k in keys} for n in found if isinstance(n, dict)]
 
 
 def _uptime(seconds: int) -> str:
@@ -176,6 +190,15 @@ STATUS_COLUMNS = (
 )
 
 
+NODE_COLUMNS = (
+    Column("node", "id", text=lambda r: f"{r['id']} (this one)" if r["self"] else str(r["id"])),
+    Column("host", "host"),
+    Column("state", "state", style=lambda r: "green" if r["state"] == "alive" else "yellow"),
+    Column("last heartbeat", "heartbeat_age_s", text=lambda r: f"{r['heartbeat_age_s']} s ago"),
+    Column("version", "version"),
+)
+
+
 def _render(out: Console, doc: dict[str, Any]) -> None:
     gw = doc["gateway"]
     if gw["up"]:
@@ -198,12 +221,18 @@ def _render(out: Console, doc: dict[str, Any]) -> None:
                 highlight=False)
     else:
         out.print(f"gateway: DOWN ({safe(gw['url'])}, {gw['source']})", style="red", highlight=False)
+    if doc["nodes"]:
+        alive = sum(1 for n in doc["nodes"] if n["state"] == "alive")
+        out.print(f"cluster: {alive} of {len(doc['nodes'])} node(s) alive", highlight=False)
+        show_rows(doc["nodes"], NODE_COLUMNS, as_json=False, empty="")
     if doc["channels"]:
         show_rows(doc["channels"], STATUS_COLUMNS, as_json=False, empty="")
     for row in doc["channels"]:  # the capabilities file's weak spots: shown, not failing (e.g. unsigned POSTs)
         for warning in row["warnings"]:
             out.print(f"warning: channel {row['name']}: {safe(warning)}", style="yellow", highlight=False,
                       soft_wrap=True)
+    for warning in doc["node_warnings"]:
+        out.print(f"warning: {safe(warning)}", style="yellow", highlight=False, soft_wrap=True)
     for problem in doc["problems"]:
         out.print(f"problem: {safe(problem)}", style="red", highlight=False, soft_wrap=True)
     if doc["healthy"]:
@@ -222,9 +251,11 @@ def status(
 ) -> None:
     """Is the gateway up, and is every channel working? Exit status 2 when something is failing.
 
-    Shows each channel's status, failure count, websocket, last error and warnings about its capabilities file,
-    the gateway's pid, uptime, versions and its admin console and agent API addresses. Failing: the gateway
-    does not answer, a channel is inactive, a websocket stopped for good, or a callback failed in the last 5
+    Shows every node of a cluster (PostgreSQL state: alive, stopped or lost, last heartbeat; a lost node is a
+    warning), each channel's status, failure count, websocket, last error and warnings about its capabilities
+    file, the gateway's pid,
+    uptime, versions and its admin console and agent API addresses. Failing: the gateway does not answer, a
+    channel is inactive, a websocket stopped for good, or a callback failed in the last 5
     minutes (warnings do not fail).
     """
     if url is not None and urlsplit(url).scheme not in ("http", "https"):

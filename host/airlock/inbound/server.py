@@ -38,6 +38,7 @@ from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavail
 from ..messages.inbox import RETRY_AFTER_S
 from ..observability import context as log_context
 from ..runtime.values import HttpEndpoint, IncomingHttpRequest, OutgoingHttpResponse
+from ..state.nodes import NodeBeacon
 from .body import MAX_BODY_BYTES, BodyRefused, read_body
 from .listener import ListenerLimits
 from .verifiers import Accept, Reject, Unverified, Verifier, WebhookRequest, verifier_for
@@ -60,6 +61,8 @@ class WorkerInfo:
 MANAGER: web.AppKey[ChannelManager] = web.AppKey("manager", ChannelManager)
 LIMITS: web.AppKey[ListenerLimits] = web.AppKey("limits", ListenerLimits)
 WORKERS: web.AppKey[WorkerInfo] = web.AppKey("workers", WorkerInfo)
+NODES: web.AppKey[NodeBeacon] = web.AppKey("nodes", NodeBeacon)
+"""This node in the cluster's registry (PostgreSQL state only): ``/health`` then lists every node."""
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
                          "server", "date"})
 
@@ -212,10 +215,14 @@ async def health(request: web.Request) -> web.Response:
         if not manager.bus.available:  # known unreachable: answer at once
             raise StateUnavailable("last refresh failed")
         queued = await asyncio.to_thread(manager.bus.qsize)
+        beacon = request.app.get(NODES)
+        nodes = await beacon.health() if beacon is not None else None
     except StateUnavailable:
         return web.json_response({"status": "unavailable", "channels": channels, "state": "unavailable"},
                                  status=503)
     doc: dict[str, Any] = {"status": "ok", "channels": channels, "queued": queued}
+    if nodes is not None:
+        doc["nodes"] = nodes
     info = request.app.get(WORKERS)
     if info is not None:  # under ``airlock serve --workers N``: who answered, and every worker's state
         doc["worker"] = info.index
@@ -247,13 +254,15 @@ async def _tag_worker(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def build_app(manager: ChannelManager, limits: ListenerLimits | None = None,
-              worker: WorkerInfo | None = None) -> web.Application:
+              worker: WorkerInfo | None = None, nodes: NodeBeacon | None = None) -> web.Application:
     """The webhook application: ``/webhook/...`` and the health endpoints; serve it with
     ``inbound.listener.GatedTCPSite`` and ``runner_kwargs(limits)`` for the socket-level limits. ``worker``: this
     process is a worker of ``airlock serve --workers N``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[MANAGER] = manager
     app[LIMITS] = limits if limits is not None else ListenerLimits()
+    if nodes is not None:
+        app[NODES] = nodes
     if worker is not None:
         app[WORKERS] = worker
         app.on_response_prepare.append(_tag_worker)

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 RETENTION_S = 7 * 24 * 3600
 #: Default deduplication window (24 h), seconds.
 DEDUPE_WINDOW_S = 24 * 3600
+OUTBOX_CLAIM_S = 60.0
+"""Seconds a due outbox entry handed out by ``due_outbox`` stays claimed by that sender (PostgreSQL: no other node
+gets it meanwhile). The sender renews the claims of its in-flight sends every third of it (a callback may run for
+``callback_timeout_secs``, up to 600 s); a node that dies mid-send leaves claims that expire after this long, and
+another node sends those entries then (at least once)."""
 
 
 class NewOutbound(Protocol):
@@ -116,9 +121,22 @@ class MessageLog(Protocol):
         """Append outbox entries; an entry whose ``idempotency_key`` exists already returns the existing one."""
         ...
 
-    def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+    def due_outbox(self, now: float, limit: int, claim_s: float = OUTBOX_CLAIM_S) -> list[OutboxEntry]:
         """Pending entries due at ``now``, at most one per conversation (the oldest pending one: replies are
-        never reordered within a conversation), oldest first."""
+        never reordered within a conversation), oldest first.
+
+        PostgreSQL claims the entries returned until ``now + claim_s`` (``FOR UPDATE SKIP LOCKED``): while the
+        claim holds, no other caller (node) gets them, nor any later entry of their conversations. A claim ends with
+        ``mark_sent`` / ``reschedule`` / ``dead_letter`` / ``release_outbox``, or expires. SQLite (one process)
+        claims nothing: the sender's own in-flight set keeps one send per conversation."""
+        ...
+
+    def renew_outbox(self, entry_ids: Sequence[str], until: float) -> None:
+        """Extend the claims on ``entry_ids`` (still pending) to ``until`` (Unix seconds): sends still running."""
+        ...
+
+    def release_outbox(self, entry_ids: Sequence[str]) -> None:
+        """Drop the claims on ``entry_ids`` (taken by ``due_outbox`` but not sent now, e.g. over the send rate)."""
         ...
 
     def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:

@@ -1,12 +1,15 @@
 """``OutboxSender``: delivers the outbox through the channels, in order per conversation, at the platform's
 rate, with retries by error class (``messages.retry``) and dead letters.
 
-Loop: take the due entries (the oldest pending one of each conversation, ``MessageLog.due_outbox``), skip a
-conversation already in flight, take a send-rate token (``messages.ratelimit``; no token: look again when one is
-due), and run the channel's callback. The outcome is written back: sent; rescheduled after the verdict's delay;
-or failed (a dead letter, ``airlock messages list --failed``, ``airlock messages retry ID``). Status updates get
-one try: a typing indicator shown late is worse than none. A reply sent through world 0.2.0's ``delivery`` leaves the
-platform's message id on its entry (``OutboxEntry.platform_message_id``), which its edits and reactions use.
+Loop: take the due entries (the oldest pending one of each conversation, ``MessageLog.due_outbox``, which on
+PostgreSQL claims them for this node), skip a conversation already in flight, take a send-rate token
+(``messages.ratelimit``; no token: look again when one is due), and run the channel's callback. Entries taken but not
+started are released at once (another node may send them); the claims of running sends are renewed every
+``RENEW_S`` so that a slow callback keeps its entry. The outcome is written back: sent; rescheduled after the
+verdict's delay; or failed (a dead letter, ``airlock messages list --failed``, ``airlock messages retry ID``).
+Status updates get one try: a typing indicator shown late is worse than none.
+A reply sent through world 0.2.0's ``delivery`` leaves the platform's message id on its entry
+(``OutboxEntry.platform_message_id``), which its edits and reactions use.
 
 ``wait_first_attempt(id)`` lets the in-process API (``host.respond``) hand the first attempt's ``CallOutcome`` to
 its caller while retries go on in the background.
@@ -26,7 +29,7 @@ from typing import Any
 
 from ..channels.channel import CallOutcome
 from ..errors import AirlockError, StateUnavailable
-from .log import MessageLog
+from .log import OUTBOX_CLAIM_S, MessageLog
 from .model import OutboxEntry, OutboxKind, new_id
 from .ratelimit import SendLimiter, SendRate
 from .retry import classify
@@ -39,6 +42,9 @@ sent (``messages.streaming`` paces their due times the same way; this holds it w
 IDLE_S = 1.0
 """Longest sleep between looks at the outbox when nothing wakes the sender (other processes' appends)."""
 BATCH = 64
+RENEW_S = OUTBOX_CLAIM_S / 3
+"""Seconds between renewals of the claims of this sender's in-flight sends (a third of the claim: two renewals may
+be missed, e.g. to a database blip, before a claim expires under a running send)."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,12 @@ class OutboxSender:
         self._edit_interval_s = edit_interval_s
         self._last_edit: dict[str, float] = {}
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._sending: dict[str, str] = {}  # conversation -> entry id being sent (its claim is renewed)
         self._first: dict[str, asyncio.Future[CallOutcome]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._renewed_at = clock()
         self.sent = 0
         self.failed = 0
 
@@ -135,23 +143,41 @@ class OutboxSender:
             log.exception("outbox: could not read the due entries")
             return IDLE_S
         next_look = IDLE_S
+        unsent: list[str] = []
         for entry in due:
             if entry.conversation in self._in_flight:
+                unsent.append(entry.id)
                 continue
             if entry.kind == "edit":
                 gap = self._last_edit.get(entry.conversation, -math.inf) + self._edit_interval_s - self._clock()
                 if gap > 0:
                     next_look = min(next_look, gap)
+                    unsent.append(entry.id)
                     continue
             wait = self._limiter(entry.instance).acquire(entry.conversation)
             if wait > 0:
                 next_look = min(next_look, wait)
+                unsent.append(entry.id)
                 continue
             if entry.kind == "edit":
                 self._last_edit[entry.conversation] = self._clock()
             task = asyncio.get_running_loop().create_task(self._send(entry))
             self._in_flight[entry.conversation] = task
-        return next_look
+            self._sending[entry.conversation] = entry.id
+        await self._hold_claims(unsent)
+        return min(next_look, RENEW_S) if self._in_flight else next_look
+
+    async def _hold_claims(self, unsent: list[str]) -> None:
+        """Release the claims on entries taken but not started; renew those of running sends when due."""
+        try:
+            if unsent:
+                await asyncio.to_thread(self.log.release_outbox, unsent)
+            now = self._clock()
+            if self._sending and now - self._renewed_at >= RENEW_S:
+                self._renewed_at = now
+                await asyncio.to_thread(self.log.renew_outbox, list(self._sending.values()), now + OUTBOX_CLAIM_S)
+        except Exception as exc:  # unreleased claims expire on their own; a renewal is retried on the next look
+            log.warning("outbox: could not update the claims: %s", exc)
 
     def _limiter(self, instance: str) -> SendLimiter:
         limiter = self._limiters.get(instance)
@@ -171,6 +197,7 @@ class OutboxSender:
                 fut.set_result(out)
         finally:
             self._in_flight.pop(entry.conversation, None)
+            self._sending.pop(entry.conversation, None)
             self._wake.set()  # the conversation's next entry may go now
 
     def _record(self, entry: OutboxEntry, out: CallOutcome) -> None:

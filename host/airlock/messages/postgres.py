@@ -9,6 +9,9 @@ What differs from SQLite, and why:
 - Order: ``seq`` comes from an identity column, allocated at insert; two nodes committing at once may commit in the
   other order, so "the order they were committed" is per node. One channel instance's callbacks run one at a time
   (on the node holding its lease, for pollers), which keeps each conversation in order.
+- Outbox: every node's sender reads the same outbox. ``due_outbox`` claims the heads it returns (``claim_until``,
+  rows locked ``FOR UPDATE SKIP LOCKED`` and re-checked on their newest version), so one reply is sent by one node;
+  the claim ends when the outcome is written, or expires (``log.OUTBOX_CLAIM_S``) when its node died.
 - Durability: PostgreSQL's commit is durable once it returns (``synchronous_commit`` is the server's choice).
 - Failures: a lost or refused connection raises ``errors.StateUnavailable`` (nothing applied).
 """
@@ -21,7 +24,7 @@ from typing import Any, cast
 
 from ..state.leases import Fence, check_fence_pg
 from ..state.postgres import CONNECT_WAIT_S, PgConn, PgDb
-from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
+from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
 from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
 
 _INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, "
@@ -140,13 +143,33 @@ class PostgresMessageLog:
         with self._db.transaction() as conn:
             return [_append_outbox(conn, o, now) for o in outbound]
 
-    def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
-        with self._db.connection() as conn:
+    def due_outbox(self, now: float, limit: int, claim_s: float = OUTBOX_CLAIM_S) -> list[OutboxEntry]:
+        # ``head``: the oldest pending entry of each conversation (a snapshot: DISTINCT ON cannot lock). ``picked``
+        # locks the heads that are due and unclaimed, skipping rows another node is claiming right now; the
+        # conditions are on ``o`` so that PostgreSQL re-checks them on a row's newest version after the lock (an
+        # entry claimed or sent by a node that committed after this statement's snapshot is dropped, never resent).
+        with self._db.transaction() as conn:
             rows = conn.execute(
-                f"SELECT {_OUTBOX_COLS} FROM (SELECT DISTINCT ON (conversation) {_OUTBOX_COLS} FROM outbox "
-                "WHERE state = 'pending' ORDER BY conversation, seq) AS head "
-                "WHERE next_attempt_at <= %s ORDER BY seq LIMIT %s", (now, limit)).fetchall()
-        return [_outbox(r) for r in rows]
+                "WITH head AS (SELECT DISTINCT ON (conversation) seq FROM outbox WHERE state = 'pending' "
+                "ORDER BY conversation, seq), "
+                "picked AS (SELECT o.seq FROM outbox AS o JOIN head ON o.seq = head.seq "
+                "WHERE o.state = 'pending' AND o.next_attempt_at <= %s "
+                "AND (o.claim_until IS NULL OR o.claim_until <= %s) ORDER BY o.seq LIMIT %s "
+                "FOR UPDATE OF o SKIP LOCKED) "
+                "UPDATE outbox AS u SET claim_until = %s FROM picked WHERE u.seq = picked.seq "
+                f"RETURNING {_qualified_outbox('u')}", (now, now, limit, now + claim_s)).fetchall()
+        return sorted((_outbox(r) for r in rows), key=lambda e: e.seq)
+
+    def renew_outbox(self, entry_ids: Sequence[str], until: float) -> None:
+        if entry_ids:
+            with self._db.transaction() as conn:
+                conn.execute("UPDATE outbox SET claim_until = %s WHERE id = ANY(%s) AND state = 'pending' "
+                             "AND claim_until IS NOT NULL", (until, list(entry_ids)))
+
+    def release_outbox(self, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            with self._db.transaction() as conn:
+                conn.execute("UPDATE outbox SET claim_until = NULL WHERE id = ANY(%s)", (list(entry_ids),))
 
     def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
         self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL, platform_message_id = %s",
@@ -175,7 +198,8 @@ class PostgresMessageLog:
 
     def _update_outbox(self, assignments: str, entry_id: str, now: float, *args: Any) -> None:
         with self._db.transaction() as conn:
-            conn.execute(f"UPDATE outbox SET {assignments}, updated_at = %s WHERE id = %s",
+            # the outcome is written: the claim ends with it (the next entry of the conversation may go)
+            conn.execute(f"UPDATE outbox SET {assignments}, claim_until = NULL, updated_at = %s WHERE id = %s",
                          (*args, now, entry_id))
 
     def get_outbox(self, entry_id: str) -> OutboxEntry | None:
@@ -203,6 +227,10 @@ class PostgresMessageLog:
 
 def _qualified(alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in _INBOUND_COLS.split(","))
+
+
+def _qualified_outbox(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _OUTBOX_COLS.split(","))
 
 
 def _append(conn: PgConn, e: NewEntry, now: float) -> bool:

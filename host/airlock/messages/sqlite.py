@@ -32,7 +32,7 @@ from ..state.leases import SCHEMA_SQLITE as _LEASES_SCHEMA
 from ..state.leases import Fence, check_fence_sqlite
 from ..stores._sqlite import SqliteDb
 from .group_commit import GroupCommitter
-from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
+from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
 from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
 
 _SCHEMA = """
@@ -285,13 +285,20 @@ class SqliteMessageLog:
                            attempts=0, next_attempt_at=max(now, o.not_before), last_error=None, created_at=now,
                            updated_at=now)
 
-    def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+    def due_outbox(self, now: float, limit: int, claim_s: float = OUTBOX_CLAIM_S) -> list[OutboxEntry]:
+        del claim_s  # one process per state.db: its sender's in-flight set is the claim (MessageLog.due_outbox)
         with self._db.reading() as conn:
             rows = conn.execute(
                 f"SELECT {_OUTBOX_COLS} FROM outbox AS o WHERE o.state = 'pending' AND o.seq = "
                 "(SELECT min(p.seq) FROM outbox AS p WHERE p.state = 'pending' AND p.conversation = o.conversation) "
                 "AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?", (now, limit)).fetchall()
         return [_outbox(r) for r in rows]
+
+    def renew_outbox(self, entry_ids: Sequence[str], until: float) -> None:
+        """Nothing to renew: SQLite claims nothing (``due_outbox``)."""
+
+    def release_outbox(self, entry_ids: Sequence[str]) -> None:
+        """Nothing to release: SQLite claims nothing (``due_outbox``)."""
 
     def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
         self._update_outbox("state = 'sent', attempts = attempts + 1, last_error = NULL, platform_message_id = ?",

@@ -128,6 +128,40 @@ CREATE INDEX inbound_open_seq ON inbound (seq) WHERE state <> 'acked'
 """
 """``messages.redisbus``: the Redis epoch an entry was published in (NULL: not yet) and its stream id."""
 
+# A due outbox entry is claimed by one node's sender until ``claim_until`` (messages.postgres.due_outbox): two
+# nodes never send one reply twice; a node that dies mid-send leaves a claim that expires.
+OUTBOX_CLAIMS = """
+ALTER TABLE outbox ADD COLUMN claim_until DOUBLE PRECISION
+"""
+
+# One row per node of the cluster (state.nodes): who it is, where it listens, when it last said it is alive.
+NODES = """
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    urls_json TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL,
+    stopped_at DOUBLE PRECISION
+)
+"""
+
+# Channels installed once for the cluster (state.cluster): each node writes them into its home at start.
+CLUSTER_CHANNELS = """
+CREATE TABLE cluster_channels (
+    name TEXT PRIMARY KEY,
+    component BYTEA NOT NULL,
+    capabilities TEXT NOT NULL,
+    provenance TEXT,
+    version TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    updated_at DOUBLE PRECISION NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
@@ -136,4 +170,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "webhook replay caches shared by the nodes (state.replay)", REPLAY),
     Migration(6, "platform message ids of sent replies (airlock:channel@0.2.0 delivery)", PLATFORM_IDS),
     Migration(7, "publication of inbound entries to the Redis bus (messages.redisbus)", BUS),
+    Migration(8, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
+    Migration(9, "the node registry of a cluster (state.nodes)", NODES),
+    Migration(10, "channels installed once for the cluster, with their switch (state.cluster)", CLUSTER_CHANNELS),
 )

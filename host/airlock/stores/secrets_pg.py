@@ -17,6 +17,7 @@ only what this call changed (a concurrent change of another name by another node
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..errors import SecretStoreError, StateUnavailable
-from ..state.postgres import PgDb
+from ..state.postgres import CLUSTER_CHANNEL, PgDb
 from .files import private_dir
 from .masterkey import create_key_file, read_key_file
 from .secrets import KEY_ENV_VAR, KEY_FILENAME, SecretStore, parse_master_key
@@ -72,6 +73,12 @@ class PostgresSecretStore(SecretStore):
             with contextlib.suppress(SecretStoreError):
                 return cls(db, key)
         return cls(db, keys[-1])
+
+    def reload(self) -> None:
+        """Read the rows now (another node changed them: ``state.cluster``). Raises StateUnavailable."""
+        fetched = self._fetch()
+        with self._lock:
+            self._apply(*fetched)
 
     def signature(self) -> tuple[int, int, int]:
         """Changes when the stored values may have changed (the log redactor re-reads the values then)."""
@@ -139,6 +146,8 @@ class PostgresSecretStore(SecretStore):
                              "updated_at = excluded.updated_at", (name, ciphertext, now))
             for name in removed:
                 conn.execute("DELETE FROM secrets WHERE name = %s", (name,))
+            if changed or removed:  # every node hears it at this commit (state.cluster: channels waiting for it)
+                conn.execute("SELECT pg_notify(%s, %s)", (CLUSTER_CHANNEL, json.dumps({"op": "secrets"})))
         self._rows = dict(self._data)
         self._generation += 1
         self._saves += 1
