@@ -28,5 +28,7 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
     headers = case.headers if case.headers is not None else {}
     key = headers.get("Idempotency-Key")
     if isinstance(key, str) and _VALID.fullmatch(key):
-        what = json.dumps([case.method, case.path, case.path_parameters, case.body], default=str, sort_keys=True)
+        # Not sort_keys: the server fingerprints the raw body, so two bodies differing only in key order are two
+        # requests and must get two keys (sorted, they shared one and the second was refused with 422).
+        what = json.dumps([case.method, case.path, case.path_parameters, case.body], default=str)
         headers["Idempotency-Key"] = f"{key[:200]}-{hashlib.sha256(what.encode()).hexdigest()[:16]}"

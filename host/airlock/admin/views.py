@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..channels.catalog import provenance_file, secret_name_for
-from ..channels.manager import ChannelManager, ChannelSlot
+from ..channels.manager import ChannelManager
 from ..channels.operations import LifecycleError, Operations
+from ..channels.slot import ChannelSlot
 from ..errors import PairingError, SecretStoreError
 from ..manifest import CapabilitiesFile
 from ..observability.docs import safe

@@ -24,7 +24,7 @@ from ..runtime.values import AgentResponse, MessageEdit, Reaction
 from .channel import CallOutcome
 
 if TYPE_CHECKING:
-    from .manager import ChannelSlot
+    from .slot import ChannelSlot
 
 log = logging.getLogger("airlock.channels")
 

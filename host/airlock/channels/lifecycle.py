@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .manager import ChannelManager, ChannelSlot
+    from .manager import ChannelManager
+    from .slot import ChannelSlot
 
 log = logging.getLogger("airlock.channels")
 

@@ -47,25 +47,24 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..capabilities.workspace import CommitFailed
 from ..errors import ChannelDisabled, ConfigError, EmitRateLimited
-from ..inbound.verifiers import Verifier, verifier_for
+from ..inbound.verifiers import verifier_for
 from ..manifest import CapabilitiesFile, load_capabilities
 from ..messages.inbox import Inbox
-from ..messages.model import OutboxEntry
-from ..messages.ratelimit import SendRate, rate_for
 from ..runtime.engine import Runtime
-from ..runtime.values import AgentResponse, Attachment, ChannelConfig, HttpEndpoint, IncomingHttpRequest, StatusUpdate
-from . import activation, admission, changes
+from ..runtime.values import ChannelConfig, HttpEndpoint, IncomingHttpRequest
+from . import activation, admission
 from .activation import public_path
 from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
 from .poll_lease import LeaseHolder, PollLeasing, run_leased
+from .replies import ReplySide
+from .slot import ChannelSlot
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
 from .swap import Swap
 
@@ -75,53 +74,10 @@ PRODUCTION_MIN_POLL_MS = 30_000
 LONG_POLL_WAIT_S = 1.0
 """A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
 
-TYPING_REFRESH_S = 4.0
-TYPING_MAX_S = 300.0
-TYPING_STOPS = frozenset({"done", "interrupted", "approval-needed", "auth-required"})
-"""Statuses that end a "thinking" refresh: the agent finished or waits for the user. Progress statuses (tool-*,
-job-started, status, auth-completed) leave it running, as IronClaw's host does (``src/channels/wasm/wrapper.rs``,
-``WasmChannel::handle_status_update``): a typing indicator must not vanish at the first tool call."""
-
 T = TypeVar("T")
 
 
-@dataclass
-class ChannelSlot:
-    """A channel and its runtime state inside the manager."""
-
-    channel: Channel
-    active: bool = False
-    reason: str = "starting"
-    endpoints: dict[str, HttpEndpoint] = field(default_factory=dict)
-    poll_interval_s: float | None = None
-    main_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
-    poll_task: asyncio.Task[None] | None = None
-    socket: SocketRuntime | None = None
-    polls: int = 0
-    failures: int = 0
-    verifier: Verifier | None = None
-    """Webhook check built at registration (``inbound.verifiers``); None until then."""
-    inline: InlineGuard = field(default_factory=InlineGuard)
-    """Whether webhooks are attempted inline, with counters (module docstring)."""
-    poll_lane: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held around every on-poll (timer polls and websocket-driven ones): never two at once."""
-    event_queue: EventQueue | None = None
-    """The websocket event queue of a ``near:agent`` component (``event_queue``), else None."""
-    warnings: list[str] = field(default_factory=list)
-    """Problems with the capabilities file that do not stop the channel (``activation.file_warnings``)."""
-    disabled: bool = False
-    """Disabled by the operator (``ChannelManager.disable``): not routed, no callbacks run."""
-    halt: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set to end the poll loop (disable, shutdown)."""
-    in_poll: bool = False
-    """True while an on-poll callback runs (disable waits for it instead of cancelling)."""
-    lifecycle: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Serializes disable and enable of this channel."""
-    lease: LeaseHolder | None = None
-    """With several workers or nodes: the lease its poller and websocket run under (``poll_lease``)."""
-
-
-class ChannelManager:
+class ChannelManager(ReplySide):
     """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
 
     def __init__(
@@ -407,73 +363,6 @@ class ChannelManager:
         if state is None:
             return False
         return state.http_wait_s >= LONG_POLL_WAIT_S or bool(out.messages) or bool(state.workspace.writes)
-
-    # ---- agent side --------------------------------------------------------------------------------
-
-    def send_rate(self, instance: str) -> SendRate:
-        """The outbound send rate of a channel instance (``messages.ratelimit``)."""
-        slot = self.slots.get(instance)
-        if slot is None:
-            return rate_for(instance)
-        spec = slot.channel.caps.capabilities.channel.send_rate
-        override = SendRate(spec.per_second, spec.burst, spec.per_chat_per_second, spec.chat_burst) if spec else None
-        return rate_for(slot.channel.platform, override)
-
-    def slot_for(self, name: str) -> ChannelSlot:
-        slot = self.slots.get(name)
-        if slot is None or not slot.active:
-            raise ConfigError(f"channel {name!r} is not active")
-        return slot
-
-    async def deliver(self, entry: OutboxEntry, files: tuple[Attachment, ...] = ()) -> CallOutcome:
-        """Run one outbox entry's callback (on-respond, on-broadcast, on-status, on-edit, on-react) on the channel's
-        main lane, with the ORIGINAL message's metadata (``payload["metadata_json"]``); ``files``: the reply's
-        attachments, read from the blob store by the host (``messages.reply_files``). Raises ConfigError when the
-        channel is not active."""
-        slot = self.slot_for(entry.instance)
-        p = entry.payload
-        if entry.kind == "status":
-            update = StatusUpdate(status=str(p["status"]), message=str(p.get("message") or ""),
-                                  metadata_json=str(p.get("metadata_json") or "{}"))
-            return await self.run_main(slot, slot.channel.status, update)
-        response = AgentResponse(message_id=entry.in_reply_to or entry.id, content=str(p["content"]),
-                                 thread_id=p.get("thread_id"), metadata_json=str(p.get("metadata_json") or "{}"),
-                                 attachments=files)
-        if entry.kind == "broadcast":
-            return await self.run_main(slot, slot.channel.broadcast, str(p["user_id"]), response)
-        if entry.kind in ("edit", "react"):
-            return await changes.deliver(self.run_main, slot, entry, response)
-        if entry.in_reply_to is not None:
-            self.stop_typing(entry.in_reply_to)
-        out = await self.run_main(slot, slot.channel.respond, response)
-        if not out.ok:
-            log.warning("[%s] reply %s not delivered: %s", entry.instance, entry.id, out.error)
-        return out
-
-    def follow_status(self, key: str, instance: str, update: StatusUpdate) -> None:
-        """Keep the typing refresh of the message ``key`` in step with an agent status: "thinking" starts it, a
-        :data:`TYPING_STOPS` status stops it, any other leaves it as it is (the reply stops it too: ``deliver``)."""
-        if update.status == "thinking":
-            self.start_typing(key, instance, update)
-        elif update.status in TYPING_STOPS:
-            self.stop_typing(key)
-
-    def start_typing(self, key: str, instance: str, update: StatusUpdate) -> None:
-        """Refresh a "thinking" status every 4 s (at most 5 minutes) until ``stop_typing(key)`` (the reply)."""
-        if key not in self._typing:
-            self._typing[key] = asyncio.create_task(self._refresh_typing(self.slot_for(instance), update))
-
-    async def _refresh_typing(self, slot: ChannelSlot, update: StatusUpdate) -> None:
-        elapsed = 0.0
-        while elapsed < TYPING_MAX_S:
-            await asyncio.sleep(TYPING_REFRESH_S)
-            elapsed += TYPING_REFRESH_S
-            await self.run_main(slot, slot.channel.status, update)
-
-    def stop_typing(self, delivery_id: str) -> None:
-        task = self._typing.pop(delivery_id, None)
-        if task is not None:
-            task.cancel()
 
     # ---- shutdown ----------------------------------------------------------------------------------
 

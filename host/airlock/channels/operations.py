@@ -29,7 +29,8 @@ from .swap import replace
 
 if TYPE_CHECKING:
     from ..stores import SecretStore
-    from .manager import ChannelManager, ChannelSlot
+    from .manager import ChannelManager
+    from .slot import ChannelSlot
 
 __all__ = ["LifecycleError", "Operations", "load_installed"]
 

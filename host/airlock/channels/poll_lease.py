@@ -36,7 +36,8 @@ from ..errors import AirlockError, LeaseLost
 from ..state.leases import COMMIT_FENCE, DEFAULT_TTL_S, Fence, Lease, Leases
 
 if TYPE_CHECKING:
-    from .manager import ChannelManager, ChannelSlot
+    from .manager import ChannelManager
+    from .slot import ChannelSlot
 
 __all__ = ["LeaseHolder", "PollLeasing", "holder_id", "run_leased"]
 

@@ -32,7 +32,8 @@ from .lifecycle import DISABLED, stop_slot
 
 if TYPE_CHECKING:
     from ..runtime.values import HttpEndpoint
-    from .manager import ChannelManager, ChannelSlot
+    from .manager import ChannelManager
+    from .slot import ChannelSlot
 
 __all__ = ["SWAP_DRAIN_S", "SWAP_HOLD_S", "Swap", "SwapResult", "SwapTimeout", "replace", "wait_route"]
 

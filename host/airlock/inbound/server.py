@@ -32,7 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from ..capabilities.workspace import CommitFailed
-from ..channels.manager import ChannelManager, ChannelSlot
+from ..channels.manager import ChannelManager
+from ..channels.slot import ChannelSlot
 from ..channels.swap import SwapTimeout, wait_replaced, wait_route
 from ..errors import ChannelDisabled, EmitRateLimited, SandboxBusy, StateUnavailable
 from ..messages.inbox import RETRY_AFTER_S
