@@ -170,8 +170,10 @@ class AirlockHost(AgentSideApi):
         return self.role is None or self.role.agent_side
 
     def _leasing(self) -> PollLeasing | None:
-        """Under a supervisor, pollers and websockets run where their lease is held (``channels.poll_lease``)."""
-        if self.role is None:
+        """Pollers and websockets run where their lease is held (``channels.poll_lease``) whenever another process
+        could run them too: under a supervisor (the workers share ``state.db``) and on PostgreSQL state (the other
+        nodes of the cluster). One process on SQLite holds its home's lock (``serve.lock``): it runs them itself."""
+        if self.role is None and self.state.db is None:
             return None
         return PollLeasing(self.state.leases, holder_id(), self.config.lease_ttl_s)
 

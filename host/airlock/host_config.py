@@ -95,8 +95,8 @@ class HostConfig(BaseModel):
         agent_visibility_timeout_s: seconds a leased message waits for its ack before it is offered again.
         lease_ttl_s: with several workers (``airlock serve --workers N``) or nodes, how long a poller's or
             websocket's lease lasts unless renewed (renewed every third of it; ``channels.poll_lease``): when its
-            holder dies, another process takes the poller over within ``lease_ttl_s`` + a third of it + one poll
-            (issue 12: 15 s).
+            holder dies, another process takes the poller over within ``lease_ttl_s`` + one poll (issue 12: 15 s).
+            Leases are taken under a supervisor and on PostgreSQL state; one process on SQLite polls unleased.
         worker_restart_backoff_s / worker_crash_loop_deaths / worker_crash_window_s: a dead worker is restarted
             after the backoff, doubled per further death within the window (at most 30 s); that many deaths
             within the window is a crash loop: not restarted (``workers.policy``; 0.5 s, 5, 60 s).

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +47,37 @@ def cli(home: Path, *args: str, input: str | None = None) -> subprocess.Complete
 
 
 class Node:
-    """One running ``airlock serve`` (no agent, no admin listener) on a free loopback port."""
+    """One running ``airlock serve`` (no in-process agent, no admin listener unless ``admin``) on a free loopback port,
+    or on ``port`` (a node restarted where it was). ``extra``: more ``serve`` arguments (``--upstream ...``);
+    ``agent_api_port``: where its agent API listens (default: a port of its own choosing); ``logfile``: its stderr
+    goes there, appended (a long run logs more than a pipe holds), instead of to a pipe ``stop()`` returns."""
 
-    def __init__(self, home: Path, *, admin: bool = False) -> None:
+    def __init__(self, home: Path, *, admin: bool = False, port: int | None = None, extra: Sequence[str] = (),
+                 agent_api_port: int | None = None, logfile: Path | None = None) -> None:
         self.home = home
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = f"http://127.0.0.1:{free_port()}" if admin else None
+        self.agent_api_port = agent_api_port
         listeners = ["--admin-port", self.admin_url.rsplit(":", 1)[1]] if self.admin_url else ["--no-admin"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "airlock.cli", "serve", "--port", str(self.port), *listeners, "--agent", "none"],
-            env=node_env(home), cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env = node_env(home)
+        if agent_api_port is not None:
+            env["AIRLOCK_AGENT_API_PORT"] = str(agent_api_port)
+        err: Any = subprocess.PIPE
+        if logfile is not None:
+            with logfile.open("ab") as log:
+                err = os.dup(log.fileno())
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "airlock.cli", "serve", "--port", str(self.port), *listeners, "--agent",
+                 "none", *extra], env=env, cwd=home.parent, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        finally:
+            if logfile is not None:
+                os.close(err)
         deadline = time.monotonic() + START_TIMEOUT_S
         runfile = home / "run" / "gateway.json"
         while not (runfile.exists() and f'"pid": {self.proc.pid},' in runfile.read_text()):
-            assert self.proc.poll() is None, self.proc.communicate()
+            assert self.proc.poll() is None, (self.proc.communicate(), logfile)
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.05)
 
@@ -81,13 +98,19 @@ class Node:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status)
 
+    @property
+    def api(self) -> str:
+        """The agent API's base URL (``agent_api_port`` given)."""
+        return f"http://127.0.0.1:{self.agent_api_port}/v1"
+
     def stop(self) -> str:
-        """SIGTERM, wait; returns stderr."""
+        """SIGTERM, wait; returns stderr (empty when it went to a log file)."""
         if self.proc.poll() is None:
             self.proc.terminate()
         _, err = self.proc.communicate(timeout=30)
-        return err
+        return err or ""
 
     def kill(self) -> None:
+        """SIGKILL (kill -9): no shutdown, no lease released, whatever was in flight cut."""
         self.proc.kill()
         self.proc.communicate(timeout=30)

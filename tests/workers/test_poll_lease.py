@@ -94,3 +94,18 @@ async def test_release_lets_another_holder_take_over_at_once(state: tuple[Sqlite
     released = time.monotonic()
     assert await asyncio.wait_for(trying, 2.0)
     assert time.monotonic() - released < 1.5  # on B's next try (every 1 s), not once the 3 s TTL ran out
+
+
+async def test_a_dead_holders_lease_is_taken_as_it_expires_not_a_renewal_later(
+        state: tuple[SqliteMessageLog, SqliteLeases]) -> None:
+    _, leases = state
+    ttl = 1.5  # renew_s 0.5
+    a = LeaseHolder(PollLeasing(leases, "node/1/a", ttl), "poll:tg")
+    b = LeaseHolder(PollLeasing(leases, "node/2/b", ttl), "poll:tg")
+    assert await a.acquire(asyncio.Event())  # A takes it, then dies: it never renews nor releases
+    assert a.lease is not None
+    expires = a.lease.expires_at
+    await asyncio.sleep(0.45)  # B starts looking late in A's term: tries every renew_s would land at 1.45, 1.95
+    assert await asyncio.wait_for(b.acquire(asyncio.Event()), ttl + 1.0)
+    late = time.time() - expires
+    assert 0 <= late < 0.25  # at the expiry (+ TAKEOVER_MARGIN_S), not up to renew_s after it

@@ -4,7 +4,7 @@ With several workers (``airlock serve --workers N``) or nodes, every process loa
 webhooks, but a channel instance's on-poll loop and its websocket run only where the lease ``poll:<channel>``
 (``state.leases``) is held:
 
-- A process tries to take the lease every ``renew_s`` (a third of ``ttl_s``) until it gets it. On getting it, it
+- A process tries to take the lease until it gets it (below, how often). On getting it, it
   reloads the channel's durable workspace (``Workspace.reload``): the previous holder advanced the poll cursor in
   the database, and this process's copy in memory is as old as its start (a stale cursor would poll from an old
   offset: the cursor would go backwards).
@@ -15,8 +15,11 @@ webhooks, but a channel instance's on-poll loop and its websocket run only where
   context variable the poll loop and the websocket's tasks inherit; ``Workspace.commit`` passes it to
   ``MessageLog.commit``), which checks it in the commit's own transaction: a poll that was still running when the
   lease was lost cannot commit its cursor (``LeaseLost``), so two processes never both commit one.
-- When the holder dies, its lease expires after at most ``ttl_s`` and another process takes it on its next try:
-  the poller resumes within ``ttl_s + renew_s`` plus one poll.
+- A process waiting for the lease reads when the holder's lease runs out and tries again then (at most every
+  ``renew_s``): when the holder dies, its lease expires after at most ``ttl_s`` (its last renewal was before the
+  death) and another process takes it as it expires, so the poller resumes within ``ttl_s`` plus one poll (and
+  :data:`TAKEOVER_MARGIN_S` and a reload of the workspace). A holder that stops cleanly releases the lease: the
+  next process takes it on its next try, within ``renew_s``.
 """
 
 from __future__ import annotations
@@ -39,9 +42,15 @@ if TYPE_CHECKING:
     from .manager import ChannelManager
     from .slot import ChannelSlot
 
-__all__ = ["LeaseHolder", "PollLeasing", "holder_id", "run_leased"]
+__all__ = ["MIN_RETRY_S", "TAKEOVER_MARGIN_S", "LeaseHolder", "PollLeasing", "holder_id", "run_leased"]
 
 log = logging.getLogger("airlock.channels")
+
+TAKEOVER_MARGIN_S = 0.05
+"""Seconds after the holder's lease runs out (by this process's clock) at which a waiting process tries to take it:
+a little later than the expiry, so the try does not come a hair too early and wait a whole ``renew_s`` more."""
+MIN_RETRY_S = 0.05
+"""Shortest wait between two tries to take a lease (a lease that expired but is not yet taken: one more try soon)."""
 
 def holder_id() -> str:
     """A holder id unique to this process incarnation (``host/pid/random``): a restarted process never finds its
@@ -96,8 +105,22 @@ class LeaseHolder:
                 log.info("lease %s taken (token %d): polling here", self.name, self.lease.token)
                 return True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(halt.wait(), self.leasing.renew_s)
+                await asyncio.wait_for(halt.wait(), await self._next_try_s())
         return False
+
+    async def _next_try_s(self) -> float:
+        """Seconds until the next try: when the current holder's lease runs out (+ :data:`TAKEOVER_MARGIN_S`), but
+        at least :data:`MIN_RETRY_S` and at most ``renew_s``. A live holder renews, so its lease keeps running out
+        ``ttl_s`` ahead and this process looks every ``renew_s``; a dead holder's lease stops moving, and this
+        process takes it as it expires, not up to ``renew_s`` later (takeover within ``ttl_s`` of the death)."""
+        try:
+            current = await asyncio.to_thread(self.leasing.leases.get, self.name)
+        except AirlockError:  # the database is unreachable: the next try will say so
+            return self.leasing.renew_s
+        if current is None:  # released and gone meanwhile: try again soon
+            return MIN_RETRY_S
+        until_free = current.expires_at - self._clock() + TAKEOVER_MARGIN_S
+        return min(self.leasing.renew_s, max(MIN_RETRY_S, until_free))
 
     async def keep(self) -> None:
         """Renew every ``renew_s``; return once the lease is lost (taken over, or expired while unreachable)."""

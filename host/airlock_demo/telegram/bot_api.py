@@ -99,10 +99,12 @@ class BotApi(EditApi, FileApi):
         if self._get_updates_running:
             self.get_updates_overlaps += 1
         self._get_updates_running += 1
+        started = time.monotonic()
         try:
             return await self._get_updates(offset, limit, timeout)
         finally:
             self._get_updates_running -= 1
+            self.get_updates_intervals.append((started, time.monotonic()))
 
     async def _get_updates(self, offset: int | None, limit: int, timeout: float) -> Any:
         self._poll_generation += 1
