@@ -139,6 +139,8 @@ class AirlockHost(AgentSideApi):
             self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.manager,
                                        self.secrets, me, config.channels_dir)
             self.manager.on_switch = self.cluster.announce_switch
+            if self.agent_side:  # agents lease here: wake them for entries appended on other nodes
+                self.cluster.on_appended = self.bus.wake
         self._housekeeping: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None

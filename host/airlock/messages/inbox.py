@@ -5,10 +5,11 @@ Every agent (the in-process one behind ``host.messages()``, HTTP agents, push ag
 in time is offered again (at-least-once). Waiting: each waiting lease is a future in its agent's list; entries
 appended for an agent wake as many of that agent's waiters as there are entries (not every waiter of every agent:
 with 8 waiting agents, waking all made 8 leases, 8 thread hops and 8 SQLite transactions per message), a released
-lease wakes every waiter, and a timer looks again for leases that expired. An acknowledgement makes nothing ready
-(``lease`` does not hold back a conversation behind an unacknowledged entry), so it wakes no one. A generation
-count per agent closes the gap between an empty lease and the wait: an append in between makes the lease look
-again at once instead of sleeping through it.
+lease wakes every waiter, and a timer looks again for leases that expired. Entries appended on another node of a
+cluster wake the waiters the same way when that node's NOTIFY arrives (``wake``, ``messages.wakeup``). An
+acknowledgement makes nothing ready (``lease`` does not hold back a conversation behind an unacknowledged entry), so
+it wakes no one. A generation count per agent closes the gap between an empty lease and the wait: an append in
+between makes the lease look again at once instead of sleeping through it.
 
 Backpressure: ``has_room()`` is false once ``capacity`` entries are unacknowledged; webhooks then answer 503 with
 Retry-After and pollers wait (``wait_for_room``). The count is kept in memory (+ on append, - on ack) and
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import StateUnavailable
 from .log import MessageLog
@@ -101,10 +102,16 @@ class Inbox:
         if count <= 0:
             return
         self._backlog += count
+        self.wake(None if agents is None else Counter(agents))
+
+    def wake(self, agents: Mapping[str, int] | None) -> None:
+        """Entries were appended for ``agents`` (name -> count): wake as many waiters of each (None: every waiter).
+        Counts nothing in the backlog: ``appended`` does for this process's appends; another node's appends, told
+        over NOTIFY (``messages.wakeup``), are counted by the next refresh from the log. Call on the event loop."""
         if agents is None:
             self._wake_all()
             return
-        for agent, n in Counter(agents).items():
+        for agent, n in agents.items():
             self._generation[agent] += 1
             waiters = self._waiters.get(agent, [])
             while waiters and n > 0:

@@ -26,6 +26,7 @@ from ..state.leases import Fence, check_fence_pg
 from ..state.postgres import CONNECT_WAIT_S, PgConn, PgDb
 from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
 from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
+from .wakeup import notify_appended
 
 _INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, "
                  "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
@@ -42,6 +43,10 @@ class PostgresMessageLog:
     Args:
         db: the shared database (pool + migrated schema); closed by :meth:`close` only when ``owns_db``.
     """
+
+    notify_on_commit = True
+    """Send ``NOTIFY airlock_appended`` in each commit that appended entries (``messages.wakeup``); the Redis bus
+    sends it when it publishes instead."""
 
     def __init__(self, db: PgDb, *, owns_db: bool = False) -> None:
         self._db = db
@@ -76,7 +81,10 @@ class PostgresMessageLog:
                     "ON CONFLICT (channel, path) DO UPDATE SET value = excluded.value, "
                     "updated_at = excluded.updated_at",
                     [(instance, p, workspace[p], now) for p in sorted(workspace)])
-            return [e for e in entries if _append(conn, e, now)]
+            appended = [e for e in entries if _append(conn, e, now)]
+            if self.notify_on_commit:  # agents waiting on other nodes lease them at once (``messages.wakeup``)
+                notify_appended(conn, [e.route.agent for e in appended])
+            return appended
 
     # ---- inbound ---------------------------------------------------------------------------------------------------
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:

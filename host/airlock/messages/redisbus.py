@@ -64,6 +64,7 @@ from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import Entry, NewEntry, OutboxEntry
 from .postgres import _NEW_TOKEN, PostgresMessageLog, _entry, _qualified
 from .redisbus_trim import trim_streams
+from .wakeup import notify_appended
 
 logger = logging.getLogger("airlock.messages.redisbus")
 
@@ -111,7 +112,8 @@ return ids
 
 class RedisBusLog(PostgresMessageLog):
     """The :class:`~airlock.messages.log.MessageLog` on PostgreSQL, delivering through Redis Streams (module
-    docstring). Blocking and thread-safe like every log.
+    docstring). Blocking and thread-safe like every log. Agents waiting on other nodes are told of new entries
+    when they are published, not when they are committed (``messages.wakeup``).
 
     Args:
         db: the shared PostgreSQL pool; closed by :meth:`close` only when ``owns_db``.
@@ -119,6 +121,8 @@ class RedisBusLog(PostgresMessageLog):
         consumer: this process's consumer name in the groups (default: host, pid and a random suffix).
         namespace: prefix of every key (:data:`NAMESPACE`).
     """
+
+    notify_on_commit = False
 
     def __init__(self, db: PgDb, redis_url: str, *, owns_db: bool = False, consumer: str | None = None,
                  namespace: str = NAMESPACE, clock: Callable[[], float] = time.monotonic) -> None:
@@ -234,6 +238,7 @@ class RedisBusLog(PostgresMessageLog):
                 conn.execute("UPDATE inbound AS i SET bus_epoch = %s, bus_id = v.xid "
                              "FROM unnest(%s::text[], %s::text[]) AS v(id, xid) WHERE i.id = v.id",
                              (epoch, ids, [str(x) for x in cast(list[Any], xids)]))
+                notify_appended(conn, [str(r[1]) for r in rows])  # in the streams now: waiting agents may read
             total += len(rows)
             if len(rows) < PUBLISH_BATCH:
                 return total

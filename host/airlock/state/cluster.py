@@ -17,6 +17,9 @@ a transaction is delivered when it commits, so no node hears of a change that is
 - ``{"op": "secrets"}``: a secret was set or removed (``stores.secrets_pg``); the node reloads its secrets and starts
   the channels that were waiting for a missing secret.
 
+The same connection listens on ``state.postgres.APPENDED_CHANNEL``: which agents got new entries on any node
+(``messages.wakeup``), so agents waiting here lease them at once (``on_appended``).
+
 A node whose listening connection drops reconnects after :data:`RELISTEN_S` and re-applies every stored switch
 (notifications sent meanwhile are lost to it). A record is the active version of an instance of the versioned layout
 (``channels.layout``): :func:`record_from_home` reads it, :func:`materialise` installs it through
@@ -33,6 +36,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,8 +47,9 @@ from ..channels.catalog import find
 from ..channels.install import stage
 from ..channels.layout import PROVENANCE_FILE, ChannelStore
 from ..errors import AirlockError, ConfigError
+from ..messages.wakeup import parse as parse_appended
 from ..stores.files import private_dir
-from .postgres import CLUSTER_CHANNEL, PgDb
+from .postgres import APPENDED_CHANNEL, CLUSTER_CHANNEL, PgDb
 
 if TYPE_CHECKING:
     from ..channels.manager import ChannelManager
@@ -204,6 +209,9 @@ class ClusterSync:
         self._channels_dir = channels_dir
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self.on_appended: Callable[[dict[str, int] | None], None] | None = None
+        """Called with ``{agent: count}`` (None: every agent) when a node appended entries (``messages.wakeup``);
+        set before ``start``. The host wakes its waiting agents (``Inbox.wake``)."""
 
     def materialise(self) -> list[str]:
         """Install the cluster's channels into this home (blocking; before the channels are loaded). The flat
@@ -241,15 +249,25 @@ class ClusterSync:
             try:
                 async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CLUSTER_CHANNEL}")
+                    if self.on_appended is not None:
+                        await conn.execute(f"LISTEN {APPENDED_CHANNEL}")
                     await self._apply_switches()  # what changed while this node was not listening
                     self._listening.set()
                     async for note in conn.notifies():
-                        await self._handle(note.payload)
+                        if note.channel == APPENDED_CHANNEL:
+                            self._appended(note.payload)
+                        else:
+                            await self._handle(note.payload)
             except (psycopg.Error, OSError) as exc:
                 log.warning("cluster: change listener lost (%s); again in %.0f s", type(exc).__name__, RELISTEN_S)
             except Exception:  # one bad change must not stop the node from hearing the next ones
                 log.exception("cluster: change listener failed")
             await asyncio.sleep(RELISTEN_S)
+
+    def _appended(self, payload: str) -> None:
+        """Entries appended on some node (``messages.wakeup``): wake this node's waiting agents at once."""
+        if self.on_appended is not None:
+            self.on_appended(parse_appended(payload))
 
     async def _apply_switches(self) -> None:
         for rec in await asyncio.to_thread(self.records.list):

@@ -21,12 +21,15 @@ from ..errors import StateUnavailable
 from .migrations import migrate
 from .pg_schema import MIGRATIONS
 
-__all__ = ["CLUSTER_CHANNEL", "CONNECT_WAIT_S", "POOL_MAX", "PgConn", "PgDb"]
+__all__ = ["APPENDED_CHANNEL", "CLUSTER_CHANNEL", "CONNECT_WAIT_S", "POOL_MAX", "PgConn", "PgDb"]
 
 PgConn = psycopg.Connection[tuple[Any, ...]]
 
 CLUSTER_CHANNEL = "airlock_cluster"
 """The LISTEN/NOTIFY channel on which a node tells the others of a change (``state.cluster``)."""
+APPENDED_CHANNEL = "airlock_appended"
+"""The LISTEN/NOTIFY channel on which a commit tells every node which agents got new entries
+(``messages.wakeup``), so agents waiting on another node lease them at once."""
 POOL_MAX = 16
 """Connections one process holds at most (the worker threads that touch state at once; the rest wait)."""
 CONNECT_WAIT_S = 3.0

@@ -1,0 +1,85 @@
+"""Cross-node wake-up (``messages.wakeup``): two real ``airlock serve`` nodes on one real PostgreSQL (and, in the
+second case, a real Redis bus); an agent long-polls node A's agent API while webhooks are posted to node B. Node B's
+commit (or, with the bus, its publication to the stream) sends a NOTIFY; node A wakes the waiting lease at once,
+not at its next look a second later. The latency from B's 200 answer to the agent holding the message is measured
+for each message; its median must be well under that second (it was about half of it)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from clusterkit import WEBHOOK_SECRET, install_webhook_channel
+from nodeproc import Node, make_home
+from servers import RedisServer, free_port
+
+from airlock.stores.agents import AgentRegistry
+
+pytestmark = pytest.mark.e2e
+
+SAMPLES = 6
+MEDIAN_BOUND_S = 0.25
+"""The median latency allowed: a wake-up by NOTIFY takes milliseconds; a look every second averages 0.5 s."""
+
+
+@pytest.fixture(params=["postgresql", "redis"])
+def bus(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """No bus (agents lease from PostgreSQL), or a Redis of this test's own (its keys are not shared)."""
+    if request.param == "postgresql":
+        yield None
+        return
+    server = RedisServer()
+    server.start()
+    yield server.url
+    server.destroy()
+
+
+def agent_token(home: Path) -> str:
+    registry = AgentRegistry(home / "agents.db")  # agents are registered in each node's home
+    try:
+        return registry.add("bot", None)[0]
+    finally:
+        registry.close()
+
+
+async def test_an_agent_waiting_on_one_node_gets_a_message_appended_on_another_at_once(
+        tmp_path: Path, pg_url: str, compile_cache: Path, bus: str | None) -> None:
+    homes = [make_home(tmp_path, n, pg_url, compile_cache) for n in ("a", "b")]
+    for home in homes:
+        with (home / "airlock.toml").open("a") as f:
+            f.write('default_agent = "bot"\n' + (f'bus = "{bus}"\n' if bus else ""))
+    await asyncio.to_thread(install_webhook_channel, homes[0], tmp_path)
+    token = agent_token(homes[0])
+    a, b = await asyncio.gather(*(asyncio.to_thread(Node, h, agent_api_port=free_port(),
+                                                    logfile=tmp_path / f"{h.name}.log") for h in homes))
+    auth = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    try:
+        async with aiohttp.ClientSession() as s:
+            for i in range(SAMPLES):
+                async def wait_on_a() -> float:
+                    async with s.get(f"{a.api}/messages?wait=10", headers=auth) as r:
+                        assert r.status == 200, await r.text()
+                        (msg,) = (await r.json())["messages"]
+                    got = time.monotonic()
+                    async with s.post(f"{a.api}/messages/{msg['id']}/ack", headers=auth,
+                                      json={"lease_token": msg["lease_token"]}) as r:
+                        assert r.status == 200, await r.text()
+                    return got
+
+                waiting = asyncio.create_task(wait_on_a())
+                await asyncio.sleep(0.3)  # the lease is waiting on A
+                async with s.post(f"{b.url}/webhook/template-rust", json={"user": "u1", "text": f"m{i}", "id": f"m{i}"},
+                                  headers={"X-Airlock-Webhook-Secret": WEBHOOK_SECRET}) as r:
+                    assert r.status == 200, await r.text()
+                answered = time.monotonic()
+                latencies.append(await asyncio.wait_for(waiting, 10) - answered)
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(node.stop) for node in (a, b)))
+    print(f"B -> A latency ({bus or 'postgresql'}): " + ", ".join(f"{x * 1000:.0f}" for x in latencies) + " ms")
+    assert statistics.median(latencies) < MEDIAN_BOUND_S, latencies
