@@ -100,6 +100,7 @@ class BotApi(EditApi, FileApi):
             self.get_updates_overlaps += 1
         self._get_updates_running += 1
         started = time.monotonic()
+        self.get_updates_started.append(started)
         try:
             return await self._get_updates(offset, limit, timeout)
         finally:

@@ -58,6 +58,8 @@ class TelegramState:
         self.get_updates_overlaps = 0
         """getUpdates calls that arrived while another one was still running: two pollers of one bot (the real
         service terminates the older one with 409; a gateway must never poll one bot twice at once)."""
+        self.get_updates_started: list[float] = []
+        """``time.monotonic()`` at the start of every getUpdates call, in arrival order (with the offsets above)."""
         self.get_updates_intervals: list[tuple[float, float]] = []
         """``(started, ended)`` (``time.monotonic()``) of every getUpdates call that has ended, in the order they
         ended: when each poll of the bot ran (two that intersect are two pollers at once)."""
