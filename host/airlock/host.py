@@ -210,11 +210,15 @@ class AirlockHost(AgentSideApi):
             self._generate_missing_secrets()
         # A worker's listening socket was bound by its supervisor: connections wait in it (not answered 404 for a
         # channel not loaded yet) until the channels are loaded; a single process listens first, as it always did.
+        self.manager.loading = True  # webhooks for channels not loaded yet: 503, not 404 (``inbound.server``)
         if serve_http and self.role is None:
             await self._serve()
         if serve_http and self.config.admin and self.agent_side:
             await self._serve_admin()
-        await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
+        try:
+            await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
+        finally:
+            self.manager.loading = False
         if self.cluster is not None:
             await self.cluster.start()
         if serve_http and self.role is not None:

@@ -105,6 +105,9 @@ class ChannelManager(ReplySide):
         self._stopping = asyncio.Event()
         self.swaps: dict[str, Swap] = {}
         """Channels being replaced by another version (``channels.swap``), by name."""
+        self.loading = False
+        """True while the host loads the installed channels at start (``AirlockHost.start``): a webhook for a path
+        no channel serves yet may be for one still loading, and is answered 503 (retry), not 404."""
 
     # ---- loading and starting --------------------------------------------------------------------
 

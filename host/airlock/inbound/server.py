@@ -1,20 +1,20 @@
 """One aiohttp server for every channel: ``/webhook/...`` routed by path, plus health endpoints.
 
-Order of checks for a webhook, each before the guest runs (so a refused request costs no sandbox):
-404 unknown path -> 405 method not registered -> the whole body, read by ``inbound.body.read_body`` (413 over
-``MAX_BODY_BYTES``, 408 past the body deadline, 400 on broken framing) -> 401 / 403 from the
-channel's webhook verifier (``inbound.verifiers``: header secret, Slack, Discord, Meta or Feishu, chosen by the
-capabilities file's ``webhook`` block; a generic body, the reason in the host log) -> 503 + Retry-After when the
-agent lags, or when every sandbox slot is in use (``SandboxBusy``). The guest gets secret-validated = true only
-when the host verified the request, and a body the verifier replaced (a decrypted Feishu event); a header or
-query parameter that carries a stored secret verbatim (Telegram's secret header, Meta's verify token) is removed
-from what the guest sees (``Verifier.secret_headers`` / ``secret_query``). A guest that
-fails gives a generic 500; details go to the host log. A callback whose messages would pass the channel's emit
-rate limit is not applied at all and answers 429 + Retry-After (``EmitRateLimited``), so a platform's retry is
-honest and nothing acknowledged is dropped. The answer waits until the callback's writes and messages are durable
-in the message log; if the log cannot store them (``CommitFailed``) the webhook answers 503 + Retry-After and
-nothing of it was kept. Socket-level limits (connection caps, header deadline) are in
-``inbound.listener``.
+Order of checks for a webhook, each before the guest runs (so a refused request costs no sandbox): 404 unknown path
+(503 + Retry-After while the channels are still loading at start: a restarting node of a cluster listens before its
+channels are loaded, and a platform gives up on a 404 where it retries a 503) -> 405 method not registered -> the
+whole body, read by ``inbound.body.read_body`` (413 over ``MAX_BODY_BYTES``, 408 past the body deadline, 400 on
+broken framing) -> 401 / 403 from the channel's webhook verifier (``inbound.verifiers``: header secret, Slack,
+Discord, Meta or Feishu, chosen by the capabilities file's ``webhook`` block; a generic body, the reason in the host
+log) -> 503 + Retry-After when the agent lags, or when every sandbox slot is in use (``SandboxBusy``). The guest
+gets secret-validated = true only when the host verified the request, and a body the verifier replaced (a decrypted
+Feishu event); a header or query parameter that carries a stored secret verbatim (Telegram's secret header, Meta's
+verify token) is removed from what the guest sees (``Verifier.secret_headers`` / ``secret_query``). A guest that
+fails gives a generic 500; details go to the host log. A callback whose messages would pass the channel's emit rate
+limit is not applied at all and answers 429 + Retry-After (``EmitRateLimited``), so a platform's retry is honest and
+nothing acknowledged is dropped. The answer waits until the callback's writes and messages are durable in the
+message log; if the log cannot store them (``CommitFailed``) the webhook answers 503 + Retry-After and nothing of it
+was kept. Socket-level limits (connection caps, header deadline) are in ``inbound.listener``.
 The guest runs through ``ChannelManager.run_webhook`` (inline on the event loop first when allowed; ``/health``
 shows each channel's inline hits, aborts and trips).
 """
@@ -66,6 +66,10 @@ NODES: web.AppKey[NodeBeacon] = web.AppKey("nodes", NodeBeacon)
 """This node in the cluster's registry (PostgreSQL state only): ``/health`` then lists every node."""
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
                          "server", "date"})
+
+
+STARTING_RETRY_AFTER_S = 2
+"""Retry-After (seconds) of a webhook that came while the channels were loading at start: they load in seconds."""
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -139,6 +143,8 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         except SwapTimeout:
             return _error(503, "busy", **{"Retry-After": str(RETRY_AFTER_S)})
         if found is None:
+            if manager.loading:  # a restarting node: its channels are loading (a platform retries a 503, not a 404)
+                return _error(503, "starting", **{"Retry-After": str(STARTING_RETRY_AFTER_S)})
             return _error(404, "not found")
     token = log_context.bind(found[0].channel.name, new_trace=True)  # this request's trace id in every log line
     try:
