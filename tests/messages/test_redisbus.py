@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from pydantic import ValidationError
-from servers import RedisServer
+from servers import PostgresServer, RedisServer
 
 from airlock.errors import StateUnavailable
 from airlock.host_config import HostConfig
@@ -137,9 +137,38 @@ def test_entries_a_dead_gateway_took_from_the_stream_are_autoclaimed(open_bus: O
     assert len(taken[0][1]) == 2
     assert [e.content for e in log.lease("main", 3, 60, time.time())] == ["m2"]  # the two are held, not idle yet
     time.sleep(0.6)
-    assert [e.content for e in log.lease("main", 3, 0.5, time.time())] == ["m0", "m1"]
+    late = log.lease("main", 3, 0.5, time.time())
+    assert [e.content for e in late] == ["m0", "m1"]
+    # handed out once already (to the dead gateway), after m2: a redelivery to the agent, not a first delivery
+    assert [e.attempts for e in late] == [2, 2]
     owners = {c["name"]: c["pending"] for c in r.xinfo_consumers(log.stream_key("main"), GROUP)}
     assert owners.get("crashed-gateway", 0) == 0 and owners["alive"] == 3
+
+
+def test_entries_read_when_postgresql_failed_are_handed_back_at_once(
+        stoppable_postgres: PostgresServer, redis_server: RedisServer) -> None:
+    """A lease that read entries from the stream and then could not lease them in PostgreSQL (down) gives them back
+    to the group: the next lease anywhere takes them at once (not after the visibility timeout, in this
+    consumer's pending list meanwhile), as a second attempt."""
+    url, namespace = stoppable_postgres.create_schema(), f"t{next(_namespaces)}-{time.time_ns()}:"
+    frozen = time.monotonic()  # A's clock: its next lease does not sweep (PostgreSQL), it goes to the stream
+    a = RedisBusLog.open_bus(url, redis_server.url, namespace=namespace, consumer="a", clock=lambda: frozen)
+    b = RedisBusLog.open_bus(url, redis_server.url, namespace=namespace, consumer="b")
+    try:
+        now = time.time()
+        assert a.lease("main", 10, 60, now) == []  # A looked: expired leases and the sweep are not due again
+        b.commit("tg", {}, [entry(f"m{i}") for i in range(3)], now)
+        b.publish()
+        stoppable_postgres.stop()
+        with pytest.raises(StateUnavailable):
+            a.lease("main", 10, 60, now)  # read m0..m2 from the stream, then PostgreSQL failed
+        stoppable_postgres.start()
+        again = b.lease("main", 10, 60, time.time())
+        assert [e.content for e in again] == ["m0", "m1", "m2"]
+        assert [e.attempts for e in again] == [2, 2, 2]
+    finally:
+        a.close()
+        b.close()
 
 
 def test_redis_restart_without_data_loses_nothing_and_repeats_nothing_acked(open_bus: OpenBus) -> None:

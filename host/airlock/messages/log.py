@@ -13,7 +13,9 @@ Rules every implementation keeps:
 - Delivery is at-least-once and in order: ``lease`` hands out entries in the order they were committed (so each
   conversation's first deliveries are in order); a lease not acknowledged before ``lease_until`` is offered again,
   before anything committed after it — possibly after later entries of its conversation were handed out, so a
-  redelivery can repeat an earlier message (agents deduplicate by id).
+  redelivery can repeat an earlier message (agents deduplicate by id). ``attempts`` counts hand-outs, one whose
+  answer was lost included (its process died before answering; on the Redis bus, before recording the lease): an
+  entry that comes after later entries of its conversation has ``attempts`` > 1.
 - An ack and the outbox entries it produced (a reply) commit together (``ack_and_append``).
 - A fenced ``commit`` (``fence``: a poller's lease, ``state.leases``) checks the lease's token in its own transaction
   and applies nothing when the lease was lost (``LeaseLost``): two holders never both commit a poll cursor.

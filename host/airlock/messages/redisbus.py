@@ -19,14 +19,15 @@ PostgreSQL stays the durable record and the judge of every lease; Redis carries 
   (or a new one): every entry not acknowledged and not published in the current epoch is published again, in
   ``seq`` order. The XADDs run in a Lua script that first checks the epoch, so an entry is never added to a
   Redis whose epoch the publisher did not record (no newer entry can overtake an older one being re-published).
-- **Leases**: ``lease`` takes, in this order, entries whose lease in PostgreSQL expired (the visibility timeout
-  is ``lease_until``, on the caller's clock, as in every log; XCLAIMed to this consumer), entries another
-  consumer took from the stream but held longer than the visibility timeout without leasing them (XAUTOCLAIM: a
-  gateway that died between XREADGROUP and its PostgreSQL UPDATE), and new ones (XREADGROUP ``>``), then leases
-  them in PostgreSQL with the same conditional UPDATE as ``PostgresMessageLog`` (ready, or leased with an expired
-  lease). An entry PostgreSQL says is acknowledged is XACKed and dropped (a re-published duplicate after a Redis
-  restart); one leased to someone else stays pending in Redis and comes back by XAUTOCLAIM after the visibility
-  timeout. So a duplicate in the stream is never handed out while another lease on it is valid.
+- **Leases**: ``lease`` takes, in this order, entries whose lease in PostgreSQL expired (the visibility timeout is
+  ``lease_until``, on the caller's clock, as in every log; XCLAIMed to this consumer), entries another consumer took
+  from the stream but held longer than the visibility timeout without leasing them (XAUTOCLAIM: a gateway that died
+  between XREADGROUP and its PostgreSQL UPDATE), and new ones (XREADGROUP ``>``), then leases them in PostgreSQL
+  (``redisbus_lease``: an XAUTOCLAIMed entry counts the hand-out it missed, ``attempts`` >= 2); entries read when
+  that UPDATE failed (PostgreSQL down) are handed back as a release does (``_give_back``), not left pending until
+  the visibility timeout. An entry PostgreSQL says is acknowledged is XACKed and dropped (a re-published duplicate
+  after a Redis restart); one leased to someone else stays pending in Redis and comes back by XAUTOCLAIM after the
+  visibility timeout. So a duplicate in the stream is never handed out while another lease on it is valid.
 - **Acks**: recorded in PostgreSQL (token checked there), then XACKed. A failed XACK is harmless: the entry comes
   back by XAUTOCLAIM, PostgreSQL says acknowledged, it is XACKed then.
 - **Release**: PostgreSQL makes the entry ready; XCLAIM with a huge idle time makes the next XAUTOCLAIM take it.
@@ -59,10 +60,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StateUnavailable
 from ..state.leases import Fence
-from ..state.postgres import PgConn, PgDb
+from ..state.postgres import PgDb
 from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import Entry, NewEntry, OutboxEntry
-from .postgres import _NEW_TOKEN, PostgresMessageLog, _entry, _qualified
+from .postgres import PostgresMessageLog
+from .redisbus_lease import lease_delivered
 from .redisbus_trim import trim_streams
 from .wakeup import notify_appended
 
@@ -273,24 +275,36 @@ class RedisBusLog(PostgresMessageLog):
             if self._published < self._committed:
                 self._publish_pending()
             self._sweep()
-            delivered = self._read(agent, expired, limit, visibility_s)
+            delivered, claimed = self._read(agent, expired, limit, visibility_s)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StateUnavailable(f"bus: {type(exc).__name__}") from exc
         if not delivered:
             return []
-        with self._db.connection() as conn:  # one statement: atomic on its own, one round trip
-            rows = conn.execute(
-                f"UPDATE inbound AS i SET state = 'leased', lease_until = %s, lease_token = {_NEW_TOKEN}, "
-                "attempts = i.attempts + 1, bus_id = v.xid FROM unnest(%s::text[], %s::text[]) AS v(id, xid) "
-                "WHERE i.id = v.id AND i.agent = %s AND (i.state = 'ready' OR (i.state = 'leased' "
-                f"AND i.lease_until <= %s)) RETURNING {_qualified('i')}",
-                (now + visibility_s, list(delivered), list(delivered.values()), agent, now)).fetchall()
-            entries = sorted((_entry(r) for r in rows), key=lambda e: e.seq)
-            skipped = [i for i in delivered if i not in {e.id for e in entries}]
-            done = _finished(conn, skipped) if skipped else []
+        try:
+            entries, done = self._lease_read(agent, delivered, claimed, visibility_s, now)
+        except Exception:  # PostgreSQL failed between the read and the lease: hand the entries back at once
+            self._give_back(agent, list(delivered.values()))
+            raise
         if done:  # acknowledged already (a re-published duplicate) or compacted: out of the stream's PEL
             self._xack(agent, [delivered[i] for i in done])
         return entries
+
+    def _lease_read(self, agent: str, delivered: dict[str, str], claimed: set[str], visibility_s: float,
+                    now: float) -> tuple[list[Entry], list[str]]:
+        """Lease in PostgreSQL what ``_read`` took from the stream (``redisbus_lease.lease_delivered``)."""
+        with self._db.connection() as conn:
+            return lease_delivered(conn, agent, delivered, claimed, visibility_s, now)
+
+    def _give_back(self, agent: str, xids: list[str]) -> None:
+        """Entries read from ``agent``'s stream but not leased (PostgreSQL failed): make them the next XAUTOCLAIM's
+        at once, as a release does, not after the visibility timeout (they would wait in this consumer's pending
+        list meanwhile). A failure here only delays them to that timeout."""
+        self._claim_checked.pop(agent, None)
+        try:
+            self._redis.xclaim(self.stream_key(agent), GROUP, self.consumer, 0, cast(list[Any], xids),
+                               idle=RELEASED_IDLE_MS, justid=True)
+        except RedisError as exc:
+            logger.warning("bus: %d entries read but not leased stay pending (%s)", len(xids), type(exc).__name__)
 
     def _expired(self, agent: str, limit: int, now: float) -> dict[str, str]:
         """``entry id -> stream id`` of entries whose lease in PostgreSQL expired at ``now``, oldest first: the
@@ -307,21 +321,25 @@ class RedisBusLog(PostgresMessageLog):
             self._expiry_checked[agent] = now
         return {str(i): str(x) for i, x in rows}
 
-    def _read(self, agent: str, expired: dict[str, str], limit: int, visibility_s: float) -> dict[str, str]:
+    def _read(self, agent: str, expired: dict[str, str], limit: int,
+              visibility_s: float) -> tuple[dict[str, str], set[str]]:
         """``entry id -> stream id`` of up to ``limit`` entries: ``expired`` (claimed to this consumer), then
         entries another consumer took from the stream and held longer than ``visibility_s`` without leasing them
-        (XAUTOCLAIM: it died between reading and leasing, or a release did not reach Redis), then new ones."""
+        (XAUTOCLAIM: it died between reading and leasing, or a release did not reach Redis), then new ones; and the
+        ids of those XAUTOCLAIMed (handed out before)."""
         key = self.stream_key(agent)
         out = dict(expired)
+        claimed: set[str] = set()
         try:
             if expired:  # this consumer owns them in the group now (idle time restarts)
                 self._redis.xclaim(key, GROUP, self.consumer, 0, list(expired.values()), justid=True)
             messages: list[Any] = []
             if len(out) < limit and self._clock() - self._claim_checked.get(agent, float("-inf")) >= EXPIRY_CHECK_S:
-                claimed = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
-                                                 start_id="0-0", count=limit - len(out))
-                messages.extend(claimed[1])
-                if len(claimed[1]) < limit - len(out):  # more may be waiting when the batch was full
+                taken = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
+                                               start_id="0-0", count=limit - len(out))
+                messages.extend(taken[1])
+                claimed.update(str(f["id"]) for _x, f in taken[1] if f and "id" in f)
+                if len(taken[1]) < limit - len(out):  # more may be waiting when the batch was full
                     self._claim_checked[agent] = self._clock()
             if len(out) + len(messages) < limit:
                 read = cast(list[Any], self._redis.xreadgroup(GROUP, self.consumer, {key: ">"},
@@ -330,12 +348,12 @@ class RedisBusLog(PostgresMessageLog):
                     messages.extend(fresh)
         except ResponseError as exc:
             if "NOGROUP" in str(exc):  # nothing published to this agent in this Redis yet
-                return out
+                return out, claimed
             raise
         for xid, fields in messages:
             if fields and "id" in fields:
                 out.setdefault(str(fields["id"]), str(xid))
-        return out
+        return out, claimed - set(expired)
 
     # ---- acknowledgements ------------------------------------------------------------------------------------------
     def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
@@ -407,13 +425,6 @@ class RedisBusLog(PostgresMessageLog):
     def trim(self) -> int:
         """XTRIM every agent's stream below its oldest entry not acknowledged; return the stream entries removed."""
         return trim_streams(self._redis, self._db, self.namespace + STREAM_PREFIX, self._epoch or self._adopt_epoch())
-
-
-def _finished(conn: PgConn, ids: Sequence[str]) -> list[str]:
-    """Of ``ids``, those acknowledged or gone from the log (vs leased to another consumer)."""
-    open_ids = {str(r[0]) for r in conn.execute(
-        "SELECT id FROM inbound WHERE id = ANY(%s) AND state <> 'acked'", (list(ids),)).fetchall()}
-    return [i for i in ids if i not in open_ids]
 
 
 __all__ = ["GROUP", "NAMESPACE", "RedisBusLog"]
