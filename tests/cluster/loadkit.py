@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -122,7 +124,8 @@ def exactly_once(deliveries: list[Delivery], sent: list[str]) -> None:
     assert set(ids_of) == set(sent), f"delivered but never sent: {sorted(set(ids_of) - set(sent))[:20]}"
 
 
-def first_deliveries_in_order(deliveries: list[Delivery], order: dict[str, list[str]]) -> int:
+def first_deliveries_in_order(deliveries: list[Delivery], order: dict[str, list[str]],
+                              explain: Callable[[], str] = str) -> int:
     """Each conversation's first deliveries (``attempts`` 1: the log handing the message out for the first time)
     arrived in the order the conversation was sent (``order``: sender -> contents in order; a content is
     ``SENDER-NUMBER``). A redelivery (``attempts`` > 1: its first delivery's answer was lost with a killed node) may
@@ -144,6 +147,14 @@ def first_deliveries_in_order(deliveries: list[Delivery], order: dict[str, list[
             late += 1
     for sender, got in firsts.items():
         rank = {c: i for i, c in enumerate(order[sender])}
-        positions = [rank[c] for c in got]
-        assert positions == sorted(positions), f"{sender}: first deliveries out of order: {got}"
+        wrong = [(a, b) for a, b in itertools.pairwise(got) if rank[a] > rank[b]]
+        if wrong:
+            relevant = "\n".join(line for line in explain().splitlines() if line.split(" ")[0] in wrong[0])
+            raise AssertionError(f"{sender}: first deliveries out of order: {wrong[:5]} "
+                                 f"({_when(deliveries, wrong[0])})\n{relevant}")
     return late
+
+
+def _when(deliveries: list[Delivery], pair: tuple[str, str]) -> str:
+    """When the deliveries of ``pair`` came (monotonic seconds) and as which attempt."""
+    return "; ".join(f"{d.content} at {d.at:.2f} attempt {d.attempts}" for d in deliveries if d.content in pair)
