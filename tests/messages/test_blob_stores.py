@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.messages.blobs import BlobStore, Blobs
+from airlock.messages.blobs import Blobs, BlobStore
 from airlock.messages.blobs_pg import MAX_BLOB_BYTES, PostgresBlobStore
 from airlock.state.postgres import PgDb
 
