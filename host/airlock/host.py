@@ -57,7 +57,8 @@ from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .state.backends import open_agents, open_blobs, open_secrets, open_state
-from .state.cluster import ChannelRecords, ClusterSync
+from .state.cluster import ChannelRecords
+from .state.cluster_sync import ClusterSync
 from .state.nodes import NodeBeacon, NodeRegistry, node_id
 from .state.replay import SharedReplayCache
 from .stores import SecretStore
@@ -131,12 +132,6 @@ class AirlockHost(AgentSideApi):
         """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
         self.cluster: ClusterSync | None = None
         """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
-        if self.state.db is not None and config.state_url.dsn is not None:
-            me = node_id(config.home)
-            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
-            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.manager,
-                                       self.secrets, me, config.channels_dir)
-            self.manager.on_switch = self.cluster.announce_switch
         self._housekeeping: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
@@ -150,6 +145,13 @@ class AirlockHost(AgentSideApi):
                 self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.store = ChannelStore(config.channels_dir)
         self.operations = Operations(self.manager, self.store, self.secrets)
+        if self.state.db is not None and config.state_url.dsn is not None:
+            me = node_id(config.home)
+            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
+            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.operations,
+                                       self.secrets, me, config.channels_dir)
+            self.manager.on_switch = self.cluster.announce_switch
+            self.operations.cluster = self.cluster
         self._reload_config = reload_config
         self.control: ControlServer | None = None
         if control and role is None:  # workers: each has its channels; the CLI then edits the home (README)

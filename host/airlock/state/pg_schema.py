@@ -201,6 +201,14 @@ CREATE TABLE blobs (
 CREATE INDEX blobs_touched ON blobs (touched_at)
 """
 
+# Channels removed from the cluster (state.cluster): a node that was down at the removal removes its copy at start.
+CLUSTER_REMOVED = """
+CREATE TABLE cluster_removed (
+    name TEXT PRIMARY KEY,
+    removed_at DOUBLE PRECISION NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
@@ -214,4 +222,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "channels installed once for the cluster, with their switch (state.cluster)", CLUSTER_CHANNELS),
     Migration(11, "the agents registry shared by the nodes (stores.agents)", AGENTS),
     Migration(12, "attachment blobs shared by the nodes (messages.blobs_pg)", BLOBS),
+    Migration(13, "tombstones of channels removed from the cluster (state.cluster)", CLUSTER_REMOVED),
 )
