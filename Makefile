@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 guests: $(STAMP) rust-guests
-	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm airlock:channel/editing-channel
+	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm airlock:channel/interactive-channel
 
 # Prints the route (rustup wasm32 target, else Debian rustc-web + build-std; installs the Debian packages
 # when neither is there) and the environment cargo gets.
