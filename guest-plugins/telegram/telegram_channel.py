@@ -218,7 +218,7 @@ def load_config() -> TelegramConfig:
     return TelegramConfig.from_state(host.workspace_read_json(CONFIG_PATH))
 
 
-def _pairing_decision(inbound: Inbound) -> str:
+def _pairing_decision(cfg: TelegramConfig, inbound: Inbound) -> str:
     uid = inbound.user_id
     try:
         if host.pairing_resolve(CHANNEL, uid):
@@ -239,7 +239,7 @@ def _pairing_decision(inbound: Inbound) -> str:
     if created:
         host.info(f"pairing requested by telegram user {uid} ({inbound.display_name}): code {code}")
         try:
-            send_text(inbound.chat_id, pairing_text(code))
+            send_text(inbound.chat_id, pairing_text(code, cfg.instance_name))
         except (HttpError, TelegramApiError) as exc:
             host.warn(f"could not send the pairing code to user {uid}: {exc}")
     return "pairing"
@@ -255,7 +255,7 @@ def handle_update(cfg: TelegramConfig, update: Any) -> str:
     if inbound.is_private:
         decision = static_dm_decision(cfg, inbound)
         if decision == "pairing":
-            decision = _pairing_decision(inbound)
+            decision = _pairing_decision(cfg, inbound)
         if decision != "allow":
             if decision == "deny":
                 host.info(f"dropping DM from telegram user {inbound.user_id}: not allowed ({cfg.dm_policy})")
