@@ -20,7 +20,7 @@ from airlock.admin.auth import TokenFile
 from airlock.channels.catalog import find
 from airlock.channels.install import stage
 from airlock.channels.layout import ChannelStore
-from airlock.state.cluster import ChannelRecords, materialise, record_from_home, unmaterialise
+from airlock.state.cluster import ChannelRecord, ChannelRecords, materialise, record_from_home, unmaterialise
 from airlock.state.postgres import PgDb
 
 CHANGE_SEEN_S = 5.0
@@ -133,8 +133,8 @@ def gone_from(node: Node, name: str) -> None:
 
 def test_upgrade_rollback_and_remove_are_the_clusters(tmp_path: Path, pg_url: str, compile_cache: Path) -> None:
     """An upgrade on A runs on B within seconds; a rollback on B runs on A, and B restarted stays rolled back (it
-    was recorded); a remove on A stops B's copy and removes it from B's home; a channel removed while B was down
-    is removed from B's home when B starts."""
+    was recorded); an upgrade made by the CLI in A's home while A is down runs on B; a remove on A stops B's copy
+    and removes it from B's home; a channel removed while B was down is removed from B's home when B starts."""
     home_a, home_b = (make_home(tmp_path, n, pg_url, compile_cache) for n in ("a", "b"))
     wasm = build_component(tmp_path / "wat", "alpha")
     first, second = tmp_path / "v1.capabilities.json", tmp_path / "v2.capabilities.json"
@@ -159,6 +159,12 @@ def test_upgrade_rollback_and_remove_are_the_clusters(tmp_path: Path, pg_url: st
         b.stop()
         b = Node(home_b)
         assert alpha_on(b)["version"] == v1  # recorded: B starts on what it rolled back to
+        a.stop()
+        offline = cli(home_a, "channels", "upgrade", "alpha", "--version", v2)  # no gateway on A's home: the CLI
+        assert offline.returncode == 0, offline.stderr  # records it (as under serve --workers N)
+        version_on(b, v2)
+        a = Node(home_a)
+        assert alpha_on(a)["version"] == v2
 
         removed = cli(home_a, "channels", "remove", "alpha")
         assert removed.returncode == 0, removed.stderr
@@ -175,12 +181,13 @@ def test_upgrade_rollback_and_remove_are_the_clusters(tmp_path: Path, pg_url: st
         assert ChannelStore(home_b / "channels").exists("beta")  # B was down
         b = Node(home_b)
         assert alpha_on(b, "beta")["status"] == "not loaded" and not ChannelStore(home_b / "channels").exists("beta")
-        reinstalled = cli(home_a, "channels", "install", str(build_component(tmp_path / "wat", "alpha")), str(first))
-        assert reinstalled.returncode == 0, reinstalled.stderr  # installed again after a remove: on every node
-        version_on(b, v1)
         db = PgDb(pg_url, max_size=1)
-        try:
-            assert ChannelRecords(db).removed() == ["beta"]  # alpha's tombstone went with the new install
+        try:  # installed again after a remove (``channels install`` stores it so): on every node, tombstone gone
+            again = ChannelRecord(name="alpha", component=wasm.read_bytes(), capabilities=first.read_text(),
+                                  provenance=None, version=v1)
+            assert ChannelRecords(db).put(again)
+            version_on(b, v1)
+            assert ChannelRecords(db).removed() == ["beta"]
         finally:
             db.close()
     finally:
