@@ -1,6 +1,7 @@
 """Attachment blobs in PostgreSQL (``messages.blobs_pg``) while the database is down: a webhook whose callback
 stored an attachment is answered 503 with Retry-After (nothing kept, the platform redelivers), not 500; once the
-database is back the redelivery is stored with its blob. A real host on a real PostgreSQL that the test stops."""
+database is back the redelivery is stored with its blob, which compaction keeps while its message is kept and
+collects after the log's retention. A real host on a real PostgreSQL that the test stops."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from conftest import InstallFn, minimal_caps
 from servers import PostgresServer
 from watguest import build_component
 
-from airlock.host import AirlockHost
+from airlock.host import COMPACT_EVERY_S, AirlockHost
 from airlock.host_config import HostConfig
 from airlock.state.postgres import CONNECT_WAIT_S, RECONNECT_WINDOW_S
 
@@ -41,3 +42,10 @@ async def test_a_blob_not_stored_is_503(airlock_home: Path, install_channel: Ins
         [entry] = host.log.list_inbound()
         [att] = entry.attachments
         assert att.sha256 is not None and host.blobs.get(att.sha256) == FILE
+        # garbage collection by the log's retention, as on disk: kept while its message is, collected after
+        later = time.time() + 2 * COMPACT_EVERY_S
+        host.compact(now=later)
+        assert host.blobs.get(att.sha256) == FILE
+        assert host.log.ack(entry.id, None, time.time())
+        host.compact(now=later + config.retention_s)
+        assert host.log.list_inbound() == [] and host.blobs.get(att.sha256) is None
