@@ -5,8 +5,8 @@ at-least-once), an agent over the agent API of whichever node answers, and the c
   each to the next node in turn; a message not answered 2xx (refused, 503, connection cut by a kill) is posted
   again, to the other node, with the same platform id, until one answers 2xx. ``accepted`` is the order of the 2xx
   answers; ``statuses`` every status seen (a 500 would be a defect: nothing may fail that way).
-- :class:`ClusterAgent`: leases (``GET /v1/messages``) and acks through one node's agent API after the other, the
-  node's own token (agents are registered per home); a node that does not answer is skipped. It records every
+- :class:`ClusterAgent`: leases (``GET /v1/messages``) and acks through one node's agent API after the other, with
+  its one token (agents are the cluster's); a node that does not answer is skipped. It records every
   delivery, duplicates included; the checks dedupe by message id, as an agent must.
 """
 
@@ -75,10 +75,10 @@ class Delivery:
 
 @dataclass
 class ClusterAgent:
-    """The agent (module docstring): ``tokens[i]`` is its token on ``nodes[i]``."""
+    """The agent (module docstring)."""
 
     nodes: list[Node]
-    tokens: list[str]
+    token: str
     deliveries: list[Delivery] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
 
@@ -88,12 +88,12 @@ class ClusterAgent:
             i = turn % len(self.nodes)
             turn += 1
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # that node is down: the other one
-                await self._round(s, self.nodes[i], {"Authorization": f"Bearer {self.tokens[i]}"})
+                await self._round(s, self.nodes[i], {"Authorization": f"Bearer {self.token}"})
                 continue
             await asyncio.sleep(0.05)
 
     async def _round(self, s: aiohttp.ClientSession, node: Node, auth: dict[str, str]) -> None:
-        async with s.get(f"{node.api}/messages?wait=1&limit=20", headers=auth, timeout=REQUEST_TIMEOUT) as r:
+        async with s.get(f"{node.api_url}/messages?wait=1&limit=20", headers=auth, timeout=REQUEST_TIMEOUT) as r:
             self.statuses.append(r.status)
             if r.status != 200:
                 await asyncio.sleep(0.1)
@@ -102,7 +102,7 @@ class ClusterAgent:
         for m in batch:
             self.deliveries.append(Delivery(m["id"], m["content"], m["conversation"], m["attempts"],
                                             time.monotonic()))
-            async with s.post(f"{node.api}/messages/{m['id']}/ack", headers=auth,
+            async with s.post(f"{node.api_url}/messages/{m['id']}/ack", headers=auth,
                               json={"lease_token": m["lease_token"]}, timeout=REQUEST_TIMEOUT) as r:
                 self.statuses.append(r.status)  # 409: acked already (a redelivery of one acked meanwhile)
 

@@ -47,10 +47,10 @@ def cli(home: Path, *args: str, input: str | None = None) -> subprocess.Complete
 
 
 class Node:
-    """One running ``airlock serve`` (no in-process agent, no admin listener unless ``admin``) on a free loopback port,
-    or on ``port`` (a node restarted where it was). ``extra``: more ``serve`` arguments (``--upstream ...``);
-    ``agent_api_port``: where its agent API listens (default: a port of its own choosing); ``logfile``: its stderr
-    goes there, appended (a long run logs more than a pipe holds), instead of to a pipe ``stop()`` returns."""
+    """One running ``airlock serve`` (no in-process agent; the admin listener with ``admin``) on a free loopback
+    port, or on ``port`` (a node restarted where it was); its agent API on another (``api_url``, ``.../v1``), or on
+    ``agent_api_port``. ``extra``: more ``serve`` arguments (``--upstream ...``); ``logfile``: its stderr goes there,
+    appended (a long run logs more than a pipe holds), instead of to a pipe ``stop()`` returns."""
 
     def __init__(self, home: Path, *, admin: bool = False, port: int | None = None, extra: Sequence[str] = (),
                  agent_api_port: int | None = None, logfile: Path | None = None) -> None:
@@ -58,11 +58,10 @@ class Node:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = f"http://127.0.0.1:{free_port()}" if admin else None
-        self.agent_api_port = agent_api_port
+        self.agent_api_port = agent_api_port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.agent_api_port}/v1"
         listeners = ["--admin-port", self.admin_url.rsplit(":", 1)[1]] if self.admin_url else ["--no-admin"]
-        env = node_env(home)
-        if agent_api_port is not None:
-            env["AIRLOCK_AGENT_API_PORT"] = str(agent_api_port)
+        env = node_env(home) | {"AIRLOCK_AGENT_API_PORT": str(self.agent_api_port)}
         err: Any = subprocess.PIPE
         if logfile is not None:
             with logfile.open("ab") as log:
@@ -70,7 +69,8 @@ class Node:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "airlock.cli", "serve", "--port", str(self.port), *listeners, "--agent",
-                 "none", *extra], env=env, cwd=home.parent, stdout=subprocess.DEVNULL, stderr=err, text=True)
+                 "none", *extra], env=env, cwd=home.parent,
+                stdout=subprocess.PIPE if logfile is None else subprocess.DEVNULL, stderr=err, text=True)
         finally:
             if logfile is not None:
                 os.close(err)
@@ -97,11 +97,6 @@ class Node:
                                      headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status)
-
-    @property
-    def api(self) -> str:
-        """The agent API's base URL (``agent_api_port`` given)."""
-        return f"http://127.0.0.1:{self.agent_api_port}/v1"
 
     def stop(self) -> str:
         """SIGTERM, wait; returns stderr (empty when it went to a log file)."""

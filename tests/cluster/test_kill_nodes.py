@@ -191,7 +191,7 @@ async def test_two_nodes_killed_in_turn_lose_nothing_and_poll_once(
         tmp_path: Path, stoppable_postgres: PostgresServer, own_redis: RedisServer, compile_cache: Path) -> None:
     pg_url = stoppable_postgres.create_schema()
     homes = homes_for(tmp_path, pg_url, own_redis.url, compile_cache)
-    tokens = [agent_token(h) for h in homes]
+    token = agent_token(pg_url)
     stop_load, stop_agent = asyncio.Event(), asyncio.Event()
     async with FakeTelegram(bot_username="airlock_test_bot") as fake:
         await asyncio.gather(asyncio.to_thread(install_telegram, homes[0], tmp_path, fake),  # each on one node,
@@ -199,7 +199,7 @@ async def test_two_nodes_killed_in_turn_lose_nothing_and_poll_once(
         cluster = Cluster(homes, upstream(fake), tmp_path)
         await cluster.start_all()
         senders = [WebhookSender(f"u{i}", cluster.nodes, SEND_PAUSE_S) for i in range(SENDERS)]
-        agent = ClusterAgent(cluster.nodes, tokens)
+        agent = ClusterAgent(cluster.nodes, token)
         pushed: dict[str, list[str]] = {}
         try:
             async with aiohttp.ClientSession() as s:

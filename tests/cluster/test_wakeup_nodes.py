@@ -18,6 +18,8 @@ from clusterkit import WEBHOOK_SECRET, install_webhook_channel
 from nodeproc import Node, make_home
 from servers import RedisServer, free_port
 
+from airlock.state.postgres import PgDb
+from airlock.stores._sql import PgQmarkDb
 from airlock.stores.agents import AgentRegistry
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +41,9 @@ def bus(request: pytest.FixtureRequest) -> Iterator[str | None]:
     server.destroy()
 
 
-def agent_token(home: Path) -> str:
-    registry = AgentRegistry(home / "agents.db")  # agents are registered in each node's home
+def agent_token(pg_url: str) -> str:
+    """The token of a new agent ``bot``, registered for the whole cluster (agents live in PostgreSQL)."""
+    registry = AgentRegistry(PgQmarkDb(PgDb(pg_url, max_size=1), owns_db=True))
     try:
         return registry.add("bot", None)[0]
     finally:
@@ -54,7 +57,7 @@ async def test_an_agent_waiting_on_one_node_gets_a_message_appended_on_another_a
         with (home / "airlock.toml").open("a") as f:
             f.write('default_agent = "bot"\n' + (f'bus = "{bus}"\n' if bus else ""))
     await asyncio.to_thread(install_webhook_channel, homes[0], tmp_path)
-    token = agent_token(homes[0])
+    token = agent_token(pg_url)
     a, b = await asyncio.gather(*(asyncio.to_thread(Node, h, agent_api_port=free_port(),
                                                     logfile=tmp_path / f"{h.name}.log") for h in homes))
     auth = {"Authorization": f"Bearer {token}"}
@@ -63,11 +66,11 @@ async def test_an_agent_waiting_on_one_node_gets_a_message_appended_on_another_a
         async with aiohttp.ClientSession() as s:
             for i in range(SAMPLES):
                 async def wait_on_a() -> float:
-                    async with s.get(f"{a.api}/messages?wait=10", headers=auth) as r:
+                    async with s.get(f"{a.api_url}/messages?wait=10", headers=auth) as r:
                         assert r.status == 200, await r.text()
                         (msg,) = (await r.json())["messages"]
                     got = time.monotonic()
-                    async with s.post(f"{a.api}/messages/{msg['id']}/ack", headers=auth,
+                    async with s.post(f"{a.api_url}/messages/{msg['id']}/ack", headers=auth,
                                       json={"lease_token": msg["lease_token"]}) as r:
                         assert r.status == 200, await r.text()
                     return got

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 from ..state.postgres import PgConn
 from .model import Entry
-from .postgres import _NEW_TOKEN, _entry, _qualified
+from .postgres import _NEW_TOKEN
+from .rows import entry_from_row as _entry
+from .rows import qualified as _qualified
 
 __all__ = ["finished", "lease_delivered"]
 
