@@ -15,10 +15,12 @@ PostgreSQL stays the durable record and the judge of every lease; Redis carries 
   load), before a lease of this process if it committed since (read your writes), and as a sweep at least every
   :data:`SWEEP_S`, so entries committed by a process that died before publishing, or while Redis was down, are
   published within a sweep.
-- **Epoch**: Redis holds a random ``airlock:bus:epoch``. A Redis that restarted without its data has no epoch
-  (or a new one): every entry not acknowledged and not published in the current epoch is published again, in
-  ``seq`` order. The XADDs run in a Lua script that first checks the epoch, so an entry is never added to a
-  Redis whose epoch the publisher did not record (no newer entry can overtake an older one being re-published).
+- **Epoch**: Redis holds a random ``airlock:bus:epoch``. A Redis that restarted without its data has no epoch (or a
+  new one): every entry not acknowledged and not published in the current epoch is published again, in ``seq``
+  order, marked ``again``: it may have been handed out in the lost Redis without its lease being recorded, so its
+  next lease counts that hand-out (``attempts`` >= 2, as an XAUTOCLAIMed entry: ``redisbus_lease``). The XADDs run
+  in a Lua script that first checks the epoch, so an entry is never added to a Redis whose epoch the publisher did
+  not record (no newer entry can overtake an older one being re-published).
 - **Leases**: ``lease`` takes, in this order, entries whose lease in PostgreSQL expired (the visibility timeout is
   ``lease_until``, on the caller's clock, as in every log; XCLAIMed to this consumer), entries another consumer took
   from the stream but held longer than the visibility timeout without leasing them (XAUTOCLAIM: a gateway that died
@@ -95,10 +97,12 @@ PUBLISH_RETRY_S = 0.5
 RELEASED_IDLE_MS = 10**12
 """Idle time given to a released entry: older than any visibility timeout, so the next XAUTOCLAIM takes it."""
 
-# Adds ARGV[2..] (entry ids) to KEYS[2..] (their agents' streams) if the epoch is still ARGV[1]; creates each
-# stream's group first (from id 0: the group sees every entry). Returns the stream ids, or false (epoch changed).
+# Adds ARGV[2..n+1] (entry ids) to KEYS[2..] (their agents' streams) if the epoch is still ARGV[1], each marked
+# ``again`` when its flag in ARGV[n+2..2n+1] is "1" (published in an earlier epoch); creates each stream's group
+# first (from id 0: the group sees every entry). Returns the stream ids, or false (epoch changed).
 _PUBLISH_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local n = #KEYS - 1
 local made = {}
 local ids = {}
 for i = 2, #KEYS do
@@ -106,7 +110,11 @@ for i = 2, #KEYS do
     redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[#ARGV], '0', 'MKSTREAM')
     made[KEYS[i]] = true
   end
-  ids[i - 1] = redis.call('XADD', KEYS[i], '*', 'id', ARGV[i])
+  if ARGV[n + i] == '1' then
+    ids[i - 1] = redis.call('XADD', KEYS[i], '*', 'id', ARGV[i], 'again', '1')
+  else
+    ids[i - 1] = redis.call('XADD', KEYS[i], '*', 'id', ARGV[i])
+  end
 end
 return ids
 """
@@ -224,13 +232,14 @@ class RedisBusLog(PostgresMessageLog):
             with self._db.connection() as conn, conn.pipeline(), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
                 rows = conn.execute(
-                    "SELECT id, agent FROM inbound WHERE state <> 'acked' AND bus_epoch IS DISTINCT FROM %s "
-                    "ORDER BY seq LIMIT %s", (epoch, PUBLISH_BATCH)).fetchall()
+                    "SELECT id, agent, bus_epoch IS NOT NULL FROM inbound WHERE state <> 'acked' "
+                    "AND bus_epoch IS DISTINCT FROM %s ORDER BY seq LIMIT %s", (epoch, PUBLISH_BATCH)).fetchall()
                 if not rows:
                     return total
                 ids = [str(r[0]) for r in rows]
+                again = ["1" if r[2] else "0" for r in rows]  # in a Redis that lost it: maybe handed out there
                 xids = self._publish_script(keys=[self._epoch_key, *(self.stream_key(str(r[1])) for r in rows)],
-                                            args=[epoch, *ids, GROUP])
+                                            args=[epoch, *ids, *again, GROUP])
                 if not xids:  # Redis lost its data since we read the epoch: start again under the new one
                     self._epoch = None
                     epoch_changes += 1
@@ -353,6 +362,8 @@ class RedisBusLog(PostgresMessageLog):
         for xid, fields in messages:
             if fields and "id" in fields:
                 out.setdefault(str(fields["id"]), str(xid))
+                if fields.get("again") == "1":  # re-published: its hand-out in the lost Redis counts too
+                    claimed.add(str(fields["id"]))
         return out, claimed - set(expired)
 
     # ---- acknowledgements ------------------------------------------------------------------------------------------
