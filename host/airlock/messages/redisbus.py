@@ -7,12 +7,12 @@ PostgreSQL stays the durable record and the judge of every lease; Redis carries 
   process one consumer. One stream per agent, not per agent and partition: an agent's first deliveries must follow
   the commit order of each conversation, and one stream keeps that with no routing of conversations to
   partitions; the stream's cost is one Redis key, and the measured ceiling (BENCHMARKS.md) is far from Redis.
-- **Outbox pattern**: ``commit`` writes the entries to PostgreSQL first (``bus_epoch`` NULL = not published).
-  The publisher then takes the unpublished entries in ``seq`` order under a cluster-wide advisory lock (two
-  publishers never interleave their XADDs, so a stream keeps the commit order), XADDs them and records the Redis
-  epoch and stream id in the same transaction. It runs in a thread of this process woken by each commit (the
-  webhook does not wait for it; commits made during a round go in the next one, so publishing batches under
-  load), before a lease of this process if it committed since (read your writes), and as a sweep at least every
+- **Outbox pattern** (``redisbus_publish``): ``commit`` writes the entries to PostgreSQL first (``bus_epoch`` NULL =
+  not published). The publisher then takes the unpublished entries in ``seq`` order under a cluster-wide advisory
+  lock (two publishers never interleave their XADDs, so a stream keeps the commit order), XADDs them and records the
+  Redis epoch and stream id in the same transaction. It runs in a thread of this process woken by each commit (the
+  webhook does not wait for it; commits made during a round go in the next one, so publishing batches under load),
+  before a lease of this process if it committed since (read your writes), and as a sweep at least every
   :data:`SWEEP_S`, so entries committed by a process that died before publishing, or while Redis was down, are
   published within a sweep.
 - **Epoch**: Redis holds a random ``airlock:bus:epoch``. A Redis that restarted without its data has no epoch (or a
@@ -67,8 +67,8 @@ from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import Entry, NewEntry, OutboxEntry
 from .postgres import PostgresMessageLog
 from .redisbus_lease import lease_delivered
+from .redisbus_publish import PUBLISH_BATCH, PUBLISH_LUA, publish_round
 from .redisbus_trim import trim_streams
-from .wakeup import notify_appended
 
 logger = logging.getLogger("airlock.messages.redisbus")
 
@@ -80,14 +80,10 @@ GROUP = "agents"
 """The consumer group on every agent's stream."""
 EPOCH_KEY = "bus:epoch"
 """Random id of this Redis's data set; missing or changed = Redis lost its data (module docstring)."""
-PUBLISH_BATCH = 500
-"""Entries XADDed per publisher transaction."""
 SWEEP_S = 0.5
 """Longest time between two publisher sweeps of a process that leases (seconds)."""
 REDIS_TIMEOUT_S = 2.0
 """Connect and read timeout of a Redis command (seconds): a dead Redis makes a lease fail fast (503), not hang."""
-PUBLISH_LOCK = 0x41_69_72_42_75_73  # "AirBus": the advisory lock key every publisher takes
-"""PostgreSQL advisory lock serialising the publishers of a cluster (commit order = stream order)."""
 EXPIRY_CHECK_S = 0.25
 """Least time between two looks for an agent's expired leases in PostgreSQL (on the caller's clock) and between two
 XAUTOCLAIMs of its stream (monotonic): an empty lease (an agent waiting) then costs one Redis round trip; a lease
@@ -97,27 +93,6 @@ PUBLISH_RETRY_S = 0.5
 RELEASED_IDLE_MS = 10**12
 """Idle time given to a released entry: older than any visibility timeout, so the next XAUTOCLAIM takes it."""
 
-# Adds ARGV[2..n+1] (entry ids) to KEYS[2..] (their agents' streams) if the epoch is still ARGV[1], each marked
-# ``again`` when its flag in ARGV[n+2..2n+1] is "1" (published in an earlier epoch); creates each stream's group
-# first (from id 0: the group sees every entry). Returns the stream ids, or false (epoch changed).
-_PUBLISH_LUA = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-local n = #KEYS - 1
-local made = {}
-local ids = {}
-for i = 2, #KEYS do
-  if not made[KEYS[i]] then
-    redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[#ARGV], '0', 'MKSTREAM')
-    made[KEYS[i]] = true
-  end
-  if ARGV[n + i] == '1' then
-    ids[i - 1] = redis.call('XADD', KEYS[i], '*', 'id', ARGV[i], 'again', '1')
-  else
-    ids[i - 1] = redis.call('XADD', KEYS[i], '*', 'id', ARGV[i])
-  end
-end
-return ids
-"""
 
 
 class RedisBusLog(PostgresMessageLog):
@@ -139,7 +114,7 @@ class RedisBusLog(PostgresMessageLog):
         super().__init__(db, owns_db=owns_db)
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT_S,
                                            socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True)
-        self._publish_script = self._redis.register_script(_PUBLISH_LUA)
+        self._publish_script = self._redis.register_script(PUBLISH_LUA)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.namespace = namespace
         self._epoch_key = namespace + EPOCH_KEY
@@ -228,30 +203,15 @@ class RedisBusLog(PostgresMessageLog):
         epoch_changes = 0
         while True:
             epoch = self._epoch or self._adopt_epoch()
-            # pipeline mode: BEGIN, the lock and the SELECT go in one round trip, the UPDATE with the COMMIT
-            with self._db.connection() as conn, conn.pipeline(), conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
-                rows = conn.execute(
-                    "SELECT id, agent, bus_epoch IS NOT NULL FROM inbound WHERE state <> 'acked' "
-                    "AND bus_epoch IS DISTINCT FROM %s ORDER BY seq LIMIT %s", (epoch, PUBLISH_BATCH)).fetchall()
-                if not rows:
-                    return total
-                ids = [str(r[0]) for r in rows]
-                again = ["1" if r[2] else "0" for r in rows]  # in a Redis that lost it: maybe handed out there
-                xids = self._publish_script(keys=[self._epoch_key, *(self.stream_key(str(r[1])) for r in rows)],
-                                            args=[epoch, *ids, *again, GROUP])
-                if not xids:  # Redis lost its data since we read the epoch: start again under the new one
-                    self._epoch = None
-                    epoch_changes += 1
-                    if epoch_changes > 3:
-                        raise StateUnavailable("bus: the Redis epoch keeps changing")
-                    continue
-                conn.execute("UPDATE inbound AS i SET bus_epoch = %s, bus_id = v.xid "
-                             "FROM unnest(%s::text[], %s::text[]) AS v(id, xid) WHERE i.id = v.id",
-                             (epoch, ids, [str(x) for x in cast(list[Any], xids)]))
-                notify_appended(conn, [str(r[1]) for r in rows])  # in the streams now: waiting agents may read
-            total += len(rows)
-            if len(rows) < PUBLISH_BATCH:
+            done = publish_round(self._db, self._publish_script, self._epoch_key, self.stream_key, epoch, GROUP)
+            if done is None:  # Redis lost its data since we read the epoch: start again under the new one
+                self._epoch = None
+                epoch_changes += 1
+                if epoch_changes > 3:
+                    raise StateUnavailable("bus: the Redis epoch keeps changing")
+                continue
+            total += done
+            if done < PUBLISH_BATCH:
                 return total
 
     def _adopt_epoch(self) -> str:
