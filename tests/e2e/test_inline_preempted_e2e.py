@@ -51,7 +51,8 @@ async def test_attempts_that_waited_stay_inline(
                 time.sleep(HOLD_S)
 
         slot.channel.http_request = timed  # type: ignore[method-assign]
-        count = inline.MIN_SAMPLES + 1  # enough for the guard to judge (more than half slow would trip it)
+        # past the warm-up, enough for the guard to judge: more than half of its window slow would trip it
+        count = inline.WARMUP_ATTEMPTS + inline.WINDOW // 2 + 1
         async with aiohttp.ClientSession() as s:
             for i in range(count):
                 taken = threading.Event()
@@ -63,6 +64,6 @@ async def test_attempts_that_waited_stay_inline(
                 holder.join()
         assert len(walls) == count and min(walls) >= HOLD_S / 2, walls  # every attempt waited
         assert (slot.inline.hits, slot.inline.trips) == (count, 0)
-        assert slot.inline.slow <= count // 2 and slot.inline.should_try()
+        assert slot.inline.slow <= inline.WINDOW // 4 and slot.inline.should_try()
         for _ in range(count):
             await asyncio.wait_for(host.next_message(), 5)

@@ -12,8 +12,11 @@ mid-call, so by wall time the first attempts looked slow, the guard switched inl
 webhook paid the hand-off (measured: off within the first 15 attempts of each worker in ``bench/workers.py``).
 For the same reason an attempt that ran into the inline deadline (wall time, counted by the epoch ticker) but
 used less than ``PREEMPTED_CPU_S`` of CPU was descheduled, not slow: it is an abort like any other, not a
-deadline hit. The guard keeps all that rare: over the channel's last
-``WINDOW`` attempts, more than ``MAX_ABORT_RATIO`` abandoned or slow (once at least ``MIN_SAMPLES`` were made), or
+deadline hit. A channel's first ``WARMUP_ATTEMPTS`` completed attempts are never slow: the first runs of a freshly
+loaded component touch its compiled code for the first time (page faults, lazy set-up) and took 1-3 ms of CPU,
+so a worker that started under load switched inline off before its guest was warm (measured: 6 of the first 8).
+The guard keeps all that rare: over the channel's last ``WINDOW`` attempts, more than ``MAX_ABORT_RATIO``
+abandoned or slow (once at least ``MIN_SAMPLES`` were made), or
 ``MAX_DEADLINE_HITS`` attempts that ran into the deadline, switch inline off for the channel for
 ``COOLDOWN_S`` seconds, doubling on each consecutive trip up to ``MAX_COOLDOWN_S``. After a cooldown the window
 starts empty; a window that fills up without a trip resets the cooldown to ``COOLDOWN_S``.
@@ -39,6 +42,8 @@ SLOW_S = 0.001
 work) counts as slow."""
 SLOW = "slow"
 """The window's mark of a completed but slow attempt."""
+WARMUP_ATTEMPTS = 16
+"""A channel's first completed attempts, which are never judged slow (module docstring)."""
 PREEMPTED_CPU_S = 0.005
 """A deadline abort whose attempt used less CPU than this (seconds: half the shortest inline deadline, one 10 ms
 epoch tick) spent most of its wall time descheduled: marked ``PREEMPTED``, not as a deadline hit."""
@@ -92,7 +97,7 @@ class InlineGuard:
         mark = abandoned
         if abandoned is None:
             self.hits += 1
-            if cpu_s is not None and cpu_s > SLOW_S:
+            if cpu_s is not None and cpu_s > SLOW_S and self.hits > WARMUP_ATTEMPTS:  # module docstring
                 self.slow += 1
                 mark = SLOW
         else:
