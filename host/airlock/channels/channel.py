@@ -45,6 +45,7 @@ from ..errors import (
     HostBug,
     NothingToChange,
     SandboxBusy,
+    StateUnavailable,
 )
 from ..manifest import CapabilitiesFile
 from ..manifest import HttpCapability as HttpSpec
@@ -290,6 +291,11 @@ class Channel:
             raise NothingToChange(f"channel {self.name} does not export on-edit")
         return self._call("edits.on-edit", (convert.message_edit_to_wit(edit),), finish=self._sent)
 
+    @property
+    def can_react(self) -> bool:
+        """Whether the component exports ``reactions`` (and ``delivery``, which gives the ids reactions need)."""
+        return self.loaded.exports_optional("reactions") and self.loaded.exports_optional("delivery")
+
     def react(self, reaction: Reaction) -> CallOutcome:
         """``reactions.on-react``. Raises NothingToChange when the component does not export it."""
         if not self.loaded.exports_optional("reactions"):
@@ -399,7 +405,12 @@ class Channel:
             if wait > 0:  # refuse the whole callback before its commit: its input can be offered again
                 out.error = EmitRateLimited(len(state.emits.messages), math.ceil(wait))
                 return out
-            entries = self._entries(state)
+            try:
+                entries = self._entries(state)
+            except StateUnavailable:  # an attachment not stored (blobs in PostgreSQL): nothing kept, 503
+                self.emit_limiter.release(len(state.emits.messages))
+                out.error = CommitFailed("the blob store could not store this callback's files", unavailable=True)
+                return out
             try:
                 out.durable = self.workspace.stage(state.workspace, entries)
             except WorkspaceConflict as conflict:

@@ -5,7 +5,8 @@ which changes the running channel without a restart and records the change in th
 (``channels.operations``); without one, the command edits the home directly and the next ``serve`` starts what
 it finds. ``upgrade NAME WASM CAPS`` writes the new version into the home first (``channels.install.stage``), then
 switches to it; a new version that does not start is rolled back by the gateway at once and the command fails
-with the reason.
+with the reason. With PostgreSQL state, an upgrade, rollback or remove is recorded for the cluster (by the gateway
+that ran it, or here when none runs), and every node follows within seconds (``state.cluster_sync``).
 """
 
 from __future__ import annotations
@@ -37,17 +38,22 @@ def _store(config: HostConfig, name: str) -> ChannelStore:
     return store
 
 
+def _switch(ctx: typer.Context, name: str, enabled: bool) -> None:
+    """Enable or disable ``name``: in the running gateway (control socket) or, with none, in the home."""
+    config = config_from(ctx)
+    store = _store(config, name)
+    doc = live(config, name, "enable" if enabled else "disable")
+    if doc is None:
+        store.set_disabled(name, not enabled)
+        doc = offline_doc(store, name)
+    say(doc, "enabled" if enabled else "disabled")
+
+
 @channels_app.command("enable")
 @friendly_errors
 def channels_enable(ctx: typer.Context, name: NameArg) -> None:
     """Start a disabled channel (and keep it enabled across restarts)."""
-    config = config_from(ctx)
-    store = _store(config, name)
-    doc = live(config, name, "enable")
-    if doc is None:
-        store.set_disabled(name, False)
-        doc = offline_doc(store, name)
-    say(doc, "enabled")
+    _switch(ctx, name, True)
 
 
 @channels_app.command("disable")
@@ -55,13 +61,7 @@ def channels_enable(ctx: typer.Context, name: NameArg) -> None:
 def channels_disable(ctx: typer.Context, name: NameArg) -> None:
     """Stop a channel (its webhooks answer 404, poller and websocket stop, callbacks in flight finish) and keep
     it stopped across restarts."""
-    config = config_from(ctx)
-    store = _store(config, name)
-    doc = live(config, name, "disable")
-    if doc is None:
-        store.set_disabled(name, True)
-        doc = offline_doc(store, name)
-    say(doc, "disabled")
+    _switch(ctx, name, False)
 
 
 @channels_app.command("upgrade")
@@ -127,9 +127,8 @@ def channels_remove(ctx: typer.Context, name: NameArg) -> None:
     if done is None:
         store.remove(name)
     records = cluster_records(config)
-    if records is not None and records.remove(name):  # the other nodes keep their copy until it is removed there
-        typer.echo(f"removed {name} from the cluster's record: nodes that have it keep their copy until it is "
-                   "removed there too")
+    if records is not None and records.remove(name):  # (a running gateway has removed it already)
+        typer.echo(f"removed {name} from the cluster: every node stops it and removes its copy")
     typer.echo(f"removed {name} (its secrets and workspace data are kept)"
                + (" (running gateway)" if done else ""))
 
