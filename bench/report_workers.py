@@ -31,8 +31,8 @@ def section(r: dict[str, Any]) -> list[str]:
         "is durable, and the agent may lag behind, so after the load the run waits until the agent acknowledged "
         "every message and counts that drain: delivered/s is the messages acknowledged over load + drain seconds, "
         "CPU is the gateway processes' over the same span (per worker in brackets) and per message. Answered req/s "
-        "alone overstates the end-to-end rate whenever the agent lags (before the agent's leases stopped paying "
-        "two thread hand-offs each, only a third to two thirds of a run's messages were acknowledged when it ended). "
+        "alone overstates the end-to-end rate whenever the agent lags (before its leases and acks stopped going "
+        "through worker threads, the agent needed up to 3.5 s after an 8 s load to catch up). "
         "The load generator's share is its CPU time over the run's wall time x cores.", "",
         "| gateway | answered req/s | delivered/s | drain s | p50 (ms) | p99 (ms) | non-2xx | gateway CPU s "
         "(workers) | CPU ms/msg | load generator CPU |",
