@@ -93,7 +93,7 @@ class AirlockHost(AgentSideApi):
         """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
         default the state's (``state.backends.open_state``: SQLite ``state.db`` or PostgreSQL). ``role``: a worker
         of ``airlock serve --workers N`` (``workers.role``). ``control``: serve the control socket
-        ``HOME/control.sock`` (``airlock.control``; a single-process ``airlock serve`` does); ``reload_config``: how
+        ``HOME/control.sock`` (``airlock.control``; a worker's ``HOME/run/worker-<i>.sock``); ``reload_config``: how
         to read the host config again (SIGHUP, ``reload_host_config``)."""
         self.config = config
         self.role = role
@@ -154,10 +154,12 @@ class AirlockHost(AgentSideApi):
         self.operations = Operations(self.manager, self.store, self.secrets)
         self._reload_config = reload_config
         self.control: ControlServer | None = None
-        if control and role is None:  # workers: each has its channels; the CLI then edits the home (README)
+        if control:  # a worker's is private, its supervisor serves HOME/control.sock (``workers.fanout``)
             from .control import ControlServer
+            from .control.server import worker_socket
 
-            self.control = ControlServer(config.home, self.operations, self.reload_host_config)
+            path = worker_socket(config.home, role.index) if role is not None else None
+            self.control = ControlServer(config.home, self.operations, self.reload_host_config, path=path)
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""

@@ -9,7 +9,9 @@ Each changes the running channels *and* the home, so a restart finds what the op
   only once the new one runs, so a failed start (rolled back automatically) leaves the home as it was;
 - ``reload``: restart the channel on the same version with the operator's edited settings (``channels.settings``);
 - ``remove``: stop the channel, forget it, delete its directory (secrets, workspace and pairings are kept);
-- ``secrets_changed``: start or stop the channels a stored or removed secret concerns.
+- ``secrets_changed``: start or stop the channels a stored or removed secret concerns;
+- ``sync`` / ``sync_all``: make the running channel(s) match the home, writing nothing: how the other workers of
+  ``airlock serve --workers N`` follow what worker 0 changed (``workers.fanout``).
 
 Operations are serialized (one at a time for the whole gateway). Errors are :class:`LifecycleError` with an HTTP
 status and one line safe to show; nothing is changed then.
@@ -166,6 +168,55 @@ class Operations:
         async with self._lock:
             changed = await self.manager.secrets_changed()
             return {"changed": [self.doc(n) for n in changed]}
+
+    # ---- following the home (the other workers of ``--workers N``) ------------------------------------------
+
+    async def sync(self, name: str, *, restart: bool = False) -> dict[str, Any]:
+        """Make channel ``name`` run as the home records it, without writing the home: removed (not installed),
+        added (installed, not loaded), swapped to the home's active version (or on the same version with the
+        operator's current settings when ``restart``), then enabled or disabled as recorded. LifecycleError 409
+        when the recorded version did not start here (the version that ran before runs again)."""
+        async with self._lock:
+            return await self._follow(name, restart)
+
+    async def sync_all(self) -> dict[str, Any]:
+        """:meth:`sync` every channel loaded or installed, then :meth:`secrets_changed`: a worker that was starting
+        while the home changed (``workers.fanout``). ``{"channels": [doc, ...], "changed": [doc, ...]}``; a channel
+        that fails is logged and reported by its doc."""
+        docs = []
+        for name in sorted(set(self.manager.slots) | set(self.store.names())):
+            try:
+                docs.append(await self.sync(name))
+            except ConfigError as exc:
+                log.error("channel %s: not brought in line with the home: %s", name, exc)
+                docs.append(self.doc(name))
+        return {"channels": docs, **await self.secrets_changed()}
+
+    async def _follow(self, name: str, restart: bool) -> dict[str, Any]:
+        if not self.store.exists(name):
+            if name in self.manager.slots:
+                await self.manager.remove(name)
+            return {"name": name, "removed": True}
+        inst = self.store.get(name)
+        slot = self.manager.slots.get(name)
+        if slot is None:
+            caps = await asyncio.to_thread(self._caps, name, inst.active)
+            await self.manager.add(self.store.component(name, inst.active), caps, instance=name,
+                                   version=inst.active, disabled=inst.disabled)
+            return self.doc(name)
+        if restart or slot.channel.version != inst.active:
+            caps = await asyncio.to_thread(self._caps, name, inst.active)
+            try:
+                result = await replace(self.manager, name, self.store.component(name, inst.active), caps,
+                                       version=inst.active)
+            except ComponentError as exc:
+                raise LifecycleError(400, str(exc)) from None
+            if not result.started:
+                raise LifecycleError(409, f"version {inst.active} of {name} did not start here ({result.reason}); "
+                                          f"version {slot.channel.version} runs again")
+        if inst.disabled != self.manager.slots[name].disabled:
+            await (self.manager.disable if inst.disabled else self.manager.enable)(name)
+        return self.doc(name)
 
     # ---- the swap -----------------------------------------------------------------------------------------
 
