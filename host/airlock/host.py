@@ -69,6 +69,7 @@ from .workers.role import WorkerRole
 if TYPE_CHECKING:
     from .admin import AdminServer
     from .control import ControlServer
+    from .observability.multiproc import Publisher
 
 log = logging.getLogger("airlock")
 T = TypeVar("T")
@@ -140,16 +141,23 @@ class AirlockHost(AgentSideApi):
                                        self.secrets, me, config.channels_dir)
             self.manager.on_switch = self.cluster.announce_switch
         self._housekeeping: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._published: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
+        self._publisher: Publisher | None = None  # a worker's metrics for worker 0's (``observability.multiproc``)
         if self.observer is not None:
             self.observer.metrics.watch(self.manager, self._pool_slots)
             if role is not None:
+                from .observability.multiproc import share
                 from .workers.supervisor import read_status
 
-                self.observer.metrics.watch_workers(lambda: read_status(config.home))
+                self._publisher = share(self.observer.metrics, self.manager, self._pool_slots, self.agent_side,
+                                        lambda: read_status(config.home))
+                if self._publisher is None:
+                    self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.store = ChannelStore(config.channels_dir)
         self.operations = Operations(self.manager, self.store, self.secrets)
         self._reload_config = reload_config
@@ -213,6 +221,8 @@ class AirlockHost(AgentSideApi):
         if serve_http and self.config.admin and self.agent_side:
             await self._serve_admin()
         await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
+        if self._publisher is not None:
+            self._published = asyncio.create_task(self._publisher.run(self._stopping), name="airlock-metrics")
         if self.cluster is not None:
             await self.cluster.start()
         if serve_http and self.role is not None:
@@ -280,6 +290,9 @@ class AirlockHost(AgentSideApi):
             await self.agent_api.stop()
         await self.outbox.stop()
         await self.manager.stop()
+        self._stopping.set()
+        if self._published is not None:  # its last copy, on-shutdown included: it stays in the totals
+            await self._published
         if self._runner is not None:
             await self._runner.cleanup()
         self.egress.close()

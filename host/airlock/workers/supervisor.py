@@ -41,16 +41,21 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from prometheus_client import multiprocess
+
+from ..observability.multiproc import ENV_DIR as METRICS_ENV
+from ..observability.multiproc import metrics_dir
 from ..stores.files import private_dir
 from .fanout import Fanout
 from .policy import STOP_GRACE_S, RestartPolicy
@@ -59,6 +64,8 @@ from .role import ENV_COUNT, ENV_INDEX, ENV_READY_FD, ENV_SOCKETS
 __all__ = ["STOP_GRACE_S", "Supervisor", "read_status", "status_path"]
 
 log = logging.getLogger("airlock.workers")
+
+_mark_dead = cast(Callable[[int, str], None], multiprocess.mark_process_dead)  # untyped in prometheus-client
 
 READY_TIMEOUT_S = 120.0
 """Seconds the others wait for worker 0's first start (compiling every channel) before starting anyway."""
@@ -134,6 +141,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self._on_signal, sig.name)
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
         private_dir(self.home / "run")
+        self._fresh_metrics()
         self._write_status()
         try:
             await self.fanout.start()
@@ -159,6 +167,13 @@ class Supervisor:
             log.info("%s received; stopping %d worker(s)", name, len(self.slots))
         self._stopping.set()
 
+    def _fresh_metrics(self) -> None:
+        """An empty ``HOME/run/metrics`` for this start's workers (``observability.multiproc``): the files of an
+        earlier start would add its totals to this one's."""
+        path = metrics_dir(self.home)
+        shutil.rmtree(path, ignore_errors=True)
+        private_dir(path)
+
     def _hangup(self) -> None:
         """SIGHUP: every ready worker reads the host config again (``AirlockHost.reload_host_config``); one that is
         starting or restarting reads it at its start (and a SIGHUP before its handler is set would kill it)."""
@@ -179,6 +194,8 @@ class Supervisor:
             proc = await self._spawn(slot)
             code = await proc.wait()
             slot.last_exit = code
+            # its counters stay in the totals; its live gauges (instances in use) go
+            _mark_dead(proc.pid, os.fspath(metrics_dir(self.home)))
             if self._stopping.is_set():
                 break
             delay = slot.policy.died(time.monotonic())
@@ -210,7 +227,8 @@ class Supervisor:
         ready_r, ready_w = os.pipe()
         env = dict(os.environ)
         env.update({ENV_INDEX: str(slot.index), ENV_COUNT: str(len(self.slots)), ENV_READY_FD: str(ready_w),
-                    ENV_SOCKETS: ",".join(f"{n}={fd}" for n, fd in fds.items())})
+                    ENV_SOCKETS: ",".join(f"{n}={fd}" for n, fd in fds.items()),
+                    METRICS_ENV: os.fspath(metrics_dir(self.home))})
         try:
             proc = await asyncio.create_subprocess_exec(*self.command, env=env, pass_fds=(*fds.values(), ready_w))
         finally:
