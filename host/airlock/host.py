@@ -34,6 +34,7 @@ from ._version import __version__
 from .agentapi import AgentApi
 from .agents.api import DURABLE_WAITERS, AgentSideApi
 from .capabilities.egress import Egress
+from .capabilities.emit_shared import SharedWindows, windows_path
 from .channels.catalog import generate_secrets, list_installed
 from .channels.channel import HostServices
 from .channels.layout import ChannelStore
@@ -110,6 +111,8 @@ class AirlockHost(AgentSideApi):
                              allow_private_hosts=config.allow_private_hosts)
         self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s)
         self.observer = CallObserver() if config.metrics else None
+        # workers share each channel's emit window (``capabilities.emit_shared``); one process keeps its own
+        self.emit_windows = SharedWindows(windows_path(config.home)) if role is not None else None
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=self.secrets.get,
@@ -118,6 +121,7 @@ class AirlockHost(AgentSideApi):
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
             inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
             observer=self.observer, replay=self._replay_factory(),
+            emit_windows=self.emit_windows.window if self.emit_windows is not None else None,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -298,6 +302,8 @@ class AirlockHost(AgentSideApi):
         self.egress.close()
         self.runtime.close()
         self.agents.close()
+        if self.emit_windows is not None:
+            self.emit_windows.close()
         self._durable_pool.shutdown(wait=True)
         await self._flushed()
         self.state.close()

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..runtime.values import EmittedMessage
 
@@ -91,6 +92,19 @@ class SlidingWindowLimiter:
         return now
 
 
+class Window(Protocol):
+    """Sliding one-minute and one-hour windows of events (:class:`SlidingWindowLimiter`'s interface)."""
+
+    per_minute: int
+    per_hour: int
+
+    def try_acquire(self, count: int = 1) -> bool: ...
+
+    def release(self, count: int) -> None: ...
+
+    def retry_after(self, count: int = 1) -> float: ...
+
+
 @dataclass
 class EmitBuffer:
     """Messages emitted during one callback, with counts of what was refused."""
@@ -142,9 +156,11 @@ class EmitLimiter:
     """
 
     def __init__(self, channel: str, per_minute: int, per_hour: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, window: Window | None = None) -> None:
+        """``window``: where the messages are counted (default: this process's :class:`SlidingWindowLimiter`;
+        the workers of ``serve --workers N`` share one, ``capabilities.emit_shared``)."""
         self.channel = channel
-        self._window = SlidingWindowLimiter(per_minute, per_hour, clock)
+        self._window: Window = window if window is not None else SlidingWindowLimiter(per_minute, per_hour, clock)
         self.dropped = 0
         self.refused = 0
         """Messages refused by ``reserve`` (their input is retried, so they are not lost)."""

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..capabilities.emit import EmitBuffer, EmitLimiter
+from ..capabilities.emit import EmitBuffer, EmitLimiter, Window
 from ..capabilities.logging import DEFAULT_LOG_BYTES_PER_MINUTE, LogBudget
 from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
@@ -103,6 +103,9 @@ class HostServices:
     """Each channel's guest-log budget (``capabilities.logging.LogBudget``), bytes per minute."""
     replay: ReplayFactory | None = None
     """Each channel's webhook replay guard (``inbound.verifiers``); None: in memory, this process only."""
+    emit_windows: Callable[[str, int, int], Window] | None = None
+    """(instance, per minute, per hour) -> the channel's emit window shared by every worker
+    (``capabilities.emit_shared``); None: this process's own."""
 
 
 def namespaced_lookup(lookup: Callable[[str], str | None], instance: str,
@@ -170,9 +173,10 @@ class Channel:
                                     timeout_s=(INLINE_DEADLINE_TICKS - 0.5) * EPOCH_TICK_S)
         self.workspace = Workspace(self.name, chan.durable_workspace_paths, services.durable)
         self.log_budget = LogBudget(self.name, services.log_bytes_per_minute)
-        self.emit_limiter = EmitLimiter(
-            self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
-        )
+        rate = chan.emit_rate_limit
+        shared = services.emit_windows
+        self.emit_limiter = EmitLimiter(self.name, rate.messages_per_minute, rate.messages_per_hour, window=shared(
+            self.name, rate.messages_per_minute, rate.messages_per_hour) if shared is not None else None)
         # Secret names a guest supplies (secret-exists, http placeholders) are checked before the store.
         lookup = guest_safe_lookup(self.secret_lookup)
         self.secrets = SecretsCapability(caps.capabilities.secrets.allows, lookup)

@@ -54,6 +54,7 @@ from typing import Any, cast
 
 from prometheus_client import multiprocess
 
+from ..capabilities.emit_shared import windows_path
 from ..observability.multiproc import ENV_DIR as METRICS_ENV
 from ..observability.multiproc import metrics_dir
 from ..stores.files import private_dir
@@ -169,10 +170,13 @@ class Supervisor:
 
     def _fresh_metrics(self) -> None:
         """An empty ``HOME/run/metrics`` for this start's workers (``observability.multiproc``): the files of an
-        earlier start would add its totals to this one's."""
+        earlier start would add its totals to this one's; and no shared emit window (``capabilities.emit_shared``)."""
         path = metrics_dir(self.home)
         shutil.rmtree(path, ignore_errors=True)
         private_dir(path)
+        windows = windows_path(self.home)  # the emit windows start empty, as in one process
+        for leftover in (windows, windows.with_name(windows.name + "-wal"), windows.with_name(windows.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
     def _hangup(self) -> None:
         """SIGHUP: every ready worker reads the host config again (``AirlockHost.reload_host_config``); one that is

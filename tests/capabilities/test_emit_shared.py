@@ -1,0 +1,112 @@
+"""The emit window shared by the workers of ``serve --workers N`` (``capabilities.emit_shared``): two connections
+to one real SQLite file stand for two worker processes; a fake clock moves time."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from airlock.capabilities.emit import EmitLimiter, SlidingWindowLimiter
+from airlock.capabilities.emit_shared import SharedWindows
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[SharedWindows, SharedWindows, Clock]:
+    clock = Clock()
+    return (SharedWindows(tmp_path / "w.db", clock), SharedWindows(tmp_path / "w.db", clock), clock)
+
+
+def test_the_minute_limit_holds_over_both_processes_and_frees_after_a_minute(
+        two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, b, clock = two
+    wa, wb = a.window("c", 5, 100), b.window("c", 5, 100)
+    assert wa.try_acquire(3)
+    clock.now += 30
+    assert wb.try_acquire(2)
+    assert not wa.try_acquire(1) and not wb.try_acquire(1)
+    assert wb.retry_after(1) == pytest.approx(30.0)  # a's batch of 3 leaves at +60
+    assert wa.retry_after(4) == pytest.approx(60.0)  # then b's 2 as well, at +90
+    clock.now += 30
+    assert wb.try_acquire(3) and not wa.try_acquire(1)
+    assert a.window("other", 5, 100).try_acquire(5)  # per channel
+
+
+def test_the_hour_limit_and_its_running_total(two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, b, clock = two
+    wa, wb = a.window("c", 100, 6), b.window("c", 100, 6)
+    for _ in range(3):
+        assert wa.try_acquire(1) and wb.try_acquire(1)
+        clock.now += 600
+    assert not wa.try_acquire(1)
+    assert wa.retry_after(1) == pytest.approx(3600 - 1800)
+    clock.now = 1000.0 + 3600  # the first two leave the hour
+    assert wb.try_acquire(2) and not wa.try_acquire(1)
+    assert a.db.execute("SELECT hour FROM totals WHERE channel = 'c'").fetchone()[0] == 6
+
+
+def test_release_gives_back_this_processes_latest_reservation(two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, b, _ = two
+    wa, wb = a.window("c", 4, 100), b.window("c", 4, 100)
+    assert wa.try_acquire(2) and wb.try_acquire(2) and not wa.try_acquire(1)
+    wa.release(1)  # part of a batch
+    assert wb.try_acquire(1) and not wb.try_acquire(1)
+    wb.release(3)  # b's two reservations
+    assert wa.try_acquire(3) and not wa.try_acquire(1)
+
+
+def test_a_batch_over_the_whole_limit_fits_only_an_empty_window(
+        two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, b, clock = two
+    wa, wb = a.window("c", 3, 100), b.window("c", 3, 100)
+    assert wa.try_acquire(1) and not wb.try_acquire(5)
+    clock.now += 61
+    assert wb.try_acquire(5) and not wa.try_acquire(1)
+
+
+def test_the_emit_limiter_refuses_with_the_shared_wait(two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, b, _ = two
+    first = EmitLimiter("c", 2, 100, window=a.window("c", 2, 100))
+    second = EmitLimiter("c", 2, 100, window=b.window("c", 2, 100))
+    assert first.reserve(2) == 0.0
+    assert second.reserve(1) == pytest.approx(60.0) and second.refused == 1
+
+
+def test_release_of_a_reservation_that_left_the_minute_frees_only_the_hour(
+        two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, _, clock = two
+    w = a.window("c", 2, 3)
+    assert w.try_acquire(2)
+    clock.now += 61
+    assert w.try_acquire(1) and not w.try_acquire(1)  # the hour is full (3)
+    w.release(1)
+    w.release(1)  # the first batch, out of the minute already: the minute keeps nothing of it
+    assert w.try_acquire(2) and not w.try_acquire(1)
+
+
+def test_one_process_decides_as_the_in_memory_window_does(tmp_path: Path) -> None:
+    """Random reservations, releases right after (as a failed commit does) and clock steps: the shared window's
+    totals give the same answers as ``SlidingWindowLimiter``'s deques."""
+    rng = random.Random(12)
+    clock = Clock()
+    shared = SharedWindows(tmp_path / "w.db", clock).window("c", 10, 150)
+    local = SlidingWindowLimiter(10, 150, clock)
+    for step in range(1500):
+        clock.now += rng.choice((0.0, 0.5, 3.0, 9.0, 30.0))
+        count = rng.randint(1, 4)
+        got = shared.try_acquire(count)
+        assert got == local.try_acquire(count), step
+        if got and rng.random() < 0.2:
+            shared.release(count)
+            local.release(count)
+        else:
+            assert shared.retry_after(2) == pytest.approx(local.retry_after(2)), step
