@@ -44,6 +44,7 @@ from .channels.poll_lease import PollLeasing, holder_id
 from .channels.socket_runtime import SocketSettings
 from .errors import ConfigError
 from .host_config import HostConfig
+from .host_reload import apply_reload
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import WorkerInfo, build_app
 from .inbound.verifiers.base import ReplayFactory
@@ -75,12 +76,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("airlock")
 T = TypeVar("T")
 
-LIVE_SETTINGS = frozenset({"routing", "default_agent", "bus_capacity", "agent_visibility_timeout_s", "retention_s",
-                           "dedupe_window_s", "inline_callbacks", "public_base_url"})
-"""Host settings a SIGHUP (``reload_host_config``) applies to the running gateway: routing at once for the next
-message, the bus and retention at once, ``inline_callbacks`` and ``public_base_url`` at each channel's next start
-(enable, upgrade, reload). Every other setting (listeners, home and channels directory, pool, memory, fuel, guest
-limits, egress overrides, metrics) needs a restart."""
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
 
@@ -344,31 +339,14 @@ class AirlockHost(AgentSideApi):
     async def reload_host_config(self) -> dict[str, list[str]]:
         """Read the host config again (``reload_config``, given at construction: ``airlock serve`` reads
         ``airlock.toml`` and the environment and applies its command line again) and apply what can change live
-        (:data:`LIVE_SETTINGS`); the other changed settings are reported as needing a restart and keep their
+        (``host_reload.LIVE_SETTINGS``); the other changed settings are reported as needing a restart and keep their
         running values. Returns ``{"applied": [...], "restart_needed": [...]}`` (field names). Raises ConfigError
         for a config that does not validate (nothing applied)."""
         if self._reload_config is None:
             raise ConfigError("this gateway was started without a host config to reload")
         new = await asyncio.to_thread(self._reload_config)
-        changed = [f for f in type(new).model_fields if getattr(new, f) != getattr(self.config, f)]
-        applied = [f for f in changed if f in LIVE_SETTINGS]
-        later = [f for f in changed if f not in LIVE_SETTINGS]
-        if applied:
-            self.config = self.config.model_copy(update={f: getattr(new, f) for f in applied})
-            self._apply_live(self.config)
-        for field_name in later:
-            log.warning("host config: %s changed; it takes effect at the next restart", field_name)
-        log.info("host config reloaded: %s applied", ", ".join(applied) or "nothing")
-        return {"applied": applied, "restart_needed": later}
-
-    def _apply_live(self, config: HostConfig) -> None:
-        pipeline = self.manager.services.inbound
-        if pipeline is not None and isinstance(pipeline.router, BindingRouter):
-            pipeline.router.config = config.routing
-        self.bus.capacity = config.bus_capacity
-        self.bus.visibility_s = config.agent_visibility_timeout_s
-        self.manager.inline = config.inline_callbacks
-        self.manager.public_base_url = config.public_base_url
+        self.config, result = apply_reload(self.config, new, self.manager, self.bus)
+        return result
 
     # ---- admin listener and observability --------------------------------------------------------
 
@@ -388,7 +366,7 @@ class AirlockHost(AgentSideApi):
         self.admin_token = tokens.ensure()
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
-                           limiter=LoginLimiter(), home=self.config.home, operations=self.operations)
+                           limiter=LoginLimiter(), home=self.config.home, operations=self._admin_operations())
         self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port,
                                  sock=self.role.listening_socket("admin") if self.role is not None else None)
         try:
@@ -397,6 +375,14 @@ class AirlockHost(AgentSideApi):
             self.admin = None
             raise ConfigError(f"cannot listen on {self.config.admin_host}:{self.config.admin_port} for the admin "
                               f"console: {exc.strerror or exc}") from None
+
+    def _admin_operations(self) -> Operations:
+        """Under a supervisor, the console's changes go through it to every worker (``workers.admin_ops``)."""
+        if self.role is None:
+            return self.operations
+        from .workers.admin_ops import SupervisedOperations
+
+        return SupervisedOperations(self.manager, self.store, self.secrets, self.config.home)
 
     async def __aenter__(self) -> AirlockHost:
         await self.start()

@@ -1,6 +1,7 @@
-"""``airlock serve --workers 2``, all real: worker 0's ``/metrics`` counts the callbacks and messages of every worker
-(prometheus-client's multiprocess mode, ``observability.multiproc``), keeps a killed worker's counts, and reports
-its restart.
+"""``airlock serve --workers 2``, all real, on worker 0's admin listener: ``/metrics`` counts the callbacks and
+messages of every worker (prometheus-client's multiprocess mode, ``observability.multiproc``), keeps a killed
+worker's counts, and reports its restart; a disable from the admin API reaches every worker
+(``workers.admin_ops``).
 
 Guest: the WAT test component (each webhook is one on-http-request callback that emits one message).
 """
@@ -19,7 +20,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from servers import free_port
-from test_workers_live import caps_doc
+from test_workers_live import by_worker, caps_doc
 from watguest import build_component
 from workers_harness import Gateway, cli, env_for, start
 
@@ -70,7 +71,7 @@ async def wait_totals(url: str, token: str, want: int, gw: Gateway) -> dict[tupl
     raise AssertionError(f"/metrics counted {got} callbacks, not {want}: {gw.log()[-2000:]}")
 
 
-async def test_metrics_count_every_worker_and_keep_a_killed_workers_counts(airlock_home: Path, wat_dir: Path,
+async def test_metrics_count_every_worker_and_the_console_reaches_every_worker(airlock_home: Path, wat_dir: Path,
                                                                           tmp_path: Path) -> None:
     stage(ChannelStore(airlock_home / "channels"), build_component(wat_dir, NAME).read_bytes(), caps_doc("0.1.0"),
           source=NAME)
@@ -99,5 +100,14 @@ async def test_metrics_count_every_worker_and_keep_a_killed_workers_counts(airlo
         assert value(doc, "airlock_messages_emitted_total", channel=NAME) == FIRST + SECOND
         assert value(doc, "airlock_worker_restarts_total", worker="1") == 1
         assert value(doc, "airlock_worker_restarts_total", worker="0") == 0
+
+        auth = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(headers=auth) as s:
+            async with s.post(f"http://127.0.0.1:{admin_port}/api/channels/{NAME}/disable") as r:
+                assert r.status == 200, await r.text()
+            assert await by_worker(gw) == {"0": {404}, "1": {404}}
+            async with s.post(f"http://127.0.0.1:{admin_port}/api/channels/{NAME}/enable") as r:
+                assert r.status == 200, await r.text()
+            assert await by_worker(gw) == {"0": {200}, "1": {200}}
     finally:
         assert await gw.stop() == 0, gw.log()[-3000:]
