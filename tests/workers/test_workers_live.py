@@ -1,5 +1,5 @@
-"""``airlock serve --workers 2``, all real: the channel lifecycle acts at once in every worker (issue 12, the live
-path of issue 9): the supervisor's ``HOME/control.sock`` forwards each operation to worker 0 and then to the others
+"""``airlock serve --workers 2``, all real: the channel lifecycle (and a stored secret) acts at once in every worker
+(issue 12, the live path of issue 9): the supervisor's ``HOME/control.sock`` forwards each operation to worker 0 and then to the others
 (``workers.fanout``), and SIGHUP reaches every worker.
 
 Each check sends webhooks on fresh connections until both workers answered (``X-Airlock-Worker``), so a worker
@@ -34,21 +34,23 @@ MAX_SENDS = 200
 a hash of the client's port, so both get some within a few)."""
 
 
-def caps_doc(version: str) -> bytes:
-    doc: dict[str, Any] = {"name": NAME, "version": version, "wit_version": "0.1.0",
+def caps_doc(version: str, name: str = NAME, secret: str | None = None) -> bytes:
+    doc: dict[str, Any] = {"name": name, "version": version, "wit_version": "0.1.0",
                            "capabilities": {"channel": {
-                               "allowed_paths": [f"/webhook/{NAME}"],
+                               "allowed_paths": [f"/webhook/{name}"],
                                "emit_rate_limit": {"messages_per_minute": 10**6, "messages_per_hour": 10**7}}},
                            "config": {"dm_policy": "open"}}
+    if secret is not None:
+        doc["setup"] = {"required_secrets": [{"name": secret}]}
     return json.dumps(doc).encode()
 
 
-async def by_worker(gw: Gateway, method: str = "POST") -> dict[str, set[int]]:
+async def by_worker(gw: Gateway, method: str = "POST", name: str = NAME) -> dict[str, set[int]]:
     """Statuses by worker index, from webhooks on fresh connections until both workers answered."""
     seen: dict[str, set[int]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
         for n in range(MAX_SENDS):
-            async with s.request(method, f"{gw.base}/webhook/{NAME}", data=f"m-{n}".encode()) as r:
+            async with s.request(method, f"{gw.base}/webhook/{name}", data=f"m-{n}".encode()) as r:
                 seen.setdefault(r.headers["X-Airlock-Worker"], set()).add(r.status)
             if len(seen) == 2 and n >= 8:
                 return seen
@@ -59,6 +61,8 @@ async def by_worker(gw: Gateway, method: str = "POST") -> dict[str, set[int]]:
 def home(airlock_home: Path, wat_dir: Path) -> Path:
     store = ChannelStore(airlock_home / "channels")
     stage(store, build_component(wat_dir, NAME).read_bytes(), caps_doc("0.1.0"), source=NAME)
+    stage(store, build_component(wat_dir, "gated").read_bytes(), caps_doc("0.1.0", "gated", "gated_token"),
+          source="gated")
     (airlock_home / "airlock.toml").write_text("bus_capacity = 100000\n")  # --agent none: nothing acks them
     return airlock_home
 
@@ -97,6 +101,11 @@ async def test_disable_enable_and_upgrade_act_at_once_in_both_workers(home: Path
         out = await cli(env, "channels", "upgrade", NAME, str(v2), str(caps))
         assert "(running gateway)" in out and "0.2.0+" in out, out
         assert await by_worker(gw, "PUT") == {"0": {200}, "1": {200}}
+
+        assert await by_worker(gw, name="gated") == {"0": {404}, "1": {404}}  # waits for its secret
+        out = await cli(env, "secrets", "set", "gated_token", stdin=b"t0k\n")
+        assert "running gateway: gated: active" in out, out
+        assert await by_worker(gw, name="gated") == {"0": {200}, "1": {200}}
 
         await cli(env, "channels", "rollback", NAME)
         assert await by_worker(gw, "PUT") == {"0": {405}, "1": {405}}
