@@ -24,7 +24,7 @@ COPY tests/guests/sender tests/guests/sender
 RUN for channel in slack whatsapp discord feishu wecom wechat; do \
         bash scripts/build-rust-guest.sh "guest-plugins/$channel" "build/channels/$channel.wasm" || exit 1; \
     done \
- && bash scripts/build-python-guest.sh guest-plugins/telegram build/channels/telegram.wasm airlock:channel/editing-channel
+ && bash scripts/build-python-guest.sh guest-plugins/telegram build/channels/telegram.wasm airlock:channel/interactive-channel
 
 # ---- 2. the wheel (the airlock package only: the demo and its fake Telegram are not in it)
 FROM python:3.11-slim-bookworm AS wheel

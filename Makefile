@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 guests: $(STAMP) rust-guests
-	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm airlock:channel/editing-channel
+	bash scripts/build-python-guest.sh guest-plugins/telegram $(CHANNELS)/telegram.wasm airlock:channel/interactive-channel
 
 # Prints the route (rustup wasm32 target, else Debian rustc-web + build-std; installs the Debian packages
 # when neither is there) and the environment cargo gets.
@@ -92,13 +92,14 @@ rust-test:
 
 test: lint typecheck rust-test pytest
 
-# One run on this machine (~3-4 minutes): callback level and HTTP end to end for (a)-(d), RSS, start-up,
-# component sizes; writes BENCHMARKS.md, bench/results/chart.png and bench/out/results.json.
-bench: guests bench-guest wrk
+# One run on this machine (~5 minutes): the message log on SQLite vs PostgreSQL (+ Redis) first (bench-bus), then
+# callback level and HTTP end to end for (a)-(d), workers, RSS, start-up, component sizes; writes BENCHMARKS.md,
+# bench/results/chart.png and bench/out/results.json.
+bench: guests bench-guest wrk bench-bus
 	$(BIN)/python bench/run.py
 
 # The message log on SQLite vs PostgreSQL vs PostgreSQL + Redis (real servers): writes bench/results/bus.md, which
-# bench/report.py puts into BENCHMARKS.md.
+# bench/report.py puts into BENCHMARKS.md (so `make bench` runs it first).
 bench-bus: guests servers
 	PYTHONPATH=host:bench $(BIN)/python bench/bus.py
 

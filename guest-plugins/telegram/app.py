@@ -1,17 +1,18 @@
-"""Component entry point: componentize-py exports the classes bound to ``Channel``, ``Delivery`` and ``Edits``
-(world ``airlock:channel/editing-channel``: scripts/build-python-guest.sh guest-plugins/telegram OUT.wasm
-airlock:channel/editing-channel)."""
+"""Component entry point: componentize-py exports the classes bound to ``Channel``, ``Delivery``, ``Edits`` and
+``Reactions`` (world ``airlock:channel/interactive-channel``: scripts/build-python-guest.sh guest-plugins/telegram
+OUT.wasm airlock:channel/interactive-channel)."""
 
 import json
 
 from telegram_channel import CONFIG_PATH, WEBHOOK_PATH, TelegramChannel
 from telegram_logic import TelegramConfig
 
-from airlock_sdk import Request, export, export_delivery, export_edits, prewarm
+from airlock_sdk import Request, export, export_delivery, export_edits, export_reactions, prewarm
 
 Channel = export(TelegramChannel)
 Delivery = export_delivery(TelegramChannel)
 Edits = export_edits(TelegramChannel)
+Reactions = export_reactions(TelegramChannel)
 
 # Warm the webhook path into the build-time snapshot (see airlock_sdk.prewarm): a made-up private-chat
 # update and a group one (ignored: no mention) under a default config with open DMs. No real data.

@@ -1,7 +1,8 @@
 """Telegram Bot API channel for Airlock (polling or webhook).
 
-World 0.2.0: replies return the Telegram message id, and streamed replies become ``editMessageText`` edits of it
-(``app.py`` exports ``Delivery`` and ``Edits``; built against ``airlock:channel/editing-channel``).
+World 0.2.0: replies return the Telegram message id, and streamed replies become ``editMessageText`` edits of it,
+and reactions are ``setMessageReaction`` (``app.py`` exports ``Delivery``, ``Edits`` and ``Reactions``; built against
+``airlock:channel/interactive-channel``).
 
 The bot token never reaches the guest: URLs carry the ``{TELEGRAM_BOT_TOKEN}`` placeholder, which the
 host fills in (``url_path`` credential rule of the capabilities file).
@@ -36,6 +37,7 @@ from airlock_sdk import (
     PairingError,
     PermanentError,
     Poll,
+    Reaction,
     Request,
     Response,
     Status,
@@ -70,6 +72,9 @@ NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited", "MESSAGE_ID_INVALID")
 """editMessageText's 400 descriptions for a message that will never take an edit: a permanent error (the host then
 sends a streamed reply's final text as a new message)."""
+CANNOT_REACT = ("REACTION_INVALID", "message to react not found", "MESSAGE_ID_INVALID", "REACTIONS_TOO_MANY")
+"""setMessageReaction's 400 descriptions that no retry can change: an emoji Telegram does not offer as a reaction, a
+message that is gone: a permanent error."""
 
 
 # --------------------------------------------------------------------------- Bot API calls
@@ -192,6 +197,20 @@ def edit_text(chat_id: Any, message_id: int, text: str) -> None:
         raise
 
 
+def set_reaction(chat_id: Any, message_id: int, emoji: str | None) -> None:
+    """``setMessageReaction``: the bot's reaction on a message becomes ``emoji`` (a ``ReactionTypeEmoji``), or none
+    when ``emoji`` is None. A bot has one reaction per message (Bot API: "bots can't use paid reactions", and a
+    non-premium account sets one emoji), so adding replaces its earlier one and removing clears it. Errors in
+    :data:`CANNOT_REACT` are a ``PermanentError``."""
+    reaction = [] if emoji is None else [{"type": "emoji", "emoji": emoji}]
+    try:
+        api_call("setMessageReaction", {"chat_id": chat_id, "message_id": message_id, "reaction": reaction})
+    except TelegramApiError as exc:
+        if any(reason in exc.description for reason in CANNOT_REACT):
+            raise PermanentError(str(exc)) from None
+        raise
+
+
 # --------------------------------------------------------------------------- inbound
 
 
@@ -199,7 +218,7 @@ def load_config() -> TelegramConfig:
     return TelegramConfig.from_state(host.workspace_read_json(CONFIG_PATH))
 
 
-def _pairing_decision(inbound: Inbound) -> str:
+def _pairing_decision(cfg: TelegramConfig, inbound: Inbound) -> str:
     uid = inbound.user_id
     try:
         if host.pairing_resolve(CHANNEL, uid):
@@ -220,7 +239,7 @@ def _pairing_decision(inbound: Inbound) -> str:
     if created:
         host.info(f"pairing requested by telegram user {uid} ({inbound.display_name}): code {code}")
         try:
-            send_text(inbound.chat_id, pairing_text(code))
+            send_text(inbound.chat_id, pairing_text(code, cfg.instance_name))
         except (HttpError, TelegramApiError) as exc:
             host.warn(f"could not send the pairing code to user {uid}: {exc}")
     return "pairing"
@@ -236,7 +255,7 @@ def handle_update(cfg: TelegramConfig, update: Any) -> str:
     if inbound.is_private:
         decision = static_dm_decision(cfg, inbound)
         if decision == "pairing":
-            decision = _pairing_decision(inbound)
+            decision = _pairing_decision(cfg, inbound)
         if decision != "allow":
             if decision == "deny":
                 host.info(f"dropping DM from telegram user {inbound.user_id}: not allowed ({cfg.dm_policy})")
@@ -359,6 +378,14 @@ class TelegramChannel(Channel):
         if not edit.platform_message_id.isdigit():
             raise PermanentError("not a Telegram message id")
         edit_text(_chat_id(chat_id), int(edit.platform_message_id), edit.content)
+
+    def on_react(self, reaction: Reaction) -> None:
+        chat_id = reaction.metadata.get("chat_id")
+        if chat_id is None:
+            raise PermanentError("the original message metadata has no chat_id")
+        if not reaction.platform_message_id.isdigit():
+            raise PermanentError("not a Telegram message id")
+        set_reaction(_chat_id(chat_id), int(reaction.platform_message_id), None if reaction.remove else reaction.emoji)
 
     def on_status(self, update: StatusUpdate) -> None:
         if update.status != Status.THINKING:

@@ -80,6 +80,9 @@ class TelegramConfig:
     long_poll_timeout_s: int = 25
     dm_policy: str = "pairing"
     allow_from: list[str] = field(default_factory=list)
+    instance_name: str = "telegram"
+    """The channel instance's name, from the host's ``instance_name`` (``telegram``, or a second account's ``--as``
+    name): the name the operator approves pairing codes on."""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TelegramConfig:
@@ -104,6 +107,7 @@ class TelegramConfig:
             long_poll_timeout_s=_as_int(raw.get("long_poll_timeout_s"), 25, "long_poll_timeout_s", 0, 50),
             dm_policy=policy,
             allow_from=[t for t in (_id_text(a) for a in allow) if t],
+            instance_name=_instance_name(raw.get("instance_name")),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -115,6 +119,7 @@ class TelegramConfig:
             "dm_policy": self.dm_policy,
             "allow_from": list(self.allow_from),
             "long_poll_timeout_s": self.long_poll_timeout_s,
+            "instance_name": self.instance_name,
         }
 
     @classmethod
@@ -326,10 +331,19 @@ def to_message(inbound: Inbound, content: str) -> Message:
     )
 
 
-def pairing_text(code: str) -> str:
+_INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+"""A channel name's shape (the host's ``manifest.base.NAME_RE``)."""
+
+
+def _instance_name(value: Any) -> str:
+    """The host's instance name when it has a channel name's shape, else ``telegram`` (an older host gives none)."""
+    return value if isinstance(value, str) and _INSTANCE_NAME.fullmatch(value) else "telegram"
+
+
+def pairing_text(code: str, instance: str = "telegram") -> str:
     return (
         f"To chat with this bot, ask the operator to approve pairing code {code} "
-        f"(airlock pairing approve telegram {code})"
+        f"(airlock pairing approve {instance} {code})"
     )
 
 

@@ -117,6 +117,8 @@ async def test_two_telegram_bots_side_by_side_each_answers_its_own_chats(
             assert code_msg["chat_id"] == 202 and "pairing code" in code_msg["text"]
             [pending] = host.pairing.pending("support-bot")  # the guest said "telegram"; its instance's store
             assert host.pairing.pending("telegram") == []
+            # the message names the instance the operator approves on (the host's instance_name)
+            assert f"airlock pairing approve support-bot {pending.code}" in code_msg["text"]
             host.pairing.approve("support-bot", pending.code)
             fakes["support-bot"].push_message("again", chat_id=202, user_id=202)
             sent_support = await fakes["support-bot"].wait_for_sent(2, timeout=WAIT_S)

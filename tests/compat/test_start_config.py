@@ -117,7 +117,11 @@ def test_start_config_rules(caplog: pytest.LogCaptureFixture) -> None:
 
     caplog.clear()
     airlock = json.loads(start_config(caps, AIRLOCK, public_base_url="https://gw.example", secret_lookup=stored))
-    assert airlock == {"owner_id": " 77 ", "dm_policy": "pairing", "tunnel_url": "https://gw.example"}
+    assert airlock == {"owner_id": " 77 ", "dm_policy": "pairing", "tunnel_url": "https://gw.example",
+                       "instance_name": "tg"}  # Airlock's world only: the instance's name (a near:agent has none)
+    assert "instance_name" not in with_url
+    second = json.loads(start_config(caps, AIRLOCK, public_base_url=None, secret_lookup=stored, instance="tg-2"))
+    assert second["instance_name"] == "tg-2"
     assert "secret_config_mappings is ignored" in caplog.text  # Airlock's world never gets a secret value
 
     plain = parse_capabilities(json.dumps({**caps_doc(), "capabilities": {}, "config": {"owner_id": "ada"}}), "x")

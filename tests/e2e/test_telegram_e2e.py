@@ -216,7 +216,7 @@ async def test_streamed_reply_is_one_send_then_paced_edits(
     sendMessage, then editMessageText at most once per second, the final text last."""
     install_telegram(install_channel, polling_enabled=True, dm_policy="open")
     async with running_host(airlock_home, fake) as host:
-        assert host.manager.slots["telegram"].channel.loaded.optional_exports == ("delivery", "edits")
+        assert host.manager.slots["telegram"].channel.loaded.optional_exports == ("delivery", "edits", "reactions")
         fake.push_message("tell me more", chat_id=USER, user_id=USER, username="alice")
         msg = await next_message(host)
         final = "Telegram streams too: one message, edited in place about once a second, and this is the end."
@@ -230,3 +230,28 @@ async def test_streamed_reply_is_one_send_then_paced_edits(
     calls = [streaming_e2e.Sent("send" if m == "sendMessage" else "edit", at, text)
              for m, at, _id, text in fake.timeline]
     streaming_e2e.check_stream(calls, final, elapsed)
+
+
+async def test_reactions_are_set_message_reaction(
+    fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn
+) -> None:
+    """World 0.2.0 ``reactions``: ``host.react`` on a sent reply is setMessageReaction on the message Telegram gave
+    the reply; remove clears the bot's reaction; an emoji Telegram does not offer is a permanent failure (the
+    fake's REACTION_INVALID, Bot API ReactionTypeEmoji list), not retried."""
+    install_telegram(install_channel, polling_enabled=True, dm_policy="open")
+    async with running_host(airlock_home, fake) as host:
+        fake.push_message("react to this", chat_id=USER, user_id=USER, username="alice")
+        msg = await next_message(host)
+        assert (await host.respond(msg, "here you go")).ok
+        sent = (await fake.wait_for_sent(1))[0]["message"]
+        [reply] = await asyncio.to_thread(host.log.list_outbox)
+        assert (await host.react(reply.id, "👍")).ok
+        assert (await host.react(reply.id, "👍", remove=True)).ok
+        refused = await host.react(reply.id, "🦀")
+        assert not refused.ok and "REACTION_INVALID" in str(refused.error)
+        reacts = sorted((e for e in await asyncio.to_thread(host.log.list_outbox) if e.kind == "react"),
+                        key=lambda e: e.id)  # ULIDs: in the order queued
+        assert [(e.payload["emoji"], e.state, e.attempts) for e in reacts] == [
+            ("👍", "sent", 1), ("👍", "sent", 1), ("🦀", "failed", 1)]  # the last: failed for good, not retried
+    assert fake.reactions == [{"chat_id": USER, "message_id": sent["message_id"], "emoji": "👍"},
+                              {"chat_id": USER, "message_id": sent["message_id"], "emoji": None}]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from conftest import REPO, InstallFn
@@ -29,6 +30,7 @@ from airlock.agents.delivery import Delivery
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
 from airlock.messages.model import NewEntry, Route
+from airlock.messages.streaming import StreamError
 
 SENDER = REPO / "build" / "test-guests" / "sender.wasm"
 SENDER_CAPS = REPO / "tests" / "guests" / "sender" / "sender.capabilities.json"
@@ -118,6 +120,11 @@ async def test_a_0_1_0_component_still_loads_and_replies(airlock_home: Path, ins
         await stream.update("partial")
         assert (await stream.finish("the whole reply")).ok
         assert channel.workspace.snapshot()[0]["last-reply"] == "the whole reply"
+        # no on-react: a reaction is refused before anything is queued
+        replies = await asyncio.to_thread(host.log.list_outbox)
+        with pytest.raises(StreamError, match="cannot react"):
+            await host.react(replies[0].id, "👍")
+        assert len(await asyncio.to_thread(host.log.list_outbox)) == len(replies)
 
 
 async def _again(host: AirlockHost, instance: str) -> Delivery:
@@ -196,6 +203,37 @@ async def test_the_platform_id_is_kept_and_used_by_edits_and_reactions(
         assert (await host.react(reply.id, "👍")).ok
         assert (await host.react(reply.id, "👍", remove=True)).ok
     assert [doc for _at, doc, _s in fake.sent("/edit")] == [{"id": "m1", "text": "second"}]
+    assert [doc for _at, doc, _s in fake.sent("/react")] == [{"id": "m1", "emoji": "👍", "remove": False},
+                                                            {"id": "m1", "emoji": "👍", "remove": True}]
+
+
+async def test_the_agent_api_reacts_on_a_sent_reply(airlock_home: Path, install_channel: InstallFn,
+                                                     fake: FakePlatform) -> None:
+    async with sender_host(airlock_home, install_channel, fake) as host, aiohttp.ClientSession() as s:
+        token = host.agents.add("reactor", None)[0]
+        other = host.agents.add("other", None)[0]
+        api, hdrs = f"http://127.0.0.1:{host.agent_api_port}/v1", {"Authorization": f"Bearer {token}"}
+        entry = NewEntry(instance="sender", user_id="c1", user_name=None, thread_id=None, content="hi",
+                         metadata_json=json.dumps({"chat": "c1"}),
+                         route=Route(agent="reactor", session_key="sender:c1", conversation="sender:c1"))
+        await asyncio.to_thread(host.log.commit, "sender", {}, [entry], time.time())
+        host.bus.appended(1, ["reactor"])
+        r = await s.post(f"{api}/messages/{entry.id}/reply", json={"text": "first"}, headers=hdrs)
+        assert r.status == 202, await r.text()
+        reply_id = (await r.json())["outbox_id"]
+        assert (await settled(host, reply_id)).platform_message_id == "m1"
+        react = f"{api}/outbox/{reply_id}/react"
+        r = await s.post(react, json={"emoji": "👍"}, headers={**hdrs, "Idempotency-Key": "r1"})
+        assert r.status == 202, await r.text()
+        assert (await settled(host, (await r.json())["outbox_id"])).state == "sent"
+        again = await s.post(react, json={"emoji": "👍"}, headers={**hdrs, "Idempotency-Key": "r1"})
+        assert again.status == 202 and again.headers.get("Idempotent-Replayed") == "true"  # not sent twice
+        r = await s.post(react, json={"emoji": "👍", "remove": True}, headers=hdrs)
+        assert (await settled(host, (await r.json())["outbox_id"])).state == "sent"
+        # another agent's reply does not exist for it; an empty or over-long emoji is refused
+        assert (await s.post(react, json={"emoji": "👍"}, headers={"Authorization": f"Bearer {other}"})).status == 404
+        for bad in ("", "x" * 101):
+            assert (await s.post(react, json={"emoji": bad}, headers=hdrs)).status == 422
     assert [doc for _at, doc, _s in fake.sent("/react")] == [{"id": "m1", "emoji": "👍", "remove": False},
                                                             {"id": "m1", "emoji": "👍", "remove": True}]
 

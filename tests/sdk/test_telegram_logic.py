@@ -267,6 +267,15 @@ def test_static_dm_decision(
 def test_pairing_text() -> None:
     text = pairing_text("ABCD2345")
     assert "ABCD2345" in text and "airlock pairing approve telegram ABCD2345" in text
+    assert "airlock pairing approve support-bot ABCD2345" in pairing_text("ABCD2345", "support-bot")
+
+
+def test_the_instance_name_comes_from_the_host_and_is_checked() -> None:
+    assert TelegramConfig.from_dict({"instance_name": "support-bot"}).instance_name == "support-bot"
+    for bad in (None, "", "Support Bot", "x" * 64, 7, "../etc"):
+        assert TelegramConfig.from_dict({"instance_name": bad}).instance_name == "telegram"
+    state = TelegramConfig.from_dict({"instance_name": "support-bot"}).to_state()
+    assert TelegramConfig.from_state(state).instance_name == "support-bot"
 
 
 # --------------------------------------------------------------------------- splitting

@@ -25,6 +25,9 @@ from ..runtime.values import STATUS_TYPES
 
 #: Longest reply / broadcast / status text, characters (Telegram's limit is 4096, Slack's 40,000).
 MAX_TEXT_CHARS = 40_000
+#: Longest reaction accepted, characters: a Unicode emoji with modifiers and joiners (a family is 11 code points) or
+#: a Slack emoji name (at most 100 characters, Slack's custom-emoji rule); longer is not an emoji on any platform.
+MAX_EMOJI_CHARS = 100
 #: Longest user id, thread id, channel name or lease token accepted, characters.
 MAX_ID_CHARS = 256
 #: Largest request body, bytes: room for the largest valid body even when every character is sent escaped (an
@@ -83,6 +86,16 @@ class EditBody(_Body):
 
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     final: bool = False
+
+
+class ReactBody(_Body):
+    """``POST /v1/outbox/{id}/react``: add (or with ``remove``, take back) a reaction on a sent reply (``id``: its
+    outbox id), through the channel's on-react (world 0.2.0 ``reactions``). ``emoji``: what the platform takes
+    (a Unicode emoji for Telegram and Discord, a name such as ``thumbsup`` for Slack), 1..``MAX_EMOJI_CHARS``
+    characters."""
+
+    emoji: Annotated[str, Field(min_length=1, max_length=MAX_EMOJI_CHARS)]
+    remove: bool = False
 
 
 class StatusBody(_Body):

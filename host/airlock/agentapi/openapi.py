@@ -21,6 +21,7 @@ from .models import (
     AckBody,
     BroadcastBody,
     EditBody,
+    ReactBody,
     ReplyAttachment,
     ReplyBody,
     StatusBody,
@@ -126,6 +127,7 @@ def _schemas() -> dict[str, Any]:
         "AckBody": _schema(AckBody), "ReplyBody": _schema(ReplyBody),
         "ReplyAttachment": _schema(ReplyAttachment), "StatusBody": _schema(StatusBody),
         "BroadcastBody": _schema(BroadcastBody), "EditBody": _schema(EditBody),
+        "ReactBody": _schema(ReactBody),
     }
 
 
@@ -160,6 +162,10 @@ def _paths() -> dict[str, Any]:
             "\"stream\": true; \"final\" ends it and is sent last), or a one-off edit of a sent reply. Edits of "
             "a conversation are coalesced and go out at most once per second; a channel without on-edit gets a "
             "stream's final text as one message.", "EditBody", 202, "Accepted", (404, 409), "reply (outbox entry)"),
+        "/v1/outbox/{id}/react": _post(
+            "Add (or with \"remove\", take back) a reaction on a sent reply (its outbox id), in order with its "
+            "conversation, through the channel's on-react with the reply's platform message id. 409 when the "
+            "channel cannot react.", "ReactBody", 202, "Accepted", (404, 409), "reply (outbox entry)"),
         "/v1/outbox/{id}": {"get": {"summary": "Delivery state of an outbox entry this agent created.",
                                     "parameters": [_id_param("outbox entry")],
                                     "responses": _responses(200, _ref("OutboxEntry"), "The entry.", (404,))}},

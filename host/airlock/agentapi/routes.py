@@ -23,7 +23,16 @@ from pydantic import BaseModel, ValidationError
 from ..messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES
 from ..stores.agents import StoredAnswer
 from .auth import AGENT, ApiError
-from .models import SHA256_PATTERN, ULID_PATTERN, AckBody, BroadcastBody, EditBody, ReplyBody, StatusBody
+from .models import (
+    SHA256_PATTERN,
+    ULID_PATTERN,
+    AckBody,
+    BroadcastBody,
+    EditBody,
+    ReactBody,
+    ReplyBody,
+    StatusBody,
+)
 from .service import AgentService
 
 SERVICE: web.AppKey[AgentService] = web.AppKey("service", AgentService)
@@ -178,6 +187,15 @@ async def post_edit(request: web.Request, key: str | None) -> tuple[int, dict[st
     return 202, await request.app[SERVICE].edit(request[AGENT], outbox_id, body)
 
 
+@idempotent
+async def post_react(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
+    outbox_id = request.match_info["id"]
+    if not _ULID.fullmatch(outbox_id):
+        raise ApiError(404, "no such reply")
+    body = await _body(request, ReactBody)
+    return 202, await request.app[SERVICE].react(request[AGENT], outbox_id, body, key)
+
+
 async def get_outbox(request: web.Request) -> web.Response:
     outbox_id = request.match_info["id"]
     if not _ULID.fullmatch(outbox_id):
@@ -225,5 +243,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/broadcast", post_broadcast)
     app.router.add_get("/v1/outbox/{id}", get_outbox)
     app.router.add_post("/v1/outbox/{id}/edit", post_edit)
+    app.router.add_post("/v1/outbox/{id}/react", post_react)
     app.router.add_post("/v1/attachments", post_attachment)
     app.router.add_get("/v1/attachments/{sha256}", get_attachment)

@@ -18,6 +18,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..agents.api import reaction
 from ..errors import ConfigError
 from ..messages.model import Entry, OutboxEntry
 from ..messages.outbox import Outbound
@@ -28,6 +29,7 @@ from .auth import ApiError
 from .models import (
     BroadcastBody,
     EditBody,
+    ReactBody,
     ReplyBody,
     StatusBody,
     attachment_url,
@@ -145,6 +147,21 @@ class AgentService:
         except StreamError as exc:
             raise ApiError(409, str(exc)) from None
         return _accepted(entry)
+
+    async def react(self, agent: str, outbox_id: str, body: ReactBody, idem: str | None) -> dict[str, Any]:
+        """A reaction on a sent reply of this agent (``POST /v1/outbox/{id}/react``): 404 for no such reply of
+        this agent, 409 when its channel cannot react (no on-react, or not running)."""
+        reply = await asyncio.to_thread(self.host.log.get_outbox, outbox_id)
+        if reply is None or reply.kind != "respond" or reply.payload.get("agent") != agent:
+            raise ApiError(404, f"no reply {outbox_id} for agent {agent}")
+        try:
+            out = reaction(reply, body.emoji, body.remove, self.host._can_react(reply.instance), {"agent": agent},
+                           _key(agent, idem))
+        except StreamError as exc:
+            raise ApiError(409, str(exc)) from None
+        stored = await self.host.durable(self.host.log.append_outbox, [out], time.time())
+        self.host.outbox.wake()
+        return _accepted(stored[0])
 
     async def status(self, agent: str, message_id: str, body: StatusBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..messages.outbox import OutboxSender
     from ..messages.streaming import StreamService
 
-__all__ = ["DURABLE_WAITERS", "AgentSideApi", "ReplyStream"]
+__all__ = ["DURABLE_WAITERS", "AgentSideApi", "ReplyStream", "reaction"]
 
 T = TypeVar("T")
 
@@ -141,17 +141,17 @@ class AgentSideApi:
         the reply's platform message id), in order with its conversation. Returns the first attempt's outcome.
 
         Raises:
-            StreamError: no such reply.
+            StreamError: no such reply, or its channel does not export on-react.
         """
         reply = await asyncio.to_thread(self.log.get_outbox, reply_id)
         if reply is None or reply.kind != "respond":
             raise StreamError(f"no reply {reply_id} to react to")
-        payload = {"content": "", "target": reply_id, "emoji": emoji, "remove": remove,
-                   "metadata_json": reply.payload.get("metadata_json") or "{}",
-                   "thread_id": reply.payload.get("thread_id")}
-        out = Outbound(instance=reply.instance, conversation=reply.conversation, kind="react", payload=payload,
-                       in_reply_to=reply_id)
+        out = reaction(reply, emoji, remove, self._can_react(reply.instance))
         return await self._submit(out, self.log.append_outbox, [out], time.time())
+
+    def _can_react(self, instance: str) -> bool:
+        slot = self.manager.slots.get(instance)
+        return slot is not None and slot.active and slot.channel.can_react
 
     async def _first_attempt(self, entry_id: str) -> CallOutcome:
         """The outcome of the entry's next attempt, or of its last one when it is done (the waiter is registered
@@ -223,6 +223,23 @@ class AgentSideApi:
             waiter = self.outbox.wait_first_attempt(stored.id)
         self.outbox.wake()
         return await waiter
+
+
+def reaction(reply: OutboxEntry, emoji: str, remove: bool, can_react: bool,
+             extra: dict[str, Any] | None = None, idempotency_key: str | None = None) -> Outbound:
+    """The outbox entry of a reaction on the sent reply ``reply`` (kind ``react``; ``channels.changes`` delivers it
+    with the reply's platform message id), with ``extra`` in its payload (the agent API's ``agent``).
+
+    Raises:
+        StreamError: ``can_react`` is false (the channel does not export on-react, or is not running).
+    """
+    if not can_react:
+        raise StreamError(f"channel {reply.instance} cannot react (no on-react, or not running)")
+    payload = {"content": "", "target": reply.id, "emoji": emoji, "remove": remove,
+               "metadata_json": reply.payload.get("metadata_json") or "{}",
+               "thread_id": reply.payload.get("thread_id"), **(extra or {})}
+    return Outbound(instance=reply.instance, conversation=reply.conversation, kind="react", payload=payload,
+                    in_reply_to=reply.id, idempotency_key=idempotency_key)
 
 
 class ReplyStream:

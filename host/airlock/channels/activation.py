@@ -7,6 +7,9 @@ Start config (:func:`start_config`), following IronClaw's channel setup (nearai/
 
 - ``tunnel_url``: ``HostConfig.public_base_url``, when set (any world; it is public). IronClaw's Telegram channel
   enters webhook mode when it has one and registers ``<tunnel_url>/webhook/telegram``.
+- ``instance_name``: Airlock's world only: the channel instance's name (``telegram``, or the ``--as`` name of a
+  second account), so a guest can name it in what it tells users (Telegram's pairing message names the instance
+  the operator approves on). Not given to ``near:agent`` components: IronClaw does not have it.
 - ``near:agent`` components only (IronClaw's contract; Airlock's own world never sees a secret value):
   ``webhook_secret`` = the stored secret named by ``channel.webhook.secret_name`` (IronClaw's default name is
   ``<name>_webhook_secret``), so a Telegram channel can register it as ``secret_token``; ``owner_id`` from the file,
@@ -49,7 +52,7 @@ __all__ = [
 
 log = logging.getLogger("airlock.channels")
 
-RESERVED_CONFIG_KEYS = frozenset({"tunnel_url", "webhook_secret", "owner_id", "bot_username"})
+RESERVED_CONFIG_KEYS = frozenset({"tunnel_url", "webhook_secret", "owner_id", "bot_username", "instance_name"})
 """Start-config keys the host owns (IronClaw's ``RESERVED_RUNTIME_CONFIG_KEYS``); no mapping may target them."""
 
 _SEMVER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
@@ -104,12 +107,14 @@ def _owner_value(value: Any) -> Any:
 
 
 def start_config(caps: CapabilitiesFile, world: World, *, public_base_url: str | None,
-                 secret_lookup: Callable[[str], str | None]) -> str:
-    """The JSON handed to ``on-start`` (module docstring). Never logs a value."""
+                 secret_lookup: Callable[[str], str | None], instance: str | None = None) -> str:
+    """The JSON handed to ``on-start`` (module docstring); ``instance``: the channel instance's name (default: the
+    file's ``name``). Never logs a value."""
     config: dict[str, Any] = dict(caps.config)
     if public_base_url:
         config["tunnel_url"] = public_base_url
     if not uses_event_queue(world):
+        config["instance_name"] = instance or caps.name
         if caps.setup is not None and caps.setup.secret_config_mappings:
             log.warning("channel %s: setup.secret_config_mappings is ignored for %s components (they use {SECRET} "
                         "placeholders in request bodies instead)", caps.name, world.name)

@@ -294,6 +294,11 @@ class Channel:
             raise NothingToChange(f"channel {self.name} does not export on-edit")
         return self._call("edits.on-edit", (convert.message_edit_to_wit(edit),), finish=self._sent)
 
+    @property
+    def can_react(self) -> bool:
+        """Whether the component exports ``reactions`` (and ``delivery``, which gives the ids reactions need)."""
+        return self.loaded.exports_optional("reactions") and self.loaded.exports_optional("delivery")
+
     def react(self, reaction: Reaction) -> CallOutcome:
         """``reactions.on-react``. Raises NothingToChange when the component does not export it."""
         if not self.loaded.exports_optional("reactions"):

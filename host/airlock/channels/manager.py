@@ -163,7 +163,7 @@ class ChannelManager(ReplySide):
             log.warning("channel %s %s", ch.name, slot.reason)
             return
         config = activation.start_config(ch.caps, ch.loaded.world, public_base_url=self.public_base_url,
-                                         secret_lookup=ch.secret_lookup)
+                                         secret_lookup=ch.secret_lookup, instance=ch.name)
         out = await self._run(ch.start, config)
         if not out.ok:
             slot.reason = f"inactive: on-start failed: {out.error}"

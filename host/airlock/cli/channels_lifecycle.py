@@ -37,17 +37,22 @@ def _store(config: HostConfig, name: str) -> ChannelStore:
     return store
 
 
+def _switch(ctx: typer.Context, name: str, enabled: bool) -> None:
+    """Enable or disable ``name``: in the running gateway (control socket) or, with none, in the home."""
+    config = config_from(ctx)
+    store = _store(config, name)
+    doc = live(config, name, "enable" if enabled else "disable")
+    if doc is None:
+        store.set_disabled(name, not enabled)
+        doc = offline_doc(store, name)
+    say(doc, "enabled" if enabled else "disabled")
+
+
 @channels_app.command("enable")
 @friendly_errors
 def channels_enable(ctx: typer.Context, name: NameArg) -> None:
     """Start a disabled channel (and keep it enabled across restarts)."""
-    config = config_from(ctx)
-    store = _store(config, name)
-    doc = live(config, name, "enable")
-    if doc is None:
-        store.set_disabled(name, False)
-        doc = offline_doc(store, name)
-    say(doc, "enabled")
+    _switch(ctx, name, True)
 
 
 @channels_app.command("disable")
@@ -55,13 +60,7 @@ def channels_enable(ctx: typer.Context, name: NameArg) -> None:
 def channels_disable(ctx: typer.Context, name: NameArg) -> None:
     """Stop a channel (its webhooks answer 404, poller and websocket stop, callbacks in flight finish) and keep
     it stopped across restarts."""
-    config = config_from(ctx)
-    store = _store(config, name)
-    doc = live(config, name, "disable")
-    if doc is None:
-        store.set_disabled(name, True)
-        doc = offline_doc(store, name)
-    say(doc, "disabled")
+    _switch(ctx, name, False)
 
 
 @channels_app.command("upgrade")

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from ..state.leases import Fence, check_fence_pg
 from ..state.postgres import CONNECT_WAIT_S, PgConn, PgDb
 from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
-from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
+from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxState
+from .rows import INBOUND_COLS as _INBOUND_COLS
+from .rows import OUTBOX_COLS as _OUTBOX_COLS
+from .rows import entry_from_row as _entry
+from .rows import outbox_from_row as _outbox
+from .rows import qualified as _qualified
 
-_INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, "
-                 "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
-                 "lease_token")
-_OUTBOX_COLS = ("seq, id, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, "
-                "last_error, created_at, updated_at, platform_message_id")
 # A lease token: 122 random bits from the server's strong generator (gen_random_uuid, PostgreSQL 13+).
 _NEW_TOKEN = "replace(gen_random_uuid()::text, '-', '')"
 
@@ -157,7 +157,7 @@ class PostgresMessageLog:
                 "AND (o.claim_until IS NULL OR o.claim_until <= %s) ORDER BY o.seq LIMIT %s "
                 "FOR UPDATE OF o SKIP LOCKED) "
                 "UPDATE outbox AS u SET claim_until = %s FROM picked WHERE u.seq = picked.seq "
-                f"RETURNING {_qualified_outbox('u')}", (now, now, limit, now + claim_s)).fetchall()
+                f"RETURNING {_qualified('u', _OUTBOX_COLS)}", (now, now, limit, now + claim_s)).fetchall()
         return sorted((_outbox(r) for r in rows), key=lambda e: e.seq)
 
     def renew_outbox(self, entry_ids: Sequence[str], until: float) -> None:
@@ -225,14 +225,6 @@ class PostgresMessageLog:
         return removed
 
 
-def _qualified(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _INBOUND_COLS.split(","))
-
-
-def _qualified_outbox(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _OUTBOX_COLS.split(","))
-
-
 def _append(conn: PgConn, e: NewEntry, now: float) -> bool:
     if e.dedupe_key is not None:
         seen = conn.execute("INSERT INTO dedupe (instance, key, seen_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
@@ -270,24 +262,3 @@ def _append_outbox(conn: PgConn, o: NewOutbound, now: float) -> OutboxEntry:
                            (o.idempotency_key,)).fetchone()
         assert row is not None
     return _outbox(row)
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    (seq, eid, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, session_key,
-     conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, lease_token) = row
-    return Entry(
-        id=eid, seq=seq, instance=instance, user_id=user_id, user_name=user_name, thread_id=thread_id,
-        content=content, metadata_json=metadata_json,
-        route=Route(agent=agent, session_key=session_key, conversation=conversation, matched_on=matched_on),
-        dedupe_key=dedupe_key, attachments=tuple(AttachmentRef.from_dict(a) for a in json.loads(attachments_json)),
-        received_at=received_at, state=cast(InboundState, state), attempts=attempts, lease_until=lease_until,
-        lease_token=lease_token)
-
-
-def _outbox(row: Sequence[Any]) -> OutboxEntry:
-    (seq, oid, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, last_error,
-     created_at, updated_at, platform_message_id) = row
-    return OutboxEntry(id=oid, seq=seq, instance=instance, conversation=conversation, kind=cast(OutboxKind, kind),
-                       in_reply_to=in_reply_to, payload=json.loads(payload_json), state=cast(OutboxState, state),
-                       attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error,
-                       created_at=created_at, updated_at=updated_at, platform_message_id=platform_message_id)

@@ -62,8 +62,10 @@ from ..state.leases import Fence
 from ..state.postgres import PgConn, PgDb
 from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import Entry, NewEntry, OutboxEntry
-from .postgres import _NEW_TOKEN, PostgresMessageLog, _entry, _qualified
+from .postgres import _NEW_TOKEN, PostgresMessageLog
 from .redisbus_trim import trim_streams
+from .rows import entry_from_row as _entry
+from .rows import qualified as _qualified
 
 logger = logging.getLogger("airlock.messages.redisbus")
 

@@ -26,14 +26,18 @@ import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ..state.leases import SCHEMA_SQLITE as _LEASES_SCHEMA
 from ..state.leases import Fence, check_fence_sqlite
 from ..stores._sqlite import SqliteDb
 from .group_commit import GroupCommitter
 from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
-from .model import AttachmentRef, Entry, InboundState, NewEntry, OutboxEntry, OutboxKind, OutboxState, Route
+from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxState
+from .rows import INBOUND_COLS as _INBOUND_COLS
+from .rows import OUTBOX_COLS as _OUTBOX_COLS
+from .rows import entry_from_row as _entry
+from .rows import outbox_from_row as _outbox
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspace (
@@ -94,12 +98,6 @@ _REDO_IS_HARMLESS = "NORMAL"
 """``synchronous`` of the transactions whose loss on a power failure only repeats work (a lease, an ack, an outbox
 attempt's outcome: the message or reply is offered again, at least once); appends, replies and the workspace stay
 ``FULL`` (``stores._sqlite.SqliteDb.transaction``)."""
-
-_INBOUND_COLS = ("seq, id, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, "
-                 "session_key, conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, "
-                 "lease_token")
-_OUTBOX_COLS = ("seq, id, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, "
-                "last_error, created_at, updated_at, platform_message_id")
 
 
 LEASE_READY_SQL = f"SELECT {_INBOUND_COLS} FROM inbound WHERE agent = ? AND state = 'ready' ORDER BY seq LIMIT ?"
@@ -354,28 +352,3 @@ class SqliteMessageLog:
         """SQLite's ``PRAGMA integrity_check`` ("ok" when the file is sound)."""
         with self._db.reading() as conn:
             return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-def _entry(row: Sequence[Any], **override: Any) -> Entry:
-    (seq, eid, instance, user_id, user_name, thread_id, content, metadata_json, attachments_json, agent, session_key,
-     conversation, matched_on, dedupe_key, received_at, state, attempts, lease_until, lease_token) = row
-    values: dict[str, Any] = {
-        "id": eid, "seq": seq, "instance": instance, "user_id": user_id, "user_name": user_name,
-        "thread_id": thread_id, "content": content, "metadata_json": metadata_json,
-        "route": Route(agent=agent, session_key=session_key, conversation=conversation, matched_on=matched_on),
-        "dedupe_key": dedupe_key,
-        "attachments": tuple(AttachmentRef.from_dict(a) for a in json.loads(attachments_json)),
-        "received_at": received_at, "state": cast(InboundState, state), "attempts": attempts,
-        "lease_until": lease_until, "lease_token": lease_token,
-    }
-    values.update(override)
-    return Entry(**values)
-
-
-def _outbox(row: Sequence[Any]) -> OutboxEntry:
-    (seq, oid, instance, conversation, kind, in_reply_to, payload_json, state, attempts, next_attempt_at, last_error,
-     created_at, updated_at, platform_message_id) = row
-    return OutboxEntry(id=oid, seq=seq, instance=instance, conversation=conversation, kind=cast(OutboxKind, kind),
-                       in_reply_to=in_reply_to, payload=json.loads(payload_json), state=cast(OutboxState, state),
-                       attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error,
-                       created_at=created_at, updated_at=updated_at, platform_message_id=platform_message_id)

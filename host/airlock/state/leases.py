@@ -23,6 +23,7 @@ safe whatever the clocks say.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import sqlite3
 from collections.abc import Sequence
@@ -147,72 +148,74 @@ def check_fence_pg(conn: PgConn, fence: Fence, now: float) -> None:
         raise LeaseLost(fence.name, fence.token)
 
 
-class SqliteLeases:
+class _SqlLeases:
+    """The lease API on one SQL engine: the statements above, with the engine's placeholder ``_p``, its write
+    transaction ``_writing`` and its read connection ``_reading`` (the subclasses below)."""
+
+    _p = "?"
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _reading(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def acquire(self, name: str, holder: str, ttl_s: float, now: float) -> Lease | None:
+        with self._writing() as conn:
+            row = conn.execute(_ACQUIRE.format(p=self._p), (name, holder, now + ttl_s, now, now, now, now)).fetchone()
+        return _lease(row)
+
+    def renew(self, lease: Lease, ttl_s: float, now: float) -> Lease:
+        with self._writing() as conn:
+            row = conn.execute(_RENEW.format(p=self._p), (now + ttl_s, lease.name, lease.token, now)).fetchone()
+        renewed = _lease(row)
+        if renewed is None:
+            raise LeaseLost(lease.name, lease.token)
+        return renewed
+
+    def release(self, lease: Lease) -> bool:
+        with self._writing() as conn:
+            return bool(conn.execute(_RELEASE.format(p=self._p), (lease.name, lease.token)).rowcount == 1)
+
+    def check(self, fence: Fence, now: float) -> bool:
+        with self._reading() as conn:
+            return conn.execute(_CHECK.format(p=self._p), (fence.name, fence.token, now)).fetchone() is not None
+
+    def get(self, name: str) -> Lease | None:
+        with self._reading() as conn:
+            return _lease(conn.execute(_GET.format(p=self._p), (name,)).fetchone())
+
+
+class SqliteLeases(_SqlLeases):
     """Leases in a SQLite file (``state.db``): for worker processes on one machine."""
 
     def __init__(self, db_path: Path) -> None:
         self._db = SqliteDb(db_path, SCHEMA_SQLITE, writer_gate=True)
 
-    def acquire(self, name: str, holder: str, ttl_s: float, now: float) -> Lease | None:
-        with self._db.transaction() as conn:
-            row = conn.execute(_ACQUIRE.format(p="?"), (name, holder, now + ttl_s, now, now, now, now)).fetchone()
-        return _lease(row)
+    def _writing(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
 
-    def renew(self, lease: Lease, ttl_s: float, now: float) -> Lease:
-        with self._db.transaction() as conn:
-            row = conn.execute(_RENEW.format(p="?"), (now + ttl_s, lease.name, lease.token, now)).fetchone()
-        renewed = _lease(row)
-        if renewed is None:
-            raise LeaseLost(lease.name, lease.token)
-        return renewed
-
-    def release(self, lease: Lease) -> bool:
-        with self._db.transaction() as conn:
-            return conn.execute(_RELEASE.format(p="?"), (lease.name, lease.token)).rowcount == 1
-
-    def check(self, fence: Fence, now: float) -> bool:
-        with self._db.reading() as conn:
-            return conn.execute(_CHECK.format(p="?"), (fence.name, fence.token, now)).fetchone() is not None
-
-    def get(self, name: str) -> Lease | None:
-        with self._db.reading() as conn:
-            return _lease(conn.execute(_GET.format(p="?"), (name,)).fetchone())
+    def _reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._db.reading()
 
     def close(self) -> None:
         self._db.close()
 
 
-class PostgresLeases:
+class PostgresLeases(_SqlLeases):
     """Leases in the PostgreSQL state database (schema ``pg_schema``): for nodes of a cluster."""
+
+    _p = "%s"
 
     def __init__(self, db: PgDb, *, owns_db: bool = False) -> None:
         self._db = db
         self._owns_db = owns_db
 
-    def acquire(self, name: str, holder: str, ttl_s: float, now: float) -> Lease | None:
-        with self._db.transaction() as conn:
-            row = conn.execute(_ACQUIRE.format(p="%s"), (name, holder, now + ttl_s, now, now, now, now)).fetchone()
-        return _lease(row)
+    def _writing(self) -> contextlib.AbstractContextManager[PgConn]:
+        return self._db.transaction()
 
-    def renew(self, lease: Lease, ttl_s: float, now: float) -> Lease:
-        with self._db.transaction() as conn:
-            row = conn.execute(_RENEW.format(p="%s"), (now + ttl_s, lease.name, lease.token, now)).fetchone()
-        renewed = _lease(row)
-        if renewed is None:
-            raise LeaseLost(lease.name, lease.token)
-        return renewed
-
-    def release(self, lease: Lease) -> bool:
-        with self._db.transaction() as conn:
-            return conn.execute(_RELEASE.format(p="%s"), (lease.name, lease.token)).rowcount == 1
-
-    def check(self, fence: Fence, now: float) -> bool:
-        with self._db.connection() as conn:
-            return conn.execute(_CHECK.format(p="%s"), (fence.name, fence.token, now)).fetchone() is not None
-
-    def get(self, name: str) -> Lease | None:
-        with self._db.connection() as conn:
-            return _lease(conn.execute(_GET.format(p="%s"), (name,)).fetchone())
+    def _reading(self) -> contextlib.AbstractContextManager[PgConn]:
+        return self._db.connection()
 
     def close(self) -> None:
         if self._owns_db:

@@ -17,7 +17,7 @@ Wire format (Bot API docs, "Making requests"):
   and the HTTP status equals ``error_code``.
 
 Implemented methods: ``getMe``, ``getUpdates``, ``sendMessage``, ``sendChatAction``, ``editMessageText``,
-``sendDocument``, ``sendPhoto`` (multipart uploads; the bytes are kept in ``sent_files``),
+``setMessageReaction``, ``sendDocument``, ``sendPhoto`` (multipart uploads; the bytes are kept in ``sent_files``),
 ``setWebhook``, ``deleteWebhook``, ``getWebhookInfo``. Any other method name answers
 ``404 Not Found``; a wrong token answers ``401 Unauthorized``.
 

@@ -53,6 +53,7 @@ class BotApi(EditApi, FileApi):
             "sendmessage": self._api_send_message,
             "sendchataction": self._api_send_chat_action,
             "editmessagetext": self._api_edit_message_text,
+            "setmessagereaction": self._api_set_message_reaction,
             "senddocument": self._api_send_document,
             "sendphoto": self._api_send_photo,
             "setwebhook": self._api_set_webhook,

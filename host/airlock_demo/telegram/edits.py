@@ -1,8 +1,10 @@
-"""editMessageText of the fake Telegram server (Bot API docs, "Updating messages")."""
+"""editMessageText and setMessageReaction of the fake Telegram server (Bot API docs, "Updating messages" and
+"setMessageReaction")."""
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any
 
@@ -13,9 +15,17 @@ NOT_MODIFIED = ("message is not modified: specified new message content and repl
                 "a current content and reply markup of the message")
 """The Bot API's 400 description for an edit that changes nothing."""
 
+_ALLOWED = (
+    "👍 👎 ❤ 🔥 🥰 👏 😁 🤔 🤯 😱 🤬 😢 🎉 🤩 🤮 💩 🙏 👌 🕊 🤡 🥱 🥴 😍 🐳 ❤‍🔥 🌚 🌭 💯 🤣 ⚡ 🍌 🏆 💔 🤨 😐 🍓 "
+    "🍾 💋 🖕 😈 😴 😭 🤓 👻 👨‍💻 👀 🎃 🙈 😇 😨 🤝 ✍ 🤗 🫡 🎅 🎄 ☃ 💅 🤪 🗿 🆒 💘 🙉 🦄 😘 💊 🙊 😎 👾 🤷‍♂ 🤷 🤷‍♀ 😡"
+)
+REACTION_EMOJI = frozenset(_ALLOWED.split(" "))
+"""The emoji a ``ReactionTypeEmoji`` may carry (Bot API docs, ReactionTypeEmoji: the list of currently allowed values);
+any other one is 400 "Bad Request: REACTION_INVALID"."""
+
 
 class EditApi(TelegramState):
-    """The ``editMessageText`` handler (mixed into ``BotApi``)."""
+    """The ``editMessageText`` and ``setMessageReaction`` handlers (mixed into ``BotApi``)."""
 
     async def _api_edit_message_text(self, params: JsonDict) -> Any:
         """editMessageText(chat_id, message_id, text, ...) -> the edited Message (with ``edit_date``).
@@ -48,3 +58,34 @@ class EditApi(TelegramState):
         self.timeline.append(("editMessageText", time.monotonic(), message_id, text))
         self._notify_records()
         return copy.deepcopy(stored)
+
+    async def _api_set_message_reaction(self, params: JsonDict) -> Any:
+        """setMessageReaction(chat_id, message_id, reaction) -> True.
+
+        Rules (Bot API docs, setMessageReaction): ``message_id`` of a message in that chat, else 400 "Bad Request:
+        message to react not found"; ``reaction`` a list of ReactionType objects, of which a bot may set one
+        (more: 400 "Bad Request: REACTIONS_TOO_MANY"); a ``{"type": "emoji", "emoji": E}`` with ``E`` not in
+        :data:`REACTION_EMOJI` is 400 "Bad Request: REACTION_INVALID"; an empty list (or none) removes the bot's
+        reaction. Every accepted call is in ``reactions`` as ``{chat_id, message_id, emoji}`` (``emoji`` None: removed).
+        """
+        chat = self._resolve_chat(params)
+        chat_id: int = chat["id"]
+        message_id = _param_int(params, "message_id")
+        if message_id is None or (chat_id, message_id) not in self._messages:
+            raise _bad_request("message to react not found")
+        reaction = params.get("reaction") or []
+        if isinstance(reaction, str):  # form-encoded calls carry it as JSON text
+            reaction = json.loads(reaction)
+        if not isinstance(reaction, list):
+            raise _bad_request("reaction must be an array")
+        if len(reaction) > 1:
+            raise _bad_request("REACTIONS_TOO_MANY")
+        emoji = None
+        if reaction:
+            kind = reaction[0]
+            if not isinstance(kind, dict) or kind.get("type") != "emoji" or kind.get("emoji") not in REACTION_EMOJI:
+                raise _bad_request("REACTION_INVALID")
+            emoji = str(kind["emoji"])
+        self.reactions.append({"chat_id": chat_id, "message_id": message_id, "emoji": emoji})
+        self._notify_records()
+        return True

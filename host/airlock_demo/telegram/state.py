@@ -46,6 +46,8 @@ class TelegramState:
         self.requests: list[tuple[str, str]] = []
         self.sent_messages: list[JsonDict] = []
         self.edited_messages: list[JsonDict] = []
+        self.reactions: list[JsonDict] = []
+        """Accepted setMessageReaction calls: ``chat_id``, ``message_id``, ``emoji`` (None: the reaction removed)."""
         self.sent_files: list[JsonDict] = []
         """sendDocument / sendPhoto calls: ``method``, ``chat_id``, ``filename``, ``content_type``, ``data`` (the
         uploaded bytes), ``caption``, ``message_thread_id``, ``message`` (``files``)."""
