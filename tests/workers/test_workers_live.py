@@ -1,6 +1,6 @@
 """``airlock serve --workers 2``, all real: the channel lifecycle (and a stored secret) acts at once in every worker
-(issue 12, the live path of issue 9): the supervisor's ``HOME/control.sock`` forwards each operation to worker 0 and then to the others
-(``workers.fanout``), and SIGHUP reaches every worker.
+(issue 12, the live path of issue 9): the supervisor's ``HOME/control.sock`` forwards each operation to worker 0 and
+then to the others (``workers.fanout``), and SIGHUP reaches every worker.
 
 Each check sends webhooks on fresh connections until both workers answered (``X-Airlock-Worker``), so a worker
 that missed a change shows as a wrong status from that worker. Guest: the WAT test component, two builds (v2 also
