@@ -91,6 +91,8 @@ async def test_metrics_count_every_worker_and_the_console_reaches_every_worker(a
         assert value(doc, "airlock_callback_duration_seconds_bucket", **CALLBACK, le="+Inf") == FIRST
         assert value(doc, "airlock_channel_active", channel=NAME) == 1
         assert value(doc, "airlock_workers", state="ready") == 2
+        slots = value(doc, "airlock_pool_slots")
+        assert slots is not None and slots > 0  # both workers' pools, summed
 
         os.kill(gw.workers()[1]["pid"], signal.SIGKILL)
         await gw.wait_workers(lambda ws: ws[1]["restarts"] == 1 and ws[1]["state"] == "ready", 60,
@@ -100,6 +102,7 @@ async def test_metrics_count_every_worker_and_the_console_reaches_every_worker(a
         assert value(doc, "airlock_messages_emitted_total", channel=NAME) == FIRST + SECOND
         assert value(doc, "airlock_worker_restarts_total", worker="1") == 1
         assert value(doc, "airlock_worker_restarts_total", worker="0") == 0
+        assert value(doc, "airlock_pool_slots") == slots  # the dead worker's live gauges are gone
 
         auth = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession(headers=auth) as s:

@@ -15,7 +15,8 @@ files from zero, so counters never go backwards. Its live gauges are dropped by 
 (``prometheus_client.multiprocess.mark_process_dead``). Gauges and how workers combine:
 ``airlock_pool_slots_in_use`` and ``airlock_pool_slots``: the sum over live workers; ``airlock_channel_active``:
 the minimum (1 only when the channel is active in every live worker); ``airlock_websocket_state``: the maximum,
-published only by the worker running the websocket (it runs under a lease, in one worker).
+published only by the worker holding the channel's lease (``channels.poll_lease``: the websocket runs there), so
+a channel whose lease nobody holds (disabled, or between holders) has no state series.
 
 Why copy totals instead of counting with prometheus-client's own counters: one of its multiprocess increments takes
 a lock and writes the memory map; a callback updates 5 to 10 values, which is the 5 % of a small guest's webhook
@@ -145,7 +146,7 @@ class Publisher:
                     (name,), "Websocket connections opened."), opened)
             yield (("counter", "airlock_websocket_reconnects", "airlock_websocket_reconnects_total", ("channel",),
                     (name,), "Websocket connections after the first."), max(0.0, opened - 1))
-            if status.state == "not-started":  # not the worker holding its lease (``channels.poll_lease``)
+            if slot.lease is not None and not slot.lease.held():  # it runs in the lease's holder only
                 continue
             for s in SOCKET_STATES:
                 yield (("gauge_livemax", "airlock_websocket_state", "airlock_websocket_state", ("channel", "state"),
