@@ -10,9 +10,11 @@ accepts PUT, so the upgrade is visible per worker).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,10 @@ NAME = "minimal"
 MAX_SENDS = 200
 """Webhooks one check may send before both workers must have answered (SO_REUSEPORT spreads new connections by
 a hash of the client's port, so both get some within a few)."""
+LOAD_SENDERS = 4
+"""Concurrent webhook senders during the upgrade."""
+MAX_RETRIES = 100
+"""503 + Retry-After answers one webhook may get before the test fails."""
 
 
 def caps_doc(version: str, name: str = NAME, secret: str | None = None) -> bytes:
@@ -55,6 +61,30 @@ async def by_worker(gw: Gateway, method: str = "POST", name: str = NAME) -> dict
             if len(seen) == 2 and n >= 8:
                 return seen
     raise AssertionError(f"only workers {sorted(seen)} answered {MAX_SENDS} webhooks")
+
+
+async def send_load(gw: Gateway, stop: asyncio.Event, sent: list[str], statuses: list[tuple[str, int]]) -> None:
+    """:data:`LOAD_SENDERS` post unique webhooks on fresh connections until ``stop``; a 503 must carry Retry-After
+    and is retried, as a platform would."""
+    counter = itertools.count()
+
+    async def sender(s: aiohttp.ClientSession) -> None:
+        while not stop.is_set():
+            body = f"load-{next(counter)}"
+            for _ in range(MAX_RETRIES):
+                async with s.post(f"{gw.base}/webhook/{NAME}", data=body.encode()) as r:
+                    statuses.append((r.headers["X-Airlock-Worker"], r.status))
+                    if r.status == 503 and "Retry-After" in r.headers:
+                        await asyncio.sleep(0.05)
+                        continue
+                    assert r.status == 200, (r.status, await r.text())
+                    sent.append(body)
+                    break
+            else:
+                raise AssertionError(f"{body}: still 503 after {MAX_RETRIES} tries")
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+        await asyncio.gather(*(sender(s) for _ in range(LOAD_SENDERS)))
 
 
 @pytest.fixture
@@ -98,9 +128,22 @@ async def test_disable_enable_and_upgrade_act_at_once_in_both_workers(home: Path
         caps = tmp_path / "caps.json"
         caps.write_bytes(caps_doc("0.2.0"))
         v2 = build_component(wat_dir, NAME, methods=("POST", "PUT"))
+        stop, sent, statuses = asyncio.Event(), [], []
+        load = asyncio.create_task(send_load(gw, stop, sent, statuses))
+        await asyncio.sleep(0.5)
         out = await cli(env, "channels", "upgrade", NAME, str(v2), str(caps))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await load
         assert "(running gateway)" in out and "0.2.0+" in out, out
         assert await by_worker(gw, "PUT") == {"0": {200}, "1": {200}}
+        # under load, no request and no message lost: every webhook answered 200 (after 503 + Retry-After while a
+        # worker swapped), every accepted message in the log once
+        assert {w for w, _ in statuses} == {"0", "1"} and {c for _, c in statuses} <= {200, 503}, statuses
+        with sqlite3.connect(home / "state.db") as db:
+            logged = [r[0] for r in db.execute("SELECT content FROM inbound WHERE content LIKE 'load-%'")]
+        assert len(logged) == len(set(logged)) and set(sent) <= set(logged) and len(sent) > 20, len(sent)
+        print(f"{len(sent)} webhooks during the upgrade, {sum(c == 503 for _, c in statuses)} answered 503 first")
 
         assert await by_worker(gw, name="gated") == {"0": {404}, "1": {404}}  # waits for its secret
         out = await cli(env, "secrets", "set", "gated_token", stdin=b"t0k\n")
