@@ -4,6 +4,7 @@ to one real SQLite file stand for two worker processes; a fake clock moves time.
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,18 @@ def test_one_process_decides_as_the_in_memory_window_does(tmp_path: Path) -> Non
             local.release(count)
         else:
             assert shared.retry_after(2) == pytest.approx(local.retry_after(2)), step
+
+
+def test_a_window_file_held_too_long_falls_back_to_this_processes_window(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shared = SharedWindows(tmp_path / "w.db", busy_timeout_s=0.05)
+    w = shared.window("c", 2, 100)
+    blocker = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another worker stuck inside its reservation
+    try:
+        assert w.try_acquire(2) and not w.try_acquire(1)  # this process's own 2 a minute still holds
+        assert w.retry_after(1) == pytest.approx(60.0, abs=1)
+    finally:
+        blocker.execute("ROLLBACK")
+    assert "shared emit window unavailable" in caplog.text
+    assert w.try_acquire(2)  # the shared file again: it counted nothing meanwhile

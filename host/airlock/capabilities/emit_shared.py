@@ -70,12 +70,13 @@ class SharedWindows:
     """The shared file of one worker process: one connection for all its channels (``window`` makes each
     channel's). Thread-safe: callbacks end on worker threads."""
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic,
+                 busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
         self.clock = clock
         self.lock = threading.Lock()
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
         os.chmod(path, 0o600)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")  # module docstring: nothing here needs to survive a crash
@@ -101,16 +102,19 @@ class SharedWindow:
         self.per_hour = per_hour
         self._mine: deque[tuple[int, int, float]] = deque()  # (row id, n, at) of this process's, newest last
         self._local = SlidingWindowLimiter(per_minute, per_hour)  # the fallback (module docstring)
+        self._fell_back = False
 
     def try_acquire(self, count: int = 1) -> bool:
         """Record ``count`` events and return True, or return False (nothing recorded) if they do not all fit in
         both windows (``SlidingWindowLimiter.try_acquire``'s rule, over every worker)."""
         try:
             with self.shared.lock:
+                self._fell_back = False
                 return self._acquire(count)
         except sqlite3.Error as exc:
             log.warning("[%s] shared emit window unavailable (%s): this worker's own window decides", self.channel,
                         exc)
+            self._fell_back = True  # ``retry_after`` answers for the window that decided
             return self._local.try_acquire(count)
 
     def _acquire(self, count: int) -> bool:
@@ -187,6 +191,8 @@ class SharedWindow:
 
     def retry_after(self, count: int = 1) -> float:
         """Seconds until ``count`` more events would fit both windows (0.0 when they fit now)."""
+        if self._fell_back:
+            return self._local.retry_after(count)
         try:
             with self.shared.lock:
                 now = self.shared.clock()
