@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airlock.capabilities.emit import EmitLimiter, SlidingWindowLimiter
-from airlock.capabilities.emit_shared import SharedWindows
+from airlock.capabilities.emit_shared import GIVE_BACK_S, SharedWindows
 
 
 class Clock:
@@ -84,14 +84,14 @@ def test_the_emit_limiter_refuses_with_the_shared_wait(two: tuple[SharedWindows,
 
 def test_release_of_a_reservation_that_left_the_minute_frees_only_the_hour(
         two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
-    a, _, clock = two
-    w = a.window("c", 2, 3)
-    assert w.try_acquire(2)
+    a, b, clock = two
+    wa, wb = a.window("c", 2, 3), b.window("c", 2, 3)
+    assert wa.try_acquire(2)
     clock.now += 61
-    assert w.try_acquire(1) and not w.try_acquire(1)  # the hour is full (3)
-    w.release(1)
-    w.release(1)  # the first batch, out of the minute already: the minute keeps nothing of it
-    assert w.try_acquire(2) and not w.try_acquire(1)
+    assert wb.try_acquire(1)  # the minute's cut moves past a's two
+    wa.release(2)  # out of the minute already: only the hour gives them back
+    assert a.db.execute("SELECT minute, hour FROM totals").fetchone() == (1, 1)
+    assert wa.try_acquire(1) and not wb.try_acquire(1)
 
 
 def test_one_process_decides_as_the_in_memory_window_does(tmp_path: Path) -> None:
@@ -126,3 +126,14 @@ def test_a_window_file_held_too_long_falls_back_to_this_processes_window(
         blocker.execute("ROLLBACK")
     assert "shared emit window unavailable" in caplog.text
     assert w.try_acquire(2)  # the shared file again: it counted nothing meanwhile
+
+
+def test_only_recent_reservations_are_kept_for_giving_back(two: tuple[SharedWindows, SharedWindows, Clock]) -> None:
+    a, _, clock = two
+    w = a.window("c", 1000, 10_000)
+    for _ in range(50):
+        assert w.try_acquire(1)
+        clock.now += 10
+    assert len(w._mine) == GIVE_BACK_S // 10  # the last minute's, whatever the rate
+    w.release(1000)  # gives back what it keeps; older reservations stay counted (towards the limit)
+    assert a.db.execute("SELECT hour FROM totals").fetchone()[0] == 50 - GIVE_BACK_S // 10

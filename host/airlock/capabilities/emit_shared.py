@@ -43,7 +43,7 @@ from pathlib import Path
 
 from .emit import SlidingWindowLimiter
 
-__all__ = ["BUSY_TIMEOUT_S", "FILE_NAME", "SharedWindow", "SharedWindows", "windows_path"]
+__all__ = ["BUSY_TIMEOUT_S", "FILE_NAME", "GIVE_BACK_S", "SharedWindow", "SharedWindows", "windows_path"]
 
 log = logging.getLogger("airlock.emit")
 
@@ -51,6 +51,9 @@ FILE_NAME = "emit-windows.db"
 BUSY_TIMEOUT_S = 5.0
 """Longest wait for another worker's reservation to finish before falling back to this worker's own window."""
 MINUTE_S, HOUR_S = 60.0, 3600.0
+GIVE_BACK_S = MINUTE_S
+"""A reservation older than this is not given back by ``release`` (a callback's commit fails within seconds; this
+keeps the list of this process's reservations small at any rate). Not giving back only errs towards the limit."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS emits (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, at REAL NOT NULL,
@@ -133,7 +136,10 @@ class SharedWindow:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._mine.append((int(row.lastrowid or 0), count, now))
+        mine = self._mine
+        while mine and mine[0][2] <= now - GIVE_BACK_S:  # bounded: only recent reservations are ever given back
+            mine.popleft()
+        mine.append((int(row.lastrowid or 0), count, now))
         return True
 
     def _expire(self, now: float) -> tuple[int, int]:
