@@ -1,6 +1,7 @@
-"""``airlock serve --workers 2``, all real: the channel lifecycle (and a stored secret) acts at once in every worker
-(issue 12, the live path of issue 9): the supervisor's ``HOME/control.sock`` forwards each operation to worker 0 and
-then to the others (``workers.fanout``), and SIGHUP reaches every worker.
+"""``airlock serve --workers 2``, all real: the channel lifecycle (install, disable, enable, upgrade, rollback,
+remove, and a stored secret) acts at once in every worker (issue 12, the live path of issue 9): the supervisor's
+``HOME/control.sock`` forwards each operation to worker 0 and then to the others (``workers.fanout``), and SIGHUP
+reaches every worker.
 
 Each check sends webhooks on fresh connections until both workers answered (``X-Airlock-Worker``), so a worker
 that missed a change shows as a wrong status from that worker. Guest: the WAT test component, two builds (v2 also
@@ -149,6 +150,13 @@ async def test_disable_enable_and_upgrade_act_at_once_in_both_workers(home: Path
         out = await cli(env, "secrets", "set", "gated_token", stdin=b"t0k\n")
         assert "running gateway: gated: active" in out, out
         assert await by_worker(gw, name="gated") == {"0": {200}, "1": {200}}
+
+        other = tmp_path / "other.json"
+        other.write_bytes(caps_doc("0.1.0", "other"))
+        out = await cli(env, "channels", "install", str(build_component(wat_dir, "other")), str(other))
+        assert await by_worker(gw, name="other") == {"0": {200}, "1": {200}}, out
+        await cli(env, "channels", "remove", "other")
+        assert await by_worker(gw, name="other") == {"0": {404}, "1": {404}}
 
         await cli(env, "channels", "rollback", NAME)
         assert await by_worker(gw, "PUT") == {"0": {405}, "1": {405}}
