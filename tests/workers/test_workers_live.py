@@ -17,6 +17,7 @@ import os
 import signal
 import sqlite3
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,8 @@ async def test_disable_enable_and_upgrade_act_at_once_in_both_workers(home: Path
     assert not (home / "control.sock").exists()
 
 
-async def test_sighup_to_the_supervisor_reloads_every_worker(home: Path, tmp_path: Path) -> None:
+async def test_sighup_reaches_every_worker_and_a_worker_that_does_not_answer_is_named(home: Path,
+                                                                                    tmp_path: Path) -> None:
     gw = await start(home, tmp_path / "serve.log")
     try:
         (home / "airlock.toml").write_text("bus_capacity = 200000\n")
@@ -177,5 +179,15 @@ async def test_sighup_to_the_supervisor_reloads_every_worker(home: Path, tmp_pat
                 break
             await asyncio.sleep(0.1)
         assert gw.log().count("host config reloaded: bus_capacity applied") == 2, gw.log()[-3000:]
+
+        worker_socket(home, 1).unlink()  # worker 1 runs but cannot be reached: the change is made, worker 1 named
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "airlock.cli", "channels", "disable", NAME,
+                                                    env=env_for(home), stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0 and "(running gateway)" in out.decode(), err
+        assert err.decode().strip() == ("warning: worker 1: did not answer (it gets the change from the home at its "
+                                        "start)")
+        assert (await by_worker(gw))["0"] == {404}
     finally:
         assert await gw.stop() == 0, gw.log()[-3000:]
