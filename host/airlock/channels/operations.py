@@ -187,7 +187,7 @@ class Operations:
         for name in sorted(set(self.manager.slots) | set(self.store.names())):
             try:
                 docs.append(await self.sync(name))
-            except ConfigError as exc:
+            except AirlockError as exc:
                 log.error("channel %s: not brought in line with the home: %s", name, exc)
                 docs.append(self.doc(name))
         return {"channels": docs, **await self.secrets_changed()}
@@ -201,8 +201,11 @@ class Operations:
         slot = self.manager.slots.get(name)
         if slot is None:
             caps = await asyncio.to_thread(self._caps, name, inst.active)
-            await self.manager.add(self.store.component(name, inst.active), caps, instance=name,
-                                   version=inst.active, disabled=inst.disabled)
+            try:
+                await self.manager.add(self.store.component(name, inst.active), caps, instance=name,
+                                       version=inst.active, disabled=inst.disabled)
+            except AirlockError as exc:  # a component that does not load here: one line, as worker 0 says it
+                raise LifecycleError(400, " ".join(str(exc).split())) from None
             return self.doc(name)
         if restart or slot.channel.version != inst.active:
             caps = await asyncio.to_thread(self._caps, name, inst.active)
