@@ -34,7 +34,7 @@ from ._version import __version__
 from .agentapi import AgentApi
 from .agents.api import DURABLE_WAITERS, AgentSideApi
 from .capabilities.egress import Egress
-from .capabilities.emit_shared import SharedWindows, windows_path
+from .capabilities.emit_shared import open_windows
 from .channels.catalog import generate_secrets, list_installed
 from .channels.channel import HostServices
 from .channels.layout import ChannelStore
@@ -106,8 +106,8 @@ class AirlockHost(AgentSideApi):
                              allow_private_hosts=config.allow_private_hosts)
         self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s)
         self.observer = CallObserver() if config.metrics else None
-        # workers share each channel's emit window (``capabilities.emit_shared``); one process keeps its own
-        self.emit_windows = SharedWindows(windows_path(config.home)) if role is not None else None
+        # workers and nodes share each channel's emit window (``capabilities.emit_shared``); one process keeps its own
+        self.emit_windows = open_windows(config.home, role is not None, self.state.db)
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=self.secrets.get,

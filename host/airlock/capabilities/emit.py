@@ -161,13 +161,17 @@ class EmitLimiter:
         the workers of ``serve --workers N`` share one, ``capabilities.emit_shared``)."""
         self.channel = channel
         self._window: Window = window if window is not None else SlidingWindowLimiter(per_minute, per_hour, clock)
+        self.shared = window is not None
+        """Counted in a store other processes share: ``reserve`` does I/O, so it is never called on the event
+        loop (``channels.channel``: an inline attempt that emitted is completed on a worker thread)."""
         self.dropped = 0
         self.refused = 0
         """Messages refused by ``reserve`` (their input is retried, so they are not lost)."""
 
     def reserve(self, count: int) -> float:
         """Count ``count`` messages and return 0.0, or count nothing and return the seconds to wait (> 0)
-        before the batch can fit. ``count`` 0 always fits."""
+        before the batch can fit. ``count`` 0 always fits. A shared window whose database is down raises
+        ``StateUnavailable`` (``capabilities.emit_shared``)."""
         if count <= 0 or self._window.try_acquire(count):
             return 0.0
         self.refused += count

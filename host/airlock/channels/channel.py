@@ -10,8 +10,9 @@ Inline attempts (``http_request(req, inline=True)``, made by ``channels.manager`
 same callback with a deadline of ``INLINE_DEADLINE_TICKS`` epoch ticks instead of the channel's timeout (fuel
 and memory limits unchanged). An attempt that hits that deadline, or calls a host function that needs a worker
 (``channels.callstate``), comes back ``abandoned``: nothing applied, nothing logged, not a failure; the caller
-runs the callback again normally. A successful attempt whose messages carry attachment bytes comes back
-``pending``: storing them writes blob files, so the caller applies it on a worker thread with ``complete``.
+runs the callback again normally. A successful attempt whose messages carry attachment bytes, or are counted in a
+shared emit window (``capabilities.emit_shared``), comes back ``pending``: storing them writes blob files, counting
+them is a database write, so the caller applies it on a worker thread with ``complete``.
 
 Durability (group commit, ``capabilities.workspace``): applying a callback *stages* its commit (in memory, at once)
 and ``CallOutcome.durable`` is the future of its durable write. Every callback method waits for it before
@@ -45,6 +46,7 @@ from ..errors import (
     HostBug,
     NothingToChange,
     SandboxBusy,
+    StateUnavailable,
 )
 from ..manifest import CapabilitiesFile
 from ..manifest import HttpCapability as HttpSpec
@@ -381,9 +383,9 @@ class Channel:
             out.error = exc
         if inline and self._abandon(out, state):
             return out
-        if inline and out.error is None and state.attachments.data and state.emits.messages \
-                and self.services.inbound is not None:
-            out.pending, out.args = True, args  # blob files to write: applied on a worker (module docstring)
+        if inline and out.error is None and state.emits.messages and self.services.inbound is not None \
+                and (state.attachments.data or self.emit_limiter.shared):
+            out.pending, out.args = True, args  # blob files, a shared emit window: applied on a worker (docstring)
             return out
         return self._apply(out, state)
 
@@ -403,7 +405,12 @@ class Channel:
             self._log_failure(out.callback, out.error)
         state.logs.flush(self.name, self.log_budget)
         if out.error is None:
-            wait = self.emit_limiter.reserve(len(state.emits.messages))
+            try:
+                wait = self.emit_limiter.reserve(len(state.emits.messages))
+            except StateUnavailable:  # the shared window's database (``capabilities.emit_shared``): as a commit's
+                out.error = CommitFailed("the state database could not count this callback's messages",
+                                         unavailable=True)
+                return out
             if wait > 0:  # refuse the whole callback before its commit: its input can be offered again
                 out.error = EmitRateLimited(len(state.emits.messages), math.ceil(wait))
                 return out
