@@ -153,3 +153,11 @@ class LeaseLost(AirlockError):
         super().__init__(f"lease {name!r} is no longer held under token {token}")
         self.name = name
         self.token = token
+
+
+class HttpRefused(AirlockError):
+    """``http-request`` refused or failed; ``str(err)`` is safe to return to the guest as ``err(message)``.
+
+    The message never contains a secret value (callers redact every secret used by the request), a host
+    filesystem path or a stack trace.
+    """

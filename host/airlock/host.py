@@ -48,7 +48,6 @@ from .host_reload import apply_reload
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import WorkerInfo, build_app
 from .inbound.verifiers.base import ReplayFactory
-from .messages.blobs import BlobStore
 from .messages.inbound import BindingRouter, InboundPipeline
 from .messages.inbox import Inbox
 from .messages.log import MessageLog
@@ -59,12 +58,12 @@ from .observability import REDACTOR, CallObserver
 from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
-from .state.backends import open_secrets, open_state
-from .state.cluster import ChannelRecords, ClusterSync
+from .state.backends import open_agents, open_blobs, open_secrets, open_state
+from .state.cluster import ChannelRecords
+from .state.cluster_sync import ClusterSync
 from .state.nodes import NodeBeacon, NodeRegistry, node_id
 from .state.replay import SharedReplayCache
 from .stores import SecretStore
-from .stores.agents import AgentRegistry
 from .stores.files import private_dir
 from .workers.role import WorkerRole
 
@@ -100,7 +99,7 @@ class AirlockHost(AgentSideApi):
         self.secrets = secrets if secrets is not None else open_secrets(config, self.state.db)
         self.log: MessageLog = self.state.log
         self.pairing = self.state.pairing
-        self.blobs = BlobStore(config.blobs_dir)
+        self.blobs = open_blobs(config, self.state.db)
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
                              allow_private_hosts=config.allow_private_hosts)
@@ -127,18 +126,12 @@ class AirlockHost(AgentSideApi):
         self.manager.lenient_capabilities = config.lenient_capabilities
         self.streams = StreamService(self.log, self._can_edit, self._wake_outbox, write=self.durable)
         self.outbox = OutboxSender(self.log, self.streams.deliverer(self._deliver), self.manager.send_rate)
-        self.agents = AgentRegistry(config.agents_db)
+        self.agents = open_agents(config, self.state.db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled and self.agent_side else None
         self.node: NodeBeacon | None = None
         """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
         self.cluster: ClusterSync | None = None
         """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
-        if self.state.db is not None and config.state_url.dsn is not None:
-            me = node_id(config.home)
-            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
-            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.manager,
-                                       self.secrets, me, config.channels_dir)
-            self.manager.on_switch = self.cluster.announce_switch
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._published: asyncio.Task[None] | None = None
@@ -159,6 +152,13 @@ class AirlockHost(AgentSideApi):
                     self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.store = ChannelStore(config.channels_dir)
         self.operations = Operations(self.manager, self.store, self.secrets)
+        if self.state.db is not None and config.state_url.dsn is not None:
+            me = node_id(config.home)
+            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
+            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.operations,
+                                       self.secrets, me, config.channels_dir)
+            self.manager.on_switch = self.cluster.announce_switch
+            self.operations.cluster = self.cluster
         self._reload_config = reload_config
         self.control: ControlServer | None = None
         if control:  # a worker's is private, its supervisor serves HOME/control.sock (``workers.fanout``)

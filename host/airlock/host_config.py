@@ -330,12 +330,14 @@ class HostConfig(BaseModel):
 
     @property
     def agents_db(self) -> Path:
-        """SQLite agents registry (tokens hashed, push URLs, Idempotency-Key answers): ``home/agents.db``."""
+        """SQLite agents registry (tokens hashed, push URLs, Idempotency-Key answers): ``home/agents.db`` (on SQLite
+        state; PostgreSQL state keeps it in the database, ``state.backends.open_agents``)."""
         return self.home / "agents.db"
 
     @property
     def blobs_dir(self) -> Path:
-        """Content-addressed attachment blobs: ``home/blobs``."""
+        """Content-addressed attachment blobs: ``home/blobs`` (on SQLite state; PostgreSQL state keeps them in the
+        database, ``state.backends.open_blobs``)."""
         return self.home / "blobs"
 
     @property

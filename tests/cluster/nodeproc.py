@@ -46,17 +46,21 @@ def cli(home: Path, *args: str, input: str | None = None) -> subprocess.Complete
 
 
 class Node:
-    """One running ``airlock serve`` (no agent, no admin listener) on a free loopback port."""
+    """One running ``airlock serve`` (no in-process agent; the admin listener with ``admin``) on a free loopback
+    port; its agent API on another (``api_url``, ``.../v1``)."""
 
     def __init__(self, home: Path, *, admin: bool = False) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = f"http://127.0.0.1:{free_port()}" if admin else None
+        api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{api_port}/v1"
         listeners = ["--admin-port", self.admin_url.rsplit(":", 1)[1]] if self.admin_url else ["--no-admin"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "airlock.cli", "serve", "--port", str(self.port), *listeners, "--agent", "none"],
-            env=node_env(home), cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=node_env(home) | {"AIRLOCK_AGENT_API_PORT": str(api_port)}, cwd=home.parent,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         runfile = home / "run" / "gateway.json"
         while not (runfile.exists() and f'"pid": {self.proc.pid},' in runfile.read_text()):

@@ -20,7 +20,8 @@ from airlock.admin.auth import TokenFile
 from airlock.channels.catalog import find
 from airlock.channels.install import stage
 from airlock.channels.layout import ChannelStore
-from airlock.state.cluster import materialise, record_from_home
+from airlock.state.cluster import ChannelRecord, ChannelRecords, materialise, record_from_home, unmaterialise
+from airlock.state.postgres import PgDb
 
 CHANGE_SEEN_S = 5.0
 """Seconds within which a node must show a change made on another (LISTEN/NOTIFY: well under one)."""
@@ -108,3 +109,87 @@ def test_record_installs_as_the_active_version(tmp_path: Path) -> None:
     assert materialise([record_from_home(home_a.root, "support")], home_b.root) == ["support"]
     inst = home_b.get("support")
     assert inst.active == second.version and inst.previous == first.version  # rollback works on B too
+    assert materialise([], home_b.root, removed=["support", "never-here"]) == ["support"]  # a tombstone
+    assert not home_b.exists("support") and not unmaterialise("support", home_b.root)
+
+
+def version_on(node: Node, want: str, name: str = "alpha") -> dict[str, Any]:
+    """Wait (up to CHANGE_SEEN_S) until ``node`` runs version ``want`` of ``name``, active."""
+    deadline = time.monotonic() + CHANGE_SEEN_S
+    while True:
+        seen = alpha_on(node, name)
+        if seen.get("version") == want and seen["status"] == "active":
+            return seen
+        assert time.monotonic() < deadline, (want, seen)
+        time.sleep(0.1)
+
+
+def gone_from(node: Node, name: str) -> None:
+    deadline = time.monotonic() + CHANGE_SEEN_S
+    while alpha_on(node, name)["status"] != "not loaded" or ChannelStore(node.home / "channels").exists(name):
+        assert time.monotonic() < deadline, alpha_on(node, name)
+        time.sleep(0.1)
+
+
+def test_upgrade_rollback_and_remove_are_the_clusters(tmp_path: Path, pg_url: str, compile_cache: Path) -> None:
+    """An upgrade on A runs on B within seconds; a rollback on B runs on A, and B restarted stays rolled back (it
+    was recorded); an upgrade made by the CLI in A's home while A is down runs on B; a remove on A stops B's copy
+    and removes it from B's home; a channel removed while B was down is removed from B's home when B starts."""
+    home_a, home_b = (make_home(tmp_path, n, pg_url, compile_cache) for n in ("a", "b"))
+    wasm = build_component(tmp_path / "wat", "alpha")
+    first, second = tmp_path / "v1.capabilities.json", tmp_path / "v2.capabilities.json"
+    first.write_text(json.dumps(minimal_caps("alpha")))
+    second.write_text(json.dumps(minimal_caps("alpha") | {"version": "0.2.0"}))
+    assert cli(home_a, "channels", "install", str(wasm), str(first)).returncode == 0
+    a, b = Node(home_a), Node(home_b)
+    try:
+        v1 = alpha_on(a)["version"]
+        version_on(b, v1)
+        upgraded = cli(home_a, "channels", "upgrade", "alpha", str(wasm), str(second))
+        assert upgraded.returncode == 0, upgraded.stderr
+        v2 = alpha_on(a)["version"]
+        assert v2 != v1 and v2.startswith("0.2.0")
+        version_on(b, v2)  # B swapped live
+        assert ChannelStore(home_b / "channels").get("alpha").active == v2
+
+        rolled = cli(home_b, "channels", "rollback", "alpha")  # through B's running gateway
+        assert rolled.returncode == 0, rolled.stderr
+        version_on(b, v1)
+        version_on(a, v1)  # A followed B
+        b.stop()
+        b = Node(home_b)
+        assert alpha_on(b)["version"] == v1  # recorded: B starts on what it rolled back to
+        a.stop()
+        offline = cli(home_a, "channels", "upgrade", "alpha", "--version", v2)  # no gateway on A's home: the CLI
+        assert offline.returncode == 0, offline.stderr  # records it (as under serve --workers N)
+        version_on(b, v2)
+        a = Node(home_a)
+        assert alpha_on(a)["version"] == v2
+
+        removed = cli(home_a, "channels", "remove", "alpha")
+        assert removed.returncode == 0, removed.stderr
+        gone_from(a, "alpha")
+        gone_from(b, "alpha")
+
+        beta_caps = tmp_path / "beta.capabilities.json"
+        beta_caps.write_text(json.dumps(minimal_caps("beta")))
+        beta = cli(home_a, "channels", "install", str(build_component(tmp_path / "wat-beta", "beta")), str(beta_caps))
+        assert beta.returncode == 0, beta.stderr
+        eventually(b, "active", "beta")
+        b.stop()
+        assert cli(home_a, "channels", "remove", "beta").returncode == 0
+        assert ChannelStore(home_b / "channels").exists("beta")  # B was down
+        b = Node(home_b)
+        assert alpha_on(b, "beta")["status"] == "not loaded" and not ChannelStore(home_b / "channels").exists("beta")
+        db = PgDb(pg_url, max_size=1)
+        try:  # installed again after a remove (``channels install`` stores it so): on every node, tombstone gone
+            again = ChannelRecord(name="alpha", component=wasm.read_bytes(), capabilities=first.read_text(),
+                                  provenance=None, version=v1)
+            assert ChannelRecords(db).put(again)
+            version_on(b, v1)
+            assert ChannelRecords(db).removed() == ["beta"]
+        finally:
+            db.close()
+    finally:
+        a.stop()
+        b.stop()

@@ -12,7 +12,10 @@ Behaviour (mode ``normal``):
 - on-respond: workspace-write("last-reply", content) and returns its result
 - on-status / on-shutdown: nothing; on-broadcast: ok
 Mode ``loop`` makes on-poll and on-http-request spin forever; ``grow`` makes them grow memory until the
-limit refuses and then trap (a guest that aborts on allocation failure, as Rust's does).
+limit refuses and then trap (a guest that aborts on allocation failure, as Rust's does). Mode ``attach`` carries
+files both ways: on-http-request also stores the body as attachment ``f1`` (``store-attachment-data``) and emits the
+message with that attachment (``application/pdf``); on-respond writes the first reply attachment's bytes (text) to
+``last-reply`` instead of the content, when the reply has one.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ STATIC = {
     "user": 1520,
     "poll_msg": 1530,
     "last_key": 1540,
+    "att_id": 1560,
+    "att_mime": 1570,
+    "att_record": 1608,
     "ret": 2048,
     "import_ret": 2200,
 }
@@ -101,6 +107,15 @@ def _methods_data(methods: tuple[str, ...]) -> str:
     return _data(STATIC["methods"], pairs) + _data(STATIC["post"], names)
 
 
+def _attachment_record() -> bytes:
+    """The ``inbound-attachment`` of mode ``attach`` in the canonical ABI's layout (96 bytes, align 8): id and
+    mime-type strings, the four options none, extras-json ``{}``."""
+    raw = bytearray(96)
+    struct.pack_into("<IIII", raw, 0, STATIC["att_id"], 2, STATIC["att_mime"], len(b"application/pdf"))
+    struct.pack_into("<II", raw, 84, STATIC["empty_json"], 2)  # filename/size/url/key/text: none (zeros)
+    return bytes(raw)
+
+
 def wat_source(
     name: str, *, mode: str = "normal", world: str = "airlock", poll_ms: int = 0, methods: tuple[str, ...] = ("POST",)
 ) -> str:
@@ -123,6 +138,9 @@ def wat_source(
             _data(s["last_key"], b"last-reply"),
         ]
     )
+    if mode == "attach":
+        data += _data(s["att_id"], b"f1") + _data(s["att_mime"], b"application/pdf") + _data(
+            s["att_record"], _attachment_record())
     poll = "(i32.store8 (i32.const 2068) (i32.const 0))"
     if poll_ms:
         poll = (
@@ -131,11 +149,21 @@ def wat_source(
         )
     spin = _spin_or_grow(mode)
     i32x = lambda n: " ".join(["i32"] * n)  # noqa: E731
+    attach = mode == "attach"
+    store_import = (f'  (import "{host}" "store-attachment-data" (func $store (param i32 i32 i32 i32 i32)))\n'
+                    if attach else "")
+    store = (f'(call $store (i32.const {s["att_id"]}) (i32.const 2) (local.get 8) (local.get 9) '
+             f'(i32.const {s["import_ret"]}))') if attach else ""
+    attachments = f'(i32.const {s["att_record"]}) (i32.const 1)' if attach else "(i32.const 0) (i32.const 0)"
+    # agent-response: message-id, content, thread-id (3), metadata-json, attachments (locals 9, 10); an attachment
+    # is {filename, mime-type, data}: 24 bytes, data at +16
+    reply_text = ("(if (local.get 10) (then (local.set 2 (i32.load offset=16 (local.get 9))) "
+                  "(local.set 3 (i32.load offset=20 (local.get 9)))))") if attach else ""
     return f"""(module
   (import "{host}" "log" (func $log (param i32 i32 i32)))
   (import "{host}" "emit-message" (func $emit (param {i32x(14)})))
   (import "{host}" "workspace-write" (func $ws_write (param i32 i32 i32 i32 i32)))
-  (memory (export "memory") 2)
+{store_import}  (memory (export "memory") 2)
   (global $heap (mut i32) (i32.const 65536))
 {data}
 {CABI_REALLOC}  (func (export "{exp}#on-start") (param i32 i32) (result i32)
@@ -149,9 +177,10 @@ def wat_source(
   (func (export "{exp}#on-http-request") (param {i32x(11)}) (result i32)
     {spin}
     (call $log (i32.const 2) (local.get 2) (local.get 3))
+    {store}
     (call $emit (i32.const {s["user"]}) (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 0)
       (local.get 8) (local.get 9) (i32.const 0) (i32.const 0) (i32.const 0)
-      (i32.const {s["empty_json"]}) (i32.const 2) (i32.const 0) (i32.const 0))
+      (i32.const {s["empty_json"]}) (i32.const 2) {attachments})
     (i32.store16 (i32.const 2048) (i32.const 200))
     (i32.store (i32.const 2052) (i32.const {s["empty_json"]}))
     (i32.store (i32.const 2056) (i32.const 2))
@@ -162,6 +191,7 @@ def wat_source(
     {spin}
     (call $log (i32.const 2) (i32.const {s["poll_msg"]}) (i32.const 4)))
   (func (export "{exp}#on-respond") (param {i32x(11)}) (result i32)
+    {reply_text}
     (call $ws_write (i32.const {s["last_key"]}) (i32.const 10) (local.get 2) (local.get 3)
       (i32.const {s["import_ret"]}))
     (i32.const {s["import_ret"]}))

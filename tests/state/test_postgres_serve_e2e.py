@@ -29,7 +29,8 @@ from conftest import BUILT_CHANNELS, InstallFn
 from servers import PostgresServer, free_port
 
 from airlock.messages.postgres import PostgresMessageLog
-from airlock.state.postgres import CONNECT_WAIT_S, RECONNECT_WINDOW_S
+from airlock.state.postgres import CONNECT_WAIT_S, RECONNECT_WINDOW_S, PgDb
+from airlock.stores._sql import PgQmarkDb
 from airlock.stores.agents import AgentRegistry
 
 pytestmark = pytest.mark.e2e
@@ -105,7 +106,7 @@ async def test_serve_on_postgresql_delivers_and_answers_503_while_the_database_i
     env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
            "AIRLOCK_AGENT_API_PORT": str(api_port)}
     await set_secret(env, "template_rust_webhook_secret", SECRET)  # into PostgreSQL, encrypted
-    registry = AgentRegistry(airlock_home / "agents.db")  # agents stay in each node's home
+    registry = AgentRegistry(PgQmarkDb(PgDb(url, max_size=1), owns_db=True))  # the cluster's registry
     token, _ = registry.add("bot", None)
     registry.close()
     proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")

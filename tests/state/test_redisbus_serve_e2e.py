@@ -29,6 +29,8 @@ from test_postgres_serve_e2e import CHANNEL, SECRET, fake_platform, set_secret, 
 
 from airlock.messages.postgres import PostgresMessageLog
 from airlock.messages.redisbus import GROUP
+from airlock.state.postgres import PgDb
+from airlock.stores._sql import PgQmarkDb
 from airlock.stores.agents import AgentRegistry
 
 pytestmark = pytest.mark.e2e
@@ -98,7 +100,7 @@ async def test_serve_with_a_redis_bus_delivers_through_redis_and_survives_a_redi
     env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
            "AIRLOCK_AGENT_API_PORT": str(api_port)}
     await set_secret(env, "template_rust_webhook_secret", SECRET)
-    registry = AgentRegistry(airlock_home / "agents.db")  # agents stay in each node's home
+    registry = AgentRegistry(PgQmarkDb(PgDb(pg_url, max_size=1), owns_db=True))  # the cluster's registry
     token, _ = registry.add("bot", None)
     registry.close()
     proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")

@@ -4,7 +4,8 @@
 It listens apart from the webhook server on purpose: the webhook port faces the platforms (often the internet),
 the agent port faces the operator's agents (loopback by default). The push supervisor looks at the registry every
 :data:`REFRESH_S` seconds, so ``airlock agents add NAME --push-url URL`` on a running gateway takes effect without
-a restart (and ``agents rm`` stops the worker); pull agents need nothing: tokens are checked per request.
+a restart (and ``agents rm`` stops the worker); pull agents need nothing: tokens are checked per request. With
+PostgreSQL state a push agent's worker runs on one node at a time, the holder of its lease (``push_lease``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -23,6 +25,7 @@ from ..stores.agents import AgentRecord, AgentRegistry
 from .auth import REGISTRY, api_middleware
 from .models import MAX_BODY_BYTES
 from .push import PushWorker
+from .push_lease import PushLeases
 from .routes import SERVICE, add_routes
 from .service import AgentService
 from .stream import add_stream
@@ -56,6 +59,12 @@ class AgentApi:
         self._runner: web.AppRunner | None = None
         self._workers: dict[str, PushWorker] = {}
         self._supervisor: asyncio.Task[None] | None = None
+        self.push_leases: PushLeases | None = None
+        """On PostgreSQL state: the push agents this node may push to (``push_lease``); None: all of them."""
+        if host.state.db is not None:
+            from ..channels.poll_lease import holder_id
+
+            self.push_leases = PushLeases(host.state.leases, holder_id(), host.config.lease_ttl_s)
         self.port: int | None = None
         self.sock: socket.socket | None = None
         """A listening socket inherited from the supervisor of ``--workers N`` (used instead of binding)."""
@@ -90,6 +99,11 @@ class AgentApi:
                 await self._supervisor
         await asyncio.gather(*(w.stop() for w in self._workers.values()), return_exceptions=True)
         self._workers.clear()
+        if self.push_leases is not None:
+            try:
+                await asyncio.to_thread(self.push_leases.release_all)
+            except Exception as exc:  # the database is down: the leases expire by themselves
+                log.warning("agent API: push leases not given back: %s", exc)
         if self._runner is not None:
             await self._runner.cleanup()
             forget_stopped_apps()
@@ -98,7 +112,11 @@ class AgentApi:
         while True:
             try:
                 records = await asyncio.to_thread(self.registry.all)
-                await self._sync({r.name: r for r in records if r.push_url})
+                wanted = {r.name: r for r in records if r.push_url}
+                if self.push_leases is not None:
+                    held = await asyncio.to_thread(self.push_leases.hold, list(wanted), time.time())
+                    wanted = {n: r for n, r in wanted.items() if n in held}
+                await self._sync(wanted)
             except Exception:  # registry trouble: keep the workers as they are and look again
                 log.exception("agent API: could not read the agents registry")
             await asyncio.sleep(REFRESH_S)

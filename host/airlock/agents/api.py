@@ -26,7 +26,7 @@ from .delivery import Delivery
 if TYPE_CHECKING:
     from ..channels.manager import ChannelManager
     from ..host_config import HostConfig
-    from ..messages.blobs import BlobStore
+    from ..messages.blobs import Blobs
     from ..messages.inbox import Inbox
     from ..messages.log import MessageLog
     from ..messages.outbox import OutboxSender
@@ -47,7 +47,7 @@ class AgentSideApi:
 
     config: HostConfig
     bus: Inbox
-    blobs: BlobStore
+    blobs: Blobs
     log: MessageLog
     manager: ChannelManager
     streams: StreamService

@@ -22,7 +22,7 @@ The mechanism, and why:
   writers (and their fsync) on every webhook. The windows need no durability (in one process they live in memory
   and start empty at each start), so the file is written without fsync and the supervisor removes it at each
   start. With PostgreSQL state the nodes share two ``UNLOGGED`` tables of the state database (:class:`PgWindows`,
-  migration 11; no WAL: they may be emptied by a crash of the database, which only restarts the windows).
+  migration 14; no WAL: they may be emptied by a crash of the database, which only restarts the windows).
 
 One SQL algorithm for both engines (``{p}`` is the placeholder). Rows are one reservation each (``channel``, ``at``,
 ``n``, ``in_minute``); the minute's and the hour's totals are kept per channel in ``emit_totals``, and each
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS emit_events (id INTEGER PRIMARY KEY, channel TEXT NOT
 CREATE INDEX IF NOT EXISTS emit_events_by_time ON emit_events (channel, in_minute, at);
 CREATE TABLE IF NOT EXISTS emit_totals (channel TEXT PRIMARY KEY, minute INTEGER NOT NULL, hour INTEGER NOT NULL);
 """
-"""The SQLite tables (PostgreSQL: ``state.pg_schema``, migration 11, the same columns)."""
+"""The SQLite tables (PostgreSQL: ``state.pg_schema``, migration 14, the same columns)."""
 
 # The totals row is created if missing and locked (PostgreSQL: a row lock, so one channel's reservations from
 # every node take turns; SQLite: the file's write lock is already held).

@@ -5,10 +5,11 @@ Nothing in this module does I/O. It holds:
 - the policy dataclasses (``HttpPolicy``, ``AllowRule``, ``CredentialRule``), built by the integrator from
   the ``capabilities.http`` section of a channel's capabilities file (see
   ``/work/shared/spec/capabilities-file.md``);
-- ``HttpRefused``, the one error the ``http-request`` host function reports to the guest;
-- URL parsing (``parse_https_url``), the allow-list check (``check_allowed``), credential selection
-  (``select_credentials``), guest header parsing (``parse_headers_json``), the host binding of secret
-  placeholders (``check_placeholder_host``) and the body-placeholder opt-in (``take_body_secret_names``).
+- ``HttpRefused`` (``airlock.errors``, re-exported), the one error the ``http-request`` host function reports to the
+  guest;
+- URL parsing (``parse_https_url``, in ``http_url``, re-exported), the allow-list check (``check_allowed``),
+  credential selection (``select_credentials``), guest header parsing (``parse_headers_json``), the host binding
+  of secret placeholders (``check_placeholder_host``) and the body-placeholder opt-in (``take_body_secret_names``).
 
 Every ``HttpRefused`` raised here carries a message that is safe to hand to the guest: it names only what
 the guest itself sent (host, path, method, header names), never a secret value, a host path or a trace.
@@ -16,14 +17,15 @@ the guest itself sent (host, path, method, header names), never a secret value, 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote
 
-from airlock.errors import AirlockError, ConfigError
+from airlock.errors import ConfigError, HttpRefused
+
+from .http_url import MAX_URL_CHARS, TargetUrl, check_path_segments, parse_https_url
 
 __all__ = [
     "ALLOWED_METHODS",
@@ -31,6 +33,7 @@ __all__ = [
     "HOST_SET_HEADERS",
     "MAX_BODY_PLACEHOLDERS",
     "MAX_GUEST_HEADERS",
+    "MAX_URL_CHARS",
     "PLACEHOLDER_RE",
     "AllowRule",
     "CredentialLocation",
@@ -39,6 +42,7 @@ __all__ = [
     "HttpRefused",
     "TargetUrl",
     "check_allowed",
+    "check_path_segments",
     "check_placeholder_host",
     "check_query_placeholder",
     "host_matches",
@@ -47,14 +51,6 @@ __all__ = [
     "select_credentials",
     "take_body_secret_names",
 ]
-
-
-class HttpRefused(AirlockError):
-    """``http-request`` refused or failed; ``str(err)`` is safe to return to the guest as ``err(message)``.
-
-    The message never contains a secret value (callers redact every secret used by the request), a host
-    filesystem path or a stack trace.
-    """
 
 
 CredentialLocation = Literal["bearer", "basic", "header", "query_param", "url_path"]
@@ -85,8 +81,6 @@ HOST_SET_HEADERS: frozenset[str] = frozenset(
 MAX_GUEST_HEADERS = 100
 #: At most this many characters in a guest's ``headers_json`` (64 KiB).
 MAX_HEADERS_JSON_CHARS = 65536
-#: At most this many characters in a guest URL (16 KiB).
-MAX_URL_CHARS = 16384
 
 #: A secret placeholder in a URL or header value: ``{UPPER_SNAKE_NAME}`` -> secret ``upper_snake_name``.
 PLACEHOLDER_RE = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
@@ -101,10 +95,6 @@ MAX_BODY_PLACEHOLDERS = 8
 _NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-# Characters left as they are when a guest URL's path or query is re-encoded: printable ASCII except space.
-# Everything else (non-ASCII text, space, controls) is percent-encoded as UTF-8; existing escapes stay.
-_URL_KEEP = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 @dataclass(frozen=True)
@@ -197,93 +187,6 @@ class HttpPolicy:
     max_request_bytes: int = 1024 * 1024
     max_response_bytes: int = 10 * 1024 * 1024
     timeout_secs: float = 30.0
-
-
-@dataclass(frozen=True)
-class TargetUrl:
-    """A parsed, validated ``https`` URL: lower-case ASCII ``host`` (IPv6 without brackets, no trailing
-    dot), percent-encoded ``path`` (starts with ``/``) and ``query`` (without ``?``). Port is always 443;
-    the fragment is dropped."""
-
-    host: str
-    path: str
-    query: str = ""
-
-    def geturl(self) -> str:
-        """The URL as it is sent: ``https://host/path?query``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}{self.path}" + (f"?{self.query}" if self.query else "")
-
-
-def parse_https_url(url: str) -> TargetUrl:
-    """Parse and validate a guest URL (or a redirect target).
-
-    Rules (spec: "HTTPS only"; hardening against allow-list bypasses): scheme ``https``; no userinfo; port
-    absent or 443; a valid DNS name (IDNA-encoded) or IP literal; at most ``MAX_URL_CHARS`` characters; no
-    space, control character or backslash; no ``.`` or ``..`` path segment, literal or percent-encoded
-    (``%2e%2e``, ``%252e%252e``, ``..%2f``). Non-ASCII text in the path and query is percent-encoded.
-
-    Raises ``HttpRefused``.
-    """
-    if len(url) > MAX_URL_CHARS:
-        raise HttpRefused(f"URL is longer than {MAX_URL_CHARS} characters")
-    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url) or "\\" in url:
-        raise HttpRefused("URL contains whitespace, control characters or a backslash")
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise HttpRefused("URL cannot be parsed") from None
-    if parts.scheme.lower() != "https":
-        raise HttpRefused("only https URLs are allowed")
-    if "@" in parts.netloc:
-        raise HttpRefused("credentials (userinfo) in the URL are not allowed")
-    try:
-        port = parts.port
-    except ValueError:
-        raise HttpRefused("URL has an invalid port") from None
-    if port not in (None, 443):
-        raise HttpRefused("only the default https port (443) is allowed")
-    host = _normalize_host(parts.hostname or "", bracketed=parts.netloc.startswith("["))
-    path = quote(parts.path or "/", safe=_URL_KEEP)
-    if not path.startswith("/"):
-        raise HttpRefused("URL path must start with /")
-    check_path_segments(path)
-    return TargetUrl(host=host, path=path, query=quote(parts.query, safe=_URL_KEEP))
-
-
-def _normalize_host(host: str, *, bracketed: bool) -> str:
-    if not host:
-        raise HttpRefused("URL has no host")
-    if bracketed:
-        try:
-            return str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise HttpRefused("URL has an invalid IPv6 host") from None
-    if host.endswith("."):
-        host = host[:-1]
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise HttpRefused("URL has an invalid host name") from None
-    host = host.lower()
-    labels = host.split(".")
-    if len(host) > 253 or not all(_LABEL_RE.match(label) for label in labels):
-        raise HttpRefused("URL has an invalid host name")
-    return host
-
-
-def check_path_segments(path: str) -> None:
-    """Refuse ``.``/``..`` segments in ``path`` or in any of up to three percent-decodings of it."""
-    current = path
-    for _ in range(4):
-        if "\\" in current or any(seg in (".", "..") for seg in current.split("/")):
-            raise HttpRefused("URL path may not contain '.' or '..' segments (plain or percent-encoded)")
-        decoded = unquote(current)
-        if decoded == current:
-            return
-        current = decoded
-    raise HttpRefused("URL path is percent-encoded too many times")
 
 
 def host_matches(pattern: str, host: str) -> bool:

@@ -414,7 +414,12 @@ class Channel:
             if wait > 0:  # refuse the whole callback before its commit: its input can be offered again
                 out.error = EmitRateLimited(len(state.emits.messages), math.ceil(wait))
                 return out
-            entries = self._entries(state)
+            try:
+                entries = self._entries(state)
+            except StateUnavailable:  # an attachment not stored (blobs in PostgreSQL): nothing kept, 503
+                self.emit_limiter.release(len(state.emits.messages))
+                out.error = CommitFailed("the blob store could not store this callback's files", unavailable=True)
+                return out
             try:
                 out.durable = self.workspace.stage(state.workspace, entries)
             except WorkspaceConflict as conflict:

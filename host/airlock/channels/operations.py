@@ -13,6 +13,10 @@ Each changes the running channels *and* the home, so a restart finds what the op
 - ``sync`` / ``sync_all``: make the running channel(s) match the home, writing nothing: how the other workers of
   ``airlock serve --workers N`` follow what worker 0 changed (``workers.fanout``).
 
+With PostgreSQL state an upgrade, rollback or remove that succeeded is also recorded for the cluster (``cluster``, a
+``state.cluster_sync.ClusterSync``), whose other nodes apply it with ``follow`` (the same swap, nothing recorded:
+their home has the version active already) and ``drop`` (stop and forget).
+
 Operations are serialized (one at a time for the whole gateway). Errors are :class:`LifecycleError` with an HTTP
 status and one line safe to show; nothing is changed then.
 """
@@ -21,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import AirlockError, ComponentError, ConfigError
+from . import lifecycle
 from .catalog import generate_secrets, list_installed
 from .layout import ChannelStore
 from .settings import effective_caps
@@ -34,9 +39,16 @@ if TYPE_CHECKING:
     from .manager import ChannelManager
     from .slot import ChannelSlot
 
-__all__ = ["LifecycleError", "Operations", "load_installed"]
+__all__ = ["ClusterRecorder", "LifecycleError", "Operations", "load_installed"]
 
 log = logging.getLogger("airlock.channels")
+
+
+class ClusterRecorder(Protocol):
+    """Where a node records its version changes for the cluster (``state.cluster_sync.ClusterSync``)."""
+
+    async def recorded(self, name: str) -> None: ...
+    async def removed(self, name: str) -> None: ...
 
 
 class LifecycleError(ConfigError):
@@ -75,6 +87,8 @@ class Operations:
         self.manager = manager
         self.store = store
         self.secrets = secrets
+        self.cluster: ClusterRecorder | None = None
+        """Records upgrades, rollbacks and removes for the other nodes (PostgreSQL state; module docstring)."""
         self._lock = asyncio.Lock()
 
     # ---- documents ----------------------------------------------------------------------------------------
@@ -139,7 +153,9 @@ class Operations:
     async def upgrade(self, name: str, version: str) -> dict[str, Any]:
         """Run kept version ``version`` of ``name`` instead of the active one (module docstring)."""
         async with self._lock:
-            return await self._switch(name, version)
+            doc = await self._switch(name, version)
+            await self._tell_cluster("recorded", name)
+            return doc
 
     async def rollback(self, name: str, version: str | None = None) -> dict[str, Any]:
         """Run ``version`` (default: the one activated before the active one)."""
@@ -148,7 +164,9 @@ class Operations:
             target = version or self.store.get(name).previous
             if target is None:
                 raise LifecycleError(409, f"{name} has no earlier version kept to roll back to")
-            return await self._switch(name, target)
+            doc = await self._switch(name, target)
+            await self._tell_cluster("recorded", name)
+            return doc
 
     async def reload(self, name: str) -> dict[str, Any]:
         """Restart ``name`` on its active version with the operator's current settings."""
@@ -162,12 +180,51 @@ class Operations:
             if name in self.manager.slots:
                 await self.manager.remove(name)
             self.store.remove(name)
+            await self._tell_cluster("removed", name)
             return {"name": name, "removed": True}
+
+    async def follow(self, name: str, version: str) -> dict[str, Any]:
+        """Run ``version`` of loaded channel ``name``: another node (or process) made it the cluster's active
+        version, and ``state.cluster`` made it the home's. The swap of :meth:`upgrade`, nothing recorded; a
+        version that does not start here is rolled back here (LifecycleError 409, the old one runs)."""
+        async with self._lock:
+            slot = self._slot(name)
+            if slot.channel.version == version:
+                return self.doc(name)
+            caps = await asyncio.to_thread(self._caps, name, version)
+            try:
+                result = await replace(self.manager, name, self.store.component(name, version), caps, version=version)
+            except ComponentError as exc:
+                raise LifecycleError(400, str(exc)) from None
+            if not result.started:
+                raise LifecycleError(409, f"version {version} of {name} did not start ({result.reason}); version "
+                                          f"{slot.channel.version} runs again")
+            return self.doc(name)
+
+    async def drop(self, name: str) -> bool:
+        """Stop and forget ``name`` (another node removed it from the cluster; its home copy is removed by the
+        caller). Not announced as a switch. False when it was not loaded."""
+        async with self._lock:
+            if name not in self.manager.slots:
+                return False
+            await lifecycle.disable(self.manager, name)
+            self.manager.slots.pop(name, None)
+            return True
 
     async def secrets_changed(self) -> dict[str, Any]:
         async with self._lock:
             changed = await self.manager.secrets_changed()
             return {"changed": [self.doc(n) for n in changed]}
+
+    async def _tell_cluster(self, what: str, name: str) -> None:
+        """Record a done change for the cluster; the change here stands whatever happens there (the database is
+        down: the other nodes keep their version until told again, a restarted node takes the stored one)."""
+        if self.cluster is None:
+            return
+        try:
+            await (self.cluster.recorded if what == "recorded" else self.cluster.removed)(name)
+        except Exception as exc:
+            log.warning("channel %s: the other nodes were not told (%s): %s", name, what, exc)
 
     # ---- following the home (the other workers of ``--workers N``) ------------------------------------------
 
@@ -194,8 +251,9 @@ class Operations:
 
     async def _follow(self, name: str, restart: bool) -> dict[str, Any]:
         if not self.store.exists(name):
-            if name in self.manager.slots:
-                await self.manager.remove(name)
+            if name in self.manager.slots:  # as ``drop``: worker 0 announced the change already
+                await lifecycle.disable(self.manager, name)
+                self.manager.slots.pop(name, None)
             return {"name": name, "removed": True}
         inst = self.store.get(name)
         slot = self.manager.slots.get(name)
@@ -217,8 +275,8 @@ class Operations:
             if not result.started:
                 raise LifecycleError(409, f"version {inst.active} of {name} did not start here ({result.reason}); "
                                           f"version {slot.channel.version} runs again")
-        if inst.disabled != self.manager.slots[name].disabled:
-            await (self.manager.disable if inst.disabled else self.manager.enable)(name)
+        if inst.disabled != self.manager.slots[name].disabled:  # not announced: worker 0 did (``state.cluster``)
+            await (lifecycle.disable if inst.disabled else lifecycle.enable)(self.manager, name)
         return self.doc(name)
 
     # ---- the swap -----------------------------------------------------------------------------------------

@@ -47,7 +47,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -67,6 +66,7 @@ from .socket_base import CLOSE_TIMEOUT_S, MAX_INBOUND_FRAME_BYTES, RESUMABLE_CLO
 # Re-exported: they lived here before socket_net / socket_protocols were split off.
 from .socket_net import CheckedResolver as CheckedResolver
 from .socket_net import resolve_url as resolve_url
+from .socket_pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, Backoff, RateWindow
 from .socket_protocols import make_driver as make_driver
 from .socket_protocols import protocol_of as protocol_of
 from .socket_protocols import start_blocker as start_blocker
@@ -76,8 +76,6 @@ log = logging.getLogger("airlock.websocket")
 WEBSOCKET_PATH = "/__websocket"
 FRAME_HEADERS_JSON = json.dumps({"content-type": "application/json", "x-airlock-source": "websocket"})
 
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 64.0
 HEALTHY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 30.0
 SEND_TIMEOUT_S = 10.0
@@ -97,32 +95,6 @@ def frame_request(text: str) -> IncomingHttpRequest:
                                query_json="{}", body=text.encode("utf-8"), secret_validated=True)
 
 
-class Backoff:
-    """Full-jitter exponential backoff: attempt ``n`` (from 0) waits ``rand() * min(cap_s, base_s * 2**n)``.
-
-    ``rand`` returns floats in [0, 1). Delays are seconds, never above ``cap_s`` (64 s by default).
-    """
-
-    def __init__(self, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S,
-                 rand: Callable[[], float] = random.random) -> None:
-        if base_s <= 0 or cap_s < base_s:
-            raise ValueError("backoff needs 0 < base_s <= cap_s")
-        self.base_s, self.cap_s, self.rand = base_s, cap_s, rand
-        self.attempt = 0
-
-    def ceiling(self) -> float:
-        """The upper bound of the next delay."""
-        return min(self.cap_s, self.base_s * 2.0 ** min(self.attempt, 62))
-
-    def next_delay(self) -> float:
-        delay = min(self.ceiling(), max(0.0, self.rand() * self.ceiling()))
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 @dataclass(frozen=True)
 class SocketSettings:
     """Host-wide websocket settings. ``upstream_overrides`` / ``allow_private_hosts`` come from ``HostConfig``;
@@ -138,25 +110,6 @@ class SocketSettings:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     timer: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
-
-
-class RateWindow:
-    """At most ``limit`` events per rolling ``window_s`` seconds. Thread-safe."""
-
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
-        self._times: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def admit(self) -> bool:
-        with self._lock:
-            now = self.clock()
-            while self._times and now - self._times[0] >= self.window_s:
-                self._times.popleft()
-            if len(self._times) >= self.limit:
-                return False
-            self._times.append(now)
-            return True
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``add`` prints the new agent's bearer token once (only its hash is kept) and, for a push agent, its push signing
 secret once (kept in the encrypted secret store). A running gateway sees a new or removed agent at once (tokens
-are checked per request; push workers within a few seconds).
+are checked per request; push workers within a few seconds). With PostgreSQL state the registry is the cluster's
+(``state.backends.open_agents``): an agent added on one node's home works on every node.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..stores.agents import AgentRegistry
+from ..state.backends import open_agents
 from .app import app, config_from, friendly_errors
 from .common import open_secrets
 from .output import Column, JsonOption, print_json, show_rows
@@ -48,7 +49,7 @@ def agents_add(
     """
     config = config_from(ctx)
     store = open_secrets(config) if push_url is not None else None
-    registry = AgentRegistry(config.agents_db)
+    registry = open_agents(config)
     try:
         token, secret = registry.add(name, store, push_url)  # a pull agent needs no store (nor a master key)
     finally:
@@ -71,10 +72,10 @@ def agents_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     --json: a list of {name, mode ("pull" or "push"), push_url, created_at (Unix seconds)}.
     """
     config = config_from(ctx)
-    if not config.agents_db.exists():
+    if config.state_url.kind == "sqlite" and not config.agents_db.exists():
         records = []
     else:
-        registry = AgentRegistry(config.agents_db)
+        registry = open_agents(config)
         try:
             records = registry.all()
         finally:
@@ -88,7 +89,7 @@ def agents_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def agents_rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Agent name.")]) -> None:
     """Remove an agent: its token stops working at once (its messages stay in the log)."""
     config = config_from(ctx)
-    registry = AgentRegistry(config.agents_db)
+    registry = open_agents(config)
     try:
         record = registry.get(name)
         if record is None:

@@ -217,4 +217,11 @@ def switch(config: HostConfig, store: ChannelStore, name: str, version: str, wha
         store.activate(name, version)
         store.prune(name)
         doc = offline_doc(store, name)
+        # a gateway records it itself once the version runs (``channels.operations``); here the home is the
+        # one that changed: the nodes of the cluster (and the workers of ``serve --workers N``) follow it
+        records = cluster_records(config)
+        if records is not None:
+            from ..state.cluster import record_from_home
+
+            records.put(record_from_home(config.channels_dir, name), replace_only=True)
     say(doc, f"{what} from {before}")

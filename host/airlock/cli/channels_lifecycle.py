@@ -5,7 +5,8 @@ which changes the running channel without a restart and records the change in th
 (``channels.operations``); without one, the command edits the home directly and the next ``serve`` starts what
 it finds. ``upgrade NAME WASM CAPS`` writes the new version into the home first (``channels.install.stage``), then
 switches to it; a new version that does not start is rolled back by the gateway at once and the command fails
-with the reason.
+with the reason. With PostgreSQL state, an upgrade, rollback or remove is recorded for the cluster (by the gateway
+that ran it, or here when none runs), and every node follows within seconds (``state.cluster_sync``).
 """
 
 from __future__ import annotations
@@ -126,9 +127,8 @@ def channels_remove(ctx: typer.Context, name: NameArg) -> None:
     if done is None:
         store.remove(name)
     records = cluster_records(config)
-    if records is not None and records.remove(name):  # the other nodes keep their copy until it is removed there
-        typer.echo(f"removed {name} from the cluster's record: nodes that have it keep their copy until it is "
-                   "removed there too")
+    if records is not None and records.remove(name):  # (a running gateway has removed it already)
+        typer.echo(f"removed {name} from the cluster: every node stops it and removes its copy")
     typer.echo(f"removed {name} (its secrets and workspace data are kept)"
                + (" (running gateway)" if done else ""))
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..channels.admission import PairedLookup, admit
 from ..runtime.values import EmittedMessage
-from .blobs import BlobStore
+from .blobs import Blobs
 from .dedupe import dedupe_key, pointers_for
 from .model import AttachmentRef, NewEntry, Route
 from .routing import route, route_input_from
@@ -63,7 +63,7 @@ class InboundPipeline:
     """Turns a callback's emitted messages into log entries (module docstring). Thread-safe (stateless apart
     from the blob store, whose writes are idempotent)."""
 
-    def __init__(self, router: Router, blobs: BlobStore) -> None:
+    def __init__(self, router: Router, blobs: Blobs) -> None:
         self.router = router
         self.blobs = blobs
 

@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import AirlockError
 from ..host_config import DEFAULT_MAX_GUEST_LIST_BYTES
 from ..runtime.values import Attachment
-from .blobs import BlobStore
+from .blobs import Blobs
 
 MAX_REPLY_ATTACHMENTS = 10
 """Files in one reply (Discord's limit per message; Telegram and Slack take more)."""
@@ -81,7 +81,7 @@ def check_totals(files: Sequence[ReplyFile]) -> None:
         raise ReplyFileError(f"a reply's attachments total {total} bytes; at most {MAX_REPLY_ATTACHMENT_BYTES}")
 
 
-def store_files(blobs: BlobStore, files: Sequence[Attachment]) -> list[ReplyFile]:
+def store_files(blobs: Blobs, files: Sequence[Attachment]) -> list[ReplyFile]:
     """Check then store in-process reply files (``host.respond(..., attachments=...)``); blocking (file writes).
     Raises ReplyFileError before anything is written when a limit is broken."""
     refs = []
@@ -98,7 +98,7 @@ def payload_refs(payload: Mapping[str, Any]) -> list[ReplyFile]:
             for a in payload.get("attachments") or ()]
 
 
-def load_files(blobs: BlobStore, payload: Mapping[str, Any]) -> tuple[Attachment, ...]:
+def load_files(blobs: Blobs, payload: Mapping[str, Any]) -> tuple[Attachment, ...]:
     """The bytes of an outbox payload's files, for ``agent-response.attachments``; blocking (file reads).
     Raises ReplyFileError when a blob is missing or no longer matches its recorded size."""
     out = []

@@ -8,15 +8,17 @@ import logging
 from dataclasses import dataclass
 
 from ..host_config import HostConfig
+from ..messages.blobs import Blobs, BlobStore
 from ..messages.log import MessageLog
 from ..stores._sql import PgQmarkDb
+from ..stores.agents import AgentRegistry
 from ..stores.pairing import PairingStore
 from ..stores.secrets import SecretStore
 from .leases import Leases, PostgresLeases, SqliteLeases
 from .postgres import PgDb
 from .url import redact
 
-__all__ = ["State", "open_log", "open_pairing", "open_secrets", "open_state"]
+__all__ = ["State", "open_agents", "open_blobs", "open_log", "open_pairing", "open_secrets", "open_state"]
 
 logger = logging.getLogger("airlock.state")
 
@@ -105,6 +107,30 @@ def open_pairing(config: HostConfig) -> PairingStore:
         return PairingStore(config.pairing_db)
     assert url.dsn is not None
     return PairingStore(PgQmarkDb(PgDb(url.dsn, max_size=2), owns_db=True))
+
+
+def open_agents(config: HostConfig, db: PgDb | None = None) -> AgentRegistry:
+    """The agents registry (``stores.agents``): ``HOME/agents.db`` on SQLite state, the PostgreSQL state database
+    otherwise (on ``db`` if given, else a small pool of its own, closed with the registry).
+
+    Raises StateUnavailable when PostgreSQL cannot be reached."""
+    url = config.state_url
+    if url.kind == "sqlite":
+        return AgentRegistry(config.agents_db)
+    if db is not None:
+        return AgentRegistry(PgQmarkDb(db))
+    assert url.dsn is not None
+    return AgentRegistry(PgQmarkDb(PgDb(url.dsn, max_size=2), owns_db=True))
+
+
+def open_blobs(config: HostConfig, db: PgDb | None) -> Blobs:
+    """The attachment blob store: files under ``HOME/blobs`` on SQLite state (``db`` None), the PostgreSQL state
+    database ``db`` otherwise (``messages.blobs_pg``: every node reads every node's blobs)."""
+    if db is None:
+        return BlobStore(config.blobs_dir)
+    from ..messages.blobs_pg import PostgresBlobStore
+
+    return PostgresBlobStore(db)
 
 
 def open_secrets(config: HostConfig, db: PgDb | None = None) -> SecretStore:

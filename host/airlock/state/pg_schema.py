@@ -162,6 +162,53 @@ CREATE TABLE cluster_channels (
 )
 """
 
+# The agents registry of the whole cluster (stores.agents: the SQL of its SQLite schema, on both engines).
+AGENTS = """
+CREATE TABLE agents (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    push_url TEXT,
+    push_secret_name TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE idempotency (
+    agent TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (agent, key)
+);
+CREATE INDEX idempotency_age ON idempotency (created_at);
+CREATE TABLE grants (
+    agent TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    granted_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (agent, sha256)
+);
+CREATE INDEX grants_age ON grants (granted_at)
+"""
+
+# Attachment blobs shared by the nodes (messages.blobs_pg): SHA-256 name, bytes, size, last put (Unix seconds).
+BLOBS = """
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    data BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    touched_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX blobs_touched ON blobs (touched_at)
+"""
+
+# Channels removed from the cluster (state.cluster): a node that was down at the removal removes its copy at start.
+CLUSTER_REMOVED = """
+CREATE TABLE cluster_removed (
+    name TEXT PRIMARY KEY,
+    removed_at DOUBLE PRECISION NOT NULL
+)
+"""
+
 # Emit rate windows shared by every node (capabilities.emit_shared): UNLOGGED, since a window needs no durability
 # (one process keeps it in memory); a crash of the database empties them, which only restarts the windows.
 EMIT_WINDOWS = """
@@ -187,5 +234,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "outbox claims: one node sends a due entry (messages.postgres)", OUTBOX_CLAIMS),
     Migration(9, "the node registry of a cluster (state.nodes)", NODES),
     Migration(10, "channels installed once for the cluster, with their switch (state.cluster)", CLUSTER_CHANNELS),
-    Migration(11, "emit rate windows shared by the nodes (capabilities.emit_shared)", EMIT_WINDOWS),
+    Migration(11, "the agents registry shared by the nodes (stores.agents)", AGENTS),
+    Migration(12, "attachment blobs shared by the nodes (messages.blobs_pg)", BLOBS),
+    Migration(13, "tombstones of channels removed from the cluster (state.cluster)", CLUSTER_REMOVED),
+    Migration(14, "emit rate windows shared by the nodes (capabilities.emit_shared)", EMIT_WINDOWS),
 )

@@ -1,4 +1,7 @@
-"""The agents registry (``<home>/agents.db``, SQLite, 0600): who may use the agent API, and how.
+"""The agents registry: who may use the agent API, and how. On SQLite state ``<home>/agents.db`` (0600); on
+PostgreSQL state the state database (``state.pg_schema``, migration 11), so that every node of a cluster knows every
+agent: a token made on one node authenticates on all, an Idempotency-Key answered on one is honoured on all. The same
+SQL runs on both engines (``stores._sql``); ``state.backends.open_agents`` picks the engine from the state URL.
 
 Tables::
 
@@ -21,13 +24,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ._sql import SqlDb
 from ._sqlite import SqliteDb
 from .secrets import SecretStore
 
@@ -118,11 +121,20 @@ def check_push_url(url: str) -> str:
 
 
 class AgentRegistry:
-    """The agents registry (module docstring). Thread-safe; blocking (call from a worker thread on a loop)."""
+    """The agents registry (module docstring). Thread-safe; blocking (call from a worker thread on a loop).
 
-    def __init__(self, db_path: Path) -> None:
-        self._db = SqliteDb(db_path, _SCHEMA)
-        self.path = db_path
+    Args:
+        db: the SQLite file (created 0600 with its directory if missing), or a shared database (``_sql.SqlDb``:
+            the PostgreSQL state database, whose schema has the tables already).
+
+    Raises (any method): sqlite3.Error for a SQLite file that cannot be used; on PostgreSQL
+    ``errors.StateUnavailable`` when the database cannot be reached.
+    """
+
+    def __init__(self, db: Path | SqlDb) -> None:
+        self._db: SqlDb = SqliteDb(db, _SCHEMA) if isinstance(db, Path) else db
+        self.path = db if isinstance(db, Path) else None
+        """The SQLite file, or None on PostgreSQL."""
 
     def close(self) -> None:
         self._db.close()
@@ -142,16 +154,18 @@ class AgentRegistry:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         secret = secrets.token_urlsafe(PUSH_SECRET_BYTES) if push_url else None
         secret_name = push_secret_name(name) if secret else None
-        try:
-            with self._db.transaction() as conn:
-                conn.execute("INSERT INTO agents (name, token_hash, push_url, push_secret_name, created_at) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             (name, hash_token(token), push_url, secret_name, time.time() if now is None else now))
-                if secret_name is not None and secret is not None and secrets_store is not None:
-                    # inside the transaction: a failing secret store leaves no half-registered agent
-                    secrets_store.set(secret_name, secret)
-        except sqlite3.IntegrityError:
-            raise ConfigError(f"agent {name!r} exists already (remove it first: airlock agents rm {name})") from None
+        with self._db.transaction() as conn:
+            # ON CONFLICT DO NOTHING, not an IntegrityError: one test of the outcome on both engines (on PostgreSQL
+            # a second node adding the same name at once waits for the first to commit, then inserts nothing)
+            added = conn.execute("INSERT INTO agents (name, token_hash, push_url, push_secret_name, created_at) "
+                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                 (name, hash_token(token), push_url, secret_name,
+                                  time.time() if now is None else now)).rowcount
+            if added != 1:
+                raise ConfigError(f"agent {name!r} exists already (remove it first: airlock agents rm {name})")
+            if secret_name is not None and secret is not None and secrets_store is not None:
+                # inside the transaction: a failing secret store leaves no half-registered agent
+                secrets_store.set(secret_name, secret)
         return token, secret
 
     def remove(self, name: str, secrets_store: SecretStore | None) -> bool:
@@ -217,8 +231,9 @@ class AgentRegistry:
         if digests:
             when = time.time() if now is None else now
             with self._db.transaction() as conn:
-                conn.executemany("INSERT INTO grants (agent, sha256, granted_at) VALUES (?, ?, ?) "
-                                 "ON CONFLICT DO NOTHING", [(agent, d, when) for d in digests])
+                for digest in digests:
+                    conn.execute("INSERT INTO grants (agent, sha256, granted_at) VALUES (?, ?, ?) "
+                                 "ON CONFLICT DO NOTHING", (agent, digest, when))
 
     def granted(self, agent: str, digest: str) -> bool:
         with self._db.reading() as conn:
