@@ -66,6 +66,7 @@ from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.files import private_dir
 from .workers.role import WorkerRole
+from .workers.wake import ForwardingInbox, WakeListener
 
 if TYPE_CHECKING:
     from .admin import AdminServer
@@ -103,7 +104,11 @@ class AirlockHost(AgentSideApi):
         self.runtime = Runtime(config.cache_dir, pooling=pooling.for_host(config))
         self.egress = Egress(upstream_overrides=config.upstream_overrides,
                              allow_private_hosts=config.allow_private_hosts)
-        self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s)
+        self.bus = Inbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s) \
+            if not self._wakes_worker_0 else \
+            ForwardingInbox(self.log, config.bus_capacity, visibility_s=config.agent_visibility_timeout_s,
+                            home=config.home)
+        self._wake: WakeListener | None = None
         self.observer = CallObserver() if config.metrics else None
         # workers and nodes share each channel's emit window (``capabilities.emit_shared``); one process keeps its own
         self.emit_windows = open_windows(config.home, role is not None, self.state.db)
@@ -178,6 +183,12 @@ class AirlockHost(AgentSideApi):
         and poll where they hold a lease, so a reply is never sent twice by two outbox senders."""
         return self.role is None or self.role.agent_side
 
+    @property
+    def _wakes_worker_0(self) -> bool:
+        """A worker of several on SQLite state, not the agent side: it tells worker 0 what it appended
+        (``workers.wake``; with PostgreSQL the cluster notifies)."""
+        return self.role is not None and not self.role.agent_side and self.state.db is None
+
     def _leasing(self) -> PollLeasing | None:
         """Under a supervisor, pollers and websockets run where their lease is held (``channels.poll_lease``)."""
         if self.role is None:
@@ -231,6 +242,9 @@ class AirlockHost(AgentSideApi):
         if not self.agent_side:
             log.info("airlock worker %d ready", self.role.index if self.role is not None else 0)
             return
+        if self.role is not None and self.state.db is None:  # SQLite workers: the others' appends wake the agents
+            self._wake = WakeListener(self.config.home, self.bus)
+            self._wake.start()
         self.outbox.start()
         if self.agent_api is not None:
             if self.role is not None:
@@ -287,6 +301,8 @@ class AirlockHost(AgentSideApi):
             self._housekeeping = None
         if self.agent_api is not None:
             await self.agent_api.stop()
+        if self._wake is not None:
+            self._wake.close()
         await self.outbox.stop()
         await self.manager.stop()
         self._stopping.set()

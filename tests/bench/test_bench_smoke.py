@@ -61,8 +61,10 @@ def test_quick_run_measures_every_piece(quick_run: tuple[dict[str, Any], Path]) 
         assert e2e[key]["delivered"] > 0, (key, e2e[key])  # the messages reached the bus
     if BENCH_GUEST.exists():  # airlock serve --workers 1 and 2 (bench/workers.py)
         w = results["workers"]
-        for n in ("w1", "w2"):
+        for n in ("w1", "w2", "w2_normal"):
             assert w[n]["requests"] > 0 and w[n]["non2xx"] == 0 and w[n]["gateway_cpu_s"] > 0, (n, w[n])
+            # end to end: every message of the run acknowledged by the agent before the run counts
+            assert w[n]["drained"] and w[n]["delivered"] >= w[n]["requests"] and w[n]["cpu_ms_per_msg"] > 0, w[n]
         assert len(w["w2"]["worker_cpu_s"]) == 2 and w["ratio_2_over_1"] > 0
     mc = results["metrics_cost"]
     assert mc["rps_on"] > 0 and mc["rps_off"] > 0 and mc["ratio"] > 0 and len(mc["rounds_on"]) == 1, mc

@@ -83,14 +83,59 @@ def test_switched_off_by_the_host_never_tries() -> None:
     assert guard.as_dict()["enabled"] is False
 
 
+def warm(guard: InlineGuard) -> InlineGuard:
+    """Past the channel's first attempts, which are never judged slow."""
+    for _ in range(inline.WARMUP_ATTEMPTS):
+        guard.record(None, cpu_s=inline.SLOW_S / 10)
+    return guard
+
+
 def test_mostly_slow_inline_runs_switch_inline_off() -> None:
-    guard = InlineGuard(clock=Clock())
-    for _ in range(inline.MIN_SAMPLES):
+    guard = warm(InlineGuard(clock=Clock()))
+    slow = inline.WINDOW // 2 + 1  # more than half of the window (which holds the warm-up's fast ones)
+    for _ in range(slow):
         assert guard.should_try()
-        guard.record(None, elapsed_s=inline.SLOW_S * 3)
-    assert (guard.hits, guard.slow, guard.trips) == (inline.MIN_SAMPLES, inline.MIN_SAMPLES, 1)
+        guard.record(None, cpu_s=inline.SLOW_S * 3)
+    assert (guard.hits, guard.slow, guard.trips) == (inline.WARMUP_ATTEMPTS + slow, slow, 1)
     assert not guard.should_try()
-    fast = InlineGuard(clock=Clock())
+    fast = warm(InlineGuard(clock=Clock()))
     for i in range(inline.WINDOW):  # an occasional slow run (a preempted one) changes nothing
-        fast.record(None, elapsed_s=inline.SLOW_S * 3 if i % 4 == 0 else inline.SLOW_S / 10)
+        fast.record(None, cpu_s=inline.SLOW_S * 3 if i % 4 == 0 else inline.SLOW_S / 10)
     assert fast.trips == 0 and fast.should_try()
+
+
+def test_slow_means_cpu_time_over_slow_s() -> None:
+    guard = warm(InlineGuard(clock=Clock()))
+    for _ in range(inline.WINDOW):
+        guard.record(None, cpu_s=inline.SLOW_S / 2)
+    assert (guard.slow, guard.trips) == (0, 0)
+    for _ in range(inline.WINDOW // 2 + 1):
+        guard.record(None, cpu_s=inline.SLOW_S * 2)
+    assert guard.slow == inline.WINDOW // 2 + 1 and guard.trips == 1
+
+
+def test_a_deadline_hit_that_barely_ran_was_descheduled_not_a_deadline_hit() -> None:
+    guard = InlineGuard(clock=Clock())
+    for _ in range(inline.MAX_DEADLINE_HITS + 1):  # each used little CPU: the machine was busy, not the guest
+        guard.record(INLINE_DEADLINE, cpu_s=inline.PREEMPTED_CPU_S / 10)
+    assert guard.trips == 0 and guard.aborts[INLINE_DEADLINE] == inline.MAX_DEADLINE_HITS + 1
+    for _ in range(inline.MIN_SAMPLES):  # still aborts: a window of mostly those switches inline off
+        guard.record(INLINE_DEADLINE, cpu_s=0.0)
+    assert guard.trips == 1
+
+
+def test_a_deadline_hit_that_ran_the_whole_time_counts_as_one() -> None:
+    guard = InlineGuard(clock=Clock())
+    for _ in range(inline.MAX_DEADLINE_HITS):
+        guard.record(INLINE_DEADLINE, cpu_s=inline.PREEMPTED_CPU_S * 2)
+    assert guard.trips == 1
+
+
+def test_a_cold_channel_s_first_attempts_are_not_judged_slow() -> None:
+    guard = InlineGuard(clock=Clock())
+    for _ in range(inline.WARMUP_ATTEMPTS):  # a freshly loaded guest: its first runs are slow
+        guard.record(None, cpu_s=inline.SLOW_S * 3)
+    assert (guard.hits, guard.slow, guard.trips) == (inline.WARMUP_ATTEMPTS, 0, 0) and guard.should_try()
+    for _ in range(inline.WINDOW // 2 + 1):  # after that, slow runs count again
+        guard.record(None, cpu_s=inline.SLOW_S * 3)
+    assert guard.slow == inline.WINDOW // 2 + 1 and guard.trips == 1

@@ -17,13 +17,18 @@ T0 = 1_800_000_000.0
 
 
 class CountingLog(SqliteMessageLog):
-    """The real log, counting the leases asked of it."""
+    """The real log, counting the leases it ran (on the event loop, ``try_lease``, or in a worker thread)."""
 
     leases = 0
 
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
         self.leases += 1
         return super().lease(agent, limit, visibility_s, now)
+
+    def try_lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry] | None:
+        leased = super().try_lease(agent, limit, visibility_s, now)
+        self.leases += leased is not None  # None: it ran nothing, ``lease`` follows
+        return leased
 
 
 def entry(agent: str, content: str) -> NewEntry:

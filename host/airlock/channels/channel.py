@@ -335,7 +335,7 @@ class Channel:
         (or a returned error) before the outcome is reported to the observer."""
         token = log_context.bind(self.name, callback)
         try:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 out = self._observed_attempt(callback, args, inline)
                 out.attempts = attempt
@@ -347,6 +347,7 @@ class Channel:
             if settle:
                 self.settle(out)
             out.elapsed_s = time.perf_counter() - start
+            out.cpu_s = time.thread_time() - cpu_start
             return self._observed(finish(out) if finish is not None else out)
         finally:
             log_context.reset(token)

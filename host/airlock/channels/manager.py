@@ -309,7 +309,7 @@ class ChannelManager(ReplySide):
     def _try_inline(slot: ChannelSlot, req: IncomingHttpRequest) -> CallOutcome | None:
         """One inline attempt on this (the event loop's) thread, its commit staged; None if it was abandoned."""
         out = slot.channel.http_request(req, inline=True, settle=False)
-        slot.inline.record(out.abandoned, out.elapsed_s)
+        slot.inline.record(out.abandoned, out.cpu_s)
         if out.abandoned is not None:
             log.debug("[%s] webhook moved to a worker (%s)", slot.channel.name, out.abandoned)
             return None

@@ -47,6 +47,10 @@ class CallOutcome:
     stats: CallStats | None = None
     attempts: int = 1
     elapsed_s: float = 0.0
+    """Wall seconds of the whole call (every attempt; with ``settle``, the wait until durable)."""
+    cpu_s: float = 0.0
+    """CPU seconds the calling thread spent in the call (``time.thread_time``): unlike ``elapsed_s``, not
+    inflated when the process is preempted, so it says what the callback costs the thread it runs on."""
     abandoned: str | None = None
     """Inline attempts only: why the attempt was dropped (the host function that needs a worker, or
     ``INLINE_DEADLINE``). Nothing was applied or logged; run the callback again on a worker."""

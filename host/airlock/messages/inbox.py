@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import StateUnavailable
 from .log import MessageLog
@@ -133,7 +134,11 @@ class Inbox:
         deadline = time.monotonic() + wait_s
         while True:
             seen = (self._generation[agent], self._released)
-            entries = await asyncio.to_thread(self.log.lease, agent, limit, vis, self._clock())
+            entries: list[Entry] | None = self._nowait("try_lease", agent, limit, vis, self._clock())
+            if entries is None:
+                entries = await asyncio.to_thread(self.log.lease, agent, limit, vis, self._clock())
+            elif entries:
+                await asyncio.sleep(0)  # an agent that never waits must still let the loop run between messages
             remaining = deadline - time.monotonic()
             if entries or remaining <= 0:
                 self.delivered += len(entries)
@@ -162,10 +167,18 @@ class Inbox:
 
     async def ack(self, entry_id: str, lease_token: str | None = None) -> bool:
         """Acknowledge an entry (False when unknown, acked already, or leased under another token)."""
-        done = await asyncio.to_thread(self.log.ack, entry_id, lease_token, self._clock())
+        done = self._nowait("try_ack", entry_id, lease_token, self._clock())
+        if done is None:
+            done = await asyncio.to_thread(self.log.ack, entry_id, lease_token, self._clock())
         if done:
             self._backlog = max(0, self._backlog - 1)
-        return done
+        return bool(done)
+
+    def _nowait(self, name: str, *args: Any) -> Any:
+        """The log's call that never waits (``SqliteMessageLog.try_lease`` / ``try_ack``: on this thread, no
+        hand-off to a worker thread and back), or None: the log has none, or it would have had to wait."""
+        fn = getattr(self.log, name, None)
+        return fn(*args) if fn is not None else None
 
     async def release(self, entry_id: str, lease_token: str | None = None) -> bool:
         """Give a lease back so the entry is offered again at once."""

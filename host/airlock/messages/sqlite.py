@@ -30,7 +30,7 @@ from typing import Any
 
 from ..state.leases import SCHEMA_SQLITE as _LEASES_SCHEMA
 from ..state.leases import Fence, check_fence_sqlite
-from ..stores._sqlite import SqliteDb
+from ..stores._sqlite import SqliteDb, WouldBlock
 from .group_commit import GroupCommitter
 from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
 from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxState
@@ -194,21 +194,41 @@ class SqliteMessageLog:
     # ---- inbound ---------------------------------------------------------------------------------------------------
     def lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
         with self._db.transaction(_REDO_IS_HARMLESS) as conn:
-            ready = conn.execute(LEASE_READY_SQL, (agent, limit)).fetchall()
-            expired = conn.execute(LEASE_EXPIRED_SQL, (agent, now, limit)).fetchall()
-            rows = sorted(ready + expired, key=lambda r: int(r[0]))[:limit]
-            leased = []
-            for row in rows:
-                token = secrets.token_urlsafe(12)
-                conn.execute("UPDATE inbound SET state = 'leased', lease_until = ?, lease_token = ?, "
-                             "attempts = attempts + 1 WHERE seq = ?", (now + visibility_s, token, row[0]))
-                leased.append(_entry(row, state="leased", attempts=row[16] + 1, lease_until=now + visibility_s,
-                                     lease_token=token))
-            return leased
+            return self._lease(conn, agent, limit, visibility_s, now)
 
     def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
         with self._db.transaction(_REDO_IS_HARMLESS) as conn:
             return self._ack(conn, entry_id, lease_token, now)
+
+    def try_lease(self, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry] | None:
+        """``lease`` if it can run at once without waiting (``SqliteDb.run_nowait``: for the event loop), else
+        None (nothing done: call ``lease`` from a worker thread)."""
+        try:
+            return self._db.run_nowait(lambda conn: self._lease(conn, agent, limit, visibility_s, now),
+                                       _REDO_IS_HARMLESS)
+        except WouldBlock:
+            return None
+
+    def try_ack(self, entry_id: str, lease_token: str | None, now: float) -> bool | None:
+        """``ack`` if it can run at once without waiting, else None (as ``try_lease``)."""
+        try:
+            return self._db.run_nowait(lambda conn: self._ack(conn, entry_id, lease_token, now), _REDO_IS_HARMLESS)
+        except WouldBlock:
+            return None
+
+    @staticmethod
+    def _lease(conn: sqlite3.Connection, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
+        ready = conn.execute(LEASE_READY_SQL, (agent, limit)).fetchall()
+        expired = conn.execute(LEASE_EXPIRED_SQL, (agent, now, limit)).fetchall()
+        rows = sorted(ready + expired, key=lambda r: int(r[0]))[:limit]
+        leased = []
+        for row in rows:
+            token = secrets.token_urlsafe(12)
+            conn.execute("UPDATE inbound SET state = 'leased', lease_until = ?, lease_token = ?, "
+                         "attempts = attempts + 1 WHERE seq = ?", (now + visibility_s, token, row[0]))
+            leased.append(_entry(row, state="leased", attempts=row[16] + 1, lease_until=now + visibility_s,
+                                 lease_token=token))
+        return leased
 
     @staticmethod
     def _ack(conn: sqlite3.Connection, entry_id: str, lease_token: str | None, now: float) -> bool:
