@@ -153,8 +153,6 @@ class AirlockHost(AgentSideApi):
 
                 self._publisher = share(self.observer.metrics, self.manager, self._pool_slots, self.agent_side,
                                         lambda: read_status(config.home))
-                if self._publisher is None:
-                    self.observer.metrics.watch_workers(lambda: read_status(config.home))
         self.store = ChannelStore(config.channels_dir)
         self.operations = Operations(self.manager, self.store, self.secrets)
         if self.state.db is not None and config.state_url.dsn is not None:
@@ -377,12 +375,13 @@ class AirlockHost(AgentSideApi):
     async def _serve_admin(self) -> None:
         from .admin import AdminServer, AdminState
         from .admin.auth import LoginLimiter, Sessions, TokenFile
+        from .workers.admin_ops import admin_operations
 
         tokens = TokenFile(self.config.home)
         self.admin_token = tokens.ensure()
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
-                           limiter=LoginLimiter(), home=self.config.home, operations=self._admin_operations())
+                           limiter=LoginLimiter(), home=self.config.home, operations=admin_operations(self))
         self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port,
                                  sock=self.role.listening_socket("admin") if self.role is not None else None)
         try:
@@ -391,14 +390,6 @@ class AirlockHost(AgentSideApi):
             self.admin = None
             raise ConfigError(f"cannot listen on {self.config.admin_host}:{self.config.admin_port} for the admin "
                               f"console: {exc.strerror or exc}") from None
-
-    def _admin_operations(self) -> Operations:
-        """Under a supervisor, the console's changes go through it to every worker (``workers.admin_ops``)."""
-        if self.role is None:
-            return self.operations
-        from .workers.admin_ops import SupervisedOperations
-
-        return SupervisedOperations(self.manager, self.store, self.secrets, self.config.home)
 
     async def __aenter__(self) -> AirlockHost:
         await self.start()

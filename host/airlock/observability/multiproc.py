@@ -202,9 +202,10 @@ def share(metrics: Metrics, manager: ChannelManager, pool_slots: Callable[[], in
           workers: Callable[[], dict[str, Any] | None]) -> Publisher | None:
     """For a worker whose supervisor set :data:`ENV_DIR`: its :class:`Publisher` (to ``run``), and on the agent
     side ``metrics.registry`` becomes every worker's (:func:`shared_registry`, with the supervisor's worker table
-    ``workers``). None (nothing changed) without the variable: one process, its own registry."""
+    ``workers``). None without the variable: its own registry, with the worker table."""
     path = os.environ.get(ENV_DIR)
     if not path:
+        metrics.watch_workers(workers)
         return None
     publisher = Publisher(metrics, manager, pool_slots)
     if agent_side:

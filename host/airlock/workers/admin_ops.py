@@ -21,9 +21,10 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..channels.layout import ChannelStore
     from ..channels.manager import ChannelManager
+    from ..host import AirlockHost
     from ..stores import SecretStore
 
-__all__ = ["SupervisedOperations"]
+__all__ = ["SupervisedOperations", "admin_operations"]
 
 
 class SupervisedOperations(Operations):
@@ -70,3 +71,11 @@ class SupervisedOperations(Operations):
             raise LifecycleError(exc.status, str(exc)) from None
         except ConfigError:
             raise LifecycleError(503, "the supervisor did not answer; try again in a few seconds") from None
+
+
+def admin_operations(host: AirlockHost) -> Operations:
+    """The operations ``host``'s admin console calls: its own in one process; under a supervisor, through it to
+    every worker (module docstring)."""
+    if host.role is None:
+        return host.operations
+    return SupervisedOperations(host.manager, host.store, host.secrets, host.config.home)
