@@ -34,6 +34,7 @@ from ._version import __version__
 from .agentapi import AgentApi
 from .agents.api import DURABLE_WAITERS, AgentSideApi
 from .capabilities.egress import Egress
+from .capabilities.emit_shared import open_windows
 from .channels.catalog import generate_secrets, list_installed
 from .channels.channel import HostServices
 from .channels.layout import ChannelStore
@@ -43,6 +44,7 @@ from .channels.poll_lease import PollLeasing, holder_id
 from .channels.socket_runtime import SocketSettings
 from .errors import ConfigError
 from .host_config import HostConfig
+from .host_reload import apply_reload
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
 from .inbound.server import WorkerInfo, build_app
 from .inbound.verifiers.base import ReplayFactory
@@ -69,16 +71,11 @@ from .workers.wake import ForwardingInbox, WakeListener
 if TYPE_CHECKING:
     from .admin import AdminServer
     from .control import ControlServer
+    from .observability.multiproc import Publisher
 
 log = logging.getLogger("airlock")
 T = TypeVar("T")
 
-LIVE_SETTINGS = frozenset({"routing", "default_agent", "bus_capacity", "agent_visibility_timeout_s", "retention_s",
-                           "dedupe_window_s", "inline_callbacks", "public_base_url"})
-"""Host settings a SIGHUP (``reload_host_config``) applies to the running gateway: routing at once for the next
-message, the bus and retention at once, ``inline_callbacks`` and ``public_base_url`` at each channel's next start
-(enable, upgrade, reload). Every other setting (listeners, home and channels directory, pool, memory, fuel, guest
-limits, egress overrides, metrics) needs a restart."""
 COMPACT_EVERY_S = 3600.0
 """Seconds between compactions of the message log (and blob garbage collection)."""
 
@@ -93,7 +90,7 @@ class AirlockHost(AgentSideApi):
         """``log``: another :class:`~airlock.messages.log.MessageLog` implementation (closed by ``stop``); by
         default the state's (``state.backends.open_state``: SQLite ``state.db`` or PostgreSQL). ``role``: a worker
         of ``airlock serve --workers N`` (``workers.role``). ``control``: serve the control socket
-        ``HOME/control.sock`` (``airlock.control``; a single-process ``airlock serve`` does); ``reload_config``: how
+        ``HOME/control.sock`` (``airlock.control``; a worker's ``HOME/run/worker-<i>.sock``); ``reload_config``: how
         to read the host config again (SIGHUP, ``reload_host_config``)."""
         self.config = config
         self.role = role
@@ -113,6 +110,8 @@ class AirlockHost(AgentSideApi):
                             home=config.home)
         self._wake: WakeListener | None = None
         self.observer = CallObserver() if config.metrics else None
+        # workers and nodes share each channel's emit window (``capabilities.emit_shared``); one process keeps its own
+        self.emit_windows = open_windows(config.home, role is not None, self.state.db)
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=self.secrets.get,
@@ -121,6 +120,7 @@ class AirlockHost(AgentSideApi):
             fuel_per_callback=config.fuel_per_callback, log_bytes_per_minute=config.log_bytes_per_minute,
             inbound=InboundPipeline(BindingRouter(config.routing), self.blobs),
             observer=self.observer, replay=self._replay_factory(),
+            emit_windows=self.emit_windows.window if self.emit_windows is not None else None,
         )
         sockets = SocketSettings(upstream_overrides=config.upstream_overrides,
                                  allow_private_hosts=config.allow_private_hosts)
@@ -138,16 +138,21 @@ class AirlockHost(AgentSideApi):
         self.cluster: ClusterSync | None = None
         """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
         self._housekeeping: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._published: asyncio.Task[None] | None = None
         self._durable_pool = ThreadPoolExecutor(max_workers=DURABLE_WAITERS, thread_name_prefix="airlock-durable")
         self._runner: web.AppRunner | None = None
         self.site: GatedTCPSite | None = None
         self.port: int | None = None
+        self._publisher: Publisher | None = None  # a worker's metrics for worker 0's (``observability.multiproc``)
         if self.observer is not None:
             self.observer.metrics.watch(self.manager, self._pool_slots)
             if role is not None:
+                from .observability.multiproc import share
                 from .workers.supervisor import read_status
 
-                self.observer.metrics.watch_workers(lambda: read_status(config.home))
+                self._publisher = share(self.observer.metrics, self.manager, self._pool_slots, self.agent_side,
+                                        lambda: read_status(config.home))
         self.store = ChannelStore(config.channels_dir)
         self.operations = Operations(self.manager, self.store, self.secrets)
         if self.state.db is not None and config.state_url.dsn is not None:
@@ -161,10 +166,12 @@ class AirlockHost(AgentSideApi):
                 self.cluster.on_appended = self.bus.wake
         self._reload_config = reload_config
         self.control: ControlServer | None = None
-        if control and role is None:  # workers: each has its channels; the CLI then edits the home (README)
+        if control:  # a worker's is private, its supervisor serves HOME/control.sock (``workers.fanout``)
             from .control import ControlServer
+            from .control.server import worker_socket
 
-            self.control = ControlServer(config.home, self.operations, self.reload_host_config)
+            path = worker_socket(config.home, role.index) if role is not None else None
+            self.control = ControlServer(config.home, self.operations, self.reload_host_config, path=path)
         self.admin: AdminServer | None = None
         self.admin_token: str | None = None
         """The admin token made at this start (the home had none): show it once; only its hash is kept."""
@@ -183,9 +190,8 @@ class AirlockHost(AgentSideApi):
         return self.role is not None and not self.role.agent_side and self.state.db is None
 
     def _leasing(self) -> PollLeasing | None:
-        """Pollers and websockets run where their lease is held (``channels.poll_lease``) whenever another process
-        could run them too: under a supervisor (the workers share ``state.db``) and on PostgreSQL state (the other
-        nodes of the cluster). One process on SQLite holds its home's lock (``serve.lock``): it runs them itself."""
+        """Pollers and websockets run where their lease is held (``channels.poll_lease``) under a supervisor and on
+        PostgreSQL state (other nodes); one process on SQLite (its home locked, ``serve.lock``) runs them itself."""
         if self.role is None and self.state.db is None:
             return None
         return PollLeasing(self.state.leases, holder_id(), self.config.lease_ttl_s)
@@ -221,15 +227,14 @@ class AirlockHost(AgentSideApi):
             self._generate_missing_secrets()
         # A worker's listening socket was bound by its supervisor: connections wait in it (not answered 404 for a
         # channel not loaded yet) until the channels are loaded; a single process listens first, as it always did.
-        self.manager.loading = True  # webhooks for channels not loaded yet: 503, not 404 (``inbound.server``)
+        self.manager.loading = True  # until load_installed: webhooks for channels not loaded yet get 503, not 404
         if serve_http and self.role is None:
             await self._serve()
         if serve_http and self.config.admin and self.agent_side:
             await self._serve_admin()
-        try:
-            await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
-        finally:
-            self.manager.loading = False
+        await load_installed(self.manager, self.store, migrate=self.agent_side)  # worker 0 migrates, first
+        if self._publisher is not None:
+            self._published = asyncio.create_task(self._publisher.run(self._stopping), name="airlock-metrics")
         if self.cluster is not None:
             await self.cluster.start()
         if serve_http and self.role is not None:
@@ -302,11 +307,16 @@ class AirlockHost(AgentSideApi):
             self._wake.close()
         await self.outbox.stop()
         await self.manager.stop()
+        self._stopping.set()
+        if self._published is not None:  # its last copy, on-shutdown included: it stays in the totals
+            await self._published
         if self._runner is not None:
             await self._runner.cleanup()
         self.egress.close()
         self.runtime.close()
         self.agents.close()
+        if self.emit_windows is not None:
+            self.emit_windows.close()
         self._durable_pool.shutdown(wait=True)
         await self._flushed()
         self.state.close()
@@ -347,31 +357,14 @@ class AirlockHost(AgentSideApi):
     async def reload_host_config(self) -> dict[str, list[str]]:
         """Read the host config again (``reload_config``, given at construction: ``airlock serve`` reads
         ``airlock.toml`` and the environment and applies its command line again) and apply what can change live
-        (:data:`LIVE_SETTINGS`); the other changed settings are reported as needing a restart and keep their
+        (``host_reload.LIVE_SETTINGS``); the other changed settings are reported as needing a restart and keep their
         running values. Returns ``{"applied": [...], "restart_needed": [...]}`` (field names). Raises ConfigError
         for a config that does not validate (nothing applied)."""
         if self._reload_config is None:
             raise ConfigError("this gateway was started without a host config to reload")
         new = await asyncio.to_thread(self._reload_config)
-        changed = [f for f in type(new).model_fields if getattr(new, f) != getattr(self.config, f)]
-        applied = [f for f in changed if f in LIVE_SETTINGS]
-        later = [f for f in changed if f not in LIVE_SETTINGS]
-        if applied:
-            self.config = self.config.model_copy(update={f: getattr(new, f) for f in applied})
-            self._apply_live(self.config)
-        for field_name in later:
-            log.warning("host config: %s changed; it takes effect at the next restart", field_name)
-        log.info("host config reloaded: %s applied", ", ".join(applied) or "nothing")
-        return {"applied": applied, "restart_needed": later}
-
-    def _apply_live(self, config: HostConfig) -> None:
-        pipeline = self.manager.services.inbound
-        if pipeline is not None and isinstance(pipeline.router, BindingRouter):
-            pipeline.router.config = config.routing
-        self.bus.capacity = config.bus_capacity
-        self.bus.visibility_s = config.agent_visibility_timeout_s
-        self.manager.inline = config.inline_callbacks
-        self.manager.public_base_url = config.public_base_url
+        self.config, result = apply_reload(self.config, new, self.manager, self.bus)
+        return result
 
     # ---- admin listener and observability --------------------------------------------------------
 
@@ -386,12 +379,13 @@ class AirlockHost(AgentSideApi):
     async def _serve_admin(self) -> None:
         from .admin import AdminServer, AdminState
         from .admin.auth import LoginLimiter, Sessions, TokenFile
+        from .workers.admin_ops import admin_operations
 
         tokens = TokenFile(self.config.home)
         self.admin_token = tokens.ensure()
         state = AdminState(manager=self.manager, secrets=self.secrets, pairing=self.pairing,
                            observer=self.observer, tokens=tokens, sessions=Sessions(tokens),
-                           limiter=LoginLimiter(), home=self.config.home, operations=self.operations)
+                           limiter=LoginLimiter(), home=self.config.home, operations=admin_operations(self))
         self.admin = AdminServer(state, self.config.admin_host, self.config.admin_port,
                                  sock=self.role.listening_socket("admin") if self.role is not None else None)
         try:

@@ -70,7 +70,7 @@ async def send_all(s: aiohttp.ClientSession, base: str, user: int, answered: lis
 async def test_two_workers_answer_webhooks_survive_kill_9_and_stop_on_sigterm(
         airlock_home: Path, install_channel: InstallFn, tmp_path: Path) -> None:
     caps = json.loads((BUILT_CHANNELS / f"{CHANNEL}.capabilities.json").read_text())
-    # the load is 120 messages in seconds: above the template's 100 a minute (each worker has its own limiter)
+    # the load is 120 messages in seconds: above the template's 100 a minute (shared by the workers)
     caps["capabilities"]["channel"]["emit_rate_limit"] = {"messages_per_minute": 10_000, "messages_per_hour": 100_000}
     install_channel(BUILT_CHANNELS / f"{CHANNEL}.wasm", caps, dm_policy="open")
     (airlock_home / "airlock.toml").write_text('default_agent = "bot"\n')

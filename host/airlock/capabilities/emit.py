@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..runtime.values import EmittedMessage
 
@@ -91,6 +92,19 @@ class SlidingWindowLimiter:
         return now
 
 
+class Window(Protocol):
+    """Sliding one-minute and one-hour windows of events (:class:`SlidingWindowLimiter`'s interface)."""
+
+    per_minute: int
+    per_hour: int
+
+    def try_acquire(self, count: int = 1) -> bool: ...
+
+    def release(self, count: int) -> None: ...
+
+    def retry_after(self, count: int = 1) -> float: ...
+
+
 @dataclass
 class EmitBuffer:
     """Messages emitted during one callback, with counts of what was refused."""
@@ -142,16 +156,22 @@ class EmitLimiter:
     """
 
     def __init__(self, channel: str, per_minute: int, per_hour: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, window: Window | None = None) -> None:
+        """``window``: where the messages are counted (default: this process's :class:`SlidingWindowLimiter`;
+        the workers of ``serve --workers N`` share one, ``capabilities.emit_shared``)."""
         self.channel = channel
-        self._window = SlidingWindowLimiter(per_minute, per_hour, clock)
+        self._window: Window = window if window is not None else SlidingWindowLimiter(per_minute, per_hour, clock)
+        self.shared = window is not None
+        """Counted in a store other processes share: ``reserve`` does I/O, so it is never called on the event
+        loop (``channels.channel``: an inline attempt that emitted is completed on a worker thread)."""
         self.dropped = 0
         self.refused = 0
         """Messages refused by ``reserve`` (their input is retried, so they are not lost)."""
 
     def reserve(self, count: int) -> float:
         """Count ``count`` messages and return 0.0, or count nothing and return the seconds to wait (> 0)
-        before the batch can fit. ``count`` 0 always fits."""
+        before the batch can fit. ``count`` 0 always fits. A shared window whose database is down raises
+        ``StateUnavailable`` (``capabilities.emit_shared``)."""
         if count <= 0 or self._window.try_acquire(count):
             return 0.0
         self.refused += count

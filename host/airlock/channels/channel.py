@@ -10,8 +10,9 @@ Inline attempts (``http_request(req, inline=True)``, made by ``channels.manager`
 same callback with a deadline of ``INLINE_DEADLINE_TICKS`` epoch ticks instead of the channel's timeout (fuel
 and memory limits unchanged). An attempt that hits that deadline, or calls a host function that needs a worker
 (``channels.callstate``), comes back ``abandoned``: nothing applied, nothing logged, not a failure; the caller
-runs the callback again normally. A successful attempt whose messages carry attachment bytes comes back
-``pending``: storing them writes blob files, so the caller applies it on a worker thread with ``complete``.
+runs the callback again normally. A successful attempt whose messages carry attachment bytes, or are counted in a
+shared emit window (``capabilities.emit_shared``), comes back ``pending``: storing them writes blob files, counting
+them is a database write, so the caller applies it on a worker thread with ``complete``.
 
 Durability (group commit, ``capabilities.workspace``): applying a callback *stages* its commit (in memory, at once)
 and ``CallOutcome.durable`` is the future of its durable write. Every callback method waits for it before
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..capabilities.emit import EmitBuffer, EmitLimiter
+from ..capabilities.emit import EmitBuffer, EmitLimiter, Window
 from ..capabilities.logging import DEFAULT_LOG_BYTES_PER_MINUTE, LogBudget
 from ..capabilities.pairing import PairingBackend, PairingCapability
 from ..capabilities.secrets import SecretsCapability, guest_safe_lookup
@@ -104,6 +105,9 @@ class HostServices:
     """Each channel's guest-log budget (``capabilities.logging.LogBudget``), bytes per minute."""
     replay: ReplayFactory | None = None
     """Each channel's webhook replay guard (``inbound.verifiers``); None: in memory, this process only."""
+    emit_windows: Callable[[str, int, int], Window] | None = None
+    """(instance, per minute, per hour) -> the channel's emit window shared by every worker
+    (``capabilities.emit_shared``); None: this process's own."""
 
 
 def namespaced_lookup(lookup: Callable[[str], str | None], instance: str,
@@ -171,9 +175,10 @@ class Channel:
                                     timeout_s=(INLINE_DEADLINE_TICKS - 0.5) * EPOCH_TICK_S)
         self.workspace = Workspace(self.name, chan.durable_workspace_paths, services.durable)
         self.log_budget = LogBudget(self.name, services.log_bytes_per_minute)
-        self.emit_limiter = EmitLimiter(
-            self.name, chan.emit_rate_limit.messages_per_minute, chan.emit_rate_limit.messages_per_hour
-        )
+        rate = chan.emit_rate_limit
+        shared = services.emit_windows
+        self.emit_limiter = EmitLimiter(self.name, rate.messages_per_minute, rate.messages_per_hour, window=shared(
+            self.name, rate.messages_per_minute, rate.messages_per_hour) if shared is not None else None)
         # Secret names a guest supplies (secret-exists, http placeholders) are checked before the store.
         lookup = guest_safe_lookup(self.secret_lookup)
         self.secrets = SecretsCapability(caps.capabilities.secrets.allows, lookup)
@@ -379,9 +384,9 @@ class Channel:
             out.error = exc
         if inline and self._abandon(out, state):
             return out
-        if inline and out.error is None and state.attachments.data and state.emits.messages \
-                and self.services.inbound is not None:
-            out.pending, out.args = True, args  # blob files to write: applied on a worker (module docstring)
+        if inline and out.error is None and state.emits.messages and self.services.inbound is not None \
+                and (state.attachments.data or self.emit_limiter.shared):
+            out.pending, out.args = True, args  # blob files, a shared emit window: applied on a worker (docstring)
             return out
         return self._apply(out, state)
 
@@ -401,7 +406,12 @@ class Channel:
             self._log_failure(out.callback, out.error)
         state.logs.flush(self.name, self.log_budget)
         if out.error is None:
-            wait = self.emit_limiter.reserve(len(state.emits.messages))
+            try:
+                wait = self.emit_limiter.reserve(len(state.emits.messages))
+            except StateUnavailable:  # the shared window's database (``capabilities.emit_shared``): as a commit's
+                out.error = CommitFailed("the state database could not count this callback's messages",
+                                         unavailable=True)
+                return out
             if wait > 0:  # refuse the whole callback before its commit: its input can be offered again
                 out.error = EmitRateLimited(len(state.emits.messages), math.ceil(wait))
                 return out

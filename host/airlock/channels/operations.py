@@ -9,7 +9,9 @@ Each changes the running channels *and* the home, so a restart finds what the op
   only once the new one runs, so a failed start (rolled back automatically) leaves the home as it was;
 - ``reload``: restart the channel on the same version with the operator's edited settings (``channels.settings``);
 - ``remove``: stop the channel, forget it, delete its directory (secrets, workspace and pairings are kept);
-- ``secrets_changed``: start or stop the channels a stored or removed secret concerns.
+- ``secrets_changed``: start or stop the channels a stored or removed secret concerns;
+- ``sync`` / ``sync_all``: make the running channel(s) match the home, writing nothing: how the other workers of
+  ``airlock serve --workers N`` follow what worker 0 changed (``workers.fanout``).
 
 With PostgreSQL state an upgrade, rollback or remove that succeeded is also recorded for the cluster (``cluster``, a
 ``state.cluster_sync.ClusterSync``), whose other nodes apply it with ``follow`` (the same swap, nothing recorded:
@@ -61,21 +63,25 @@ class LifecycleError(ConfigError):
 async def load_installed(manager: ChannelManager, store: ChannelStore, *, migrate: bool = True) -> None:
     """Migrate the flat layout (``ChannelStore.migrate``, unless ``migrate`` is false: a worker other than the
     first; a directory that cannot be written is read as it is) and load every installed channel into ``manager``;
-    one that fails is logged and skipped."""
+    one that fails is logged and skipped. ``manager.loading`` is false once it returns (webhooks for paths no channel
+    serves are 404 from then on, ``inbound.server``)."""
     try:
         if migrate:
             store.migrate()
     except OSError as exc:
         log.warning("channels in %s not migrated to the versioned layout: %s", store.root, exc.strerror or exc)
-    for entry in list_installed(store.root, lenient=manager.lenient_capabilities):
-        if entry.caps is None:
-            log.error("channel %s not loaded: %s", entry.name, entry.error)
-            continue
-        try:
-            await manager.add(entry.component, entry.caps, instance=entry.name, version=entry.version,
-                              disabled=entry.disabled)
-        except AirlockError as exc:
-            log.error("channel %s not loaded: %s", entry.name, exc)
+    try:
+        for entry in list_installed(store.root, lenient=manager.lenient_capabilities):
+            if entry.caps is None:
+                log.error("channel %s not loaded: %s", entry.name, entry.error)
+                continue
+            try:
+                await manager.add(entry.component, entry.caps, instance=entry.name, version=entry.version,
+                                  disabled=entry.disabled)
+            except AirlockError as exc:
+                log.error("channel %s not loaded: %s", entry.name, exc)
+    finally:
+        manager.loading = False
 
 
 class Operations:
@@ -223,6 +229,59 @@ class Operations:
             await (self.cluster.recorded if what == "recorded" else self.cluster.removed)(name)
         except Exception as exc:
             log.warning("channel %s: the other nodes were not told (%s): %s", name, what, exc)
+
+    # ---- following the home (the other workers of ``--workers N``) ------------------------------------------
+
+    async def sync(self, name: str, *, restart: bool = False) -> dict[str, Any]:
+        """Make channel ``name`` run as the home records it, without writing the home: removed (not installed),
+        added (installed, not loaded), swapped to the home's active version (or on the same version with the
+        operator's current settings when ``restart``), then enabled or disabled as recorded. LifecycleError 409
+        when the recorded version did not start here (the version that ran before runs again)."""
+        async with self._lock:
+            return await self._follow(name, restart)
+
+    async def sync_all(self) -> dict[str, Any]:
+        """:meth:`sync` every channel loaded or installed, then :meth:`secrets_changed`: a worker that was starting
+        while the home changed (``workers.fanout``). ``{"channels": [doc, ...], "changed": [doc, ...]}``; a channel
+        that fails is logged and reported by its doc."""
+        docs = []
+        for name in sorted(set(self.manager.slots) | set(self.store.names())):
+            try:
+                docs.append(await self.sync(name))
+            except AirlockError as exc:
+                log.error("channel %s: not brought in line with the home: %s", name, exc)
+                docs.append(self.doc(name))
+        return {"channels": docs, **await self.secrets_changed()}
+
+    async def _follow(self, name: str, restart: bool) -> dict[str, Any]:
+        if not self.store.exists(name):
+            if name in self.manager.slots:  # as ``drop``: worker 0 announced the change already
+                await lifecycle.disable(self.manager, name)
+                self.manager.slots.pop(name, None)
+            return {"name": name, "removed": True}
+        inst = self.store.get(name)
+        slot = self.manager.slots.get(name)
+        if slot is None:
+            caps = await asyncio.to_thread(self._caps, name, inst.active)
+            try:
+                await self.manager.add(self.store.component(name, inst.active), caps, instance=name,
+                                       version=inst.active, disabled=inst.disabled)
+            except AirlockError as exc:  # a component that does not load here: one line, as worker 0 says it
+                raise LifecycleError(400, " ".join(str(exc).split())) from None
+            return self.doc(name)
+        if restart or slot.channel.version != inst.active:
+            caps = await asyncio.to_thread(self._caps, name, inst.active)
+            try:
+                result = await replace(self.manager, name, self.store.component(name, inst.active), caps,
+                                       version=inst.active)
+            except ComponentError as exc:
+                raise LifecycleError(400, str(exc)) from None
+            if not result.started:
+                raise LifecycleError(409, f"version {inst.active} of {name} did not start here ({result.reason}); "
+                                          f"version {slot.channel.version} runs again")
+        if inst.disabled != self.manager.slots[name].disabled:  # not announced: worker 0 did (``state.cluster``)
+            await (lifecycle.disable if inst.disabled else lifecycle.enable)(self.manager, name)
+        return self.doc(name)
 
     # ---- the swap -----------------------------------------------------------------------------------------
 

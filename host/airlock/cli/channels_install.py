@@ -196,6 +196,14 @@ def offline_doc(store: ChannelStore, name: str) -> dict[str, Any]:
 def say(doc: dict[str, Any], what: str) -> None:
     via = " (running gateway)" if doc.get("live") else " (in the home; the next airlock serve starts it so)"
     typer.echo(f"{what}{via}: {doc.get('name')} {doc.get('version') or ''} {doc.get('status') or ''}".rstrip())
+    warn_workers(doc)
+
+
+def warn_workers(doc: dict[str, Any]) -> None:
+    """One line on stderr for each worker of ``serve --workers N`` that did not follow (``workers.fanout``)."""
+    for row in doc.get("workers") or ():
+        if isinstance(row, dict) and row.get("error"):
+            typer.echo(f"warning: worker {row.get('index')}: {report.safe(str(row['error']), 300)}", err=True)
 
 
 def switch(config: HostConfig, store: ChannelStore, name: str, version: str, what: str) -> None:

@@ -96,10 +96,11 @@ def serve(
 
     SIGINT or SIGTERM stops it cleanly: every active channel's on-shutdown runs before exit. One serve per home:
     a second one exits at once, naming the PID of the first (HOME/serve.lock). With ``--workers N`` (N > 1) the
-    supervisor holds that lock and its workers run under it (``airlock.workers``). A single process
-    (``--workers 1``) also serves HOME/control.sock, through which the CLI changes channels live (channels
+    supervisor holds that lock and its workers run under it (``airlock.workers``). The gateway serves
+    HOME/control.sock, through which the CLI changes channels live (channels
     enable/disable/upgrade/rollback/remove/config, secrets set/rm), and reloads airlock.toml on SIGHUP (the
-    settings that can change live; the others are logged as needing a restart).
+    settings that can change live; the others are logged as needing a restart). With workers, the supervisor
+    serves it and passes each change (and SIGHUP) to every worker (``workers.fanout``).
     """
     options = {"listen_port": port, "listen_host": host, "channels_dir": channels_dir, "public_base_url": public_url,
                "agent_api_port": agent_api_port, "log_format": log_format, "admin": admin,
@@ -112,12 +113,15 @@ def serve(
     settings = settings_from(ctx, defaults={"admin": True}, **values)
     agent_fn, agent_name = _agent(agent)
     role = current_role()
+
+    def reread() -> HostConfig:
+        return settings_from(ctx, defaults={"admin": True}, **values).config
+
     if role is not None:  # a worker: its supervisor holds the home's lock
-        _serve_locked(settings, agent_fn, agent_name, workers, role)
+        _serve_locked(settings, agent_fn, agent_name, workers, role, reread)
         return
     with HomeLock(settings.config.home):  # before anything binds a port: a second serve names the first's PID
-        _serve_locked(settings, agent_fn, agent_name, workers, None,
-                      lambda: settings_from(ctx, defaults={"admin": True}, **values).config)
+        _serve_locked(settings, agent_fn, agent_name, workers, None, reread)
 
 
 def _agent(spec: str | None) -> tuple[Agent, str]:
@@ -164,8 +168,9 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: Worker
     from ..host import AirlockHost
     from ..workers.launch import watch_parent
 
-    single = role is None  # one process: the control socket and SIGHUP are its (``airlock.control``)
-    host = AirlockHost(config, role=role, control=single, reload_config=reread if single else None)
+    # The control socket: HOME/control.sock in one process; a worker's private one, which its supervisor serves
+    # HOME/control.sock for and forwards to (``workers.fanout``), as it passes SIGHUP on.
+    host = AirlockHost(config, role=role, control=True, reload_config=reread)
     reloads: set[asyncio.Task[None]] = set()
 
     def on_hangup() -> None:
@@ -183,8 +188,7 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: Worker
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    if single:
-        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     # Callback failures from the start on (on-start too) go into the runtime file for `airlock status`.
     recorder = ErrorRecorder()
     logging.getLogger("airlock.channel").addHandler(recorder)
@@ -228,8 +232,7 @@ async def _serve(config: HostConfig, agent: Agent, agent_name: str, role: Worker
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        if single:
-            loop.remove_signal_handler(signal.SIGHUP)
+        loop.remove_signal_handler(signal.SIGHUP)
         await host.stop()
         logging.getLogger("airlock.channel").removeHandler(recorder)
         if runfile is not None:

@@ -17,7 +17,9 @@ keeps the webhook path with metrics within 3 % of a host without them):
 - ``airlock_messages_emitted_total{channel}``, ``airlock_messages_dropped_total{channel,reason}``
 - ``airlock_pool_slots_in_use`` (callbacks holding an instance now)
 
-Read from the manager at scrape time (``watch``): ``airlock_channel_active{channel}``,
+Under ``airlock serve --workers N`` each worker copies these into prometheus-client's multiprocess files and worker
+0's ``/metrics`` adds up every worker's (``observability.multiproc``). Read from the manager at scrape time
+(``watch``): ``airlock_channel_active{channel}``,
 ``airlock_websocket_state{channel,state}`` (1 for the current state), ``airlock_websocket_connections_total``
 and ``airlock_websocket_reconnects_total{channel}``, ``airlock_pool_slots`` (the pool's size, 0 without
 pooling) and ``airlock_bus_queued``.

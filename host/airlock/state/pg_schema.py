@@ -209,6 +209,20 @@ CREATE TABLE cluster_removed (
 )
 """
 
+# Emit rate windows shared by every node (capabilities.emit_shared): UNLOGGED, since a window needs no durability
+# (one process keeps it in memory); a crash of the database empties them, which only restarts the windows.
+EMIT_WINDOWS = """
+CREATE UNLOGGED TABLE emit_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    n INTEGER NOT NULL,
+    in_minute INTEGER NOT NULL
+);
+CREATE INDEX emit_events_by_time ON emit_events (channel, in_minute, at);
+CREATE UNLOGGED TABLE emit_totals (channel TEXT PRIMARY KEY, minute BIGINT NOT NULL, hour BIGINT NOT NULL)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "message log, durable workspace, dedupe keys, outbox", MESSAGE_LOG),
     Migration(2, "leases with fencing tokens (state.leases)", LEASES),
@@ -223,4 +237,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "the agents registry shared by the nodes (stores.agents)", AGENTS),
     Migration(12, "attachment blobs shared by the nodes (messages.blobs_pg)", BLOBS),
     Migration(13, "tombstones of channels removed from the cluster (state.cluster)", CLUSTER_REMOVED),
+    Migration(14, "emit rate windows shared by the nodes (capabilities.emit_shared)", EMIT_WINDOWS),
 )

@@ -19,6 +19,9 @@ Stop: SIGTERM (or SIGINT) is passed to every worker, which finishes its in-fligh
 channels; a worker still running after ``stop_grace_s`` (``HostConfig.worker_stop_grace_s``, default
 ``policy.STOP_GRACE_S``: 30 s) is killed.
 
+Control: the supervisor serves ``HOME/control.sock`` and forwards each operation to its workers
+(``workers.fanout``); SIGHUP is passed to every worker, which reads the host config again.
+
 Status: ``HOME/run/workers.json`` (atomic rewrite on every change), read by ``airlock status``, ``/health`` and
 ``/metrics``::
 
@@ -38,23 +41,32 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from prometheus_client import multiprocess
+
+from ..capabilities.emit_shared import windows_path
+from ..observability.multiproc import ENV_DIR as METRICS_ENV
+from ..observability.multiproc import metrics_dir
 from ..stores.files import private_dir
+from .fanout import Fanout
 from .policy import STOP_GRACE_S, RestartPolicy
 from .role import ENV_COUNT, ENV_INDEX, ENV_READY_FD, ENV_SOCKETS
 
 __all__ = ["STOP_GRACE_S", "Supervisor", "read_status", "status_path"]
 
 log = logging.getLogger("airlock.workers")
+
+_mark_dead = cast(Callable[[int, str], None], multiprocess.mark_process_dead)  # untyped in prometheus-client
 
 READY_TIMEOUT_S = 120.0
 """Seconds the others wait for worker 0's first start (compiling every channel) before starting anyway."""
@@ -84,7 +96,13 @@ class _Slot:
     restarts: int = 0
     last_exit: int | None = None
     started_at: float | None = None
+    spawned_at: float = 0.0
+    """Monotonic time of the last spawn (``workers.fanout``: changes made while it started)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     def doc(self) -> dict[str, Any]:
         return {"index": self.index, "pid": self.proc.pid if self.proc is not None else None, "state": self.state,
@@ -115,23 +133,30 @@ class Supervisor:
         self.slots = [_Slot(i, dataclasses.replace(rules, deaths=deque())) for i in range(count)]
         self._stopping = asyncio.Event()
         self._fatal = False
+        self.fanout = Fanout(home, self.slots)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
         private_dir(self.home / "run")
+        self._fresh_metrics()
         self._write_status()
         try:
+            await self.fanout.start()
             tasks = [asyncio.create_task(self._keep(slot), name=f"worker-{slot.index}") for slot in self.slots]
             every: asyncio.Future[list[BaseException | None]] = asyncio.gather(*tasks, return_exceptions=True)
             stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait([stopping, every], return_when=asyncio.FIRST_COMPLETED)  # a signal, or all gave up
             self._stopping.set()
+            await self.fanout.stop()  # no operation reaches a stopping worker
             await self._stop_all()
             await every
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            await self.fanout.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             with contextlib.suppress(OSError):
                 status_path(self.home).unlink()
@@ -142,6 +167,25 @@ class Supervisor:
         if not self._stopping.is_set():
             log.info("%s received; stopping %d worker(s)", name, len(self.slots))
         self._stopping.set()
+
+    def _fresh_metrics(self) -> None:
+        """An empty ``HOME/run/metrics`` for this start's workers (``observability.multiproc``): the files of an
+        earlier start would add its totals to this one's; and no shared emit window (``capabilities.emit_shared``)."""
+        path = metrics_dir(self.home)
+        shutil.rmtree(path, ignore_errors=True)
+        private_dir(path)
+        windows = windows_path(self.home)  # the emit windows start empty, as in one process
+        for leftover in (windows, windows.with_name(windows.name + "-wal"), windows.with_name(windows.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+    def _hangup(self) -> None:
+        """SIGHUP: every ready worker reads the host config again (``AirlockHost.reload_host_config``); one that is
+        starting or restarting reads it at its start (and a SIGHUP before its handler is set would kill it)."""
+        live = [s.proc for s in self.slots if s.proc is not None and s.proc.returncode is None and s.state == "ready"]
+        log.info("SIGHUP received; passed to %d worker(s)", len(live))
+        for proc in live:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGHUP)
 
     async def _keep(self, slot: _Slot) -> None:
         """Run one slot's worker until the gateway stops or the slot crash-loops."""
@@ -154,6 +198,8 @@ class Supervisor:
             proc = await self._spawn(slot)
             code = await proc.wait()
             slot.last_exit = code
+            # its counters stay in the totals; its live gauges (instances in use) go
+            _mark_dead(proc.pid, os.fspath(metrics_dir(self.home)))
             if self._stopping.is_set():
                 break
             delay = slot.policy.died(time.monotonic())
@@ -185,12 +231,13 @@ class Supervisor:
         ready_r, ready_w = os.pipe()
         env = dict(os.environ)
         env.update({ENV_INDEX: str(slot.index), ENV_COUNT: str(len(self.slots)), ENV_READY_FD: str(ready_w),
-                    ENV_SOCKETS: ",".join(f"{n}={fd}" for n, fd in fds.items())})
+                    ENV_SOCKETS: ",".join(f"{n}={fd}" for n, fd in fds.items()),
+                    METRICS_ENV: os.fspath(metrics_dir(self.home))})
         try:
             proc = await asyncio.create_subprocess_exec(*self.command, env=env, pass_fds=(*fds.values(), ready_w))
         finally:
             os.close(ready_w)
-        slot.proc, slot.state, slot.started_at = proc, "starting", time.time()
+        slot.proc, slot.state, slot.started_at, slot.spawned_at = proc, "starting", time.time(), time.monotonic()
         self._watch_ready(slot, ready_r)
         log.info("worker %d started (pid %d)", slot.index, proc.pid)
         self._write_status()
@@ -209,6 +256,9 @@ class Supervisor:
                 slot.state = "ready"
                 slot.ready.set()
                 self._write_status()
+                task = asyncio.create_task(self.fanout.on_ready(slot), name=f"sync-{slot.index}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
         loop.add_reader(fd, readable)  # EOF (the worker died first) is readable too: the pipe is closed
 
