@@ -88,7 +88,7 @@ def provenance_file(component: Path, name: str) -> Path:
 
 
 def secret_name_for(entry_name: str, platform: str, secret: str) -> str:
-    """The name under which instance ``entry_name`` stores ``secret`` (``channels.channel.namespaced_lookup``)."""
+    """The name under which instance ``entry_name`` stores ``secret`` (``channels.services.namespaced_lookup``)."""
     return secret if entry_name == platform else f"{entry_name}/{secret}"
 
 

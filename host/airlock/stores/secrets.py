@@ -67,7 +67,7 @@ STORE_FILENAME = "secrets.json"
 #: Valid secret names (as capabilities files and guests say them).
 SECRET_NAME_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 #: Valid names in the store: a secret name, or ``<instance>/<secret name>`` for a second account of a platform
-#: (``channels.channel.namespaced_lookup``; the instance part is a channel name).
+#: (``channels.services.namespaced_lookup``; the instance part is a channel name).
 STORED_NAME_RE = re.compile(r"^(?:[a-z0-9][a-z0-9_-]{0,62}/)?[a-z0-9_]{1,64}$")
 #: Largest secret value accepted by :meth:`SecretStore.set`, in UTF-8 bytes.
 MAX_SECRET_BYTES = 64 * 1024
