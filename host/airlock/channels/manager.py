@@ -63,6 +63,7 @@ from .channel import CallOutcome, Channel, HostServices, InboundMessage
 from .event_queue import EventQueue, uses_event_queue
 from .inline import InlineGuard
 from .poll_lease import LeaseHolder, PollLeasing, run_leased
+from .polling import PRODUCTION_MIN_POLL_MS, PollSide
 from .replies import ReplySide
 from .slot import ChannelSlot
 from .socket_runtime import SocketRuntime, SocketSettings, frame_request
@@ -70,14 +71,10 @@ from .swap import Swap
 
 log = logging.getLogger("airlock.channels")
 
-PRODUCTION_MIN_POLL_MS = 30_000
-LONG_POLL_WAIT_S = 1.0
-"""A poll whose HTTP request was held at least this long is a long poll: the next one starts at once."""
-
 T = TypeVar("T")
 
 
-class ChannelManager(ReplySide):
+class ChannelManager(ReplySide, PollSide):
     """Owns every channel of one host. Create, ``await start()``, ``await stop()``."""
 
     def __init__(
@@ -327,45 +324,9 @@ class ChannelManager(ReplySide):
         """Host-side re-check of owner / dm_policy / allow_from (``channels.admission``)."""
         return admission.admit(channel.name, channel.caps.config, channel.pairing.store, msg.message)
 
-    async def _poll_once(self, slot: ChannelSlot) -> CallOutcome:
-        """One on-poll and the dispatch of what it emitted; the caller holds ``slot.poll_lane``."""
-        slot.in_poll = True
-        try:
-            out = await self._run(slot.channel.poll)
-        finally:
-            slot.in_poll = False
-        slot.polls += 1
-        if not out.ok and not isinstance(out.error, EmitRateLimited):
-            slot.failures += 1
-        self.dispatch(slot, out)
-        return out
-
-    async def _poll_loop(self, slot: ChannelSlot, holder: LeaseHolder | None = None) -> None:
-        interval = slot.poll_interval_s or PRODUCTION_MIN_POLL_MS / 1000
-        while not slot.halt.is_set():
-            await self.bus.wait_for_room()
-            if slot.halt.is_set() or (holder is not None and not holder.held()):
-                break  # a lost lease stops the poller before its next poll
-            async with slot.poll_lane:
-                out = await self._poll_once(slot)
-            if out.ok and self._poll_again_now(out):
-                continue
-            rate = out.error.retry_after if isinstance(out.error, EmitRateLimited) else 0
-            with contextlib.suppress(TimeoutError):  # slot.halt: shutdown, or the operator disabled the channel
-                await asyncio.wait_for(slot.halt.wait(), timeout=max(interval, rate))
-
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-
-    @staticmethod
-    def _poll_again_now(out: CallOutcome) -> bool:
-        """A poll that waited (a long poll the platform held) or found work (emitted, or advanced its
-        workspace cursor) is followed at once; an idle short poll waits the interval."""
-        state = out.state
-        if state is None:
-            return False
-        return state.http_wait_s >= LONG_POLL_WAIT_S or bool(out.messages) or bool(state.workspace.writes)
 
     # ---- shutdown ----------------------------------------------------------------------------------
 
