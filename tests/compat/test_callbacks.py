@@ -18,7 +18,7 @@ import pytest
 from compat_support import next_message, telegram_host, webhook
 from conftest import InstallFn
 
-from airlock.channels import manager as manager_mod
+from airlock.channels import replies as replies_mod
 from airlock.errors import GuestReturnedError
 from airlock.runtime.values import STATUS_TYPES
 from airlock_demo.telegram import FakeTelegram
@@ -41,7 +41,7 @@ async def test_on_status_gets_every_status_with_the_original_metadata_and_typing
     4 s; terminal or waiting states (done, interrupted, approval-needed, auth-required) stop the repeat, progress
     states (tool-*, job-started, status, auth-completed) keep it running, and the reply stops it. Airlock
     refreshes per message (IronClaw: one repeater per channel) and for at most 5 minutes."""
-    monkeypatch.setattr(manager_mod, "TYPING_REFRESH_S", REFRESH_S)
+    monkeypatch.setattr(replies_mod, "TYPING_REFRESH_S", REFRESH_S)
     async with telegram_host(airlock_home, install_channel) as (host, tg):
         assert await webhook(host, {"message": {"from": {"id": 1001}, "chat": {"id": 1001}, "text": "hi"}}) == 200
         msg = await next_message(host)

@@ -15,7 +15,7 @@ import pytest
 import watguest
 from conftest import InstallFn, minimal_caps
 
-from airlock.channels import manager as manager_mod
+from airlock.channels import replies as replies_mod
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
 from airlock.inbound.server import MAX_BODY_BYTES
@@ -118,7 +118,7 @@ async def test_host_rechecks_dm_policy_before_the_agent(
 async def test_thinking_status_refreshes_until_reply(
     airlock_home: Path, install_channel: InstallFn, wat_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(manager_mod, "TYPING_REFRESH_S", 0.1)
+    monkeypatch.setattr(replies_mod, "TYPING_REFRESH_S", 0.1)
     install_channel(watguest.build_component(wat_dir), minimal_caps())
     async with host_with(airlock_home) as host:
         await post(host, "/webhook/minimal")
