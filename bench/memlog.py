@@ -140,7 +140,8 @@ class MemoryMessageLog:
             self._by_key[o.idempotency_key] = o.id
         return entry
 
-    def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+    def due_outbox(self, now: float, limit: int, claim_s: float = 60.0) -> list[OutboxEntry]:
+        del claim_s  # one process: its sender's in-flight set is the claim, as on SQLite
         with self._lock:
             first: dict[str, OutboxEntry] = {}
             for o in sorted(map(self._outbox.__getitem__, self._pending), key=lambda o: o.seq):
@@ -155,6 +156,12 @@ class MemoryMessageLog:
             self._outbox[entry_id] = replace(o, attempts=o.attempts + 1, **changes)
             if changes.get("state", "pending") != "pending":
                 self._pending.pop(entry_id, None)
+
+    def renew_outbox(self, entry_ids: Sequence[str], until: float) -> None:
+        """Nothing to renew: this log claims nothing (``due_outbox``)."""
+
+    def release_outbox(self, entry_ids: Sequence[str]) -> None:
+        """Nothing to release: this log claims nothing (``due_outbox``)."""
 
     def mark_sent(self, entry_id: str, now: float, platform_message_id: str | None = None) -> None:
         self._update(entry_id, state="sent", last_error=None, updated_at=now, platform_message_id=platform_message_id)
