@@ -16,6 +16,27 @@ def _row(label: str, s: dict[str, Any]) -> str:
             f"{s['cpu_ms_per_msg']:.3f} | {s['loadgen_cpu_share']:.1%} |")
 
 
+def _cores(w: dict[str, Any]) -> list[str]:
+    """What the 2-core machine allows: the cores one worker already used, and the per-message CPU of each."""
+    one, two = w["w1"], w["w2"]
+    if "cpu_ms_per_msg" not in one or "cpu_ms_per_msg" not in two:
+        return []
+    span = one["duration_s"] + one.get("drain_s", 0.0)
+    used = one["gateway_cpu_s"] / span if span > 0 else 0.0
+    cores = w.get("cores") or 2
+    return [
+        f"**What limits the ratio here.** One worker already used {used:.2f} of the machine's {cores} cores "
+        f"({one['gateway_cpu_s']:.2f} CPU-s over {span:.2f} s): the guest's wasm and SQLite run in C outside the GIL, "
+        f"in the callback and log threads. So even with no cost of its own, a second worker could add at most "
+        f"{max(cores - used, 0):.2f} core here, {cores / used if used else 0:.2f}x in all. And a message costs more "
+        f"CPU with two workers than with one ({one['cpu_ms_per_msg']:.3f} -> {two['cpu_ms_per_msg']:.3f} ms): "
+        "both processes write one `state.db`, so each groups only its own commits (half-size groups, twice the "
+        "transactions and fsyncs), they queue at the writer gate, and each process's SQLite page cache is "
+        "invalidated by the other's commits (SQLite drops a connection's cache when another process wrote). On this machine `--workers 2` does not pay on SQLite state; it is for "
+        "machines with more cores than one worker uses, and PostgreSQL state is for more than one machine.", "",
+    ]
+
+
 def section(r: dict[str, Any]) -> list[str]:
     w = r.get("workers")
     if not isinstance(w, dict) or "w1" not in w or "w2" not in w or "delivered_per_s" not in w["w1"]:
@@ -41,6 +62,7 @@ def section(r: dict[str, Any]) -> list[str]:
         f"Delivered/s, 2 workers / 1: **{w['ratio_2_over_1']:.2f}x** (target 1.6x); 2 workers / JSON-RPC peer (c) "
         f"of the same run ({w['peer_rps']:,.0f} req/s): **{w['ratio_2_over_peer']:.2f}x** (target 1.5x); 1 worker "
         f"/ peer {w['ratio_1_over_peer']:.2f}x.{normal}", "",
+        *_cores(w),
         "**Is the peer comparison like for like? No.** Per request the JSON-RPC peer (bench/e2e.py route "
         "`/bench/jsonrpc`, bench/plugin_peer.py) reads the body, sends one JSON line to a long-lived plugin process "
         "over a pipe, parses its JSON answer and puts the emitted message on an in-memory `asyncio.Queue` that a "

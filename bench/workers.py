@@ -170,7 +170,7 @@ async def run(cache: Path, concurrency: int, duration_s: float, warmup_s: float,
     if not BENCH_GUEST.exists():
         return {"notes": ["workers: bench guest not built"]}
     tmp = Path(tempfile.mkdtemp(prefix="airlock-bench-workers-"))
-    results: dict[str, Any] = {"concurrency": concurrency, "duration_s": duration_s}
+    results: dict[str, Any] = {"concurrency": concurrency, "duration_s": duration_s, "cores": os.cpu_count() or 1}
     try:
         if peer_rps is None:
             async with e2e.serving(cache) as server:
