@@ -111,7 +111,8 @@ class AirlockHost(AgentSideApi):
         self._wake: WakeListener | None = None
         self.observer = CallObserver() if config.metrics else None
         # workers and nodes share each channel's emit window (``capabilities.emit_shared``); one process keeps its own
-        self.emit_windows = open_windows(config.home, role is not None, self.state.db)
+        self.emit_windows = open_windows(config.home, role is not None,
+                                         self.state.db if config.emit_limit_scope == "cluster" else None)
         services = HostServices(
             sandbox=Sandbox(self.runtime, fastpath=config.fastpath, max_guest_list_bytes=config.max_guest_list_bytes),
             secret_lookup=self.secrets.get,
