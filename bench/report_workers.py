@@ -32,7 +32,8 @@ def _cores(w: dict[str, Any]) -> list[str]:
         f"CPU with two workers than with one ({one['cpu_ms_per_msg']:.3f} -> {two['cpu_ms_per_msg']:.3f} ms): "
         "both processes write one `state.db`, so each groups only its own commits (half-size groups, twice the "
         "transactions and fsyncs), they queue at the writer gate, and each process's SQLite page cache is "
-        "invalidated by the other's commits (SQLite drops a connection's cache when another process wrote). On this machine `--workers 2` does not pay on SQLite state; it is for "
+        "invalidated by the other's commits (SQLite drops a connection's cache when another process "
+        "wrote). On this machine `--workers 2` does not pay on SQLite state; it is for "
         "machines with more cores than one worker uses, and PostgreSQL state is for more than one machine.", "",
     ]
 
