@@ -178,20 +178,24 @@ async def post_broadcast(request: web.Request, key: str | None) -> tuple[int, di
     return 202, await request.app[SERVICE].broadcast(request[AGENT], body, key)
 
 
-@idempotent
-async def post_edit(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
+def _reply_id(request: web.Request) -> str:
+    """The outbox id in the path of ``/v1/outbox/{id}/...``; 404 unless it is a ULID."""
     outbox_id = request.match_info["id"]
     if not _ULID.fullmatch(outbox_id):
         raise ApiError(404, "no such reply")
+    return outbox_id
+
+
+@idempotent
+async def post_edit(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
+    outbox_id = _reply_id(request)
     body = await _body(request, EditBody)
     return 202, await request.app[SERVICE].edit(request[AGENT], outbox_id, body)
 
 
 @idempotent
 async def post_react(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
-    outbox_id = request.match_info["id"]
-    if not _ULID.fullmatch(outbox_id):
-        raise ApiError(404, "no such reply")
+    outbox_id = _reply_id(request)
     body = await _body(request, ReactBody)
     return 202, await request.app[SERVICE].react(request[AGENT], outbox_id, body, key)
 

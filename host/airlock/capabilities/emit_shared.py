@@ -36,6 +36,7 @@ leases already require). If the shared store cannot be used (a full disk, a lock
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -95,7 +96,7 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: tuple[Any, ...] = ...) -> Any: ...
 
 
-class SharedWindows:
+class SharedWindows(abc.ABC):
     """A shared store of emit windows (:class:`SqliteWindows`, :class:`PgWindows`); ``window`` makes a channel's.
     Thread-safe: callbacks end on worker threads."""
 
@@ -123,9 +124,9 @@ class SharedWindows:
         """Channel ``channel``'s window with its limits (``EmitLimiter``'s ``window``)."""
         return SharedWindow(self, channel, per_minute, per_hour)
 
+    @abc.abstractmethod
     def transaction(self) -> AbstractContextManager[Cursor]:
         """One write transaction (committed at the end of the block, rolled back on an exception)."""
-        raise NotImplementedError
 
     def released(self) -> None:
         """Wait until every reservation given back so far (``SharedWindow.release``) is written."""

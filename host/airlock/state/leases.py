@@ -23,6 +23,7 @@ safe whatever the clocks say.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import sqlite3
@@ -148,17 +149,19 @@ def check_fence_pg(conn: PgConn, fence: Fence, now: float) -> None:
         raise LeaseLost(fence.name, fence.token)
 
 
-class _SqlLeases:
+class _SqlLeases(abc.ABC):
     """The lease API on one SQL engine: the statements above, with the engine's placeholder ``_p``, its write
     transaction ``_writing`` and its read connection ``_reading`` (the subclasses below)."""
 
     _p = "?"
 
+    @abc.abstractmethod
     def _writing(self) -> contextlib.AbstractContextManager[Any]:
-        raise NotImplementedError
+        """A write transaction on the engine's connection (committed at the end of the block)."""
 
+    @abc.abstractmethod
     def _reading(self) -> contextlib.AbstractContextManager[Any]:
-        raise NotImplementedError
+        """A connection for reads."""
 
     def acquire(self, name: str, holder: str, ttl_s: float, now: float) -> Lease | None:
         with self._writing() as conn:
