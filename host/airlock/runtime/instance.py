@@ -1,4 +1,4 @@
-"""One callback in a fresh sandbox: Store, limits, instantiate, call, classify traps, close.
+"""One callback in a fresh sandbox: Store, limits, instantiate, call, close (failures classified by ``traps``).
 
 Nothing survives in guest memory between callbacks: every call gets a new ``Store`` with a memory limit,
 fuel and an epoch deadline, and an empty WASI context only when the component imports WASI (no preopens,
@@ -12,25 +12,24 @@ built with ``fastpath=False`` or ``AIRLOCK_FASTPATH=0``; then through stock wasm
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import wasmtime
 from wasmtime.component import Func, Linker
 
-from ..errors import AirlockError, GuestTrap, HostBug, SandboxBusy, TrapKind
+from ..errors import HostBug
 from ..host_config import DEFAULT_MAX_GUEST_LIST_BYTES
 from . import adapter
 from . import fastpath as fp
 from . import fastpath_store as fps
 from . import linker as host_linker
 from .engine import LoadedComponent, Runtime
-
-log = logging.getLogger("airlock.runtime")
+from .traps import classify_trap as classify_trap  # re-exported: the trap kinds were defined here
+from .traps import failure, instantiated
 
 DEFAULT_MEMORY_LIMIT = 50 * 1024 * 1024
 DEFAULT_FUEL = 5_000_000_000
@@ -75,65 +74,6 @@ class _Prepared:
 class CallStats:
     fuel_used: int
     elapsed_s: float
-
-
-def classify_trap(message: str) -> TrapKind:
-    """Map a wasmtime error message to a trap kind (traps surface as WasmtimeError with the reason in
-    the text: wasmtime-py-notes.md, "Traps and limits")."""
-    text = message.lower()
-    if "all fuel consumed" in text:
-        return "fuel"
-    if "interrupt" in text:
-        return "timeout"
-    if "memory" in text and ("limit" in text or "exceeds" in text or "grow" in text):
-        return "memory"
-    if "unreachable" in text:
-        return "panic"
-    return "trap"
-
-
-def _trap_reason(exc: BaseException) -> str:
-    """One line saying why wasmtime failed. A trap's text starts with "error while executing at wasm
-    backtrace:" and names the reason only at the end, after "Caused by:"; other errors lead with it."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    return lines[-1] if "Caused by:" in lines else lines[0]
-
-
-def pool_full(exc: BaseException) -> SandboxBusy | None:
-    """``SandboxBusy`` if ``exc`` is the pooling allocator refusing an instantiation because every slot of some
-    kind is taken ("maximum concurrent limit of N for component instances reached", and the same for core
-    instances, memories, tables); else None. Only instantiation errors are passed here: a guest cannot
-    raise them."""
-    if not isinstance(exc, wasmtime.WasmtimeError):
-        return None
-    for line in str(exc).splitlines():
-        text = line.strip()
-        if text.startswith("maximum concurrent") and text.endswith("reached"):
-            return SandboxBusy(text)
-    return None
-
-
-def classify_failure(exc: BaseException, api: host_linker.HostApi, callback: str) -> AirlockError:
-    """How Airlock reports a callback that raised ``exc`` (both call paths go through here).
-
-    A trap is the guest's fault (``GuestTrap`` with the reason's kind), unless a host function recorded a
-    host bug first; any other exception is a host value wasmtime could not take (``HostBug``, named by
-    ``linker.conversion_failure`` and recorded on ``api`` as a failing host function's bug is, so later
-    failures of the same instance keep the blame).
-    """
-    if isinstance(exc, AirlockError):
-        return exc
-    if isinstance(exc, wasmtime.WasmtimeError):
-        if api.host_bug is not None or host_linker.is_host_bug_trap(exc):
-            return HostBug(api.host_bug or "host function failed")
-        # Classify the reason only: the backtrace carries guest-chosen function names.
-        reason = _trap_reason(exc)
-        return GuestTrap(classify_trap(reason), reason)
-    if api.host_bug is None:
-        api.host_bug = host_linker.conversion_failure(exc, callback)
-    return HostBug(api.host_bug)
 
 
 class Sandbox:
@@ -249,12 +189,12 @@ class Sandbox:
         host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
-            instance = _instantiated(lambda: linker.instantiate(store, loaded.component))
+            instance = instantiated(lambda: linker.instantiate(store, loaded.component))
             result, _func = self._invoke(fc, loaded, store, instance, callback, args)
             stats = CallStats(fuel_used=limits.fuel - store.get_fuel(), elapsed_s=time.perf_counter() - start)
             return result, stats
         except Exception as exc:
-            raise _failure(exc, api, callback) from None
+            raise failure(exc, api, callback) from None
         finally:
             host_linker.bind(None)
             fp.bind_imports(None)
@@ -271,7 +211,7 @@ class Sandbox:
         host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
         fp.bind_imports(prep.imports)
         try:
-            instance = _instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
+            instance = instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
             func = store.func(instance, export[1])
             if func is None:
                 raise HostBug(f"export {callback} vanished after load")
@@ -279,7 +219,7 @@ class Sandbox:
             return result, CallStats(fuel_used=limits.fuel - store.fuel_left(),
                                      elapsed_s=time.perf_counter() - start)
         except Exception as exc:
-            raise _failure(exc, api, callback) from None
+            raise failure(exc, api, callback) from None
         finally:
             host_linker.bind(None)
             fp.bind_imports(None)
@@ -315,9 +255,9 @@ class Sandbox:
         fp.bind_imports(fc.imports if fc is not None else None)
         try:
             try:
-                instance = _instantiated(lambda: linker.instantiate(store, loaded.component))
+                instance = instantiated(lambda: linker.instantiate(store, loaded.component))
             except Exception as exc:
-                raise _failure(exc, api, "instantiate") from None
+                raise failure(exc, api, "instantiate") from None
 
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 # Bound again per call: a fresh callback on this thread in between clears the binding.
@@ -329,7 +269,7 @@ class Sandbox:
                     func.post_return(store)
                     return result
                 except Exception as exc:
-                    raise _failure(exc, bound, callback) from None
+                    raise failure(exc, bound, callback) from None
 
             yield call
         finally:
@@ -345,9 +285,9 @@ class Sandbox:
         fp.bind_imports(prep.imports)
         try:
             try:
-                instance = _instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
+                instance = instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
             except Exception as exc:
-                raise _failure(exc, api, "instantiate") from None
+                raise failure(exc, api, "instantiate") from None
 
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 bound = call_api or api
@@ -362,7 +302,7 @@ class Sandbox:
                     store.post_return(func)
                     return result
                 except Exception as exc:
-                    raise _failure(exc, bound, callback) from None
+                    raise failure(exc, bound, callback) from None
 
             yield call
         finally:
@@ -396,24 +336,3 @@ class Sandbox:
         export = fc.exports.get(callback) if fc is not None else None
         return (export.call(store, func, args) if export is not None else func(store, *args)), func
 
-
-_T = TypeVar("_T")
-
-
-def _instantiated(instantiate: Callable[[], _T]) -> _T:
-    """Run ``instantiate``; a full instance pool becomes ``SandboxBusy`` (not a guest trap)."""
-    try:
-        return instantiate()
-    except wasmtime.WasmtimeError as exc:
-        busy = pool_full(exc)
-        if busy is not None:
-            raise busy from None
-        raise
-
-
-def _failure(exc: Exception, api: host_linker.HostApi, callback: str) -> AirlockError:
-    # Classified while the call is still bound: a conversion failure is named from that state.
-    failure = classify_failure(exc, api, callback)
-    if isinstance(failure, HostBug) and not isinstance(exc, AirlockError | wasmtime.WasmtimeError):
-        log.error("host bug in %s: %s: %s", callback, type(exc).__name__, exc)
-    return failure
