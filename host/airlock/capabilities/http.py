@@ -36,9 +36,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl, quote, quote_plus, urljoin
+from urllib.parse import parse_qsl, quote, quote_plus
 
-from .egress import Egress, EgressResponse
+from .egress import Egress
 from .http_policy import (
     ALLOWED_METHODS,
     PLACEHOLDER_RE,
@@ -56,6 +56,7 @@ from .http_policy import (
     select_credentials,
     take_body_secret_names,
 )
+from .http_redirect import REDIRECT_STATUSES, Hop, next_hop
 from .http_response import PATH_SAFE, REDACTED, HttpResult, Redactor, guest_response
 
 __all__ = [
@@ -75,7 +76,6 @@ logger = logging.getLogger("airlock.http")
 #: Same-host redirects followed per request; the next 3xx is refused as "too many redirects".
 MAX_REDIRECTS = 5
 
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _AUDIT_URL_CHARS = 2048
 
 
@@ -114,14 +114,6 @@ class _RateLimiter:
             if len(self._stamps) >= self._per_hour:
                 raise HttpRefused(f"rate limit exceeded ({self._per_hour} requests per hour)")
             self._stamps.append(now)
-
-
-@dataclass(frozen=True)
-class _Hop:
-    method: str
-    url: TargetUrl
-    headers: list[tuple[str, str]]  # guest headers after placeholder substitution, before credentials
-    body: bytes | None
 
 
 class HttpCapability:
@@ -193,7 +185,7 @@ class HttpCapability:
 
     def _prepare(
         self, method: str, url: str, headers_json: str, body: bytes | None, redactor: Redactor
-    ) -> _Hop:
+    ) -> Hop:
         if method not in ALLOWED_METHODS:
             raise HttpRefused(f"method {method[:16]} is not allowed")
         target = parse_https_url(url)
@@ -228,7 +220,7 @@ class HttpCapability:
         check_path_segments(path)
         if body is not None and body_names:
             body = self._fill_body(body, body_names, _content_type(filled), target, redactor)
-        return _Hop(method, TargetUrl(target.host, path, query), filled, body)
+        return Hop(method, TargetUrl(target.host, path, query), filled, body)
 
     def _check_body_size(self, body: bytes | None) -> None:
         if body is not None and len(body) > self._policy.max_request_bytes:
@@ -282,7 +274,7 @@ class HttpCapability:
         redactor.add(value)
         return value
 
-    def _with_credentials(self, hop: _Hop, redactor: Redactor) -> tuple[str, list[tuple[str, str]]]:
+    def _with_credentials(self, hop: Hop, redactor: Redactor) -> tuple[str, list[tuple[str, str]]]:
         """The URL and headers to send: header and query credentials applied over the guest's values (a
         credential whose secret is not stored leaves the guest's value alone)."""
         rules = [r for r in select_credentials(self._policy, hop.url) if r.location != "url_path"]
@@ -311,7 +303,7 @@ class HttpCapability:
 
     def _send_hops(
         self,
-        hop: _Hop,
+        hop: Hop,
         first: tuple[str, list[tuple[str, str]]],
         redactor: Redactor,
         timeout_ms: int | None,
@@ -356,7 +348,7 @@ class HttpCapability:
                 audit.append(self._audit(hop.method, shown_url, True, None, str(refused), started))
                 raise refused from None
             audit.append(self._audit(hop.method, shown_url, True, response.status, None, started))
-            following = self._next_hop(hop, response) if response.status in _REDIRECT_STATUSES else None
+            following = next_hop(self._policy, hop, response) if response.status in REDIRECT_STATUSES else None
             if following is None:
                 try:
                     return guest_response(response, redactor, hop.url.host)
@@ -367,28 +359,6 @@ class HttpCapability:
                 break
             hop = following
         raise HttpRefused(f"too many redirects (more than {MAX_REDIRECTS})")
-
-    def _next_hop(self, hop: _Hop, response: EgressResponse) -> _Hop | None:
-        """The same-host redirect target, or ``None`` if the 3xx goes back to the guest unfollowed."""
-        location = next((v for n, v in response.headers if n.lower() == "location"), None)
-        if location is None:
-            return None
-        try:
-            target = parse_https_url(urljoin(hop.url.geturl(), location))
-        except HttpRefused:
-            return None
-        if target.host != hop.url.host:
-            return None
-        method, body, headers = hop.method, hop.body, hop.headers
-        to_get = response.status == 303 and method != "HEAD"
-        if to_get or (response.status in (301, 302) and method == "POST"):
-            method, body = "GET", None
-            headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
-        try:
-            check_allowed(self._policy, method, target)
-        except HttpRefused:
-            return None
-        return _Hop(method, target, headers, body)
 
     def _audit(
         self, method: str, url: str, allowed: bool, status: int | None, error: str | None, started: float
