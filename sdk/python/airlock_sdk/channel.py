@@ -16,20 +16,10 @@ from typing import Any, TypeVar, cast
 
 from . import _json as json
 from . import host
+from ._parse import json_object, make_reply, make_status_update, status_name, string_map, validate_config
 from ._stdio import begin_callback, end_callback
 from .errors import PermanentError, RateLimited, SendError
-from .types import (
-    AgentReply,
-    Attachment,
-    ChannelConfig,
-    Endpoint,
-    MessageEdit,
-    Poll,
-    Reaction,
-    Request,
-    Response,
-    StatusUpdate,
-)
+from .types import AgentReply, ChannelConfig, MessageEdit, Reaction, Request, Response, StatusUpdate
 
 __all__ = [
     "INTERNAL_ERROR_BODY",
@@ -49,7 +39,6 @@ __all__ = [
     "status_name",
 ]
 
-U32_MAX = 0xFFFFFFFF
 INTERNAL_ERROR_BODY = b'{"error":"internal error"}'
 
 
@@ -147,108 +136,6 @@ def _log_failure(callback: str, exc: BaseException) -> None:
         host.error(text)
 
 
-def _json_object(raw: str, what: str) -> dict[str, Any]:
-    if not raw or not raw.strip():
-        return {}
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is not a JSON object")
-    return value
-
-
-def _string_map(raw: str, lower_keys: bool = False) -> dict[str, str]:
-    """A lenient ``{name: value}`` parse for headers/query JSON: lists are joined, bad JSON is empty.
-
-    ``lower_keys``: lower-case the names (request headers).
-    """
-    if raw == "{}":  # what the host sends for "no query": skip the parser
-        return {}
-    out = _str_str_map(raw, lower_keys)
-    if out is not None:
-        return out
-    out = _any_string_map(raw)
-    return {k.lower(): v for k, v in out.items()} if lower_keys else out
-
-
-def _str_str_map(raw: str, lower_keys: bool) -> dict[str, str] | None:
-    """The common case, a JSON object of strings, in one pass; None for anything else."""
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    if type(value) is not dict:
-        return None
-    for v in value.values():
-        if type(v) is not str:
-            return None
-    if lower_keys:
-        return {k.lower(): v for k, v in value.items()}
-    return value
-
-
-def _any_string_map(raw: str) -> dict[str, str]:
-    try:
-        value = json.loads(raw) if raw and raw.strip() else {}
-    except ValueError:
-        return {}
-    out: dict[str, str] = {}
-    items: list[Any]
-    if isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, list):
-        items = [tuple(p) for p in value if isinstance(p, list | tuple) and len(p) == 2]
-    else:
-        return {}
-    for k, v in items:
-        if isinstance(v, list):
-            v = ", ".join(map(str, v)) if v else ""
-        out[str(k)] = "" if v is None else str(v)
-    return out
-
-
-def _validate_config(cfg: Any) -> ChannelConfig:
-    if not isinstance(cfg, ChannelConfig):
-        raise TypeError(f"on_start must return a ChannelConfig, not {type(cfg).__name__}")
-    endpoints: list[Endpoint] = []
-    for ep in cfg.endpoints:
-        if not isinstance(ep, Endpoint):
-            raise TypeError(f"ChannelConfig.endpoints must hold Endpoint, not {type(ep).__name__}")
-        if not str(ep.path).startswith("/"):
-            raise ValueError(f"endpoint path {ep.path!r} must start with '/'")
-        methods = [str(m).upper() for m in ep.methods]
-        endpoints.append(Endpoint(path=str(ep.path), methods=methods, require_secret=bool(ep.require_secret)))
-    poll: Poll | None = None
-    if cfg.poll is not None:
-        if not isinstance(cfg.poll, Poll):
-            raise TypeError(f"ChannelConfig.poll must be a Poll or None, not {type(cfg.poll).__name__}")
-        interval = int(cfg.poll.interval_ms)
-        if not 0 <= interval <= U32_MAX:
-            raise ValueError(f"poll interval {interval} ms is out of range")
-        poll = Poll(interval_ms=interval, enabled=bool(cfg.poll.enabled))
-    return ChannelConfig(display_name=str(cfg.display_name), endpoints=endpoints, poll=poll)
-
-
-def make_reply(
-    message_id: str,
-    content: str,
-    thread_id: str | None,
-    metadata_json: str,
-    attachments: list[tuple[str, str, bytes]],
-) -> AgentReply:
-    """Build an ``AgentReply`` from the WIT fields (raises ValueError on bad metadata JSON)."""
-    return AgentReply(
-        message_id=message_id,
-        content=content,
-        thread_id=thread_id,
-        metadata=_json_object(metadata_json, "metadata-json"),
-        attachments=[Attachment(filename=f, mime_type=m, data=bytes(d)) for f, m, d in attachments],
-    )
-
-
-def make_status_update(status: str, message: str, metadata_json: str) -> StatusUpdate:
-    return StatusUpdate(status=status, message=message, metadata=_json_object(metadata_json, "metadata-json"))
-
-
 # --------------------------------------------------------------------------- dispatch
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -276,8 +163,8 @@ def _scoped(fn: _F) -> _F:
 def call_on_start(cls: type[Channel], config_json: str) -> ChannelConfig:
     """Run ``on_start``; any exception becomes ``CallbackFailed`` (the WIT err)."""
     try:
-        config = _json_object(config_json, "config-json")
-        return _validate_config(cls().on_start(config))
+        config = json_object(config_json, "config-json")
+        return validate_config(cls().on_start(config))
     except Exception as exc:
         _log_failure("on_start", exc)
         raise CallbackFailed(describe(exc)) from None
@@ -298,8 +185,8 @@ def call_on_http_request(
         req = Request(
             method=method.upper(),
             path=path,
-            headers=_string_map(headers_json, lower_keys=True),
-            query=_string_map(query_json),
+            headers=string_map(headers_json, lower_keys=True),
+            query=string_map(query_json),
             body=bytes(body),
             secret_validated=bool(secret_validated),
         )
@@ -380,7 +267,7 @@ def call_on_edit(cls: type[Channel], platform_message_id: str, content: str, thr
                  metadata_json: str) -> None:
     """Run ``on_edit`` (world 0.2.0); failures as ``call_on_respond``'s. Bad metadata is a permanent error."""
     try:
-        metadata = _json_object(metadata_json, "metadata-json")
+        metadata = json_object(metadata_json, "metadata-json")
     except ValueError as exc:
         raise _delivery_failed("on_edit", PermanentError(str(exc))) from None
     try:
@@ -394,15 +281,10 @@ def call_on_react(cls: type[Channel], platform_message_id: str, emoji: str, remo
                   metadata_json: str) -> None:
     """Run ``on_react`` (world 0.2.0); failures as ``call_on_edit``'s."""
     try:
-        metadata = _json_object(metadata_json, "metadata-json")
+        metadata = json_object(metadata_json, "metadata-json")
     except ValueError as exc:
         raise _delivery_failed("on_react", PermanentError(str(exc))) from None
     try:
         cls().on_react(Reaction(platform_message_id, emoji, bool(remove), metadata))
     except Exception as exc:
         raise _delivery_failed("on_react", exc) from None
-
-
-def status_name(wit_enum_name: str) -> str:
-    """``TOOL_STARTED`` (generated enum member name) -> ``tool-started``."""
-    return wit_enum_name.lower().replace("_", "-")
