@@ -361,7 +361,7 @@ def test_split_fence_without_language_and_prose_after() -> None:
 
 
 def test_utf16_helpers_match_the_codec() -> None:
-    from telegram_logic import _index_at_utf16
+    from telegram_text import _index_at_utf16
 
     samples = ["", "abc", "é😀x", "😀😀", "a" * 50 + "😀" + "b" * 50, "日本語😀テキスト"]
     for text in samples:
