@@ -1,5 +1,11 @@
 """Helpers for the agent API tests: a started host (no channels, or with some), registered agents, and messages
-committed to the real log the way a callback commits them (``MessageLog.commit`` + ``Inbox.appended``)."""
+committed to the real log the way a callback commits them (``MessageLog.commit`` + ``Inbox.appended``).
+
+Also the fixtures most of these tests share: ``host`` (a started host with no channel and a 30 s lease), ``tokens``
+(agents ``alpha`` and ``beta``) and ``s`` (an HTTP client session). Not in a ``conftest.py``: test modules import
+``conftest`` (tests/conftest.py) by name, which a second conftest would shadow. A test module imports
+``host_fixture``, ``tokens_fixture`` and ``session_fixture`` (registered under the names ``host``, ``tokens`` and
+``s``, so a test's parameters do not shadow the imports)."""
 
 from __future__ import annotations
 
@@ -10,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
 from airlock.messages.model import AttachmentRef, NewEntry, Route
+
+Tokens = dict[str, str]
+"""Agent name -> its API token."""
 
 
 @asynccontextmanager
@@ -55,3 +65,22 @@ async def poll(s: aiohttp.ClientSession, host: AirlockHost, token: str, wait: fl
     assert r.status == 200, await r.text()
     messages: list[dict[str, Any]] = (await r.json())["messages"]
     return messages
+
+
+@pytest.fixture(name="host")
+async def host_fixture(airlock_home: Path) -> AsyncIterator[AirlockHost]:
+    """A started host with no channel; an agent's lease on a message lasts 30 s."""
+    async with started_host(airlock_home, agent_visibility_timeout_s=30.0) as h:
+        yield h
+
+
+@pytest.fixture(name="tokens")
+def tokens_fixture(host: AirlockHost) -> Tokens:
+    """Two registered agents, ``alpha`` and ``beta``, and their tokens."""
+    return {name: host.agents.add(name, None)[0] for name in ("alpha", "beta")}
+
+
+@pytest.fixture(name="s")
+async def session_fixture() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

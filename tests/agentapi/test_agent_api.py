@@ -5,36 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from apihelp import api, auth, inject, poll, started_host
+from apihelp import (
+    Tokens,
+    api,
+    auth,
+    host_fixture,  # noqa: F401 (fixture)
+    inject,
+    poll,
+    session_fixture,  # noqa: F401 (fixture)
+    started_host,
+    tokens_fixture,  # noqa: F401 (fixture)
+)
 
 from airlock.agentapi.models import MAX_BODY_BYTES, MAX_TEXT_CHARS
 from airlock.agentapi.service import MAX_WAIT_S
 from airlock.host import AirlockHost
 from airlock.messages.model import AttachmentRef
-
-Tokens = dict[str, str]
-
-
-@pytest.fixture
-async def host(airlock_home: Path) -> AsyncIterator[AirlockHost]:
-    async with started_host(airlock_home, agent_visibility_timeout_s=30.0) as h:
-        yield h
-
-
-@pytest.fixture
-def tokens(host: AirlockHost) -> Tokens:
-    return {name: host.agents.add(name, None)[0] for name in ("alpha", "beta")}
-
-
-@pytest.fixture
-async def s() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_a_token_is_required(host: AirlockHost, tokens: Tokens, s: aiohttp.ClientSession) -> None:

@@ -73,6 +73,22 @@ async def conversation(fake: FakeTelegram, host: AirlockHost) -> list[str]:
     return [str(m["text"]) for m in sent]
 
 
+async def agent_conversation(fake: FakeTelegram, host: AirlockHost, argv: list[str],
+                             env: dict[str, str] | None = None) -> tuple[list[str], bytes]:
+    """``conversation`` with the agent ``argv`` running as a subprocess (``env``: its whole environment, default
+    this one's), which must then exit 0 within 20 s. Returns what the bot sent and the agent's stdout."""
+    agent = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                 stderr=asyncio.subprocess.PIPE)
+    try:
+        texts = await conversation(fake, host)
+        out, err = await asyncio.wait_for(agent.communicate(), 20)
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+    assert agent.returncode == 0, err.decode()
+    return texts, out
+
+
 async def test_long_poll_returns_when_a_webhook_arrives(fake: FakeTelegram, airlock_home: Path,
                                                         install_channel: InstallFn) -> None:
     async with telegram_host(airlock_home, fake, install_channel, "hooked", polling_enabled=False,
@@ -108,16 +124,8 @@ async def test_a_subprocess_agent_speaking_only_http_carries_the_conversation(
     async with telegram_host(airlock_home, fake, install_channel, "py-agent") as host:
         token = host.agents.add("py-agent", None)[0]
         # -I: isolated mode, no PYTHONPATH, no site-packages of this checkout: the agent cannot import airlock
-        agent = await asyncio.create_subprocess_exec(sys.executable, "-I", str(HERE / "http_agent.py"), api(host),
-                                                     token, "1", stdout=asyncio.subprocess.PIPE,
-                                                     stderr=asyncio.subprocess.PIPE)
-        try:
-            texts = await conversation(fake, host)
-            out, err = await asyncio.wait_for(agent.communicate(), 20)
-        finally:
-            if agent.returncode is None:
-                agent.kill()
-        assert agent.returncode == 0, err.decode()
+        texts, out = await agent_conversation(
+            fake, host, [sys.executable, "-I", str(HERE / "http_agent.py"), api(host), token, "1"])
         assert texts[1] == "echo: hello from Telegram, through the sandbox"
         assert b"replied to" in out
         assert await fake.wait_for_chat_action(1)  # its "thinking" reached Telegram as a chat action
@@ -131,15 +139,7 @@ async def test_the_node_example_agent(fake: FakeTelegram, airlock_home: Path, in
     async with telegram_host(airlock_home, fake, install_channel, "echo-js") as host:
         token = host.agents.add("echo-js", None)[0]
         env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
-        agent = await asyncio.create_subprocess_exec(node, str(REPO / "examples" / "agent.mjs"), env=env,
-                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            texts = await conversation(fake, host)
-            out, err = await asyncio.wait_for(agent.communicate(), 20)
-        finally:
-            if agent.returncode is None:
-                agent.kill()
-        assert agent.returncode == 0, err.decode()
+        texts, out = await agent_conversation(fake, host, [node, str(REPO / "examples" / "agent.mjs")], env)
         assert texts[1] == "echo: hello from Telegram, through the sandbox" and b"replied to" in out
 
 
@@ -182,15 +182,7 @@ async def test_the_typescript_example_agent(typescript_compiler: None, fake: Fak
     async with telegram_host(airlock_home, fake, install_channel, "echo-ts") as host:
         token = host.agents.add("echo-ts", None)[0]
         env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
-        agent = await asyncio.create_subprocess_exec("node", str(tmp_path / "out" / "agent.js"), env=env,
-                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            texts = await conversation(fake, host)
-            out, err = await asyncio.wait_for(agent.communicate(), 20)
-        finally:
-            if agent.returncode is None:
-                agent.kill()
-        assert agent.returncode == 0, err.decode()
+        texts, out = await agent_conversation(fake, host, ["node", str(tmp_path / "out" / "agent.js")], env)
         assert texts[1] == "echo: hello from Telegram, through the sandbox" and b"replied to" in out
 
 

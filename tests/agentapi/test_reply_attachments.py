@@ -7,35 +7,24 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
-from apihelp import api, auth, inject, poll, started_host
+from apihelp import (
+    Tokens,
+    api,
+    auth,
+    host_fixture,  # noqa: F401 (fixture)
+    inject,
+    poll,
+    session_fixture,  # noqa: F401 (fixture)
+    tokens_fixture,  # noqa: F401 (fixture)
+)
 
 from airlock.agent_client import AgentApiError, AgentClient
 from airlock.host import COMPACT_EVERY_S, AirlockHost
 from airlock.messages.model import AttachmentRef
 from airlock.messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES, MAX_REPLY_ATTACHMENTS
-
-Tokens = dict[str, str]
-
-
-@pytest.fixture
-async def host(airlock_home: Path) -> AsyncIterator[AirlockHost]:
-    async with started_host(airlock_home, agent_visibility_timeout_s=30.0) as h:
-        yield h
-
-
-@pytest.fixture
-def tokens(host: AirlockHost) -> Tokens:
-    return {name: host.agents.add(name, None)[0] for name in ("alpha", "beta")}
-
-
-@pytest.fixture
-async def s() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def upload(s: aiohttp.ClientSession, host: AirlockHost, token: str, data: bytes) -> aiohttp.ClientResponse:

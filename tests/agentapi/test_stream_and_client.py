@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
-from apihelp import api, auth, inject, poll, started_host
+from apihelp import (
+    api,
+    auth,
+    host_fixture,  # noqa: F401 (fixture)
+    inject,
+    poll,
+)
 
 from airlock.agent_client import AgentApiError, AgentClient
 from airlock.agentapi.stream import MAX_IN_FLIGHT
 from airlock.host import AirlockHost
-
-
-@pytest.fixture
-async def host(airlock_home: Path) -> AsyncIterator[AirlockHost]:
-    async with started_host(airlock_home, agent_visibility_timeout_s=30.0) as h:
-        yield h
 
 
 async def test_stream_pushes_messages_and_takes_acks_and_replies(host: AirlockHost) -> None:
