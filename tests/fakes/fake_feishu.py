@@ -40,6 +40,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,11 @@ __all__ = [
 ]
 
 JsonDict = dict[str, Any]
+_MessageHandler = Callable[[web.Request, "ApiCall", JsonDict], web.Response]
+"""A message API's work once the call is recorded and its authentication and content checked."""
+_MessageCheck = Callable[[web.Request, "ApiCall", JsonDict], web.Response | None]
+"""A check before authentication: an error answer, or None to go on."""
+_Endpoint = Callable[[web.Request], Awaitable[web.Response]]
 
 APP_ID = "cli_a1b2c3d4e5f6airl"
 APP_SECRET = "Fake-App-Secret-0123456789abcdefABCDEF"
@@ -137,9 +143,10 @@ class FakeFeishu(FakeServer):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/open-apis/auth/v3/tenant_access_token/internal", self._tenant_token)
         app.router.add_get("/open-apis/bot/v3/info", self._bot_info)
-        app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._reply)
-        app.router.add_post("/open-apis/im/v1/messages", self._create)
-        app.router.add_put("/open-apis/im/v1/messages/{message_id}", self._edit)
+        app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._message_endpoint(self._reply))
+        app.router.add_post("/open-apis/im/v1/messages",
+                            self._message_endpoint(self._create, first=self._receive_id_error))
+        app.router.add_put("/open-apis/im/v1/messages/{message_id}", self._message_endpoint(self._edit))
 
     # ---- control -----------------------------------------------------------------------------------
 
@@ -233,12 +240,21 @@ class FakeFeishu(FakeServer):
                 "sender": {"id": self.app_id, "id_type": "app_id", "sender_type": "app", "tenant_key": TENANT_KEY},
                 "body": {"content": body["content"]}}
 
-    async def _reply(self, request: web.Request) -> web.Response:
-        call = await self._record(request)
-        body = call.body if isinstance(call.body, dict) else {}
-        refused = self._message_error(call, body)
-        if refused is not None:
-            return refused
+    def _message_endpoint(self, handle: _MessageHandler, first: _MessageCheck | None = None) -> _Endpoint:
+        """The aiohttp handler of a message API: records the call, answers the error of ``first`` (checks that come
+        before authentication), then a bearer or content error (``_message_error``), else ``handle``'s answer."""
+
+        async def endpoint(request: web.Request) -> web.Response:
+            call = await self._record(request)
+            body = call.body if isinstance(call.body, dict) else {}
+            refused = first(request, call, body) if first is not None else None
+            if refused is None:
+                refused = self._message_error(call, body)
+            return refused if refused is not None else handle(request, call, body)
+
+        return endpoint
+
+    def _reply(self, request: web.Request, call: ApiCall, body: JsonDict) -> web.Response:
         message_id = request.match_info["message_id"]
         data = self._message(body, "oc_fakechat", message_id)
         self.replies.append({**body, "message_id": message_id, "text": _text_of(body), "new_id": data["message_id"]})
@@ -249,12 +265,7 @@ class FakeFeishu(FakeServer):
         self.texts[message_id] = _text_of(body) or ""
         self.timeline.append(("send", time.monotonic(), message_id, self.texts[message_id]))
 
-    async def _edit(self, request: web.Request) -> web.Response:
-        call = await self._record(request)
-        body = call.body if isinstance(call.body, dict) else {}
-        refused = self._message_error(call, body)
-        if refused is not None:
-            return refused
+    def _edit(self, request: web.Request, call: ApiCall, body: JsonDict) -> web.Response:
         message_id = request.match_info["message_id"]
         if message_id not in self.texts:
             return self._answer(call, 230011, "The message was not found.", status=400)
@@ -267,17 +278,16 @@ class FakeFeishu(FakeServer):
         data = {**self._message(body, "oc_fakechat", None), "message_id": message_id, "updated": True}
         return self._answer(call, 0, "success", data=data)
 
-    async def _create(self, request: web.Request) -> web.Response:
-        call = await self._record(request)
-        body = call.body if isinstance(call.body, dict) else {}
+    def _receive_id_error(self, request: web.Request, call: ApiCall, body: JsonDict) -> web.Response | None:
         id_type = request.query.get("receive_id_type")
         if id_type not in ("open_id", "chat_id", "user_id", "union_id", "email") or not body.get("receive_id"):
             return self._answer(call, 230001, "Your request contains an invalid request parameter.", status=400)
-        refused = self._message_error(call, body)
-        if refused is not None:
-            return refused
+        return None
+
+    def _create(self, request: web.Request, call: ApiCall, body: JsonDict) -> web.Response:
         data = self._message(body, str(body["receive_id"]), None)
-        self.sent.append({**body, "receive_id_type": id_type, "text": _text_of(body), "new_id": data["message_id"]})
+        self.sent.append({**body, "receive_id_type": request.query["receive_id_type"], "text": _text_of(body),
+                          "new_id": data["message_id"]})
         self._sent_text(data["message_id"], body)
         return self._answer(call, 0, "success", data=data)
 
