@@ -102,12 +102,7 @@ class PostgresMessageLog:
             return _ack(conn, entry_id, lease_token, now)
 
     def release(self, entry_id: str, lease_token: str | None) -> bool:
-        sql = ("UPDATE inbound SET state = 'ready', lease_until = NULL, lease_token = NULL "
-               "WHERE id = %s AND state = 'leased'")
-        args: tuple[Any, ...] = (entry_id,)
-        if lease_token is not None:
-            sql += " AND lease_token = %s"
-            args += (lease_token,)
+        sql, args = release_statement(entry_id, lease_token)
         with self._db.transaction() as conn:
             return conn.execute(sql, args).rowcount == 1
 
@@ -231,6 +226,18 @@ class PostgresMessageLog:
                                     (cutoff,)).rowcount
             removed += conn.execute("DELETE FROM dedupe WHERE seen_at < %s", (now - dedupe_window_s,)).rowcount
         return removed
+
+
+def release_statement(entry_id: str, lease_token: str | None) -> tuple[str, tuple[Any, ...]]:
+    """``release``'s UPDATE (``%s`` placeholders) and its arguments: the leased entry ``entry_id`` is ready again,
+    if ``lease_token`` (when given) is its current lease's. Shared with ``redisbus``, which adds a RETURNING."""
+    sql = ("UPDATE inbound SET state = 'ready', lease_until = NULL, lease_token = NULL "
+           "WHERE id = %s AND state = 'leased'")
+    args: tuple[Any, ...] = (entry_id,)
+    if lease_token is not None:
+        sql += " AND lease_token = %s"
+        args += (lease_token,)
+    return sql, args
 
 
 def _append(conn: PgConn, e: NewEntry, now: float) -> bool:

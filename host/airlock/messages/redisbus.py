@@ -65,7 +65,7 @@ from ..state.leases import Fence
 from ..state.postgres import PgDb
 from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
 from .model import Entry, NewEntry, OutboxEntry
-from .postgres import PostgresMessageLog
+from .postgres import PostgresMessageLog, release_statement
 from .redisbus_lease import lease_delivered
 from .redisbus_publish import PUBLISH_BATCH, PUBLISH_LUA, publish_round
 from .redisbus_trim import trim_streams
@@ -351,12 +351,7 @@ class RedisBusLog(PostgresMessageLog):
         return out
 
     def release(self, entry_id: str, lease_token: str | None) -> bool:
-        sql = ("UPDATE inbound SET state = 'ready', lease_until = NULL, lease_token = NULL "
-               "WHERE id = %s AND state = 'leased'")
-        args: tuple[Any, ...] = (entry_id,)
-        if lease_token is not None:
-            sql += " AND lease_token = %s"
-            args += (lease_token,)
+        sql, args = release_statement(entry_id, lease_token)
         with self._db.connection() as conn:
             row = conn.execute(sql + " RETURNING agent, bus_id", args).fetchone()
         if row is None:

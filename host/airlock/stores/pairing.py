@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airlock.errors import PairingError
 
@@ -197,25 +198,8 @@ class PairingStore:
             PairingError: no live request with this code on this channel (unknown or expired).
         """
         now = self._clock()
-        norm = normalize_code(code)
         with self._db.transaction() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm)
-            ).fetchone()
-            if row is None or now >= float(row[5]):
-                if row is not None:
-                    conn.execute(
-                        "DELETE FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm)
-                    )
-                raise PairingError(f"unknown or expired pairing code for channel {channel!r}")
-            req = PairingRequest(
-                channel=str(row[0]),
-                external_id=str(row[1]),
-                code=str(row[2]),
-                meta_json=str(row[3]),
-                created_at=float(row[4]),
-                expires_at=float(row[5]),
-            )
+            req = _take_by_code(conn, channel, code, now)
             conn.execute(
                 "DELETE FROM pairing_requests WHERE channel = ? AND external_id = ?",
                 (channel, req.external_id),
@@ -253,9 +237,7 @@ class PairingStore:
                 "ORDER BY created_at, rowid",
                 (channel, now),
             ).fetchall()
-        return [
-            PairingRequest(str(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4]), float(r[5])) for r in rows
-        ]
+        return [_request(r) for r in rows]
 
     def revoke(self, channel: str, external_id: str) -> bool:
         """Unpair ``external_id`` and drop any pending request of it; True if anything was removed."""
@@ -276,16 +258,8 @@ class PairingStore:
             PairingError: no live request with this code on this channel (unknown or expired).
         """
         now = self._clock()
-        norm = normalize_code(code)
         with self._db.transaction() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm)
-            ).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm))
-            if row is None or now >= float(row[5]):
-                raise PairingError(f"unknown or expired pairing code for channel {channel!r}")
-        return PairingRequest(str(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]), float(row[5]))
+            return _take_by_code(conn, channel, code, now)
 
     def paired(self, channel: str) -> list[PairedSender]:
         """Approved senders on ``channel``, by external id."""
@@ -295,3 +269,25 @@ class PairingStore:
                 "ORDER BY external_id", (channel,)
             ).fetchall()
         return [PairedSender(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
+
+
+def _request(row: Sequence[Any]) -> PairingRequest:
+    """A ``pairing_requests`` row, selected as ``_COLUMNS``."""
+    return PairingRequest(str(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]), float(row[5]))
+
+
+def _take_by_code(conn: SqlConn, channel: str, code: str, now: float) -> PairingRequest:
+    """Delete the request with ``code`` (case-insensitive) on ``channel`` and return it (``approve`` and ``deny``).
+
+    Raises:
+        PairingError: no request with this code, or only an expired one.
+    """
+    norm = normalize_code(code)
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm)
+    ).fetchone()
+    if row is not None:
+        conn.execute("DELETE FROM pairing_requests WHERE channel = ? AND code = ?", (channel, norm))
+    if row is None or now >= float(row[5]):
+        raise PairingError(f"unknown or expired pairing code for channel {channel!r}")
+    return _request(row)
