@@ -186,8 +186,7 @@ class Sandbox:
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
         start = time.perf_counter()
-        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
-        fp.bind_imports(fc.imports if fc is not None else None)
+        self._bind(api, fc.imports if fc is not None else None, limits)
         try:
             instance = instantiated(lambda: linker.instantiate(store, loaded.component))
             result, _func = self._invoke(fc, loaded, store, instance, callback, args)
@@ -196,9 +195,7 @@ class Sandbox:
         except Exception as exc:
             raise failure(exc, api, callback) from None
         finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
-            store.close()
+            self._release(store)
 
     def _call_fresh(
         self, prep: _Prepared, export: tuple[fp.ExportCall, int], callback: str, args: tuple[Any, ...],
@@ -208,8 +205,7 @@ class Sandbox:
         store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
                                limits.memory_bytes, prep.wasi)
         start = time.perf_counter()
-        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
-        fp.bind_imports(prep.imports)
+        self._bind(api, prep.imports, limits)
         try:
             instance = instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
             func = store.func(instance, export[1])
@@ -221,9 +217,7 @@ class Sandbox:
         except Exception as exc:
             raise failure(exc, api, callback) from None
         finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
-            store.close()
+            self._release(store)
 
     @contextlib.contextmanager
     def reused_instance(
@@ -251,8 +245,7 @@ class Sandbox:
         fc = self.fast_component(loaded)
         linker = self.linker_for(loaded, fc)
         store = self._store(loaded, limits)
-        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
-        fp.bind_imports(fc.imports if fc is not None else None)
+        self._bind(api, fc.imports if fc is not None else None, limits)
         try:
             try:
                 instance = instantiated(lambda: linker.instantiate(store, loaded.component))
@@ -262,8 +255,7 @@ class Sandbox:
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 # Bound again per call: a fresh callback on this thread in between clears the binding.
                 bound = call_api or api
-                host_linker.bind(bound, self.max_guest_list_bytes, limits.memory_bytes)
-                fp.bind_imports(fc.imports if fc is not None else None)
+                self._bind(bound, fc.imports if fc is not None else None, limits)
                 try:
                     result, func = self._invoke(fc, loaded, store, instance, callback, args)
                     func.post_return(store)
@@ -273,16 +265,13 @@ class Sandbox:
 
             yield call
         finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
-            store.close()
+            self._release(store)
 
     @contextlib.contextmanager
     def _reused_fast(self, prep: _Prepared, api: host_linker.HostApi, limits: Limits) -> Iterator[ReusedCall]:
         store = fps.FreshStore(prep.engine_addr, limits.fuel, self.runtime.deadline_ticks(limits.timeout_s),
                                limits.memory_bytes, prep.wasi)
-        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
-        fp.bind_imports(prep.imports)
+        self._bind(api, prep.imports, limits)
         try:
             try:
                 instance = instantiated(lambda: store.instantiate(prep.linker_addr, prep.component_addr))
@@ -291,8 +280,7 @@ class Sandbox:
 
             def call(callback: str, args: tuple[Any, ...], call_api: host_linker.HostApi | None = None) -> Any:
                 bound = call_api or api
-                host_linker.bind(bound, self.max_guest_list_bytes, limits.memory_bytes)
-                fp.bind_imports(prep.imports)
+                self._bind(bound, prep.imports, limits)
                 try:
                     export, index = prep.exports[callback]
                     func = store.func(instance, index)
@@ -306,9 +294,20 @@ class Sandbox:
 
             yield call
         finally:
-            host_linker.bind(None)
-            fp.bind_imports(None)
-            store.close()
+            self._release(store)
+
+    def _bind(self, api: host_linker.HostApi, imports: dict[str, fp.ImportConv] | None, limits: Limits) -> None:
+        """Bind ``api`` and the fast path's import converters to this thread for one call (host functions find
+        them there)."""
+        host_linker.bind(api, self.max_guest_list_bytes, limits.memory_bytes)
+        fp.bind_imports(imports)
+
+    @staticmethod
+    def _release(store: wasmtime.Store | fps.FreshStore) -> None:
+        """The end of every call path: nothing bound to this thread any more, the store closed."""
+        host_linker.bind(None)
+        fp.bind_imports(None)
+        store.close()
 
     def _store(self, loaded: LoadedComponent, limits: Limits) -> wasmtime.Store:
         store = wasmtime.Store(self.runtime.engine)
