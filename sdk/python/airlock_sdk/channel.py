@@ -108,6 +108,15 @@ def _delivery_failed(callback: str, exc: Exception) -> CallbackFailed:
     return CallbackFailed(describe(exc))
 
 
+def _delivery_metadata(callback: str, metadata_json: str) -> dict[str, Any]:
+    """The metadata of an edit or a reaction; ``CallbackFailed`` of class "permanent" when it is not a JSON object
+    (no retry can fix it)."""
+    try:
+        return json_object(metadata_json, "metadata-json")
+    except ValueError as exc:
+        raise _delivery_failed(callback, PermanentError(str(exc))) from None
+
+
 def _platform_id(value: Any, callback: str) -> str | None:
     """The platform message id a callback returned: a non-empty ``str``, else None (a 0.1.0 channel's return value
     was ignored, so anything else is not an id)."""
@@ -266,10 +275,7 @@ def call_on_broadcast(
 def call_on_edit(cls: type[Channel], platform_message_id: str, content: str, thread_id: str | None,
                  metadata_json: str) -> None:
     """Run ``on_edit`` (world 0.2.0); failures as ``call_on_respond``'s. Bad metadata is a permanent error."""
-    try:
-        metadata = json_object(metadata_json, "metadata-json")
-    except ValueError as exc:
-        raise _delivery_failed("on_edit", PermanentError(str(exc))) from None
+    metadata = _delivery_metadata("on_edit", metadata_json)
     try:
         cls().on_edit(MessageEdit(platform_message_id, content, thread_id, metadata))
     except Exception as exc:
@@ -280,10 +286,7 @@ def call_on_edit(cls: type[Channel], platform_message_id: str, content: str, thr
 def call_on_react(cls: type[Channel], platform_message_id: str, emoji: str, remove: bool,
                   metadata_json: str) -> None:
     """Run ``on_react`` (world 0.2.0); failures as ``call_on_edit``'s."""
-    try:
-        metadata = json_object(metadata_json, "metadata-json")
-    except ValueError as exc:
-        raise _delivery_failed("on_react", PermanentError(str(exc))) from None
+    metadata = _delivery_metadata("on_react", metadata_json)
     try:
         cls().on_react(Reaction(platform_message_id, emoji, bool(remove), metadata))
     except Exception as exc:
