@@ -24,7 +24,7 @@ from airlock_sdk import (
     Reaction,
     TemporaryError,
 )
-from airlock_sdk.channel import CallbackFailed
+from airlock_sdk.channel import CallbackFailed, call_on_edit, call_on_react
 from airlock_sdk.testing import FakeHost
 
 
@@ -70,6 +70,20 @@ def test_fakehost_returns_ids_and_classes() -> None:
         with pytest.raises(CallbackFailed) as err:
             fake.react(Editor, "m-1", "👍")
         assert err.value.send_class == "permanent" and "does not react" in err.value.message
+
+
+def test_edit_and_reaction_metadata_that_is_not_an_object_is_a_permanent_error() -> None:
+    """No retry can fix the metadata the host passes: both callbacks refuse it as "permanent", before the channel's
+    code runs (Editor.on_edit would otherwise record the call)."""
+    host_seen.clear()
+    with FakeHost() as fake:
+        with pytest.raises(CallbackFailed) as err:
+            call_on_edit(Editor, "m-1", "x", None, "[1]")
+        assert (err.value.send_class, err.value.message) == ("permanent", "metadata-json is not a JSON object")
+        with pytest.raises(CallbackFailed) as err:
+            call_on_react(Editor, "m-1", "👍", False, "not json")
+        assert err.value.send_class == "permanent"
+        assert host_seen == [] and len(fake.logs) == 2
 
 
 def test_a_0_1_0_style_channel_is_unchanged() -> None:
