@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import PostgresServer, RedisServer
+from servers import PostgresServer, RedisServer, running
 
 from airlock.messages.log import MessageLog
 from airlock.messages.postgres import PostgresMessageLog
@@ -38,22 +38,14 @@ def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL for the whole session (``tests/servers.py``), started by the first test that asks."""
-    server = PostgresServer()
-    try:
-        server.start()
+    with running(PostgresServer()) as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture(scope="session")
 def _stoppable_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
+    with running(PostgresServer()) as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture
@@ -109,12 +101,16 @@ def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenLog
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A real Redis for the whole session (``tests/servers.py``), started by the first test that asks."""
-    server = RedisServer()
-    try:
-        server.start()
+    with running(RedisServer()) as server:
         yield server
-    finally:
-        server.destroy()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own: its keys (``airlock:*``) are no other test's, and a test may kill, stop and start
+    it (on the same port, with no data after a kill)."""
+    with running(RedisServer()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

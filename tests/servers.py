@@ -25,7 +25,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 INSTALL_HINT = "run `bash scripts/install-servers.sh` (make pytest does): it installs postgresql and redis-server"
 START_TIMEOUT_S = 30.0
@@ -194,3 +196,17 @@ class RedisServer:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_Server = TypeVar("_Server", PostgresServer, RedisServer)
+
+
+@contextlib.contextmanager
+def running(server: _Server) -> Iterator[_Server]:
+    """``server`` started for the block, destroyed at its end (its process and directory), also when the start or
+    the block failed."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

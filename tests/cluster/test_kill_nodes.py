@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -75,15 +74,6 @@ DRAIN_S = 30.0
 RESTART_S = 30.0
 """Seconds within which a killed node must be running again (started again while PostgreSQL is down)."""
 """Seconds after the load stops within which everything accepted must have reached the agent."""
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own: its keys (``airlock:*``) are no other test's, and a test may restart it."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 class Cluster:

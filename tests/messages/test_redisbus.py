@@ -171,50 +171,42 @@ def test_entries_read_when_postgresql_failed_are_handed_back_at_once(
         b.close()
 
 
-def test_redis_restart_without_data_loses_nothing_and_repeats_nothing_acked(open_bus: OpenBus) -> None:
-    server = RedisServer()
-    try:
-        server.start()
-        log = open_bus(server.url)
-        log.commit("tg", {}, [entry(f"m{i}", f"c{i % 2}") for i in range(6)], time.time())
-        before = log.lease("main", 3, 60, time.time())
-        for e in before[:2]:
-            assert log.ack(e.id, e.lease_token, time.time())
-        server.stop()  # no persistence: the streams, groups and epoch are gone
-        committed = log.commit("tg", {}, [entry("while-down", "c0")], time.time())  # durable in PostgreSQL
-        assert len(committed) == 1
-        with pytest.raises(StateUnavailable):
-            log.lease("main", 10, 60, time.time())
-        server.start()
-        log.commit("tg", {}, [entry("after", "c1")], time.time())
-        after = _drain(log)
-        delivered = [e.content for e in after]
-        # m2 is still leased to its first taker (valid lease): not handed out again while that lease holds
-        assert delivered == ["m3", "m4", "m5", "while-down", "after"]
-        # m3..m5 were in the lost Redis, where they may have been handed out without a lease recorded (a gateway
-        # that died between the read and the lease): counted as handed out once already; the others were not
-        assert [e.attempts for e in after] == [2, 2, 2, 1, 1]
-        for e in after:
-            assert log.ack(e.id, e.lease_token, time.time())
-        assert log.ack(before[2].id, before[2].lease_token, time.time())
-        assert log.backlog() == 0
-    finally:
-        server.destroy()
+def test_redis_restart_without_data_loses_nothing_and_repeats_nothing_acked(open_bus: OpenBus,
+                                                                             own_redis: RedisServer) -> None:
+    log = open_bus(own_redis.url)
+    log.commit("tg", {}, [entry(f"m{i}", f"c{i % 2}") for i in range(6)], time.time())
+    before = log.lease("main", 3, 60, time.time())
+    for e in before[:2]:
+        assert log.ack(e.id, e.lease_token, time.time())
+    own_redis.stop()  # no persistence: the streams, groups and epoch are gone
+    committed = log.commit("tg", {}, [entry("while-down", "c0")], time.time())  # durable in PostgreSQL
+    assert len(committed) == 1
+    with pytest.raises(StateUnavailable):
+        log.lease("main", 10, 60, time.time())
+    own_redis.start()
+    log.commit("tg", {}, [entry("after", "c1")], time.time())
+    after = _drain(log)
+    delivered = [e.content for e in after]
+    # m2 is still leased to its first taker (valid lease): not handed out again while that lease holds
+    assert delivered == ["m3", "m4", "m5", "while-down", "after"]
+    # m3..m5 were in the lost Redis, where they may have been handed out without a lease recorded (a gateway
+    # that died between the read and the lease): counted as handed out once already; the others were not
+    assert [e.attempts for e in after] == [2, 2, 2, 1, 1]
+    for e in after:
+        assert log.ack(e.id, e.lease_token, time.time())
+    assert log.ack(before[2].id, before[2].lease_token, time.time())
+    assert log.backlog() == 0
 
 
-def test_a_redis_that_came_back_empty_is_noticed_without_a_new_commit(open_bus: OpenBus) -> None:
+def test_a_redis_that_came_back_empty_is_noticed_without_a_new_commit(open_bus: OpenBus,
+                                                                       own_redis: RedisServer) -> None:
     """The lease's sweep reads the epoch again: entries published to the lost Redis come back although nothing was
     committed since (no publish after a commit would notice)."""
-    server = RedisServer()
-    try:
-        server.start()
-        log = open_bus(server.url)
-        log.commit("tg", {}, [entry(f"m{i}") for i in range(3)], time.time())
-        server.kill()
-        server.start()
-        assert [e.content for e in _drain(log)] == ["m0", "m1", "m2"]
-    finally:
-        server.destroy()
+    log = open_bus(own_redis.url)
+    log.commit("tg", {}, [entry(f"m{i}") for i in range(3)], time.time())
+    own_redis.kill()
+    own_redis.start()
+    assert [e.content for e in _drain(log)] == ["m0", "m1", "m2"]
 
 
 def test_trim_keeps_what_is_not_acknowledged(open_bus: OpenBus, redis_server: RedisServer) -> None:

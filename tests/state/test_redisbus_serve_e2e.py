@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +41,6 @@ PER_PHASE = 12
 DELIVERY_S = 40.0
 """Seconds within which every accepted message must have reached the agent."""
 STREAM = "airlock:inbound:bot"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 async def post(s: aiohttp.ClientSession, base: str, user: str, text: str) -> int:
