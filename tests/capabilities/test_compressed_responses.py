@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
+from fake_base import serving
 from test_http import call, make_cap
 
 from airlock.capabilities.body_decoder import BodyDecoder, compressed_slack
@@ -81,13 +82,8 @@ async def server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/{name}", route)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

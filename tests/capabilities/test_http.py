@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import web
+from fake_base import serving
 
 from airlock.capabilities.egress import Egress, is_forbidden_address
 from airlock.capabilities.http import (
@@ -155,14 +156,8 @@ async def upstream() -> AsyncIterator[Upstream]:
     app.router.add_route("*", "/redirect/see-other", redirect_to("/echo/after", 303))
     app.router.add_route("*", "/redirect/plain-http", redirect_to("http://api.example.com/echo/x"))
     app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    up.base = f"http://127.0.0.1:{port}"
-    yield up
-    await runner.cleanup()
+    async with serving(app, shutdown_timeout=0.2, handler_cancellation=True) as up.base:
+        yield up
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from urllib.parse import quote, urljoin
 
 import pytest
 from aiohttp import web
+from fake_base import serving
 from test_http import call, make_cap
 
 from airlock.capabilities.egress import Egress
@@ -192,13 +193,8 @@ async def redirector() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/go", go)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

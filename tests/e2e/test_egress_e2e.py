@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import REPO, InstallFn
+from fake_base import serving
 
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
@@ -39,13 +40,8 @@ async def echo_platform() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url, seen
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 import watguest
 from aiohttp import web
 from conftest import BUILT_CHANNELS, REPO, InstallFn, minimal_caps
+from fake_base import serving
 
 from airlock.channels.channel import INLINE_DEADLINE
 from airlock.host import AirlockHost
@@ -110,13 +111,8 @@ async def echo_platform() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url, seen
 
 
 async def test_outbound_call_moves_to_a_worker_and_happens_once(

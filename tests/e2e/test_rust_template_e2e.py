@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from channel_e2e import assert_no_message, next_message
 from conftest import BUILT_CHANNELS, InstallFn
+from fake_base import serving
 
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
@@ -66,14 +67,8 @@ async def replies() -> AsyncIterator[ReplyServer]:
     server = ReplyServer()
     app = web.Application()
     app.router.add_post("/{tail:.*}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.base_url = f"http://127.0.0.1:{port}"
-    yield server
-    await runner.cleanup()
+    async with serving(app) as server.base_url:
+        yield server
 
 
 @asynccontextmanager

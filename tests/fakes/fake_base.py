@@ -1,5 +1,8 @@
 """What the fake platform servers share: serving on 127.0.0.1, waiting for records, reading a bearer token.
 
+:func:`serving` serves any aiohttp app on 127.0.0.1 for one block: the small ad-hoc servers of single test
+modules (an upstream, a redirector, a websocket peer) use it rather than a fake of their own.
+
 A fake subclasses :class:`FakeServer`, adds its routes in :meth:`FakeServer.add_routes`, appends what it
 records to plain lists and calls :meth:`FakeServer.notify` after each; tests ``async with`` the fake (or call
 :meth:`~FakeServer.start` / :meth:`~FakeServer.stop`) and await :meth:`FakeServer.wait_for_records`.
@@ -14,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-__all__ = ["FakeServer", "bearer_token"]
+__all__ = ["FakeServer", "bearer_token", "serving"]
 
 T = TypeVar("T")
 
@@ -99,3 +103,17 @@ def bearer_token(header: str | None) -> str | None:
     if header and header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     return None
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """``app`` served on 127.0.0.1 (a free port) for the block, which gets its base URL ``http://127.0.0.1:<port>``
+    (no slash); stopped at the block's end, also when it fails. ``runner_options`` go to ``web.AppRunner`` (e.g.
+    ``access_log=None``, ``shutdown_timeout``)."""
+    runner = web.AppRunner(app, **runner_options)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -26,6 +26,7 @@ import pytest
 import watguest
 from aiohttp import web
 from conftest import BUILT_CHANNELS, InstallFn, minimal_caps
+from fake_base import serving
 
 from airlock.host import AirlockHost
 from airlock.host_config import HostConfig
@@ -57,13 +58,8 @@ async def platform() -> AsyncIterator[Platform]:
     fake = Platform()
     app = web.Application()
     app.router.add_post("/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield fake
-    await runner.cleanup()
+    async with serving(app) as fake.base_url:
+        yield fake
 
 
 @asynccontextmanager

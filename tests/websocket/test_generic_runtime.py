@@ -5,12 +5,14 @@ Discord's HELLO deadline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
+from fake_base import serving
 from ws_support import DISCORD_WS, HarnessFactory, Sleeps, fast_settings, harness, sleeps
 
 from airlock.channels import discord_gateway
@@ -24,7 +26,7 @@ HOST = "stream.example.com"
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., Awaitable[tuple[str, dict[str, Any]]]]]:
-    runners: list[web.AppRunner] = []
+    servers = contextlib.AsyncExitStack()
 
     async def start(handler: Handler, *, autoping: bool = True) -> tuple[str, dict[str, Any]]:
         seen: dict[str, Any] = {"connections": 0, "frames": []}
@@ -38,16 +40,10 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[tuple[str, dict[str, 
 
         app = web.Application()
         app.router.add_get("/ws", endpoint)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", seen  # type: ignore[union-attr]
+        return await servers.enter_async_context(serving(app, access_log=None)), seen
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    async with servers:
+        yield start
 
 
 def generic(**kw: Any) -> dict[str, Any]:

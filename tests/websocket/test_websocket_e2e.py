@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from conftest import REPO, InstallFn, minimal_caps
+from fake_base import serving
 from fake_discord import DEFAULT_TOKEN, FakeDiscord
 from typer.testing import CliRunner
 from ws_support import DISCORD_WS, Sleeps, discord, fast_settings, sleeps
@@ -260,13 +261,8 @@ async def stream_server() -> AsyncIterator[tuple[str, dict[str, Any]]]:
 
     app = web.Application()
     app.router.add_get("/stream", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
+    async with serving(app, access_log=None) as url:
+        yield url, seen
 
 
 async def test_generic_socket_reaches_a_near_world_guest_in_order(
