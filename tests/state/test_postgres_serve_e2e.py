@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
@@ -87,6 +87,39 @@ async def set_secret(env: dict[str, str], name: str, value: str) -> None:
     assert cli.returncode == 0, err.decode()
 
 
+class Gateway(NamedTuple):
+    """A running ``airlock serve`` of ``serve_template``."""
+
+    proc: asyncio.subprocess.Process
+    env: dict[str, str]
+    """Its environment (home, master key, agent API port): a CLI run with it reaches the same state."""
+    base: str
+    """The gateway's URL."""
+    api: str
+    """The agent API's URL, ``.../v1``."""
+    auth: dict[str, str]
+    """The ``Authorization`` header of the agent ``bot``."""
+
+
+async def serve_template(home: Path, install: InstallFn, state_url: str, master_key: str, platform_url: str,
+                         logfile: Path, config: str) -> Gateway:
+    """``airlock serve`` in a subprocess (stderr to ``logfile``) with ``config`` as its airlock.toml (its state on
+    ``state_url``), the template-rust channel installed (DMs open, its webhook secret set through the CLI, so into
+    the state backend, encrypted), replies going to ``platform_url``, and an agent ``bot`` registered."""
+    install(BUILT_CHANNELS / f"{CHANNEL}.wasm", BUILT_CHANNELS / f"{CHANNEL}.capabilities.json", dm_policy="open")
+    (home / "airlock.toml").write_text(config)
+    api_port, port = free_port(), free_port()
+    env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_MASTER_KEY": master_key,
+           "AIRLOCK_AGENT_API_PORT": str(api_port)}
+    await set_secret(env, "template_rust_webhook_secret", SECRET)
+    registry = AgentRegistry(PgQmarkDb(PgDb(state_url, max_size=1), owns_db=True))  # the cluster's registry
+    token, _ = registry.add("bot", None)
+    registry.close()
+    proc = await start_gateway(env, port, platform_url, logfile)
+    return Gateway(proc, env, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1",
+                   {"Authorization": f"Bearer {token}"})
+
+
 async def post(s: aiohttp.ClientSession, base: str, mid: str) -> tuple[int, str | None]:
     async with s.post(f"{base}/webhook/{CHANNEL}", json={"user": "u1", "text": f"text {mid}", "id": mid},
                       headers={"X-Airlock-Webhook-Secret": SECRET}) as r:
@@ -98,20 +131,9 @@ async def test_serve_on_postgresql_delivers_and_answers_503_while_the_database_i
 ) -> None:
     url = stoppable_postgres.create_schema()
     runner, platform_url, received = await fake_platform()
-    install_channel(BUILT_CHANNELS / f"{CHANNEL}.wasm", BUILT_CHANNELS / f"{CHANNEL}.capabilities.json",
-                    dm_policy="open")
-    (airlock_home / "airlock.toml").write_text(
+    proc, env, base, api, auth = await serve_template(
+        airlock_home, install_channel, url, master_key, platform_url, tmp_path / "serve.log",
         f'state = "{url}"\ndefault_agent = "bot"\n')
-    api_port, port = free_port(), free_port()
-    env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
-           "AIRLOCK_AGENT_API_PORT": str(api_port)}
-    await set_secret(env, "template_rust_webhook_secret", SECRET)  # into PostgreSQL, encrypted
-    registry = AgentRegistry(PgQmarkDb(PgDb(url, max_size=1), owns_db=True))  # the cluster's registry
-    token, _ = registry.add("bot", None)
-    registry.close()
-    proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")
-    base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1"
-    auth = {"Authorization": f"Bearer {token}"}
     log = PostgresMessageLog.open(url)
     try:
         async with aiohttp.ClientSession() as s:

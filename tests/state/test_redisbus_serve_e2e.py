@@ -14,7 +14,6 @@ again empty on the same port), the template-rust component, and an agent speakin
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,12 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
-from conftest import BUILT_CHANNELS, InstallFn
-from servers import RedisServer, free_port
-from test_postgres_serve_e2e import CHANNEL, SECRET, fake_platform, set_secret, start_gateway
+from conftest import InstallFn
+from servers import RedisServer
+from test_postgres_serve_e2e import CHANNEL, SECRET, fake_platform, serve_template
 
 from airlock.messages.postgres import PostgresMessageLog
 from airlock.messages.redisbus import GROUP
-from airlock.state.postgres import PgDb
-from airlock.stores._sql import PgQmarkDb
-from airlock.stores.agents import AgentRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +48,8 @@ async def post(s: aiohttp.ClientSession, base: str, user: str, text: str) -> int
 class Agent:
     """An HTTP agent: long-polls, records every delivery (duplicates too), acks each, retries on 503."""
 
-    def __init__(self, api: str, token: str) -> None:
-        self.api, self.auth = api, {"Authorization": f"Bearer {token}"}
+    def __init__(self, api: str, auth: dict[str, str]) -> None:
+        self.api, self.auth = api, auth
         self.deliveries: list[dict[str, Any]] = []
         self.statuses: list[int] = []
         self.unavailable_answers: list[tuple[int, str | None]] = []
@@ -83,20 +79,9 @@ async def test_serve_with_a_redis_bus_delivers_through_redis_and_survives_a_redi
     tmp_path: Path,
 ) -> None:
     runner, platform_url, _received = await fake_platform()
-    install_channel(BUILT_CHANNELS / f"{CHANNEL}.wasm", BUILT_CHANNELS / f"{CHANNEL}.capabilities.json",
-                    dm_policy="open")
-    (airlock_home / "airlock.toml").write_text(
+    proc, _env, base, api, auth = await serve_template(
+        airlock_home, install_channel, pg_url, master_key, platform_url, tmp_path / "serve.log",
         f'state = "{pg_url}"\nbus = "{own_redis.url}"\ndefault_agent = "bot"\nagent_visibility_timeout_s = 5\n')
-    api_port, port = free_port(), free_port()
-    env = {**os.environ, "AIRLOCK_HOME": str(airlock_home), "AIRLOCK_MASTER_KEY": master_key,
-           "AIRLOCK_AGENT_API_PORT": str(api_port)}
-    await set_secret(env, "template_rust_webhook_secret", SECRET)
-    registry = AgentRegistry(PgQmarkDb(PgDb(pg_url, max_size=1), owns_db=True))  # the cluster's registry
-    token, _ = registry.add("bot", None)
-    registry.close()
-    proc = await start_gateway(env, port, platform_url, tmp_path / "serve.log")
-    base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1"
-    auth = {"Authorization": f"Bearer {token}"}
     log = PostgresMessageLog.open(pg_url)
     r = redis.Redis.from_url(own_redis.url, decode_responses=True)
     try:
@@ -116,7 +101,7 @@ async def test_serve_with_a_redis_bus_delivers_through_redis_and_survives_a_redi
             assert entry is not None and entry.state == "acked"
 
             # 2. load with a Redis crash in the middle
-            agent, stop = Agent(api, token), asyncio.Event()
+            agent, stop = Agent(api, auth), asyncio.Event()
             accepted: list[tuple[str, str]] = []  # (user, text) in the order they were answered 200
             n = 0
 
