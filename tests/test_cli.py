@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typer.testing import CliRunner, Result
 
 sys.path.insert(0, str(Path(__file__).parent / "guests"))
 
+from servers import free_port
 from watguest import build_component
 
 from airlock import cli
@@ -405,13 +405,6 @@ def test_serve_with_a_bad_agent_fails_in_one_line(home: Path) -> None:
 
 
 # ---- serve (a real process) ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for_health(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from servers import free_port
 
 from airlock.admin.auth import TOKEN_FILENAME, TokenFile
 from airlock.cli.serve import DEFAULT_ADMIN_PORT
@@ -37,13 +38,6 @@ def cli_env(home: Path, master_key: str) -> dict[str, str]:
 def airlock(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "airlock.cli", *args], env=env, capture_output=True, text=True,
                           timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_admin_token_replaces_the_stored_one(tmp_path: Path, master_key: str) -> None:

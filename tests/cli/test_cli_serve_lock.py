@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,22 +15,16 @@ from pathlib import Path
 
 from clirun import cli_env, one_line_error, run_cli
 from conftest import minimal_caps
+from servers import free_port
 from watguest import build_component
 
 from airlock.errors import ConfigError
 from airlock.stores.homelock import LOCK_FILE, HomeLock
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _start(home: Path, *args: str) -> subprocess.Popen[str]:
     """A real gateway (no agent, no admin listener), returned once it holds the lock and serves."""
-    proc = subprocess.Popen([sys.executable, "-m", "airlock.cli", "serve", "--port", str(_free_port()),
+    proc = subprocess.Popen([sys.executable, "-m", "airlock.cli", "serve", "--port", str(free_port()),
                              "--no-admin", "--agent", "none", *args], env=cli_env(home), cwd=home.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -51,7 +44,7 @@ def test_a_second_serve_names_the_first_and_a_killed_one_frees_the_home(airlock_
     (airlock_home / "channels" / "typo.wasm").write_bytes(build_component(tmp_path / "wat", "typo").read_bytes())
     first = _start(airlock_home)
     try:
-        second = run_cli(airlock_home, "serve", "--port", str(_free_port()), "--no-admin", "--agent", "none",
+        second = run_cli(airlock_home, "serve", "--port", str(free_port()), "--no-admin", "--agent", "none",
                          timeout=60)
         one_line_error(second, f"another airlock serve (pid {first.pid}) is using {airlock_home}")
         assert first.poll() is None  # the first one is untouched

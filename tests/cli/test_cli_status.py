@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,8 @@ from typing import Any
 
 import pytest
 from clirun import cli_env, one_line_error, run_cli
+from servers import free_port
 from watguest import build_component
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def caps_doc(name: str, **extra: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from conftest import REPO, SHARED, InstallFn
+from servers import free_port
 
 from airlock.agents.delivery import Delivery
 from airlock.host import AirlockHost
@@ -39,13 +39,6 @@ def ironclaw_caps(name: str, **config: Any) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((IRONCLAW / f"{name}.capabilities.json").read_text())
     doc.setdefault("config", {}).update({"compat_name": name, **config})
     return doc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @asynccontextmanager

@@ -26,6 +26,7 @@ import hostile_guest
 import pytest
 from hostile_env import hostile_caps, install
 from hostile_guest import order
+from servers import free_port
 
 from airlock.stores import SecretStore
 
@@ -49,15 +50,6 @@ class Ledger:
     batches: dict[str, bool] = field(default_factory=dict)  # key prefix of a BATCH_KEYS write sent -> answered 200
     approved: set[str] = field(default_factory=set)  # sender ids the CLI said it approved
     requests: int = 0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def start_gateway(home: Path, env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import BUILT_CHANNELS, InstallFn
+from servers import free_port
 
 from airlock.messages.sqlite import SqliteMessageLog
 from airlock.stores import SecretStore
@@ -43,14 +44,6 @@ class Ledger:
     acked: dict[str, tuple[str, int]] = field(default_factory=dict)  # message id -> (user, number)
     delivered: list[tuple[str, str, int]] = field(default_factory=list)  # (dedupe key, user, number), in order
     next_n: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def start_gateway(home: Path, env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, str]:
