@@ -1,7 +1,7 @@
 //! What later callbacks need: the parsed `config`, saved by `on-start` in the workspace (every callback
 //! runs in a fresh instance).
 
-use airlock_channel::pairing::{DmGate, DmPolicy};
+use airlock_channel::pairing::DmGate;
 use airlock_channel::{bail, workspace, Config, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -29,20 +29,9 @@ impl Settings {
         if !API_BASES.contains(&api_base.as_str()) {
             bail!("api_base must be {} or {}", API_BASES[0], API_BASES[1]);
         }
-        let policy = DmPolicy::from_config(config.get("dm_policy"))?;
-        let allow = match config.get("allow_from") {
-            None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            Some(_) => bail!("allow_from must be a list of open_ids"),
-        };
-        let owner = config.str("owner_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let gate = DmGate::from_config(CHANNEL, config, "open_ids")?;
         let bot_open_id = config.str("bot_open_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Settings { gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow), api_base, bot_open_id })
+        Ok(Settings { gate, api_base, bot_open_id })
     }
 
     pub fn save(&self) -> Result<()> {
@@ -57,6 +46,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airlock_channel::pairing::DmPolicy;
 
     #[test]
     fn parses_config() {

@@ -1,7 +1,7 @@
 //! What later callbacks need: the parsed `config`, saved by `on-start` in the workspace (every callback runs
 //! in a fresh instance).
 
-use airlock_channel::pairing::{DmGate, DmPolicy};
+use airlock_channel::pairing::DmGate;
 use airlock_channel::{bail, workspace, Config, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -51,20 +51,9 @@ impl Settings {
         if !(low..=high).contains(&long_poll_timeout_ms) {
             bail!("long_poll_timeout_ms must be between {low} and {high}");
         }
-        let policy = DmPolicy::from_config(config.get("dm_policy"))?;
-        let allow = match config.get("allow_from") {
-            None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            Some(_) => bail!("allow_from must be a list of WeChat user ids"),
-        };
-        let owner = config.str("owner_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let gate = DmGate::from_config(CHANNEL, config, "WeChat user ids")?;
         Ok(Settings {
-            gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow),
+            gate,
             api_base,
             poll_interval_ms: number(config, "poll_interval_ms", DEFAULT_POLL_INTERVAL_MS)?,
             long_poll_timeout_ms,
@@ -83,6 +72,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airlock_channel::pairing::DmPolicy;
 
     #[test]
     fn parses_config_and_refuses_bad_values() {

@@ -1,7 +1,7 @@
 //! What later callbacks need: the parsed `config`, saved by `on-start` in the workspace (every callback runs in
 //! a fresh instance).
 
-use airlock_channel::pairing::{DmGate, DmPolicy};
+use airlock_channel::pairing::DmGate;
 use airlock_channel::{bail, workspace, Config, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -51,23 +51,12 @@ impl Settings {
                 }
             }
         };
-        let policy = DmPolicy::from_config(config.get("dm_policy"))?;
-        let allow = match config.get("allow_from") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            Some(_) => bail!("allow_from must be a list of WeCom userids"),
-        };
-        let owner = config.str("owner_id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let gate = DmGate::from_config(CHANNEL, config, "WeCom userids")?;
         let welcome_text = config.str("welcome_text").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         if welcome_text.as_ref().is_some_and(|w| w.len() > MAX_WELCOME_BYTES) {
             bail!("welcome_text is longer than {MAX_WELCOME_BYTES} bytes");
         }
-        Ok(Settings { gate: DmGate::new(CHANNEL, policy).owner(owner).allow(allow), api_base, agent_id, welcome_text })
+        Ok(Settings { gate, api_base, agent_id, welcome_text })
     }
 
     pub fn save(&self) -> Result<()> {
@@ -88,6 +77,7 @@ pub fn is_wecom_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airlock_channel::pairing::DmPolicy;
 
     #[test]
     fn parses_config() {
