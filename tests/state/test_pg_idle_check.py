@@ -8,10 +8,10 @@ import time
 
 import psycopg_pool
 import pytest
+from servers import PostgresServer
 
 from airlock.state import postgres
 from airlock.state.postgres import PgDb
-from servers import PostgresServer
 
 IDLE_S = 0.3
 """A short CHECK_IDLE_S for the test (the default is 1 s)."""
@@ -50,6 +50,22 @@ def test_a_connection_used_within_the_idle_time_is_not_checked(pg_url: str, chec
         time.sleep(IDLE_S + 0.2)
         _one(db)
         assert checks[0] == before + 1  # idle past CHECK_IDLE_S: checked
+    finally:
+        db.close()
+
+
+def test_a_connection_used_just_before_a_restart_is_found_dead_at_once(
+        stoppable_postgres: PostgresServer, checks: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within CHECK_IDLE_S: the server's goodbye left the socket readable, so it is checked, not lent dead."""
+    monkeypatch.setattr(postgres, "CHECK_IDLE_S", 60.0)  # the restart takes longer than IDLE_S: not the idle rule
+    db = PgDb(stoppable_postgres.create_schema(), max_size=1)
+    try:
+        _one(db)
+        before = checks[0]
+        stoppable_postgres.stop()
+        stoppable_postgres.start()
+        assert _one(db) == 1  # no wait for CHECK_IDLE_S: a dead connection would raise StateUnavailable here
+        assert checks[0] > before  # the dead one failed its check (the pool then checks the new one too)
     finally:
         db.close()
 

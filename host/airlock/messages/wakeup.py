@@ -14,9 +14,10 @@ Payload: ``"{sender} {body}"`` from a commit. ``sender`` is :data:`SENDER`, this
 that committed has woken its own waiters already (``Inbox.appended``), so its listener skips its own notifications
 (:func:`from_here`) rather than waking them again for a lease that finds nothing (one more transaction per commit
 under load). The Redis bus's publisher sends ``body`` alone: it may publish entries other processes committed
-(a sweep after a node died), whose waiters here nobody woke. ``body``: JSON ``{"agent name": count, ...}``; :data:`EVERYONE` (wake every waiter) when that would
-exceed :data:`MAX_PAYLOAD_BYTES` (PostgreSQL refuses payloads of 8000 bytes or more: NOTIFY's documentation). A
-payload without a sender (an older node of a rolling upgrade) is understood as before, or wakes everyone.
+(a sweep after a node died), whose waiters here nobody woke. ``body``: JSON ``{"agent name": count, ...}``;
+:data:`EVERYONE` (wake every waiter) when that would exceed :data:`MAX_PAYLOAD_BYTES` (PostgreSQL refuses payloads
+of 8000 bytes or more: NOTIFY's documentation). A payload without a sender (an older node of a rolling upgrade) is
+understood as before, or wakes everyone.
 """
 
 from __future__ import annotations
