@@ -57,6 +57,7 @@ def test_each_item_is_answered_as_a_single_ack_would_be(open_log: OpenLog) -> No
     assert states == {good: "acked", stale: "leased", done: "acked", open_: "acked", dup: "acked"}
     assert log.backlog() == 1  # only the stale-token one is still open
     assert log.ack_many([], time.time()) == []
+    assert log.ack_many([(stale, None)], time.time()) == [True]  # no token: no check (in-process agents, the CLI)
 
 
 def test_a_repeated_id_is_tried_once_with_its_first_token(open_log: OpenLog) -> None:
