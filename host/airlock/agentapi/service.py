@@ -91,19 +91,8 @@ class AgentService:
         (404 not this agent's or unknown, 409 leased under another token; acked already is success). One ownership
         read and one log transaction for the batch (``MessageLog.get_many`` / ``ack_many``), plus one more read
         only for the items whose ack failed (acknowledged meanwhile is success, as in ``ack``)."""
-        ids = [mid for mid, _token in items]
-        owned = await asyncio.to_thread(self.host.log.get_many, ids)
-        answers: list[dict[str, Any] | None] = []
-        todo: list[tuple[int, str, str]] = []
-        for i, (mid, token) in enumerate(items):
-            entry = owned.get(mid)
-            if entry is None or entry.route.agent != agent:
-                answers.append(_item_error(mid, 404, _no_message(agent, mid)))
-            elif entry.state == "acked":
-                answers.append({"id": mid, "state": "acked"})
-            else:
-                answers.append(None)
-                todo.append((i, mid, token))
+        owned = await asyncio.to_thread(self.host.log.get_many, [mid for mid, _token in items])
+        answers, todo = _triage(agent, items, owned)
         done = await self.host.bus.ack_many([(mid, token) for _i, mid, token in todo]) if todo else []
         failed = [mid for (_i, mid, _token), ok in zip(todo, done, strict=True) if not ok]
         again = await asyncio.to_thread(self.host.log.get_many, failed) if failed else {}
@@ -243,6 +232,24 @@ def _no_message(agent: str, message_id: str) -> str:
 def _not_leased(message_id: str) -> str:
     return (f"message {message_id} is not leased under this lease token (the lease expired and was handed out "
             "again, or was never taken)")
+
+
+def _triage(agent: str, items: Sequence[tuple[str, str]],
+            owned: dict[str, Entry]) -> tuple[list[dict[str, Any] | None], list[tuple[int, str, str]]]:
+    """The answers a batch has before any ack (404: not ``agent``'s or unknown; acked already), None where the log
+    must try; and those items, ``(position, id, lease_token)``."""
+    answers: list[dict[str, Any] | None] = []
+    todo: list[tuple[int, str, str]] = []
+    for i, (mid, token) in enumerate(items):
+        entry = owned.get(mid)
+        if entry is None or entry.route.agent != agent:
+            answers.append(_item_error(mid, 404, _no_message(agent, mid)))
+        elif entry.state == "acked":
+            answers.append({"id": mid, "state": "acked"})
+        else:
+            answers.append(None)
+            todo.append((i, mid, token))
+    return answers, todo
 
 
 def _item_error(message_id: str, status: int, message: str) -> dict[str, Any]:
