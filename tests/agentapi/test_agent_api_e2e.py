@@ -171,7 +171,8 @@ def typescript_compiler() -> None:
 def test_the_typescript_example_is_type_checked(typescript_compiler: None, tmp_path: Path) -> None:
     source = (EXAMPLES / "agent.ts").read_text()
     assert _tsc(tmp_path, source).returncode == 0
-    typo = _tsc(tmp_path, source.replace("${m.content}", "${m.contents}"))  # a field the API does not send
+    assert "m.content" in source
+    typo = _tsc(tmp_path, source.replace("m.content", "m.contents"))  # a field the API does not send
     assert typo.returncode != 0 and "contents" in typo.stdout, typo.stdout
 
 
@@ -196,7 +197,7 @@ async def test_the_typescript_example_agent(typescript_compiler: None, fake: Fak
 
 async def _two_in_a_row(fake: FakeTelegram, home: Path, install: InstallFn, name: str, *argv: str) -> None:
     """Two messages of one chat wait in the log when the example agent ``argv`` starts: it leases both at once,
-    answers the newer and acknowledges the older in one ``POST /v1/messages/ack``."""
+    answers the newer, echoing both, and acknowledges the older in one ``POST /v1/messages/ack``."""
     async with telegram_host(home, fake, install, name, dm_policy="open") as host:
         token = host.agents.add(name, None)[0]
         for text in ("first", "second"):
@@ -215,9 +216,9 @@ async def _two_in_a_row(fake: FakeTelegram, home: Path, install: InstallFn, name
                 agent.kill()
         assert agent.returncode == 0, err.decode()
         assert b"acknowledged 1 older message(s) in one request" in out and b"not acknowledged" not in err
-        assert [m["text"] for m in await fake.wait_for_sent(1, timeout=15)] == ["echo: second"]
+        assert [m["text"] for m in await fake.wait_for_sent(1, timeout=15)] == ["echo: first / second"]
         assert host.bus.unacknowledged() == 0
-        assert [o.payload["content"] for o in host.log.list_outbox() if o.kind == "respond"] == ["echo: second"]
+        assert [o.payload["content"] for o in host.log.list_outbox() if o.kind == "respond"] == ["echo: first / second"]
 
 
 async def test_the_node_example_acks_older_messages_in_one_batch(fake: FakeTelegram, airlock_home: Path,
