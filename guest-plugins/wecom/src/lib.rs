@@ -12,7 +12,9 @@
 pub mod api;
 pub mod app;
 pub mod bot;
+pub mod crypt;
 pub mod dedupe;
+pub mod media;
 pub mod settings;
 pub mod xml;
 
