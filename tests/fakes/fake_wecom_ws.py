@@ -15,8 +15,9 @@ command is ``{"cmd", "headers": {"req_id"}, "body"?}``; its answer is ``{"header
 - ``ping`` is answered with errcode 0 (unless ``ack_pings`` is false); every other command is recorded in
   ``commands`` and answered with errcode 0.
 - Scripting: :meth:`push_text` sends an ``aibot_msg_callback`` (a text message from a user, single chat unless
-  ``chatid`` is given) and :meth:`push_event` an ``aibot_event_callback``; both return the frame's ``req_id``,
-  which a reply (``aibot_respond_msg``) must carry.
+  ``chatid`` is given), :meth:`push_image` / :meth:`push_file` / :meth:`push_mixed` messages with media items
+  (``{url, aeskey}``: links of ``fake_wecom_cos.py``), and :meth:`push_event` an ``aibot_event_callback``; all
+  return the frame's ``req_id``, which a reply (``aibot_respond_msg``) must carry.
 - Records: ``connections`` (the subscribe body of each), ``pings``, ``commands``, ``refused``.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from fake_base import FakeServer
 
-__all__ = ["FakeWecomWs"]
+__all__ = ["FakeWecomWs", "media_item"]
 
 JsonDict = dict[str, Any]
 
@@ -105,8 +106,27 @@ class FakeWecomWs(FakeServer):
 
     async def push_text(self, text: str, *, userid: str = "alice", chatid: str | None = None) -> str:
         """An ``aibot_msg_callback`` carrying a text message; returns its ``req_id``."""
+        return await self.push_message("text", {"content": text}, userid=userid, chatid=chatid)
+
+    async def push_image(self, url: str, aeskey: str | None, *, userid: str = "alice") -> str:
+        """An image message (``image: {url, aeskey}``; see ``fake_wecom_cos.py`` for the link and key)."""
+        return await self.push_message("image", media_item(url, aeskey), userid=userid)
+
+    async def push_file(self, url: str, aeskey: str | None, *, userid: str = "alice") -> str:
+        """A file message (``file: {url, aeskey}``)."""
+        return await self.push_message("file", media_item(url, aeskey), userid=userid)
+
+    async def push_mixed(self, items: list[JsonDict], *, userid: str = "alice", chatid: str | None = None) -> str:
+        """A mixed message: ``mixed: {msg_item: items}``, each ``{"msgtype": "text", "text": {"content"}}`` or
+        ``{"msgtype": "image", "image": {"url", "aeskey"}}`` (aibot-node-sdk ``MixedMsgItem``)."""
+        return await self.push_message("mixed", {"msg_item": items}, userid=userid, chatid=chatid)
+
+    async def push_message(self, msgtype: str, content: JsonDict, *, userid: str = "alice",
+                           chatid: str | None = None) -> str:
+        """An ``aibot_msg_callback`` whose body has ``msgtype`` and ``content`` under that key (single chat unless
+        ``chatid`` is given); returns its ``req_id``."""
         body: JsonDict = {"msgid": f"msg-{next(self._ids)}", "aibotid": self.bot_id, "from": {"userid": userid},
-                          "chattype": "group" if chatid else "single", "msgtype": "text", "text": {"content": text},
+                          "chattype": "group" if chatid else "single", "msgtype": msgtype, msgtype: content,
                           "create_time": int(time.time())}
         if chatid:
             body["chatid"] = chatid
@@ -125,3 +145,8 @@ class FakeWecomWs(FakeServer):
             if time.monotonic() > deadline:
                 raise AssertionError(f"fake wecom: timed out waiting for {what}")
             await asyncio.sleep(0.01)
+
+
+def media_item(url: str, aeskey: str | None) -> JsonDict:
+    """An image or file item (aibot-node-sdk ``ImageContent`` / ``FileContent``: ``url``, optional ``aeskey``)."""
+    return {"url": url} if aeskey is None else {"url": url, "aeskey": aeskey}
