@@ -13,7 +13,9 @@ command is ``{"cmd", "headers": {"req_id"}, "body"?}``; its answer is ``{"header
   with errcode 0; a wrong one with errcode 853000 ("invalid bot_id or secret") and the connection is closed; any
   other first frame closes the connection (1008).
 - ``ping`` is answered with errcode 0 (unless ``ack_pings`` is false); every other command is recorded in
-  ``commands`` and answered with errcode 0.
+  ``commands`` and answered with errcode 0, except the temporary-media upload (``aibot_upload_media_*``) and
+  ``aibot_send_msg`` of a media message, answered as ``fake_wecom_uploads.py`` describes (``uploads.media`` holds
+  the finished items; ``upload_refusal`` makes every upload command fail with that errcode).
 - Scripting: :meth:`push_text` sends an ``aibot_msg_callback`` (a text message from a user, single chat unless
   ``chatid`` is given), :meth:`push_image` / :meth:`push_file` / :meth:`push_mixed` messages with media items
   (``{url, aeskey}``: links of ``fake_wecom_cos.py``), and :meth:`push_event` an ``aibot_event_callback``; all
@@ -32,6 +34,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from fake_base import FakeServer
+from fake_wecom_uploads import MEDIA_TYPES, UPLOAD_COMMANDS, MediaUploads
 
 __all__ = ["FakeWecomWs", "media_item"]
 
@@ -49,6 +52,9 @@ class FakeWecomWs(FakeServer):
         self.pings = 0
         self.refused = 0
         self.commands: list[JsonDict] = []
+        self.uploads = MediaUploads()
+        self.upload_refusal: int | None = None
+        """When set, every upload command is answered with this errcode (a test's refusal)."""
         self._ws: web.WebSocketResponse | None = None
         self._ids = itertools.count(1)
 
@@ -79,9 +85,13 @@ class FakeWecomWs(FakeServer):
             await self._on_command(ws, json.loads(msg.data))
         return ws
 
-    async def _ack(self, ws: web.WebSocketResponse, frame: JsonDict, code: int, errmsg: str) -> None:
-        await ws.send_str(json.dumps({"headers": {"req_id": frame.get("headers", {}).get("req_id")},
-                                      "errcode": code, "errmsg": errmsg}))
+    async def _ack(self, ws: web.WebSocketResponse, frame: JsonDict, code: int, errmsg: str,
+                   body: JsonDict | None = None) -> None:
+        ack: JsonDict = {"headers": {"req_id": frame.get("headers", {}).get("req_id")}, "errcode": code,
+                         "errmsg": errmsg}
+        if body is not None:
+            ack["body"] = body
+        await ws.send_str(json.dumps(ack))
 
     async def _on_command(self, ws: web.WebSocketResponse, frame: JsonDict) -> None:
         if frame.get("cmd") == "ping":
@@ -92,7 +102,15 @@ class FakeWecomWs(FakeServer):
             return
         self.commands.append(frame)
         self.notify()
-        await self._ack(ws, frame, 0, "ok")
+        cmd, body = frame.get("cmd"), frame.get("body") or {}
+        if cmd in UPLOAD_COMMANDS and self.upload_refusal is not None:
+            await self._ack(ws, frame, self.upload_refusal, "refused by the test")
+        elif cmd in UPLOAD_COMMANDS:
+            await self._ack(ws, frame, *self.uploads.answer(cmd, body))
+        elif cmd == "aibot_send_msg" and body.get("msgtype") in MEDIA_TYPES:
+            await self._ack(ws, frame, *self.uploads.check_media_message(body))
+        else:
+            await self._ack(ws, frame, 0, "ok")
 
     async def _send(self, frame: JsonDict) -> str:
         if self._ws is None or self._ws.closed:

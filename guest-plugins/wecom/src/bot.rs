@@ -11,7 +11,8 @@
 //!   "errcode", "errmsg"}` of the channel's own commands;
 //! * out: `aibot_respond_msg` with the callback's `req_id` and `{"msgtype": "stream", "stream": {"id", "finish":
 //!   true, "content"}}` (content at most 20480 bytes), and `aibot_send_msg` `{"chatid", "msgtype": "markdown",
-//!   "markdown": {"content"}}` for what does not fit and for broadcasts (`chatid` is the userid in a single chat).
+//!   "markdown": {"content"}}` for what does not fit and for broadcasts (`chatid` is the userid in a single chat);
+//!   reply files go through the media upload commands ([`crate::upload`]), whose acks are routed there.
 
 use airlock_channel::text::{Splitter, Unit};
 use airlock_channel::{debug, emit, now_millis, warn, websocket, Result};
@@ -117,6 +118,10 @@ pub fn handle(frame: &[u8]) -> Result<()> {
         Some(cmd) => {
             debug!("frame {cmd} ignored");
             Ok(())
+        }
+        None if frame.headers.req_id.starts_with(crate::upload::REQ_PREFIX) => {
+            let errmsg = frame.errmsg.unwrap_or_default();
+            crate::upload::on_ack(&frame.headers.req_id, frame.errcode.unwrap_or(0), &errmsg, &frame.body)
         }
         None => {
             if let Some(code) = frame.errcode.filter(|c| *c != 0) {
