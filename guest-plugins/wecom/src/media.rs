@@ -15,7 +15,7 @@
 //! message's text instead of an attachment: the message itself always reaches the agent.
 
 use airlock_channel::emit::{store_attachment_data, InboundAttachment};
-use airlock_channel::{http, warn};
+use airlock_channel::{http, now_millis, warn};
 
 use crate::crypt::{decrypt_in_place, PAD_BLOCK};
 
@@ -29,6 +29,12 @@ pub const MAX_MEDIA_BYTES_CAP: usize = 20 * 1024 * 1024;
 pub const MAX_MEDIA_PER_MESSAGE: usize = 4;
 /// Time limit of one download, in milliseconds (the host caps it with the file's `timeout_secs`).
 pub const DOWNLOAD_TIMEOUT_MS: u32 = 10_000;
+/// Time all downloads of one message may take together, in milliseconds: well inside the callback's 30 s
+/// (`callback_timeout_secs`), so the message is emitted even when the links are slow. An item whose turn comes
+/// with less than [`MIN_DOWNLOAD_MS`] left is not fetched.
+pub const MEDIA_BUDGET_MS: u64 = 20_000;
+/// The least time worth starting a download with.
+pub const MIN_DOWNLOAD_MS: u64 = 1_000;
 /// Longest file name kept, in UTF-8 bytes (longer names are cut at a character boundary).
 pub const MAX_FILENAME_BYTES: usize = 200;
 
@@ -69,9 +75,16 @@ pub struct Fetched {
 /// decrypted. Attachment ids are `image-<n>` / `file-<n>` (n counts from 1 in the message).
 pub fn fetch_all(items: &[MediaRef], max_bytes: usize) -> Fetched {
     let mut out = Fetched::default();
+    let deadline = now_millis() + MEDIA_BUDGET_MS;
     for (i, item) in items.iter().take(MAX_MEDIA_PER_MESSAGE).enumerate() {
         let id = format!("{}-{}", item.kind.word(), i + 1);
-        match fetch(item, &id, max_bytes) {
+        let left = deadline.saturating_sub(now_millis());
+        let result = if left < MIN_DOWNLOAD_MS {
+            Err("no time was left to download it".to_string())
+        } else {
+            fetch(item, &id, max_bytes, left.min(u64::from(DOWNLOAD_TIMEOUT_MS)) as u32)
+        };
+        match result {
             Ok(attachment) => out.attachments.push(attachment),
             Err(why) => out.notes.push(format!("[{} {} not attached: {why}]", item.kind.word(), i + 1)),
         }
@@ -83,8 +96,8 @@ pub fn fetch_all(items: &[MediaRef], max_bytes: usize) -> Fetched {
     out
 }
 
-fn fetch(item: &MediaRef, id: &str, max_bytes: usize) -> Result<InboundAttachment, String> {
-    let resp = http::get(&item.url).timeout_ms(DOWNLOAD_TIMEOUT_MS).send().map_err(|e| {
+fn fetch(item: &MediaRef, id: &str, max_bytes: usize, timeout_ms: u32) -> Result<InboundAttachment, String> {
+    let resp = http::get(&item.url).timeout_ms(timeout_ms).send().map_err(|e| {
         warn!("{id}: download refused or failed: {e}");
         "the download was refused or failed".to_string()
     })?;
@@ -234,6 +247,36 @@ mod tests {
         assert_eq!(filename_of("attachment; filename=\"..\""), None);
         let long = format!("attachment; filename={}", "é".repeat(150));
         assert_eq!(filename_of(&long).unwrap().len(), MAX_FILENAME_BYTES);
+    }
+
+    #[test]
+    fn downloads_share_one_time_budget() {
+        use airlock_channel::testing::MockHost;
+        let host = MockHost::install();
+        host.set_now(1_000);
+        let clock = host.clone();
+        // Each download "takes" 8 s of the mock clock: the third starts with 4 s left, the fourth with none.
+        host.on_http(move |call| {
+            let now = now_millis();
+            assert!(call.timeout_ms.unwrap() <= DOWNLOAD_TIMEOUT_MS);
+            clock.set_now(now + 8_000);
+            Ok((200, Default::default(), b"\x89PNG\r\n\x1a\n".to_vec()))
+        });
+        let item = MediaRef { kind: Kind::Image, url: "https://x.myqcloud.com/a".into(), aeskey: None };
+        let fetched = fetch_all(&vec![item; 5], 1024);
+        assert_eq!(fetched.attachments.len(), 3);
+        assert_eq!(
+            host.http_calls().iter().map(|c| c.timeout_ms.unwrap()).collect::<Vec<_>>(),
+            [10_000, 10_000, 4_000]
+        );
+        assert_eq!(
+            fetched.notes,
+            [
+                "[image 4 not attached: no time was left to download it]",
+                "[1 more item(s) not attached: at most 4 per message]",
+            ]
+        );
+        assert_eq!(host.attachment_data().len(), 3);
     }
 
     #[test]
