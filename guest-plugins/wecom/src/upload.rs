@@ -87,6 +87,9 @@ fn command(cmd: &str, req: &str, body: Value) -> Result<()> {
 /// Start uploading `files` for `chat`; `key` (the reply's message id) names the uploads. Returns a note for each
 /// file not sent (too many, too large, empty, or no room), to be added to the reply's text.
 pub fn start(chat: &str, key: &str, files: &[Attachment]) -> Result<Vec<String>> {
+    if files.is_empty() {
+        return Ok(Vec::new()); // a text reply touches no upload state
+    }
     let key: String = key.chars().filter(char::is_ascii_alphanumeric).take(40).collect();
     let mut notes = Vec::new();
     let mut index = live_index()?;
@@ -321,6 +324,8 @@ mod tests {
     fn limits_become_notes() {
         let host = MockHost::install();
         host.set_websocket_open(true);
+        assert!(start("u", "r0", &[]).unwrap().is_empty());
+        assert_eq!(host.workspace_get(INDEX_PATH), None, "a reply without files writes nothing");
         let files: Vec<Attachment> =
             (0..MAX_REPLY_FILES + 1).map(|i| file(&format!("f{i}.txt"), "text/plain", 10)).collect();
         let notes = start("u", "r1", &files).unwrap();
