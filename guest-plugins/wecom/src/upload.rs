@@ -369,5 +369,10 @@ mod tests {
         on_ack(&init_req, 0, "ok", &json!({"upload_id": "late"})).unwrap(); // forgotten: nothing more is sent
         assert_eq!(sent(&host).len(), 2);
         assert_eq!(host.workspace_get(INDEX_PATH).as_deref(), Some("[]"));
+        // An ack whose upload_id is over MAX_ID_BYTES (or empty) is not used.
+        start("u", "r2", &[file("x.txt", "text/plain", 3)]).unwrap();
+        let init_req = sent(&host).pop().unwrap()["headers"]["req_id"].as_str().unwrap().to_string();
+        ack(&init_req, json!({"upload_id": "i".repeat(MAX_ID_BYTES + 1)}));
+        assert_eq!(sent(&host).pop().unwrap()["body"]["markdown"]["content"], "[x.txt not sent: no upload_id]");
     }
 }
