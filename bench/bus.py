@@ -3,14 +3,15 @@
 Each backend runs the real gateway (``airlock serve`` in its own process, the template-rust component, the
 webhook secret checked by the host) and, in this process, a load generator (``CONCURRENCY`` clients POSTing
 webhooks for ``DURATION_S``) and an HTTP agent (``AGENTS`` long-polling clients leasing up to 50 messages and
-acknowledging each over the agent API). Reported per backend: webhooks answered 200 per second, the webhook's
+acknowledging them over the agent API: each with its own request, or with ``--ack batch`` each lease's messages in
+one ``POST /v1/messages/ack``). Reported per backend: webhooks answered 200 per second, the webhook's
 p50/p99 answer time, the p50/p99 delivery time (webhook sent -> agent received it, one clock), and the CPU seconds
 the gateway, PostgreSQL and Redis spent per message (/proc, summed over each server's processes), which is what the
 capacity model in BENCHMARKS.md is built from.
 
-Run: ``make bench-bus`` (or ``PYTHONPATH=host:bench .venv/bin/python bench/bus.py [--duration S]``; needs
-scripts/install-servers.sh). Writes ``bench/results/bus.md`` (with ``bench/results/bus.json``), which
-``bench/report.py`` puts into BENCHMARKS.md.
+Run: ``make bench-bus`` (or ``PYTHONPATH=host:bench .venv/bin/python bench/bus.py [--duration S] [--ack MODE]``;
+needs scripts/install-servers.sh). Writes ``bench/results/bus.md`` (``bus_report``, with ``bench/results/bus.json``),
+which ``bench/report.py`` puts into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import secrets
 import shutil
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from bus_report import markdown
 from common import BUILT_CHANNELS, REPO, UNLIMITED_EMITS, install, percentile
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -45,6 +46,9 @@ AGENTS = 2
 DURATION_S = 10.0
 WARMUP = 50
 """Webhooks sent and delivered before the measured run (compiles, pools, connections)."""
+ACK_MODES = ("each", "batch")
+"""How the HTTP agent acknowledges (``--ack``): ``each`` (default: the figures stay comparable with earlier runs) posts
+one ``/v1/messages/{id}/ack`` per message, concurrently; ``batch`` one ``/v1/messages/ack`` per lease."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -124,7 +128,7 @@ async def _wait_up(port: int, proc: asyncio.subprocess.Process, logfile: Path) -
     raise RuntimeError("gateway did not start: " + logfile.read_text()[-3000:])
 
 
-async def _agent(s: aiohttp.ClientSession, api: str, token: str, run: Run, stop: asyncio.Event) -> None:
+async def _agent(s: aiohttp.ClientSession, api: str, token: str, run: Run, stop: asyncio.Event, ack: str) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     while not stop.is_set():
         try:
@@ -139,11 +143,20 @@ async def _agent(s: aiohttp.ClientSession, api: str, token: str, run: Run, stop:
         now = time.perf_counter()
         for m in batch:
             run.delivered_s.setdefault(m["content"].removeprefix("text "), now)
-        await asyncio.gather(*(_ack(s, api, auth, m) for m in batch))
+        if ack == "each":
+            await asyncio.gather(*(_ack(s, api, auth, m) for m in batch))
+        elif batch:
+            await _ack_batch(s, api, auth, batch)
 
 
 async def _ack(s: aiohttp.ClientSession, api: str, auth: dict[str, str], m: dict[str, Any]) -> None:
     async with s.post(f"{api}/messages/{m['id']}/ack", headers=auth, json={"lease_token": m["lease_token"]}) as r:
+        await r.read()
+
+
+async def _ack_batch(s: aiohttp.ClientSession, api: str, auth: dict[str, str], batch: list[dict[str, Any]]) -> None:
+    items = [{"id": m["id"], "lease_token": m["lease_token"]} for m in batch]
+    async with s.post(f"{api}/messages/ack", headers=auth, json={"messages": items}) as r:
         await r.read()
 
 
@@ -168,7 +181,7 @@ Servers = dict[str, list[int]]
 """Server name ("postgres", "redis") -> its processes' root pids, whose CPU is measured."""
 
 
-async def measure(label: str, toml: str, duration: float, servers: Servers) -> dict[str, Any]:
+async def measure(label: str, toml: str, duration: float, servers: Servers, ack: str = "each") -> dict[str, Any]:
     """One backend: start a gateway with ``toml`` as its config, warm up, load for ``duration`` seconds."""
     home = Path(tempfile.mkdtemp(prefix=f"airlock-bench-bus-{label}-"))
     try:
@@ -190,7 +203,7 @@ async def measure(label: str, toml: str, duration: float, servers: Servers) -> d
         try:
             await _wait_up(port, proc, logfile)
             return await _load(label, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}/v1", token,
-                               duration, [proc.pid], servers)
+                               duration, [proc.pid], servers, ack)
         finally:
             proc.terminate()
             await proc.wait()
@@ -199,12 +212,12 @@ async def measure(label: str, toml: str, duration: float, servers: Servers) -> d
 
 
 async def _load(label: str, base: str, api: str, token: str, duration: float, gateway: list[int],
-                servers: Servers) -> dict[str, Any]:
+                servers: Servers, ack: str) -> dict[str, Any]:
     conn = aiohttp.TCPConnector(limit=CONCURRENCY + AGENTS * 60)
     async with aiohttp.ClientSession(connector=conn) as s:
         for phase, secs, count in (("warm", 3600.0, WARMUP // CONCURRENCY + 1), ("run", duration, 10**9)):
             run, stop = Run(), asyncio.Event()
-            agents = [asyncio.create_task(_agent(s, api, token, run, stop)) for _ in range(AGENTS)]
+            agents = [asyncio.create_task(_agent(s, api, token, run, stop, ack)) for _ in range(AGENTS)]
             cpu0 = {"gateway": cpu_s(gateway), **{k: cpu_s(v) for k, v in servers.items()}}
             t0 = time.perf_counter()
             deadline = t0 + secs
@@ -275,7 +288,7 @@ def log_costs(pg: PostgresServer, rd: RedisServer, pg_pids: list[int], rd_pids: 
     return out
 
 
-async def main_async(duration: float) -> list[dict[str, Any]]:
+async def main_async(duration: float, ack: str = "each") -> list[dict[str, Any]]:
     pg, rd = PostgresServer(), RedisServer()
     try:
         pg.start()
@@ -284,96 +297,23 @@ async def main_async(duration: float) -> list[dict[str, Any]]:
         pg_pids = [p for p in (pg_pid,) if p is not None]
         rd_pids = [p for p in (rd_pid,) if p is not None]
         results = log_costs(pg, rd, pg_pids, rd_pids)
-        results.append(await measure("sqlite", "", duration, {}))
+        results.append(await measure("sqlite", "", duration, {}, ack))
         results.append(await measure("postgresql", f'state = "{pg.create_database("bench")}"\n', duration,
-                                     {"postgres": pg_pids}))
+                                     {"postgres": pg_pids}, ack))
         bus_toml = f'state = "{pg.create_database("bench")}"\nbus = "{rd.url}"\n'
-        results.append(await measure("postgresql+redis", bus_toml, duration, {"postgres": pg_pids, "redis": rd_pids}))
+        results.append(await measure("postgresql+redis", bus_toml, duration, {"postgres": pg_pids, "redis": rd_pids},
+                                     ack))
         return results
     finally:
         rd.destroy()
         pg.destroy()
 
 
-RATES = (1_000, 10_000, 100_000)
-"""Message rates (per second) the capacity model sizes a deployment for."""
-HEADROOM = 0.6
-"""Share of a core the model lets each process use (the rest: bursts, retries, compaction)."""
-
-
-def markdown(doc: dict[str, Any]) -> str:
-    """The BENCHMARKS.md section (``bench/results/bus.md``, included by ``bench/report.py``)."""
-    rows = doc["results"]
-    e2e = {r["backend"]: r for r in rows if "webhooks" in r}
-    cost = {(r["backend"], r["batch"]): r for r in rows if "batch" in r}
-    lines = [
-        "## Message log on PostgreSQL + Redis (issue 12, item 3: `bench/bus.py`)", "",
-        f"`airlock serve` (template-rust, webhook secret checked) with the message log on each backend; in the "
-        f"bench process {doc['concurrency']} webhook clients for {doc['duration_s']:g} s and an HTTP agent "
-        f"({doc['agents']} long-polling clients, leases of up to 50, one ack per message). Delivery = webhook sent "
-        "-> the agent holds it (one clock). CPU per message from /proc (the gateway process; PostgreSQL's and "
-        f"Redis's processes). Machine: {doc['nproc']} cores shared with other work (load average "
-        f"{doc.get('load', '?')} at the start): absolute figures are noisy, the same run's ratios less so.", "",
-        "| backend | req/s | answer p50 / p99 ms | delivery p50 / p99 ms | gateway CPU ms/msg | "
-        "PostgreSQL CPU ms/msg | Redis CPU ms/msg |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, r in e2e.items():
-        pg = r.get("postgres_cpu_ms_per_msg", 0.0)
-        lines.append(f"| {name} | {r['req_per_s']:,.0f} | {r['answer_p50_ms']:.0f} / {r['answer_p99_ms']:.0f} | "
-                     f"{r['delivery_p50_ms']:.0f} / {r['delivery_p99_ms']:.0f} | {r['gateway_cpu_ms_per_msg']:.2f} | "
-                     f"{pg:.2f} | {r.get('redis_cpu_ms_per_msg', 0.0):.2f} |")
-    lines += ["", "The log alone (one thread: commit, lease, ack; batches of 1 and 20 entries per commit/lease):", "",
-              "| backend | batch | wall ms/msg | PostgreSQL CPU ms/msg | Redis CPU ms/msg |",
-              "| --- | ---: | ---: | ---: | ---: |"]
-    for (name, batch), r in cost.items():
-        lines.append(f"| {name} | {batch} | {r['wall_ms_per_msg']:.2f} | {r.get('postgres_cpu_ms_per_msg', 0.0):.2f} | "
-                     f"{r.get('redis_cpu_ms_per_msg', 0.0):.2f} |")
-    bus, pg = e2e["postgresql+redis"], e2e["postgresql"]
-    lines += ["", f"Through Redis, {bus['req_per_s'] / pg['req_per_s']:.2f}x the req/s of PostgreSQL alone and "
-              f"{bus['req_per_s'] / e2e['sqlite']['req_per_s']:.2f}x SQLite's; the webhook's answer does not wait "
-              "for Redis (the publisher is a thread woken by the commit), delivery does: one more hop (publisher "
-              "thread, XADD, XREADGROUP) than a lease straight from PostgreSQL.", "",
-              *capacity(bus, cost.get(("postgresql+redis", 20))), ""]
-    return "\n".join(lines)
-
-
-def capacity(bus: dict[str, Any], batched: dict[str, Any] | None) -> list[str]:
-    """The capacity model paragraph and table, from the measured per-message CPU costs."""
-    g, p, r = bus["gateway_cpu_ms_per_msg"], bus["postgres_cpu_ms_per_msg"], bus["redis_cpu_ms_per_msg"]
-    per_core = {k: 1000.0 / v * HEADROOM if v > 0 else float("inf") for k, v in (("g", g), ("p", p), ("r", r))}
-    out = [
-        "**Capacity model.** Per message, measured above on PostgreSQL + Redis: the gateway spends "
-        f"{g:.2f} ms of CPU (webhook, guest callback, commit, publish, the agent API's lease and ack), PostgreSQL "
-        f"{p:.2f} ms and Redis {r:.2f} ms. At {HEADROOM:.0%} of a core per process, one gateway core carries "
-        f"~{per_core['g']:,.0f} msg/s, one PostgreSQL core ~{per_core['p']:,.0f} msg/s, and Redis (one thread) "
-        f"~{per_core['r']:,.0f} msg/s. Gateways scale out (more workers and nodes: their cost is per message and "
-        "they share nothing but the two servers); PostgreSQL and Redis do not, so:", "",
-        "| msg/s | gateway cores | PostgreSQL cores | Redis |", "| ---: | ---: | ---: | --- |",
-    ]
-    for rate in RATES:
-        redis_need = rate / per_core["r"]
-        redis_txt = "one instance" if redis_need <= 1 else f"{redis_need:.1f} cores: shard streams by agent"
-        out.append(f"| {rate:,} | {math.ceil(rate / per_core['g']):,} | {math.ceil(rate / per_core['p']):,} | "
-                   f"{redis_txt} |")
-    first = "the gateway's CPU" if g >= max(p, r) else ("PostgreSQL's CPU" if p >= r else "Redis")
-    out += ["", f"The first bottleneck on one machine is {first} ({g:.2f} ms/msg against PostgreSQL's {p:.2f} and "
-            f"Redis's {r:.2f}): the gateway is where more cores go first. In a cluster the first shared bottleneck is "
-            "PostgreSQL: it costs more per message than Redis by "
-            f"{p / r if r else float('inf'):.0f}x and is one primary. Batching is the lever the measurement shows"]
-    if batched is not None:
-        out[-1] += (f": with 20 entries per commit and lease its CPU falls to {batched['postgres_cpu_ms_per_msg']:.2f} "
-                    "ms/msg in the log-alone rows")
-    out[-1] += (". 10k msg/s is within one large PostgreSQL primary only with such batching; 100k msg/s needs the "
-                "log partitioned over several databases (by channel instance: a conversation never spans two), with "
-                "a Redis per partition. The publisher holds one advisory lock per publish (stream order = commit "
-                "order), which serialises publishing cluster-wide; per-partition locks lift it with the partitions.")
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=DURATION_S)
+    parser.add_argument("--ack", choices=ACK_MODES, default="each",
+                        help="the HTTP agent's acknowledgements: one request per message (default) or per lease")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bus.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "bench" / "results" / "bus.md")
     parser.add_argument("--from-json", type=Path, help="only write the markdown, from an earlier run's --out")
@@ -382,8 +322,9 @@ def main() -> None:
         args.markdown.write_text(markdown(json.loads(args.from_json.read_text())))
         return
     load = os.getloadavg()
-    results = asyncio.run(main_async(args.duration))
+    results = asyncio.run(main_async(args.duration, args.ack))
     doc = {"nproc": os.cpu_count(), "concurrency": CONCURRENCY, "agents": AGENTS, "duration_s": args.duration,
+           "ack": args.ack,
            "load": " / ".join(f"{x:.1f}" for x in load), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2))

@@ -229,7 +229,10 @@ async def serving(cache: Path) -> AsyncIterator[Server]:
     home = Path(tempfile.mkdtemp(prefix="airlock-bench-e2e-"))
     os.environ.setdefault("AIRLOCK_MASTER_KEY", secrets.token_hex(32))
     targets = prepare_home(home, cache, notes)
-    host = AirlockHost(HostConfig.build(home=home, listen_port=0, bus_capacity=10**6))
+    # Slack's on-start asks slack.com for the bot's id: pointed at a closed loopback port, so a bench run sends
+    # nothing off the machine (the guest then takes the id from events)
+    host = AirlockHost(HostConfig.build(home=home, listen_port=0, bus_capacity=10**6,
+                                        upstream_overrides={"slack.com": "http://127.0.0.1:9"}))
     plugin = await AsyncPlugin.start()
     runner: web.AppRunner | None = None
     drain: asyncio.Task[None] | None = None

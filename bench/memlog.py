@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from airlock.messages.log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
+from airlock.messages.log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound, ack_results, first_of_each
 from airlock.messages.model import Entry, InboundState, NewEntry, OutboxEntry, OutboxState
 
 
@@ -87,6 +87,11 @@ class MemoryMessageLog:
         with self._lock:
             return self._ack(entry_id, lease_token, now)
 
+    def ack_many(self, items: Sequence[tuple[str, str | None]], now: float) -> list[bool]:
+        with self._lock:  # one hold of the lock: the batch is applied at once, as one transaction is
+            acked = {i for i, token in first_of_each(items).items() if self._ack(i, token, now)}
+        return ack_results(items, acked)
+
     def release(self, entry_id: str, lease_token: str | None) -> bool:
         with self._lock:
             e = self._inbound.get(entry_id)
@@ -109,6 +114,10 @@ class MemoryMessageLog:
     def get(self, entry_id: str) -> Entry | None:
         with self._lock:
             return self._inbound.get(entry_id)
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        with self._lock:
+            return {i: self._inbound[i] for i in entry_ids if i in self._inbound}
 
     def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
         with self._lock:

@@ -13,13 +13,14 @@ instead of doing it twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-__all__ = ["Accepted", "AgentApiError", "AgentClient", "Message", "OutboxState"]
+__all__ = ["Accepted", "AckResult", "AgentApiError", "AgentClient", "Message", "OutboxState"]
 
 
 class AgentApiError(Exception):
@@ -65,6 +66,17 @@ class Accepted:
 
     outbox_id: str
     state: str
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """One message of a batch acknowledgement (``ack_many``): ``acked``, or the ``status`` (404: not this agent's or
+    unknown; 409: leased under another token) and ``error`` the single ack would have answered."""
+
+    id: str
+    acked: bool
+    status: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,19 @@ class AgentClient:
 
     async def ack(self, message_id: str, lease_token: str, *, idempotency_key: str | None = None) -> None:
         await self._call("POST", f"/v1/messages/{message_id}/ack", {"lease_token": lease_token}, idempotency_key)
+
+    async def ack_many(self, messages: Sequence[tuple[str, str]], *,
+                       idempotency_key: str | None = None) -> list[AckResult]:
+        """Acknowledge up to 100 leased messages, ``(id, lease_token)`` each (ids unique), in one request
+        (``POST /v1/messages/ack``); one result per message, in order. One bad message does not fail the others; a
+        bad request as a whole (no messages, more than 100, a repeated id) raises ``AgentApiError`` 422."""
+        doc = await self._call("POST", "/v1/messages/ack",
+                               {"messages": [{"id": i, "lease_token": t} for i, t in messages]}, idempotency_key)
+        out = []
+        for r in doc["results"]:
+            error = r.get("error") or {}
+            out.append(AckResult(r["id"], "error" not in r, error.get("status"), error.get("message")))
+        return out
 
     async def reply(self, message_id: str, text: str, *, lease_token: str | None = None, thread: str | None = None,
                     stream: bool = False, idempotency_key: str | None = None,

@@ -171,7 +171,8 @@ def typescript_compiler() -> None:
 def test_the_typescript_example_is_type_checked(typescript_compiler: None, tmp_path: Path) -> None:
     source = (EXAMPLES / "agent.ts").read_text()
     assert _tsc(tmp_path, source).returncode == 0
-    typo = _tsc(tmp_path, source.replace("${m.content}", "${m.contents}"))  # a field the API does not send
+    assert "m.content" in source
+    typo = _tsc(tmp_path, source.replace("m.content", "m.contents"))  # a field the API does not send
     assert typo.returncode != 0 and "contents" in typo.stdout, typo.stdout
 
 
@@ -184,6 +185,48 @@ async def test_the_typescript_example_agent(typescript_compiler: None, fake: Fak
         env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
         texts, out = await agent_conversation(fake, host, ["node", str(tmp_path / "out" / "agent.js")], env)
         assert texts[1] == "echo: hello from Telegram, through the sandbox" and b"replied to" in out
+
+
+async def _two_in_a_row(fake: FakeTelegram, home: Path, install: InstallFn, name: str, *argv: str) -> None:
+    """Two messages of one chat wait in the log when the example agent ``argv`` starts: it leases both at once,
+    answers the newer, echoing both, and acknowledges the older in one ``POST /v1/messages/ack``."""
+    async with telegram_host(home, fake, install, name, dm_policy="open") as host:
+        token = host.agents.add(name, None)[0]
+        for text in ("first", "second"):
+            fake.push_message(text, chat_id=USER, user_id=USER, username="demo_user")
+        deadline = time.monotonic() + 20
+        while host.bus.unacknowledged() < 2:
+            assert time.monotonic() < deadline, "the two messages never reached the log"
+            await asyncio.sleep(0.05)
+        env = {**os.environ, "AIRLOCK_API": api(host), "AIRLOCK_TOKEN": token, "MAX_REPLIES": "1"}
+        agent = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(agent.communicate(), 20)
+        finally:
+            if agent.returncode is None:
+                agent.kill()
+        assert agent.returncode == 0, err.decode()
+        assert b"acknowledged 1 older message(s) in one request" in out and b"not acknowledged" not in err
+        assert [m["text"] for m in await fake.wait_for_sent(1, timeout=15)] == ["echo: first / second"]
+        assert host.bus.unacknowledged() == 0
+        assert [o.payload["content"] for o in host.log.list_outbox() if o.kind == "respond"] == ["echo: first / second"]
+
+
+async def test_the_node_example_acks_older_messages_in_one_batch(fake: FakeTelegram, airlock_home: Path,
+                                                                 install_channel: InstallFn) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not on PATH: examples/agent.mjs cannot run (install Node 18+ to run this test)")
+    await _two_in_a_row(fake, airlock_home, install_channel, "echo-js", node, str(REPO / "examples" / "agent.mjs"))
+
+
+async def test_the_typescript_example_acks_older_messages_in_one_batch(
+        typescript_compiler: None, fake: FakeTelegram, airlock_home: Path, install_channel: InstallFn,
+        tmp_path: Path) -> None:
+    compiled = await asyncio.to_thread(_tsc, tmp_path, (EXAMPLES / "agent.ts").read_text())
+    assert compiled.returncode == 0, compiled.stdout
+    await _two_in_a_row(fake, airlock_home, install_channel, "echo-ts", "node", str(tmp_path / "out" / "agent.js"))
 
 
 @asynccontextmanager

@@ -13,10 +13,13 @@ command is ``{"cmd", "headers": {"req_id"}, "body"?}``; its answer is ``{"header
   with errcode 0; a wrong one with errcode 853000 ("invalid bot_id or secret") and the connection is closed; any
   other first frame closes the connection (1008).
 - ``ping`` is answered with errcode 0 (unless ``ack_pings`` is false); every other command is recorded in
-  ``commands`` and answered with errcode 0.
+  ``commands`` and answered with errcode 0, except the temporary-media upload (``aibot_upload_media_*``) and
+  ``aibot_send_msg`` of a media message, answered as ``fake_wecom_uploads.py`` describes (``uploads.media`` holds
+  the finished items; ``upload_refusal`` makes every upload command fail with that errcode).
 - Scripting: :meth:`push_text` sends an ``aibot_msg_callback`` (a text message from a user, single chat unless
-  ``chatid`` is given) and :meth:`push_event` an ``aibot_event_callback``; both return the frame's ``req_id``,
-  which a reply (``aibot_respond_msg``) must carry.
+  ``chatid`` is given), :meth:`push_image` / :meth:`push_file` / :meth:`push_mixed` messages with media items
+  (``{url, aeskey}``: links of ``fake_wecom_cos.py``), and :meth:`push_event` an ``aibot_event_callback``; all
+  return the frame's ``req_id``, which a reply (``aibot_respond_msg``) must carry.
 - Records: ``connections`` (the subscribe body of each), ``pings``, ``commands``, ``refused``.
 """
 
@@ -31,8 +34,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from fake_base import FakeServer
+from fake_wecom_uploads import MEDIA_TYPES, UPLOAD_COMMANDS, MediaUploads
 
-__all__ = ["FakeWecomWs"]
+__all__ = ["FakeWecomWs", "media_item"]
 
 JsonDict = dict[str, Any]
 
@@ -48,6 +52,9 @@ class FakeWecomWs(FakeServer):
         self.pings = 0
         self.refused = 0
         self.commands: list[JsonDict] = []
+        self.uploads = MediaUploads()
+        self.upload_refusal: int | None = None
+        """When set, every upload command is answered with this errcode (a test's refusal)."""
         self._ws: web.WebSocketResponse | None = None
         self._ids = itertools.count(1)
 
@@ -78,9 +85,13 @@ class FakeWecomWs(FakeServer):
             await self._on_command(ws, json.loads(msg.data))
         return ws
 
-    async def _ack(self, ws: web.WebSocketResponse, frame: JsonDict, code: int, errmsg: str) -> None:
-        await ws.send_str(json.dumps({"headers": {"req_id": frame.get("headers", {}).get("req_id")},
-                                      "errcode": code, "errmsg": errmsg}))
+    async def _ack(self, ws: web.WebSocketResponse, frame: JsonDict, code: int, errmsg: str,
+                   body: JsonDict | None = None) -> None:
+        ack: JsonDict = {"headers": {"req_id": frame.get("headers", {}).get("req_id")}, "errcode": code,
+                         "errmsg": errmsg}
+        if body is not None:
+            ack["body"] = body
+        await ws.send_str(json.dumps(ack))
 
     async def _on_command(self, ws: web.WebSocketResponse, frame: JsonDict) -> None:
         if frame.get("cmd") == "ping":
@@ -91,7 +102,15 @@ class FakeWecomWs(FakeServer):
             return
         self.commands.append(frame)
         self.notify()
-        await self._ack(ws, frame, 0, "ok")
+        cmd, body = frame.get("cmd"), frame.get("body") or {}
+        if cmd in UPLOAD_COMMANDS and self.upload_refusal is not None:
+            await self._ack(ws, frame, self.upload_refusal, "refused by the test")
+        elif cmd in UPLOAD_COMMANDS:
+            await self._ack(ws, frame, *self.uploads.answer(cmd, body))
+        elif cmd == "aibot_send_msg" and body.get("msgtype") in MEDIA_TYPES:
+            await self._ack(ws, frame, *self.uploads.check_media_message(body))
+        else:
+            await self._ack(ws, frame, 0, "ok")
 
     async def _send(self, frame: JsonDict) -> str:
         if self._ws is None or self._ws.closed:
@@ -105,8 +124,27 @@ class FakeWecomWs(FakeServer):
 
     async def push_text(self, text: str, *, userid: str = "alice", chatid: str | None = None) -> str:
         """An ``aibot_msg_callback`` carrying a text message; returns its ``req_id``."""
+        return await self.push_message("text", {"content": text}, userid=userid, chatid=chatid)
+
+    async def push_image(self, url: str, aeskey: str | None, *, userid: str = "alice") -> str:
+        """An image message (``image: {url, aeskey}``; see ``fake_wecom_cos.py`` for the link and key)."""
+        return await self.push_message("image", media_item(url, aeskey), userid=userid)
+
+    async def push_file(self, url: str, aeskey: str | None, *, userid: str = "alice") -> str:
+        """A file message (``file: {url, aeskey}``)."""
+        return await self.push_message("file", media_item(url, aeskey), userid=userid)
+
+    async def push_mixed(self, items: list[JsonDict], *, userid: str = "alice", chatid: str | None = None) -> str:
+        """A mixed message: ``mixed: {msg_item: items}``, each ``{"msgtype": "text", "text": {"content"}}`` or
+        ``{"msgtype": "image", "image": {"url", "aeskey"}}`` (aibot-node-sdk ``MixedMsgItem``)."""
+        return await self.push_message("mixed", {"msg_item": items}, userid=userid, chatid=chatid)
+
+    async def push_message(self, msgtype: str, content: JsonDict, *, userid: str = "alice",
+                           chatid: str | None = None) -> str:
+        """An ``aibot_msg_callback`` whose body has ``msgtype`` and ``content`` under that key (single chat unless
+        ``chatid`` is given); returns its ``req_id``."""
         body: JsonDict = {"msgid": f"msg-{next(self._ids)}", "aibotid": self.bot_id, "from": {"userid": userid},
-                          "chattype": "group" if chatid else "single", "msgtype": "text", "text": {"content": text},
+                          "chattype": "group" if chatid else "single", "msgtype": msgtype, msgtype: content,
                           "create_time": int(time.time())}
         if chatid:
             body["chatid"] = chatid
@@ -125,3 +163,8 @@ class FakeWecomWs(FakeServer):
             if time.monotonic() > deadline:
                 raise AssertionError(f"fake wecom: timed out waiting for {what}")
             await asyncio.sleep(0.01)
+
+
+def media_item(url: str, aeskey: str | None) -> JsonDict:
+    """An image or file item (aibot-node-sdk ``ImageContent`` / ``FileContent``: ``url``, optional ``aeskey``)."""
+    return {"url": url} if aeskey is None else {"url": url, "aeskey": aeskey}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -15,7 +17,7 @@ from airlock.messages.inbox import Inbox
 from airlock.messages.model import NewEntry, Route
 from airlock.messages.postgres import PostgresMessageLog
 from airlock.messages.redisbus import RedisBusLog
-from airlock.messages.wakeup import EVERYONE, MAX_PAYLOAD_BYTES, parse, payload
+from airlock.messages.wakeup import EVERYONE, MAX_PAYLOAD_BYTES, SENDER, from_here, parse, payload
 from airlock.state.postgres import APPENDED_CHANNEL
 
 T0 = 1_800_000_000.0
@@ -42,7 +44,9 @@ def test_a_commit_names_the_agents_of_the_entries_it_appended(pg_url: str) -> No
     log, ears = PostgresMessageLog.open(pg_url), listener(pg_url)
     try:
         log.commit("tg", {}, [entry("a", "1", "k1"), entry("b", "2"), entry("a", "3")], T0)
-        assert [json.loads(p) for p in heard(ears)] == [{"a": 2, "b": 1}]
+        said = heard(ears)
+        assert [parse(p) for p in said] == [{"a": 2, "b": 1}]
+        assert [from_here(p) for p in said] == [True]  # signed: this process's listener skips it
         log.commit("tg", {}, [entry("a", "again", "k1")], T0)  # a duplicate only: nothing appended, nothing sent
         log.commit("tg", {"state/offset": "5"}, [], T0)  # a cursor alone: nothing sent
         assert heard(ears) == []
@@ -59,7 +63,9 @@ def test_the_redis_bus_tells_when_it_published_not_when_it_committed(pg_url: str
         log.commit("tg", {}, [entry("bot", "1"), entry("bot", "2")], T0)
         assert heard(ears) == []  # committed but not in the stream yet: a woken lease would find nothing
         assert log.publish() == 2
-        assert [json.loads(p) for p in heard(ears)] == [{"bot": 2}]
+        said = heard(ears)
+        assert [json.loads(p) for p in said] == [{"bot": 2}]
+        assert not from_here(said[0])  # unsigned: it may publish other processes' entries, so it wakes this one too
     finally:
         ears.close()
         log.close()
@@ -71,7 +77,7 @@ def test_a_commit_for_more_agents_than_a_payload_holds_wakes_everyone(pg_url: st
     log, ears = PostgresMessageLog.open(pg_url), listener(pg_url)
     try:  # PostgreSQL refuses a payload of 8000 bytes or more: the commit would fail with it
         assert len(log.commit("tg", {}, [entry(n, "hi") for n in names], T0)) == len(names)
-        assert heard(ears) == [EVERYONE]
+        assert heard(ears) == [f"{SENDER} {EVERYONE}"]
     finally:
         ears.close()
         log.close()
@@ -80,11 +86,20 @@ def test_a_commit_for_more_agents_than_a_payload_holds_wakes_everyone(pg_url: st
 def test_payloads_within_the_bound_name_the_agents() -> None:
     names = [f"agent-{i:04d}" for i in range(600)]
     assert MAX_PAYLOAD_BYTES < PG_NOTIFY_LIMIT
-    assert payload(names) == EVERYONE
-    assert parse(EVERYONE) is None
+    assert payload(names) == f"{SENDER} {EVERYONE}" and payload(names, signed=False) == EVERYONE
+    assert parse(payload(names)) is None and parse(EVERYONE) is None
     small = payload(names[:10])
     assert len(small.encode()) <= MAX_PAYLOAD_BYTES and parse(small) == {n: 1 for n in names[:10]}
     assert parse('{"a": "x"}') is None and parse("[1]") is None  # not understood: wake everyone
+    assert parse('{"my bot":2}') == {"my bot": 2}  # an older node's payload, no sender: understood as before
+
+
+def test_only_this_process_s_own_signed_payloads_are_from_here() -> None:
+    other = subprocess.run([sys.executable, "-c", "from airlock.messages.wakeup import payload; print(payload(['a']))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert parse(other) == {"a": 1} and not from_here(other)  # another process: its appends wake waiters here
+    assert from_here(payload(["a"])) and not from_here(payload(["a"], signed=False))
+    assert not from_here('{"a":1}') and not from_here(EVERYONE)
 
 
 @pytest.mark.parametrize("told", [{"a": 1}, None])

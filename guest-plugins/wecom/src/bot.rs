@@ -5,12 +5,14 @@
 //!
 //! * in: `{"cmd": "aibot_msg_callback", "headers": {"req_id"}, "body": {"msgid", "aibotid", "chatid"?,
 //!   "chattype": "single"|"group", "from": {"userid"}, "msgtype", "text": {"content"} | "voice": {"content"} |
-//!   "mixed": {"msg_item": [...]}}}`; `aibot_event_callback` frames (`enter_chat` is answered with the
+//!   "image": {"url", "aeskey"} | "file": {"url", "aeskey"} | "mixed": {"msg_item": [...]}}}` (images and files
+//!   become attachments: [`crate::media`]); `aibot_event_callback` frames (`enter_chat` is answered with the
 //!   configured welcome text); and the acks `{"headers": {"req_id"},
 //!   "errcode", "errmsg"}` of the channel's own commands;
 //! * out: `aibot_respond_msg` with the callback's `req_id` and `{"msgtype": "stream", "stream": {"id", "finish":
 //!   true, "content"}}` (content at most 20480 bytes), and `aibot_send_msg` `{"chatid", "msgtype": "markdown",
-//!   "markdown": {"content"}}` for what does not fit and for broadcasts (`chatid` is the userid in a single chat).
+//!   "markdown": {"content"}}` for what does not fit and for broadcasts (`chatid` is the userid in a single chat);
+//!   reply files go through the media upload commands ([`crate::upload`]), whose acks are routed there.
 
 use airlock_channel::text::{Splitter, Unit};
 use airlock_channel::{debug, emit, now_millis, warn, websocket, Result};
@@ -18,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::dedupe::first_delivery;
+use crate::media::{fetch_all, Kind, MediaRef};
 use crate::settings::{is_wecom_id, Settings};
 
 /// Most UTF-8 bytes of one stream reply ("最长不超过 20480 个字节").
@@ -62,7 +65,20 @@ struct MessageBody {
     #[serde(default)]
     voice: Option<Content>,
     #[serde(default)]
+    image: Option<Media>,
+    #[serde(default)]
+    file: Option<Media>,
+    #[serde(default)]
     mixed: Option<Mixed>,
+}
+
+/// An image or file item: its encrypted download and the key ([`crate::media`]).
+#[derive(Deserialize)]
+struct Media {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    aeskey: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -89,6 +105,8 @@ struct MixedItem {
     msgtype: String,
     #[serde(default)]
     text: Option<Content>,
+    #[serde(default)]
+    image: Option<Media>,
 }
 
 /// One frame from the host.
@@ -100,6 +118,10 @@ pub fn handle(frame: &[u8]) -> Result<()> {
         Some(cmd) => {
             debug!("frame {cmd} ignored");
             Ok(())
+        }
+        None if frame.headers.req_id.starts_with(crate::upload::REQ_PREFIX) => {
+            let errmsg = frame.errmsg.unwrap_or_default();
+            crate::upload::on_ack(&frame.headers.req_id, frame.errcode.unwrap_or(0), &errmsg, &frame.body)
         }
         None => {
             if let Some(code) = frame.errcode.filter(|c| *c != 0) {
@@ -130,6 +152,27 @@ fn text_of(body: &MessageBody) -> String {
     text.unwrap_or_default().trim().to_string()
 }
 
+/// The image and file items of a message, in order (a mixed message's images between its texts).
+fn media_of(body: &MessageBody) -> Vec<MediaRef> {
+    let as_ref = |kind: Kind, m: &Media| {
+        let url = m.url.trim();
+        let key = m.aeskey.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        (!url.is_empty()).then(|| MediaRef { kind, url: url.to_string(), aeskey: key.map(str::to_string) })
+    };
+    match body.msgtype.as_str() {
+        "image" => body.image.as_ref().and_then(|m| as_ref(Kind::Image, m)).into_iter().collect(),
+        "file" => body.file.as_ref().and_then(|m| as_ref(Kind::File, m)).into_iter().collect(),
+        "mixed" => body.mixed.as_ref().map_or_else(Vec::new, |m| {
+            m.msg_item
+                .iter()
+                .filter(|i| i.msgtype == "image")
+                .filter_map(|i| i.image.as_ref().and_then(|img| as_ref(Kind::Image, img)))
+                .collect()
+        }),
+        _ => Vec::new(),
+    }
+}
+
 /// In a group the bot gets only messages that @mention it, and the text starts with that mention: drop it.
 fn without_leading_mention(text: &str) -> &str {
     match text.strip_prefix('@') {
@@ -149,26 +192,32 @@ fn message(req_id: &str, body: MessageBody) -> Result<()> {
         return Ok(());
     }
     let text = text_of(&body);
+    let media = media_of(&body);
     let group = body.chattype == "group";
     let chat_id = body.chatid.as_deref().map(str::trim).filter(|c| is_wecom_id(c));
     let text = if group { without_leading_mention(&text).to_string() } else { text };
-    if text.is_empty() || (group && chat_id.is_none()) {
-        debug!("message {} ignored: no text, or a group without chatid", body.msgid);
+    if (text.is_empty() && media.is_empty()) || (group && chat_id.is_none()) {
+        debug!("message {} ignored: no text or media, or a group without chatid", body.msgid);
         return Ok(());
     }
+    let settings = Settings::load()?;
     if !group {
-        let settings = Settings::load()?;
         let send_code = |code: &str| respond_stream(req_id, &settings.gate.code_text(code));
         if !settings.gate.admit_or_send_code(userid, None, &json!({"userid": userid}), send_code) {
             return Ok(());
         }
     }
+    // Only an admitted sender's files are downloaded; a file that cannot be attached leaves a note in the text.
+    let fetched = fetch_all(&media, settings.max_media_bytes);
+    let text = [text].into_iter().chain(fetched.notes).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n");
     let mut metadata = json!({"mode": "bot", "msgid": body.msgid, "req_id": req_id, "userid": userid,
                               "chat_type": if group { "group" } else { "single" }});
     if let Some(chat) = chat_id.filter(|_| group) {
         metadata["chat_id"] = json!(chat);
     }
-    emit::Message::new(userid, text).metadata(metadata).emit();
+    let mut message = emit::Message::new(userid, text).metadata(metadata);
+    message.attachments = fetched.attachments;
+    message.emit();
     Ok(())
 }
 

@@ -12,8 +12,11 @@
 pub mod api;
 pub mod app;
 pub mod bot;
+pub mod crypt;
 pub mod dedupe;
+pub mod media;
 pub mod settings;
+pub mod upload;
 pub mod xml;
 
 #[cfg(test)]
@@ -58,7 +61,7 @@ impl Channel for Wecom {
     }
 
     fn on_respond(response: &AgentResponse) -> Result<()> {
-        if response.content.trim().is_empty() {
+        if response.content.trim().is_empty() && response.attachments.is_empty() {
             debug!("reply {} is empty: nothing sent", response.message_id);
             return Ok(());
         }
@@ -67,11 +70,17 @@ impl Channel for Wecom {
             Some("bot") => {
                 let Some(req_id) = response.metadata_str("req_id") else { bail!("bot message without req_id") };
                 let chat = response.metadata_str("chat_id").unwrap_or(userid);
-                bot::reply(req_id, chat, &response.content)
+                let notes = upload::start(chat, &response.message_id, &response.attachments)?;
+                let text = with_notes(&response.content, &notes);
+                if text.is_empty() {
+                    return Ok(());
+                }
+                bot::reply(req_id, chat, &text)
             }
             Some("app") => {
                 let agent = response.metadata.get("agent_id").and_then(|v| v.as_u64());
-                app::reply(&Settings::load()?, userid, agent, &response.content)
+                let text = with_notes(&response.content, &app_file_notes(response));
+                app::reply(&Settings::load()?, userid, agent, &text)
             }
             _ => bail!("the original message's metadata has no WeCom mode"),
         }
@@ -82,11 +91,39 @@ impl Channel for Wecom {
         let settings = Settings::load()?;
         match settings.agent_id {
             Some(agent) if secrets::exists("wecom_corp_secret") => {
-                api::send_text(&settings.api_base, agent, user_id, &response.content)
+                let text = with_notes(&response.content, &app_file_notes(response));
+                api::send_text(&settings.api_base, agent, user_id, &text)
             }
-            _ => bot::send(user_id, &response.content),
+            _ => {
+                let notes = upload::start(user_id, &response.message_id, &response.attachments)?;
+                let text = with_notes(&response.content, &notes);
+                if text.is_empty() {
+                    return Ok(());
+                }
+                bot::send(user_id, &text)
+            }
         }
     }
+}
+
+/// `text` with `notes` on lines of their own (trimmed; empty when both are).
+fn with_notes(text: &str, notes: &[String]) -> String {
+    let text = text.trim();
+    std::iter::once(text)
+        .chain(notes.iter().map(String::as_str))
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The self-built app path sends text only: one note for the files of `response`, if any.
+fn app_file_notes(response: &AgentResponse) -> Vec<String> {
+    let n = response.attachments.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    warn!("{n} file(s) of reply {} not sent: app replies carry text only", response.message_id);
+    vec![format!("[{n} file(s) not sent: this conversation takes text only]")]
 }
 
 airlock_channel::export_channel!(Wecom);

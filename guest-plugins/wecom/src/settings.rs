@@ -6,6 +6,8 @@ use airlock_channel::{bail, workspace, Config, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::media::{DEFAULT_MAX_MEDIA_BYTES, MAX_MEDIA_BYTES_CAP};
+
 pub const CHANNEL: &str = "wecom";
 pub const SETTINGS_PATH: &str = "state/config";
 /// The WeCom server API (the capabilities file's allow-list).
@@ -22,6 +24,13 @@ pub struct Settings {
     /// Sent with `aibot_respond_welcome_msg` when a user opens a chat with the bot (`enter_chat`); none: nothing.
     #[serde(default)]
     pub welcome_text: Option<String>,
+    /// Largest inbound image or file attached, in bytes once decrypted (config `max_media_bytes`).
+    #[serde(default = "default_max_media_bytes")]
+    pub max_media_bytes: usize,
+}
+
+fn default_max_media_bytes() -> usize {
+    DEFAULT_MAX_MEDIA_BYTES
 }
 
 /// Longest `welcome_text`, in UTF-8 bytes (a text message's limit in WeCom).
@@ -30,7 +39,8 @@ pub const MAX_WELCOME_BYTES: usize = 2048;
 impl Settings {
     /// Parse `config`: `api_base` (https, default [`DEFAULT_API_BASE`]), `agent_id` (a positive number, or
     /// its decimal text), `welcome_text` (at most [`MAX_WELCOME_BYTES`]), `dm_policy` (default `pairing`),
-    /// `owner_id` and `allow_from` (WeCom userids, exact, or `"*"`).
+    /// `owner_id` and `allow_from` (WeCom userids, exact, or `"*"`), `max_media_bytes` (1 to
+    /// [`MAX_MEDIA_BYTES_CAP`], default [`DEFAULT_MAX_MEDIA_BYTES`]).
     pub fn from_config(config: &Config) -> Result<Self> {
         let api_base = config.str("api_base").unwrap_or(DEFAULT_API_BASE).trim().trim_end_matches('/').to_string();
         if !api_base.starts_with("https://") {
@@ -56,7 +66,14 @@ impl Settings {
         if welcome_text.as_ref().is_some_and(|w| w.len() > MAX_WELCOME_BYTES) {
             bail!("welcome_text is longer than {MAX_WELCOME_BYTES} bytes");
         }
-        Ok(Settings { gate, api_base, agent_id, welcome_text })
+        let max_media_bytes = match config.get("max_media_bytes") {
+            None | Some(Value::Null) => DEFAULT_MAX_MEDIA_BYTES,
+            Some(value) => match value.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if (1..=MAX_MEDIA_BYTES_CAP).contains(&n) => n,
+                _ => bail!("max_media_bytes must be a number of bytes from 1 to {MAX_MEDIA_BYTES_CAP}"),
+            },
+        };
+        Ok(Settings { gate, api_base, agent_id, welcome_text, max_media_bytes })
     }
 
     pub fn save(&self) -> Result<()> {
@@ -88,6 +105,9 @@ mod tests {
         assert_eq!(s.gate.allow_from, vec!["zhangsan"]);
         assert_eq!(s.gate.owner_id.as_deref(), Some("lisi"));
         assert_eq!(s.gate.policy, DmPolicy::Pairing);
+        assert_eq!(s.max_media_bytes, DEFAULT_MAX_MEDIA_BYTES);
+        let big = Config::from_json(&format!(r#"{{"max_media_bytes": {MAX_MEDIA_BYTES_CAP}}}"#)).unwrap();
+        assert_eq!(Settings::from_config(&big).unwrap().max_media_bytes, MAX_MEDIA_BYTES_CAP);
         let s = Settings::from_config(
             &Config::from_json(r#"{"agent_id": 218, "api_base": "https://q.example/"}"#).unwrap(),
         )
@@ -100,6 +120,9 @@ mod tests {
             r#"{"agent_id": true}"#,
             r#"{"api_base": "http://x"}"#,
             r#"{"allow_from": "x"}"#,
+            r#"{"max_media_bytes": 0}"#,
+            r#"{"max_media_bytes": 20971521}"#,
+            r#"{"max_media_bytes": "1"}"#,
         ] {
             assert!(Settings::from_config(&Config::from_json(bad).unwrap()).is_err(), "{bad}");
         }

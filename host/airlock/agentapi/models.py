@@ -3,15 +3,18 @@ JSON documents it hands out. ``openapi.py`` takes the request schemas from these
 OpenAPI document and the server cannot disagree.
 
 Limits: a reply, broadcast or status text is at most :data:`MAX_TEXT_CHARS` characters; ids and thread ids at
-most :data:`MAX_ID_CHARS`; a request body at most :data:`MAX_BODY_BYTES` (413 past it).
+most :data:`MAX_ID_CHARS`; a batch acknowledgement at most :data:`MAX_ACK_BATCH` messages; a request body at most
+:data:`MAX_BODY_BYTES` (413 past it).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
+from ..messages.inbox import MAX_LEASE_BATCH
 from ..messages.model import Entry, OutboxEntry
 from ..messages.reply_files import (
     DEFAULT_MIME,
@@ -33,6 +36,11 @@ MAX_ID_CHARS = 256
 #: Largest request body, bytes: room for the largest valid body even when every character is sent escaped (an
 #: astral character counts one toward MAX_TEXT_CHARS but is 12 bytes as a JSON surrogate-pair escape).
 MAX_BODY_BYTES = 1024 * 1024
+#: Most messages one ``POST /v1/messages/ack`` names: as many as one lease hands out (``GET /v1/messages``'s
+#: ``limit``, ``messages.inbox.MAX_LEASE_BATCH``), so an agent acknowledges a whole leased batch in one request, one
+#: ownership read and one transaction. 100 items of the longest ids and tokens are about 55 KB of JSON, far below
+#: :data:`MAX_BODY_BYTES`; SQS's DeleteMessageBatch takes 10, Pub/Sub's acknowledge thousands.
+MAX_ACK_BATCH = MAX_LEASE_BATCH
 #: ULID: 26 Crockford base32 characters (message and outbox ids).
 ULID_PATTERN = "^[0-9A-HJKMNP-TV-Z]{26}$"
 SHA256_PATTERN = "^[0-9a-f]{64}$"
@@ -50,6 +58,32 @@ class AckBody(_Body):
     """``POST /v1/messages/{id}/ack``: the lease token the message was handed out with."""
 
     lease_token: Id
+
+
+class AckItem(_Body):
+    """One message of ``POST /v1/messages/ack``: its id and the lease token it was handed out with."""
+
+    id: Id
+    lease_token: Id
+
+
+def _unique_ids(items: list[AckItem]) -> list[AckItem]:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise PydanticCustomError("unique_ids", "message {id} appears more than once (each id once per batch)",
+                                      {"id": item.id})
+        seen.add(item.id)
+    return items
+
+
+class AckBatchBody(_Body):
+    """``POST /v1/messages/ack``: 1..``MAX_ACK_BATCH`` (100) messages to acknowledge at once, each id once (422
+    otherwise: a repeated id has no single answer)."""
+
+    messages: Annotated[list[AckItem], Field(min_length=1, max_length=MAX_ACK_BATCH,
+                                             description="Each message once (ids unique within a batch)."),
+                        AfterValidator(_unique_ids)]
 
 
 class ReplyAttachment(_Body):

@@ -15,10 +15,13 @@ from pydantic import BaseModel
 
 from ..messages.reply_files import MAX_REPLY_ATTACHMENT_BYTES, MAX_REPLY_ATTACHMENTS
 from .models import (
+    MAX_ACK_BATCH,
     MAX_TEXT_CHARS,
     SHA256_PATTERN,
     ULID_PATTERN,
+    AckBatchBody,
     AckBody,
+    AckItem,
     BroadcastBody,
     EditBody,
     ReactBody,
@@ -121,10 +124,20 @@ def _schemas() -> dict[str, Any]:
             "url": {"type": "string"}}},
         "Acked": {"type": "object", "required": ["id", "state"],
                   "properties": {"id": {"type": "string"}, "state": {"const": "acked"}}},
+        "AckItemError": {"type": "object", "required": ["id", "error"], "properties": {
+            "id": {"type": "string"}, "error": {"type": "object", "required": ["status", "message"], "properties": {
+                "status": {"enum": [404, 409], "description": "As POST /v1/messages/{id}/ack would answer: 404 "
+                                                              "no such message for this agent, 409 leased under "
+                                                              "another lease token."},
+                "message": {"type": "string"}}}}},
+        "AckResults": {"type": "object", "required": ["results"], "properties": {"results": {
+            "type": "array", "maxItems": MAX_ACK_BATCH, "description": "One per message of the request, in order.",
+            "items": {"oneOf": [_ref("Acked"), _ref("AckItemError")]}}}},
         "Accepted": {"type": "object", "required": ["outbox_id", "state"],
                      "properties": {"outbox_id": {"type": "string"}, "state": outbox_props["state"]}},
         "OutboxEntry": {"type": "object", "required": list(outbox_props), "properties": outbox_props},
-        "AckBody": _schema(AckBody), "ReplyBody": _schema(ReplyBody),
+        "AckBody": _schema(AckBody), "AckItem": _schema(AckItem), "AckBatchBody": _schema(AckBatchBody),
+        "ReplyBody": _schema(ReplyBody),
         "ReplyAttachment": _schema(ReplyAttachment), "StatusBody": _schema(StatusBody),
         "BroadcastBody": _schema(BroadcastBody), "EditBody": _schema(EditBody),
         "ReactBody": _schema(ReactBody),
@@ -145,6 +158,11 @@ def _paths() -> dict[str, Any]:
             "summary": "Lease the agent's next messages, oldest first.",
             "parameters": poll_params,
             "responses": _responses(200, _ref("MessageList"), "Leased messages (maybe none).", (400, 403))}},
+        "/v1/messages/ack": _post(
+            f"Acknowledge up to {MAX_ACK_BATCH} leased messages in one request (a whole lease), each id once. The "
+            "answer is 200 with one result per message, in order: acked (also when it was acked already), or the "
+            "error the single acknowledgement would answer (404, 409); one failing message does not fail the others.",
+            "AckBatchBody", 200, "AckResults", ()),
         "/v1/messages/{id}/ack": _post("Acknowledge a message without replying.", "AckBody", 200, "Acked",
                                        (404, 409), "message"),
         "/v1/messages/{id}/reply": _post(

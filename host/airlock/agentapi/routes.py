@@ -26,6 +26,7 @@ from .auth import AGENT, ApiError
 from .models import (
     SHA256_PATTERN,
     ULID_PATTERN,
+    AckBatchBody,
     AckBody,
     BroadcastBody,
     EditBody,
@@ -159,6 +160,15 @@ async def post_ack(request: web.Request, key: str | None) -> tuple[int, dict[str
 
 
 @idempotent
+async def post_ack_batch(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
+    """``POST /v1/messages/ack``: acknowledge up to ``MAX_ACK_BATCH`` leased messages at once; 200 with one result
+    per message, in order (``AgentService.ack_many``), even when some failed."""
+    body = await _body(request, AckBatchBody)
+    items = [(m.id, m.lease_token) for m in body.messages]
+    return 200, {"results": await request.app[SERVICE].ack_many(request[AGENT], items)}
+
+
+@idempotent
 async def post_reply(request: web.Request, key: str | None) -> tuple[int, dict[str, Any]]:
     message_id = _message_id(request)
     body = await _body(request, ReplyBody)
@@ -241,6 +251,7 @@ async def post_attachment(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/openapi.json", get_openapi)
     app.router.add_get("/v1/messages", get_messages)
+    app.router.add_post("/v1/messages/ack", post_ack_batch)
     app.router.add_post("/v1/messages/{id}/ack", post_ack)
     app.router.add_post("/v1/messages/{id}/reply", post_reply)
     app.router.add_post("/v1/messages/{id}/status", post_status)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..agents.api import reaction
@@ -71,7 +72,7 @@ class AgentService:
     async def _own(self, agent: str, message_id: str) -> Entry:
         entry = await asyncio.to_thread(self.host.log.get, message_id)
         if entry is None or entry.route.agent != agent:
-            raise ApiError(404, f"no message {message_id} for agent {agent}")
+            raise ApiError(404, _no_message(agent, message_id))
         return entry
 
     async def ack(self, agent: str, message_id: str, lease_token: str) -> dict[str, Any]:
@@ -81,9 +82,25 @@ class AgentService:
         if not await self.host.bus.ack(message_id, lease_token):
             again = await self._own(agent, message_id)
             if again.state != "acked":
-                raise ApiError(409, f"message {message_id} is not leased under this lease token "
-                                    "(the lease expired and was handed out again, or was never taken)")
+                raise ApiError(409, _not_leased(message_id))
         return {"id": message_id, "state": "acked"}
+
+    async def ack_many(self, agent: str, items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Acknowledge a batch (``POST /v1/messages/ack``): one result per ``(id, lease_token)``, in order, each
+        ``{"id", "state": "acked"}`` or ``{"id", "error": {"status", "message"}}`` with ``ack``'s rules and messages
+        (404 not this agent's or unknown, 409 leased under another token; acked already is success). One ownership
+        read and one log transaction for the batch (``MessageLog.get_many`` / ``ack_many``), plus one more read
+        only for the items whose ack failed (acknowledged meanwhile is success, as in ``ack``)."""
+        owned = await asyncio.to_thread(self.host.log.get_many, [mid for mid, _token in items])
+        answers, todo = _triage(agent, items, owned)
+        done = await self.host.bus.ack_many([(mid, token) for _i, mid, token in todo]) if todo else []
+        failed = [mid for (_i, mid, _token), ok in zip(todo, done, strict=True) if not ok]
+        again = await asyncio.to_thread(self.host.log.get_many, failed) if failed else {}
+        for (i, mid, _token), ok in zip(todo, done, strict=True):
+            entry = again.get(mid)
+            acked = ok or (entry is not None and entry.state == "acked")
+            answers[i] = {"id": mid, "state": "acked"} if acked else _item_error(mid, 409, _not_leased(mid))
+        return [a for a in answers if a is not None]
 
     async def reply(self, agent: str, message_id: str, body: ReplyBody, idem: str | None) -> dict[str, Any]:
         entry = await self._own(agent, message_id)
@@ -206,6 +223,38 @@ class AgentService:
         if data is None:
             raise ApiError(404, "no such attachment for this agent")
         return data
+
+
+def _no_message(agent: str, message_id: str) -> str:
+    return f"no message {message_id} for agent {agent}"
+
+
+def _not_leased(message_id: str) -> str:
+    return (f"message {message_id} is not leased under this lease token (the lease expired and was handed out "
+            "again, or was never taken)")
+
+
+def _triage(agent: str, items: Sequence[tuple[str, str]],
+            owned: dict[str, Entry]) -> tuple[list[dict[str, Any] | None], list[tuple[int, str, str]]]:
+    """The answers a batch has before any ack (404: not ``agent``'s or unknown; acked already), None where the log
+    must try; and those items, ``(position, id, lease_token)``."""
+    answers: list[dict[str, Any] | None] = []
+    todo: list[tuple[int, str, str]] = []
+    for i, (mid, token) in enumerate(items):
+        entry = owned.get(mid)
+        if entry is None or entry.route.agent != agent:
+            answers.append(_item_error(mid, 404, _no_message(agent, mid)))
+        elif entry.state == "acked":
+            answers.append({"id": mid, "state": "acked"})
+        else:
+            answers.append(None)
+            todo.append((i, mid, token))
+    return answers, todo
+
+
+def _item_error(message_id: str, status: int, message: str) -> dict[str, Any]:
+    """A failed item of a batch (schema ``AckItemError``): what the single call would have answered."""
+    return {"id": message_id, "error": {"status": status, "message": message}}
 
 
 def _key(agent: str, idem: str | None) -> str | None:

@@ -181,9 +181,18 @@ class Inbox:
             self._backlog = max(0, self._backlog - 1)
         return bool(done)
 
+    async def ack_many(self, items: Sequence[tuple[str, str | None]]) -> list[bool]:
+        """Acknowledge a batch in one transaction (``MessageLog.ack_many``): one result per ``(entry_id,
+        lease_token)``, in order, each as ``ack``'s."""
+        done = self._nowait("try_ack_many", items, self._clock())
+        if done is None:
+            done = await asyncio.to_thread(self.log.ack_many, items, self._clock())
+        self._backlog = max(0, self._backlog - sum(done))
+        return list(done)
+
     def _nowait(self, name: str, *args: Any) -> Any:
-        """The log's call that never waits (``SqliteMessageLog.try_lease`` / ``try_ack``: on this thread, no
-        hand-off to a worker thread and back), or None: the log has none, or it would have had to wait."""
+        """The log's call that never waits (``SqliteMessageLog.try_lease`` / ``try_ack`` / ``try_ack_many``: on this
+        thread, no hand-off to a worker thread and back), or None: the log has none, or it would have had to wait."""
         fn = getattr(self.log, name, None)
         return fn(*args) if fn is not None else None
 

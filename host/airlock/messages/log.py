@@ -42,6 +42,25 @@ gets it meanwhile). The sender renews the claims of its in-flight sends every th
 another node sends those entries then (at least once)."""
 
 
+def first_of_each(items: Sequence[tuple[str, str | None]]) -> dict[str, str | None]:
+    """``entry_id -> lease_token`` of the first item of each id in ``items``, in order (``MessageLog.ack_many``
+    tries a repeated id once)."""
+    out: dict[str, str | None] = {}
+    for entry_id, token in items:
+        out.setdefault(entry_id, token)
+    return out
+
+
+def ack_results(items: Sequence[tuple[str, str | None]], acked: set[str]) -> list[bool]:
+    """``ack_many``'s answer from the ids its transaction acknowledged: True for the first item of each of them."""
+    seen: set[str] = set()
+    out = []
+    for entry_id, _token in items:
+        out.append(entry_id in acked and entry_id not in seen)
+        seen.add(entry_id)
+    return out
+
+
 class NewOutbound(Protocol):
     """What ``append_outbox`` needs (``messages.outbox.Outbound``)."""
 
@@ -93,6 +112,14 @@ class MessageLog(Protocol):
         CLI). False when the entry is unknown, already acked, or leased under another token."""
         ...
 
+    def ack_many(self, items: Sequence[tuple[str, str | None]], now: float) -> list[bool]:
+        """``ack`` of every ``(entry_id, lease_token)`` of ``items`` in one transaction (the agent API's batch
+        acknowledgement: one commit, one round trip, for up to a lease's worth of entries); one result per item, in
+        order, with ``ack``'s meaning. Partial success is normal: an item that is False changes nothing and does not
+        stop the others. An id repeated in ``items`` is tried once, with its first token: its later items are False.
+        A failure of the transaction applies none of the batch (raises like ``ack``)."""
+        ...
+
     def release(self, entry_id: str, lease_token: str | None) -> bool:
         """Give a lease back: the entry is ready again at once. False when not leased under that token."""
         ...
@@ -105,6 +132,10 @@ class MessageLog(Protocol):
         ...
 
     def get(self, entry_id: str) -> Entry | None: ...
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        """``id -> Entry`` of those of ``entry_ids`` that exist (one read for a batch; unknown ids are absent)."""
+        ...
 
     def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
         """Newest first."""

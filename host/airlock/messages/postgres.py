@@ -24,7 +24,7 @@ from typing import Any
 
 from ..state.leases import Fence, check_fence_pg
 from ..state.postgres import CONNECT_WAIT_S, PgConn, PgDb
-from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
+from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound, ack_results, first_of_each
 from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxState
 from .rows import INBOUND_COLS as _INBOUND_COLS
 from .rows import OUTBOX_COLS as _OUTBOX_COLS
@@ -101,6 +101,22 @@ class PostgresMessageLog:
         with self._db.transaction() as conn:
             return _ack(conn, entry_id, lease_token, now)
 
+    def ack_many(self, items: Sequence[tuple[str, str | None]], now: float) -> list[bool]:
+        return ack_results(items, {entry_id for entry_id, _agent, _bus_id in self._ack_batch(items, now)})
+
+    def _ack_batch(self, items: Sequence[tuple[str, str | None]], now: float) -> list[tuple[str, str, str | None]]:
+        """Acknowledge the first item of each id of ``items``; ``(id, agent, bus_id)`` of each entry acknowledged.
+        One set-based statement in autocommit: atomic on its own (one transaction), one round trip for the batch.
+        The ids go sorted, so two batches naming the same entries lock their rows in one order (no deadlock)."""
+        first = sorted(first_of_each(items).items())
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "UPDATE inbound AS i SET state = 'acked', acked_at = %s, lease_token = NULL "
+                "FROM unnest(%s::text[], %s::text[]) AS b(id, token) WHERE i.id = b.id AND i.state <> 'acked' "
+                "AND (b.token IS NULL OR i.lease_token = b.token) RETURNING i.id, i.agent, i.bus_id",
+                (now, [i for i, _t in first], [t for _i, t in first])).fetchall()
+        return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
+
     def release(self, entry_id: str, lease_token: str | None) -> bool:
         sql, args = release_statement(entry_id, lease_token)
         with self._db.transaction() as conn:
@@ -123,6 +139,12 @@ class PostgresMessageLog:
         with self._db.connection() as conn:
             row = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = %s", (entry_id,)).fetchone()
         return _entry(row) if row is not None else None
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        with self._db.connection() as conn:
+            rows = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = ANY(%s)",
+                                (list(entry_ids),)).fetchall()
+        return {e.id: e for e in map(_entry, rows)}
 
     def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
         where, args = ("WHERE state = %s", (state,)) if state is not None else ("", ())

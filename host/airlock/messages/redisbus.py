@@ -57,16 +57,16 @@ from typing import Any, cast
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StateUnavailable
 from ..state.leases import Fence
 from ..state.postgres import PgDb
-from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound
+from .log import DEDUPE_WINDOW_S, RETENTION_S, NewOutbound, ack_results
 from .model import Entry, NewEntry, OutboxEntry
 from .postgres import PostgresMessageLog, release_statement
-from .redisbus_lease import lease_delivered
+from .redisbus_lease import lease_delivered, read_stream
 from .redisbus_publish import PUBLISH_BATCH, PUBLISH_LUA, publish_round
 from .redisbus_trim import trim_streams
 
@@ -92,7 +92,6 @@ PUBLISH_RETRY_S = 0.5
 """Seconds the publisher thread waits after a failed round (Redis or PostgreSQL down)."""
 RELEASED_IDLE_MS = 10**12
 """Idle time given to a released entry: older than any visibility timeout, so the next XAUTOCLAIM takes it."""
-
 
 
 class RedisBusLog(PostgresMessageLog):
@@ -292,39 +291,14 @@ class RedisBusLog(PostgresMessageLog):
 
     def _read(self, agent: str, expired: dict[str, str], limit: int,
               visibility_s: float) -> tuple[dict[str, str], set[str]]:
-        """``entry id -> stream id`` of up to ``limit`` entries: ``expired`` (claimed to this consumer), then
-        entries another consumer took from the stream and held longer than ``visibility_s`` without leasing them
-        (XAUTOCLAIM: it died between reading and leasing, or a release did not reach Redis), then new ones; and the
-        ids of those XAUTOCLAIMed (handed out before)."""
-        key = self.stream_key(agent)
-        out = dict(expired)
-        claimed: set[str] = set()
-        try:
-            if expired:  # this consumer owns them in the group now (idle time restarts)
-                self._redis.xclaim(key, GROUP, self.consumer, 0, list(expired.values()), justid=True)
-            messages: list[Any] = []
-            if len(out) < limit and self._clock() - self._claim_checked.get(agent, float("-inf")) >= EXPIRY_CHECK_S:
-                taken = self._redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=int(visibility_s * 1000),
-                                               start_id="0-0", count=limit - len(out))
-                messages.extend(taken[1])
-                claimed.update(str(f["id"]) for _x, f in taken[1] if f and "id" in f)
-                if len(taken[1]) < limit - len(out):  # more may be waiting when the batch was full
-                    self._claim_checked[agent] = self._clock()
-            if len(out) + len(messages) < limit:
-                read = cast(list[Any], self._redis.xreadgroup(GROUP, self.consumer, {key: ">"},
-                                                               count=limit - len(out) - len(messages)) or [])
-                for _stream, fresh in read:
-                    messages.extend(fresh)
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):  # nothing published to this agent in this Redis yet
-                return out, claimed
-            raise
-        for xid, fields in messages:
-            if fields and "id" in fields:
-                out.setdefault(str(fields["id"]), str(xid))
-                if fields.get("again") == "1":  # re-published: its hand-out in the lost Redis counts too
-                    claimed.add(str(fields["id"]))
-        return out, claimed - set(expired)
+        """What a lease takes from ``agent``'s stream (``redisbus_lease.read_stream``), XAUTOCLAIMing at most every
+        :data:`EXPIRY_CHECK_S` per agent unless the last XAUTOCLAIM filled its batch (more may be waiting)."""
+        autoclaim = self._clock() - self._claim_checked.get(agent, float("-inf")) >= EXPIRY_CHECK_S
+        out, claimed, drained = read_stream(self._redis, self.stream_key(agent), GROUP, self.consumer, expired,
+                                            limit, visibility_s, autoclaim=autoclaim)
+        if drained:
+            self._claim_checked[agent] = self._clock()
+        return out, claimed
 
     # ---- acknowledgements ------------------------------------------------------------------------------------------
     def ack(self, entry_id: str, lease_token: str | None, now: float) -> bool:
@@ -340,6 +314,15 @@ class RedisBusLog(PostgresMessageLog):
             return False
         self._xack_quietly(str(row[0]), row[1])
         return True
+
+    def ack_many(self, items: Sequence[tuple[str, str | None]], now: float) -> list[bool]:
+        rows = self._ack_batch(items, now)  # PostgreSQL first (one statement), then one XACK per agent's stream
+        streams: dict[str, list[str | None]] = {}
+        for _entry_id, agent, xid in rows:
+            streams.setdefault(agent, []).append(xid)
+        for agent, xids in streams.items():
+            self._xack_quietly(agent, *xids)
+        return ack_results(items, {entry_id for entry_id, _agent, _xid in rows})
 
     def ack_and_append(self, entry_id: str, lease_token: str | None, outbound: Sequence[NewOutbound],
                        now: float) -> list[OutboxEntry]:
@@ -369,12 +352,14 @@ class RedisBusLog(PostgresMessageLog):
         if xids:
             self._redis.xack(self.stream_key(agent), GROUP, *xids)
 
-    def _xack_quietly(self, agent: str, xid: object) -> None:
-        """XACK after PostgreSQL recorded the ack; a failure only delays the PEL's cleanup (module docstring)."""
-        if xid is None:
+    def _xack_quietly(self, agent: str, *xids: object) -> None:
+        """XACK (one call for all ``xids`` of ``agent``'s stream; None: never published) after PostgreSQL recorded
+        the acks; a failure only delays the PEL's cleanup (module docstring)."""
+        published = [str(x) for x in xids if x is not None]
+        if not published:
             return
         try:
-            self._xack(agent, [str(xid)])
+            self._xack(agent, published)
         except RedisError as exc:
             logger.warning("bus: XACK failed (%s); the entry is dropped when it is next claimed", type(exc).__name__)
 

@@ -70,5 +70,7 @@ def publish_round(db: PgDb, script: Any, epoch_key: str, stream_key: Callable[[s
         conn.execute("UPDATE inbound AS i SET bus_epoch = %s, bus_id = v.xid "
                      "FROM unnest(%s::text[], %s::text[]) AS v(id, xid) WHERE i.id = v.id",
                      (epoch, ids, [str(x) for x in cast(list[Any], xids)]))
-        notify_appended(conn, [str(r[1]) for r in rows])  # in the streams now: waiting agents may read
+        # in the streams now: waiting agents may read. Unsigned: the rows may be other processes' (a sweep), whose
+        # waiters in this process nobody woke, so this process's listener must hear it too
+        notify_appended(conn, [str(r[1]) for r in rows], signed=False)
     return len(rows)

@@ -32,7 +32,7 @@ from ..state.leases import SCHEMA_SQLITE as _LEASES_SCHEMA
 from ..state.leases import Fence, check_fence_sqlite
 from ..stores._sqlite import SqliteDb, WouldBlock
 from .group_commit import GroupCommitter
-from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound
+from .log import DEDUPE_WINDOW_S, OUTBOX_CLAIM_S, RETENTION_S, NewOutbound, ack_results, first_of_each
 from .model import Entry, InboundState, NewEntry, OutboxEntry, OutboxState
 from .rows import INBOUND_COLS as _INBOUND_COLS
 from .rows import OUTBOX_COLS as _OUTBOX_COLS
@@ -216,6 +216,23 @@ class SqliteMessageLog:
         except WouldBlock:
             return None
 
+    def ack_many(self, items: Sequence[tuple[str, str | None]], now: float) -> list[bool]:
+        with self._db.transaction(_REDO_IS_HARMLESS) as conn:
+            return self._ack_many(conn, items, now)
+
+    def try_ack_many(self, items: Sequence[tuple[str, str | None]], now: float) -> list[bool] | None:
+        """``ack_many`` if it can run at once without waiting, else None (as ``try_lease``)."""
+        try:
+            return self._db.run_nowait(lambda conn: self._ack_many(conn, items, now), _REDO_IS_HARMLESS)
+        except WouldBlock:
+            return None
+
+    @classmethod
+    def _ack_many(cls, conn: sqlite3.Connection, items: Sequence[tuple[str, str | None]], now: float) -> list[bool]:
+        # one statement per entry, in the caller's one transaction: SQLite runs them in-process (no round trips)
+        acked = {i for i, token in first_of_each(items).items() if cls._ack(conn, i, token, now)}
+        return ack_results(items, acked)
+
     @staticmethod
     def _lease(conn: sqlite3.Connection, agent: str, limit: int, visibility_s: float, now: float) -> list[Entry]:
         ready = conn.execute(LEASE_READY_SQL, (agent, limit)).fetchall()
@@ -267,6 +284,12 @@ class SqliteMessageLog:
         with self._db.reading() as conn:
             row = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = ?", (entry_id,)).fetchone()
         return _entry(row) if row is not None else None
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        with self._db.reading() as conn:  # the ids as one JSON array: any number, one bound parameter
+            rows = conn.execute(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(entry_ids)),)).fetchall()
+        return {e.id: e for e in map(_entry, rows)}
 
     def list_inbound(self, state: InboundState | None = None, limit: int = 100) -> list[Entry]:
         where, args = ("WHERE state = ?", (state,)) if state is not None else ("", ())

@@ -10,46 +10,71 @@ listens (``state.cluster.ClusterSync``, on its change-listening connection) and 
 agent (``Inbox.wake``). A notification lost (the listening connection dropped) costs the old latency: waiters still
 look again every second.
 
-Payload: JSON ``{"agent name": count, ...}``; :data:`EVERYONE` (wake every waiter) when that would exceed
-:data:`MAX_PAYLOAD_BYTES` (PostgreSQL refuses payloads of 8000 bytes or more: NOTIFY's documentation).
+Payload: ``"{sender} {body}"`` from a commit. ``sender`` is :data:`SENDER`, this process's random id: the process
+that committed has woken its own waiters already (``Inbox.appended``), so its listener skips its own notifications
+(:func:`from_here`) rather than waking them again for a lease that finds nothing (one more transaction per commit
+under load). The Redis bus's publisher sends ``body`` alone: it may publish entries other processes committed
+(a sweep after a node died), whose waiters here nobody woke. ``body``: JSON ``{"agent name": count, ...}``;
+:data:`EVERYONE` (wake every waiter) when that would exceed :data:`MAX_PAYLOAD_BYTES` (PostgreSQL refuses payloads
+of 8000 bytes or more: NOTIFY's documentation). A payload without a sender (an older node of a rolling upgrade) is
+understood as before, or wakes everyone.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from ..state.postgres import APPENDED_CHANNEL
 
-__all__ = ["EVERYONE", "MAX_PAYLOAD_BYTES", "notify_appended", "parse", "payload"]
+__all__ = ["EVERYONE", "MAX_PAYLOAD_BYTES", "SENDER", "from_here", "notify_appended", "parse", "payload"]
 
 MAX_PAYLOAD_BYTES = 7900
 """Largest payload sent (bytes of UTF-8): under PostgreSQL's limit of 8000 bytes, with room to spare."""
 EVERYONE = "*"
-"""The payload that wakes every waiter of every agent (too many agents to name)."""
+"""The payload body that wakes every waiter of every agent (too many agents to name)."""
+SENDER = secrets.token_hex(8)
+"""This process's id at the head of its payloads (16 hex digits, new at every start)."""
+_SENDER_LEN = len(SENDER)
 
 
-def payload(agents: Iterable[str]) -> str:
-    """The payload for entries routed to ``agents`` (one name per entry): counts per agent, or :data:`EVERYONE`."""
-    text = json.dumps(dict(Counter(agents)), separators=(",", ":"))
-    return text if len(text.encode()) <= MAX_PAYLOAD_BYTES else EVERYONE
+def payload(agents: Iterable[str], *, signed: bool = True) -> str:
+    """The payload for entries routed to ``agents`` (one name per entry): :data:`SENDER` (when ``signed``), then
+    counts per agent or :data:`EVERYONE`; at most :data:`MAX_PAYLOAD_BYTES`."""
+    head = f"{SENDER} " if signed else ""
+    text = head + json.dumps(dict(Counter(agents)), separators=(",", ":"))
+    return text if len(text.encode()) <= MAX_PAYLOAD_BYTES else head + EVERYONE
 
 
-def notify_appended(conn: Any, agents: Iterable[str]) -> None:
+def notify_appended(conn: Any, agents: Iterable[str], *, signed: bool = True) -> None:
     """Inside the transaction that makes the entries visible: tell every node (sent when it commits). ``conn``: a
-    psycopg connection; nothing is sent for no entries."""
+    psycopg connection; nothing is sent for no entries. ``signed``: this process woke the entries' waiters here
+    itself, so its own listener may skip the notification (module docstring)."""
     names = list(agents)
     if names:
-        conn.execute("SELECT pg_notify(%s, %s)", (APPENDED_CHANNEL, payload(names)))
+        conn.execute("SELECT pg_notify(%s, %s)", (APPENDED_CHANNEL, payload(names, signed=signed)))
+
+
+def _split(text: str) -> tuple[str | None, str]:
+    head, sep, body = text.partition(" ")
+    if sep and len(head) == _SENDER_LEN and all(c in "0123456789abcdef" for c in head):
+        return head, body
+    return None, text  # no sender: an older node's payload
+
+
+def from_here(text: str) -> bool:
+    """Whether this process sent the payload (its waiters were woken when it appended)."""
+    return _split(text)[0] == SENDER
 
 
 def parse(text: str) -> dict[str, int] | None:
     """``{agent: count}`` from a payload; None means wake every waiter (:data:`EVERYONE`, or a payload this version
     does not understand: a spurious wake-up costs one look, a missed one a second)."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(_split(text)[1])
     except ValueError:
         return None
     if not isinstance(doc, dict):

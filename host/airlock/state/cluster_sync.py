@@ -39,6 +39,7 @@ import psycopg
 from ..channels.catalog import find
 from ..channels.layout import ChannelStore
 from ..errors import AirlockError
+from ..messages.wakeup import from_here
 from ..messages.wakeup import parse as parse_appended
 from .cluster import ChannelRecord, ChannelRecords, materialise, record_from_home, unmaterialise
 from .postgres import APPENDED_CHANNEL, CLUSTER_CHANNEL
@@ -146,8 +147,9 @@ class ClusterSync:
             await asyncio.sleep(RELISTEN_S)
 
     def _appended(self, payload: str) -> None:
-        """Entries appended on some node (``messages.wakeup``): wake this node's waiting agents at once."""
-        if self.on_appended is not None:
+        """Entries appended on another process (``messages.wakeup``): wake this node's waiting agents at once (this
+        process's own appends woke them already)."""
+        if self.on_appended is not None and not from_here(payload):
             self.on_appended(parse_appended(payload))
 
     async def _catch_up(self) -> None:
