@@ -8,14 +8,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import redis
-from apihelp import api, auth, inject, poll, started_host
+from apihelp import (
+    api,
+    auth,
+    inject,
+    poll,
+    session_fixture,  # noqa: F401 (fixture)
+    started_host,
+)
 
 from airlock.agent_client import AgentApiError, AgentClient
 from airlock.agentapi.models import MAX_ACK_BATCH, MAX_BODY_BYTES
@@ -27,12 +33,6 @@ from airlock.messages.redisbus import GROUP, RedisBusLog
 UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 """A well-formed message id that no test commits."""
 _names = itertools.count()
-
-
-@pytest.fixture
-async def s() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def ack_batch(s: aiohttp.ClientSession, host: AirlockHost, token: str, items: list[dict[str, Any]],
