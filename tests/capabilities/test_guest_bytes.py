@@ -13,14 +13,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import random
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import fetchguest
 import pytest
 from aiohttp import web
+from fake_base import serving_on_thread
 
 from airlock.capabilities.egress import Egress
 from airlock.channels.channel import Channel, HostServices
@@ -57,7 +56,6 @@ REPLIES: list[Reply] = []
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[tuple[str, list[int]]]:
     """A 127.0.0.1 server that records the size of every request body it gets and answers ``REPLIES[-1]``."""
-    loop = asyncio.new_event_loop()
     sizes: list[int] = []
 
     async def body(request: web.Request) -> web.Response:
@@ -67,17 +65,8 @@ def upstream() -> Iterator[tuple[str, list[int]]]:
 
     app = web.Application(client_max_size=64 * MIB)
     app.router.add_route("*", "/body", body)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}", sizes
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving_on_thread(app) as url:
+        yield url, sizes
 
 
 TOKEN = "tok-9f8e7d6c5b4a"

@@ -11,13 +11,11 @@ exact inverse to what the guest got (body, headers, error message), then looks f
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import html
 import json
 import re
 import string
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import pytest
 from aiohttp import web
+from fake_base import serving_on_thread
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -168,22 +167,12 @@ async def _reflect(request: web.Request) -> web.Response:
 
 @pytest.fixture(scope="module")
 def reflector() -> Iterator[Reflector]:
-    loop = asyncio.new_event_loop()
     app = web.Application()
     received: list[str] = []
     app[RECEIVED] = received
     app.router.add_route("*", "/{tail:.*}", _reflect)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield Reflector(f"http://127.0.0.1:{port}", received)
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving_on_thread(app) as url:
+        yield Reflector(url, received)
 
 
 @pytest.fixture(scope="module")

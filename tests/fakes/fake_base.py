@@ -1,7 +1,8 @@
 """What the fake platform servers share: serving on 127.0.0.1, waiting for records, reading a bearer token.
 
 :func:`serving` serves any aiohttp app on 127.0.0.1 for one block: the small ad-hoc servers of single test
-modules (an upstream, a redirector, a websocket peer) use it rather than a fake of their own.
+modules (an upstream, a redirector, a websocket peer) use it rather than a fake of their own;
+:func:`serving_on_thread` does the same for synchronous tests, on an event loop of its own in a thread.
 
 A fake subclasses :class:`FakeServer`, adds its routes in :meth:`FakeServer.add_routes`, appends what it
 records to plain lists and calls :meth:`FakeServer.notify` after each; tests ``async with`` the fake (or call
@@ -16,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-__all__ = ["FakeServer", "bearer_token", "serving"]
+__all__ = ["FakeServer", "bearer_token", "serving", "serving_on_thread"]
 
 T = TypeVar("T")
 
@@ -117,3 +119,20 @@ async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def serving_on_thread(app: web.Application, **runner_options: Any) -> Iterator[str]:
+    """:func:`serving` for synchronous code (a blocking client, a sandbox's worker threads): ``app`` runs on a new
+    event loop in a daemon thread for the block, which gets the base URL."""
+    loop = asyncio.new_event_loop()
+    served = serving(app, **runner_options)
+    url = loop.run_until_complete(served.__aenter__())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield url
+    finally:
+        asyncio.run_coroutine_threadsafe(served.__aexit__(None, None, None), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
