@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -207,3 +208,27 @@ def minimal_caps(name: str = "minimal", **channel: Any) -> dict[str, Any]:
     chan.update(channel)
     return {"name": name, "version": "0.1.0", "wit_version": "0.1.0",
             "capabilities": {"channel": chan}, "config": {"dm_policy": "open"}}
+
+
+@contextlib.contextmanager
+def cli_logging_restored() -> Iterator[None]:
+    """The CLI configures the ``airlock`` loggers (levels and handlers) when it runs in-process; they are put back
+    at the end of the block, so later tests log as before."""
+    from airlock import cli  # not at module level: most test modules never run the CLI in-process
+
+    names = ("airlock", *cli._QUIETABLE)
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
+    try:
+        yield
+    finally:
+        for name, (level, handlers) in saved.items():
+            logger = logging.getLogger(name)
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+
+
+@pytest.fixture
+def restore_cli_logging() -> Iterator[None]:
+    """``cli_logging_restored`` around a test (``pytestmark = pytest.mark.usefixtures("restore_cli_logging")``)."""
+    with cli_logging_restored():
+        yield

@@ -7,7 +7,6 @@ real subprocess and is stopped with SIGINT.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -15,7 +14,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,8 @@ from airlock.errors import ConfigError
 from airlock.messages.sqlite import SqliteMessageLog
 from airlock.stores import PairingStore, SecretStore
 
+pytestmark = pytest.mark.usefixtures("restore_cli_logging")  # the CLI runs in-process and sets up logging
+
 MASTER_KEY = "5f" * 32
 WORLD = "airlock:channel/sandboxed-channel@0.1.0"
 
@@ -42,18 +42,6 @@ def minimal_caps(**channel: Any) -> dict[str, Any]:
     chan.update(channel)
     return {"name": "minimal", "version": "0.1.0", "wit_version": "0.1.0",
             "capabilities": {"channel": chan}, "config": {"dm_policy": "open"}}
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the ``airlock`` loggers; put them back so other test modules are unaffected."""
-    names = ("airlock", *cli._QUIETABLE)
-    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
-    yield
-    for name, (level, handlers) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
 
 
 @pytest.fixture(scope="module")

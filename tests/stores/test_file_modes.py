@@ -10,7 +10,6 @@ exist. Modes are checked while the gateway runs and after it stopped.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -28,16 +27,7 @@ from airlock.host_config import HostConfig
 from airlock.stores import PairingStore
 from airlock.stores.files import private_dir, private_file
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the ``airlock`` loggers; put them back for the other test modules."""
-    names = ("airlock", *cli._QUIETABLE)
-    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
-    yield
-    for name, (level, handlers) in saved.items():
-        logging.getLogger(name).setLevel(level)
-        logging.getLogger(name).handlers[:] = handlers
+pytestmark = pytest.mark.usefixtures("restore_cli_logging")  # the CLI runs in-process and sets up logging
 
 
 @pytest.fixture

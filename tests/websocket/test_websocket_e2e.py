@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
-from conftest import REPO, InstallFn, minimal_caps
+from conftest import REPO, InstallFn, cli_logging_restored, minimal_caps
 from fake_base import serving
 from fake_discord import DEFAULT_TOKEN, FakeDiscord
 from typer.testing import CliRunner
@@ -202,13 +202,8 @@ async def test_no_token_stored_never_opens_the_socket(
 
     monkeypatch.setenv("AIRLOCK_HOME", str(airlock_home))
     monkeypatch.setenv("COLUMNS", "250")
-    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in ("airlock", *cli._QUIETABLE)}
-    try:
+    with cli_logging_restored():
         result = CliRunner().invoke(cli.app, ["channels", "list"])
-    finally:
-        for name, (level, handlers) in saved.items():
-            logging.getLogger(name).setLevel(level)
-            logging.getLogger(name).handlers[:] = handlers
     assert result.exit_code == 0, result.output
     assert "websocket not opened: missing secret discord_bot_token" in " ".join(result.output.split())
 
