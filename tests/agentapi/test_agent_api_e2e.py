@@ -52,12 +52,8 @@ async def telegram_host(home: Path, fake: FakeTelegram, install: InstallFn, agen
     store.set("telegram_bot_token", fake.token)
     config = HostConfig.build(home=home, listen_port=0, upstream_overrides={"api.telegram.org": fake.base_url},
                               default_agent=agent, min_poll_interval_override_ms=100)
-    host = AirlockHost(config, secrets=store)
-    await host.start()
-    try:
+    async with AirlockHost(config, secrets=store) as host:
         yield host
-    finally:
-        await host.stop()
 
 
 async def conversation(fake: FakeTelegram, host: AirlockHost) -> list[str]:

@@ -80,12 +80,8 @@ async def running_host(
         store.set(REPLY_TOKEN_NAME, REPLY_TOKEN)
     upstream = {"hooks.example.com": replies.base_url, **(overrides or {})}
     config = HostConfig.build(home=home, listen_port=0, upstream_overrides=upstream)
-    host = AirlockHost(config, secrets=store)
-    await host.start()
-    try:
+    async with AirlockHost(config, secrets=store) as host:
         yield host
-    finally:
-        await host.stop()
 
 
 def install_template(install: InstallFn, **config: Any) -> None:

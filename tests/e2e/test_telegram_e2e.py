@@ -34,12 +34,8 @@ async def running_host(home: Path, fake: FakeTelegram) -> AsyncIterator[AirlockH
     store = SecretStore.open(home)
     store.set("telegram_bot_token", fake.token)
     config = HostConfig.build(home=home, listen_port=0, upstream_overrides={"api.telegram.org": fake.base_url})
-    host = AirlockHost(config, secrets=store)
-    await host.start()
-    try:
+    async with AirlockHost(config, secrets=store) as host:
         yield host
-    finally:
-        await host.stop()
 
 
 @pytest.fixture
