@@ -132,7 +132,7 @@ impl RecentIds {
     }
 
     /// Write the ids back if [`first_time`](RecentIds::first_time) recorded one (workspace errors as for
-    /// [`write`]).
+    /// [`write()`]).
     pub fn save(&mut self) -> Result<()> {
         if self.changed {
             write_json(&self.path, &self.ids)?;
