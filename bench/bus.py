@@ -3,11 +3,11 @@
 Each backend runs the real gateway (``airlock serve`` in its own process, the template-rust component, the
 webhook secret checked by the host) and, in this process, a load generator (``CONCURRENCY`` clients POSTing
 webhooks for ``DURATION_S``) and an HTTP agent (``AGENTS`` long-polling clients leasing up to 50 messages and
-acknowledging them over the agent API: each with its own request, or with ``--ack batch`` each lease's messages in
-one ``POST /v1/messages/ack``). Reported per backend: webhooks answered 200 per second, the webhook's
-p50/p99 answer time, the p50/p99 delivery time (webhook sent -> agent received it, one clock), and the CPU seconds
-the gateway, PostgreSQL and Redis spent per message (/proc, summed over each server's processes), which is what the
-capacity model in BENCHMARKS.md is built from.
+acknowledging them over the agent API, in both ways an agent can: each with its own request, and each lease's
+messages in one ``POST /v1/messages/ack``; ``--ack each|batch`` runs one way only). Reported per backend and way:
+webhooks answered 200 per second, the webhook's p50/p99 answer time, the p50/p99 delivery time (webhook sent ->
+agent received it, one clock), and the CPU seconds the gateway, PostgreSQL and Redis spent per message (/proc,
+summed over each server's processes), which is what the capacity model in BENCHMARKS.md is built from.
 
 Run: ``make bench-bus`` (or ``PYTHONPATH=host:bench .venv/bin/python bench/bus.py [--duration S] [--ack MODE]``;
 needs scripts/install-servers.sh). Writes ``bench/results/bus.md`` (``bus_report``, with ``bench/results/bus.json``),
@@ -47,8 +47,8 @@ DURATION_S = 10.0
 WARMUP = 50
 """Webhooks sent and delivered before the measured run (compiles, pools, connections)."""
 ACK_MODES = ("each", "batch")
-"""How the HTTP agent acknowledges (``--ack``): ``each`` (default: the figures stay comparable with earlier runs) posts
-one ``/v1/messages/{id}/ack`` per message, concurrently; ``batch`` one ``/v1/messages/ack`` per lease."""
+"""How the HTTP agent acknowledges: ``each`` posts one ``/v1/messages/{id}/ack`` per message, concurrently (the way
+of earlier runs, kept for comparison); ``batch`` one ``/v1/messages/ack`` per lease (the capacity model's)."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -234,7 +234,7 @@ async def _load(label: str, base: str, api: str, token: str, duration: float, ga
     delivery = sorted(run.delivered_s[k] - run.sent_at[k] for k in run.sent_at if k in run.delivered_s)
     answers = sorted(run.answer_s)
     return {
-        "backend": label, "webhooks": n, "refused": run.refused, "undelivered": lost,
+        "backend": label, "ack": ack, "webhooks": n, "refused": run.refused, "undelivered": lost,
         "req_per_s": round(n / sent_for, 1),
         "answer_p50_ms": round(percentile(answers, 0.5) * 1e3, 2),
         "answer_p99_ms": round(percentile(answers, 0.99) * 1e3, 2),
@@ -288,7 +288,7 @@ def log_costs(pg: PostgresServer, rd: RedisServer, pg_pids: list[int], rd_pids: 
     return out
 
 
-async def main_async(duration: float, ack: str = "each") -> list[dict[str, Any]]:
+async def main_async(duration: float, acks: tuple[str, ...] = ACK_MODES) -> list[dict[str, Any]]:
     pg, rd = PostgresServer(), RedisServer()
     try:
         pg.start()
@@ -297,12 +297,13 @@ async def main_async(duration: float, ack: str = "each") -> list[dict[str, Any]]
         pg_pids = [p for p in (pg_pid,) if p is not None]
         rd_pids = [p for p in (rd_pid,) if p is not None]
         results = log_costs(pg, rd, pg_pids, rd_pids)
-        results.append(await measure("sqlite", "", duration, {}, ack))
-        results.append(await measure("postgresql", f'state = "{pg.create_database("bench")}"\n', duration,
-                                     {"postgres": pg_pids}, ack))
-        bus_toml = f'state = "{pg.create_database("bench")}"\nbus = "{rd.url}"\n'
-        results.append(await measure("postgresql+redis", bus_toml, duration, {"postgres": pg_pids, "redis": rd_pids},
-                                     ack))
+        for ack in acks:
+            results.append(await measure("sqlite", "", duration, {}, ack))
+            results.append(await measure("postgresql", f'state = "{pg.create_database("bench")}"\n', duration,
+                                         {"postgres": pg_pids}, ack))
+            bus_toml = f'state = "{pg.create_database("bench")}"\nbus = "{rd.url}"\n'
+            results.append(await measure("postgresql+redis", bus_toml, duration,
+                                         {"postgres": pg_pids, "redis": rd_pids}, ack))
         return results
     finally:
         rd.destroy()
@@ -312,8 +313,8 @@ async def main_async(duration: float, ack: str = "each") -> list[dict[str, Any]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=DURATION_S)
-    parser.add_argument("--ack", choices=ACK_MODES, default="each",
-                        help="the HTTP agent's acknowledgements: one request per message (default) or per lease")
+    parser.add_argument("--ack", choices=ACK_MODES, default=None,
+                        help="only this way of acknowledging (default: both, one after the other)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bus.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "bench" / "results" / "bus.md")
     parser.add_argument("--from-json", type=Path, help="only write the markdown, from an earlier run's --out")
@@ -322,9 +323,10 @@ def main() -> None:
         args.markdown.write_text(markdown(json.loads(args.from_json.read_text())))
         return
     load = os.getloadavg()
-    results = asyncio.run(main_async(args.duration, args.ack))
+    acks = ACK_MODES if args.ack is None else (args.ack,)
+    results = asyncio.run(main_async(args.duration, acks))
     doc = {"nproc": os.cpu_count(), "concurrency": CONCURRENCY, "agents": AGENTS, "duration_s": args.duration,
-           "ack": args.ack,
+           "acks": list(acks),
            "load": " / ".join(f"{x:.1f}" for x in load), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2))
