@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,13 +298,14 @@ async def main_async(duration: float, acks: tuple[str, ...] = ACK_MODES) -> list
         pg_pids = [p for p in (pg_pid,) if p is not None]
         rd_pids = [p for p in (rd_pid,) if p is not None]
         results = log_costs(pg, rd, pg_pids, rd_pids)
-        for ack in acks:
-            results.append(await measure("sqlite", "", duration, {}, ack))
-            results.append(await measure("postgresql", f'state = "{pg.create_database("bench")}"\n', duration,
-                                         {"postgres": pg_pids}, ack))
-            bus_toml = f'state = "{pg.create_database("bench")}"\nbus = "{rd.url}"\n'
-            results.append(await measure("postgresql+redis", bus_toml, duration,
-                                         {"postgres": pg_pids, "redis": rd_pids}, ack))
+        backends: list[tuple[str, Callable[[], str], Servers]] = [
+            ("sqlite", lambda: "", {}),
+            ("postgresql", lambda: f'state = "{pg.create_database("bench")}"\n', {"postgres": pg_pids}),
+            ("postgresql+redis", lambda: f'state = "{pg.create_database("bench")}"\nbus = "{rd.url}"\n',
+             {"postgres": pg_pids, "redis": rd_pids})]
+        for label, toml, servers in backends:
+            for ack in acks:  # one backend's ways back to back: this machine's speed drifts over minutes
+                results.append(await measure(label, toml(), duration, servers, ack))
         return results
     finally:
         rd.destroy()
