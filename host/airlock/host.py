@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
-from ._version import __version__
 from .agentapi import AgentApi
 from .agents.api import DURABLE_WAITERS, AgentSideApi
 from .capabilities.egress import Egress
@@ -43,6 +42,7 @@ from .channels.operations import Operations, load_installed
 from .channels.poll_lease import PollLeasing, holder_id
 from .channels.socket_runtime import SocketSettings
 from .errors import ConfigError
+from .host_cluster import join_cluster
 from .host_config import HostConfig
 from .host_reload import apply_reload
 from .inbound.listener import ConnectionGate, GatedTCPSite, install_quiet_parse_errors, runner_kwargs
@@ -59,9 +59,6 @@ from .runtime import pooling
 from .runtime.engine import Runtime
 from .runtime.instance import Sandbox
 from .state.backends import open_agents, open_blobs, open_secrets, open_state
-from .state.cluster import ChannelRecords
-from .state.cluster_sync import ClusterSync
-from .state.nodes import NodeBeacon, NodeRegistry, node_id
 from .state.replay import SharedReplayCache
 from .stores import SecretStore
 from .stores.files import private_dir
@@ -72,6 +69,8 @@ if TYPE_CHECKING:
     from .admin import AdminServer
     from .control import ControlServer
     from .observability.multiproc import Publisher
+    from .state.cluster_sync import ClusterSync
+    from .state.nodes import NodeBeacon
 
 log = logging.getLogger("airlock")
 T = TypeVar("T")
@@ -134,10 +133,6 @@ class AirlockHost(AgentSideApi):
         self.outbox = OutboxSender(self.log, self.streams.deliverer(self._deliver), self.manager.send_rate)
         self.agents = open_agents(config, self.state.db)
         self.agent_api = AgentApi(self, self.agents) if config.agent_api_enabled and self.agent_side else None
-        self.node: NodeBeacon | None = None
-        """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
-        self.cluster: ClusterSync | None = None
-        """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._published: asyncio.Task[None] | None = None
@@ -156,15 +151,12 @@ class AirlockHost(AgentSideApi):
                                         lambda: read_status(config.home))
         self.store = ChannelStore(config.channels_dir)
         self.operations = Operations(self.manager, self.store, self.secrets)
-        if self.state.db is not None and config.state_url.dsn is not None:
-            me = node_id(config.home)
-            self.node = NodeBeacon(NodeRegistry(self.state.db), me, __version__)
-            self.cluster = ClusterSync(ChannelRecords(self.state.db), config.state_url.dsn, self.operations,
-                                       self.secrets, me, config.channels_dir)
-            self.manager.on_switch = self.cluster.announce_switch
-            self.operations.cluster = self.cluster
-            if self.agent_side:  # agents lease here: wake them for entries appended on other nodes
-                self.cluster.on_appended = self.bus.wake
+        joined = join_cluster(config, self.state.db, self.manager, self.operations, self.secrets, self.bus,
+                              self.agent_side)
+        self.node: NodeBeacon | None = joined[0] if joined else None
+        """This node in the cluster's registry (``state.nodes``): PostgreSQL state only."""
+        self.cluster: ClusterSync | None = joined[1] if joined else None
+        """Channels installed once and hot changes from the other nodes (``state.cluster``): PostgreSQL only."""
         self._reload_config = reload_config
         self.control: ControlServer | None = None
         if control:  # a worker's is private, its supervisor serves HOME/control.sock (``workers.fanout``)
