@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,12 @@ def sent_media(bot: FakeWecomWs) -> list[dict[str, Any]]:
     return [c["body"] for c in bot.commands if c["cmd"] == "aibot_send_msg" and c["body"]["msgtype"] != "markdown"]
 
 
+def host_for(home: Path, bot: FakeWecomWs) -> AbstractAsyncContextManager[AirlockHost]:
+    """The host with the WeCom channel's AI-bot secrets, its socket pointed at the fake."""
+    secrets = {"wecom_bot_id": bot.bot_id, "wecom_bot_secret": bot.secret}
+    return running_host(home, "wecom", secrets, {"openws.work.weixin.qq.com": bot.base_url})
+
+
 async def ask(host: AirlockHost, bot: FakeWecomWs, chatid: str | None = None) -> Any:
     await bot.wait_for(lambda: len(bot.connections) == 1, "subscribe")
     if chatid is None:
@@ -52,9 +59,7 @@ async def ask(host: AirlockHost, bot: FakeWecomWs, chatid: str | None = None) ->
 async def test_reply_files_are_uploaded_and_sent_to_the_chat(
         airlock_home: Path, install_channel: InstallFn, bot: FakeWecomWs) -> None:
     install_channel(WASM, CAPS, dm_policy="open")
-    upstream = {"openws.work.weixin.qq.com": bot.base_url}
-    async with running_host(airlock_home, "wecom", {"wecom_bot_id": bot.bot_id, "wecom_bot_secret": bot.secret},
-                            upstream) as host:
+    async with host_for(airlock_home, bot) as host:
         msg = await ask(host, bot)
         files = [Attachment("chart.png", "image/png", PNG), Attachment("季度报告.pdf", "application/pdf", PDF)]
         out = await host.respond(msg, "two files", attachments=files)
@@ -76,9 +81,7 @@ async def test_reply_files_are_uploaded_and_sent_to_the_chat(
 async def test_group_reply_files_go_to_the_group_and_a_refusal_is_told(
         airlock_home: Path, install_channel: InstallFn, bot: FakeWecomWs) -> None:
     install_channel(WASM, CAPS, dm_policy="open")
-    upstream = {"openws.work.weixin.qq.com": bot.base_url}
-    async with running_host(airlock_home, "wecom", {"wecom_bot_id": bot.bot_id, "wecom_bot_secret": bot.secret},
-                            upstream) as host:
+    async with host_for(airlock_home, bot) as host:
         msg = await ask(host, bot, chatid="wrkGroupChat01")
         assert (await host.respond(msg, "", attachments=[Attachment("a.txt", "text/plain", b"hello")])).ok
         await bot.wait_for(lambda: len(sent_media(bot)) == 1, "the file message")
